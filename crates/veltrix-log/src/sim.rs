@@ -1,0 +1,456 @@
+//! In-memory storage and a manual clock, with fault injection, for tests.
+//!
+//! [`SimStorage`] models what a crash can do to files, not just what a process sees:
+//! every file keeps the bytes written (what reads return) apart from the bytes made
+//! durable by `sync`, and the list of writes in between. [`SimStorage::crash`] throws
+//! away the live state and keeps, per file, the durable bytes plus a random prefix of
+//! the pending writes, the last one possibly torn; a file created or removed since
+//! its directory was last synced is rolled back too. Faults (failing fsync, failing
+//! writes, a full disk, flipped bits) are switched on and off by the test.
+//!
+//! A failed `sync` behaves like Linux after an fsync error: the pending writes stay
+//! visible to reads but are forgotten, so a later `sync` that succeeds does not make
+//! them durable. Retrying an fsync therefore cannot hide a loss.
+//!
+//! Directories themselves are always durable; only their entries are modelled.
+//! Randomness comes from a seed so a failing case replays exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::io::{Clock, OpenMode, Storage, StorageFile};
+
+/// A small deterministic generator (xorshift64*), enough for fault placement.
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    pub fn new(seed: u64) -> Self {
+        SimRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..=max`.
+    pub fn upto(&mut self, max: u64) -> u64 {
+        if max == u64::MAX {
+            self.next_u64()
+        } else {
+            self.next_u64() % (max + 1)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    /// What reads see.
+    live: Vec<u8>,
+    /// What survives a crash for certain.
+    durable: Vec<u8>,
+    /// Changes since the last successful sync, in order.
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug)]
+struct SimFile {
+    state: Mutex<FileState>,
+    storage: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    fail_sync: bool,
+    fail_write: bool,
+    capacity_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Namespace {
+    /// Files as processes see them.
+    live: BTreeMap<PathBuf, Arc<SimFile>>,
+    /// Files as they would be found after a crash.
+    durable: BTreeMap<PathBuf, Arc<SimFile>>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    faults: Mutex<Faults>,
+    syncs: AtomicU64,
+    failed_syncs: AtomicU64,
+    /// Total live bytes of all files, for the capacity limit.
+    used_bytes: AtomicU64,
+}
+
+/// In-memory storage with crash and fault simulation. Cloning shares the files.
+#[derive(Debug, Clone)]
+pub struct SimStorage {
+    ns: Arc<Mutex<Namespace>>,
+    shared: Arc<Shared>,
+}
+
+impl Default for SimStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in a test thread must not hide the state from the assertions after it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+}
+
+fn apply(content: &mut Vec<u8>, op: &Pending) {
+    match op {
+        Pending::Write { offset, data } => {
+            let end = *offset as usize + data.len();
+            if content.len() < end {
+                content.resize(end, 0);
+            }
+            content[*offset as usize..end].copy_from_slice(data);
+        }
+        Pending::SetLen(len) => content.resize(*len as usize, 0),
+    }
+}
+
+impl SimStorage {
+    pub fn new() -> Self {
+        SimStorage {
+            ns: Arc::new(Mutex::new(Namespace::default())),
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    /// Makes every later `sync` fail (`true`) or succeed (`false`).
+    pub fn fail_syncs(&self, on: bool) {
+        lock(&self.shared.faults).fail_sync = on;
+    }
+
+    /// Makes every later `write_all_at` fail with an I/O error.
+    pub fn fail_writes(&self, on: bool) {
+        lock(&self.shared.faults).fail_write = on;
+    }
+
+    /// Limits the total size of all live files; writes past it fail with
+    /// `StorageFull` after writing what fits. `None` removes the limit.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        lock(&self.shared.faults).capacity_bytes = bytes;
+    }
+
+    /// Number of successful and failed `sync` calls so far.
+    pub fn sync_counts(&self) -> (u64, u64) {
+        (
+            self.shared.syncs.load(Ordering::Relaxed),
+            self.shared.failed_syncs.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Flips bits (`xor`) at `offset` of a file, in the live and the durable copy,
+    /// as a bad disk sector would.
+    pub fn corrupt(&self, path: &Path, offset: u64, xor: u8) -> io::Result<()> {
+        let ns = lock(&self.ns);
+        let file = ns.live.get(path).ok_or_else(|| not_found(path))?;
+        let mut st = lock(&file.state);
+        let at = offset as usize;
+        if at >= st.live.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "offset past end of file"));
+        }
+        st.live[at] ^= xor;
+        if at < st.durable.len() {
+            st.durable[at] ^= xor;
+        }
+        for op in &mut st.pending {
+            if let Pending::Write { offset, data } = op
+                && (*offset as usize..*offset as usize + data.len()).contains(&at)
+            {
+                data[at - *offset as usize] ^= xor;
+            }
+        }
+        Ok(())
+    }
+
+    /// Full paths of all live files, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        lock(&self.ns).live.keys().cloned().collect()
+    }
+
+    /// Live contents of a file.
+    pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let ns = lock(&self.ns);
+        let file = ns.live.get(path).ok_or_else(|| not_found(path))?;
+        Ok(lock(&file.state).live.clone())
+    }
+
+    /// Simulates power loss. Files and directory entries roll back to their durable
+    /// state; with `torn`, each file also keeps a random prefix of its unsynced
+    /// writes, the last of them possibly cut short. Clears all faults.
+    ///
+    /// Handles to files opened before the crash must not be used afterwards.
+    pub fn crash(&self, torn: bool, seed: u64) {
+        let mut rng = SimRng::new(seed);
+        let mut ns = lock(&self.ns);
+        let mut survivors = BTreeMap::new();
+        for (path, file) in ns.durable.iter() {
+            let st = lock(&file.state);
+            let mut content = st.durable.clone();
+            if torn && !st.pending.is_empty() {
+                let keep = rng.upto(st.pending.len() as u64) as usize;
+                for (i, op) in st.pending.iter().take(keep).enumerate() {
+                    match op {
+                        Pending::Write { offset, data } if i + 1 == keep => {
+                            let cut = rng.upto(data.len() as u64) as usize;
+                            let torn_op = Pending::Write {
+                                offset: *offset,
+                                data: data[..cut].to_vec(),
+                            };
+                            apply(&mut content, &torn_op);
+                        }
+                        other => apply(&mut content, other),
+                    }
+                }
+            }
+            let fresh = Arc::new(SimFile {
+                state: Mutex::new(FileState {
+                    live: content.clone(),
+                    durable: content,
+                    pending: Vec::new(),
+                }),
+                storage: self.shared.clone(),
+            });
+            survivors.insert(path.clone(), fresh);
+        }
+        ns.live = survivors.clone();
+        ns.durable = survivors;
+        self.recount(&ns);
+        *lock(&self.shared.faults) = Faults::default();
+    }
+
+    fn recount(&self, ns: &Namespace) {
+        let used = ns.live.values().map(|f| lock(&f.state).live.len() as u64).sum();
+        self.shared.used_bytes.store(used, Ordering::Relaxed);
+    }
+}
+
+impl StorageFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let st = lock(&self.state);
+        let start = (offset as usize).min(st.live.len());
+        let n = buf.len().min(st.live.len() - start);
+        buf[..n].copy_from_slice(&st.live[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let faults = lock(&self.storage.faults);
+        if faults.fail_write {
+            return Err(io::Error::other("simulated write failure"));
+        }
+        let capacity = faults.capacity_bytes;
+        drop(faults);
+        let mut st = lock(&self.state);
+        let mut data = buf;
+        let mut full = false;
+        if let Some(capacity) = capacity {
+            let end = offset + buf.len() as u64;
+            let grow = end.saturating_sub(st.live.len() as u64);
+            let room = capacity.saturating_sub(self.storage.used_bytes.load(Ordering::Relaxed));
+            if grow > room {
+                let fits = (buf.len() as u64 - (grow - room)) as usize;
+                data = &buf[..fits];
+                full = true;
+            }
+        }
+        let op = Pending::Write {
+            offset,
+            data: data.to_vec(),
+        };
+        let before = st.live.len() as u64;
+        apply(&mut st.live, &op);
+        self.storage
+            .used_bytes
+            .fetch_add(st.live.len() as u64 - before, Ordering::Relaxed);
+        st.pending.push(op);
+        if full {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "simulated disk full"));
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let fail = lock(&self.storage.faults).fail_sync;
+        let mut st = lock(&self.state);
+        if fail {
+            // Linux semantics: the dirty data is dropped from the writeback set.
+            st.pending.clear();
+            self.storage.failed_syncs.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other("simulated fsync failure"));
+        }
+        st.durable = st.live.clone();
+        st.pending.clear();
+        self.storage.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(lock(&self.state).live.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        let before = st.live.len() as u64;
+        let op = Pending::SetLen(len);
+        apply(&mut st.live, &op);
+        self.storage.used_bytes.fetch_add(len, Ordering::Relaxed);
+        self.storage.used_bytes.fetch_sub(before, Ordering::Relaxed);
+        st.pending.push(op);
+        Ok(())
+    }
+}
+
+impl Storage for SimStorage {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.ns);
+        for ancestor in path.ancestors() {
+            ns.dirs.insert(ancestor.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let ns = lock(&self.ns);
+        if !ns.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let mut names: Vec<String> = ns
+            .live
+            .keys()
+            .filter(|p| p.parent() == Some(path))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        names.extend(
+            ns.dirs
+                .iter()
+                .filter(|d| d.parent() == Some(path))
+                .filter_map(|d| d.file_name()?.to_str().map(str::to_owned)),
+        );
+        Ok(names)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        let mut ns = lock(&self.ns);
+        let parent = path.parent().unwrap_or(Path::new(""));
+        if !ns.dirs.contains(parent) {
+            return Err(not_found(parent));
+        }
+        match (ns.live.get(path), mode) {
+            (Some(_), OpenMode::CreateNew) => Err(io::ErrorKind::AlreadyExists.into()),
+            (Some(file), _) => Ok(file.clone()),
+            (None, OpenMode::Existing) => Err(not_found(path)),
+            (None, _) => {
+                let file = Arc::new(SimFile {
+                    state: Mutex::new(FileState::default()),
+                    storage: self.shared.clone(),
+                });
+                ns.live.insert(path.to_path_buf(), file.clone());
+                Ok(file)
+            }
+        }
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let ns = lock(&self.ns);
+        ns.live.contains_key(path) || ns.dirs.contains(path)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.ns);
+        ns.live.remove(path).ok_or_else(|| not_found(path))?;
+        self.recount(&ns);
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.ns);
+        ns.live.retain(|p, _| !p.starts_with(path));
+        ns.durable.retain(|p, _| !p.starts_with(path));
+        ns.dirs.retain(|d| !d.starts_with(path));
+        self.recount(&ns);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.ns);
+        let file = ns.live.remove(from).ok_or_else(|| not_found(from))?;
+        ns.live.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if lock(&self.shared.faults).fail_sync {
+            self.shared.failed_syncs.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other("simulated directory fsync failure"));
+        }
+        let mut ns = lock(&self.ns);
+        let ns = &mut *ns;
+        ns.durable.retain(|p, _| p.parent() != Some(path));
+        for (p, f) in ns.live.iter() {
+            if p.parent() == Some(path) {
+                ns.durable.insert(p.clone(), f.clone());
+            }
+        }
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct SimClock {
+    now_ms: AtomicI64,
+    monotonic_ms: AtomicU64,
+}
+
+impl SimClock {
+    pub fn new(now_ms: i64) -> Self {
+        SimClock {
+            now_ms: AtomicI64::new(now_ms),
+            monotonic_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves both clocks forward.
+    pub fn advance(&self, ms: u64) {
+        self.now_ms.fetch_add(ms as i64, Ordering::SeqCst);
+        self.monotonic_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        self.now_ms.load(Ordering::SeqCst)
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.monotonic_ms.load(Ordering::SeqCst)
+    }
+}
