@@ -22,7 +22,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A file opened through [`Storage`]. Shared between the writer and readers, so all
 /// methods take `&self` and use positional I/O.
-#[allow(clippy::len_without_is_empty, reason = "a file's emptiness is never asked on its own")]
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a file's emptiness is never asked on its own"
+)]
 pub trait StorageFile: Send + Sync + std::fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns the number read (0 at end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

@@ -352,14 +352,16 @@ impl Log {
         }
         let mut s = lock(&self.sync);
         loop {
+            // Durability first: a batch that an fsync covered before the partition
+            // was poisoned (or closed) is safe and may be acknowledged.
+            if s.durable_next >= next_offset {
+                return Ok(());
+            }
             if let Some(cause) = &s.poisoned {
                 return Err(LogError::Poisoned {
                     dir: self.dir.clone(),
                     cause: cause.clone(),
                 });
-            }
-            if s.durable_next >= next_offset {
-                return Ok(());
             }
             if s.syncing {
                 s = self.synced.wait(s).unwrap_or_else(|p| p.into_inner());

@@ -20,6 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::io::{Clock, OpenMode, Storage, StorageFile};
 
@@ -78,6 +79,7 @@ struct Faults {
     fail_sync: bool,
     fail_write: bool,
     capacity_bytes: Option<u64>,
+    sync_delay: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +98,8 @@ struct Shared {
     failed_syncs: AtomicU64,
     /// Total live bytes of all files, for the capacity limit.
     used_bytes: AtomicU64,
+    /// Bytes returned by reads, to check how much recovery reads.
+    bytes_read: AtomicU64,
 }
 
 /// In-memory storage with crash and fault simulation. Cloning shares the files.
@@ -155,6 +159,17 @@ impl SimStorage {
     /// `StorageFull` after writing what fits. `None` removes the limit.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         lock(&self.shared.faults).capacity_bytes = bytes;
+    }
+
+    /// Makes every `sync` of a file take `delay` (real time), as a disk would; lets
+    /// tests observe that concurrent appends share fsyncs.
+    pub fn set_sync_delay(&self, delay: Option<Duration>) {
+        lock(&self.shared.faults).sync_delay = delay;
+    }
+
+    /// Bytes returned by `read_at` since the storage was made.
+    pub fn bytes_read(&self) -> u64 {
+        self.shared.bytes_read.load(Ordering::Relaxed)
     }
 
     /// Number of successful and failed `sync` calls so far.
@@ -257,6 +272,7 @@ impl StorageFile for SimFile {
         let start = (offset as usize).min(st.live.len());
         let n = buf.len().min(st.live.len() - start);
         buf[..n].copy_from_slice(&st.live[start..start + n]);
+        self.storage.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -297,7 +313,13 @@ impl StorageFile for SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        let fail = lock(&self.storage.faults).fail_sync;
+        let (fail, delay) = {
+            let faults = lock(&self.storage.faults);
+            (faults.fail_sync, faults.sync_delay)
+        };
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         let mut st = lock(&self.state);
         if fail {
             // Linux semantics: the dirty data is dropped from the writeback set.

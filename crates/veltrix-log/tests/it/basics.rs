@@ -43,7 +43,10 @@ fn state_survives_clean_and_unclean_restarts() {
     }
     let before = read_all(&log, 0);
     log.close().unwrap();
-    assert!(matches!(log.append(&mut make_batch(1, 100, T0, 0)), Err(LogError::Poisoned { .. })));
+    assert!(matches!(
+        log.append(&mut make_batch(1, 100, T0, 0)),
+        Err(LogError::Poisoned { .. })
+    ));
     drop(log);
     let log = w.open(small_config());
     assert_eq!(read_all(&log, 0), before);
@@ -82,7 +85,8 @@ fn delete_records_and_retention_advance_the_log_start() {
     };
     let log = w.open(config.clone());
     for i in 0..60u8 {
-        log.append_durable(&mut make_batch(1, 300, T0 + i64::from(i), i)).unwrap();
+        log.append_durable(&mut make_batch(1, 300, T0 + i64::from(i), i))
+            .unwrap();
     }
     assert_eq!(log.delete_records(7).unwrap(), 7);
     assert!(matches!(log.read(6, 100), Err(LogError::OffsetOutOfRange { .. })));
@@ -123,7 +127,11 @@ fn relaxed_topics_acknowledge_before_fsync_and_flush_on_tick() {
         flush: FlushPolicy::Interval { flush_interval_ms: 100 },
         ..small_config()
     });
-    assert!(log.stats().relaxed_durability.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        log.stats()
+            .relaxed_durability
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     let (syncs_before, _) = w.storage.sync_counts();
     log.append_durable(&mut make_batch(1, 100, T0, 1)).unwrap();
     assert_eq!(log.high_watermark(), 1, "visible at once");
@@ -147,4 +155,15 @@ fn segments_roll_by_age() {
     assert!(log.tick().unwrap().rolled);
     assert_eq!(log.segment_count(), 2);
     assert!(exists(&w, "00000000000000000001.log"));
+}
+
+#[test]
+fn a_batch_made_durable_by_close_is_acknowledged() {
+    // Regression: waiters checked for poison before checking the durable point, so
+    // a batch that close() had fsynced was reported as failed.
+    let w = World::new();
+    let log = w.open(small_config());
+    let a = log.append(&mut make_batch(1, 100, T0, 1)).unwrap();
+    log.close().unwrap();
+    log.wait_durable(a.next_offset).unwrap();
 }

@@ -1,5 +1,13 @@
 //! Integration tests of the log engine, one binary: behaviour through the public
 //! API, fault injection, model-based property tests and kill -9 crash tests.
 
+mod alloc;
 mod basics;
+mod crash;
+mod faults;
+mod fuzz_smoke;
+mod model;
 mod support;
+
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;

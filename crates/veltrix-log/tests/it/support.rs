@@ -85,7 +85,10 @@ pub fn read_all(log: &Log, from: i64) -> Vec<(i64, Vec<u8>)> {
     for _ in 0..100_000 {
         let r = log.read(at, 1 << 16).expect("read");
         if r.records.is_empty() {
-            assert_eq!(r.next_offset, r.high_watermark, "an empty read must be at the high watermark");
+            assert_eq!(
+                r.next_offset, r.high_watermark,
+                "an empty read must be at the high watermark"
+            );
             return out;
         }
         out.extend(split_batches(&r.records));
