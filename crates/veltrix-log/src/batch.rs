@@ -24,6 +24,10 @@ pub const HEADER_BYTES: usize = 61;
 pub const LOG_OVERHEAD: usize = 12;
 /// The only magic value the log accepts.
 pub const MAGIC_V2: i8 = 2;
+/// Largest base offset a stored batch may carry. Leaves room for a full batch
+/// (`last_offset_delta` is below 2^31) so offset arithmetic can never overflow,
+/// whatever a damaged or crafted file says.
+pub const BASE_OFFSET_MAX: i64 = i64::MAX - (1 << 32);
 /// First byte covered by the CRC (`attributes`).
 const CRC_START: usize = 21;
 
@@ -55,6 +59,8 @@ pub enum BatchError {
     BadMagic { magic: i8 },
     #[error("CRC32C mismatch: header says {stored:#010x}, content hashes to {computed:#010x}")]
     BadCrc { stored: u32, computed: u32 },
+    #[error("base offset {base_offset} is outside 0..={BASE_OFFSET_MAX}")]
+    BadOffset { base_offset: i64 },
     #[error("record_count {record_count} and last_offset_delta {last_offset_delta} disagree")]
     BadCount { record_count: i32, last_offset_delta: i32 },
 }
@@ -165,6 +171,11 @@ pub fn parse_fixed(head: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::BadCount {
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,
+        });
+    }
+    if !(0..=BASE_OFFSET_MAX).contains(&header.base_offset) {
+        return Err(BatchError::BadOffset {
+            base_offset: header.base_offset,
         });
     }
     Ok(header)

@@ -52,6 +52,12 @@ impl Env {
         self.handles.forget(path);
     }
 
+    /// Drops every cached handle of files in `dir`, when its log goes away.
+    pub(crate) fn forget_dir(&self, dir: &Path) {
+        let mut inner = self.handles.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.map.retain(|path, _| !path.starts_with(dir));
+    }
+
     /// Number of cached handles (for tests and metrics).
     pub fn cached_files(&self) -> usize {
         self.handles.inner.lock().unwrap_or_else(|p| p.into_inner()).map.len()

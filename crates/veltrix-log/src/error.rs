@@ -34,6 +34,9 @@ pub enum LogError {
         position: u64,
         reason: String,
     },
+    /// The log has handed out every offset it can represent.
+    #[error("partition {dir} has used up its offsets (next offset {next_offset})")]
+    OffsetsExhausted { dir: PathBuf, next_offset: i64 },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

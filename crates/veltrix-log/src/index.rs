@@ -25,8 +25,8 @@ use crate::io::StorageFile;
 /// Size of one entry.
 pub const ENTRY_BYTES: usize = 16;
 /// Size of the footer of a sealed index.
-pub const FOOTER_BYTES: usize = 36;
-const FOOTER_MAGIC: &[u8; 8] = b"VXIDX001";
+pub const FOOTER_BYTES: usize = 48;
+const FOOTER_MAGIC: &[u8; 8] = b"VXIDX002";
 
 /// One sparse index point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,27 +56,49 @@ impl IndexEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footer {
     pub entry_count: u32,
-    /// Offset after the last batch, relative to the segment base.
-    pub next_rel_offset: u32,
-    /// Size of the segment file in bytes.
-    pub size: u32,
-    /// Largest `max_timestamp` in the segment (`i64::MIN` if empty).
-    pub max_timestamp: i64,
     /// CRC32C of the entries.
     pub entries_crc: u32,
+    /// Offset after the last readable batch, relative to the segment base.
+    pub next_rel_offset: u32,
+    /// Size of the segment file when sealed; a file of another size is not trusted.
+    pub file_bytes: u32,
+    /// Bytes of the file holding valid batches (less than `file_bytes` only when
+    /// recovery found damage at the end of a sealed segment and kept it in place).
+    pub readable_bytes: u32,
+    /// Largest `max_timestamp` in the segment (`i64::MIN` if empty).
+    pub max_timestamp: i64,
+    /// Wall-clock time of the last append, for retention of batches that carry no
+    /// timestamp.
+    pub last_append_ms: i64,
 }
 
 impl Footer {
+    /// The footer of a segment whose whole file is readable. The entry count and
+    /// checksum are filled in by [`encode_sealed`].
+    pub fn new(next_rel_offset: u32, file_bytes: u32, max_timestamp: i64, last_append_ms: i64) -> Footer {
+        Footer {
+            entry_count: 0,
+            entries_crc: 0,
+            next_rel_offset,
+            file_bytes,
+            readable_bytes: file_bytes,
+            max_timestamp,
+            last_append_ms,
+        }
+    }
+
     fn encode(&self) -> [u8; FOOTER_BYTES] {
         let mut out = [0u8; FOOTER_BYTES];
         out[0..8].copy_from_slice(FOOTER_MAGIC);
         out[8..12].copy_from_slice(&self.entry_count.to_be_bytes());
         out[12..16].copy_from_slice(&self.entries_crc.to_be_bytes());
         out[16..20].copy_from_slice(&self.next_rel_offset.to_be_bytes());
-        out[20..24].copy_from_slice(&self.size.to_be_bytes());
-        out[24..32].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        let crc = crc32c::crc32c(&out[0..32]);
-        out[32..36].copy_from_slice(&crc.to_be_bytes());
+        out[20..24].copy_from_slice(&self.file_bytes.to_be_bytes());
+        out[24..28].copy_from_slice(&self.readable_bytes.to_be_bytes());
+        out[28..36].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        out[36..44].copy_from_slice(&self.last_append_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&out[0..44]);
+        out[44..48].copy_from_slice(&crc.to_be_bytes());
         out
     }
 
@@ -85,22 +107,27 @@ impl Footer {
         if buf.len() != FOOTER_BYTES || &buf[0..8] != FOOTER_MAGIC {
             return None;
         }
-        let crc = u32::from_be_bytes(buf[32..36].try_into().ok()?);
-        if crc32c::crc32c(&buf[0..32]) != crc {
+        let u32_at = |at: usize| u32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+        let i64_at = |at: usize| i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+        if crc32c::crc32c(&buf[0..44]) != u32_at(44) {
             return None;
         }
-        Some(Footer {
-            entry_count: u32::from_be_bytes(buf[8..12].try_into().ok()?),
-            entries_crc: u32::from_be_bytes(buf[12..16].try_into().ok()?),
-            next_rel_offset: u32::from_be_bytes(buf[16..20].try_into().ok()?),
-            size: u32::from_be_bytes(buf[20..24].try_into().ok()?),
-            max_timestamp: i64::from_be_bytes(buf[24..32].try_into().ok()?),
-        })
+        let footer = Footer {
+            entry_count: u32_at(8),
+            entries_crc: u32_at(12),
+            next_rel_offset: u32_at(16),
+            file_bytes: u32_at(20),
+            readable_bytes: u32_at(24),
+            max_timestamp: i64_at(28),
+            last_append_ms: i64_at(36),
+        };
+        (footer.readable_bytes <= footer.file_bytes).then_some(footer)
     }
 }
 
-/// Serialises a sealed index: entries then footer.
-pub fn encode_sealed(entries: &[IndexEntry], next_rel_offset: u32, size: u32, max_timestamp: i64) -> Vec<u8> {
+/// Serialises a sealed index: entries, then `footer` with its entry count and
+/// entries checksum filled in.
+pub fn encode_sealed(entries: &[IndexEntry], footer: Footer) -> Vec<u8> {
     let mut out = vec![0u8; entries.len() * ENTRY_BYTES + FOOTER_BYTES];
     for (i, e) in entries.iter().enumerate() {
         e.encode(&mut out[i * ENTRY_BYTES..(i + 1) * ENTRY_BYTES]);
@@ -108,10 +135,8 @@ pub fn encode_sealed(entries: &[IndexEntry], next_rel_offset: u32, size: u32, ma
     let body = entries.len() * ENTRY_BYTES;
     let footer = Footer {
         entry_count: u32::try_from(entries.len()).expect("index entries fit u32"),
-        next_rel_offset,
-        size,
-        max_timestamp,
         entries_crc: crc32c::crc32c(&out[..body]),
+        ..footer
     };
     out[body..].copy_from_slice(&footer.encode());
     out
@@ -210,6 +235,10 @@ mod tests {
         ]
     }
 
+    fn footer_for_test() -> Footer {
+        Footer::new(55, 16000, 300, 1)
+    }
+
     #[test]
     fn offset_and_time_floors_pick_the_last_safe_start() {
         let e = entries();
@@ -230,14 +259,14 @@ mod tests {
         storage.create_dir_all(Path::new("/d")).unwrap();
         let file = storage.open(Path::new("/d/0.index"), OpenMode::CreateNew).unwrap();
         let e = entries();
-        let bytes = encode_sealed(&e, 55, 16000, 300);
+        let bytes = encode_sealed(&e, footer_for_test());
         file.write_all_at(&bytes, 0).unwrap();
         let footer = read_footer(&*file, bytes.len() as u64).unwrap();
         assert_eq!(
             (
                 footer.entry_count,
                 footer.next_rel_offset,
-                footer.size,
+                footer.file_bytes,
                 footer.max_timestamp
             ),
             (4, 55, 16000, 300)
@@ -255,7 +284,7 @@ mod tests {
 
     #[test]
     fn damaged_footer_is_refused() {
-        let bytes = encode_sealed(&entries(), 55, 16000, 300);
+        let bytes = encode_sealed(&entries(), footer_for_test());
         let footer = &bytes[bytes.len() - FOOTER_BYTES..];
         assert!(Footer::decode(footer).is_some());
         for i in 0..FOOTER_BYTES {

@@ -26,4 +26,6 @@ pub mod sim;
 pub use config::{FlushPolicy, LogConfig};
 pub use env::Env;
 pub use error::{LogError, Result};
-pub use log::{Appended, LEADER_EPOCH, Log, LogStats, ReadResult, TickOutcome, TimestampHit};
+pub use log::{
+    Appended, LEADER_EPOCH, Log, LogStats, RECOVERY_POINT_INTERVAL_MS, ReadResult, TickOutcome, TimestampHit,
+};

@@ -15,6 +15,12 @@
 //! that arrive during an fsync are covered by the next one, which one of their
 //! waiters leads. No thread is dedicated to flushing.
 //!
+//! Every fsync of the partition, including the ones that seal a segment when it
+//! rolls or the log closes, runs alone (`SyncState::syncing`), and its outcome is
+//! recorded in the same critical section that ends it. So once an fsync has failed
+//! no later fsync can run and no durable point can be published: a failed fsync is
+//! never retried, not even by accident.
+//!
 //! # Visibility
 //!
 //! The high watermark is the end of what is durable (or, for a relaxed topic, of
@@ -35,12 +41,20 @@ use crate::env::Env;
 use crate::error::{LogError, Result};
 use crate::index::{self, IndexEntry};
 use crate::io::{OpenMode, StorageFile, child};
-use crate::segment::{self, ReadFault, ReadWindow, index_file_name, log_file_name};
+use crate::segment::{index_file_name, log_file_name};
+
+mod housekeeping;
+mod read;
 
 /// Leader epoch stamped on every batch. A single broker never changes leader.
 pub const LEADER_EPOCH: i32 = 0;
 /// Checkpoint of the log start offset advanced by [`Log::delete_records`].
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
+/// An offset below which everything was durable, written by [`Log::tick`]; tells
+/// recovery which damage can only be a torn write.
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// How often [`Log::tick`] updates the recovery point while data flows.
+pub const RECOVERY_POINT_INTERVAL_MS: u64 = 1000;
 /// Present only after a clean [`Log::close`]; lets the next open skip the scan.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 
@@ -110,6 +124,8 @@ pub(crate) struct Sealed {
     pub(crate) next: i64,
     pub(crate) size: u64,
     pub(crate) max_timestamp: i64,
+    /// Wall time of the last append (see [`retention_time`]).
+    pub(crate) last_append_ms: i64,
     pub(crate) entry_count: u32,
 }
 
@@ -124,6 +140,8 @@ pub(crate) struct Active {
     pub(crate) bytes_since_index: u32,
     /// Monotonic time of the first append, for rolling by age.
     pub(crate) first_append_ms: Option<u64>,
+    /// Wall time of the last append (see [`retention_time`]).
+    pub(crate) last_append_ms: i64,
 }
 
 #[derive(Debug)]
@@ -134,14 +152,39 @@ pub(crate) struct State {
     /// Batches written since the last fsync began.
     pub(crate) unsynced_batches: u64,
     pub(crate) last_flush_ms: u64,
+    /// Last recovery point written, and when (monotonic).
+    pub(crate) recovery_point: i64,
+    pub(crate) recovery_point_ms: u64,
 }
 
 #[derive(Debug)]
 struct SyncState {
+    /// Offset below which everything has been fsynced.
     durable_next: i64,
+    /// Offset below which readers may see batches.
     high_watermark: i64,
+    /// An fsync of this partition is in flight; no other may start.
     syncing: bool,
+    /// Why appends are refused, once they are.
     poisoned: Option<Arc<str>>,
+}
+
+/// Why an fsync-bearing step failed.
+#[derive(Debug)]
+enum SyncFailure {
+    /// Out of space before anything was made durable: the step can be retried once
+    /// space is freed.
+    DiskFull,
+    /// Anything else: the partition must be poisoned.
+    Fatal(String),
+}
+
+fn sync_failure(what: &str, path: &Path, e: std::io::Error) -> SyncFailure {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        SyncFailure::DiskFull
+    } else {
+        SyncFailure::Fatal(format!("{what} {} failed: {e}", path.display()))
+    }
 }
 
 /// One partition's log. Shared by reference between appenders and readers.
@@ -160,17 +203,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking appender must not take the partition down with it; the state is
     // updated only after each I/O step succeeds, so it is consistent at every unlock.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn fault(path: &Path, f: ReadFault) -> LogError {
-    match f {
-        ReadFault::Io(e) => LogError::io("read", path, e),
-        ReadFault::Corrupt { position, reason } => LogError::Corrupt {
-            path: path.to_path_buf(),
-            position,
-            reason,
-        },
-    }
 }
 
 impl Log {
@@ -260,17 +292,21 @@ impl Log {
     /// cause is kept; it is the one that explains the rest.
     fn poison(&self, cause: String) -> LogError {
         let mut s = lock(&self.sync);
-        let cause = s.poisoned.get_or_insert_with(|| {
-            tracing::error!(dir = %self.dir.display(), %cause, "partition poisoned: refusing further appends");
-            cause.into()
-        });
-        let err = LogError::Poisoned {
-            dir: self.dir.clone(),
-            cause: cause.clone(),
-        };
-        self.stats.poisoned.store(true, Ordering::Relaxed);
+        let err = self.poison_locked(&mut s, cause);
         self.synced.notify_all();
         err
+    }
+
+    fn poison_locked(&self, s: &mut SyncState, cause: String) -> LogError {
+        let cause = s.poisoned.get_or_insert_with(|| {
+            tracing::error!(dir = %self.dir.display(), %cause, "partition poisoned: refusing further appends");
+            self.stats.poisoned.store(true, Ordering::Relaxed);
+            cause.into()
+        });
+        LogError::Poisoned {
+            dir: self.dir.clone(),
+            cause: cause.clone(),
+        }
     }
 
     /// Validates a producer's batch, assigns its offsets and writes it to the active
@@ -286,6 +322,13 @@ impl Log {
         if self.needs_roll(&st, len, header.last_offset_delta) {
             self.roll(&mut st)?;
         }
+        if st.active.next > batch::BASE_OFFSET_MAX {
+            return Err(LogError::OffsetsExhausted {
+                dir: self.dir.clone(),
+                next_offset: st.active.next,
+            });
+        }
+        let now_ms = self.env.clock.now_ms();
         let a = &mut st.active;
         let base = a.next;
         batch::assign(batch, base, LEADER_EPOCH);
@@ -305,6 +348,7 @@ impl Log {
         a.size += len;
         a.next = base + i64::from(header.last_offset_delta) + 1;
         a.max_timestamp = a.max_timestamp.max(header.max_timestamp);
+        a.last_append_ms = now_ms;
         if a.first_append_ms.is_none() {
             a.first_append_ms = Some(self.env.clock.monotonic_ms());
         }
@@ -313,8 +357,7 @@ impl Log {
         self.stats.appends.fetch_add(1, Ordering::Relaxed);
         self.stats.append_bytes.fetch_add(len, Ordering::Relaxed);
         if matches!(self.config.flush, FlushPolicy::Interval { .. }) {
-            let mut s = lock(&self.sync);
-            s.high_watermark = next;
+            lock(&self.sync).high_watermark = next;
         }
         Ok(Appended {
             base_offset: base,
@@ -345,16 +388,23 @@ impl Log {
 
     /// Blocks until every offset below `next_offset` is durable (under
     /// [`FlushPolicy::EveryAppend`]) or returns at once (under a relaxed policy).
-    /// Fails if the partition is poisoned before that point is reached.
+    /// Fails if the partition is poisoned before that point is reached, or if
+    /// `next_offset` is past the end of the log.
     pub fn wait_durable(&self, next_offset: i64) -> Result<()> {
         if matches!(self.config.flush, FlushPolicy::Interval { .. }) {
             return self.check_poison();
         }
-        let mut s = lock(&self.sync);
+        self.sync_to(next_offset)
+    }
+
+    /// The group commit loop behind [`Log::wait_durable`] and interval flushes.
+    fn sync_to(&self, target: i64) -> Result<()> {
         loop {
+            let mut st = lock(&self.state);
+            let mut s = lock(&self.sync);
             // Durability first: a batch that an fsync covered before the partition
             // was poisoned (or closed) is safe and may be acknowledged.
-            if s.durable_next >= next_offset {
+            if s.durable_next >= target {
                 return Ok(());
             }
             if let Some(cause) = &s.poisoned {
@@ -363,49 +413,85 @@ impl Log {
                     cause: cause.clone(),
                 });
             }
+            if target > st.active.next {
+                return Err(LogError::OffsetOutOfRange {
+                    offset: target,
+                    log_start: st.log_start,
+                    high_watermark: st.active.next,
+                });
+            }
             if s.syncing {
-                s = self.synced.wait(s).unwrap_or_else(|p| p.into_inner());
+                drop(st);
+                drop(self.synced.wait(s).unwrap_or_else(|p| p.into_inner()));
                 continue;
             }
             s.syncing = true;
             drop(s);
-            let outcome = self.sync_active();
-            s = lock(&self.sync);
+            let batches = std::mem::take(&mut st.unsynced_batches);
+            st.last_flush_ms = self.env.clock.monotonic_ms();
+            let (file, next, base) = (st.active.file.clone(), st.active.next, st.active.base);
+            drop(st);
+
+            let started = Instant::now();
+            let outcome = file.sync();
+            let micros = started.elapsed().as_micros() as u64;
+
+            let mut s = lock(&self.sync);
             s.syncing = false;
             match outcome {
-                Ok(next) => {
+                Ok(()) => {
+                    self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    self.stats.fsync_batches.fetch_add(batches, Ordering::Relaxed);
+                    self.stats.fsync_micros_total.fetch_add(micros, Ordering::Relaxed);
+                    self.stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
                     s.durable_next = s.durable_next.max(next);
-                    s.high_watermark = s.high_watermark.max(next);
-                    self.synced.notify_all();
+                    if self.config.flush == FlushPolicy::EveryAppend {
+                        s.high_watermark = s.high_watermark.max(next);
+                    }
                 }
-                Err(cause) => {
-                    drop(s);
-                    self.poison(cause);
-                    s = lock(&self.sync);
+                Err(e) => {
+                    let path = child(&self.dir, &log_file_name(base));
+                    self.poison_locked(&mut s, format!("fsync of {} failed: {e}", path.display()));
                 }
             }
+            self.synced.notify_all();
         }
     }
 
-    /// Fsyncs the active segment and returns the offset it made durable.
-    fn sync_active(&self) -> std::result::Result<i64, String> {
-        let (file, next, base, batches) = {
-            let mut st = lock(&self.state);
-            let batches = std::mem::take(&mut st.unsynced_batches);
-            st.last_flush_ms = self.env.clock.monotonic_ms();
-            (st.active.file.clone(), st.active.next, st.active.base, batches)
-        };
-        let started = Instant::now();
-        if let Err(e) = file.sync() {
-            let path = child(&self.dir, &log_file_name(base));
-            return Err(format!("fsync of {} failed: {e}", path.display()));
+    /// Runs `step`, which fsyncs, as the only fsync in flight. The caller holds the
+    /// state lock (`_held`), so no group-commit leader can start meanwhile; one
+    /// already in flight is waited for. Refuses to run on a poisoned partition, and
+    /// poisons it if `step` fails other than by a full disk.
+    fn exclusive_sync<T>(
+        &self,
+        _held: &State,
+        step: impl FnOnce() -> std::result::Result<T, SyncFailure>,
+    ) -> Result<T> {
+        let mut s = lock(&self.sync);
+        while s.syncing {
+            s = self.synced.wait(s).unwrap_or_else(|p| p.into_inner());
         }
-        let micros = started.elapsed().as_micros() as u64;
-        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-        self.stats.fsync_batches.fetch_add(batches, Ordering::Relaxed);
-        self.stats.fsync_micros_total.fetch_add(micros, Ordering::Relaxed);
-        self.stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
-        Ok(next)
+        if let Some(cause) = &s.poisoned {
+            return Err(LogError::Poisoned {
+                dir: self.dir.clone(),
+                cause: cause.clone(),
+            });
+        }
+        s.syncing = true;
+        drop(s);
+        let outcome = step();
+        let mut s = lock(&self.sync);
+        s.syncing = false;
+        let result = match outcome {
+            Ok(value) => Ok(value),
+            Err(SyncFailure::DiskFull) => {
+                tracing::warn!(dir = %self.dir.display(), "disk full while sealing a segment");
+                Err(LogError::DiskFull { dir: self.dir.clone() })
+            }
+            Err(SyncFailure::Fatal(cause)) => Err(self.poison_locked(&mut s, cause)),
+        };
+        self.synced.notify_all();
+        result
     }
 
     fn needs_roll(&self, st: &State, len: u64, last_offset_delta: i32) -> bool {
@@ -423,32 +509,28 @@ impl Log {
     }
 
     /// Seals the active segment (index written and fsynced, data fsynced) and starts
-    /// a new one at the next offset. Any failure poisons the partition.
+    /// a new one at the next offset. A full disk fails the roll cleanly; any other
+    /// failure poisons the partition.
     fn roll(&self, st: &mut State) -> Result<()> {
-        let a = &st.active;
-        if a.size == 0 {
+        if st.active.size == 0 {
             return Ok(());
         }
-        let sealed = self.seal_files(a).map_err(|cause| self.poison(cause))?;
-        let new_base = a.next;
+        let sealed = self.exclusive_sync(st, || self.seal_files(&st.active))?;
+        let new_base = st.active.next;
         let path = child(&self.dir, &log_file_name(new_base));
-        let file = self
-            .env
-            .storage
-            .open(&path, OpenMode::CreateNew)
-            .and_then(|f| self.env.storage.sync_dir(&self.dir).map(|()| f))
-            .map_err(|e| self.poison(format!("creating segment {} failed: {e}", path.display())))?;
-        st.sealed.push_back(sealed);
-        st.active = Active {
-            base: new_base,
-            next: new_base,
-            size: 0,
-            max_timestamp: i64::MIN,
-            file,
-            entries: Vec::new(),
-            bytes_since_index: 0,
-            first_append_ms: None,
+        let file = match self.env.storage.open(&path, OpenMode::CreateNew) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                return Err(LogError::DiskFull { dir: self.dir.clone() });
+            }
+            Err(e) => return Err(self.poison(format!("creating segment {} failed: {e}", path.display()))),
         };
+        self.env
+            .storage
+            .sync_dir(&self.dir)
+            .map_err(|e| self.poison(format!("fsync of directory {} failed: {e}", self.dir.display())))?;
+        st.sealed.push_back(sealed);
+        st.active = Active::empty(new_base, file);
         let batches = std::mem::take(&mut st.unsynced_batches);
         self.stats.fsync_batches.fetch_add(batches, Ordering::Relaxed);
         self.stats.segments_rolled.fetch_add(1, Ordering::Relaxed);
@@ -460,10 +542,15 @@ impl Log {
     }
 
     /// Writes the active segment's index with its footer and fsyncs index and data.
-    fn seal_files(&self, a: &Active) -> std::result::Result<Sealed, String> {
+    fn seal_files(&self, a: &Active) -> std::result::Result<Sealed, SyncFailure> {
         let index_path = child(&self.dir, &index_file_name(a.base));
-        let rel_next = (a.next - a.base) as u32;
-        let bytes = index::encode_sealed(&a.entries, rel_next, a.size as u32, a.max_timestamp);
+        let footer = index::Footer::new(
+            (a.next - a.base) as u32,
+            a.size as u32,
+            a.max_timestamp,
+            a.last_append_ms,
+        );
+        let bytes = index::encode_sealed(&a.entries, footer);
         self.env.forget_file(&index_path);
         let write = || -> std::io::Result<()> {
             let f = self.env.storage.open(&index_path, OpenMode::CreateOrOpen)?;
@@ -471,352 +558,43 @@ impl Log {
             f.write_all_at(&bytes, 0)?;
             f.sync()
         };
-        write().map_err(|e| format!("writing index {} failed: {e}", index_path.display()))?;
+        write().map_err(|e| sync_failure("writing index", &index_path, e))?;
+        let log_path = child(&self.dir, &log_file_name(a.base));
         a.file
             .sync()
-            .map_err(|e| format!("fsync of segment {} failed: {e}", log_file_name(a.base)))?;
+            .map_err(|e| SyncFailure::Fatal(format!("fsync of {} failed: {e}", log_path.display())))?;
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(Sealed {
             base: a.base,
             next: a.next,
             size: a.size,
             max_timestamp: a.max_timestamp,
+            last_append_ms: a.last_append_ms,
             entry_count: a.entries.len() as u32,
         })
     }
+}
 
-    /// Reads whole batches starting with the one holding `offset`, up to `bytes_max`
-    /// (at least one batch). Only batches below the high watermark are returned.
-    pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadResult> {
-        let mut at = offset;
-        loop {
-            let (snap, log_start, hw) = {
-                let st = lock(&self.state);
-                let hw = lock(&self.sync).high_watermark;
-                if at < st.log_start || at > hw {
-                    return Err(LogError::OffsetOutOfRange {
-                        offset,
-                        log_start: st.log_start,
-                        high_watermark: hw,
-                    });
-                }
-                if at == hw {
-                    return Ok(ReadResult {
-                        records: Bytes::new(),
-                        next_offset: hw,
-                        high_watermark: hw,
-                        log_start: st.log_start,
-                    });
-                }
-                let which = if at >= st.active.base {
-                    None
-                } else {
-                    Some(st.sealed.partition_point(|s| s.base <= at).saturating_sub(1))
-                };
-                (snapshot(&st, which, Seek::Offset(at)), st.log_start, hw)
-            };
-            let (window, file, path) = self.window(&snap, hw, Seek::Offset(at))?;
-            match segment::read(&*file, &window, at, bytes_max) {
-                Ok(Some((records, next_offset))) => {
-                    return Ok(ReadResult {
-                        records,
-                        next_offset,
-                        high_watermark: hw,
-                        log_start,
-                    });
-                }
-                // Nothing visible in this sealed segment at or after `at`: its last
-                // batches are not readable; go on with the next segment.
-                Ok(None) => match snap {
-                    SegmentSnapshot::Sealed(s) if s.next > at => at = s.next,
-                    _ => {
-                        return Ok(ReadResult {
-                            records: Bytes::new(),
-                            next_offset: at,
-                            high_watermark: hw,
-                            log_start,
-                        });
-                    }
-                },
-                Err(f) => return Err(self.read_fault(&path, f)),
-            }
-        }
-    }
-
-    /// The offset of the first visible batch whose largest timestamp is at or after
-    /// `ts`, or `None` if there is none (Kafka answers -1 then).
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampHit>> {
-        let (snaps, log_start, hw) = {
-            let st = lock(&self.state);
-            let hw = lock(&self.sync).high_watermark;
-            let mut snaps: Vec<SegmentSnapshot> = Vec::new();
-            for (i, s) in st.sealed.iter().enumerate() {
-                if s.max_timestamp >= ts && s.next > st.log_start {
-                    snaps.push(snapshot(&st, Some(i), Seek::Time(ts)));
-                }
-            }
-            if st.active.max_timestamp >= ts {
-                snaps.push(snapshot(&st, None, Seek::Time(ts)));
-            }
-            (snaps, st.log_start, hw)
-        };
-        for snap in &snaps {
-            let (window, file, path) = self.window(snap, hw, Seek::Time(ts))?;
-            match segment::find_by_time(&*file, &window, ts, log_start) {
-                Ok(Some(h)) => {
-                    return Ok(Some(TimestampHit {
-                        offset: h.base_offset.max(log_start),
-                        max_timestamp: h.max_timestamp,
-                    }));
-                }
-                Ok(None) => continue,
-                Err(f) => return Err(self.read_fault(&path, f)),
-            }
-        }
-        Ok(None)
-    }
-
-    fn read_fault(&self, path: &Path, f: ReadFault) -> LogError {
-        if matches!(f, ReadFault::Corrupt { .. }) {
-            self.stats.corruptions_found.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(path = %path.display(), "corrupt batch found on read");
-        }
-        fault(path, f)
-    }
-
-    /// A read window over a snapshotted segment, with the file to read it from.
-    fn window(
-        &self,
-        snap: &SegmentSnapshot,
-        hw: i64,
-        seek: Seek,
-    ) -> Result<(ReadWindow, Arc<dyn StorageFile>, PathBuf)> {
-        match snap {
-            SegmentSnapshot::Active {
-                base,
-                size,
-                start,
-                file,
-            } => {
-                let window = ReadWindow {
-                    start: *start,
-                    segment_base: *base,
-                    readable_bytes: *size,
-                    visible_next: hw,
-                };
-                Ok((window, file.clone(), child(&self.dir, &log_file_name(*base))))
-            }
-            SegmentSnapshot::Sealed(s) => {
-                let path = child(&self.dir, &log_file_name(s.base));
-                let file = self
-                    .env
-                    .sealed_file(&path)
-                    .map_err(|e| LogError::io("open", &path, e))?;
-                let index_path = child(&self.dir, &index_file_name(s.base));
-                // An unreadable index only costs a longer walk from the segment start.
-                let start = self
-                    .env
-                    .sealed_file(&index_path)
-                    .ok()
-                    .and_then(|f| index::floor_in_file(&*f, s.entry_count, |e| seek.below(s.base, e)))
-                    .filter(|e| u64::from(e.position) < s.size && i64::from(e.rel_offset) < s.next - s.base)
-                    .unwrap_or(SEGMENT_START);
-                let window = ReadWindow {
-                    start,
-                    segment_base: s.base,
-                    readable_bytes: s.size,
-                    visible_next: hw.min(s.next),
-                };
-                Ok((window, file, path))
-            }
-        }
+impl Drop for Log {
+    /// Cached handles of this log's sealed files must not outlive it: the directory
+    /// may be deleted and created again with the same names.
+    fn drop(&mut self) {
+        self.env.forget_dir(&self.dir);
     }
 }
 
-/// Start of a segment, used when no index entry helps.
-const SEGMENT_START: IndexEntry = IndexEntry {
-    rel_offset: 0,
-    position: 0,
-    ts_before: i64::MIN,
-};
-
-/// What a lookup is after.
-#[derive(Debug, Clone, Copy)]
-enum Seek {
-    Offset(i64),
-    /// The first batch with `max_timestamp >= ts`.
-    Time(i64),
-}
-
-impl Seek {
-    /// Whether the walk may start at `e` (or later) in the segment based at `base`.
-    fn below(self, base: i64, e: &IndexEntry) -> bool {
-        match self {
-            Seek::Offset(at) => i64::from(e.rel_offset) <= at - base,
-            Seek::Time(ts) => e.ts_before < ts,
+impl Active {
+    pub(crate) fn empty(base: i64, file: Arc<dyn StorageFile>) -> Active {
+        Active {
+            base,
+            next: base,
+            size: 0,
+            max_timestamp: i64::MIN,
+            file,
+            entries: Vec::new(),
+            bytes_since_index: 0,
+            first_append_ms: None,
+            last_append_ms: i64::MIN,
         }
-    }
-}
-
-/// What a read needs of one segment, captured under the state lock.
-#[derive(Debug)]
-enum SegmentSnapshot {
-    Sealed(Sealed),
-    Active {
-        base: i64,
-        size: u64,
-        start: IndexEntry,
-        file: Arc<dyn StorageFile>,
-    },
-}
-
-/// Snapshots sealed segment `which`, or the active segment for `None`. The active
-/// segment's index floor is found here, in memory; a sealed one's in its index
-/// file after the lock is released.
-fn snapshot(st: &State, which: Option<usize>, seek: Seek) -> SegmentSnapshot {
-    match which {
-        Some(i) => SegmentSnapshot::Sealed(st.sealed[i]),
-        None => {
-            let a = &st.active;
-            let n = a.entries.partition_point(|e| seek.below(a.base, e));
-            SegmentSnapshot::Active {
-                base: a.base,
-                size: a.size,
-                start: n.checked_sub(1).map_or(SEGMENT_START, |j| a.entries[j]),
-                file: a.file.clone(),
-            }
-        }
-    }
-}
-
-impl Log {
-    /// Advances the log start to `offset` (Kafka's DeleteRecords). Offsets below it
-    /// can no longer be read; segments entirely below it are deleted. The new start
-    /// is made durable before it takes effect. Returns the log start afterwards.
-    pub fn delete_records(&self, offset: i64) -> Result<i64> {
-        let mut st = lock(&self.state);
-        self.check_poison()?;
-        let hw = lock(&self.sync).high_watermark;
-        if offset > hw || offset < 0 {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start: st.log_start,
-                high_watermark: hw,
-            });
-        }
-        if offset <= st.log_start {
-            return Ok(st.log_start);
-        }
-        crate::recovery::write_log_start(&*self.env.storage, &self.dir, offset)
-            .map_err(|e| self.poison(format!("persisting log start {offset} failed: {e}")))?;
-        st.log_start = offset;
-        self.delete_segments_while(&mut st, |s, log_start, _| s.next <= log_start)?;
-        Ok(st.log_start)
-    }
-
-    /// Periodic housekeeping, driven by the host: rolls the active segment by age,
-    /// applies retention, and flushes a relaxed topic whose interval has passed.
-    pub fn tick(&self) -> Result<TickOutcome> {
-        let mut outcome = TickOutcome::default();
-        {
-            let mut st = lock(&self.state);
-            if self.poisoned().is_some() {
-                return Ok(outcome);
-            }
-            if self.needs_roll(&st, 0, 0) || self.active_expired(&st) {
-                self.roll(&mut st)?;
-                outcome.rolled = true;
-            }
-            outcome.segments_deleted = self.apply_retention(&mut st)?;
-        }
-        if let FlushPolicy::Interval { flush_interval_ms } = self.config.flush {
-            let due = {
-                let st = lock(&self.state);
-                st.unsynced_batches > 0
-                    && self.env.clock.monotonic_ms().saturating_sub(st.last_flush_ms) >= flush_interval_ms
-            };
-            if due {
-                let next = self.sync_active().map_err(|cause| self.poison(cause))?;
-                let mut s = lock(&self.sync);
-                s.durable_next = s.durable_next.max(next);
-                outcome.flushed = true;
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// Whether all of the active segment is past retention by time, in which case it
-    /// is rolled so that retention can delete it (as Kafka does).
-    fn active_expired(&self, st: &State) -> bool {
-        let Some(retention_ms) = self.config.retention_ms else {
-            return false;
-        };
-        let a = &st.active;
-        a.size > 0 && a.max_timestamp < self.env.clock.now_ms().saturating_sub(retention_ms as i64)
-    }
-
-    fn apply_retention(&self, st: &mut State) -> Result<usize> {
-        let mut deleted = 0;
-        if let Some(retention_ms) = self.config.retention_ms {
-            let horizon = self.env.clock.now_ms().saturating_sub(retention_ms as i64);
-            deleted += self.delete_segments_while(st, |s, _, _| s.max_timestamp < horizon)?;
-        }
-        if let Some(retention_bytes) = self.config.retention_bytes {
-            deleted += self.delete_segments_while(st, |s, _, total| total - s.size >= retention_bytes)?;
-        }
-        Ok(deleted)
-    }
-
-    /// Deletes the oldest sealed segments while `doomed(segment, log_start,
-    /// total_bytes)` holds. The active segment is never deleted.
-    fn delete_segments_while(&self, st: &mut State, doomed: impl Fn(&Sealed, i64, u64) -> bool) -> Result<usize> {
-        let mut deleted = 0;
-        while let Some(&oldest) = st.sealed.front() {
-            let total = st.sealed.iter().map(|s| s.size).sum::<u64>() + st.active.size;
-            if !doomed(&oldest, st.log_start, total) {
-                break;
-            }
-            st.sealed.pop_front();
-            st.log_start = st.log_start.max(oldest.next);
-            for name in [log_file_name(oldest.base), index_file_name(oldest.base)] {
-                let path = child(&self.dir, &name);
-                self.env.forget_file(&path);
-                match self.env.storage.remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io("remove", path, e)),
-                }
-            }
-            deleted += 1;
-            self.stats.segments_deleted.fetch_add(1, Ordering::Relaxed);
-        }
-        if deleted > 0 {
-            self.env
-                .storage
-                .sync_dir(&self.dir)
-                .map_err(|e| LogError::io("sync directory", &self.dir, e))?;
-            tracing::info!(dir = %self.dir.display(), deleted, log_start = st.log_start, "deleted segments");
-        }
-        Ok(deleted)
-    }
-
-    /// Shuts the log down cleanly: everything is fsynced, the active segment's index
-    /// is written, and a marker lets the next open skip the recovery scan. Appends
-    /// fail afterwards.
-    pub fn close(&self) -> Result<()> {
-        let st = lock(&self.state);
-        self.check_poison()?;
-        self.seal_files(&st.active).map_err(|cause| self.poison(cause))?;
-        let marker = child(&self.dir, CLEAN_SHUTDOWN_FILE);
-        let storage = &*self.env.storage;
-        storage
-            .open(&marker, OpenMode::CreateOrOpen)
-            .and_then(|_| storage.sync_dir(&self.dir))
-            .map_err(|e| LogError::io("write", &marker, e))?;
-        let mut s = lock(&self.sync);
-        s.durable_next = st.active.next;
-        s.poisoned.get_or_insert_with(|| "the log was closed".into());
-        self.synced.notify_all();
-        Ok(())
     }
 }

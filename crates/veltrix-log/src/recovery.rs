@@ -10,6 +10,11 @@
 //!
 //! A torn tail of the newest segment is truncated and the result fsynced before the
 //! log accepts appends, so everything that survives recovery is durable.
+//!
+//! Offsets are never handed out twice. If the log start checkpoint lies past the
+//! recovered end (the end was damaged and cut), the log continues in a new segment
+//! based at the checkpoint, as Kafka does, rather than reusing offsets that the
+//! checkpoint already declared deleted.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
@@ -22,18 +27,38 @@ use crate::env::Env;
 use crate::error::{LogError, Result};
 use crate::index::{self, read_footer, read_sealed_entries};
 use crate::io::{OpenMode, Storage, StorageFile, child};
-use crate::log::{Active, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, LogStats, Sealed, State};
+use crate::log::{Active, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, LogStats, RECOVERY_POINT_FILE, Sealed, State};
 use crate::segment::{self, ScanResult, index_file_name, log_file_name, parse_file_name};
 
 const CHECKPOINT_BYTES: usize = 12;
 
-/// Durably replaces the log start checkpoint: write a temporary file, fsync it,
-/// rename it over the old one, fsync the directory.
-pub(crate) fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) -> io::Result<()> {
+/// An offset checkpoint: the offset and its CRC32C.
+fn encode_checkpoint(offset: i64) -> [u8; CHECKPOINT_BYTES] {
     let mut buf = [0u8; CHECKPOINT_BYTES];
     buf[0..8].copy_from_slice(&offset.to_be_bytes());
     let crc = crc32c::crc32c(&buf[0..8]);
     buf[8..12].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
+/// Overwrites the recovery point in place and fsyncs it. A torn write fails the
+/// checksum on the next open and is ignored there, so no rename is needed.
+pub(crate) fn write_recovery_point(storage: &dyn Storage, dir: &Path, offset: i64) -> io::Result<()> {
+    let path = child(dir, RECOVERY_POINT_FILE);
+    let fresh = !storage.exists(&path);
+    let file = storage.open(&path, OpenMode::CreateOrOpen)?;
+    file.write_all_at(&encode_checkpoint(offset), 0)?;
+    file.sync()?;
+    if fresh {
+        storage.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Durably replaces the log start checkpoint: write a temporary file, fsync it,
+/// rename it over the old one, fsync the directory.
+pub(crate) fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) -> io::Result<()> {
+    let buf = encode_checkpoint(offset);
     let tmp = child(dir, &format!("{LOG_START_FILE}.tmp"));
     let file = storage.open(&tmp, OpenMode::CreateOrOpen)?;
     file.set_len(0)?;
@@ -43,8 +68,8 @@ pub(crate) fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) ->
     storage.sync_dir(dir)
 }
 
-fn read_log_start(storage: &dyn Storage, dir: &Path) -> Result<Option<i64>> {
-    let path = child(dir, LOG_START_FILE);
+fn read_checkpoint(storage: &dyn Storage, dir: &Path, name: &str) -> Result<Option<i64>> {
+    let path = child(dir, name);
     if !storage.exists(&path) {
         return Ok(None);
     }
@@ -58,15 +83,19 @@ fn read_log_start(storage: &dyn Storage, dir: &Path) -> Result<Option<i64>> {
         reason: reason.into(),
     };
     if file.len().map_err(|e| LogError::io("stat", &path, e))? != CHECKPOINT_BYTES as u64 {
-        return Err(corrupt("log start checkpoint has the wrong size"));
+        return Err(corrupt("checkpoint has the wrong size"));
     }
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| LogError::io("read", &path, e))?;
     let crc = u32::from_be_bytes(buf[8..12].try_into().expect("4 bytes"));
     if crc32c::crc32c(&buf[0..8]) != crc {
-        return Err(corrupt("log start checkpoint fails its checksum"));
+        return Err(corrupt("checkpoint fails its checksum"));
     }
-    Ok(Some(i64::from_be_bytes(buf[0..8].try_into().expect("8 bytes"))))
+    let offset = i64::from_be_bytes(buf[0..8].try_into().expect("8 bytes"));
+    if !(0..=crate::batch::BASE_OFFSET_MAX).contains(&offset) {
+        return Err(corrupt("checkpoint holds an impossible offset"));
+    }
+    Ok(Some(offset))
 }
 
 /// Opens the directory and rebuilds the in-memory state of the log.
@@ -99,7 +128,13 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             .remove_file(&path)
             .map_err(|e| LogError::io("remove", &path, e))?;
     }
-    let checkpoint = read_log_start(storage, dir)?;
+    let checkpoint = read_checkpoint(storage, dir, LOG_START_FILE)?;
+    // The recovery point is a hint; without it, damage anywhere in the newest
+    // segment is taken for a torn tail.
+    let recovery_point = read_checkpoint(storage, dir, RECOVERY_POINT_FILE).unwrap_or_else(|e| {
+        tracing::warn!(dir = %dir.display(), error = %e, "ignoring unreadable recovery point");
+        None
+    });
     let bases: Vec<i64> = logs.into_iter().collect();
     let mut sealed = VecDeque::with_capacity(bases.len().saturating_sub(1));
     let active = match bases.split_last() {
@@ -112,27 +147,23 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             storage
                 .sync_dir(dir)
                 .map_err(|e| LogError::io("sync directory", dir, e))?;
-            empty_active(base, file)
+            Active::empty(base, file)
         }
         Some((&last, older)) => {
+            let ctx = Ctx {
+                storage,
+                dir,
+                config,
+                now_ms: env.clock.now_ms(),
+                stats: &stats,
+            };
             for &base in older {
-                sealed.push_back(load_sealed(storage, dir, base, config, &stats)?);
+                sealed.push_back(load_sealed(&ctx, base)?);
             }
-            load_active(storage, dir, last, clean, config, &stats)?
+            load_active(&ctx, last, clean, recovery_point.unwrap_or(last).max(last))?
         }
     };
-    let mut expected = sealed.front().map_or(active.base, |s: &Sealed| s.base);
-    for (base, next) in sealed
-        .iter()
-        .map(|s| (s.base, s.next))
-        .chain([(active.base, active.next)])
-    {
-        if base != expected {
-            tracing::error!(dir = %dir.display(), expected, found = base, "offsets missing between segments");
-            stats.corruptions_found.fetch_add(1, Ordering::Relaxed);
-        }
-        expected = next;
-    }
+    check_continuity(dir, &mut sealed, active.base, &stats);
     if clean {
         let marker = child(dir, CLEAN_SHUTDOWN_FILE);
         storage
@@ -143,37 +174,146 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             .map_err(|e| LogError::io("sync directory", dir, e))?;
     }
     let first = sealed.front().map_or(active.base, |s| s.base);
-    let mut log_start = checkpoint.unwrap_or(first).max(first);
-    if log_start > active.next {
+    let log_start = checkpoint.unwrap_or(first).max(first);
+    let active = if log_start > active.next {
         tracing::error!(
             dir = %dir.display(),
             log_start,
             log_end = active.next,
-            "log start checkpoint is past the recovered end; records after the end were lost"
+            "log start checkpoint is past the recovered end: records before it were lost; continuing at the checkpoint"
         );
-        log_start = active.next;
-    }
+        restart_at(storage, dir, active, log_start, &mut sealed)?
+    } else {
+        active
+    };
+    delete_below(storage, dir, &mut sealed, log_start)?;
+    // Never below the first segment that is left, so the log start a restart
+    // derives from the files is the one in memory now.
+    let log_start = log_start.max(sealed.front().map_or(active.base, |s| s.base));
     let state = State {
         sealed,
         active,
         log_start,
         unsynced_batches: 0,
         last_flush_ms: env.clock.monotonic_ms(),
+        recovery_point: recovery_point.unwrap_or(i64::MIN),
+        recovery_point_ms: env.clock.monotonic_ms(),
     };
     Ok((state, stats))
 }
 
-fn empty_active(base: i64, file: Arc<dyn StorageFile>) -> Active {
-    Active {
-        base,
-        next: base,
-        size: 0,
-        max_timestamp: i64::MIN,
-        file,
-        entries: Vec::new(),
-        bytes_since_index: 0,
-        first_append_ms: None,
+/// What every step of recovery needs.
+struct Ctx<'a> {
+    storage: &'a dyn Storage,
+    dir: &'a Path,
+    config: &'a LogConfig,
+    /// Wall time at open, standing in for unknown append times.
+    now_ms: i64,
+    stats: &'a LogStats,
+}
+
+/// Segments must follow one another. A gap (damage cut the end of a segment) is
+/// reported; an overlap (a damaged footer claims offsets the next segment holds) is
+/// reported and the earlier segment's end is clamped, so every offset belongs to
+/// exactly one segment.
+fn check_continuity(dir: &Path, sealed: &mut VecDeque<Sealed>, active_base: i64, stats: &LogStats) {
+    let bases: Vec<i64> = sealed.iter().skip(1).map(|s| s.base).chain([active_base]).collect();
+    for (s, next_base) in sealed.iter_mut().zip(bases) {
+        if s.next != next_base {
+            tracing::error!(
+                dir = %dir.display(),
+                segment = s.base,
+                segment_end = s.next,
+                next_segment = next_base,
+                "segments do not follow on: offsets are missing or claimed twice"
+            );
+            stats.corruptions_found.fetch_add(1, Ordering::Relaxed);
+            s.next = s.next.min(next_base);
+        }
     }
+}
+
+/// Ends the log at `active` and continues it in a new, empty segment at `base`:
+/// the old active segment is sealed (or removed if empty).
+fn restart_at(
+    storage: &dyn Storage,
+    dir: &Path,
+    active: Active,
+    base: i64,
+    sealed: &mut VecDeque<Sealed>,
+) -> Result<Active> {
+    let path = child(dir, &log_file_name(active.base));
+    if active.size == 0 {
+        storage
+            .remove_file(&path)
+            .map_err(|e| LogError::io("remove", &path, e))?;
+    } else {
+        let footer = index::Footer::new(
+            (active.next - active.base) as u32,
+            active.size as u32,
+            active.max_timestamp,
+            active.last_append_ms,
+        );
+        write_index(storage, dir, active.base, &active.entries, footer)?;
+        sealed.push_back(Sealed {
+            base: active.base,
+            next: active.next,
+            size: active.size,
+            max_timestamp: active.max_timestamp,
+            last_append_ms: active.last_append_ms,
+            entry_count: active.entries.len() as u32,
+        });
+    }
+    let path = child(dir, &log_file_name(base));
+    let file = storage
+        .open(&path, OpenMode::CreateNew)
+        .map_err(|e| LogError::io("create", &path, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| LogError::io("sync directory", dir, e))?;
+    Ok(Active::empty(base, file))
+}
+
+/// Deletes sealed segments wholly below the log start: what an interrupted
+/// delete-records left behind.
+fn delete_below(storage: &dyn Storage, dir: &Path, sealed: &mut VecDeque<Sealed>, log_start: i64) -> Result<()> {
+    let mut deleted = false;
+    while let Some(oldest) = sealed.front().filter(|s| s.next <= log_start) {
+        for name in [log_file_name(oldest.base), index_file_name(oldest.base)] {
+            let path = child(dir, &name);
+            match storage.remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(LogError::io("remove", &path, e)),
+                _ => {}
+            }
+        }
+        sealed.pop_front();
+        deleted = true;
+    }
+    if deleted {
+        storage
+            .sync_dir(dir)
+            .map_err(|e| LogError::io("sync directory", dir, e))?;
+    }
+    Ok(())
+}
+
+/// Writes a sealed index file and fsyncs it.
+fn write_index(
+    storage: &dyn Storage,
+    dir: &Path,
+    base: i64,
+    entries: &[index::IndexEntry],
+    footer: index::Footer,
+) -> Result<()> {
+    let path = child(dir, &index_file_name(base));
+    let bytes = index::encode_sealed(entries, footer);
+    let write = || -> io::Result<()> {
+        let f = storage.open(&path, OpenMode::CreateOrOpen)?;
+        f.set_len(0)?;
+        f.write_all_at(&bytes, 0)?;
+        f.sync()
+    };
+    write().map_err(|e| LogError::io("write", &path, e))
 }
 
 fn open_existing(storage: &dyn Storage, path: &Path) -> Result<(Arc<dyn StorageFile>, u64)> {
@@ -198,17 +338,19 @@ fn trusted_footer(
     }
     let (file, len) = open_existing(storage, &path).ok()?;
     let footer = read_footer(&*file, len)?;
-    (u64::from(footer.size) == log_len).then_some((file, footer))
+    (u64::from(footer.file_bytes) == log_len).then_some((file, footer))
 }
 
 fn scan_segment(
+    ctx: &Ctx<'_>,
     file: &dyn StorageFile,
     path: &Path,
     base: i64,
-    config: &LogConfig,
-    stats: &LogStats,
+    resync_below: i64,
 ) -> Result<ScanResult> {
-    let result = segment::scan(file, base, config.index_interval_bytes).map_err(|e| LogError::io("scan", path, e))?;
+    let (config, stats) = (ctx.config, ctx.stats);
+    let result = segment::scan(file, base, config.index_interval_bytes, resync_below)
+        .map_err(|e| LogError::io("scan", path, e))?;
     for c in &result.corrupt {
         stats.corruptions_found.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
@@ -223,64 +365,71 @@ fn scan_segment(
     Ok(result)
 }
 
-fn load_sealed(storage: &dyn Storage, dir: &Path, base: i64, config: &LogConfig, stats: &LogStats) -> Result<Sealed> {
+fn load_sealed(ctx: &Ctx<'_>, base: i64) -> Result<Sealed> {
+    let (storage, dir, now_ms, stats) = (ctx.storage, ctx.dir, ctx.now_ms, ctx.stats);
     let path = child(dir, &log_file_name(base));
     let (file, len) = open_existing(storage, &path)?;
     if let Some((_, footer)) = trusted_footer(storage, dir, base, len) {
         return Ok(Sealed {
             base,
             next: base + i64::from(footer.next_rel_offset),
-            size: u64::from(footer.size),
+            size: u64::from(footer.readable_bytes),
             max_timestamp: footer.max_timestamp,
+            last_append_ms: footer.last_append_ms,
             entry_count: footer.entry_count,
         });
     }
     tracing::warn!(path = %path.display(), "index of a sealed segment is missing or damaged; rebuilding it");
-    let scan = scan_segment(&*file, &path, base, config, stats)?;
-    let rel_next = (scan.next_offset - base) as u32;
-    let bytes = index::encode_sealed(&scan.entries, rel_next, scan.valid_end as u32, scan.max_timestamp);
-    let index_path = child(dir, &index_file_name(base));
-    let write = || -> io::Result<()> {
-        let f = storage.open(&index_path, OpenMode::CreateOrOpen)?;
-        f.set_len(0)?;
-        f.write_all_at(&bytes, 0)?;
-        f.sync()
+    // A sealed segment was fsynced whole: damage in it is never a torn write.
+    let scan = scan_segment(ctx, &*file, &path, base, i64::MAX)?;
+    if scan.valid_end < len {
+        tracing::error!(
+            path = %path.display(),
+            valid_bytes = scan.valid_end,
+            damaged_bytes = len - scan.valid_end,
+            "sealed segment ends in damaged bytes; kept in place, offsets after {} are missing",
+            scan.next_offset
+        );
+        stats.corruptions_found.fetch_add(1, Ordering::Relaxed);
+    }
+    // The time of the last append is unknown; now is the choice that deletes
+    // nothing early.
+    let footer = index::Footer {
+        readable_bytes: scan.valid_end as u32,
+        ..index::Footer::new((scan.next_offset - base) as u32, len as u32, scan.max_timestamp, now_ms)
     };
-    write().map_err(|e| LogError::io("write", &index_path, e))?;
+    write_index(storage, dir, base, &scan.entries, footer)?;
     Ok(Sealed {
         base,
         next: scan.next_offset,
         size: scan.valid_end,
         max_timestamp: scan.max_timestamp,
+        last_append_ms: now_ms,
         entry_count: scan.entries.len() as u32,
     })
 }
 
-fn load_active(
-    storage: &dyn Storage,
-    dir: &Path,
-    base: i64,
-    clean: bool,
-    config: &LogConfig,
-    stats: &LogStats,
-) -> Result<Active> {
+fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Result<Active> {
+    let (storage, dir, config, now_ms, stats) = (ctx.storage, ctx.dir, ctx.config, ctx.now_ms, ctx.stats);
     let path = child(dir, &log_file_name(base));
     let (file, len) = open_existing(storage, &path)?;
     if clean
         && let Some((index_file, footer)) = trusted_footer(storage, dir, base, len)
+        && footer.readable_bytes == footer.file_bytes
         && let Some(entries) = read_sealed_entries(&*index_file, &footer)
     {
         return Ok(Active {
             next: base + i64::from(footer.next_rel_offset),
-            size: u64::from(footer.size),
+            size: u64::from(footer.file_bytes),
             max_timestamp: footer.max_timestamp,
+            last_append_ms: footer.last_append_ms,
             entries,
             // Unknown after a restart; the next append starts a fresh index entry.
             bytes_since_index: config.index_interval_bytes,
-            ..empty_active(base, file)
+            ..Active::empty(base, file)
         });
     }
-    let scan = scan_segment(&*file, &path, base, config, stats)?;
+    let scan = scan_segment(ctx, &*file, &path, base, resync_below)?;
     if scan.valid_end < len {
         let cut = len - scan.valid_end;
         tracing::warn!(path = %path.display(), valid_bytes = scan.valid_end, cut_bytes = cut, "truncating torn tail");
@@ -293,8 +442,10 @@ fn load_active(
         next: scan.next_offset,
         size: scan.valid_end,
         max_timestamp: scan.max_timestamp,
+        // Unknown; now deletes nothing early.
+        last_append_ms: if scan.batches > 0 { now_ms } else { i64::MIN },
         entries: scan.entries,
         bytes_since_index: scan.bytes_since_index,
-        ..empty_active(base, file)
+        ..Active::empty(base, file)
     })
 }

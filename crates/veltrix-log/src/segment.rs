@@ -23,6 +23,14 @@ use crate::io::StorageFile;
 pub const STORED_BATCH_BYTES_LIMIT: usize = 256 << 20;
 /// Bytes the scanner reads from disk at a time.
 const SCAN_CHUNK_BYTES: usize = 4 << 20;
+/// Largest buffer one read allocates beyond its first batch, whatever the caller
+/// asks for: fetch sizes are bounded by the protocol adapter too, this is the
+/// engine's own bound.
+pub const READ_BYTES_LIMIT: usize = 64 << 20;
+/// Checksum work the resync of one segment may do, as a multiple of the segment's
+/// size. Damage crafted to look like batch headers cannot make recovery of a
+/// segment cost more than this many passes over it.
+const RESYNC_WORK_FACTOR: u64 = 4;
 
 /// File name of the segment with base offset `base`.
 pub fn log_file_name(base: i64) -> String {
@@ -40,7 +48,9 @@ pub fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok()
+    // A base offset past the limit cannot have been written by the log; taking it
+    // would let offset arithmetic overflow.
+    stem.parse().ok().filter(|base| *base <= batch::BASE_OFFSET_MAX)
 }
 
 /// A run of offsets whose batch could not be verified, found by the recovery scan.
@@ -128,7 +138,17 @@ impl<'a> ChunkReader<'a> {
 }
 
 /// Scans a segment from the start, verifying every batch; see the module docs.
-pub fn scan(file: &dyn StorageFile, base_offset: i64, index_interval_bytes: u32) -> std::io::Result<ScanResult> {
+///
+/// Damage is resynced past only while the offsets it holds lie below
+/// `resync_below`, the point up to which data is known to have been durable; damage
+/// above it is taken for a torn tail, since after power loss the disk may have
+/// kept later unsynced writes and lost earlier ones.
+pub fn scan(
+    file: &dyn StorageFile,
+    base_offset: i64,
+    index_interval_bytes: u32,
+    resync_below: i64,
+) -> std::io::Result<ScanResult> {
     let file_len = file.len()?;
     let mut reader = ChunkReader::new(file, file_len);
     let mut out = ScanResult {
@@ -136,13 +156,17 @@ pub fn scan(file: &dyn StorageFile, base_offset: i64, index_interval_bytes: u32)
         max_timestamp: i64::MIN,
         ..ScanResult::default()
     };
+    // Offsets relative to the segment base must fit the index's 32 bits.
+    let in_range = |h: &BatchHeader| h.next_offset() - base_offset <= i64::from(u32::MAX);
+    let mut resync_budget = file_len.saturating_mul(RESYNC_WORK_FACTOR);
     let mut pos = 0u64;
     let mut force_entry = true;
     loop {
         let header = match reader.batch_at(pos)? {
-            Some(h) if h.base_offset == out.next_offset => h,
-            _ => match resync(&mut reader, pos + 1, out.next_offset)? {
-                Some((q, h)) => {
+            Some(h) if h.base_offset == out.next_offset && in_range(&h) => h,
+            _ if out.next_offset >= resync_below => break,
+            _ => match resync(&mut reader, pos + 1, out.next_offset, &mut resync_budget)? {
+                Some((q, h)) if in_range(&h) => {
                     out.corrupt.push(CorruptRange {
                         position: pos,
                         bytes: q - pos,
@@ -153,7 +177,7 @@ pub fn scan(file: &dyn StorageFile, base_offset: i64, index_interval_bytes: u32)
                     force_entry = true;
                     h
                 }
-                None => break,
+                _ => break,
             },
         };
         if force_entry || out.bytes_since_index >= index_interval_bytes {
@@ -177,15 +201,30 @@ pub fn scan(file: &dyn StorageFile, base_offset: i64, index_interval_bytes: u32)
 
 /// Looks for the first position at or after `from` holding a valid batch whose base
 /// offset is above `after` and whose offsets stay within the 32-bit relative range.
-fn resync(reader: &mut ChunkReader<'_>, from: u64, after: i64) -> std::io::Result<Option<(u64, BatchHeader)>> {
+/// Gives up (as if nothing followed) once `budget` bytes have been checksummed.
+fn resync(
+    reader: &mut ChunkReader<'_>,
+    from: u64,
+    after: i64,
+    budget: &mut u64,
+) -> std::io::Result<Option<(u64, BatchHeader)>> {
     let mut q = from;
     while q + HEADER_BYTES as u64 <= reader.file_len {
         if reader.magic_at(q)? == Some(batch::MAGIC_V2 as u8)
-            && let Some(h) = reader.batch_at(q)?
-            && h.base_offset > after
-            && h.base_offset - after < i64::from(u32::MAX)
+            && let Some(size) = reader.get(q, LOG_OVERHEAD)?.and_then(batch::peek_size)
+            && size <= STORED_BATCH_BYTES_LIMIT
+            && q + size as u64 <= reader.file_len
         {
-            return Ok(Some((q, h)));
+            if size as u64 > *budget {
+                return Ok(None);
+            }
+            *budget -= size as u64;
+            if let Some(h) = reader.batch_at(q)?
+                && h.base_offset > after
+                && h.base_offset - after < i64::from(u32::MAX)
+            {
+                return Ok(Some((q, h)));
+            }
         }
         q += 1;
     }
@@ -283,7 +322,7 @@ pub fn read(
     let Some((pos, first)) = seek(file, window, |h| h.next_offset() > target)? else {
         return Ok(None);
     };
-    let want = (bytes_max.max(first.size) as u64).min(window.readable_bytes - pos) as usize;
+    let want = (bytes_max.min(READ_BYTES_LIMIT).max(first.size) as u64).min(window.readable_bytes - pos) as usize;
     let mut buf = BytesMut::zeroed(want);
     file.read_exact_at(&mut buf, pos)?;
     let mut at = 0usize;
@@ -322,14 +361,24 @@ pub fn read(
 }
 
 /// Finds the first visible batch at or after the window start whose
-/// `max_timestamp >= ts` and that ends above `offset_min`.
+/// `max_timestamp >= ts` and that ends above `offset_min`. The batch's checksum is
+/// verified: its timestamp is about to be trusted as an answer.
 pub fn find_by_time(
     file: &dyn StorageFile,
     window: &ReadWindow,
     ts: i64,
     offset_min: i64,
 ) -> Result<Option<BatchHeader>, ReadFault> {
-    Ok(seek(file, window, |h| h.max_timestamp >= ts && h.next_offset() > offset_min)?.map(|(_, h)| h))
+    let Some((pos, h)) = seek(file, window, |h| h.max_timestamp >= ts && h.next_offset() > offset_min)? else {
+        return Ok(None);
+    };
+    let mut bytes = vec![0u8; h.size];
+    file.read_exact_at(&mut bytes, pos)?;
+    batch::verify(&bytes).map_err(|e| ReadFault::Corrupt {
+        position: pos,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(h))
 }
 
 #[cfg(test)]
@@ -381,7 +430,7 @@ mod tests {
     #[test]
     fn scan_of_a_clean_segment_indexes_every_interval() {
         let (file, positions) = segment_with(&[(2, 100, 5), (1, 100, 3), (3, 100, 9)]);
-        let r = scan(&*file, 100, 150).unwrap();
+        let r = scan(&*file, 100, 150, i64::MAX).unwrap();
         assert_eq!(r.valid_end, 300);
         assert_eq!(r.next_offset, 106);
         assert_eq!(r.max_timestamp, 9);
@@ -402,7 +451,7 @@ mod tests {
     fn scan_cuts_a_torn_tail() {
         let (file, _) = segment_with(&[(1, 100, 1), (1, 100, 2), (1, 100, 3)]);
         file.set_len(250).unwrap();
-        let r = scan(&*file, 100, 4096).unwrap();
+        let r = scan(&*file, 100, 4096, i64::MAX).unwrap();
         assert_eq!((r.valid_end, r.next_offset, r.batches), (200, 102, 2));
         assert!(r.corrupt.is_empty());
     }
@@ -413,7 +462,7 @@ mod tests {
         let mut byte = [0u8; 1];
         file.read_exact_at(&mut byte, 170).unwrap();
         file.write_all_at(&[byte[0] ^ 0x10], 170).unwrap();
-        let r = scan(&*file, 100, 4096).unwrap();
+        let r = scan(&*file, 100, 4096, i64::MAX).unwrap();
         assert_eq!((r.valid_end, r.next_offset, r.batches), (300, 104, 2));
         assert_eq!(
             r.corrupt,
@@ -426,6 +475,17 @@ mod tests {
         );
         // The batch after the damage is indexed, so reads of it need not cross it.
         assert_eq!(r.entries.last().unwrap().rel_offset, 3);
+    }
+
+    #[test]
+    fn scan_cuts_damage_past_the_recovery_point() {
+        let (file, _) = segment_with(&[(1, 100, 1), (2, 100, 2), (1, 100, 3)]);
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, 170).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x10], 170).unwrap();
+        let r = scan(&*file, 100, 4096, 101).unwrap();
+        assert_eq!((r.valid_end, r.next_offset, r.batches), (100, 101, 1));
+        assert!(r.corrupt.is_empty());
     }
 
     #[test]

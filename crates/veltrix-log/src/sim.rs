@@ -8,9 +8,10 @@
 //! its directory was last synced is rolled back too. Faults (failing fsync, failing
 //! writes, a full disk, flipped bits) are switched on and off by the test.
 //!
-//! A failed `sync` behaves like Linux after an fsync error: the pending writes stay
-//! visible to reads but are forgotten, so a later `sync` that succeeds does not make
-//! them durable. Retrying an fsync therefore cannot hide a loss.
+//! A failed `sync` behaves like Linux after an fsync error, only stricter: the
+//! pending writes stay visible to reads, and nothing written to that file becomes
+//! durable again, though later syncs report success. Retrying an fsync therefore
+//! cannot hide a loss from a crash test.
 //!
 //! Directories themselves are always durable; only their entries are modelled.
 //! Randomness comes from a seed so a failing case replays exactly.
@@ -66,6 +67,9 @@ struct FileState {
     durable: Vec<u8>,
     /// Changes since the last successful sync, in order.
     pending: Vec<Pending>,
+    /// A sync failed: from then on nothing more of this file becomes durable,
+    /// even if a later sync reports success.
+    sync_failed: bool,
 }
 
 #[derive(Debug)]
@@ -222,33 +226,61 @@ impl SimStorage {
     ///
     /// Handles to files opened before the crash must not be used afterwards.
     pub fn crash(&self, torn: bool, seed: u64) {
+        self.crash_with(seed, |rng, pending| {
+            if !torn || pending.is_empty() {
+                return Vec::new();
+            }
+            let keep = rng.upto(pending.len() as u64) as usize;
+            let mut kept: Vec<Pending> = pending[..keep].to_vec();
+            if let Some(Pending::Write { data, .. }) = kept.last_mut() {
+                let cut = rng.upto(data.len() as u64) as usize;
+                data.truncate(cut);
+            }
+            kept
+        });
+    }
+
+    /// Simulates power loss with writeback out of order: each unsynced write
+    /// independently survives whole, survives torn, or is lost, as pages reach the
+    /// disk in no particular order. Clears all faults.
+    pub fn crash_reordered(&self, seed: u64) {
+        self.crash_with(seed, |rng, pending| {
+            let mut kept = Vec::new();
+            for op in pending {
+                match (op, rng.upto(2)) {
+                    (_, 0) => {}
+                    (Pending::Write { offset, data }, 1) => {
+                        let cut = rng.upto(data.len() as u64) as usize;
+                        kept.push(Pending::Write {
+                            offset: *offset,
+                            data: data[..cut].to_vec(),
+                        });
+                    }
+                    (other, _) => kept.push(other.clone()),
+                }
+            }
+            kept
+        });
+    }
+
+    /// Rebuilds every durable file from its durable bytes plus the unsynced
+    /// changes `survive` picks.
+    fn crash_with(&self, seed: u64, mut survive: impl FnMut(&mut SimRng, &[Pending]) -> Vec<Pending>) {
         let mut rng = SimRng::new(seed);
         let mut ns = lock(&self.ns);
         let mut survivors = BTreeMap::new();
         for (path, file) in ns.durable.iter() {
             let st = lock(&file.state);
             let mut content = st.durable.clone();
-            if torn && !st.pending.is_empty() {
-                let keep = rng.upto(st.pending.len() as u64) as usize;
-                for (i, op) in st.pending.iter().take(keep).enumerate() {
-                    match op {
-                        Pending::Write { offset, data } if i + 1 == keep => {
-                            let cut = rng.upto(data.len() as u64) as usize;
-                            let torn_op = Pending::Write {
-                                offset: *offset,
-                                data: data[..cut].to_vec(),
-                            };
-                            apply(&mut content, &torn_op);
-                        }
-                        other => apply(&mut content, other),
-                    }
-                }
+            for op in survive(&mut rng, &st.pending) {
+                apply(&mut content, &op);
             }
             let fresh = Arc::new(SimFile {
                 state: Mutex::new(FileState {
                     live: content.clone(),
                     durable: content,
                     pending: Vec::new(),
+                    sync_failed: false,
                 }),
                 storage: self.shared.clone(),
             });
@@ -321,9 +353,17 @@ impl StorageFile for SimFile {
             std::thread::sleep(delay);
         }
         let mut st = lock(&self.state);
-        if fail {
-            // Linux semantics: the dirty data is dropped from the writeback set.
+        if fail || st.sync_failed {
+            // Linux drops the dirty pages from the writeback set after a failed
+            // fsync, so a retry can report success without making them durable.
+            // The simulator is stricter: after a failure the file never gains
+            // durable bytes again, so any engine that retries shows up as data loss.
             st.pending.clear();
+            if !fail {
+                self.storage.syncs.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            st.sync_failed = true;
             self.storage.failed_syncs.fetch_add(1, Ordering::Relaxed);
             return Err(io::Error::other("simulated fsync failure"));
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use veltrix_log::batch;
-use veltrix_log::{FlushPolicy, Log, LogConfig, LogError};
+use veltrix_log::{FlushPolicy, Log, LogConfig, LogError, RECOVERY_POINT_INTERVAL_MS};
 
 use crate::support::*;
 
@@ -109,14 +109,17 @@ fn a_flipped_byte_in_a_sealed_segment_fails_only_reads_of_that_batch() {
 
 #[test]
 fn a_flipped_byte_mid_tail_keeps_every_valid_batch_after_it() {
-    // The damage is in the newest segment, which recovery scans. It must not be
-    // taken for a torn tail: the valid batches after it stay, its offsets fail loudly.
+    // The damage is in the newest segment, which recovery scans, below the
+    // recovery point the last tick recorded. It must not be taken for a torn tail:
+    // the valid batches after it stay, its offsets fail loudly.
     let w = World::new();
     let log = w.open(LogConfig {
         segment_bytes_max: 1 << 20,
         ..small_config()
     });
     let acked = fill(&log, 20, 3);
+    w.clock.advance(RECOVERY_POINT_INTERVAL_MS);
+    log.tick().unwrap();
     drop(log);
     let seg = w.path("00000000000000000000.log");
     let bytes = w.storage.read_file(&seg).unwrap();
@@ -132,6 +135,60 @@ fn a_flipped_byte_mid_tail_keeps_every_valid_batch_after_it() {
     for (offset, b) in acked.iter().filter(|(o, _)| *o != victim) {
         let r = log.read(*offset, 1).unwrap();
         assert_eq!(&split_batches(&r.records)[0].1, b, "batch at {offset}");
+    }
+}
+
+#[test]
+fn damage_past_the_recovery_point_is_cut_like_a_torn_write() {
+    // Without a recovery point covering them, valid batches after damage in the
+    // newest segment may be unsynced writes that reached the disk out of order, so
+    // they go with the damage rather than leave a hole no consumer can read past.
+    let w = World::new();
+    let log = w.open(LogConfig {
+        segment_bytes_max: 1 << 20,
+        ..small_config()
+    });
+    let acked = fill(&log, 20, 13);
+    drop(log);
+    let seg = w.path("00000000000000000000.log");
+    let bytes = w.storage.read_file(&seg).unwrap();
+    let pos = position_in(&bytes, acked[9].0);
+    w.storage.corrupt(&seg, (pos + 80) as u64, 0x80).unwrap();
+    w.storage.crash(false, 0);
+    let log = w.open(small_config());
+    assert_eq!(read_all(&log, 0), acked[..9]);
+    assert_eq!(log.stats().corruptions_found.load(Ordering::Relaxed), 0);
+    assert!(log.stats().recovery_truncated_bytes.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn writes_reaching_the_disk_out_of_order_leave_a_readable_prefix() {
+    // Power loss with unsynced writes persisted in no particular order: an earlier
+    // batch torn, a later one whole. Recovery keeps acknowledged batches and a
+    // readable run of whole batches after them, never a hole.
+    for seed in 0..300 {
+        let w = World::new();
+        let log = w.open(LogConfig {
+            segment_bytes_max: 1 << 20,
+            ..small_config()
+        });
+        let acked = fill(&log, 8, 14);
+        w.clock.advance(RECOVERY_POINT_INTERVAL_MS);
+        log.tick().unwrap();
+        let acked = [acked, fill(&log, 3, 15)].concat();
+        let mut pending = Vec::new();
+        for i in 0..6u8 {
+            let mut b = make_batch(1, 300 + usize::from(i) * 50, T0, 100 + i);
+            let a = log.append(&mut b).unwrap();
+            pending.push((a.base_offset, b));
+        }
+        drop(log);
+        w.storage.crash_reordered(seed);
+        let log = w.open(small_config());
+        let got = read_all(&log, 0);
+        assert_eq!(got[..acked.len()], acked[..], "seed {seed}");
+        let extra = &got[acked.len()..];
+        assert_eq!(extra, &pending[..extra.len()], "seed {seed}");
     }
 }
 

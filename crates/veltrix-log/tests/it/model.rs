@@ -49,6 +49,10 @@ enum Op {
         torn: bool,
         seed: u64,
     },
+    /// Power loss with unsynced writes reaching the disk in no particular order.
+    CrashReordered {
+        seed: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,6 +66,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..30_000u32).prop_map(|advance_ms| Op::Tick { advance_ms }),
         1 => Just(Op::CleanReboot),
         1 => (any::<bool>(), any::<u64>()).prop_map(|(torn, seed)| Op::CrashReboot { torn, seed }),
+        1 => any::<u64>().prop_map(|seed| Op::CrashReordered { seed }),
     ]
 }
 
@@ -220,8 +225,12 @@ fn step(w: &World, log: &mut Log, model: &mut Model, op: &Op, tag: &mut u8) -> R
             *log = w.open(config());
             model.settle(i64::MAX);
         }
-        Op::CrashReboot { torn, seed } => {
-            w.storage.crash(torn, seed);
+        Op::CrashReboot { .. } | Op::CrashReordered { .. } => {
+            match *op {
+                Op::CrashReboot { torn, seed } => w.storage.crash(torn, seed),
+                Op::CrashReordered { seed } => w.storage.crash_reordered(seed),
+                _ => unreachable!("matched above"),
+            }
             *log = w.open(config());
             // Of the unacknowledged batches, a prefix of whole ones may survive.
             let survived: Vec<(i64, Vec<u8>)> = split_batches(&log.read(model.next, usize::MAX).unwrap().records);
