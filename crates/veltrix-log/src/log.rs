@@ -318,15 +318,17 @@ impl Log {
         let header = batch::verify_producer_batch(batch, self.config.batch_bytes_max as usize)?;
         let mut st = lock(&self.state);
         self.check_poison()?;
-        let len = batch.len() as u64;
-        if self.needs_roll(&st, len, header.last_offset_delta) {
-            self.roll(&mut st)?;
-        }
+        // Checked before anything changes, rolling included: a refused append
+        // leaves no trace on disk.
         if st.active.next > batch::BASE_OFFSET_MAX {
             return Err(LogError::OffsetsExhausted {
                 dir: self.dir.clone(),
                 next_offset: st.active.next,
             });
+        }
+        let len = batch.len() as u64;
+        if self.needs_roll(&st, len, header.last_offset_delta) {
+            self.roll(&mut st)?;
         }
         let now_ms = self.env.clock.now_ms();
         let a = &mut st.active;

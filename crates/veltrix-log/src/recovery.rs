@@ -416,6 +416,9 @@ fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Resu
     if clean
         && let Some((index_file, footer)) = trusted_footer(storage, dir, base, len)
         && footer.readable_bytes == footer.file_bytes
+        // An empty segment holds no offsets; a footer claiming otherwise would let
+        // the next batch's relative offsets outgrow 32 bits.
+        && (footer.file_bytes > 0 || footer.next_rel_offset == 0)
         && let Some(entries) = read_sealed_entries(&*index_file, &footer)
     {
         return Ok(Active {
