@@ -1,0 +1,11 @@
+//! Fuzz target: arbitrary bytes as a partition directory opened by `Log::open`,
+//! then read, appended to, closed and reopened. The checks live in `checks.rs`,
+//! shared with `tests/it/fuzz_smoke.rs`.
+
+#![no_main]
+
+#[path = "../checks.rs"]
+#[allow(dead_code, reason = "each target uses one of the shared checks")]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::log_open(data));
