@@ -1,0 +1,499 @@
+//! The broker: the topic catalogue and every partition's log.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use veltrix_log::{Env, Log, LogConfig};
+
+use crate::catalog::{self, TopicConfig, TopicEntry};
+use crate::error::{CoreError, Result};
+use crate::topic::{Partition, Topic, TopicId};
+
+/// Longest topic name, as in Kafka (file names stay under 255 bytes).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// Broker-wide settings of the engine.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Defaults for every topic's log.
+    pub log: LogConfig,
+    /// Partitions of a topic created without a count (auto-creation, or a
+    /// CreateTopics request with -1).
+    pub default_partitions: u32,
+    /// Whether Metadata and Produce for an unknown topic create it. Off by
+    /// default: a typo should fail loudly, not create a topic.
+    pub auto_create_topics: bool,
+    pub topics_max: usize,
+    pub partitions_per_topic_max: u32,
+    pub partitions_total_max: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            log: LogConfig::default(),
+            default_partitions: 1,
+            auto_create_topics: false,
+            topics_max: 10_000,
+            partitions_per_topic_max: 10_000,
+            partitions_total_max: 100_000,
+        }
+    }
+}
+
+/// The engine behind every front door.
+#[derive(Debug)]
+pub struct Broker {
+    env: Arc<Env>,
+    dir: PathBuf,
+    config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises catalogue changes; holds what `topics.json` says.
+    catalog: Mutex<BTreeMap<String, TopicEntry>>,
+    ids: IdSource,
+}
+
+/// Topic ids: random (std's randomly keyed hasher), mixed with a counter and the
+/// clock so two ids never collide within a process.
+#[derive(Debug, Default)]
+struct IdSource {
+    counter: AtomicU64,
+}
+
+impl IdSource {
+    fn next(&self, name: &str, now_ms: i64) -> TopicId {
+        let mut id = [0u8; 16];
+        for half in id.chunks_mut(8) {
+            let mut h = RandomState::new().build_hasher();
+            h.write(name.as_bytes());
+            h.write_i64(now_ms);
+            h.write_u64(self.counter.fetch_add(1, Ordering::Relaxed));
+            half.copy_from_slice(&h.finish().to_be_bytes());
+        }
+        id
+    }
+}
+
+fn id_hex(id: &TopicId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_id(hex: &str) -> Option<TopicId> {
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(id)
+}
+
+/// Kafka's rules for topic names.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(CoreError::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name == "." || name == ".." {
+        return bad("`.` and `..` are not allowed");
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return bad("it is longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad("only ASCII letters, digits, `.`, `_` and `-` are allowed");
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Opens the data directory: reads the catalogue, opens (and recovers) every
+    /// partition, and removes log directories of topics the catalogue no longer
+    /// has (left by a deletion that was interrupted).
+    pub fn open(env: Arc<Env>, dir: impl Into<PathBuf>, config: BrokerConfig) -> Result<Broker> {
+        config
+            .log
+            .validate()
+            .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        let dir = dir.into();
+        let storage = &*env.storage;
+        let logs = dir.join("logs");
+        storage.create_dir_all(&logs).map_err(|e| CoreError::Io {
+            op: "create directory",
+            path: logs.clone(),
+            source: e,
+        })?;
+        let entries = catalog::load(storage, &dir)?;
+        let mut topics = BTreeMap::new();
+        for (name, entry) in &entries {
+            let topic = open_topic(&env, &dir, &config, name, entry)?;
+            topics.insert(name.clone(), Arc::new(topic));
+        }
+        let known: Vec<&str> = entries.values().map(|e| e.id.as_str()).collect();
+        for name in storage.list_dir(&logs).map_err(|e| CoreError::Io {
+            op: "list",
+            path: logs.clone(),
+            source: e,
+        })? {
+            if !known.contains(&name.as_str()) {
+                tracing::warn!(dir = %logs.join(&name).display(), "removing the logs of a deleted topic");
+                let path = logs.join(&name);
+                storage.remove_dir_all(&path).map_err(|e| CoreError::Io {
+                    op: "remove",
+                    path,
+                    source: e,
+                })?;
+            }
+        }
+        tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
+        Ok(Broker {
+            env,
+            dir,
+            config,
+            topics: RwLock::new(topics),
+            catalog: Mutex::new(entries),
+            ids: IdSource::default(),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// All topics, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
+        let t = self
+            .topic(topic)
+            .ok_or_else(|| CoreError::UnknownTopic(topic.to_owned()))?;
+        t.partition(partition).cloned().ok_or(CoreError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        })
+    }
+
+    /// Creates a topic with `partitions` partitions (the broker default if `None`).
+    pub fn create_topic(&self, name: &str, partitions: Option<u32>, config: TopicConfig) -> Result<Arc<Topic>> {
+        validate_topic_name(name)?;
+        let count = partitions.unwrap_or(self.config.default_partitions);
+        self.check_partitions(i64::from(count))?;
+        config
+            .log_config(&self.config.log)
+            .validate()
+            .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        if catalog.contains_key(name) {
+            return Err(CoreError::TopicExists(name.to_owned()));
+        }
+        if catalog.len() >= self.config.topics_max {
+            return Err(CoreError::LimitReached(format!(
+                "topics_max ({})",
+                self.config.topics_max
+            )));
+        }
+        let total: u32 = catalog.values().map(|e| e.partitions).sum();
+        if total.saturating_add(count) > self.config.partitions_total_max {
+            return Err(CoreError::LimitReached(format!(
+                "partitions_total_max ({})",
+                self.config.partitions_total_max
+            )));
+        }
+        let entry = TopicEntry {
+            id: id_hex(&self.ids.next(name, self.env.clock.now_ms())),
+            partitions: count,
+            config,
+        };
+        let mut next = catalog.clone();
+        next.insert(name.to_owned(), entry.clone());
+        catalog::store(&*self.env.storage, &self.dir, &next)?;
+        *catalog = next;
+        let topic = Arc::new(open_topic(&self.env, &self.dir, &self.config, name, &entry)?);
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), topic.clone());
+        tracing::info!(topic = name, partitions = count, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data. The catalogue change is made durable first;
+    /// the directories follow, and a restart finishes an interrupted deletion.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = catalog.get(name).cloned() else {
+            return Err(CoreError::UnknownTopic(name.to_owned()));
+        };
+        let mut next = catalog.clone();
+        next.remove(name);
+        catalog::store(&*self.env.storage, &self.dir, &next)?;
+        *catalog = next;
+        self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        let path = self.dir.join("logs").join(&entry.id);
+        if let Err(e) = self.env.storage.remove_dir_all(&path) {
+            tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's logs; the next start will");
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's CreatePartitions).
+    pub fn create_partitions(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = catalog.get(name).cloned() else {
+            return Err(CoreError::UnknownTopic(name.to_owned()));
+        };
+        if total <= entry.partitions {
+            return Err(CoreError::InvalidPartitions {
+                count: i64::from(total),
+                reason: format!("topic `{name}` already has {} partitions", entry.partitions),
+            });
+        }
+        self.check_partitions(i64::from(total))?;
+        let mut next = catalog.clone();
+        let grown = TopicEntry {
+            partitions: total,
+            ..entry.clone()
+        };
+        next.insert(name.to_owned(), grown.clone());
+        catalog::store(&*self.env.storage, &self.dir, &next)?;
+        *catalog = next;
+        let old = self
+            .topic(name)
+            .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let mut partitions = old.partitions.clone();
+        for index in entry.partitions..total {
+            partitions.push(Arc::new(open_partition(
+                &self.env,
+                &self.dir,
+                &self.config,
+                &grown,
+                index,
+            )?));
+        }
+        let topic = Arc::new(Topic {
+            name: old.name.clone(),
+            id: old.id,
+            config: old.config.clone(),
+            partitions,
+        });
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), topic.clone());
+        Ok(topic)
+    }
+
+    fn check_partitions(&self, count: i64) -> Result<()> {
+        if count < 1 {
+            return Err(CoreError::InvalidPartitions {
+                count,
+                reason: "a topic needs at least one partition".into(),
+            });
+        }
+        if count > i64::from(self.config.partitions_per_topic_max) {
+            return Err(CoreError::InvalidPartitions {
+                count,
+                reason: format!(
+                    "the limit is partitions_per_topic_max = {}",
+                    self.config.partitions_per_topic_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Housekeeping for every partition (rolling, retention, interval flushes);
+    /// called periodically by the host. Errors are logged: one partition's
+    /// trouble must not stop the others'.
+    pub fn tick(&self) {
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                match p.log().tick() {
+                    Ok(outcome) if outcome.flushed || outcome.rolled => p.publish_high_watermark(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = p.index, error = %e, "housekeeping failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every partition cleanly (fsync, index written, clean marker).
+    pub fn close(&self) {
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Err(e) = p.log().close() {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "closing partition");
+                }
+                p.publish_high_watermark();
+            }
+        }
+    }
+}
+
+fn open_partition(
+    env: &Arc<Env>,
+    dir: &Path,
+    config: &BrokerConfig,
+    entry: &TopicEntry,
+    index: u32,
+) -> Result<Partition> {
+    let path = dir.join("logs").join(&entry.id).join(index.to_string());
+    let log = Log::open(env.clone(), path, entry.config.log_config(&config.log))?;
+    Ok(Partition::new(index as i32, log))
+}
+
+fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, entry: &TopicEntry) -> Result<Topic> {
+    let id = parse_id(&entry.id).ok_or_else(|| CoreError::Catalog {
+        path: dir.join(catalog::CATALOG_FILE),
+        reason: format!("topic `{name}` has an invalid id `{}`", entry.id),
+    })?;
+    let partitions = (0..entry.partitions)
+        .map(|i| open_partition(env, dir, config, entry, i).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Topic {
+        name: name.to_owned(),
+        id,
+        config: entry.config.clone(),
+        partitions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veltrix_log::batch::build;
+    use veltrix_log::io::Storage;
+    use veltrix_log::sim::{SimClock, SimStorage};
+
+    fn broker(storage: &SimStorage) -> Broker {
+        let env = Env::new(
+            Arc::new(storage.clone()),
+            Arc::new(SimClock::new(1_700_000_000_000)),
+            64,
+        );
+        Broker::open(env, "/data", BrokerConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn topics_survive_a_restart_with_their_data() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        b.create_topic("clicks", Some(3), TopicConfig::default()).unwrap();
+        let p = b.partition("clicks", 2).unwrap();
+        let mut batch = build::batch(build::Spec::default(), 100, 1);
+        let a = p.append(&mut batch).unwrap();
+        p.commit(a.next_offset).unwrap();
+        drop((p, b));
+        storage.crash(true, 1);
+        let b = broker(&storage);
+        let t = b.topic("clicks").unwrap();
+        assert_eq!(t.partitions.len(), 3);
+        assert_eq!(t.partitions[2].log().high_watermark(), 1);
+    }
+
+    #[test]
+    fn a_recreated_topic_starts_empty_with_a_new_id() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        let old = b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        let p = b.partition("t", 0).unwrap();
+        let a = p.append(&mut build::batch(build::Spec::default(), 100, 1)).unwrap();
+        p.commit(a.next_offset).unwrap();
+        drop(p);
+        b.delete_topic("t").unwrap();
+        assert!(matches!(b.partition("t", 0), Err(CoreError::UnknownTopic(_))));
+        let new = b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        assert_ne!(old.id, new.id);
+        assert_eq!(new.partitions[0].log().log_end(), 0);
+    }
+
+    #[test]
+    fn names_counts_and_configs_are_checked() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        for name in ["", ".", "..", "a/b", "sp ace", &"x".repeat(250)] {
+            assert!(matches!(
+                b.create_topic(name, Some(1), TopicConfig::default()),
+                Err(CoreError::InvalidTopicName { .. })
+            ));
+        }
+        assert!(matches!(
+            b.create_topic("t", Some(0), TopicConfig::default()),
+            Err(CoreError::InvalidPartitions { .. })
+        ));
+        let bad = TopicConfig {
+            batch_bytes_max: Some(10),
+            ..TopicConfig::default()
+        };
+        assert!(matches!(
+            b.create_topic("t", Some(1), bad),
+            Err(CoreError::InvalidConfig(_))
+        ));
+        b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        assert!(matches!(
+            b.create_topic("t", Some(1), TopicConfig::default()),
+            Err(CoreError::TopicExists(_))
+        ));
+        assert!(matches!(
+            b.create_partitions("t", 1),
+            Err(CoreError::InvalidPartitions { .. })
+        ));
+        assert_eq!(b.create_partitions("t", 4).unwrap().partitions.len(), 4);
+    }
+
+    #[test]
+    fn logs_of_deleted_topics_left_behind_are_removed_at_start() {
+        let storage = SimStorage::new();
+        let orphan = Path::new("/data/logs/00112233445566778899aabbccddeeff/0");
+        storage.create_dir_all(orphan).unwrap();
+        let _b = broker(&storage);
+        assert!(!storage.exists(orphan));
+    }
+
+    #[test]
+    fn a_damaged_catalogue_stops_the_broker_instead_of_forgetting_topics() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        drop(b);
+        let path = Path::new("/data/topics.json");
+        let len = storage.read_file(path).unwrap().len() as u64;
+        storage.corrupt(path, len / 2, 0x01).unwrap();
+        let env = Env::new(Arc::new(storage.clone()), Arc::new(SimClock::new(0)), 64);
+        assert!(matches!(
+            Broker::open(env, "/data", BrokerConfig::default()),
+            Err(CoreError::Catalog { .. })
+        ));
+    }
+}

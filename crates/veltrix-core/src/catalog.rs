@@ -1,0 +1,134 @@
+//! The topic catalogue: which topics exist, their ids, partition counts and
+//! settings, kept in `topics.json` in the data directory.
+//!
+//! The file is replaced atomically (write a temporary file, fsync, rename, fsync
+//! the directory) and carries a CRC32C of its contents, so a restart finds either
+//! the old catalogue or the new one, never a mix, and refuses to start on a
+//! damaged one rather than forget topics.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use veltrix_log::io::{OpenMode, Storage};
+use veltrix_log::{FlushPolicy, LogConfig};
+
+use crate::error::{CoreError, Result};
+
+pub(crate) const CATALOG_FILE: &str = "topics.json";
+const CATALOG_VERSION: u32 = 1;
+
+/// Per-topic settings that differ from the broker's defaults. Each `None` means
+/// "the broker default".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_bytes_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_age_ms_max: Option<u64>,
+    /// Kafka's `max.message.bytes`: the largest batch accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_bytes_max: Option<u32>,
+    /// When set, appends are acknowledged before fsync and flushed this often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_interval_ms: Option<u64>,
+}
+
+impl TopicConfig {
+    /// The log settings for this topic over the broker's defaults.
+    pub fn log_config(&self, defaults: &LogConfig) -> LogConfig {
+        LogConfig {
+            retention_ms: self.retention_ms.or(defaults.retention_ms),
+            retention_bytes: self.retention_bytes.or(defaults.retention_bytes),
+            segment_bytes_max: self.segment_bytes_max.unwrap_or(defaults.segment_bytes_max),
+            segment_age_ms_max: self.segment_age_ms_max.unwrap_or(defaults.segment_age_ms_max),
+            batch_bytes_max: self.batch_bytes_max.unwrap_or(defaults.batch_bytes_max),
+            flush: match self.flush_interval_ms {
+                Some(flush_interval_ms) => FlushPolicy::Interval { flush_interval_ms },
+                None => defaults.flush,
+            },
+            ..defaults.clone()
+        }
+    }
+}
+
+/// One topic as recorded in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopicEntry {
+    /// 32 hex digits.
+    pub id: String,
+    pub partitions: u32,
+    #[serde(default)]
+    pub config: TopicConfig,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    version: u32,
+    topics: BTreeMap<String, TopicEntry>,
+    /// CRC32C of the canonical JSON of `topics`.
+    crc32c: u32,
+}
+
+fn topics_crc(topics: &BTreeMap<String, TopicEntry>) -> u32 {
+    crc32c::crc32c(&serde_json::to_vec(topics).expect("catalogue serialises"))
+}
+
+pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<BTreeMap<String, TopicEntry>> {
+    let path = dir.join(CATALOG_FILE);
+    if !storage.exists(&path) {
+        return Ok(BTreeMap::new());
+    }
+    let io = |op, e| CoreError::Io {
+        op,
+        path: path.clone(),
+        source: e,
+    };
+    let file = storage.open(&path, OpenMode::Existing).map_err(|e| io("open", e))?;
+    let len = file.len().map_err(|e| io("stat", e))?;
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(64 << 20)];
+    file.read_exact_at(&mut bytes, 0).map_err(|e| io("read", e))?;
+    let bad = |reason: String| CoreError::Catalog {
+        path: path.clone(),
+        reason,
+    };
+    let parsed: CatalogFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if parsed.version != CATALOG_VERSION {
+        return Err(bad(format!("version {} is not {CATALOG_VERSION}", parsed.version)));
+    }
+    if topics_crc(&parsed.topics) != parsed.crc32c {
+        return Err(bad("checksum mismatch".into()));
+    }
+    Ok(parsed.topics)
+}
+
+pub(crate) fn store(storage: &dyn Storage, dir: &Path, topics: &BTreeMap<String, TopicEntry>) -> Result<()> {
+    let path = dir.join(CATALOG_FILE);
+    let tmp = dir.join(format!("{CATALOG_FILE}.tmp"));
+    let file = CatalogFile {
+        version: CATALOG_VERSION,
+        topics: topics.clone(),
+        crc32c: topics_crc(topics),
+    };
+    let bytes = serde_json::to_vec_pretty(&file).expect("catalogue serialises");
+    let write = || -> std::io::Result<()> {
+        let f = storage.open(&tmp, OpenMode::CreateOrOpen)?;
+        f.set_len(0)?;
+        f.write_all_at(&bytes, 0)?;
+        f.sync()?;
+        storage.rename(&tmp, &path)?;
+        storage.sync_dir(dir)
+    };
+    write().map_err(|e| CoreError::Io {
+        op: "write",
+        path,
+        source: e,
+    })
+}

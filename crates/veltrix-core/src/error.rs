@@ -1,0 +1,36 @@
+//! Errors of the broker engine. Adapters map them to protocol error codes.
+
+use std::path::PathBuf;
+
+use veltrix_log::LogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    #[error("topic `{topic}` has no partition {partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("topic `{0}` already exists")]
+    TopicExists(String),
+    #[error("invalid topic name `{name}`: {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid partition count {count}: {reason}")]
+    InvalidPartitions { count: i64, reason: String },
+    #[error("invalid topic config: {0}")]
+    InvalidConfig(String),
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("topic catalogue {path} is unreadable: {reason}")]
+    Catalog { path: PathBuf, reason: String },
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

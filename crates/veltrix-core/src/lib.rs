@@ -1,0 +1,23 @@
+//! The broker engine: topics and their partitions, on the durable log.
+//!
+//! A [`Broker`] owns a data directory: the topic catalogue (`topics.json`,
+//! replaced atomically on every change) and one [`veltrix_log::Log`] per
+//! partition under `logs/<topic id>/<partition>/`. Topic ids are random and never
+//! reused, so a topic deleted and created again under the same name never sees
+//! the old topic's data, and directories left behind by an interrupted deletion
+//! can be recognised and removed at start-up.
+//!
+//! Like the log, this crate knows nothing of sockets or wire formats: the Kafka
+//! protocol, the HTTP API and the CLI are adapters over it. It uses tokio's
+//! runtime-agnostic `sync` module only, for the watch channels that wake fetches
+//! waiting on a partition.
+
+mod broker;
+mod catalog;
+mod error;
+mod topic;
+
+pub use broker::{Broker, BrokerConfig};
+pub use catalog::TopicConfig;
+pub use error::{CoreError, Result};
+pub use topic::{Partition, Topic, TopicId};
