@@ -1,0 +1,48 @@
+//! Kafka error codes, and the mapping from the engine's errors to them.
+
+use veltrix_core::CoreError;
+use veltrix_log::LogError;
+
+pub const NONE: i16 = 0;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_CONFIG: i16 = 40;
+pub const INVALID_REQUEST: i16 = 42;
+pub const POLICY_VIOLATION: i16 = 44;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+
+/// The Kafka error code for an engine error.
+pub fn code(e: &CoreError) -> i16 {
+    match e {
+        CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+        CoreError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
+        CoreError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
+        CoreError::InvalidPartitions { .. } => INVALID_PARTITIONS,
+        CoreError::InvalidConfig(_) => INVALID_CONFIG,
+        CoreError::LimitReached(_) => POLICY_VIOLATION,
+        CoreError::Log(e) => log_code(e),
+        CoreError::Io { .. } | CoreError::Catalog { .. } => KAFKA_STORAGE_ERROR,
+    }
+}
+
+/// The Kafka error code for a log error.
+pub fn log_code(e: &LogError) -> i16 {
+    use veltrix_log::batch::BatchError;
+    match e {
+        LogError::InvalidBatch(BatchError::TooLarge { .. }) => MESSAGE_TOO_LARGE,
+        LogError::InvalidBatch(_) | LogError::Corrupt { .. } => CORRUPT_MESSAGE,
+        LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::Poisoned { .. } | LogError::DiskFull { .. } | LogError::Io { .. } => KAFKA_STORAGE_ERROR,
+        LogError::OffsetsExhausted { .. } => POLICY_VIOLATION,
+        LogError::Config(_) => INVALID_CONFIG,
+    }
+}

@@ -1,0 +1,12 @@
+//! The Kafka wire protocol front door: framing, limits, and one handler per API.
+//!
+//! This crate turns bytes on a TCP connection into calls on
+//! [`veltrix_core::Broker`] and back. It owns nothing durable; every decision about
+//! data is the engine's. Kafka error codes are chosen here, at the edge
+//! ([`errors`]), from the engine's typed errors.
+
+pub mod errors;
+mod handlers;
+mod server;
+
+pub use server::{KafkaConfig, serve};

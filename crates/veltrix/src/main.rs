@@ -1,0 +1,131 @@
+//! `veltrix`: the broker (`veltrix serve`) and, later, the command-line tools.
+//!
+//! The binary is thin: it parses flags, sets up logging, opens the engine and
+//! hands sockets to the protocol adapters.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+use veltrix_core::{Broker, BrokerConfig};
+use veltrix_kafka::KafkaConfig;
+use veltrix_log::Env;
+
+/// How often partitions get their housekeeping (rolling, retention, flushes).
+const TICK_INTERVAL_MS: u64 = 100;
+
+#[derive(Parser)]
+#[command(name = "veltrix", version, about = "A durable, Kafka-compatible event broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the broker.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Directory holding the topic catalogue and every partition's log.
+    #[arg(long, default_value = "./veltrix-data")]
+    data_dir: PathBuf,
+    /// Address the Kafka protocol listens on.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    kafka_listener: SocketAddr,
+    /// Create topics on first use (off by default: a typo should fail loudly).
+    #[arg(long)]
+    auto_create_topics: bool,
+    /// Partitions of topics created without a count.
+    #[arg(long, default_value_t = 1)]
+    default_partitions: u32,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "text" => builder.init(),
+        "json" => builder.json().init(),
+        other => anyhow::bail!("--log-format must be `text` or `json`, not `{other}`"),
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_format)?;
+    let config = BrokerConfig {
+        auto_create_topics: args.auto_create_topics,
+        default_partitions: args.default_partitions,
+        ..BrokerConfig::default()
+    };
+    let broker = Arc::new(
+        Broker::open(Env::system(), &args.data_dir, config)
+            .with_context(|| format!("opening data directory {}", args.data_dir.display()))?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.kafka_listener)
+            .await
+            .with_context(|| format!("binding the Kafka listener to {}", args.kafka_listener))?;
+        let advertised = listener.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ticker = {
+            let broker = broker.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => {
+                            let b = broker.clone();
+                            let _ = tokio::task::spawn_blocking(move || b.tick()).await;
+                        }
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
+        let server = tokio::spawn(veltrix_kafka::serve(
+            listener,
+            broker.clone(),
+            KafkaConfig::new(advertised),
+            stop_rx,
+        ));
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        let _ = ticker.await;
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || b.close()).await?;
+        tracing::info!("stopped cleanly");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
