@@ -1,0 +1,444 @@
+//! Protocol-level tests of the Kafka front door: a broker in this process on an
+//! ephemeral 127.0.0.1 port, driven by a minimal client built on the same codec.
+//! Real clients (librdkafka, kafka-python, KafkaJS) are tested in tests/clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use veltrix_core::{Broker, BrokerConfig};
+use veltrix_kafka::{KafkaConfig, errors, serve};
+use veltrix_log::Env;
+
+/// A broker serving on an ephemeral port until dropped.
+struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn start(config: impl FnOnce(&mut KafkaConfig)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut kafka = KafkaConfig::new(addr);
+    config(&mut kafka);
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve(listener, broker, kafka, stop_rx));
+    Server { addr, stop, _dir: dir }
+}
+
+/// A bare Kafka connection: encodes requests, decodes responses.
+struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            correlation_id: 0,
+        }
+    }
+
+    async fn send_only<R: Request>(&mut self, request: &R, version: i16) -> i32 {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("it")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, R::header_version(version)).unwrap();
+        request.encode(&mut body, version).unwrap();
+        self.write_frame(&body).await;
+        self.correlation_id
+    }
+
+    async fn write_frame(&mut self, body: &[u8]) {
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// Reads one response frame; `None` if the broker closed the connection.
+    async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut len))
+            .await
+            .expect("response within 10 s")
+            .ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    }
+
+    async fn call<R: Request>(&mut self, request: R, version: i16) -> R::Response {
+        let id = self.send_only(&request, version).await;
+        let mut frame = self.read_frame().await.expect("a response");
+        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, id);
+        R::Response::decode(&mut frame, version).unwrap()
+    }
+}
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn records(values: &[&str], compression: Compression) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: IndexMap::from([(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"x")))]),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+async fn create_topic(c: &mut Client, name: &str, partitions: i32) {
+    let mut t = CreatableTopic::default();
+    t.name = topic(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 5).await;
+    assert_eq!(r.topics[0].error_code, errors::NONE, "{:?}", r.topics[0].error_message);
+}
+
+async fn produce(c: &mut Client, name: &str, partition: i32, acks: i16, batch: Bytes) -> (i16, i64) {
+    let pd = PartitionProduceData::default()
+        .with_index(partition)
+        .with_records(Some(batch));
+    let td = TopicProduceData::default()
+        .with_name(topic(name))
+        .with_partition_data(vec![pd]);
+    let r = c
+        .call(
+            ProduceRequest::default()
+                .with_acks(acks)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![td]),
+            9,
+        )
+        .await;
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_request(name: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let fp = FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(4 << 20)
+        .with_topics(vec![
+            FetchTopic::default().with_topic(topic(name)).with_partitions(vec![fp]),
+        ])
+}
+
+/// Zeroes the two fields the broker writes in every batch (base offset and leader
+/// epoch), so stored bytes can be compared with what was sent.
+fn broker_fields_masked(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + 12 <= out.len() {
+        let size = 12 + i32::from_be_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+        out[at..at + 8].fill(0);
+        out[at + 12..at + 16].fill(0);
+        at += size;
+    }
+    out
+}
+
+#[tokio::test]
+async fn api_versions_advertises_exactly_what_is_served() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    let r = c.call(ApiVersionsRequest::default(), 3).await;
+    assert_eq!(r.error_code, errors::NONE);
+    let mut keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+    keys.sort();
+    let mut want = vec![
+        ApiKey::Produce as i16,
+        ApiKey::Fetch as i16,
+        ApiKey::ListOffsets as i16,
+        ApiKey::Metadata as i16,
+        ApiKey::ApiVersions as i16,
+        ApiKey::CreateTopics as i16,
+    ];
+    want.sort();
+    assert_eq!(keys, want);
+}
+
+#[tokio::test]
+async fn a_too_new_api_versions_request_is_told_what_to_use() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    let id = c.send_only(&ApiVersionsRequest::default(), 4).await;
+    let mut frame = c.read_frame().await.unwrap();
+    // The answer uses the v0 layout, whatever version was asked for.
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, id);
+    let r = kafka_protocol::messages::ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(r.error_code, errors::UNSUPPORTED_VERSION);
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version == 3)
+    );
+}
+
+#[tokio::test]
+async fn produced_batches_are_fetched_back_unchanged_but_for_the_offset() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 2).await;
+    for (i, compression) in [Compression::None, Compression::Lz4, Compression::Zstd]
+        .into_iter()
+        .enumerate()
+    {
+        let batch = records(&["a", "bb", "ccc"], compression);
+        let (err, base) = produce(&mut c, "t", 1, -1, batch.clone()).await;
+        assert_eq!((err, base), (errors::NONE, 3 * i as i64));
+        let r = c.call(fetch_request("t", 1, base, 0), 11).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, errors::NONE);
+        assert_eq!(p.high_watermark, 3 * (i as i64 + 1));
+        let got = p.records.clone().unwrap();
+        assert_eq!(got.len(), batch.len());
+        assert_eq!(
+            broker_fields_masked(&got),
+            broker_fields_masked(&batch),
+            "only the base offset and leader epoch, outside the CRC, differ"
+        );
+        let mut buf = got.clone();
+        let decoded: Vec<Record> = RecordBatchDecoder::decode_all(&mut buf)
+            .unwrap()
+            .into_iter()
+            .flat_map(|set| set.records)
+            .collect();
+        let values: Vec<_> = decoded.iter().map(|r| r.value.clone().unwrap()).collect();
+        assert_eq!(values, vec![Bytes::from("a"), Bytes::from("bb"), Bytes::from("ccc")]);
+        let offsets: Vec<i64> = decoded.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![base, base + 1, base + 2]);
+    }
+}
+
+#[tokio::test]
+async fn acks_zero_gets_no_response_and_later_responses_stay_in_order() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    let pd = PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(records(&["x"], Compression::None)));
+    let td = TopicProduceData::default()
+        .with_name(topic("t"))
+        .with_partition_data(vec![pd]);
+    c.send_only(&ProduceRequest::default().with_acks(0).with_topic_data(vec![td]), 9)
+        .await;
+    let r = c.call(ApiVersionsRequest::default(), 3).await;
+    assert_eq!(r.error_code, errors::NONE);
+    // The acks=0 batch still becomes visible.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.call(fetch_request("t", 0, 0, 100), 11).await;
+        if r.responses[0].partitions[0].high_watermark == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "acks=0 batch never became visible");
+    }
+}
+
+#[tokio::test]
+async fn errors_are_per_partition_and_named() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    let batch = records(&["x"], Compression::None);
+    assert_eq!(
+        produce(&mut c, "nope", 0, -1, batch.clone()).await.0,
+        errors::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        produce(&mut c, "t", 7, -1, batch.clone()).await.0,
+        errors::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        produce(&mut c, "t", 0, 2, batch.clone()).await.0,
+        errors::INVALID_REQUIRED_ACKS
+    );
+    let mut bad_crc = BytesMut::from(&batch[..]);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 1;
+    assert_eq!(
+        produce(&mut c, "t", 0, -1, bad_crc.freeze()).await.0,
+        errors::CORRUPT_MESSAGE
+    );
+    let r = c.call(fetch_request("t", 0, 5, 0), 11).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, errors::OFFSET_OUT_OF_RANGE);
+    let m = c
+        .call(
+            MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic("nope"))),
+            ])),
+            9,
+        )
+        .await;
+    assert_eq!(m.topics[0].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    let mut t = CreatableTopic::default();
+    t.name = topic("t");
+    t.num_partitions = 1;
+    t.replication_factor = 3;
+    let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 5).await;
+    assert_eq!(r.topics[0].error_code, errors::INVALID_REPLICATION_FACTOR);
+}
+
+#[tokio::test]
+async fn list_offsets_answers_earliest_latest_and_by_time() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    produce(&mut c, "t", 0, -1, records(&["a", "b"], Compression::None)).await;
+    produce(&mut c, "t", 0, -1, records(&["c"], Compression::None)).await;
+    for version in [1, 7] {
+        let ask = |ts| {
+            ListOffsetsRequest::default().with_topics(vec![
+                ListOffsetsTopic::default().with_name(topic("t")).with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(ts),
+                ]),
+            ])
+        };
+        let offset = |r: kafka_protocol::messages::ListOffsetsResponse| r.topics[0].partitions[0].offset;
+        assert_eq!(offset(c.call(ask(-2), version).await), 0);
+        assert_eq!(offset(c.call(ask(-1), version).await), 3);
+        // Records are stamped 1_700_000_000_000 + their index in the request, and
+        // this encoder puts each record in a batch of its own.
+        assert_eq!(offset(c.call(ask(1_700_000_000_001), version).await), 1);
+        assert_eq!(offset(c.call(ask(9_000_000_000_000), version).await), -1);
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_returns_as_soon_as_data_arrives() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    let addr = s.addr;
+    let producer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut p = Client::connect(addr).await;
+        produce(&mut p, "t", 0, -1, records(&["late"], Compression::None)).await
+    });
+    let started = Instant::now();
+    let r = c.call(fetch_request("t", 0, 0, 10_000), 11).await;
+    let waited = started.elapsed();
+    assert_eq!(producer.await.unwrap().0, errors::NONE);
+    assert!(
+        r.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .is_some_and(|b| !b.is_empty())
+    );
+    assert!(
+        waited >= Duration::from_millis(250),
+        "returned before the data existed: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "long poll did not wake up: {waited:?}");
+}
+
+#[tokio::test]
+async fn oversized_and_negative_frames_close_the_connection() {
+    let s = start(|k| k.request_bytes_max = 1024).await;
+    for len in [2048i32, -1, 0] {
+        let mut c = Client::connect(s.addr).await;
+        c.stream.write_all(&len.to_be_bytes()).await.unwrap();
+        assert!(c.read_frame().await.is_none(), "length {len} was not refused");
+    }
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.call(ApiVersionsRequest::default(), 3).await.error_code, errors::NONE);
+}
+
+#[tokio::test]
+async fn random_bytes_never_take_the_broker_down() {
+    let s = start(|k| k.request_bytes_max = 1 << 16).await;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..300 {
+        let mut c = Client::connect(s.addr).await;
+        let len = (next() % 200) as usize;
+        let mut body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Half the rounds look like a real request header, so decoding goes deeper.
+        if round % 2 == 0 && body.len() >= 4 {
+            let key = (next() % 70) as i16;
+            let version = (next() % 14) as i16;
+            body[0..2].copy_from_slice(&key.to_be_bytes());
+            body[2..4].copy_from_slice(&version.to_be_bytes());
+        }
+        c.write_frame(&body).await;
+        // Either an answer or a closed connection; never a hang.
+        let _ = c.read_frame().await;
+    }
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.call(ApiVersionsRequest::default(), 3).await.error_code, errors::NONE);
+}
