@@ -1,0 +1,30 @@
+//! ApiVersions: which APIs and versions this broker serves.
+
+use kafka_protocol::messages::ApiVersionsResponse;
+use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+
+use super::{SERVED, supported};
+use crate::errors;
+
+pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.error_code = error_code;
+    r.api_keys = SERVED
+        .iter()
+        .filter_map(|api| {
+            let (lo, hi) = supported(*api)?;
+            Some(
+                ApiVersion::default()
+                    .with_api_key(*api as i16)
+                    .with_min_version(lo)
+                    .with_max_version(hi),
+            )
+        })
+        .collect();
+    r
+}
+
+pub(crate) fn api_versions_unsupported() -> ResponseKind {
+    ResponseKind::ApiVersions(api_versions(errors::UNSUPPORTED_VERSION))
+}

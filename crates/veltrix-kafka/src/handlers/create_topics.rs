@@ -1,0 +1,104 @@
+//! CreateTopics: new topics with partitions and Kafka-named settings.
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+use veltrix_core::TopicConfig;
+
+use super::Ctx;
+use crate::errors::{self, code};
+
+/// Maps Kafka topic config names to the engine's settings.
+fn topic_config(configs: &[(String, Option<String>)]) -> Result<TopicConfig, String> {
+    let mut c = TopicConfig::default();
+    for (key, value) in configs {
+        let value = value.as_deref().ok_or_else(|| format!("`{key}` has no value"))?;
+        let num = || {
+            value
+                .parse::<i64>()
+                .map_err(|_| format!("`{key}` = `{value}` is not a number"))
+        };
+        let non_negative = |n: i64| u64::try_from(n).ok();
+        match key.as_str() {
+            "retention.ms" => c.retention_ms = non_negative(num()?),
+            "retention.bytes" => c.retention_bytes = non_negative(num()?),
+            "segment.bytes" => c.segment_bytes_max = Some(non_negative(num()?).ok_or("segment.bytes < 0")?),
+            "segment.ms" => c.segment_age_ms_max = Some(non_negative(num()?).ok_or("segment.ms < 0")?),
+            "max.message.bytes" => {
+                c.batch_bytes_max = Some(u32::try_from(num()?).map_err(|_| "max.message.bytes out of range")?)
+            }
+            "flush.ms" => c.flush_interval_ms = Some(non_negative(num()?).ok_or("flush.ms < 0")?),
+            other => return Err(format!("unknown or unsupported topic config `{other}`")),
+        }
+    }
+    Ok(c)
+}
+
+pub(super) fn create_topics(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut r = CreateTopicsResponse::default();
+    r.topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let mut res = CreatableTopicResult::default();
+            res.name = t.name.clone();
+            res.num_partitions = -1;
+            res.replication_factor = -1;
+            let n = t.name.0.as_str();
+            let configs: Vec<(String, Option<String>)> = t
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.as_str().to_owned(),
+                        c.value.as_ref().map(|v| v.as_str().to_owned()),
+                    )
+                })
+                .collect();
+            let outcome = if !matches!(t.replication_factor, -1 | 1) {
+                Err((
+                    errors::INVALID_REPLICATION_FACTOR,
+                    "a single broker keeps one replica".to_owned(),
+                ))
+            } else if !t.assignments.is_empty() {
+                Err((
+                    errors::INVALID_REQUEST,
+                    "manual replica assignment is not supported".to_owned(),
+                ))
+            } else {
+                let partitions = (t.num_partitions != -1).then(|| t.num_partitions.max(0) as u32);
+                let partitions = if t.num_partitions < -1 || t.num_partitions == 0 {
+                    Some(0)
+                } else {
+                    partitions
+                };
+                topic_config(&configs)
+                    .map_err(|m| (errors::INVALID_CONFIG, m))
+                    .and_then(|config| {
+                        if request.validate_only {
+                            return Ok(None);
+                        }
+                        ctx.broker
+                            .create_topic(n, partitions, config)
+                            .map(Some)
+                            .map_err(|e| (code(&e), e.to_string()))
+                    })
+            };
+            match outcome {
+                Ok(Some(topic)) => {
+                    res.topic_id = Uuid::from_bytes(topic.id);
+                    res.num_partitions = topic.partitions.len() as i32;
+                    res.replication_factor = 1;
+                }
+                Ok(None) => {}
+                Err((c, message)) => {
+                    res.error_code = c;
+                    res.error_message = Some(StrBytes::from_string(message));
+                }
+            }
+            res
+        })
+        .collect();
+    r
+}

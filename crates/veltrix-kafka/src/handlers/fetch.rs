@@ -1,0 +1,120 @@
+//! Fetch: whole batches from disk, with long polling on the high watermark.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use veltrix_core::Broker;
+
+use super::Ctx;
+use crate::errors::{self, code};
+
+fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max: usize) -> PartitionData {
+    let mut d = PartitionData::default();
+    d.partition_index = p;
+    d.high_watermark = -1;
+    d.last_stable_offset = -1;
+    d.log_start_offset = -1;
+    d.preferred_read_replica = BrokerId(-1);
+    match broker.partition(topic, p) {
+        Err(e) => d.error_code = code(&e),
+        Ok(partition) => {
+            let log = partition.log();
+            d.high_watermark = log.high_watermark();
+            d.last_stable_offset = d.high_watermark;
+            d.log_start_offset = log.log_start();
+            match log.read(offset, bytes_max) {
+                Ok(r) => {
+                    d.high_watermark = r.high_watermark;
+                    d.last_stable_offset = r.high_watermark;
+                    d.log_start_offset = r.log_start;
+                    d.records = Some(r.records);
+                }
+                Err(e) => d.error_code = errors::log_code(&e),
+            }
+        }
+    }
+    d
+}
+
+pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
+    let wait_ms = (request.max_wait_ms.max(0) as u64).min(ctx.config.fetch_wait_ms_max);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let request = Arc::new(request);
+    loop {
+        // Subscribe before reading, so a record that lands in between wakes us.
+        let mut watches = Vec::new();
+        for t in &request.topics {
+            for p in &t.partitions {
+                if let Ok(partition) = ctx.broker.partition(t.topic.0.as_str(), p.partition) {
+                    watches.push(partition.watch_high_watermark());
+                }
+            }
+        }
+        let broker = ctx.broker.clone();
+        let req = request.clone();
+        let (responses, total) = tokio::task::spawn_blocking(move || {
+            let mut budget = req.max_bytes.max(0) as usize;
+            let mut total = 0;
+            let responses: Vec<FetchableTopicResponse> = req
+                .topics
+                .iter()
+                .map(|t| {
+                    let mut ft = FetchableTopicResponse::default();
+                    ft.topic = t.topic.clone();
+                    ft.topic_id = t.topic_id;
+                    ft.partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let limit = (p.partition_max_bytes.max(0) as usize).min(budget.max(1));
+                            let d = fetch_partition(&broker, t.topic.0.as_str(), p.partition, p.fetch_offset, limit);
+                            let n = d.records.as_ref().map_or(0, |r| r.len());
+                            budget = budget.saturating_sub(n);
+                            total += n;
+                            d
+                        })
+                        .collect();
+                    ft
+                })
+                .collect();
+            (responses, total)
+        })
+        .await
+        .unwrap_or_default();
+        let now = tokio::time::Instant::now();
+        if total >= min_bytes.max(1) || now >= deadline || watches.is_empty() {
+            let mut r = FetchResponse::default();
+            r.responses = responses;
+            return r;
+        }
+        let changed = futures_any(&mut watches);
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let mut r = FetchResponse::default();
+            r.responses = responses;
+            return r;
+        }
+    }
+}
+
+/// Resolves when any of the high watermarks moves.
+async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut tasks = Vec::new();
+    for w in watches.iter() {
+        let mut w = w.clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            if w.changed().await.is_ok() {
+                let _ = tx.try_send(());
+            }
+        }));
+    }
+    drop(tx);
+    let _ = rx.recv().await;
+    for t in tasks {
+        t.abort();
+    }
+}

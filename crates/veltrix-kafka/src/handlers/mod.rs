@@ -1,0 +1,66 @@
+//! One handler per API: turn a decoded request into engine calls and a response.
+//!
+//! Engine calls that block (appends waiting for fsync, reads from disk) run on
+//! tokio's blocking pool, so a slow disk never stalls the connections' tasks.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use veltrix_core::Broker;
+
+use crate::server::KafkaConfig;
+
+mod api_versions;
+mod create_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+pub(crate) use api_versions::api_versions_unsupported;
+
+/// What every handler gets.
+pub(crate) struct Ctx {
+    pub broker: Arc<Broker>,
+    pub config: Arc<KafkaConfig>,
+    pub version: i16,
+}
+
+/// The versions served, per API: exactly what is implemented.
+pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
+    match api {
+        ApiKey::ApiVersions => Some((0, 3)),
+        ApiKey::Metadata => Some((0, 12)),
+        ApiKey::Produce => Some((3, 11)),
+        ApiKey::Fetch => Some((4, 12)),
+        ApiKey::ListOffsets => Some((1, 7)),
+        ApiKey::CreateTopics => Some((2, 7)),
+        _ => None,
+    }
+}
+
+pub(super) const SERVED: [ApiKey; 6] = [
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::CreateTopics,
+];
+
+pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
+    Some(match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::api_versions(crate::errors::NONE)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(&ctx, r)),
+        RequestKind::Produce(r) => return produce::produce(ctx, r).await.map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(ctx, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::list_offsets(ctx, r).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::create_topics(&ctx, r)),
+        _ => return None,
+    })
+}
+
+pub(super) fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
