@@ -6,6 +6,12 @@
 //! does; a body that does not decode is answered with nothing and also closes
 //! it. Requests on one connection are handled one at a time, so responses go out
 //! in request order, which Kafka clients rely on.
+//!
+//! Memory for requests is bounded twice: one request per connection at a time,
+//! of at most `request_bytes_max`, and `in_flight_bytes_max` across all
+//! connections. A connection whose request does not fit the global budget waits
+//! before reading its body, which pushes back on the client through TCP instead
+//! of growing the broker's memory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +31,8 @@ use crate::handlers;
 pub struct KafkaConfig {
     /// Largest request accepted (Kafka's `socket.request.max.bytes`).
     pub request_bytes_max: usize,
+    /// Request bytes held in memory across all connections at once.
+    pub in_flight_bytes_max: usize,
     /// Connections served at once; more wait in the accept queue.
     pub connections_max: usize,
     /// Upper bound on a fetch's `max_wait_ms`.
@@ -37,6 +45,7 @@ impl KafkaConfig {
     pub fn new(advertised: SocketAddr) -> KafkaConfig {
         KafkaConfig {
             request_bytes_max: 100 << 20,
+            in_flight_bytes_max: 512 << 20,
             connections_max: 1000,
             fetch_wait_ms_max: 30_000,
             advertised,
@@ -51,6 +60,11 @@ pub async fn serve(
     config: KafkaConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    assert!(
+        config.request_bytes_max <= config.in_flight_bytes_max,
+        "request_bytes_max must fit in in_flight_bytes_max, or a largest request could never be read"
+    );
+    let memory = Arc::new(Semaphore::new(config.in_flight_bytes_max));
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.connections_max));
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
@@ -72,8 +86,9 @@ pub async fn serve(
         let broker = broker.clone();
         let config = config.clone();
         let shutdown = shutdown.clone();
+        let memory = memory.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, broker, config, shutdown).await {
+            if let Err(e) = connection(stream, peer, broker, config, memory, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
             drop(permit);
@@ -95,6 +110,7 @@ async fn connection(
     peer: SocketAddr,
     broker: Arc<Broker>,
     config: Arc<KafkaConfig>,
+    memory: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Close> {
     stream.set_nodelay(true)?;
@@ -110,6 +126,13 @@ async fn connection(
             tracing::warn!(%peer, len, limit = config.request_bytes_max, "request size out of range; closing");
             return Err(Close::Protocol(format!("request size {len}")));
         }
+        // Held until the response is written: the request's bytes (and the
+        // batches borrowed from it) live that long.
+        let _budget = memory
+            .clone()
+            .acquire_many_owned(len as u32)
+            .await
+            .expect("semaphore never closed");
         let mut frame = BytesMut::zeroed(len as usize);
         stream.read_exact(&mut frame).await?;
         let Some(response) = handle_frame(frame.freeze(), peer, &broker, &config).await? else {

@@ -28,6 +28,8 @@ use veltrix_core::{Broker, BrokerConfig};
 use veltrix_kafka::{KafkaConfig, errors, serve};
 use veltrix_log::Env;
 
+mod limits;
+
 /// A broker serving on an ephemeral port until dropped.
 struct Server {
     addr: SocketAddr,
