@@ -5,8 +5,9 @@
 //! data is the engine's. Kafka error codes are chosen here, at the edge
 //! ([`errors`]), from the engine's typed errors.
 
+pub mod alloc;
 pub mod errors;
 mod handlers;
 mod server;
 
-pub use server::{KafkaConfig, serve};
+pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,45 +147,103 @@ async fn connection(
     }
 }
 
+/// A decoded request frame.
+#[derive(Debug)]
+pub enum Decoded {
+    /// A request the broker serves, at a version it serves.
+    Request {
+        correlation_id: i32,
+        api: ApiKey,
+        version: i16,
+        /// Boxed: request bodies are large and most are short-lived.
+        request: Box<RequestKind>,
+    },
+    /// ApiVersions at a version the broker does not serve: clients probe with
+    /// their newest one, and the answer (in the v0 layout) says what to use.
+    ApiVersionsUnsupported { correlation_id: i32 },
+}
+
+/// Why a request frame cannot be served; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("bad request header: {0}")]
+    BadHeader(String),
+    #[error("{api:?} v{version} is not served")]
+    Unsupported { api: ApiKey, version: i16 },
+    #[error("bad {api:?} v{version} body: {reason}")]
+    BadBody { api: ApiKey, version: i16, reason: String },
+}
+
+/// Decodes a request frame (the bytes after the length), checking that the API
+/// and version are served. Pure and total: any bytes give `Ok` or `Err`, never a
+/// panic; the fuzz target `request_decode` holds it to that.
+pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
+    if frame.len() < 4 {
+        return Err(DecodeError::TooShort(frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(key).map_err(|_| DecodeError::UnknownApi(key))?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| DecodeError::BadHeader(e.to_string()))?;
+    let served = handlers::supported(api).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+    if !served {
+        if api == ApiKey::ApiVersions {
+            return Ok(Decoded::ApiVersionsUnsupported {
+                correlation_id: header.correlation_id,
+            });
+        }
+        return Err(DecodeError::Unsupported { api, version });
+    }
+    let request = RequestKind::decode(api, &mut frame, version).map_err(|e| DecodeError::BadBody {
+        api,
+        version,
+        reason: e.to_string(),
+    })?;
+    Ok(Decoded::Request {
+        correlation_id: header.correlation_id,
+        api,
+        version,
+        request: Box::new(request),
+    })
+}
+
 /// Decodes one request and runs it; `None` when no response is due (acks=0).
 async fn handle_frame(
-    mut frame: Bytes,
+    frame: Bytes,
     peer: SocketAddr,
     broker: &Arc<Broker>,
     config: &Arc<KafkaConfig>,
 ) -> Result<Option<Bytes>, Close> {
-    let key = frame.clone().get_i16();
-    let version = frame.clone().slice(2..).get_i16();
-    let Ok(api) = ApiKey::try_from(key) else {
-        tracing::warn!(%peer, key, "unknown API key; closing");
-        return Err(Close::Protocol(format!("unknown API key {key}")));
+    let (correlation_id, api, version, request) = match decode_request(frame) {
+        Ok(Decoded::Request {
+            correlation_id,
+            api,
+            version,
+            request,
+        }) => (correlation_id, api, version, request),
+        Ok(Decoded::ApiVersionsUnsupported { correlation_id }) => {
+            let body = handlers::api_versions_unsupported();
+            return Ok(Some(encode(ApiKey::ApiVersions, 0, correlation_id, &body)?));
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "refusing request; closing the connection");
+            return Err(Close::Protocol(e.to_string()));
+        }
     };
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
-        .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
-    let supported = handlers::supported(api);
-    if api == ApiKey::ApiVersions && !supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version)) {
-        // Clients probe with their newest ApiVersions; the answer (v0 layout)
-        // says which versions to use instead.
-        let body = handlers::api_versions_unsupported();
-        return Ok(Some(encode(api, 0, header.correlation_id, &body)?));
-    }
-    if !supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version)) {
-        tracing::warn!(%peer, api = ?api, version, "unsupported API or version; closing");
-        return Err(Close::Protocol(format!("unsupported {api:?} v{version}")));
-    }
-    let request = RequestKind::decode(api, &mut frame, version).map_err(|e| {
-        tracing::warn!(%peer, api = ?api, version, error = %e, "undecodable request; closing");
-        Close::Protocol(format!("bad {api:?} body: {e}"))
-    })?;
     let ctx = handlers::Ctx {
         broker: broker.clone(),
         config: config.clone(),
         version,
     };
-    let Some(response) = handlers::handle(ctx, request).await else {
+    let Some(response) = handlers::handle(ctx, *request).await else {
         return Ok(None);
     };
-    Ok(Some(encode(api, version, header.correlation_id, &response)?))
+    Ok(Some(encode(api, version, correlation_id, &response)?))
 }
 
 fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, Close> {

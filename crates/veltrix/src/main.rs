@@ -15,6 +15,10 @@ use veltrix_core::{Broker, BrokerConfig};
 use veltrix_kafka::KafkaConfig;
 use veltrix_log::Env;
 
+// Counts read off the wire must never abort the broker; see the allocator's docs.
+#[global_allocator]
+static ALLOCATOR: veltrix_kafka::alloc::ReservingAllocator = veltrix_kafka::alloc::ReservingAllocator;
+
 /// How often partitions get their housekeeping (rolling, retention, flushes).
 const TICK_INTERVAL_MS: u64 = 100;
 

@@ -28,7 +28,12 @@ use veltrix_core::{Broker, BrokerConfig};
 use veltrix_kafka::{KafkaConfig, errors, serve};
 use veltrix_log::Env;
 
+mod decode;
 mod limits;
+
+// As in the broker binary: untrusted sizes must not abort the process.
+#[global_allocator]
+static ALLOCATOR: veltrix_kafka::alloc::ReservingAllocator = veltrix_kafka::alloc::ReservingAllocator;
 
 /// A broker serving on an ephemeral port until dropped.
 struct Server {
