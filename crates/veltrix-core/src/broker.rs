@@ -245,13 +245,35 @@ impl Broker {
         Ok(topic)
     }
 
-    /// Deletes a topic and its data. The catalogue change is made durable first;
-    /// the directories follow, and a restart finishes an interrupted deletion.
-    pub fn delete_topic(&self, name: &str) -> Result<()> {
+    /// Deletes a topic and its data; returns the id it had. The catalogue change is
+    /// made durable first; the directories follow, and a restart finishes an
+    /// interrupted deletion.
+    pub fn delete_topic(&self, name: &str) -> Result<TopicId> {
         let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = catalog.get(name).cloned() else {
+        if !catalog.contains_key(name) {
             return Err(CoreError::UnknownTopic(name.to_owned()));
+        }
+        self.remove_topic(&mut catalog, name)
+    }
+
+    /// Deletes the topic with this id, whatever its name; returns the name it had
+    /// (Kafka's DeleteTopics by id). The id is looked up under the same lock that
+    /// deletes, so a topic deleted and re-created under the same name in the
+    /// meantime, which has a new id, is never deleted by mistake.
+    pub fn delete_topic_by_id(&self, id: &TopicId) -> Result<String> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let hex = id_hex(id);
+        let Some(name) = catalog.iter().find(|(_, e)| e.id == hex).map(|(n, _)| n.clone()) else {
+            return Err(CoreError::UnknownTopicId(hex));
         };
+        self.remove_topic(&mut catalog, &name)?;
+        Ok(name)
+    }
+
+    /// Removes `name`, which the caller checked is in `catalog`, from the
+    /// catalogue, the topic map and the disk; returns its id.
+    fn remove_topic(&self, catalog: &mut BTreeMap<String, TopicEntry>, name: &str) -> Result<TopicId> {
+        let entry = catalog[name].clone();
         let mut next = catalog.clone();
         next.remove(name);
         catalog::store(&*self.env.storage, &self.dir, &next)?;
@@ -262,22 +284,15 @@ impl Broker {
             tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's logs; the next start will");
         }
         tracing::info!(topic = name, "deleted topic");
-        Ok(())
+        // Catalogue ids always parse: `open` refuses a catalogue with a bad one and
+        // new ones are written by `id_hex`.
+        Ok(parse_id(&entry.id).unwrap_or_default())
     }
 
     /// Grows a topic to `total` partitions (Kafka's CreatePartitions).
     pub fn create_partitions(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
         let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = catalog.get(name).cloned() else {
-            return Err(CoreError::UnknownTopic(name.to_owned()));
-        };
-        if total <= entry.partitions {
-            return Err(CoreError::InvalidPartitions {
-                count: i64::from(total),
-                reason: format!("topic `{name}` already has {} partitions", entry.partitions),
-            });
-        }
-        self.check_partitions(i64::from(total))?;
+        let entry = self.check_growth(&catalog, name, total)?;
         let mut next = catalog.clone();
         let grown = TopicEntry {
             partitions: total,
@@ -310,6 +325,37 @@ impl Broker {
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), topic.clone());
         Ok(topic)
+    }
+
+    /// Runs every check of [`Broker::create_partitions`] and changes nothing
+    /// (CreatePartitions with `validate_only`). A later `create_partitions` can
+    /// still fail if another change lands in between.
+    pub fn validate_create_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_growth(&catalog, name, total).map(|_| ())
+    }
+
+    /// Whether topic `name` may grow to `total` partitions; returns its entry.
+    /// Growing counts against `partitions_total_max` like creating does.
+    fn check_growth(&self, catalog: &BTreeMap<String, TopicEntry>, name: &str, total: u32) -> Result<TopicEntry> {
+        let Some(entry) = catalog.get(name).cloned() else {
+            return Err(CoreError::UnknownTopic(name.to_owned()));
+        };
+        if total <= entry.partitions {
+            return Err(CoreError::InvalidPartitions {
+                count: i64::from(total),
+                reason: format!("topic `{name}` already has {} partitions", entry.partitions),
+            });
+        }
+        self.check_partitions(i64::from(total))?;
+        let others: u32 = catalog.values().map(|e| e.partitions).sum::<u32>() - entry.partitions;
+        if others.saturating_add(total) > self.config.partitions_total_max {
+            return Err(CoreError::LimitReached(format!(
+                "partitions_total_max ({})",
+                self.config.partitions_total_max
+            )));
+        }
+        Ok(entry)
     }
 
     fn check_partitions(&self, count: i64) -> Result<()> {
@@ -470,6 +516,71 @@ mod tests {
             Err(CoreError::InvalidPartitions { .. })
         ));
         assert_eq!(b.create_partitions("t", 4).unwrap().partitions.len(), 4);
+    }
+
+    /// Deleting by id removes exactly the topic that has that id: after a
+    /// re-creation under the same name, the old id matches nothing and the new
+    /// topic survives; deleting by name reports the id the topic had.
+    #[test]
+    fn deleting_by_id_never_hits_a_recreated_topic() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        let old = b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        assert_eq!(b.delete_topic("t").unwrap(), old.id);
+        let new = b.create_topic("t", Some(2), TopicConfig::default()).unwrap();
+        assert!(matches!(
+            b.delete_topic_by_id(&old.id),
+            Err(CoreError::UnknownTopicId(hex)) if hex == id_hex(&old.id)
+        ));
+        assert_eq!(b.topic("t").unwrap().partitions.len(), 2);
+        assert_eq!(b.delete_topic_by_id(&new.id).unwrap(), "t");
+        assert!(b.topic("t").is_none());
+        assert!(!storage.exists(&Path::new("/data/logs").join(id_hex(&new.id))));
+        drop(b);
+        assert!(broker(&storage).topics().is_empty(), "the deletion is durable");
+    }
+
+    /// Validating a partition increase applies the same checks as the increase
+    /// and changes nothing.
+    #[test]
+    fn validating_partition_growth_changes_nothing() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        b.create_topic("t", Some(2), TopicConfig::default()).unwrap();
+        b.validate_create_partitions("t", 5).unwrap();
+        assert_eq!(b.topic("t").unwrap().partitions.len(), 2);
+        for total in [1, 2] {
+            assert!(matches!(
+                b.validate_create_partitions("t", total),
+                Err(CoreError::InvalidPartitions { .. })
+            ));
+        }
+        assert!(matches!(
+            b.validate_create_partitions("nope", 5),
+            Err(CoreError::UnknownTopic(_))
+        ));
+        drop(b);
+        assert_eq!(broker(&storage).topic("t").unwrap().partitions.len(), 2);
+    }
+
+    /// Growing a topic counts against `partitions_total_max` like creating one.
+    #[test]
+    fn growing_a_topic_respects_the_total_partition_limit() {
+        let storage = SimStorage::new();
+        let env = Env::new(Arc::new(storage.clone()), Arc::new(SimClock::new(0)), 64);
+        let config = BrokerConfig {
+            partitions_total_max: 5,
+            ..BrokerConfig::default()
+        };
+        let b = Broker::open(env, "/data", config).unwrap();
+        b.create_topic("a", Some(2), TopicConfig::default()).unwrap();
+        b.create_topic("b", Some(1), TopicConfig::default()).unwrap();
+        assert!(matches!(b.create_partitions("b", 4), Err(CoreError::LimitReached(_))));
+        assert!(matches!(
+            b.validate_create_partitions("b", 4),
+            Err(CoreError::LimitReached(_))
+        ));
+        assert_eq!(b.create_partitions("b", 3).unwrap().partitions.len(), 3);
     }
 
     #[test]

@@ -8,6 +8,9 @@ use veltrix_log::LogError;
 pub enum CoreError {
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
+    /// No topic has this id (32 hex digits); Kafka's requests by topic id.
+    #[error("no topic has id {0}")]
+    UnknownTopicId(String),
     #[error("topic `{topic}` has no partition {partition}")]
     UnknownPartition { topic: String, partition: i32 },
     #[error("topic `{0}` already exists")]

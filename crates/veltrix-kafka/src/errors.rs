@@ -15,15 +15,20 @@ pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 pub const POLICY_VIOLATION: i16 = 44;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
 /// The Kafka error code for an engine error.
 pub fn code(e: &CoreError) -> i16 {
     match e {
         CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+        CoreError::UnknownTopicId(_) => UNKNOWN_TOPIC_ID,
         CoreError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
         CoreError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
         CoreError::InvalidPartitions { .. } => INVALID_PARTITIONS,

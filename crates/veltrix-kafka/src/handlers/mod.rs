@@ -12,7 +12,12 @@ use veltrix_core::Broker;
 use crate::server::KafkaConfig;
 
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -36,17 +41,27 @@ pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::Fetch => Some((4, 12)),
         ApiKey::ListOffsets => Some((1, 7)),
         ApiKey::CreateTopics => Some((2, 7)),
+        ApiKey::DeleteTopics => Some((1, 6)),
+        ApiKey::CreatePartitions => Some((0, 3)),
+        ApiKey::DeleteRecords => Some((0, 2)),
+        ApiKey::DescribeConfigs => Some((1, 4)),
+        ApiKey::DescribeCluster => Some((0, 2)),
         _ => None,
     }
 }
 
-pub(super) const SERVED: [ApiKey; 6] = [
+pub(super) const SERVED: [ApiKey; 11] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
     ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
+    ApiKey::DescribeConfigs,
+    ApiKey::DescribeCluster,
 ];
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
@@ -57,6 +72,13 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::list_offsets(ctx, r).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::create_topics(&ctx, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::delete_topics(ctx, r).await),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::create_partitions(ctx, r).await)
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(ctx, r).await),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::describe_configs(&ctx, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::describe_cluster(&ctx, r)),
         _ => return None,
     })
 }

@@ -28,6 +28,7 @@ use veltrix_core::{Broker, BrokerConfig};
 use veltrix_kafka::{KafkaConfig, errors, serve};
 use veltrix_log::Env;
 
+mod admin;
 mod decode;
 mod limits;
 
@@ -225,6 +226,11 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::Metadata as i16,
         ApiKey::ApiVersions as i16,
         ApiKey::CreateTopics as i16,
+        ApiKey::DeleteTopics as i16,
+        ApiKey::CreatePartitions as i16,
+        ApiKey::DeleteRecords as i16,
+        ApiKey::DescribeConfigs as i16,
+        ApiKey::DescribeCluster as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

@@ -1,0 +1,76 @@
+//! DeleteRecords: move partitions' log start forward (v0 to v2).
+//!
+//! Each partition is answered with its new low watermark, which is its log start
+//! afterwards. An offset of -1 means the high watermark, i.e. everything
+//! currently readable. An offset below the log start changes nothing and answers
+//! the current log start; one above the high watermark, or below -1, is
+//! OFFSET_OUT_OF_RANGE, as in Kafka. The new log start is fsynced before it takes
+//! effect, so the work runs on tokio's blocking pool.
+
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use veltrix_core::Broker;
+
+use super::Ctx;
+use crate::errors::{self, code};
+
+/// Kafka's offset meaning "up to the high watermark".
+const HIGH_WATERMARK: i64 = -1;
+
+/// Deletes the records of one partition below `offset`; returns the log start
+/// afterwards.
+fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i64, i16> {
+    let partition = broker.partition(topic, partition).map_err(|e| code(&e))?;
+    let log = partition.log();
+    // The high watermark only grows, so reading it first and deleting up to it
+    // never deletes past what is readable when the deletion happens.
+    let offset = if offset == HIGH_WATERMARK {
+        log.high_watermark()
+    } else {
+        offset
+    };
+    log.delete_records(offset).map_err(|e| {
+        let c = errors::log_code(&e);
+        if c != errors::OFFSET_OUT_OF_RANGE {
+            tracing::warn!(topic, partition = partition.index, error = %e, "delete-records failed");
+        }
+        c
+    })
+}
+
+pub(super) async fn delete_records(ctx: Ctx, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let broker = ctx.broker.clone();
+    let topics = tokio::task::spawn_blocking(move || {
+        request
+            .topics
+            .iter()
+            .map(|t| {
+                let mut rt = DeleteRecordsTopicResult::default();
+                rt.name = t.name.clone();
+                rt.partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut rp = DeleteRecordsPartitionResult::default();
+                        rp.partition_index = p.partition_index;
+                        match delete(&broker, t.name.0.as_str(), p.partition_index, p.offset) {
+                            Ok(low_watermark) => rp.low_watermark = low_watermark,
+                            Err(error_code) => {
+                                rp.error_code = error_code;
+                                // Kafka's "no low watermark" on failure.
+                                rp.low_watermark = -1;
+                            }
+                        }
+                        rp
+                    })
+                    .collect();
+                rt
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut r = DeleteRecordsResponse::default();
+    r.topics = topics;
+    r
+}

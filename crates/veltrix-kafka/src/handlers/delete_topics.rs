@@ -1,0 +1,113 @@
+//! DeleteTopics: remove topics and their data, by name (v1 to v6) or by topic id
+//! (v6).
+//!
+//! Each topic is deleted on its own and answered on its own, as in Kafka: one
+//! unknown name does not stop the others. A topic named twice in one request is
+//! refused with INVALID_REQUEST, both times, because answering the second copy
+//! with UNKNOWN_TOPIC_OR_PARTITION would look like a failure of the first. The
+//! deletions write the catalogue and remove directories, so they run on tokio's
+//! blocking pool.
+
+use std::collections::HashMap;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+use veltrix_core::CoreError;
+
+use super::{Ctx, name};
+use crate::errors::{self, code};
+
+/// What one entry of the request asks to delete.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Target {
+    Name(String),
+    Id(Uuid),
+    /// Refused before the engine is asked: the message says why.
+    Invalid(&'static str),
+}
+
+pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    // Up to v5 the request lists names; v6 lists entries with a name or an id.
+    let targets: Vec<Target> = if ctx.version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| match (&t.name, t.topic_id.is_nil()) {
+                (Some(n), true) => Target::Name(n.0.as_str().to_owned()),
+                (None, false) => Target::Id(t.topic_id),
+                (Some(_), false) => Target::Invalid("a topic name and a topic id cannot both be given"),
+                (None, true) => Target::Invalid("neither a topic name nor a topic id was given"),
+            })
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| Target::Name(n.0.as_str().to_owned()))
+            .collect()
+    };
+    let mut counts: HashMap<&Target, usize> = HashMap::new();
+    for t in &targets {
+        *counts.entry(t).or_default() += 1;
+    }
+    let targets: Vec<Target> = targets
+        .iter()
+        .map(|t| match t {
+            Target::Name(_) | Target::Id(_) if counts[t] > 1 => {
+                Target::Invalid("the topic is named more than once in the request")
+            }
+            _ => t.clone(),
+        })
+        .collect();
+    let broker = ctx.broker.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        targets
+            .into_iter()
+            .map(|target| {
+                let mut r = DeletableTopicResult::default();
+                let outcome = match target {
+                    Target::Name(n) => {
+                        r.name = Some(name(&n));
+                        broker.delete_topic(&n).map(|id| r.topic_id = Uuid::from_bytes(id))
+                    }
+                    Target::Id(id) => {
+                        r.name = None;
+                        r.topic_id = id;
+                        broker
+                            .delete_topic_by_id(id.as_bytes())
+                            .map(|n| r.name = Some(name(&n)))
+                    }
+                    Target::Invalid(message) => {
+                        r.error_code = errors::INVALID_REQUEST;
+                        r.error_message = Some(StrBytes::from_static_str(message));
+                        Ok(())
+                    }
+                };
+                if let Err(e) = outcome {
+                    r.error_code = code(&e);
+                    if !matches!(e, CoreError::UnknownTopic(_) | CoreError::UnknownTopicId(_)) {
+                        tracing::warn!(error = %e, "deleting a topic failed");
+                    }
+                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                }
+                r
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut r = DeleteTopicsResponse::default();
+    r.responses = results;
+    // Error messages exist from v5 and topic ids from v6; the codec leaves them
+    // out of older versions, and they are cleared here too so that what is sent
+    // never depends on that.
+    if ctx.version < 5 {
+        r.responses.iter_mut().for_each(|t| t.error_message = None);
+    }
+    if ctx.version < 6 {
+        r.responses.iter_mut().for_each(|t| t.topic_id = Uuid::nil());
+    }
+    r
+}

@@ -1,0 +1,57 @@
+//! DescribeCluster: the one broker, node 0, which is also the controller (v0 to
+//! v2).
+//!
+//! This listener is a broker endpoint. From v1 a client may ask for controller
+//! endpoints instead; as in Kafka, asking a broker for them is
+//! MISMATCHED_ENDPOINT_TYPE and an endpoint type that does not exist is
+//! UNSUPPORTED_ENDPOINT_TYPE. The broker is never fenced, so v2's
+//! `include_fenced_brokers` changes nothing.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Ctx;
+use crate::errors;
+
+/// Kafka's endpoint types.
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+/// The operations on the cluster resource, as a bit field by ACL operation code:
+/// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
+/// ALTER_CONFIGS (11) and IDEMPOTENT_WRITE (12). There is no authorisation, so a
+/// client may do all of them, which is what Kafka answers without an authoriser.
+const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+
+pub(super) fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let mut r = DescribeClusterResponse::default();
+    // Before v1 the request has no endpoint type and the codec reads it as 1.
+    match request.endpoint_type {
+        ENDPOINT_BROKER => {}
+        ENDPOINT_CONTROLLER => {
+            r.error_code = errors::MISMATCHED_ENDPOINT_TYPE;
+            r.error_message = Some(StrBytes::from_static_str(
+                "this is a broker endpoint; controller endpoints are not exposed",
+            ));
+            return r;
+        }
+        other => {
+            r.error_code = errors::UNSUPPORTED_ENDPOINT_TYPE;
+            r.error_message = Some(StrBytes::from_string(format!("unsupported endpoint type {other}")));
+            return r;
+        }
+    }
+    let mut broker = DescribeClusterBroker::default();
+    broker.broker_id = BrokerId(0);
+    broker.host = StrBytes::from_string(ctx.config.advertised.ip().to_string());
+    broker.port = i32::from(ctx.config.advertised.port());
+    r.brokers = vec![broker];
+    r.cluster_id = StrBytes::from_static_str("veltrix");
+    r.controller_id = BrokerId(0);
+    r.error_message = None;
+    if request.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
+    r
+}

@@ -1,0 +1,341 @@
+//! DescribeConfigs: the effective settings of topics and of the broker, under
+//! their Kafka names (v1 to v4).
+//!
+//! A topic (resource type 2) reports what its partitions' logs actually run
+//! with, each setting marked as set on the topic (DYNAMIC_TOPIC_CONFIG), taken
+//! from the broker's configuration (STATIC_BROKER_CONFIG) or the built-in default
+//! (DEFAULT_CONFIG). The broker (resource type 4, named by its id, 0) reports the
+//! topic defaults under Kafka's broker names and a few broker settings; the empty
+//! name asks for cluster-wide dynamic defaults, of which there are none. Every
+//! entry is read-only: no AlterConfigs API is served, and a topic's settings are
+//! fixed when it is created.
+//!
+//! Durability is shown in Kafka's own terms. The default policy, an fsync that
+//! covers every append before it is acknowledged, is `flush.messages` = 1 and
+//! `flush.ms` = 0. Kafka's own defaults (both Long.MAX, i.e. never fsync
+//! explicitly) would say the opposite of what the broker does. A topic created
+//! with `flush.ms` = N acknowledges before the fsync and flushes at most N ms
+//! later; it shows `flush.ms` = N and `flush.messages` = Long.MAX. Creating a
+//! topic with `flush.ms` = 0 is refused, so the default cannot be mistaken for an
+//! interval. `retention.ms` and `retention.bytes` are -1 when there is no limit.
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use veltrix_core::{BrokerConfig, TopicConfig};
+use veltrix_log::{FlushPolicy, LogConfig};
+
+use super::Ctx;
+use crate::errors;
+use crate::server::KafkaConfig;
+
+/// Kafka's resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config sources.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Kafka's config types (v3 and later).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+/// The id this broker answers to.
+const BROKER_ID: i32 = 0;
+
+/// One per-topic log setting, under its topic name and its broker-wide name.
+struct LogSetting {
+    topic_name: &'static str,
+    broker_name: &'static str,
+    config_type: i8,
+    doc: &'static str,
+    value: fn(&LogConfig) -> String,
+    /// Whether the topic overrides the broker's value.
+    at_topic_level: fn(&TopicConfig) -> bool,
+}
+
+/// An optional limit in Kafka's form: -1 for none.
+fn limit(v: Option<u64>) -> String {
+    v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)).to_string()
+}
+
+static LOG_SETTINGS: [LogSetting; 9] = [
+    LogSetting {
+        topic_name: "retention.ms",
+        broker_name: "log.retention.ms",
+        config_type: TYPE_LONG,
+        doc: "Whole segments whose newest record is older than this are deleted; -1 for no time limit.",
+        value: |c| limit(c.retention_ms),
+        at_topic_level: |t| t.retention_ms.is_some(),
+    },
+    LogSetting {
+        topic_name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        config_type: TYPE_LONG,
+        doc: "Oldest segments are deleted while a partition is larger than this; -1 for no size limit.",
+        value: |c| limit(c.retention_bytes),
+        at_topic_level: |t| t.retention_bytes.is_some(),
+    },
+    LogSetting {
+        topic_name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        config_type: TYPE_INT,
+        doc: "A segment is rolled before an append would make it larger than this.",
+        value: |c| c.segment_bytes_max.to_string(),
+        at_topic_level: |t| t.segment_bytes_max.is_some(),
+    },
+    LogSetting {
+        topic_name: "segment.ms",
+        broker_name: "log.roll.ms",
+        config_type: TYPE_LONG,
+        doc: "A non-empty active segment is rolled once it has received appends for this long.",
+        value: |c| c.segment_age_ms_max.to_string(),
+        at_topic_level: |t| t.segment_age_ms_max.is_some(),
+    },
+    LogSetting {
+        topic_name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        config_type: TYPE_INT,
+        doc: "The largest record batch accepted, header included.",
+        value: |c| c.batch_bytes_max.to_string(),
+        at_topic_level: |t| t.batch_bytes_max.is_some(),
+    },
+    LogSetting {
+        topic_name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
+        config_type: TYPE_LONG,
+        doc: "0: every append is fsynced before it is acknowledged. N > 0: appends are acknowledged \
+              before the fsync and flushed at most N ms later.",
+        value: |c| match c.flush {
+            FlushPolicy::EveryAppend => "0".to_owned(),
+            FlushPolicy::Interval { flush_interval_ms } => flush_interval_ms.to_string(),
+        },
+        at_topic_level: |t| t.flush_interval_ms.is_some(),
+    },
+    LogSetting {
+        topic_name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
+        config_type: TYPE_LONG,
+        doc: "1: every append is fsynced before it is acknowledged. Long.MAX: flushes follow flush.ms.",
+        value: |c| match c.flush {
+            FlushPolicy::EveryAppend => "1".to_owned(),
+            FlushPolicy::Interval { .. } => i64::MAX.to_string(),
+        },
+        at_topic_level: |t| t.flush_interval_ms.is_some(),
+    },
+    LogSetting {
+        topic_name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
+        config_type: TYPE_INT,
+        doc: "An offset index entry is added after at least this many bytes of batches.",
+        value: |c| c.index_interval_bytes.to_string(),
+        at_topic_level: |_| false,
+    },
+    LogSetting {
+        topic_name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        config_type: TYPE_LIST,
+        doc: "Old segments are deleted; compaction is not supported.",
+        value: |_| "delete".to_owned(),
+        at_topic_level: |_| false,
+    },
+];
+
+/// What the request asked for besides the values.
+struct Options {
+    version: i16,
+    synonyms: bool,
+    documentation: bool,
+}
+
+/// One reported setting: its name, value and source, and the synonyms behind it
+/// in Kafka's order, the one in effect first.
+fn entry(
+    options: &Options,
+    name: &str,
+    config_type: i8,
+    doc: &'static str,
+    synonyms: Vec<(&str, String, i8)>,
+) -> DescribeConfigsResourceResult {
+    let mut e = DescribeConfigsResourceResult::default();
+    let (_, value, source) = &synonyms[0];
+    e.name = StrBytes::from_string(name.to_owned());
+    e.value = Some(StrBytes::from_string(value.clone()));
+    e.config_source = *source;
+    e.read_only = true;
+    e.is_sensitive = false;
+    if options.synonyms {
+        e.synonyms = synonyms
+            .iter()
+            .map(|(name, value, source)| {
+                let mut s = DescribeConfigsSynonym::default();
+                s.name = StrBytes::from_string((*name).to_owned());
+                s.value = Some(StrBytes::from_string(value.clone()));
+                s.source = *source;
+                s
+            })
+            .collect();
+    }
+    // The type and the documentation exist from v3 on.
+    e.documentation = None;
+    if options.version >= 3 {
+        e.config_type = config_type;
+        if options.documentation {
+            e.documentation = Some(StrBytes::from_static_str(doc));
+        }
+    }
+    e
+}
+
+/// The broker-wide layers under a setting: the broker's own value if it differs
+/// from the built-in default, then the default.
+fn broker_layers(name: &str, broker: String, default: String) -> Vec<(&str, String, i8)> {
+    let mut layers = Vec::new();
+    if broker != default {
+        layers.push((name, broker, SOURCE_STATIC_BROKER));
+    }
+    layers.push((name, default, SOURCE_DEFAULT));
+    layers
+}
+
+fn topic_configs(
+    ctx: &Ctx,
+    options: &Options,
+    name: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+    let Some(topic) = ctx.broker.topic(name) else {
+        return Err((
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic `{name}` does not exist"),
+        ));
+    };
+    let broker_log = &ctx.broker.config().log;
+    // What the partitions run with; every partition of a topic has the same.
+    let effective = topic
+        .partitions
+        .first()
+        .map_or_else(|| topic.config.log_config(broker_log), |p| p.log().config().clone());
+    let defaults = LogConfig::default();
+    Ok(LOG_SETTINGS
+        .iter()
+        .map(|s| {
+            let mut layers = Vec::new();
+            if (s.at_topic_level)(&topic.config) {
+                layers.push((s.topic_name, (s.value)(&effective), SOURCE_TOPIC));
+            }
+            layers.extend(broker_layers(
+                s.broker_name,
+                (s.value)(broker_log),
+                (s.value)(&defaults),
+            ));
+            entry(options, s.topic_name, s.config_type, s.doc, layers)
+        })
+        .collect())
+}
+
+fn broker_configs(
+    ctx: &Ctx,
+    options: &Options,
+    name: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+    if name.is_empty() {
+        // Cluster-wide dynamic defaults: none exist.
+        return Ok(Vec::new());
+    }
+    if name.parse::<i32>() != Ok(BROKER_ID) {
+        return Err((
+            errors::INVALID_REQUEST,
+            format!("unexpected broker id `{name}`: expected {BROKER_ID} or the empty string"),
+        ));
+    }
+    let config = ctx.broker.config();
+    let defaults = BrokerConfig::default();
+    let kafka_defaults = KafkaConfig::new(ctx.config.advertised);
+    let mut out: Vec<DescribeConfigsResourceResult> = LOG_SETTINGS
+        .iter()
+        .map(|s| {
+            let layers = broker_layers(s.broker_name, (s.value)(&config.log), (s.value)(&defaults.log));
+            entry(options, s.broker_name, s.config_type, s.doc, layers)
+        })
+        .collect();
+    let broker_only: [(&str, i8, &'static str, String, String); 4] = [
+        (
+            "broker.id",
+            TYPE_INT,
+            "The id of this broker, the only node of its cluster.",
+            BROKER_ID.to_string(),
+            BROKER_ID.to_string(),
+        ),
+        (
+            "num.partitions",
+            TYPE_INT,
+            "Partitions of a topic created without a count.",
+            config.default_partitions.to_string(),
+            defaults.default_partitions.to_string(),
+        ),
+        (
+            "auto.create.topics.enable",
+            TYPE_BOOLEAN,
+            "Whether Metadata and Produce for an unknown topic create it.",
+            config.auto_create_topics.to_string(),
+            defaults.auto_create_topics.to_string(),
+        ),
+        (
+            "socket.request.max.bytes",
+            TYPE_INT,
+            "The largest request accepted.",
+            ctx.config.request_bytes_max.to_string(),
+            kafka_defaults.request_bytes_max.to_string(),
+        ),
+    ];
+    out.extend(broker_only.into_iter().map(|(name, config_type, doc, value, default)| {
+        entry(options, name, config_type, doc, broker_layers(name, value, default))
+    }));
+    Ok(out)
+}
+
+pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let options = Options {
+        version: ctx.version,
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
+    let mut r = DescribeConfigsResponse::default();
+    r.results = request
+        .resources
+        .iter()
+        .map(|res| {
+            let name = res.resource_name.as_str();
+            let configs = match res.resource_type {
+                RESOURCE_TOPIC => topic_configs(ctx, &options, name),
+                RESOURCE_BROKER => broker_configs(ctx, &options, name),
+                other => Err((errors::INVALID_REQUEST, format!("unsupported resource type {other}"))),
+            };
+            let mut out = DescribeConfigsResult::default();
+            out.resource_type = res.resource_type;
+            out.resource_name = res.resource_name.clone();
+            out.error_message = None;
+            match configs {
+                Ok(mut configs) => {
+                    // No keys (null or an empty list) means every setting.
+                    if let Some(keys) = res.configuration_keys.as_ref().filter(|k| !k.is_empty()) {
+                        configs.retain(|c| keys.contains(&c.name));
+                    }
+                    out.configs = configs;
+                }
+                Err((error_code, message)) => {
+                    out.error_code = error_code;
+                    out.error_message = Some(StrBytes::from_string(message));
+                }
+            }
+            out
+        })
+        .collect();
+    r
+}
