@@ -23,10 +23,13 @@ const CATALOG_VERSION: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicConfig {
+    /// As in Kafka, -1 means no limit (keep by time forever), which is not the
+    /// same as `None` (the broker's default, which may well have a limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_ms: Option<u64>,
+    pub retention_ms: Option<i64>,
+    /// -1 means no limit, as for `retention_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_bytes: Option<u64>,
+    pub retention_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_bytes_max: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,8 +46,8 @@ impl TopicConfig {
     /// The log settings for this topic over the broker's defaults.
     pub fn log_config(&self, defaults: &LogConfig) -> LogConfig {
         LogConfig {
-            retention_ms: self.retention_ms.or(defaults.retention_ms),
-            retention_bytes: self.retention_bytes.or(defaults.retention_bytes),
+            retention_ms: limit(self.retention_ms, defaults.retention_ms),
+            retention_bytes: limit(self.retention_bytes, defaults.retention_bytes),
             segment_bytes_max: self.segment_bytes_max.unwrap_or(defaults.segment_bytes_max),
             segment_age_ms_max: self.segment_age_ms_max.unwrap_or(defaults.segment_age_ms_max),
             batch_bytes_max: self.batch_bytes_max.unwrap_or(defaults.batch_bytes_max),
@@ -54,6 +57,15 @@ impl TopicConfig {
             },
             ..defaults.clone()
         }
+    }
+}
+
+/// A topic-level limit over the broker default: `None` inherits it, a negative
+/// value removes the limit.
+fn limit(topic: Option<i64>, default: Option<u64>) -> Option<u64> {
+    match topic {
+        None => default,
+        Some(n) => u64::try_from(n).ok(),
     }
 }
 
@@ -131,4 +143,30 @@ pub(crate) fn store(storage: &dyn Storage, dir: &Path, topics: &BTreeMap<String,
         path,
         source: e,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minus_one_means_no_limit_and_none_means_the_broker_default() {
+        // Regression: retention.ms=-1 (keep forever) was taken for "the broker
+        // default", a 7-day limit, which deletes data the user meant to keep.
+        let defaults = LogConfig::default();
+        let forever = TopicConfig {
+            retention_ms: Some(-1),
+            retention_bytes: Some(-1),
+            ..TopicConfig::default()
+        };
+        let c = forever.log_config(&defaults);
+        assert_eq!((c.retention_ms, c.retention_bytes), (None, None));
+        let inherited = TopicConfig::default().log_config(&defaults);
+        assert_eq!(inherited.retention_ms, defaults.retention_ms);
+        let set = TopicConfig {
+            retention_ms: Some(60_000),
+            ..TopicConfig::default()
+        };
+        assert_eq!(set.log_config(&defaults).retention_ms, Some(60_000));
+    }
 }

@@ -20,9 +20,18 @@ fn topic_config(configs: &[(String, Option<String>)]) -> Result<TopicConfig, Str
                 .map_err(|_| format!("`{key}` = `{value}` is not a number"))
         };
         let non_negative = |n: i64| u64::try_from(n).ok();
+        // Kafka accepts -1 (no limit) or a non-negative limit; anything else is
+        // a mistake worth refusing rather than guessing at.
+        let limit = |n: i64| {
+            if n >= -1 {
+                Ok(n)
+            } else {
+                Err(format!("`{key}` = {n}: use -1 for no limit or a value of at least 0"))
+            }
+        };
         match key.as_str() {
-            "retention.ms" => c.retention_ms = non_negative(num()?),
-            "retention.bytes" => c.retention_bytes = non_negative(num()?),
+            "retention.ms" => c.retention_ms = Some(limit(num()?)?),
+            "retention.bytes" => c.retention_bytes = Some(limit(num()?)?),
             "segment.bytes" => c.segment_bytes_max = Some(non_negative(num()?).ok_or("segment.bytes < 0")?),
             "segment.ms" => c.segment_age_ms_max = Some(non_negative(num()?).ok_or("segment.ms < 0")?),
             "max.message.bytes" => {
@@ -35,7 +44,15 @@ fn topic_config(configs: &[(String, Option<String>)]) -> Result<TopicConfig, Str
     Ok(c)
 }
 
-pub(super) fn create_topics(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsResponse {
+/// Runs on the blocking pool: creating a topic fsyncs the catalogue and opens
+/// logs.
+pub(super) async fn create_topics(ctx: Ctx, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    tokio::task::spawn_blocking(move || create_blocking(&ctx, request))
+        .await
+        .unwrap_or_default()
+}
+
+fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
     r.topics = request
         .topics

@@ -71,7 +71,7 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::Produce(r) => return produce::produce(ctx, r).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::list_offsets(ctx, r).await),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::create_topics(&ctx, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::create_topics(ctx, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::delete_topics(ctx, r).await),
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(create_partitions::create_partitions(ctx, r).await)

@@ -655,3 +655,35 @@ async fn describe_cluster_names_the_one_broker() {
         assert!(r.brokers.is_empty());
     }
 }
+
+/// Regression: `retention.ms=-1` (keep forever) used to fall back to the broker's
+/// 7-day default and delete what the user meant to keep. It now means no limit,
+/// and a value below -1 is refused rather than guessed at.
+#[tokio::test]
+async fn retention_minus_one_means_keep_forever() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic_with(
+        &mut c,
+        "forever",
+        1,
+        &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+    )
+    .await;
+    let request = DescribeConfigsRequest::default().with_resources(vec![resource(2, "forever")]);
+    let r = c.call(request, 4).await;
+    assert_eq!(value_and_source(&r.results[0], "retention.ms").0, "-1");
+    assert_eq!(value_and_source(&r.results[0], "retention.bytes").0, "-1");
+
+    let mut t = CreatableTopic::default();
+    t.name = topic("bad");
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    t.configs = vec![
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_value(Some(StrBytes::from_static_str("-2"))),
+    ];
+    let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 5).await;
+    assert_eq!(r.topics[0].error_code, errors::INVALID_CONFIG);
+}
