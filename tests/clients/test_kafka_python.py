@@ -179,16 +179,6 @@ def test_kafka_python_offsets_for_times_and_watermarks(bootstrap):
         c.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "broker bug: ListOffsets by timestamp answers at batch granularity. For a target time that "
-        "falls inside a multi-record batch, Kafka returns the first record with timestamp >= target "
-        "and that record's timestamp; Veltrix returns the batch's base offset and the batch's max "
-        "timestamp (handlers/list_offsets.rs uses Log::offset_for_timestamp without narrowing to "
-        "the record), so here (0, 10000) instead of (5, 6000)"
-    ),
-)
 def test_kafka_python_offsets_for_times_inside_a_batch(bootstrap):
     """offsets_for_times finds the exact record even inside a multi-record batch.
 

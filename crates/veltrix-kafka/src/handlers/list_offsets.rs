@@ -2,9 +2,30 @@
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
 
 use super::Ctx;
 use crate::errors::{self, code};
+
+/// The log answers by batch: the first batch whose largest timestamp reaches
+/// `ts`. Kafka answers by record: the first record stamped at or after `ts`, with
+/// that record's timestamp. This decodes that one batch (decompressing it if
+/// needed) to find the record; if it cannot, the batch's answer stands, which
+/// only makes a consumer re-read a few earlier records.
+fn narrow(log: &veltrix_log::Log, ts: i64, hit: veltrix_log::TimestampHit) -> (i64, i64) {
+    let batch_answer = (hit.max_timestamp, hit.offset);
+    let Ok(read) = log.read(hit.offset, 1) else {
+        return batch_answer;
+    };
+    let mut bytes = read.records;
+    let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
+        return batch_answer;
+    };
+    sets.iter()
+        .flat_map(|set| set.records.iter())
+        .find(|r| r.offset >= hit.offset && r.timestamp >= ts)
+        .map_or(batch_answer, |r| (r.timestamp, r.offset))
+}
 
 pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let broker = ctx.broker.clone();
@@ -35,7 +56,7 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                                 -2 => Ok((-1, log.log_start())),
                                 ts if ts >= 0 => log
                                     .offset_for_timestamp(ts)
-                                    .map(|hit| hit.map_or((-1, -1), |h| (h.max_timestamp, h.offset)))
+                                    .map(|hit| hit.map_or((-1, -1), |h| narrow(log, ts, h)))
                                     .map_err(|e| errors::log_code(&e)),
                                 _ => Err(errors::INVALID_REQUEST),
                             }
