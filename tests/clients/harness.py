@@ -152,11 +152,13 @@ class Broker:
         head = [f"... ({skipped} earlier lines in {self.log_path})"] if skipped > 0 else []
         return "\n".join(head + text[-lines:])
 
-    def start(self) -> None:
+    def start(self, same_port: bool = False) -> None:
         """Starts the broker and returns once it accepts connections.
 
         The port is chosen by binding port 0 first; if another process takes it
         in between, the broker fails to bind and exits, and a new port is tried.
+        With `same_port` the broker comes back on the port it had, so that
+        clients connected before a kill reconnect to it by themselves.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.killed = False
@@ -165,7 +167,7 @@ class Broker:
         # The log is read by people in a test report, not on a terminal.
         env["NO_COLOR"] = "1"
         for attempt in range(5):
-            port = free_port()
+            port = self.port if same_port and self.port else free_port()
             args = [
                 str(self.binary),
                 "serve",

@@ -54,6 +54,24 @@ def producer(bootstrap: str, errors: list, **extra) -> Producer:
     return Producer(config)
 
 
+def idempotent_producer(bootstrap: str, errors: list, **extra) -> Producer:
+    """An idempotent acks=all producer, as a careful application configures one.
+
+    librdkafka retries failed requests (up to message.timeout.ms) with the same
+    producer id and sequence numbers, so the broker can recognise a retry of a
+    batch it already stored and the exact checks still hold.
+    """
+    config = {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "error_cb": errors.append,
+    }
+    config.update(extra)
+    return Producer(config)
+
+
 def consumer(bootstrap: str, errors: list) -> Consumer:
     """A consumer for manual assignment only.
 

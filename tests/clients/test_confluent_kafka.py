@@ -19,6 +19,7 @@ from rdkafka_helpers import (
     consume_all,
     consumer,
     create_topic,
+    idempotent_producer,
     produce_all,
     producer,
 )
@@ -32,7 +33,8 @@ RECORDS = int(os.environ.get("VELTRIX_CLIENT_RECORDS", "1000000"))
 @pytest.mark.timeout(600)
 def test_confluent_kafka_bulk_acks_all_round_trip(broker):
     """VELTRIX_CLIENT_RECORDS (default 1,000,000) records of 1 KiB, produced with
-    acks=all and no idempotence, all come back exactly once, in order, unchanged.
+    acks=all and enable.idempotence=true, all come back exactly once, in order,
+    unchanged.
 
     Record `seq` goes to partition seq % 6 and carries seq in its value. Every
     delivery report must succeed, and its offsets per partition must be
@@ -48,7 +50,9 @@ def test_confluent_kafka_bulk_acks_all_round_trip(broker):
     deadline = time.monotonic() + 420
 
     started = time.monotonic()
-    p = producer(broker.bootstrap, client_errors, **{"batch.size": 1_000_000, "queue.buffering.max.kbytes": 262_144})
+    p = idempotent_producer(
+        broker.bootstrap, client_errors, **{"batch.size": 1_000_000, "queue.buffering.max.kbytes": 262_144}
+    )
     delivered_partition, delivered_offset = produce_all(
         p, topic, RECORDS, bulk_value, lambda seq: seq % PARTITIONS, deadline
     )

@@ -11,6 +11,7 @@ use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, TopicConfig, TopicEntry};
 use crate::error::{CoreError, Result};
+use crate::producer_ids::ProducerIds;
 use crate::topic::{Partition, Topic, TopicId};
 
 /// Longest topic name, as in Kafka (file names stay under 255 bytes).
@@ -55,6 +56,7 @@ pub struct Broker {
     /// Serialises catalogue changes; holds what `topics.json` says.
     catalog: Mutex<BTreeMap<String, TopicEntry>>,
     ids: IdSource,
+    producer_ids: ProducerIds,
 }
 
 /// Topic ids: random (std's randomly keyed hasher), mixed with a counter and the
@@ -158,8 +160,10 @@ impl Broker {
                 })?;
             }
         }
+        let producer_ids = ProducerIds::open(storage, &dir)?;
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         Ok(Broker {
+            producer_ids,
             env,
             dir,
             config,
@@ -392,6 +396,12 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// A new producer id for an idempotent producer (its epoch starts at 0).
+    /// Never returns an id twice, restarts included.
+    pub fn init_producer_id(&self) -> Result<i64> {
+        self.producer_ids.allocate(&*self.env.storage)
     }
 
     /// Closes every partition cleanly (fsync, index written, clean marker).

@@ -123,22 +123,13 @@ pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<BTreeMap<String,
 
 pub(crate) fn store(storage: &dyn Storage, dir: &Path, topics: &BTreeMap<String, TopicEntry>) -> Result<()> {
     let path = dir.join(CATALOG_FILE);
-    let tmp = dir.join(format!("{CATALOG_FILE}.tmp"));
     let file = CatalogFile {
         version: CATALOG_VERSION,
         topics: topics.clone(),
         crc32c: topics_crc(topics),
     };
     let bytes = serde_json::to_vec_pretty(&file).expect("catalogue serialises");
-    let write = || -> std::io::Result<()> {
-        let f = storage.open(&tmp, OpenMode::CreateOrOpen)?;
-        f.set_len(0)?;
-        f.write_all_at(&bytes, 0)?;
-        f.sync()?;
-        storage.rename(&tmp, &path)?;
-        storage.sync_dir(dir)
-    };
-    write().map_err(|e| CoreError::Io {
+    veltrix_log::checkpoint::replace_file(storage, dir, CATALOG_FILE, &bytes).map_err(|e| CoreError::Io {
         op: "write",
         path,
         source: e,

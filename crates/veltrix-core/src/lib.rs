@@ -15,9 +15,11 @@
 mod broker;
 mod catalog;
 mod error;
+mod producer_ids;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig};
 pub use catalog::TopicConfig;
 pub use error::{CoreError, Result};
+pub use producer_ids::PRODUCER_ID_BLOCK;
 pub use topic::{Partition, Topic, TopicId};

@@ -19,6 +19,9 @@ pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 pub const POLICY_VIOLATION: i16 = 44;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const INVALID_TXN_STATE: i16 = 48;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
@@ -48,6 +51,10 @@ pub fn log_code(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         LogError::Poisoned { .. } | LogError::DiskFull { .. } | LogError::Io { .. } => KAFKA_STORAGE_ERROR,
         LogError::OffsetsExhausted { .. } => POLICY_VIOLATION,
+        LogError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        LogError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
+        LogError::InvalidProducerFields { .. } => CORRUPT_MESSAGE,
+        LogError::TransactionsUnsupported { .. } => INVALID_TXN_STATE,
         LogError::Config(_) => INVALID_CONFIG,
     }
 }

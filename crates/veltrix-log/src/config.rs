@@ -34,6 +34,12 @@ pub struct LogConfig {
     /// Oldest segments are deleted while the log is larger than this.
     pub retention_bytes: Option<u64>,
     pub flush: FlushPolicy,
+    /// Idempotent producers remembered per partition; past it the least recently
+    /// active one is forgotten (see [`crate::producer`]).
+    pub producers_max: u32,
+    /// An idempotent producer idle this long is forgotten (Kafka's
+    /// `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: u64,
 }
 
 /// Largest segment: index positions are 32-bit.
@@ -51,6 +57,8 @@ impl Default for LogConfig {
             retention_ms: Some(7 * 24 * 3600 * 1000),
             retention_bytes: None,
             flush: FlushPolicy::EveryAppend,
+            producers_max: 10_000,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -108,6 +116,15 @@ impl LogConfig {
                 "flush_interval_ms",
                 "must be at least 1 ms; use the default policy to fsync every append".into(),
             );
+        }
+        if self.producers_max == 0 {
+            return bad(
+                "producers_max",
+                "must be at least 1: idempotent producers need their sequence state".into(),
+            );
+        }
+        if self.producer_id_expiration_ms == 0 {
+            return bad("producer_id_expiration_ms", "must be at least 1 ms".into());
         }
         if self.retention_bytes == Some(0) {
             return bad(

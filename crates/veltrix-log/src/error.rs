@@ -37,6 +37,23 @@ pub enum LogError {
     /// The log has handed out every offset it can represent.
     #[error("partition {dir} has used up its offsets (next offset {next_offset})")]
     OffsetsExhausted { dir: PathBuf, next_offset: i64 },
+    /// An idempotent producer's batch does not follow its previous one.
+    #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    /// An idempotent producer's batch carries an epoch older than the partition
+    /// has seen: a newer instance of the producer has fenced this one.
+    #[error("producer {producer_id}: epoch {got} is fenced by epoch {current}")]
+    InvalidProducerEpoch { producer_id: i64, current: i16, got: i16 },
+    /// A batch with a producer id but a negative epoch or sequence.
+    #[error("producer {producer_id}: invalid epoch {epoch} or sequence {sequence}")]
+    InvalidProducerFields {
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+    },
+    /// A transactional or control batch: the broker has no transactions.
+    #[error("producer {producer_id}: transactional batches are not supported")]
+    TransactionsUnsupported { producer_id: i64 },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -13,12 +13,14 @@
 //! nothing of sockets, Kafka requests or configuration files.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod index;
 pub mod io;
 mod log;
+pub mod producer;
 mod recovery;
 pub mod segment;
 pub mod sim;

@@ -41,6 +41,7 @@ use crate::env::Env;
 use crate::error::{LogError, Result};
 use crate::index::{self, IndexEntry};
 use crate::io::{OpenMode, StorageFile, child};
+use crate::producer::{self, Producers, Verdict};
 use crate::segment::{index_file_name, log_file_name};
 
 mod housekeeping;
@@ -66,6 +67,9 @@ pub struct Appended {
     /// Offset after the batch; pass it to [`Log::wait_durable`].
     pub next_offset: i64,
     pub max_timestamp: i64,
+    /// The batch was a retry of an idempotent producer's batch already in the log:
+    /// nothing was written and the offsets are those of the original.
+    pub duplicate: bool,
 }
 
 /// Result of [`Log::read`].
@@ -94,6 +98,8 @@ pub struct TickOutcome {
     pub rolled: bool,
     pub flushed: bool,
     pub segments_deleted: usize,
+    /// Idle idempotent producers forgotten.
+    pub producers_expired: usize,
 }
 
 /// Counters a metrics adapter exports. Monotonic unless noted.
@@ -101,6 +107,8 @@ pub struct TickOutcome {
 pub struct LogStats {
     pub appends: AtomicU64,
     pub append_bytes: AtomicU64,
+    /// Retries of idempotent producers' batches answered from producer state.
+    pub duplicates: AtomicU64,
     pub fsyncs: AtomicU64,
     /// Batches made durable by fsyncs; divided by `fsyncs` gives the group size.
     pub fsync_batches: AtomicU64,
@@ -155,6 +163,8 @@ pub(crate) struct State {
     /// Last recovery point written, and when (monotonic).
     pub(crate) recovery_point: i64,
     pub(crate) recovery_point_ms: u64,
+    /// Idempotent producers' sequence state, checked and updated with each append.
+    pub(crate) producers: Producers,
 }
 
 #[derive(Debug)]
@@ -210,7 +220,8 @@ impl Log {
     pub fn open(env: Arc<Env>, dir: impl Into<PathBuf>, config: LogConfig) -> Result<Log> {
         config.validate()?;
         let dir = dir.into();
-        let (state, stats) = crate::recovery::recover(&env, &dir, &config)?;
+        let (mut state, stats) = crate::recovery::recover(&env, &dir, &config)?;
+        state.producers = crate::recovery::load_producers(&env, &dir, &state, &config)?;
         let end = state.active.next;
         if let FlushPolicy::Interval { flush_interval_ms } = config.flush {
             stats.relaxed_durability.store(true, Ordering::Relaxed);
@@ -269,6 +280,11 @@ impl Log {
         st.sealed.iter().map(|s| s.size).sum::<u64>() + st.active.size
     }
 
+    /// Idempotent producers whose sequence state this partition keeps.
+    pub fn producer_count(&self) -> usize {
+        lock(&self.state).producers.len()
+    }
+
     pub fn segment_count(&self) -> usize {
         lock(&self.state).sealed.len() + 1
     }
@@ -315,9 +331,20 @@ impl Log {
     /// Under [`FlushPolicy::EveryAppend`] the batch is not yet durable nor visible:
     /// acknowledge it only after [`Log::wait_durable`] returns `Ok`.
     pub fn append(&self, batch: &mut [u8]) -> Result<Appended> {
-        let header = batch::verify_producer_batch(batch, self.config.batch_bytes_max as usize)?;
+        let mut header = batch::verify_producer_batch(batch, self.config.batch_bytes_max as usize)?;
         let mut st = lock(&self.state);
         self.check_poison()?;
+        if let Verdict::Duplicate(original) = st.producers.check(&header)? {
+            let last_offset = original.base_offset + i64::from(original.last_offset_delta);
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Ok(Appended {
+                base_offset: original.base_offset,
+                last_offset,
+                next_offset: last_offset + 1,
+                max_timestamp: header.max_timestamp,
+                duplicate: true,
+            });
+        }
         // Checked before anything changes, rolling included: a refused append
         // leaves no trace on disk.
         if st.active.next > batch::BASE_OFFSET_MAX {
@@ -355,6 +382,15 @@ impl Log {
             a.first_append_ms = Some(self.env.clock.monotonic_ms());
         }
         let next = a.next;
+        header.base_offset = base;
+        if let Some(evicted) = st.producers.record(&header, now_ms, self.config.producers_max as usize) {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                evicted,
+                producers_max = self.config.producers_max,
+                "too many idempotent producers: forgot the least recently active one; a retry of its last batches could be written twice"
+            );
+        }
         st.unsynced_batches += 1;
         self.stats.appends.fetch_add(1, Ordering::Relaxed);
         self.stats.append_bytes.fetch_add(len, Ordering::Relaxed);
@@ -366,6 +402,7 @@ impl Log {
             last_offset: next - 1,
             next_offset: next,
             max_timestamp: header.max_timestamp,
+            duplicate: false,
         })
     }
 
@@ -527,6 +564,7 @@ impl Log {
             }
             Err(e) => return Err(self.poison(format!("creating segment {} failed: {e}", path.display()))),
         };
+        self.write_producer_snapshot(st, new_base);
         self.env
             .storage
             .sync_dir(&self.dir)
@@ -541,6 +579,15 @@ impl Log {
         s.high_watermark = s.high_watermark.max(new_base);
         self.synced.notify_all();
         Ok(())
+    }
+
+    /// Snapshots the producer state as of `offset` (see [`crate::producer`]). The
+    /// caller fsyncs the directory afterwards. A failure costs only a longer replay
+    /// at the next open, so it is logged and nothing else.
+    fn write_producer_snapshot(&self, st: &State, offset: i64) {
+        if let Err(e) = producer::write_snapshot(&*self.env.storage, &self.dir, offset, &st.producers) {
+            tracing::warn!(dir = %self.dir.display(), offset, error = %e, "writing the producer snapshot failed; the next open replays more of the log");
+        }
     }
 
     /// Writes the active segment's index with its footer and fsyncs index and data.

@@ -22,81 +22,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::checkpoint::read_checkpoint;
 use crate::config::LogConfig;
 use crate::env::Env;
 use crate::error::{LogError, Result};
 use crate::index::{self, read_footer, read_sealed_entries};
 use crate::io::{OpenMode, Storage, StorageFile, child};
 use crate::log::{Active, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, LogStats, RECOVERY_POINT_FILE, Sealed, State};
+use crate::producer::{self, Producers};
 use crate::segment::{self, ScanResult, index_file_name, log_file_name, parse_file_name};
-
-const CHECKPOINT_BYTES: usize = 12;
-
-/// An offset checkpoint: the offset and its CRC32C.
-fn encode_checkpoint(offset: i64) -> [u8; CHECKPOINT_BYTES] {
-    let mut buf = [0u8; CHECKPOINT_BYTES];
-    buf[0..8].copy_from_slice(&offset.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[0..8]);
-    buf[8..12].copy_from_slice(&crc.to_be_bytes());
-    buf
-}
-
-/// Overwrites the recovery point in place and fsyncs it. A torn write fails the
-/// checksum on the next open and is ignored there, so no rename is needed.
-pub(crate) fn write_recovery_point(storage: &dyn Storage, dir: &Path, offset: i64) -> io::Result<()> {
-    let path = child(dir, RECOVERY_POINT_FILE);
-    let fresh = !storage.exists(&path);
-    let file = storage.open(&path, OpenMode::CreateOrOpen)?;
-    file.write_all_at(&encode_checkpoint(offset), 0)?;
-    file.sync()?;
-    if fresh {
-        storage.sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Durably replaces the log start checkpoint: write a temporary file, fsync it,
-/// rename it over the old one, fsync the directory.
-pub(crate) fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) -> io::Result<()> {
-    let buf = encode_checkpoint(offset);
-    let tmp = child(dir, &format!("{LOG_START_FILE}.tmp"));
-    let file = storage.open(&tmp, OpenMode::CreateOrOpen)?;
-    file.set_len(0)?;
-    file.write_all_at(&buf, 0)?;
-    file.sync()?;
-    storage.rename(&tmp, &child(dir, LOG_START_FILE))?;
-    storage.sync_dir(dir)
-}
-
-fn read_checkpoint(storage: &dyn Storage, dir: &Path, name: &str) -> Result<Option<i64>> {
-    let path = child(dir, name);
-    if !storage.exists(&path) {
-        return Ok(None);
-    }
-    let file = storage
-        .open(&path, OpenMode::Existing)
-        .map_err(|e| LogError::io("open", &path, e))?;
-    let mut buf = [0u8; CHECKPOINT_BYTES];
-    let corrupt = |reason: &str| LogError::Corrupt {
-        path: path.clone(),
-        position: 0,
-        reason: reason.into(),
-    };
-    if file.len().map_err(|e| LogError::io("stat", &path, e))? != CHECKPOINT_BYTES as u64 {
-        return Err(corrupt("checkpoint has the wrong size"));
-    }
-    file.read_exact_at(&mut buf, 0)
-        .map_err(|e| LogError::io("read", &path, e))?;
-    let crc = u32::from_be_bytes(buf[8..12].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&buf[0..8]) != crc {
-        return Err(corrupt("checkpoint fails its checksum"));
-    }
-    let offset = i64::from_be_bytes(buf[0..8].try_into().expect("8 bytes"));
-    if !(0..=crate::batch::BASE_OFFSET_MAX).contains(&offset) {
-        return Err(corrupt("checkpoint holds an impossible offset"));
-    }
-    Ok(Some(offset))
-}
 
 /// Opens the directory and rebuilds the in-memory state of the log.
 pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(State, LogStats)> {
@@ -198,8 +132,58 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
         last_flush_ms: env.clock.monotonic_ms(),
         recovery_point: recovery_point.unwrap_or(i64::MIN),
         recovery_point_ms: env.clock.monotonic_ms(),
+        producers: Producers::default(),
     };
     Ok((state, stats))
+}
+
+/// Rebuilds the idempotent producers' state of a recovered log: the newest valid
+/// snapshot, then the batch headers after it (see [`crate::producer`]).
+pub(crate) fn load_producers(env: &Env, dir: &Path, state: &State, config: &LogConfig) -> Result<Producers> {
+    let storage = &*env.storage;
+    let end = state.active.next;
+    let (from, mut producers) = match producer::load_snapshot(storage, dir, end)? {
+        Some(found) => found,
+        None => (i64::MIN, Producers::default()),
+    };
+    let now_ms = env.clock.now_ms();
+    let producers_max = config.producers_max as usize;
+    let mut replayed = 0usize;
+    let sealed = state.sealed.iter().map(|s| (s.base, s.next, s.size));
+    let active = [(state.active.base, state.active.next, state.active.size)];
+    for (base, next, size) in sealed.chain(active) {
+        if next <= from || size == 0 {
+            continue;
+        }
+        let path = child(dir, &log_file_name(base));
+        let file = if base == state.active.base {
+            state.active.file.clone()
+        } else {
+            env.sealed_file(&path).map_err(|e| LogError::io("open", &path, e))?
+        };
+        let whole = producer::walk_headers(&*file, &path, (size, next), from, |h| {
+            producers.record(h, now_ms, producers_max);
+        })?;
+        replayed += 1;
+        if !whole {
+            // Part of the producers' history is unreadable: rather than answer
+            // from a state that may be stale, forget every producer. They are
+            // accepted as new on their next append, as after an expiry.
+            tracing::warn!(
+                path = %path.display(),
+                "damaged batch headers: idempotent producer state cannot be rebuilt and is reset"
+            );
+            return Ok(Producers::default());
+        }
+    }
+    if replayed > 1 {
+        tracing::info!(
+            dir = %dir.display(),
+            segments = replayed,
+            "rebuilt idempotent producer state from the batch headers of several segments"
+        );
+    }
+    Ok(producers)
 }
 
 /// What every step of recovery needs.

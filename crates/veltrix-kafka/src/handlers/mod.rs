@@ -19,6 +19,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -46,11 +47,12 @@ pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DeleteRecords => Some((0, 2)),
         ApiKey::DescribeConfigs => Some((1, 4)),
         ApiKey::DescribeCluster => Some((0, 2)),
+        ApiKey::InitProducerId => Some((0, 4)),
         _ => None,
     }
 }
 
-pub(super) const SERVED: [ApiKey; 11] = [
+pub(super) const SERVED: [ApiKey; 12] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::Produce,
@@ -62,6 +64,7 @@ pub(super) const SERVED: [ApiKey; 11] = [
     ApiKey::DeleteRecords,
     ApiKey::DescribeConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::InitProducerId,
 ];
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
@@ -79,6 +82,9 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(ctx, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::describe_configs(&ctx, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::describe_cluster(&ctx, r)),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::init_producer_id(ctx, r).await)
+        }
         _ => return None,
     })
 }

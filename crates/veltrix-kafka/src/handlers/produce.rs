@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use veltrix_core::Partition;
 use veltrix_log::batch;
 
@@ -12,27 +13,32 @@ use super::Ctx;
 use crate::errors::{self, code};
 
 /// Appends every batch of one partition's records; returns the first base offset
-/// and the offset after the last batch.
-fn append_all(partition: &Partition, records: &Bytes) -> Result<(i64, i64), i16> {
+/// and the offset after the last batch. A retry of an idempotent producer's batch
+/// already in the log is answered with its original offsets, and the caller then
+/// waits for those to be durable like any other.
+fn append_all(partition: &Partition, records: &Bytes) -> Result<(i64, i64), (i16, String)> {
+    let corrupt = |why: &str| (errors::CORRUPT_MESSAGE, why.to_owned());
     let mut rest = &records[..];
     let mut first = None;
     let mut next = 0;
     while !rest.is_empty() {
         let size = batch::peek_size(rest)
             .filter(|s| *s <= rest.len())
-            .ok_or(errors::CORRUPT_MESSAGE)?;
+            .ok_or_else(|| corrupt("a record batch is truncated"))?;
         let mut one = BytesMut::from(&rest[..size]);
-        let appended = partition.append(&mut one).map_err(|e| code(&e))?;
+        let appended = partition.append(&mut one).map_err(|e| (code(&e), e.to_string()))?;
         first.get_or_insert(appended.base_offset);
-        next = appended.next_offset;
+        next = appended.next_offset.max(next);
         rest = &rest[size..];
     }
-    first.map(|f| (f, next)).ok_or(errors::CORRUPT_MESSAGE)
+    first.map(|f| (f, next)).ok_or_else(|| corrupt("no record batch"))
 }
 
 pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let broker = ctx.broker.clone();
+    // The per-partition error message exists from v8.
+    let with_messages = ctx.version >= 8;
     let responses = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         let mut to_commit: Vec<(Arc<Partition>, i64)> = Vec::new();
@@ -46,11 +52,14 @@ pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<Produce
                 p.base_offset = -1;
                 p.log_append_time_ms = -1;
                 let result = if !matches!(acks, -1..=1) {
-                    Err(errors::INVALID_REQUIRED_ACKS)
+                    Err((
+                        errors::INVALID_REQUIRED_ACKS,
+                        format!("acks must be -1, 0 or 1, not {acks}"),
+                    ))
                 } else {
                     broker
                         .partition(topic_name, pd.index)
-                        .map_err(|e| code(&e))
+                        .map_err(|e| (code(&e), e.to_string()))
                         .and_then(|partition| {
                             let records = pd.records.clone().unwrap_or_default();
                             let (base, next) = append_all(&partition, &records)?;
@@ -61,7 +70,12 @@ pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<Produce
                 };
                 match result {
                     Ok(base) => p.base_offset = base,
-                    Err(error_code) => p.error_code = error_code,
+                    Err((error_code, message)) => {
+                        p.error_code = error_code;
+                        if with_messages {
+                            p.error_message = Some(StrBytes::from_string(message));
+                        }
+                    }
                 }
                 t.partition_responses.push(p);
             }

@@ -30,6 +30,7 @@ use veltrix_log::Env;
 
 mod admin;
 mod decode;
+mod idempotence;
 mod limits;
 
 // As in the broker binary: untrusted sizes must not abort the process.
@@ -231,6 +232,7 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::DeleteRecords as i16,
         ApiKey::DescribeConfigs as i16,
         ApiKey::DescribeCluster as i16,
+        ApiKey::InitProducerId as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

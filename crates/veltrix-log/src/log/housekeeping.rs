@@ -8,7 +8,10 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{CLEAN_SHUTDOWN_FILE, Log, RECOVERY_POINT_INTERVAL_MS, Sealed, State, TickOutcome, lock};
+use super::{
+    CLEAN_SHUTDOWN_FILE, LOG_START_FILE, Log, RECOVERY_POINT_FILE, RECOVERY_POINT_INTERVAL_MS, Sealed, State,
+    TickOutcome, lock,
+};
 use crate::config::FlushPolicy;
 use crate::error::{LogError, Result};
 use crate::io::{OpenMode, child};
@@ -43,7 +46,7 @@ impl Log {
         if offset <= st.log_start {
             return Ok(st.log_start);
         }
-        crate::recovery::write_log_start(&*self.env.storage, &self.dir, offset)
+        crate::checkpoint::write_checkpoint(&*self.env.storage, &self.dir, LOG_START_FILE, offset)
             .map_err(|e| self.poison(format!("persisting log start {offset} failed: {e}")))?;
         st.log_start = offset;
         self.delete_segments_while(&mut st, |s, log_start, _| s.next <= log_start)?;
@@ -66,6 +69,8 @@ impl Log {
                 outcome.rolled = true;
             }
             outcome.segments_deleted = self.apply_retention(&mut st)?;
+            let now_ms = self.env.clock.now_ms();
+            outcome.producers_expired = st.producers.expire(now_ms, self.config.producer_id_expiration_ms);
             self.update_recovery_point(&mut st)?;
             match self.config.flush {
                 FlushPolicy::Interval { flush_interval_ms } => {
@@ -91,7 +96,7 @@ impl Log {
         if durable <= st.recovery_point || now.saturating_sub(st.recovery_point_ms) < RECOVERY_POINT_INTERVAL_MS {
             return Ok(());
         }
-        crate::recovery::write_recovery_point(&*self.env.storage, &self.dir, durable)
+        crate::checkpoint::overwrite_checkpoint(&*self.env.storage, &self.dir, RECOVERY_POINT_FILE, durable)
             .map_err(|e| self.poison(format!("writing the recovery point failed: {e}")))?;
         st.recovery_point = durable;
         st.recovery_point_ms = now;
@@ -169,6 +174,7 @@ impl Log {
     pub fn close(&self) -> Result<()> {
         let st = lock(&self.state);
         self.exclusive_sync(&st, || self.seal_files(&st.active))?;
+        self.write_producer_snapshot(&st, st.active.next);
         let marker = child(&self.dir, CLEAN_SHUTDOWN_FILE);
         let storage = &*self.env.storage;
         storage

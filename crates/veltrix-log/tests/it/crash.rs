@@ -175,12 +175,13 @@ fn append_until_stopped(dir: &Path, plan: &Plan) {
         for thread in 0..plan.threads {
             let log = &log;
             s.spawn(move || {
-                let mut seq = 0;
+                let (mut seq, mut first_sequence) = (0, 0);
                 while Instant::now() < deadline && (plan.close_after == 0 || seq < plan.close_after) {
-                    let mut batch = batch_for(plan, thread, seq);
+                    let mut batch = batch_for(plan, thread, seq, first_sequence);
                     let appended = log.append_durable(&mut batch).expect("child: durable append");
                     say(&format!("ACK {} {thread} {seq}", appended.base_offset));
                     seq += 1;
+                    first_sequence += (appended.last_offset - appended.base_offset + 1) as i32;
                 }
             });
         }
@@ -300,10 +301,12 @@ impl Plan {
 
 /// The batch that `thread` appends as its `seq`-th in the round, as the producer
 /// sends it (base offset 0). Its size, record count and payload come from the round
-/// seed; its header names the thread (producer id), the sequence number (base
-/// sequence) and the round (producer epoch), so a batch found in the log tells
-/// which one it claims to be.
-fn batch_for(plan: &Plan, thread: u32, seq: u32) -> Vec<u8> {
+/// seed; its header names the thread (producer id) and the round (producer epoch),
+/// and, as an idempotent producer's would, carries the sequence number of its first
+/// record, `first_sequence` (the records of the thread's earlier batches this
+/// round). So each round is a new epoch of each thread's producer, and the log's
+/// producer state, rebuilt after every kill, must accept it.
+fn batch_for(plan: &Plan, thread: u32, seq: u32, first_sequence: i32) -> Vec<u8> {
     let mut rng = SmallRng::seed_from_u64(mix(plan.seed ^ mix((u64::from(thread) << 32) | u64::from(seq))));
     let size = rng.random_range(plan.batch_bytes_min..=plan.batch_bytes_max);
     let record_count = rng.random_range(1..=plan.records_max);
@@ -318,7 +321,7 @@ fn batch_for(plan: &Plan, thread: u32, seq: u32) -> Vec<u8> {
             max_timestamp: ts,
             producer_id: i64::from(thread),
             producer_epoch: round_tag(plan.round),
-            base_sequence: seq as i32,
+            base_sequence: first_sequence,
             attributes: 0,
         },
     );
@@ -549,6 +552,7 @@ fn check_round(
 
     let mut found: HashMap<(u32, u32), i64> = HashMap::new();
     let mut next_seq = vec![0u32; plan.threads as usize];
+    let mut next_first_sequence = vec![0i32; plan.threads as usize];
     for (base, bytes) in &all[known.len()..] {
         let h = batch::verify(bytes).expect("read_all verified it");
         assert_eq!(
@@ -557,17 +561,19 @@ fn check_round(
             "{context}: batch at {base} is not of this round"
         );
         let thread = u32::try_from(h.producer_id).expect("thread id");
-        let seq = h.base_sequence as u32;
         assert!(
             thread < plan.threads,
             "{context}: batch at {base} names thread {thread}"
         );
+        let t = thread as usize;
+        let seq = next_seq[t];
         assert_eq!(
-            seq, next_seq[thread as usize],
+            h.base_sequence, next_first_sequence[t],
             "{context}: thread {thread}'s batches are out of order or have a gap at offset {base}"
         );
-        next_seq[thread as usize] += 1;
-        let mut expected = batch_for(plan, thread, seq);
+        next_seq[t] += 1;
+        next_first_sequence[t] += h.record_count;
+        let mut expected = batch_for(plan, thread, seq, h.base_sequence);
         batch::assign(&mut expected, *base, LEADER_EPOCH);
         assert!(
             *bytes == expected,

@@ -7,6 +7,7 @@ mod crash;
 mod faults;
 mod fuzz_smoke;
 mod model;
+mod producers;
 mod review;
 mod support;
 

@@ -1,0 +1,37 @@
+//! InitProducerId (v0 to v4): a fresh producer id for an idempotent producer.
+//!
+//! As in Kafka, a request without a transactional id always gets a new id with
+//! epoch 0, even when it names its current id and epoch (v3+, KIP-360): that is
+//! how a producer resets its sequence numbers after an error. Transactions are not
+//! supported: a transactional id is refused with INVALID_REQUEST and a log line,
+//! so a transactional producer fails at start instead of later.
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use super::Ctx;
+use crate::errors::{self, code};
+
+pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut r = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if let Some(id) = &request.transactional_id {
+        tracing::warn!(transactional_id = %id.0.as_str(), "transactional producer refused: transactions are not supported");
+        r.error_code = errors::INVALID_REQUEST;
+        return r;
+    }
+    let broker = ctx.broker.clone();
+    // The first id of each block is written durably: off the async workers.
+    match tokio::task::spawn_blocking(move || broker.init_producer_id()).await {
+        Ok(Ok(id)) => {
+            r.producer_id = ProducerId(id);
+            r.producer_epoch = 0;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "allocating a producer id failed");
+            r.error_code = code(&e);
+        }
+        Err(_) => r.error_code = errors::UNKNOWN_SERVER_ERROR,
+    }
+    r
+}

@@ -1,0 +1,112 @@
+//! Idempotent producers over the wire: InitProducerId, retries answered with the
+//! original offsets, sequence gaps and fenced epochs with Kafka's error codes.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+use super::*;
+
+/// A batch of `n` records from `(pid, epoch)` starting at `seq`.
+fn idem_batch(pid: i64, epoch: i16, seq: i32, n: i32) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: seq + i,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("v{}", seq + i))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+async fn init(c: &mut Client, version: i16) -> (i16, i64, i16) {
+    let r = c
+        .call(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1),
+            version,
+        )
+        .await;
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+#[tokio::test]
+async fn init_producer_id_hands_out_distinct_ids_and_refuses_transactions() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    let mut ids = Vec::new();
+    for version in 0..=4 {
+        let (err, id, epoch) = init(&mut c, version).await;
+        assert_eq!((err, epoch), (errors::NONE, 0), "v{version}");
+        ids.push(id);
+    }
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique, ids);
+    let r = c
+        .call(
+            InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+                .with_transaction_timeout_ms(60_000),
+            4,
+        )
+        .await;
+    assert_eq!((r.error_code, r.producer_id.0), (errors::INVALID_REQUEST, -1));
+}
+
+#[tokio::test]
+async fn retries_get_the_original_offset_and_gaps_and_old_epochs_are_refused() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    let (err, pid, epoch) = init(&mut c, 4).await;
+    assert_eq!(err, errors::NONE);
+    assert_eq!(
+        produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 0, 3)).await,
+        (errors::NONE, 0)
+    );
+    assert_eq!(
+        produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 3, 2)).await,
+        (errors::NONE, 3)
+    );
+    // The retry of the first batch: same answer, nothing written.
+    assert_eq!(
+        produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 0, 3)).await,
+        (errors::NONE, 0)
+    );
+    let (err, _) = produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 9, 1)).await;
+    assert_eq!(err, errors::OUT_OF_ORDER_SEQUENCE_NUMBER);
+    let (err, _) = produce(&mut c, "t", 0, -1, idem_batch(pid, epoch + 1, 0, 1)).await;
+    assert_eq!(err, errors::NONE);
+    let (err, _) = produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 5, 1)).await;
+    assert_eq!(err, errors::INVALID_PRODUCER_EPOCH);
+    let r = c.call(fetch_request("t", 0, 0, 0), 11).await;
+    assert_eq!(
+        r.responses[0].partitions[0].high_watermark, 6,
+        "3 + 2 + 1 records, no duplicate"
+    );
+}
