@@ -11,7 +11,15 @@ import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewPartitions, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewPartitions,
+    NewTopic,
+)
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KpTopicPartition
 from kafka.admin import ConfigResource as KpConfigResource
@@ -25,8 +33,13 @@ from harness import (
     API_DELETE_TOPICS,
     API_DESCRIBE_CLUSTER,
     API_DESCRIBE_CONFIGS,
+    API_INCREMENTAL_ALTER_CONFIGS,
 )
 from rdkafka_helpers import consumer, producer
+
+
+# The topic settings AlterConfigs and IncrementalAlterConfigs can change.
+SETTABLE = ["retention.ms", "retention.bytes", "segment.bytes", "segment.ms", "max.message.bytes", "flush.ms"]
 
 
 def require(broker, api: int, name: str) -> None:
@@ -52,8 +65,8 @@ def test_describe_configs_reports_topic_settings(broker):
 
     A topic is created with retention.ms=3600000 and max.message.bytes=50000.
     describe_configs on it must report exactly those values, marked as
-    dynamic topic configs (set on the topic), and every entry read-only (the
-    broker serves no AlterConfigs).
+    dynamic topic configs (set on the topic); exactly the settings that
+    AlterConfigs can change are writable.
     """
     require(broker, API_DESCRIBE_CONFIGS, "DescribeConfigs")
     a = admin(broker.bootstrap)
@@ -66,7 +79,59 @@ def test_describe_configs_reports_topic_settings(broker):
     assert entries["max.message.bytes"].value == "50000"
     assert entries["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert entries["max.message.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
-    assert [name for name, entry in entries.items() if not entry.is_read_only] == []
+    assert sorted(name for name, entry in entries.items() if not entry.is_read_only) == sorted(SETTABLE)
+
+
+def test_incremental_alter_configs_changes_a_running_topic(broker):
+    """incremental_alter_configs sets and deletes settings, all or nothing.
+
+    On a topic with retention.ms=3600000, SET max.message.bytes=10000 and
+    DELETE retention.ms: describe_configs must show max.message.bytes as a
+    topic setting and retention.ms back at the default (source DEFAULT_CONFIG),
+    and a 20 KB record must now be refused with MSG_SIZE_TOO_LARGE. A change
+    naming an unknown setting fails with INVALID_CONFIG and changes nothing.
+    """
+    require(broker, API_INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs")
+    a = admin(broker.bootstrap)
+    topic = "altered"
+    a.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "3600000"})])[topic].result(timeout=20)
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", "10000", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+        ],
+    )
+    a.incremental_alter_configs([resource])[resource].result(timeout=20)
+    described = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = a.describe_configs([described])[described].result(timeout=20)
+    assert (entries["max.message.bytes"].value, entries["max.message.bytes"].source) == (
+        "10000",
+        ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+    )
+    assert (entries["retention.ms"].value, entries["retention.ms"].source) == (
+        "604800000",
+        ConfigSource.DEFAULT_CONFIG.value,
+    )
+
+    errors: list = []
+    p = producer(broker.bootstrap, errors)
+    reports = []
+    p.produce(topic, value=b"x" * 20_000, partition=0, on_delivery=lambda e, m: reports.append(e))
+    assert p.flush(20) == 0
+    assert [e.code() for e in reports] == [KafkaError.MSG_SIZE_TOO_LARGE]
+
+    bad = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic,
+        incremental_configs=[ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)],
+    )
+    with pytest.raises(KafkaException) as refused:
+        a.incremental_alter_configs([bad])[bad].result(timeout=20)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG
+    entries = a.describe_configs([described])[described].result(timeout=20)
+    assert entries["max.message.bytes"].value == "10000"
 
 
 def test_create_partitions_adds_writable_partitions(broker):
@@ -176,7 +241,9 @@ def test_kafka_python_admin_calls(broker):
     It creates a 2-partition topic with retention.ms=3600000, grows it to 4
     partitions, and describe_configs (which by default lists only settings
     changed from the defaults) must show exactly retention.ms=3600000 as a
-    topic setting. describe_cluster must name broker 0 at the listener as the
+    topic setting; after alter_configs of segment.ms (incrementally) and of
+    retention.ms (with the older AlterConfigs) both show their new values.
+    describe_cluster must name broker 0 at the listener as the
     controller. After five records, delete_records up to offset 3 must report
     low watermark 3. delete_topics must then succeed and list_topics be empty.
     """
@@ -199,6 +266,18 @@ def test_kafka_python_admin_calls(broker):
         configs = a.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, topic)])
         assert {k: (v["value"], v["config_source"]) for k, v in configs["topic"][topic].items()} == {
             "retention.ms": ("3600000", "DYNAMIC_TOPIC_CONFIG")
+        }
+
+        # kafka-python uses IncrementalAlterConfigs when the broker serves it,
+        # and AlterConfigs (re-sending the other changed settings) when told to.
+        for incremental, key, value in [(True, "segment.ms", "600000"), (False, "retention.ms", "7200000")]:
+            a.alter_configs(
+                [KpConfigResource(ConfigResourceType.TOPIC, topic, configs={key: value})], incremental=incremental
+            )
+        configs = a.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, topic)])
+        assert {k: (v["value"], v["config_source"]) for k, v in configs["topic"][topic].items()} == {
+            "retention.ms": ("7200000", "DYNAMIC_TOPIC_CONFIG"),
+            "segment.ms": ("600000", "DYNAMIC_TOPIC_CONFIG"),
         }
 
         cluster = a.describe_cluster()

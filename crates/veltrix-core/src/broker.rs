@@ -331,6 +331,59 @@ impl Broker {
         Ok(topic)
     }
 
+    /// Changes a topic's settings: `change` edits a copy of them, the result is
+    /// validated against the broker's defaults, made durable in the catalogue and
+    /// applied to every partition's running log. With `validate_only` nothing
+    /// changes. Returns the new settings.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&mut TopicConfig) -> std::result::Result<(), String>,
+    ) -> Result<TopicConfig> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = catalog.get(name).cloned() else {
+            return Err(CoreError::UnknownTopic(name.to_owned()));
+        };
+        let mut config = entry.config.clone();
+        change(&mut config).map_err(CoreError::InvalidConfig)?;
+        let log_config = config.log_config(&self.config.log);
+        log_config
+            .validate()
+            .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        if validate_only || config == entry.config {
+            return Ok(config);
+        }
+        let mut next = catalog.clone();
+        next.insert(
+            name.to_owned(),
+            TopicEntry {
+                config: config.clone(),
+                ..entry
+            },
+        );
+        catalog::store(&*self.env.storage, &self.dir, &next)?;
+        *catalog = next;
+        let old = self
+            .topic(name)
+            .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let topic = Arc::new(Topic {
+            name: old.name.clone(),
+            id: old.id,
+            config: config.clone(),
+            partitions: old.partitions.clone(),
+        });
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), topic);
+        for p in &old.partitions {
+            p.log().set_config(log_config)?;
+        }
+        tracing::info!(topic = name, ?config, "altered topic config");
+        Ok(config)
+    }
+
     /// Runs every check of [`Broker::create_partitions`] and changes nothing
     /// (CreatePartitions with `validate_only`). A later `create_partitions` can
     /// still fail if another change lands in between.
@@ -459,6 +512,58 @@ mod tests {
             64,
         );
         Broker::open(env, "/data", BrokerConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn altered_settings_apply_to_running_logs_and_survive_a_crash() {
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        let relaxed = TopicConfig {
+            flush_interval_ms: Some(1000),
+            ..TopicConfig::default()
+        };
+        b.create_topic("t", Some(2), relaxed).unwrap();
+        let p = b.partition("t", 1).unwrap();
+        let a = p.append(&mut build::batch(build::Spec::default(), 100, 1)).unwrap();
+        p.commit(a.next_offset).unwrap();
+        assert!(p.log().stats().relaxed_durability.load(Ordering::Relaxed));
+
+        // Back to fsync-per-append: what the interval left unsynced is flushed first.
+        let config = b
+            .alter_topic_config("t", false, |c| {
+                c.flush_interval_ms = None;
+                c.batch_bytes_max = Some(4096);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(config.batch_bytes_max, Some(4096));
+        assert!(!p.log().stats().relaxed_durability.load(Ordering::Relaxed));
+        assert_eq!(p.log().config().batch_bytes_max, 4096);
+        assert!(p.append(&mut build::batch(build::Spec::default(), 5000, 1)).is_err());
+        assert_eq!(b.topic("t").unwrap().config.batch_bytes_max, Some(4096));
+
+        // A change that breaks a cross-field rule changes nothing.
+        let err = b
+            .alter_topic_config("t", false, |c| {
+                c.segment_bytes_max = Some(4096);
+                c.batch_bytes_max = Some(8192);
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, CoreError::InvalidConfig(_)), "{err}");
+        assert_eq!(p.log().config().batch_bytes_max, 4096);
+
+        drop((p, b));
+        storage.crash(false, 3);
+        let b = broker(&storage);
+        let p = b.partition("t", 0).unwrap();
+        assert_eq!(p.log().config().batch_bytes_max, 4096);
+        assert_eq!(p.log().config().flush, veltrix_log::FlushPolicy::EveryAppend);
+        assert_eq!(
+            b.partition("t", 1).unwrap().log().high_watermark(),
+            1,
+            "flushed by the switch"
+        );
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl TopicConfig {
                 Some(flush_interval_ms) => FlushPolicy::Interval { flush_interval_ms },
                 None => defaults.flush,
             },
-            ..defaults.clone()
+            ..*defaults
         }
     }
 }

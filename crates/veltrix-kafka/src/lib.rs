@@ -9,5 +9,6 @@ pub mod alloc;
 pub mod errors;
 mod handlers;
 mod server;
+mod topic_configs;
 
 pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

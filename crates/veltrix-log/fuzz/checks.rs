@@ -680,7 +680,7 @@ pub fn log_open(data: &[u8]) {
     let dir = PartitionDir::decode(data);
     let strays_before = unrecognised_segments(&dir);
     let env = || Env::new(Arc::new(dir.storage.clone()), Arc::new(SimClock::new(T0)), 4);
-    let Ok(log) = Log::open(env(), &dir.path, dir.config.clone()) else {
+    let Ok(log) = Log::open(env(), &dir.path, dir.config) else {
         return;
     };
     exercise(&log, dir.ts_extra, dir.genuine);
@@ -690,7 +690,7 @@ pub fn log_open(data: &[u8]) {
     let (log_start, log_end) = (log.log_start(), log.log_end());
     let contents = read_everything(&log, dir.genuine);
     drop(log);
-    let reopened = Log::open(env(), &dir.path, dir.config.clone()).expect("a log that closed cleanly reopens");
+    let reopened = Log::open(env(), &dir.path, dir.config).expect("a log that closed cleanly reopens");
     assert_eq!(
         reopened.log_start(),
         log_start,

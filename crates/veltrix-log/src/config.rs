@@ -18,7 +18,7 @@ pub enum FlushPolicy {
 }
 
 /// Settings of one partition's log. Names end in their unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     /// A segment is rolled before an append would make it larger than this.
     pub segment_bytes_max: u64,

@@ -30,7 +30,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -202,7 +202,7 @@ fn sync_failure(what: &str, path: &Path, e: std::io::Error) -> SyncFailure {
 pub struct Log {
     env: Arc<Env>,
     dir: PathBuf,
-    config: LogConfig,
+    config: RwLock<LogConfig>,
     state: Mutex<State>,
     sync: Mutex<SyncState>,
     synced: Condvar,
@@ -223,18 +223,10 @@ impl Log {
         let (mut state, stats) = crate::recovery::recover(&env, &dir, &config)?;
         state.producers = crate::recovery::load_producers(&env, &dir, &state, &config)?;
         let end = state.active.next;
-        if let FlushPolicy::Interval { flush_interval_ms } = config.flush {
-            stats.relaxed_durability.store(true, Ordering::Relaxed);
-            tracing::warn!(
-                dir = %dir.display(),
-                flush_interval_ms,
-                "relaxed durability: appends are acknowledged before fsync and up to {flush_interval_ms} ms of them can be lost on power failure"
-            );
-        }
-        Ok(Log {
+        let log = Log {
             env,
             dir,
-            config,
+            config: RwLock::new(config),
             state: Mutex::new(state),
             sync: Mutex::new(SyncState {
                 durable_next: end,
@@ -244,15 +236,60 @@ impl Log {
             }),
             synced: Condvar::new(),
             stats,
-        })
+        };
+        if config.flush != FlushPolicy::EveryAppend {
+            log.note_flush_policy(&config);
+        }
+        Ok(log)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The settings in force.
+    pub fn config(&self) -> LogConfig {
+        self.cfg()
+    }
+
+    fn cfg(&self) -> LogConfig {
+        *self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the settings of a running log (a topic's config was altered).
+    /// Limits apply from the next append, retention and rolling from the next
+    /// tick. Switching from a flush interval to fsync-per-append first flushes
+    /// what the interval left unsynced, so nothing acknowledged under the new
+    /// policy depends on the old one.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        let old = {
+            let mut c = self.config.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *c, config)
+        };
+        if old.flush == config.flush {
+            return Ok(());
+        }
+        self.note_flush_policy(&config);
+        if config.flush == FlushPolicy::EveryAppend {
+            let end = self.log_end();
+            self.sync_to(end)?;
+        }
+        Ok(())
+    }
+
+    /// Records and announces a relaxed flush policy, which can lose acknowledged
+    /// appends on power failure.
+    fn note_flush_policy(&self, config: &LogConfig) {
+        let relaxed = matches!(config.flush, FlushPolicy::Interval { .. });
+        self.stats.relaxed_durability.store(relaxed, Ordering::Relaxed);
+        if let FlushPolicy::Interval { flush_interval_ms } = config.flush {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                flush_interval_ms,
+                "relaxed durability: appends are acknowledged before fsync and up to {flush_interval_ms} ms of them can be lost on power failure"
+            );
+        }
     }
 
     pub fn stats(&self) -> &LogStats {
@@ -331,7 +368,7 @@ impl Log {
     /// Under [`FlushPolicy::EveryAppend`] the batch is not yet durable nor visible:
     /// acknowledge it only after [`Log::wait_durable`] returns `Ok`.
     pub fn append(&self, batch: &mut [u8]) -> Result<Appended> {
-        let mut header = batch::verify_producer_batch(batch, self.config.batch_bytes_max as usize)?;
+        let mut header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
         let mut st = lock(&self.state);
         self.check_poison()?;
         if let Verdict::Duplicate(original) = st.producers.check(&header)? {
@@ -365,7 +402,7 @@ impl Log {
         if let Err(e) = a.file.write_all_at(batch, pos) {
             return Err(self.write_failed(&st, pos, e));
         }
-        if a.entries.is_empty() || a.bytes_since_index >= self.config.index_interval_bytes {
+        if a.entries.is_empty() || a.bytes_since_index >= self.cfg().index_interval_bytes {
             a.entries.push(IndexEntry {
                 rel_offset: (base - a.base) as u32,
                 position: pos as u32,
@@ -383,18 +420,18 @@ impl Log {
         }
         let next = a.next;
         header.base_offset = base;
-        if let Some(evicted) = st.producers.record(&header, now_ms, self.config.producers_max as usize) {
+        if let Some(evicted) = st.producers.record(&header, now_ms, self.cfg().producers_max as usize) {
             tracing::warn!(
                 dir = %self.dir.display(),
                 evicted,
-                producers_max = self.config.producers_max,
+                producers_max = self.cfg().producers_max,
                 "too many idempotent producers: forgot the least recently active one; a retry of its last batches could be written twice"
             );
         }
         st.unsynced_batches += 1;
         self.stats.appends.fetch_add(1, Ordering::Relaxed);
         self.stats.append_bytes.fetch_add(len, Ordering::Relaxed);
-        if matches!(self.config.flush, FlushPolicy::Interval { .. }) {
+        if matches!(self.cfg().flush, FlushPolicy::Interval { .. }) {
             lock(&self.sync).high_watermark = next;
         }
         Ok(Appended {
@@ -430,7 +467,7 @@ impl Log {
     /// Fails if the partition is poisoned before that point is reached, or if
     /// `next_offset` is past the end of the log.
     pub fn wait_durable(&self, next_offset: i64) -> Result<()> {
-        if matches!(self.config.flush, FlushPolicy::Interval { .. }) {
+        if matches!(self.cfg().flush, FlushPolicy::Interval { .. }) {
             return self.check_poison();
         }
         self.sync_to(next_offset)
@@ -484,7 +521,7 @@ impl Log {
                     self.stats.fsync_micros_total.fetch_add(micros, Ordering::Relaxed);
                     self.stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
                     s.durable_next = s.durable_next.max(next);
-                    if self.config.flush == FlushPolicy::EveryAppend {
+                    if self.cfg().flush == FlushPolicy::EveryAppend {
                         s.high_watermark = s.high_watermark.max(next);
                     }
                 }
@@ -538,12 +575,12 @@ impl Log {
         if a.size == 0 {
             return false;
         }
-        let too_big = a.size + len > self.config.segment_bytes_max;
+        let too_big = a.size + len > self.cfg().segment_bytes_max;
         let rel_end = a.next - a.base + i64::from(last_offset_delta) + 1;
         let too_many = rel_end > i64::from(u32::MAX);
         let too_old = a
             .first_append_ms
-            .is_some_and(|t| self.env.clock.monotonic_ms().saturating_sub(t) >= self.config.segment_age_ms_max);
+            .is_some_and(|t| self.env.clock.monotonic_ms().saturating_sub(t) >= self.cfg().segment_age_ms_max);
         too_big || too_many || too_old
     }
 

@@ -4,45 +4,9 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
-use veltrix_core::TopicConfig;
 
 use super::Ctx;
 use crate::errors::{self, code};
-
-/// Maps Kafka topic config names to the engine's settings.
-fn topic_config(configs: &[(String, Option<String>)]) -> Result<TopicConfig, String> {
-    let mut c = TopicConfig::default();
-    for (key, value) in configs {
-        let value = value.as_deref().ok_or_else(|| format!("`{key}` has no value"))?;
-        let num = || {
-            value
-                .parse::<i64>()
-                .map_err(|_| format!("`{key}` = `{value}` is not a number"))
-        };
-        let non_negative = |n: i64| u64::try_from(n).ok();
-        // Kafka accepts -1 (no limit) or a non-negative limit; anything else is
-        // a mistake worth refusing rather than guessing at.
-        let limit = |n: i64| {
-            if n >= -1 {
-                Ok(n)
-            } else {
-                Err(format!("`{key}` = {n}: use -1 for no limit or a value of at least 0"))
-            }
-        };
-        match key.as_str() {
-            "retention.ms" => c.retention_ms = Some(limit(num()?)?),
-            "retention.bytes" => c.retention_bytes = Some(limit(num()?)?),
-            "segment.bytes" => c.segment_bytes_max = Some(non_negative(num()?).ok_or("segment.bytes < 0")?),
-            "segment.ms" => c.segment_age_ms_max = Some(non_negative(num()?).ok_or("segment.ms < 0")?),
-            "max.message.bytes" => {
-                c.batch_bytes_max = Some(u32::try_from(num()?).map_err(|_| "max.message.bytes out of range")?)
-            }
-            "flush.ms" => c.flush_interval_ms = Some(non_negative(num()?).ok_or("flush.ms < 0")?),
-            other => return Err(format!("unknown or unsupported topic config `{other}`")),
-        }
-    }
-    Ok(c)
-}
 
 /// Runs on the blocking pool: creating a topic fsyncs the catalogue and opens
 /// logs.
@@ -90,7 +54,7 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                 } else {
                     partitions
                 };
-                topic_config(&configs)
+                crate::topic_configs::from_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
                     .map_err(|m| (errors::INVALID_CONFIG, m))
                     .and_then(|config| {
                         if request.validate_only {

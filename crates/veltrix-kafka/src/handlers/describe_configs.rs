@@ -6,9 +6,9 @@
 //! from the broker's configuration (STATIC_BROKER_CONFIG) or the built-in default
 //! (DEFAULT_CONFIG). The broker (resource type 4, named by its id, 0) reports the
 //! topic defaults under Kafka's broker names and a few broker settings; the empty
-//! name asks for cluster-wide dynamic defaults, of which there are none. Every
-//! entry is read-only: no AlterConfigs API is served, and a topic's settings are
-//! fixed when it is created.
+//! name asks for cluster-wide dynamic defaults, of which there are none. A topic's
+//! settable entries (see `topic_configs::SETTABLE`) are not read-only: AlterConfigs
+//! and IncrementalAlterConfigs change them; everything else is.
 //!
 //! Durability is shown in Kafka's own terms. The default policy, an fsync that
 //! covers every append before it is acknowledged, is `flush.messages` = 1 and
@@ -168,7 +168,7 @@ fn entry(
     e.name = StrBytes::from_string(name.to_owned());
     e.value = Some(StrBytes::from_string(value.clone()));
     e.config_source = *source;
-    e.read_only = true;
+    e.read_only = !crate::topic_configs::SETTABLE.contains(&name);
     e.is_sensitive = false;
     if options.synonyms {
         e.synonyms = synonyms
@@ -220,7 +220,7 @@ fn topic_configs(
     let effective = topic
         .partitions
         .first()
-        .map_or_else(|| topic.config.log_config(broker_log), |p| p.log().config().clone());
+        .map_or_else(|| topic.config.log_config(broker_log), |p| p.log().config());
     let defaults = LogConfig::default();
     Ok(LOG_SETTINGS
         .iter()

@@ -11,6 +11,7 @@ use veltrix_core::Broker;
 
 use crate::server::KafkaConfig;
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -48,11 +49,13 @@ pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeConfigs => Some((1, 4)),
         ApiKey::DescribeCluster => Some((0, 2)),
         ApiKey::InitProducerId => Some((0, 4)),
+        ApiKey::IncrementalAlterConfigs => Some((0, 1)),
+        ApiKey::AlterConfigs => Some((0, 2)),
         _ => None,
     }
 }
 
-pub(super) const SERVED: [ApiKey; 12] = [
+pub(super) const SERVED: [ApiKey; 14] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::Produce,
@@ -65,6 +68,8 @@ pub(super) const SERVED: [ApiKey; 12] = [
     ApiKey::DescribeConfigs,
     ApiKey::DescribeCluster,
     ApiKey::InitProducerId,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::AlterConfigs,
 ];
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
@@ -85,6 +90,10 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::init_producer_id(ctx, r).await)
         }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(alter_configs::incremental_alter_configs(ctx, r).await)
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::alter_configs(ctx, r).await),
         _ => return None,
     })
 }

@@ -33,7 +33,7 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Like `start`, with broker settings other than the defaults.
-async fn start_with(config: BrokerConfig) -> Server {
+pub(super) async fn start_with(config: BrokerConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let broker = Arc::new(Broker::open(Env::system(), dir.path(), config).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +64,7 @@ async fn list_offset(c: &mut Client, name: &str, timestamp: i64) -> (i16, i64) {
 }
 
 /// Creates a topic with Kafka-named settings; returns its id.
-async fn create_topic_with(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Uuid {
+pub(super) async fn create_topic_with(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Uuid {
     let mut t = CreatableTopic::default();
     t.name = topic(name);
     t.num_partitions = partitions;
@@ -377,12 +377,12 @@ fn setting<'a>(result: &'a DescribeConfigsResult, name: &str) -> &'a DescribeCon
 }
 
 /// A setting's value and source.
-fn value_and_source(result: &DescribeConfigsResult, name: &str) -> (String, i8) {
+pub(super) fn value_and_source(result: &DescribeConfigsResult, name: &str) -> (String, i8) {
     let s = setting(result, name);
     (s.value.as_ref().unwrap().as_str().to_owned(), s.config_source)
 }
 
-fn resource(resource_type: i8, name: &str) -> DescribeConfigsResource {
+pub(super) fn resource(resource_type: i8, name: &str) -> DescribeConfigsResource {
     DescribeConfigsResource::default()
         .with_resource_type(resource_type)
         .with_resource_name(StrBytes::from_string(name.to_owned()))
@@ -443,7 +443,12 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
                 "{name}"
             );
             let s = setting(plain, name);
-            assert!(s.read_only && !s.is_sensitive);
+            let settable = !matches!(name, "flush.messages" | "index.interval.bytes" | "cleanup.policy");
+            assert_eq!(
+                s.read_only, !settable,
+                "{name}: only what AlterConfigs can change is writable"
+            );
+            assert!(!s.is_sensitive);
             assert!(s.synonyms.is_empty(), "synonyms were not asked for");
             if version >= 3 {
                 assert_eq!(s.documentation, None, "documentation was not asked for");

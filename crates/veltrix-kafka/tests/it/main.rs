@@ -29,6 +29,7 @@ use veltrix_kafka::{KafkaConfig, errors, serve};
 use veltrix_log::Env;
 
 mod admin;
+mod alter_configs;
 mod decode;
 mod idempotence;
 mod limits;
@@ -233,6 +234,8 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::DescribeConfigs as i16,
         ApiKey::DescribeCluster as i16,
         ApiKey::InitProducerId as i16,
+        ApiKey::IncrementalAlterConfigs as i16,
+        ApiKey::AlterConfigs as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

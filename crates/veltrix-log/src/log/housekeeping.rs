@@ -70,9 +70,9 @@ impl Log {
             }
             outcome.segments_deleted = self.apply_retention(&mut st)?;
             let now_ms = self.env.clock.now_ms();
-            outcome.producers_expired = st.producers.expire(now_ms, self.config.producer_id_expiration_ms);
+            outcome.producers_expired = st.producers.expire(now_ms, self.cfg().producer_id_expiration_ms);
             self.update_recovery_point(&mut st)?;
-            match self.config.flush {
+            match self.cfg().flush {
                 FlushPolicy::Interval { flush_interval_ms } => {
                     let idle_ms = self.env.clock.monotonic_ms().saturating_sub(st.last_flush_ms);
                     (st.unsynced_batches > 0 && idle_ms >= flush_interval_ms).then_some(st.active.next)
@@ -105,7 +105,7 @@ impl Log {
 
     /// The wall-clock horizon before which data is past retention by time.
     fn retention_horizon(&self) -> Option<i64> {
-        let retention_ms = i64::try_from(self.config.retention_ms?).unwrap_or(i64::MAX);
+        let retention_ms = i64::try_from(self.cfg().retention_ms?).unwrap_or(i64::MAX);
         Some(self.env.clock.now_ms().saturating_sub(retention_ms))
     }
 
@@ -124,7 +124,7 @@ impl Log {
                 retention_time(s.max_timestamp, s.last_append_ms) < horizon
             })?;
         }
-        if let Some(retention_bytes) = self.config.retention_bytes {
+        if let Some(retention_bytes) = self.cfg().retention_bytes {
             deleted += self.delete_segments_while(st, |s, _, total| total - s.size >= retention_bytes)?;
         }
         Ok(deleted)

@@ -83,7 +83,7 @@ fn delete_records_and_retention_advance_the_log_start() {
         retention_ms: Some(60_000),
         ..small_config()
     };
-    let log = w.open(config.clone());
+    let log = w.open(config);
     for i in 0..60u8 {
         log.append_durable(&mut make_batch(1, 300, T0 + i64::from(i), i))
             .unwrap();
@@ -92,7 +92,7 @@ fn delete_records_and_retention_advance_the_log_start() {
     assert!(matches!(log.read(6, 100), Err(LogError::OffsetOutOfRange { .. })));
     assert_eq!(split_batches(&log.read(7, 1).unwrap().records)[0].0, 7);
     drop(log);
-    let log = w.open(config.clone());
+    let log = w.open(config);
     assert_eq!(log.log_start(), 7, "log start survives restart");
     w.clock.advance(120_000);
     let outcome = log.tick().unwrap();

@@ -416,14 +416,14 @@ fn recovery_reads_one_segment_however_long_the_log() {
             segment_bytes_max: 8192,
             ..small_config()
         };
-        let log = w.open(config.clone());
+        let log = w.open(config);
         while log.segment_count() < segments {
             log.append_durable(&mut make_batch(1, 1000, T0, 1)).unwrap();
         }
         drop(log);
         w.storage.crash(true, 5);
         let before = w.storage.bytes_read();
-        let log = w.open(config.clone());
+        let log = w.open(config);
         let read = w.storage.bytes_read() - before;
         let bound = config.segment_bytes_max + 64 * segments as u64;
         assert!(
@@ -445,7 +445,7 @@ fn relaxed_durability_can_lose_acknowledged_batches_and_says_so() {
         },
         ..small_config()
     };
-    let log = w.open(config.clone());
+    let log = w.open(config);
     assert!(log.stats().relaxed_durability.load(Ordering::Relaxed));
     let acked = fill(&log, 10, 12);
     drop(log);

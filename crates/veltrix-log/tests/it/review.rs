@@ -611,7 +611,7 @@ fn a_timestamp_lookup_does_not_answer_from_a_batch_that_fails_its_checksum() {
         index_interval_bytes: 4096,
         ..small_config()
     };
-    let log = w.open(config.clone());
+    let log = w.open(config);
     for i in 0..10u8 {
         log.append_durable(&mut make_batch(1, 300, T0 + i64::from(i), i))
             .unwrap();

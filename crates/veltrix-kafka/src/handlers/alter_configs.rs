@@ -1,0 +1,143 @@
+//! IncrementalAlterConfigs (v0 and v1) and AlterConfigs (v0 to v2): changing a
+//! topic's settings while it runs.
+//!
+//! IncrementalAlterConfigs sets (SET) or removes (DELETE, back to the broker's
+//! default) individual settings; APPEND and SUBTRACT are for list settings, of
+//! which topics here have none. AlterConfigs, the older API, replaces the topic's
+//! whole set of settings: anything not given returns to the broker's default.
+//!
+//! A resource's changes apply all together or not at all: the new settings are
+//! validated as a whole (a batch must still fit a segment, ...), written to the
+//! catalogue, then given to every partition's log. `validate_only` stops after
+//! the validation. Broker settings are static (the configuration file) and are
+//! refused with a message saying so.
+
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use veltrix_core::TopicConfig;
+
+use super::Ctx;
+use crate::errors::{self, code};
+use crate::topic_configs;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Applies `change` to one resource; returns the error code and message.
+fn alter_one(
+    ctx: &Ctx,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut TopicConfig) -> Result<(), String>,
+) -> (i16, Option<String>) {
+    match resource_type {
+        RESOURCE_TOPIC => match ctx.broker.alter_topic_config(name, validate_only, change) {
+            Ok(_) => (errors::NONE, None),
+            Err(e) => (code(&e), Some(e.to_string())),
+        },
+        RESOURCE_BROKER => (
+            errors::INVALID_CONFIG,
+            Some("broker settings are static: change them in the broker's configuration and restart".into()),
+        ),
+        other => (
+            errors::INVALID_REQUEST,
+            Some(format!("resource type {other} has no alterable settings")),
+        ),
+    }
+}
+
+fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let mut r = IncrementalAlterConfigsResponse::default();
+    for resource in &request.resources {
+        let change = |c: &mut TopicConfig| -> Result<(), String> {
+            let mut seen: Vec<&str> = Vec::new();
+            for op in &resource.configs {
+                let key = op.name.as_str();
+                if seen.contains(&key) {
+                    return Err(format!("`{key}` is given twice"));
+                }
+                seen.push(key);
+                match op.config_operation {
+                    OP_SET => topic_configs::set(c, key, op.value.as_ref().map(|v| v.as_str()))?,
+                    OP_DELETE => topic_configs::unset(c, key)?,
+                    OP_APPEND | OP_SUBTRACT => {
+                        return Err(format!("APPEND and SUBTRACT change list settings; `{key}` is not one"));
+                    }
+                    other => return Err(format!("unknown config operation {other} for `{key}`")),
+                }
+            }
+            Ok(())
+        };
+        let (error_code, message) = alter_one(
+            ctx,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            request.validate_only,
+            change,
+        );
+        r.responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_error_code(error_code)
+                .with_error_message(message.map(StrBytes::from_string))
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone()),
+        );
+    }
+    r
+}
+
+fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    let mut r = AlterConfigsResponse::default();
+    for resource in &request.resources {
+        let pairs = resource
+            .configs
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())));
+        let change = |c: &mut TopicConfig| -> Result<(), String> {
+            *c = topic_configs::from_pairs(pairs)?;
+            Ok(())
+        };
+        let (error_code, message) = alter_one(
+            ctx,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            request.validate_only,
+            change,
+        );
+        r.responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_error_code(error_code)
+                .with_error_message(message.map(StrBytes::from_string))
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone()),
+        );
+    }
+    r
+}
+
+/// Runs on the blocking pool: a change fsyncs the catalogue.
+pub(super) async fn incremental_alter_configs(
+    ctx: Ctx,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    tokio::task::spawn_blocking(move || incremental_blocking(&ctx, request))
+        .await
+        .unwrap_or_default()
+}
+
+pub(super) async fn alter_configs(ctx: Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    tokio::task::spawn_blocking(move || replace_blocking(&ctx, request))
+        .await
+        .unwrap_or_default()
+}
