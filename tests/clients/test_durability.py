@@ -6,6 +6,7 @@ refused produces and long polling: what a Kafka application relies on.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -99,19 +100,33 @@ def test_acknowledged_records_survive_sigkill(broker):
     # A short message timeout: once the broker is gone nothing is retried, and
     # the purge below fails what is left at once.
     p = producer(broker.bootstrap, errors, **{"message.timeout.ms": 10_000, "linger.ms": 1})
+    # The producer keeps sending on its own thread while the broker is killed,
+    # so requests are in flight at the kill however fast the broker answers.
+    stop = threading.Event()
+    sent_count = [0]
+
+    def produce_loop():
+        seq = 0
+        while not stop.is_set():
+            try:
+                p.produce(topic, value=bulk_value(seq), partition=seq % PARTITIONS, on_delivery=on_delivery)
+                seq += 1
+                sent_count[0] = seq
+            except BufferError:
+                p.poll(0.01)
+            if seq % 100 == 0:
+                p.poll(0)
+
+    sender = threading.Thread(target=produce_loop, daemon=True)
+    sender.start()
     deadline = time.monotonic() + 60
-    seq = 0
     while len(acked) < 20_000:
         assert time.monotonic() < deadline, f"only {len(acked)} records acknowledged in 60 s"
-        try:
-            p.produce(topic, value=bulk_value(seq), partition=seq % PARTITIONS, on_delivery=on_delivery)
-            seq += 1
-        except BufferError:
-            p.poll(0.01)
-        if seq % 100 == 0:
-            p.poll(0)
+        time.sleep(0.005)
     broker.kill()
-    sent = seq
+    stop.set()
+    sender.join(timeout=30)
+    sent = sent_count[0]
     p.purge()
     p.flush(15)
     acked_at_kill = dict(acked)

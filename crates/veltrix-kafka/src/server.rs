@@ -4,24 +4,38 @@
 //! `1..=request_bytes_max`, a header that does not decode, or an API or version
 //! the broker does not serve closes the connection with a log line, as Kafka
 //! does; a body that does not decode is answered with nothing and also closes
-//! it. Requests on one connection are handled one at a time, so responses go out
-//! in request order, which Kafka clients rely on.
+//! it.
 //!
-//! Memory for requests is bounded twice: one request per connection at a time,
-//! of at most `request_bytes_max`, and `in_flight_bytes_max` across all
-//! connections. A connection whose request does not fit the global budget waits
-//! before reading its body, which pushes back on the client through TCP instead
-//! of growing the broker's memory.
+//! # Order and pipelining
+//!
+//! Requests on one connection take effect in request order and their responses
+//! go out in request order, which Kafka clients rely on. Within that, consecutive
+//! produce requests overlap: a produce is appended as soon as it is read, and
+//! its wait for the fsync (acks=all) runs while the connection reads and appends
+//! the next one, so one fsync can cover the batches of several requests of the
+//! same producer. Any other request first waits until every earlier response is
+//! written, then runs alone. A writer task sends the responses in order; at most
+//! `requests_in_flight_per_connection_max` requests of a connection are between
+//! being read and being answered.
+//!
+//! Memory for requests is bounded twice: at most that many requests per
+//! connection, each of at most `request_bytes_max` and held until its response is
+//! written, and `in_flight_bytes_max` across all connections. A connection whose
+//! request does not fit the global budget waits before reading its body, which
+//! pushes back on the client through TCP instead of growing the broker's memory.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use veltrix_core::Broker;
 
 use crate::handlers;
@@ -35,6 +49,9 @@ pub struct KafkaConfig {
     pub in_flight_bytes_max: usize,
     /// Connections served at once; more wait in the accept queue.
     pub connections_max: usize,
+    /// Requests of one connection read but not yet answered (produce requests
+    /// waiting for their fsync, pipelined by the client).
+    pub requests_in_flight_per_connection_max: usize,
     /// Upper bound on a fetch's `max_wait_ms`.
     pub fetch_wait_ms_max: u64,
     /// Address put in Metadata responses for clients to connect to.
@@ -47,6 +64,7 @@ impl KafkaConfig {
             request_bytes_max: 100 << 20,
             in_flight_bytes_max: 512 << 20,
             connections_max: 1000,
+            requests_in_flight_per_connection_max: 16,
             fetch_wait_ms_max: 30_000,
             advertised,
         }
@@ -105,20 +123,66 @@ enum Close {
     Protocol(String),
 }
 
+/// A request read from a connection whose response is not written yet.
+struct InFlight {
+    /// The encoded response, once ready; `None` when none is due (acks=0).
+    response: Pin<Box<dyn Future<Output = Result<Option<Bytes>, Close>> + Send>>,
+    /// The request's share of the global memory budget.
+    _budget: OwnedSemaphorePermit,
+    /// The request's place in the connection's pipeline.
+    _slot: OwnedSemaphorePermit,
+}
+
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<KafkaConfig>,
+    memory: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Close> {
+    stream.set_nodelay(true)?;
+    let (reader, writer) = stream.into_split();
+    let depth = config.requests_in_flight_per_connection_max.max(1);
+    let (tx, rx) = mpsc::channel(depth);
+    let writing = tokio::spawn(write_responses(writer, rx));
+    let read = read_requests(reader, peer, broker, config, memory, shutdown, tx).await;
+    // The reader is done (closed, refused or shutting down); the writer finishes
+    // what was read before, then the connection closes.
+    let written = writing.await.unwrap_or(Ok(()));
+    read.and(written)
+}
+
+/// Sends responses in request order, each once its request is done.
+async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) -> Result<(), Close> {
+    let mut out = BytesMut::new();
+    while let Some(in_flight) = rx.recv().await {
+        let Some(response) = in_flight.response.await? else {
+            continue;
+        };
+        out.clear();
+        out.extend_from_slice(&(response.len() as i32).to_be_bytes());
+        out.extend_from_slice(&response);
+        writer.write_all(&out).await?;
+    }
+    Ok(())
+}
+
+async fn read_requests(
+    mut reader: OwnedReadHalf,
     peer: SocketAddr,
     broker: Arc<Broker>,
     config: Arc<KafkaConfig>,
     memory: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
+    tx: mpsc::Sender<InFlight>,
 ) -> Result<(), Close> {
-    stream.set_nodelay(true)?;
-    let mut out = BytesMut::new();
+    let depth = config.requests_in_flight_per_connection_max.max(1);
+    let slots = Arc::new(Semaphore::new(depth));
     loop {
         let mut len = [0u8; 4];
         tokio::select! {
-            read = stream.read_exact(&mut len) => { read?; }
+            read = reader.read_exact(&mut len) => { read?; }
             _ = shutdown.changed() => return Ok(()),
         }
         let len = i32::from_be_bytes(len);
@@ -128,22 +192,88 @@ async fn connection(
         }
         // Held until the response is written: the request's bytes (and the
         // batches borrowed from it) live that long.
-        let _budget = memory
+        let budget = memory
             .clone()
             .acquire_many_owned(len as u32)
             .await
             .expect("semaphore never closed");
         let mut frame = BytesMut::zeroed(len as usize);
-        stream.read_exact(&mut frame).await?;
-        let Some(response) = handle_frame(frame.freeze(), peer, &broker, &config).await? else {
-            continue;
+        reader.read_exact(&mut frame).await?;
+        let decoded = decode_request(frame.freeze()).map_err(|e| {
+            tracing::warn!(%peer, error = %e, "refusing request; closing the connection");
+            Close::Protocol(e.to_string())
+        })?;
+        let in_flight = match decoded {
+            Decoded::Request {
+                correlation_id,
+                api,
+                version,
+                request,
+            } => {
+                let ctx = handlers::Ctx {
+                    broker: broker.clone(),
+                    config: config.clone(),
+                    version,
+                };
+                match *request {
+                    RequestKind::Produce(produce) => {
+                        // Appended now, in order; answered once durable.
+                        let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
+                        let written = handlers::produce::write(ctx, produce).await;
+                        let response = async move {
+                            let Some(written) = written else {
+                                return Err(Close::Protocol("produce task failed".into()));
+                            };
+                            match written.finish().await {
+                                Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r)).map(Some),
+                                None => Ok(None),
+                            }
+                        };
+                        InFlight {
+                            response: Box::pin(response),
+                            _budget: budget,
+                            _slot: slot,
+                        }
+                    }
+                    other => {
+                        // Every earlier request answered first: this one sees
+                        // (and is seen after) all of their effects.
+                        let slot = slots
+                            .clone()
+                            .acquire_many_owned(depth as u32)
+                            .await
+                            .expect("semaphore never closed");
+                        let response = match handlers::handle(ctx, other).await {
+                            Some(r) => Some(encode(api, version, correlation_id, &r)?),
+                            None => None,
+                        };
+                        InFlight {
+                            response: Box::pin(std::future::ready(Ok(response))),
+                            _budget: budget,
+                            _slot: slot,
+                        }
+                    }
+                }
+            }
+            Decoded::ApiVersionsUnsupported { correlation_id } => {
+                let slot = slots
+                    .clone()
+                    .acquire_many_owned(depth as u32)
+                    .await
+                    .expect("semaphore never closed");
+                let body = handlers::api_versions_unsupported();
+                let response = encode(ApiKey::ApiVersions, 0, correlation_id, &body)?;
+                InFlight {
+                    response: Box::pin(std::future::ready(Ok(Some(response)))),
+                    _budget: budget,
+                    _slot: slot,
+                }
+            }
         };
-        out.clear();
-        out.extend_from_slice(&[0u8; 4]);
-        out.extend_from_slice(&response);
-        let body = (out.len() - 4) as i32;
-        out[0..4].copy_from_slice(&body.to_be_bytes());
-        stream.write_all(&out).await?;
+        if tx.send(in_flight).await.is_err() {
+            // The writer stopped: the peer is gone.
+            return Ok(());
+        }
     }
 }
 
@@ -210,40 +340,6 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
         version,
         request: Box::new(request),
     })
-}
-
-/// Decodes one request and runs it; `None` when no response is due (acks=0).
-async fn handle_frame(
-    frame: Bytes,
-    peer: SocketAddr,
-    broker: &Arc<Broker>,
-    config: &Arc<KafkaConfig>,
-) -> Result<Option<Bytes>, Close> {
-    let (correlation_id, api, version, request) = match decode_request(frame) {
-        Ok(Decoded::Request {
-            correlation_id,
-            api,
-            version,
-            request,
-        }) => (correlation_id, api, version, request),
-        Ok(Decoded::ApiVersionsUnsupported { correlation_id }) => {
-            let body = handlers::api_versions_unsupported();
-            return Ok(Some(encode(ApiKey::ApiVersions, 0, correlation_id, &body)?));
-        }
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "refusing request; closing the connection");
-            return Err(Close::Protocol(e.to_string()));
-        }
-    };
-    let ctx = handlers::Ctx {
-        broker: broker.clone(),
-        config: config.clone(),
-        version,
-    };
-    let Some(response) = handlers::handle(ctx, *request).await else {
-        return Ok(None);
-    };
-    Ok(Some(encode(api, version, correlation_id, &response)?))
 }
 
 fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, Close> {

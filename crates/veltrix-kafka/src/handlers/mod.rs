@@ -23,7 +23,7 @@ mod fetch;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
-mod produce;
+pub(crate) mod produce;
 
 pub(crate) use api_versions::api_versions_unsupported;
 

@@ -34,19 +34,30 @@ fn append_all(partition: &Partition, records: &Bytes) -> Result<(i64, i64), (i16
     first.map(|f| (f, next)).ok_or_else(|| corrupt("no record batch"))
 }
 
-pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<ProduceResponse> {
+/// A produce request whose batches are written: what is left is to wait for
+/// them to be durable (acks=all) and answer. Splitting the two lets a connection
+/// append its next request while this one's fsync runs; see `server.rs`.
+pub(crate) struct Written {
+    acks: i16,
+    responses: Vec<TopicProduceResponse>,
+    /// `(topic position, partition position, partition, offset after its batches)`.
+    to_commit: Vec<(usize, usize, Arc<Partition>, i64)>,
+}
+
+/// Validates and appends every batch of the request, in request order.
+pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
     let acks = request.acks;
     let broker = ctx.broker.clone();
     // The per-partition error message exists from v8.
     let with_messages = ctx.version >= 8;
-    let responses = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        let mut to_commit: Vec<(Arc<Partition>, i64)> = Vec::new();
-        for topic in &request.topic_data {
+    tokio::task::spawn_blocking(move || {
+        let mut responses = Vec::with_capacity(request.topic_data.len());
+        let mut to_commit = Vec::new();
+        for (ti, topic) in request.topic_data.iter().enumerate() {
             let topic_name = topic.name.0.as_str();
             let mut t = TopicProduceResponse::default();
             t.name = topic.name.clone();
-            for pd in &topic.partition_data {
+            for (pi, pd) in topic.partition_data.iter().enumerate() {
                 let mut p = PartitionProduceResponse::default();
                 p.index = pd.index;
                 p.base_offset = -1;
@@ -64,7 +75,7 @@ pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<Produce
                             let records = pd.records.clone().unwrap_or_default();
                             let (base, next) = append_all(&partition, &records)?;
                             p.log_start_offset = partition.log().log_start();
-                            to_commit.push((partition, next));
+                            to_commit.push((ti, pi, partition, next));
                             Ok(base)
                         })
                 };
@@ -79,40 +90,51 @@ pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<Produce
                 }
                 t.partition_responses.push(p);
             }
-            out.push(t);
+            responses.push(t);
         }
-        // acks=all: answer only once every batch is durable. acks=0/1: answer
-        // now; the commit still runs so that the high watermark moves.
-        let commit = move || -> Vec<(i32, i16)> {
-            let mut failures = Vec::new();
-            for (partition, next) in to_commit {
-                if let Err(e) = partition.commit(next) {
-                    failures.push((partition.index, code(&e)));
-                }
-            }
-            failures
-        };
-        if acks == -1 {
-            let failures = commit();
-            for t in &mut out {
-                for p in &mut t.partition_responses {
-                    if let Some((_, c)) = failures.iter().find(|(i, _)| *i == p.index) {
-                        p.error_code = *c;
-                        p.base_offset = -1;
-                    }
-                }
-            }
-        } else {
-            std::thread::spawn(commit);
+        Written {
+            acks,
+            responses,
+            to_commit,
         }
-        out
     })
     .await
-    .ok()?;
-    if acks == 0 {
-        return None;
+    .ok()
+}
+
+impl Written {
+    /// Waits until the written batches may be acknowledged and builds the answer;
+    /// `None` for acks=0. With acks=all every partition's batches must be durable,
+    /// and the partitions' fsyncs run concurrently. With acks=0 and 1 the answer
+    /// does not wait, but the commit still runs so that the high watermark moves.
+    pub(crate) async fn finish(self) -> Option<ProduceResponse> {
+        let Written {
+            acks,
+            mut responses,
+            to_commit,
+        } = self;
+        let waits: Vec<_> = to_commit
+            .into_iter()
+            .map(|(ti, pi, partition, next)| {
+                let wait = tokio::task::spawn_blocking(move || partition.commit(next).map_err(|e| code(&e)));
+                (ti, pi, wait)
+            })
+            .collect();
+        if acks != -1 {
+            return (acks != 0).then(|| ProduceResponse::default().with_responses(responses));
+        }
+        for (ti, pi, wait) in waits {
+            let outcome = wait.await.unwrap_or(Err(errors::UNKNOWN_SERVER_ERROR));
+            if let Err(error_code) = outcome {
+                let p = &mut responses[ti].partition_responses[pi];
+                p.error_code = error_code;
+                p.base_offset = -1;
+            }
+        }
+        Some(ProduceResponse::default().with_responses(responses))
     }
-    let mut r = ProduceResponse::default();
-    r.responses = responses;
-    Some(r)
+}
+
+pub(super) async fn produce(ctx: Ctx, request: ProduceRequest) -> Option<ProduceResponse> {
+    write(ctx, request).await?.finish().await
 }

@@ -321,6 +321,60 @@ async fn acks_zero_gets_no_response_and_later_responses_stay_in_order() {
     }
 }
 
+/// Pipelined produce requests are appended in request order and answered in
+/// request order; a request of another kind waits for them, so it sees their
+/// effects. Two topics sharing a partition index keep their own outcomes.
+#[tokio::test]
+async fn pipelined_produces_are_appended_and_answered_in_order() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let value = format!("v{i}");
+        let pd = PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(records(&[value.as_str()], Compression::None)));
+        let mut topics = vec![
+            TopicProduceData::default()
+                .with_name(topic("t"))
+                .with_partition_data(vec![pd.clone()]),
+        ];
+        // Partition 0 of a topic that does not exist fails on its own.
+        topics.push(
+            TopicProduceData::default()
+                .with_name(topic("missing"))
+                .with_partition_data(vec![pd]),
+        );
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(topics);
+        ids.push(c.send_only(&request, 9).await);
+    }
+    let fetch_id = c.send_only(&fetch_request("t", 0, 0, 0), 11).await;
+    for (i, id) in ids.iter().enumerate() {
+        let mut frame = c.read_frame().await.expect("a produce response");
+        let header =
+            ResponseHeader::decode(&mut frame, kafka_protocol::messages::ProduceResponse::header_version(9)).unwrap();
+        assert_eq!(header.correlation_id, *id, "responses in request order");
+        let r = kafka_protocol::messages::ProduceResponse::decode(&mut frame, 9).unwrap();
+        let ok = &r.responses[0].partition_responses[0];
+        assert_eq!((ok.error_code, ok.base_offset), (errors::NONE, i as i64));
+        let missing = &r.responses[1].partition_responses[0];
+        assert_eq!(missing.error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    let mut frame = c.read_frame().await.expect("the fetch response");
+    let header =
+        ResponseHeader::decode(&mut frame, kafka_protocol::messages::FetchResponse::header_version(11)).unwrap();
+    assert_eq!(header.correlation_id, fetch_id);
+    let r = kafka_protocol::messages::FetchResponse::decode(&mut frame, 11).unwrap();
+    assert_eq!(
+        r.responses[0].partitions[0].high_watermark, 20,
+        "the fetch ran after the produces"
+    );
+}
+
 #[tokio::test]
 async fn errors_are_per_partition_and_named() {
     let s = start(|_| {}).await;
