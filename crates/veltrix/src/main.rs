@@ -1,4 +1,5 @@
-//! `veltrix`: the broker (`veltrix serve`) and, later, the command-line tools.
+//! `veltrix`: the broker (`veltrix serve`) and the command-line tools (`veltrix
+//! topic`, `produce`, `consume`; see [`cli`]).
 //!
 //! The binary is thin: it parses flags, sets up logging, opens the engine and
 //! hands sockets to the protocol adapters.
@@ -14,6 +15,8 @@ use tokio::sync::watch;
 use veltrix_core::{Broker, BrokerConfig};
 use veltrix_kafka::KafkaConfig;
 use veltrix_log::Env;
+
+mod cli;
 
 // Counts read off the wire must never abort the broker; see the allocator's docs.
 #[global_allocator]
@@ -33,6 +36,12 @@ struct Cli {
 enum Command {
     /// Runs the broker.
     Serve(ServeArgs),
+    /// Creates, lists, describes and deletes topics.
+    Topic(cli::topic::TopicArgs),
+    /// Produces each line of stdin or a file as a record.
+    Produce(cli::produce::ProduceArgs),
+    /// Prints the records of a topic.
+    Consume(cli::consume::ConsumeArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +67,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Topic(args) => cli::exit_on_error(cli::topic::run(args)),
+        Command::Produce(args) => cli::exit_on_error(cli::produce::run(args)),
+        Command::Consume(args) => cli::exit_on_error(cli::consume::run(args)),
     }
 }
 

@@ -1,0 +1,446 @@
+//! One TCP connection to a broker: framing, correlation ids, timeouts and
+//! ApiVersions negotiation.
+//!
+//! A request is a 4-byte big-endian length and that many bytes: a request header
+//! (API key, version, correlation id, client id) and the body. The answer has
+//! the same framing and echoes the correlation id. Requests go out one at a
+//! time and each waits for its answer, so answers cannot arrive out of order; a
+//! mismatched correlation id is a protocol violation.
+//!
+//! Every read is bounded: a response frame longer than
+//! [`ClientConfig::response_bytes_max`] is refused before its body is read, and
+//! every request is bounded in time by [`ClientConfig::request_timeout`]. After
+//! a failure that can leave the byte stream out of step (an I/O error, a bad
+//! frame, a timeout with a response possibly still on its way) the connection is
+//! marked broken and refuses further requests rather than misreading them.
+//!
+//! On connect the client asks the broker which versions of each API it serves
+//! (ApiVersions) and from then on uses, for each API, the highest version that
+//! both the broker and this client speak ([`CLIENT_VERSIONS`]). An API with no
+//! common version fails with [`ClientError::Unsupported`], naming both ranges.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{ClientError, KafkaError};
+
+/// Settings of a connection. Names end in their unit.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Sent in every request header; brokers show it in their logs.
+    pub client_id: String,
+    /// Upper bound on establishing the TCP connection and negotiating versions.
+    pub connect_timeout: Duration,
+    /// Upper bound on one request, from sending it to having decoded its answer.
+    /// Long-polling fetches add their own wait on top.
+    pub request_timeout: Duration,
+    /// The largest response frame accepted; a longer one breaks the connection
+    /// before its body is read.
+    pub response_bytes_max: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            client_id: "veltrix-client".to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            response_bytes_max: 64 << 20,
+        }
+    }
+}
+
+/// The versions of each API this client speaks: what its typed helpers build
+/// requests for and read responses of.
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 8] = [
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::Produce, 3, 12),
+    // From v13 on, Fetch names topics by id only.
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+];
+
+/// Kafka's UNSUPPORTED_VERSION error code.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// The client's range for `api`, if it speaks it at all.
+pub fn client_versions(api: ApiKey) -> Option<(i16, i16)> {
+    CLIENT_VERSIONS
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// The highest version in both ranges, if they overlap.
+pub fn pick_version(client: (i16, i16), broker: (i16, i16)) -> Option<i16> {
+    let low = client.0.max(broker.0);
+    let high = client.1.min(broker.1);
+    (low <= high).then_some(high)
+}
+
+/// The API key of a request type.
+fn api_of<R: Request>() -> Result<ApiKey, ClientError> {
+    ApiKey::try_from(R::KEY).map_err(|()| ClientError::InvalidArgument(format!("unknown API key {}", R::KEY)))
+}
+
+/// A connection to one broker, with the versions negotiated for it.
+#[derive(Debug)]
+pub struct Connection {
+    /// Where the connection goes, as given; used in error messages.
+    addr: String,
+    stream: TcpStream,
+    config: ClientConfig,
+    /// The id of the last request sent.
+    correlation_id: i32,
+    /// What the broker said it serves: API key to (min, max) version.
+    broker_versions: HashMap<i16, (i16, i16)>,
+    /// Set after a failure that may leave the stream out of step.
+    broken: bool,
+}
+
+impl Connection {
+    /// Connects to `addr` (`HOST:PORT`) and negotiates API versions, within
+    /// `config.connect_timeout`.
+    pub async fn connect(addr: &str, config: ClientConfig) -> Result<Connection, ClientError> {
+        let timeout = config.connect_timeout;
+        let timed_out = || ClientError::ConnectTimeout {
+            addr: addr.to_owned(),
+            timeout_ms: duration_ms(timeout),
+        };
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        // Requests are small and each waits for its answer: Nagle's delay would
+        // only add latency.
+        stream.set_nodelay(true).map_err(|source| ClientError::Io {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let mut connection = Connection {
+            addr: addr.to_owned(),
+            stream,
+            config,
+            correlation_id: 0,
+            broker_versions: HashMap::new(),
+            broken: false,
+        };
+        tokio::time::timeout(timeout, connection.negotiate())
+            .await
+            .map_err(|_| timed_out())??;
+        Ok(connection)
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The settings the connection runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The versions of `api` the broker serves, if any.
+    pub fn broker_versions(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.broker_versions.get(&(api as i16)).copied()
+    }
+
+    /// The version to use for `api`: the highest both sides speak.
+    pub fn version(&self, api: ApiKey) -> Result<i16, ClientError> {
+        let unsupported = |client, broker| ClientError::Unsupported {
+            addr: self.addr.clone(),
+            api,
+            client,
+            broker,
+        };
+        let client = client_versions(api).ok_or_else(|| unsupported((0, -1), self.broker_versions(api)))?;
+        let broker = self.broker_versions(api).ok_or_else(|| unsupported(client, None))?;
+        pick_version(client, broker).ok_or_else(|| unsupported(client, Some(broker)))
+    }
+
+    /// Asks the broker which versions it serves. Sends the newest ApiVersions
+    /// this client speaks; a broker that does not serve it answers
+    /// UNSUPPORTED_VERSION in the v0 layout with its own range, and the request
+    /// is repeated once at the highest version both speak, as Kafka clients do.
+    async fn negotiate(&mut self) -> Result<(), ClientError> {
+        let api = ApiKey::ApiVersions;
+        let (_, mut version) = client_versions(api).unwrap_or((0, 0));
+        for _ in 0..2 {
+            let mut request = ApiVersionsRequest::default();
+            if version >= 3 {
+                request.client_software_name = StrBytes::from_static_str("veltrix-client");
+                request.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
+            }
+            let id = self.write_request(&request, version).await?;
+            let mut frame = self.read_frame().await?;
+            // The ApiVersions response header is v0 at every version, so that a
+            // client can read it whatever version the broker fell back to.
+            self.check_header::<ApiVersionsRequest>(&mut frame, 0, id)?;
+            let response = match ApiVersionsResponse::decode(&mut frame.clone(), version) {
+                Ok(r) => r,
+                Err(_) => ApiVersionsResponse::decode(&mut frame, 0).map_err(|e| ClientError::Decode {
+                    api,
+                    version,
+                    message: e.to_string(),
+                })?,
+            };
+            let served: HashMap<i16, (i16, i16)> = response
+                .api_keys
+                .iter()
+                .map(|k| (k.api_key, (k.min_version, k.max_version)))
+                .collect();
+            if response.error_code == UNSUPPORTED_VERSION {
+                let fallback = served.get(&(api as i16)).and_then(|b| pick_version((0, version), *b));
+                match fallback {
+                    Some(v) if v < version => {
+                        version = v;
+                        continue;
+                    }
+                    _ => {
+                        return Err(ClientError::Unsupported {
+                            addr: self.addr.clone(),
+                            api,
+                            client: client_versions(api).unwrap_or((0, 0)),
+                            broker: served.get(&(api as i16)).copied(),
+                        });
+                    }
+                }
+            }
+            crate::error::check(response.error_code, None, || format!("ApiVersions from {}", self.addr))?;
+            self.broker_versions = served;
+            return Ok(());
+        }
+        Err(ClientError::UnexpectedResponse(format!(
+            "{} kept answering ApiVersions with UNSUPPORTED_VERSION",
+            self.addr
+        )))
+    }
+
+    /// Sends `request` at `version` and waits for its answer, within the
+    /// configured request timeout.
+    pub async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, ClientError> {
+        self.call_within(request, version, self.config.request_timeout).await
+    }
+
+    /// As [`Connection::call`], with an explicit time limit.
+    pub async fn call_within<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let api = api_of::<R>()?;
+        let exchange = async {
+            let id = self.write_request(request, version).await?;
+            let mut frame = self.read_frame().await?;
+            self.check_header::<R>(&mut frame, R::Response::header_version(version), id)?;
+            R::Response::decode(&mut frame, version).map_err(|e| ClientError::Decode {
+                api,
+                version,
+                message: e.to_string(),
+            })
+        };
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                api,
+                addr: self.addr.clone(),
+                timeout_ms: duration_ms(timeout),
+            }),
+        };
+        if let Err(e) = &result {
+            self.broken |= breaks_stream(e);
+        }
+        result
+    }
+
+    /// Sends `request` without waiting for an answer: for a produce with
+    /// acks=0, which gets none.
+    pub async fn send_only<R: Request>(&mut self, request: &R, version: i16) -> Result<(), ClientError> {
+        let api = api_of::<R>()?;
+        let timeout = self.config.request_timeout;
+        let result = match tokio::time::timeout(timeout, self.write_request(request, version)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(ClientError::Timeout {
+                api,
+                addr: self.addr.clone(),
+                timeout_ms: duration_ms(timeout),
+            }),
+        };
+        if let Err(e) = &result {
+            self.broken |= breaks_stream(e);
+        }
+        result
+    }
+
+    /// Encodes and writes one request frame; returns its correlation id.
+    async fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, ClientError> {
+        if self.broken {
+            return Err(ClientError::Broken {
+                addr: self.addr.clone(),
+            });
+        }
+        let api = api_of::<R>()?;
+        let encode_error = |e: anyhow::Error| ClientError::Encode {
+            api,
+            version,
+            message: e.to_string(),
+        };
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.config.client_id.clone())));
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        header
+            .encode(&mut frame, R::header_version(version))
+            .map_err(encode_error)?;
+        request.encode(&mut frame, version).map_err(encode_error)?;
+        let len = i32::try_from(frame.len() - 4).map_err(|_| ClientError::Encode {
+            api,
+            version,
+            message: format!("a request of {} bytes exceeds the protocol's limit", frame.len() - 4),
+        })?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.stream.write_all(&frame).await.map_err(|source| {
+            self.broken = true;
+            ClientError::Io {
+                addr: self.addr.clone(),
+                source,
+            }
+        })?;
+        Ok(self.correlation_id)
+    }
+
+    /// Reads one response frame, refusing lengths outside `4..=response_bytes_max`
+    /// before reading the body.
+    async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).await.map_err(|e| self.read_error(e))?;
+        let len = i32::from_be_bytes(len);
+        let max = self.config.response_bytes_max;
+        let size = usize::try_from(len).ok().filter(|n| (4..=max).contains(n));
+        let Some(size) = size else {
+            self.broken = true;
+            return Err(ClientError::BadFrame {
+                addr: self.addr.clone(),
+                len: i64::from(len),
+                max,
+            });
+        };
+        let mut body = vec![0u8; size];
+        self.stream
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| self.read_error(e))?;
+        Ok(Bytes::from(body))
+    }
+
+    fn read_error(&mut self, e: std::io::Error) -> ClientError {
+        self.broken = true;
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            ClientError::Closed {
+                addr: self.addr.clone(),
+            }
+        } else {
+            ClientError::Io {
+                addr: self.addr.clone(),
+                source: e,
+            }
+        }
+    }
+
+    /// Decodes the response header and checks its correlation id.
+    fn check_header<R: Request>(&mut self, frame: &mut Bytes, header_version: i16, id: i32) -> Result<(), ClientError> {
+        let api = api_of::<R>()?;
+        let header = ResponseHeader::decode(frame, header_version).map_err(|e| {
+            self.broken = true;
+            ClientError::Decode {
+                api,
+                version: header_version,
+                message: format!("response header: {e}"),
+            }
+        })?;
+        if header.correlation_id != id {
+            self.broken = true;
+            return Err(ClientError::CorrelationMismatch {
+                api,
+                expected: id,
+                got: header.correlation_id,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether an error can leave the byte stream out of step with the requests.
+fn breaks_stream(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Timeout { .. }
+            | ClientError::Io { .. }
+            | ClientError::Closed { .. }
+            | ClientError::BadFrame { .. }
+            | ClientError::CorrelationMismatch { .. }
+    )
+}
+
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Turns a Kafka error code into a result, for helpers.
+pub(crate) fn kafka_error(code: i16, message: Option<&StrBytes>) -> Option<KafkaError> {
+    KafkaError::from_code(code, message.map(|m| m.as_str().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_common_version_is_picked() {
+        assert_eq!(pick_version((3, 12), (3, 11)), Some(11));
+        assert_eq!(pick_version((4, 12), (0, 18)), Some(12));
+        assert_eq!(pick_version((1, 9), (1, 1)), Some(1));
+        assert_eq!(pick_version((4, 12), (0, 3)), None);
+        assert_eq!(pick_version((4, 12), (13, 18)), None);
+    }
+
+    #[test]
+    fn client_ranges_are_within_the_codec() {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::Message;
+        let codec = |api| match api {
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            other => panic!("{other:?} is not in the table"),
+        };
+        for (api, min, max) in CLIENT_VERSIONS {
+            let range = codec(api);
+            assert!(range.min <= min && min <= max && max <= range.max, "{api:?}");
+        }
+    }
+}

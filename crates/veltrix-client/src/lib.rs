@@ -1,0 +1,68 @@
+//! A small async Kafka client on the `kafka-protocol` codec: what the `veltrix`
+//! command-line tools need, and no more.
+//!
+//! [`Client`] holds one connection ([`Connection`]) to the bootstrap broker and
+//! offers typed helpers for Metadata, CreateTopics, DeleteTopics,
+//! DescribeConfigs, Produce, Fetch and ListOffsets; each picks the highest API
+//! version both sides speak and fills only the fields that exist in it.
+//! [`BatchBuilder`] packs records into a RecordBatch v2 of bounded size, and
+//! [`decode_batches`] reads fetched batches back, decompressing within a bound.
+//! [`partitioner`] chooses partitions as the Java client does.
+//!
+//! Every request goes to the bootstrap broker. A Veltrix cluster is one broker,
+//! which leads every partition; against a multi-broker Kafka cluster, requests
+//! for partitions led elsewhere fail with NOT_LEADER_OR_FOLLOWER, reported as
+//! such rather than followed.
+//!
+//! Bounds: responses are at most [`ClientConfig::response_bytes_max`], built
+//! batches at most the builder's `batch_bytes_max`, and a decompressed batch at
+//! most [`DecodeLimits::decompressed_bytes_max`]. Record counts inside a fetched
+//! batch are checked against the bytes that hold them before the codec sizes
+//! anything from them. The codec also sizes response arrays from counts on the
+//! wire before reading them; a binary using this crate should install
+//! `veltrix_kafka::alloc::ReservingAllocator`, as the `veltrix` binary does, so
+//! that such a count costs address space rather than aborting the process.
+//!
+//! Errors are [`ClientError`]; a Kafka error code is reported under its Java
+//! name ([`KafkaError`]). Nothing read from the network is unwrapped.
+
+mod admin;
+mod batch;
+mod compression;
+mod connection;
+mod error;
+mod fetch;
+pub mod partitioner;
+mod produce;
+
+pub use admin::{
+    BrokerMetadata, ClusterMetadata, ConfigEntry, CreatedTopic, PartitionMetadata, TopicMetadata, config_source_name,
+};
+pub use batch::{
+    BATCH_OVERHEAD_BYTES, BatchBuilder, DecodeLimits, FetchedBatch, Header, ProducerRecord, Pushed, decode_batches,
+};
+pub use connection::{CLIENT_VERSIONS, ClientConfig, Connection, client_versions, pick_version};
+pub use error::{ClientError, KafkaError, error_name};
+pub use fetch::{FetchOptions, FetchedPartition, ListedOffset, OffsetSpec};
+pub use kafka_protocol::records::Record;
+pub use produce::{Acks, PartitionAck};
+
+/// A client of one broker: a negotiated connection and typed helpers on it.
+#[derive(Debug)]
+pub struct Client {
+    connection: Connection,
+}
+
+impl Client {
+    /// Connects to `bootstrap` (`HOST:PORT`) and negotiates API versions.
+    pub async fn connect(bootstrap: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        Ok(Client {
+            connection: Connection::connect(bootstrap, config).await?,
+        })
+    }
+
+    /// The connection, for requests without a typed helper.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+}

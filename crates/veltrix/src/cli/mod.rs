@@ -1,0 +1,106 @@
+//! The command-line tools: `veltrix topic`, `veltrix produce` and `veltrix
+//! consume`, clients of a running broker over the Kafka protocol.
+//!
+//! Each subcommand is a module with its clap arguments and a `run` function;
+//! the Kafka work is `veltrix-client`'s. Every subcommand takes `--bootstrap`
+//! and `--timeout-ms` ([`ConnectArgs`]), runs on a single-threaded tokio
+//! runtime, and on failure prints one `error:` line to stderr and exits with
+//! status 1 ([`exit_on_error`]).
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use veltrix_client::{Client, ClientConfig};
+
+pub mod consume;
+pub mod produce;
+mod time;
+pub mod topic;
+
+/// Where the broker is and how long to wait for it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// The broker to connect to, as HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Time limit of connecting and of each request, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+}
+
+impl ConnectArgs {
+    /// Connects and negotiates API versions.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let timeout = Duration::from_millis(self.timeout_ms);
+        let config = ClientConfig {
+            client_id: "veltrix-cli".to_owned(),
+            connect_timeout: timeout,
+            request_timeout: timeout,
+            ..ClientConfig::default()
+        };
+        Ok(Client::connect(&self.bootstrap, config).await?)
+    }
+}
+
+/// Runs `work` to completion on a single-threaded runtime: the tools do one
+/// thing at a time and need no more.
+pub fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+/// `n` and the noun, in the plural unless `n` is 1.
+pub fn plural(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// Prints a failed command's error as one line and exits with status 1.
+pub fn exit_on_error(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = result {
+        eprintln!("error: {}", error_chain(&e));
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The error and its causes joined with `: `, skipping a cause whose text the
+/// message before it already includes (many errors quote their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_quoted_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = anyhow::Error::new(veltrix_client::ClientError::Connect {
+            addr: "127.0.0.1:1".to_owned(),
+            source: io,
+        })
+        .context("listing topics");
+        assert_eq!(
+            error_chain(&e),
+            "listing topics: cannot connect to 127.0.0.1:1: connection refused; is the broker running?"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! `veltrix topic create|list|describe|delete`: topic administration.
+//!
+//! `list` prints one topic per line, its name and partition count separated by
+//! a tab, sorted by name, for scripts. `describe` prints the partitions with
+//! their leader, replicas, log start and end offsets (ListOffsets), then the
+//! configuration as DescribeConfigs reports it, each entry with its source.
+
+use anyhow::Context;
+use veltrix_client::{Client, OffsetSpec, config_source_name};
+
+use super::{ConnectArgs, block_on, plural};
+
+#[derive(clap::Args, Debug)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TopicCommand {
+    /// Creates a topic.
+    Create(CreateArgs),
+    /// Lists the topics: name and partition count, tab-separated.
+    List(ListArgs),
+    /// Shows a topic's partitions, their offsets, and its configuration.
+    Describe(DescribeArgs),
+    /// Deletes a topic and all its records.
+    Delete(DeleteArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    /// The topic's name.
+    name: String,
+    /// Number of partitions (the broker's default if not given).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: Option<i32>,
+    /// A topic setting under its Kafka name, e.g. `retention.ms=86400000`;
+    /// repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+    configs: Vec<(String, String)>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ListArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct DescribeArgs {
+    /// The topic's name.
+    name: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct DeleteArgs {
+    /// The topic's name.
+    name: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+fn parse_config(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, not `{s}`")),
+    }
+}
+
+pub fn run(args: TopicArgs) -> anyhow::Result<()> {
+    block_on(async move {
+        match args.command {
+            TopicCommand::Create(a) => create(a).await,
+            TopicCommand::List(a) => list(a).await,
+            TopicCommand::Describe(a) => describe(a).await,
+            TopicCommand::Delete(a) => delete(a).await,
+        }
+    })
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let mut client = args.connect.connect().await?;
+    let created = client.create_topic(&args.name, args.partitions, &args.configs).await?;
+    match created.partitions {
+        Some(n) => println!(
+            "created topic {} with {}",
+            created.name,
+            plural(n.unsigned_abs(), "partition")
+        ),
+        None => println!("created topic {}", created.name),
+    }
+    Ok(())
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let mut client = args.connect.connect().await?;
+    let mut topics = client.metadata(None).await?.topics;
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in topics {
+        match t.error {
+            None => println!("{}\t{}", t.name, t.partitions.len()),
+            Some(e) => println!("{}\t{e}", t.name),
+        }
+    }
+    Ok(())
+}
+
+/// The log start and end offset of every partition.
+async fn offsets(client: &mut Client, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<(i64, i64)>> {
+    let ask = |spec| partitions.iter().map(|p| (*p, spec)).collect::<Vec<_>>();
+    let starts = client.list_offsets(topic, &ask(OffsetSpec::Earliest)).await?;
+    let ends = client.list_offsets(topic, &ask(OffsetSpec::Latest)).await?;
+    Ok(starts
+        .iter()
+        .zip(&ends)
+        .map(|(s, e)| (s.offset.unwrap_or(-1), e.offset.unwrap_or(-1)))
+        .collect())
+}
+
+fn node_list(nodes: &[i32]) -> String {
+    nodes.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
+    let mut client = args.connect.connect().await?;
+    let topic = client.topic(&args.name).await?;
+    let indexes: Vec<i32> = topic.partitions.iter().map(|p| p.index).collect();
+    let offsets = offsets(&mut client, &args.name, &indexes)
+        .await
+        .with_context(|| format!("reading the offsets of topic `{}`", args.name))?;
+    let configs = client.describe_topic_configs(&args.name).await?;
+    println!("Topic: {}", topic.name);
+    if let Some(id) = &topic.id {
+        println!("Id: {id}");
+    }
+    println!("Partitions: {}", topic.partitions.len());
+    println!();
+    println!(
+        "{:<10} {:<7} {:<9} {:<9} {:>12} {:>12}",
+        "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "END"
+    );
+    for (p, (start, end)) in topic.partitions.iter().zip(offsets) {
+        print!(
+            "{:<10} {:<7} {:<9} {:<9} {start:>12} {end:>12}",
+            p.index,
+            p.leader,
+            node_list(&p.replicas),
+            node_list(&p.isr)
+        );
+        match &p.error {
+            Some(e) => println!("  {e}"),
+            None => println!(),
+        }
+    }
+    println!();
+    println!("Configs:");
+    for c in configs {
+        let value = match (&c.value, c.sensitive) {
+            (_, true) => "(sensitive)",
+            (Some(v), false) => v.as_str(),
+            (None, false) => "(null)",
+        };
+        println!("  {} = {value}  ({})", c.name, config_source_name(c.source));
+    }
+    Ok(())
+}
+
+async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    let mut client = args.connect.connect().await?;
+    client.delete_topic(&args.name).await?;
+    println!("deleted topic {}", args.name);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_key_value_pairs() {
+        assert_eq!(
+            parse_config("retention.ms=1000"),
+            Ok(("retention.ms".into(), "1000".into()))
+        );
+        assert_eq!(parse_config("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parse_config("empty="), Ok(("empty".into(), String::new())));
+        assert!(parse_config("novalue").is_err());
+        assert!(parse_config("=x").is_err());
+    }
+}
