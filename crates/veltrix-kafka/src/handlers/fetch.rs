@@ -10,7 +10,10 @@ use veltrix_core::Broker;
 use super::Ctx;
 use crate::errors::{self, code};
 
-fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max: usize) -> PartitionData {
+/// Reads one partition. `bytes_max` bounds the data unless `first` (no earlier
+/// partition of the response has data), when one whole batch is returned even
+/// if larger, so that a consumer can always make progress (KIP-74).
+fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max: usize, first: bool) -> PartitionData {
     let mut d = PartitionData::default();
     d.partition_index = p;
     d.high_watermark = -1;
@@ -24,7 +27,17 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
             d.high_watermark = log.high_watermark();
             d.last_stable_offset = d.high_watermark;
             d.log_start_offset = log.log_start();
-            match log.read(offset, bytes_max) {
+            if !first && bytes_max == 0 {
+                d.records = Some(Default::default());
+                return d;
+            }
+            match log.read(offset, bytes_max.max(1)) {
+                Ok(r) if !first && r.records.len() > bytes_max => {
+                    d.high_watermark = r.high_watermark;
+                    d.last_stable_offset = r.high_watermark;
+                    d.log_start_offset = r.log_start;
+                    d.records = Some(Default::default());
+                }
                 Ok(r) => {
                     d.high_watermark = r.high_watermark;
                     d.last_stable_offset = r.high_watermark;
@@ -69,8 +82,15 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
                         .partitions
                         .iter()
                         .map(|p| {
-                            let limit = (p.partition_max_bytes.max(0) as usize).min(budget.max(1));
-                            let d = fetch_partition(&broker, t.topic.0.as_str(), p.partition, p.fetch_offset, limit);
+                            let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
+                            let d = fetch_partition(
+                                &broker,
+                                t.topic.0.as_str(),
+                                p.partition,
+                                p.fetch_offset,
+                                limit,
+                                total == 0,
+                            );
                             let n = d.records.as_ref().map_or(0, |r| r.len());
                             budget = budget.saturating_sub(n);
                             total += n;

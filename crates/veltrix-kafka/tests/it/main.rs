@@ -321,6 +321,57 @@ async fn acks_zero_gets_no_response_and_later_responses_stay_in_order() {
     }
 }
 
+/// A fetch's `max_bytes` is exceeded only by the first partition with data, and
+/// only by its first batch (KIP-74); later partitions get only what still fits.
+#[tokio::test]
+async fn fetch_max_bytes_is_exceeded_only_by_the_first_batch() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 3).await;
+    let big = "x".repeat(10_000);
+    for p in 0..3 {
+        assert_eq!(
+            produce(&mut c, "t", p, -1, records(&[big.as_str()], Compression::None))
+                .await
+                .0,
+            errors::NONE
+        );
+    }
+    let partitions: Vec<FetchPartition> = (0..3)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    for (max_bytes, want) in [
+        (15_000, [true, false, false]),
+        (1, [true, false, false]),
+        (25_000, [true, true, false]),
+    ] {
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic("t"))
+                    .with_partitions(partitions.clone()),
+            ]);
+        let r = c.call(request, 11).await;
+        let got: Vec<bool> = r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!((p.error_code, p.high_watermark), (errors::NONE, 1));
+                p.records.as_ref().is_some_and(|b| !b.is_empty())
+            })
+            .collect();
+        assert_eq!(got, want, "max_bytes {max_bytes}");
+    }
+}
+
 /// Pipelined produce requests are appended in request order and answered in
 /// request order; a request of another kind waits for them, so it sees their
 /// effects. Two topics sharing a partition index keep their own outcomes.
