@@ -11,7 +11,11 @@ use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, TopicConfig, TopicEntry};
 use crate::error::{CoreError, Result};
+use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::producer_ids::ProducerIds;
+
+/// Directory of the committed offsets log, under the data directory.
+const GROUPS_DIR: &str = "groups";
 use crate::topic::{Partition, Topic, TopicId};
 
 /// Longest topic name, as in Kafka (file names stay under 255 bytes).
@@ -31,6 +35,8 @@ pub struct BrokerConfig {
     pub topics_max: usize,
     pub partitions_per_topic_max: u32,
     pub partitions_total_max: u32,
+    /// Consumer groups: session limits, sizes, offsets retention.
+    pub groups: GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -42,6 +48,7 @@ impl Default for BrokerConfig {
             topics_max: 10_000,
             partitions_per_topic_max: 10_000,
             partitions_total_max: 100_000,
+            groups: GroupConfig::default(),
         }
     }
 }
@@ -57,6 +64,7 @@ pub struct Broker {
     catalog: Mutex<BTreeMap<String, TopicEntry>>,
     ids: IdSource,
     producer_ids: ProducerIds,
+    groups: GroupCoordinator,
 }
 
 /// Topic ids: random (std's randomly keyed hasher), mixed with a counter and the
@@ -161,9 +169,11 @@ impl Broker {
             }
         }
         let producer_ids = ProducerIds::open(storage, &dir)?;
+        let groups = GroupCoordinator::open(env.clone(), &dir.join(GROUPS_DIR), config.groups)?;
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         Ok(Broker {
             producer_ids,
+            groups,
             env,
             dir,
             config,
@@ -449,6 +459,12 @@ impl Broker {
                 }
             }
         }
+        self.groups.tick();
+    }
+
+    /// The consumer group coordinator.
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.groups
     }
 
     /// A new producer id for an idempotent producer (its epoch starts at 0).
@@ -457,8 +473,10 @@ impl Broker {
         self.producer_ids.allocate(&*self.env.storage)
     }
 
-    /// Closes every partition cleanly (fsync, index written, clean marker).
+    /// Closes every partition and the offsets log cleanly (fsync, index written,
+    /// clean marker).
     pub fn close(&self) {
+        self.groups.close();
         for topic in self.topics() {
             for p in &topic.partitions {
                 if let Err(e) = p.log().close() {

@@ -15,6 +15,7 @@
 mod broker;
 mod catalog;
 mod error;
+pub mod groups;
 mod producer_ids;
 mod topic;
 

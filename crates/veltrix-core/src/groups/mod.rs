@@ -1,0 +1,501 @@
+//! Consumer groups: the coordinator of Kafka's classic group protocol, and the
+//! durable store of committed offsets.
+//!
+//! The coordinator ([`GroupCoordinator`]) keeps every group's membership and
+//! rebalance state in memory ([`group`]); time comes from the injected clock and
+//! advances through [`GroupCoordinator::tick`], so tests control it without
+//! sleeping. JoinGroup and SyncGroup answers that Kafka delays come back as
+//! one-shot receivers that a later call or a tick completes.
+//!
+//! Committed offsets are durable ([`offsets`]): a commit is acknowledged only
+//! after the log record holding it is fsynced, and the store is rebuilt from
+//! that log at start. Group membership is not persisted: after a restart every
+//! member is unknown, gets UNKNOWN_MEMBER_ID on its next heartbeat or commit,
+//! and rejoins, which clients do by themselves; no commit of an old generation
+//! can slip through.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use veltrix_log::Env;
+
+pub mod group;
+pub mod offsets;
+
+use group::Group;
+pub use group::GroupState;
+pub use offsets::Committed;
+use offsets::OffsetStore;
+
+use crate::error::Result;
+
+/// Limits and timings of consumer groups. Names end in their unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// Shortest session timeout a member may ask for (Kafka's
+    /// `group.min.session.timeout.ms`).
+    pub session_timeout_ms_min: u64,
+    /// Longest session timeout a member may ask for.
+    pub session_timeout_ms_max: u64,
+    /// How long the first rebalance of an empty group waits for more members.
+    pub initial_rebalance_delay_ms: u64,
+    /// Members per group (Kafka's `group.max.size`).
+    pub group_members_max: usize,
+    /// Groups the coordinator keeps.
+    pub groups_max: usize,
+    /// Largest metadata string stored with a committed offset.
+    pub offset_metadata_bytes_max: usize,
+    /// Committed offsets of a group that has been empty this long are deleted
+    /// (Kafka's `offsets.retention.minutes`).
+    pub offsets_retention_ms: u64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            session_timeout_ms_min: 6_000,
+            session_timeout_ms_max: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            group_members_max: 1_000,
+            groups_max: 10_000,
+            offset_metadata_bytes_max: 4_096,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Why a group request fails. Adapters map each to its Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("the group id must not be empty")]
+    InvalidGroupId,
+    #[error("session timeout {got} ms is outside {min}..={max} ms")]
+    InvalidSessionTimeout { got: i32, min: u64, max: u64 },
+    #[error("the member is not in the group")]
+    UnknownMemberId,
+    #[error("generation {got} is not the group's current generation {current}")]
+    IllegalGeneration { got: i32, current: i32 },
+    #[error("the group is rebalancing; rejoin")]
+    RebalanceInProgress,
+    #[error("the member's protocol type or protocols do not match the group's")]
+    InconsistentGroupProtocol,
+    /// KIP-394: join again with this member id.
+    #[error("join again with member id {0}")]
+    MemberIdRequired(String),
+    #[error("another member with the same group.instance.id has joined")]
+    FencedInstanceId,
+    #[error("the group has reached its maximum number of members")]
+    GroupMaxSizeReached,
+    #[error("the coordinator is not available for this group")]
+    CoordinatorNotAvailable,
+    #[error("the group has members; it can only be deleted when empty")]
+    NonEmptyGroup,
+    #[error("no group has this id")]
+    GroupIdNotFound,
+    #[error("the offset's metadata is {len} bytes, over the limit of {max}")]
+    OffsetMetadataTooLarge { len: usize, max: usize },
+    #[error("topic `{topic}` has no partition {partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    #[error("the group is consuming the topic; offsets of an active subscription cannot be deleted")]
+    GroupSubscribedToTopic,
+    #[error("the broker keeps at most {0} groups")]
+    TooManyGroups(usize),
+    #[error("storing offsets failed: {0}")]
+    Storage(String),
+}
+
+/// A JoinGroup request, in the engine's terms.
+#[derive(Debug, Clone, Default)]
+pub struct JoinRequest {
+    pub group_id: String,
+    /// Empty for a member joining for the first time.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    /// `(name, metadata)` in order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// The client understands MEMBER_ID_REQUIRED (JoinGroup v4+).
+    pub require_known_member_id: bool,
+}
+
+/// A successful JoinGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub generation: i32,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub member_id: String,
+    /// Every member with its metadata, for the leader only.
+    pub members: Vec<MemberSummary>,
+}
+
+/// A member as DescribeGroups and the leader's JoinGroup answer show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub generation: i32,
+    pub members: Vec<MemberSummary>,
+}
+
+/// One offset to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// Who commits: a member of a generation, or (generation -1, no member id) a
+/// consumer that assigns partitions itself and only uses the group for offsets.
+#[derive(Debug, Clone, Default)]
+pub struct Committer {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+}
+
+/// The coordinator of every group on this broker.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    env: Arc<Env>,
+    config: GroupConfig,
+    groups: Mutex<BTreeMap<String, Group>>,
+    offsets: OffsetStore,
+    /// Member ids: client id, the time the coordinator started, a counter.
+    started_ms: i64,
+    next_member: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl GroupCoordinator {
+    /// Opens the offsets store in `dir` (created if missing).
+    pub fn open(env: Arc<Env>, dir: &Path, config: GroupConfig) -> Result<GroupCoordinator> {
+        let offsets = OffsetStore::open(env.clone(), dir)?;
+        let started_ms = env.clock.now_ms();
+        let mut groups = BTreeMap::new();
+        for id in offsets.groups() {
+            groups.insert(id.clone(), Group::new(&id, started_ms));
+        }
+        Ok(GroupCoordinator {
+            env,
+            config,
+            groups: Mutex::new(groups),
+            offsets,
+            started_ms,
+            next_member: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.env.clock.now_ms()
+    }
+
+    /// Runs `f` on group `id`, creating it (empty) if `create`.
+    fn with_group<T>(
+        &self,
+        id: &str,
+        create: bool,
+        f: impl FnOnce(&mut Group) -> std::result::Result<T, GroupError>,
+    ) -> std::result::Result<T, GroupError> {
+        if id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let mut groups = lock(&self.groups);
+        if !groups.contains_key(id) {
+            if !create {
+                return Err(GroupError::UnknownMemberId);
+            }
+            if groups.len() >= self.config.groups_max {
+                return Err(GroupError::TooManyGroups(self.config.groups_max));
+            }
+            groups.insert(id.to_owned(), Group::new(id, self.now_ms()));
+        }
+        f(groups.get_mut(id).expect("present"))
+    }
+
+    /// JoinGroup. The answer may come later: when the join phase ends.
+    pub fn join(&self, request: JoinRequest) -> oneshot::Receiver<std::result::Result<Joined, GroupError>> {
+        let now = self.now_ms();
+        let client_id = if request.client_id.is_empty() {
+            "member".to_owned()
+        } else {
+            request.client_id.clone()
+        };
+        let new_id = || {
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            format!("{client_id}-{:x}-{n}", self.started_ms)
+        };
+        let group_id = request.group_id.clone();
+        let outcome = self.with_group(&group_id, true, |g| Ok(g.join(&self.config, request, new_id, now)));
+        outcome.unwrap_or_else(|e| {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e));
+            rx
+        })
+    }
+
+    /// SyncGroup. A follower's answer comes when the leader's assignment does.
+    pub fn sync(
+        &self,
+        group_id: &str,
+        committer: &Committer,
+        assignments: Vec<(String, Bytes)>,
+    ) -> oneshot::Receiver<std::result::Result<Bytes, GroupError>> {
+        let now = self.now_ms();
+        let outcome = self.with_group(group_id, false, |g| {
+            Ok(g.sync(
+                &committer.member_id,
+                committer.instance_id.as_deref(),
+                committer.generation,
+                assignments,
+                now,
+            ))
+        });
+        outcome.unwrap_or_else(|e| {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e));
+            rx
+        })
+    }
+
+    pub fn heartbeat(&self, group_id: &str, committer: &Committer) -> std::result::Result<(), GroupError> {
+        let now = self.now_ms();
+        self.with_group(group_id, false, |g| {
+            g.heartbeat(
+                &committer.member_id,
+                committer.instance_id.as_deref(),
+                committer.generation,
+                now,
+            )
+        })
+    }
+
+    /// LeaveGroup: `(member id, instance id)` per leaving member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
+        let now = self.now_ms();
+        self.with_group(group_id, false, |g| {
+            Ok(members
+                .iter()
+                .map(|(member, instance)| g.leave(&self.config, member, instance.as_deref(), now))
+                .collect())
+        })
+    }
+
+    /// OffsetCommit: validates the committer and every offset, then makes the
+    /// valid ones durable together. Blocks for the fsync. Returns one outcome per
+    /// offset, in order.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        committer: &Committer,
+        offsets: Vec<OffsetCommit>,
+        partition_exists: impl Fn(&str, i32) -> bool,
+    ) -> Vec<std::result::Result<(), GroupError>> {
+        let now = self.now_ms();
+        let allowed = self.with_group(group_id, true, |g| {
+            let simple = committer.generation < 0 && committer.member_id.is_empty();
+            if simple {
+                // Only a group that no consumer coordinates may be written this way.
+                return if g.is_empty() {
+                    Ok(())
+                } else {
+                    Err(GroupError::IllegalGeneration {
+                        got: committer.generation,
+                        current: g.generation,
+                    })
+                };
+            }
+            g.check_member(
+                &committer.member_id,
+                committer.instance_id.as_deref(),
+                committer.generation,
+            )?;
+            match g.state {
+                // A member of the current generation may still commit while the
+                // group prepares a rebalance: consumers commit what they have
+                // processed when told to give up their partitions.
+                GroupState::Stable | GroupState::PreparingRebalance => Ok(()),
+                GroupState::CompletingRebalance => Err(GroupError::RebalanceInProgress),
+                GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
+            }
+        });
+        if let Err(e) = allowed {
+            return offsets.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut outcomes = Vec::with_capacity(offsets.len());
+        let mut valid = Vec::new();
+        for o in offsets {
+            let check = if o.metadata.len() > self.config.offset_metadata_bytes_max {
+                Err(GroupError::OffsetMetadataTooLarge {
+                    len: o.metadata.len(),
+                    max: self.config.offset_metadata_bytes_max,
+                })
+            } else if !partition_exists(&o.topic, o.partition) {
+                Err(GroupError::UnknownTopicOrPartition {
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                })
+            } else {
+                Ok(())
+            };
+            if check.is_ok() {
+                valid.push(o);
+            }
+            outcomes.push(check);
+        }
+        if !valid.is_empty()
+            && let Err(e) = self.offsets.commit(group_id, &valid, now)
+        {
+            let failed = GroupError::Storage(e.to_string());
+            for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                *o = Err(failed.clone());
+            }
+        }
+        outcomes
+    }
+
+    /// OffsetFetch: the committed offsets of `partitions`, or of every partition
+    /// the group has committed for when `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Vec<(String, i32, Option<Committed>)> {
+        self.offsets.fetch(group_id, partitions)
+    }
+
+    /// ListGroups: `(group id, protocol type, state)`.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        lock(&self.groups)
+            .values()
+            .map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
+            .collect()
+    }
+
+    /// DescribeGroups for one group; an unknown group is reported Dead, as Kafka
+    /// does.
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let groups = lock(&self.groups);
+        match groups.get(group_id) {
+            Some(g) => GroupDescription {
+                group_id: g.id.clone(),
+                state: g.state,
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                protocol: g.protocol.clone().unwrap_or_default(),
+                generation: g.generation,
+                members: g.summaries(),
+            },
+            None => GroupDescription {
+                group_id: group_id.to_owned(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                generation: -1,
+                members: Vec::new(),
+            },
+        }
+    }
+
+    /// DeleteGroups: an empty group and its offsets.
+    pub fn delete_group(&self, group_id: &str) -> std::result::Result<(), GroupError> {
+        let mut groups = lock(&self.groups);
+        match groups.get(group_id) {
+            None => return Err(GroupError::GroupIdNotFound),
+            Some(g) if !g.is_empty() => return Err(GroupError::NonEmptyGroup),
+            Some(_) => {}
+        }
+        self.offsets
+            .delete_group(group_id, self.now_ms())
+            .map_err(|e| GroupError::Storage(e.to_string()))?;
+        groups.remove(group_id);
+        Ok(())
+    }
+
+    /// OffsetDelete: offsets of partitions the group does not consume. Only an
+    /// empty group's offsets can be deleted here; an active group's members may
+    /// be consuming any of its partitions.
+    pub fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> std::result::Result<(), GroupError> {
+        let groups = lock(&self.groups);
+        match groups.get(group_id) {
+            None => return Err(GroupError::GroupIdNotFound),
+            Some(g) if !g.is_empty() => return Err(GroupError::GroupSubscribedToTopic),
+            Some(_) => {}
+        }
+        self.offsets
+            .delete(group_id, partitions, self.now_ms())
+            .map_err(|e| GroupError::Storage(e.to_string()))
+    }
+
+    /// Time passes: sessions expire, join phases end, empty groups' offsets
+    /// expire, and the offsets log is compacted when it has grown.
+    pub fn tick(&self) {
+        let now = self.now_ms();
+        let mut expired = Vec::new();
+        {
+            let mut groups = lock(&self.groups);
+            for g in groups.values_mut() {
+                g.tick(&self.config, now);
+                let idle = now - g.empty_since_ms;
+                if g.is_empty() && idle >= i64::try_from(self.config.offsets_retention_ms).unwrap_or(i64::MAX) {
+                    expired.push(g.id.clone());
+                }
+            }
+            for id in &expired {
+                groups.remove(id);
+            }
+        }
+        for id in expired {
+            tracing::info!(group = %id, "group empty past offsets retention: its offsets are deleted");
+            if let Err(e) = self.offsets.delete_group(&id, now) {
+                tracing::error!(group = %id, error = %e, "deleting expired offsets failed");
+            }
+        }
+        if let Err(e) = self.offsets.tick(now) {
+            tracing::error!(error = %e, "housekeeping of the offsets log failed");
+        }
+    }
+
+    /// Closes the offsets log cleanly.
+    pub fn close(&self) {
+        self.offsets.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,479 @@
+//! The coordinator's state machine and offsets store, with simulated storage and
+//! time: nothing sleeps, every timeout is a clock advance and a tick.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::oneshot::Receiver;
+use tokio::sync::oneshot::error::TryRecvError;
+use veltrix_log::Env;
+use veltrix_log::sim::{SimClock, SimStorage};
+
+use super::*;
+
+const SESSION_MS: i32 = 10_000;
+const REBALANCE_MS: i32 = 30_000;
+
+struct World {
+    storage: SimStorage,
+    clock: Arc<SimClock>,
+    config: GroupConfig,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            storage: SimStorage::new(),
+            clock: Arc::new(SimClock::new(1_700_000_000_000)),
+            config: GroupConfig::default(),
+        }
+    }
+
+    fn open(&self) -> GroupCoordinator {
+        let env = Env::new(Arc::new(self.storage.clone()), self.clock.clone(), 16);
+        GroupCoordinator::open(env, Path::new("/data/groups"), self.config).unwrap()
+    }
+
+    fn advance(&self, c: &GroupCoordinator, ms: u64) {
+        self.clock.advance(ms);
+        c.tick();
+    }
+}
+
+fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+    JoinRequest {
+        group_id: "g".into(),
+        member_id: member_id.into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: SESSION_MS,
+        rebalance_timeout_ms: REBALANCE_MS,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|p| ((*p).to_owned(), Bytes::from(format!("subscription-{p}"))))
+            .collect(),
+        require_known_member_id: false,
+    }
+}
+
+/// The answer if it has come, `None` if it is still pending.
+fn ready<T>(rx: &mut Receiver<Result<T, GroupError>>) -> Option<Result<T, GroupError>> {
+    match rx.try_recv() {
+        Ok(v) => Some(v),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Closed) => panic!("answer dropped"),
+    }
+}
+
+fn committer(member_id: &str, generation: i32) -> Committer {
+    Committer {
+        member_id: member_id.into(),
+        instance_id: None,
+        generation,
+    }
+}
+
+fn commit_one(c: &GroupCoordinator, who: &Committer, offset: i64) -> Result<(), GroupError> {
+    let o = OffsetCommit {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+    };
+    c.commit("g", who, vec![o], |_, _| true).remove(0)
+}
+
+/// One member joins an empty group, waits out the initial delay, syncs.
+fn lone_member(w: &World, c: &GroupCoordinator) -> Joined {
+    let mut rx = c.join(join_request("", &["range"]));
+    assert!(ready(&mut rx).is_none(), "the first rebalance waits for more members");
+    w.advance(c, 3_000);
+    let joined = ready(&mut rx).unwrap().unwrap();
+    let mut sync = c.sync(
+        "g",
+        &committer(&joined.member_id, joined.generation),
+        vec![(joined.member_id.clone(), Bytes::from_static(b"all"))],
+    );
+    assert_eq!(ready(&mut sync).unwrap().unwrap(), Bytes::from_static(b"all"));
+    joined
+}
+
+#[test]
+fn a_lone_member_joins_after_the_initial_delay_and_becomes_leader() {
+    let w = World::new();
+    let c = w.open();
+    let joined = lone_member(&w, &c);
+    assert_eq!(joined.generation, 1);
+    assert_eq!(joined.leader, joined.member_id);
+    assert_eq!(joined.protocol, "range");
+    assert_eq!(joined.members.len(), 1);
+    assert_eq!(c.describe("g").state, GroupState::Stable);
+    assert_eq!(c.heartbeat("g", &committer(&joined.member_id, 1)), Ok(()));
+}
+
+#[test]
+fn followers_wait_for_the_leaders_assignment() {
+    let w = World::new();
+    let c = w.open();
+    let mut a = c.join(join_request("", &["range", "roundrobin"]));
+    w.advance(&c, 1_000);
+    let mut b = c.join(join_request("", &["roundrobin", "range"]));
+    w.advance(&c, 2_000);
+    let (a, b) = (ready(&mut a).unwrap().unwrap(), ready(&mut b).unwrap().unwrap());
+    assert_eq!((a.generation, b.generation), (1, 1));
+    let (leader, follower) = if a.leader == a.member_id { (a, b) } else { (b, a) };
+    assert_eq!(leader.members.len(), 2, "the leader sees every member's metadata");
+    assert!(follower.members.is_empty());
+    // A tie between the two preferences goes to the first member's choice.
+    assert_eq!(leader.protocol, "range");
+
+    let mut follower_sync = c.sync("g", &committer(&follower.member_id, 1), vec![]);
+    assert!(ready(&mut follower_sync).is_none());
+    let assignments = vec![
+        (leader.member_id.clone(), Bytes::from_static(b"p0")),
+        (follower.member_id.clone(), Bytes::from_static(b"p1")),
+    ];
+    let mut leader_sync = c.sync("g", &committer(&leader.member_id, 1), assignments);
+    assert_eq!(ready(&mut leader_sync).unwrap().unwrap(), Bytes::from_static(b"p0"));
+    assert_eq!(ready(&mut follower_sync).unwrap().unwrap(), Bytes::from_static(b"p1"));
+    let d = c.describe("g");
+    assert_eq!((d.state, d.members.len()), (GroupState::Stable, 2));
+}
+
+#[test]
+fn a_new_member_makes_everyone_rejoin_and_the_phase_ends_when_all_have() {
+    let w = World::new();
+    let c = w.open();
+    let first = lone_member(&w, &c);
+    let mut second = c.join(join_request("", &["range"]));
+    assert_eq!(
+        c.heartbeat("g", &committer(&first.member_id, 1)),
+        Err(GroupError::RebalanceInProgress)
+    );
+    assert!(ready(&mut second).is_none());
+    // No initial delay for a group with members: done as soon as all rejoined.
+    let mut again = c.join(join_request(&first.member_id, &["range"]));
+    let (a, b) = (
+        ready(&mut again).unwrap().unwrap(),
+        ready(&mut second).unwrap().unwrap(),
+    );
+    assert_eq!((a.generation, b.generation), (2, 2));
+    assert_eq!(a.leader, first.member_id, "the leader stays the leader");
+}
+
+#[test]
+fn a_silent_member_is_removed_after_its_session_and_the_rest_rebalance() {
+    let w = World::new();
+    let c = w.open();
+    let mut a = c.join(join_request("", &["range"]));
+    let mut b = c.join(join_request("", &["range"]));
+    w.advance(&c, 3_000);
+    let (a, b) = (ready(&mut a).unwrap().unwrap(), ready(&mut b).unwrap().unwrap());
+    let leader = if a.leader == a.member_id { &a } else { &b };
+    drop(c.sync("g", &committer(&leader.member_id, 1), vec![]));
+    // Only `a` heartbeats; `b` goes silent.
+    for _ in 0..4 {
+        w.advance(&c, 3_000);
+        let hb = c.heartbeat("g", &committer(&a.member_id, 1));
+        if hb.is_err() {
+            assert_eq!(hb, Err(GroupError::RebalanceInProgress));
+            break;
+        }
+    }
+    assert_eq!(
+        c.heartbeat("g", &committer(&b.member_id, 1)),
+        Err(GroupError::UnknownMemberId)
+    );
+    let mut rejoin = c.join(join_request(&a.member_id, &["range"]));
+    let rejoined = ready(&mut rejoin).unwrap().unwrap();
+    assert_eq!(rejoined.generation, 2);
+    assert_eq!(rejoined.members.len(), 1);
+}
+
+#[test]
+fn a_member_that_does_not_rejoin_in_time_is_dropped_at_the_rebalance_deadline() {
+    let w = World::new();
+    let c = w.open();
+    let first = lone_member(&w, &c);
+    let mut second = c.join(join_request("", &["range"]));
+    // `first` keeps heartbeating (told to rejoin) but never rejoins.
+    for _ in 0..((REBALANCE_MS / 2_000) - 1) {
+        w.advance(&c, 2_000);
+        let _ = c.heartbeat("g", &committer(&first.member_id, 1));
+        assert!(ready(&mut second).is_none());
+    }
+    w.advance(&c, 2_000);
+    let joined = ready(&mut second).unwrap().unwrap();
+    assert_eq!((joined.generation, joined.members.len()), (2, 1));
+    assert_eq!(joined.leader, joined.member_id);
+    assert_eq!(
+        c.heartbeat("g", &committer(&first.member_id, 1)),
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn commits_are_fenced_by_generation_and_membership() {
+    let w = World::new();
+    let c = w.open();
+    let m = lone_member(&w, &c);
+    assert_eq!(commit_one(&c, &committer(&m.member_id, 1), 10), Ok(()));
+    assert_eq!(
+        commit_one(&c, &committer(&m.member_id, 0), 11),
+        Err(GroupError::IllegalGeneration { got: 0, current: 1 })
+    );
+    assert_eq!(
+        commit_one(&c, &committer("ghost", 1), 11),
+        Err(GroupError::UnknownMemberId)
+    );
+    // A consumer without the group protocol may not write a group in use.
+    assert!(commit_one(&c, &committer("", -1), 11).is_err());
+    let fetched = c.fetch_offsets("g", Some(&[("t".into(), 0)]));
+    assert_eq!(fetched[0].2.as_ref().unwrap().offset, 10);
+    // During the sync phase commits wait for the new generation.
+    let _second = c.join(join_request("", &["range"]));
+    drop(c.join(join_request(&m.member_id, &["range"])));
+    assert_eq!(c.describe("g").state, GroupState::CompletingRebalance);
+    assert_eq!(
+        commit_one(&c, &committer(&m.member_id, 2), 12),
+        Err(GroupError::RebalanceInProgress)
+    );
+}
+
+#[test]
+fn a_member_may_commit_while_the_group_prepares_a_rebalance() {
+    let w = World::new();
+    let c = w.open();
+    let m = lone_member(&w, &c);
+    let _newcomer = c.join(join_request("", &["range"]));
+    assert_eq!(c.describe("g").state, GroupState::PreparingRebalance);
+    assert_eq!(commit_one(&c, &committer(&m.member_id, 1), 42), Ok(()));
+}
+
+#[test]
+fn committed_offsets_survive_power_loss_and_never_go_back() {
+    let w = World::new();
+    let c = w.open();
+    let standalone = committer("", -1);
+    for offset in [5, 9, 14] {
+        assert_eq!(commit_one(&c, &standalone, offset), Ok(()));
+    }
+    drop(c);
+    w.storage.crash(true, 7);
+    let c = w.open();
+    assert_eq!(c.fetch_offsets("g", None)[0].2.as_ref().unwrap().offset, 14);
+    assert_eq!(c.list()[0].0, "g", "a group with offsets is known after a restart");
+}
+
+#[test]
+fn new_members_must_rejoin_with_their_assigned_id() {
+    let w = World::new();
+    let c = w.open();
+    let mut r = join_request("", &["range"]);
+    r.require_known_member_id = true;
+    let mut rx = c.join(r.clone());
+    let Some(Err(GroupError::MemberIdRequired(id))) = ready(&mut rx) else {
+        panic!("expected MEMBER_ID_REQUIRED");
+    };
+    r.member_id = id.clone();
+    let mut rx = c.join(r);
+    w.advance(&c, 3_000);
+    assert_eq!(ready(&mut rx).unwrap().unwrap().member_id, id);
+    // An id handed out but never used is forgotten after the session timeout.
+    let mut r = join_request("", &["range"]);
+    r.require_known_member_id = true;
+    let mut rx = c.join(r.clone());
+    let Some(Err(GroupError::MemberIdRequired(late))) = ready(&mut rx) else {
+        panic!("expected MEMBER_ID_REQUIRED");
+    };
+    w.advance(&c, u64::try_from(SESSION_MS).unwrap());
+    r.member_id = late;
+    assert_eq!(ready(&mut c.join(r)).unwrap(), Err(GroupError::UnknownMemberId));
+}
+
+#[test]
+fn a_static_member_restarting_gets_its_assignment_back_without_a_rebalance() {
+    let w = World::new();
+    let c = w.open();
+    let mut r = join_request("", &["range"]);
+    r.group_instance_id = Some("pod-1".into());
+    let mut rx = c.join(r.clone());
+    w.advance(&c, 3_000);
+    let first = ready(&mut rx).unwrap().unwrap();
+    drop(c.sync(
+        "g",
+        &committer(&first.member_id, 1),
+        vec![(first.member_id.clone(), Bytes::from_static(b"mine"))],
+    ));
+    // The process restarts: same instance id, no member id.
+    let mut rx = c.join(r);
+    let again = ready(&mut rx).unwrap().unwrap();
+    assert_ne!(again.member_id, first.member_id);
+    assert_eq!(again.generation, 1, "no rebalance");
+    let mut with_instance = committer(&again.member_id, 1);
+    with_instance.instance_id = Some("pod-1".into());
+    let mut sync = c.sync("g", &with_instance, vec![]);
+    assert_eq!(ready(&mut sync).unwrap().unwrap(), Bytes::from_static(b"mine"));
+    // The old incarnation is fenced.
+    let mut old = committer(&first.member_id, 1);
+    old.instance_id = Some("pod-1".into());
+    assert_eq!(c.heartbeat("g", &old), Err(GroupError::FencedInstanceId));
+}
+
+#[test]
+fn leaving_rebalances_the_rest_and_the_last_one_out_empties_the_group() {
+    let w = World::new();
+    let c = w.open();
+    let m = lone_member(&w, &c);
+    assert_eq!(c.leave("g", &[(m.member_id.clone(), None)]).unwrap(), vec![Ok(())]);
+    let d = c.describe("g");
+    assert_eq!((d.state, d.members.len()), (GroupState::Empty, 0));
+    assert_eq!(
+        c.leave("g", &[(m.member_id.clone(), None)]).unwrap(),
+        vec![Err(GroupError::UnknownMemberId)]
+    );
+    assert_eq!(c.delete_group("g"), Ok(()));
+    assert_eq!(c.delete_group("g"), Err(GroupError::GroupIdNotFound));
+}
+
+#[test]
+fn inconsistent_protocols_and_bad_session_timeouts_are_refused() {
+    let w = World::new();
+    let c = w.open();
+    let _m = lone_member(&w, &c);
+    let mut other = join_request("", &["sticky"]);
+    assert_eq!(
+        ready(&mut c.join(other.clone())).unwrap(),
+        Err(GroupError::InconsistentGroupProtocol)
+    );
+    other.protocols = vec![("range".into(), Bytes::new())];
+    other.session_timeout_ms = 1_000;
+    assert!(matches!(
+        ready(&mut c.join(other)).unwrap(),
+        Err(GroupError::InvalidSessionTimeout { got: 1_000, .. })
+    ));
+    let mut empty = join_request("", &["range"]);
+    empty.group_id = String::new();
+    assert_eq!(ready(&mut c.join(empty)).unwrap(), Err(GroupError::InvalidGroupId));
+}
+
+/// Members join and leave in a random order, then stop churning: the group
+/// settles into one stable generation holding exactly the members left (or is
+/// empty if none is).
+#[test]
+fn rapid_joins_and_leaves_converge_to_a_stable_generation() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..30u64 {
+        let w = World::new();
+        let c = w.open();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let mut members: Vec<String> = Vec::new();
+        let mut pending: Vec<Receiver<Result<Joined, GroupError>>> = Vec::new();
+        for _ in 0..30 {
+            if members.is_empty() || rng.random_bool(0.6) {
+                let mut r = join_request("", &["range"]);
+                r.require_known_member_id = true;
+                let mut rx = c.join(r.clone());
+                let Some(Err(GroupError::MemberIdRequired(id))) = ready(&mut rx) else {
+                    panic!("expected MEMBER_ID_REQUIRED");
+                };
+                r.member_id = id.clone();
+                pending.push(c.join(r));
+                members.push(id);
+            } else {
+                let gone = members.remove(rng.random_range(0..members.len()));
+                let _ = c.leave("g", &[(gone, None)]);
+            }
+            w.advance(&c, rng.random_range(0..500));
+        }
+        // Everyone still here keeps (re)joining, and the leader syncing, until
+        // the group is stable.
+        let mut generation = None;
+        for _round in 0..20 {
+            w.advance(&c, 1_000);
+            let d = c.describe("g");
+            let settled = if members.is_empty() {
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            };
+            if d.state == settled {
+                generation = Some(d.generation);
+                let mut ids: Vec<String> = d.members.iter().map(|m| m.member_id.clone()).collect();
+                ids.sort();
+                let mut want = members.clone();
+                want.sort();
+                assert_eq!(ids, want, "seed {seed}: the stable group is exactly who is left");
+                break;
+            }
+            let mut answers: Vec<_> = members.iter().map(|id| c.join(join_request(id, &["range"]))).collect();
+            w.advance(&c, 3_000);
+            let joined: Vec<Joined> = answers
+                .iter_mut()
+                .filter_map(ready)
+                .filter_map(Result::ok)
+                .collect();
+            if let Some(j) = joined.iter().find(|j| j.leader == j.member_id) {
+                drop(c.sync("g", &committer(&j.leader, j.generation), vec![]));
+            }
+        }
+        let generation = generation.unwrap_or_else(|| panic!("seed {seed}: never became stable"));
+        for id in &members {
+            assert_eq!(c.heartbeat("g", &committer(id, generation)), Ok(()), "seed {seed}");
+        }
+        drop(pending);
+    }
+}
+
+#[test]
+fn the_offsets_log_is_compacted_and_replays_to_the_same_state() {
+    let w = World::new();
+    let c = w.open();
+    let standalone = committer("", -1);
+    for round in 0..200 {
+        let offsets = (0..50)
+            .map(|p| OffsetCommit {
+                topic: format!("topic-{}", p % 5),
+                partition: p,
+                offset: i64::from(round * 1000 + p),
+                leader_epoch: -1,
+                metadata: "m".repeat(100),
+            })
+            .collect();
+        assert!(
+            c.commit("g", &standalone, offsets, |_, _| true)
+                .iter()
+                .all(Result::is_ok)
+        );
+    }
+    let before = c.fetch_offsets("g", None);
+    c.offsets.compact(c.now_ms()).unwrap();
+    assert!(c.offsets.log().log_start() > 0);
+    assert_eq!(c.fetch_offsets("g", None), before);
+    // Commits after the snapshot still win over it after a replay.
+    assert_eq!(commit_one(&c, &standalone, 7), Ok(()));
+    drop(c);
+    w.storage.crash(false, 1);
+    let c = w.open();
+    let after = c.fetch_offsets("g", None);
+    assert_eq!(after.len(), before.len() + 1, "the 50 partitions and t-0");
+    let t0 = after.iter().find(|(t, p, _)| t == "t" && *p == 0);
+    assert_eq!(t0.unwrap().2.as_ref().unwrap().offset, 7);
+}
+
+#[test]
+fn offsets_of_a_group_empty_past_retention_are_deleted() {
+    let mut w = World::new();
+    w.config.offsets_retention_ms = 60_000;
+    let c = w.open();
+    assert_eq!(commit_one(&c, &committer("", -1), 3), Ok(()));
+    w.advance(&c, 59_000);
+    assert_eq!(c.fetch_offsets("g", None).len(), 1);
+    w.advance(&c, 1_000);
+    assert!(c.fetch_offsets("g", None).is_empty());
+    assert!(c.list().is_empty());
+}
