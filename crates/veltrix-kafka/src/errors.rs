@@ -1,6 +1,7 @@
 //! Kafka error codes, and the mapping from the engine's errors to them.
 
 use veltrix_core::CoreError;
+use veltrix_core::groups::GroupError;
 use veltrix_log::LogError;
 
 pub const NONE: i16 = 0;
@@ -19,6 +20,20 @@ pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 pub const POLICY_VIOLATION: i16 = 44;
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub const INVALID_GROUP_ID: i16 = 24;
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const NON_EMPTY_GROUP: i16 = 68;
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_TXN_STATE: i16 = 48;
@@ -39,6 +54,29 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::LimitReached(_) => POLICY_VIOLATION,
         CoreError::Log(e) => log_code(e),
         CoreError::Io { .. } | CoreError::Catalog { .. } => KAFKA_STORAGE_ERROR,
+    }
+}
+
+/// The Kafka error code for a consumer group error.
+pub fn group_code(e: &GroupError) -> i16 {
+    match e {
+        GroupError::InvalidGroupId => INVALID_GROUP_ID,
+        GroupError::InvalidSessionTimeout { .. } => INVALID_SESSION_TIMEOUT,
+        GroupError::UnknownMemberId => UNKNOWN_MEMBER_ID,
+        GroupError::IllegalGeneration { .. } => ILLEGAL_GENERATION,
+        GroupError::RebalanceInProgress => REBALANCE_IN_PROGRESS,
+        GroupError::InconsistentGroupProtocol => INCONSISTENT_GROUP_PROTOCOL,
+        GroupError::MemberIdRequired(_) => MEMBER_ID_REQUIRED,
+        GroupError::FencedInstanceId => FENCED_INSTANCE_ID,
+        GroupError::GroupMaxSizeReached => GROUP_MAX_SIZE_REACHED,
+        GroupError::CoordinatorNotAvailable => COORDINATOR_NOT_AVAILABLE,
+        GroupError::NonEmptyGroup => NON_EMPTY_GROUP,
+        GroupError::GroupIdNotFound => GROUP_ID_NOT_FOUND,
+        GroupError::OffsetMetadataTooLarge { .. } => OFFSET_METADATA_TOO_LARGE,
+        GroupError::UnknownTopicOrPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+        GroupError::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
+        GroupError::TooManyGroups(_) => POLICY_VIOLATION,
+        GroupError::Storage(_) => UNKNOWN_SERVER_ERROR,
     }
 }
 

@@ -206,6 +206,7 @@ async fn read_requests(
         let in_flight = match decoded {
             Decoded::Request {
                 correlation_id,
+                client_id,
                 api,
                 version,
                 request,
@@ -214,6 +215,8 @@ async fn read_requests(
                     broker: broker.clone(),
                     config: config.clone(),
                     version,
+                    client_id: client_id.unwrap_or_default(),
+                    peer,
                 };
                 match *request {
                     RequestKind::Produce(produce) => {
@@ -283,6 +286,8 @@ pub enum Decoded {
     /// A request the broker serves, at a version it serves.
     Request {
         correlation_id: i32,
+        /// The client's self-chosen name, from the request header.
+        client_id: Option<String>,
         api: ApiKey,
         version: i16,
         /// Boxed: request bodies are large and most are short-lived.
@@ -336,6 +341,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
     })?;
     Ok(Decoded::Request {
         correlation_id: header.correlation_id,
+        client_id: header.client_id.as_ref().map(|c| c.as_str().to_owned()),
         api,
         version,
         request: Box::new(request),

@@ -20,6 +20,9 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod group_admin;
+mod group_membership;
+mod group_offsets;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -32,6 +35,9 @@ pub(crate) struct Ctx {
     pub broker: Arc<Broker>,
     pub config: Arc<KafkaConfig>,
     pub version: i16,
+    /// The client id of the request header (empty if none).
+    pub client_id: String,
+    pub peer: std::net::SocketAddr,
 }
 
 /// The versions served, per API: exactly what is implemented.
@@ -51,11 +57,22 @@ pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::InitProducerId => Some((0, 4)),
         ApiKey::IncrementalAlterConfigs => Some((0, 1)),
         ApiKey::AlterConfigs => Some((0, 2)),
+        ApiKey::FindCoordinator => Some((0, 4)),
+        ApiKey::JoinGroup => Some((0, 9)),
+        ApiKey::SyncGroup => Some((0, 5)),
+        ApiKey::Heartbeat => Some((0, 4)),
+        ApiKey::LeaveGroup => Some((0, 5)),
+        ApiKey::OffsetCommit => Some((2, 8)),
+        ApiKey::OffsetFetch => Some((1, 8)),
+        ApiKey::OffsetDelete => Some((0, 0)),
+        ApiKey::ListGroups => Some((0, 4)),
+        ApiKey::DescribeGroups => Some((0, 5)),
+        ApiKey::DeleteGroups => Some((0, 2)),
         _ => None,
     }
 }
 
-pub(super) const SERVED: [ApiKey; 14] = [
+pub(super) const SERVED: [ApiKey; 25] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::Produce,
@@ -70,6 +87,17 @@ pub(super) const SERVED: [ApiKey; 14] = [
     ApiKey::InitProducerId,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::AlterConfigs,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::OffsetDelete,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
 ];
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
@@ -94,6 +122,17 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
             ResponseKind::IncrementalAlterConfigs(alter_configs::incremental_alter_configs(ctx, r).await)
         }
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::alter_configs(ctx, r).await),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(group_admin::find_coordinator(&ctx, r)),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(group_membership::join_group(ctx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(group_membership::sync_group(ctx, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group_membership::heartbeat(&ctx, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(group_membership::leave_group(&ctx, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(group_offsets::offset_commit(ctx, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(group_offsets::offset_fetch(&ctx, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(group_offsets::offset_delete(ctx, r).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(group_admin::list_groups(&ctx, r)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(group_admin::describe_groups(&ctx, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(group_admin::delete_groups(ctx, r).await),
         _ => return None,
     })
 }

@@ -31,6 +31,7 @@ use veltrix_log::Env;
 mod admin;
 mod alter_configs;
 mod decode;
+mod groups;
 mod idempotence;
 mod limits;
 
@@ -86,7 +87,9 @@ impl Client {
             .with_client_id(Some(StrBytes::from_static_str("it")));
         let mut body = BytesMut::new();
         header.encode(&mut body, R::header_version(version)).unwrap();
-        request.encode(&mut body, version).unwrap();
+        request
+            .encode(&mut body, version)
+            .unwrap_or_else(|e| panic!("encoding {:?} v{version}: {e}", R::KEY));
         self.write_frame(&body).await;
         self.correlation_id
     }
@@ -236,6 +239,17 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::InitProducerId as i16,
         ApiKey::IncrementalAlterConfigs as i16,
         ApiKey::AlterConfigs as i16,
+        ApiKey::FindCoordinator as i16,
+        ApiKey::JoinGroup as i16,
+        ApiKey::SyncGroup as i16,
+        ApiKey::Heartbeat as i16,
+        ApiKey::LeaveGroup as i16,
+        ApiKey::OffsetCommit as i16,
+        ApiKey::OffsetFetch as i16,
+        ApiKey::OffsetDelete as i16,
+        ApiKey::ListGroups as i16,
+        ApiKey::DescribeGroups as i16,
+        ApiKey::DeleteGroups as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

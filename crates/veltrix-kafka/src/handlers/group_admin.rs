@@ -1,0 +1,172 @@
+//! Finding and administering groups: FindCoordinator (v0 to v4), ListGroups (v0
+//! to v4), DescribeGroups (v0 to v5) and DeleteGroups (v0 to v2).
+//!
+//! This broker coordinates every group, so FindCoordinator always names it.
+//! Transactions are not supported: a transaction coordinator lookup is refused
+//! with INVALID_REQUEST and a message, rather than left to retry forever.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Ctx;
+use crate::errors::{self, group_code};
+
+/// FindCoordinator key types.
+const KEY_GROUP: i8 = 0;
+
+/// DescribeGroups' `authorized_operations` when the client did not ask.
+const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// `(error code, message)` of a coordinator lookup for `key_type`.
+fn lookup(key_type: i8) -> (i16, Option<StrBytes>) {
+    if key_type == KEY_GROUP {
+        (errors::NONE, None)
+    } else {
+        (
+            errors::INVALID_REQUEST,
+            Some(StrBytes::from_static_str(
+                "only consumer group coordinators exist here: transactions are not supported",
+            )),
+        )
+    }
+}
+
+pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let addr = ctx.config.advertised;
+    let host = text(&addr.ip().to_string());
+    let key_type = if ctx.version >= 1 { r.key_type } else { KEY_GROUP };
+    let (code, message) = lookup(key_type);
+    let mut resp = FindCoordinatorResponse::default();
+    if ctx.version >= 4 {
+        resp.coordinators = r
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut c = Coordinator::default()
+                    .with_key(key.clone())
+                    .with_error_code(code)
+                    .with_error_message(message.clone());
+                if code == errors::NONE {
+                    c = c
+                        .with_node_id(BrokerId(0))
+                        .with_host(host.clone())
+                        .with_port(i32::from(addr.port()));
+                } else {
+                    c = c.with_node_id(BrokerId(-1)).with_port(-1);
+                }
+                c
+            })
+            .collect();
+        return resp;
+    }
+    resp.error_code = code;
+    if ctx.version >= 1 {
+        resp.error_message = message;
+    }
+    if code == errors::NONE {
+        resp.node_id = BrokerId(0);
+        resp.host = host;
+        resp.port = i32::from(addr.port());
+    } else {
+        resp.node_id = BrokerId(-1);
+        resp.port = -1;
+    }
+    resp
+}
+
+pub(super) fn list_groups(ctx: &Ctx, r: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<String> = if ctx.version >= 4 {
+        r.states_filter.iter().map(|s| s.as_str().to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
+    let groups = ctx
+        .broker
+        .groups()
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
+        .map(|(id, protocol_type, state)| {
+            let mut g = ListedGroup::default()
+                .with_group_id(GroupId(text(&id)))
+                .with_protocol_type(text(&protocol_type));
+            if ctx.version >= 4 {
+                g.group_state = text(state.name());
+            }
+            g
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let v = ctx.version;
+    let groups = r
+        .groups
+        .iter()
+        .map(|id| {
+            let mut g = DescribedGroup::default().with_group_id(id.clone());
+            if id.0.is_empty() {
+                g.error_code = errors::INVALID_GROUP_ID;
+                return g;
+            }
+            let d = ctx.broker.groups().describe(id.0.as_str());
+            g.group_state = text(d.state.name());
+            g.protocol_type = text(&d.protocol_type);
+            g.protocol_data = text(&d.protocol);
+            g.members = d
+                .members
+                .iter()
+                .map(|m| {
+                    let mut out = DescribedGroupMember::default()
+                        .with_member_id(text(&m.member_id))
+                        .with_client_id(text(&m.client_id))
+                        .with_client_host(text(&m.client_host))
+                        .with_member_metadata(m.metadata.clone())
+                        .with_member_assignment(m.assignment.clone());
+                    if v >= 4 {
+                        out.group_instance_id = m.instance_id.as_deref().map(text);
+                    }
+                    out
+                })
+                .collect();
+            if v >= 3 {
+                g.authorized_operations = OPERATIONS_NOT_ASKED;
+            }
+            g
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub(super) async fn delete_groups(ctx: Ctx, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    tokio::task::spawn_blocking(move || {
+        let results = r
+            .groups_names
+            .iter()
+            .map(|id| {
+                let code = match ctx.broker.groups().delete_group(id.0.as_str()) {
+                    Ok(()) => errors::NONE,
+                    Err(e) => group_code(&e),
+                };
+                DeletableGroupResult::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code)
+            })
+            .collect();
+        DeleteGroupsResponse::default().with_results(results)
+    })
+    .await
+    .unwrap_or_default()
+}
