@@ -412,11 +412,7 @@ fn rapid_joins_and_leaves_converge_to_a_stable_generation() {
             }
             let mut answers: Vec<_> = members.iter().map(|id| c.join(join_request(id, &["range"]))).collect();
             w.advance(&c, 3_000);
-            let joined: Vec<Joined> = answers
-                .iter_mut()
-                .filter_map(ready)
-                .filter_map(Result::ok)
-                .collect();
+            let joined: Vec<Joined> = answers.iter_mut().filter_map(ready).filter_map(Result::ok).collect();
             if let Some(j) = joined.iter().find(|j| j.leader == j.member_id) {
                 drop(c.sync("g", &committer(&j.leader, j.generation), vec![]));
             }
