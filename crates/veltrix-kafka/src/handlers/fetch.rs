@@ -119,22 +119,17 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
     }
 }
 
-/// Resolves when any of the high watermarks moves.
+/// Resolves when any of the high watermarks moves (or its partition goes away).
+/// Polls every receiver in place: no task per partition.
 async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut tasks = Vec::new();
-    for w in watches.iter() {
-        let mut w = w.clone();
-        let tx = tx.clone();
-        tasks.push(tokio::spawn(async move {
-            if w.changed().await.is_ok() {
-                let _ = tx.try_send(());
+    let mut changes: Vec<_> = watches.iter_mut().map(|w| Box::pin(w.changed())).collect();
+    std::future::poll_fn(|cx| {
+        for change in &mut changes {
+            if change.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
             }
-        }));
-    }
-    drop(tx);
-    let _ = rx.recv().await;
-    for t in tasks {
-        t.abort();
-    }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
