@@ -170,6 +170,12 @@ impl Broker {
         }
         let producer_ids = ProducerIds::open(storage, &dir)?;
         let groups = GroupCoordinator::open(env.clone(), &dir.join(GROUPS_DIR), config.groups)?;
+        for topic in groups.topics_with_offsets() {
+            if !topics.contains_key(&topic) {
+                tracing::info!(topic = %topic, "removing committed offsets of a topic that no longer exists");
+                groups.delete_topic_offsets(&topic)?;
+            }
+        }
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         Ok(Broker {
             producer_ids,
@@ -288,6 +294,9 @@ impl Broker {
     /// catalogue, the topic map and the disk; returns its id.
     fn remove_topic(&self, catalog: &mut BTreeMap<String, TopicEntry>, name: &str) -> Result<TopicId> {
         let entry = catalog[name].clone();
+        // Offsets first: a crash in between leaves the topic without offsets,
+        // never a later topic of the same name with the old topic's offsets.
+        self.groups.delete_topic_offsets(name)?;
         let mut next = catalog.clone();
         next.remove(name);
         catalog::store(&*self.env.storage, &self.dir, &next)?;
@@ -582,6 +591,32 @@ mod tests {
             1,
             "flushed by the switch"
         );
+    }
+
+    #[test]
+    fn deleting_a_topic_deletes_its_committed_offsets() {
+        use crate::groups::{Committer, OffsetCommit};
+        let storage = SimStorage::new();
+        let b = broker(&storage);
+        b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        let commit = OffsetCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset: 9,
+            leader_epoch: -1,
+            metadata: String::new(),
+        };
+        let standalone = Committer {
+            generation: -1,
+            ..Committer::default()
+        };
+        let ok = b
+            .groups()
+            .commit("g", &standalone, vec![commit], |t, p| b.partition(t, p).is_ok());
+        assert_eq!(ok, vec![Ok(())]);
+        b.delete_topic("t").unwrap();
+        b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+        assert_eq!(b.groups().fetch_offsets("g", Some(&[("t".into(), 0)]))[0].2, None);
     }
 
     #[test]

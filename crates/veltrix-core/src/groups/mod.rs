@@ -201,8 +201,10 @@ impl GroupCoordinator {
         let offsets = OffsetStore::open(env.clone(), dir)?;
         let started_ms = env.clock.now_ms();
         let mut groups = BTreeMap::new();
-        for id in offsets.groups() {
-            groups.insert(id.clone(), Group::new(&id, started_ms));
+        for (id, last_commit_ms) in offsets.groups() {
+            // Empty since its last commit, as far as offsets retention goes: a
+            // restart does not give an abandoned group's offsets a new lease.
+            groups.insert(id.clone(), Group::new(&id, last_commit_ms.min(started_ms)));
         }
         Ok(GroupCoordinator {
             env,
@@ -331,14 +333,13 @@ impl GroupCoordinator {
         let allowed = self.with_group(group_id, true, |g| {
             let simple = committer.generation < 0 && committer.member_id.is_empty();
             if simple {
-                // Only a group that no consumer coordinates may be written this way.
+                // Only a group that no consumer coordinates may be written this
+                // way; to a group with members the committer is an unknown
+                // member, as Kafka answers it.
                 return if g.is_empty() {
                     Ok(())
                 } else {
-                    Err(GroupError::IllegalGeneration {
-                        got: committer.generation,
-                        current: g.generation,
-                    })
+                    Err(GroupError::UnknownMemberId)
                 };
             }
             g.check_member(
@@ -432,28 +433,55 @@ impl GroupCoordinator {
         }
     }
 
-    /// DeleteGroups: an empty group and its offsets.
+    /// DeleteGroups: an empty group and its offsets. The group is marked Dead
+    /// while its offsets are deleted (joins are told to retry), so the fsync runs
+    /// without the coordinator's lock.
     pub fn delete_group(&self, group_id: &str) -> std::result::Result<(), GroupError> {
-        let mut groups = lock(&self.groups);
-        match groups.get(group_id) {
-            None => return Err(GroupError::GroupIdNotFound),
-            Some(g) if !g.is_empty() => return Err(GroupError::NonEmptyGroup),
-            Some(_) => {}
+        {
+            let mut groups = lock(&self.groups);
+            match groups.get_mut(group_id) {
+                None => return Err(GroupError::GroupIdNotFound),
+                Some(g) if g.state == GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+                Some(g) if !g.is_empty() => return Err(GroupError::NonEmptyGroup),
+                Some(g) => g.state = GroupState::Dead,
+            }
         }
-        self.offsets
-            .delete_group(group_id, self.now_ms())
-            .map_err(|e| GroupError::Storage(e.to_string()))?;
-        groups.remove(group_id);
-        Ok(())
+        let outcome = self.offsets.delete_group(group_id, self.now_ms());
+        let mut groups = lock(&self.groups);
+        match outcome {
+            Ok(()) => {
+                groups.remove(group_id);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(g) = groups.get_mut(group_id) {
+                    g.state = GroupState::Empty;
+                }
+                Err(GroupError::Storage(e.to_string()))
+            }
+        }
+    }
+
+    /// Deletes every group's offsets of a deleted topic, so that a topic created
+    /// again under the name starts with none.
+    pub fn delete_topic_offsets(&self, topic: &str) -> Result<()> {
+        self.offsets.delete_topic(topic, self.now_ms())
+    }
+
+    /// Topics some group has committed offsets for.
+    pub fn topics_with_offsets(&self) -> Vec<String> {
+        self.offsets.topics()
     }
 
     /// OffsetDelete: offsets of partitions the group does not consume. Only an
     /// empty group's offsets can be deleted here; an active group's members may
-    /// be consuming any of its partitions.
+    /// be consuming any of its partitions. The check and the (fsynced) deletion
+    /// are not atomic: a member joining in between finds the offsets gone, as if
+    /// the deletion had come just before it.
     pub fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> std::result::Result<(), GroupError> {
-        let groups = lock(&self.groups);
-        match groups.get(group_id) {
+        match lock(&self.groups).get(group_id) {
             None => return Err(GroupError::GroupIdNotFound),
+            Some(g) if g.state == GroupState::Dead => return Err(GroupError::GroupIdNotFound),
             Some(g) if !g.is_empty() => return Err(GroupError::GroupSubscribedToTopic),
             Some(_) => {}
         }

@@ -60,6 +60,10 @@ enum Change {
     DeleteGroup {
         group: String,
     },
+    /// The topic was deleted: its offsets go from every group.
+    DeleteTopic {
+        topic: String,
+    },
     SnapshotBegin,
     SnapshotChunk {
         groups: Vec<(String, GroupOffsets)>,
@@ -148,6 +152,12 @@ fn apply(offsets: &mut Offsets, change: Change, at: i64, snapshot: &mut Option<O
         Change::DeleteGroup { group } => {
             offsets.remove(&group);
         }
+        Change::DeleteTopic { topic } => {
+            for g in offsets.values_mut() {
+                g.retain(|(t, _), (_, set_at)| *t != topic || *set_at > at);
+            }
+            offsets.retain(|_, g| !g.is_empty());
+        }
         Change::SnapshotBegin => *snapshot = Some(Offsets::new()),
         Change::SnapshotChunk { groups } => {
             if let Some(s) = snapshot {
@@ -206,9 +216,40 @@ impl OffsetStore {
         })
     }
 
-    /// Groups with committed offsets.
-    pub(crate) fn groups(&self) -> Vec<String> {
-        lock(&self.state).offsets.keys().cloned().collect()
+    /// Groups with committed offsets, with the time of their latest commit.
+    pub(crate) fn groups(&self) -> Vec<(String, i64)> {
+        lock(&self.state)
+            .offsets
+            .iter()
+            .map(|(g, list)| (g.clone(), list.values().map(|(c, _)| c.commit_ms).max().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Topics some group has committed offsets for.
+    pub(crate) fn topics(&self) -> Vec<String> {
+        let state = lock(&self.state);
+        let mut topics: Vec<String> = state
+            .offsets
+            .values()
+            .flat_map(|g| g.keys().map(|(t, _)| t.clone()))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Durably deletes every group's offsets of `topic`.
+    pub(crate) fn delete_topic(&self, topic: &str, now_ms: i64) -> Result<()> {
+        if !self.topics().iter().any(|t| t == topic) {
+            return Ok(());
+        }
+        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+        let change = Change::DeleteTopic {
+            topic: topic.to_owned(),
+        };
+        let at = self.write(&change, now_ms)?;
+        apply(&mut lock(&self.state).offsets, change, at, &mut None);
+        Ok(())
     }
 
     /// Appends `change` and waits until it is durable; returns its log offset.

@@ -473,3 +473,64 @@ fn offsets_of_a_group_empty_past_retention_are_deleted() {
     assert!(c.fetch_offsets("g", None).is_empty());
     assert!(c.list().is_empty());
 }
+
+#[test]
+fn a_restart_does_not_renew_the_offsets_retention_of_an_abandoned_group() {
+    let mut w = World::new();
+    w.config.offsets_retention_ms = 60_000;
+    let c = w.open();
+    assert_eq!(commit_one(&c, &committer("", -1), 3), Ok(()));
+    w.clock.advance(50_000);
+    drop(c);
+    w.storage.crash(false, 2);
+    let c = w.open();
+    w.advance(&c, 9_000);
+    assert_eq!(c.fetch_offsets("g", None).len(), 1);
+    w.advance(&c, 1_000);
+    assert!(
+        c.fetch_offsets("g", None).is_empty(),
+        "60 s after the last commit, restart or not"
+    );
+}
+
+#[test]
+fn a_deleted_topics_offsets_go_and_stay_gone_after_a_restart() {
+    let w = World::new();
+    let c = w.open();
+    let standalone = committer("", -1);
+    let offsets = ["t", "u"]
+        .iter()
+        .map(|topic| OffsetCommit {
+            topic: (*topic).into(),
+            partition: 0,
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+        })
+        .collect();
+    assert!(
+        c.commit("g", &standalone, offsets, |_, _| true)
+            .iter()
+            .all(Result::is_ok)
+    );
+    c.delete_topic_offsets("t").unwrap();
+    let left: Vec<String> = c.fetch_offsets("g", None).into_iter().map(|(t, _, _)| t).collect();
+    assert_eq!(left, vec!["u".to_owned()]);
+    drop(c);
+    w.storage.crash(true, 4);
+    let c = w.open();
+    assert_eq!(c.topics_with_offsets(), vec!["u".to_owned()]);
+}
+
+#[test]
+fn a_group_being_deleted_turns_joins_away_until_it_is_gone() {
+    let w = World::new();
+    let c = w.open();
+    assert_eq!(commit_one(&c, &committer("", -1), 3), Ok(()));
+    assert_eq!(c.delete_group("g"), Ok(()));
+    assert!(c.fetch_offsets("g", None).is_empty());
+    // Gone entirely: a new join starts a fresh group.
+    let mut rx = c.join(join_request("", &["range"]));
+    w.advance(&c, 3_000);
+    assert_eq!(ready(&mut rx).unwrap().unwrap().generation, 1);
+}
