@@ -58,7 +58,7 @@ impl Default for ClientConfig {
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 8] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 13] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
@@ -68,6 +68,14 @@ pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 8] = [
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    // From v2 on, a null topic list asks for every committed offset; v9 is for
+    // members of KIP-848 groups.
+    (ApiKey::OffsetFetch, 2, 8),
+    // v9 is for members of KIP-848 groups.
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -436,6 +444,11 @@ mod tests {
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
             ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+            ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+            ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         for (api, min, max) in CLIENT_VERSIONS {

@@ -122,6 +122,10 @@ pub enum ClientError {
     /// A fetched record batch that cannot be decoded within the limits.
     #[error("invalid record batch at offset {offset}: {message}")]
     InvalidBatch { offset: i64, message: String },
+    /// A group member's subscription or assignment that is not valid under the
+    /// consumer protocol.
+    #[error("invalid consumer protocol {what}: {message}")]
+    ConsumerProtocol { what: &'static str, message: String },
     /// A record that does not fit in an empty batch.
     #[error("a record of at least {size} bytes does not fit in a batch of at most {max} bytes")]
     RecordTooLarge { size: usize, max: usize },

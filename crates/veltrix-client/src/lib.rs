@@ -3,11 +3,15 @@
 //!
 //! [`Client`] holds one connection ([`Connection`]) to the bootstrap broker and
 //! offers typed helpers for Metadata, CreateTopics, DeleteTopics,
-//! DescribeConfigs, Produce, Fetch and ListOffsets; each picks the highest API
-//! version both sides speak and fills only the fields that exist in it.
-//! [`BatchBuilder`] packs records into a RecordBatch v2 of bounded size, and
-//! [`decode_batches`] reads fetched batches back, decompressing within a bound.
-//! [`partitioner`] chooses partitions as the Java client does.
+//! DescribeConfigs, Produce, Fetch, ListOffsets and the administration of
+//! consumer groups (ListGroups, DescribeGroups, OffsetFetch, OffsetCommit,
+//! DeleteGroups); each picks the highest API version both sides speak and
+//! fills only the fields that exist in it. [`BatchBuilder`] packs records into
+//! a RecordBatch v2 of bounded size, and [`decode_batches`] reads fetched
+//! batches back, decompressing within a bound. [`decode_subscription`] and
+//! [`decode_assignment`] read the consumer protocol's member bytes that
+//! DescribeGroups returns. [`partitioner`] chooses partitions as the Java
+//! client does.
 //!
 //! Every request goes to the bootstrap broker. A Veltrix cluster is one broker,
 //! which leads every partition; against a multi-broker Kafka cluster, requests
@@ -30,8 +34,10 @@ mod admin;
 mod batch;
 mod compression;
 mod connection;
+mod consumer_protocol;
 mod error;
 mod fetch;
+mod group;
 pub mod partitioner;
 mod produce;
 
@@ -42,8 +48,16 @@ pub use batch::{
     BATCH_OVERHEAD_BYTES, BatchBuilder, DecodeLimits, FetchedBatch, Header, ProducerRecord, Pushed, decode_batches,
 };
 pub use connection::{CLIENT_VERSIONS, ClientConfig, Connection, client_versions, pick_version};
+pub use consumer_protocol::{
+    CONSUMER_PROTOCOL_TYPE, ConsumerAssignment, ConsumerSubscription, TopicPartitions, decode_assignment,
+    decode_subscription,
+};
 pub use error::{ClientError, KafkaError, error_name};
 pub use fetch::{FetchOptions, FetchedPartition, ListedOffset, OffsetSpec};
+pub use group::{CommittedOffset, GroupDescription, GroupMember, ListedGroup, is_active_group_error};
+/// The codec, for requests without a typed helper sent through
+/// [`Connection::call`].
+pub use kafka_protocol;
 pub use kafka_protocol::records::Record;
 pub use produce::{Acks, PartitionAck};
 

@@ -1,5 +1,5 @@
 //! `veltrix`: the broker (`veltrix serve`) and the command-line tools (`veltrix
-//! topic`, `produce`, `consume`; see [`cli`]).
+//! topic`, `produce`, `consume`, `group`; see [`cli`]).
 //!
 //! The binary is thin: it parses flags, sets up logging, opens the engine and
 //! hands sockets to the protocol adapters.
@@ -42,6 +42,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Prints the records of a topic.
     Consume(cli::consume::ConsumeArgs),
+    /// Lists, describes, resets the offsets of, and deletes consumer groups.
+    Group(cli::group::GroupArgs),
 }
 
 #[derive(clap::Args)]
@@ -70,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Topic(args) => cli::exit_on_error(cli::topic::run(args)),
         Command::Produce(args) => cli::exit_on_error(cli::produce::run(args)),
         Command::Consume(args) => cli::exit_on_error(cli::consume::run(args)),
+        Command::Group(args) => cli::exit_on_error(cli::group::run(args)),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The command-line tools: `veltrix topic`, `veltrix produce` and `veltrix
-//! consume`, clients of a running broker over the Kafka protocol.
+//! The command-line tools: `veltrix topic`, `veltrix produce`, `veltrix
+//! consume` and `veltrix group`, clients of a running broker over the Kafka
+//! protocol.
 //!
 //! Each subcommand is a module with its clap arguments and a `run` function;
 //! the Kafka work is `veltrix-client`'s. Every subcommand takes `--bootstrap`
@@ -14,6 +15,7 @@ use anyhow::Context;
 use veltrix_client::{Client, ClientConfig};
 
 pub mod consume;
+pub mod group;
 pub mod produce;
 mod time;
 pub mod topic;

@@ -1,0 +1,408 @@
+//! Consumer group administration: ListGroups, DescribeGroups, OffsetFetch,
+//! OffsetCommit (from outside the group) and DeleteGroups.
+//!
+//! These requests go to the bootstrap broker like every other. A Veltrix broker
+//! coordinates every group; a Kafka broker that does not coordinate the group
+//! answers NOT_COORDINATOR, which is reported as such rather than followed.
+//!
+//! Offsets are committed the way an administrator (or a consumer that assigns
+//! its own partitions) commits them: generation -1 and no member id. Brokers
+//! accept such a commit only for a group with no active members; for an active
+//! group they refuse it (Kafka with UNKNOWN_MEMBER_ID or
+//! REBALANCE_IN_PROGRESS, Veltrix with ILLEGAL_GENERATION), which
+//! [`is_active_group_error`] recognises.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::{
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
+    OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Client;
+use crate::admin::topic_name;
+use crate::connection::kafka_error;
+use crate::error::{ClientError, KafkaError, check};
+
+/// One group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    /// `consumer` for Kafka consumers; empty for a group that only stores
+    /// offsets.
+    pub protocol_type: String,
+    /// `Stable`, `Empty`, ...; reported from ListGroups v4 on.
+    pub state: Option<String>,
+}
+
+/// One group as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    /// `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Stable`, or
+    /// `Dead` (which brokers also report for a group they do not know).
+    pub state: String,
+    pub protocol_type: String,
+    /// The chosen protocol, e.g. the assignor (`range`), once there is one.
+    pub protocol: String,
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    /// The static membership id (`group.instance.id`), from DescribeGroups v4.
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The member's metadata for the chosen protocol; for consumers, its
+    /// subscription ([`crate::decode_subscription`]).
+    pub metadata: Bytes,
+    /// What the leader assigned it; for consumers, partitions
+    /// ([`crate::decode_assignment`]). Empty while none is known.
+    pub assignment: Bytes,
+}
+
+/// A committed offset as OffsetFetch reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// `None` when the group has committed nothing for the partition.
+    pub offset: Option<i64>,
+    /// The leader epoch stored with the offset (OffsetFetch v5 on), if any.
+    pub leader_epoch: Option<i32>,
+    /// The metadata string stored with the offset.
+    pub metadata: Option<String>,
+}
+
+/// Whether a refused commit from outside the group means that the group has
+/// active members (or is forming): the codes Kafka and Veltrix answer then.
+pub fn is_active_group_error(e: &KafkaError) -> bool {
+    matches!(
+        e.name().as_str(),
+        "UNKNOWN_MEMBER_ID" | "ILLEGAL_GENERATION" | "REBALANCE_IN_PROGRESS"
+    )
+}
+
+fn group_id(id: &str) -> GroupId {
+    GroupId(StrBytes::from_string(id.to_owned()))
+}
+
+/// `(topic, partitions)` of `(topic, partition)` pairs, topics sorted.
+fn by_topic<'a>(partitions: &[(&'a str, i32)]) -> BTreeMap<&'a str, Vec<i32>> {
+    let mut out: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        out.entry(topic).or_default().push(*partition);
+    }
+    out
+}
+
+impl Client {
+    /// Every group the broker coordinates.
+    pub async fn list_groups(&mut self) -> Result<Vec<ListedGroup>, ClientError> {
+        let version = self.connection.version(ApiKey::ListGroups)?;
+        let response = self.connection.call(&ListGroupsRequest::default(), version).await?;
+        check(response.error_code, None, || "listing groups".to_owned())?;
+        Ok(response
+            .groups
+            .iter()
+            .map(|g| ListedGroup {
+                group_id: g.group_id.0.as_str().to_owned(),
+                protocol_type: g.protocol_type.as_str().to_owned(),
+                state: (version >= 4).then(|| g.group_state.as_str().to_owned()),
+            })
+            .collect())
+    }
+
+    /// Describes the named groups, in the order given. An error for any group
+    /// fails the call, naming the group.
+    pub async fn describe_groups(&mut self, groups: &[&str]) -> Result<Vec<GroupDescription>, ClientError> {
+        let version = self.connection.version(ApiKey::DescribeGroups)?;
+        let request = DescribeGroupsRequest::default().with_groups(groups.iter().map(|g| group_id(g)).collect());
+        let response = self.connection.call(&request, version).await?;
+        groups
+            .iter()
+            .map(|id| {
+                let g = response
+                    .groups
+                    .iter()
+                    .find(|g| g.group_id.0.as_str() == *id)
+                    .ok_or_else(|| {
+                        ClientError::UnexpectedResponse(format!("DescribeGroups does not mention group `{id}`"))
+                    })?;
+                check(
+                    g.error_code,
+                    g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+                    || format!("describing group `{id}`"),
+                )?;
+                Ok(GroupDescription {
+                    group_id: (*id).to_owned(),
+                    state: g.group_state.as_str().to_owned(),
+                    protocol_type: g.protocol_type.as_str().to_owned(),
+                    protocol: g.protocol_data.as_str().to_owned(),
+                    members: g
+                        .members
+                        .iter()
+                        .map(|m| GroupMember {
+                            member_id: m.member_id.as_str().to_owned(),
+                            instance_id: m.group_instance_id.as_ref().map(|i| i.as_str().to_owned()),
+                            client_id: m.client_id.as_str().to_owned(),
+                            client_host: m.client_host.as_str().to_owned(),
+                            metadata: m.member_metadata.clone(),
+                            assignment: m.member_assignment.clone(),
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Describes one group.
+    pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
+        let mut described = self.describe_groups(&[group]).await?;
+        described
+            .pop()
+            .ok_or_else(|| ClientError::UnexpectedResponse(format!("DescribeGroups does not mention group `{group}`")))
+    }
+
+    /// The offsets `group` has committed for the given `(topic, partition)`s,
+    /// or for every partition it has committed for when `None`; sorted by
+    /// topic and partition. An error for the group or for any partition fails
+    /// the call, naming it.
+    pub async fn committed_offsets(
+        &mut self,
+        group: &str,
+        partitions: Option<&[(&str, i32)]>,
+    ) -> Result<Vec<CommittedOffset>, ClientError> {
+        let version = self.connection.version(ApiKey::OffsetFetch)?;
+        let wanted = partitions.map(by_topic);
+        let mut request = OffsetFetchRequest::default();
+        // v8 batches groups; before, the request names one group.
+        if version >= 8 {
+            let topics = wanted.as_ref().map(|w| {
+                w.iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopics::default()
+                            .with_name(topic_name(t))
+                            .with_partition_indexes(ps.clone())
+                    })
+                    .collect()
+            });
+            request.groups = vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group_id(group))
+                    .with_topics(topics),
+            ];
+        } else {
+            request.group_id = group_id(group);
+            request.topics = wanted.as_ref().map(|w| {
+                w.iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partition_indexes(ps.clone())
+                    })
+                    .collect()
+            });
+        }
+        let response = self.connection.call(&request, version).await?;
+        let context = || format!("fetching the committed offsets of group `{group}`");
+        // (topic, partition, offset, leader epoch, metadata, error code)
+        type Row = (String, i32, i64, i32, Option<String>, i16);
+        let rows: Vec<Row> = if version >= 8 {
+            let g = response
+                .groups
+                .iter()
+                .find(|g| g.group_id.0.as_str() == group)
+                .ok_or_else(|| {
+                    ClientError::UnexpectedResponse(format!("OffsetFetch does not mention group `{group}`"))
+                })?;
+            check(g.error_code, None, context)?;
+            g.topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        let metadata = p.metadata.as_ref().map(|m| m.as_str().to_owned());
+                        let name = t.name.0.as_str().to_owned();
+                        (
+                            name,
+                            p.partition_index,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                            metadata,
+                            p.error_code,
+                        )
+                    })
+                })
+                .collect()
+        } else {
+            check(response.error_code, None, context)?;
+            response
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        let metadata = p.metadata.as_ref().map(|m| m.as_str().to_owned());
+                        // The leader epoch exists from v5 on; the codec's default
+                        // before that is -1 too.
+                        let name = t.name.0.as_str().to_owned();
+                        (
+                            name,
+                            p.partition_index,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                            metadata,
+                            p.error_code,
+                        )
+                    })
+                })
+                .collect()
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (topic, partition, offset, epoch, metadata, code) in rows {
+            if let Some(error) = kafka_error(code, None) {
+                return Err(ClientError::Kafka {
+                    context: format!(
+                        "fetching the committed offset of group `{group}` for topic `{topic}` partition {partition}"
+                    ),
+                    error,
+                });
+            }
+            out.push(CommittedOffset {
+                topic,
+                partition,
+                offset: (offset >= 0).then_some(offset),
+                leader_epoch: (epoch >= 0).then_some(epoch),
+                metadata,
+            });
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        if let Some(wanted) = partitions {
+            for (topic, partition) in wanted {
+                if !out.iter().any(|c| c.topic == *topic && c.partition == *partition) {
+                    return Err(ClientError::UnexpectedResponse(format!(
+                        "OffsetFetch does not mention topic `{topic}` partition {partition}"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits `(topic, partition, offset)`s for `group` from outside it
+    /// (generation -1, no member id), as an administrator resetting offsets
+    /// does. The broker accepts this only while the group has no active
+    /// members; see [`is_active_group_error`]. If any partition is refused the
+    /// call fails, naming the first refused one and how many were refused; the
+    /// others may have been committed.
+    pub async fn commit_offsets(&mut self, group: &str, offsets: &[(&str, i32, i64)]) -> Result<(), ClientError> {
+        let version = self.connection.version(ApiKey::OffsetCommit)?;
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (topic, partition, offset) in offsets {
+            topics.entry(topic).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_committed_offset(*offset),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(group_id(group))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::default())
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let response = self.connection.call(&request, version).await?;
+        let mut refused: Vec<(String, i32, KafkaError)> = Vec::new();
+        for (topic, partition, _) in offsets {
+            let code = response
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == *topic)
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == *partition)
+                .map(|p| p.error_code)
+                .ok_or_else(|| {
+                    ClientError::UnexpectedResponse(format!(
+                        "OffsetCommit does not mention topic `{topic}` partition {partition}"
+                    ))
+                })?;
+            if let Some(e) = kafka_error(code, None) {
+                refused.push(((*topic).to_owned(), *partition, e));
+            }
+        }
+        let Some((topic, partition, error)) = refused.first().cloned() else {
+            return Ok(());
+        };
+        let context = if refused.len() == offsets.len() {
+            format!("committing offsets for group `{group}`")
+        } else {
+            format!(
+                "committing offsets for group `{group}`: {} of {} partitions refused, the first topic `{topic}` partition {partition}",
+                refused.len(),
+                offsets.len()
+            )
+        };
+        Err(ClientError::Kafka { context, error })
+    }
+
+    /// Deletes a group and its committed offsets. Brokers refuse while it has
+    /// members (NON_EMPTY_GROUP) and for a group they do not know
+    /// (GROUP_ID_NOT_FOUND).
+    pub async fn delete_group(&mut self, group: &str) -> Result<(), ClientError> {
+        let version = self.connection.version(ApiKey::DeleteGroups)?;
+        let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
+        let response = self.connection.call(&request, version).await?;
+        let result = response
+            .results
+            .iter()
+            .find(|r| r.group_id.0.as_str() == group)
+            .ok_or_else(|| ClientError::UnexpectedResponse(format!("DeleteGroups does not mention group `{group}`")))?;
+        check(result.error_code, None, || format!("deleting group `{group}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_an_active_group_are_recognised() {
+        for code in [22, 25, 27] {
+            assert!(
+                is_active_group_error(&KafkaError::from_code(code, None).unwrap()),
+                "{code}"
+            );
+        }
+        for code in [3, 16, 68, 69] {
+            assert!(
+                !is_active_group_error(&KafkaError::from_code(code, None).unwrap()),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn partitions_are_grouped_by_topic() {
+        let grouped = by_topic(&[("b", 1), ("a", 0), ("b", 0)]);
+        assert_eq!(
+            grouped.into_iter().collect::<Vec<_>>(),
+            [("a", vec![0]), ("b", vec![1, 0])]
+        );
+    }
+}
