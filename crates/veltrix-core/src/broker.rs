@@ -301,7 +301,14 @@ impl Broker {
         next.remove(name);
         catalog::store(&*self.env.storage, &self.dir, &next)?;
         *catalog = next;
-        self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        if let Some(topic) = self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name) {
+            // No housekeeping or append may write into the directory once it is
+            // being removed.
+            for p in &topic.partitions {
+                p.log().retire("the topic was deleted");
+                p.publish_high_watermark();
+            }
+        }
         let path = self.dir.join("logs").join(&entry.id);
         if let Err(e) = self.env.storage.remove_dir_all(&path) {
             tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's logs; the next start will");
@@ -462,6 +469,8 @@ impl Broker {
                 match p.log().tick() {
                     Ok(outcome) if outcome.flushed || outcome.rolled => p.publish_high_watermark(),
                     Ok(_) => {}
+                    // A topic deleted while its housekeeping ran: nothing to report.
+                    Err(_) if self.topic(&topic.name).is_none_or(|t| t.id != topic.id) => {}
                     Err(e) => {
                         tracing::error!(topic = %topic.name, partition = p.index, error = %e, "housekeeping failed")
                     }

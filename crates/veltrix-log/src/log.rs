@@ -326,6 +326,17 @@ impl Log {
         lock(&self.state).sealed.len() + 1
     }
 
+    /// Takes a log out of service before its directory is deleted: appends are
+    /// refused from now on and housekeeping does nothing, without touching the
+    /// disk. Waiters for anything already durable still succeed.
+    pub fn retire(&self, why: &str) {
+        // Under the state lock: an append or tick in progress finishes first.
+        let _st = lock(&self.state);
+        let mut s = lock(&self.sync);
+        s.poisoned.get_or_insert_with(|| why.into());
+        self.synced.notify_all();
+    }
+
     /// Why the log refuses writes, if it does.
     pub fn poisoned(&self) -> Option<Arc<str>> {
         lock(&self.sync).poisoned.clone()

@@ -167,3 +167,20 @@ fn a_batch_made_durable_by_close_is_acknowledged() {
     log.close().unwrap();
     log.wait_durable(a.next_offset).unwrap();
 }
+
+#[test]
+fn a_retired_log_refuses_appends_and_its_housekeeping_touches_nothing() {
+    let w = World::new();
+    let log = w.open(small_config());
+    log.append_durable(&mut make_batch(1, 100, 1, 0)).unwrap();
+    let files = w.storage.files();
+    log.retire("the topic was deleted");
+    assert!(matches!(
+        log.append(&mut make_batch(1, 100, 1, 0)),
+        Err(veltrix_log::LogError::Poisoned { .. })
+    ));
+    w.clock.advance(10_000);
+    log.tick().unwrap();
+    assert_eq!(w.storage.files(), files, "no file written after retiring");
+    assert_eq!(log.read(0, 1 << 20).unwrap().next_offset, 1, "reads still work");
+}
