@@ -100,32 +100,44 @@ def test_acknowledged_records_survive_sigkill(broker):
     # A short message timeout: once the broker is gone nothing is retried, and
     # the purge below fails what is left at once.
     p = producer(broker.bootstrap, errors, **{"message.timeout.ms": 10_000, "linger.ms": 1})
-    # The producer keeps sending on its own thread while the broker is killed,
-    # so requests are in flight at the kill however fast the broker answers.
-    stop = threading.Event()
+    # The producer thread kills the broker itself, right after a burst of
+    # records it has not yet polled for: the newest of them cannot have been
+    # acknowledged within the microseconds before the kill, however fast the
+    # broker answers, so requests are in flight (or queued) at the kill. (Killing
+    # from another thread raced: the broker once acknowledged everything sent
+    # before the sender ran again.)
+    burst = 3_000
     sent_count = [0]
+    failure: list = []
 
     def produce_loop():
-        seq = 0
-        while not stop.is_set():
-            try:
-                p.produce(topic, value=bulk_value(seq), partition=seq % PARTITIONS, on_delivery=on_delivery)
-                seq += 1
-                sent_count[0] = seq
-            except BufferError:
-                p.poll(0.01)
-            if seq % 100 == 0:
-                p.poll(0)
+        seq, left = 0, None
+        deadline = time.monotonic() + 60
+        try:
+            while left is None or left > 0:
+                try:
+                    p.produce(topic, value=bulk_value(seq), partition=seq % PARTITIONS, on_delivery=on_delivery)
+                    seq += 1
+                    sent_count[0] = seq
+                    if left is not None:
+                        left -= 1
+                except BufferError:
+                    p.poll(0.01)
+                if left is None and seq % 100 == 0:
+                    p.poll(0)
+                    if len(acked) >= 20_000:
+                        left = burst
+                    elif time.monotonic() > deadline:
+                        failure.append(f"only {len(acked)} records acknowledged in 60 s")
+                        return
+        finally:
+            broker.kill()
 
     sender = threading.Thread(target=produce_loop, daemon=True)
     sender.start()
-    deadline = time.monotonic() + 60
-    while len(acked) < 20_000:
-        assert time.monotonic() < deadline, f"only {len(acked)} records acknowledged in 60 s"
-        time.sleep(0.005)
-    broker.kill()
-    stop.set()
-    sender.join(timeout=30)
+    sender.join(timeout=120)
+    assert not sender.is_alive(), "the producer thread did not finish"
+    assert failure == [], failure[0]
     sent = sent_count[0]
     p.purge()
     p.flush(15)
