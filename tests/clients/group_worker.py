@@ -2,6 +2,7 @@
 
     python group_worker.py BOOTSTRAP TOPIC GROUP RESULTS_FILE STOP_FILE
         [--batch-records N] [--batch-sleep-ms MS] [--session-timeout-ms MS]
+        [--protocol classic|consumer]
 
 Subscribes to TOPIC in GROUP with auto-commit off and processes records by
 writing them to RESULTS_FILE (then sleeping --batch-sleep-ms per batch, as slow
@@ -16,7 +17,9 @@ covers is in the file before the commit is sent (a SIGKILL keeps what reached
 the file):
 
     start PID T                  the process started (T: time.monotonic(), shared by processes)
-    assign T P,P,...             partitions assigned (eager protocol: the whole assignment)
+    assign T P,P,...             partitions assigned (the classic protocol's eager assignor:
+                                 the whole assignment; the consumer protocol: the
+                                 partitions added)
     revoke T P,P,...             partitions revoked
     lost T P,P,...               partitions lost (session gone, no commit possible)
     r P O                        the record at partition P, offset O was processed
@@ -50,6 +53,9 @@ def main() -> int:
     ap.add_argument("--batch-sleep-ms", type=int, default=0)
     ap.add_argument("--batch-records", type=int, default=500)
     ap.add_argument("--session-timeout-ms", type=int, default=6000)
+    # classic: JoinGroup/SyncGroup with the range assignor; consumer: KIP-848,
+    # where the broker assigns and sets the session timeout.
+    ap.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     args = ap.parse_args()
 
     out = open(args.results, "w", buffering=1 << 20)
@@ -113,21 +119,27 @@ def main() -> int:
     def on_error(err):
         line(f"error {now()} {err.name()}:{err.str()}")
 
-    c = Consumer(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "group.id": args.group,
-            "client.id": f"group-worker-{os.getpid()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": args.session_timeout_ms,
-            "heartbeat.interval.ms": 1000,
-            "partition.assignment.strategy": "range",
-            "reconnect.backoff.ms": 50,
-            "reconnect.backoff.max.ms": 500,
-            "error_cb": on_error,
-        }
-    )
+    config = {
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "client.id": f"group-worker-{os.getpid()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "reconnect.backoff.ms": 50,
+        "reconnect.backoff.max.ms": 500,
+        "error_cb": on_error,
+    }
+    if args.protocol == "consumer":
+        config["group.protocol"] = "consumer"
+    else:
+        config.update(
+            {
+                "session.timeout.ms": args.session_timeout_ms,
+                "heartbeat.interval.ms": 1000,
+                "partition.assignment.strategy": "range",
+            }
+        )
+    c = Consumer(config)
     c.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
     deadline = time.monotonic() + DEADLINE_S
     try:

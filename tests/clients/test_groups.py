@@ -1,4 +1,4 @@
-"""Consumer groups (classic protocol) with real clients, members in separate processes.
+"""Consumer groups with real clients, members in separate processes.
 
 Three confluent-kafka consumers, each its own process (group_worker.py), share
 a 6-partition topic in one group: exactly once with commits after processing
@@ -8,7 +8,10 @@ broker itself is SIGKILLed and restarted (members rejoin, consumption resumes
 from the committed offsets, which never go backwards). A member frozen past
 its session timeout cannot commit for its old generation when it wakes up,
 and a consumer outside the group cannot commit for a group with members.
-kafka-python and KafkaJS groups consume and commit a topic to its end.
+kafka-python and KafkaJS groups consume and commit a topic to its end. The
+exactly-once and broker-kill tests run under both group protocols: classic
+(JoinGroup/SyncGroup, client-side range assignor) and consumer (KIP-848,
+ConsumerGroupHeartbeat, broker-side assignment).
 
 VELTRIX_GROUP_RECORDS sets the records per topic (default 200,000).
 """
@@ -204,16 +207,21 @@ def parse_worker(path: Path) -> WorkerLog:
 def current_assignment(log: WorkerLog, since: float = 0.0) -> set[int] | None:
     """The worker's partitions now, if it was assigned partitions at or after `since`.
 
-    The eager protocol revokes everything before each rebalance and assigns
-    the whole new assignment after it, so this is the last assignment minus
-    whatever was revoked or lost since (empty in the middle of a rebalance).
+    Every assignment adds its partitions and every revocation or loss removes
+    its own, in order. That covers both protocols: the classic eager assignor
+    revokes everything before each rebalance and assigns the whole new
+    assignment after it; the consumer protocol adds and revokes partitions
+    incrementally.
     """
     last = max((k for k, (_, kind, _) in enumerate(log.assignments) if kind == "assign"), default=None)
     if last is None or log.assignments[last][0] < since:
         return None
-    owned = set(log.assignments[last][2])
-    for _, _, ps in log.assignments[last + 1 :]:
-        owned -= set(ps)
+    owned: set[int] = set()
+    for _, kind, ps in log.assignments:
+        if kind == "assign":
+            owned |= set(ps)
+        else:
+            owned -= set(ps)
     return owned
 
 
@@ -350,7 +358,8 @@ def pacing(count: int) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-def test_three_member_group_consumes_exactly_once(broker, tmp_path):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_three_member_group_consumes_exactly_once(broker, tmp_path, protocol):
     """Three members in separate processes share 6 partitions; each record is processed once.
 
     The members commit after processing (after every poll batch, on revocation
@@ -361,11 +370,11 @@ def test_three_member_group_consumes_exactly_once(broker, tmp_path):
     from a fresh consumer must return the end offsets.
     """
     require_groups(broker)
-    topic, group = "group-exactly-once", "g-exactly-once"
+    topic, group = "group-exactly-once", f"g-exactly-once-{protocol}"
     t0 = time.monotonic()
     ends = produce_topic(broker.bootstrap, topic, RECORDS)
     produced_s = time.monotonic() - t0
-    workers = Workers(tmp_path, broker.bootstrap, topic, group, []).start(3)
+    workers = Workers(tmp_path, broker.bootstrap, topic, group, ["--protocol", protocol]).start(3)
     sampler = Sampler(broker.bootstrap, group, topic, ends).start()
     try:
         t1 = time.monotonic()
@@ -470,7 +479,8 @@ def test_killed_member_partitions_move_within_session_timeout(broker, tmp_path):
 
 
 @pytest.mark.timeout(170)
-def test_broker_sigkill_mid_consumption_resumes_from_committed(broker, tmp_path):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_broker_sigkill_mid_consumption_resumes_from_committed(broker, tmp_path, protocol):
     """The broker is SIGKILLed and restarted while a 3-member group consumes.
 
     Committed offsets are durable; membership is not, so after the restart
@@ -483,9 +493,9 @@ def test_broker_sigkill_mid_consumption_resumes_from_committed(broker, tmp_path)
     must reach the end offsets and survive in OffsetFetch.
     """
     require_groups(broker)
-    topic, group = "group-broker-kill", "g-broker-kill"
+    topic, group = "group-broker-kill", f"g-broker-kill-{protocol}"
     ends = produce_topic(broker.bootstrap, topic, RECORDS)
-    workers = Workers(tmp_path, broker.bootstrap, topic, group, pacing(RECORDS)).start(3)
+    workers = Workers(tmp_path, broker.bootstrap, topic, group, pacing(RECORDS) + ["--protocol", protocol]).start(3)
     sampler = Sampler(broker.bootstrap, group, topic, ends).start()
     total = sum(ends.values())
     try:
@@ -771,3 +781,63 @@ def test_outsider_commit_to_active_group_is_refused(broker):
     require_groups(broker)
     code = outsider_commit(broker.bootstrap, "group-outsider", "g-outsider")
     assert code == "UNKNOWN_MEMBER_ID"
+
+
+@pytest.mark.timeout(90)
+def test_consumer_protocol_group_is_described_by_the_cli(broker, veltrix_bin):
+    """Two confluent-kafka consumers with group.protocol=consumer (KIP-848).
+
+    The broker assigns the 6 partitions between them; `veltrix group describe`
+    (ConsumerGroupDescribe under the hood, since the group is not a classic
+    one) shows both members, the assignor, and an assignment covering every
+    partition once; `veltrix group list` lists the group.
+    """
+    topic, group = "kip848-describe", "g-kip848-describe"
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+    stop = threading.Event()
+    errors: list = []
+
+    def member(i: int) -> None:
+        c = Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "group.id": group,
+                "group.protocol": "consumer",
+                "client.id": f"kip848-{i}",
+                "error_cb": lambda e: errors.append(e),
+            }
+        )
+        c.subscribe([topic])
+        try:
+            while not stop.is_set():
+                c.poll(0.2)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=member, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+
+    def describe() -> dict | None:
+        out = run([str(veltrix_bin), "group", "describe", group, "--bootstrap", broker.bootstrap, "--format", "json"], 30)
+        if out.returncode != 0:
+            return None
+        d = json.loads(out.stdout)
+        parts = [p for m in d["members"] for t in (m["assignment"] or []) for p in t["partitions"]]
+        if len(d["members"]) == 2 and sorted(parts) == list(range(PARTITIONS)) and d["state"] == "Stable":
+            return d
+        return None
+
+    try:
+        d = wait_until("both members share the 6 partitions", describe, timeout_s=45, interval_s=0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert d["protocol"] == "uniform"
+    assert {m["client_id"] for m in d["members"]} == {"kip848-0", "kip848-1"}
+    assert all(m["subscription"] == [topic] for m in d["members"])
+    assert all(m["assignment"] for m in d["members"]), "each member owns partitions"
+    listed = run([str(veltrix_bin), "group", "list", "--bootstrap", broker.bootstrap], 30)
+    assert listed.returncode == 0 and group in listed.stdout.decode()
+    assert [e for e in errors if e.fatal()] == []

@@ -58,7 +58,7 @@ impl Default for ClientConfig {
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 13] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 14] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
@@ -76,6 +76,7 @@ pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 13] = [
     // v9 is for members of KIP-848 groups.
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -449,6 +450,7 @@ mod tests {
             ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
             ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+            ApiKey::ConsumerGroupDescribe => kafka_protocol::messages::ConsumerGroupDescribeRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         for (api, min, max) in CLIENT_VERSIONS {

@@ -1,5 +1,6 @@
-//! Consumer group administration: ListGroups, DescribeGroups, OffsetFetch,
-//! OffsetCommit (from outside the group) and DeleteGroups.
+//! Consumer group administration: ListGroups, DescribeGroups (and
+//! ConsumerGroupDescribe for groups of the KIP-848 consumer protocol),
+//! OffsetFetch, OffsetCommit (from outside the group) and DeleteGroups.
 //!
 //! These requests go to the bootstrap broker like every other. A Veltrix broker
 //! coordinates every group; a Kafka broker that does not coordinate the group
@@ -25,10 +26,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::Client;
 use crate::admin::topic_name;
 use crate::connection::kafka_error;
+use crate::consumer_protocol::TopicPartitions;
 use crate::error::{ClientError, KafkaError, check};
+use crate::{CONSUMER_PROTOCOL_TYPE, Client};
 
 /// One group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,9 @@ pub struct GroupDescription {
     /// The chosen protocol, e.g. the assignor (`range`), once there is one.
     pub protocol: String,
     pub members: Vec<GroupMember>,
+    /// `classic`, or `consumer` for a group of the KIP-848 consumer protocol
+    /// (whose `protocol` is the broker's assignor).
+    pub group_type: String,
 }
 
 /// One member of a described group.
@@ -68,6 +73,10 @@ pub struct GroupMember {
     /// What the leader assigned it; for consumers, partitions
     /// ([`crate::decode_assignment`]). Empty while none is known.
     pub assignment: Bytes,
+    /// A consumer-protocol member's subscription and assignment, as the broker
+    /// reports them (`metadata` and `assignment` are then empty).
+    pub subscribed: Option<Vec<String>>,
+    pub assigned: Option<Vec<TopicPartitions>>,
 }
 
 /// A committed offset as OffsetFetch reports it.
@@ -158,19 +167,85 @@ impl Client {
                             client_host: m.client_host.as_str().to_owned(),
                             metadata: m.member_metadata.clone(),
                             assignment: m.member_assignment.clone(),
+                            subscribed: None,
+                            assigned: None,
                         })
                         .collect(),
+                    group_type: "classic".to_owned(),
                 })
             })
             .collect()
     }
 
-    /// Describes one group.
+    /// Describes one group of either protocol: DescribeGroups, and when the
+    /// broker answers that the group is not a classic one,
+    /// ConsumerGroupDescribe.
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
-        let mut described = self.describe_groups(&[group]).await?;
+        let mut described = match self.describe_groups(&[group]).await {
+            Err(ClientError::Kafka { error, .. }) if error.name() == "GROUP_ID_NOT_FOUND" => {
+                return self.describe_consumer_group(group).await;
+            }
+            other => other?,
+        };
         described
             .pop()
             .ok_or_else(|| ClientError::UnexpectedResponse(format!("DescribeGroups does not mention group `{group}`")))
+    }
+
+    /// ConsumerGroupDescribe: a group of the KIP-848 consumer protocol.
+    pub async fn describe_consumer_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
+        use kafka_protocol::messages::ConsumerGroupDescribeRequest;
+        use kafka_protocol::messages::consumer_group_describe_response::Assignment;
+        let version = self.connection.version(ApiKey::ConsumerGroupDescribe)?;
+        let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+        let response = self.connection.call(&request, version).await?;
+        let g = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or_else(|| {
+                ClientError::UnexpectedResponse(format!("ConsumerGroupDescribe does not mention group `{group}`"))
+            })?;
+        check(
+            g.error_code,
+            g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+            || format!("describing group `{group}`"),
+        )?;
+        let partitions = |a: &Assignment| -> Vec<TopicPartitions> {
+            a.topic_partitions
+                .iter()
+                .map(|tp| TopicPartitions {
+                    topic: tp.topic_name.0.as_str().to_owned(),
+                    partitions: tp.partitions.clone(),
+                })
+                .collect()
+        };
+        Ok(GroupDescription {
+            group_id: group.to_owned(),
+            state: g.group_state.as_str().to_owned(),
+            protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
+            protocol: g.assignor_name.as_str().to_owned(),
+            members: g
+                .members
+                .iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.as_str().to_owned(),
+                    instance_id: m.instance_id.as_ref().map(|i| i.as_str().to_owned()),
+                    client_id: m.client_id.as_str().to_owned(),
+                    client_host: m.client_host.as_str().to_owned(),
+                    metadata: Bytes::new(),
+                    assignment: Bytes::new(),
+                    subscribed: Some(
+                        m.subscribed_topic_names
+                            .iter()
+                            .map(|t| t.0.as_str().to_owned())
+                            .collect(),
+                    ),
+                    assigned: Some(partitions(&m.assignment)),
+                })
+                .collect(),
+            group_type: "consumer".to_owned(),
+        })
     }
 
     /// The offsets `group` has committed for the given `(topic, partition)`s,

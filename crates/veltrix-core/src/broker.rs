@@ -11,7 +11,7 @@ use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, TopicConfig, TopicEntry};
 use crate::error::{CoreError, Result};
-use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::producer_ids::ProducerIds;
 
 /// Directory of the committed offsets log, under the data directory.
@@ -477,7 +477,15 @@ impl Broker {
                 }
             }
         }
-        self.groups.tick();
+        self.groups.tick(&|name| self.topic_meta(name));
+    }
+
+    /// A topic as consumer-protocol assignors see it.
+    pub fn topic_meta(&self, name: &str) -> Option<TopicMeta> {
+        self.topic(name).map(|t| TopicMeta {
+            id: t.id,
+            partitions: u32::try_from(t.partitions.len()).unwrap_or(u32::MAX),
+        })
     }
 
     /// The consumer group coordinator.

@@ -34,6 +34,10 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_TXN_STATE: i16 = 48;
@@ -77,6 +81,12 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
         GroupError::TooManyGroups(_) => POLICY_VIOLATION,
         GroupError::Storage(_) => UNKNOWN_SERVER_ERROR,
+        GroupError::InvalidRequest(_) => INVALID_REQUEST,
+        GroupError::UnsupportedAssignor(_) => UNSUPPORTED_ASSIGNOR,
+        GroupError::UnreleasedInstanceId => UNRELEASED_INSTANCE_ID,
+        GroupError::FencedMemberEpoch { .. } => FENCED_MEMBER_EPOCH,
+        GroupError::StaleMemberEpoch { .. } => STALE_MEMBER_EPOCH,
+        GroupError::WrongGroupType { .. } => GROUP_ID_NOT_FOUND,
     }
 }
 

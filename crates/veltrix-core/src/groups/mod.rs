@@ -1,8 +1,11 @@
-//! Consumer groups: the coordinator of Kafka's classic group protocol, and the
-//! durable store of committed offsets.
+//! Consumer groups: the coordinator of Kafka's classic group protocol and of
+//! the consumer protocol of KIP-848, and the durable store of committed offsets.
 //!
 //! The coordinator ([`GroupCoordinator`]) keeps every group's membership and
-//! rebalance state in memory ([`group`]); time comes from the injected clock and
+//! rebalance state in memory ([`group`] for classic groups, where a member
+//! assigns the partitions, [`consumer`] for consumer-protocol groups, where the
+//! coordinator does); a group is of one kind at a time, and an empty group
+//! becomes whichever kind joins it next. Time comes from the injected clock and
 //! advances through [`GroupCoordinator::tick`], so tests control it without
 //! sleeping. JoinGroup and SyncGroup answers that Kafka delays come back as
 //! one-shot receivers that a later call or a tick completes.
@@ -23,9 +26,15 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use veltrix_log::Env;
 
+pub mod consumer;
 pub mod group;
 pub mod offsets;
 
+use consumer::ConsumerGroup;
+pub use consumer::{
+    Assignment, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatReply, ConsumerMemberDescription,
+    TopicMeta,
+};
 use group::Group;
 pub use group::GroupState;
 pub use offsets::Committed;
@@ -52,6 +61,42 @@ pub struct GroupConfig {
     /// Committed offsets of a group that has been empty this long are deleted
     /// (Kafka's `offsets.retention.minutes`).
     pub offsets_retention_ms: u64,
+    /// Consumer protocol: a member that sends no heartbeat for this long is
+    /// removed (Kafka's `group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: u64,
+    /// Consumer protocol: how often members heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`). Partitions a member gives up
+    /// reach the next owner on that owner's next heartbeat.
+    pub consumer_heartbeat_interval_ms: u64,
+    /// Consumer protocol: the assignor of groups whose members name none.
+    pub consumer_assignor: ConsumerAssignor,
+}
+
+/// The server-side assignors of the consumer protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConsumerAssignor {
+    /// Spreads partitions evenly and moves as few as it can.
+    Uniform,
+    /// Consecutive ranges of each topic's partitions, per topic.
+    Range,
+}
+
+impl ConsumerAssignor {
+    /// By the name clients use (`group.remote.assignor`).
+    pub fn parse(name: &str) -> Option<ConsumerAssignor> {
+        match name {
+            "uniform" => Some(ConsumerAssignor::Uniform),
+            "range" => Some(ConsumerAssignor::Range),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsumerAssignor::Uniform => "uniform",
+            ConsumerAssignor::Range => "range",
+        }
+    }
 }
 
 impl Default for GroupConfig {
@@ -64,6 +109,9 @@ impl Default for GroupConfig {
             groups_max: 10_000,
             offset_metadata_bytes_max: 4_096,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_assignor: ConsumerAssignor::Uniform,
         }
     }
 }
@@ -106,6 +154,19 @@ pub enum GroupError {
     TooManyGroups(usize),
     #[error("storing offsets failed: {0}")]
     Storage(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("no server-side assignor is named `{0}`; there are `uniform` and `range`")]
+    UnsupportedAssignor(String),
+    #[error("a member with the same group.instance.id is still in the group")]
+    UnreleasedInstanceId,
+    #[error("member epoch {got} is not the member's epoch {current}; rejoin")]
+    FencedMemberEpoch { got: i32, current: i32 },
+    #[error("member epoch {got} is not the member's current epoch {current}")]
+    StaleMemberEpoch { got: i32, current: i32 },
+    /// The group exists under the other protocol.
+    #[error("group `{group}` is a {kind} group")]
+    WrongGroupType { group: String, kind: &'static str },
 }
 
 /// A JoinGroup request, in the engine's terms.
@@ -184,7 +245,7 @@ pub struct Committer {
 pub struct GroupCoordinator {
     env: Arc<Env>,
     config: GroupConfig,
-    groups: Mutex<BTreeMap<String, Group>>,
+    groups: Mutex<BTreeMap<String, AnyGroup>>,
     offsets: OffsetStore,
     /// Member ids: client id, the time the coordinator started, a counter.
     started_ms: i64,
@@ -193,6 +254,72 @@ pub struct GroupCoordinator {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A group of either protocol.
+#[derive(Debug)]
+enum AnyGroup {
+    Classic(Group),
+    Consumer(ConsumerGroup),
+}
+
+impl AnyGroup {
+    fn id(&self) -> &str {
+        match self {
+            AnyGroup::Classic(g) => &g.id,
+            AnyGroup::Consumer(g) => &g.id,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            AnyGroup::Classic(g) => g.is_empty(),
+            AnyGroup::Consumer(g) => g.is_empty(),
+        }
+    }
+
+    fn is_dead(&self) -> bool {
+        match self {
+            AnyGroup::Classic(g) => g.state == GroupState::Dead,
+            AnyGroup::Consumer(g) => g.dead,
+        }
+    }
+
+    /// Marks the group dead while it is being deleted, or back to empty.
+    fn set_dead(&mut self, dead: bool) {
+        match self {
+            AnyGroup::Classic(g) => g.state = if dead { GroupState::Dead } else { GroupState::Empty },
+            AnyGroup::Consumer(g) => g.dead = dead,
+        }
+    }
+
+    fn empty_since_ms(&self) -> i64 {
+        match self {
+            AnyGroup::Classic(g) => g.empty_since_ms,
+            AnyGroup::Consumer(g) => g.empty_since_ms,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            AnyGroup::Classic(_) => "classic",
+            AnyGroup::Consumer(_) => "consumer",
+        }
+    }
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    /// `consumer` for both a classic consumer group and a consumer-protocol
+    /// group; empty for a classic group nobody has joined.
+    pub protocol_type: String,
+    /// The state's name: a classic group's ([`GroupState::name`]), or a
+    /// consumer-protocol group's (`Empty`, `Reconciling`, `Stable`, `Dead`).
+    pub state: &'static str,
+    /// `classic` or `consumer` (ListGroups v5's group type).
+    pub group_type: &'static str,
 }
 
 impl GroupCoordinator {
@@ -204,7 +331,10 @@ impl GroupCoordinator {
         for (id, last_commit_ms) in offsets.groups() {
             // Empty since its last commit, as far as offsets retention goes: a
             // restart does not give an abandoned group's offsets a new lease.
-            groups.insert(id.clone(), Group::new(&id, last_commit_ms.min(started_ms)));
+            groups.insert(
+                id.clone(),
+                AnyGroup::Classic(Group::new(&id, last_commit_ms.min(started_ms))),
+            );
         }
         Ok(GroupCoordinator {
             env,
@@ -224,12 +354,13 @@ impl GroupCoordinator {
         self.env.clock.now_ms()
     }
 
-    /// Runs `f` on group `id`, creating it (empty) if `create`.
-    fn with_group<T>(
+    /// Runs `f` on group `id`, creating it (an empty classic group) if
+    /// `create`.
+    fn with_any<T>(
         &self,
         id: &str,
         create: bool,
-        f: impl FnOnce(&mut Group) -> std::result::Result<T, GroupError>,
+        f: impl FnOnce(&mut AnyGroup) -> std::result::Result<T, GroupError>,
     ) -> std::result::Result<T, GroupError> {
         if id.is_empty() {
             return Err(GroupError::InvalidGroupId);
@@ -242,9 +373,114 @@ impl GroupCoordinator {
             if groups.len() >= self.config.groups_max {
                 return Err(GroupError::TooManyGroups(self.config.groups_max));
             }
-            groups.insert(id.to_owned(), Group::new(id, self.now_ms()));
+            groups.insert(id.to_owned(), AnyGroup::Classic(Group::new(id, self.now_ms())));
         }
         f(groups.get_mut(id).expect("present"))
+    }
+
+    /// Runs `f` on classic group `id`. An empty consumer-protocol group becomes
+    /// a classic one; a consumer-protocol group with members fails with
+    /// `in_use`.
+    fn with_group<T>(
+        &self,
+        id: &str,
+        create: bool,
+        in_use: GroupError,
+        f: impl FnOnce(&mut Group) -> std::result::Result<T, GroupError>,
+    ) -> std::result::Result<T, GroupError> {
+        self.with_any(id, create, |any| {
+            if let AnyGroup::Consumer(c) = any {
+                if !c.is_empty() || c.dead {
+                    return Err(in_use);
+                }
+                *any = AnyGroup::Classic(Group::new(id, c.empty_since_ms));
+            }
+            match any {
+                AnyGroup::Classic(g) => f(g),
+                AnyGroup::Consumer(_) => unreachable!("replaced above"),
+            }
+        })
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). `topics` resolves subscribed topic
+    /// names; it is called with the coordinator's lock held, so it must not
+    /// call back into the coordinator.
+    pub fn consumer_heartbeat(
+        &self,
+        request: ConsumerHeartbeat,
+        topics: &dyn Fn(&str) -> Option<TopicMeta>,
+    ) -> std::result::Result<ConsumerHeartbeatReply, GroupError> {
+        let now = self.now_ms();
+        let group_id = request.group_id.clone();
+        let create = request.member_epoch == 0;
+        let new_id = || {
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            let client_id = if request.client_id.is_empty() {
+                "member"
+            } else {
+                request.client_id.as_str()
+            };
+            format!("{client_id}-{:x}-{n}", self.started_ms)
+        };
+        let config = self.config;
+        self.with_any(&group_id, create, |any| {
+            if let AnyGroup::Classic(g) = any {
+                if !g.is_empty() || g.state == GroupState::Dead {
+                    return Err(GroupError::WrongGroupType {
+                        group: group_id.clone(),
+                        kind: "classic",
+                    });
+                }
+                *any = AnyGroup::Consumer(ConsumerGroup::new(&g.id, g.empty_since_ms, config.consumer_assignor));
+            }
+            let AnyGroup::Consumer(g) = any else {
+                unreachable!("replaced above")
+            };
+            if g.dead {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+            let reply = g.heartbeat(&config, request.clone(), new_id, topics, now);
+            g.note_departure(now);
+            reply
+        })
+    }
+
+    /// ConsumerGroupDescribe for one group.
+    pub fn describe_consumer(&self, group_id: &str) -> std::result::Result<ConsumerGroupDescription, GroupError> {
+        match lock(&self.groups).get(group_id) {
+            Some(AnyGroup::Consumer(g)) => Ok(g.describe()),
+            Some(AnyGroup::Classic(g)) if !g.is_empty() => Err(GroupError::WrongGroupType {
+                group: group_id.to_owned(),
+                kind: "classic",
+            }),
+            // An empty classic group (offsets only) is an empty group of either
+            // kind.
+            Some(AnyGroup::Classic(g)) => Ok(ConsumerGroupDescription {
+                group_id: group_id.to_owned(),
+                state: if g.state == GroupState::Dead { "Dead" } else { "Empty" },
+                group_epoch: 0,
+                assignment_epoch: 0,
+                assignor: self.config.consumer_assignor.name().to_owned(),
+                members: Vec::new(),
+            }),
+            None => Err(GroupError::GroupIdNotFound),
+        }
+    }
+
+    /// OffsetFetch v9: a member of a consumer-protocol group that gives its
+    /// epoch must be at it.
+    pub fn check_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> std::result::Result<(), GroupError> {
+        match lock(&self.groups).get(group_id) {
+            Some(AnyGroup::Consumer(g)) if member_epoch >= 0 => g.check_member(member_id, None, member_epoch),
+            Some(AnyGroup::Consumer(_)) | Some(AnyGroup::Classic(_)) => Ok(()),
+            None if member_epoch >= 0 && !member_id.is_empty() => Err(GroupError::UnknownMemberId),
+            None => Ok(()),
+        }
     }
 
     /// JoinGroup. The answer may come later: when the join phase ends.
@@ -260,7 +496,9 @@ impl GroupCoordinator {
             format!("{client_id}-{:x}-{n}", self.started_ms)
         };
         let group_id = request.group_id.clone();
-        let outcome = self.with_group(&group_id, true, |g| Ok(g.join(&self.config, request, new_id, now)));
+        let outcome = self.with_group(&group_id, true, GroupError::InconsistentGroupProtocol, |g| {
+            Ok(g.join(&self.config, request, new_id, now))
+        });
         outcome.unwrap_or_else(|e| {
             let (tx, rx) = oneshot::channel();
             let _ = tx.send(Err(e));
@@ -276,7 +514,7 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
     ) -> oneshot::Receiver<std::result::Result<Bytes, GroupError>> {
         let now = self.now_ms();
-        let outcome = self.with_group(group_id, false, |g| {
+        let outcome = self.with_group(group_id, false, GroupError::UnknownMemberId, |g| {
             Ok(g.sync(
                 &committer.member_id,
                 committer.instance_id.as_deref(),
@@ -294,7 +532,7 @@ impl GroupCoordinator {
 
     pub fn heartbeat(&self, group_id: &str, committer: &Committer) -> std::result::Result<(), GroupError> {
         let now = self.now_ms();
-        self.with_group(group_id, false, |g| {
+        self.with_group(group_id, false, GroupError::UnknownMemberId, |g| {
             g.heartbeat(
                 &committer.member_id,
                 committer.instance_id.as_deref(),
@@ -311,7 +549,7 @@ impl GroupCoordinator {
         members: &[(String, Option<String>)],
     ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
         let now = self.now_ms();
-        self.with_group(group_id, false, |g| {
+        self.with_group(group_id, false, GroupError::UnknownMemberId, |g| {
             Ok(members
                 .iter()
                 .map(|(member, instance)| g.leave(&self.config, member, instance.as_deref(), now))
@@ -330,18 +568,29 @@ impl GroupCoordinator {
         partition_exists: impl Fn(&str, i32) -> bool,
     ) -> Vec<std::result::Result<(), GroupError>> {
         let now = self.now_ms();
-        let allowed = self.with_group(group_id, true, |g| {
+        let allowed = self.with_any(group_id, true, |any| {
             let simple = committer.generation < 0 && committer.member_id.is_empty();
             if simple {
                 // Only a group that no consumer coordinates may be written this
                 // way; to a group with members the committer is an unknown
                 // member, as Kafka answers it.
-                return if g.is_empty() {
+                return if any.is_empty() {
                     Ok(())
                 } else {
                     Err(GroupError::UnknownMemberId)
                 };
             }
+            let g = match any {
+                // The generation is the member's epoch.
+                AnyGroup::Consumer(c) => {
+                    return c.check_member(
+                        &committer.member_id,
+                        committer.instance_id.as_deref(),
+                        committer.generation,
+                    );
+                }
+                AnyGroup::Classic(g) => g,
+            };
             g.check_member(
                 &committer.member_id,
                 committer.instance_id.as_deref(),
@@ -401,20 +650,47 @@ impl GroupCoordinator {
         self.offsets.fetch(group_id, partitions)
     }
 
-    /// ListGroups: `(group id, protocol type, state)`.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// ListGroups.
+    pub fn list(&self) -> Vec<GroupListing> {
         lock(&self.groups)
             .values()
-            .map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
+            .map(|any| match any {
+                AnyGroup::Classic(g) => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state.name(),
+                    group_type: any.kind(),
+                },
+                AnyGroup::Consumer(g) => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".to_owned(),
+                    state: g.state_name(),
+                    group_type: any.kind(),
+                },
+            })
             .collect()
     }
 
     /// DescribeGroups for one group; an unknown group is reported Dead, as Kafka
-    /// does.
-    pub fn describe(&self, group_id: &str) -> GroupDescription {
+    /// does. A consumer-protocol group with members is not a classic group.
+    pub fn describe(&self, group_id: &str) -> std::result::Result<GroupDescription, GroupError> {
         let groups = lock(&self.groups);
-        match groups.get(group_id) {
-            Some(g) => GroupDescription {
+        Ok(match groups.get(group_id) {
+            Some(AnyGroup::Consumer(g)) if !g.is_empty() => {
+                return Err(GroupError::WrongGroupType {
+                    group: group_id.to_owned(),
+                    kind: "consumer",
+                });
+            }
+            Some(AnyGroup::Consumer(g)) => GroupDescription {
+                group_id: g.id.clone(),
+                state: if g.dead { GroupState::Dead } else { GroupState::Empty },
+                protocol_type: String::new(),
+                protocol: String::new(),
+                generation: 0,
+                members: Vec::new(),
+            },
+            Some(AnyGroup::Classic(g)) => GroupDescription {
                 group_id: g.id.clone(),
                 state: g.state,
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
@@ -430,7 +706,7 @@ impl GroupCoordinator {
                 generation: -1,
                 members: Vec::new(),
             },
-        }
+        })
     }
 
     /// DeleteGroups: an empty group and its offsets. The group is marked Dead
@@ -441,9 +717,9 @@ impl GroupCoordinator {
             let mut groups = lock(&self.groups);
             match groups.get_mut(group_id) {
                 None => return Err(GroupError::GroupIdNotFound),
-                Some(g) if g.state == GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+                Some(g) if g.is_dead() => return Err(GroupError::GroupIdNotFound),
                 Some(g) if !g.is_empty() => return Err(GroupError::NonEmptyGroup),
-                Some(g) => g.state = GroupState::Dead,
+                Some(g) => g.set_dead(true),
             }
         }
         let outcome = self.offsets.delete_group(group_id, self.now_ms());
@@ -455,7 +731,7 @@ impl GroupCoordinator {
             }
             Err(e) => {
                 if let Some(g) = groups.get_mut(group_id) {
-                    g.state = GroupState::Empty;
+                    g.set_dead(false);
                 }
                 Err(GroupError::Storage(e.to_string()))
             }
@@ -481,7 +757,7 @@ impl GroupCoordinator {
     pub fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> std::result::Result<(), GroupError> {
         match lock(&self.groups).get(group_id) {
             None => return Err(GroupError::GroupIdNotFound),
-            Some(g) if g.state == GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+            Some(g) if g.is_dead() => return Err(GroupError::GroupIdNotFound),
             Some(g) if !g.is_empty() => return Err(GroupError::GroupSubscribedToTopic),
             Some(_) => {}
         }
@@ -492,16 +768,24 @@ impl GroupCoordinator {
 
     /// Time passes: sessions expire, join phases end, empty groups' offsets
     /// expire, and the offsets log is compacted when it has grown.
-    pub fn tick(&self) {
+    pub fn tick(&self, topics: &dyn Fn(&str) -> Option<TopicMeta>) {
         let now = self.now_ms();
         let mut expired = Vec::new();
         {
             let mut groups = lock(&self.groups);
-            for g in groups.values_mut() {
-                g.tick(&self.config, now);
-                let idle = now - g.empty_since_ms;
-                if g.is_empty() && idle >= i64::try_from(self.config.offsets_retention_ms).unwrap_or(i64::MAX) {
-                    expired.push(g.id.clone());
+            for any in groups.values_mut() {
+                match any {
+                    AnyGroup::Classic(g) => g.tick(&self.config, now),
+                    AnyGroup::Consumer(g) => {
+                        g.tick(&self.config, topics, now);
+                    }
+                }
+                let idle = now - any.empty_since_ms();
+                if any.is_empty()
+                    && !any.is_dead()
+                    && idle >= i64::try_from(self.config.offsets_retention_ms).unwrap_or(i64::MAX)
+                {
+                    expired.push(any.id().to_owned());
                 }
             }
             for id in &expired {
@@ -525,5 +809,7 @@ impl GroupCoordinator {
     }
 }
 
+#[cfg(test)]
+mod consumer_tests;
 #[cfg(test)]
 mod tests;

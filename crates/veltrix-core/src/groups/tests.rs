@@ -37,11 +37,11 @@ impl World {
 
     fn advance(&self, c: &GroupCoordinator, ms: u64) {
         self.clock.advance(ms);
-        c.tick();
+        c.tick(&|_| None);
     }
 }
 
-fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+pub(super) fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
     JoinRequest {
         group_id: "g".into(),
         member_id: member_id.into(),
@@ -111,7 +111,7 @@ fn a_lone_member_joins_after_the_initial_delay_and_becomes_leader() {
     assert_eq!(joined.leader, joined.member_id);
     assert_eq!(joined.protocol, "range");
     assert_eq!(joined.members.len(), 1);
-    assert_eq!(c.describe("g").state, GroupState::Stable);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
     assert_eq!(c.heartbeat("g", &committer(&joined.member_id, 1)), Ok(()));
 }
 
@@ -140,7 +140,7 @@ fn followers_wait_for_the_leaders_assignment() {
     let mut leader_sync = c.sync("g", &committer(&leader.member_id, 1), assignments);
     assert_eq!(ready(&mut leader_sync).unwrap().unwrap(), Bytes::from_static(b"p0"));
     assert_eq!(ready(&mut follower_sync).unwrap().unwrap(), Bytes::from_static(b"p1"));
-    let d = c.describe("g");
+    let d = c.describe("g").unwrap();
     assert_eq!((d.state, d.members.len()), (GroupState::Stable, 2));
 }
 
@@ -237,7 +237,7 @@ fn commits_are_fenced_by_generation_and_membership() {
     // During the sync phase commits wait for the new generation.
     let _second = c.join(join_request("", &["range"]));
     drop(c.join(join_request(&m.member_id, &["range"])));
-    assert_eq!(c.describe("g").state, GroupState::CompletingRebalance);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::CompletingRebalance);
     assert_eq!(
         commit_one(&c, &committer(&m.member_id, 2), 12),
         Err(GroupError::RebalanceInProgress)
@@ -250,7 +250,7 @@ fn a_member_may_commit_while_the_group_prepares_a_rebalance() {
     let c = w.open();
     let m = lone_member(&w, &c);
     let _newcomer = c.join(join_request("", &["range"]));
-    assert_eq!(c.describe("g").state, GroupState::PreparingRebalance);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::PreparingRebalance);
     assert_eq!(commit_one(&c, &committer(&m.member_id, 1), 42), Ok(()));
 }
 
@@ -266,7 +266,11 @@ fn committed_offsets_survive_power_loss_and_never_go_back() {
     w.storage.crash(true, 7);
     let c = w.open();
     assert_eq!(c.fetch_offsets("g", None)[0].2.as_ref().unwrap().offset, 14);
-    assert_eq!(c.list()[0].0, "g", "a group with offsets is known after a restart");
+    assert_eq!(
+        c.list()[0].group_id,
+        "g",
+        "a group with offsets is known after a restart"
+    );
 }
 
 #[test]
@@ -330,7 +334,7 @@ fn leaving_rebalances_the_rest_and_the_last_one_out_empties_the_group() {
     let c = w.open();
     let m = lone_member(&w, &c);
     assert_eq!(c.leave("g", &[(m.member_id.clone(), None)]).unwrap(), vec![Ok(())]);
-    let d = c.describe("g");
+    let d = c.describe("g").unwrap();
     assert_eq!((d.state, d.members.len()), (GroupState::Empty, 0));
     assert_eq!(
         c.leave("g", &[(m.member_id.clone(), None)]).unwrap(),
@@ -395,7 +399,7 @@ fn rapid_joins_and_leaves_converge_to_a_stable_generation() {
         let mut generation = None;
         for _round in 0..20 {
             w.advance(&c, 1_000);
-            let d = c.describe("g");
+            let d = c.describe("g").unwrap();
             let settled = if members.is_empty() {
                 GroupState::Empty
             } else {

@@ -91,20 +91,29 @@ pub(super) fn list_groups(ctx: &Ctx, r: ListGroupsRequest) -> ListGroupsResponse
     } else {
         Vec::new()
     };
+    let types: Vec<String> = if ctx.version >= 5 {
+        r.types_filter.iter().map(|s| s.as_str().to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
     let groups = ctx
         .broker
         .groups()
         .list()
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
-        .map(|(id, protocol_type, state)| {
-            let mut g = ListedGroup::default()
-                .with_group_id(GroupId(text(&id)))
-                .with_protocol_type(text(&protocol_type));
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .map(|g| {
+            let mut out = ListedGroup::default()
+                .with_group_id(GroupId(text(&g.group_id)))
+                .with_protocol_type(text(&g.protocol_type));
             if ctx.version >= 4 {
-                g.group_state = text(state.name());
+                out.group_state = text(g.state);
             }
-            g
+            if ctx.version >= 5 {
+                out.group_type = text(g.group_type);
+            }
+            out
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
@@ -121,7 +130,16 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
                 g.error_code = errors::INVALID_GROUP_ID;
                 return g;
             }
-            let d = ctx.broker.groups().describe(id.0.as_str());
+            let d = match ctx.broker.groups().describe(id.0.as_str()) {
+                Ok(d) => d,
+                Err(e) => {
+                    g.error_code = group_code(&e);
+                    if v >= 6 {
+                        g.error_message = Some(text(&e.to_string()));
+                    }
+                    return g;
+                }
+            };
             g.group_state = text(d.state.name());
             g.protocol_type = text(&d.protocol_type);
             g.protocol_data = text(&d.protocol);

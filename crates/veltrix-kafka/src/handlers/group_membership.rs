@@ -95,7 +95,10 @@ pub(super) async fn sync_group(ctx: Ctx, r: SyncGroupRequest) -> SyncGroupRespon
     let mut resp = SyncGroupResponse::default();
     // v5 names the protocol; it must be the group's.
     if v >= 5 {
-        let d = ctx.broker.groups().describe(&group_id);
+        let Ok(d) = ctx.broker.groups().describe(&group_id) else {
+            resp.error_code = errors::UNKNOWN_MEMBER_ID;
+            return resp;
+        };
         let type_ok = r.protocol_type.as_ref().is_none_or(|t| t.as_str() == d.protocol_type);
         let name_ok = r.protocol_name.as_ref().is_none_or(|n| n.as_str() == d.protocol);
         if !type_ok || !name_ok {

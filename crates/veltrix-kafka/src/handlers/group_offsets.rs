@@ -1,5 +1,6 @@
-//! Committed offsets: OffsetCommit (v2 to v8), OffsetFetch (v1 to v8) and
-//! OffsetDelete (v0).
+//! Committed offsets: OffsetCommit (v2 to v9), OffsetFetch (v1 to v9) and
+//! OffsetDelete (v0). From v9 a member of a consumer-protocol group (KIP-848)
+//! gives its member epoch where a classic member gives its generation.
 //!
 //! A commit is answered once it is durable (the coordinator fsyncs the offsets
 //! log), so it runs on the blocking pool. A partition never committed is
@@ -115,6 +116,17 @@ pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchRespo
             .groups
             .iter()
             .map(|g| {
+                if v >= 9
+                    && let Err(e) = ctx.broker.groups().check_offset_fetch(
+                        g.group_id.0.as_str(),
+                        g.member_id.as_ref().map(|m| m.as_str()).unwrap_or_default(),
+                        g.member_epoch,
+                    )
+                {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(group_code(&e));
+                }
                 let wanted = g.topics.as_ref().map(|topics| {
                     topics
                         .iter()

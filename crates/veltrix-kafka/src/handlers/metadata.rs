@@ -45,6 +45,20 @@ pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse 
         Some(wanted) => wanted
             .iter()
             .map(|w| {
+                // From v10 a topic may be asked for by id alone (consumers of
+                // the KIP-848 protocol resolve their assignment this way).
+                if w.name.is_none() && !w.topic_id.is_nil() {
+                    let id = *w.topic_id.as_bytes();
+                    return match ctx.broker.topics().into_iter().find(|t| t.id == id) {
+                        Some(t) => metadata_topic(&t),
+                        None => {
+                            let mut t = MetadataResponseTopic::default();
+                            t.topic_id = w.topic_id;
+                            t.error_code = crate::errors::UNKNOWN_TOPIC_ID;
+                            t
+                        }
+                    };
+                }
                 let n = w.name.as_ref().map(|n| n.0.as_str().to_owned()).unwrap_or_default();
                 let auto = ctx.broker.config().auto_create_topics && request.allow_auto_topic_creation;
                 let found = match ctx.broker.topic(&n) {

@@ -13,6 +13,7 @@ use crate::server::KafkaConfig;
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -62,17 +63,19 @@ pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::SyncGroup => Some((0, 5)),
         ApiKey::Heartbeat => Some((0, 4)),
         ApiKey::LeaveGroup => Some((0, 5)),
-        ApiKey::OffsetCommit => Some((2, 8)),
-        ApiKey::OffsetFetch => Some((1, 8)),
+        ApiKey::OffsetCommit => Some((2, 9)),
+        ApiKey::OffsetFetch => Some((1, 9)),
         ApiKey::OffsetDelete => Some((0, 0)),
-        ApiKey::ListGroups => Some((0, 4)),
+        ApiKey::ListGroups => Some((0, 5)),
         ApiKey::DescribeGroups => Some((0, 5)),
         ApiKey::DeleteGroups => Some((0, 2)),
+        ApiKey::ConsumerGroupHeartbeat => Some((0, 1)),
+        ApiKey::ConsumerGroupDescribe => Some((0, 1)),
         _ => None,
     }
 }
 
-pub(super) const SERVED: [ApiKey; 25] = [
+pub(super) const SERVED: [ApiKey; 27] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::Produce,
@@ -98,6 +101,8 @@ pub(super) const SERVED: [ApiKey; 25] = [
     ApiKey::ListGroups,
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
 ];
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
@@ -133,6 +138,12 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(group_admin::list_groups(&ctx, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(group_admin::describe_groups(&ctx, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(group_admin::delete_groups(ctx, r).await),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group::consumer_group_heartbeat(&ctx, r))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group::consumer_group_describe(&ctx, r))
+        }
         _ => return None,
     })
 }

@@ -133,7 +133,7 @@ async fn every_version_of_every_group_api_round_trips() {
             .await;
         assert_eq!(stale.error_code, errors::ILLEGAL_GENERATION);
 
-        let cv = (i + 2).min(8);
+        let cv = (i + 2).min(9);
         let commit = |generation: i32, member: &str| {
             OffsetCommitRequest::default()
                 .with_group_id(GroupId(s(&group)))
@@ -157,7 +157,7 @@ async fn every_version_of_every_group_api_round_trips() {
         let r = c.call(commit(1, "stranger"), cv).await;
         assert_eq!(r.topics[0].partitions[0].error_code, errors::UNKNOWN_MEMBER_ID);
 
-        let fv = (i + 1).min(8);
+        let fv = (i + 1).min(9);
         let fetch = if fv >= 8 {
             OffsetFetchRequest::default().with_groups(vec![
                 OffsetFetchRequestGroup::default()
@@ -206,7 +206,7 @@ async fn every_version_of_every_group_api_round_trips() {
         );
         assert_eq!(g.members[0].member_assignment.as_ref(), b"both partitions");
 
-        let l = c.call(ListGroupsRequest::default(), i.min(4)).await;
+        let l = c.call(ListGroupsRequest::default(), i.min(5)).await;
         assert!(l.groups.iter().any(|g| g.group_id.0.as_str() == group));
 
         let leave = if i >= 3 {

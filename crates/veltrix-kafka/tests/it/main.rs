@@ -30,6 +30,7 @@ use veltrix_log::Env;
 
 mod admin;
 mod alter_configs;
+mod consumer_groups;
 mod decode;
 mod groups;
 mod idempotence;
@@ -250,6 +251,8 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::ListGroups as i16,
         ApiKey::DescribeGroups as i16,
         ApiKey::DeleteGroups as i16,
+        ApiKey::ConsumerGroupHeartbeat as i16,
+        ApiKey::ConsumerGroupDescribe as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

@@ -184,6 +184,13 @@ struct MemberView<'a> {
 }
 
 fn member_view<'a>(group: &GroupDescription, member: &'a GroupMember) -> MemberView<'a> {
+    if let (Some(subscribed), Some(assigned)) = (&member.subscribed, &member.assigned) {
+        return MemberView {
+            member,
+            subscription: Ok(subscribed.clone()),
+            assignment: Ok(assigned.clone()),
+        };
+    }
     if group.protocol_type != CONSUMER_PROTOCOL_TYPE {
         let opaque = |n: usize| {
             format!(
@@ -650,6 +657,8 @@ mod tests {
             client_host: "/127.0.0.1".into(),
             metadata: Bytes::copy_from_slice(metadata),
             assignment: Bytes::copy_from_slice(assignment),
+            subscribed: None,
+            assigned: None,
         }
     }
 
@@ -660,6 +669,7 @@ mod tests {
             protocol_type: protocol_type.into(),
             protocol: "range".into(),
             members: Vec::new(),
+            group_type: "classic".into(),
         }
     }
 
