@@ -19,7 +19,7 @@ pub mod groups;
 mod producer_ids;
 mod topic;
 
-pub use broker::{Broker, BrokerConfig};
+pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use catalog::TopicConfig;
 pub use error::{CoreError, Result};
 pub use producer_ids::PRODUCER_ID_BLOCK;

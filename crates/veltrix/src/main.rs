@@ -12,8 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
-use veltrix_core::{Broker, BrokerConfig};
-use veltrix_kafka::KafkaConfig;
+use veltrix_core::Broker;
 use veltrix_log::Env;
 
 mod cli;
@@ -44,22 +43,35 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// Lists, describes, resets the offsets of, and deletes consumer groups.
     Group(cli::group::GroupArgs),
+    /// Validates a configuration file without starting anything.
+    Check(cli::check::CheckArgs),
+    /// Explains a rule of `veltrix check`, or lists them all.
+    Explain(cli::check::ExplainArgs),
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Directory holding the topic catalogue and every partition's log.
-    #[arg(long, default_value = "./veltrix-data")]
-    data_dir: PathBuf,
-    /// Address the Kafka protocol listens on.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    kafka_listener: SocketAddr,
+    /// The configuration file (see `veltrix check`); without it, the embedded
+    /// default. The flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Apply declared-topic changes that lose data: a shorter retention on a
+    /// live topic, deleting a topic no longer declared.
+    #[arg(long)]
+    allow_data_loss: bool,
+    /// Directory holding the topic catalogue and every partition's log
+    /// [default: ./veltrix-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address the Kafka protocol listens on [default: 127.0.0.1:9092].
+    #[arg(long)]
+    kafka_listener: Option<SocketAddr>,
     /// Create topics on first use (off by default: a typo should fail loudly).
     #[arg(long)]
     auto_create_topics: bool,
-    /// Partitions of topics created without a count.
-    #[arg(long, default_value_t = 1)]
-    default_partitions: u32,
+    /// Partitions of topics created without a count [default: 1].
+    #[arg(long)]
+    default_partitions: Option<u32>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -73,6 +85,8 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => cli::exit_on_error(cli::produce::run(args)),
         Command::Consume(args) => cli::exit_on_error(cli::consume::run(args)),
         Command::Group(args) => cli::exit_on_error(cli::group::run(args)),
+        Command::Check(args) => cli::check::run_check(args),
+        Command::Explain(args) => cli::exit_on_error(cli::check::run_explain(args)),
     }
 }
 
@@ -91,20 +105,25 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_format)?;
-    let config = BrokerConfig {
+    let overrides = cli::check::ServeOverrides {
+        data_dir: args.data_dir,
+        kafka_listener: args.kafka_listener,
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
-        ..BrokerConfig::default()
     };
+    let config = cli::check::serve_config(args.config.as_deref(), overrides)?;
     let broker = Arc::new(
-        Broker::open(Env::system(), &args.data_dir, config)
-            .with_context(|| format!("opening data directory {}", args.data_dir.display()))?,
+        Broker::open(Env::system(), &config.data_dir, config.broker_config())
+            .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
     );
+    if args.config.is_some() {
+        cli::check::apply_declared_topics(&broker, &config, args.allow_data_loss)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.kafka_listener)
+        let listener = tokio::net::TcpListener::bind(config.kafka_listener)
             .await
-            .with_context(|| format!("binding the Kafka listener to {}", args.kafka_listener))?;
+            .with_context(|| format!("binding the Kafka listener to {}", config.kafka_listener))?;
         let advertised = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ticker = {
@@ -126,7 +145,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(veltrix_kafka::serve(
             listener,
             broker.clone(),
-            KafkaConfig::new(advertised),
+            config.kafka_config(advertised),
             stop_rx,
         ));
         shutdown_signal().await;

@@ -1,0 +1,407 @@
+//! `check`: parse, read against the schema, apply environment overrides,
+//! resolve, run the rules, and report.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use toml::de::DeTable;
+use veltrix_core::TopicConfig;
+use veltrix_log::FlushPolicy;
+
+use crate::diagnostic::{Diagnostic, LineIndex, Location};
+use crate::lints;
+use crate::model::{Alert, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig};
+use crate::probe::{Probe, SystemProbe};
+use crate::raw::{self, Origin, Raw, RawTable};
+use crate::rules::{self, Rule, RuleProfile, Severity};
+
+/// Collects diagnostics while a file is checked.
+pub(crate) struct Ctx<'a> {
+    source: &'a str,
+    lines: LineIndex,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(source: &'a str) -> Ctx<'a> {
+        Ctx {
+            source,
+            lines: LineIndex::new(source),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Records a problem found by `rule` at `at`; the caller fills in the
+    /// label, help and note.
+    pub(crate) fn emit(
+        &mut self,
+        rule: &'static Rule,
+        at: Option<&Origin>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let location = at.map(|o| match o {
+            Origin::File(span) => {
+                let (line, column) = self.lines.line_col(self.source, span.start);
+                Location::File {
+                    span: span.clone(),
+                    line,
+                    column,
+                }
+            }
+            Origin::Env { var, value, name } => Location::Env {
+                var: var.clone(),
+                value: value.clone(),
+                name: *name,
+            },
+        });
+        self.diagnostics.push(Diagnostic {
+            rule,
+            severity: rule.severity,
+            message: message.into(),
+            location,
+            label: String::new(),
+            related: Vec::new(),
+            help: String::new(),
+            note: String::new(),
+        });
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    /// Errors found so far.
+    pub(crate) fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+}
+
+impl Diagnostic {
+    pub(crate) fn label(&mut self, label: impl Into<String>) -> &mut Self {
+        self.label = label.into();
+        self
+    }
+
+    pub(crate) fn help(&mut self, help: impl Into<String>) -> &mut Self {
+        self.help = help.into();
+        self
+    }
+
+    pub(crate) fn note(&mut self, note: impl Into<String>) -> &mut Self {
+        self.note = note.into();
+        self
+    }
+
+    /// Adds a related place in the file; places in the environment are skipped.
+    pub(crate) fn related(&mut self, at: Option<Origin>, label: impl Into<String>) -> &mut Self {
+        if let Some(Origin::File(span)) = at {
+            self.related.push((span, label.into()));
+        }
+        self
+    }
+}
+
+/// The outcome of checking one configuration.
+#[derive(Debug)]
+pub struct Report {
+    /// The file's name as diagnostics show it.
+    pub path: String,
+    /// The file's text.
+    pub source: String,
+    /// Every problem, in file order (environment overrides last).
+    pub diagnostics: Vec<Diagnostic>,
+    /// The resolved configuration, when there is no error.
+    pub config: Option<VeltrixConfig>,
+}
+
+impl Report {
+    /// Problems of severity error.
+    pub fn errors(&self) -> usize {
+        self.count(Severity::Error)
+    }
+
+    /// Problems of severity warning.
+    pub fn warnings(&self) -> usize {
+        self.count(Severity::Warning)
+    }
+
+    fn count(&self, severity: Severity) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == severity).count()
+    }
+
+    /// `veltrix check`'s exit status: 1 on errors, and with `strict` on
+    /// warnings too; 0 otherwise.
+    pub fn exit_code(&self, strict: bool) -> i32 {
+        i32::from(self.errors() > 0 || (strict && self.warnings() > 0))
+    }
+
+    /// Every diagnostic rendered, then a summary line.
+    pub fn render(&self, styled: bool) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            out.push_str(&d.render(&self.path, &self.source, styled));
+            out.push_str("\n\n");
+        }
+        out.push_str(&self.summary());
+        out.push('\n');
+        out
+    }
+
+    /// One line: what was found.
+    pub fn summary(&self) -> String {
+        let count = |n: usize, what: &str| match n {
+            1 => format!("1 {what}"),
+            n => format!("{n} {what}s"),
+        };
+        match (self.errors(), self.warnings(), &self.config) {
+            (0, 0, Some(c)) => format!(
+                "{}: ok ({} profile, {})",
+                self.path,
+                profile_name(c.profile),
+                count(c.topics.len(), "topic")
+            ),
+            (0, w, _) => format!("{}: {}", self.path, count(w, "warning")),
+            (e, 0, _) => format!("{}: {}", self.path, count(e, "error")),
+            (e, w, _) => format!("{}: {}, {}", self.path, count(e, "error"), count(w, "warning")),
+        }
+    }
+
+    /// The report as JSON: the file, counts and every diagnostic.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "file": self.path,
+            "errors": self.errors(),
+            "warnings": self.warnings(),
+            "diagnostics": self.diagnostics.iter().map(|d| d.to_json(&self.path)).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn profile_name(p: Profile) -> &'static str {
+    match p {
+        Profile::Development => "development",
+        Profile::Production => "production",
+    }
+}
+
+/// The `VELTRIX_*` variables of this process, sorted, for [`check_source`].
+pub fn process_env() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("VELTRIX_"))
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// Checks the file at `path` with this process's environment overrides and
+/// the real machine's probe.
+pub fn check_file(path: &Path) -> std::io::Result<Report> {
+    let source = std::fs::read_to_string(path)?;
+    Ok(check_source(
+        &path.display().to_string(),
+        &source,
+        &process_env(),
+        &SystemProbe,
+    ))
+}
+
+/// Checks `source`, shown as `path` in diagnostics, with `env` as the
+/// environment (only `VELTRIX_<TABLE>__<KEY>` variables matter) and `probe`
+/// answering questions about the machine.
+pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &dyn Probe) -> Report {
+    let mut ctx = Ctx::new(source);
+    let mut raw = match DeTable::parse(source) {
+        Ok(doc) => raw::read(&mut ctx, &doc),
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let span = if span.is_empty() {
+                span.start..(span.start + 1).min(source.len())
+            } else {
+                span
+            };
+            ctx.emit(
+                &rules::TOML_SYNTAX,
+                Some(&Origin::File(span)),
+                "the file is not valid TOML",
+            )
+            .label(e.message().trim().to_owned())
+            .help("fix the TOML syntax at this point; nothing else in the file is checked until it parses")
+            .note("strings are quoted, tables are declared once, and keys appear once per table (https://toml.io)");
+            Raw::default()
+        }
+    };
+    let parsed = ctx.errors() == 0 || ctx.diagnostics.iter().all(|d| d.rule.id != rules::TOML_SYNTAX.id);
+    if parsed {
+        raw::apply_env(&mut ctx, &mut raw, env);
+    }
+    let config = resolve(&raw);
+    if parsed {
+        lints::run(&mut ctx, &raw, &config, probe);
+    }
+    let production = config.profile == Profile::Production;
+    let mut diagnostics = ctx.diagnostics;
+    diagnostics.retain(|d| production || d.rule.profile == RuleProfile::Always);
+    // File order; overrides from the environment after the file's problems.
+    diagnostics.sort_by_key(|d| match &d.location {
+        Some(Location::File { span, .. }) => (0, span.start, String::new()),
+        Some(Location::Env { var, .. }) => (1, 0, var.clone()),
+        None => (2, 0, String::new()),
+    });
+    let ok = diagnostics.iter().all(|d| d.severity != Severity::Error);
+    Report {
+        path: path.to_owned(),
+        source: source.to_owned(),
+        diagnostics,
+        config: ok.then_some(config),
+    }
+}
+
+/// Builds the typed configuration from what was accepted; rejected and missing
+/// settings take their defaults.
+fn resolve(raw: &Raw) -> VeltrixConfig {
+    let mut c = VeltrixConfig::default();
+    let b = raw.table("broker");
+    if b.str("profile") == Some("production") {
+        c.profile = Profile::Production;
+    }
+    if let Some(d) = b.str("data_dir") {
+        c.data_dir = PathBuf::from(d);
+    }
+    if let Some(v) = b.bool("auto_create_topics") {
+        c.broker.auto_create_topics = v;
+    }
+    set(&mut c.broker.topics_max, b.int("topics_max"));
+    set(
+        &mut c.broker.partitions_per_topic_max,
+        b.int("partitions_per_topic_max"),
+    );
+    set(&mut c.broker.partitions_total_max, b.int("partitions_total_max"));
+
+    let l = raw.table("listeners");
+    if let Some(a) = l.str("kafka").and_then(|s| s.parse().ok()) {
+        c.kafka_listener = a;
+    }
+    if let Some(a) = l.str("http").and_then(|s| s.parse().ok()) {
+        c.http_listener = a;
+    }
+
+    let k = raw.table("limits");
+    set(&mut c.limits.request_bytes_max, k.int("request_bytes_max"));
+    set(&mut c.limits.in_flight_bytes_max, k.int("in_flight_bytes_max"));
+    set(&mut c.limits.connections_max, k.int("connections_max"));
+    set(
+        &mut c.limits.requests_in_flight_per_connection_max,
+        k.int("requests_in_flight_per_connection_max"),
+    );
+    set(&mut c.limits.fetch_wait_ms_max, k.int("fetch_wait_ms_max"));
+
+    let d = raw.table("defaults");
+    let log = &mut c.broker.log;
+    set(&mut c.broker.default_partitions, d.int("partitions"));
+    if let Some(n) = d.int("retention_ms") {
+        log.retention_ms = u64::try_from(n).ok();
+    }
+    if let Some(n) = d.int("retention_bytes") {
+        log.retention_bytes = u64::try_from(n).ok();
+    }
+    set(&mut log.segment_bytes_max, d.int("segment_bytes_max"));
+    set(&mut log.segment_age_ms_max, d.int("segment_age_ms_max"));
+    set(&mut log.batch_bytes_max, d.int("batch_bytes_max"));
+    set(&mut log.index_interval_bytes, d.int("index_interval_bytes"));
+    set(&mut log.producers_max, d.int("producers_max"));
+    set(&mut log.producer_id_expiration_ms, d.int("producer_id_expiration_ms"));
+    if let (Some("interval"), Some(ms)) = (d.str("durability"), d.int("flush_interval_ms")) {
+        log.flush = FlushPolicy::Interval {
+            flush_interval_ms: ms.unsigned_abs(),
+        };
+    }
+
+    let g = raw.table("groups");
+    let groups = &mut c.broker.groups;
+    set(&mut groups.session_timeout_ms_min, g.int("session_timeout_ms_min"));
+    set(&mut groups.session_timeout_ms_max, g.int("session_timeout_ms_max"));
+    set(
+        &mut groups.initial_rebalance_delay_ms,
+        g.int("initial_rebalance_delay_ms"),
+    );
+    set(&mut groups.group_members_max, g.int("group_members_max"));
+    set(&mut groups.groups_max, g.int("groups_max"));
+    set(
+        &mut groups.offset_metadata_bytes_max,
+        g.int("offset_metadata_bytes_max"),
+    );
+    set(&mut groups.offsets_retention_ms, g.int("offsets_retention_ms"));
+
+    let default_partitions = c.broker.default_partitions;
+    c.topics = raw
+        .topics
+        .iter()
+        .filter_map(|t| resolve_topic(t, d, default_partitions))
+        .collect();
+    c.alerts = raw.alerts.iter().filter_map(resolve_alert).collect();
+    c
+}
+
+/// Sets `field` to `value` when there is one. Values were range-checked
+/// against the schema, whose ranges fit every field's type.
+fn set<T: TryFrom<i64>>(field: &mut T, value: Option<i64>) {
+    if let Some(v) = value.and_then(|v| T::try_from(v).ok()) {
+        *field = v;
+    }
+}
+
+fn resolve_topic(t: &RawTable, defaults: &RawTable, default_partitions: u32) -> Option<DeclaredTopic> {
+    let name = t.str("name")?.to_owned();
+    let mut partitions = default_partitions;
+    set(&mut partitions, t.int("partitions"));
+    let unsigned = |key| t.int(key).and_then(|n| u64::try_from(n).ok());
+    let interval = t.str("durability").or(defaults.str("durability")) == Some("interval");
+    let tier = t.str("tier").map(|s| match s {
+        "critical" => Tier::Critical,
+        "bulk" => Tier::Bulk,
+        _ => Tier::Standard,
+    });
+    Some(DeclaredTopic {
+        name,
+        partitions,
+        config: TopicConfig {
+            retention_ms: t.int("retention_ms"),
+            retention_bytes: t.int("retention_bytes"),
+            segment_bytes_max: unsigned("segment_bytes_max"),
+            segment_age_ms_max: unsigned("segment_age_ms_max"),
+            batch_bytes_max: t.int("batch_bytes_max").and_then(|n| u32::try_from(n).ok()),
+            flush_interval_ms: unsigned("flush_interval_ms").filter(|_| interval),
+        },
+        critical: t.bool("critical") == Some(true) || tier == Some(Tier::Critical),
+        tier,
+        keyed: t.bool("keyed") == Some(true),
+        peak_records_per_second: unsigned("peak_records_per_second"),
+    })
+}
+
+pub(crate) fn resolve_alert(a: &RawTable) -> Option<Alert> {
+    let threshold = match (a.int("lag_records_max"), a.int("lag_ms_max")) {
+        (Some(n), None) => LagThreshold::Records(n.unsigned_abs()),
+        (None, Some(ms)) => LagThreshold::Ms(ms.unsigned_abs()),
+        _ => return None,
+    };
+    Some(Alert {
+        group: a.str("group")?.to_owned(),
+        topic: a.str("topic")?.to_owned(),
+        threshold,
+        for_ms: a.int("for_ms").unwrap_or(0).unsigned_abs(),
+    })
+}
+
+/// Declared topics by name, first declaration first.
+pub(crate) fn topics_by_name(raw: &Raw) -> HashMap<&str, Vec<&RawTable>> {
+    let mut by_name: HashMap<&str, Vec<&RawTable>> = HashMap::with_capacity(raw.topics.len());
+    for t in &raw.topics {
+        if let Some(name) = t.str("name") {
+            by_name.entry(name).or_default().push(t);
+        }
+    }
+    by_name
+}

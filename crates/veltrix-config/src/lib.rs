@@ -1,0 +1,58 @@
+//! The Veltrix configuration file: schema, validation, diagnostics and
+//! production lints.
+//!
+//! One TOML file (`veltrix.toml`) declares the broker (profile, data
+//! directory, listeners, limits and memory budget), topic defaults, consumer
+//! group settings, the topics themselves and consumer lag alerts. Every key,
+//! with its type, unit, range and default, is in [`schema`]; every problem
+//! [`check_source`] can report is a rule of the [`rules`] catalogue, with an
+//! id, a summary and an explanation.
+//!
+//! Checking never stops at the first problem: the file is parsed with the
+//! TOML parser's spans, each key read against the schema, `VELTRIX_<TABLE>__<KEY>`
+//! environment overrides applied and validated like the file's values, and
+//! then the rules relating settings run: topics against the broker's limits,
+//! alerts against topics, and, with `profile = "production"`, the production
+//! lints. Each [`Diagnostic`] names the place (file, line and column, or the
+//! environment variable), says what is wrong, how to fix it and why it
+//! matters, and renders like rustc's.
+//!
+//! A configuration without errors resolves to a [`VeltrixConfig`], in the
+//! engine's own types ([`veltrix_core::BrokerConfig`],
+//! [`veltrix_kafka::KafkaConfig`], declared topics with their
+//! [`veltrix_core::TopicConfig`]); [`apply_topics`] makes a broker's topics
+//! match the declared ones at start. The crate opens no sockets; its only I/O
+//! is reading the file, the [`Probe`] questions about the machine and the
+//! record of declared topics in the data directory.
+
+mod apply;
+mod check;
+mod diagnostic;
+mod lints;
+mod model;
+mod probe;
+mod raw;
+pub mod rules;
+pub mod schema;
+
+pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics};
+pub use check::{Report, check_file, check_source, process_env};
+pub use diagnostic::{Diagnostic, Location};
+pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};
+pub use model::{
+    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredTopic, KafkaLimits, LagThreshold,
+    Profile, Tier, VeltrixConfig,
+};
+pub use probe::{FixedProbe, Probe, SystemProbe};
+pub use rules::{Rule, RuleProfile, Severity};
+
+/// The reference part of `docs/configuration.md`: the rule catalogue, every
+/// rule's explanation and every key. A test keeps the document equal to it.
+pub fn docs_reference() -> String {
+    format!(
+        "## Rules\n\n{}\n## Keys\n\n{}## Rule explanations\n\n{}",
+        rules::catalogue_markdown(),
+        schema::reference_markdown(),
+        rules::explanations_markdown()
+    )
+}

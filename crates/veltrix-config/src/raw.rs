@@ -1,0 +1,579 @@
+//! The file (and the environment's overrides) read against the schema: every
+//! accepted setting with its value and where it came from, every rejected one
+//! reported.
+//!
+//! Keys are checked one by one rather than through serde, so an unknown key, a
+//! value of the wrong type or out of range each gets its own diagnostic with
+//! the span the TOML parser kept, and reading goes on after the first problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::check::Ctx;
+use crate::rules;
+use crate::schema::{self, KeyDef, Kind, TableDef, Unit};
+
+/// A value the schema accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Val {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+}
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// This byte range of the file.
+    File(Range<usize>),
+    /// This environment variable; `name` when the problem is the variable's
+    /// name rather than its value.
+    Env { var: String, value: String, name: bool },
+}
+
+/// An accepted setting.
+#[derive(Debug, Clone)]
+pub(crate) struct Setting {
+    pub val: Val,
+    pub origin: Origin,
+}
+
+/// One table as read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawTable {
+    /// The table's header (`[broker]`) or, for a table made by dotted keys,
+    /// the first key; `None` when the file does not have the table.
+    pub header: Option<Range<usize>>,
+    pub settings: BTreeMap<&'static str, Setting>,
+    /// Keys present with a value that was rejected: they count as declared, so
+    /// no rule complains that they are missing.
+    pub rejected: BTreeSet<&'static str>,
+}
+
+impl RawTable {
+    pub fn int(&self, key: &str) -> Option<i64> {
+        match self.settings.get(key)?.val {
+            Val::Int(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        match self.settings.get(key)?.val {
+            Val::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match &self.settings.get(key)?.val {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Where `key` is set, or else where the table is.
+    pub fn at(&self, key: &str) -> Option<Origin> {
+        self.settings
+            .get(key)
+            .map(|s| s.origin.clone())
+            .or_else(|| self.header.clone().map(Origin::File))
+    }
+
+    /// Where `key` is set, if it is.
+    pub fn set_at(&self, key: &str) -> Option<Origin> {
+        self.settings.get(key).map(|s| s.origin.clone())
+    }
+
+    /// Whether the file or the environment mentions `key`, valid or not.
+    pub fn declares(&self, key: &str) -> bool {
+        self.settings.contains_key(key) || self.rejected.contains(key)
+    }
+}
+
+/// The whole file as read.
+#[derive(Debug, Default)]
+pub(crate) struct Raw {
+    /// `[broker]`, `[listeners]`, `[limits]`, `[defaults]`, `[groups]`, by name.
+    pub tables: BTreeMap<&'static str, RawTable>,
+    pub topics: Vec<RawTable>,
+    pub alerts: Vec<RawTable>,
+}
+
+impl Raw {
+    /// A single table, empty if the file does not have it.
+    pub fn table(&self, name: &str) -> &RawTable {
+        static EMPTY: RawTable = RawTable {
+            header: None,
+            settings: BTreeMap::new(),
+            rejected: BTreeSet::new(),
+        };
+        self.tables.get(name).unwrap_or(&EMPTY)
+    }
+}
+
+/// Reads the parsed document against the schema.
+pub(crate) fn read(ctx: &mut Ctx<'_>, doc: &Spanned<DeTable<'_>>) -> Raw {
+    let mut raw = Raw::default();
+    for (key, value) in doc.get_ref() {
+        let name = key.get_ref().as_ref();
+        let Some(def) = schema::table(name) else {
+            unknown_top_level(ctx, name, key.span());
+            continue;
+        };
+        if def.array {
+            let Some(items) = value.get_ref().as_array() else {
+                ctx.emit(
+                    &rules::WRONG_TYPE,
+                    Some(&Origin::File(value.span())),
+                    format!("`{name}` must be an array of tables"),
+                )
+                .label(format!("`[{name}]` declares a single table"))
+                .help(format!("declare each entry with `[[{name}]]` (two brackets)"))
+                .note(def.doc);
+                continue;
+            };
+            for item in items.iter() {
+                if let Some(t) = table_of(ctx, def, item) {
+                    let read = read_table(ctx, def, t, item.span());
+                    if def.name == "topic" {
+                        raw.topics.push(read);
+                    } else {
+                        raw.alerts.push(read);
+                    }
+                }
+            }
+        } else if let Some(t) = table_of(ctx, def, value) {
+            let read = read_table(ctx, def, t, value.span());
+            raw.tables.insert(def.name, read);
+        }
+    }
+    raw
+}
+
+/// The table in `value`, or a diagnostic.
+fn table_of<'a, 'i>(ctx: &mut Ctx<'_>, def: &TableDef, value: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
+    if let Some(t) = value.get_ref().as_table() {
+        return Some(t);
+    }
+    let header = if def.array {
+        format!("[[{}]]", def.name)
+    } else {
+        format!("[{}]", def.name)
+    };
+    ctx.emit(
+        &rules::WRONG_TYPE,
+        Some(&Origin::File(value.span())),
+        format!("`{}` must be a table", def.name),
+    )
+    .label(format!("found {}", value.get_ref().type_str()))
+    .help(format!("write the settings under a `{header}` header"))
+    .note(def.doc);
+    None
+}
+
+fn unknown_top_level(ctx: &mut Ctx<'_>, name: &str, span: Range<usize>) {
+    let names: Vec<&str> = schema::TABLES.iter().map(|t| t.name).collect();
+    let owner = schema::TABLES.iter().find(|t| t.key(name).is_some());
+    let help = match (suggest(name, &names), owner) {
+        (Some(s), _) => format!("did you mean `{s}`?"),
+        (None, Some(t)) => format!("`{name}` is a key of `[{}]`: move it under that header", t.name),
+        (None, None) => format!("the tables are {}", quote_list(&names)),
+    };
+    ctx.emit(
+        &rules::UNKNOWN_KEY,
+        Some(&Origin::File(span)),
+        format!("unknown table `{name}`"),
+    )
+    .label("not a table of veltrix.toml")
+    .help(help)
+    .note(
+        "an unknown key is an error rather than ignored: a misspelt setting would otherwise leave the default in force",
+    );
+}
+
+fn read_table(ctx: &mut Ctx<'_>, def: &'static TableDef, table: &DeTable<'_>, span: Range<usize>) -> RawTable {
+    let mut out = RawTable {
+        header: Some(span.clone()),
+        ..RawTable::default()
+    };
+    for (key, value) in table {
+        let name = key.get_ref().as_ref();
+        let Some(kd) = def.key(name) else {
+            unknown_key(ctx, def, name, &Origin::File(key.span()));
+            continue;
+        };
+        let origin = Origin::File(value.span());
+        match from_toml(ctx, kd, value.get_ref(), &origin).and_then(|v| validate(ctx, def, kd, v, &origin)) {
+            Some(val) => {
+                out.settings.insert(kd.name, Setting { val, origin });
+            }
+            None => {
+                out.rejected.insert(kd.name);
+            }
+        }
+    }
+    for kd in def.keys.iter().filter(|k| k.required && !out.declares(k.name)) {
+        ctx.emit(
+            &rules::MISSING_KEY,
+            Some(&Origin::File(span.clone())),
+            format!("`[[{}]]` without `{}`", def.name, kd.name),
+        )
+        .label(format!("this entry has no `{}`", kd.name))
+        .help(format!("add `{} = ...` to the entry", kd.name))
+        .note(kd.doc);
+    }
+    out
+}
+
+fn unknown_key(ctx: &mut Ctx<'_>, def: &TableDef, name: &str, at: &Origin) {
+    let names: Vec<&str> = def.keys.iter().map(|k| k.name).collect();
+    let elsewhere = schema::TABLES
+        .iter()
+        .find(|t| t.name != def.name && t.key(name).is_some());
+    let help = match (suggest(name, &names), elsewhere) {
+        (Some(s), _) => format!("did you mean `{s}`?"),
+        (None, Some(t)) => format!("`{name}` is a key of `[{}]`, not of `[{}]`", t.name, def.name),
+        (None, None) => format!("the keys of `[{}]` are {}", def.name, quote_list(&names)),
+    };
+    let (message, help) = match at {
+        Origin::Env { var, .. } => {
+            let help = match suggest(name, &names) {
+                Some(s) => format!("did you mean `{}`?", env_var(def.name, s)),
+                None => help,
+            };
+            (format!("unknown environment override `{var}`"), help)
+        }
+        Origin::File(_) => (format!("unknown key `{name}` in `[{}]`", def.name), help),
+    };
+    ctx.emit(&rules::UNKNOWN_KEY, Some(at), message)
+        .label("unknown key")
+        .help(help)
+        .note("an unknown key is an error rather than ignored: a misspelt setting would otherwise leave the default in force");
+}
+
+/// The variable that overrides `table.key`.
+pub(crate) fn env_var(table: &str, key: &str) -> String {
+    format!("VELTRIX_{}__{}", table.to_uppercase(), key.to_uppercase())
+}
+
+/// The closest candidate, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&lower, c), *c))
+        .filter(|&(score, _)| score >= 0.82)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+fn quote_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+/// Converts a TOML value to the key's type, or reports it.
+fn from_toml(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &DeValue<'_>, at: &Origin) -> Option<Val> {
+    let found = value.type_str();
+    let help = match (kd.kind, value) {
+        (Kind::Int { .. }, DeValue::Integer(i)) => {
+            return match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(Val::Int(n)),
+                Err(_) => {
+                    out_of_range(ctx, kd, at, "is too large");
+                    None
+                }
+            };
+        }
+        (Kind::Bool, DeValue::Boolean(b)) => return Some(Val::Bool(*b)),
+        (Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name, DeValue::String(s)) => {
+            return Some(Val::Str(s.to_string()));
+        }
+        (Kind::Int { unit, .. }, DeValue::String(s)) => number_help(unit, s, "without quotes"),
+        (Kind::Int { .. }, DeValue::Float(f)) => match f.as_str().parse::<f64>() {
+            Ok(x) if x.fract() == 0.0 && x.abs() < 9e15 => format!("write it as an integer: `{}`", x as i64),
+            _ => "write a whole number".to_owned(),
+        },
+        (Kind::Int { unit, .. }, _) => format!("write a whole number of {}", unit.name()),
+        (Kind::Bool, DeValue::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+            format!("write `{}` without quotes", s.to_ascii_lowercase())
+        }
+        (Kind::Bool, _) => "write `true` or `false`".to_owned(),
+        (_, DeValue::Integer(i)) => format!("quote it: `\"{}\"`", i.as_str()),
+        (_, _) => "write a quoted string".to_owned(),
+    };
+    wrong_type(ctx, kd, at, found, help);
+    None
+}
+
+fn wrong_type(ctx: &mut Ctx<'_>, kd: &KeyDef, at: &Origin, found: &str, help: String) {
+    ctx.emit(
+        &rules::WRONG_TYPE,
+        Some(at),
+        format!("`{}` expects {}, found {found}", kd.name, article(&kd.kind)),
+    )
+    .label(format!("expected {}", kd.kind.describe()))
+    .help(help)
+    .note(kd.doc);
+}
+
+fn article(kind: &Kind) -> String {
+    match kind {
+        Kind::Int { unit, .. } => format!("an integer number of {}", unit.name()),
+        Kind::Bool => "a boolean".to_owned(),
+        _ => "a string".to_owned(),
+    }
+}
+
+/// Help for a quoted quantity where a number is expected: "7d" for a number
+/// of milliseconds is shown as the number to write.
+fn number_help(unit: Unit, text: &str, how: &str) -> String {
+    match parse_quantity(text, unit) {
+        Some(n) => format!("write `{}` ({text} in {})", schema::group_digits(n), unit.name()),
+        None => format!("write a whole number of {} {how}", unit.name()),
+    }
+}
+
+/// `"7d"`, `"30s"`, `"1GiB"`, `"1_000"` as a number of `unit`.
+pub(crate) fn parse_quantity(text: &str, unit: Unit) -> Option<i64> {
+    let t = text.trim().replace('_', "");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    let n: i64 = digits.parse().ok()?;
+    let factor: i64 = match (unit, suffix.trim()) {
+        (_, "") => 1,
+        (Unit::Milliseconds, "ms") => 1,
+        (Unit::Milliseconds, "s") => 1_000,
+        (Unit::Milliseconds, "m" | "min") => 60_000,
+        (Unit::Milliseconds, "h") => 3_600_000,
+        (Unit::Milliseconds, "d") => 86_400_000,
+        (Unit::Milliseconds, "w") => 7 * 86_400_000,
+        (Unit::Bytes, "B" | "b") => 1,
+        (Unit::Bytes, "KiB" | "k" | "K") => 1 << 10,
+        (Unit::Bytes, "MiB" | "M") => 1 << 20,
+        (Unit::Bytes, "GiB" | "G") => 1 << 30,
+        (Unit::Bytes, "TiB" | "T") => 1 << 40,
+        (Unit::Bytes, "KB" | "kB") => 1_000,
+        (Unit::Bytes, "MB") => 1_000_000,
+        (Unit::Bytes, "GB") => 1_000_000_000,
+        (Unit::Bytes, "TB") => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+fn out_of_range(ctx: &mut Ctx<'_>, kd: &KeyDef, at: &Origin, what: &str) {
+    ctx.emit(&rules::OUT_OF_RANGE, Some(at), format!("`{}` {what}", kd.name))
+        .label(format!("allowed: {}", kd.kind.range()))
+        .help(format!("use a value in {}", kd.kind.range()))
+        .note(kd.doc);
+}
+
+/// Checks a value of the right type against the key's range or words.
+fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origin) -> Option<Val> {
+    match (&kd.kind, &val) {
+        (
+            Kind::Int {
+                min, max, unlimited, ..
+            },
+            Val::Int(n),
+        ) => {
+            if (*unlimited && *n == -1) || (min..=max).contains(&n) {
+                return Some(val);
+            }
+            let what = if n < min {
+                format!(
+                    "is {}, below the minimum {}",
+                    schema::group_digits(*n),
+                    schema::group_digits(*min)
+                )
+            } else {
+                format!(
+                    "is {}, above the maximum {}",
+                    schema::group_digits(*n),
+                    schema::group_digits(*max)
+                )
+            };
+            out_of_range(ctx, kd, at, &what);
+            None
+        }
+        (Kind::Word(words), Val::Str(s)) => {
+            if words.contains(&s.as_str()) {
+                return Some(val);
+            }
+            let help = match suggest(s, words) {
+                Some(w) => format!("did you mean `\"{w}\"`?"),
+                None => format!("use one of {}", quote_list(words)),
+            };
+            ctx.emit(
+                &rules::UNKNOWN_VALUE,
+                Some(at),
+                format!("`{}` cannot be `\"{s}\"`", kd.name),
+            )
+            .label(format!(
+                "expected {}",
+                kd.kind.describe().trim_start_matches("string: ")
+            ))
+            .help(help)
+            .note(kd.doc);
+            None
+        }
+        (Kind::Address, Val::Str(s)) => {
+            if s.parse::<SocketAddr>().is_ok() {
+                return Some(val);
+            }
+            let help = match s.rsplit_once(':') {
+                Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+                    format!("host names are not resolved: write `\"127.0.0.1:{port}\"`")
+                }
+                Some((host, port)) if port.parse::<u16>().is_ok() && host.contains(':') => {
+                    format!("put an IPv6 address in brackets: `\"[{host}]:{port}\"`")
+                }
+                Some((_, port)) if port.parse::<u16>().is_err() => "the port must be 0..=65535".to_owned(),
+                None => format!("add a port: `\"{s}:{}\"`", default_port(def, kd)),
+                Some(_) => "write an IP address and a port, such as `\"127.0.0.1:9092\"`".to_owned(),
+            };
+            ctx.emit(
+                &rules::INVALID_ADDRESS,
+                Some(at),
+                format!("`{}` is not an IP:PORT address", kd.name),
+            )
+            .label("expected IP:PORT")
+            .help(help)
+            .note(kd.doc);
+            None
+        }
+        (Kind::Path | Kind::Name, Val::Str(s)) => {
+            if !s.trim().is_empty() {
+                return Some(val);
+            }
+            ctx.emit(&rules::OUT_OF_RANGE, Some(at), format!("`{}` is empty", kd.name))
+                .label("empty")
+                .help(format!(
+                    "give `{}` a value, or remove the line for the default",
+                    kd.name
+                ))
+                .note(kd.doc);
+            None
+        }
+        _ => Some(val),
+    }
+}
+
+fn default_port(def: &TableDef, kd: &KeyDef) -> &'static str {
+    match (def.name, kd.name) {
+        ("listeners", "http") => "8080",
+        _ => "9092",
+    }
+}
+
+/// Applies `VELTRIX_<TABLE>__<KEY>` overrides. Variables without `__` are not
+/// overrides and are left alone (other tools use the `VELTRIX_` prefix too).
+pub(crate) fn apply_env(ctx: &mut Ctx<'_>, raw: &mut Raw, env: &[(String, String)]) {
+    for (var, value) in env {
+        let Some((table, key)) = var.strip_prefix("VELTRIX_").and_then(|rest| rest.split_once("__")) else {
+            continue;
+        };
+        let at = Origin::Env {
+            var: var.clone(),
+            value: value.clone(),
+            name: false,
+        };
+        let at_name = Origin::Env {
+            var: var.clone(),
+            value: value.clone(),
+            name: true,
+        };
+        let (table, key) = (table.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let Some(def) = schema::table(&table).filter(|t| t.env) else {
+            let names: Vec<&str> = schema::TABLES.iter().filter(|t| t.env).map(|t| t.name).collect();
+            let help = match suggest(&table, &names) {
+                Some(s) => format!("did you mean `{}`?", env_var(s, &key)),
+                None => format!(
+                    "overrides are `VELTRIX_<TABLE>__<KEY>` with a table among {}",
+                    quote_list(&names)
+                ),
+            };
+            ctx.emit(
+                &rules::UNKNOWN_KEY,
+                Some(&at_name),
+                format!("unknown environment override `{var}`"),
+            )
+            .label(format!("no table `[{table}]` takes overrides"))
+            .help(help)
+            .note("topics and alerts are declared in the file only; the environment overrides single settings");
+            continue;
+        };
+        let Some(kd) = def.key(&key) else {
+            unknown_key(ctx, def, &key, &at_name);
+            continue;
+        };
+        let entry = raw.tables.entry(def.name).or_default();
+        match from_env(ctx, kd, value, &at).and_then(|v| validate(ctx, def, kd, v, &at)) {
+            Some(val) => {
+                entry.rejected.remove(kd.name);
+                entry.settings.insert(kd.name, Setting { val, origin: at });
+            }
+            None => {
+                entry.settings.remove(kd.name);
+                entry.rejected.insert(kd.name);
+            }
+        }
+    }
+}
+
+/// Converts an environment variable's text to the key's type, or reports it.
+fn from_env(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &str, at: &Origin) -> Option<Val> {
+    match kd.kind {
+        Kind::Int { unit, .. } => {
+            let digits = value.trim().replace('_', "");
+            if let Ok(n) = digits.parse::<i64>() {
+                return Some(Val::Int(n));
+            }
+            if !digits.is_empty() && digits.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+                out_of_range(ctx, kd, at, "is too large");
+                return None;
+            }
+            wrong_type(ctx, kd, at, "text", number_help(unit, value, "of digits only"));
+            None
+        }
+        Kind::Bool => match value.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(Val::Bool(true)),
+            "false" => Some(Val::Bool(false)),
+            _ => {
+                wrong_type(ctx, kd, at, "text", "set it to `true` or `false`".to_owned());
+                None
+            }
+        },
+        _ => Some(Val::Str(value.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_convert_to_the_keys_unit() {
+        assert_eq!(parse_quantity("7d", Unit::Milliseconds), Some(604_800_000));
+        assert_eq!(parse_quantity("30s", Unit::Milliseconds), Some(30_000));
+        assert_eq!(parse_quantity("1GiB", Unit::Bytes), Some(1 << 30));
+        assert_eq!(parse_quantity("1_000", Unit::Records), Some(1000));
+        assert_eq!(parse_quantity("1GiB", Unit::Milliseconds), None);
+        assert_eq!(parse_quantity("soon", Unit::Milliseconds), None);
+    }
+
+    #[test]
+    fn suggestions_need_a_close_match() {
+        assert_eq!(
+            suggest("retention_sm", &["retention_ms", "retention_bytes"]),
+            Some("retention_ms")
+        );
+        assert_eq!(suggest("colour", &["retention_ms", "partitions"]), None);
+    }
+}

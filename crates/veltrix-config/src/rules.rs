@@ -1,0 +1,264 @@
+//! The rule catalogue: every problem `veltrix check` can report, with its id,
+//! a one-line summary and the explanation `veltrix explain RULE` prints.
+//!
+//! Ids are stable: `V0xx` are schema errors (the file does not say something
+//! the broker can use), `V1xx` relate settings to each other and apply under
+//! every profile, `V2xx` are production lints, active with
+//! `profile = "production"` only.
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The broker would not start, or a setting would not mean what it says.
+    /// `check` exits with status 1 and `serve` refuses to start.
+    Error,
+    /// Legal, but risky. `check --strict` exits with status 1.
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`, as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// When a rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleProfile {
+    /// Under every profile.
+    Always,
+    /// Only with `profile = "production"`.
+    Production,
+}
+
+/// One rule of the catalogue.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable id, such as `V101`.
+    pub id: &'static str,
+    /// Stable kebab-case name, accepted by `veltrix explain` as well.
+    pub name: &'static str,
+    pub severity: Severity,
+    pub profile: RuleProfile,
+    /// One line: what the rule finds.
+    pub summary: &'static str,
+    /// Why it matters and how to fix it, in a few paragraphs.
+    pub explanation: &'static str,
+}
+
+macro_rules! rules {
+    ($($konst:ident = $id:literal $name:literal $sev:ident $prof:ident $summary:literal $expl:literal;)*) => {
+        $(
+            #[doc = $summary]
+            pub static $konst: Rule = Rule {
+                id: $id,
+                name: $name,
+                severity: Severity::$sev,
+                profile: RuleProfile::$prof,
+                summary: $summary,
+                explanation: $expl,
+            };
+        )*
+        /// Every rule, by id.
+        pub static CATALOGUE: &[&Rule] = &[$(&$konst),*];
+    };
+}
+
+rules! {
+    TOML_SYNTAX = "V001" "toml-syntax" Error Always
+        "the file is not valid TOML"
+        "The file could not be parsed as TOML, so nothing in it was checked.\n\nThe diagnostic points at the first place where the parser gave up. Common causes: an unquoted string (`data_dir = /var/lib/veltrix` must be `data_dir = \"/var/lib/veltrix\"`), a key set twice in the same table, a missing `]`.";
+    UNKNOWN_KEY = "V002" "unknown-key" Error Always
+        "a key, table or environment variable the schema does not have"
+        "Every key of `veltrix.toml` is known to the broker; a key it does not know is an error, not silently ignored, because a misspelt key (`retention_sm`) would otherwise leave the default in force while the file seems to say otherwise.\n\nThe diagnostic suggests the nearest known key. The same applies to `VELTRIX_<TABLE>__<KEY>` environment variables. `docs/configuration.md` lists every key.";
+    WRONG_TYPE = "V003" "wrong-type" Error Always
+        "a value of the wrong type"
+        "Each key has one type: an integer, a boolean or a string (see `docs/configuration.md`). Durations are integers of milliseconds and sizes integers of bytes, with the unit in the key's name (`retention_ms`, `segment_bytes_max`); strings such as \"7d\" or \"1GiB\" are not accepted, and the diagnostic shows the number to write instead.\n\nTables must be tables: `[broker]` once, `[[topic]]` and `[[alert]]` once per entry.";
+    OUT_OF_RANGE = "V004" "out-of-range" Error Always
+        "a value outside its allowed range"
+        "Every number has a range the engine accepts, shown with its unit in the diagnostic. Some limits come from the on-disk format (a segment is at most 2 GiB because index positions are 32-bit), others from the Kafka protocol (partition counts and session timeouts are 32-bit). Limits that accept -1 treat it as \"no limit\".";
+    UNKNOWN_VALUE = "V005" "unknown-value" Error Always
+        "a string that is not one of the allowed words"
+        "Keys such as `profile`, `durability` and `tier` take one of a few words; anything else is an error, with the nearest allowed word suggested. Words are lower case.";
+    MISSING_KEY = "V006" "missing-key" Error Always
+        "a required key is missing"
+        "A `[[topic]]` needs a `name`; an `[[alert]]` needs a `group` and a `topic`. Without them the entry cannot be applied or evaluated.";
+    INVALID_TOPIC_NAME = "V007" "invalid-topic-name" Error Always
+        "a topic name Kafka does not allow"
+        "Kafka topic names are 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, and neither `.` nor `..`. The broker refuses anything else, and so does every Kafka client, so the name is checked before the broker starts.";
+    DUPLICATE_TOPIC = "V008" "duplicate-topic" Error Always
+        "two `[[topic]]` entries with the same name"
+        "Each topic is declared once. Two declarations with the same name would leave it undecided which settings apply; merge them into one entry.";
+    INVALID_ADDRESS = "V009" "invalid-address" Error Always
+        "a listener address that is not IP:PORT"
+        "Listeners bind to an IP address and a port, such as `127.0.0.1:9092` or `[::1]:9092`. Host names are not resolved: write `127.0.0.1` rather than `localhost`, so the broker listens where the file says whatever the resolver returns.";
+    BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
+        "`batch_bytes_max` is larger than `segment_bytes_max`"
+        "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
+    REQUEST_OVER_MEMORY_BUDGET = "V102" "request-over-memory-budget" Error Always
+        "`request_bytes_max` is larger than the memory budget `in_flight_bytes_max`"
+        "A request is read only once its bytes fit in the memory budget (`in_flight_bytes_max`). A request as large as `request_bytes_max` would then never fit, and its connection would wait forever; the broker refuses to start with such limits. Keep `request_bytes_max` at or below `in_flight_bytes_max`, ideally well below so that several large requests can be in flight.";
+    PARTITIONS_OVER_TOPIC_MAX = "V103" "partitions-over-topic-max" Error Always
+        "a partition count above `partitions_per_topic_max`"
+        "The broker refuses to create a topic with more partitions than `broker.partitions_per_topic_max`, so a declared topic (or the default partition count) above it could never be applied. Lower the count or raise the limit.";
+    PARTITIONS_OVER_TOTAL_MAX = "V104" "partitions-over-total-max" Error Always
+        "the declared topics have more partitions than `partitions_total_max`"
+        "Every partition is a directory, open files and memory; `broker.partitions_total_max` bounds them across topics. If the declared topics alone exceed it, some could not be created at start. Lower the partition counts or raise the limit.";
+    TOPICS_OVER_MAX = "V105" "topics-over-max" Error Always
+        "more declared topics than `topics_max`"
+        "The broker refuses to create more than `broker.topics_max` topics, so the declared topics could not all be applied. Raise the limit or declare fewer topics.";
+    ALERT_UNKNOWN_TOPIC = "V106" "alert-unknown-topic" Error Always
+        "an alert names a topic that is not declared"
+        "An `[[alert]]` watches the lag of a group on a declared topic. A topic that is not declared is usually a typo, and an alert on it would never fire. Declare the topic with `[[topic]]` or fix the name.";
+    ALERT_THRESHOLD = "V107" "alert-threshold" Error Always
+        "an alert without exactly one of `lag_records_max` and `lag_ms_max`"
+        "An alert fires when the lag passes one threshold: a number of records (`lag_records_max`) or an age (`lag_ms_max`). With neither it could never fire; with both it would be unclear which one counts. Declare two alerts to watch both.";
+    RETENTION_UNDER_ALERT_HORIZON = "V108" "retention-under-alert-horizon" Warning Always
+        "a topic's retention is shorter than a lag alert on it can take to fire"
+        "An alert with `lag_ms_max` fires once the oldest unconsumed record has been waiting `lag_ms_max` and the lag has stayed that high for `for_ms`. If the topic's `retention_ms` is not longer than `lag_ms_max + for_ms`, retention deletes the unconsumed records before anyone is told the consumer is behind: data is lost silently, which is what the alert exists to prevent. Make the retention comfortably longer than the alert horizon (hours to days of slack to react), or alert sooner.";
+    FLUSH_INTERVAL_WITHOUT_INTERVAL = "V109" "flush-interval-without-interval-durability" Error Always
+        "`flush_interval_ms` is set but durability is not `interval`"
+        "`flush_interval_ms` only applies to `durability = \"interval\"`. With `fsync` durability every append is fsynced before it is acknowledged and the interval would do nothing; accepting it would suggest a setting is in force that is not. Remove it, or set `durability = \"interval\"` if acknowledged records may be lost on power loss.";
+    INTERVAL_WITHOUT_FLUSH_INTERVAL = "V110" "interval-durability-without-flush-interval" Error Always
+        "`durability = \"interval\"` without `flush_interval_ms`"
+        "Interval durability acknowledges appends before they are fsynced and fsyncs them every `flush_interval_ms`. Without the interval there is no bound on how much acknowledged data a power loss can take; the file must say it.";
+    FSYNC_UNDER_INTERVAL_DEFAULT = "V111" "fsync-under-interval-default" Error Always
+        "a topic asks for `fsync` durability while `[defaults]` uses `interval`"
+        "The topic catalogue stores, per topic, only a departure from the broker's default durability towards a flush interval; a topic cannot opt back into fsync-per-append when the default is `interval`. Keep `fsync` as the default (recommended) and give `durability = \"interval\"` to the topics that may lose acknowledged records.";
+    SESSION_TIMEOUT_BOUNDS = "V112" "session-timeout-bounds" Error Always
+        "`session_timeout_ms_min` is above `session_timeout_ms_max`"
+        "Consumers ask for a session timeout within `[groups] session_timeout_ms_min..=session_timeout_ms_max`. With the minimum above the maximum no timeout is acceptable and every consumer group join fails with INVALID_SESSION_TIMEOUT.";
+    LISTENER_CONFLICT = "V113" "listener-conflict" Error Always
+        "the Kafka and HTTP listeners use the same port"
+        "The Kafka and HTTP listeners are separate sockets; on the same port (on the same or a wildcard address) the second one cannot bind and the broker fails to start. Give each its own port.";
+    MEMORY_BUDGET_OVER_RAM = "V114" "memory-budget-over-ram" Warning Always
+        "the memory budget for requests is larger than the machine's memory"
+        "`limits.in_flight_bytes_max` bounds the request bytes the broker holds at once. A budget larger than the machine's physical memory bounds nothing: under load the broker would be killed by the kernel's out-of-memory killer before the budget pushed back on producers. Set it to a fraction of the memory (a quarter is a common start).";
+    CRITICAL_TIER_CONFLICT = "V115" "critical-tier-conflict" Warning Always
+        "a topic marked `critical = true` with a tier other than `critical`"
+        "`critical = true` and `tier` both label the topic; a critical topic in the `standard` or `bulk` tier says two different things, and tools that shed the lowest tier first under overload would shed records someone marked critical. Make them agree.";
+    RETENTION_UNDER_SEGMENT_AGE = "V116" "retention-under-segment-age" Warning Always
+        "`retention_ms` is shorter than `segment_age_ms_max`"
+        "Retention deletes whole sealed segments. A segment is sealed when it is full or has received appends for `segment_age_ms_max`; until then its records stay, whatever `retention_ms` says. On a quiet topic records can therefore live up to `segment_age_ms_max + retention_ms`, which matters when retention is a promise (privacy, cost). Set `segment_age_ms_max` at or below `retention_ms`.";
+    BATCH_OVER_REQUEST = "V117" "batch-over-request" Warning Always
+        "a topic accepts batches larger than any request can carry"
+        "A batch arrives inside a produce request, and a request larger than `limits.request_bytes_max` closes the connection. A `batch_bytes_max` above it promises a maximum message size that producers can never reach, and their large batches fail with a dropped connection instead of MESSAGE_TOO_LARGE. Keep `batch_bytes_max` below `request_bytes_max`.";
+    RETENTION_BYTES_UNDER_SEGMENT = "V118" "retention-bytes-under-segment" Warning Always
+        "`retention_bytes` is smaller than `segment_bytes_max`"
+        "Size retention deletes whole sealed segments, never the active one, so a partition holds up to `segment_bytes_max` more than `retention_bytes`. With a limit smaller than one segment the disk use is mostly the active segment and the limit is not what it says. Lower `segment_bytes_max` below `retention_bytes` (a tenth of it keeps the overshoot small).";
+    RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
+        "a critical topic acknowledges records before they are fsynced"
+        "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";
+    AUTO_CREATE_TOPICS = "V202" "auto-create-topics" Warning Production
+        "topic auto-creation is on"
+        "With `auto_create_topics = true` a produce or metadata request for a misspelt topic creates it, with default settings, and records go there instead of failing loudly. In production declare every topic with `[[topic]]` and leave auto-creation off.";
+    SINGLE_PARTITION_KEYED = "V203" "single-partition-keyed" Warning Production
+        "a keyed, high-volume topic has a single partition"
+        "A topic with `keyed = true` and `peak_records_per_second` of 1000 or more, on one partition, can be consumed by one consumer of a group at a time: throughput cannot grow by adding consumers. Adding partitions later moves keys to other partitions (the partition is chosen by the key's hash), which breaks per-key order exactly when load is high. Choose the partition count up front.";
+    NON_LOOPBACK_LISTENER = "V204" "non-loopback-listener" Warning Production
+        "a listener on a non-loopback address, without TLS or authentication"
+        "Veltrix does not yet have TLS or authentication: anyone who can reach a listener can produce, consume, reset offsets and delete topics. Listening on `0.0.0.0` or another non-loopback address exposes that to the network. Listen on loopback and reach the broker through a private network path you control, such as a TLS-terminating proxy on the same host.";
+    NO_MEMORY_BUDGET = "V205" "no-memory-budget" Warning Production
+        "no memory budget is declared"
+        "`limits.in_flight_bytes_max` is the broker's memory budget for requests: past it, producers are pushed back through TCP instead of the broker growing. The default (512 MiB) was not chosen for this machine. Declare a budget that fits the memory you give the broker, so overload turns into back-pressure and not into the out-of-memory killer.";
+    DATA_DIR_ON_TMPFS = "V206" "data-dir-on-tmpfs" Warning Production
+        "the data directory is on tmpfs"
+        "tmpfs lives in memory: everything in it, every acknowledged record and the topic catalogue, is gone after a reboot, and fsync does nothing. Put `broker.data_dir` on a disk-backed file system.";
+    RELAXED_DURABILITY_DEFAULT = "V207" "relaxed-durability-default" Warning Production
+        "every topic defaults to interval durability"
+        "`[defaults] durability = \"interval\"` is a development setting: it makes every topic, including ones auto-created or created through the admin API, acknowledge records before they are durable. Keep `fsync` as the default and relax durability per topic where losing acknowledged records is acceptable.";
+    RELATIVE_DATA_DIR = "V208" "relative-data-dir" Warning Production
+        "the data directory is a relative path"
+        "A relative `data_dir` is resolved against the directory the broker is started from. Started from another directory (a different service manager setting, a shell in the wrong place) it opens an empty data directory and serves no data, while the real data sits elsewhere. Use an absolute path.";
+    UNBOUNDED_RETENTION = "V209" "unbounded-retention" Warning Production
+        "a topic keeps records forever without a size limit"
+        "With `retention_ms = -1` and no `retention_bytes`, a topic grows until the disk is full; then every partition on that disk refuses appends. Give it a size limit (`retention_bytes`), or a time limit, or monitor its disk use with an alert.";
+    SINGLE_DEFAULT_PARTITION = "V210" "single-default-partition" Warning Production
+        "topics created without a count get a single partition"
+        "`[defaults] partitions = 1` gives one partition to every auto-created topic, every CreateTopics request without a count and every `[[topic]]` without `partitions`: one consumer per group at a time, and growing later reorders keyed records. Set a default that allows parallel consumers (3 or 6 are common).";
+    SESSION_TIMEOUT_MIN_LOW = "V211" "session-timeout-min-low" Warning Production
+        "consumers may ask for session timeouts shorter than 6 seconds"
+        "A member is removed from its group when it misses heartbeats for its session timeout. Below about 6 seconds (Kafka's default minimum), a garbage-collection pause or a brief network hiccup removes healthy members, and each removal stops the whole group for a rebalance. Keep `session_timeout_ms_min` at 6000 or more.";
+    SESSION_TIMEOUT_MAX_HIGH = "V212" "session-timeout-max-high" Warning Production
+        "consumers may ask for session timeouts longer than 30 minutes"
+        "A member that stops heartbeating keeps its partitions until its session times out; nothing consumes them meanwhile. Allowing timeouts beyond 30 minutes (Kafka's default maximum) lets one hung consumer stall partitions for that long. Keep `session_timeout_ms_max` at 1800000 or less.";
+    OFFSETS_RETENTION_UNDER_TOPIC = "V213" "offsets-retention-under-topic" Warning Production
+        "committed offsets are forgotten before the records they point into"
+        "A group that has been empty for `groups.offsets_retention_ms` loses its committed offsets. If a topic keeps records longer, a consumer that comes back after a long outage finds its records still there but its position gone, and restarts from its `auto.offset.reset` policy: from the beginning (duplicates) or from the end (records skipped). Keep `offsets_retention_ms` at least as long as the longest topic retention.";
+    CRITICAL_WITHOUT_ALERT = "V214" "critical-without-alert" Warning Production
+        "a critical topic has no lag alert"
+        "A critical topic whose consumers fall behind should page someone before the backlog becomes an outage. Declare an `[[alert]]` with a `lag_ms_max` or `lag_records_max` for each group consuming it.";
+}
+
+/// The rule with this id (`V101`) or name (`batch-larger-than-segment`),
+/// case-insensitively.
+pub fn find(id_or_name: &str) -> Option<&'static Rule> {
+    CATALOGUE
+        .iter()
+        .copied()
+        .find(|r| r.id.eq_ignore_ascii_case(id_or_name) || r.name.eq_ignore_ascii_case(id_or_name))
+}
+
+/// The catalogue as a Markdown table, for `docs/configuration.md`.
+pub fn catalogue_markdown() -> String {
+    let mut out = String::from("| id | name | severity | profile | summary |\n|---|---|---|---|---|\n");
+    for r in CATALOGUE {
+        let profile = match r.profile {
+            RuleProfile::Always => "always",
+            RuleProfile::Production => "production",
+        };
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            r.id,
+            r.name,
+            r.severity.name(),
+            profile,
+            r.summary
+        ));
+    }
+    out
+}
+
+/// The explanations of every rule, as Markdown sections.
+pub fn explanations_markdown() -> String {
+    let mut out = String::new();
+    for r in CATALOGUE {
+        out.push_str(&format!("### {} `{}`\n\n{}\n\n", r.id, r.name, r.explanation));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_unique_and_well_formed() {
+        for (i, r) in CATALOGUE.iter().enumerate() {
+            assert!(r.id.len() == 4 && r.id.starts_with('V'), "{}", r.id);
+            assert!(
+                r.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{}",
+                r.name
+            );
+            assert!(
+                CATALOGUE[..i].iter().all(|o| o.id != r.id && o.name != r.name),
+                "{} twice",
+                r.id
+            );
+            let production = r.id.starts_with("V2");
+            assert_eq!(production, r.profile == RuleProfile::Production, "{}", r.id);
+        }
+    }
+
+    #[test]
+    fn rules_are_found_by_id_or_name() {
+        assert_eq!(find("v101").map(|r| r.id), Some("V101"));
+        assert_eq!(find("auto-create-topics").map(|r| r.id), Some("V202"));
+        assert!(find("V999").is_none());
+    }
+}

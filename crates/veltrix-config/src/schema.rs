@@ -1,0 +1,700 @@
+//! The schema of `veltrix.toml`: every table, every key, its type, unit, range
+//! and default.
+//!
+//! The schema is data: the parser walks the file against it, environment
+//! overrides are looked up in it, "did you mean" suggestions come from it and
+//! the reference in `docs/configuration.md` is generated from it. Defaults are
+//! read from the engine's own `Default` implementations, so the file's defaults
+//! and the engine's cannot disagree. Ranges come from the engine's limits where
+//! it has them (`veltrix_log::config`, `veltrix_log::batch`,
+//! `veltrix_log::segment`).
+
+use std::fmt::Write as _;
+
+use veltrix_core::BrokerConfig;
+use veltrix_core::groups::GroupConfig;
+use veltrix_kafka::KafkaConfig;
+use veltrix_log::LogConfig;
+use veltrix_log::batch::HEADER_BYTES;
+use veltrix_log::config::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
+use veltrix_log::segment::STORED_BATCH_BYTES_LIMIT;
+
+use crate::model::{DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER};
+
+/// Largest partition count or index: Kafka partitions are 32-bit signed.
+pub const PARTITIONS_LIMIT: i64 = i32::MAX as i64;
+/// Largest session timeout: Kafka sends it as a 32-bit signed number of ms.
+pub const SESSION_TIMEOUT_MS_LIMIT: i64 = i32::MAX as i64;
+/// Largest byte budget a tokio semaphore can hold (`Semaphore::MAX_PERMITS`).
+pub const SEMAPHORE_PERMITS_LIMIT: i64 = (usize::MAX >> 3) as i64;
+
+/// What a key's value measures; shown with every range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Milliseconds,
+    Partitions,
+    Topics,
+    Groups,
+    Members,
+    Connections,
+    Requests,
+    Producers,
+    Records,
+    RecordsPerSecond,
+}
+
+impl Unit {
+    /// The unit as written after a number.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Bytes => "bytes",
+            Unit::Milliseconds => "ms",
+            Unit::Partitions => "partitions",
+            Unit::Topics => "topics",
+            Unit::Groups => "groups",
+            Unit::Members => "members",
+            Unit::Connections => "connections",
+            Unit::Requests => "requests",
+            Unit::Producers => "producers",
+            Unit::Records => "records",
+            Unit::RecordsPerSecond => "records per second",
+        }
+    }
+}
+
+/// The type of a key's value and what it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An integer in `min..=max` of `unit`; with `unlimited`, -1 is also allowed
+    /// and means "no limit".
+    Int {
+        min: i64,
+        max: i64,
+        unit: Unit,
+        unlimited: bool,
+    },
+    Bool,
+    /// One of these words.
+    Word(&'static [&'static str]),
+    /// `IP:PORT`, as the listeners bind it.
+    Address,
+    /// A file system path.
+    Path,
+    /// A non-empty name.
+    Name,
+}
+
+impl Kind {
+    /// The type as the reference and the diagnostics name it.
+    pub fn describe(&self) -> String {
+        match self {
+            Kind::Int { unit, .. } => format!("integer ({})", unit.name()),
+            Kind::Bool => "boolean".to_owned(),
+            Kind::Word(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                format!("string: {}", quoted.join(" or "))
+            }
+            Kind::Address => "string: \"IP:PORT\"".to_owned(),
+            Kind::Path => "string: a path".to_owned(),
+            Kind::Name => "string".to_owned(),
+        }
+    }
+
+    /// The allowed values, for the reference and range errors.
+    pub fn range(&self) -> String {
+        match *self {
+            Kind::Int {
+                min,
+                max,
+                unit,
+                unlimited,
+            } => {
+                let mut s = format!("{}..={} {}", group_digits(min), group_digits(max), unit.name());
+                if unlimited {
+                    s.push_str(", or -1 for no limit");
+                }
+                s
+            }
+            Kind::Bool => "true, false".to_owned(),
+            Kind::Word(words) => words.join(", "),
+            Kind::Address => "an IPv4 or IPv6 address and a port".to_owned(),
+            Kind::Path => "non-empty".to_owned(),
+            Kind::Name => "non-empty".to_owned(),
+        }
+    }
+}
+
+/// One key of a table.
+#[derive(Debug)]
+pub struct KeyDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Whether an entry of an array of tables must have it.
+    pub required: bool,
+    /// The default as written in TOML, if the key has one.
+    pub default: fn() -> Option<String>,
+    /// What it does, one or two sentences.
+    pub doc: &'static str,
+}
+
+/// One table (`[broker]`) or array of tables (`[[topic]]`).
+#[derive(Debug)]
+pub struct TableDef {
+    pub name: &'static str,
+    /// An array of tables: `[[name]]`, repeated.
+    pub array: bool,
+    /// Whether `VELTRIX_<TABLE>__<KEY>` variables may override its keys.
+    pub env: bool,
+    pub doc: &'static str,
+    pub keys: &'static [KeyDef],
+}
+
+impl TableDef {
+    /// The key named `name`.
+    pub fn key(&self, name: &str) -> Option<&'static KeyDef> {
+        self.keys.iter().find(|k| k.name == name)
+    }
+}
+
+/// The profile words.
+pub const PROFILES: &[&str] = &["development", "production"];
+/// The durability words.
+pub const DURABILITIES: &[&str] = &["fsync", "interval"];
+/// The tier words.
+pub const TIERS: &[&str] = &["critical", "standard", "bulk"];
+
+const fn int(min: i64, max: i64, unit: Unit) -> Kind {
+    Kind::Int {
+        min,
+        max,
+        unit,
+        unlimited: false,
+    }
+}
+
+const fn limit(min: i64, max: i64, unit: Unit) -> Kind {
+    Kind::Int {
+        min,
+        max,
+        unit,
+        unlimited: true,
+    }
+}
+
+fn none() -> Option<String> {
+    None
+}
+
+/// A TOML rendering of an optional limit: -1 when there is none.
+fn opt(v: Option<u64>) -> Option<String> {
+    Some(v.map_or("-1".to_owned(), |v| v.to_string()))
+}
+
+fn log() -> LogConfig {
+    LogConfig::default()
+}
+
+fn groups() -> GroupConfig {
+    GroupConfig::default()
+}
+
+fn kafka() -> KafkaConfig {
+    KafkaConfig::new(DEFAULT_KAFKA_LISTENER.parse().expect("valid default address"))
+}
+
+const MS: i64 = i64::MAX;
+
+static BROKER_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "profile",
+        kind: Kind::Word(PROFILES),
+        required: false,
+        default: || Some("\"development\"".to_owned()),
+        doc: "Which lints apply: `production` turns on the production lints (V2xx).",
+    },
+    KeyDef {
+        name: "data_dir",
+        kind: Kind::Path,
+        required: false,
+        default: || Some(format!("\"{DEFAULT_DATA_DIR}\"")),
+        doc: "Directory holding the topic catalogue and every partition's log. Flag: `--data-dir`.",
+    },
+    KeyDef {
+        name: "auto_create_topics",
+        kind: Kind::Bool,
+        required: false,
+        default: || Some(BrokerConfig::default().auto_create_topics.to_string()),
+        doc: "Whether Metadata and Produce requests for an unknown topic create it. Flag: `--auto-create-topics`.",
+    },
+    KeyDef {
+        name: "topics_max",
+        kind: int(1, u32::MAX as i64, Unit::Topics),
+        required: false,
+        default: || Some(BrokerConfig::default().topics_max.to_string()),
+        doc: "Topics the broker keeps; creating one more fails.",
+    },
+    KeyDef {
+        name: "partitions_per_topic_max",
+        kind: int(1, PARTITIONS_LIMIT, Unit::Partitions),
+        required: false,
+        default: || Some(BrokerConfig::default().partitions_per_topic_max.to_string()),
+        doc: "Partitions one topic may have.",
+    },
+    KeyDef {
+        name: "partitions_total_max",
+        kind: int(1, u32::MAX as i64, Unit::Partitions),
+        required: false,
+        default: || Some(BrokerConfig::default().partitions_total_max.to_string()),
+        doc: "Partitions across all topics.",
+    },
+];
+
+static LISTENER_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "kafka",
+        kind: Kind::Address,
+        required: false,
+        default: || Some(format!("\"{DEFAULT_KAFKA_LISTENER}\"")),
+        doc: "Address the Kafka protocol listens on. Flag: `--kafka-listener`.",
+    },
+    KeyDef {
+        name: "http",
+        kind: Kind::Address,
+        required: false,
+        default: || Some(format!("\"{DEFAULT_HTTP_LISTENER}\"")),
+        doc: "Address of the HTTP API (REST, `/metrics`, console). The broker does not serve HTTP yet; the address is checked (format, port conflict with `kafka`, loopback lint) so the file is ready for it.",
+    },
+];
+
+static LIMIT_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "request_bytes_max",
+        kind: int(1, i32::MAX as i64, Unit::Bytes),
+        required: false,
+        default: || Some(kafka().request_bytes_max.to_string()),
+        doc: "Largest Kafka request accepted (Kafka's `socket.request.max.bytes`); a larger one closes the connection.",
+    },
+    KeyDef {
+        name: "in_flight_bytes_max",
+        kind: int(1, SEMAPHORE_PERMITS_LIMIT, Unit::Bytes),
+        required: false,
+        default: || Some(kafka().in_flight_bytes_max.to_string()),
+        doc: "The memory budget for requests: request bytes held in memory across all connections at once. A request that does not fit waits before its body is read.",
+    },
+    KeyDef {
+        name: "connections_max",
+        kind: int(1, SEMAPHORE_PERMITS_LIMIT, Unit::Connections),
+        required: false,
+        default: || Some(kafka().connections_max.to_string()),
+        doc: "Connections served at once; more wait in the accept queue.",
+    },
+    KeyDef {
+        name: "requests_in_flight_per_connection_max",
+        kind: int(1, 65_536, Unit::Requests),
+        required: false,
+        default: || Some(kafka().requests_in_flight_per_connection_max.to_string()),
+        doc: "Requests of one connection read but not yet answered (pipelined produce requests waiting for their fsync).",
+    },
+    KeyDef {
+        name: "fetch_wait_ms_max",
+        kind: int(0, i32::MAX as i64, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().fetch_wait_ms_max.to_string()),
+        doc: "Upper bound on a fetch's `max_wait_ms` (long polling).",
+    },
+];
+
+/// Log keys shared by `[defaults]` and `[[topic]]`.
+macro_rules! log_keys {
+    () => {
+        [
+            KeyDef {
+                name: "retention_ms",
+                kind: limit(1, MS, Unit::Milliseconds),
+                required: false,
+                default: || opt(log().retention_ms),
+                doc: "Whole segments whose newest record is older than this are deleted (Kafka's `retention.ms`).",
+            },
+            KeyDef {
+                name: "retention_bytes",
+                kind: limit(1, i64::MAX, Unit::Bytes),
+                required: false,
+                default: || opt(log().retention_bytes),
+                doc: "Oldest segments are deleted while a partition is larger than this (Kafka's `retention.bytes`).",
+            },
+            KeyDef {
+                name: "segment_bytes_max",
+                kind: int(SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_LIMIT as i64, Unit::Bytes),
+                required: false,
+                default: || Some(log().segment_bytes_max.to_string()),
+                doc: "A segment is rolled before an append would make it larger than this.",
+            },
+            KeyDef {
+                name: "segment_age_ms_max",
+                kind: int(1, MS, Unit::Milliseconds),
+                required: false,
+                default: || Some(log().segment_age_ms_max.to_string()),
+                doc: "A non-empty segment is rolled once it has received appends for this long (Kafka's `segment.ms`).",
+            },
+            KeyDef {
+                name: "batch_bytes_max",
+                kind: int(HEADER_BYTES as i64, STORED_BATCH_BYTES_LIMIT as i64, Unit::Bytes),
+                required: false,
+                default: || Some(log().batch_bytes_max.to_string()),
+                doc: "Largest batch accepted, header included: the maximum message size (Kafka's `max.message.bytes`).",
+            },
+            KeyDef {
+                name: "durability",
+                kind: Kind::Word(DURABILITIES),
+                required: false,
+                default: || Some("\"fsync\"".to_owned()),
+                doc: "`fsync`: an append is acknowledged only after an fsync covers it. `interval`: acknowledged once written, fsynced every `flush_interval_ms`; acknowledged records can be lost on power loss.",
+            },
+            KeyDef {
+                name: "flush_interval_ms",
+                kind: int(1, MS, Unit::Milliseconds),
+                required: false,
+                default: none,
+                doc: "With `durability = \"interval\"` (and only then): how often appends are fsynced.",
+            },
+        ]
+    };
+}
+
+static DEFAULT_KEYS: &[KeyDef] = &{
+    let [a, b, c, d, e, f, g] = log_keys!();
+    [
+        KeyDef {
+            name: "partitions",
+            kind: int(1, PARTITIONS_LIMIT, Unit::Partitions),
+            required: false,
+            default: || Some(BrokerConfig::default().default_partitions.to_string()),
+            doc: "Partitions of a topic created without a count (auto-creation, CreateTopics with -1, `[[topic]]` without `partitions`). Flag: `--default-partitions`.",
+        },
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        KeyDef {
+            name: "index_interval_bytes",
+            kind: int(1, u32::MAX as i64, Unit::Bytes),
+            required: false,
+            default: || Some(log().index_interval_bytes.to_string()),
+            doc: "An index entry is added after at least this many bytes of batches.",
+        },
+        KeyDef {
+            name: "producers_max",
+            kind: int(1, u32::MAX as i64, Unit::Producers),
+            required: false,
+            default: || Some(log().producers_max.to_string()),
+            doc: "Idempotent producers remembered per partition; past it the least recently active one is forgotten.",
+        },
+        KeyDef {
+            name: "producer_id_expiration_ms",
+            kind: int(1, MS, Unit::Milliseconds),
+            required: false,
+            default: || Some(log().producer_id_expiration_ms.to_string()),
+            doc: "An idempotent producer idle this long is forgotten (Kafka's `producer.id.expiration.ms`).",
+        },
+    ]
+};
+
+static TOPIC_KEYS: &[KeyDef] = &{
+    let [a, b, c, d, e, f, g] = log_keys!();
+    [
+        KeyDef {
+            name: "name",
+            kind: Kind::Name,
+            required: true,
+            default: none,
+            doc: "The topic's name: ASCII letters, digits, `.`, `_` and `-`, at most 249 characters, not `.` or `..`.",
+        },
+        KeyDef {
+            name: "partitions",
+            kind: int(1, PARTITIONS_LIMIT, Unit::Partitions),
+            required: false,
+            default: || Some("[defaults] partitions".to_owned()),
+            doc: "Partition count. Applied at start: a missing topic is created, a smaller one grows; partitions are never removed.",
+        },
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        KeyDef {
+            name: "tier",
+            kind: Kind::Word(TIERS),
+            required: false,
+            default: none,
+            doc: "Label: the topic's priority tier. Metadata for lints and tools; the broker does not schedule by it yet.",
+        },
+        KeyDef {
+            name: "critical",
+            kind: Kind::Bool,
+            required: false,
+            default: || Some("false".to_owned()),
+            doc: "Label: losing or delaying this topic's records is an incident. Turns on the lints for critical topics.",
+        },
+        KeyDef {
+            name: "keyed",
+            kind: Kind::Bool,
+            required: false,
+            default: || Some("false".to_owned()),
+            doc: "Label: producers send keyed records whose per-key order matters. Used by lints.",
+        },
+        KeyDef {
+            name: "peak_records_per_second",
+            kind: int(0, i64::MAX, Unit::RecordsPerSecond),
+            required: false,
+            default: none,
+            doc: "Label: the expected peak produce rate, for capacity lints.",
+        },
+    ]
+};
+
+static GROUP_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "session_timeout_ms_min",
+        kind: int(1, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+        required: false,
+        default: || Some(groups().session_timeout_ms_min.to_string()),
+        doc: "Shortest session timeout a member may ask for (Kafka's `group.min.session.timeout.ms`).",
+    },
+    KeyDef {
+        name: "session_timeout_ms_max",
+        kind: int(1, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+        required: false,
+        default: || Some(groups().session_timeout_ms_max.to_string()),
+        doc: "Longest session timeout a member may ask for (Kafka's `group.max.session.timeout.ms`).",
+    },
+    KeyDef {
+        name: "initial_rebalance_delay_ms",
+        kind: int(0, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+        required: false,
+        default: || Some(groups().initial_rebalance_delay_ms.to_string()),
+        doc: "How long the first rebalance of an empty group waits for more members.",
+    },
+    KeyDef {
+        name: "group_members_max",
+        kind: int(1, u32::MAX as i64, Unit::Members),
+        required: false,
+        default: || Some(groups().group_members_max.to_string()),
+        doc: "Members per group (Kafka's `group.max.size`).",
+    },
+    KeyDef {
+        name: "groups_max",
+        kind: int(1, u32::MAX as i64, Unit::Groups),
+        required: false,
+        default: || Some(groups().groups_max.to_string()),
+        doc: "Consumer groups the coordinator keeps.",
+    },
+    KeyDef {
+        name: "offset_metadata_bytes_max",
+        kind: int(0, i32::MAX as i64, Unit::Bytes),
+        required: false,
+        default: || Some(groups().offset_metadata_bytes_max.to_string()),
+        doc: "Largest metadata string stored with a committed offset.",
+    },
+    KeyDef {
+        name: "offsets_retention_ms",
+        kind: int(1, MS, Unit::Milliseconds),
+        required: false,
+        default: || Some(groups().offsets_retention_ms.to_string()),
+        doc: "Committed offsets of a group that has been empty this long are deleted (Kafka's `offsets.retention.minutes`).",
+    },
+];
+
+static ALERT_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "group",
+        kind: Kind::Name,
+        required: true,
+        default: none,
+        doc: "The consumer group whose lag is watched.",
+    },
+    KeyDef {
+        name: "topic",
+        kind: Kind::Name,
+        required: true,
+        default: none,
+        doc: "The topic it consumes; must be a declared `[[topic]]`.",
+    },
+    KeyDef {
+        name: "lag_records_max",
+        kind: int(1, i64::MAX, Unit::Records),
+        required: false,
+        default: none,
+        doc: "Fire when the group is more than this many records behind. Exactly one of `lag_records_max` and `lag_ms_max`.",
+    },
+    KeyDef {
+        name: "lag_ms_max",
+        kind: int(1, MS, Unit::Milliseconds),
+        required: false,
+        default: none,
+        doc: "Fire when the oldest unconsumed record is older than this. Exactly one of `lag_records_max` and `lag_ms_max`.",
+    },
+    KeyDef {
+        name: "for_ms",
+        kind: int(0, MS, Unit::Milliseconds),
+        required: false,
+        default: || Some("0".to_owned()),
+        doc: "How long the lag must stay over the threshold before the alert fires.",
+    },
+];
+
+/// Every table of the file, in the order the reference lists them.
+pub static TABLES: &[TableDef] = &[
+    TableDef {
+        name: "broker",
+        array: false,
+        env: true,
+        doc: "The broker process: profile, data directory, topic and partition limits.",
+        keys: BROKER_KEYS,
+    },
+    TableDef {
+        name: "listeners",
+        array: false,
+        env: true,
+        doc: "Where the broker listens. There is no TLS or authentication yet: anyone who can reach a listener can use it.",
+        keys: LISTENER_KEYS,
+    },
+    TableDef {
+        name: "limits",
+        array: false,
+        env: true,
+        doc: "Request limits of the Kafka listener, and the memory budget for requests.",
+        keys: LIMIT_KEYS,
+    },
+    TableDef {
+        name: "defaults",
+        array: false,
+        env: true,
+        doc: "Defaults for every topic: declared ones that do not set a key, auto-created ones and ones created through the Kafka admin API.",
+        keys: DEFAULT_KEYS,
+    },
+    TableDef {
+        name: "groups",
+        array: false,
+        env: true,
+        doc: "Consumer groups: session limits, sizes, offsets retention.",
+        keys: GROUP_KEYS,
+    },
+    TableDef {
+        name: "topic",
+        array: true,
+        env: false,
+        doc: "A declared topic, applied at start: created if missing, its settings updated to match, its partitions grown. Shortening the retention of a live topic and deleting a declared topic need `--allow-data-loss`.",
+        keys: TOPIC_KEYS,
+    },
+    TableDef {
+        name: "alert",
+        array: true,
+        env: false,
+        doc: "A consumer lag alert. Declared here and evaluated by the broker's observability; `check` uses it for the rules relating retention to alert horizons.",
+        keys: ALERT_KEYS,
+    },
+];
+
+/// The table named `name`.
+pub fn table(name: &str) -> Option<&'static TableDef> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// `1234567` as `1_234_567`, as TOML allows and as the reference prints ranges.
+pub fn group_digits(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('_');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The key reference in Markdown: one section per table, one row per key.
+pub fn reference_markdown() -> String {
+    let mut out = String::new();
+    for t in TABLES {
+        let header = if t.array {
+            format!("[[{}]]", t.name)
+        } else {
+            format!("[{}]", t.name)
+        };
+        let _ = writeln!(out, "### `{header}`\n\n{}\n", t.doc);
+        if t.env {
+            let _ = writeln!(
+                out,
+                "Environment: `VELTRIX_{}__<KEY>` overrides any key of this table.\n",
+                t.name.to_uppercase()
+            );
+        }
+        out.push_str("| key | type | range | default | description |\n|---|---|---|---|---|\n");
+        for k in t.keys {
+            let default = match ((k.default)(), k.required) {
+                (Some(d), _) => format!("`{d}`"),
+                (None, true) => "required".to_owned(),
+                (None, false) => "none".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} |",
+                k.name,
+                k.kind.describe(),
+                k.kind.range(),
+                default,
+                k.doc
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_grouped_by_three() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1_000");
+        assert_eq!(group_digits(-1_234_567), "-1_234_567");
+    }
+
+    #[test]
+    fn keys_are_unique_and_limits_are_named_units_last() {
+        for t in TABLES {
+            for (i, k) in t.keys.iter().enumerate() {
+                assert!(
+                    t.keys[..i].iter().all(|o| o.name != k.name),
+                    "{}.{} twice",
+                    t.name,
+                    k.name
+                );
+                if k.name.contains("max") || k.name.contains("min") {
+                    assert!(
+                        k.name.ends_with("_max") || k.name.ends_with("_min"),
+                        "{}.{}: limits end in _max or _min",
+                        t.name,
+                        k.name
+                    );
+                }
+                if let Kind::Int { min, max, .. } = k.kind {
+                    assert!(min <= max, "{}.{}", t.name, k.name);
+                }
+            }
+        }
+    }
+}

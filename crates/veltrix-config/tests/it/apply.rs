@@ -1,0 +1,146 @@
+//! Declared topics applied to a real broker on a temporary data directory:
+//! creation, growth and setting changes; refusal of data-losing changes
+//! without permission, before anything changes; partitions never removed;
+//! deletion only of topics that an earlier start applied from the file.
+
+use std::path::Path;
+
+use veltrix_config::{Applied, ApplyError, FixedProbe, VeltrixConfig, apply_topics, check_source};
+use veltrix_core::{Broker, TopicConfig};
+use veltrix_log::Env;
+
+fn config(source: &str) -> VeltrixConfig {
+    let probe = FixedProbe::default();
+    let report = check_source("veltrix.toml", source, &[], &probe);
+    report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{}", report.render(false)))
+}
+
+fn open(dir: &Path, c: &VeltrixConfig) -> Broker {
+    Broker::open(Env::system(), dir, c.broker_config()).unwrap()
+}
+
+const V1: &str =
+    "[[topic]]\nname = \"orders\"\npartitions = 2\nretention_ms = 86_400_000\n\n[[topic]]\nname = \"clicks\"\n";
+
+#[test]
+fn missing_topics_are_created_as_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    let applied = apply_topics(&broker, &c, false).unwrap();
+    assert_eq!(applied.created, vec!["orders".to_owned(), "clicks".to_owned()]);
+    let orders = broker.topic("orders").unwrap();
+    assert_eq!(orders.partitions.len(), 2);
+    assert_eq!(orders.config.retention_ms, Some(86_400_000));
+    assert_eq!(broker.topic("clicks").unwrap().partitions.len(), 1);
+    // Applying the same file again changes nothing.
+    assert_eq!(apply_topics(&broker, &c, false).unwrap(), Applied::default());
+    broker.close();
+}
+
+#[test]
+fn partitions_grow_and_settings_follow_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    let v2 = config(
+        "[[topic]]\nname = \"orders\"\npartitions = 4\nretention_ms = 172_800_000\nbatch_bytes_max = 65_536\n\n[[topic]]\nname = \"clicks\"\n",
+    );
+    let applied = apply_topics(&broker, &v2, false).unwrap();
+    assert_eq!(applied.grown, vec![("orders".to_owned(), 4)]);
+    assert_eq!(applied.altered, vec!["orders".to_owned()]);
+    let orders = broker.topic("orders").unwrap();
+    assert_eq!(orders.partitions.len(), 4);
+    assert_eq!(
+        orders.config,
+        TopicConfig {
+            retention_ms: Some(172_800_000),
+            batch_bytes_max: Some(65_536),
+            ..TopicConfig::default()
+        }
+    );
+    broker.close();
+}
+
+#[test]
+fn a_shorter_retention_needs_permission_and_nothing_changes_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    let shorter = config(
+        "[[topic]]\nname = \"orders\"\npartitions = 3\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\n\n[[topic]]\nname = \"clicks\"\n",
+    );
+    let err = apply_topics(&broker, &shorter, false).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::DataLoss { topic, .. } if topic == "orders"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--allow-data-loss"), "{err}");
+    // Planned before applied: the growth to 3 partitions did not happen either.
+    assert_eq!(broker.topic("orders").unwrap().partitions.len(), 2);
+    assert_eq!(broker.topic("orders").unwrap().config.retention_ms, Some(86_400_000));
+    let applied = apply_topics(&broker, &shorter, true).unwrap();
+    assert_eq!(applied.altered, vec!["orders".to_owned()]);
+    assert_eq!(broker.topic("orders").unwrap().config.retention_ms, Some(3_600_000));
+    broker.close();
+}
+
+#[test]
+fn partitions_are_never_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    let fewer = config("[[topic]]\nname = \"orders\"\npartitions = 1\nretention_ms = 86_400_000\n");
+    let err = apply_topics(&broker, &fewer, true).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::PartitionsDecrease {
+                live: 2,
+                declared: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(broker.topic("orders").unwrap().partitions.len(), 2);
+    broker.close();
+}
+
+#[test]
+fn only_topics_declared_before_are_deleted_and_only_with_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    // Created through the admin API: never declared, never deleted.
+    broker.create_topic("adhoc", Some(1), TopicConfig::default()).unwrap();
+    broker.close();
+    drop(broker);
+
+    // A restart with `clicks` gone from the file.
+    let without_clicks = config("[[topic]]\nname = \"orders\"\npartitions = 2\nretention_ms = 86_400_000\n");
+    let broker = open(dir.path(), &without_clicks);
+    let err = apply_topics(&broker, &without_clicks, false).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::DataLoss { topic, .. } if topic == "clicks"),
+        "{err}"
+    );
+    assert!(broker.topic("clicks").is_some());
+    let applied = apply_topics(&broker, &without_clicks, true).unwrap();
+    assert_eq!(applied.deleted, vec!["clicks".to_owned()]);
+    assert!(broker.topic("clicks").is_none());
+    assert!(broker.topic("adhoc").is_some());
+    // The record now names `orders` only: a further start deletes nothing.
+    assert_eq!(
+        apply_topics(&broker, &without_clicks, false).unwrap(),
+        Applied::default()
+    );
+    broker.close();
+}

@@ -1,0 +1,70 @@
+//! Every shipped example in `config/` passes `check` with no diagnostic at
+//! all, the production one under its production profile, and
+//! `docs/configuration.md` carries the reference generated from the schema
+//! and the rule catalogue.
+
+use std::path::{Path, PathBuf};
+
+use veltrix_config::{FixedProbe, Profile, check_source};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn check_example(name: &str) -> veltrix_config::Report {
+    let path = repo().join("config").join(name);
+    let source = std::fs::read_to_string(&path).unwrap();
+    let probe = FixedProbe {
+        filesystem_type: Some("ext4".to_owned()),
+        memory_bytes_total: Some(16 << 30),
+    };
+    check_source(&format!("config/{name}"), &source, &[], &probe)
+}
+
+#[test]
+fn every_example_config_is_clean() {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("config"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "{names:?}");
+    for name in names {
+        let report = check_example(&name);
+        assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+        assert_eq!(report.exit_code(true), 0);
+    }
+}
+
+#[test]
+fn the_production_example_uses_the_production_profile() {
+    let c = check_example("production.toml").config.unwrap();
+    assert_eq!(c.profile, Profile::Production);
+    assert!(c.topics.iter().any(|t| t.critical));
+    let c = check_example("development.toml").config.unwrap();
+    assert_eq!(c.profile, Profile::Development);
+}
+
+const START: &str = "<!-- reference:start -->\n";
+const END: &str = "<!-- reference:end -->\n";
+
+/// The reference in `docs/configuration.md` is generated; run with
+/// `VELTRIX_BLESS=1` to rewrite it after changing the schema or the rules.
+#[test]
+fn the_docs_carry_the_generated_reference() {
+    let path = repo().join("docs/configuration.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = doc.find(START).expect("start marker") + START.len();
+    let end = doc.find(END).expect("end marker");
+    let expected = veltrix_config::docs_reference();
+    if std::env::var_os("VELTRIX_BLESS").is_some() {
+        let updated = format!("{}{expected}{}", &doc[..start], &doc[end..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    assert!(
+        doc[start..end] == expected,
+        "docs/configuration.md is out of date: run `VELTRIX_BLESS=1 cargo test -p veltrix-config --test it docs`"
+    );
+}

@@ -1,0 +1,7 @@
+//! Integration tests of `veltrix-config`: one binary, one module per concern.
+
+mod apply;
+mod examples;
+mod resolve;
+mod rules;
+mod snapshots;

@@ -1,0 +1,306 @@
+//! The typed configuration: defaults equal the engine's own, every key lands
+//! in the right field, and environment overrides win over the file and are
+//! validated like it.
+
+use veltrix_config::{FixedProbe, LagThreshold, Location, Profile, Tier, VeltrixConfig, check_source, schema};
+use veltrix_core::BrokerConfig;
+use veltrix_kafka::KafkaConfig;
+use veltrix_log::FlushPolicy;
+
+fn probe() -> FixedProbe {
+    FixedProbe {
+        filesystem_type: Some("ext4".to_owned()),
+        memory_bytes_total: Some(64 << 30),
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn an_empty_file_is_the_embedded_default() {
+    let report = check_source("veltrix.toml", "", &[], &probe());
+    let c = report.config.expect("an empty file is valid");
+    let d = BrokerConfig::default();
+    assert_eq!(c.broker.log, d.log);
+    assert_eq!(c.broker.groups, d.groups);
+    assert_eq!(
+        (
+            c.broker.default_partitions,
+            c.broker.auto_create_topics,
+            c.broker.topics_max
+        ),
+        (d.default_partitions, d.auto_create_topics, d.topics_max)
+    );
+    let addr = "127.0.0.1:9092".parse().unwrap();
+    let k = c.kafka_config(addr);
+    let kd = KafkaConfig::new(addr);
+    assert_eq!(
+        (
+            k.request_bytes_max,
+            k.in_flight_bytes_max,
+            k.connections_max,
+            k.fetch_wait_ms_max
+        ),
+        (
+            kd.request_bytes_max,
+            kd.in_flight_bytes_max,
+            kd.connections_max,
+            kd.fetch_wait_ms_max
+        )
+    );
+    assert_eq!(c.data_dir.to_str(), Some("./veltrix-data"));
+    assert_eq!(c.kafka_listener.to_string(), "127.0.0.1:9092");
+    assert_eq!(c.http_listener.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.profile, Profile::Development);
+}
+
+#[test]
+fn every_key_reaches_its_field() {
+    let src = r#"
+[broker]
+profile = "production"
+data_dir = "/srv/veltrix"
+auto_create_topics = false
+topics_max = 50
+partitions_per_topic_max = 64
+partitions_total_max = 500
+
+[listeners]
+kafka = "127.0.0.1:19092"
+http = "[::1]:18080"
+
+[limits]
+request_bytes_max = 1_000_000
+in_flight_bytes_max = 8_000_000
+connections_max = 10
+requests_in_flight_per_connection_max = 4
+fetch_wait_ms_max = 500
+
+[defaults]
+partitions = 4
+retention_ms = 86_400_000
+retention_bytes = 1_000_000_000
+segment_bytes_max = 100_000_000
+segment_age_ms_max = 3_600_000
+batch_bytes_max = 500_000
+index_interval_bytes = 8192
+producers_max = 77
+producer_id_expiration_ms = 60_000
+
+[groups]
+session_timeout_ms_min = 7_000
+session_timeout_ms_max = 60_000
+initial_rebalance_delay_ms = 10
+group_members_max = 9
+groups_max = 99
+offset_metadata_bytes_max = 100
+offsets_retention_ms = 864_000_000
+
+[[topic]]
+name = "t"
+partitions = 8
+retention_ms = -1
+retention_bytes = 5_000_000_000
+segment_bytes_max = 50_000_000
+segment_age_ms_max = 600_000
+batch_bytes_max = 100_000
+durability = "interval"
+flush_interval_ms = 250
+tier = "bulk"
+keyed = true
+peak_records_per_second = 10
+
+[[alert]]
+group = "g"
+topic = "t"
+lag_records_max = 1000
+for_ms = 5000
+"#;
+    let report = check_source("veltrix.toml", src, &[], &probe());
+    let c: VeltrixConfig = report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{}", report.render(false)));
+    assert_eq!(c.profile, Profile::Production);
+    assert_eq!(c.data_dir.to_str(), Some("/srv/veltrix"));
+    assert_eq!(
+        (
+            c.broker.topics_max,
+            c.broker.partitions_per_topic_max,
+            c.broker.partitions_total_max
+        ),
+        (50, 64, 500)
+    );
+    assert_eq!(c.kafka_listener.to_string(), "127.0.0.1:19092");
+    assert_eq!(c.http_listener.to_string(), "[::1]:18080");
+    let l = c.limits;
+    assert_eq!(
+        (
+            l.request_bytes_max,
+            l.in_flight_bytes_max,
+            l.connections_max,
+            l.requests_in_flight_per_connection_max,
+            l.fetch_wait_ms_max
+        ),
+        (1_000_000, 8_000_000, 10, 4, 500)
+    );
+    let log = c.broker.log;
+    assert_eq!(c.broker.default_partitions, 4);
+    assert_eq!(
+        (log.retention_ms, log.retention_bytes),
+        (Some(86_400_000), Some(1_000_000_000))
+    );
+    assert_eq!(
+        (log.segment_bytes_max, log.segment_age_ms_max, log.batch_bytes_max),
+        (100_000_000, 3_600_000, 500_000)
+    );
+    assert_eq!(
+        (
+            log.index_interval_bytes,
+            log.producers_max,
+            log.producer_id_expiration_ms
+        ),
+        (8192, 77, 60_000)
+    );
+    assert_eq!(log.flush, FlushPolicy::EveryAppend);
+    let g = c.broker.groups;
+    assert_eq!(
+        (
+            g.session_timeout_ms_min,
+            g.session_timeout_ms_max,
+            g.initial_rebalance_delay_ms
+        ),
+        (7_000, 60_000, 10)
+    );
+    assert_eq!(
+        (
+            g.group_members_max,
+            g.groups_max,
+            g.offset_metadata_bytes_max,
+            g.offsets_retention_ms
+        ),
+        (9, 99, 100, 864_000_000)
+    );
+    let t = &c.topics[0];
+    assert_eq!(
+        (t.name.as_str(), t.partitions, t.tier, t.keyed, t.critical),
+        ("t", 8, Some(Tier::Bulk), true, false)
+    );
+    assert_eq!(t.peak_records_per_second, Some(10));
+    assert_eq!(t.config.retention_ms, Some(-1));
+    assert_eq!(t.config.retention_bytes, Some(5_000_000_000));
+    assert_eq!(
+        (t.config.segment_bytes_max, t.config.segment_age_ms_max),
+        (Some(50_000_000), Some(600_000))
+    );
+    assert_eq!(
+        (t.config.batch_bytes_max, t.config.flush_interval_ms),
+        (Some(100_000), Some(250))
+    );
+    let effective = c.topic_log_config(t);
+    assert_eq!(effective.retention_ms, None);
+    assert_eq!(effective.flush, FlushPolicy::Interval { flush_interval_ms: 250 });
+    effective.validate().unwrap();
+    let a = &c.alerts[0];
+    assert_eq!(
+        (a.group.as_str(), a.topic.as_str(), a.threshold, a.for_ms),
+        ("g", "t", LagThreshold::Records(1000), 5000)
+    );
+}
+
+#[test]
+fn topics_inherit_interval_durability_from_the_defaults() {
+    let src = "[defaults]\ndurability = \"interval\"\nflush_interval_ms = 100\n\n[[topic]]\nname = \"a\"\n";
+    let report = check_source("veltrix.toml", src, &[], &probe());
+    let c = report.config.unwrap();
+    assert_eq!(c.broker.log.flush, FlushPolicy::Interval { flush_interval_ms: 100 });
+    assert_eq!(c.topics[0].config.flush_interval_ms, None);
+    assert!(c.topic_is_relaxed(&c.topics[0]));
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let src = "[broker]\ndata_dir = \"/from/file\"\n\n[limits]\nconnections_max = 5\n";
+    let vars = env(&[
+        ("VELTRIX_BROKER__DATA_DIR", "/from/env"),
+        ("VELTRIX_LIMITS__CONNECTIONS_MAX", "1_000"),
+        ("VELTRIX_DEFAULTS__PARTITIONS", "3"),
+        ("VELTRIX_BROKER__AUTO_CREATE_TOPICS", "TRUE"),
+        // Not an override: no `__`.
+        ("VELTRIX_CLIENT_RECORDS", "5"),
+    ]);
+    let report = check_source("veltrix.toml", src, &vars, &probe());
+    let c = report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{}", report.render(false)));
+    assert_eq!(c.data_dir.to_str(), Some("/from/env"));
+    assert_eq!(c.limits.connections_max, 1000);
+    assert_eq!(c.broker.default_partitions, 3);
+    assert!(c.broker.auto_create_topics);
+}
+
+#[test]
+fn an_invalid_override_names_the_variable() {
+    let vars = env(&[("VELTRIX_DEFAULTS__RETENTION_MS", "0")]);
+    let report = check_source("veltrix.toml", "", &vars, &probe());
+    assert_eq!(report.errors(), 1);
+    let d = &report.diagnostics[0];
+    assert_eq!(d.id(), "V004");
+    assert_eq!(
+        d.location,
+        Some(Location::Env {
+            var: "VELTRIX_DEFAULTS__RETENTION_MS".to_owned(),
+            value: "0".to_owned(),
+            name: false
+        })
+    );
+    assert!(d.help.contains("1..="), "{}", d.help);
+}
+
+#[test]
+fn an_override_of_a_table_without_overrides_is_unknown() {
+    let vars = env(&[("VELTRIX_TOPIC__NAME", "x"), ("VELTRIX_BROKR__DATA_DIR", "/x")]);
+    let report = check_source("veltrix.toml", "", &vars, &probe());
+    let helps: Vec<&str> = report.diagnostics.iter().map(|d| d.help.as_str()).collect();
+    assert_eq!(
+        report.diagnostics.iter().filter(|d| d.id() == "V002").count(),
+        2,
+        "{helps:?}"
+    );
+    assert!(
+        helps.iter().any(|h| h.contains("VELTRIX_BROKER__DATA_DIR")),
+        "{helps:?}"
+    );
+}
+
+#[test]
+fn documented_defaults_are_the_resolved_ones() {
+    // The reference prints each key's default from the engine's `Default`s;
+    // setting every key to that printed default must change nothing.
+    let mut src = String::new();
+    for t in schema::TABLES.iter().filter(|t| !t.array) {
+        src.push_str(&format!("[{}]\n", t.name));
+        for k in t.keys {
+            if let Some(d) = (k.default)() {
+                src.push_str(&format!("{} = {d}\n", k.name));
+            }
+        }
+    }
+    let report = check_source("veltrix.toml", &src, &[], &probe());
+    let c = report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{src}\n{}", report.render(false)));
+    let d = VeltrixConfig::default();
+    assert_eq!(c.broker.log, d.broker.log);
+    assert_eq!(c.broker.groups, d.broker.groups);
+    assert_eq!(c.limits, d.limits);
+    assert_eq!(
+        (c.data_dir, c.kafka_listener, c.http_listener),
+        (d.data_dir, d.kafka_listener, d.http_listener)
+    );
+    assert_eq!(c.broker.default_partitions, d.broker.default_partitions);
+}

@@ -1,0 +1,368 @@
+//! One case per rule of the catalogue: a configuration with the problem, the
+//! line the diagnostic must point at (the line marked `#<` in the source) and
+//! a piece of the fix it must suggest. Production lints are also checked to
+//! stay silent under the development profile. A last test proves that every
+//! rule of the catalogue has a case here.
+
+use veltrix_config::rules::{CATALOGUE, RuleProfile};
+use veltrix_config::{Diagnostic, FixedProbe, Report, check_source};
+
+/// A machine with a disk-backed file system and 64 GiB of memory.
+fn disk() -> FixedProbe {
+    FixedProbe {
+        filesystem_type: Some("ext4".to_owned()),
+        memory_bytes_total: Some(64 << 30),
+    }
+}
+
+struct Case {
+    rule: &'static str,
+    source: String,
+    /// A piece of the diagnostic's `help`.
+    fix: &'static str,
+    probe: FixedProbe,
+}
+
+fn case(rule: &'static str, source: &str, fix: &'static str) -> Case {
+    Case {
+        rule,
+        source: source.to_owned(),
+        fix,
+        probe: disk(),
+    }
+}
+
+/// `body` under a production `[broker]` header; a body may go on with more
+/// `[broker]` keys before its own tables.
+fn prod(rule: &'static str, body: &str, fix: &'static str) -> Case {
+    case(rule, &format!("[broker]\nprofile = \"production\"\n{body}"), fix)
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "V001",
+            "[broker]\ndata_dir = /var/lib/veltrix #<\n",
+            "fix the TOML syntax",
+        ),
+        case(
+            "V002",
+            "[defaults]\nretention_sm = 1000 #<\n",
+            "did you mean `retention_ms`?",
+        ),
+        case("V002", "[topics] #<\nname = \"a\"\n", "did you mean `topic`?"),
+        case(
+            "V003",
+            "[defaults]\nretention_ms = \"7d\" #<\n",
+            "write `604_800_000` (7d in ms)",
+        ),
+        case("V003", "[topic] #<\nname = \"a\"\n", "`[[topic]]` (two brackets)"),
+        case(
+            "V004",
+            "[defaults]\nsegment_bytes_max = 100 #<\n",
+            "use a value in 4_096..=2_147_483_647 bytes",
+        ),
+        case(
+            "V005",
+            "[broker]\nprofile = \"prod\" #<\n",
+            "did you mean `\"production\"`?",
+        ),
+        case("V006", "[[topic]] #<\npartitions = 3\n", "add `name = ...`"),
+        case(
+            "V007",
+            "[[topic]]\nname = \"bad name\" #<\n",
+            "rename it, for example `\"bad-name\"`",
+        ),
+        case(
+            "V008",
+            "[[topic]]\nname = \"orders\"\n\n[[topic]]\nname = \"orders\" #<\n",
+            "merge the two",
+        ),
+        case(
+            "V009",
+            "[listeners]\nkafka = \"localhost:9092\" #<\n",
+            "`\"127.0.0.1:9092\"`",
+        ),
+        case(
+            "V101",
+            "[defaults]\nsegment_bytes_max = 65536\nbatch_bytes_max = 100000 #<\n",
+            "raise `segment_bytes_max` to at least 100000",
+        ),
+        case(
+            "V101",
+            "[[topic]]\nname = \"a\"\nsegment_bytes_max = 65536 #<\n",
+            "lower `batch_bytes_max` to at most 65536",
+        ),
+        case(
+            "V102",
+            "[limits]\nrequest_bytes_max = 2000000 #<\nin_flight_bytes_max = 1000000\n",
+            "lower `request_bytes_max` to at most 1000000",
+        ),
+        case(
+            "V103",
+            "[broker]\npartitions_per_topic_max = 10\n\n[[topic]]\nname = \"a\"\npartitions = 20 #<\n",
+            "lower it to 10 or less",
+        ),
+        case(
+            "V104",
+            "[broker]\npartitions_total_max = 10\n\n[[topic]]\nname = \"a\"\npartitions = 6\n\n[[topic]]\nname = \"b\"\npartitions = 6 #<\n",
+            "raise `[broker] partitions_total_max` to at least 12",
+        ),
+        case(
+            "V105",
+            "[broker]\ntopics_max = 1\n\n[[topic]]\nname = \"a\"\n\n[[topic]]\nname = \"b\" #<\n",
+            "raise `[broker] topics_max` to at least 2",
+        ),
+        case(
+            "V106",
+            "[[topic]]\nname = \"orders\"\n\n[[alert]]\ngroup = \"billing\"\ntopic = \"ordres\" #<\nlag_ms_max = 60000\n",
+            "did you mean `\"orders\"`?",
+        ),
+        case(
+            "V107",
+            "[[topic]]\nname = \"a\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"a\"\nlag_records_max = 10\nlag_ms_max = 60000 #<\n",
+            "keep one of them",
+        ),
+        case(
+            "V107",
+            "[[topic]]\nname = \"a\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"a\" #<\n",
+            "add `lag_ms_max = 60000`",
+        ),
+        case(
+            "V108",
+            "[[topic]]\nname = \"a\"\nretention_ms = 600000 #<\nsegment_age_ms_max = 60000\n\n[[alert]]\ngroup = \"g\"\ntopic = \"a\"\nlag_ms_max = 600000\nfor_ms = 60000\n",
+            "make `retention_ms` much longer than 660000",
+        ),
+        case(
+            "V109",
+            "[[topic]]\nname = \"a\"\nflush_interval_ms = 100 #<\n",
+            "remove `flush_interval_ms`",
+        ),
+        case(
+            "V110",
+            "[[topic]]\nname = \"a\"\ndurability = \"interval\" #<\n",
+            "add `flush_interval_ms = 1000`",
+        ),
+        case(
+            "V111",
+            "[defaults]\ndurability = \"interval\"\nflush_interval_ms = 100\n\n[[topic]]\nname = \"a\"\ndurability = \"fsync\" #<\n",
+            "set `durability = \"fsync\"` in `[defaults]`",
+        ),
+        case(
+            "V112",
+            "[groups]\nsession_timeout_ms_min = 60000 #<\nsession_timeout_ms_max = 30000\n",
+            "make `session_timeout_ms_min` at most `session_timeout_ms_max`",
+        ),
+        case(
+            "V113",
+            "[listeners]\nkafka = \"127.0.0.1:9092\"\nhttp = \"0.0.0.0:9092\" #<\n",
+            "give the HTTP listener its own port",
+        ),
+        Case {
+            probe: FixedProbe {
+                filesystem_type: Some("ext4".to_owned()),
+                memory_bytes_total: Some(256 << 20),
+            },
+            ..case(
+                "V114",
+                "[limits]\nin_flight_bytes_max = 1073741824 #<\n",
+                "set `in_flight_bytes_max` to a fraction of the memory, such as 67108864",
+            )
+        },
+        case(
+            "V115",
+            "[[topic]]\nname = \"a\"\ncritical = true\ntier = \"bulk\" #<\n",
+            "set `tier = \"critical\"`",
+        ),
+        case(
+            "V116",
+            "[[topic]]\nname = \"a\"\nretention_ms = 3600000 #<\n",
+            "add `segment_age_ms_max = 3600000` (or less)",
+        ),
+        case(
+            "V117",
+            "[limits]\nrequest_bytes_max = 1000000\n\n[[topic]]\nname = \"a\"\nbatch_bytes_max = 2000000 #<\n",
+            "lower `batch_bytes_max` below 1000000",
+        ),
+        case(
+            "V118",
+            "[[topic]]\nname = \"a\"\nretention_bytes = 1000000 #<\n",
+            "add `segment_bytes_max = 100000`",
+        ),
+        prod(
+            "V201",
+            "\n[[topic]]\nname = \"a\"\ncritical = true\ndurability = \"interval\" #<\nflush_interval_ms = 100\n",
+            "use `durability = \"fsync\"` for this topic",
+        ),
+        prod(
+            "V202",
+            "auto_create_topics = true #<\n",
+            "set `auto_create_topics = false`",
+        ),
+        prod(
+            "V203",
+            "\n[[topic]]\nname = \"clicks\"\nkeyed = true\npeak_records_per_second = 5000\npartitions = 1 #<\n",
+            "set `partitions` to the parallelism you will need",
+        ),
+        prod(
+            "V204",
+            "\n[listeners]\nkafka = \"0.0.0.0:9092\" #<\n",
+            "listen on loopback (`\"127.0.0.1:9092\"`)",
+        ),
+        case(
+            "V205",
+            "[broker]\nprofile = \"production\" #<\n",
+            "add `in_flight_bytes_max = ...` to `[limits]`",
+        ),
+        Case {
+            probe: FixedProbe {
+                filesystem_type: Some("tmpfs".to_owned()),
+                memory_bytes_total: Some(64 << 30),
+            },
+            ..prod(
+                "V206",
+                "data_dir = \"/dev/shm/veltrix\" #<\n",
+                "disk-backed file system",
+            )
+        },
+        prod(
+            "V207",
+            "\n[defaults]\ndurability = \"interval\" #<\nflush_interval_ms = 100\n",
+            "use `durability = \"fsync\"` here",
+        ),
+        prod("V208", "data_dir = \"data\" #<\n", "use an absolute path"),
+        prod(
+            "V209",
+            "\n[defaults]\nretention_ms = -1 #<\n",
+            "add `retention_bytes = ...`",
+        ),
+        prod(
+            "V210",
+            "\n[defaults]\npartitions = 1 #<\n",
+            "set `partitions = 3` (or more)",
+        ),
+        prod(
+            "V211",
+            "\n[groups]\nsession_timeout_ms_min = 1000 #<\n",
+            "set `session_timeout_ms_min = 6000`",
+        ),
+        prod(
+            "V212",
+            "\n[groups]\nsession_timeout_ms_max = 3600000 #<\n",
+            "set `session_timeout_ms_max = 1800000` or less",
+        ),
+        prod(
+            "V213",
+            "\n[groups]\noffsets_retention_ms = 86400000 #<\n",
+            "set `offsets_retention_ms = 604800000` (or more)",
+        ),
+        prod(
+            "V214",
+            "\n[[topic]]\nname = \"purchases\"\ncritical = true #<\n",
+            "add `[[alert]]`",
+        ),
+    ]
+}
+
+/// The 1-based line holding the `#<` marker.
+fn marked_line(source: &str) -> usize {
+    let lines: Vec<&str> = source.lines().collect();
+    let at = lines.iter().position(|l| l.contains("#<"));
+    at.expect("every case marks its line with #<") + 1
+}
+
+fn find<'a>(report: &'a Report, rule: &str, line: usize) -> Option<&'a Diagnostic> {
+    report
+        .diagnostics
+        .iter()
+        .find(|d| d.id() == rule && d.line() == Some(line))
+}
+
+#[test]
+fn every_rule_reports_its_problem_at_the_line_with_the_fix() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let line = marked_line(&c.source);
+        let report = check_source("veltrix.toml", &c.source, &[], &c.probe);
+        match find(&report, c.rule, line) {
+            None => failures.push(format!(
+                "{}: not reported at line {line}; got:\n{}",
+                c.rule,
+                report.render(false)
+            )),
+            Some(d) if !d.help.contains(c.fix) => {
+                failures.push(format!("{}: help {:?} lacks {:?}", c.rule, d.help, c.fix))
+            }
+            Some(d) => {
+                assert!(
+                    !d.label.is_empty() && !d.note.is_empty(),
+                    "{}: no label or note",
+                    c.rule
+                );
+                let expected_exit = i32::from(d.severity == veltrix_config::Severity::Error);
+                assert_eq!(report.exit_code(false).max(expected_exit), report.exit_code(false));
+                assert_eq!(report.exit_code(true), 1, "{}: --strict must fail", c.rule);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn production_lints_are_silent_under_the_development_profile() {
+    for c in cases() {
+        let rule = veltrix_config::rules::find(c.rule).unwrap();
+        if rule.profile != RuleProfile::Production {
+            continue;
+        }
+        let source = c.source.replace("\"production\"", "\"development\"");
+        let report = check_source("veltrix.toml", &source, &[], &c.probe);
+        assert!(
+            report.diagnostics.iter().all(|d| d.id() != c.rule),
+            "{} fired under development:\n{}",
+            c.rule,
+            report.render(false)
+        );
+    }
+}
+
+#[test]
+fn every_rule_of_the_catalogue_has_a_case() {
+    let cases = cases();
+    for rule in CATALOGUE {
+        assert!(cases.iter().any(|c| c.rule == rule.id), "{} has no case", rule.id);
+    }
+}
+
+#[test]
+fn a_clean_file_has_no_diagnostics_and_resolves() {
+    let report = check_source("veltrix.toml", "[broker]\nprofile = \"development\"\n", &[], &disk());
+    assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+    assert_eq!(report.exit_code(true), 0);
+    assert!(report.config.is_some());
+}
+
+#[test]
+fn errors_withhold_the_config_and_warnings_do_not() {
+    let error = check_source("veltrix.toml", "[broker]\nprofile = \"prod\"\n", &[], &disk());
+    assert!(error.config.is_none());
+    assert_eq!(error.exit_code(false), 1);
+    let warning = check_source(
+        "veltrix.toml",
+        "[[topic]]\nname = \"a\"\nretention_ms = 3600000\n",
+        &[],
+        &disk(),
+    );
+    assert_eq!((warning.errors(), warning.warnings()), (0, 1));
+    assert!(warning.config.is_some());
+    assert_eq!((warning.exit_code(false), warning.exit_code(true)), (0, 1));
+}
+
+#[test]
+fn unknown_keys_are_all_reported_not_just_the_first() {
+    let src = "[broker]\ncolour = 1\nflavour = 2\n\n[defaults]\nretention = 5\n";
+    let report = check_source("veltrix.toml", src, &[], &disk());
+    let lines: Vec<Option<usize>> = report.diagnostics.iter().map(Diagnostic::line).collect();
+    assert_eq!(lines, vec![Some(2), Some(3), Some(6)]);
+    assert!(report.diagnostics.iter().all(|d| d.id() == "V002"));
+}

@@ -1,0 +1,118 @@
+//! Snapshots of rendered diagnostics, so their wording and layout are
+//! reviewed in a diff like code. Plain rendering (no colours).
+
+use veltrix_config::{FixedProbe, check_source, rules};
+
+fn render(source: &str, env: &[(&str, &str)], probe: FixedProbe) -> String {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    check_source("veltrix.toml", source, &env, &probe).render(false)
+}
+
+fn disk() -> FixedProbe {
+    FixedProbe {
+        filesystem_type: Some("ext4".to_owned()),
+        memory_bytes_total: Some(64 << 30),
+    }
+}
+
+#[test]
+fn schema_errors() {
+    let src = r#"[broker]
+profile = "prod"
+data_dir = "/var/lib/veltrix"
+colour = "blue"
+
+[listeners]
+kafka = "localhost:9092"
+
+[defaults]
+retention_ms = "7d"
+segment_bytes_max = 100
+partitions = 2.0
+durability = "interval"
+
+[[topic]]
+partitions = 3
+
+[[topic]]
+name = "orders!"
+"#;
+    insta::assert_snapshot!(render(src, &[], disk()));
+}
+
+#[test]
+fn cross_field_rules() {
+    let src = r#"[limits]
+request_bytes_max = 200_000_000
+in_flight_bytes_max = 100_000_000
+
+[[topic]]
+name = "orders"
+segment_bytes_max = 1_048_576
+batch_bytes_max = 2_097_152
+retention_ms = 600_000
+segment_age_ms_max = 60_000
+
+[[topic]]
+name = "orders"
+
+[[alert]]
+group = "billing"
+topic = "orders"
+lag_ms_max = 600_000
+for_ms = 300_000
+
+[[alert]]
+group = "billing"
+topic = "ordres"
+lag_records_max = 100
+"#;
+    insta::assert_snapshot!(render(src, &[], disk()));
+}
+
+#[test]
+fn production_lints() {
+    let src = r#"[broker]
+profile = "production"
+data_dir = "data"
+auto_create_topics = true
+
+[listeners]
+kafka = "0.0.0.0:9092"
+
+[[topic]]
+name = "purchases"
+critical = true
+keyed = true
+peak_records_per_second = 20_000
+partitions = 1
+durability = "interval"
+flush_interval_ms = 1_000
+"#;
+    let tmpfs = FixedProbe {
+        filesystem_type: Some("tmpfs".to_owned()),
+        memory_bytes_total: Some(64 << 30),
+    };
+    insta::assert_snapshot!(render(src, &[], tmpfs));
+}
+
+#[test]
+fn environment_overrides() {
+    let env = [
+        ("VELTRIX_BROKER__DATA_DIRECTORY", "/srv/veltrix"),
+        ("VELTRIX_LIMITS__IN_FLIGHT_BYTES_MAX", "1GiB"),
+        ("VELTRIX_LISTENERS__KAFKA", "127.0.0.1"),
+    ];
+    insta::assert_snapshot!(render("[broker]\nprofile = \"development\"\n", &env, disk()));
+}
+
+#[test]
+fn syntax_error() {
+    insta::assert_snapshot!(render("[broker]\ndata_dir = /var/lib/veltrix\n", &[], disk()));
+}
+
+#[test]
+fn explanation_of_a_rule() {
+    let r = rules::find("V108").unwrap();
+    insta::assert_snapshot!(format!("{} {}: {}\n\n{}", r.id, r.name, r.summary, r.explanation));
+}

@@ -1,0 +1,229 @@
+//! `veltrix check [FILE]`: validates a configuration file without starting
+//! anything, and `veltrix explain [RULE]`: the rule catalogue.
+//!
+//! `check` prints every diagnostic (rustc's layout, or JSON with `--format
+//! json`) and a summary line, and exits with status 0 when there is no error
+//! and 1 when there is one; with `--strict` warnings count as errors. The
+//! environment's `VELTRIX_<TABLE>__<KEY>` overrides are applied, as `serve`
+//! would.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use veltrix_config::VeltrixConfig;
+use veltrix_config::rules::{self, RuleProfile};
+use veltrix_core::Broker;
+
+/// Arguments of `veltrix check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The configuration file.
+    #[arg(default_value = "veltrix.toml")]
+    pub file: PathBuf,
+    /// Fail (exit status 1) on warnings too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format: `text` (rustc-style diagnostics) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+/// Arguments of `veltrix explain`.
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// A rule id (`V108`) or name (`retention-under-alert-horizon`); without
+    /// it, the whole catalogue is listed.
+    pub rule: Option<String>,
+}
+
+/// Runs `veltrix check` and exits with its status.
+pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
+    let report = veltrix_config::check_file(&args.file).with_context(|| format!("cannot read {}", args.file.display()));
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return super::exit_on_error(Err(e)),
+    };
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.render(std::io::stdout().is_terminal()));
+    }
+    std::process::exit(report.exit_code(args.strict));
+}
+
+/// Runs `veltrix explain`.
+pub fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let Some(wanted) = args.rule else {
+        print!("{}", catalogue());
+        return Ok(());
+    };
+    let Some(rule) = rules::find(&wanted) else {
+        let names: Vec<&str> = rules::CATALOGUE.iter().map(|r| r.name).collect();
+        let hint = names
+            .iter()
+            .map(|n| (strsim_like(&wanted, n), *n))
+            .max_by_key(|(score, _)| *score)
+            .filter(|(score, _)| *score > 0)
+            .map(|(_, n)| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+        anyhow::bail!("no rule `{wanted}`{hint} (`veltrix explain` lists them)");
+    };
+    print!("{}", explanation(rule));
+    Ok(())
+}
+
+/// `veltrix serve` flags that override the configuration file.
+#[derive(Debug, Default)]
+pub struct ServeOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub kafka_listener: Option<SocketAddr>,
+    /// `--auto-create-topics`: turns auto-creation on whatever the file says.
+    pub auto_create_topics: bool,
+    pub default_partitions: Option<u32>,
+}
+
+/// The configuration `veltrix serve` runs with: the file's, checked exactly
+/// as `veltrix check` does (environment overrides included), or the embedded
+/// default without a file; then the flags over it. Warnings are printed and
+/// the broker starts; errors are printed and it does not.
+pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Result<VeltrixConfig> {
+    let mut config = match file {
+        None => VeltrixConfig::default(),
+        Some(path) => {
+            let report = veltrix_config::check_file(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if !report.diagnostics.is_empty() {
+                eprint!("{}", report.render(std::io::stderr().is_terminal()));
+            }
+            match report.config {
+                Some(config) => config,
+                None => anyhow::bail!(
+                    "refusing to start: {} has {} (`veltrix check {}` lists them)",
+                    path.display(),
+                    super::plural(report.errors() as u64, "error"),
+                    path.display()
+                ),
+            }
+        }
+    };
+    if let Some(dir) = flags.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = flags.kafka_listener {
+        config.kafka_listener = addr;
+    }
+    if flags.auto_create_topics {
+        config.broker.auto_create_topics = true;
+    }
+    if let Some(n) = flags.default_partitions {
+        config.broker.default_partitions = n;
+    }
+    Ok(config)
+}
+
+/// Makes the broker's topics match the declared ones and logs what changed.
+/// On a refusal the broker is closed cleanly before the error is returned.
+pub fn apply_declared_topics(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bool) -> anyhow::Result<()> {
+    match veltrix_config::apply_topics(broker, config, allow_data_loss) {
+        Ok(applied) => {
+            for name in &applied.created {
+                tracing::info!(topic = %name, "created declared topic");
+            }
+            for (name, partitions) in &applied.grown {
+                tracing::info!(topic = %name, partitions, "grew declared topic");
+            }
+            for name in &applied.altered {
+                tracing::info!(topic = %name, "updated declared topic's settings");
+            }
+            for name in &applied.deleted {
+                tracing::warn!(topic = %name, "deleted topic no longer declared");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            broker.close();
+            Err(anyhow::Error::new(e).context("refusing to start: the declared topics cannot be applied"))
+        }
+    }
+}
+
+/// Words in common between a query and a rule name, for a suggestion.
+fn strsim_like(query: &str, name: &str) -> usize {
+    let query = query.to_ascii_lowercase();
+    query
+        .split(['-', '_', ' '])
+        .filter(|w| w.len() > 2 && name.split('-').any(|n| n == *w))
+        .count()
+}
+
+/// The catalogue, one rule a line.
+fn catalogue() -> String {
+    let mut out = String::new();
+    for r in rules::CATALOGUE {
+        let profile = match r.profile {
+            RuleProfile::Always => "",
+            RuleProfile::Production => " (production)",
+        };
+        out.push_str(&format!(
+            "{}  {:<8} {:<44} {}{profile}\n",
+            r.id,
+            r.severity.name(),
+            r.name,
+            r.summary
+        ));
+    }
+    out.push_str("\n`veltrix explain RULE` explains one rule (by id or name).\n");
+    out
+}
+
+/// One rule's explanation.
+fn explanation(rule: &rules::Rule) -> String {
+    let profile = match rule.profile {
+        RuleProfile::Always => "every profile",
+        RuleProfile::Production => "production profile",
+    };
+    format!(
+        "{} {} ({}, {profile})\n\n{}.\n\n{}\n",
+        rule.id,
+        rule.name,
+        rule.severity.name(),
+        capitalise(rule.summary),
+        rule.explanation
+    )
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_lists_every_rule_once() {
+        let listed = catalogue();
+        for r in rules::CATALOGUE {
+            assert_eq!(listed.matches(r.id).count(), 1, "{}", r.id);
+        }
+    }
+
+    #[test]
+    fn an_explanation_names_the_rule_and_its_profile() {
+        let text = explanation(rules::find("V202").unwrap());
+        assert!(
+            text.starts_with("V202 auto-create-topics (warning, production profile)\n\nTopic auto-creation is on.\n")
+        );
+    }
+
+    #[test]
+    fn names_sharing_words_are_suggested() {
+        assert!(strsim_like("auto-create", "auto-create-topics") > 0);
+        assert_eq!(strsim_like("zzz", "auto-create-topics"), 0);
+    }
+}
