@@ -128,6 +128,7 @@ class Broker:
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.http_port: int | None = None
         # Set by kill(): the process is gone on purpose, not by a crash.
         self.killed = False
         self._apis: dict[int, tuple[int, int]] | None = None
@@ -170,6 +171,7 @@ class Broker:
         env["NO_COLOR"] = "1"
         for attempt in range(5):
             port = self.port if same_port and self.port else free_port()
+            http_port = self.http_port if same_port and self.http_port else free_port()
             args = [
                 str(self.binary),
                 "serve",
@@ -177,6 +179,8 @@ class Broker:
                 str(self.data_dir),
                 "--kafka-listener",
                 f"127.0.0.1:{port}",
+                "--http-listener",
+                f"127.0.0.1:{http_port}",
                 *self.extra_args,
             ]
             with open(self.log_path, "ab") as log:
@@ -191,9 +195,12 @@ class Broker:
                     preexec_fn=_die_with_parent,
                 )
             self.port = port
+            self.http_port = http_port
             if self._wait_ready(port):
                 return
-            if self.proc.poll() is not None and "binding the Kafka listener" in self.log_text():
+            if self.proc.poll() is not None and (
+                "binding the Kafka listener" in self.log_text() or "binding the HTTP listener" in self.log_text()
+            ):
                 continue
             problem = "exited" if self.proc.poll() is not None else f"not ready within {READY_TIMEOUT_S} s"
             self._kill()

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use toml::de::DeTable;
 use veltrix_core::TopicConfig;
+use veltrix_core::groups::ConsumerAssignor;
 use veltrix_log::FlushPolicy;
 
 use crate::diagnostic::{Diagnostic, LineIndex, Location};
 use crate::lints;
-use crate::model::{Alert, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig};
+use crate::model::{Alert, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig, Webhook};
 use crate::probe::{Probe, SystemProbe};
 use crate::raw::{self, Origin, Raw, RawTable};
 use crate::rules::{self, Rule, RuleProfile, Severity};
@@ -333,6 +334,39 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         g.int("offset_metadata_bytes_max"),
     );
     set(&mut groups.offsets_retention_ms, g.int("offsets_retention_ms"));
+    set(
+        &mut groups.consumer_session_timeout_ms,
+        g.int("consumer_session_timeout_ms"),
+    );
+    set(
+        &mut groups.consumer_heartbeat_interval_ms,
+        g.int("consumer_heartbeat_interval_ms"),
+    );
+    if let Some(a) = g.str("consumer_assignor").and_then(ConsumerAssignor::parse) {
+        groups.consumer_assignor = a;
+    }
+
+    let o = raw.table("observability");
+    let obs = &mut c.observability;
+    if let Some(on) = o.bool("metrics_enabled") {
+        obs.metrics_enabled = on;
+    }
+    c.broker.metrics_enabled = obs.metrics_enabled;
+    set(&mut obs.lag_evaluation_interval_ms, o.int("lag_evaluation_interval_ms"));
+    if let Some(url) = o.str("webhook_url") {
+        let mut w = Webhook {
+            url: url.to_owned(),
+            timeout_ms: 5_000,
+            retries_max: 3,
+            retry_backoff_ms: 500,
+            queue_max: 1_000,
+        };
+        set(&mut w.timeout_ms, o.int("webhook_timeout_ms"));
+        set(&mut w.retries_max, o.int("webhook_retries_max"));
+        set(&mut w.retry_backoff_ms, o.int("webhook_retry_backoff_ms"));
+        set(&mut w.queue_max, o.int("webhook_queue_max"));
+        obs.webhook = Some(w);
+    }
 
     let default_partitions = c.broker.default_partitions;
     c.topics = raw
@@ -388,6 +422,7 @@ pub(crate) fn resolve_alert(a: &RawTable) -> Option<Alert> {
         _ => return None,
     };
     Some(Alert {
+        name: a.str("name").map(str::to_owned),
         group: a.str("group")?.to_owned(),
         topic: a.str("topic")?.to_owned(),
         threshold,

@@ -41,7 +41,7 @@ pub use diagnostic::{Diagnostic, Location};
 pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};
 pub use model::{
     Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredTopic, KafkaLimits, LagThreshold,
-    Profile, Tier, VeltrixConfig,
+    Observability, Profile, Tier, VeltrixConfig, Webhook,
 };
 pub use probe::{FixedProbe, Probe, SystemProbe};
 pub use rules::{Rule, RuleProfile, Severity};

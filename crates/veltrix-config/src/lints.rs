@@ -610,6 +610,25 @@ fn broker(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
         .help("make `session_timeout_ms_min` at most `session_timeout_ms_max`")
         .note("every consumer group join would fail with INVALID_SESSION_TIMEOUT");
     }
+    if groups.consumer_heartbeat_interval_ms >= groups.consumer_session_timeout_ms {
+        ctx.emit(
+            &rules::HEARTBEAT_OVER_SESSION,
+            g.at("consumer_heartbeat_interval_ms")
+                .or_else(|| g.at("consumer_session_timeout_ms"))
+                .as_ref(),
+            format!(
+                "`consumer_heartbeat_interval_ms` ({}) is not below `consumer_session_timeout_ms` ({})",
+                groups.consumer_heartbeat_interval_ms, groups.consumer_session_timeout_ms
+            ),
+        )
+        .label("members would be removed between two heartbeats")
+        .related(g.set_at("consumer_session_timeout_ms"), "the session timeout")
+        .help(format!(
+            "make `consumer_heartbeat_interval_ms` a fraction of the session timeout, such as {}",
+            (groups.consumer_session_timeout_ms / 9).max(100)
+        ))
+        .note("healthy consumer-protocol members would be fenced again and again, and their partitions keep moving");
+    }
     let l = raw.table("listeners");
     if conflict(c.kafka_listener, c.http_listener) {
         ctx.emit(

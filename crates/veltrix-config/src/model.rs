@@ -72,6 +72,8 @@ pub enum LagThreshold {
 /// An `[[alert]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
+    /// As declared; `None` for the default name.
+    pub name: Option<String>,
     pub group: String,
     pub topic: String,
     pub threshold: LagThreshold,
@@ -106,6 +108,35 @@ pub struct VeltrixConfig {
     pub topics: Vec<DeclaredTopic>,
     /// The declared alerts, in file order.
     pub alerts: Vec<Alert>,
+    pub observability: Observability,
+}
+
+/// Where alert transitions are POSTed, and how hard to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub timeout_ms: u64,
+    pub retries_max: u32,
+    pub retry_backoff_ms: u64,
+    pub queue_max: usize,
+}
+
+/// The `[observability]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observability {
+    pub metrics_enabled: bool,
+    pub lag_evaluation_interval_ms: u64,
+    pub webhook: Option<Webhook>,
+}
+
+impl Default for Observability {
+    fn default() -> Self {
+        Observability {
+            metrics_enabled: true,
+            lag_evaluation_interval_ms: 5_000,
+            webhook: None,
+        }
+    }
 }
 
 impl Default for VeltrixConfig {
@@ -127,6 +158,7 @@ impl Default for VeltrixConfig {
             },
             topics: Vec::new(),
             alerts: Vec::new(),
+            observability: Observability::default(),
         }
     }
 }

@@ -291,7 +291,7 @@ fn from_toml(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &DeValue<'_>, at: &Origin) -
             };
         }
         (Kind::Bool, DeValue::Boolean(b)) => return Some(Val::Bool(*b)),
-        (Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name, DeValue::String(s)) => {
+        (Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name | Kind::Url, DeValue::String(s)) => {
             return Some(Val::Str(s.to_string()));
         }
         (Kind::Int { unit, .. }, DeValue::String(s)) => number_help(unit, s, "without quotes"),
@@ -419,6 +419,29 @@ fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origi
                 "expected {}",
                 kd.kind.describe().trim_start_matches("string: ")
             ))
+            .help(help)
+            .note(kd.doc);
+            None
+        }
+        (Kind::Url, Val::Str(s)) => {
+            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+            if rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace)) {
+                return Some(val);
+            }
+            let help = if rest.is_none() {
+                format!(
+                    "start it with `http://` or `https://`, such as `\"https://{}\"`",
+                    s.trim_start_matches('/')
+                )
+            } else {
+                "write a host after the scheme, such as `\"https://alerts.example.com/veltrix\"`".to_owned()
+            };
+            ctx.emit(
+                &rules::INVALID_URL,
+                Some(at),
+                format!("`{}` is not an http(s) URL", kd.name),
+            )
+            .label("expected http://HOST/... or https://HOST/...")
             .help(help)
             .note(kd.doc);
             None

@@ -93,6 +93,12 @@ rules! {
     DUPLICATE_TOPIC = "V008" "duplicate-topic" Error Always
         "two `[[topic]]` entries with the same name"
         "Each topic is declared once. Two declarations with the same name would leave it undecided which settings apply; merge them into one entry.";
+    INVALID_URL = "V010" "invalid-url" Error Always
+        "a URL that is not http:// or https://"
+        "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
+    HEARTBEAT_OVER_SESSION = "V119" "heartbeat-over-session" Error Always
+        "the consumer protocol's heartbeat interval is not below its session timeout"
+        "Under the consumer protocol (KIP-848) the broker tells members how often to heartbeat and removes a member that has not for `consumer_session_timeout_ms`. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over, and their partitions would keep moving. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
     INVALID_ADDRESS = "V009" "invalid-address" Error Always
         "a listener address that is not IP:PORT"
         "Listeners bind to an IP address and a port, such as `127.0.0.1:9092` or `[::1]:9092`. Host names are not resolved: write `127.0.0.1` rather than `localhost`, so the broker listens where the file says whatever the resolver returns.";

@@ -83,6 +83,8 @@ pub enum Kind {
     Path,
     /// A non-empty name.
     Name,
+    /// An `http://` or `https://` URL.
+    Url,
 }
 
 impl Kind {
@@ -98,6 +100,7 @@ impl Kind {
             Kind::Address => "string: \"IP:PORT\"".to_owned(),
             Kind::Path => "string: a path".to_owned(),
             Kind::Name => "string".to_owned(),
+            Kind::Url => "string: \"http(s)://HOST[:PORT]/PATH\"".to_owned(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Kind {
             Kind::Address => "an IPv4 or IPv6 address and a port".to_owned(),
             Kind::Path => "non-empty".to_owned(),
             Kind::Name => "non-empty".to_owned(),
+            Kind::Url => "an http:// or https:// URL".to_owned(),
         }
     }
 }
@@ -263,7 +267,7 @@ static LISTENER_KEYS: &[KeyDef] = &[
         kind: Kind::Address,
         required: false,
         default: || Some(format!("\"{DEFAULT_HTTP_LISTENER}\"")),
-        doc: "Address of the HTTP API (REST, `/metrics`, console). The broker does not serve HTTP yet; the address is checked (format, port conflict with `kafka`, loopback lint) so the file is ready for it.",
+        doc: "Address of the HTTP API: `/metrics`, `/health`, `/ready`, `/alerts` and the JSON API under `/api/v1/`. Flag: `--http-listener`.",
     },
 ];
 
@@ -508,9 +512,89 @@ static GROUP_KEYS: &[KeyDef] = &[
         default: || Some(groups().offsets_retention_ms.to_string()),
         doc: "Committed offsets of a group that has been empty this long are deleted (Kafka's `offsets.retention.minutes`).",
     },
+    KeyDef {
+        name: "consumer_session_timeout_ms",
+        kind: int(1_000, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+        required: false,
+        default: || Some(groups().consumer_session_timeout_ms.to_string()),
+        doc: "Consumer protocol (KIP-848): a member that sends no heartbeat for this long is removed and its partitions move (Kafka's `group.consumer.session.timeout.ms`).",
+    },
+    KeyDef {
+        name: "consumer_heartbeat_interval_ms",
+        kind: int(100, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+        required: false,
+        default: || Some(groups().consumer_heartbeat_interval_ms.to_string()),
+        doc: "Consumer protocol: how often members heartbeat. Partitions a member gives up reach their next owner on that owner's next heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).",
+    },
+    KeyDef {
+        name: "consumer_assignor",
+        kind: Kind::Word(&["uniform", "range"]),
+        required: false,
+        default: || Some(format!("\"{}\"", groups().consumer_assignor.name())),
+        doc: "Consumer protocol: the server-side assignor of groups whose members name none (`group.remote.assignor`).",
+    },
+];
+
+static OBSERVABILITY_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "metrics_enabled",
+        kind: Kind::Bool,
+        required: false,
+        default: || Some("true".to_owned()),
+        doc: "Record request, produce and fetch metrics on the hot paths. Off only to measure what they cost; lag, alerts and the gauges of `/metrics` work either way.",
+    },
+    KeyDef {
+        name: "lag_evaluation_interval_ms",
+        kind: int(100, 3_600_000, Unit::Milliseconds),
+        required: false,
+        default: || Some("5000".to_owned()),
+        doc: "How often the broker computes every group's lag and evaluates the `[[alert]]`s. An alert fires at most this long after its `for_ms` has passed.",
+    },
+    KeyDef {
+        name: "webhook_url",
+        kind: Kind::Url,
+        required: false,
+        default: none,
+        doc: "Where alert transitions (firing, resolved) are POSTed as JSON. Without it they go to the log, `/alerts` and the metrics only.",
+    },
+    KeyDef {
+        name: "webhook_timeout_ms",
+        kind: int(1, 600_000, Unit::Milliseconds),
+        required: false,
+        default: || Some("5000".to_owned()),
+        doc: "Upper bound on one webhook POST, connecting included.",
+    },
+    KeyDef {
+        name: "webhook_retries_max",
+        kind: int(0, 100, Unit::Requests),
+        required: false,
+        default: || Some("3".to_owned()),
+        doc: "Retries of a failed webhook POST; then the notification is given up (and counted).",
+    },
+    KeyDef {
+        name: "webhook_retry_backoff_ms",
+        kind: int(0, 600_000, Unit::Milliseconds),
+        required: false,
+        default: || Some("500".to_owned()),
+        doc: "Wait before the first retry; it doubles for each further one.",
+    },
+    KeyDef {
+        name: "webhook_queue_max",
+        kind: int(1, 1_000_000, Unit::Requests),
+        required: false,
+        default: || Some("1000".to_owned()),
+        doc: "Notifications waiting to be sent; past it the oldest is dropped (and counted), so a dead webhook never holds the broker up.",
+    },
 ];
 
 static ALERT_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "name",
+        kind: Kind::Name,
+        required: false,
+        default: none,
+        doc: "Names the alert in logs, metrics and notifications; by default `GROUP/TOPIC/lag_records` or `GROUP/TOPIC/lag_seconds`.",
+    },
     KeyDef {
         name: "group",
         kind: Kind::Name,
@@ -582,8 +666,15 @@ pub static TABLES: &[TableDef] = &[
         name: "groups",
         array: false,
         env: true,
-        doc: "Consumer groups: session limits, sizes, offsets retention.",
+        doc: "Consumer groups: session limits, sizes, offsets retention, the consumer protocol's timings and assignor.",
         keys: GROUP_KEYS,
+    },
+    TableDef {
+        name: "observability",
+        array: false,
+        env: true,
+        doc: "Metrics, the lag evaluation behind `[[alert]]`s, and the webhook that hears alert transitions.",
+        keys: OBSERVABILITY_KEYS,
     },
     TableDef {
         name: "topic",
@@ -596,7 +687,7 @@ pub static TABLES: &[TableDef] = &[
         name: "alert",
         array: true,
         env: false,
-        doc: "A consumer lag alert. Declared here and evaluated by the broker's observability; `check` uses it for the rules relating retention to alert horizons.",
+        doc: "A consumer lag alert, evaluated by the broker every `[observability] lag_evaluation_interval_ms`: pending once over its threshold, firing once over it for `for_ms`, resolved once back under. Transitions go to the log, `/alerts`, the `veltrix_alert_firing` metric and the webhook.",
         keys: ALERT_KEYS,
     },
 ];

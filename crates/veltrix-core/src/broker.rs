@@ -12,6 +12,7 @@ use veltrix_log::{Env, Log, LogConfig};
 use crate::catalog::{self, TopicConfig, TopicEntry};
 use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
+use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
 
 /// Directory of the committed offsets log, under the data directory.
@@ -37,6 +38,9 @@ pub struct BrokerConfig {
     pub partitions_total_max: u32,
     /// Consumer groups: session limits, sizes, offsets retention.
     pub groups: GroupConfig,
+    /// Record metrics on hot paths (produce, fetch, every request). Off only
+    /// to measure what they cost; lag and alerts are computed either way.
+    pub metrics_enabled: bool,
 }
 
 impl Default for BrokerConfig {
@@ -49,6 +53,7 @@ impl Default for BrokerConfig {
             partitions_per_topic_max: 10_000,
             partitions_total_max: 100_000,
             groups: GroupConfig::default(),
+            metrics_enabled: true,
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct Broker {
     ids: IdSource,
     producer_ids: ProducerIds,
     groups: GroupCoordinator,
+    metrics: Metrics,
 }
 
 /// Topic ids: random (std's randomly keyed hasher), mixed with a counter and the
@@ -176,8 +182,11 @@ impl Broker {
                 groups.delete_topic_offsets(&topic)?;
             }
         }
+        let metrics = Metrics::new(config.metrics_enabled);
+        env.set_fsync_observer(metrics.fsync_observer());
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         Ok(Broker {
+            metrics,
             producer_ids,
             groups,
             env,
@@ -191,6 +200,16 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The broker's metrics registry and engine metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The storage and clock the broker runs on.
+    pub fn env(&self) -> &Arc<Env> {
+        &self.env
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -12,15 +12,19 @@
 //! runtime-agnostic `sync` module only, for the watch channels that wake fetches
 //! waiting on a partition.
 
+pub mod alerts;
 mod broker;
 mod catalog;
 mod error;
 pub mod groups;
+pub mod lag;
+pub mod metrics;
 mod producer_ids;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use catalog::TopicConfig;
 pub use error::{CoreError, Result};
+pub use metrics::Metrics;
 pub use producer_ids::PRODUCER_ID_BLOCK;
 pub use topic::{Partition, Topic, TopicId};

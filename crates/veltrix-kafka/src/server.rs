@@ -27,7 +27,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -36,7 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use veltrix_core::Broker;
+use veltrix_core::{Broker, Metrics};
 
 use crate::handlers;
 
@@ -83,6 +84,10 @@ pub async fn serve(
         "request_bytes_max must fit in in_flight_bytes_max, or a largest request could never be read"
     );
     let memory = Arc::new(Semaphore::new(config.in_flight_bytes_max));
+    broker
+        .metrics()
+        .in_flight_bytes_max
+        .set(i64::try_from(config.in_flight_bytes_max).unwrap_or(i64::MAX));
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.connections_max));
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
@@ -105,10 +110,14 @@ pub async fn serve(
         let config = config.clone();
         let shutdown = shutdown.clone();
         let memory = memory.clone();
+        let metrics = broker.metrics().clone();
+        metrics.connections_accepted.inc();
+        metrics.connections.inc();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, peer, broker, config, memory, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
+            metrics.connections.dec();
             drop(permit);
         });
     }
@@ -128,9 +137,49 @@ struct InFlight {
     /// The encoded response, once ready; `None` when none is due (acks=0).
     response: Pin<Box<dyn Future<Output = Result<Option<Bytes>, Close>> + Send>>,
     /// The request's share of the global memory budget.
-    _budget: OwnedSemaphorePermit,
+    _budget: Budget,
     /// The request's place in the connection's pipeline.
     _slot: OwnedSemaphorePermit,
+}
+
+/// A request's share of the memory budget, counted in
+/// `veltrix_kafka_in_flight_bytes` while held.
+struct Budget {
+    _permit: OwnedSemaphorePermit,
+    bytes: i64,
+    gauge: prometheus::IntGauge,
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        self.gauge.sub(self.bytes);
+    }
+}
+
+/// Counts a served request and its latency, from when it was read to when its
+/// response is ready.
+fn observe(metrics: &Metrics, api: ApiKey, started: Instant) {
+    if !metrics.enabled() {
+        return;
+    }
+    let name = api_name(api);
+    metrics.requests.with_label_values(&[name]).inc();
+    metrics
+        .request_seconds
+        .with_label_values(&[name])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// The API's name as metrics label it (`Produce`, `Fetch`, ...): one of the
+/// served APIs, a fixed set.
+pub(crate) fn api_name(api: ApiKey) -> &'static str {
+    static NAMES: LazyLock<Vec<(ApiKey, &'static str)>> = LazyLock::new(|| {
+        handlers::SERVED
+            .iter()
+            .map(|k| (*k, &*Box::leak(format!("{k:?}").into_boxed_str())))
+            .collect()
+    });
+    NAMES.iter().find(|(k, _)| *k == api).map_or("Other", |(_, n)| n)
 }
 
 async fn connection(
@@ -192,11 +241,23 @@ async fn read_requests(
         }
         // Held until the response is written: the request's bytes (and the
         // batches borrowed from it) live that long.
-        let budget = memory
+        let waiting = Instant::now();
+        let permit = memory
             .clone()
             .acquire_many_owned(len as u32)
             .await
             .expect("semaphore never closed");
+        let metrics = broker.metrics();
+        if metrics.enabled() {
+            metrics.memory_wait_seconds.observe(waiting.elapsed().as_secs_f64());
+        }
+        metrics.in_flight_bytes.add(i64::from(len));
+        let budget = Budget {
+            _permit: permit,
+            bytes: i64::from(len),
+            gauge: metrics.in_flight_bytes.clone(),
+        };
+        let started = Instant::now();
         let mut frame = BytesMut::zeroed(len as usize);
         reader.read_exact(&mut frame).await?;
         let decoded = decode_request(frame.freeze()).map_err(|e| {
@@ -223,11 +284,14 @@ async fn read_requests(
                         // Appended now, in order; answered once durable.
                         let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
                         let written = handlers::produce::write(ctx, produce).await;
+                        let metrics = broker.metrics().clone();
                         let response = async move {
                             let Some(written) = written else {
                                 return Err(Close::Protocol("produce task failed".into()));
                             };
-                            match written.finish().await {
+                            let finished = written.finish().await;
+                            observe(&metrics, api, started);
+                            match finished {
                                 Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r)).map(Some),
                                 None => Ok(None),
                             }
@@ -250,6 +314,7 @@ async fn read_requests(
                             Some(r) => Some(encode(api, version, correlation_id, &r)?),
                             None => None,
                         };
+                        observe(broker.metrics(), api, started);
                         InFlight {
                             response: Box::pin(std::future::ready(Ok(response))),
                             _budget: budget,

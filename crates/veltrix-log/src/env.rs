@@ -3,19 +3,37 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::io::{Clock, FsStorage, OpenMode, Storage, StorageFile, SystemClock};
 
 /// Default for [`Env::new`]'s `open_files_max`.
 pub const OPEN_FILES_MAX_DEFAULT: usize = 1024;
 
+/// Told of every successful fsync of a partition's active segment: how long
+/// it took and how many appended batches it made durable. Called on the
+/// thread that fsynced, outside every lock; it must be quick.
+pub trait FsyncObserver: Send + Sync {
+    fn fsynced(&self, micros: u64, batches: u64);
+}
+
 /// The environment the logs run in. One per broker.
-#[derive(Debug)]
 pub struct Env {
     pub storage: Arc<dyn Storage>,
     pub clock: Arc<dyn Clock>,
     handles: HandleCache,
+    fsync_observer: OnceLock<Arc<dyn FsyncObserver>>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("storage", &self.storage)
+            .field("clock", &self.clock)
+            .field("handles", &self.handles)
+            .field("fsync_observer", &self.fsync_observer.get().is_some())
+            .finish()
+    }
 }
 
 impl Env {
@@ -30,7 +48,20 @@ impl Env {
                 max: open_files_max,
                 inner: Mutex::new(CacheInner::default()),
             },
+            fsync_observer: OnceLock::new(),
         })
+    }
+
+    /// Installs the observer of fsyncs (once; later calls are ignored and
+    /// return false).
+    pub fn set_fsync_observer(&self, observer: Arc<dyn FsyncObserver>) -> bool {
+        self.fsync_observer.set(observer).is_ok()
+    }
+
+    pub(crate) fn observe_fsync(&self, micros: u64, batches: u64) {
+        if let Some(o) = self.fsync_observer.get() {
+            o.fsynced(micros, batches);
+        }
     }
 
     /// The real file system and clock.

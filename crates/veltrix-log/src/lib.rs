@@ -26,7 +26,7 @@ pub mod segment;
 pub mod sim;
 
 pub use config::{FlushPolicy, LogConfig};
-pub use env::Env;
+pub use env::{Env, FsyncObserver};
 pub use error::{LogError, Result};
 pub use log::{
     Appended, LEADER_EPOCH, Log, LogStats, RECOVERY_POINT_INTERVAL_MS, ReadResult, TickOutcome, TimestampHit,

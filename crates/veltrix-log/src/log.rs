@@ -523,6 +523,7 @@ impl Log {
             let outcome = file.sync();
             let micros = started.elapsed().as_micros() as u64;
 
+            let synced = outcome.is_ok();
             let mut s = lock(&self.sync);
             s.syncing = false;
             match outcome {
@@ -542,6 +543,10 @@ impl Log {
                 }
             }
             self.synced.notify_all();
+            drop(s);
+            if synced {
+                self.env.observe_fsync(micros, batches);
+            }
         }
     }
 

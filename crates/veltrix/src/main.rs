@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -66,6 +67,10 @@ struct ServeArgs {
     /// Address the Kafka protocol listens on [default: 127.0.0.1:9092].
     #[arg(long)]
     kafka_listener: Option<SocketAddr>,
+    /// Address of the HTTP API: /metrics, /health, /ready, /alerts, /api/v1/
+    /// [default: 127.0.0.1:8080].
+    #[arg(long)]
+    http_listener: Option<SocketAddr>,
     /// Create topics on first use (off by default: a typo should fail loudly).
     #[arg(long)]
     auto_create_topics: bool,
@@ -108,6 +113,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let overrides = cli::check::ServeOverrides {
         data_dir: args.data_dir,
         kafka_listener: args.kafka_listener,
+        http_listener: args.http_listener,
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
     };
@@ -125,7 +131,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the Kafka listener to {}", config.kafka_listener))?;
         let advertised = listener.local_addr()?;
+        let http_listener = tokio::net::TcpListener::bind(config.http_listener)
+            .await
+            .with_context(|| format!("binding the HTTP listener to {}", config.http_listener))?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let monitor = veltrix_http::Monitor::new(broker.clone(), monitor_config(&config));
+        let monitoring = tokio::spawn(monitor.clone().run(stop_rx.clone()));
+        let ready = Arc::new(AtomicBool::new(false));
+        let http = tokio::spawn(veltrix_http::serve(
+            http_listener,
+            veltrix_http::HttpState {
+                broker: broker.clone(),
+                monitor,
+                started: Instant::now(),
+                info: settings_json(&config, advertised),
+                ready: ready.clone(),
+            },
+            stop_rx.clone(),
+        ));
         let ticker = {
             let broker = broker.clone();
             let mut stop = stop_rx.clone();
@@ -148,15 +171,86 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config.kafka_config(advertised),
             stop_rx,
         ));
+        ready.store(true, Ordering::Release);
         shutdown_signal().await;
         tracing::info!("shutting down");
+        ready.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = ticker.await;
+        let _ = monitoring.await;
+        let _ = http.await;
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.close()).await?;
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
+    })
+}
+
+/// The monitor's settings: the declared alerts and `[observability]`.
+fn monitor_config(config: &veltrix_config::VeltrixConfig) -> veltrix_http::MonitorConfig {
+    use veltrix_config::LagThreshold;
+    use veltrix_core::alerts::{AlertRule, Threshold};
+    let alerts = config
+        .alerts
+        .iter()
+        .map(|a| {
+            let threshold = match a.threshold {
+                LagThreshold::Records(n) => Threshold::LagRecords(n),
+                LagThreshold::Ms(ms) => Threshold::LagMs(ms),
+            };
+            AlertRule {
+                name: a
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| AlertRule::default_name(&a.group, &a.topic, threshold)),
+                group: a.group.clone(),
+                topic: a.topic.clone(),
+                threshold,
+                for_ms: a.for_ms,
+            }
+        })
+        .collect();
+    let o = &config.observability;
+    veltrix_http::MonitorConfig {
+        evaluation_interval_ms: o.lag_evaluation_interval_ms,
+        alerts,
+        webhook: o.webhook.as_ref().map(|w| veltrix_http::WebhookConfig {
+            url: w.url.clone(),
+            timeout_ms: w.timeout_ms,
+            retries_max: w.retries_max,
+            retry_backoff_ms: w.retry_backoff_ms,
+            queue_max: w.queue_max,
+        }),
+        ..veltrix_http::MonitorConfig::default()
+    }
+}
+
+/// What `/api/v1/broker` shows of the settings.
+fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> serde_json::Value {
+    let g = &config.broker.groups;
+    serde_json::json!({
+        "profile": format!("{:?}", config.profile).to_lowercase(),
+        "kafka_listener": kafka.to_string(),
+        "http_listener": config.http_listener.to_string(),
+        "auto_create_topics": config.broker.auto_create_topics,
+        "default_partitions": config.broker.default_partitions,
+        "limits": {
+            "request_bytes_max": config.limits.request_bytes_max,
+            "in_flight_bytes_max": config.limits.in_flight_bytes_max,
+            "connections_max": config.limits.connections_max,
+            "requests_in_flight_per_connection_max": config.limits.requests_in_flight_per_connection_max,
+            "fetch_wait_ms_max": config.limits.fetch_wait_ms_max,
+            "topics_max": config.broker.topics_max,
+            "partitions_per_topic_max": config.broker.partitions_per_topic_max,
+            "partitions_total_max": config.broker.partitions_total_max,
+            "groups_max": g.groups_max,
+            "group_members_max": g.group_members_max,
+        },
+        "metrics_enabled": config.observability.metrics_enabled,
+        "lag_evaluation_interval_ms": config.observability.lag_evaluation_interval_ms,
+        "alerts": config.alerts.len(),
+        "webhook": config.observability.webhook.is_some(),
     })
 }
 

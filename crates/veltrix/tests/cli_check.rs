@@ -146,7 +146,14 @@ fn serve_until_ready(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .arg("serve")
         .args(args)
-        .args(["--kafka-listener", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "--kafka-listener",
+            "127.0.0.1:0",
+            "--http-listener",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

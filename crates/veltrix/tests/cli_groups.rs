@@ -68,7 +68,15 @@ impl Broker {
     fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
-            .args(["serve", "--kafka-listener", "127.0.0.1:0", "--log-format", "json"])
+            .args([
+                "serve",
+                "--kafka-listener",
+                "127.0.0.1:0",
+                "--http-listener",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .arg("--data-dir")
             .arg(dir.path())
             .env("RUST_LOG", "info")

@@ -149,6 +149,16 @@ fn cases() -> Vec<Case> {
             "set `durability = \"fsync\"` in `[defaults]`",
         ),
         case(
+            "V010",
+            "[observability]\nwebhook_url = \"alerts.example.com/hook\" #<\n",
+            "start it with `http://` or `https://`",
+        ),
+        case(
+            "V119",
+            "[groups]\nconsumer_session_timeout_ms = 10000\nconsumer_heartbeat_interval_ms = 10000 #<\n",
+            "make `consumer_heartbeat_interval_ms` a fraction of the session timeout",
+        ),
+        case(
             "V112",
             "[groups]\nsession_timeout_ms_min = 60000 #<\nsession_timeout_ms_max = 30000\n",
             "make `session_timeout_ms_min` at most `session_timeout_ms_max`",

@@ -320,6 +320,7 @@ pub struct GroupListing {
     pub state: &'static str,
     /// `classic` or `consumer` (ListGroups v5's group type).
     pub group_type: &'static str,
+    pub members: usize,
 }
 
 impl GroupCoordinator {
@@ -660,12 +661,14 @@ impl GroupCoordinator {
                     protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     state: g.state.name(),
                     group_type: any.kind(),
+                    members: g.members.len(),
                 },
                 AnyGroup::Consumer(g) => GroupListing {
                     group_id: g.id.clone(),
                     protocol_type: "consumer".to_owned(),
                     state: g.state_name(),
                     group_type: any.kind(),
+                    members: g.members.values().filter(|m| !m.departed).count(),
                 },
             })
             .collect()

@@ -106,15 +106,45 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         .unwrap_or_default();
         let now = tokio::time::Instant::now();
         if total >= min_bytes.max(1) || now >= deadline || watches.is_empty() {
+            count_fetched(&ctx, &responses);
             let mut r = FetchResponse::default();
             r.responses = responses;
             return r;
         }
         let changed = futures_any(&mut watches);
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            count_fetched(&ctx, &responses);
             let mut r = FetchResponse::default();
             r.responses = responses;
             return r;
+        }
+    }
+}
+
+/// Adds what a fetch returns to the per-topic fetch counters: bytes, and
+/// records by the batch headers' counts.
+fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
+    let metrics = ctx.broker.metrics();
+    if !metrics.enabled() {
+        return;
+    }
+    for t in responses {
+        let (mut bytes, mut records) = (0u64, 0u64);
+        for p in &t.partitions {
+            let Some(data) = &p.records else { continue };
+            bytes += data.len() as u64;
+            let mut rest = &data[..];
+            while let Some(size) = veltrix_log::batch::peek_size(rest).filter(|s| *s <= rest.len()) {
+                if let Ok(h) = veltrix_log::batch::parse_fixed(&rest[..size]) {
+                    records += u64::try_from(h.record_count).unwrap_or(0);
+                }
+                rest = &rest[size..];
+            }
+        }
+        if bytes > 0 {
+            let name = [t.topic.0.as_str()];
+            metrics.fetch_bytes.with_label_values(&name).inc_by(bytes);
+            metrics.fetch_records.with_label_values(&name).inc_by(records);
         }
     }
 }

@@ -74,6 +74,17 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
                         .and_then(|partition| {
                             let records = pd.records.clone().unwrap_or_default();
                             let (base, next) = append_all(&partition, &records)?;
+                            let metrics = broker.metrics();
+                            if metrics.enabled() {
+                                metrics
+                                    .produce_bytes
+                                    .with_label_values(&[topic_name])
+                                    .inc_by(records.len() as u64);
+                                metrics
+                                    .produce_records
+                                    .with_label_values(&[topic_name])
+                                    .inc_by(u64::try_from(next - base).unwrap_or(0));
+                            }
                             p.log_start_offset = partition.log().log_start();
                             to_commit.push((ti, pi, partition, next));
                             Ok(base)

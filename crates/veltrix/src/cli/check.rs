@@ -79,6 +79,7 @@ pub fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
 pub struct ServeOverrides {
     pub data_dir: Option<PathBuf>,
     pub kafka_listener: Option<SocketAddr>,
+    pub http_listener: Option<SocketAddr>,
     /// `--auto-create-topics`: turns auto-creation on whatever the file says.
     pub auto_create_topics: bool,
     pub default_partitions: Option<u32>,
@@ -112,6 +113,9 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
     }
     if let Some(addr) = flags.kafka_listener {
         config.kafka_listener = addr;
+    }
+    if let Some(addr) = flags.http_listener {
+        config.http_listener = addr;
     }
     if flags.auto_create_topics {
         config.broker.auto_create_topics = true;

@@ -1,0 +1,125 @@
+//! Consumer lag, computed by the broker for every group that has committed
+//! offsets, members or not: in records (end offset minus committed offset) and
+//! in time (the age of the oldest record not committed past, read from the
+//! header of the batch holding the committed offset).
+//!
+//! Only partitions a group has committed for are reported: a partition it
+//! never committed has no position to measure from.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::broker::Broker;
+
+/// One group's lag on one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionLag {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    /// The high watermark: the offset the next record will get.
+    pub end: i64,
+    /// `end - committed`, at least 0.
+    pub lag_records: i64,
+    /// How long ago the oldest record not committed past was written (its
+    /// batch's first timestamp); 0 when there is none.
+    pub lag_ms: i64,
+}
+
+/// One group's lag on one topic: the sum of records, the oldest record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicLag {
+    pub group: String,
+    pub topic: String,
+    pub lag_records: i64,
+    pub lag_ms: i64,
+}
+
+/// Sums partition lags per group and topic.
+pub fn by_topic(partitions: &[PartitionLag]) -> Vec<TopicLag> {
+    let mut out: Vec<TopicLag> = Vec::new();
+    for p in partitions {
+        match out.iter_mut().find(|t| t.group == p.group && t.topic == p.topic) {
+            Some(t) => {
+                t.lag_records += p.lag_records;
+                t.lag_ms = t.lag_ms.max(p.lag_ms);
+            }
+            None => out.push(TopicLag {
+                group: p.group.clone(),
+                topic: p.topic.clone(),
+                lag_records: p.lag_records,
+                lag_ms: p.lag_ms,
+            }),
+        }
+    }
+    out
+}
+
+/// Remembers the first timestamp of the batch at each committed offset, so
+/// that a group that has not moved costs no read.
+#[derive(Debug, Default)]
+pub struct LagCache {
+    /// `(group, topic, partition)` to `(committed offset, timestamp)`.
+    timestamps: HashMap<(String, String, i32), (i64, i64)>,
+}
+
+impl Broker {
+    /// Every group's lag on every partition it has committed for, sorted by
+    /// group, topic and partition.
+    pub fn lag(&self, cache: &mut LagCache) -> Vec<PartitionLag> {
+        let now_ms = self.env().clock.now_ms();
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for listing in self.groups().list() {
+            for (topic, partition, committed) in self.groups().fetch_offsets(&listing.group_id, None) {
+                let Some(committed) = committed else { continue };
+                let Ok(p) = self.partition(&topic, partition) else {
+                    continue;
+                };
+                let log = p.log();
+                let end = log.high_watermark();
+                let lag_records = (end - committed.offset).max(0);
+                let key = (listing.group_id.clone(), topic.clone(), partition);
+                let lag_ms = if lag_records == 0 {
+                    0
+                } else {
+                    let from = committed.offset.max(log.log_start());
+                    let ts = match cache.timestamps.get(&key) {
+                        Some((offset, ts)) if *offset == from => Some(*ts),
+                        _ => first_timestamp(log, from),
+                    };
+                    match ts {
+                        Some(ts) => {
+                            cache.timestamps.insert(key.clone(), (from, ts));
+                            (now_ms - ts).max(0)
+                        }
+                        None => 0,
+                    }
+                };
+                seen.push(key);
+                out.push(PartitionLag {
+                    group: listing.group_id.clone(),
+                    topic,
+                    partition,
+                    committed: committed.offset,
+                    end,
+                    lag_records,
+                    lag_ms,
+                });
+            }
+        }
+        let seen: std::collections::HashSet<_> = seen.into_iter().collect();
+        cache.timestamps.retain(|k, _| seen.contains(k));
+        out.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
+        out
+    }
+}
+
+/// The first timestamp of the batch holding `offset`.
+fn first_timestamp(log: &veltrix_log::Log, offset: i64) -> Option<i64> {
+    let read = log.read(offset, 1).ok()?;
+    let header = veltrix_log::batch::parse_header(&read.records).ok()?;
+    Some(header.base_timestamp)
+}

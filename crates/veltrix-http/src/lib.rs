@@ -1,0 +1,13 @@
+//! The broker's HTTP adapter: Prometheus metrics (`/metrics`), health
+//! (`/health`, `/ready`), the JSON API (`/api/v1/broker`, `/api/v1/topics`,
+//! `/api/v1/groups`), the alerts (`/alerts`), and the monitor that computes
+//! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
+//!
+//! Like the Kafka adapter it is thin: every number comes from the engine
+//! (`veltrix-core`'s lag, alerts and metrics).
+
+pub mod monitor;
+pub mod server;
+
+pub use monitor::{Monitor, MonitorConfig, WebhookConfig};
+pub use server::{HttpState, router, serve};

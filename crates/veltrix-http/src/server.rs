@@ -1,0 +1,300 @@
+//! The routes: `/metrics`, `/health`, `/ready`, `/alerts` and the JSON API
+//! under `/api/v1/`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use veltrix_core::Broker;
+
+use crate::monitor::Monitor;
+
+/// Requests served at once; more wait for a slot.
+pub const HTTP_REQUESTS_IN_FLIGHT_MAX: usize = 64;
+
+/// What the routes read.
+#[derive(Clone)]
+pub struct HttpState {
+    pub broker: Arc<Broker>,
+    pub monitor: Arc<Monitor>,
+    pub started: Instant,
+    /// Listeners, limits and settings the broker runs with, shown by
+    /// `/api/v1/broker`.
+    pub info: Value,
+    /// Set once every listener is bound and the broker serves.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Serves HTTP on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "http listener ready");
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// Every route.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/alerts", get(alerts))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/broker", get(broker_info))
+        .route("/api/v1/topics", get(topics))
+        .route("/api/v1/topics/{name}", get(topic))
+        .route("/api/v1/groups", get(groups))
+        .route("/api/v1/groups/{id}", get(group))
+        .fallback(not_found)
+        .layer(tower::limit::ConcurrencyLimitLayer::new(HTTP_REQUESTS_IN_FLIGHT_MAX))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route; see /api/v1/broker, /api/v1/topics, /api/v1/groups, /alerts, /metrics",
+    )
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let broker = s.broker.clone();
+    let started = s.started;
+    let rendered = tokio::task::spawn_blocking(move || {
+        let m = broker.metrics();
+        m.refresh(&broker);
+        m.uptime_seconds.set(started.elapsed().as_secs_f64());
+        prometheus::TextEncoder::new().encode_to_string(&m.registry().gather())
+    })
+    .await;
+    match rendered {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn health() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Ready once serving; a partition refusing writes (poisoned) is reported but
+/// does not make the broker unready: its other partitions still serve.
+async fn ready(State(s): State<HttpState>) -> Response {
+    let poisoned: Vec<Value> = s
+        .broker
+        .topics()
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().filter_map(|p| {
+                p.log()
+                    .poisoned()
+                    .map(|why| json!({ "topic": t.name, "partition": p.index, "cause": why.to_string() }))
+            })
+        })
+        .collect();
+    if s.ready.load(Ordering::Acquire) {
+        axum::Json(json!({ "status": "ready", "poisoned_partitions": poisoned })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "starting" })),
+        )
+            .into_response()
+    }
+}
+
+async fn alerts(State(s): State<HttpState>) -> Response {
+    axum::Json(json!({
+        "evaluation_interval_ms": s.monitor.config().evaluation_interval_ms,
+        "alerts": s.monitor.alerts(),
+        "recent": s.monitor.history(),
+    }))
+    .into_response()
+}
+
+async fn broker_info(State(s): State<HttpState>) -> Response {
+    let m = s.broker.metrics();
+    let topics = s.broker.topics();
+    let groups = s.broker.groups().list();
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "data_dir": s.broker.data_dir(),
+        "topics": topics.len(),
+        "partitions": topics.iter().map(|t| t.partitions.len()).sum::<usize>(),
+        "groups": groups.len(),
+        "memory": {
+            "in_flight_bytes": m.in_flight_bytes.get(),
+            "in_flight_bytes_max": m.in_flight_bytes_max.get(),
+        },
+        "settings": s.info,
+    }))
+    .into_response()
+}
+
+fn hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn topic_json(t: &veltrix_core::Topic) -> Value {
+    let partitions: Vec<Value> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let log = p.log();
+            json!({
+                "partition": p.index,
+                "log_start": log.log_start(),
+                "end": log.high_watermark(),
+                "size_bytes": log.size_bytes(),
+                "segments": log.segment_count(),
+                "poisoned": log.poisoned().map(|why| why.to_string()),
+            })
+        })
+        .collect();
+    json!({
+        "name": t.name,
+        "id": hex(&t.id),
+        "config": t.config,
+        "partitions": partitions,
+    })
+}
+
+async fn topics(State(s): State<HttpState>) -> Response {
+    let list: Vec<Value> = s.broker.topics().iter().map(|t| topic_json(t)).collect();
+    axum::Json(json!({ "topics": list })).into_response()
+}
+
+async fn topic(State(s): State<HttpState>, Path(name): Path<String>) -> Response {
+    match s.broker.topic(&name) {
+        Some(t) => axum::Json(topic_json(&t)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no topic `{name}`")),
+    }
+}
+
+async fn groups(State(s): State<HttpState>) -> Response {
+    let snapshot = s.monitor.snapshot();
+    let list: Vec<Value> = s
+        .broker
+        .groups()
+        .list()
+        .into_iter()
+        .map(|g| {
+            let lag: Vec<Value> = snapshot
+                .topics
+                .iter()
+                .filter(|t| t.group == g.group_id)
+                .map(|t| json!({ "topic": t.topic, "lag_records": t.lag_records, "lag_seconds": t.lag_ms as f64 / 1000.0 }))
+                .collect();
+            json!({
+                "group_id": g.group_id,
+                "type": g.group_type,
+                "protocol_type": g.protocol_type,
+                "state": g.state,
+                "members": g.members,
+                "lag": lag,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "lag_evaluated_at_ms": snapshot.at_ms, "groups": list })).into_response()
+}
+
+async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
+    let coordinator = s.broker.groups();
+    let Some(listing) = coordinator.list().into_iter().find(|g| g.group_id == id) else {
+        return error(StatusCode::NOT_FOUND, format!("no group `{id}`"));
+    };
+    let names: std::collections::HashMap<[u8; 16], String> =
+        s.broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+    let assignment = |a: &veltrix_core::groups::Assignment| -> Vec<Value> {
+        a.iter()
+            .map(|(t, ps)| json!({ "topic": names.get(t).cloned().unwrap_or_else(|| hex(t)), "partitions": ps }))
+            .collect()
+    };
+    let members: Vec<Value> = if listing.group_type == "consumer" {
+        coordinator
+            .describe_consumer(&id)
+            .map(|d| {
+                d.members
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "member_id": m.member_id,
+                            "instance_id": m.instance_id,
+                            "client_id": m.client_id,
+                            "client_host": m.client_host,
+                            "member_epoch": m.member_epoch,
+                            "subscription": m.subscribed_topic_names,
+                            "assignment": assignment(&m.assignment),
+                            "target_assignment": assignment(&m.target_assignment),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        coordinator
+            .describe(&id)
+            .map(|d| {
+                d.members
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "member_id": m.member_id,
+                            "instance_id": m.instance_id,
+                            "client_id": m.client_id,
+                            "client_host": m.client_host,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let snapshot = s.monitor.snapshot();
+    let offsets: Vec<Value> = snapshot
+        .partitions
+        .iter()
+        .filter(|p| p.group == id)
+        .map(|p| {
+            json!({
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed": p.committed,
+                "end": p.end,
+                "lag_records": p.lag_records,
+                "lag_seconds": p.lag_ms as f64 / 1000.0,
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "group_id": listing.group_id,
+        "type": listing.group_type,
+        "protocol_type": listing.protocol_type,
+        "state": listing.state,
+        "members": members,
+        "lag_evaluated_at_ms": snapshot.at_ms,
+        "offsets": offsets,
+    }))
+    .into_response()
+}

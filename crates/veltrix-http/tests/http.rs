@@ -1,0 +1,279 @@
+//! The HTTP adapter against an in-process broker on a temporary directory, on
+//! 127.0.0.1 with ephemeral ports: the routes, the metrics, and a lag alert
+//! that fires and resolves with a webhook receiving both notifications.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::watch;
+use veltrix_client::{BatchBuilder, ProducerRecord};
+use veltrix_core::alerts::{AlertRule, Threshold};
+use veltrix_core::groups::{Committer, OffsetCommit};
+use veltrix_core::{Broker, BrokerConfig, TopicConfig};
+use veltrix_http::{HttpState, Monitor, MonitorConfig, WebhookConfig};
+use veltrix_log::Env;
+
+struct Running {
+    _dir: tempfile::TempDir,
+    broker: Arc<Broker>,
+    addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+async fn start(monitor: MonitorConfig) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap());
+    let monitor = Monitor::new(broker.clone(), monitor);
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(monitor.clone().run(stop_rx.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = HttpState {
+        broker: broker.clone(),
+        monitor,
+        started: Instant::now(),
+        info: serde_json::json!({ "kafka_listener": "127.0.0.1:9092" }),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    tokio::spawn(veltrix_http::serve(listener, state, stop_rx));
+    Running {
+        _dir: dir,
+        broker,
+        addr,
+        stop,
+    }
+}
+
+fn produce(broker: &Broker, topic: &str, count: usize) {
+    let p = broker.partition(topic, 0).unwrap();
+    let mut b = BatchBuilder::new(1 << 20).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for i in 0..count {
+        let record = ProducerRecord {
+            key: None,
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Vec::new(),
+            timestamp_ms: now,
+        };
+        b.try_push(record).unwrap();
+    }
+    let mut batch = bytes::BytesMut::from(&b.build().unwrap()[..]);
+    let appended = p.append(&mut batch).unwrap();
+    p.commit(appended.next_offset).unwrap();
+}
+
+fn commit(broker: &Broker, group: &str, topic: &str, offset: i64) {
+    let who = Committer {
+        member_id: String::new(),
+        instance_id: None,
+        generation: -1,
+    };
+    let o = OffsetCommit {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+    };
+    let outcome = broker.groups().commit(group, &who, vec![o], |_, _| true);
+    assert_eq!(outcome, vec![Ok(())]);
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_answer_and_metrics_name_topics_groups_and_lag() {
+    let config = MonitorConfig {
+        evaluation_interval_ms: 100,
+        ..MonitorConfig::default()
+    };
+    let r = start(config).await;
+    r.broker
+        .create_topic("orders", Some(1), TopicConfig::default())
+        .unwrap();
+    produce(&r.broker, "orders", 10);
+    commit(&r.broker, "billing", "orders", 4);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let (status, body) = get(r.addr, "/health").await;
+    assert_eq!((status, body.contains("ok")), (200, true));
+    let (status, body) = get(r.addr, "/ready").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = get(r.addr, "/metrics").await;
+    for needle in [
+        "veltrix_topic_partitions{topic=\"orders\"} 1",
+        "veltrix_group_partition_lag_records{group=\"billing\",partition=\"0\",topic=\"orders\"} 6",
+        "veltrix_group_lag_records{group=\"billing\",topic=\"orders\"} 6",
+        "veltrix_log_fsync_duration_seconds_count",
+        "veltrix_build_info",
+    ] {
+        assert!(body.contains(needle), "/metrics lacks {needle}:\n{body}");
+    }
+    let (_, body) = get(r.addr, "/api/v1/topics").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["topics"][0]["name"], "orders");
+    assert_eq!(v["topics"][0]["partitions"][0]["end"], 10);
+    let (_, body) = get(r.addr, "/api/v1/groups/billing").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["offsets"][0]["committed"], 4);
+    assert_eq!(v["offsets"][0]["lag_records"], 6);
+    assert!(v["offsets"][0]["lag_seconds"].as_f64().unwrap() >= 0.0);
+    let (_, body) = get(r.addr, "/api/v1/broker").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["topics"].as_u64(), v["groups"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(v["settings"]["kafka_listener"], "127.0.0.1:9092");
+    let (status, _) = get(r.addr, "/api/v1/topics/nope").await;
+    assert_eq!(status, 404);
+    let (status, _) = get(r.addr, "/nowhere").await;
+    assert_eq!(status, 404);
+    let _ = r.stop.send(true);
+}
+
+/// A group stops consuming while records keep arriving: its lag_seconds alert
+/// (over 1 s for 1 s) fires within the `for` duration plus one evaluation
+/// interval of the lag crossing the threshold; the group catches up and it
+/// resolves. The webhook receives both, in order, as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lag_alert_fires_and_resolves_and_the_webhook_hears_both() {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let hook = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/hook",
+            post(move |axum::Json(v): axum::Json<Value>| {
+                let received = received.clone();
+                async move {
+                    received.lock().unwrap().push(v);
+                    "ok"
+                }
+            }),
+        )
+    };
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = hook_listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(hook_listener, hook).await });
+
+    let interval_ms = 200;
+    let threshold = Threshold::LagMs(1_000);
+    let config = MonitorConfig {
+        evaluation_interval_ms: interval_ms,
+        alerts: vec![AlertRule {
+            name: AlertRule::default_name("slow", "events", threshold),
+            group: "slow".into(),
+            topic: "events".into(),
+            threshold,
+            for_ms: 1_000,
+        }],
+        webhook: Some(WebhookConfig::new(format!("http://{hook_addr}/hook"))),
+        ..MonitorConfig::default()
+    };
+    let r = start(config).await;
+    r.broker
+        .create_topic("events", Some(1), TopicConfig::default())
+        .unwrap();
+    produce(&r.broker, "events", 1);
+    commit(&r.broker, "slow", "events", 1);
+    // The group stops at offset 1; the producer carries on.
+    let stopped = Instant::now();
+    let mut fired_after = None;
+    while stopped.elapsed() < Duration::from_secs(10) {
+        produce(&r.broker, "events", 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, body) = get(r.addr, "/alerts").await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["alerts"][0]["state"] == "firing" {
+            fired_after = Some(stopped.elapsed());
+            break;
+        }
+    }
+    let fired_after = fired_after.expect("the alert fired");
+    // The oldest unconsumed record is 1 s old 1 s after the stop; then 1 s over
+    // the threshold; then at most one interval until the evaluation sees it
+    // (and scheduling slack).
+    let bound = Duration::from_millis(1_000 + 1_000 + interval_ms + 600);
+    assert!(fired_after <= bound, "fired after {fired_after:?}, bound {bound:?}");
+    assert!(
+        fired_after >= Duration::from_millis(2_000),
+        "fired too early: {fired_after:?}"
+    );
+
+    // Consumption resumes: the group commits to the end.
+    let end = r.broker.partition("events", 0).unwrap().log().high_watermark();
+    commit(&r.broker, "slow", "events", end);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while received.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "webhook got {:?}", received.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got[0]["status"], "firing");
+    assert_eq!(got[0]["alert"], "slow/events/lag_seconds");
+    assert!(got[0]["value"].as_i64().unwrap() > 1_000);
+    assert_eq!(got[1]["status"], "resolved");
+    let (_, metrics) = get(r.addr, "/metrics").await;
+    assert!(
+        metrics.contains("veltrix_alert_firing{alert=\"slow/events/lag_seconds\",group=\"slow\",topic=\"events\"} 0")
+    );
+    assert!(
+        metrics.contains("veltrix_alert_webhook_notifications_total{outcome=\"sent\"} 2"),
+        "{metrics}"
+    );
+    let _ = r.stop.send(true);
+}
+
+/// A webhook that never answers delays nothing: evaluations go on, and the
+/// notification is given up after its retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_webhook_never_blocks_the_monitor() {
+    // A listener that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let threshold = Threshold::LagRecords(0);
+    let config = MonitorConfig {
+        evaluation_interval_ms: 50,
+        alerts: vec![AlertRule {
+            name: "any-lag".into(),
+            group: "g".into(),
+            topic: "t".into(),
+            threshold,
+            for_ms: 0,
+        }],
+        webhook: Some(WebhookConfig {
+            timeout_ms: 200,
+            retries_max: 1,
+            retry_backoff_ms: 50,
+            ..WebhookConfig::new(format!("http://{silent_addr}/"))
+        }),
+        ..MonitorConfig::default()
+    };
+    let r = start(config).await;
+    r.broker.create_topic("t", Some(1), TopicConfig::default()).unwrap();
+    produce(&r.broker, "t", 3);
+    commit(&r.broker, "g", "t", 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = get(r.addr, "/metrics").await;
+        let evaluations = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("veltrix_group_lag_evaluations_total "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if metrics.contains("veltrix_alert_webhook_notifications_total{outcome=\"failed\"} 1") && evaluations > 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(silent);
+    let _ = r.stop.send(true);
+}
