@@ -169,7 +169,8 @@ impl VeltrixConfig {
         self.broker.clone()
     }
 
-    /// The Kafka listener's settings, advertising `advertised` to clients.
+    /// The Kafka listener's settings, advertising `advertised` to clients;
+    /// producers writing to critical topics with acks=0 or 1 are warned about.
     pub fn kafka_config(&self, advertised: SocketAddr) -> KafkaConfig {
         let mut k = KafkaConfig::new(advertised);
         k.request_bytes_max = self.limits.request_bytes_max;
@@ -177,6 +178,12 @@ impl VeltrixConfig {
         k.connections_max = self.limits.connections_max;
         k.requests_in_flight_per_connection_max = self.limits.requests_in_flight_per_connection_max;
         k.fetch_wait_ms_max = self.limits.fetch_wait_ms_max;
+        k.critical_topics = self
+            .topics
+            .iter()
+            .filter(|t| t.critical)
+            .map(|t| t.name.clone())
+            .collect();
         k
     }
 

@@ -10,5 +10,6 @@ pub mod errors;
 mod handlers;
 mod server;
 mod topic_configs;
+pub mod warnings;
 
 pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

@@ -24,6 +24,7 @@
 //! request does not fit the global budget waits before reading its body, which
 //! pushes back on the client through TCP instead of growing the broker's memory.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,6 +41,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use veltrix_core::{Broker, Metrics};
 
 use crate::handlers;
+use crate::warnings::ClientWarnings;
 
 /// Settings of the Kafka listener. Names end in their unit.
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ pub struct KafkaConfig {
     pub fetch_wait_ms_max: u64,
     /// Address put in Metadata responses for clients to connect to.
     pub advertised: SocketAddr,
+    /// Topics whose loss is an incident: producers writing to them with
+    /// acks=0 or 1 are warned about.
+    pub critical_topics: BTreeSet<String>,
 }
 
 impl KafkaConfig {
@@ -68,6 +73,7 @@ impl KafkaConfig {
             requests_in_flight_per_connection_max: 16,
             fetch_wait_ms_max: 30_000,
             advertised,
+            critical_topics: BTreeSet::new(),
         }
     }
 }
@@ -89,6 +95,7 @@ pub async fn serve(
         .in_flight_bytes_max
         .set(i64::try_from(config.in_flight_bytes_max).unwrap_or(i64::MAX));
     let config = Arc::new(config);
+    let warnings = Arc::new(ClientWarnings::default());
     let slots = Arc::new(Semaphore::new(config.connections_max));
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
     loop {
@@ -106,15 +113,18 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return Ok(()),
         };
-        let broker = broker.clone();
-        let config = config.clone();
+        let shared = Shared {
+            broker: broker.clone(),
+            config: config.clone(),
+            memory: memory.clone(),
+            warnings: warnings.clone(),
+        };
         let shutdown = shutdown.clone();
-        let memory = memory.clone();
         let metrics = broker.metrics().clone();
         metrics.connections_accepted.inc();
         metrics.connections.inc();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, broker, config, memory, shutdown).await {
+            if let Err(e) = connection(stream, peer, shared, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
             metrics.connections.dec();
@@ -182,20 +192,27 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
     NAMES.iter().find(|(k, _)| *k == api).map_or("Other", |(_, n)| n)
 }
 
+/// What every connection of a listener shares.
+struct Shared {
+    broker: Arc<Broker>,
+    config: Arc<KafkaConfig>,
+    /// The memory budget, in bytes.
+    memory: Arc<Semaphore>,
+    warnings: Arc<ClientWarnings>,
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    broker: Arc<Broker>,
-    config: Arc<KafkaConfig>,
-    memory: Arc<Semaphore>,
+    shared: Shared,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Close> {
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
-    let depth = config.requests_in_flight_per_connection_max.max(1);
+    let depth = shared.config.requests_in_flight_per_connection_max.max(1);
     let (tx, rx) = mpsc::channel(depth);
     let writing = tokio::spawn(write_responses(writer, rx));
-    let read = read_requests(reader, peer, broker, config, memory, shutdown, tx).await;
+    let read = read_requests(reader, peer, &shared, shutdown, tx).await;
     // The reader is done (closed, refused or shutting down); the writer finishes
     // what was read before, then the connection closes.
     let written = writing.await.unwrap_or(Ok(()));
@@ -220,12 +237,16 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFl
 async fn read_requests(
     mut reader: OwnedReadHalf,
     peer: SocketAddr,
-    broker: Arc<Broker>,
-    config: Arc<KafkaConfig>,
-    memory: Arc<Semaphore>,
+    shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
 ) -> Result<(), Close> {
+    let Shared {
+        broker,
+        config,
+        memory,
+        warnings,
+    } = shared;
     let depth = config.requests_in_flight_per_connection_max.max(1);
     let slots = Arc::new(Semaphore::new(depth));
     loop {
@@ -278,6 +299,7 @@ async fn read_requests(
                     version,
                     client_id: client_id.unwrap_or_default(),
                     peer,
+                    warnings: warnings.clone(),
                 };
                 match *request {
                     RequestKind::Produce(produce) => {

@@ -39,6 +39,8 @@ pub(crate) struct Ctx {
     /// The client id of the request header (empty if none).
     pub client_id: String,
     pub peer: std::net::SocketAddr,
+    /// Risky client settings already warned about.
+    pub warnings: Arc<crate::warnings::ClientWarnings>,
 }
 
 /// The versions served, per API: exactly what is implemented.

@@ -34,6 +34,46 @@ fn append_all(partition: &Partition, records: &Bytes) -> Result<(i64, i64), (i16
     first.map(|f| (f, next)).ok_or_else(|| corrupt("no record batch"))
 }
 
+/// Logs, once per client id, a producer's settings that can lose or
+/// duplicate records: acks=0 or 1 to a topic marked critical, and batches
+/// without a producer id (idempotence off).
+fn warn_about_risks(ctx: &Ctx, request: &ProduceRequest) {
+    let client = ctx.client_id.as_str();
+    if request.acks != -1
+        && let Some(topic) = request
+            .topic_data
+            .iter()
+            .find(|t| ctx.config.critical_topics.contains(t.name.0.as_str()))
+        && ctx.warnings.first(client, "acks")
+    {
+        tracing::warn!(
+            client_id = client,
+            peer = %ctx.peer,
+            topic = %topic.name.0.as_str(),
+            acks = request.acks,
+            "a producer writes to a critical topic with acks={}: records are acknowledged before they are durable, \
+             so a crash right after an acknowledgement loses them; use acks=all",
+            request.acks
+        );
+    }
+    let non_idempotent = request.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records
+                .as_ref()
+                .and_then(|r| batch::parse_fixed(r).ok())
+                .is_some_and(|h| h.producer_id < 0)
+        })
+    });
+    if non_idempotent && ctx.warnings.first(client, "idempotence") {
+        tracing::warn!(
+            client_id = client,
+            peer = %ctx.peer,
+            "a producer sends without idempotence: when a request times out and is retried, its records can be \
+             stored twice; set enable.idempotence=true"
+        );
+    }
+}
+
 /// A produce request whose batches are written: what is left is to wait for
 /// them to be durable (acks=all) and answer. Splitting the two lets a connection
 /// append its next request while this one's fsync runs; see `server.rs`.
@@ -47,6 +87,7 @@ pub(crate) struct Written {
 /// Validates and appends every batch of the request, in request order.
 pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
     let acks = request.acks;
+    warn_about_risks(&ctx, &request);
     let broker = ctx.broker.clone();
     // The per-partition error message exists from v8.
     let with_messages = ctx.version >= 8;
