@@ -46,6 +46,42 @@ pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
+/// An error code's name for metric labels (`NOT_LEADER_OR_FOLLOWER`...):
+/// one of Kafka's codes, or `UNKNOWN` — a fixed, bounded set.
+pub fn error_label(code: i16) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static NAMES: LazyLock<Mutex<HashMap<i16, &'static str>>> = LazyLock::new(Default::default);
+    use kafka_protocol::error::ResponseError;
+    let known = match ResponseError::try_from_code(code) {
+        None | Some(ResponseError::Unknown(_)) => return "UNKNOWN",
+        Some(known) => known,
+    };
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    names.entry(code).or_insert_with(|| {
+        let debug = format!("{known:?}");
+        // CamelCase to SCREAMING_SNAKE_CASE, as Kafka names its errors.
+        let mut out = String::with_capacity(debug.len() + 8);
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        Box::leak(out.into_boxed_str())
+    })
+}
+
+/// Counts a partition answered with an error, per API and error.
+pub fn count_error(metrics: &veltrix_core::Metrics, api: &'static str, code: i16) {
+    if code != NONE && metrics.enabled() {
+        metrics
+            .request_errors
+            .with_label_values(&[api, error_label(code)])
+            .inc();
+    }
+}
+
 /// The Kafka error code for an engine error.
 pub fn code(e: &CoreError) -> i16 {
     match e {
@@ -104,5 +140,19 @@ pub fn log_code(e: &LogError) -> i16 {
         LogError::InvalidProducerFields { .. } => CORRUPT_MESSAGE,
         LogError::TransactionsUnsupported { .. } => INVALID_TXN_STATE,
         LogError::Config(_) => INVALID_CONFIG,
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn error_labels_are_kafkas_names_or_unknown() {
+        assert_eq!(error_label(UNKNOWN_TOPIC_OR_PARTITION), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_label(KAFKA_STORAGE_ERROR), "KAFKA_STORAGE_ERROR");
+        assert_eq!(error_label(STALE_MEMBER_EPOCH), "STALE_MEMBER_EPOCH");
+        assert_eq!(error_label(12_345), "UNKNOWN");
+        assert!(std::ptr::eq(error_label(3), error_label(3)), "names are made once");
     }
 }

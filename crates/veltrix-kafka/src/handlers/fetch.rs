@@ -131,6 +131,7 @@ fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
     for t in responses {
         let (mut bytes, mut records) = (0u64, 0u64);
         for p in &t.partitions {
+            errors::count_error(metrics, "Fetch", p.error_code);
             let Some(data) = &p.records else { continue };
             bytes += data.len() as u64;
             let mut rest = &data[..];

@@ -82,6 +82,7 @@ pub(crate) struct Written {
     responses: Vec<TopicProduceResponse>,
     /// `(topic position, partition position, partition, offset after its batches)`.
     to_commit: Vec<(usize, usize, Arc<Partition>, i64)>,
+    metrics: veltrix_core::Metrics,
 }
 
 /// Validates and appends every batch of the request, in request order.
@@ -134,6 +135,7 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
                 match result {
                     Ok(base) => p.base_offset = base,
                     Err((error_code, message)) => {
+                        errors::count_error(broker.metrics(), "Produce", error_code);
                         p.error_code = error_code;
                         if with_messages {
                             p.error_message = Some(StrBytes::from_string(message));
@@ -148,6 +150,7 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
             acks,
             responses,
             to_commit,
+            metrics: broker.metrics().clone(),
         }
     })
     .await
@@ -164,6 +167,7 @@ impl Written {
             acks,
             mut responses,
             to_commit,
+            metrics,
         } = self;
         let waits: Vec<_> = to_commit
             .into_iter()
@@ -178,6 +182,7 @@ impl Written {
         for (ti, pi, wait) in waits {
             let outcome = wait.await.unwrap_or(Err(errors::UNKNOWN_SERVER_ERROR));
             if let Err(error_code) = outcome {
+                errors::count_error(&metrics, "Produce", error_code);
                 let p = &mut responses[ti].partition_responses[pi];
                 p.error_code = error_code;
                 p.base_offset = -1;
