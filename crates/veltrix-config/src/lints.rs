@@ -870,7 +870,7 @@ pub(crate) fn human_ms(ms: u64) -> String {
     ];
     let n = schema::group_digits(ms.min(i64::MAX as u64) as i64);
     for (size, name) in units {
-        if ms >= size && ms % size == 0 {
+        if ms >= size && ms.is_multiple_of(size) {
             let count = ms / size;
             let plural = if count == 1 { "" } else { "s" };
             return format!("{n} ms ({count} {name}{plural})");
@@ -889,7 +889,7 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     ];
     let n = schema::group_digits(bytes.min(i64::MAX as u64) as i64);
     for (size, name) in units {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{n} bytes ({} {name})", bytes / size);
         }
     }

@@ -151,7 +151,7 @@ struct Cell {
 impl Cell {
     /// A short, stable name that scripts key on: `<size>/<appenders>x<partitions>`.
     fn name(&self) -> String {
-        let size = if self.record_bytes % 1024 == 0 {
+        let size = if self.record_bytes.is_multiple_of(1024) {
             format!("{}KiB", self.record_bytes / 1024)
         } else {
             format!("{}B", self.record_bytes)

@@ -48,6 +48,9 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Explains a rule of `veltrix check`, or lists them all.
     Explain(cli::check::ExplainArgs),
+    /// Lints a Kafka client's configuration for settings that lose,
+    /// duplicate or reorder records.
+    Doctor(cli::doctor::DoctorArgs),
 }
 
 #[derive(clap::Args)]
@@ -92,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         Command::Group(args) => cli::exit_on_error(cli::group::run(args)),
         Command::Check(args) => cli::check::run_check(args),
         Command::Explain(args) => cli::exit_on_error(cli::check::run_explain(args)),
+        Command::Doctor(args) => cli::doctor::run(args),
     }
 }
 

@@ -16,6 +16,7 @@ use veltrix_client::{Client, ClientConfig};
 
 pub mod check;
 pub mod consume;
+pub mod doctor;
 pub mod group;
 pub mod produce;
 mod time;

@@ -1,0 +1,453 @@
+//! One test per rule of the catalogue, named after its id: each feeds a
+//! configuration that breaks the rule and checks the rule id, the line it
+//! points at (`None` for a default the file leaves in force) and the fix's
+//! replacement line. `docs.rs` checks that no rule is without one.
+
+use veltrix_doctor::{BrokerLimits, Dialect, FixKind, LintOptions, Role, Severity, TopicLimits, lint};
+
+use crate::{absent, expect, opts, props};
+
+const J: Dialect = Dialect::Java;
+const R: Dialect = Dialect::Librdkafka;
+const P: Role = Role::Producer;
+const C: Role = Role::Consumer;
+
+#[test]
+fn d001_syntax() {
+    let r = lint("c.json", "{\n  \"acks\": \"all\",\n  \"retries\" 3\n}\n", &opts(J, P));
+    let f = expect(&r, "D001", Some(3), None);
+    assert_eq!(f.location.as_ref().map(|l| l.column), Some(13));
+    assert_eq!(r.exit_code(false), 1);
+}
+
+#[test]
+fn d002_unknown_key_close_to_a_known_one_is_an_error_with_the_key_meant() {
+    let r = props("acks=all\nenable.idempotency=true\n", J, P);
+    let f = expect(&r, "D002", Some(2), Some("enable.idempotence=true"));
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(f.label, "did you mean `enable.idempotence`?");
+    // The misspelt key leaves librdkafka's default in force, which is off.
+    let r = props("enable_auto_offset_store=false\n", R, C);
+    expect(&r, "D002", Some(1), Some("enable.auto.offset.store=false"));
+}
+
+#[test]
+fn d002_unknown_key_far_from_all_known_keys_is_a_warning() {
+    let r = props("acks=all\nmy.service.region=eu-west\n", J, P);
+    let f = expect(&r, "D002", Some(2), None);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(r.exit_code(false), 0);
+    assert_eq!(r.exit_code(true), 1);
+}
+
+#[test]
+fn d003_other_client_key_names_the_clients_own_key() {
+    let r = props("acks=all\nqueue.buffering.max.ms=20\n", J, P);
+    expect(&r, "D003", Some(2), Some("linger.ms=20"));
+    // Units convert: bytes to kilobytes.
+    let r = props("buffer.memory=67108864\n", R, P);
+    expect(&r, "D003", Some(1), Some("queue.buffering.max.kbytes=65536"));
+    // No equivalent: the fix deletes the line.
+    let r = props("max.block.ms=1000\n", R, P);
+    let f = expect(&r, "D003", Some(1), Some(""));
+    assert_eq!(f.fix.as_ref().map(|x| x.kind), Some(FixKind::Delete));
+}
+
+#[test]
+fn d004_invalid_value_lists_the_allowed_values() {
+    let r = props("acks=yes\n", J, P);
+    let f = expect(&r, "D004", Some(1), Some("acks=all"));
+    assert_eq!(f.label, "expected one of `all`, `-1`, `0`, `1`");
+    let r = props("linger.ms=5ms\n", J, P);
+    expect(&r, "D004", Some(1), Some("linger.ms=5"));
+    let r = props("enable.idempotence=on\n", J, P);
+    expect(&r, "D004", Some(1), None);
+    let r = lint("c.json", "{\"retries\": -1}", &opts(R, P));
+    expect(&r, "D004", Some(1), Some("\"retries\": 0"));
+    // librdkafka reads `T` as true; Java does not.
+    absent(
+        &props("enable.idempotence=T\npartitioner=murmur2_random\n", R, P),
+        "D004",
+    );
+}
+
+#[test]
+fn d005_duplicate_key_points_at_the_value_that_is_ignored() {
+    let r = props("acks=1\nlinger.ms=5\nacks=all\n", J, P);
+    let f = expect(&r, "D005", Some(1), Some(""));
+    assert_eq!(f.related.len(), 1);
+    // The last value wins, so acks=1 is not reported as in force.
+    absent(&r, "D102");
+    // librdkafka's aliases are one setting.
+    let r = props("linger.ms=5\nqueue.buffering.max.ms=50\n", R, P);
+    expect(&r, "D005", Some(1), Some(""));
+}
+
+#[test]
+fn d006_client_undetermined() {
+    let r = lint(
+        "c.properties",
+        "bootstrap.servers=127.0.0.1:9092\n",
+        &LintOptions::default(),
+    );
+    let f = expect(&r, "D006", None, None);
+    assert_eq!(f.severity, Severity::Note);
+    assert_eq!((r.dialect, r.role), (J, Role::Both));
+    absent(&props("bootstrap.servers=x\n", R, C), "D006");
+}
+
+#[test]
+fn d101_acks_zero() {
+    let r = props("bootstrap.servers=x\nacks=0\n", J, P);
+    let f = expect(&r, "D101", Some(2), Some("acks=all"));
+    assert_eq!(f.location.as_ref().map(|l| l.column), Some(6));
+    assert_eq!(r.exit_code(false), 1);
+}
+
+#[test]
+fn d102_acks_one() {
+    let r = props("request.required.acks=1\nenable.idempotence=false\n", R, P);
+    expect(&r, "D102", Some(1), Some("request.required.acks=all"));
+}
+
+#[test]
+fn d103_idempotence_disabled_explicitly_or_by_librdkafkas_default() {
+    let r = props("acks=all\nenable.idempotence=false\n", J, P);
+    expect(&r, "D103", Some(2), Some("enable.idempotence=true"));
+    // librdkafka's default is off: nothing to point at, a line to add.
+    let r = props("acks=all\npartitioner=murmur2_random\n", R, P);
+    let f = expect(&r, "D103", None, Some("enable.idempotence=true"));
+    assert_eq!(f.fix.as_ref().map(|x| x.kind), Some(FixKind::Insert));
+    assert!(f.consequence.contains("reordering"), "{}", f.consequence);
+}
+
+#[test]
+fn d104_idempotence_conflict() {
+    let r = props(
+        "enable.idempotence=true\nmax.in.flight.requests.per.connection=10\n",
+        J,
+        P,
+    );
+    let f = expect(&r, "D104", Some(2), Some(""));
+    assert_eq!(f.related.len(), 1, "points at enable.idempotence too");
+    let r = props("enable.idempotence=true\nacks=1\npartitioner=murmur2_random\n", R, P);
+    expect(&r, "D104", Some(2), Some(""));
+}
+
+#[test]
+fn d105_idempotence_silently_disabled_by_a_java_default_conflict() {
+    let r = props("acks=all\nmax.in.flight.requests.per.connection=6\n", J, P);
+    expect(&r, "D105", Some(2), Some(""));
+    // librdkafka's idempotence is off by default: there is nothing to disable.
+    absent(&props("max.in.flight=6\n", R, P), "D105");
+}
+
+#[test]
+fn d106_retries_zero() {
+    let r = props("enable.idempotence=false\nretries=0\n", J, P);
+    expect(&r, "D106", Some(2), Some(""));
+}
+
+#[test]
+fn d107_reordering_on_retry_when_idempotence_is_silently_off() {
+    let r = props("acks=1\nmax.in.flight.requests.per.connection=3\n", J, P);
+    expect(&r, "D107", Some(2), Some("max.in.flight.requests.per.connection=1"));
+    // One request in flight keeps order.
+    absent(
+        &props("acks=1\nmax.in.flight.requests.per.connection=1\n", J, P),
+        "D107",
+    );
+}
+
+#[test]
+fn d108_delivery_timeout_inconsistent() {
+    let r = props(
+        "linger.ms=100\nrequest.timeout.ms=30000\ndelivery.timeout.ms=30000\n",
+        J,
+        P,
+    );
+    let f = expect(&r, "D108", Some(3), Some("delivery.timeout.ms=30100"));
+    assert_eq!(f.related.len(), 2);
+    absent(&r, "D109");
+    let r = props("linger.ms=1000\nmessage.timeout.ms=500\n", R, P);
+    expect(&r, "D108", Some(2), Some("message.timeout.ms=300000"));
+    // Not set explicitly: Java raises the default itself.
+    absent(&props("linger.ms=200000\n", J, P), "D108");
+}
+
+#[test]
+fn d109_delivery_timeout_short() {
+    let r = props("request.timeout.ms=5000\ndelivery.timeout.ms=10000\n", J, P);
+    expect(&r, "D109", Some(2), Some("delivery.timeout.ms=120000"));
+    let r = props("delivery.timeout.ms=10000\n", R, P);
+    expect(&r, "D109", Some(1), Some("delivery.timeout.ms=300000"));
+}
+
+#[test]
+fn d110_message_timeout_infinite() {
+    let r = props("partitioner=murmur2_random\nmessage.timeout.ms=0\n", R, P);
+    expect(&r, "D110", Some(2), Some("message.timeout.ms=300000"));
+}
+
+#[test]
+fn d111_buffer_small() {
+    let r = props("buffer.memory=65536\n", J, P);
+    expect(&r, "D111", Some(1), Some("buffer.memory=33554432"));
+    let r = props("buffer.memory=2000000\nmax.request.size=4000000\n", J, P);
+    expect(&r, "D111", Some(1), Some("buffer.memory=33554432"));
+    let r = props("queue.buffering.max.messages=100\n", R, P);
+    expect(&r, "D111", Some(1), Some("queue.buffering.max.messages=100000"));
+}
+
+#[test]
+fn d112_buffer_huge() {
+    let r = props("buffer.memory=4294967296\n", J, P);
+    let f = expect(&r, "D112", Some(1), None);
+    assert_eq!(f.severity, Severity::Note);
+    let r = props("queue.buffering.max.kbytes=2097152\n", R, P);
+    expect(&r, "D112", Some(1), None);
+}
+
+#[test]
+fn d113_max_block_zero() {
+    let r = props("max.block.ms=0\n", J, P);
+    expect(&r, "D113", Some(1), Some("max.block.ms=60000"));
+}
+
+fn limits(broker: u64, topic: Option<u64>) -> LintOptions {
+    LintOptions {
+        broker: Some(BrokerLimits {
+            source: "127.0.0.1:9092".to_owned(),
+            message_max_bytes: Some(broker),
+            topics: vec![TopicLimits {
+                name: "orders".to_owned(),
+                max_message_bytes: topic,
+                retention_ms: Some(86_400_000),
+            }],
+        }),
+        ..opts(J, P)
+    }
+}
+
+#[test]
+fn d114_request_over_broker_limit() {
+    let r = lint("c.properties", "max.request.size=2097152\n", &limits(1_048_588, None));
+    let f = expect(&r, "D114", Some(1), Some("max.request.size=1048588"));
+    assert!(
+        f.message.contains("the broker's `message.max.bytes` (1048588)"),
+        "{}",
+        f.message
+    );
+    // The smallest limit wins; the default size is compared too.
+    let r = lint("c.properties", "acks=all\n", &limits(1_048_588, Some(100_000)));
+    let f = expect(&r, "D114", None, Some("max.request.size=100000"));
+    assert!(f.message.contains("topic `orders`"), "{}", f.message);
+    // Without limits there is nothing to compare.
+    absent(&props("max.request.size=2097152\n", J, P), "D114");
+}
+
+#[test]
+fn d115_partitioner_mismatch() {
+    let r = props("enable.idempotence=true\npartitioner=consistent_random\n", R, P);
+    expect(&r, "D115", Some(2), Some("partitioner=murmur2_random"));
+    // The default is consistent_random.
+    let r = props("enable.idempotence=true\n", R, P);
+    expect(&r, "D115", None, Some("partitioner=murmur2_random"));
+}
+
+#[test]
+fn d116_partitioner_ignores_keys() {
+    let r = props("partitioner.ignore.keys=true\n", J, P);
+    expect(&r, "D116", Some(1), Some(""));
+    let r = props("enable.idempotence=true\npartitioner=random\n", R, P);
+    expect(&r, "D116", Some(2), Some("partitioner=murmur2_random"));
+}
+
+#[test]
+fn d117_transactions_unsupported() {
+    let r = props("transactional.id=orders-tx\n", J, P);
+    expect(&r, "D117", Some(1), Some(""));
+    assert_eq!(r.exit_code(false), 1);
+}
+
+#[test]
+fn d201_auto_offset_store_before_processing() {
+    let r = props("group.id=g\nenable.auto.offset.store=true\n", R, C);
+    expect(&r, "D201", Some(2), Some("enable.auto.offset.store=false"));
+    // By default: pointed at nothing, fixed by a line to add.
+    let r = props("group.id=g\n", R, C);
+    expect(&r, "D201", None, Some("enable.auto.offset.store=false"));
+    absent(&props("group.id=g\nenable.auto.commit=false\n", R, C), "D201");
+}
+
+#[test]
+fn d202_auto_commit_in_poll() {
+    let r = props("group.id=g\nenable.auto.commit=true\n", J, C);
+    let f = expect(&r, "D202", Some(2), Some("enable.auto.commit=false"));
+    assert_eq!(f.severity, Severity::Note);
+}
+
+#[test]
+fn d203_offset_reset_latest() {
+    let r = props("group.id=g\nauto.offset.reset=latest\n", J, C);
+    expect(&r, "D203", Some(2), Some("auto.offset.reset=earliest"));
+    let r = props("group.id=g\nauto.offset.reset=largest\n", R, C);
+    expect(&r, "D203", Some(2), Some("auto.offset.reset=earliest"));
+    let options = LintOptions {
+        role: Some(C),
+        ..limits(1_048_588, None)
+    };
+    let r = lint("c.properties", "group.id=g\n", &options);
+    let f = expect(&r, "D203", None, Some("auto.offset.reset=earliest"));
+    assert!(
+        f.consequence.contains("`orders` keeps records for 1d"),
+        "{}",
+        f.consequence
+    );
+}
+
+#[test]
+fn d204_offset_reset_none() {
+    let r = props("group.id=g\nauto.offset.reset=none\n", J, C);
+    expect(&r, "D204", Some(2), None);
+    let r = props("group.id=g\nauto.offset.reset=error\n", R, C);
+    expect(&r, "D204", Some(2), None);
+}
+
+#[test]
+fn d205_read_uncommitted() {
+    let r = props("group.id=g\nisolation.level=read_uncommitted\n", R, C);
+    expect(&r, "D205", Some(2), Some("isolation.level=read_committed"));
+    // Java's default.
+    let r = props("group.id=g\nenable.auto.commit=false\n", J, C);
+    expect(&r, "D205", None, Some("isolation.level=read_committed"));
+}
+
+#[test]
+fn d206_heartbeat_vs_session() {
+    let r = props(
+        "group.id=g\nsession.timeout.ms=10000\nheartbeat.interval.ms=5000\n",
+        J,
+        C,
+    );
+    let f = expect(&r, "D206", Some(3), Some("heartbeat.interval.ms=3333"));
+    assert_eq!(f.severity, Severity::Warning);
+    let r = props(
+        "group.id=g\nsession.timeout.ms=10000\nheartbeat.interval.ms=10000\n",
+        J,
+        C,
+    );
+    let f = expect(&r, "D206", Some(3), Some("heartbeat.interval.ms=3333"));
+    assert_eq!(f.severity, Severity::Error);
+    // The consumer protocol's heartbeats are the broker's.
+    absent(
+        &props(
+            "group.id=g\ngroup.protocol=consumer\nheartbeat.interval.ms=50000\n",
+            J,
+            C,
+        ),
+        "D206",
+    );
+}
+
+#[test]
+fn d207_session_timeout_out_of_range() {
+    let r = props(
+        "group.id=g\nsession.timeout.ms=3000\nheartbeat.interval.ms=1000\n",
+        J,
+        C,
+    );
+    expect(&r, "D207", Some(2), Some("session.timeout.ms=6000"));
+    let r = props("group.id=g\nsession.timeout.ms=2000000\n", J, C);
+    expect(&r, "D207", Some(2), Some("session.timeout.ms=1800000"));
+}
+
+#[test]
+fn d208_poll_interval_below_session() {
+    let r = props(
+        "group.id=g\nsession.timeout.ms=60000\nmax.poll.interval.ms=30000\n",
+        R,
+        C,
+    );
+    expect(&r, "D208", Some(3), Some("max.poll.interval.ms=300000"));
+    // Java has no such constraint.
+    absent(
+        &props(
+            "group.id=g\nsession.timeout.ms=60000\nmax.poll.interval.ms=30000\n",
+            J,
+            C,
+        ),
+        "D208",
+    );
+}
+
+#[test]
+fn d209_poll_interval_below_processing() {
+    let options = LintOptions {
+        processing_ms: Some(400_000),
+        ..opts(J, C)
+    };
+    let r = lint("c.properties", "group.id=g\nmax.poll.records=100\n", &options);
+    let f = expect(&r, "D209", None, Some("max.poll.interval.ms=800000"));
+    assert!(f.message.contains("up to 100 records per poll"), "{}", f.message);
+    let r = lint("c.properties", "group.id=g\nmax.poll.interval.ms=600000\n", &options);
+    absent(&r, "D209");
+    let r = lint("c.properties", "group.id=g\nmax.poll.interval.ms=60000\n", &options);
+    expect(&r, "D209", Some(2), Some("max.poll.interval.ms=800000"));
+}
+
+#[test]
+fn d210_group_id_missing() {
+    let r = props("auto.offset.reset=earliest\nsession.timeout.ms=30000\n", R, C);
+    let f = expect(&r, "D210", Some(2), None);
+    assert_eq!(f.severity, Severity::Warning);
+    // Java refuses an explicit auto-commit without a group.
+    let r = props("enable.auto.commit=true\n", J, C);
+    let f = expect(&r, "D210", Some(1), None);
+    assert_eq!(f.severity, Severity::Error);
+}
+
+#[test]
+fn d211_check_crcs_disabled() {
+    let r = props("group.id=g\ncheck.crcs=false\n", J, C);
+    expect(&r, "D211", Some(2), Some("check.crcs=true"));
+    // librdkafka's default is false, but only an explicit choice is reported.
+    absent(&props("group.id=g\n", R, C), "D211");
+}
+
+#[test]
+fn findings_in_json_files_get_fixes_in_json() {
+    let src = "{\n  \"group.id\": \"g\",\n  \"isolation.level\": \"read_uncommitted\"\n}\n";
+    let r = lint("c.json", src, &opts(R, C));
+    expect(&r, "D205", Some(3), Some("\"isolation.level\": \"read_committed\""));
+    let f = expect(&r, "D201", None, Some("\"enable.auto.offset.store\": false"));
+    let fix = f.fix.as_ref().unwrap();
+    let mut fixed = src.to_owned();
+    fixed.replace_range(fix.span.clone(), &fix.text);
+    let value: serde_json::Value = serde_json::from_str(&fixed).expect("the fixed file is still JSON");
+    assert_eq!(value["enable.auto.offset.store"], serde_json::json!(false));
+}
+
+#[test]
+fn deleting_a_json_member_keeps_the_json_valid() {
+    let src = "{\n  \"transactional.id\": \"t\",\n  \"acks\": \"all\"\n}";
+    let r = lint("c.json", src, &opts(J, P));
+    let fix = expect(&r, "D117", Some(2), Some("")).fix.clone().unwrap();
+    let mut fixed = src.to_owned();
+    fixed.replace_range(fix.span, &fix.text);
+    let value: serde_json::Value = serde_json::from_str(&fixed).unwrap();
+    assert_eq!(value, serde_json::json!({"acks": "all"}));
+}
+
+#[test]
+fn acks_zero_reports_losses_not_duplicates() {
+    // Without answers nothing is retried, so idempotence rules stay quiet.
+    let r = props("acks=0\n", J, P);
+    expect(&r, "D101", Some(1), Some("acks=all"));
+    for id in ["D103", "D105", "D106", "D107"] {
+        absent(&r, id);
+    }
+    // Explicit idempotence with acks=0 still stops the producer.
+    let r = props("enable.idempotence=true\nacks=0\n", J, P);
+    expect(&r, "D104", Some(2), Some(""));
+}

@@ -1,0 +1,284 @@
+//! `veltrix doctor` as a user runs it: exit statuses (0 clean, 1 on errors,
+//! 1 on warnings with `--strict`, 2 when the check cannot run), rendered and
+//! JSON reports, `--explain`, and `--broker` reading the limits of a real
+//! `veltrix serve` on an ephemeral port of 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
+
+const CLEAN: &str = "bootstrap.servers=127.0.0.1:9092\nkey.serializer=org.apache.kafka.common.serialization.StringSerializer\nacks=all\nenable.idempotence=true\n";
+const ERROR: &str = "bootstrap.servers=127.0.0.1:9092\nacks=0\n";
+const WARNING: &str = "bootstrap.servers=127.0.0.1:9092\nkey.serializer=x\nacks=1\nenable.idempotence=false\n";
+
+fn doctor(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .arg("doctor")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn a_clean_file_exits_0_even_when_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "producer.properties", CLEAN);
+    for args in [&["producer.properties"][..], &["producer.properties", "--strict"]] {
+        let o = doctor(dir.path(), args);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        assert_eq!(stdout(&o), "producer.properties: ok (Java producer)\n");
+    }
+}
+
+#[test]
+fn errors_exit_1_with_the_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bad.properties", ERROR);
+    let o = doctor(
+        dir.path(),
+        &["bad.properties", "--client", "java", "--role", "producer"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("error[D101]: `acks=0`: the broker never confirms a write"),
+        "{out}"
+    );
+    assert!(out.contains("--> bad.properties:2:6"), "{out}");
+    assert!(out.contains("2 + acks=all"), "the fix is shown as an edit: {out}");
+    assert!(out.ends_with("bad.properties: 1 error (Java producer)\n"), "{out}");
+}
+
+#[test]
+fn warnings_fail_only_when_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "warn.properties", WARNING);
+    let o = doctor(dir.path(), &["warn.properties"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warning[D102]"), "{}", stdout(&o));
+    let o = doctor(dir.path(), &["warn.properties", "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn json_output_lists_every_finding_with_its_place_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "consumer.json",
+        "{\n  \"group.id\": \"billing\",\n  \"enable.auto.offset.store\": true\n}\n",
+    );
+    let o = doctor(
+        dir.path(),
+        &["consumer.json", "--client", "librdkafka", "--format", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["client"], "librdkafka");
+    assert_eq!(v["role"], "consumer");
+    let findings = v["findings"].as_array().unwrap();
+    let store = findings.iter().find(|f| f["rule"] == "D201").expect("D201");
+    assert_eq!(store["line"], 3);
+    assert_eq!(store["column"], 31);
+    assert_eq!(store["fix"]["line"], "\"enable.auto.offset.store\": false");
+}
+
+#[test]
+fn the_check_that_cannot_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = doctor(dir.path(), &["missing.properties"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("error: cannot read missing.properties"),
+        "{}",
+        stderr(&o)
+    );
+    write(dir.path(), "c.properties", CLEAN);
+    let o = doctor(dir.path(), &["c.properties", "--client", "python"]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    let o = doctor(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2), "no file");
+    // Nothing listens on port 1.
+    let o = doctor(
+        dir.path(),
+        &["c.properties", "--broker", "127.0.0.1:1", "--timeout-ms", "2000"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("reading the limits of the broker at 127.0.0.1:1"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn explain_prints_a_rule_or_the_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = doctor(dir.path(), &["--explain", "partitioner-mismatch"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).starts_with("D115 partitioner-mismatch (warning, producer)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = doctor(dir.path(), &["--explain"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).lines().count() >= 30, "{}", stdout(&o));
+    assert!(stdout(&o).contains("D201  warning"), "{}", stdout(&o));
+    let o = doctor(dir.path(), &["--explain", "D999"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no rule `D999`"), "{}", stderr(&o));
+}
+
+/// Kills the broker when dropped, even when a test panics.
+struct BrokerGuard {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for BrokerGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `veltrix serve` on an ephemeral port with its own data directory; its
+/// JSON log says which port the kernel chose.
+fn start_broker() -> BrokerGuard {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--kafka-listener",
+            "127.0.0.1:0",
+            "--http-listener",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Keeps draining the log so that the broker never blocks on a full pipe.
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "kafka listener ready"
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let mut guard = BrokerGuard {
+        child,
+        addr: String::new(),
+        _dir: dir,
+    };
+    guard.addr = rx.recv_timeout(Duration::from_secs(20)).expect("the broker started");
+    guard
+}
+
+#[test]
+fn broker_limits_come_from_a_running_broker() {
+    let broker = start_broker();
+    let created = Command::new(BIN)
+        .args(["topic", "create", "orders", "--partitions", "1"])
+        .args([
+            "--config",
+            "max.message.bytes=100000",
+            "--config",
+            "retention.ms=86400000",
+        ])
+        .args(["--bootstrap", &broker.addr, "--timeout-ms", "10000"])
+        .output()
+        .unwrap();
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "service.properties",
+        "bootstrap.servers=127.0.0.1:9092\ngroup.id=billing\nenable.auto.commit=false\nisolation.level=read_committed\nauto.offset.reset=latest\nacks=all\nmax.request.size=524288\n",
+    );
+    let args = [
+        "service.properties",
+        "--client",
+        "java",
+        "--broker",
+        &broker.addr,
+        "--topic",
+        "orders",
+    ];
+    let o = doctor(dir.path(), &args);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!(
+            "warning[D114]: `max.request.size=524288` is larger than topic `orders`'s `max.message.bytes` (100000) at {}",
+            broker.addr
+        )),
+        "{out}"
+    );
+    assert!(out.contains("7 + max.request.size=100000"), "{out}");
+    assert!(out.contains("`orders` keeps records for 1d"), "{out}");
+    let o = doctor(dir.path(), &[&args[..], &["--strict"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+
+    // Without a topic, the broker's own limit (1048588 by default) applies.
+    let o = doctor(
+        dir.path(),
+        &["service.properties", "--client", "java", "--broker", &broker.addr],
+    );
+    assert!(!stdout(&o).contains("D114"), "{}", stdout(&o));
+    write(
+        dir.path(),
+        "big.properties",
+        "key.serializer=x\nacks=all\nmax.request.size=2097152\n",
+    );
+    let o = doctor(dir.path(), &["big.properties", "--broker", &broker.addr]);
+    assert!(
+        stdout(&o).contains("is larger than the broker's `message.max.bytes` (1048588)"),
+        "{}",
+        stdout(&o)
+    );
+    // An unknown topic cannot be compared with: the check does not run.
+    let o = doctor(
+        dir.path(),
+        &["big.properties", "--broker", &broker.addr, "--topic", "nope"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("UNKNOWN_TOPIC_OR_PARTITION"), "{}", stderr(&o));
+}
