@@ -25,8 +25,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::{ClientError, KafkaError};
 
@@ -303,30 +304,8 @@ impl Connection {
                 addr: self.addr.clone(),
             });
         }
-        let api = api_of::<R>()?;
-        let encode_error = |e: anyhow::Error| ClientError::Encode {
-            api,
-            version,
-            message: e.to_string(),
-        };
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.config.client_id.clone())));
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
-        header
-            .encode(&mut frame, R::header_version(version))
-            .map_err(encode_error)?;
-        request.encode(&mut frame, version).map_err(encode_error)?;
-        let len = i32::try_from(frame.len() - 4).map_err(|_| ClientError::Encode {
-            api,
-            version,
-            message: format!("a request of {} bytes exceeds the protocol's limit", frame.len() - 4),
-        })?;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let frame = encode_request(&self.config.client_id, self.correlation_id, request, version)?;
         self.stream.write_all(&frame).await.map_err(|source| {
             self.broken = true;
             ClientError::Io {
@@ -337,65 +316,173 @@ impl Connection {
         Ok(self.correlation_id)
     }
 
+    /// Splits the connection into a half that sends requests and a half that
+    /// reads their answers, so that several requests can be in flight at once
+    /// (pipelining): the broker answers in the order it was asked, and the
+    /// caller matches answers to requests by their correlation ids. After any
+    /// error on either half both must be dropped: the stream may be out of step.
+    pub fn into_split(self) -> Result<(ConnectionWriter, ConnectionReader), ClientError> {
+        if self.broken {
+            return Err(ClientError::Broken { addr: self.addr });
+        }
+        let (read, write) = self.stream.into_split();
+        let writer = ConnectionWriter {
+            addr: self.addr.clone(),
+            write,
+            client_id: self.config.client_id.clone(),
+            correlation_id: self.correlation_id,
+        };
+        let reader = ConnectionReader {
+            addr: self.addr,
+            read,
+            response_bytes_max: self.config.response_bytes_max,
+        };
+        Ok((writer, reader))
+    }
+
     /// Reads one response frame, refusing lengths outside `4..=response_bytes_max`
     /// before reading the body.
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).await.map_err(|e| self.read_error(e))?;
-        let len = i32::from_be_bytes(len);
-        let max = self.config.response_bytes_max;
-        let size = usize::try_from(len).ok().filter(|n| (4..=max).contains(n));
-        let Some(size) = size else {
-            self.broken = true;
-            return Err(ClientError::BadFrame {
-                addr: self.addr.clone(),
-                len: i64::from(len),
-                max,
-            });
-        };
-        let mut body = vec![0u8; size];
-        self.stream
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| self.read_error(e))?;
-        Ok(Bytes::from(body))
-    }
-
-    fn read_error(&mut self, e: std::io::Error) -> ClientError {
-        self.broken = true;
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            ClientError::Closed {
-                addr: self.addr.clone(),
-            }
-        } else {
-            ClientError::Io {
-                addr: self.addr.clone(),
-                source: e,
-            }
-        }
+        let result = read_frame(&mut self.stream, &self.addr, self.config.response_bytes_max).await;
+        self.broken |= result.is_err();
+        result
     }
 
     /// Decodes the response header and checks its correlation id.
     fn check_header<R: Request>(&mut self, frame: &mut Bytes, header_version: i16, id: i32) -> Result<(), ClientError> {
-        let api = api_of::<R>()?;
-        let header = ResponseHeader::decode(frame, header_version).map_err(|e| {
-            self.broken = true;
-            ClientError::Decode {
-                api,
-                version: header_version,
-                message: format!("response header: {e}"),
-            }
-        })?;
-        if header.correlation_id != id {
-            self.broken = true;
-            return Err(ClientError::CorrelationMismatch {
-                api,
-                expected: id,
-                got: header.correlation_id,
-            });
-        }
-        Ok(())
+        let result = check_header::<R>(frame, header_version, id);
+        self.broken |= result.is_err();
+        result
     }
+}
+
+/// The sending half of a split [`Connection`].
+#[derive(Debug)]
+pub struct ConnectionWriter {
+    addr: String,
+    write: OwnedWriteHalf,
+    client_id: String,
+    correlation_id: i32,
+}
+
+impl ConnectionWriter {
+    /// Encodes and writes one request; returns its correlation id, which the
+    /// reading half needs to read the answer. Not bounded in time: a broker
+    /// that stops reading blocks it once the socket's buffers are full, so
+    /// callers bound it themselves.
+    pub async fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = encode_request(&self.client_id, self.correlation_id, request, version)?;
+        self.write.write_all(&frame).await.map_err(|source| ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        })?;
+        Ok(self.correlation_id)
+    }
+}
+
+/// The reading half of a split [`Connection`].
+#[derive(Debug)]
+pub struct ConnectionReader {
+    addr: String,
+    read: OwnedReadHalf,
+    response_bytes_max: usize,
+}
+
+impl ConnectionReader {
+    /// Reads the next answer, which must be the one to the request sent at
+    /// `version` with `correlation_id`. Not bounded in time (see
+    /// [`ConnectionWriter::send`]).
+    pub async fn receive<R: Request>(&mut self, version: i16, correlation_id: i32) -> Result<R::Response, ClientError> {
+        let api = api_of::<R>()?;
+        let mut frame = read_frame(&mut self.read, &self.addr, self.response_bytes_max).await?;
+        check_header::<R>(&mut frame, R::Response::header_version(version), correlation_id)?;
+        R::Response::decode(&mut frame, version).map_err(|e| ClientError::Decode {
+            api,
+            version,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// One request frame: length, header and body.
+fn encode_request<R: Request>(
+    client_id: &str,
+    correlation_id: i32,
+    request: &R,
+    version: i16,
+) -> Result<BytesMut, ClientError> {
+    let api = api_of::<R>()?;
+    let encode_error = |e: anyhow::Error| ClientError::Encode {
+        api,
+        version,
+        message: e.to_string(),
+    };
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    header
+        .encode(&mut frame, R::header_version(version))
+        .map_err(encode_error)?;
+    request.encode(&mut frame, version).map_err(encode_error)?;
+    let len = i32::try_from(frame.len() - 4).map_err(|_| ClientError::Encode {
+        api,
+        version,
+        message: format!("a request of {} bytes exceeds the protocol's limit", frame.len() - 4),
+    })?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(frame)
+}
+
+/// Reads one response frame, refusing lengths outside `4..=max` before
+/// reading the body.
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, addr: &str, max: usize) -> Result<Bytes, ClientError> {
+    let read_error = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            ClientError::Closed { addr: addr.to_owned() }
+        } else {
+            ClientError::Io {
+                addr: addr.to_owned(),
+                source: e,
+            }
+        }
+    };
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.map_err(read_error)?;
+    let len = i32::from_be_bytes(len);
+    let size = usize::try_from(len).ok().filter(|n| (4..=max).contains(n));
+    let Some(size) = size else {
+        return Err(ClientError::BadFrame {
+            addr: addr.to_owned(),
+            len: i64::from(len),
+            max,
+        });
+    };
+    let mut body = vec![0u8; size];
+    stream.read_exact(&mut body).await.map_err(read_error)?;
+    Ok(Bytes::from(body))
+}
+
+/// Decodes the response header and checks its correlation id.
+fn check_header<R: Request>(frame: &mut Bytes, header_version: i16, id: i32) -> Result<(), ClientError> {
+    let api = api_of::<R>()?;
+    let header = ResponseHeader::decode(frame, header_version).map_err(|e| ClientError::Decode {
+        api,
+        version: header_version,
+        message: format!("response header: {e}"),
+    })?;
+    if header.correlation_id != id {
+        return Err(ClientError::CorrelationMismatch {
+            api,
+            expected: id,
+            got: header.correlation_id,
+        });
+    }
+    Ok(())
 }
 
 /// Whether an error can leave the byte stream out of step with the requests.

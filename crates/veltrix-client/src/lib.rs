@@ -47,7 +47,9 @@ pub use admin::{
 pub use batch::{
     BATCH_OVERHEAD_BYTES, BatchBuilder, DecodeLimits, FetchedBatch, Header, ProducerRecord, Pushed, decode_batches,
 };
-pub use connection::{CLIENT_VERSIONS, ClientConfig, Connection, client_versions, pick_version};
+pub use connection::{
+    CLIENT_VERSIONS, ClientConfig, Connection, ConnectionReader, ConnectionWriter, client_versions, pick_version,
+};
 pub use consumer_protocol::{
     CONSUMER_PROTOCOL_TYPE, ConsumerAssignment, ConsumerSubscription, TopicPartitions, decode_assignment,
     decode_subscription,
@@ -78,5 +80,11 @@ impl Client {
     /// The connection, for requests without a typed helper.
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.connection
+    }
+
+    /// The connection, to split it for pipelining
+    /// ([`Connection::into_split`]).
+    pub fn into_connection(self) -> Connection {
+        self.connection
     }
 }

@@ -51,6 +51,9 @@ enum Command {
     /// Lints a Kafka client's configuration for settings that lose,
     /// duplicate or reorder records.
     Doctor(cli::doctor::DoctorArgs),
+    /// Load over the Kafka protocol: throughput and latency of this or any
+    /// Kafka-compatible broker.
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -96,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         Command::Check(args) => cli::check::run_check(args),
         Command::Explain(args) => cli::exit_on_error(cli::check::run_explain(args)),
         Command::Doctor(args) => cli::doctor::run(args),
+        Command::Bench(args) => cli::exit_on_error(cli::bench::run(args)),
     }
 }
 

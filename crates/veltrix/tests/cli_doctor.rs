@@ -3,16 +3,14 @@
 //! JSON reports, `--explain`, and `--broker` reading the limits of a real
 //! `veltrix serve` on an ephemeral port of 127.0.0.1.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
+mod common;
+
+use common::{BIN, start_broker};
 
 const CLEAN: &str = "bootstrap.servers=127.0.0.1:9092\nkey.serializer=org.apache.kafka.common.serialization.StringSerializer\nacks=all\nenable.idempotence=true\n";
 const ERROR: &str = "bootstrap.servers=127.0.0.1:9092\nacks=0\n";
@@ -148,67 +146,6 @@ fn explain_prints_a_rule_or_the_catalogue() {
     let o = doctor(dir.path(), &["--explain", "D999"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no rule `D999`"), "{}", stderr(&o));
-}
-
-/// Kills the broker when dropped, even when a test panics.
-struct BrokerGuard {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for BrokerGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A `veltrix serve` on an ephemeral port with its own data directory; its
-/// JSON log says which port the kernel chose.
-fn start_broker() -> BrokerGuard {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--kafka-listener",
-            "127.0.0.1:0",
-            "--http-listener",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Keeps draining the log so that the broker never blocks on a full pipe.
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["fields"]["message"] == "kafka listener ready"
-                && let Some(addr) = v["fields"]["addr"].as_str()
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let mut guard = BrokerGuard {
-        child,
-        addr: String::new(),
-        _dir: dir,
-    };
-    guard.addr = rx.recv_timeout(Duration::from_secs(20)).expect("the broker started");
-    guard
 }
 
 #[test]

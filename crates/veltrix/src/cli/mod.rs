@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use veltrix_client::{Client, ClientConfig};
 
+pub mod bench;
 pub mod check;
 pub mod consume;
 pub mod doctor;

@@ -1,0 +1,398 @@
+//! `veltrix bench produce|consume|treasure-hunt`: load over the Kafka
+//! protocol against Veltrix or any Kafka-compatible broker; the work is
+//! `veltrix-bench`'s. Prints a summary, or one JSON object with `--json`; a
+//! progress bar on stderr while it runs. Exits with status 1 if any record
+//! failed: a throughput with errors in it is not a result.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use veltrix_bench::consume::ConsumeSpec;
+use veltrix_bench::report::{self, Context as ReportContext};
+use veltrix_bench::treasure::TreasureHunt;
+use veltrix_bench::{Progress, Rate, RunSpec, Spike, StreamSpec};
+use veltrix_client::Acks;
+
+/// The largest batch `--batch-bytes` accepts: Kafka's default largest
+/// request is 100 MiB, and a batch must fit in one.
+pub const BATCH_BYTES_MAX: usize = 64 << 20;
+/// The most connections of one kind a run opens.
+pub const CONNECTIONS_MAX: usize = 256;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum BenchCommand {
+    /// Produce to one topic, in a closed loop (`--rate 0`, the default) for
+    /// throughput or at a fixed rate for latency, with consumers timing
+    /// records end to end.
+    Produce(ProduceArgs),
+    /// Read a topic through from its first records to the high watermarks at
+    /// the start, for fetch throughput.
+    Consume(ConsumeArgs),
+    /// The treasure-hunt game: players as keys, frequent small telemetry and
+    /// rare critical events, with a sale spike.
+    TreasureHunt(TreasureArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Common {
+    /// The broker, as HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// The system's name in the report (`veltrix`, `tansu`, ...).
+    #[arg(long, default_value = "kafka")]
+    system: String,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
+    duration_s: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 2.0, value_parser = seconds)]
+    warmup_s: f64,
+    /// Time limit of connecting and of each request, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: u64,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    /// Seed of the key choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Batching {
+    /// The largest batch per partition, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_parser = batch_bytes)]
+    batch_bytes: usize,
+    /// How long the first record of a batch may wait for more (open loop).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Produce requests outstanding per connection.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    in_flight: u16,
+}
+
+#[derive(clap::Args, Debug)]
+struct ProduceArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    batching: Batching,
+    /// The topic; created with `--partitions` if missing.
+    #[arg(long, default_value = "veltrix-bench")]
+    topic: String,
+    /// Partitions of a topic this run creates.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    partitions: i32,
+    /// Producer connections.
+    #[arg(long, default_value_t = 1, value_parser = connections)]
+    producers: usize,
+    /// Bytes of each record's value; from 8 on, values carry their send time
+    /// for the end-to-end latency.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16 << 20))]
+    record_bytes: u32,
+    /// Records keyed by player among this many (murmur2-partitioned); unkeyed
+    /// without.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: Option<u64>,
+    #[arg(long, default_value = "all", value_parser = acks)]
+    acks: Acks,
+    /// Records per second in all; 0 is a closed loop (as fast as it goes).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    rate: f64,
+    /// Consumer connections reading the topic for the end-to-end latency; 0
+    /// for none.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=256))]
+    consumers: u16,
+}
+
+#[derive(clap::Args, Debug)]
+struct ConsumeArgs {
+    /// The broker, as HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long, default_value = "kafka")]
+    system: String,
+    #[arg(long, default_value = "veltrix-bench")]
+    topic: String,
+    /// Consumer connections sharing the partitions.
+    #[arg(long, default_value_t = 1, value_parser = connections)]
+    consumers: usize,
+    /// Bytes of records per fetch.
+    #[arg(long, default_value_t = 32 << 20, value_parser = clap::value_parser!(i32).range(1..=256 << 20))]
+    fetch_bytes: i32,
+    /// Bytes of records per partition in a fetch.
+    #[arg(long, default_value_t = 8 << 20, value_parser = clap::value_parser!(i32).range(1..=256 << 20))]
+    partition_fetch_bytes: i32,
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: u64,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct TreasureArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    batching: Batching,
+    /// Topics are PREFIX + the event's name.
+    #[arg(long, default_value = "treasure-hunt.")]
+    topic_prefix: String,
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    partitions: i32,
+    /// Players, the record keys.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    players: u64,
+    /// Events per second in all, outside the sale.
+    #[arg(long, default_value_t = 20_000.0, value_parser = positive_rate)]
+    rate: f64,
+    /// Seconds after the warm-up when the sale starts.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    spike_at_s: f64,
+    /// Seconds the sale lasts; 0 for none.
+    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    spike_s: f64,
+    /// How many times the usual rate the sale brings.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_rate)]
+    spike_factor: f64,
+    /// Acks of location_ping and clue_found; reward_granted and purchase
+    /// always use acks=all.
+    #[arg(long, default_value = "all", value_parser = acks)]
+    telemetry_acks: Acks,
+    #[arg(long, default_value_t = 1, value_parser = connections)]
+    producers_per_event: usize,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err("expected seconds from 0 to 86400".into());
+    }
+    Ok(v)
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    let v = seconds(s)?;
+    if v <= 0.0 {
+        return Err("expected more than 0 seconds".into());
+    }
+    Ok(v)
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=100_000_000.0).contains(&v) {
+        return Err("expected records per second from 0 to 100000000".into());
+    }
+    Ok(v)
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    let v = rate(s)?;
+    if v <= 0.0 {
+        return Err("expected more than 0".into());
+    }
+    Ok(v)
+}
+
+fn connections(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=CONNECTIONS_MAX).contains(&v) {
+        return Err(format!("expected 1 to {CONNECTIONS_MAX}"));
+    }
+    Ok(v)
+}
+
+fn batch_bytes(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1024..=BATCH_BYTES_MAX).contains(&v) {
+        return Err(format!("expected 1024 to {BATCH_BYTES_MAX} bytes"));
+    }
+    Ok(v)
+}
+
+fn acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "0" => Ok(Acks::None),
+        "1" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        _ => Err("expected 0, 1 or all".into()),
+    }
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Produce(a) => {
+            let spec = StreamSpec {
+                name: "produce".into(),
+                topic: a.topic.clone(),
+                partitions: Some(a.partitions),
+                acks: a.acks,
+                record_bytes: a.record_bytes as usize,
+                players: a.keys,
+                producers: a.producers,
+                rate: Rate {
+                    per_s: a.rate,
+                    spikes: Vec::new(),
+                },
+                batch_bytes: a.batching.batch_bytes,
+                linger: Duration::from_millis(a.batching.linger_ms),
+                in_flight: usize::from(a.batching.in_flight),
+                consumers: usize::from(a.consumers),
+            };
+            if spec.record_bytes + 64 > spec.batch_bytes {
+                bail!(
+                    "records of {} bytes do not fit batches of {} bytes",
+                    spec.record_bytes,
+                    spec.batch_bytes
+                );
+            }
+            run_streams(&a.common, "produce", vec![spec])
+        }
+        BenchCommand::TreasureHunt(a) => {
+            let spikes = if a.spike_s > 0.0 {
+                vec![Spike {
+                    start: Duration::from_secs_f64(a.spike_at_s),
+                    length: Duration::from_secs_f64(a.spike_s),
+                    factor: a.spike_factor,
+                }]
+            } else {
+                Vec::new()
+            };
+            let profile = TreasureHunt {
+                topic_prefix: a.topic_prefix,
+                partitions: a.partitions,
+                players: a.players,
+                rate: a.rate,
+                spikes,
+                telemetry_acks: a.telemetry_acks,
+                producers_per_kind: a.producers_per_event,
+                batch_bytes: a.batching.batch_bytes,
+                linger: Duration::from_millis(a.batching.linger_ms),
+                in_flight: usize::from(a.batching.in_flight),
+                consumers_per_kind: 1,
+            };
+            run_streams(&a.common, "treasure-hunt", profile.streams())
+        }
+        BenchCommand::Consume(a) => run_consume(a),
+    }
+}
+
+fn runtime(threads: u16) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(threads))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A bar over `length` that shows what `progress` counts per second.
+fn progress_bar(length: Option<Duration>, progress: Arc<Progress>, unit: &'static str) -> ProgressBar {
+    let bar = match length {
+        Some(l) => ProgressBar::new(l.as_millis() as u64).with_style(
+            ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner(),
+    };
+    let ticker = bar.clone();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let (mut last, mut last_at) = (0u64, Instant::now());
+        while !ticker.is_finished() {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = progress.acked.load(Ordering::Relaxed);
+            let per_s = (now - last) as f64 / last_at.elapsed().as_secs_f64().max(1e-3);
+            (last, last_at) = (now, Instant::now());
+            let errors = progress.errors.load(Ordering::Relaxed);
+            ticker.set_position(started.elapsed().as_millis() as u64);
+            let errors = if errors > 0 {
+                format!(", {errors} failed")
+            } else {
+                String::new()
+            };
+            ticker.set_message(format!("{now} {unit} ({per_s:.0}/s{errors})"));
+        }
+    });
+    bar
+}
+
+fn run_streams(common: &Common, workload: &str, streams: Vec<StreamSpec>) -> anyhow::Result<()> {
+    let spec = RunSpec {
+        bootstrap: common.bootstrap.clone(),
+        client_id: "veltrix-bench".into(),
+        warmup: Duration::from_secs_f64(common.warmup_s),
+        duration: Duration::from_secs_f64(common.duration_s),
+        request_timeout: Duration::from_millis(common.timeout_ms),
+        seed: common.seed,
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(Some(spec.warmup + spec.duration), progress.clone(), "records");
+    let results = runtime(common.threads)?.block_on(veltrix_bench::produce::run(&spec, &streams, progress));
+    bar.finish_and_clear();
+    let results = results.with_context(|| format!("benchmarking {}", common.bootstrap))?;
+    let ctx = ReportContext {
+        system: common.system.clone(),
+        target: common.bootstrap.clone(),
+        duration: spec.duration,
+    };
+    if common.json {
+        let v = if workload == "produce" {
+            report::produce_json(&ctx, &streams[0], &results[0])
+        } else {
+            report::profile_json(&ctx, workload, &streams, &results)
+        };
+        println!("{v}");
+    } else {
+        print!("{}", report::streams_human(&streams, &results, spec.duration));
+    }
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    if errors > 0 {
+        let first = results.iter().find_map(|r| r.first_error.clone()).unwrap_or_default();
+        bail!("{errors} records failed; the first: {first}");
+    }
+    Ok(())
+}
+
+fn run_consume(a: ConsumeArgs) -> anyhow::Result<()> {
+    let spec = ConsumeSpec {
+        bootstrap: a.bootstrap.clone(),
+        client_id: "veltrix-bench".into(),
+        topic: a.topic.clone(),
+        consumers: a.consumers,
+        fetch_bytes_max: a.fetch_bytes,
+        partition_fetch_bytes_max: a.partition_fetch_bytes,
+        request_timeout: Duration::from_millis(a.timeout_ms),
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(None, progress.clone(), "records");
+    let result = runtime(a.threads)?.block_on(veltrix_bench::consume::run(&spec, progress));
+    bar.finish_and_clear();
+    let result = result.with_context(|| format!("reading `{}` from {}", a.topic, a.bootstrap))?;
+    if a.json {
+        let ctx = ReportContext {
+            system: a.system,
+            target: a.bootstrap,
+            duration: result.elapsed,
+        };
+        println!("{}", report::consume_json(&ctx, &a.topic, a.consumers, &result));
+    } else {
+        print!("{}", report::consume_human(&a.topic, &result));
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! What several CLI tests share: a real `veltrix serve` on an ephemeral port.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
+
+/// Kills the broker when dropped, even when a test panics.
+pub struct BrokerGuard {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for BrokerGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `veltrix serve` on an ephemeral port with its own data directory; its
+/// JSON log says which port the kernel chose.
+pub fn start_broker() -> BrokerGuard {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--kafka-listener",
+            "127.0.0.1:0",
+            "--http-listener",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Keeps draining the log so that the broker never blocks on a full pipe.
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "kafka listener ready"
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let mut guard = BrokerGuard {
+        child,
+        addr: String::new(),
+        _dir: dir,
+    };
+    guard.addr = rx.recv_timeout(Duration::from_secs(20)).expect("the broker started");
+    guard
+}
