@@ -165,7 +165,15 @@ pub struct Walked {
     pub batch_bytes: u64,
 }
 
+#[inline]
 fn read_varint(b: &[u8], at: &mut usize) -> Option<i64> {
+    // Most fields of a record fit one byte.
+    let first = *b.get(*at)?;
+    if first < 0x80 {
+        *at += 1;
+        let u = u64::from(first);
+        return Some(((u >> 1) as i64) ^ -((u & 1) as i64));
+    }
     let mut u: u64 = 0;
     for shift in (0..64).step_by(7) {
         let byte = *b.get(*at)?;

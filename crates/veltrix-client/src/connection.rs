@@ -116,6 +116,8 @@ pub struct Connection {
     broker_versions: HashMap<i16, (i16, i16)>,
     /// Set after a failure that may leave the stream out of step.
     broken: bool,
+    /// Where responses are read; reused once the previous one is dropped.
+    read_buf: BytesMut,
 }
 
 impl Connection {
@@ -147,6 +149,7 @@ impl Connection {
             correlation_id: 0,
             broker_versions: HashMap::new(),
             broken: false,
+            read_buf: BytesMut::new(),
         };
         tokio::time::timeout(timeout, connection.negotiate())
             .await
@@ -335,6 +338,7 @@ impl Connection {
         let reader = ConnectionReader {
             addr: self.addr,
             read,
+            read_buf: self.read_buf,
             response_bytes_max: self.config.response_bytes_max,
         };
         Ok((writer, reader))
@@ -343,7 +347,13 @@ impl Connection {
     /// Reads one response frame, refusing lengths outside `4..=response_bytes_max`
     /// before reading the body.
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
-        let result = read_frame(&mut self.stream, &self.addr, self.config.response_bytes_max).await;
+        let result = read_frame(
+            &mut self.stream,
+            &mut self.read_buf,
+            &self.addr,
+            self.config.response_bytes_max,
+        )
+        .await;
         self.broken |= result.is_err();
         result
     }
@@ -386,6 +396,7 @@ impl ConnectionWriter {
 pub struct ConnectionReader {
     addr: String,
     read: OwnedReadHalf,
+    read_buf: BytesMut,
     response_bytes_max: usize,
 }
 
@@ -395,7 +406,7 @@ impl ConnectionReader {
     /// [`ConnectionWriter::send`]).
     pub async fn receive<R: Request>(&mut self, version: i16, correlation_id: i32) -> Result<R::Response, ClientError> {
         let api = api_of::<R>()?;
-        let mut frame = read_frame(&mut self.read, &self.addr, self.response_bytes_max).await?;
+        let mut frame = read_frame(&mut self.read, &mut self.read_buf, &self.addr, self.response_bytes_max).await?;
         check_header::<R>(&mut frame, R::Response::header_version(version), correlation_id)?;
         R::Response::decode(&mut frame, version).map_err(|e| ClientError::Decode {
             api,
@@ -439,8 +450,15 @@ fn encode_request<R: Request>(
 }
 
 /// Reads one response frame, refusing lengths outside `4..=max` before
-/// reading the body.
-async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, addr: &str, max: usize) -> Result<Bytes, ClientError> {
+/// reading the body. The body is read into `buf`, whose memory is used again
+/// once the caller has dropped the previous frame: large fetch responses then
+/// do not each cost fresh pages from the kernel.
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    addr: &str,
+    max: usize,
+) -> Result<Bytes, ClientError> {
     let read_error = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             ClientError::Closed { addr: addr.to_owned() }
@@ -462,9 +480,10 @@ async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, addr: &str, max: usize
             max,
         });
     };
-    let mut body = vec![0u8; size];
-    stream.read_exact(&mut body).await.map_err(read_error)?;
-    Ok(Bytes::from(body))
+    buf.clear();
+    buf.resize(size, 0);
+    stream.read_exact(&mut buf[..]).await.map_err(read_error)?;
+    Ok(buf.split().freeze())
 }
 
 /// Decodes the response header and checks its correlation id.

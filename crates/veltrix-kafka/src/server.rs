@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -219,17 +219,14 @@ async fn connection(
     read.and(written)
 }
 
-/// Sends responses in request order, each once its request is done.
+/// Sends responses in request order, each once its request is done. Each is a
+/// whole frame already, length included, so it goes out without a copy.
 async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) -> Result<(), Close> {
-    let mut out = BytesMut::new();
     while let Some(in_flight) = rx.recv().await {
-        let Some(response) = in_flight.response.await? else {
+        let Some(frame) = in_flight.response.await? else {
             continue;
         };
-        out.clear();
-        out.extend_from_slice(&(response.len() as i32).to_be_bytes());
-        out.extend_from_slice(&response);
-        writer.write_all(&out).await?;
+        writer.write_all(&frame).await?;
     }
     Ok(())
 }
@@ -435,8 +432,20 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
     })
 }
 
+/// Room for the frame length and a response header (with tagged fields).
+const RESPONSE_HEADER_BYTES_HINT: usize = 64;
+
+/// One response frame: length, header and body.
 fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, Close> {
-    let mut buf = BytesMut::new();
+    // A fetch response carries up to a fetch's worth of records: sized up
+    // front, it is written once instead of growing through reallocations.
+    let body_hint = match response {
+        ResponseKind::Fetch(r) => r.compute_size(version).unwrap_or(0),
+        _ => 0,
+    };
+    let mut buf = BytesMut::with_capacity(body_hint + RESPONSE_HEADER_BYTES_HINT);
+    // The frame's length, filled in below.
+    buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
         .encode(&mut buf, api.response_header_version(version))
@@ -444,5 +453,12 @@ fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKin
     response
         .encode(&mut buf, version)
         .map_err(|e| Close::Protocol(format!("encoding {api:?} response: {e}")))?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| {
+        Close::Protocol(format!(
+            "a {api:?} response of {} bytes exceeds the protocol's limit",
+            buf.len() - 4
+        ))
+    })?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
 }
