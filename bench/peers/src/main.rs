@@ -1,0 +1,323 @@
+//! `bench-peers nats|redis`: closed-loop produce load on NATS JetStream and
+//! Redis Streams, each through its own native Rust client, reporting the same
+//! JSON as `veltrix bench produce` so that `bench/compare` can put them side
+//! by side.
+//!
+//! - NATS JetStream: `--producers` connections, each publishing
+//!   asynchronously with at most `--window` publishes awaiting their
+//!   acknowledgement (the JetStream PubAck, sent once the stream stored it).
+//! - Redis Streams: `--producers` connections, each sending pipelines of
+//!   `--window` XADD commands and waiting for their replies.
+//!
+//! Latency is per record, from the send to its acknowledgement. Records due
+//! in the warm-up are not counted. MB are 10^6 bytes of record payload.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+/// The largest latency recorded, in microseconds (10 minutes).
+const LATENCY_US_MAX: u64 = 600_000_000;
+/// The most connections a run opens.
+const PRODUCERS_MAX: usize = 256;
+/// The most records outstanding per connection.
+const WINDOW_MAX: usize = 100_000;
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    system: System,
+}
+
+#[derive(Subcommand)]
+enum System {
+    /// NATS JetStream: async publish to a file-storage stream.
+    Nats(Load),
+    /// Redis Streams: pipelined XADD.
+    Redis(Load),
+}
+
+#[derive(clap::Args, Clone)]
+struct Load {
+    /// nats://HOST:PORT or redis://HOST:PORT.
+    #[arg(long)]
+    url: String,
+    /// Payload bytes of each record.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Connections publishing at once.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Publishes awaiting acknowledgement per connection (NATS), or XADDs per
+    /// pipeline (Redis).
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    #[arg(long, default_value_t = 1.0)]
+    warmup_s: f64,
+    /// The stream (NATS: created with file storage and subject NAME.records;
+    /// Redis: the key).
+    #[arg(long, default_value = "bench")]
+    stream: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Default)]
+struct Outcome {
+    records: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latency: Option<Histogram<u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
+}
+
+/// When the measured part runs, relative to one start.
+#[derive(Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn measured(&self, at: Instant) -> bool {
+        at >= self.measure_from && at < self.end
+    }
+}
+
+fn record(h: &mut Histogram<u64>, since: Instant, n: u64) {
+    let us = (since.elapsed().as_micros() as u64).clamp(1, LATENCY_US_MAX);
+    let _ = h.record_n(us, n);
+}
+
+async fn nats_producer(js: async_nats::jetstream::Context, subject: String, load: Load, w: Window) -> Outcome {
+    let payload = Bytes::from(vec![0x5a_u8; load.record_bytes]);
+    let mut h = histogram();
+    let mut out = Outcome::default();
+    let mut pending: VecDeque<(Instant, async_nats::jetstream::context::PublishAckFuture)> = VecDeque::new();
+    loop {
+        let now = Instant::now();
+        let finished = now >= w.end;
+        if pending.len() >= load.window || (finished && !pending.is_empty()) {
+            let Some((sent, ack)) = pending.pop_front() else { break };
+            match ack.await {
+                Ok(_) if w.measured(sent) => {
+                    out.records += 1;
+                    record(&mut h, sent, 1);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    out.errors += 1;
+                    out.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            continue;
+        }
+        if finished {
+            break;
+        }
+        match js.publish(subject.clone(), payload.clone()).await {
+            Ok(ack) => pending.push_back((now, ack)),
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+                break;
+            }
+        }
+    }
+    out.latency = Some(h);
+    out
+}
+
+async fn redis_producer(client: redis::Client, key: String, load: Load, w: Window) -> Outcome {
+    let mut out = Outcome::default();
+    let mut h = histogram();
+    let mut conn = match client.get_multiplexed_async_connection().await {
+        Ok(c) => c,
+        Err(e) => {
+            out.errors += 1;
+            out.first_error = Some(e.to_string());
+            return out;
+        }
+    };
+    let payload = vec![0x5a_u8; load.record_bytes];
+    let mut pipe = redis::pipe();
+    for _ in 0..load.window {
+        pipe.cmd("XADD").arg(&key).arg("*").arg("v").arg(&payload);
+    }
+    while Instant::now() < w.end {
+        let sent = Instant::now();
+        let reply: redis::RedisResult<Vec<String>> = pipe.query_async(&mut conn).await;
+        match reply {
+            Ok(ids) if ids.len() == load.window => {
+                if w.measured(sent) {
+                    out.records += ids.len() as u64;
+                    record(&mut h, sent, ids.len() as u64);
+                }
+            }
+            Ok(ids) => {
+                out.errors += 1;
+                out.first_error
+                    .get_or_insert_with(|| format!("{} replies to {} XADDs", ids.len(), load.window));
+                break;
+            }
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+                break;
+            }
+        }
+    }
+    out.latency = Some(h);
+    out
+}
+
+fn summary(h: &Histogram<u64>) -> serde_json::Value {
+    if h.is_empty() {
+        return serde_json::Value::Null;
+    }
+    json!({
+        "count": h.len(),
+        "p50": h.value_at_quantile(0.5),
+        "p90": h.value_at_quantile(0.9),
+        "p99": h.value_at_quantile(0.99),
+        "p999": h.value_at_quantile(0.999),
+        "max": h.max(),
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (system, load) = match &args.system {
+        System::Nats(l) => ("nats-jetstream", l.clone()),
+        System::Redis(l) => ("redis-streams", l.clone()),
+    };
+    if !(1..=PRODUCERS_MAX).contains(&load.producers) {
+        bail!("--producers must be 1 to {PRODUCERS_MAX}");
+    }
+    if !(1..=WINDOW_MAX).contains(&load.window) {
+        bail!("--window must be 1 to {WINDOW_MAX}");
+    }
+    if !(load.duration_s > 0.0 && load.duration_s <= 86_400.0 && (0.0..=86_400.0).contains(&load.warmup_s)) {
+        bail!("--duration-s must be above 0 and both durations at most 86400");
+    }
+    let mut tasks = Vec::new();
+    let start;
+    match &args.system {
+        System::Nats(_) => {
+            let mut contexts = Vec::new();
+            let subject = format!("{}.records", load.stream);
+            for _ in 0..load.producers {
+                let client = async_nats::connect(&load.url)
+                    .await
+                    .with_context(|| format!("connecting to {}", load.url))?;
+                contexts.push(async_nats::jetstream::new(client));
+            }
+            contexts[0]
+                .get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: load.stream.clone(),
+                    subjects: vec![subject.clone()],
+                    storage: async_nats::jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("creating stream {}: {e}", load.stream))?;
+            start = Instant::now();
+            let w = window(start, &load);
+            for js in contexts {
+                tasks.push(tokio::spawn(nats_producer(js, subject.clone(), load.clone(), w)));
+            }
+        }
+        System::Redis(_) => {
+            let client = redis::Client::open(load.url.as_str()).with_context(|| format!("opening {}", load.url))?;
+            // Fail early on a server that is not there.
+            let mut probe = client.get_multiplexed_async_connection().await?;
+            let _: String = redis::cmd("PING").query_async(&mut probe).await?;
+            start = Instant::now();
+            let w = window(start, &load);
+            for _ in 0..load.producers {
+                tasks.push(tokio::spawn(redis_producer(
+                    client.clone(),
+                    load.stream.clone(),
+                    load.clone(),
+                    w,
+                )));
+            }
+        }
+    }
+    let mut total = Outcome::default();
+    let mut h = histogram();
+    for t in tasks {
+        let o = t.await?;
+        total.records += o.records;
+        total.errors += o.errors;
+        if total.first_error.is_none() {
+            total.first_error = o.first_error;
+        }
+        if let Some(l) = o.latency {
+            h.add(&l).ok();
+        }
+    }
+    let duration = load.duration_s;
+    let bytes = total.records * load.record_bytes as u64;
+    let v = json!({
+        "tool": "bench-peers",
+        "system": system,
+        "workload": "produce",
+        "target": load.url,
+        "record_bytes": load.record_bytes,
+        "producers": load.producers,
+        "window": load.window,
+        "rate": 0,
+        "duration_s": duration,
+        "records": total.records,
+        "bytes": bytes,
+        "records_per_s": total.records as f64 / duration,
+        "mb_per_s": bytes as f64 / duration / 1e6,
+        "produce_latency_us": summary(&h),
+        "e2e_latency_us": null,
+        "errors": total.errors,
+        "first_error": total.first_error,
+    });
+    if load.json {
+        println!("{v}");
+    } else {
+        println!(
+            "{system}: {:.0} records/s, {:.1} MB/s ({} B records, {} producers, window {}); ack p50 {} us, p99 {} us",
+            total.records as f64 / duration,
+            bytes as f64 / duration / 1e6,
+            load.record_bytes,
+            load.producers,
+            load.window,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99)
+        );
+    }
+    if total.errors > 0 {
+        bail!(
+            "{} errors; the first: {}",
+            total.errors,
+            total.first_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn window(start: Instant, load: &Load) -> Window {
+    let measure_from = start + Duration::from_secs_f64(load.warmup_s);
+    Window {
+        measure_from,
+        end: measure_from + Duration::from_secs_f64(load.duration_s),
+    }
+}
