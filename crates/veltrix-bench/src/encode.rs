@@ -45,6 +45,10 @@ fn put_varint(buf: &mut BytesMut, v: i64) {
 #[derive(Debug)]
 pub struct BatchWriter {
     buf: BytesMut,
+    /// The size of the last batch taken: the next one is likely the same, so
+    /// its buffer is allocated at that size at once instead of growing
+    /// through reallocations (each a copy of everything so far).
+    last_bytes: usize,
     records: i32,
     timestamp_base_ms: i64,
     timestamp_max_ms: i64,
@@ -58,10 +62,9 @@ impl Default for BatchWriter {
 
 impl BatchWriter {
     pub fn new() -> BatchWriter {
-        let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES);
-        buf.put_bytes(0, BATCH_HEADER_BYTES);
         BatchWriter {
-            buf,
+            buf: empty_batch(BATCH_HEADER_BYTES),
+            last_bytes: BATCH_HEADER_BYTES,
             records: 0,
             timestamp_base_ms: 0,
             timestamp_max_ms: 0,
@@ -124,11 +127,8 @@ impl BatchWriter {
 
     /// Finishes the batch (header and checksum) and starts a new one.
     pub fn take(&mut self) -> Bytes {
-        let mut buf = std::mem::replace(&mut self.buf, {
-            let mut b = BytesMut::with_capacity(BATCH_HEADER_BYTES);
-            b.put_bytes(0, BATCH_HEADER_BYTES);
-            b
-        });
+        self.last_bytes = self.buf.len();
+        let mut buf = std::mem::replace(&mut self.buf, empty_batch(self.last_bytes));
         let length = (buf.len() - 12) as i32;
         let mut header = &mut buf[..BATCH_HEADER_BYTES];
         header.put_i64(0); // base offset: assigned by the broker
@@ -150,6 +150,13 @@ impl BatchWriter {
         self.timestamp_max_ms = 0;
         buf.freeze()
     }
+}
+
+/// A buffer with room for `capacity` bytes, holding a zeroed batch header.
+fn empty_batch(capacity: usize) -> BytesMut {
+    let mut b = BytesMut::with_capacity(capacity.max(BATCH_HEADER_BYTES));
+    b.put_bytes(0, BATCH_HEADER_BYTES);
+    b
 }
 
 /// What a consumer learns from fetched bytes.

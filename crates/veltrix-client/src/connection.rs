@@ -416,6 +416,9 @@ impl ConnectionReader {
     }
 }
 
+/// Room for the frame length and a request header, besides the client id.
+const REQUEST_HEADER_BYTES_HINT: usize = 32;
+
 /// One request frame: length, header and body.
 fn encode_request<R: Request>(
     client_id: &str,
@@ -434,7 +437,10 @@ fn encode_request<R: Request>(
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
-    let mut frame = BytesMut::new();
+    // Sized up front: a produce request carries up to megabytes of batches,
+    // which a growing buffer would copy at every doubling.
+    let body_bytes = request.compute_size(version).unwrap_or(0);
+    let mut frame = BytesMut::with_capacity(body_bytes + REQUEST_HEADER_BYTES_HINT + client_id.len());
     frame.put_i32(0);
     header
         .encode(&mut frame, R::header_version(version))
