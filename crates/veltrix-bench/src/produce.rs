@@ -100,6 +100,30 @@ impl Rate {
     }
 }
 
+/// When an open loop's records are due, in microseconds. Kept as a fraction:
+/// rounding each interval down to whole microseconds would run fast (150,000
+/// records/s is 6.67 µs apart; 6 µs is 166,667/s).
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    next_us: f64,
+}
+
+impl Schedule {
+    fn starting_at(us: f64) -> Schedule {
+        Schedule { next_us: us }
+    }
+
+    /// When the next record is due.
+    fn due_us(&self) -> u64 {
+        self.next_us as u64
+    }
+
+    /// One record sent at `per_s`: the next is due one interval later.
+    fn advance(&mut self, per_s: f64) {
+        self.next_us += 1e6 / per_s.max(1e-9);
+    }
+}
+
 /// One topic's load.
 #[derive(Debug, Clone)]
 pub struct StreamSpec {
@@ -452,12 +476,14 @@ async fn produce(
     let mut value = vec![0x5a_u8; spec.record_bytes];
     let mut key_buf = String::new();
     // Spread the producers' first records over one interval.
-    let mut next_us = clock.now_us()
-        + if closed {
-            0
-        } else {
-            (rng.random::<f64>() * 1e6 / per_producer_rate(Duration::ZERO).max(1e-9)) as u64
-        };
+    let mut schedule = Schedule::starting_at(
+        clock.now_us() as f64
+            + if closed {
+                0.0
+            } else {
+                rng.random::<f64>() * 1e6 / per_producer_rate(Duration::ZERO).max(1e-9)
+            },
+    );
     loop {
         let now = clock.now_us();
         if now >= window.end_us || tx.is_closed() {
@@ -469,7 +495,7 @@ async fn produce(
         }
         // Generate what is due.
         loop {
-            let at = if closed { now } else { next_us };
+            let at = if closed { now } else { schedule.due_us() };
             if !closed && at > now {
                 break;
             }
@@ -499,7 +525,7 @@ async fn produce(
             if !closed {
                 due[p].push(at);
                 let since = Duration::from_micros(at.saturating_sub(window.measure_from_us));
-                next_us = at + (1e6 / per_producer_rate(since).max(1e-9)) as u64;
+                schedule.advance(per_producer_rate(since));
             }
             oldest.get_or_insert(at);
         }
@@ -584,7 +610,7 @@ async fn produce(
             continue;
         }
         // Sleep until the next record is due or the oldest has lingered.
-        let mut wake = next_us.min(window.end_us);
+        let mut wake = schedule.due_us().min(window.end_us);
         if let Some(o) = oldest {
             wake = wake.min(o + spec.linger.as_micros() as u64);
         }
@@ -737,4 +763,25 @@ async fn consume_e2e(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    /// Regression: intervals rounded down to whole microseconds made
+    /// `--rate 300000` with two producers send 333,333 records/s.
+    #[test]
+    fn open_loop_schedule_keeps_the_exact_rate() {
+        for per_s in [150_000.0, 333_333.0, 1_000_000.0, 7.0] {
+            let mut s = Schedule::starting_at(1_000.0);
+            let n = 1_000_000_u64;
+            for _ in 0..n {
+                s.advance(per_s);
+            }
+            let achieved = n as f64 * 1e6 / (s.due_us() as f64 - 1_000.0);
+            let error = (achieved - per_s).abs() / per_s;
+            assert!(error < 1e-5, "asked for {per_s}/s, sent {achieved}/s");
+        }
+    }
 }
