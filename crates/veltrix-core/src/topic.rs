@@ -1,6 +1,6 @@
 //! Topics and partitions as the adapters see them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use veltrix_log::{Appended, Log};
@@ -13,11 +13,32 @@ pub type TopicId = [u8; 16];
 
 /// One partition: its log, and a channel that carries its high watermark to
 /// whoever waits for new records.
+///
+/// # Waiting for durability without a thread per waiter
+///
+/// [`Partition::commit_async`] does not block: a waiter asks for an offset to
+/// be flushed and sleeps on `flushed`. At most one flusher per partition runs on
+/// the blocking pool at a time; it fsyncs (through the log's group commit) until
+/// everything asked for is durable, announcing each round, and then ends. So a
+/// thousand produce requests waiting on one partition cost one thread and one
+/// fsync per round, not a thread each.
 #[derive(Debug)]
 pub struct Partition {
     pub index: i32,
     log: Log,
     high_watermark: watch::Sender<i64>,
+    flush: Mutex<FlushRequest>,
+    /// Bumped after every flush round, whatever its outcome.
+    flushed: watch::Sender<u64>,
+}
+
+/// What waiters have asked of the flusher.
+#[derive(Debug, Default)]
+struct FlushRequest {
+    /// The highest offset a waiter needs durable (exclusive).
+    requested: i64,
+    /// A flusher is running and will look at `requested` again before it ends.
+    running: bool,
 }
 
 impl Partition {
@@ -27,6 +48,8 @@ impl Partition {
             index,
             log,
             high_watermark,
+            flush: Mutex::new(FlushRequest::default()),
+            flushed: watch::Sender::new(0),
         }
     }
 
@@ -45,6 +68,73 @@ impl Partition {
         let outcome = self.log.wait_durable(next_offset);
         self.publish_high_watermark();
         Ok(outcome?)
+    }
+
+    /// [`Partition::commit`] for async callers: resolves once everything below
+    /// `next_offset` is durable (or fails as `commit` would), without holding a
+    /// thread while it waits. The flush is asked for when this is called, not
+    /// when the future is first polled, so the waits of several partitions
+    /// overlap however they are awaited. Needs a Tokio runtime.
+    pub fn commit_async(self: &Arc<Self>, next_offset: i64) -> impl Future<Output = Result<()>> + use<> {
+        let this = self.clone();
+        let mut flushed = this.flushed.subscribe();
+        this.flush_soon(next_offset);
+        async move {
+            loop {
+                // Marked seen before the check: a round that ends after it wakes us.
+                flushed.borrow_and_update();
+                if let Some(outcome) = this.log.try_durable(next_offset) {
+                    this.publish_high_watermark();
+                    return Ok(outcome?);
+                }
+                this.flush_soon(next_offset);
+                // The sender lives in `this`, which we hold: it cannot close.
+                let _ = flushed.changed().await;
+            }
+        }
+    }
+
+    /// Starts making everything below `next_offset` durable without waiting for
+    /// it: a flusher runs unless one already is. Readers see the batches once it
+    /// is done (at once under a relaxed flush policy).
+    pub fn flush_soon(self: &Arc<Self>, next_offset: i64) {
+        if self.log.try_durable(next_offset).is_some() {
+            self.publish_high_watermark();
+            return;
+        }
+        let mut request = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        request.requested = request.requested.max(next_offset);
+        if request.running {
+            return;
+        }
+        request.running = true;
+        drop(request);
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _unwinding = FlusherUnwinding(&this);
+            this.flush_until_caught_up();
+        });
+    }
+
+    /// The flusher: fsync rounds until nothing more is asked for, or until the
+    /// log refuses (poisoned), which every waiter then sees for itself.
+    fn flush_until_caught_up(&self) {
+        loop {
+            let target = {
+                let mut request = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+                if self.log.try_durable(request.requested).is_some() {
+                    // In the same critical section as the check: a waiter that
+                    // asks after it starts a new flusher.
+                    request.running = false;
+                    return;
+                }
+                request.requested
+            };
+            // Errors are the waiters' to report; the next check ends the loop.
+            let _ = self.log.wait_durable(target);
+            self.publish_high_watermark();
+            self.flushed.send_modify(|round| *round = round.wrapping_add(1));
+        }
     }
 
     /// Wakes fetches waiting on this partition if its high watermark moved.
@@ -76,5 +166,133 @@ pub struct Topic {
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
         usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// A flusher that panics is not running any more: the next waiter must be able
+/// to start another, and the current ones must look again, or they would wait
+/// forever.
+struct FlusherUnwinding<'a>(&'a Partition);
+
+impl Drop for FlusherUnwinding<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.flush.lock().unwrap_or_else(|p| p.into_inner()).running = false;
+            self.0.flushed.send_modify(|round| *round = round.wrapping_add(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use veltrix_log::batch::build;
+    use veltrix_log::sim::{SimClock, SimStorage};
+    use veltrix_log::{Env, LogError};
+
+    use super::Partition;
+    use crate::broker::{Broker, BrokerConfig};
+    use crate::catalog::TopicConfig;
+    use crate::error::CoreError;
+
+    fn partition(storage: &SimStorage, config: TopicConfig) -> (Broker, Arc<Partition>) {
+        let env = Env::new(
+            Arc::new(storage.clone()),
+            Arc::new(SimClock::new(1_700_000_000_000)),
+            64,
+        );
+        let broker = Broker::open(env, "/data", BrokerConfig::default()).unwrap();
+        broker.create_topic("t", Some(1), config).unwrap();
+        let p = broker.partition("t", 0).unwrap();
+        (broker, p)
+    }
+
+    fn append(p: &Partition) -> i64 {
+        p.append(&mut build::batch(build::Spec::default(), 100, 1))
+            .unwrap()
+            .next_offset
+    }
+
+    /// Waits at most 10 s: a waiter that is never woken fails the test instead
+    /// of hanging it.
+    async fn bounded<T>(f: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("a commit never finished")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_commits_share_fsyncs() {
+        let storage = SimStorage::new();
+        let (_broker, p) = partition(&storage, TopicConfig::default());
+        storage.set_sync_delay(Some(Duration::from_millis(5)));
+        let (syncs_before, _) = storage.sync_counts();
+        let waiters: Vec<_> = (0..200)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let next = append(&p);
+                    p.commit_async(next).await
+                })
+            })
+            .collect();
+        for w in waiters {
+            bounded(w).await.unwrap().unwrap();
+        }
+        let syncs = storage.sync_counts().0 - syncs_before;
+        assert!((1..50).contains(&syncs), "{syncs} fsyncs for 200 commits");
+        assert_eq!(p.log().high_watermark(), 200);
+        assert_eq!(*p.watch_high_watermark().borrow(), 200, "fetches were told");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_fails_every_async_waiter_once() {
+        let storage = SimStorage::new();
+        let (_broker, p) = partition(&storage, TopicConfig::default());
+        let next = append(&p);
+        bounded(p.commit_async(next)).await.unwrap();
+        storage.set_sync_delay(Some(Duration::from_millis(5)));
+        storage.fail_syncs(true);
+        let waits: Vec<_> = (0..20).map(|_| p.commit_async(append(&p))).collect();
+        for w in waits {
+            let err = bounded(w).await.unwrap_err();
+            assert!(matches!(err, CoreError::Log(LogError::Poisoned { .. })), "{err}");
+        }
+        assert_eq!(storage.sync_counts().1, 1, "the failed fsync was not retried");
+        assert_eq!(p.log().high_watermark(), next, "nothing after the failure is visible");
+        // Later waiters fail at once, and what was durable before still is.
+        assert!(bounded(p.commit_async(next + 1)).await.is_err());
+        bounded(p.commit_async(next)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flush_soon_makes_batches_visible_without_a_waiter() {
+        let storage = SimStorage::new();
+        let (_broker, p) = partition(&storage, TopicConfig::default());
+        let mut hw = p.watch_high_watermark();
+        let mut next = 0;
+        for _ in 0..5 {
+            next = append(&p);
+        }
+        p.flush_soon(next);
+        bounded(hw.wait_for(|hw| *hw == next)).await.unwrap();
+        assert_eq!(p.log().high_watermark(), next);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relaxed_topic_answers_without_an_fsync() {
+        let storage = SimStorage::new();
+        let relaxed = TopicConfig {
+            flush_interval_ms: Some(60_000),
+            ..TopicConfig::default()
+        };
+        let (_broker, p) = partition(&storage, relaxed);
+        let (syncs_before, _) = storage.sync_counts();
+        let next = append(&p);
+        bounded(p.commit_async(next)).await.unwrap();
+        assert_eq!(storage.sync_counts().0, syncs_before);
+        assert_eq!(*p.watch_high_watermark().borrow(), next);
     }
 }

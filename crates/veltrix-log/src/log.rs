@@ -484,6 +484,38 @@ impl Log {
         self.sync_to(next_offset)
     }
 
+    /// [`Log::wait_durable`] without waiting: `Some` with its outcome when it
+    /// would return at once, `None` when an fsync still has to cover
+    /// `next_offset`. Lets an asynchronous caller wait elsewhere.
+    pub fn try_durable(&self, next_offset: i64) -> Option<Result<()>> {
+        if matches!(self.cfg().flush, FlushPolicy::Interval { .. }) {
+            return Some(self.check_poison());
+        }
+        {
+            let s = lock(&self.sync);
+            if s.durable_next >= next_offset {
+                return Some(Ok(()));
+            }
+            if let Some(cause) = &s.poisoned {
+                return Some(Err(LogError::Poisoned {
+                    dir: self.dir.clone(),
+                    cause: cause.clone(),
+                }));
+            }
+        }
+        // Not nested in the sync lock (the order is state, then sync); a flush
+        // in between only makes the answer conservative.
+        let st = lock(&self.state);
+        if next_offset > st.active.next {
+            return Some(Err(LogError::OffsetOutOfRange {
+                offset: next_offset,
+                log_start: st.log_start,
+                high_watermark: st.active.next,
+            }));
+        }
+        None
+    }
+
     /// The group commit loop behind [`Log::wait_durable`] and interval flushes.
     fn sync_to(&self, target: i64) -> Result<()> {
         loop {

@@ -169,19 +169,21 @@ impl Written {
             to_commit,
             metrics,
         } = self;
-        let waits: Vec<_> = to_commit
-            .into_iter()
-            .map(|(ti, pi, partition, next)| {
-                let wait = tokio::task::spawn_blocking(move || partition.commit(next).map_err(|e| code(&e)));
-                (ti, pi, wait)
-            })
-            .collect();
         if acks != -1 {
+            // Not waited for, but the batches still become durable and visible.
+            for (_, _, partition, next) in &to_commit {
+                partition.flush_soon(*next);
+            }
             return (acks != 0).then(|| ProduceResponse::default().with_responses(responses));
         }
+        // Each partition's flush is asked for here, so they run concurrently.
+        let waits: Vec<_> = to_commit
+            .into_iter()
+            .map(|(ti, pi, partition, next)| (ti, pi, partition.commit_async(next)))
+            .collect();
         for (ti, pi, wait) in waits {
-            let outcome = wait.await.unwrap_or(Err(errors::UNKNOWN_SERVER_ERROR));
-            if let Err(error_code) = outcome {
+            if let Err(e) = wait.await {
+                let error_code = code(&e);
                 errors::count_error(&metrics, "Produce", error_code);
                 let p = &mut responses[ti].partition_responses[pi];
                 p.error_code = error_code;
