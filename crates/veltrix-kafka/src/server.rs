@@ -276,8 +276,7 @@ async fn read_requests(
             gauge: metrics.in_flight_bytes.clone(),
         };
         let started = Instant::now();
-        let mut frame = BytesMut::zeroed(len as usize);
-        reader.read_exact(&mut frame).await?;
+        let frame = read_body(&mut reader, len as usize).await?;
         let decoded = decode_request(frame.freeze()).map_err(|e| {
             tracing::warn!(%peer, error = %e, "refusing request; closing the connection");
             Close::Protocol(e.to_string())
@@ -362,6 +361,21 @@ async fn read_requests(
             return Ok(());
         }
     }
+}
+
+/// Reads exactly `len` bytes into a buffer of that size, without zeroing it
+/// first (requests are up to `request_bytes_max`; clearing them would be one
+/// more pass over every produced byte).
+async fn read_body(reader: &mut OwnedReadHalf, len: usize) -> std::io::Result<BytesMut> {
+    let mut frame = BytesMut::with_capacity(len);
+    while frame.len() < len {
+        let want = len - frame.len();
+        // Limited: the buffer may have room past `len`, which is the next request.
+        if reader.read_buf(&mut (&mut frame).limit(want)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame)
 }
 
 /// A decoded request frame.
@@ -461,4 +475,41 @@ fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKin
     })?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::read_body;
+
+    /// A body is read to its length and no further, whatever the buffer's spare
+    /// room: the bytes after it belong to the next request.
+    #[tokio::test]
+    async fn a_body_is_read_to_its_length_and_no_further() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = server.into_split();
+        let first: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let sender = tokio::spawn(async move {
+            // In pieces, the second body glued to the first.
+            for chunk in first.chunks(7_777) {
+                client.write_all(chunk).await.unwrap();
+            }
+            client.write_all(b"next").await.unwrap();
+            client
+        });
+        let body = read_body(&mut reader, 100_000).await.unwrap();
+        assert_eq!(body.len(), 100_000);
+        assert!(body.iter().enumerate().all(|(i, b)| *b == i as u8));
+        assert_eq!(&read_body(&mut reader, 4).await.unwrap()[..], b"next");
+        // The peer closes halfway through a body.
+        let mut client = sender.await.unwrap();
+        client.write_all(b"half").await.unwrap();
+        drop(client);
+        let err = read_body(&mut reader, 8).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 }
