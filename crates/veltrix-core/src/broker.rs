@@ -587,7 +587,7 @@ mod tests {
         };
         b.create_topic("t", Some(2), relaxed).unwrap();
         let p = b.partition("t", 1).unwrap();
-        let a = p.append(&mut build::batch(build::Spec::default(), 100, 1)).unwrap();
+        let a = p.append(&build::batch(build::Spec::default(), 100, 1)).unwrap();
         p.commit(a.next_offset).unwrap();
         assert!(p.log().stats().relaxed_durability.load(Ordering::Relaxed));
 
@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(config.batch_bytes_max, Some(4096));
         assert!(!p.log().stats().relaxed_durability.load(Ordering::Relaxed));
         assert_eq!(p.log().config().batch_bytes_max, 4096);
-        assert!(p.append(&mut build::batch(build::Spec::default(), 5000, 1)).is_err());
+        assert!(p.append(&build::batch(build::Spec::default(), 5000, 1)).is_err());
         assert_eq!(b.topic("t").unwrap().config.batch_bytes_max, Some(4096));
 
         // A change that breaks a cross-field rule changes nothing.
@@ -661,8 +661,8 @@ mod tests {
         let b = broker(&storage);
         b.create_topic("clicks", Some(3), TopicConfig::default()).unwrap();
         let p = b.partition("clicks", 2).unwrap();
-        let mut batch = build::batch(build::Spec::default(), 100, 1);
-        let a = p.append(&mut batch).unwrap();
+        let batch = build::batch(build::Spec::default(), 100, 1);
+        let a = p.append(&batch).unwrap();
         p.commit(a.next_offset).unwrap();
         drop((p, b));
         storage.crash(true, 1);
@@ -678,7 +678,7 @@ mod tests {
         let b = broker(&storage);
         let old = b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
         let p = b.partition("t", 0).unwrap();
-        let a = p.append(&mut build::batch(build::Spec::default(), 100, 1)).unwrap();
+        let a = p.append(&build::batch(build::Spec::default(), 100, 1)).unwrap();
         p.commit(a.next_offset).unwrap();
         drop(p);
         b.delete_topic("t").unwrap();

@@ -57,9 +57,9 @@ impl Partition {
         &self.log
     }
 
-    /// Writes a producer's batch; see [`Log::append`]. Not yet durable.
-    pub fn append(&self, batch: &mut [u8]) -> Result<Appended> {
-        Ok(self.log.append(batch)?)
+    /// Writes a producer's batch; see [`Log::append_shared`]. Not yet durable.
+    pub fn append(&self, batch: &[u8]) -> Result<Appended> {
+        Ok(self.log.append_shared(batch)?)
     }
 
     /// Blocks until everything below `next_offset` is durable (group commit), then
@@ -210,7 +210,7 @@ mod tests {
     }
 
     fn append(p: &Partition) -> i64 {
-        p.append(&mut build::batch(build::Spec::default(), 100, 1))
+        p.append(&build::batch(build::Spec::default(), 100, 1))
             .unwrap()
             .next_offset
     }

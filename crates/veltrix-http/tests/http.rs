@@ -64,8 +64,8 @@ fn produce(broker: &Broker, topic: &str, count: usize) {
         };
         b.try_push(record).unwrap();
     }
-    let mut batch = bytes::BytesMut::from(&b.build().unwrap()[..]);
-    let appended = p.append(&mut batch).unwrap();
+    let batch = bytes::BytesMut::from(&b.build().unwrap()[..]);
+    let appended = p.append(&batch).unwrap();
     p.commit(appended.next_offset).unwrap();
 }
 

@@ -236,6 +236,10 @@ pub fn verify_producer_batch(buf: &[u8], batch_bytes_max: usize) -> Result<Batch
 }
 
 /// Writes the two broker-owned fields. Neither is covered by the CRC.
+/// Bytes at the start of a batch that [`assign`] rewrites (base offset, length,
+/// leader epoch); the CRC covers none of them.
+pub const ASSIGNED_BYTES: usize = OFF_LEADER_EPOCH + 4;
+
 pub fn assign(buf: &mut [u8], base_offset: i64, leader_epoch: i32) {
     buf[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
     buf[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());

@@ -31,12 +31,34 @@ pub trait StorageFile: Send + Sync + std::fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Writes all of `buf` at `offset`, or fails.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Writes the pieces one after the other from `offset`, or fails; as
+    /// [`StorageFile::write_all_at`] of their concatenation, without making it.
+    fn write_all_vectored_at(&self, pieces: &[&[u8]], mut offset: u64) -> io::Result<()> {
+        for piece in pieces {
+            self.write_all_at(piece, offset)?;
+            offset += piece.len() as u64;
+        }
+        Ok(())
+    }
     /// Makes every byte written so far durable (`fdatasync`).
     fn sync(&self) -> io::Result<()>;
     /// Current length of the file.
     fn len(&self) -> io::Result<u64>;
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Appends exactly `len` bytes read at `offset` to `buf`, failing with
+    /// `UnexpectedEof` if the file is shorter (`buf` is then as it was). The real
+    /// file reads into the vector's spare room, without clearing it first.
+    fn read_exact_at_appending(&self, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<()> {
+        let start = buf.len();
+        buf.resize(start + len, 0);
+        let outcome = self.read_exact_at(&mut buf[start..], offset);
+        if outcome.is_err() {
+            buf.truncate(start);
+        }
+        outcome
+    }
 
     /// Reads exactly `buf.len()` bytes at `offset`, failing with `UnexpectedEof` if
     /// the file is shorter.
@@ -107,6 +129,56 @@ impl StorageFile for FsFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
+    }
+
+    fn read_exact_at_appending(&self, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<()> {
+        let start = buf.len();
+        buf.reserve_exact(len);
+        let mut at = offset;
+        while buf.len() < start + len {
+            // The spare room may be larger than what is left to read: the extra
+            // bytes are cut off below.
+            match rustix::io::pread(&self.0, rustix::buffer::spare_capacity(buf), at) {
+                Ok(0) => {
+                    buf.truncate(start);
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(n) => at += n as u64,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    buf.truncate(start);
+                    return Err(e.into());
+                }
+            }
+        }
+        buf.truncate(start + len);
+        Ok(())
+    }
+
+    /// One `pwritev` for up to four pieces at a time (more calls only if the
+    /// kernel writes part); allocates nothing.
+    fn write_all_vectored_at(&self, pieces: &[&[u8]], mut offset: u64) -> io::Result<()> {
+        const PIECES_PER_CALL: usize = 4;
+        for group in pieces.chunks(PIECES_PER_CALL) {
+            let mut slices = [io::IoSlice::new(&[]); PIECES_PER_CALL];
+            for (slice, piece) in slices.iter_mut().zip(group) {
+                *slice = io::IoSlice::new(piece);
+            }
+            let mut rest = &mut slices[..group.len()];
+            io::IoSlice::advance_slices(&mut rest, 0);
+            while !rest.is_empty() {
+                match rustix::io::pwritev(&self.0, rest, offset) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        offset += n as u64;
+                        io::IoSlice::advance_slices(&mut rest, n);
+                    }
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -200,4 +272,42 @@ impl Clock for SystemClock {
 /// one home.
 pub fn child(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectored_writes_land_where_their_concatenation_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = FsStorage.open(&path, OpenMode::CreateNew).unwrap();
+        file.write_all_at(&[0xee; 10], 0).unwrap();
+        // Empty pieces, a large one, and more pieces than one system call takes.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let many: Vec<Vec<u8>> = (0..2_000u32).map(|i| vec![i as u8; (i % 7) as usize]).collect();
+        let mut pieces: Vec<&[u8]> = vec![b"head", b"", &big];
+        pieces.extend(many.iter().map(Vec::as_slice));
+        file.write_all_vectored_at(&pieces, 5).unwrap();
+        let expected: Vec<u8> = [&[0xee; 5][..], &pieces.concat()].concat();
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn reads_append_exactly_what_was_asked_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FsStorage.open(&dir.path().join("f"), OpenMode::CreateNew).unwrap();
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        file.write_all_at(&content, 0).unwrap();
+        let mut buf = b"kept".to_vec();
+        buf.reserve(1 << 20); // More room than the read: it must stop at `len`.
+        file.read_exact_at_appending(&mut buf, 50_000, 1_000).unwrap();
+        assert_eq!(buf.len(), 4 + 50_000);
+        assert_eq!(&buf[..4], b"kept");
+        assert_eq!(&buf[4..], &content[1_000..51_000]);
+        let err = file.read_exact_at_appending(&mut buf, 10, 99_995).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(buf.len(), 4 + 50_000, "a short read appends nothing");
+    }
 }

@@ -374,11 +374,24 @@ impl Log {
     }
 
     /// Validates a producer's batch, assigns its offsets and writes it to the active
-    /// segment. The batch is rewritten in place (base offset and leader epoch only).
+    /// segment. The batch is rewritten in place (base offset and leader epoch only)
+    /// to what was stored, unless it was a duplicate.
     ///
     /// Under [`FlushPolicy::EveryAppend`] the batch is not yet durable nor visible:
     /// acknowledge it only after [`Log::wait_durable`] returns `Ok`.
     pub fn append(&self, batch: &mut [u8]) -> Result<Appended> {
+        let appended = self.append_shared(batch)?;
+        if !appended.duplicate {
+            batch::assign(batch, appended.base_offset, LEADER_EPOCH);
+        }
+        Ok(appended)
+    }
+
+    /// [`Log::append`] of a batch the caller cannot change, such as a slice of a
+    /// request: what is written differs from `batch` in the base offset and leader
+    /// epoch, which are written from a copy of the first bytes; the rest goes to
+    /// the file straight from `batch`, in the same system call.
+    pub fn append_shared(&self, batch: &[u8]) -> Result<Appended> {
         let mut header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
         let mut st = lock(&self.state);
         self.check_poison()?;
@@ -408,9 +421,14 @@ impl Log {
         let now_ms = self.env.clock.now_ms();
         let a = &mut st.active;
         let base = a.next;
-        batch::assign(batch, base, LEADER_EPOCH);
+        let mut head = [0u8; batch::ASSIGNED_BYTES];
+        head.copy_from_slice(&batch[..batch::ASSIGNED_BYTES]);
+        batch::assign(&mut head, base, LEADER_EPOCH);
         let pos = a.size;
-        if let Err(e) = a.file.write_all_at(batch, pos) {
+        if let Err(e) = a
+            .file
+            .write_all_vectored_at(&[&head, &batch[batch::ASSIGNED_BYTES..]], pos)
+        {
             return Err(self.write_failed(&st, pos, e));
         }
         if a.entries.is_empty() || a.bytes_since_index >= self.cfg().index_interval_bytes {

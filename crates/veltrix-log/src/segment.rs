@@ -11,7 +11,7 @@
 //! fail loudly), and the scan goes on, so valid data after the damage is never
 //! thrown away. If there is none, the rest is a torn tail and is cut off.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
 use crate::index::IndexEntry;
@@ -323,8 +323,8 @@ pub fn read(
         return Ok(None);
     };
     let want = (bytes_max.min(READ_BYTES_LIMIT).max(first.size) as u64).min(window.readable_bytes - pos) as usize;
-    let mut buf = BytesMut::zeroed(want);
-    file.read_exact_at(&mut buf, pos)?;
+    let mut buf = Vec::with_capacity(want);
+    file.read_exact_at_appending(&mut buf, want, pos)?;
     let mut at = 0usize;
     let mut next = first.base_offset;
     while at + LOG_OVERHEAD <= buf.len() {
@@ -357,7 +357,7 @@ pub fn read(
         }
     }
     buf.truncate(at);
-    Ok(Some((buf.freeze(), next)))
+    Ok(Some((Bytes::from(buf), next)))
 }
 
 /// Finds the first visible batch at or after the window start whose

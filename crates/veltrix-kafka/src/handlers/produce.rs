@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -25,8 +25,7 @@ fn append_all(partition: &Partition, records: &Bytes) -> Result<(i64, i64), (i16
         let size = batch::peek_size(rest)
             .filter(|s| *s <= rest.len())
             .ok_or_else(|| corrupt("a record batch is truncated"))?;
-        let mut one = BytesMut::from(&rest[..size]);
-        let appended = partition.append(&mut one).map_err(|e| (code(&e), e.to_string()))?;
+        let appended = partition.append(&rest[..size]).map_err(|e| (code(&e), e.to_string()))?;
         first.get_or_insert(appended.base_offset);
         next = appended.next_offset.max(next);
         rest = &rest[size..];
