@@ -12,4 +12,5 @@ mod server;
 mod topic_configs;
 pub mod warnings;
 
+pub use handlers::produce::INLINE_APPEND_BYTES_MAX;
 pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

@@ -391,18 +391,36 @@ async fn fetch_max_bytes_is_exceeded_only_by_the_first_batch() {
 
 /// Pipelined produce requests are appended in request order and answered in
 /// request order; a request of another kind waits for them, so it sees their
-/// effects. Two topics sharing a partition index keep their own outcomes.
+/// effects. Two topics sharing a partition index keep their own outcomes. Some
+/// requests are over `INLINE_APPEND_BYTES_MAX` (appended on the blocking pool,
+/// the others on the connection's task): the order holds across both.
 #[tokio::test]
 async fn pipelined_produces_are_appended_and_answered_in_order() {
     let s = start(|_| {}).await;
     let mut c = Client::connect(s.addr).await;
     create_topic(&mut c, "t", 1).await;
     let mut ids = Vec::new();
+    let mut bases = Vec::new();
+    let mut next = 0;
+    let big = "b".repeat(600_000);
     for i in 0..20 {
         let value = format!("v{i}");
+        let batches = if i % 5 == 2 {
+            // Two batches of one record each, over 1 MiB in all.
+            let one = records(&[big.as_str()], Compression::None);
+            let both: Bytes = [one.clone(), one].concat().into();
+            assert!(both.len() > veltrix_kafka::INLINE_APPEND_BYTES_MAX);
+            bases.push(next);
+            next += 2;
+            both
+        } else {
+            bases.push(next);
+            next += 1;
+            records(&[value.as_str()], Compression::None)
+        };
         let pd = PartitionProduceData::default()
             .with_index(0)
-            .with_records(Some(records(&[value.as_str()], Compression::None)));
+            .with_records(Some(batches));
         let mut topics = vec![
             TopicProduceData::default()
                 .with_name(topic("t"))
@@ -428,7 +446,7 @@ async fn pipelined_produces_are_appended_and_answered_in_order() {
         assert_eq!(header.correlation_id, *id, "responses in request order");
         let r = kafka_protocol::messages::ProduceResponse::decode(&mut frame, 9).unwrap();
         let ok = &r.responses[0].partition_responses[0];
-        assert_eq!((ok.error_code, ok.base_offset), (errors::NONE, i as i64));
+        assert_eq!((ok.error_code, ok.base_offset), (errors::NONE, bases[i]));
         let missing = &r.responses[1].partition_responses[0];
         assert_eq!(missing.error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
     }
@@ -438,7 +456,7 @@ async fn pipelined_produces_are_appended_and_answered_in_order() {
     assert_eq!(header.correlation_id, fetch_id);
     let r = kafka_protocol::messages::FetchResponse::decode(&mut frame, 11).unwrap();
     assert_eq!(
-        r.responses[0].partitions[0].high_watermark, 20,
+        r.responses[0].partitions[0].high_watermark, next,
         "the fetch ran after the produces"
     );
 }
