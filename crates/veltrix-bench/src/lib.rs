@@ -14,6 +14,7 @@
 
 pub mod consume;
 pub mod encode;
+pub mod group;
 pub mod produce;
 pub mod report;
 pub mod stats;

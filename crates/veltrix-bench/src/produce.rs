@@ -25,6 +25,7 @@ use veltrix_client::kafka_protocol::protocol::StrBytes;
 use veltrix_client::{Acks, Client, ClientConfig, ClientError, FetchOptions, OffsetSpec, error_name, partitioner};
 
 use crate::encode::{BatchWriter, walk};
+use crate::group::{self, Member};
 use crate::stats::Latency;
 
 /// Bytes at the start of a value that carry the time it was due.
@@ -158,6 +159,10 @@ pub struct RunSpec {
     pub duration: Duration,
     pub request_timeout: Duration,
     pub seed: u64,
+    /// Consumers join this consumer group (one per stream, `<group>-<stream>`
+    /// when there are several) and read what it assigns them, instead of
+    /// dividing the partitions among themselves.
+    pub group: Option<String>,
 }
 
 /// What one stream measured.
@@ -177,6 +182,8 @@ pub struct StreamResult {
     /// Records the consumers read (all of them, warm-up included).
     pub consumed: u64,
     pub partitions: u32,
+    /// The consumer group the consumers read in, if they did.
+    pub consumer_group: Option<String>,
 }
 
 /// Live counters for the progress bar.
@@ -289,19 +296,46 @@ pub async fn run(
         }
     }
     let mut consumers = Vec::new();
+    let mut groups = vec![None; streams.len()];
     for (i, s) in streams.iter().enumerate() {
         let n = partitions[i];
         let mut client = Client::connect(&run.bootstrap, config.clone()).await?;
         let all: Vec<(i32, OffsetSpec)> = (0..n as i32).map(|p| (p, OffsetSpec::Latest)).collect();
         let latest = client.list_offsets(&s.topic, &all).await?;
-        for c in 0..s.consumers.min(n as usize) {
-            let mine: Vec<(i32, i64)> = latest
+        let latest: Vec<(i32, i64)> = latest.iter().map(|o| (o.partition, o.offset.unwrap_or(0))).collect();
+        let count = s.consumers.min(n as usize);
+        let Some(group) = &run.group else {
+            for c in 0..count {
+                let mine: Vec<(i32, i64)> = latest
+                    .iter()
+                    .filter(|(p, _)| *p as usize % s.consumers == c)
+                    .copied()
+                    .collect();
+                let client = Client::connect(&run.bootstrap, config.clone()).await?;
+                consumers.push((i, client, mine, None));
+            }
+            continue;
+        };
+        let group = if streams.len() == 1 {
+            group.clone()
+        } else {
+            format!("{group}-{}", s.name)
+        };
+        groups[i] = Some(group.clone());
+        let mut members = Vec::new();
+        for _ in 0..count {
+            let mut client = Client::connect(&run.bootstrap, config.clone()).await?;
+            let member = Member::join(&mut client, &group, &s.topic).await?;
+            members.push((client, member));
+        }
+        group::settle(&mut members, n).await?;
+        for (client, member) in members {
+            let mine = latest
                 .iter()
-                .filter(|o| o.partition as usize % s.consumers == c)
-                .map(|o| (o.partition, o.offset.unwrap_or(0)))
+                .filter(|(p, _)| member.assigned().contains(p))
+                .copied()
                 .collect();
-            let client = Client::connect(&run.bootstrap, config.clone()).await?;
-            consumers.push((i, client, mine));
+            consumers.push((i, client, mine, Some(member)));
         }
     }
     let start_us = clock.now_us();
@@ -311,10 +345,11 @@ pub async fn run(
     });
     let producers_done = Arc::new(AtomicBool::new(false));
     let mut consumer_tasks = Vec::new();
-    for (i, client, mine) in consumers {
+    for (i, client, mine, member) in consumers {
         let topic = streams[i].topic.clone();
         let (window, done) = (window.clone(), producers_done.clone());
-        consumer_tasks.push((i, tokio::spawn(consume_e2e(client, topic, mine, clock, window, done))));
+        let task = tokio::spawn(consume_e2e(client, member, topic, mine, clock, window, done));
+        consumer_tasks.push((i, task));
     }
     let mut producer_tasks = Vec::new();
     for (i, p, connection) in producers {
@@ -335,8 +370,10 @@ pub async fn run(
     }
     let mut results: Vec<StreamResult> = partitions
         .iter()
-        .map(|n| StreamResult {
+        .zip(groups)
+        .map(|(n, consumer_group)| StreamResult {
             partitions: *n,
+            consumer_group,
             ..StreamResult::default()
         })
         .collect();
@@ -686,6 +723,7 @@ struct ConsumerResult {
 /// and it has caught up (or [`DRAIN`] has passed), timing every stamped value.
 async fn consume_e2e(
     mut client: Client,
+    mut member: Option<Member>,
     topic: String,
     mut partitions: Vec<(i32, i64)>,
     clock: Clock,
@@ -711,6 +749,35 @@ async fn consume_e2e(
         }
         if done_at.is_some_and(|t| t.elapsed() > DRAIN) {
             break;
+        }
+        if let Some(m) = &mut member {
+            // The assignment settled before the clock started; a change now
+            // (another member gone) is an error of the run, not a rebalance
+            // to time through.
+            match m.beat_if_due(&mut client).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    out.errors += 1;
+                    out.first_error = Some(format!(
+                        "consumer: the group's assignment changed during the run, to {:?}",
+                        m.assigned()
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    out.errors += 1;
+                    out.first_error = Some(format!("consumer: {e}"));
+                    break;
+                }
+            }
+        }
+        if partitions.is_empty() {
+            // A member the group gave nothing (more consumers than partitions).
+            if done {
+                break;
+            }
+            tokio::time::sleep(options.max_wait).await;
+            continue;
         }
         let fetched = match client.fetch(&topic, &partitions, &options).await {
             Ok(f) => f,
@@ -761,6 +828,12 @@ async fn consume_e2e(
         if done && caught_up {
             break;
         }
+    }
+    if let Some(m) = &mut member
+        && let Err(e) = m.leave(&mut client).await
+    {
+        out.first_error
+            .get_or_insert_with(|| format!("consumer: leaving the group: {e}"));
     }
     out
 }

@@ -47,6 +47,7 @@ fn stream_json(spec: &StreamSpec, r: &StreamResult, duration: Duration) -> Map<S
     m.insert("window".into(), json!(spec.in_flight));
     m.insert("rate".into(), json!(spec.rate.per_s));
     m.insert("consumers".into(), json!(spec.consumers));
+    m.insert("consumer_group".into(), json!(r.consumer_group));
     m.insert("records".into(), json!(r.records));
     m.insert("bytes".into(), json!(r.bytes));
     m.insert("records_per_s".into(), json!(per_s(r.records, duration)));

@@ -59,7 +59,7 @@ impl Default for ClientConfig {
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 14] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 15] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
@@ -78,6 +78,7 @@ pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 14] = [
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -563,6 +564,7 @@ mod tests {
             ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
             ApiKey::ConsumerGroupDescribe => kafka_protocol::messages::ConsumerGroupDescribeRequest::VERSIONS,
+            ApiKey::ConsumerGroupHeartbeat => kafka_protocol::messages::ConsumerGroupHeartbeatRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         for (api, min, max) in CLIENT_VERSIONS {

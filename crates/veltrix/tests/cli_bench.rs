@@ -89,6 +89,55 @@ fn a_closed_loop_run_then_a_read_through_agree() {
     assert_eq!(u(&consumed, "bytes"), u(&consumed, "records") * 100);
 }
 
+/// Consumers in a group: the broker's assignment covers every partition once,
+/// so together they read everything written exactly once, and they leave the
+/// group at the end.
+#[test]
+fn consumers_in_a_group_read_every_record_once() {
+    let broker = start_broker();
+    let addr = broker.addr.as_str();
+    let produced = json(&bench(
+        addr,
+        &[
+            "produce",
+            "--topic",
+            "grouped",
+            "--partitions",
+            "6",
+            "--group",
+            "readers",
+            "--consumers",
+            "3",
+            "--rate",
+            "3000",
+            "--record-bytes",
+            "64",
+            "--duration-s",
+            "1.5",
+            "--warmup-s",
+            "0.3",
+            "--json",
+        ],
+    ));
+    assert_eq!(produced["consumer_group"], "readers");
+    assert_eq!(u(&produced, "errors"), 0, "{produced}");
+    let records = u(&produced, "records");
+    assert!(records > 0, "{produced}");
+    assert!(u(&produced["e2e_latency_us"], "count") >= records, "{produced}");
+    let consumed = json(&bench(addr, &["consume", "--topic", "grouped", "--json"]));
+    assert_eq!(
+        u(&produced, "consumed"),
+        u(&consumed, "records"),
+        "the members read each record once: {produced}"
+    );
+    let described = Command::new(BIN)
+        .args(["group", "describe", "readers", "--bootstrap", addr])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&described.stdout);
+    assert!(text.contains("Members: 0"), "the members left: {text}");
+}
+
 #[test]
 fn an_open_loop_run_holds_its_rate() {
     let broker = start_broker();

@@ -68,6 +68,19 @@ struct Common {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
+    /// The end-to-end consumers join this consumer group (KIP-848 consumer
+    /// protocol; `<group>-<stream>` per stream of the treasure hunt) and read
+    /// the partitions the broker assigns them. Without it they divide the
+    /// partitions among themselves.
+    #[arg(long, value_parser = group_id)]
+    group: Option<String>,
+}
+
+fn group_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 255 {
+        return Err("a group id has 1 to 255 bytes".into());
+    }
+    Ok(s.to_owned())
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -340,6 +353,7 @@ fn run_streams(common: &Common, workload: &str, streams: Vec<StreamSpec>) -> any
         duration: Duration::from_secs_f64(common.duration_s),
         request_timeout: Duration::from_millis(common.timeout_ms),
         seed: common.seed,
+        group: common.group.clone(),
     };
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(Some(spec.warmup + spec.duration), progress.clone(), "records");
