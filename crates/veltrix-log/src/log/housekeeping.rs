@@ -59,7 +59,7 @@ impl Log {
     /// deletions either.
     pub fn tick(&self) -> Result<TickOutcome> {
         let mut outcome = TickOutcome::default();
-        let flush_due = {
+        let (flush_due, recovery_point) = {
             let mut st = lock(&self.state);
             if self.poisoned().is_some() {
                 return Ok(outcome);
@@ -71,15 +71,24 @@ impl Log {
             outcome.segments_deleted = self.apply_retention(&mut st)?;
             let now_ms = self.env.clock.now_ms();
             outcome.producers_expired = st.producers.expire(now_ms, self.cfg().producer_id_expiration_ms);
-            self.update_recovery_point(&mut st)?;
-            match self.cfg().flush {
+            let recovery_point = self.recovery_point_due(&mut st);
+            let flush_due = match self.cfg().flush {
                 FlushPolicy::Interval { flush_interval_ms } => {
                     let idle_ms = self.env.clock.monotonic_ms().saturating_sub(st.last_flush_ms);
                     (st.unsynced_batches > 0 && idle_ms >= flush_interval_ms).then_some(st.active.next)
                 }
                 FlushPolicy::EveryAppend => None,
-            }
+            };
+            (flush_due, recovery_point)
         };
+        if let Some(durable) = recovery_point {
+            // Written after the state lock is released: its fsync must not hold
+            // up appends (which wait on that lock) for as long as the disk takes.
+            crate::checkpoint::overwrite_checkpoint(&*self.env.storage, &self.dir, RECOVERY_POINT_FILE, durable)
+                .map_err(|e| self.poison(format!("writing the recovery point failed: {e}")))?;
+            let mut st = lock(&self.state);
+            st.recovery_point = st.recovery_point.max(durable);
+        }
         if let Some(end) = flush_due {
             self.sync_to(end)?;
             outcome.flushed = true;
@@ -87,20 +96,20 @@ impl Log {
         Ok(outcome)
     }
 
-    /// Records how far the log is durable, at most once per
+    /// Whether to record how far the log is durable: at most once per
     /// [`RECOVERY_POINT_INTERVAL_MS`], so recovery can tell damage to acknowledged
-    /// data from a torn unsynced tail. Costs one small fsync per interval.
-    fn update_recovery_point(&self, st: &mut State) -> Result<()> {
+    /// data from a torn unsynced tail (one small fsync per interval). Returns the
+    /// durable point to write and claims the interval, so that a concurrent tick
+    /// does not write it too. Durability only grows, so the point stays true
+    /// however late it reaches the disk.
+    fn recovery_point_due(&self, st: &mut State) -> Option<i64> {
         let durable = lock(&self.sync).durable_next;
         let now = self.env.clock.monotonic_ms();
         if durable <= st.recovery_point || now.saturating_sub(st.recovery_point_ms) < RECOVERY_POINT_INTERVAL_MS {
-            return Ok(());
+            return None;
         }
-        crate::checkpoint::overwrite_checkpoint(&*self.env.storage, &self.dir, RECOVERY_POINT_FILE, durable)
-            .map_err(|e| self.poison(format!("writing the recovery point failed: {e}")))?;
-        st.recovery_point = durable;
         st.recovery_point_ms = now;
-        Ok(())
+        Some(durable)
     }
 
     /// The wall-clock horizon before which data is past retention by time.

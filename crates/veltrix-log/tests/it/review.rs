@@ -175,6 +175,7 @@ struct HookedWorld {
     storage: SimStorage,
     hooks: Arc<Hooks>,
     env: Arc<Env>,
+    clock: Arc<SimClock>,
     dir: PathBuf,
 }
 
@@ -186,11 +187,13 @@ impl HookedWorld {
             inner: storage.clone(),
             hooks: hooks.clone(),
         };
-        let env = Env::new(Arc::new(hooked), Arc::new(SimClock::new(T0)), 16);
+        let clock = Arc::new(SimClock::new(T0));
+        let env = Env::new(Arc::new(hooked), clock.clone(), 16);
         HookedWorld {
             storage,
             hooks,
             env,
+            clock,
             dir: PathBuf::from("/data/topic-0"),
         }
     }
@@ -207,6 +210,39 @@ impl HookedWorld {
 // ---------------------------------------------------------------------------
 // Durability and poisoning
 // ---------------------------------------------------------------------------
+
+/// The recovery point's fsync ran under the state lock, so every append to the
+/// partition waited for it once a second: a slow fsync of that small file
+/// stalled producers for its whole duration. An append must go through while
+/// it is in flight.
+#[test]
+fn appends_do_not_wait_for_the_recovery_point_fsync() {
+    let w = HookedWorld::new();
+    let log = Arc::new(w.open(small_config()));
+    log.append_durable(&mut make_batch(1, 100, T0, 1)).unwrap();
+    w.clock.advance(veltrix_log::RECOVERY_POINT_INTERVAL_MS);
+    let (outcome_tx, outcome_rx) = mpsc::channel::<Option<bool>>();
+    let during = log.clone();
+    *w.hooks.sync.lock().unwrap() = Some((
+        w.path("recovery-point"),
+        Box::new(move |outcome| {
+            let (done_tx, done_rx) = mpsc::channel();
+            thread::spawn(move || {
+                let appended = during.append(&mut make_batch(1, 100, T0, 2)).is_ok();
+                let _ = done_tx.send(appended);
+            });
+            // Bounded: a log that holds the lock here would block the append
+            // until this fsync returns.
+            let _ = outcome_tx.send(done_rx.recv_timeout(Duration::from_secs(2)).ok());
+            outcome
+        }),
+    ));
+    log.tick().unwrap();
+    let appended = outcome_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the recovery point was written");
+    assert_eq!(appended, Some(true), "the append waited for the recovery point's fsync");
+}
 
 /// Proves that a batch whose group-commit fsync failed is not acknowledged just
 /// because a roll fsynced the same segment again after the failure. After a failed
