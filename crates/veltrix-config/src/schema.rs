@@ -318,7 +318,7 @@ macro_rules! log_keys {
                 kind: limit(1, MS, Unit::Milliseconds),
                 required: false,
                 default: || opt(log().retention_ms),
-                doc: "Whole segments whose newest record is older than this are deleted (Kafka's `retention.ms`).",
+                doc: "Whole segments whose newest record is older than this, both by its timestamp and by when the broker appended it, are deleted (Kafka's `retention.ms`).",
             },
             KeyDef {
                 name: "retention_bytes",

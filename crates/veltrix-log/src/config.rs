@@ -29,7 +29,7 @@ pub struct LogConfig {
     pub batch_bytes_max: u32,
     /// An index entry is added after at least this many bytes of batches.
     pub index_interval_bytes: u32,
-    /// Whole segments whose newest record is older than this are deleted.
+    /// Whole segments whose newest record is older than this, both by its timestamp and by when the broker appended it, are deleted.
     pub retention_ms: Option<u64>,
     /// Oldest segments are deleted while the log is larger than this.
     pub retention_bytes: Option<u64>,

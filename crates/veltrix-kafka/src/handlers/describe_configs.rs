@@ -70,7 +70,7 @@ static LOG_SETTINGS: [LogSetting; 9] = [
         topic_name: "retention.ms",
         broker_name: "log.retention.ms",
         config_type: TYPE_LONG,
-        doc: "Whole segments whose newest record is older than this are deleted; -1 for no time limit.",
+        doc: "Whole segments whose newest record is older than this, both by its timestamp and by when the broker appended it, are deleted; -1 for no time limit.",
         value: |c| limit(c.retention_ms),
         at_topic_level: |t| t.retention_ms.is_some(),
     },

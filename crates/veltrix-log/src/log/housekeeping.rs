@@ -17,15 +17,19 @@ use crate::error::{LogError, Result};
 use crate::io::{OpenMode, child};
 use crate::segment::{index_file_name, log_file_name};
 
-/// The time retention judges a segment by: its largest record timestamp, or, when
-/// its batches carry none (Kafka's -1), the wall time of its last append, as Kafka
-/// falls back to the file's modification time.
+/// The time retention judges a segment by: the later of its largest record
+/// timestamp and the broker's wall time at its last append.
+///
+/// Record timestamps are the producer's word, and producers get them wrong: a
+/// batch header whose largest timestamp is 0, a clock years behind, or replayed
+/// history would otherwise make data written a moment ago look older than the
+/// retention period, and the segment would be deleted before any consumer read
+/// it. So retention by time never deletes what this broker appended within the
+/// retention period by its own clock; a timestamp in the future keeps a segment
+/// longer, as in Kafka. A segment with no timestamps (Kafka's -1) is judged by
+/// its last append alone, as Kafka falls back to the file's modification time.
 pub(crate) fn retention_time(max_timestamp: i64, last_append_ms: i64) -> i64 {
-    if max_timestamp >= 0 {
-        max_timestamp
-    } else {
-        last_append_ms
-    }
+    max_timestamp.max(last_append_ms)
 }
 
 impl Log {

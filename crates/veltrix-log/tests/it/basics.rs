@@ -103,6 +103,40 @@ fn delete_records_and_retention_advance_the_log_start() {
     assert_eq!(read_all(&log, 60).len(), 1);
 }
 
+/// librdkafka's C++ API can send batches whose header says the largest timestamp
+/// is 0. Judged by that alone, a batch written a moment ago is 56 years past any
+/// retention: the segment was rolled and deleted on the next tick, before any
+/// consumer read it.
+#[test]
+fn a_batch_with_timestamp_zero_survives_retention_until_the_period_has_passed_since_its_append() {
+    let w = World::new();
+    let config = LogConfig {
+        retention_ms: Some(60_000),
+        ..small_config()
+    };
+    let log = w.open(config);
+    for i in 0..20u8 {
+        log.append_durable(&mut make_batch(1, 300, 0, i)).unwrap();
+    }
+    for _ in 0..5 {
+        w.clock.advance(10_000);
+        let outcome = log.tick().unwrap();
+        assert_eq!(outcome.segments_deleted, 0, "deleted within the retention period");
+    }
+    assert_eq!(log.log_start(), 0);
+    assert_eq!(read_all(&log, 0).len(), 20);
+    drop(log);
+    // After a restart too: the time of the last append is not known for the
+    // active segment, and must be taken as late, not early.
+    let log = w.open(config);
+    log.tick().unwrap();
+    assert_eq!(read_all(&log, 0).len(), 20);
+    w.clock.advance(61_000);
+    log.tick().unwrap();
+    log.tick().unwrap();
+    assert_eq!(log.log_start(), 20, "deleted once the period has passed");
+}
+
 #[test]
 fn retention_by_size_keeps_at_most_the_limit_in_sealed_segments() {
     let w = World::new();
