@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use veltrix_log::io::LockGuard;
 use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, TopicConfig, TopicEntry};
@@ -71,7 +72,14 @@ pub struct Broker {
     producer_ids: ProducerIds,
     groups: GroupCoordinator,
     metrics: Metrics,
+    /// The exclusive lock on the data directory, held for the broker's lifetime:
+    /// two brokers on one directory would hand out the same offsets and
+    /// overwrite each other's acknowledged records.
+    _dir_lock: LockGuard,
 }
+
+/// The file in the data directory that the broker holds locked while it runs.
+pub const DIR_LOCK_FILE: &str = "lock";
 
 /// Topic ids: random (std's randomly keyed hasher), mixed with a counter and the
 /// clock so two ids never collide within a process.
@@ -152,6 +160,16 @@ impl Broker {
             path: logs.clone(),
             source: e,
         })?;
+        // Before anything in the directory is read or written.
+        let lock_path = dir.join(DIR_LOCK_FILE);
+        let dir_lock = storage.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => CoreError::DataDirInUse { dir: dir.clone() },
+            _ => CoreError::Io {
+                op: "lock",
+                path: lock_path.clone(),
+                source: e,
+            },
+        })?;
         let entries = catalog::load(storage, &dir)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &entries {
@@ -195,6 +213,7 @@ impl Broker {
             topics: RwLock::new(topics),
             catalog: Mutex::new(entries),
             ids: IdSource::default(),
+            _dir_lock: dir_lock,
         })
     }
 
@@ -575,6 +594,28 @@ mod tests {
             64,
         );
         Broker::open(env, "/data", BrokerConfig::default()).unwrap()
+    }
+
+    /// Two brokers on one directory would both hand out the same offsets; after
+    /// a restart half of the acknowledged records were gone.
+    #[test]
+    fn a_second_broker_cannot_open_a_data_directory_in_use_until_the_first_is_gone() {
+        let storage = SimStorage::new();
+        let first = broker(&storage);
+        let env = Env::new(
+            Arc::new(storage.clone()),
+            Arc::new(SimClock::new(1_700_000_000_000)),
+            64,
+        );
+        let second = Broker::open(env.clone(), "/data", BrokerConfig::default());
+        assert!(
+            matches!(&second, Err(CoreError::DataDirInUse { dir }) if dir == Path::new("/data")),
+            "{second:?}"
+        );
+        let other_dir = Broker::open(env.clone(), "/elsewhere", BrokerConfig::default());
+        assert!(other_dir.is_ok(), "another directory is not locked");
+        drop(first);
+        assert!(Broker::open(env, "/data", BrokerConfig::default()).is_ok());
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum CoreError {
     },
     #[error("topic catalogue {path} is unreadable: {reason}")]
     Catalog { path: PathBuf, reason: String },
+    /// Another process holds the data directory's lock.
+    #[error("data directory {} is in use by another veltrix process; stop it or choose another --data-dir", dir.display())]
+    DataDirInUse { dir: PathBuf },
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

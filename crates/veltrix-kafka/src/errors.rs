@@ -93,7 +93,7 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::InvalidConfig(_) => INVALID_CONFIG,
         CoreError::LimitReached(_) => POLICY_VIOLATION,
         CoreError::Log(e) => log_code(e),
-        CoreError::Io { .. } | CoreError::Catalog { .. } => KAFKA_STORAGE_ERROR,
+        CoreError::Io { .. } | CoreError::Catalog { .. } | CoreError::DataDirInUse { .. } => KAFKA_STORAGE_ERROR,
     }
 }
 

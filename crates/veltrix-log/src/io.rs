@@ -99,6 +99,27 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (created, renamed, removed files) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on the file at `path` (created if missing) for as
+    /// long as the guard lives, so that two processes never write one data
+    /// directory. Fails with `WouldBlock` at once if another holder has it.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard>;
+}
+
+/// Holds a lock taken with [`Storage::lock_exclusive`]; dropping it releases the
+/// lock (and a process that dies releases its locks with it).
+pub struct LockGuard(#[allow(dead_code, reason = "held for its drop")] Box<dyn Send + Sync>);
+
+impl LockGuard {
+    /// Wraps whatever releases the lock when dropped.
+    pub fn new(holder: impl Send + Sync + 'static) -> LockGuard {
+        LockGuard(Box::new(holder))
+    }
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockGuard")
+    }
 }
 
 /// Time as the engine sees it. Wall time stamps segments and drives retention;
@@ -242,6 +263,23 @@ impl Storage for FsStorage {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard> {
+        // An advisory `flock` on an open file: the kernel releases it when the
+        // process exits however it exits, so a `kill -9` never leaves a stale
+        // lock behind, unlike a lock file whose existence is the lock.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(LockGuard::new(file)),
+            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::io::{Clock, OpenMode, Storage, StorageFile};
+use crate::io::{Clock, LockGuard, OpenMode, Storage, StorageFile};
 
 /// A small deterministic generator (xorshift64*), enough for fault placement.
 #[derive(Debug, Clone)]
@@ -93,6 +93,21 @@ struct Namespace {
     /// Files as they would be found after a crash.
     durable: BTreeMap<PathBuf, Arc<SimFile>>,
     dirs: BTreeSet<PathBuf>,
+    /// Paths locked with `lock_exclusive`; a crash releases them all, as the
+    /// death of a process does.
+    locks: BTreeSet<PathBuf>,
+}
+
+/// Releases a simulated lock when dropped.
+struct SimLock {
+    ns: Arc<Mutex<Namespace>>,
+    path: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        lock(&self.ns).locks.remove(&self.path);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -288,6 +303,7 @@ impl SimStorage {
         }
         ns.live = survivors.clone();
         ns.durable = survivors;
+        ns.locks.clear();
         self.recount(&ns);
         *lock(&self.shared.faults) = Faults::default();
     }
@@ -465,6 +481,16 @@ impl Storage for SimStorage {
         let file = ns.live.remove(from).ok_or_else(|| not_found(from))?;
         ns.live.insert(to.to_path_buf(), file);
         Ok(())
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard> {
+        if !lock(&self.ns).locks.insert(path.to_path_buf()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(LockGuard::new(SimLock {
+            ns: self.ns.clone(),
+            path: path.to_path_buf(),
+        }))
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
-use veltrix_core::Broker;
+use veltrix_core::{Broker, CoreError};
 use veltrix_log::Env;
 
 mod cli;
@@ -91,7 +91,7 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => cli::exit_on_error(serve(args)),
         Command::Topic(args) => cli::exit_on_error(cli::topic::run(args)),
         Command::Produce(args) => cli::exit_on_error(cli::produce::run(args)),
         Command::Consume(args) => cli::exit_on_error(cli::consume::run(args)),
@@ -126,10 +126,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         default_partitions: args.default_partitions,
     };
     let config = cli::check::serve_config(args.config.as_deref(), overrides)?;
-    let broker = Arc::new(
-        Broker::open(Env::system(), &config.data_dir, config.broker_config())
-            .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
-    );
+    let broker = match Broker::open(Env::system(), &config.data_dir, config.broker_config()) {
+        Ok(broker) => Arc::new(broker),
+        // Says which directory already.
+        Err(e @ CoreError::DataDirInUse { .. }) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("opening data directory {}", config.data_dir.display())));
+        }
+    };
     if args.config.is_some() {
         cli::check::apply_declared_topics(&broker, &config, args.allow_data_loss)?;
     }

@@ -168,6 +168,10 @@ impl Storage for HookedStorage {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.sync_dir(path)
     }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<veltrix_log::io::LockGuard> {
+        self.inner.lock_exclusive(path)
+    }
 }
 
 /// A simulated world whose storage can run hooks between the log's I/O steps.

@@ -90,22 +90,29 @@ pub struct ServeOverrides {
 /// default without a file; then the flags over it. Warnings are printed and
 /// the broker starts; errors are printed and it does not.
 pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Result<VeltrixConfig> {
-    let mut config = match file {
-        None => VeltrixConfig::default(),
-        Some(path) => {
-            let report = veltrix_config::check_file(path).with_context(|| format!("cannot read {}", path.display()))?;
-            if !report.diagnostics.is_empty() {
-                eprint!("{}", report.render(std::io::stderr().is_terminal()));
-            }
-            match report.config {
-                Some(config) => config,
-                None => anyhow::bail!(
-                    "refusing to start: {} has {} (`veltrix check {}` lists them)",
-                    path.display(),
-                    super::plural(report.errors() as u64, "error"),
-                    path.display()
-                ),
-            }
+    // Without a file the embedded default is an empty file: the environment's
+    // overrides still apply and are checked, so a bad value never starts silently.
+    let report = match file {
+        None => veltrix_config::check_source(
+            "the embedded default configuration",
+            "",
+            &veltrix_config::process_env(),
+            &veltrix_config::SystemProbe,
+        ),
+        Some(path) => veltrix_config::check_file(path).with_context(|| format!("cannot read {}", path.display()))?,
+    };
+    if !report.diagnostics.is_empty() {
+        eprint!("{}", report.render(std::io::stderr().is_terminal()));
+    }
+    let Some(mut config) = report.config else {
+        let errors = super::plural(report.errors() as u64, "error");
+        match file {
+            None => anyhow::bail!("refusing to start: the VELTRIX_ environment overrides have {errors}"),
+            Some(path) => anyhow::bail!(
+                "refusing to start: {} has {errors} (`veltrix check {}` lists them)",
+                path.display(),
+                path.display()
+            ),
         }
     };
     if let Some(dir) = flags.data_dir {

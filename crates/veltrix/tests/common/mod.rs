@@ -14,7 +14,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
 pub struct BrokerGuard {
     child: Child,
     pub addr: String,
-    _dir: tempfile::TempDir,
+    #[allow(dead_code, reason = "not every test binary asks for the directory")]
+    dir: tempfile::TempDir,
+}
+
+#[allow(dead_code, reason = "not every test binary that shares this module uses these")]
+impl BrokerGuard {
+    /// The broker's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Kills the broker with SIGKILL and starts a new one on the same data
+    /// directory, as after a crash.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr) = spawn(self.dir.path());
+        self.child = child;
+        self.addr = addr;
+    }
 }
 
 impl Drop for BrokerGuard {
@@ -28,6 +47,11 @@ impl Drop for BrokerGuard {
 /// JSON log says which port the kernel chose.
 pub fn start_broker() -> BrokerGuard {
     let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn(dir.path());
+    BrokerGuard { child, addr, dir }
+}
+
+fn spawn(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -39,7 +63,7 @@ pub fn start_broker() -> BrokerGuard {
             "json",
         ])
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -62,11 +86,12 @@ pub fn start_broker() -> BrokerGuard {
             }
         }
     });
-    let mut guard = BrokerGuard {
-        child,
-        addr: String::new(),
-        _dir: dir,
-    };
-    guard.addr = rx.recv_timeout(Duration::from_secs(20)).expect("the broker started");
-    guard
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => (child, addr),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the broker on {} did not start", dir.display());
+        }
+    }
 }

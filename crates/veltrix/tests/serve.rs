@@ -1,0 +1,120 @@
+//! `veltrix serve` as an operator starts it: what it refuses, and what it takes
+//! from the environment.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{BIN, start_broker};
+
+/// Starts `veltrix serve` with `args` and, of the `VELTRIX_` variables, only `env`.
+fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("VELTRIX_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `veltrix serve` with `args` and waits for it to exit, for at most
+/// `limit`; a broker still running then is killed and reported as `None`.
+fn serve_exit(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Option<(i32, String)> {
+    let mut child = spawn_serve(args, env);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    status.map(|s| (s.code().unwrap_or(-1), stderr))
+}
+
+const EPHEMERAL: [&str; 4] = ["--kafka-listener", "127.0.0.1:0", "--http-listener", "127.0.0.1:0"];
+
+/// Two brokers on one directory both acknowledged writes at the same offsets,
+/// and a restart then kept half of them. The second must refuse at once, in
+/// one line that names the directory.
+#[test]
+fn a_second_broker_on_a_data_directory_in_use_refuses_to_start_in_one_line() {
+    let first = start_broker();
+    let dir = first.data_dir().to_str().unwrap().to_owned();
+    let mut args = EPHEMERAL.to_vec();
+    args.extend(["--data-dir", &dir]);
+    let (code, stderr) =
+        serve_exit(&args, &[], Duration::from_secs(20)).expect("the second broker started on a directory in use");
+    assert_eq!(code, 1, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(&dir) && errors[0].contains("in use"), "{stderr}");
+}
+
+/// The lock is the kernel's, on an open file: a broker killed with SIGKILL
+/// leaves no stale lock that would stop the next one.
+#[test]
+fn a_broker_killed_with_sigkill_leaves_its_data_directory_free() {
+    let mut broker = start_broker();
+    broker.kill_and_restart();
+    assert!(broker.data_dir().join("lock").exists());
+}
+
+/// Without `--config` the environment's overrides were ignored: a bad value
+/// started silently with the default. They are checked as with a file.
+#[test]
+fn without_a_config_file_a_bad_environment_override_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut args = EPHEMERAL.to_vec();
+    args.extend(["--data-dir", data.to_str().unwrap()]);
+    let (code, stderr) = serve_exit(
+        &args,
+        &[("VELTRIX_BROKER__DEFAULT_PARTITIONS", "0")],
+        Duration::from_secs(20),
+    )
+    .expect("the broker started with an invalid override");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("VELTRIX_BROKER__DEFAULT_PARTITIONS"), "{stderr}");
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert!(!data.exists(), "nothing is written before the configuration is valid");
+}
+
+/// And a good override applies: the data directory comes from the environment.
+#[test]
+fn without_a_config_file_environment_overrides_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-env");
+    let data_str = data.to_str().unwrap().to_owned();
+    let env = [("VELTRIX_BROKER__DATA_DIR", data_str.as_str())];
+    let mut child = spawn_serve(&EPHEMERAL, &env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        if data.join("lock").exists() {
+            break true;
+        }
+        if Instant::now() >= deadline || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "no broker used {}", data.display());
+}
