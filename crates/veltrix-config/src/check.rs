@@ -297,6 +297,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         k.int("requests_in_flight_per_connection_max"),
     );
     set(&mut c.limits.fetch_wait_ms_max, k.int("fetch_wait_ms_max"));
+    set(&mut c.limits.fetch_bytes_max, k.int("fetch_bytes_max"));
 
     let d = raw.table("defaults");
     let log = &mut c.broker.log;

@@ -91,6 +91,8 @@ pub struct KafkaLimits {
     pub connections_max: usize,
     pub requests_in_flight_per_connection_max: usize,
     pub fetch_wait_ms_max: u64,
+    /// The largest fetch response.
+    pub fetch_bytes_max: usize,
 }
 
 /// A checked configuration with every default applied.
@@ -155,6 +157,7 @@ impl Default for VeltrixConfig {
                 connections_max: kafka.connections_max,
                 requests_in_flight_per_connection_max: kafka.requests_in_flight_per_connection_max,
                 fetch_wait_ms_max: kafka.fetch_wait_ms_max,
+                fetch_bytes_max: kafka.fetch_bytes_max,
             },
             topics: Vec::new(),
             alerts: Vec::new(),
@@ -178,6 +181,7 @@ impl VeltrixConfig {
         k.connections_max = self.limits.connections_max;
         k.requests_in_flight_per_connection_max = self.limits.requests_in_flight_per_connection_max;
         k.fetch_wait_ms_max = self.limits.fetch_wait_ms_max;
+        k.fetch_bytes_max = self.limits.fetch_bytes_max;
         k.critical_topics = self
             .topics
             .iter()

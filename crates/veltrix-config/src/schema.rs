@@ -284,7 +284,7 @@ static LIMIT_KEYS: &[KeyDef] = &[
         kind: int(1, SEMAPHORE_PERMITS_LIMIT, Unit::Bytes),
         required: false,
         default: || Some(kafka().in_flight_bytes_max.to_string()),
-        doc: "The memory budget for requests: request bytes held in memory across all connections at once. A request that does not fit waits before its body is read.",
+        doc: "The memory budget: request bytes, and fetch responses not yet written, held in memory across all connections at once. A request that does not fit waits before its body is read.",
     },
     KeyDef {
         name: "connections_max",
@@ -306,6 +306,13 @@ static LIMIT_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(kafka().fetch_wait_ms_max.to_string()),
         doc: "Upper bound on a fetch's `max_wait_ms` (long polling).",
+    },
+    KeyDef {
+        name: "fetch_bytes_max",
+        kind: int(1024, i32::MAX as i64, Unit::Bytes),
+        required: false,
+        default: || Some(kafka().fetch_bytes_max.to_string()),
+        doc: "Largest fetch response: a client's `max_bytes` is cut to it (Kafka's `fetch.max.bytes`). Fetch responses count in `in_flight_bytes_max` until written, and all of them together hold at most half of it.",
     },
 ];
 

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub in_flight_bytes: IntGauge,
     pub in_flight_bytes_max: IntGauge,
     pub memory_wait_seconds: Histogram,
+    pub fetch_memory_waits: IntCounter,
+    pub fetch_bytes_clamped: IntCounter,
     pub produce_bytes: IntCounterVec,
     pub produce_records: IntCounterVec,
     pub fetch_bytes: IntCounterVec,
@@ -122,6 +124,11 @@ impl Metrics {
             "Seconds since the broker started.",
         ));
         reg(Box::new(uptime_seconds.clone()));
+        let int_counter = |name: &str, help: &str| {
+            let c = check(IntCounter::new(name, help));
+            reg(Box::new(c.clone()));
+            c
+        };
         let int_counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = check(IntCounterVec::new(Opts::new(name, help), labels));
             reg(Box::new(c.clone()));
@@ -235,6 +242,14 @@ impl Metrics {
                 "veltrix_kafka_throttle_seconds",
                 "Time a request waited for room in the memory budget before being read.",
                 LATENCY_BUCKETS.to_vec(),
+            ),
+            fetch_memory_waits: int_counter(
+                "veltrix_kafka_fetch_memory_waits_total",
+                "Fetches that waited for room in the memory budget before reading from disk.",
+            ),
+            fetch_bytes_clamped: int_counter(
+                "veltrix_kafka_fetch_bytes_clamped_total",
+                "Fetches whose max_bytes was cut to fetch_bytes_max.",
             ),
             produce_bytes: int_counter_vec(
                 "veltrix_produce_bytes_total",

@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod errors;
 mod handlers;
+mod memory;
 mod server;
 mod topic_configs;
 pub mod warnings;

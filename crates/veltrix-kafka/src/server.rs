@@ -41,6 +41,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use veltrix_core::{Broker, Metrics};
 
 use crate::handlers;
+use crate::memory::{Held, Reservation, ResponseMemory};
 use crate::warnings::ClientWarnings;
 
 /// Settings of the Kafka listener. Names end in their unit.
@@ -57,6 +58,10 @@ pub struct KafkaConfig {
     pub requests_in_flight_per_connection_max: usize,
     /// Upper bound on a fetch's `max_wait_ms`.
     pub fetch_wait_ms_max: u64,
+    /// Largest fetch response: a client's `max_bytes` is cut to it (Kafka's
+    /// `fetch.max.bytes`). Responses are also counted in `in_flight_bytes_max`,
+    /// of which fetches together hold at most half.
+    pub fetch_bytes_max: usize,
     /// Address put in Metadata responses for clients to connect to.
     pub advertised: SocketAddr,
     /// Topics whose loss is an incident: producers writing to them with
@@ -72,6 +77,7 @@ impl KafkaConfig {
             connections_max: 1000,
             requests_in_flight_per_connection_max: 16,
             fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 55 << 20,
             advertised,
             critical_topics: BTreeSet::new(),
         }
@@ -90,6 +96,7 @@ pub async fn serve(
         "request_bytes_max must fit in in_flight_bytes_max, or a largest request could never be read"
     );
     let memory = Arc::new(Semaphore::new(config.in_flight_bytes_max));
+    let responses = ResponseMemory::new(memory.clone(), config.in_flight_bytes_max);
     broker
         .metrics()
         .in_flight_bytes_max
@@ -117,6 +124,7 @@ pub async fn serve(
             broker: broker.clone(),
             config: config.clone(),
             memory: memory.clone(),
+            responses: responses.clone(),
             warnings: warnings.clone(),
         };
         let shutdown = shutdown.clone();
@@ -148,6 +156,8 @@ struct InFlight {
     response: Pin<Box<dyn Future<Output = Result<Option<Bytes>, Close>> + Send>>,
     /// The request's share of the global memory budget.
     _budget: Budget,
+    /// What its response holds of the budget (fetch), until written.
+    _response_budget: Option<Reservation>,
     /// The request's place in the connection's pipeline.
     _slot: OwnedSemaphorePermit,
 }
@@ -198,6 +208,8 @@ struct Shared {
     config: Arc<KafkaConfig>,
     /// The memory budget, in bytes.
     memory: Arc<Semaphore>,
+    /// Fetch responses' part of it.
+    responses: ResponseMemory,
     warnings: Arc<ClientWarnings>,
 }
 
@@ -242,6 +254,7 @@ async fn read_requests(
         broker,
         config,
         memory,
+        responses,
         warnings,
     } = shared;
     let depth = config.requests_in_flight_per_connection_max.max(1);
@@ -289,6 +302,7 @@ async fn read_requests(
                 version,
                 request,
             } => {
+                let held = Held::default();
                 let ctx = handlers::Ctx {
                     broker: broker.clone(),
                     config: config.clone(),
@@ -296,6 +310,8 @@ async fn read_requests(
                     client_id: client_id.unwrap_or_default(),
                     peer,
                     warnings: warnings.clone(),
+                    responses: responses.clone(),
+                    held: held.clone(),
                 };
                 match *request {
                     RequestKind::Produce(produce) => {
@@ -317,6 +333,7 @@ async fn read_requests(
                         InFlight {
                             response: Box::pin(response),
                             _budget: budget,
+                            _response_budget: None,
                             _slot: slot,
                         }
                     }
@@ -336,6 +353,7 @@ async fn read_requests(
                         InFlight {
                             response: Box::pin(std::future::ready(Ok(response))),
                             _budget: budget,
+                            _response_budget: held.take(),
                             _slot: slot,
                         }
                     }
@@ -352,6 +370,7 @@ async fn read_requests(
                 InFlight {
                     response: Box::pin(std::future::ready(Ok(Some(response)))),
                     _budget: budget,
+                    _response_budget: None,
                     _slot: slot,
                 }
             }

@@ -51,10 +51,21 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
     d
 }
 
+/// The most a fetch may return: the client's `max_bytes`, cut to the broker's
+/// `fetch_bytes_max` (counted when it bites).
+fn response_bytes_max(ctx: &Ctx, request: &FetchRequest) -> usize {
+    let asked = request.max_bytes.max(0) as usize;
+    if asked > ctx.config.fetch_bytes_max {
+        ctx.broker.metrics().fetch_bytes_clamped.inc();
+    }
+    asked.min(ctx.config.fetch_bytes_max)
+}
+
 pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
     let wait_ms = (request.max_wait_ms.max(0) as u64).min(ctx.config.fetch_wait_ms_max);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = request.min_bytes.max(0) as usize;
+    let bytes_max = response_bytes_max(&ctx, &request);
     let request = Arc::new(request);
     loop {
         // Subscribe before reading, so a record that lands in between wakes us.
@@ -66,10 +77,14 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
                 }
             }
         }
+        // Reserved before reading and only while reading, not while waiting
+        // for data: an idle consumer's long poll holds no memory.
+        let mut reservation = ctx.responses.reserve(bytes_max, ctx.broker.metrics()).await;
         let broker = ctx.broker.clone();
         let req = request.clone();
+        let reserved = reservation.bytes();
         let (responses, total) = tokio::task::spawn_blocking(move || {
-            let mut budget = req.max_bytes.max(0) as usize;
+            let mut budget = reserved;
             let mut total = 0;
             let responses: Vec<FetchableTopicResponse> = req
                 .topics
@@ -104,20 +119,28 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         })
         .await
         .unwrap_or_default();
+        // The one batch returned whole past the limit (KIP-74) is counted too;
+        // the encoded response is about the records' size. Only what was read
+        // is kept, also while waiting for more.
+        if total > reservation.bytes() {
+            let more = total - reservation.bytes();
+            ctx.responses.grow(&mut reservation, more).await;
+        }
+        reservation.shrink_to(total);
         let now = tokio::time::Instant::now();
-        if total >= min_bytes.max(1) || now >= deadline || watches.is_empty() {
+        let done = total >= min_bytes.max(1) || now >= deadline || watches.is_empty();
+        if done
+            || tokio::time::timeout_at(deadline, futures_any(&mut watches))
+                .await
+                .is_err()
+        {
+            ctx.held.put(reservation);
             count_fetched(&ctx, &responses);
             let mut r = FetchResponse::default();
             r.responses = responses;
             return r;
         }
-        let changed = futures_any(&mut watches);
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            count_fetched(&ctx, &responses);
-            let mut r = FetchResponse::default();
-            r.responses = responses;
-            return r;
-        }
+        drop(reservation);
     }
 }
 

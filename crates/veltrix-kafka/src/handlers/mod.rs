@@ -41,6 +41,11 @@ pub(crate) struct Ctx {
     pub peer: std::net::SocketAddr,
     /// Risky client settings already warned about.
     pub warnings: Arc<crate::warnings::ClientWarnings>,
+    /// Memory for responses the client sizes (fetch).
+    pub responses: crate::memory::ResponseMemory,
+    /// Where a handler leaves its response's reservation for the server to
+    /// hold until the response is written.
+    pub held: crate::memory::Held,
 }
 
 /// The versions served, per API: exactly what is implemented.

@@ -32,6 +32,7 @@ mod admin;
 mod alter_configs;
 mod consumer_groups;
 mod decode;
+mod fetch_memory;
 mod groups;
 mod idempotence;
 mod limits;

@@ -25,12 +25,17 @@ impl BrokerGuard {
         self.dir.path()
     }
 
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the broker with SIGKILL and starts a new one on the same data
     /// directory, as after a crash.
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, addr) = spawn(self.dir.path());
+        let (child, addr) = spawn(self.dir.path(), &[]);
         self.child = child;
         self.addr = addr;
     }
@@ -45,13 +50,20 @@ impl Drop for BrokerGuard {
 
 /// A `veltrix serve` on an ephemeral port with its own data directory; its
 /// JSON log says which port the kernel chose.
+#[allow(dead_code, reason = "not every test binary that shares this module uses it")]
 pub fn start_broker() -> BrokerGuard {
+    start_broker_with_env(&[])
+}
+
+#[allow(dead_code, reason = "not every test binary that shares this module uses it")]
+/// As [`start_broker`], with `VELTRIX_<TABLE>__<KEY>` overrides in its environment.
+pub fn start_broker_with_env(env: &[(&str, &str)]) -> BrokerGuard {
     let dir = tempfile::tempdir().unwrap();
-    let (child, addr) = spawn(dir.path());
+    let (child, addr) = spawn(dir.path(), env);
     BrokerGuard { child, addr, dir }
 }
 
-fn spawn(dir: &std::path::Path) -> (Child, String) {
+fn spawn(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -65,6 +77,7 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
