@@ -8,7 +8,10 @@ broker itself is SIGKILLed and restarted (members rejoin, consumption resumes
 from the committed offsets, which never go backwards). A member frozen past
 its session timeout cannot commit for its old generation when it wakes up,
 and a consumer outside the group cannot commit for a group with members.
-kafka-python and KafkaJS groups consume and commit a topic to its end. The
+kafka-python and KafkaJS groups consume and commit a topic to its end. A
+member that changes its subscription gets its new assignment at once: within
+a second alone in its group, within a heartbeat interval when the others must
+rejoin too (not at the rebalance timeout, max.poll.interval.ms). The
 exactly-once and broker-kill tests run under both group protocols: classic
 (JoinGroup/SyncGroup, client-side range assignor) and consumer (KIP-848,
 ConsumerGroupHeartbeat, broker-side assignment).
@@ -841,3 +844,132 @@ def test_consumer_protocol_group_is_described_by_the_cli(broker, veltrix_bin):
     listed = run([str(veltrix_bin), "group", "list", "--bootstrap", broker.bootstrap], 30)
     assert listed.returncode == 0 and group in listed.stdout.decode()
     assert [e for e in errors if e.fatal()] == []
+
+
+class Subscriber:
+    """A confluent-kafka group member (classic protocol, eager range assignor)
+    whose current assignment its rebalance callbacks keep, with the time of the
+    last one.
+
+    max.poll.interval.ms stays at librdkafka's default, 300000: it is the
+    rebalance timeout the member sends in JoinGroup, so a broker that did not
+    end a join phase when every member has joined would hold it for 5 minutes.
+    """
+
+    def __init__(self, bootstrap: str, group: str, name: str):
+        self.name = name
+        self.assignment: set[tuple[str, int]] = set()
+        self.assigned_at = 0.0
+        self.errors: list = []
+        self.c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "client.id": name,
+                "max.poll.interval.ms": 300_000,
+                "enable.auto.commit": False,
+                "error_cb": self.errors.append,
+            }
+        )
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.c.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, _c, partitions) -> None:
+        self.assignment = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned_at = time.monotonic()
+
+    def _on_revoke(self, _c, _partitions) -> None:
+        self.assignment = set()
+
+
+def poll_until(members: list[Subscriber], predicate, timeout_s: float) -> bool:
+    """Polls every member (which runs their rebalance callbacks) until `predicate()`
+    holds or `timeout_s` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        for m in members:
+            m.c.poll(0.02)
+    return True
+
+
+def split_exactly(members: list[Subscriber], want: set[tuple[str, int]]) -> bool:
+    """Every member owns partitions, and together they own each of `want` once."""
+    sets = [m.assignment for m in members]
+    return all(sets) and set().union(*sets) == want and sum(len(s) for s in sets) == len(want)
+
+
+def resubscription(bootstrap: str, group: str, members: int, bound_s: float) -> None:
+    """`members` consumers share topic A; the first one subscribes to [A, B]. Every
+    member must have a new assignment, B's partitions all the first one's (it
+    alone subscribes to B), within `bound_s` of the subscribe call."""
+    a, b = f"{group}-a", f"{group}-b"
+    create_topic(bootstrap, a, 3)
+    create_topic(bootstrap, b, 3)
+    parts_a = {(a, p) for p in range(3)}
+    parts_b = {(b, p) for p in range(3)}
+    subs = [Subscriber(bootstrap, group, f"{group}-{i}") for i in range(members)]
+    try:
+        for s in subs:
+            s.subscribe([a])
+        # The first join waits out the initial rebalance delay (3 s).
+        assert poll_until(subs, lambda: split_exactly(subs, parts_a), 30), (
+            f"the group never split {a}: {[sorted(s.assignment) for s in subs]}"
+        )
+        t0 = time.monotonic()
+        subs[0].subscribe([a, b])
+
+        def settled() -> bool:
+            return (
+                all(s.assigned_at > t0 for s in subs)
+                and split_exactly(subs, parts_a | parts_b)
+                and parts_b <= subs[0].assignment
+            )
+
+        # Poll past the bound, to tell a slow rebalance from a stalled one.
+        done = poll_until(subs, settled, bound_s + 10)
+        took = max(s.assigned_at for s in subs) - t0
+        assert done, (
+            f"no new assignment for every member within {bound_s + 10:.0f} s of the subscription change "
+            f"(a join phase waiting for the rebalance timeout, max.poll.interval.ms = 300 s?): "
+            f"{[(s.name, sorted(s.assignment), round(s.assigned_at - t0, 2)) for s in subs]}"
+        )
+        assert took <= bound_s, f"the new assignments took {took:.2f} s, more than {bound_s} s"
+        print(f"{members} member(s): every new assignment {took:.3f} s after the subscription change")
+        fatal = [e for s in subs for e in s.errors if e.fatal()]
+        assert fatal == [], fatal
+    finally:
+        for s in subs:
+            s.c.close()
+
+
+@pytest.mark.timeout(90)
+def test_lone_member_changing_its_subscription_is_assigned_within_a_second(broker):
+    """A group's only member subscribes to [A, B] instead of [A]: B's partitions
+    are assigned to it within 1 s.
+
+    The member rejoins (JoinGroup with its member id and new metadata) while the
+    group is Stable. It is then every member of the group, so the join phase
+    ends at once, as in Kafka (hasAllMembersJoined), instead of at the rebalance
+    timeout (max.poll.interval.ms, 300 s); no initial rebalance delay either,
+    since the group is not empty.
+    """
+    require_groups(broker)
+    resubscription(broker.bootstrap, "g-resubscribe-1", 1, bound_s=1.0)
+
+
+@pytest.mark.timeout(90)
+def test_one_of_three_members_changing_its_subscription_is_assigned_within_four_seconds(broker):
+    """Three members share A; one subscribes to [A, B]: all three have their new
+    assignment within 4 s.
+
+    The member that changed rejoins at once; the other two learn of the
+    rebalance from their next heartbeat (REBALANCE_IN_PROGRESS), which comes
+    within heartbeat.interval.ms (librdkafka's default, 3 s) and then rejoin;
+    the join phase ends with the last of them, and the sync follows. Hence the
+    bound: one heartbeat interval plus 1 s for the rejoins, syncs and callbacks.
+    """
+    require_groups(broker)
+    resubscription(broker.bootstrap, "g-resubscribe-3", 3, bound_s=4.0)

@@ -291,7 +291,6 @@ impl Group {
             },
         );
         self.prepare_rebalance(config, now_ms);
-        self.maybe_complete_join(now_ms);
     }
 
     /// A static member rejoining with a new member id: the old id is fenced. If
@@ -343,15 +342,24 @@ impl Group {
             m.joined = true;
         }
         self.prepare_rebalance(config, now_ms);
-        self.maybe_complete_join(now_ms);
     }
 
     /// Starts a rebalance (or keeps the current one going): every member must
-    /// join again within the longest rebalance timeout.
+    /// join again within the longest rebalance timeout. Then, as Kafka's
+    /// `prepareRebalance` does, the join phase ends at once if every member has
+    /// already joined: a member alone in its group that rejoins (a changed
+    /// subscription, a leader's rejoin) does not wait out its rebalance timeout.
+    /// Only a group that was empty waits, for the initial rebalance delay.
     fn prepare_rebalance(&mut self, config: &GroupConfig, now_ms: i64) {
-        if self.state == GroupState::PreparingRebalance {
-            return;
+        if self.state != GroupState::PreparingRebalance {
+            self.start_rebalance(config, now_ms);
         }
+        self.maybe_complete_join(now_ms);
+    }
+
+    /// Enters PreparingRebalance: the old generation's pending syncs fail, the
+    /// join deadline is set, members not already waiting must join again.
+    fn start_rebalance(&mut self, config: &GroupConfig, now_ms: i64) {
         // Anyone waiting for an assignment of the old generation must rejoin.
         for m in self.members.values_mut() {
             if let Some(waiting) = m.awaiting_sync.take() {
@@ -627,10 +635,8 @@ impl Group {
             self.empty_since_ms = now_ms;
             return;
         }
-        match self.state {
-            GroupState::PreparingRebalance => self.maybe_complete_join(now_ms),
-            _ => self.prepare_rebalance(config, now_ms),
-        }
+        // A join phase under way may now be complete; otherwise one starts.
+        self.prepare_rebalance(config, now_ms);
     }
 
     /// Time passes: sessions expire, the join phase ends at its deadline, and

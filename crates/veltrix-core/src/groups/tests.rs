@@ -165,6 +165,238 @@ fn a_new_member_makes_everyone_rejoin_and_the_phase_ends_when_all_have() {
     assert_eq!(a.leader, first.member_id, "the leader stays the leader");
 }
 
+/// `member_id`'s JoinGroup with a changed subscription: the same protocol, new
+/// metadata (what a consumer sends after subscribing to other topics).
+fn resubscribe(member_id: &str, subscription: &'static [u8]) -> JoinRequest {
+    let mut r = join_request(member_id, &["range"]);
+    r.protocols = vec![("range".into(), Bytes::from_static(subscription))];
+    r
+}
+
+/// Three members join an empty group together and sync: Stable, generation 1.
+fn three_members(w: &World, c: &GroupCoordinator) -> Vec<Joined> {
+    let mut rxs: Vec<_> = (0..3).map(|_| c.join(join_request("", &["range"]))).collect();
+    w.advance(c, 3_000);
+    let joined: Vec<Joined> = rxs.iter_mut().map(|rx| ready(rx).unwrap().unwrap()).collect();
+    let leader = joined.iter().find(|j| j.leader == j.member_id).unwrap();
+    let assignments = joined.iter().map(|j| (j.member_id.clone(), Bytes::new())).collect();
+    drop(c.sync("g", &committer(&leader.member_id, 1), assignments));
+    let d = c.describe("g").unwrap();
+    assert_eq!((d.state, d.generation, d.members.len()), (GroupState::Stable, 1, 3));
+    joined
+}
+
+/// The metadata the leader was given for `member_id`.
+fn metadata_of(leader: &Joined, member_id: &str) -> Bytes {
+    let m = leader.members.iter().find(|m| m.member_id == member_id);
+    m.unwrap_or_else(|| panic!("{member_id} is not in the leader's answer"))
+        .metadata
+        .clone()
+}
+
+// The clock does not move in the tests below unless they say so: a join phase
+// that every member has joined ends then and there, not at the rebalance
+// timeout (Kafka's `hasAllMembersJoined`).
+
+#[test]
+fn a_lone_member_changing_its_subscription_gets_a_new_generation_at_once() {
+    let w = World::new();
+    let c = w.open();
+    let m = lone_member(&w, &c);
+    let mut rx = c.join(resubscribe(&m.member_id, b"topics a,b"));
+    let j = ready(&mut rx)
+        .expect("answered at once, not after the rebalance timeout")
+        .unwrap();
+    assert_eq!((j.generation, j.leader.as_str()), (2, m.member_id.as_str()));
+    assert_eq!(metadata_of(&j, &m.member_id), Bytes::from_static(b"topics a,b"));
+    let mut sync = c.sync(
+        "g",
+        &committer(&m.member_id, 2),
+        vec![(m.member_id.clone(), Bytes::from_static(b"a+b"))],
+    );
+    assert_eq!(ready(&mut sync).unwrap().unwrap(), Bytes::from_static(b"a+b"));
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+}
+
+#[test]
+fn a_lone_leader_rejoining_a_stable_group_unchanged_gets_a_new_generation_at_once() {
+    let w = World::new();
+    let c = w.open();
+    let m = lone_member(&w, &c);
+    // The leader's rejoin is a rebalance (its topics may have grown), as in Kafka.
+    let mut rx = c.join(join_request(&m.member_id, &["range"]));
+    assert_eq!(ready(&mut rx).expect("answered at once").unwrap().generation, 2);
+}
+
+#[test]
+fn a_lone_member_rejoining_before_its_sync_gets_a_new_generation_only_if_changed() {
+    let w = World::new();
+    let c = w.open();
+    let mut rx = c.join(join_request("", &["range"]));
+    w.advance(&c, 3_000);
+    let m = ready(&mut rx).unwrap().unwrap();
+    assert_eq!(c.describe("g").unwrap().state, GroupState::CompletingRebalance);
+    // Unchanged: the answer it may have missed, for the current generation.
+    let mut rx = c.join(join_request(&m.member_id, &["range"]));
+    assert_eq!(ready(&mut rx).unwrap().unwrap().generation, 1);
+    // Changed: a new generation, at once.
+    let mut rx = c.join(resubscribe(&m.member_id, b"topics a,b"));
+    let j = ready(&mut rx).expect("answered at once").unwrap();
+    assert_eq!(j.generation, 2);
+    assert_eq!(metadata_of(&j, &m.member_id), Bytes::from_static(b"topics a,b"));
+}
+
+#[test]
+fn a_lone_static_member_changing_its_subscription_gets_a_new_generation_at_once() {
+    let w = World::new();
+    let c = w.open();
+    let mut r = join_request("", &["range"]);
+    r.group_instance_id = Some("pod-1".into());
+    let mut rx = c.join(r);
+    w.advance(&c, 3_000);
+    let first = ready(&mut rx).unwrap().unwrap();
+    let mut with_instance = committer(&first.member_id, 1);
+    with_instance.instance_id = Some("pod-1".into());
+    drop(c.sync("g", &with_instance, vec![]));
+    // With its member id...
+    let mut again = resubscribe(&first.member_id, b"topics a,b");
+    again.group_instance_id = Some("pod-1".into());
+    let mut rx = c.join(again.clone());
+    assert_eq!(ready(&mut rx).expect("answered at once").unwrap().generation, 2);
+    drop(c.sync("g", &committer(&first.member_id, 2), vec![]));
+    // ...and restarted without one.
+    again.member_id = String::new();
+    again.protocols = vec![("range".into(), Bytes::from_static(b"topics a,b,c"))];
+    let mut rx = c.join(again);
+    let j = ready(&mut rx).expect("answered at once").unwrap();
+    assert_eq!(j.generation, 3);
+    assert_ne!(j.member_id, first.member_id);
+}
+
+#[test]
+fn one_of_three_changing_its_subscription_rebalances_once_the_others_rejoin() {
+    let w = World::new();
+    let c = w.open();
+    let members = three_members(&w, &c);
+    // A follower changes its subscription; the leader is the first to rejoin
+    // in the variant after this one.
+    let changer = members.iter().find(|j| j.leader != j.member_id).unwrap();
+    let mut answers = vec![c.join(resubscribe(&changer.member_id, b"topics a,b"))];
+    assert!(ready(&mut answers[0]).is_none(), "the others have not rejoined yet");
+    for other in members.iter().filter(|j| j.member_id != changer.member_id) {
+        assert_eq!(
+            c.heartbeat("g", &committer(&other.member_id, 1)),
+            Err(GroupError::RebalanceInProgress)
+        );
+        answers.push(c.join(join_request(&other.member_id, &["range"])));
+    }
+    let joined: Vec<Joined> = answers
+        .iter_mut()
+        .map(|rx| ready(rx).expect("answered once all have rejoined").unwrap())
+        .collect();
+    assert!(joined.iter().all(|j| j.generation == 2));
+    let leader = joined.iter().find(|j| j.leader == j.member_id).unwrap();
+    assert_eq!(leader.member_id, members[0].leader, "the leader stays the leader");
+    assert_eq!(leader.members.len(), 3);
+    assert_eq!(
+        metadata_of(leader, &changer.member_id),
+        Bytes::from_static(b"topics a,b")
+    );
+}
+
+#[test]
+fn one_of_three_leading_the_change_rebalances_once_the_others_rejoin() {
+    let w = World::new();
+    let c = w.open();
+    let members = three_members(&w, &c);
+    let leader = members.iter().find(|j| j.leader == j.member_id).unwrap();
+    let mut answers = vec![c.join(resubscribe(&leader.member_id, b"topics a,b"))];
+    let others: Vec<&Joined> = members.iter().filter(|j| j.member_id != leader.member_id).collect();
+    answers.push(c.join(join_request(&others[0].member_id, &["range"])));
+    assert!(
+        answers.iter_mut().all(|rx| ready(rx).is_none()),
+        "one member is still to rejoin"
+    );
+    answers.push(c.join(join_request(&others[1].member_id, &["range"])));
+    assert!(
+        answers
+            .iter_mut()
+            .all(|rx| ready(rx).expect("answered at once").unwrap().generation == 2)
+    );
+}
+
+#[test]
+fn a_member_that_does_not_rejoin_holds_the_join_open_until_the_timeout_removes_it() {
+    let w = World::new();
+    let c = w.open();
+    let members = three_members(&w, &c);
+    let (changer, follower, laggard) = (&members[0], &members[1], &members[2]);
+    let mut answers = [
+        c.join(resubscribe(&changer.member_id, b"topics a,b")),
+        c.join(join_request(&follower.member_id, &["range"])),
+    ];
+    // The laggard keeps its session alive (heartbeats, told to rejoin) but
+    // never rejoins: the two others wait for it until the rebalance timeout.
+    for _ in 0..((REBALANCE_MS / 2_000) - 1) {
+        w.advance(&c, 2_000);
+        assert_eq!(
+            c.heartbeat("g", &committer(&laggard.member_id, 1)),
+            Err(GroupError::RebalanceInProgress)
+        );
+        assert!(answers.iter_mut().all(|rx| ready(rx).is_none()));
+    }
+    w.advance(&c, 2_000);
+    let joined: Vec<Joined> = answers.iter_mut().map(|rx| ready(rx).unwrap().unwrap()).collect();
+    assert!(joined.iter().all(|j| j.generation == 2));
+    let leader = joined.iter().find(|j| j.leader == j.member_id).unwrap();
+    let mut ids: Vec<&str> = leader.members.iter().map(|m| m.member_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut want = vec![changer.member_id.as_str(), follower.member_id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "the laggard is removed");
+    assert_eq!(
+        c.heartbeat("g", &committer(&laggard.member_id, 1)),
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn a_member_changing_its_subscription_after_a_newcomer_joined_completes_the_join() {
+    let w = World::new();
+    let c = w.open();
+    let first = lone_member(&w, &c);
+    let mut newcomer = c.join(join_request("", &["range"]));
+    assert!(ready(&mut newcomer).is_none());
+    let mut changed = c.join(resubscribe(&first.member_id, b"topics a,b"));
+    let (a, b) = (
+        ready(&mut changed).expect("answered at once").unwrap(),
+        ready(&mut newcomer).expect("answered at once").unwrap(),
+    );
+    assert_eq!((a.generation, b.generation), (2, 2));
+    assert_eq!(metadata_of(&a, &first.member_id), Bytes::from_static(b"topics a,b"));
+}
+
+#[test]
+fn only_a_group_that_was_empty_waits_out_the_initial_delay() {
+    let w = World::new();
+    let c = w.open();
+    let m = lone_member(&w, &c);
+    assert_eq!(c.leave("g", &[(m.member_id.clone(), None)]).unwrap(), vec![Ok(())]);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
+    let mut rx = c.join(join_request("", &["range"]));
+    w.advance(&c, 2_999);
+    assert!(ready(&mut rx).is_none(), "empty again: the initial delay applies");
+    w.advance(&c, 1);
+    let j = ready(&mut rx).unwrap().unwrap();
+    drop(c.sync("g", &committer(&j.member_id, j.generation), vec![]));
+    // Not empty: a rejoin goes through at once.
+    let mut rx = c.join(resubscribe(&j.member_id, b"topics a,b"));
+    assert_eq!(
+        ready(&mut rx).expect("answered at once").unwrap().generation,
+        j.generation + 1
+    );
+}
+
 #[test]
 fn a_silent_member_is_removed_after_its_session_and_the_rest_rebalance() {
     let w = World::new();
