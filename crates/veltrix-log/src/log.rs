@@ -37,7 +37,7 @@ use bytes::Bytes;
 
 use crate::batch;
 use crate::config::{FlushPolicy, LogConfig};
-use crate::env::Env;
+use crate::env::{ActiveHandle, Env};
 use crate::error::{LogError, Result};
 use crate::index::{self, IndexEntry};
 use crate::io::{OpenMode, StorageFile, child};
@@ -143,7 +143,8 @@ pub(crate) struct Active {
     pub(crate) next: i64,
     pub(crate) size: u64,
     pub(crate) max_timestamp: i64,
-    pub(crate) file: Arc<dyn StorageFile>,
+    /// The segment file, open only while the environment's cache keeps it.
+    pub(crate) handle: ActiveHandle,
     pub(crate) entries: Vec<IndexEntry>,
     pub(crate) bytes_since_index: u32,
     /// Monotonic time of the first append, for rolling by age.
@@ -425,11 +426,13 @@ impl Log {
         head.copy_from_slice(&batch[..batch::ASSIGNED_BYTES]);
         batch::assign(&mut head, base, LEADER_EPOCH);
         let pos = a.size;
-        if let Err(e) = a
-            .file
-            .write_all_vectored_at(&[&head, &batch[batch::ASSIGNED_BYTES..]], pos)
-        {
-            return Err(self.write_failed(&st, pos, e));
+        // Held until the write returns, so an eviction meanwhile cannot close it.
+        let file = self
+            .env
+            .active_file(&mut a.handle)
+            .map_err(|e| LogError::io("open", &a.handle.path, e))?;
+        if let Err(e) = file.write_all_vectored_at(&[&head, &batch[batch::ASSIGNED_BYTES..]], pos) {
+            return Err(self.write_failed(&*file, &st, pos, e));
         }
         if a.entries.is_empty() || a.bytes_since_index >= self.cfg().index_interval_bytes {
             a.entries.push(IndexEntry {
@@ -482,8 +485,8 @@ impl Log {
 
     /// A failed write leaves unknown bytes after `pos`. On a full disk they are cut
     /// off and the append fails cleanly; anything else poisons the partition.
-    fn write_failed(&self, st: &State, pos: u64, e: std::io::Error) -> LogError {
-        if e.kind() == std::io::ErrorKind::StorageFull && st.active.file.set_len(pos).is_ok() {
+    fn write_failed(&self, file: &dyn StorageFile, st: &State, pos: u64, e: std::io::Error) -> LogError {
+        if e.kind() == std::io::ErrorKind::StorageFull && file.set_len(pos).is_ok() {
             tracing::warn!(dir = %self.dir.display(), "disk full: append refused, nothing written");
             return LogError::DiskFull { dir: self.dir.clone() };
         }
@@ -538,7 +541,7 @@ impl Log {
     fn sync_to(&self, target: i64) -> Result<()> {
         loop {
             let mut st = lock(&self.state);
-            let mut s = lock(&self.sync);
+            let s = lock(&self.sync);
             // Durability first: a batch that an fsync covered before the partition
             // was poisoned (or closed) is safe and may be acknowledged.
             if s.durable_next >= target {
@@ -562,11 +565,18 @@ impl Log {
                 drop(self.synced.wait(s).unwrap_or_else(|p| p.into_inner()));
                 continue;
             }
-            s.syncing = true;
             drop(s);
+            // Taken before this thread becomes the leader: failing to reopen an
+            // evicted handle fails this wait, without poisoning (nothing was lost).
+            // Only holders of the state lock set `syncing`, so it is still clear.
+            let file = self
+                .env
+                .active_file(&mut st.active.handle)
+                .map_err(|e| LogError::io("open", &st.active.handle.path, e))?;
+            lock(&self.sync).syncing = true;
             let batches = std::mem::take(&mut st.unsynced_batches);
             st.last_flush_ms = self.env.clock.monotonic_ms();
-            let (file, next, base) = (st.active.file.clone(), st.active.next, st.active.base);
+            let (next, base) = (st.active.next, st.active.base);
             drop(st);
 
             let started = Instant::now();
@@ -636,6 +646,15 @@ impl Log {
         result
     }
 
+    /// The active segment's handle, reopened if the cache evicted it. Failing to
+    /// reopen fails the operation without poisoning: nothing was written.
+    fn active_file(&self, st: &mut State) -> Result<Arc<dyn StorageFile>> {
+        let handle = &mut st.active.handle;
+        self.env
+            .active_file(handle)
+            .map_err(|e| LogError::io("open", &handle.path, e))
+    }
+
     fn needs_roll(&self, st: &State, len: u64, last_offset_delta: i32) -> bool {
         let a = &st.active;
         if a.size == 0 {
@@ -657,7 +676,9 @@ impl Log {
         if st.active.size == 0 {
             return Ok(());
         }
-        let sealed = self.exclusive_sync(st, || self.seal_files(&st.active))?;
+        let file = self.active_file(st)?;
+        let sealed = self.exclusive_sync(st, || self.seal_files(&*file, &st.active))?;
+        drop(file);
         let new_base = st.active.next;
         let path = child(&self.dir, &log_file_name(new_base));
         let file = match self.env.storage.open(&path, OpenMode::CreateNew) {
@@ -673,7 +694,8 @@ impl Log {
             .sync_dir(&self.dir)
             .map_err(|e| self.poison(format!("fsync of directory {} failed: {e}", self.dir.display())))?;
         st.sealed.push_back(sealed);
-        st.active = Active::empty(new_base, file);
+        self.env.forget_active(&st.active.handle.path);
+        st.active = Active::empty(new_base, self.env.adopt_active(path, file));
         let batches = std::mem::take(&mut st.unsynced_batches);
         self.stats.fsync_batches.fetch_add(batches, Ordering::Relaxed);
         self.stats.segments_rolled.fetch_add(1, Ordering::Relaxed);
@@ -694,7 +716,7 @@ impl Log {
     }
 
     /// Writes the active segment's index with its footer and fsyncs index and data.
-    fn seal_files(&self, a: &Active) -> std::result::Result<Sealed, SyncFailure> {
+    fn seal_files(&self, file: &dyn StorageFile, a: &Active) -> std::result::Result<Sealed, SyncFailure> {
         let index_path = child(&self.dir, &index_file_name(a.base));
         let footer = index::Footer::new(
             (a.next - a.base) as u32,
@@ -711,10 +733,8 @@ impl Log {
             f.sync()
         };
         write().map_err(|e| sync_failure("writing index", &index_path, e))?;
-        let log_path = child(&self.dir, &log_file_name(a.base));
-        a.file
-            .sync()
-            .map_err(|e| SyncFailure::Fatal(format!("fsync of {} failed: {e}", log_path.display())))?;
+        file.sync()
+            .map_err(|e| SyncFailure::Fatal(format!("fsync of {} failed: {e}", a.handle.path.display())))?;
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(Sealed {
             base: a.base,
@@ -736,13 +756,13 @@ impl Drop for Log {
 }
 
 impl Active {
-    pub(crate) fn empty(base: i64, file: Arc<dyn StorageFile>) -> Active {
+    pub(crate) fn empty(base: i64, handle: ActiveHandle) -> Active {
         Active {
             base,
             next: base,
             size: 0,
             max_timestamp: i64::MIN,
-            file,
+            handle,
             entries: Vec::new(),
             bytes_since_index: 0,
             first_append_ms: None,

@@ -81,10 +81,11 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             storage
                 .sync_dir(dir)
                 .map_err(|e| LogError::io("sync directory", dir, e))?;
-            Active::empty(base, file)
+            Active::empty(base, env.adopt_active(path, file))
         }
         Some((&last, older)) => {
             let ctx = Ctx {
+                env,
                 storage,
                 dir,
                 config,
@@ -116,7 +117,7 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             log_end = active.next,
             "log start checkpoint is past the recovered end: records before it were lost; continuing at the checkpoint"
         );
-        restart_at(storage, dir, active, log_start, &mut sealed)?
+        restart_at(env, dir, active, log_start, &mut sealed)?
     } else {
         active
     };
@@ -157,10 +158,11 @@ pub(crate) fn load_producers(env: &Env, dir: &Path, state: &State, config: &LogC
         }
         let path = child(dir, &log_file_name(base));
         let file = if base == state.active.base {
-            state.active.file.clone()
+            env.active_file_shared(&state.active.handle)
         } else {
-            env.sealed_file(&path).map_err(|e| LogError::io("open", &path, e))?
-        };
+            env.sealed_file(&path)
+        }
+        .map_err(|e| LogError::io("open", &path, e))?;
         let whole = producer::walk_headers(&*file, &path, (size, next), from, |h| {
             producers.record(h, now_ms, producers_max);
         })?;
@@ -188,6 +190,7 @@ pub(crate) fn load_producers(env: &Env, dir: &Path, state: &State, config: &LogC
 
 /// What every step of recovery needs.
 struct Ctx<'a> {
+    env: &'a Env,
     storage: &'a dyn Storage,
     dir: &'a Path,
     config: &'a LogConfig,
@@ -219,14 +222,10 @@ fn check_continuity(dir: &Path, sealed: &mut VecDeque<Sealed>, active_base: i64,
 
 /// Ends the log at `active` and continues it in a new, empty segment at `base`:
 /// the old active segment is sealed (or removed if empty).
-fn restart_at(
-    storage: &dyn Storage,
-    dir: &Path,
-    active: Active,
-    base: i64,
-    sealed: &mut VecDeque<Sealed>,
-) -> Result<Active> {
+fn restart_at(env: &Env, dir: &Path, active: Active, base: i64, sealed: &mut VecDeque<Sealed>) -> Result<Active> {
+    let storage = &*env.storage;
     let path = child(dir, &log_file_name(active.base));
+    env.forget_active(&path);
     if active.size == 0 {
         storage
             .remove_file(&path)
@@ -255,7 +254,7 @@ fn restart_at(
     storage
         .sync_dir(dir)
         .map_err(|e| LogError::io("sync directory", dir, e))?;
-    Ok(Active::empty(base, file))
+    Ok(Active::empty(base, env.adopt_active(path, file)))
 }
 
 /// Deletes sealed segments wholly below the log start: what an interrupted
@@ -413,7 +412,7 @@ fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Resu
             entries,
             // Unknown after a restart; the next append starts a fresh index entry.
             bytes_since_index: config.index_interval_bytes,
-            ..Active::empty(base, file)
+            ..Active::empty(base, ctx.env.adopt_active(path, file))
         });
     }
     let scan = scan_segment(ctx, &*file, &path, base, resync_below)?;
@@ -433,6 +432,6 @@ fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Resu
         last_append_ms: if scan.batches > 0 { now_ms } else { i64::MIN },
         entries: scan.entries,
         bytes_since_index: scan.bytes_since_index,
-        ..Active::empty(base, file)
+        ..Active::empty(base, ctx.env.adopt_active(path, file))
     })
 }

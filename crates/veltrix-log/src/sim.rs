@@ -119,6 +119,10 @@ struct Shared {
     used_bytes: AtomicU64,
     /// Bytes returned by reads, to check how much recovery reads.
     bytes_read: AtomicU64,
+    /// Handles open now, and the most ever open at once: what file
+    /// descriptors the engine would hold on a real file system.
+    open_handles: AtomicU64,
+    open_handles_peak: AtomicU64,
 }
 
 /// In-memory storage with crash and fault simulation. Cloning shares the files.
@@ -187,6 +191,18 @@ impl SimStorage {
     }
 
     /// Bytes returned by `read_at` since the storage was made.
+    /// Handles open now (descriptors, on a real file system).
+    pub fn open_handles(&self) -> u64 {
+        self.shared.open_handles.load(Ordering::Relaxed)
+    }
+
+    /// The most handles ever open at once since the last call; the count
+    /// starts again from those open now.
+    pub fn take_open_handles_peak(&self) -> u64 {
+        let now = self.open_handles();
+        self.shared.open_handles_peak.swap(now, Ordering::Relaxed)
+    }
+
     pub fn bytes_read(&self) -> u64 {
         self.shared.bytes_read.load(Ordering::Relaxed)
     }
@@ -311,6 +327,49 @@ impl SimStorage {
     fn recount(&self, ns: &Namespace) {
         let used = ns.live.values().map(|f| lock(&f.state).live.len() as u64).sum();
         self.shared.used_bytes.store(used, Ordering::Relaxed);
+    }
+}
+
+/// One open handle of a simulated file, counted while it lives as a file
+/// descriptor would be. Every handle of a file shares its contents, as
+/// descriptors share an inode.
+#[derive(Debug)]
+struct SimHandle(Arc<SimFile>);
+
+impl SimHandle {
+    fn open(file: Arc<SimFile>) -> Arc<dyn StorageFile> {
+        let shared = &file.storage;
+        let now = shared.open_handles.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.open_handles_peak.fetch_max(now, Ordering::Relaxed);
+        Arc::new(SimHandle(file))
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.0.storage.open_handles.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl StorageFile for SimHandle {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
     }
 }
 
@@ -442,7 +501,7 @@ impl Storage for SimStorage {
         }
         match (ns.live.get(path), mode) {
             (Some(_), OpenMode::CreateNew) => Err(io::ErrorKind::AlreadyExists.into()),
-            (Some(file), _) => Ok(file.clone()),
+            (Some(file), _) => Ok(SimHandle::open(file.clone())),
             (None, OpenMode::Existing) => Err(not_found(path)),
             (None, _) => {
                 let file = Arc::new(SimFile {
@@ -450,7 +509,7 @@ impl Storage for SimStorage {
                     storage: self.shared.clone(),
                 });
                 ns.live.insert(path.to_path_buf(), file.clone());
-                Ok(file)
+                Ok(SimHandle::open(file))
             }
         }
     }

@@ -185,8 +185,10 @@ impl Log {
     /// is written, and a marker lets the next open skip the recovery scan. Appends
     /// fail afterwards; waiters for anything written before return `Ok`.
     pub fn close(&self) -> Result<()> {
-        let st = lock(&self.state);
-        self.exclusive_sync(&st, || self.seal_files(&st.active))?;
+        let mut st = lock(&self.state);
+        let file = self.active_file(&mut st)?;
+        self.exclusive_sync(&st, || self.seal_files(&*file, &st.active))?;
+        drop(file);
         self.write_producer_snapshot(&st, st.active.next);
         let marker = child(&self.dir, CLEAN_SHUTDOWN_FILE);
         let storage = &*self.env.storage;

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{Log, ReadResult, Sealed, State, TimestampHit, lock};
+use crate::env::ActiveHandle;
 use crate::error::{LogError, Result};
 use crate::index::{self, IndexEntry};
 use crate::io::{StorageFile, child};
@@ -57,7 +58,7 @@ enum SegmentSnapshot {
         base: i64,
         size: u64,
         start: IndexEntry,
-        file: Arc<dyn StorageFile>,
+        handle: ActiveHandle,
     },
 }
 
@@ -101,7 +102,7 @@ fn snapshot(st: &State, which: Option<usize>, seek: Seek) -> SegmentSnapshot {
                 base: a.base,
                 size: a.size,
                 start: n.checked_sub(1).map_or(SEGMENT_START, |j| a.entries[j]),
-                file: a.file.clone(),
+                handle: a.handle.clone(),
             }
         }
     }
@@ -264,7 +265,7 @@ impl Log {
                 base,
                 size,
                 start,
-                file,
+                handle,
             } => Ok(Opened {
                 window: ReadWindow {
                     start: *start,
@@ -272,8 +273,11 @@ impl Log {
                     readable_bytes: *size,
                     visible_next: hw,
                 },
-                file: file.clone(),
-                path: child(&self.dir, &log_file_name(*base)),
+                file: self
+                    .env
+                    .active_file_shared(handle)
+                    .map_err(|e| LogError::io("open", &handle.path, e))?,
+                path: handle.path.clone(),
             }),
             SegmentSnapshot::Sealed(s) => {
                 let path = child(&self.dir, &log_file_name(s.base));

@@ -6,6 +6,7 @@ mod basics;
 mod crash;
 mod faults;
 mod fuzz_smoke;
+mod handles;
 mod model;
 mod producers;
 mod review;
