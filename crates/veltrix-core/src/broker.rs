@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use veltrix_log::io::LockGuard;
+use veltrix_log::io::{LockGuard, Storage};
 use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, TopicConfig, TopicEntry};
@@ -173,6 +173,7 @@ impl Broker {
         let entries = catalog::load(storage, &dir)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &entries {
+            remove_uncounted_partitions(storage, &logs.join(&entry.id), entry.partitions)?;
             let topic = open_topic(&env, &dir, &config, name, entry)?;
             topics.insert(name.clone(), Arc::new(topic));
         }
@@ -290,11 +291,25 @@ impl Broker {
             partitions: count,
             config,
         };
+        // The partitions are opened before the catalogue names the topic: a
+        // creation that cannot be served fails here and leaves no trace, rather
+        // than a topic the next start cannot open.
+        let topic_dir = self.dir.join("logs").join(&entry.id);
+        let topic = match open_topic(&self.env, &self.dir, &self.config, name, &entry) {
+            Ok(topic) => Arc::new(topic),
+            Err(e) => {
+                self.discard_dirs(&[topic_dir]);
+                return Err(e);
+            }
+        };
         let mut next = catalog.clone();
         next.insert(name.to_owned(), entry.clone());
-        catalog::store(&*self.env.storage, &self.dir, &next)?;
+        if let Err(e) = catalog::store(&*self.env.storage, &self.dir, &next) {
+            drop(topic);
+            self.discard_dirs(&[topic_dir]);
+            return Err(e);
+        }
         *catalog = next;
-        let topic = Arc::new(open_topic(&self.env, &self.dir, &self.config, name, &entry)?);
         self.topics
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -361,27 +376,38 @@ impl Broker {
     pub fn create_partitions(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
         let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self.check_growth(&catalog, name, total)?;
-        let mut next = catalog.clone();
         let grown = TopicEntry {
             partitions: total,
             ..entry.clone()
         };
-        next.insert(name.to_owned(), grown.clone());
-        catalog::store(&*self.env.storage, &self.dir, &next)?;
-        *catalog = next;
         let old = self
             .topic(name)
             .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        // As in `create_topic`: the new partitions are opened before the
+        // catalogue counts them, and removed again if any cannot be.
+        let topic_dir = self.dir.join("logs").join(&entry.id);
+        let new_dirs: Vec<PathBuf> = (entry.partitions..total)
+            .map(|i| topic_dir.join(i.to_string()))
+            .collect();
         let mut partitions = old.partitions.clone();
         for index in entry.partitions..total {
-            partitions.push(Arc::new(open_partition(
-                &self.env,
-                &self.dir,
-                &self.config,
-                &grown,
-                index,
-            )?));
+            match open_partition(&self.env, &self.dir, &self.config, &grown, index) {
+                Ok(p) => partitions.push(Arc::new(p)),
+                Err(e) => {
+                    drop(partitions);
+                    self.discard_dirs(&new_dirs);
+                    return Err(e);
+                }
+            }
         }
+        let mut next = catalog.clone();
+        next.insert(name.to_owned(), grown);
+        if let Err(e) = catalog::store(&*self.env.storage, &self.dir, &next) {
+            drop(partitions);
+            self.discard_dirs(&new_dirs);
+            return Err(e);
+        }
+        *catalog = next;
         let topic = Arc::new(Topic {
             name: old.name.clone(),
             id: old.id,
@@ -393,6 +419,22 @@ impl Broker {
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), topic.clone());
         Ok(topic)
+    }
+
+    /// Removes the directories of partitions opened for a creation that failed
+    /// before the catalogue named them. A failure is only logged: nothing was
+    /// written in them, and the next start removes what the catalogue does not
+    /// name.
+    fn discard_dirs(&self, dirs: &[PathBuf]) {
+        for dir in dirs {
+            match self.env.storage.remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove the directory of a partition that was not created")
+                }
+            }
+        }
     }
 
     /// Changes a topic's settings: `change` edits a copy of them, the result is
@@ -552,6 +594,35 @@ impl Broker {
     }
 }
 
+/// Removes partition directories of a topic past its catalogued count: what a
+/// CreatePartitions that failed or crashed before the catalogue counted them
+/// left behind, so that a later one starts them empty.
+fn remove_uncounted_partitions(storage: &dyn Storage, topic_dir: &Path, partitions: u32) -> Result<()> {
+    let names = match storage.list_dir(topic_dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CoreError::Io {
+                op: "list",
+                path: topic_dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    for name in names {
+        if name.parse::<u32>().is_ok_and(|i| i >= partitions) {
+            let path = topic_dir.join(&name);
+            tracing::warn!(dir = %path.display(), "removing a partition the catalogue does not count");
+            storage.remove_dir_all(&path).map_err(|source| CoreError::Io {
+                op: "remove",
+                path,
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 fn open_partition(
     env: &Arc<Env>,
     dir: &Path,
@@ -584,7 +655,6 @@ fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, ent
 mod tests {
     use super::*;
     use veltrix_log::batch::build;
-    use veltrix_log::io::Storage;
     use veltrix_log::sim::{SimClock, SimStorage};
 
     fn broker(storage: &SimStorage) -> Broker {
@@ -851,5 +921,42 @@ mod tests {
             Broker::open(env, "/data", BrokerConfig::default()),
             Err(CoreError::Catalog { .. })
         ));
+    }
+
+    #[test]
+    fn a_creation_whose_partitions_cannot_be_opened_fails_before_the_catalogue_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap();
+        let b = open();
+        b.create_topic("kept", Some(1), TopicConfig::default()).unwrap();
+        let logs = dir.path().join("logs");
+        let kept_dir = logs.join(id_hex(&b.topic("kept").unwrap().id));
+        // Partition 2 cannot be created: a file stands where its directory goes.
+        std::fs::write(kept_dir.join("2"), b"").unwrap();
+        assert!(b.create_partitions("kept", 3).is_err());
+        assert_eq!(b.topic("kept").unwrap().partitions.len(), 1);
+        assert!(
+            !kept_dir.join("1").exists(),
+            "the partition opened before the failure is removed"
+        );
+        // No topic directory can be created: a file stands where `logs` was.
+        std::fs::rename(&logs, dir.path().join("logs.aside")).unwrap();
+        std::fs::write(&logs, b"").unwrap();
+        assert!(b.create_topic("new", Some(2), TopicConfig::default()).is_err());
+        assert!(b.topic("new").is_none());
+        drop(b);
+        std::fs::remove_file(&logs).unwrap();
+        std::fs::rename(dir.path().join("logs.aside"), &logs).unwrap();
+        std::fs::remove_file(kept_dir.join("2")).unwrap();
+
+        let b = open();
+        assert!(b.topic("new").is_none(), "the failed topic is not in the catalogue");
+        assert_eq!(
+            b.topic("kept").unwrap().partitions.len(),
+            1,
+            "nor the failed partitions"
+        );
+        b.create_topic("new", Some(2), TopicConfig::default()).unwrap();
+        b.create_partitions("kept", 3).unwrap();
     }
 }
