@@ -279,6 +279,8 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         b.int("partitions_per_topic_max"),
     );
     set(&mut c.broker.partitions_total_max, b.int("partitions_total_max"));
+    set(&mut c.broker.open_files_max, b.int("open_files_max"));
+    set(&mut c.broker.active_files_max, b.int("active_files_max"));
 
     let l = raw.table("listeners");
     if let Some(a) = l.str("kafka").and_then(|s| s.parse().ok()) {

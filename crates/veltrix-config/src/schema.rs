@@ -25,6 +25,9 @@ use crate::model::{DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTEN
 pub const PARTITIONS_LIMIT: i64 = i32::MAX as i64;
 /// Largest session timeout: Kafka sends it as a 32-bit signed number of ms.
 pub const SESSION_TIMEOUT_MS_LIMIT: i64 = i32::MAX as i64;
+/// Largest file handle bound: Linux's default ceiling on a process's open
+/// files (`fs.nr_open`).
+pub const FILES_LIMIT: i64 = 1 << 20;
 /// Largest byte budget a tokio semaphore can hold (`Semaphore::MAX_PERMITS`).
 pub const SEMAPHORE_PERMITS_LIMIT: i64 = (usize::MAX >> 3) as i64;
 
@@ -42,6 +45,7 @@ pub enum Unit {
     Producers,
     Records,
     RecordsPerSecond,
+    Files,
 }
 
 impl Unit {
@@ -58,6 +62,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::Producers => "producers",
             Unit::Records => "records",
+            Unit::Files => "files",
             Unit::RecordsPerSecond => "records per second",
         }
     }
@@ -251,6 +256,20 @@ static BROKER_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(BrokerConfig::default().partitions_total_max.to_string()),
         doc: "Partitions across all topics.",
+    },
+    KeyDef {
+        name: "open_files_max",
+        kind: int(1, FILES_LIMIT, Unit::Files),
+        required: false,
+        default: || Some(BrokerConfig::default().open_files_max.to_string()),
+        doc: "Handles of sealed segments and indexes kept open for reads, across all partitions (a least-recently-used cache).",
+    },
+    KeyDef {
+        name: "active_files_max",
+        kind: int(1, FILES_LIMIT, Unit::Files),
+        required: false,
+        default: || Some(BrokerConfig::default().active_files_max.to_string()),
+        doc: "Handles of active segments kept open for appends, across all partitions; a partition whose handle was evicted reopens its file. With `open_files_max` and `connections_max`, must fit the process's file limit, which `veltrix serve` raises to its hard limit at start.",
     },
 ];
 

@@ -37,6 +37,12 @@ pub struct BrokerConfig {
     pub topics_max: usize,
     pub partitions_per_topic_max: u32,
     pub partitions_total_max: u32,
+    /// Handles of sealed segments and indexes kept open across all partitions
+    /// (the host builds the [`Env`] with it).
+    pub open_files_max: usize,
+    /// Handles of active segments kept open across all partitions; a partition
+    /// whose handle was evicted reopens its file on its next append.
+    pub active_files_max: usize,
     /// Consumer groups: session limits, sizes, offsets retention.
     pub groups: GroupConfig,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
@@ -53,6 +59,8 @@ impl Default for BrokerConfig {
             topics_max: 10_000,
             partitions_per_topic_max: 10_000,
             partitions_total_max: 100_000,
+            open_files_max: veltrix_log::env::OPEN_FILES_MAX_DEFAULT,
+            active_files_max: veltrix_log::env::ACTIVE_FILES_MAX_DEFAULT,
             groups: GroupConfig::default(),
             metrics_enabled: true,
         }

@@ -15,8 +15,10 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use veltrix_core::{Broker, CoreError};
 use veltrix_log::Env;
+use veltrix_log::io::{FsStorage, SystemClock};
 
 mod cli;
+mod files;
 
 // Counts read off the wire must never abort the broker; see the allocator's docs.
 #[global_allocator]
@@ -125,8 +127,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
     };
-    let config = cli::check::serve_config(args.config.as_deref(), overrides)?;
-    let broker = match Broker::open(Env::system(), &config.data_dir, config.broker_config()) {
+    let mut config = cli::check::serve_config(args.config.as_deref(), overrides)?;
+    let limit = files::raise_limit();
+    let worker_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    files::fit_caches(&mut config, limit.soft, files::files_reserve(worker_threads))?;
+    let env = Env::with_bounds(
+        Arc::new(FsStorage),
+        Arc::new(SystemClock::default()),
+        config.broker.open_files_max,
+        config.broker.active_files_max,
+    );
+    let broker = match Broker::open(env, &config.data_dir, config.broker_config()) {
         Ok(broker) => Arc::new(broker),
         // Says which directory already.
         Err(e @ CoreError::DataDirInUse { .. }) => return Err(e.into()),
@@ -137,7 +148,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.config.is_some() {
         cli::check::apply_declared_topics(&broker, &config, args.allow_data_loss)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
+        .max_blocking_threads(files::BLOCKING_THREADS_MAX)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.kafka_listener)
             .await
@@ -257,6 +272,8 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
             "topics_max": config.broker.topics_max,
             "partitions_per_topic_max": config.broker.partitions_per_topic_max,
             "partitions_total_max": config.broker.partitions_total_max,
+            "open_files_max": config.broker.open_files_max,
+            "active_files_max": config.broker.active_files_max,
             "groups_max": g.groups_max,
             "group_members_max": g.group_members_max,
         },
