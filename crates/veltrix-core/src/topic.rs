@@ -62,6 +62,13 @@ impl Partition {
         Ok(self.log.append_shared(batch)?)
     }
 
+    /// [`Partition::append`] for an asynchronous task: `None` when the append
+    /// would have to roll the segment or wait for a lock held across an fsync;
+    /// see [`Log::try_append_shared`].
+    pub fn try_append(&self, batch: &[u8]) -> Result<Option<Appended>> {
+        Ok(self.log.try_append_shared(batch)?)
+    }
+
     /// Blocks until everything below `next_offset` is durable (group commit), then
     /// tells waiting fetches that the high watermark moved.
     pub fn commit(&self, next_offset: i64) -> Result<()> {

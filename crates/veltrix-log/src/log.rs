@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -107,6 +107,9 @@ pub struct TickOutcome {
 pub struct LogStats {
     pub appends: AtomicU64,
     pub append_bytes: AtomicU64,
+    /// Appends that [`Log::try_append_shared`] left to a thread that may block
+    /// (a roll due, or the state lock busy).
+    pub appends_deferred: AtomicU64,
     /// Retries of idempotent producers' batches answered from producer state.
     pub duplicates: AtomicU64,
     pub fsyncs: AtomicU64,
@@ -198,6 +201,14 @@ fn sync_failure(what: &str, path: &Path, e: std::io::Error) -> SyncFailure {
     }
 }
 
+/// The state's figures that callers read without its lock, published under it.
+#[derive(Debug, Default)]
+struct Published {
+    log_start: AtomicI64,
+    log_end: AtomicI64,
+    size_bytes: AtomicU64,
+}
+
 /// One partition's log. Shared by reference between appenders and readers.
 #[derive(Debug)]
 pub struct Log {
@@ -208,7 +219,28 @@ pub struct Log {
     sync: Mutex<SyncState>,
     synced: Condvar,
     stats: LogStats,
+    /// Log start, end and size, readable without the state lock: asynchronous
+    /// callers must never wait on a lock that may be held across an fsync.
+    published: Published,
+    /// Set while the state lock is held across an fsync (sealing a segment,
+    /// deleting segments, moving the log start): [`Log::try_append_shared`]
+    /// gives up instead of waiting for the lock.
+    fsync_under_state_lock: AtomicBool,
 }
+
+/// Clears [`Log::fsync_under_state_lock`] when the section ends, however.
+pub(crate) struct FsyncSection<'a>(&'a AtomicBool);
+
+impl Drop for FsyncSection<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// How many times [`Log::try_append_shared`] tries the state lock, held by
+/// another append for a few microseconds, before it leaves the append to a
+/// thread that may block.
+const TRY_LOCK_ATTEMPTS_MAX: u32 = 64;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking appender must not take the partition down with it; the state is
@@ -237,7 +269,10 @@ impl Log {
             }),
             synced: Condvar::new(),
             stats,
+            published: Published::default(),
+            fsync_under_state_lock: AtomicBool::new(false),
         };
+        log.publish(&lock(&log.state));
         if config.flush != FlushPolicy::EveryAppend {
             log.note_flush_policy(&config);
         }
@@ -299,12 +334,12 @@ impl Log {
 
     /// First offset that can be read.
     pub fn log_start(&self) -> i64 {
-        lock(&self.state).log_start
+        self.published.log_start.load(Ordering::Acquire)
     }
 
     /// Offset the next append will get.
     pub fn log_end(&self) -> i64 {
-        lock(&self.state).active.next
+        self.published.log_end.load(Ordering::Acquire)
     }
 
     /// End of what readers may see.
@@ -314,8 +349,23 @@ impl Log {
 
     /// Bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        let st = lock(&self.state);
-        st.sealed.iter().map(|s| s.size).sum::<u64>() + st.active.size
+        self.published.size_bytes.load(Ordering::Acquire)
+    }
+
+    /// Publishes the state's log start, end and size for readers that do not
+    /// take its lock. Called, under the lock, after every change of them.
+    pub(crate) fn publish(&self, st: &State) {
+        let size = st.sealed.iter().map(|s| s.size).sum::<u64>() + st.active.size;
+        self.published.log_start.store(st.log_start, Ordering::Release);
+        self.published.log_end.store(st.active.next, Ordering::Release);
+        self.published.size_bytes.store(size, Ordering::Release);
+    }
+
+    /// Marks the state lock, which the caller holds, as held across an fsync
+    /// until the returned guard is dropped.
+    pub(crate) fn fsync_section(&self) -> FsyncSection<'_> {
+        self.fsync_under_state_lock.store(true, Ordering::Release);
+        FsyncSection(&self.fsync_under_state_lock)
     }
 
     /// Idempotent producers whose sequence state this partition keeps.
@@ -393,19 +443,59 @@ impl Log {
     /// epoch, which are written from a copy of the first bytes; the rest goes to
     /// the file straight from `batch`, in the same system call.
     pub fn append_shared(&self, batch: &[u8]) -> Result<Appended> {
-        let mut header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
+        let header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
         let mut st = lock(&self.state);
+        let appended = self.append_locked(&mut st, header, batch, true)?;
+        Ok(appended.expect("an append that may roll always happens"))
+    }
+
+    /// [`Log::append_shared`] for a caller that must never block on I/O other
+    /// than the write itself (an asynchronous task): `Ok(None)` instead of
+    /// rolling the segment, and instead of waiting for the state lock while an
+    /// fsync runs under it. The caller then appends on a thread that may block.
+    pub fn try_append_shared(&self, batch: &[u8]) -> Result<Option<Appended>> {
+        let header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
+        let mut attempts = 0;
+        let mut st = loop {
+            match self.state.try_lock() {
+                Ok(st) => break st,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            attempts += 1;
+            if attempts >= TRY_LOCK_ATTEMPTS_MAX || self.fsync_under_state_lock.load(Ordering::Acquire) {
+                self.stats.appends_deferred.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            std::thread::yield_now();
+        };
+        let appended = self.append_locked(&mut st, header, batch, false)?;
+        if appended.is_none() {
+            self.stats.appends_deferred.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(appended)
+    }
+
+    /// The append itself, under the state lock. `None` when the segment must be
+    /// rolled first and `may_roll` is false.
+    fn append_locked(
+        &self,
+        st: &mut State,
+        mut header: batch::BatchHeader,
+        batch: &[u8],
+        may_roll: bool,
+    ) -> Result<Option<Appended>> {
         self.check_poison()?;
         if let Verdict::Duplicate(original) = st.producers.check(&header)? {
             let last_offset = original.base_offset + i64::from(original.last_offset_delta);
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-            return Ok(Appended {
+            return Ok(Some(Appended {
                 base_offset: original.base_offset,
                 last_offset,
                 next_offset: last_offset + 1,
                 max_timestamp: header.max_timestamp,
                 duplicate: true,
-            });
+            }));
         }
         // Checked before anything changes, rolling included: a refused append
         // leaves no trace on disk.
@@ -416,8 +506,11 @@ impl Log {
             });
         }
         let len = batch.len() as u64;
-        if self.needs_roll(&st, len, header.last_offset_delta) {
-            self.roll(&mut st)?;
+        if self.needs_roll(st, len, header.last_offset_delta) {
+            if !may_roll {
+                return Ok(None);
+            }
+            self.roll(st)?;
         }
         let now_ms = self.env.clock.now_ms();
         let a = &mut st.active;
@@ -432,7 +525,7 @@ impl Log {
             .active_file(&mut a.handle)
             .map_err(|e| LogError::io("open", &a.handle.path, e))?;
         if let Err(e) = file.write_all_vectored_at(&[&head, &batch[batch::ASSIGNED_BYTES..]], pos) {
-            return Err(self.write_failed(&*file, &st, pos, e));
+            return Err(self.write_failed(&*file, st, pos, e));
         }
         if a.entries.is_empty() || a.bytes_since_index >= self.cfg().index_interval_bytes {
             a.entries.push(IndexEntry {
@@ -463,16 +556,18 @@ impl Log {
         st.unsynced_batches += 1;
         self.stats.appends.fetch_add(1, Ordering::Relaxed);
         self.stats.append_bytes.fetch_add(len, Ordering::Relaxed);
+        self.published.log_end.store(next, Ordering::Release);
+        self.published.size_bytes.fetch_add(len, Ordering::AcqRel);
         if matches!(self.cfg().flush, FlushPolicy::Interval { .. }) {
             lock(&self.sync).high_watermark = next;
         }
-        Ok(Appended {
+        Ok(Some(Appended {
             base_offset: base,
             last_offset: next - 1,
             next_offset: next,
             max_timestamp: header.max_timestamp,
             duplicate: false,
-        })
+        }))
     }
 
     /// [`Log::append`], then [`Log::wait_durable`]: returns once the batch may be
@@ -524,14 +619,15 @@ impl Log {
                 }));
             }
         }
-        // Not nested in the sync lock (the order is state, then sync); a flush
-        // in between only makes the answer conservative.
-        let st = lock(&self.state);
-        if next_offset > st.active.next {
+        // Without the state lock, which a roll may hold across an fsync: the
+        // caller is an asynchronous task. The end only grows, so an offset at
+        // or below it now is a fair question.
+        let end = self.log_end();
+        if next_offset > end {
             return Some(Err(LogError::OffsetOutOfRange {
                 offset: next_offset,
-                log_start: st.log_start,
-                high_watermark: st.active.next,
+                log_start: self.log_start(),
+                high_watermark: end,
             }));
         }
         None
@@ -676,6 +772,7 @@ impl Log {
         if st.active.size == 0 {
             return Ok(());
         }
+        let _section = self.fsync_section();
         let file = self.active_file(st)?;
         let sealed = self.exclusive_sync(st, || self.seal_files(&*file, &st.active))?;
         drop(file);
@@ -696,6 +793,7 @@ impl Log {
         st.sealed.push_back(sealed);
         self.env.forget_active(&st.active.handle.path);
         st.active = Active::empty(new_base, self.env.adopt_active(path, file));
+        self.publish(st);
         let batches = std::mem::take(&mut st.unsynced_batches);
         self.stats.fsync_batches.fetch_add(batches, Ordering::Relaxed);
         self.stats.segments_rolled.fetch_add(1, Ordering::Relaxed);

@@ -50,9 +50,11 @@ impl Log {
         if offset <= st.log_start {
             return Ok(st.log_start);
         }
+        let _section = self.fsync_section();
         crate::checkpoint::write_checkpoint(&*self.env.storage, &self.dir, LOG_START_FILE, offset)
             .map_err(|e| self.poison(format!("persisting log start {offset} failed: {e}")))?;
         st.log_start = offset;
+        self.publish(&st);
         self.delete_segments_while(&mut st, |s, log_start, _| s.next <= log_start)?;
         Ok(st.log_start)
     }
@@ -149,10 +151,14 @@ impl Log {
     fn delete_segments_while(&self, st: &mut State, doomed: impl Fn(&Sealed, i64, u64) -> bool) -> Result<usize> {
         let mut deleted = 0;
         let mut total = st.sealed.iter().map(|s| s.size).sum::<u64>() + st.active.size;
+        // From the first unlink to the directory's fsync the lock is held
+        // across slow I/O: appends on asynchronous tasks must not wait for it.
+        let mut section = None;
         while let Some(&oldest) = st.sealed.front() {
             if !doomed(&oldest, st.log_start, total) {
                 break;
             }
+            section.get_or_insert_with(|| self.fsync_section());
             st.sealed.pop_front();
             total -= oldest.size;
             let next_base = st.sealed.front().map_or(st.active.base, |s| s.base);
@@ -172,6 +178,7 @@ impl Log {
             self.stats.segments_deleted.fetch_add(1, Ordering::Relaxed);
         }
         if deleted > 0 {
+            self.publish(st);
             self.env
                 .storage
                 .sync_dir(&self.dir)

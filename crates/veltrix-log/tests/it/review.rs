@@ -248,6 +248,51 @@ fn appends_do_not_wait_for_the_recovery_point_fsync() {
     assert_eq!(appended, Some(true), "the append waited for the recovery point's fsync");
 }
 
+/// Proves that what asynchronous callers ask of a log never waits for a roll's
+/// fsync, which runs under the state lock: `try_durable` (every acks=all
+/// produce polls it), the log start, end and size (metadata, fetch, metrics),
+/// and `try_append_shared` (produce requests appended on an async task), which
+/// gives up instead. On a disk that stalls an fsync for a second, each of these
+/// froze every connection on its worker thread.
+#[test]
+fn nothing_an_async_caller_asks_waits_for_a_rolls_fsync() {
+    let w = HookedWorld::new();
+    let log = Arc::new(w.open(small_config()));
+    for i in 0..2u8 {
+        log.append_durable(&mut make_batch(1, 1500, T0, i)).unwrap();
+    }
+    let (outcome_tx, outcome_rx) = mpsc::channel::<Option<(bool, i64, i64, u64, bool)>>();
+    let during = log.clone();
+    *w.hooks.sync.lock().unwrap() = Some((
+        w.path(SEGMENT_0),
+        Box::new(move |outcome| {
+            let (done_tx, done_rx) = mpsc::channel();
+            let log = during.clone();
+            thread::spawn(move || {
+                let durable = log.try_durable(1).is_some();
+                let (start, end, size) = (log.log_start(), log.log_end(), log.size_bytes());
+                let deferred = matches!(log.try_append_shared(&make_batch(1, 100, T0, 9)), Ok(None));
+                let _ = done_tx.send((durable, start, end, size, deferred));
+            });
+            // Bounded: a log that makes them wait for the lock blocks them
+            // until this fsync returns.
+            let _ = outcome_tx.send(done_rx.recv_timeout(Duration::from_secs(2)).ok());
+            outcome
+        }),
+    ));
+    // Does not fit in segment 0: seals it (fsync under the state lock) first.
+    log.append_durable(&mut make_batch(1, 1500, T0, 10)).unwrap();
+    let answered = outcome_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the roll fsynced segment 0");
+    let (durable, start, end, _size, deferred) = answered.expect("an async caller waited for the roll's fsync");
+    assert!(durable, "offsets fsynced before the roll are durable");
+    assert_eq!((start, end), (0, 2));
+    assert!(deferred, "the append gave up instead of rolling or waiting");
+    assert_eq!(log.log_end(), 3);
+    assert!(log.stats().appends_deferred.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
 /// Proves that a batch whose group-commit fsync failed is not acknowledged just
 /// because a roll fsynced the same segment again after the failure. After a failed
 /// fsync the kernel may have dropped the dirty pages, so the roll's successful
