@@ -23,6 +23,15 @@ pub enum CoreError {
     InvalidConfig(String),
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// A producer's batch failed validation; `batch` is its position among the
+    /// partition's batches in the request. Nothing of the request was appended
+    /// to the partition.
+    #[error("record batch {batch}: {source}")]
+    InvalidBatch {
+        batch: usize,
+        #[source]
+        source: crate::validate::InvalidBatch,
+    },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("{op} {path}: {source}")]

@@ -21,10 +21,11 @@ pub mod lag;
 pub mod metrics;
 mod producer_ids;
 mod topic;
+pub mod validate;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use catalog::TopicConfig;
 pub use error::{CoreError, Result};
 pub use metrics::Metrics;
 pub use producer_ids::PRODUCER_ID_BLOCK;
-pub use topic::{Partition, Topic, TopicId};
+pub use topic::{AppendedBatches, Partition, Topic, TopicId};

@@ -6,7 +6,20 @@ use tokio::sync::watch;
 use veltrix_log::{Appended, Log};
 
 use crate::catalog::TopicConfig;
-use crate::error::Result;
+use crate::error::{CoreError, Result};
+use crate::validate;
+
+/// What [`Partition::append_batches`] appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedBatches {
+    /// The offset of the first batch's first record.
+    pub base_offset: i64,
+    /// The offset after the last batch.
+    pub next_offset: i64,
+    /// The smallest and largest record timestamps, for timestamp policies.
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+}
 
 /// A topic's id: random, never reused (Kafka's topic UUID).
 pub type TopicId = [u8; 16];
@@ -57,7 +70,9 @@ impl Partition {
         &self.log
     }
 
-    /// Writes a producer's batch; see [`Log::append_shared`]. Not yet durable.
+    /// Writes a batch as it is, checking its header but not its records; see
+    /// [`Log::append_shared`]. Not yet durable. Producers' batches go through
+    /// [`Partition::append_batches`].
     pub fn append(&self, batch: &[u8]) -> Result<Appended> {
         Ok(self.log.append_shared(batch)?)
     }
@@ -67,6 +82,49 @@ impl Partition {
     /// see [`Log::try_append_shared`].
     pub fn try_append(&self, batch: &[u8]) -> Result<Option<Appended>> {
         Ok(self.log.try_append_shared(batch)?)
+    }
+
+    /// Validates every batch of a producer's `records` (batches back to back,
+    /// as a produce request carries them for one partition) and then appends
+    /// them in order. Not yet durable.
+    ///
+    /// All are validated before the first is appended, so an invalid batch
+    /// leaves the partition as it was, as in Kafka, which validates a
+    /// partition's records whole before appending them. (An append can still
+    /// fail part-way for reasons outside the bytes: a full disk, or an
+    /// idempotent producer's sequence.) A retry of an idempotent producer's
+    /// batch already in the log is answered with its original offsets.
+    pub fn append_batches(&self, records: &[u8]) -> Result<AppendedBatches> {
+        let batch_bytes_max = self.log.config().batch_bytes_max as usize;
+        // One entry per batch, not per record; borrowed unless a batch's max
+        // timestamp had to be corrected.
+        let mut checked = Vec::with_capacity(1);
+        for (batch, bytes) in validate::split(records).enumerate() {
+            let invalid = |source| CoreError::InvalidBatch { batch, source };
+            let bytes = bytes.map_err(invalid)?;
+            let validated = validate::validate(bytes, batch_bytes_max).map_err(invalid)?;
+            checked.push((validate::corrected(bytes, &validated), validated));
+        }
+        if checked.is_empty() {
+            return Err(CoreError::InvalidBatch {
+                batch: 0,
+                source: validate::InvalidBatch::NoBatches,
+            });
+        }
+        let mut out = AppendedBatches {
+            base_offset: i64::MAX,
+            next_offset: 0,
+            min_timestamp: i64::MAX,
+            max_timestamp: -1,
+        };
+        for (bytes, validated) in &checked {
+            let appended = self.log.append_shared(bytes)?;
+            out.base_offset = out.base_offset.min(appended.base_offset);
+            out.next_offset = out.next_offset.max(appended.next_offset);
+            out.min_timestamp = out.min_timestamp.min(validated.min_timestamp);
+            out.max_timestamp = out.max_timestamp.max(validated.max_timestamp);
+        }
+        Ok(out)
     }
 
     /// Blocks until everything below `next_offset` is durable (group commit), then

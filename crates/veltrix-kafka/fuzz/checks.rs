@@ -1,5 +1,6 @@
-//! The check behind the `request_decode` fuzz target, shared with the proptest
-//! smoke test in `tests/it/decode.rs` so that `cargo test` runs it too.
+//! The checks behind the fuzz targets (`request_decode`, `batch_validate`),
+//! shared with the proptest smoke tests in `tests/it/decode.rs` so that
+//! `cargo test` runs them too.
 
 use bytes::Bytes;
 use veltrix_kafka::{Decoded, decode_request};
@@ -39,4 +40,51 @@ pub fn request_decode(data: &[u8]) {
     if let Ok(Decoded::Request { api, version, .. }) = decode_request(Bytes::from(frame)) {
         assert!(version >= 0, "decoded {api:?} at negative version {version}");
     }
+}
+
+/// Validating any bytes as a producer's batch must give a verdict, never a
+/// panic, a hang or an unbounded allocation. A batch it accepts must decode
+/// with the client codec into as many records as its header says, and its
+/// corrected form must carry a valid CRC and need no further correction.
+///
+/// With the first byte odd, the rest is wrapped as the records of a batch with
+/// a valid header and CRC (the second byte picks the codec, the third the record
+/// count), so the input reaches the decompressors and the record walker instead
+/// of stopping at the CRC.
+pub fn batch_validate(data: &[u8]) {
+    use veltrix_core::validate;
+    use veltrix_log::batch::{self, build};
+
+    const BATCH_BYTES_MAX: usize = 1 << 20;
+    let bytes = match data {
+        [mode, codec, count, payload @ ..] if mode & 1 == 1 => {
+            let mut b = vec![0u8; batch::HEADER_BYTES + payload.len()];
+            b[batch::HEADER_BYTES..].copy_from_slice(payload);
+            let spec = build::Spec {
+                record_count: i32::from(*count % 8) + 1,
+                base_timestamp: 1_700_000_000_000,
+                max_timestamp: 1_700_000_000_000 + i64::from(mode >> 1),
+                attributes: i16::from(codec & 7) | i16::from(mode & 0x08),
+                ..build::Spec::default()
+            };
+            build::write_into(&mut b, spec);
+            b
+        }
+        _ => data.to_vec(),
+    };
+    let Ok(validated) = validate::validate(&bytes, BATCH_BYTES_MAX) else {
+        return;
+    };
+    assert!(validated.header.record_count >= 1);
+    assert!(validated.max_timestamp >= -1);
+    let stored = validate::corrected(&bytes, &validated);
+    let header = batch::verify(&stored).expect("a corrected batch has a valid CRC");
+    assert_eq!(header.max_timestamp, validated.max_timestamp);
+    let again = validate::validate(&stored, BATCH_BYTES_MAX).expect("a corrected batch stays valid");
+    assert!(!again.needs_correction, "one correction is enough");
+    let mut buf = Bytes::copy_from_slice(&stored);
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
+        .expect("an accepted batch decodes with the client codec");
+    let records: usize = sets.iter().map(|s| s.records.len()).sum();
+    assert_eq!(records, validated.header.record_count as usize);
 }

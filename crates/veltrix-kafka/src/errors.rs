@@ -2,6 +2,7 @@
 
 use veltrix_core::CoreError;
 use veltrix_core::groups::GroupError;
+use veltrix_core::validate::InvalidBatch;
 use veltrix_log::LogError;
 
 pub const NONE: i16 = 0;
@@ -45,6 +46,7 @@ pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+pub const INVALID_RECORD: i16 = 87;
 
 /// An error code's name for metric labels (`NOT_LEADER_OR_FOLLOWER`...):
 /// one of Kafka's codes, or `UNKNOWN` — a fixed, bounded set.
@@ -92,6 +94,7 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::InvalidPartitions { .. } => INVALID_PARTITIONS,
         CoreError::InvalidConfig(_) => INVALID_CONFIG,
         CoreError::LimitReached(_) => POLICY_VIOLATION,
+        CoreError::InvalidBatch { source, .. } => invalid_batch_code(source),
         CoreError::Log(e) => log_code(e),
         CoreError::Io { .. } | CoreError::Catalog { .. } | CoreError::DataDirInUse { .. } => KAFKA_STORAGE_ERROR,
     }
@@ -123,6 +126,32 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::FencedMemberEpoch { .. } => FENCED_MEMBER_EPOCH,
         GroupError::StaleMemberEpoch { .. } => STALE_MEMBER_EPOCH,
         GroupError::WrongGroupType { .. } => GROUP_ID_NOT_FOUND,
+    }
+}
+
+/// The Kafka error code for a producer's batch that failed validation, as
+/// Kafka's `LogValidator` answers: bytes that cannot be read as a batch (CRC,
+/// size, magic, an undefined codec, a compressed stream that does not
+/// decompress) are CORRUPT_MESSAGE; a readable batch that breaks the rules (a
+/// count that contradicts the records, a control batch, a malformed record) is
+/// INVALID_RECORD, which producers do not retry. Records that decompress past
+/// the limit are MESSAGE_TOO_LARGE, on which the Java producer splits the batch.
+pub fn invalid_batch_code(e: &InvalidBatch) -> i16 {
+    use veltrix_log::batch::BatchError;
+    match e {
+        InvalidBatch::Header(BatchError::TooLarge { .. }) | InvalidBatch::DecompressedTooLarge { .. } => {
+            MESSAGE_TOO_LARGE
+        }
+        InvalidBatch::Header(BatchError::BadCount { .. }) => INVALID_RECORD,
+        InvalidBatch::NoBatches
+        | InvalidBatch::Header(_)
+        | InvalidBatch::UnknownCompression { .. }
+        | InvalidBatch::Decompression { .. } => CORRUPT_MESSAGE,
+        InvalidBatch::ControlBatch
+        | InvalidBatch::CountImpossible { .. }
+        | InvalidBatch::MissingRecords { .. }
+        | InvalidBatch::TrailingBytes { .. }
+        | InvalidBatch::Record { .. } => INVALID_RECORD,
     }
 }
 

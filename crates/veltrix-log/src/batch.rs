@@ -28,6 +28,9 @@ pub const MAGIC_V2: i8 = 2;
 /// (`last_offset_delta` is below 2^31) so offset arithmetic can never overflow,
 /// whatever a damaged or crafted file says.
 pub const BASE_OFFSET_MAX: i64 = i64::MAX - (1 << 32);
+/// The attributes bit that says the batch's timestamps are the broker's
+/// (`LogAppendTime`) rather than the producer's (`CreateTime`).
+pub const LOG_APPEND_TIME_BIT: i16 = 0x8;
 /// First byte covered by the CRC (`attributes`).
 const CRC_START: usize = 21;
 
@@ -235,6 +238,18 @@ pub fn verify_producer_batch(buf: &[u8], batch_bytes_max: usize) -> Result<Batch
     Ok(header)
 }
 
+/// Rewrites a batch's `max_timestamp`, marks its timestamps `CreateTime` and
+/// recomputes its CRC: what Kafka does to a producer's batch whose header
+/// disagrees with its records. The one change to bytes the CRC covers that the
+/// broker makes; the caller has read the records to know the value.
+pub fn set_create_time_max_timestamp(buf: &mut [u8], max_timestamp: i64) {
+    let attributes = i16_at(buf, OFF_ATTRIBUTES) & !LOG_APPEND_TIME_BIT;
+    buf[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = compute_crc(buf);
+    buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes the two broker-owned fields. Neither is covered by the CRC.
 /// Bytes at the start of a batch that [`assign`] rewrites (base offset, length,
 /// leader epoch); the CRC covers none of them.
@@ -373,6 +388,21 @@ mod tests {
             verify_producer_batch(&sparse, 1000),
             Err(BatchError::BadCount { .. })
         ));
+    }
+
+    #[test]
+    fn a_corrected_max_timestamp_says_create_time_and_keeps_the_crc_valid() {
+        let spec = Spec {
+            max_timestamp: 0,
+            attributes: LOG_APPEND_TIME_BIT | 3,
+            ..Spec::default()
+        };
+        let mut buf = batch(spec, 100, 5);
+        set_create_time_max_timestamp(&mut buf, 1_700_000_000_123);
+        let h = verify(&buf).unwrap();
+        assert_eq!(h.max_timestamp, 1_700_000_000_123);
+        assert_eq!(h.attributes, 3, "the codec is kept, the timestamp type cleared");
+        assert_eq!(&buf[HEADER_BYTES..], &[5; 100 - HEADER_BYTES][..]);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use veltrix_core::Partition;
@@ -12,25 +14,27 @@ use veltrix_log::batch;
 use super::Ctx;
 use crate::errors::{self, code};
 
-/// Appends every batch of one partition's records; returns the first base offset
-/// and the offset after the last batch. A retry of an idempotent producer's batch
-/// already in the log is answered with its original offsets, and the caller then
-/// waits for those to be durable like any other.
-fn append_all(partition: &Partition, records: &Bytes) -> Result<(i64, i64), (i16, String)> {
-    let corrupt = |why: &str| (errors::CORRUPT_MESSAGE, why.to_owned());
-    let mut rest = &records[..];
-    let mut first = None;
-    let mut next = 0;
-    while !rest.is_empty() {
-        let size = batch::peek_size(rest)
-            .filter(|s| *s <= rest.len())
-            .ok_or_else(|| corrupt("a record batch is truncated"))?;
-        let appended = partition.append(&rest[..size]).map_err(|e| (code(&e), e.to_string()))?;
-        first.get_or_insert(appended.base_offset);
-        next = appended.next_offset.max(next);
-        rest = &rest[size..];
+/// A partition's produce failed: its error code and message, and for a batch
+/// refused because of one record, that record's position (Produce v8+
+/// `record_errors`).
+struct Refused {
+    code: i16,
+    message: String,
+    record: Option<i32>,
+}
+
+impl From<veltrix_core::CoreError> for Refused {
+    fn from(e: veltrix_core::CoreError) -> Refused {
+        let record = match &e {
+            veltrix_core::CoreError::InvalidBatch { source, .. } => source.record_index(),
+            _ => None,
+        };
+        Refused {
+            code: code(&e),
+            message: e.to_string(),
+            record,
+        }
     }
-    first.map(|f| (f, next)).ok_or_else(|| corrupt("no record batch"))
 }
 
 /// Logs, once per client id, a producer's settings that can lose or
@@ -118,17 +122,19 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
                 p.base_offset = -1;
                 p.log_append_time_ms = -1;
                 let result = if !matches!(acks, -1..=1) {
-                    Err((
-                        errors::INVALID_REQUIRED_ACKS,
-                        format!("acks must be -1, 0 or 1, not {acks}"),
-                    ))
+                    Err(Refused {
+                        code: errors::INVALID_REQUIRED_ACKS,
+                        message: format!("acks must be -1, 0 or 1, not {acks}"),
+                        record: None,
+                    })
                 } else {
                     broker
                         .partition(topic_name, pd.index)
-                        .map_err(|e| (code(&e), e.to_string()))
+                        .map_err(Refused::from)
                         .and_then(|partition| {
-                            let records = pd.records.clone().unwrap_or_default();
-                            let (base, next) = append_all(&partition, &records)?;
+                            let records = pd.records.as_deref().unwrap_or_default();
+                            let appended = partition.append_batches(records)?;
+                            let (base, next) = (appended.base_offset, appended.next_offset);
                             let metrics = broker.metrics();
                             if metrics.enabled() {
                                 metrics
@@ -147,11 +153,20 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
                 };
                 match result {
                     Ok(base) => p.base_offset = base,
-                    Err((error_code, message)) => {
-                        errors::count_error(broker.metrics(), "Produce", error_code);
-                        p.error_code = error_code;
+                    Err(refused) => {
+                        errors::count_error(broker.metrics(), "Produce", refused.code);
+                        p.error_code = refused.code;
                         if with_messages {
-                            p.error_message = Some(StrBytes::from_string(message));
+                            if let Some(index) = refused.record {
+                                p.record_errors = vec![
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(index)
+                                        .with_batch_index_error_message(Some(StrBytes::from_string(
+                                            refused.message.clone(),
+                                        ))),
+                                ];
+                            }
+                            p.error_message = Some(StrBytes::from_string(refused.message));
                         }
                     }
                 }

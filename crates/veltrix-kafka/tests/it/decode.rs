@@ -1,5 +1,6 @@
-//! The request decoder under random and mutated input, on stable Rust: the same
-//! check the `request_decode` fuzz target runs.
+//! The request decoder and the batch validator under random and mutated input,
+//! on stable Rust: the same checks the `request_decode` and `batch_validate`
+//! fuzz targets run.
 
 use proptest::prelude::*;
 
@@ -13,6 +14,62 @@ proptest! {
     #[test]
     fn any_frame_decodes_or_is_refused(data in proptest::collection::vec(any::<u8>(), 0..600)) {
         checks::request_decode(&data);
+    }
+}
+
+/// Valid batches of every codec, as the client codec writes them, and the
+/// records of each as a payload to wrap: the mutations below start from these.
+fn valid_batches() -> Vec<Vec<u8>> {
+    use kafka_protocol::records::Compression;
+    [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .flat_map(|c| {
+        let batch = super::records(&["alpha", "beta", "gamma"], c).to_vec();
+        // Mode 1 wraps what follows three control bytes; codec id, count 3.
+        let codec = batch[22] & 7;
+        let wrapped = [&[1u8, codec, 2][..], &batch[61..]].concat();
+        [batch, wrapped]
+    })
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any bytes as a batch, or as the records of a batch with a valid header:
+    /// a verdict, never a panic; what is accepted decodes with the client codec.
+    #[test]
+    fn any_batch_bytes_are_validated_or_refused(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        checks::batch_validate(&data);
+    }
+
+    /// Valid batches and wrapped records with bytes flipped, cut or overwritten,
+    /// so that mutations land inside compressed streams and records.
+    #[test]
+    fn damaged_valid_batches_are_validated_or_refused(
+        pick in 0usize..10,
+        edits in proptest::collection::vec((any::<u16>(), any::<u8>(), 0u8..3), 1..4),
+        cut in any::<u16>(),
+    ) {
+        let mut data = valid_batches().swap_remove(pick);
+        checks::batch_validate(&data);
+        for (at, byte, kind) in edits {
+            let at = usize::from(at) % data.len();
+            match kind {
+                0 => data[at] ^= byte | 1,
+                1 => data[at] = byte,
+                _ => data.insert(at, byte),
+            }
+        }
+        checks::batch_validate(&data);
+        let keep = data.len() - usize::from(cut) % (data.len() / 2);
+        checks::batch_validate(&data[..keep]);
     }
 }
 

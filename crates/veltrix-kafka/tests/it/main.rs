@@ -36,6 +36,7 @@ mod fetch_memory;
 mod groups;
 mod idempotence;
 mod limits;
+mod validation;
 
 // As in the broker binary: untrusted sizes must not abort the process.
 #[global_allocator]
