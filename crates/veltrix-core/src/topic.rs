@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
-use veltrix_log::{Appended, Log};
+use veltrix_log::{Appended, Log, batch};
 
 use crate::catalog::TopicConfig;
 use crate::error::{CoreError, Result};
@@ -96,14 +96,16 @@ impl Partition {
     /// batch already in the log is answered with its original offsets.
     pub fn append_batches(&self, records: &[u8]) -> Result<AppendedBatches> {
         let batch_bytes_max = self.log.config().batch_bytes_max as usize;
-        // One entry per batch, not per record; borrowed unless a batch's max
-        // timestamp had to be corrected.
+        // One entry per batch, not per record. A batch whose max timestamp must
+        // be corrected is copied; the others are appended from the request.
         let mut checked = Vec::with_capacity(1);
         for (batch, bytes) in validate::split(records).enumerate() {
             let invalid = |source| CoreError::InvalidBatch { batch, source };
-            let bytes = bytes.map_err(invalid)?;
-            let validated = validate::validate(bytes, batch_bytes_max).map_err(invalid)?;
-            checked.push((validate::corrected(bytes, &validated), validated));
+            let validated = validate::validate(bytes.map_err(invalid)?, batch_bytes_max).map_err(invalid)?;
+            let copy = validated
+                .needs_correction
+                .then(|| validate::corrected(validated.verified.bytes(), &validated).into_owned());
+            checked.push((validated, copy));
         }
         if checked.is_empty() {
             return Err(CoreError::InvalidBatch {
@@ -117,8 +119,14 @@ impl Partition {
             min_timestamp: i64::MAX,
             max_timestamp: -1,
         };
-        for (bytes, validated) in &checked {
-            let appended = self.log.append_shared(bytes)?;
+        for (validated, copy) in &checked {
+            let verified = match copy {
+                None => validated.verified,
+                // A programmer error if it fails: the copy differs from a
+                // verified batch in the max timestamp and a CRC computed for it.
+                Some(copy) => batch::Verified::new(copy, usize::MAX).expect("a corrected batch verifies"),
+            };
+            let appended = self.log.append_verified(verified)?;
             out.base_offset = out.base_offset.min(appended.base_offset);
             out.next_offset = out.next_offset.max(appended.next_offset);
             out.min_timestamp = out.min_timestamp.min(validated.min_timestamp);

@@ -238,6 +238,31 @@ pub fn verify_producer_batch(buf: &[u8], batch_bytes_max: usize) -> Result<Batch
     Ok(header)
 }
 
+/// A producer's batch that [`verify_producer_batch`] accepted, with its header:
+/// only this module makes one, so holding it proves the CRC was checked, and
+/// [`crate::Log::append_verified`] need not hash the batch a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'a> {
+    bytes: &'a [u8],
+    header: BatchHeader,
+}
+
+impl<'a> Verified<'a> {
+    /// Verifies `bytes` as [`verify_producer_batch`] does.
+    pub fn new(bytes: &'a [u8], batch_bytes_max: usize) -> Result<Verified<'a>, BatchError> {
+        let header = verify_producer_batch(bytes, batch_bytes_max)?;
+        Ok(Verified { bytes, header })
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+}
+
 /// Rewrites a batch's `max_timestamp`, marks its timestamps `CreateTime` and
 /// recomputes its CRC: what Kafka does to a producer's batch whose header
 /// disagrees with its records. The one change to bytes the CRC covers that the

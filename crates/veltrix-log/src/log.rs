@@ -443,7 +443,14 @@ impl Log {
     /// epoch, which are written from a copy of the first bytes; the rest goes to
     /// the file straight from `batch`, in the same system call.
     pub fn append_shared(&self, batch: &[u8]) -> Result<Appended> {
-        let header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
+        self.append_verified(batch::Verified::new(batch, self.cfg().batch_bytes_max as usize)?)
+    }
+
+    /// [`Log::append_shared`] of a batch whose CRC and header the caller has
+    /// already verified, so that it is not hashed twice. Its size is checked
+    /// again, against the limit in force now.
+    pub fn append_verified(&self, verified: batch::Verified<'_>) -> Result<Appended> {
+        let (header, batch) = self.within_limit(&verified)?;
         let mut st = lock(&self.state);
         let appended = self.append_locked(&mut st, header, batch, true)?;
         Ok(appended.expect("an append that may roll always happens"))
@@ -454,7 +461,12 @@ impl Log {
     /// rolling the segment, and instead of waiting for the state lock while an
     /// fsync runs under it. The caller then appends on a thread that may block.
     pub fn try_append_shared(&self, batch: &[u8]) -> Result<Option<Appended>> {
-        let header = batch::verify_producer_batch(batch, self.cfg().batch_bytes_max as usize)?;
+        self.try_append_verified(batch::Verified::new(batch, self.cfg().batch_bytes_max as usize)?)
+    }
+
+    /// [`Log::try_append_shared`] of a verified batch, as [`Log::append_verified`].
+    pub fn try_append_verified(&self, verified: batch::Verified<'_>) -> Result<Option<Appended>> {
+        let (header, batch) = self.within_limit(&verified)?;
         let mut attempts = 0;
         let mut st = loop {
             match self.state.try_lock() {
@@ -474,6 +486,20 @@ impl Log {
             self.stats.appends_deferred.fetch_add(1, Ordering::Relaxed);
         }
         Ok(appended)
+    }
+
+    /// A verified batch's header and bytes, if it is within the batch size limit
+    /// in force now.
+    fn within_limit<'a>(&self, verified: &batch::Verified<'a>) -> Result<(batch::BatchHeader, &'a [u8])> {
+        let batch = verified.bytes();
+        let batch_bytes_max = self.cfg().batch_bytes_max as usize;
+        if batch.len() > batch_bytes_max {
+            return Err(LogError::InvalidBatch(batch::BatchError::TooLarge {
+                len: batch.len(),
+                max: batch_bytes_max,
+            }));
+        }
+        Ok((*verified.header(), batch))
     }
 
     /// The append itself, under the state lock. `None` when the segment must be

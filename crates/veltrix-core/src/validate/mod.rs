@@ -25,7 +25,7 @@ mod records;
 
 use std::borrow::Cow;
 
-use veltrix_log::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
+use veltrix_log::batch::{self, BatchError, BatchHeader, HEADER_BYTES, Verified};
 
 pub use codec::Codec;
 
@@ -45,7 +45,10 @@ pub const RECORD_BYTES_MIN: u64 = 7;
 
 /// A batch every record of which was read and found well formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validated {
+pub struct Validated<'a> {
+    /// The batch with its checked header and CRC, ready for
+    /// [`veltrix_log::Log::append_verified`] unless it needs correction.
+    pub verified: Verified<'a>,
     pub header: BatchHeader,
     pub codec: Codec,
     /// The smallest record timestamp, -1 (none) if no record has one.
@@ -119,8 +122,9 @@ pub enum RecordProblem {
 
 /// Validates one batch as a producer sent it: the header (see
 /// [`batch::verify_producer_batch`]), the codec, and every record.
-pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<Validated, InvalidBatch> {
-    let header = batch::verify_producer_batch(bytes, batch_bytes_max)?;
+pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<Validated<'_>, InvalidBatch> {
+    let verified = Verified::new(bytes, batch_bytes_max)?;
+    let header = *verified.header();
     if header.is_control() {
         return Err(InvalidBatch::ControlBatch);
     }
@@ -147,6 +151,7 @@ pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<Validated, Inval
     // type is part of what it rewrites.
     let needs_correction = header.max_timestamp != stamps.max || header.attributes & batch::LOG_APPEND_TIME_BIT != 0;
     Ok(Validated {
+        verified,
         header,
         codec,
         min_timestamp: stamps.min,
@@ -157,7 +162,7 @@ pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<Validated, Inval
 
 /// The batch to store: `bytes` unchanged in the common case, or a copy with the
 /// corrected `max_timestamp`, `CreateTime` and a new CRC.
-pub fn corrected<'a>(bytes: &'a [u8], validated: &Validated) -> Cow<'a, [u8]> {
+pub fn corrected<'a>(bytes: &'a [u8], validated: &Validated<'_>) -> Cow<'a, [u8]> {
     if !validated.needs_correction {
         return Cow::Borrowed(bytes);
     }
