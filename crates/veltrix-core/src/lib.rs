@@ -28,4 +28,4 @@ pub use catalog::TopicConfig;
 pub use error::{CoreError, Result};
 pub use metrics::Metrics;
 pub use producer_ids::PRODUCER_ID_BLOCK;
-pub use topic::{AppendedBatches, Partition, Topic, TopicId};
+pub use topic::{AppendProgress, AppendedBatches, Partition, Topic, TopicId};

@@ -21,6 +21,27 @@ pub struct AppendedBatches {
     pub max_timestamp: i64,
 }
 
+/// How far [`Partition::try_append_batches`] got with a partition's batches.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendProgress {
+    batches_appended: usize,
+    so_far: AppendedBatches,
+}
+
+impl Default for AppendProgress {
+    fn default() -> AppendProgress {
+        AppendProgress {
+            batches_appended: 0,
+            so_far: AppendedBatches {
+                base_offset: i64::MAX,
+                next_offset: 0,
+                min_timestamp: i64::MAX,
+                max_timestamp: -1,
+            },
+        }
+    }
+}
+
 /// A topic's id: random, never reused (Kafka's topic UUID).
 pub type TopicId = [u8; 16];
 
@@ -95,6 +116,32 @@ impl Partition {
     /// idempotent producer's sequence.) A retry of an idempotent producer's
     /// batch already in the log is answered with its original offsets.
     pub fn append_batches(&self, records: &[u8]) -> Result<AppendedBatches> {
+        let appended = self.append_batches_from(records, &mut AppendProgress::default(), true)?;
+        Ok(appended.expect("an append that may block always happens"))
+    }
+
+    /// [`Partition::append_batches`] for an asynchronous task: `None` when a
+    /// batch would have to roll the segment or wait for a lock held across an
+    /// fsync (see [`Log::try_append_shared`]). `progress` then says how far it
+    /// got, and [`Partition::resume_append_batches`] goes on from there on a
+    /// thread that may block. `progress` starts as `AppendProgress::default()`.
+    pub fn try_append_batches(&self, records: &[u8], progress: &mut AppendProgress) -> Result<Option<AppendedBatches>> {
+        self.append_batches_from(records, progress, false)
+    }
+
+    /// Finishes what [`Partition::try_append_batches`] left, with the same
+    /// `records` and `progress`.
+    pub fn resume_append_batches(&self, records: &[u8], progress: &mut AppendProgress) -> Result<AppendedBatches> {
+        let appended = self.append_batches_from(records, progress, true)?;
+        Ok(appended.expect("an append that may block always happens"))
+    }
+
+    fn append_batches_from(
+        &self,
+        records: &[u8],
+        progress: &mut AppendProgress,
+        may_block: bool,
+    ) -> Result<Option<AppendedBatches>> {
         let batch_bytes_max = self.log.config().batch_bytes_max as usize;
         // One entry per batch, not per record. A batch whose max timestamp must
         // be corrected is copied; the others are appended from the request.
@@ -113,26 +160,31 @@ impl Partition {
                 source: validate::InvalidBatch::NoBatches,
             });
         }
-        let mut out = AppendedBatches {
-            base_offset: i64::MAX,
-            next_offset: 0,
-            min_timestamp: i64::MAX,
-            max_timestamp: -1,
-        };
-        for (validated, copy) in &checked {
+        // Validation is repeated when an append resumes (it is deterministic);
+        // only batches not yet appended are appended.
+        for (validated, copy) in checked.iter().skip(progress.batches_appended) {
             let verified = match copy {
                 None => validated.verified,
                 // A programmer error if it fails: the copy differs from a
                 // verified batch in the max timestamp and a CRC computed for it.
                 Some(copy) => batch::Verified::new(copy, usize::MAX).expect("a corrected batch verifies"),
             };
-            let appended = self.log.append_verified(verified)?;
+            let appended = if may_block {
+                self.log.append_verified(verified)?
+            } else {
+                match self.log.try_append_verified(verified)? {
+                    Some(appended) => appended,
+                    None => return Ok(None),
+                }
+            };
+            progress.batches_appended += 1;
+            let out = &mut progress.so_far;
             out.base_offset = out.base_offset.min(appended.base_offset);
             out.next_offset = out.next_offset.max(appended.next_offset);
             out.min_timestamp = out.min_timestamp.min(validated.min_timestamp);
             out.max_timestamp = out.max_timestamp.max(validated.max_timestamp);
         }
-        Ok(out)
+        Ok(Some(progress.so_far))
     }
 
     /// Blocks until everything below `next_offset` is durable (group commit), then
@@ -280,6 +332,31 @@ mod tests {
         broker.create_topic("t", Some(1), config).unwrap();
         let p = broker.partition("t", 0).unwrap();
         (broker, p)
+    }
+
+    /// An append on an asynchronous task never rolls a segment (which fsyncs
+    /// under the partition's lock): it stops before the batch that needs the
+    /// roll, and the blocking continuation appends the rest, each batch once.
+    #[test]
+    fn an_append_that_must_not_block_stops_before_a_roll_and_resumes_where_it_stopped() {
+        let storage = SimStorage::new();
+        let config = TopicConfig {
+            segment_bytes_max: Some(4096),
+            batch_bytes_max: Some(2048),
+            ..TopicConfig::default()
+        };
+        let (_broker, p) = partition(&storage, config);
+        let one = crate::validate::tests::uncompressed(70);
+        assert!(one.len() * 2 < 4096 && one.len() * 3 > 4096, "{} bytes", one.len());
+        let records: Vec<u8> = std::iter::repeat_n(one.clone(), 3).flatten().collect();
+        let mut progress = super::AppendProgress::default();
+        assert!(p.try_append_batches(&records, &mut progress).unwrap().is_none());
+        assert_eq!(p.log().log_end(), 140, "the batches before the roll were appended");
+        assert_eq!(p.log().segment_count(), 1, "no roll on the task that must not block");
+        let appended = p.resume_append_batches(&records, &mut progress).unwrap();
+        assert_eq!((appended.base_offset, appended.next_offset), (0, 210));
+        assert_eq!(p.log().segment_count(), 2);
+        assert_eq!(p.log().log_end(), 210, "each batch appended once");
     }
 
     fn append(p: &Partition) -> i64 {

@@ -201,4 +201,4 @@ pub fn split(records: &[u8]) -> impl Iterator<Item = Result<&[u8], InvalidBatch>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

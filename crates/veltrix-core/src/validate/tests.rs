@@ -106,7 +106,8 @@ fn records(n: i64) -> Vec<u8> {
     (0..n).flat_map(simple).collect()
 }
 
-fn uncompressed(n: i64) -> Vec<u8> {
+/// A valid batch of `n` simple records, uncompressed.
+pub(crate) fn uncompressed(n: i64) -> Vec<u8> {
     batch_with(&records(n), n as i32, 0, BASE_TS + n - 1)
 }
 

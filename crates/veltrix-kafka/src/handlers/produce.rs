@@ -8,7 +8,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use veltrix_core::Partition;
+use veltrix_core::{AppendProgress, Partition};
 use veltrix_log::batch;
 
 use super::Ctx;
@@ -96,46 +96,80 @@ pub(crate) struct Written {
 /// of its worker.
 pub const INLINE_APPEND_BYTES_MAX: usize = 1 << 20;
 
-/// Validates and appends every batch of the request, in request order.
-pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
-    let acks = request.acks;
-    warn_about_risks(&ctx, &request);
-    let broker = ctx.broker.clone();
-    // The per-partition error message exists from v8.
-    let with_messages = ctx.version >= 8;
-    let bytes: usize = request
-        .topic_data
-        .iter()
-        .flat_map(|t| &t.partition_data)
-        .map(|p| p.records.as_ref().map_or(0, Bytes::len))
-        .sum();
-    let append = move || {
-        let mut responses = Vec::with_capacity(request.topic_data.len());
-        let mut to_commit = Vec::new();
-        for (ti, topic) in request.topic_data.iter().enumerate() {
-            let topic_name = topic.name.0.as_str();
-            let mut t = TopicProduceResponse::default();
-            t.name = topic.name.clone();
-            for (pi, pd) in topic.partition_data.iter().enumerate() {
-                let mut p = PartitionProduceResponse::default();
-                p.index = pd.index;
-                p.base_offset = -1;
-                p.log_append_time_ms = -1;
-                let result = if !matches!(acks, -1..=1) {
-                    Err(Refused {
-                        code: errors::INVALID_REQUIRED_ACKS,
-                        message: format!("acks must be -1, 0 or 1, not {acks}"),
-                        record: None,
-                    })
-                } else {
-                    broker
-                        .partition(topic_name, pd.index)
-                        .map_err(Refused::from)
-                        .and_then(|partition| {
-                            let records = pd.records.as_deref().unwrap_or_default();
-                            let appended = partition.append_batches(records)?;
+/// A produce request being appended, partition by partition in request order,
+/// first on the connection's task and, if that would block, on the blocking
+/// pool from where it stopped.
+struct Appending {
+    request: ProduceRequest,
+    broker: Arc<veltrix_core::Broker>,
+    /// The per-partition error message exists from v8.
+    with_messages: bool,
+    responses: Vec<TopicProduceResponse>,
+    to_commit: Vec<(usize, usize, Arc<Partition>, i64)>,
+    /// The next partition to append: topic and partition positions.
+    at: (usize, usize),
+    /// How far the partition at `at` got.
+    progress: AppendProgress,
+}
+
+impl Appending {
+    /// Appends from where it stopped. With `may_block` false it never waits for
+    /// a lock held across an fsync, nor rolls a segment: it stops instead and
+    /// returns false, and is then run again with `may_block`.
+    fn run(&mut self, may_block: bool) -> bool {
+        while self.at.0 < self.request.topic_data.len() {
+            let ti = self.at.0;
+            if self.responses.len() == ti {
+                let mut t = TopicProduceResponse::default();
+                t.name = self.request.topic_data[ti].name.clone();
+                self.responses.push(t);
+            }
+            while self.at.1 < self.request.topic_data[ti].partition_data.len() {
+                let Some(p) = self.partition(may_block) else {
+                    return false;
+                };
+                self.responses[ti].partition_responses.push(p);
+                self.at.1 += 1;
+                self.progress = AppendProgress::default();
+            }
+            self.at = (ti + 1, 0);
+        }
+        true
+    }
+
+    /// The answer for the partition at `at`, or `None` if its append stopped.
+    fn partition(&mut self, may_block: bool) -> Option<PartitionProduceResponse> {
+        let (ti, pi) = self.at;
+        let acks = self.request.acks;
+        let topic = &self.request.topic_data[ti];
+        let topic_name = topic.name.0.as_str();
+        let pd = &topic.partition_data[pi];
+        let mut p = PartitionProduceResponse::default();
+        p.index = pd.index;
+        p.base_offset = -1;
+        p.log_append_time_ms = -1;
+        let result = if !matches!(acks, -1..=1) {
+            Err(Refused {
+                code: errors::INVALID_REQUIRED_ACKS,
+                message: format!("acks must be -1, 0 or 1, not {acks}"),
+                record: None,
+            })
+        } else {
+            match self.broker.partition(topic_name, pd.index) {
+                Err(e) => Err(Refused::from(e)),
+                Ok(partition) => {
+                    let records = pd.records.as_deref().unwrap_or_default();
+                    let appended = if may_block {
+                        partition.resume_append_batches(records, &mut self.progress).map(Some)
+                    } else {
+                        partition.try_append_batches(records, &mut self.progress)
+                    };
+                    match appended {
+                        Ok(None) => return None,
+                        Err(e) => Err(Refused::from(e)),
+                        Ok(Some(appended)) => {
                             let (base, next) = (appended.base_offset, appended.next_offset);
-                            let metrics = broker.metrics();
+                            let metrics = self.broker.metrics();
                             if metrics.enabled() {
                                 metrics
                                     .produce_bytes
@@ -147,45 +181,74 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
                                     .inc_by(u64::try_from(next - base).unwrap_or(0));
                             }
                             p.log_start_offset = partition.log().log_start();
-                            to_commit.push((ti, pi, partition, next));
+                            self.to_commit.push((ti, pi, partition, next));
                             Ok(base)
-                        })
-                };
-                match result {
-                    Ok(base) => p.base_offset = base,
-                    Err(refused) => {
-                        errors::count_error(broker.metrics(), "Produce", refused.code);
-                        p.error_code = refused.code;
-                        if with_messages {
-                            if let Some(index) = refused.record {
-                                p.record_errors = vec![
-                                    BatchIndexAndErrorMessage::default()
-                                        .with_batch_index(index)
-                                        .with_batch_index_error_message(Some(StrBytes::from_string(
-                                            refused.message.clone(),
-                                        ))),
-                                ];
-                            }
-                            p.error_message = Some(StrBytes::from_string(refused.message));
                         }
                     }
                 }
-                t.partition_responses.push(p);
             }
-            responses.push(t);
+        };
+        match result {
+            Ok(base) => p.base_offset = base,
+            Err(refused) => {
+                errors::count_error(self.broker.metrics(), "Produce", refused.code);
+                p.error_code = refused.code;
+                if self.with_messages {
+                    if let Some(index) = refused.record {
+                        p.record_errors = vec![
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(refused.message.clone()))),
+                        ];
+                    }
+                    p.error_message = Some(StrBytes::from_string(refused.message));
+                }
+            }
         }
-        Written {
-            acks,
-            responses,
-            to_commit,
-            metrics: broker.metrics().clone(),
-        }
-    };
-    if bytes <= INLINE_APPEND_BYTES_MAX {
-        Some(append())
-    } else {
-        tokio::task::spawn_blocking(append).await.ok()
+        Some(p)
     }
+
+    fn into_written(self) -> Written {
+        Written {
+            acks: self.request.acks,
+            responses: self.responses,
+            to_commit: self.to_commit,
+            metrics: self.broker.metrics().clone(),
+        }
+    }
+}
+
+/// Validates and appends every batch of the request, in request order. A
+/// request of up to [`INLINE_APPEND_BYTES_MAX`] is appended on the connection's
+/// task unless an append would wait for an fsync (a roll, or the partition's
+/// lock held across one); the rest then goes to the blocking pool, so that a
+/// slow disk never stalls the other connections of the worker.
+pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
+    warn_about_risks(&ctx, &request);
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+        .sum();
+    let mut appending = Appending {
+        responses: Vec::with_capacity(request.topic_data.len()),
+        request,
+        broker: ctx.broker.clone(),
+        with_messages: ctx.version >= 8,
+        to_commit: Vec::new(),
+        at: (0, 0),
+        progress: AppendProgress::default(),
+    };
+    if bytes <= INLINE_APPEND_BYTES_MAX && appending.run(false) {
+        return Some(appending.into_written());
+    }
+    tokio::task::spawn_blocking(move || {
+        appending.run(true);
+        appending.into_written()
+    })
+    .await
+    .ok()
 }
 
 impl Written {
