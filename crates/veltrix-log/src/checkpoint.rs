@@ -45,15 +45,36 @@ pub fn write_checkpoint(storage: &dyn Storage, dir: &Path, name: &str, value: i6
 /// [`write_checkpoint`], for values rewritten often whose loss is harmless. A torn
 /// write fails the checksum and [`read_checkpoint`] reports it.
 pub fn overwrite_checkpoint(storage: &dyn Storage, dir: &Path, name: &str, value: i64) -> io::Result<()> {
+    open_for_overwrite(storage, dir, name)?.write(storage, dir, value)
+}
+
+/// A checkpoint file opened for [`overwrite_checkpoint`], nothing written yet:
+/// a caller can tell a failure to open (nothing changed on disk) from a failed
+/// write or fsync.
+pub struct OpenCheckpoint {
+    file: std::sync::Arc<dyn crate::io::StorageFile>,
+    /// Created by the open: its directory entry must be made durable too.
+    fresh: bool,
+}
+
+/// Opens (creating) `dir/name` for overwriting.
+pub fn open_for_overwrite(storage: &dyn Storage, dir: &Path, name: &str) -> io::Result<OpenCheckpoint> {
     let path = child(dir, name);
     let fresh = !storage.exists(&path);
     let file = storage.open(&path, OpenMode::CreateOrOpen)?;
-    file.write_all_at(&encode_checkpoint(value), 0)?;
-    file.sync()?;
-    if fresh {
-        storage.sync_dir(dir)?;
+    Ok(OpenCheckpoint { file, fresh })
+}
+
+impl OpenCheckpoint {
+    /// Writes `value` and makes it durable.
+    pub fn write(self, storage: &dyn Storage, dir: &Path, value: i64) -> io::Result<()> {
+        self.file.write_all_at(&encode_checkpoint(value), 0)?;
+        self.file.sync()?;
+        if self.fresh {
+            storage.sync_dir(dir)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads the checkpoint `dir/name`: `None` if there is none, `Corrupt` if its

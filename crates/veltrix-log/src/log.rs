@@ -110,6 +110,8 @@ pub struct LogStats {
     /// Appends that [`Log::try_append_shared`] left to a thread that may block
     /// (a roll due, or the state lock busy).
     pub appends_deferred: AtomicU64,
+    /// Recovery points not written because their file could not be opened.
+    pub recovery_point_skips: AtomicU64,
     /// Retries of idempotent producers' batches answered from producer state.
     pub duplicates: AtomicU64,
     pub fsyncs: AtomicU64,
@@ -226,6 +228,8 @@ pub struct Log {
     /// deleting segments, moving the log start): [`Log::try_append_shared`]
     /// gives up instead of waiting for the lock.
     fsync_under_state_lock: AtomicBool,
+    /// The last recovery point could not be opened (warned about once).
+    recovery_point_failing: AtomicBool,
 }
 
 /// Clears [`Log::fsync_under_state_lock`] when the section ends, however.
@@ -271,6 +275,7 @@ impl Log {
             stats,
             published: Published::default(),
             fsync_under_state_lock: AtomicBool::new(false),
+            recovery_point_failing: AtomicBool::new(false),
         };
         log.publish(&lock(&log.state));
         if config.flush != FlushPolicy::EveryAppend {

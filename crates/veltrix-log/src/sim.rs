@@ -82,6 +82,8 @@ struct SimFile {
 struct Faults {
     fail_sync: bool,
     fail_write: bool,
+    /// Opening a file fails as when the process is out of file descriptors.
+    fail_open: bool,
     capacity_bytes: Option<u64>,
     sync_delay: Option<Duration>,
 }
@@ -176,6 +178,12 @@ impl SimStorage {
     /// Makes every later `write_all_at` fail with an I/O error.
     pub fn fail_writes(&self, on: bool) {
         lock(&self.shared.faults).fail_write = on;
+    }
+
+    /// Makes every later `open` fail as it does when the process has no file
+    /// descriptor left (EMFILE).
+    pub fn fail_opens(&self, on: bool) {
+        lock(&self.shared.faults).fail_open = on;
     }
 
     /// Limits the total size of all live files; writes past it fail with
@@ -494,6 +502,9 @@ impl Storage for SimStorage {
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        if lock(&self.shared.faults).fail_open {
+            return Err(io::Error::from_raw_os_error(24));
+        }
         let mut ns = lock(&self.ns);
         let parent = path.parent().unwrap_or(Path::new(""));
         if !ns.dirs.contains(parent) {

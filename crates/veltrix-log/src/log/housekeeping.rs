@@ -90,16 +90,41 @@ impl Log {
         if let Some(durable) = recovery_point {
             // Written after the state lock is released: its fsync must not hold
             // up appends (which wait on that lock) for as long as the disk takes.
-            crate::checkpoint::overwrite_checkpoint(&*self.env.storage, &self.dir, RECOVERY_POINT_FILE, durable)
-                .map_err(|e| self.poison(format!("writing the recovery point failed: {e}")))?;
-            let mut st = lock(&self.state);
-            st.recovery_point = st.recovery_point.max(durable);
+            self.write_recovery_point(durable)?;
         }
         if let Some(end) = flush_due {
             self.sync_to(end)?;
             outcome.flushed = true;
         }
         Ok(outcome)
+    }
+
+    /// Records `durable` as the recovery point. Failing to open the file (no file
+    /// descriptor left, say) changed nothing on disk: the point is only a
+    /// shortcut for recovery, so that round is skipped, counted, and the next
+    /// interval tries again; the partition is not poisoned for a handle
+    /// shortage. A failed write or fsync does poison it.
+    fn write_recovery_point(&self, durable: i64) -> Result<()> {
+        let storage = &*self.env.storage;
+        match crate::checkpoint::open_for_overwrite(storage, &self.dir, RECOVERY_POINT_FILE) {
+            Err(e) => {
+                self.stats.recovery_point_skips.fetch_add(1, Ordering::Relaxed);
+                if !self.recovery_point_failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "cannot open the recovery point; trying again every second");
+                }
+                Ok(())
+            }
+            Ok(file) => {
+                file.write(storage, &self.dir, durable)
+                    .map_err(|e| self.poison(format!("writing the recovery point failed: {e}")))?;
+                if self.recovery_point_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(dir = %self.dir.display(), "the recovery point is written again");
+                }
+                let mut st = lock(&self.state);
+                st.recovery_point = st.recovery_point.max(durable);
+                Ok(())
+            }
+        }
     }
 
     /// Whether to record how far the log is durable: at most once per

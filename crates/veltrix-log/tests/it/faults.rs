@@ -455,3 +455,25 @@ fn relaxed_durability_can_lose_acknowledged_batches_and_says_so() {
     assert!(got.len() < acked.len(), "unsynced acknowledged batches are gone");
     assert_eq!(got[..], acked[..got.len()]);
 }
+
+/// Out of file descriptors, writing the recovery point failed at its open and
+/// poisoned the partition, which then refused every append for good. Nothing
+/// was written, so the round is skipped and counted instead, and the next
+/// interval writes the point.
+#[test]
+fn a_recovery_point_that_cannot_be_opened_is_skipped_without_poisoning() {
+    let w = World::new();
+    let log = w.open(small_config());
+    fill(&log, 3, 1);
+    w.clock.advance(RECOVERY_POINT_INTERVAL_MS);
+    w.storage.fail_opens(true);
+    log.tick().unwrap();
+    w.storage.fail_opens(false);
+    assert!(log.poisoned().is_none(), "{:?}", log.poisoned());
+    assert_eq!(log.stats().recovery_point_skips.load(Ordering::Relaxed), 1);
+    log.append_durable(&mut make_batch(1, 100, T0, 9)).unwrap();
+    w.clock.advance(RECOVERY_POINT_INTERVAL_MS);
+    log.tick().unwrap();
+    let point = veltrix_log::checkpoint::read_checkpoint(&w.storage, &w.dir, "recovery-point").unwrap();
+    assert_eq!(point, Some(log.log_end()));
+}
