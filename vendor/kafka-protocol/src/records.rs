@@ -514,7 +514,9 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        let record_count = batch_decode_info.record_count as usize;
+        let capacity = types::checked_capacity::<Record, B>(buf, record_count, "Record count")?;
+        records.reserve(capacity);
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +895,12 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        let capacity = types::checked_capacity::<(StrBytes, Option<Bytes>), _>(
+            &*buf,
+            num_headers,
+            "Header count",
+        )?;
+        let mut headers = IndexMap::with_capacity(capacity);
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;
@@ -972,6 +979,19 @@ mod tests {
         )
         .unwrap();
         buf.freeze()
+    }
+
+    #[test]
+    fn record_count_past_the_batch_is_refused_before_allocating() {
+        let mut batch = BytesMut::from(&make_batch(1)[..]);
+        // The record count (offset 57) claims far more records than the batch holds; the CRC
+        // (offset 17, over everything from the attributes at offset 21) is made to match, so
+        // only the count is wrong.
+        batch[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let error = RecordBatchDecoder::decode(&mut batch.freeze()).unwrap_err();
+        assert!(error.to_string().contains("Record count"), "{error}");
     }
 
     #[test]

@@ -4,8 +4,4 @@
 #[path = "../checks.rs"]
 mod checks;
 
-// As in the broker binary: untrusted sizes must not abort the process.
-#[global_allocator]
-static ALLOCATOR: veltrix_kafka::alloc::ReservingAllocator = veltrix_kafka::alloc::ReservingAllocator;
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::request_decode(data));

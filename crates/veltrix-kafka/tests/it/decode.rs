@@ -1,7 +1,12 @@
 //! The request decoder and the batch validator under random and mutated input,
 //! on stable Rust: the same checks the `request_decode` and `batch_validate`
-//! fuzz targets run.
+//! fuzz targets run. This test binary runs on the system allocator, so a count
+//! read off the wire that sizes an allocation aborts it, as it would abort the
+//! broker.
 
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use proptest::prelude::*;
 
 #[path = "../../fuzz/checks.rs"]
@@ -74,9 +79,9 @@ proptest! {
 }
 
 /// Regression, found by the `request_decode` fuzz target: a 21-byte Metadata v0
-/// request whose topic count makes the codec reserve about 50 GB before reading
-/// any topic. Failing that allocation aborted the process; with the reserving
-/// allocator it is address space only and decoding fails on the missing bytes.
+/// request whose topic count (0x29ffeeff) made the codec reserve about 50 GB
+/// before reading any topic. Failing that allocation aborted the process; the
+/// patched codec refuses a count larger than the bytes left, allocating nothing.
 #[test]
 fn a_huge_array_count_is_refused_without_aborting() {
     let input = [
@@ -84,4 +89,58 @@ fn a_huge_array_count_is_refused_without_aborting() {
         0x5d, 0x27, 0x12,
     ];
     checks::request_decode(&input);
+}
+
+/// Bodies that put the largest count the wire allows where the first fields are
+/// read: a 4-byte count of 0x7fffffff (or the varint of u32::MAX in flexible
+/// versions) alone, and the same count followed by filler that every later
+/// integer field reads as large too.
+fn hostile_bodies(flexible: bool) -> Vec<Vec<u8>> {
+    let count: &[u8] = if flexible {
+        &[0xff, 0xff, 0xff, 0xff, 0x0f]
+    } else {
+        &[0x7f, 0xff, 0xff, 0xff]
+    };
+    let mut filled = count.to_vec();
+    filled.extend(std::iter::repeat_n(0x7f, 64));
+    vec![count.to_vec(), filled, vec![0x7f; 64]]
+}
+
+/// Every request and response body of every API and version the codec knows,
+/// fed a huge count, is decoded or refused without the process allocating for
+/// that count (which would abort it here, on the system allocator). Responses
+/// matter too: the client decodes them with the same codec.
+#[test]
+fn huge_counts_in_any_request_or_response_are_refused_without_aborting() {
+    for api in ApiKey::iter() {
+        let versions = api.valid_versions();
+        for version in versions.min..=versions.max {
+            for body in hostile_bodies(api.request_header_version(version) >= 2) {
+                let _ = RequestKind::decode(api, &mut Bytes::from(body.clone()), version);
+                let _ = ResponseKind::decode(api, &mut Bytes::from(body), version);
+            }
+        }
+    }
+}
+
+/// The same through the broker's own entry point, with a real header in front:
+/// what a connection hands `decode_request`.
+#[test]
+fn served_requests_with_huge_counts_are_refused_by_decode_request() {
+    for api in ApiKey::iter() {
+        let versions = api.valid_versions();
+        for version in versions.min..=versions.max {
+            let header_version = api.request_header_version(version);
+            for body in hostile_bodies(header_version >= 2) {
+                let mut frame = BytesMut::new();
+                let header = RequestHeader::default()
+                    .with_request_api_key(api as i16)
+                    .with_request_api_version(version)
+                    .with_correlation_id(7);
+                header.encode(&mut frame, header_version).unwrap();
+                frame.put_slice(&body);
+                let _ = veltrix_kafka::decode_request(frame.freeze());
+            }
+        }
+    }
 }

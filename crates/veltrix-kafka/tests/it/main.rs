@@ -38,10 +38,6 @@ mod idempotence;
 mod limits;
 mod validation;
 
-// As in the broker binary: untrusted sizes must not abort the process.
-#[global_allocator]
-static ALLOCATOR: veltrix_kafka::alloc::ReservingAllocator = veltrix_kafka::alloc::ReservingAllocator;
-
 /// A broker serving on an ephemeral port until dropped.
 struct Server {
     addr: SocketAddr,

@@ -5,10 +5,39 @@
 //!
 //! It is unnecessary to interact directly with these types for most use cases.
 use super::{Decodable, Decoder, Encodable, Encoder, NewType, StrBytes};
-use crate::protocol::buf::{ByteBuf, ByteBufMut};
+use crate::protocol::buf::{ByteBuf, ByteBufMut, NotEnoughBytesError};
 use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
+
+/// The most bytes a decoder reserves up front for a collection whose length it read from the
+/// buffer. A longer collection still decodes: its storage grows as its elements are read.
+pub(crate) const MAX_PREALLOCATED_BYTES: usize = 64 * 1024;
+
+/// Checks a collection length read from `buf` and returns the capacity to reserve for it.
+///
+/// The length is untrusted input, and reserving room for it before reading any element lets a
+/// few bytes ask for gigabytes; when that allocation fails the process aborts. Every element
+/// takes at least one byte of the buffer, so a length larger than the bytes remaining is refused
+/// (Kafka's own Java decoders refuse it the same way). A length that passes may still be
+/// multiplied by a large element size, so the capacity is also capped at
+/// [`MAX_PREALLOCATED_BYTES`] worth of elements.
+pub(crate) fn checked_capacity<T, B: ByteBuf>(buf: &B, len: usize, what: &str) -> Result<usize> {
+    let remaining = buf.remaining();
+    if len > remaining {
+        bail!("{what} length {len} exceeds the {remaining} bytes remaining");
+    }
+    Ok(len.min(MAX_PREALLOCATED_BYTES / std::mem::size_of::<T>().max(1)))
+}
+
+/// Fails before anything is allocated if `buf` holds fewer than `len` bytes.
+fn ensure_remaining<B: ByteBuf>(buf: &B, len: usize) -> Result<(), NotEnoughBytesError> {
+    if buf.remaining() < len {
+        Err(NotEnoughBytesError)
+    } else {
+        Ok(())
+    }
+}
 
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
@@ -359,6 +388,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                ensure_remaining(buf, n as usize)?;
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -511,6 +541,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                ensure_remaining(buf, (n - 1) as usize)?;
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -655,6 +686,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                ensure_remaining(buf, n as usize)?;
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -804,6 +836,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                ensure_remaining(buf, (n - 1) as usize)?;
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -985,7 +1018,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                let capacity = checked_capacity::<T, B>(buf, n as usize, "Array")?;
+                let mut result = Vec::with_capacity(capacity);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1127,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let capacity = checked_capacity::<T, B>(buf, (n - 1) as usize, "CompactArray")?;
+                let mut result = Vec::with_capacity(capacity);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1120,6 +1155,40 @@ mod tests {
     use super::*;
 
     use std::fmt::Debug;
+
+    #[test]
+    fn lengths_past_the_buffer_are_refused_before_allocating() {
+        // Each length below would ask for gigabytes if it were reserved before reading.
+        let array: Result<Vec<Vec<u8>>> = Array(Bytes).decode(&mut &[0x7f, 0xff, 0xff, 0xff][..]);
+        assert!(array.is_err());
+        let compact: Result<Vec<Vec<u8>>> =
+            CompactArray(CompactBytes).decode(&mut &[0xff, 0xff, 0xff, 0xff, 0x0f][..]);
+        assert!(compact.is_err());
+        let bytes: Result<Vec<u8>> = Bytes.decode(&mut &[0x7f, 0xff, 0xff, 0xff][..]);
+        assert!(bytes.is_err());
+        let compact_bytes: Result<Vec<u8>> =
+            CompactBytes.decode(&mut &[0xff, 0xff, 0xff, 0xff, 0x0f][..]);
+        assert!(compact_bytes.is_err());
+        let string: Result<StdString> = String.decode(&mut &[0x7f, 0xff][..]);
+        assert!(string.is_err());
+        let compact_string: Result<StdString> =
+            CompactString.decode(&mut &[0xff, 0xff, 0xff, 0xff, 0x0f][..]);
+        assert!(compact_string.is_err());
+    }
+
+    #[test]
+    fn arrays_longer_than_the_preallocation_cap_still_decode() {
+        let count = 3 * MAX_PREALLOCATED_BYTES / std::mem::size_of::<i32>();
+        let value: Vec<i32> = (0..count as i32).collect();
+        let mut buf = vec![];
+        Array(Int32).encode(&mut buf, &value).unwrap();
+        let decoded: Vec<i32> = Array(Int32).decode(&mut &buf[..]).unwrap();
+        assert_eq!(decoded, value);
+        buf.clear();
+        CompactArray(Int32).encode(&mut buf, &value).unwrap();
+        let decoded: Vec<i32> = CompactArray(Int32).decode(&mut &buf[..]).unwrap();
+        assert_eq!(decoded, value);
+    }
 
     fn test_encoder_decoder<V: PartialEq + Debug, E: for<'a> Encoder<&'a V> + Decoder<V>>(
         encoder: E,
