@@ -22,10 +22,9 @@
 //! batches at most the builder's `batch_bytes_max`, and a decompressed batch at
 //! most [`DecodeLimits::decompressed_bytes_max`]. Record counts inside a fetched
 //! batch are checked against the bytes that hold them before the codec sizes
-//! anything from them. The codec also sizes response arrays from counts on the
-//! wire before reading them; a binary using this crate should install
-//! `veltrix_kafka::alloc::ReservingAllocator`, as the `veltrix` binary does, so
-//! that such a count costs address space rather than aborting the process.
+//! anything from them. The codec (patched, see `vendor/kafka-protocol/PATCHES.md`)
+//! refuses a count on the wire larger than the bytes that follow it before it
+//! sizes anything from it.
 //!
 //! Errors are [`ClientError`]; a Kafka error code is reported under its Java
 //! name ([`KafkaError`]). Nothing read from the network is unwrapped.

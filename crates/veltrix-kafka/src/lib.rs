@@ -5,7 +5,6 @@
 //! data is the engine's. Kafka error codes are chosen here, at the edge
 //! ([`errors`]), from the engine's typed errors.
 
-pub mod alloc;
 pub mod errors;
 mod handlers;
 mod memory;

@@ -20,10 +20,6 @@ use veltrix_log::io::{FsStorage, SystemClock};
 mod cli;
 mod files;
 
-// Counts read off the wire must never abort the broker; see the allocator's docs.
-#[global_allocator]
-static ALLOCATOR: veltrix_kafka::alloc::ReservingAllocator = veltrix_kafka::alloc::ReservingAllocator;
-
 /// How often partitions get their housekeeping (rolling, retention, flushes).
 const TICK_INTERVAL_MS: u64 = 100;
 

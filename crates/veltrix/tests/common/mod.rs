@@ -12,7 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
 
 /// Kills the broker when dropped, even when a test panics.
 pub struct BrokerGuard {
-    child: Child,
+    pub child: Child,
     pub addr: String,
     #[allow(dead_code, reason = "not every test binary asks for the directory")]
     dir: tempfile::TempDir,
@@ -35,7 +35,7 @@ impl BrokerGuard {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, addr) = spawn(self.dir.path(), &[]);
+        let (child, addr) = spawn(Command::new(BIN), self.dir.path(), &[]);
         self.child = child;
         self.addr = addr;
     }
@@ -59,12 +59,21 @@ pub fn start_broker() -> BrokerGuard {
 /// As [`start_broker`], with `VELTRIX_<TABLE>__<KEY>` overrides in its environment.
 pub fn start_broker_with_env(env: &[(&str, &str)]) -> BrokerGuard {
     let dir = tempfile::tempdir().unwrap();
-    let (child, addr) = spawn(dir.path(), env);
+    let (child, addr) = spawn(Command::new(BIN), dir.path(), env);
     BrokerGuard { child, addr, dir }
 }
 
-fn spawn(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(BIN)
+#[allow(dead_code, reason = "not every test binary that shares this module uses it")]
+/// As [`start_broker`], with `command` ending in the broker binary: it may run
+/// it through a wrapper that `exec`s it, such as `prlimit`.
+pub fn start_broker_command(command: Command) -> BrokerGuard {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn(command, dir.path(), &[]);
+    BrokerGuard { child, addr, dir }
+}
+
+fn spawn(mut command: Command, dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = command
         .args([
             "serve",
             "--kafka-listener",
