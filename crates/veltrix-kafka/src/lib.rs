@@ -12,5 +12,6 @@ mod server;
 mod topic_configs;
 pub mod warnings;
 
+pub use handlers::list_offsets::LIST_OFFSETS_DECOMPRESSED_BYTES_MAX;
 pub use handlers::produce::INLINE_APPEND_BYTES_MAX;
 pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

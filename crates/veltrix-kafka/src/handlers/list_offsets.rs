@@ -2,29 +2,53 @@
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
+use veltrix_client::{DecodeLimits, decode_batches};
 
 use super::Ctx;
 use crate::errors::{self, code};
 
+/// The most bytes one stored batch may decompress to when ListOffsets looks
+/// inside it for a record's timestamp. A producer chooses what its compressed
+/// batch expands to, so without a bound a small stored batch could make each
+/// lookup allocate gigabytes. Past the bound the batch's own answer stands (see
+/// [`narrow`]); the client bounds its decompression the same way, with the same
+/// code (`veltrix_client::DecodeLimits`).
+pub const LIST_OFFSETS_DECOMPRESSED_BYTES_MAX: usize = 16 << 20;
+
 /// The log answers by batch: the first batch whose largest timestamp reaches
 /// `ts`. Kafka answers by record: the first record stamped at or after `ts`, with
-/// that record's timestamp. This decodes that one batch (decompressing it if
-/// needed) to find the record; if it cannot, the batch's answer stands, which
-/// only makes a consumer re-read a few earlier records.
+/// that record's timestamp. This decodes that one batch (decompressing it, to at
+/// most [`LIST_OFFSETS_DECOMPRESSED_BYTES_MAX`]) to find the record; if it cannot, the
+/// batch's answer stands, which only makes a consumer re-read a few earlier
+/// records, and a warning says why.
 fn narrow(log: &veltrix_log::Log, ts: i64, hit: veltrix_log::TimestampHit) -> (i64, i64) {
     let batch_answer = (hit.max_timestamp, hit.offset);
-    let Ok(read) = log.read(hit.offset, 1) else {
-        return batch_answer;
+    match first_record_at_or_after(log, ts, hit.offset) {
+        Ok(answer) => answer.unwrap_or(batch_answer),
+        Err(reason) => {
+            tracing::warn!(
+                offset = hit.offset,
+                %reason,
+                "ListOffsets answers with the batch's timestamp: its records cannot be read"
+            );
+            batch_answer
+        }
+    }
+}
+
+/// The timestamp and offset of the first record at or after `offset` stamped at
+/// or after `ts`, in the batch that holds `offset`.
+fn first_record_at_or_after(log: &veltrix_log::Log, ts: i64, offset: i64) -> Result<Option<(i64, i64)>, String> {
+    let read = log.read(offset, 1).map_err(|e| e.to_string())?;
+    let limits = DecodeLimits {
+        decompressed_bytes_max: LIST_OFFSETS_DECOMPRESSED_BYTES_MAX,
     };
-    let mut bytes = read.records;
-    let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
-        return batch_answer;
-    };
-    sets.iter()
-        .flat_map(|set| set.records.iter())
-        .find(|r| r.offset >= hit.offset && r.timestamp >= ts)
-        .map_or(batch_answer, |r| (r.timestamp, r.offset))
+    let batches = decode_batches(&read.records, &limits).map_err(|e| e.to_string())?;
+    Ok(batches
+        .iter()
+        .flat_map(|b| b.records.iter())
+        .find(|r| r.offset >= offset && r.timestamp >= ts)
+        .map(|r| (r.timestamp, r.offset)))
 }
 
 pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {

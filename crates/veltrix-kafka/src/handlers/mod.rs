@@ -25,7 +25,7 @@ mod group_admin;
 mod group_membership;
 mod group_offsets;
 mod init_producer_id;
-mod list_offsets;
+pub(crate) mod list_offsets;
 mod metadata;
 pub(crate) mod produce;
 

@@ -158,6 +158,28 @@ fn records(values: &[&str], compression: Compression) -> Bytes {
     buf.freeze()
 }
 
+/// As [`records`], but all in one batch: the encoder starts a new batch
+/// wherever offset minus sequence changes, so sequences follow the offsets.
+fn one_batch(values: &[&str], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut batches = records(values, compression);
+    let records: Vec<Record> = RecordBatchDecoder::decode_all(&mut batches)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| Record {
+            sequence: r.offset as i32,
+            ..r
+        })
+        .collect();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
 async fn create_topic(c: &mut Client, name: &str, partitions: i32) {
     let mut t = CreatableTopic::default();
     t.name = topic(name);
@@ -528,6 +550,51 @@ async fn list_offsets_answers_earliest_latest_and_by_time() {
         assert_eq!(offset(c.call(ask(1_700_000_000_001), version).await), 1);
         assert_eq!(offset(c.call(ask(9_000_000_000_000), version).await), -1);
     }
+}
+
+/// A producer may store a small compressed batch that expands past what the
+/// broker will decompress to look inside it. ListOffsets then answers with the
+/// batch (its first offset, its largest timestamp) instead of the record, and
+/// never inflates more than `LIST_OFFSETS_DECOMPRESSED_BYTES_MAX`; a compressed
+/// batch within the bound is still answered by record.
+#[tokio::test]
+async fn list_offsets_decompresses_a_stored_batch_only_within_its_bound() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    // Zeros compress about a thousandfold: the batch is small on the wire and
+    // on disk, and only its decompression would be large.
+    let past = "\0".repeat(veltrix_kafka::LIST_OFFSETS_DECOMPRESSED_BYTES_MAX);
+    for (name, first) in [("past", past.as_str()), ("within", "a")] {
+        create_topic(&mut c, name, 1).await;
+        let (error, _) = produce(&mut c, name, 0, -1, one_batch(&[first, "b"], Compression::Gzip)).await;
+        assert_eq!(error, errors::NONE);
+    }
+    let ask = |name: &str, ts| {
+        ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default().with_name(topic(name)).with_partitions(vec![
+                ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(ts),
+            ]),
+        ])
+    };
+    let answer = |r: kafka_protocol::messages::ListOffsetsResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.timestamp, p.offset)
+    };
+    // Records are stamped 1_700_000_000_000 + their index in the batch: the
+    // second record (offset 1) is the first one at or after +1.
+    let ts = 1_700_000_000_001;
+    assert_eq!(
+        answer(c.call(ask("within", ts), 7).await),
+        (errors::NONE, ts, 1),
+        "by record"
+    );
+    assert_eq!(
+        answer(c.call(ask("past", ts), 7).await),
+        (errors::NONE, ts, 0),
+        "by batch"
+    );
 }
 
 #[tokio::test]
