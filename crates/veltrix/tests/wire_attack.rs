@@ -7,10 +7,6 @@
 //! allocator that merely reserves address space for large sizes fails the same
 //! way under the limit.
 
-#[expect(
-    dead_code,
-    reason = "this test starts the broker through prlimit, not with start_broker"
-)]
 mod common;
 
 use std::io::{Read, Write};
