@@ -300,6 +300,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     );
     set(&mut c.limits.fetch_wait_ms_max, k.int("fetch_wait_ms_max"));
     set(&mut c.limits.fetch_bytes_max, k.int("fetch_bytes_max"));
+    set(&mut c.limits.request_body_ms_max, k.int("request_body_ms_max"));
 
     let d = raw.table("defaults");
     let log = &mut c.broker.log;

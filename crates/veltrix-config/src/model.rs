@@ -93,6 +93,7 @@ pub struct KafkaLimits {
     pub fetch_wait_ms_max: u64,
     /// The largest fetch response.
     pub fetch_bytes_max: usize,
+    pub request_body_ms_max: u64,
 }
 
 /// A checked configuration with every default applied.
@@ -158,6 +159,7 @@ impl Default for VeltrixConfig {
                 requests_in_flight_per_connection_max: kafka.requests_in_flight_per_connection_max,
                 fetch_wait_ms_max: kafka.fetch_wait_ms_max,
                 fetch_bytes_max: kafka.fetch_bytes_max,
+                request_body_ms_max: kafka.request_body_ms_max,
             },
             topics: Vec::new(),
             alerts: Vec::new(),
@@ -182,6 +184,7 @@ impl VeltrixConfig {
         k.requests_in_flight_per_connection_max = self.limits.requests_in_flight_per_connection_max;
         k.fetch_wait_ms_max = self.limits.fetch_wait_ms_max;
         k.fetch_bytes_max = self.limits.fetch_bytes_max;
+        k.request_body_ms_max = self.limits.request_body_ms_max;
         k.critical_topics = self
             .topics
             .iter()

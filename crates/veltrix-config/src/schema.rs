@@ -303,7 +303,7 @@ static LIMIT_KEYS: &[KeyDef] = &[
         kind: int(1, SEMAPHORE_PERMITS_LIMIT, Unit::Bytes),
         required: false,
         default: || Some(kafka().in_flight_bytes_max.to_string()),
-        doc: "The memory budget: request bytes, and fetch responses not yet written, held in memory across all connections at once. A request that does not fit waits before its body is read.",
+        doc: "The memory budget: request bytes, and fetch responses not yet written, held in memory across all connections at once. A request reserves its share as its bytes arrive; one that does not fit waits, unread.",
     },
     KeyDef {
         name: "connections_max",
@@ -332,6 +332,13 @@ static LIMIT_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(kafka().fetch_bytes_max.to_string()),
         doc: "Largest fetch response: a client's `max_bytes` is cut to it (Kafka's `fetch.max.bytes`). Fetch responses count in `in_flight_bytes_max` until written, and all of them together hold at most half of it.",
+    },
+    KeyDef {
+        name: "request_body_ms_max",
+        kind: int(1, i32::MAX as i64, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().request_body_ms_max.to_string()),
+        doc: "Time a Kafka request has, once its length is read, to arrive whole (time waiting for the memory budget not counted); a slower one closes the connection and releases its budget.",
     },
 ];
 

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub connections: IntGauge,
     pub connections_accepted: IntCounter,
+    /// Kafka connections the broker closed, by why: `request_body_timeout`.
+    pub connections_closed: IntCounterVec,
     pub in_flight_bytes: IntGauge,
     pub in_flight_bytes_max: IntGauge,
     pub memory_wait_seconds: Histogram,
@@ -230,6 +232,11 @@ impl Metrics {
             request_seconds,
             connections: int_gauge("veltrix_kafka_connections", "Open Kafka connections."),
             connections_accepted,
+            connections_closed: int_counter_vec(
+                "veltrix_kafka_connections_closed_total",
+                "Kafka connections the broker closed for a limit, by reason.",
+                &["reason"],
+            ),
             in_flight_bytes: int_gauge(
                 "veltrix_kafka_in_flight_bytes",
                 "Request bytes held in memory now (the memory budget in use).",

@@ -5,6 +5,7 @@
 //! data is the engine's. Kafka error codes are chosen here, at the edge
 //! ([`errors`]), from the engine's typed errors.
 
+mod budget;
 pub mod errors;
 mod handlers;
 mod memory;

@@ -20,16 +20,19 @@
 //!
 //! Memory for requests is bounded twice: at most that many requests per
 //! connection, each of at most `request_bytes_max` and held until its response is
-//! written, and `in_flight_bytes_max` across all connections. A connection whose
-//! request does not fit the global budget waits before reading its body, which
-//! pushes back on the client through TCP instead of growing the broker's memory.
+//! written, and `in_flight_bytes_max` across all connections. A request reserves
+//! its share of that budget as its bytes arrive ([`crate::budget`]), so a client
+//! that announces a large request and stalls holds little; one that does not
+//! send its request whole within `request_body_ms_max` is disconnected. A
+//! connection whose request does not fit the budget stops reading, which pushes
+//! back on the client through TCP instead of growing the broker's memory.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -40,6 +43,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use veltrix_core::{Broker, Metrics};
 
+use crate::budget::{BodyError, Budget, MemoryBudget};
 use crate::handlers;
 use crate::memory::{Held, Reservation, ResponseMemory};
 use crate::warnings::ClientWarnings;
@@ -56,6 +60,9 @@ pub struct KafkaConfig {
     /// Requests of one connection read but not yet answered (produce requests
     /// waiting for their fsync, pipelined by the client).
     pub requests_in_flight_per_connection_max: usize,
+    /// Time a request has, once its length is read, to arrive whole (time
+    /// waiting for the memory budget not counted).
+    pub request_body_ms_max: u64,
     /// Upper bound on a fetch's `max_wait_ms`.
     pub fetch_wait_ms_max: u64,
     /// Largest fetch response: a client's `max_bytes` is cut to it (Kafka's
@@ -76,6 +83,7 @@ impl KafkaConfig {
             in_flight_bytes_max: 512 << 20,
             connections_max: 1000,
             requests_in_flight_per_connection_max: 16,
+            request_body_ms_max: 30_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 << 20,
             advertised,
@@ -91,16 +99,12 @@ pub async fn serve(
     config: KafkaConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    assert!(
-        config.request_bytes_max <= config.in_flight_bytes_max,
-        "request_bytes_max must fit in in_flight_bytes_max, or a largest request could never be read"
-    );
-    let memory = Arc::new(Semaphore::new(config.in_flight_bytes_max));
-    let responses = ResponseMemory::new(memory.clone(), config.in_flight_bytes_max);
-    broker
-        .metrics()
-        .in_flight_bytes_max
-        .set(i64::try_from(config.in_flight_bytes_max).unwrap_or(i64::MAX));
+    let memory = Arc::new(MemoryBudget::new(
+        config.in_flight_bytes_max,
+        config.request_bytes_max,
+        broker.metrics().clone(),
+    ));
+    let responses = ResponseMemory::new(memory.semaphore(), config.in_flight_bytes_max);
     let config = Arc::new(config);
     let warnings = Arc::new(ClientWarnings::default());
     let slots = Arc::new(Semaphore::new(config.connections_max));
@@ -162,20 +166,6 @@ struct InFlight {
     _slot: OwnedSemaphorePermit,
 }
 
-/// A request's share of the memory budget, counted in
-/// `veltrix_kafka_in_flight_bytes` while held.
-struct Budget {
-    _permit: OwnedSemaphorePermit,
-    bytes: i64,
-    gauge: prometheus::IntGauge,
-}
-
-impl Drop for Budget {
-    fn drop(&mut self) {
-        self.gauge.sub(self.bytes);
-    }
-}
-
 /// Counts a served request and its latency, from when it was read to when its
 /// response is ready.
 fn observe(metrics: &Metrics, api: ApiKey, started: Instant) {
@@ -206,8 +196,8 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
 struct Shared {
     broker: Arc<Broker>,
     config: Arc<KafkaConfig>,
-    /// The memory budget, in bytes.
-    memory: Arc<Semaphore>,
+    /// The memory budget for requests.
+    memory: Arc<MemoryBudget>,
     /// Fetch responses' part of it.
     responses: ResponseMemory,
     warnings: Arc<ClientWarnings>,
@@ -250,15 +240,10 @@ async fn read_requests(
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
 ) -> Result<(), Close> {
-    let Shared {
-        broker,
-        config,
-        memory,
-        responses,
-        warnings,
-    } = shared;
+    let config = &shared.config;
     let depth = config.requests_in_flight_per_connection_max.max(1);
     let slots = Arc::new(Semaphore::new(depth));
+    let body_limit = Duration::from_millis(config.request_body_ms_max);
     loop {
         let mut len = [0u8; 4];
         tokio::select! {
@@ -270,111 +255,26 @@ async fn read_requests(
             tracing::warn!(%peer, len, limit = config.request_bytes_max, "request size out of range; closing");
             return Err(Close::Protocol(format!("request size {len}")));
         }
-        // Held until the response is written: the request's bytes (and the
-        // batches borrowed from it) live that long.
-        let waiting = Instant::now();
-        let permit = memory
-            .clone()
-            .acquire_many_owned(len as u32)
-            .await
-            .expect("semaphore never closed");
-        let metrics = broker.metrics();
-        if metrics.enabled() {
-            metrics.memory_wait_seconds.observe(waiting.elapsed().as_secs_f64());
-        }
-        metrics.in_flight_bytes.add(i64::from(len));
-        let budget = Budget {
-            _permit: permit,
-            bytes: i64::from(len),
-            gauge: metrics.in_flight_bytes.clone(),
+        // The budget is held until the response is written: the request's
+        // bytes (and the batches borrowed from them) live that long.
+        let (frame, budget) = match shared.memory.read_body(&mut reader, len as usize, body_limit).await {
+            Ok(read) => read,
+            Err(BodyError::Io(e)) => return Err(e.into()),
+            Err(e @ BodyError::TimedOut { .. }) => {
+                let metrics = shared.broker.metrics();
+                metrics
+                    .connections_closed
+                    .with_label_values(&["request_body_timeout"])
+                    .inc();
+                tracing::warn!(%peer, error = %e, "request too slow; closing");
+                return Err(Close::Protocol(e.to_string()));
+            }
         };
-        let started = Instant::now();
-        let frame = read_body(&mut reader, len as usize).await?;
         let decoded = decode_request(frame.freeze()).map_err(|e| {
             tracing::warn!(%peer, error = %e, "refusing request; closing the connection");
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = match decoded {
-            Decoded::Request {
-                correlation_id,
-                client_id,
-                api,
-                version,
-                request,
-            } => {
-                let held = Held::default();
-                let ctx = handlers::Ctx {
-                    broker: broker.clone(),
-                    config: config.clone(),
-                    version,
-                    client_id: client_id.unwrap_or_default(),
-                    peer,
-                    warnings: warnings.clone(),
-                    responses: responses.clone(),
-                    held: held.clone(),
-                };
-                match *request {
-                    RequestKind::Produce(produce) => {
-                        // Appended now, in order; answered once durable.
-                        let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
-                        let written = handlers::produce::write(ctx, produce).await;
-                        let metrics = broker.metrics().clone();
-                        let response = async move {
-                            let Some(written) = written else {
-                                return Err(Close::Protocol("produce task failed".into()));
-                            };
-                            let finished = written.finish().await;
-                            observe(&metrics, api, started);
-                            match finished {
-                                Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r)).map(Some),
-                                None => Ok(None),
-                            }
-                        };
-                        InFlight {
-                            response: Box::pin(response),
-                            _budget: budget,
-                            _response_budget: None,
-                            _slot: slot,
-                        }
-                    }
-                    other => {
-                        // Every earlier request answered first: this one sees
-                        // (and is seen after) all of their effects.
-                        let slot = slots
-                            .clone()
-                            .acquire_many_owned(depth as u32)
-                            .await
-                            .expect("semaphore never closed");
-                        let response = match handlers::handle(ctx, other).await {
-                            Some(r) => Some(encode(api, version, correlation_id, &r)?),
-                            None => None,
-                        };
-                        observe(broker.metrics(), api, started);
-                        InFlight {
-                            response: Box::pin(std::future::ready(Ok(response))),
-                            _budget: budget,
-                            _response_budget: held.take(),
-                            _slot: slot,
-                        }
-                    }
-                }
-            }
-            Decoded::ApiVersionsUnsupported { correlation_id } => {
-                let slot = slots
-                    .clone()
-                    .acquire_many_owned(depth as u32)
-                    .await
-                    .expect("semaphore never closed");
-                let body = handlers::api_versions_unsupported();
-                let response = encode(ApiKey::ApiVersions, 0, correlation_id, &body)?;
-                InFlight {
-                    response: Box::pin(std::future::ready(Ok(Some(response)))),
-                    _budget: budget,
-                    _response_budget: None,
-                    _slot: slot,
-                }
-            }
-        };
+        let in_flight = dispatch(decoded, budget, peer, shared, &slots, depth).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
@@ -382,19 +282,107 @@ async fn read_requests(
     }
 }
 
-/// Reads exactly `len` bytes into a buffer of that size, without zeroing it
-/// first (requests are up to `request_bytes_max`; clearing them would be one
-/// more pass over every produced byte).
-async fn read_body(reader: &mut OwnedReadHalf, len: usize) -> std::io::Result<BytesMut> {
-    let mut frame = BytesMut::with_capacity(len);
-    while frame.len() < len {
-        let want = len - frame.len();
-        // Limited: the buffer may have room past `len`, which is the next request.
-        if reader.read_buf(&mut (&mut frame).limit(want)).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+/// Starts serving a decoded request, in order: a produce is appended now and
+/// answered once durable; anything else runs once every earlier request is
+/// answered.
+async fn dispatch(
+    decoded: Decoded,
+    budget: Budget,
+    peer: SocketAddr,
+    shared: &Shared,
+    slots: &Arc<Semaphore>,
+    depth: usize,
+) -> Result<InFlight, Close> {
+    let Shared {
+        broker,
+        config,
+        warnings,
+        responses,
+        ..
+    } = shared;
+    let started = Instant::now();
+    let in_flight = match decoded {
+        Decoded::Request {
+            correlation_id,
+            client_id,
+            api,
+            version,
+            request,
+        } => {
+            let held = Held::default();
+            let ctx = handlers::Ctx {
+                broker: broker.clone(),
+                config: config.clone(),
+                version,
+                client_id: client_id.unwrap_or_default(),
+                peer,
+                warnings: warnings.clone(),
+                responses: responses.clone(),
+                held: held.clone(),
+            };
+            match *request {
+                RequestKind::Produce(produce) => {
+                    // Appended now, in order; answered once durable.
+                    let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
+                    let written = handlers::produce::write(ctx, produce).await;
+                    let metrics = broker.metrics().clone();
+                    let response = async move {
+                        let Some(written) = written else {
+                            return Err(Close::Protocol("produce task failed".into()));
+                        };
+                        let finished = written.finish().await;
+                        observe(&metrics, api, started);
+                        match finished {
+                            Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r)).map(Some),
+                            None => Ok(None),
+                        }
+                    };
+                    InFlight {
+                        response: Box::pin(response),
+                        _budget: budget,
+                        _response_budget: None,
+                        _slot: slot,
+                    }
+                }
+                other => {
+                    // Every earlier request answered first: this one sees
+                    // (and is seen after) all of their effects.
+                    let slot = slots
+                        .clone()
+                        .acquire_many_owned(depth as u32)
+                        .await
+                        .expect("semaphore never closed");
+                    let response = match handlers::handle(ctx, other).await {
+                        Some(r) => Some(encode(api, version, correlation_id, &r)?),
+                        None => None,
+                    };
+                    observe(broker.metrics(), api, started);
+                    InFlight {
+                        response: Box::pin(std::future::ready(Ok(response))),
+                        _budget: budget,
+                        _response_budget: held.take(),
+                        _slot: slot,
+                    }
+                }
+            }
         }
-    }
-    Ok(frame)
+        Decoded::ApiVersionsUnsupported { correlation_id } => {
+            let slot = slots
+                .clone()
+                .acquire_many_owned(depth as u32)
+                .await
+                .expect("semaphore never closed");
+            let body = handlers::api_versions_unsupported();
+            let response = encode(ApiKey::ApiVersions, 0, correlation_id, &body)?;
+            InFlight {
+                response: Box::pin(std::future::ready(Ok(Some(response)))),
+                _budget: budget,
+                _response_budget: None,
+                _slot: slot,
+            }
+        }
+    };
+    Ok(in_flight)
 }
 
 /// A decoded request frame.
@@ -494,41 +482,4 @@ fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKin
     })?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::io::AsyncWriteExt;
-    use tokio::net::{TcpListener, TcpStream};
-
-    use super::read_body;
-
-    /// A body is read to its length and no further, whatever the buffer's spare
-    /// room: the bytes after it belong to the next request.
-    #[tokio::test]
-    async fn a_body_is_read_to_its_length_and_no_further() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let (mut reader, _writer) = server.into_split();
-        let first: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-        let sender = tokio::spawn(async move {
-            // In pieces, the second body glued to the first.
-            for chunk in first.chunks(7_777) {
-                client.write_all(chunk).await.unwrap();
-            }
-            client.write_all(b"next").await.unwrap();
-            client
-        });
-        let body = read_body(&mut reader, 100_000).await.unwrap();
-        assert_eq!(body.len(), 100_000);
-        assert!(body.iter().enumerate().all(|(i, b)| *b == i as u8));
-        assert_eq!(&read_body(&mut reader, 4).await.unwrap()[..], b"next");
-        // The peer closes halfway through a body.
-        let mut client = sender.await.unwrap();
-        client.write_all(b"half").await.unwrap();
-        drop(client);
-        let err = read_body(&mut reader, 8).await.unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
-    }
 }

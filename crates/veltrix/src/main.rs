@@ -265,6 +265,7 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
             "requests_in_flight_per_connection_max": config.limits.requests_in_flight_per_connection_max,
             "fetch_wait_ms_max": config.limits.fetch_wait_ms_max,
             "fetch_bytes_max": config.limits.fetch_bytes_max,
+            "request_body_ms_max": config.limits.request_body_ms_max,
             "topics_max": config.broker.topics_max,
             "partitions_per_topic_max": config.broker.partitions_per_topic_max,
             "partitions_total_max": config.broker.partitions_total_max,

@@ -41,13 +41,15 @@ fn an_empty_file_is_the_embedded_default() {
             k.request_bytes_max,
             k.in_flight_bytes_max,
             k.connections_max,
-            k.fetch_wait_ms_max
+            k.fetch_wait_ms_max,
+            k.request_body_ms_max
         ),
         (
             kd.request_bytes_max,
             kd.in_flight_bytes_max,
             kd.connections_max,
-            kd.fetch_wait_ms_max
+            kd.fetch_wait_ms_max,
+            kd.request_body_ms_max
         )
     );
     assert_eq!(c.data_dir.to_str(), Some("./veltrix-data"));
@@ -77,6 +79,7 @@ in_flight_bytes_max = 8_000_000
 connections_max = 10
 requests_in_flight_per_connection_max = 4
 fetch_wait_ms_max = 500
+request_body_ms_max = 700
 
 [defaults]
 partitions = 4
@@ -142,9 +145,10 @@ for_ms = 5000
             l.in_flight_bytes_max,
             l.connections_max,
             l.requests_in_flight_per_connection_max,
-            l.fetch_wait_ms_max
+            l.fetch_wait_ms_max,
+            l.request_body_ms_max
         ),
-        (1_000_000, 8_000_000, 10, 4, 500)
+        (1_000_000, 8_000_000, 10, 4, 500, 700)
     );
     let log = c.broker.log;
     assert_eq!(c.broker.default_partitions, 4);

@@ -1,12 +1,36 @@
 //! Memory limits of the Kafka front door.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::ApiVersionsRequest;
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+use kafka_protocol::records::Compression;
 use tokio::io::AsyncWriteExt;
 use veltrix_kafka::errors;
 
-use super::{Client, start};
+use super::{Client, create_topic, produce, records, start};
+
+/// A Metadata request on `c`, which must be answered within a second.
+async fn metadata_within_a_second(c: &mut Client) {
+    let asked = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(1), c.call(MetadataRequest::default(), 9)).await;
+    assert!(answer.is_ok(), "Metadata unanswered after {:?}", asked.elapsed());
+}
+
+/// Whether the broker closes `c` within `within`.
+async fn closed_within(c: &mut Client, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, tokio::io::AsyncReadExt::read(&mut c.stream, &mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// A fresh connection is served: the broker recovered without a restart.
+async fn a_new_connection_is_served(addr: SocketAddr) {
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.call(ApiVersionsRequest::default(), 3).await.error_code, errors::NONE);
+}
 
 /// A request that does not fit the global in-flight budget waits until another
 /// request's bytes are released: here connection A announces a 4000-byte request
@@ -38,4 +62,65 @@ async fn requests_wait_for_the_global_in_flight_budget() {
             .error_code,
         errors::NONE
     );
+}
+
+/// A small request that stops arriving is cut off after `request_body_ms_max`
+/// and its share of the budget released: B, waiting behind A's stalled 4000
+/// bytes, is answered, and A's connection is closed.
+#[tokio::test]
+async fn a_request_that_stops_arriving_is_cut_off_and_its_budget_released() {
+    let s = start(|k| {
+        k.request_bytes_max = 4000;
+        k.in_flight_bytes_max = 4000;
+        k.request_body_ms_max = 300;
+    })
+    .await;
+    let mut a = Client::connect(s.addr).await;
+    a.stream.write_all(&4000i32.to_be_bytes()).await.unwrap();
+    a.stream.write_all(&[0u8; 100]).await.unwrap();
+
+    let mut b = Client::connect(s.addr).await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), b.call(ApiVersionsRequest::default(), 3)).await;
+    assert_eq!(answer.expect("B served once A was cut off").error_code, errors::NONE);
+    assert!(closed_within(&mut a, Duration::from_secs(5)).await, "A was not closed");
+}
+
+/// The attack of six connections that each announce a 100 MiB request (the
+/// default `request_bytes_max`), send 8 bytes and stall: they hold a step of
+/// the 512 MiB budget each, not all of it. Metadata on another connection is
+/// answered within a second throughout, a producer's 600 kB requests go
+/// through, the attackers are cut off after `request_body_ms_max`, and new
+/// connections are served.
+#[tokio::test]
+async fn stalled_large_requests_hold_only_what_arrived_and_are_cut_off() {
+    let s = start(|k| k.request_body_ms_max = 1_500).await;
+    let mut attackers = Vec::new();
+    for _ in 0..6 {
+        let mut a = Client::connect(s.addr).await;
+        a.stream.write_all(&(100i32 << 20).to_be_bytes()).await.unwrap();
+        a.stream.write_all(&[0u8; 8]).await.unwrap();
+        attackers.push(a);
+    }
+    let mut c = Client::connect(s.addr).await;
+    metadata_within_a_second(&mut c).await;
+    create_topic(&mut c, "t", 1).await;
+    let big = "p".repeat(600_000);
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(1) {
+        metadata_within_a_second(&mut c).await;
+        let produced = tokio::time::timeout(
+            Duration::from_secs(1),
+            produce(&mut c, "t", 0, -1, records(&[big.as_str()], Compression::None)),
+        )
+        .await;
+        assert_eq!(produced.expect("produce within a second").0, errors::NONE);
+    }
+    for a in &mut attackers {
+        assert!(
+            closed_within(a, Duration::from_secs(10)).await,
+            "a stalled request outlived its time"
+        );
+    }
+    metadata_within_a_second(&mut c).await;
+    a_new_connection_is_served(s.addr).await;
 }
