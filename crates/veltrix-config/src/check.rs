@@ -301,6 +301,8 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     set(&mut c.limits.fetch_wait_ms_max, k.int("fetch_wait_ms_max"));
     set(&mut c.limits.fetch_bytes_max, k.int("fetch_bytes_max"));
     set(&mut c.limits.request_body_ms_max, k.int("request_body_ms_max"));
+    set(&mut c.limits.connection_idle_ms_max, k.int("connection_idle_ms_max"));
+    set(&mut c.limits.warning_interval_ms, k.int("warning_interval_ms"));
 
     let d = raw.table("defaults");
     let log = &mut c.broker.log;

@@ -94,6 +94,8 @@ pub struct KafkaLimits {
     /// The largest fetch response.
     pub fetch_bytes_max: usize,
     pub request_body_ms_max: u64,
+    pub connection_idle_ms_max: u64,
+    pub warning_interval_ms: u64,
 }
 
 /// A checked configuration with every default applied.
@@ -160,6 +162,8 @@ impl Default for VeltrixConfig {
                 fetch_wait_ms_max: kafka.fetch_wait_ms_max,
                 fetch_bytes_max: kafka.fetch_bytes_max,
                 request_body_ms_max: kafka.request_body_ms_max,
+                connection_idle_ms_max: kafka.connection_idle_ms_max,
+                warning_interval_ms: kafka.warning_interval_ms,
             },
             topics: Vec::new(),
             alerts: Vec::new(),
@@ -185,6 +189,8 @@ impl VeltrixConfig {
         k.fetch_wait_ms_max = self.limits.fetch_wait_ms_max;
         k.fetch_bytes_max = self.limits.fetch_bytes_max;
         k.request_body_ms_max = self.limits.request_body_ms_max;
+        k.connection_idle_ms_max = self.limits.connection_idle_ms_max;
+        k.warning_interval_ms = self.limits.warning_interval_ms;
         k.critical_topics = self
             .topics
             .iter()

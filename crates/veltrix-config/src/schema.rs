@@ -310,7 +310,7 @@ static LIMIT_KEYS: &[KeyDef] = &[
         kind: int(1, SEMAPHORE_PERMITS_LIMIT, Unit::Connections),
         required: false,
         default: || Some(kafka().connections_max.to_string()),
-        doc: "Connections served at once; more wait in the accept queue.",
+        doc: "Kafka connections served at once; one more is closed as soon as it is accepted (counted in `veltrix_kafka_connections_refused_total`).",
     },
     KeyDef {
         name: "requests_in_flight_per_connection_max",
@@ -339,6 +339,20 @@ static LIMIT_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(kafka().request_body_ms_max.to_string()),
         doc: "Time a Kafka request has, once its length is read, to arrive whole (time waiting for the memory budget not counted); a slower one closes the connection and releases its budget.",
+    },
+    KeyDef {
+        name: "connection_idle_ms_max",
+        kind: int(1, i32::MAX as i64, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().connection_idle_ms_max.to_string()),
+        doc: "A Kafka connection with no request in flight that sends nothing for this long is closed (Kafka's `connections.max.idle.ms`).",
+    },
+    KeyDef {
+        name: "warning_interval_ms",
+        kind: int(1, 86_400_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().warning_interval_ms.to_string()),
+        doc: "A warning a client can trigger (a malformed request, a refused connection) is logged at most once per this interval per kind and client address; the next line says how many were left out (`suppressed`).",
     },
 ];
 

@@ -22,6 +22,7 @@ pub mod metrics;
 mod producer_ids;
 mod topic;
 pub mod validate;
+pub mod warn_limit;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use catalog::TopicConfig;

@@ -59,8 +59,16 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub connections: IntGauge,
     pub connections_accepted: IntCounter,
-    /// Kafka connections the broker closed, by why: `request_body_timeout`.
+    /// Kafka connections the broker closed, by why: `request_body_timeout`,
+    /// `idle`.
     pub connections_closed: IntCounterVec,
+    /// Kafka connections closed at once for being over `connections_max`.
+    pub connections_refused: IntCounter,
+    /// Failed accepts, by `kind`: `file_handles` (out of descriptors) or
+    /// `other`.
+    pub accept_errors: IntCounterVec,
+    /// Warnings left out of the log by the rate limiter, by kind.
+    pub warnings_suppressed: IntCounterVec,
     pub in_flight_bytes: IntGauge,
     pub in_flight_bytes_max: IntGauge,
     pub memory_wait_seconds: Histogram,
@@ -236,6 +244,24 @@ impl Metrics {
                 "veltrix_kafka_connections_closed_total",
                 "Kafka connections the broker closed for a limit, by reason.",
                 &["reason"],
+            ),
+            connections_refused: {
+                let c = check(IntCounter::new(
+                    "veltrix_kafka_connections_refused_total",
+                    "Kafka connections closed on accept for being over connections_max.",
+                ));
+                reg(Box::new(c.clone()));
+                c
+            },
+            accept_errors: int_counter_vec(
+                "veltrix_kafka_accept_errors_total",
+                "Failed accepts of Kafka connections, by kind (file_handles: out of file descriptors).",
+                &["kind"],
+            ),
+            warnings_suppressed: int_counter_vec(
+                "veltrix_warnings_suppressed_total",
+                "Warnings left out of the log by its rate limit, by kind.",
+                &["kind"],
             ),
             in_flight_bytes: int_gauge(
                 "veltrix_kafka_in_flight_bytes",

@@ -41,6 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use veltrix_core::warn_limit::WarnLimiter;
 use veltrix_core::{Broker, Metrics};
 
 use crate::budget::{BodyError, Budget, MemoryBudget};
@@ -55,8 +56,12 @@ pub struct KafkaConfig {
     pub request_bytes_max: usize,
     /// Request bytes held in memory across all connections at once.
     pub in_flight_bytes_max: usize,
-    /// Connections served at once; more wait in the accept queue.
+    /// Connections served at once; a connection over it is closed as soon as
+    /// it is accepted.
     pub connections_max: usize,
+    /// A connection with no request in flight that sends nothing for this long
+    /// is closed (Kafka's `connections.max.idle.ms`).
+    pub connection_idle_ms_max: u64,
     /// Requests of one connection read but not yet answered (produce requests
     /// waiting for their fsync, pipelined by the client).
     pub requests_in_flight_per_connection_max: usize,
@@ -69,6 +74,9 @@ pub struct KafkaConfig {
     /// `fetch.max.bytes`). Responses are also counted in `in_flight_bytes_max`,
     /// of which fetches together hold at most half.
     pub fetch_bytes_max: usize,
+    /// A repeated warning (same kind, same peer address) is logged at most
+    /// once per this interval; the next line says how many were left out.
+    pub warning_interval_ms: u64,
     /// Address put in Metadata responses for clients to connect to.
     pub advertised: SocketAddr,
     /// Topics whose loss is an incident: producers writing to them with
@@ -82,10 +90,12 @@ impl KafkaConfig {
             request_bytes_max: 100 << 20,
             in_flight_bytes_max: 512 << 20,
             connections_max: 1000,
+            connection_idle_ms_max: 600_000,
             requests_in_flight_per_connection_max: 16,
             request_body_ms_max: 30_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 << 20,
+            warning_interval_ms: 10_000,
             advertised,
             critical_topics: BTreeSet::new(),
         }
@@ -105,15 +115,15 @@ pub async fn serve(
         broker.metrics().clone(),
     ));
     let responses = ResponseMemory::new(memory.semaphore(), config.in_flight_bytes_max);
+    let limiter = Arc::new(WarnLimiter::new(
+        Duration::from_millis(config.warning_interval_ms),
+        broker.metrics().warnings_suppressed.clone(),
+    ));
     let config = Arc::new(config);
     let warnings = Arc::new(ClientWarnings::default());
     let slots = Arc::new(Semaphore::new(config.connections_max));
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.changed() => return Ok(()),
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -124,15 +134,25 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return Ok(()),
         };
+        let metrics = broker.metrics().clone();
+        // Over the limit, a client is told at once (its connection closes)
+        // rather than left hanging in the accept queue.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.connections_refused.inc();
+            if let Some(suppressed) = limiter.allow("connections_max", Some(peer.ip())) {
+                tracing::warn!(%peer, limit = config.connections_max, suppressed, "too many connections; closing the new one");
+            }
+            continue;
+        };
         let shared = Shared {
             broker: broker.clone(),
             config: config.clone(),
             memory: memory.clone(),
             responses: responses.clone(),
             warnings: warnings.clone(),
+            limiter: limiter.clone(),
         };
         let shutdown = shutdown.clone();
-        let metrics = broker.metrics().clone();
         metrics.connections_accepted.inc();
         metrics.connections.inc();
         tokio::spawn(async move {
@@ -201,6 +221,8 @@ struct Shared {
     /// Fetch responses' part of it.
     responses: ResponseMemory,
     warnings: Arc<ClientWarnings>,
+    /// Rate limits the warnings that clients can trigger.
+    limiter: Arc<WarnLimiter>,
 }
 
 async fn connection(
@@ -245,12 +267,21 @@ async fn read_requests(
     let slots = Arc::new(Semaphore::new(depth));
     let body_limit = Duration::from_millis(config.request_body_ms_max);
     loop {
-        let mut len = [0u8; 4];
-        tokio::select! {
-            read = reader.read_exact(&mut len) => { read?; }
-            _ = shutdown.changed() => return Ok(()),
-        }
-        let len = i32::from_be_bytes(len);
+        let idle = || slots.available_permits() == depth;
+        let len = match read_length(&mut reader, config.connection_idle_ms_max, idle, &mut shutdown).await? {
+            Length::Read(len) => len,
+            Length::Shutdown => return Ok(()),
+            Length::Idle => {
+                shared
+                    .broker
+                    .metrics()
+                    .connections_closed
+                    .with_label_values(&["idle"])
+                    .inc();
+                tracing::debug!(%peer, limit_ms = config.connection_idle_ms_max, "idle connection; closing");
+                return Ok(());
+            }
+        };
         if len < 4 || len as usize > config.request_bytes_max {
             tracing::warn!(%peer, len, limit = config.request_bytes_max, "request size out of range; closing");
             return Err(Close::Protocol(format!("request size {len}")));
@@ -266,7 +297,9 @@ async fn read_requests(
                     .connections_closed
                     .with_label_values(&["request_body_timeout"])
                     .inc();
-                tracing::warn!(%peer, error = %e, "request too slow; closing");
+                if let Some(suppressed) = shared.limiter.allow("request_body_timeout", Some(peer.ip())) {
+                    tracing::warn!(%peer, error = %e, suppressed, "request too slow; closing");
+                }
                 return Err(Close::Protocol(e.to_string()));
             }
         };
@@ -280,6 +313,46 @@ async fn read_requests(
             return Ok(());
         }
     }
+}
+
+/// What waiting for the next request's length came to.
+enum Length {
+    Read(i32),
+    /// Nothing arrived for `connection_idle_ms_max` with nothing in flight.
+    Idle,
+    Shutdown,
+}
+
+/// Reads the next request's 4-byte length. Every `idle_ms_max` without it,
+/// the connection is idle if `idle()` says nothing is in flight (a produce
+/// waiting for its fsync is not idleness).
+async fn read_length(
+    reader: &mut OwnedReadHalf,
+    idle_ms_max: u64,
+    idle: impl Fn() -> bool,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<Length> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    let idle_max = Duration::from_millis(idle_ms_max);
+    let mut deadline = tokio::time::Instant::now() + idle_max;
+    while got < len.len() {
+        // `read` is cancel-safe: bytes read are never lost to the timer.
+        tokio::select! {
+            read = reader.read(&mut len[got..]) => match read? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => got += n,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                if idle() {
+                    return Ok(Length::Idle);
+                }
+                deadline = tokio::time::Instant::now() + idle_max;
+            }
+            _ = shutdown.changed() => return Ok(Length::Shutdown),
+        }
+    }
+    Ok(Length::Read(i32::from_be_bytes(len)))
 }
 
 /// Starts serving a decoded request, in order: a produce is appended now and

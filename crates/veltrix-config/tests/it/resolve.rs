@@ -80,6 +80,8 @@ connections_max = 10
 requests_in_flight_per_connection_max = 4
 fetch_wait_ms_max = 500
 request_body_ms_max = 700
+connection_idle_ms_max = 800
+warning_interval_ms = 900
 
 [defaults]
 partitions = 4
@@ -150,6 +152,7 @@ for_ms = 5000
         ),
         (1_000_000, 8_000_000, 10, 4, 500, 700)
     );
+    assert_eq!((l.connection_idle_ms_max, l.warning_interval_ms), (800, 900));
     let log = c.broker.log;
     assert_eq!(c.broker.default_partitions, 4);
     assert_eq!(

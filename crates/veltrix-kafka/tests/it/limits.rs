@@ -26,6 +26,17 @@ async fn closed_within(c: &mut Client, within: Duration) -> bool {
     )
 }
 
+/// How many of `clients` the broker has closed.
+async fn closed(clients: &mut [Client]) -> usize {
+    let mut n = 0;
+    for c in clients {
+        if closed_within(c, Duration::from_millis(1)).await {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// A fresh connection is served: the broker recovered without a restart.
 async fn a_new_connection_is_served(addr: SocketAddr) {
     let mut c = Client::connect(addr).await;
@@ -122,5 +133,50 @@ async fn stalled_large_requests_hold_only_what_arrived_and_are_cut_off() {
         );
     }
     metadata_within_a_second(&mut c).await;
+    a_new_connection_is_served(s.addr).await;
+}
+
+/// Connections over `connections_max` are closed at once instead of hanging in
+/// the accept queue, and idle ones are closed after `connection_idle_ms_max`,
+/// so a crowd of idle sockets cannot lock clients out: a busy client is served
+/// within a second throughout, and once the idle ones are gone, new clients are
+/// served again.
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_and_idle_ones_closed() {
+    let s = start(|k| {
+        k.connections_max = 20;
+        k.connection_idle_ms_max = 3_000;
+    })
+    .await;
+    let mut busy = Client::connect(s.addr).await;
+    metadata_within_a_second(&mut busy).await;
+    let mut crowd = Vec::new();
+    for _ in 0..50 {
+        crowd.push(Client::connect(s.addr).await);
+    }
+    // 19 slots were left: every connection after them is closed at once.
+    let began = Instant::now();
+    while closed(&mut crowd).await < 31 {
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "connections over the limit were not refused"
+        );
+        metadata_within_a_second(&mut busy).await;
+    }
+    assert_eq!(
+        closed(&mut crowd).await,
+        31,
+        "only connections over the limit are refused"
+    );
+    // The idle ones go after 3 s; the busy one, asking every 200 ms, stays.
+    while closed(&mut crowd).await < crowd.len() {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "idle connections stayed open"
+        );
+        metadata_within_a_second(&mut busy).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    metadata_within_a_second(&mut busy).await;
     a_new_connection_is_served(s.addr).await;
 }
