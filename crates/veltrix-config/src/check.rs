@@ -303,6 +303,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     set(&mut c.limits.request_body_ms_max, k.int("request_body_ms_max"));
     set(&mut c.limits.connection_idle_ms_max, k.int("connection_idle_ms_max"));
     set(&mut c.limits.warning_interval_ms, k.int("warning_interval_ms"));
+    set(&mut c.limits.accept_backoff_ms_max, k.int("accept_backoff_ms_max"));
 
     let d = raw.table("defaults");
     let log = &mut c.broker.log;

@@ -96,6 +96,7 @@ pub struct KafkaLimits {
     pub request_body_ms_max: u64,
     pub connection_idle_ms_max: u64,
     pub warning_interval_ms: u64,
+    pub accept_backoff_ms_max: u64,
 }
 
 /// A checked configuration with every default applied.
@@ -164,6 +165,7 @@ impl Default for VeltrixConfig {
                 request_body_ms_max: kafka.request_body_ms_max,
                 connection_idle_ms_max: kafka.connection_idle_ms_max,
                 warning_interval_ms: kafka.warning_interval_ms,
+                accept_backoff_ms_max: kafka.accept_backoff_ms_max,
             },
             topics: Vec::new(),
             alerts: Vec::new(),
@@ -191,6 +193,7 @@ impl VeltrixConfig {
         k.request_body_ms_max = self.limits.request_body_ms_max;
         k.connection_idle_ms_max = self.limits.connection_idle_ms_max;
         k.warning_interval_ms = self.limits.warning_interval_ms;
+        k.accept_backoff_ms_max = self.limits.accept_backoff_ms_max;
         k.critical_topics = self
             .topics
             .iter()

@@ -354,6 +354,13 @@ static LIMIT_KEYS: &[KeyDef] = &[
         default: || Some(kafka().warning_interval_ms.to_string()),
         doc: "A warning a client can trigger (a malformed request, a refused connection) is logged at most once per this interval per kind and client address; the next line says how many were left out (`suppressed`).",
     },
+    KeyDef {
+        name: "accept_backoff_ms_max",
+        kind: int(1, 60_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().accept_backoff_ms_max.to_string()),
+        doc: "Longest pause of the Kafka accept loop after an accept failed for want of file descriptors or memory; pauses start at 10 ms and double up to it (counted in `veltrix_kafka_accept_errors_total`).",
+    },
 ];
 
 /// Log keys shared by `[defaults]` and `[[topic]]`.

@@ -74,6 +74,9 @@ pub struct KafkaConfig {
     /// `fetch.max.bytes`). Responses are also counted in `in_flight_bytes_max`,
     /// of which fetches together hold at most half.
     pub fetch_bytes_max: usize,
+    /// Longest pause of the accept loop after an accept failed for want of
+    /// resources (file descriptors, memory); pauses double up to it.
+    pub accept_backoff_ms_max: u64,
     /// A repeated warning (same kind, same peer address) is logged at most
     /// once per this interval; the next line says how many were left out.
     pub warning_interval_ms: u64,
@@ -95,6 +98,7 @@ impl KafkaConfig {
             request_body_ms_max: 30_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 << 20,
+            accept_backoff_ms_max: 1_000,
             warning_interval_ms: 10_000,
             advertised,
             critical_topics: BTreeSet::new(),
@@ -123,17 +127,23 @@ pub async fn serve(
     let warnings = Arc::new(ClientWarnings::default());
     let slots = Arc::new(Semaphore::new(config.connections_max));
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
+    let mut backoff = AcceptBackoff::new(config.accept_backoff_ms_max);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    let pause = backoff.failed(&e, broker.metrics(), &limiter);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
                     continue;
                 }
             },
             _ = shutdown.changed() => return Ok(()),
         };
+        backoff.reset();
         let metrics = broker.metrics().clone();
         // Over the limit, a client is told at once (its connection closes)
         // rather than left hanging in the accept queue.
@@ -162,6 +172,57 @@ pub async fn serve(
             metrics.connections.dec();
             drop(permit);
         });
+    }
+}
+
+/// The first pause of the accept loop after it ran out of a resource.
+const ACCEPT_BACKOFF_MS_MIN: u64 = 10;
+
+/// How long the accept loop pauses after a failed accept. Out of file
+/// descriptors (or memory), `accept` fails at once for as long as the shortage
+/// lasts, with the client still queued: retrying at once spins a core and
+/// writes a warning per attempt. So the loop pauses, for twice as long each
+/// time up to `accept_backoff_ms_max`, and warns at the limiter's pace.
+struct AcceptBackoff {
+    next_ms: u64,
+    max_ms: u64,
+}
+
+impl AcceptBackoff {
+    fn new(max_ms: u64) -> AcceptBackoff {
+        AcceptBackoff {
+            next_ms: ACCEPT_BACKOFF_MS_MIN.min(max_ms),
+            max_ms,
+        }
+    }
+
+    /// Counts and (rate-limited) logs the failure; returns the pause before the
+    /// next accept.
+    fn failed(&mut self, e: &std::io::Error, metrics: &Metrics, limiter: &WarnLimiter) -> Duration {
+        let (kind, shortage) = match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => ("file_handles", true),
+            Some(libc::ENOBUFS | libc::ENOMEM) => ("memory", true),
+            // A client gone before it was accepted, and the like: that
+            // connection's trouble, not the listener's.
+            _ => ("other", false),
+        };
+        metrics.accept_errors.with_label_values(&[kind]).inc();
+        let pause = if shortage {
+            let pause = self.next_ms;
+            self.next_ms = (self.next_ms * 2).min(self.max_ms);
+            pause
+        } else {
+            0
+        };
+        if let Some(suppressed) = limiter.allow("accept_failed", None) {
+            tracing::warn!(error = %e, kind, pause_ms = pause, suppressed, "accept failed");
+        }
+        Duration::from_millis(pause)
+    }
+
+    /// An accept succeeded: the next shortage starts from the first pause.
+    fn reset(&mut self) {
+        self.next_ms = ACCEPT_BACKOFF_MS_MIN.min(self.max_ms);
     }
 }
 

@@ -268,6 +268,7 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
             "request_body_ms_max": config.limits.request_body_ms_max,
             "connection_idle_ms_max": config.limits.connection_idle_ms_max,
             "warning_interval_ms": config.limits.warning_interval_ms,
+            "accept_backoff_ms_max": config.limits.accept_backoff_ms_max,
             "topics_max": config.broker.topics_max,
             "partitions_per_topic_max": config.broker.partitions_per_topic_max,
             "partitions_total_max": config.broker.partitions_total_max,

@@ -82,6 +82,7 @@ fetch_wait_ms_max = 500
 request_body_ms_max = 700
 connection_idle_ms_max = 800
 warning_interval_ms = 900
+accept_backoff_ms_max = 1_100
 
 [defaults]
 partitions = 4
@@ -152,7 +153,10 @@ for_ms = 5000
         ),
         (1_000_000, 8_000_000, 10, 4, 500, 700)
     );
-    assert_eq!((l.connection_idle_ms_max, l.warning_interval_ms), (800, 900));
+    assert_eq!(
+        (l.connection_idle_ms_max, l.warning_interval_ms, l.accept_backoff_ms_max),
+        (800, 900, 1_100)
+    );
     let log = c.broker.log;
     assert_eq!(c.broker.default_partitions, 4);
     assert_eq!(
