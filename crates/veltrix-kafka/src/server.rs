@@ -344,7 +344,9 @@ async fn read_requests(
             }
         };
         if len < 4 || len as usize > config.request_bytes_max {
-            tracing::warn!(%peer, len, limit = config.request_bytes_max, "request size out of range; closing");
+            if let Some(suppressed) = shared.limiter.allow("request_size", Some(peer.ip())) {
+                tracing::warn!(%peer, len, limit = config.request_bytes_max, suppressed, "request size out of range; closing");
+            }
             return Err(Close::Protocol(format!("request size {len}")));
         }
         // The budget is held until the response is written: the request's
@@ -365,7 +367,9 @@ async fn read_requests(
             }
         };
         let decoded = decode_request(frame.freeze()).map_err(|e| {
-            tracing::warn!(%peer, error = %e, "refusing request; closing the connection");
+            if let Some(suppressed) = shared.limiter.allow("bad_request", Some(peer.ip())) {
+                tracing::warn!(%peer, error = %e, suppressed, "refusing request; closing the connection");
+            }
             Close::Protocol(e.to_string())
         })?;
         let in_flight = dispatch(decoded, budget, peer, shared, &slots, depth).await?;
@@ -432,6 +436,7 @@ async fn dispatch(
         config,
         warnings,
         responses,
+        limiter,
         ..
     } = shared;
     let started = Instant::now();
@@ -453,6 +458,7 @@ async fn dispatch(
                 warnings: warnings.clone(),
                 responses: responses.clone(),
                 held: held.clone(),
+                limiter: limiter.clone(),
             };
             match *request {
                 RequestKind::Produce(produce) => {

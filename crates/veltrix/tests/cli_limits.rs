@@ -45,10 +45,13 @@ impl Drop for Broker {
 }
 
 impl Broker {
-    /// `veltrix serve` on ephemeral ports with `env` set, at most `nofile`
-    /// file descriptors if given.
-    fn start(nofile: Option<u32>, env: &[(&str, &str)]) -> Broker {
+    /// `veltrix serve` on ephemeral ports with the `[limits]` keys of
+    /// `limits` (TOML lines) and at most `nofile` file descriptors if given.
+    fn start(nofile: Option<u32>, limits: &str) -> Broker {
         let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("veltrix.toml");
+        std::fs::write(&config, format!("[limits]\n{limits}\n")).unwrap();
+        let data = dir.path().join("data");
         let serve = [
             "serve",
             "--kafka-listener",
@@ -58,7 +61,9 @@ impl Broker {
             "--log-format",
             "json",
             "--data-dir",
-            dir.path().to_str().unwrap(),
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
         ];
         let mut command = match nofile {
             Some(n) => {
@@ -69,9 +74,6 @@ impl Broker {
             None => Command::new(BIN),
         };
         command.args(serve);
-        for (k, v) in env {
-            command.env(k, v);
-        }
         let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -186,7 +188,7 @@ async fn metadata_within_a_second(c: &mut Client) {
 /// flood is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_file_descriptors_the_accept_loop_backs_off() {
-    let broker = Broker::start(Some(64), &[]);
+    let broker = Broker::start(Some(64), "");
     let mut existing = connect(&broker.addr).await;
     metadata_within_a_second(&mut existing).await;
     let addr: std::net::SocketAddr = broker.addr.parse().unwrap();
@@ -224,5 +226,72 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off() {
         }
         assert!(Instant::now() < deadline, "new clients were not served after the flood");
     }
+    metadata_within_a_second(&mut existing).await;
+}
+
+/// Sends one frame the broker refuses (an unknown API key) on a new
+/// connection and waits for the broker to close it.
+fn send_malformed_frame(addr: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[0, 0, 0, 8, 0x7f, 0x7f, 0, 0, 0, 0, 0, 1]).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+}
+
+/// A flood of malformed frames from one address writes one warning per
+/// `warning_interval_ms`, not one per frame, and the next warning after the
+/// interval says how many were left out; the client connected before is
+/// served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_malformed_frames_is_logged_at_the_limiters_pace() {
+    let broker = Broker::start(None, "warning_interval_ms = 3_000");
+    let mut existing = connect(&broker.addr).await;
+    let lines = broker.lines.load(Ordering::SeqCst);
+    let began = Instant::now();
+    for round in 0..10 {
+        let addr = broker.addr.clone();
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..100 {
+                send_malformed_frame(&addr);
+            }
+        })
+        .await
+        .unwrap();
+        metadata_within_a_second(&mut existing).await;
+        assert!(
+            round < 9 || began.elapsed() < Duration::from_secs(3),
+            "the flood was too slow to test"
+        );
+    }
+    broker.assert_rss_within_budget();
+    let written = broker.lines.load(Ordering::SeqCst) - lines;
+    assert!(written <= 3, "1000 malformed frames wrote {written} log lines");
+    let refused = |broker: &Broker| {
+        broker
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["fields"]["message"] == "refusing request; closing the connection")
+            .map(|v| v["fields"]["suppressed"].as_u64().unwrap())
+            .collect::<Vec<u64>>()
+    };
+    assert_eq!(refused(&broker), vec![0]);
+    // Past the interval, the next one is logged with the count left out.
+    while began.elapsed() < Duration::from_millis(3_100) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send_malformed_frame(&broker.addr);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while refused(&broker).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the warning after the interval was not logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused(&broker), vec![0, 999]);
     metadata_within_a_second(&mut existing).await;
 }

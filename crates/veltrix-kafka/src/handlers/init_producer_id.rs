@@ -16,7 +16,9 @@ pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if let Some(id) = &request.transactional_id {
-        tracing::warn!(transactional_id = %id.0.as_str(), "transactional producer refused: transactions are not supported");
+        if let Some(suppressed) = ctx.limiter.allow("transactional_producer", Some(ctx.peer.ip())) {
+            tracing::warn!(transactional_id = %id.0.as_str(), suppressed, "transactional producer refused: transactions are not supported");
+        }
         r.error_code = errors::INVALID_REQUEST;
         return r;
     }

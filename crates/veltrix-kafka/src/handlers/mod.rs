@@ -46,6 +46,8 @@ pub(crate) struct Ctx {
     /// Where a handler leaves its response's reservation for the server to
     /// hold until the response is written.
     pub held: crate::memory::Held,
+    /// Rate limits warnings a client can trigger with every request.
+    pub limiter: Arc<veltrix_core::warn_limit::WarnLimiter>,
 }
 
 /// The versions served, per API: exactly what is implemented.
