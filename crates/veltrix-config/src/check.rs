@@ -304,6 +304,9 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     set(&mut c.limits.connection_idle_ms_max, k.int("connection_idle_ms_max"));
     set(&mut c.limits.warning_interval_ms, k.int("warning_interval_ms"));
     set(&mut c.limits.accept_backoff_ms_max, k.int("accept_backoff_ms_max"));
+    set(&mut c.http_limits.connections_max, k.int("http_connections_max"));
+    set(&mut c.http_limits.idle_ms_max, k.int("http_idle_ms_max"));
+    c.http_limits.warning_interval_ms = c.limits.warning_interval_ms;
 
     let d = raw.table("defaults");
     let log = &mut c.broker.log;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use veltrix_core::{BrokerConfig, TopicConfig};
+use veltrix_http::HttpLimits;
 use veltrix_kafka::KafkaConfig;
 use veltrix_log::{FlushPolicy, LogConfig};
 
@@ -110,6 +111,8 @@ pub struct VeltrixConfig {
     /// The engine's settings, topic defaults and group settings included.
     pub broker: BrokerConfig,
     pub limits: KafkaLimits,
+    /// The HTTP listener's limits.
+    pub http_limits: HttpLimits,
     /// The declared topics, in file order.
     pub topics: Vec<DeclaredTopic>,
     /// The declared alerts, in file order.
@@ -167,6 +170,7 @@ impl Default for VeltrixConfig {
                 warning_interval_ms: kafka.warning_interval_ms,
                 accept_backoff_ms_max: kafka.accept_backoff_ms_max,
             },
+            http_limits: HttpLimits::default(),
             topics: Vec::new(),
             alerts: Vec::new(),
             observability: Observability::default(),

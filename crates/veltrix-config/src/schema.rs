@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use veltrix_core::BrokerConfig;
 use veltrix_core::groups::GroupConfig;
+use veltrix_http::HttpLimits;
 use veltrix_kafka::KafkaConfig;
 use veltrix_log::LogConfig;
 use veltrix_log::batch::HEADER_BYTES;
@@ -361,6 +362,20 @@ static LIMIT_KEYS: &[KeyDef] = &[
         default: || Some(kafka().accept_backoff_ms_max.to_string()),
         doc: "Longest pause of the Kafka accept loop after an accept failed for want of file descriptors or memory; pauses start at 10 ms and double up to it (counted in `veltrix_kafka_accept_errors_total`).",
     },
+    KeyDef {
+        name: "http_connections_max",
+        kind: int(1, SEMAPHORE_PERMITS_LIMIT, Unit::Connections),
+        required: false,
+        default: || Some(HttpLimits::default().connections_max.to_string()),
+        doc: "HTTP connections served at once; one more is closed as soon as it is accepted (counted in `veltrix_http_connections_refused_total`).",
+    },
+    KeyDef {
+        name: "http_idle_ms_max",
+        kind: int(1, i32::MAX as i64, Unit::Milliseconds),
+        required: false,
+        default: || Some(HttpLimits::default().idle_ms_max.to_string()),
+        doc: "Time an HTTP connection has to send a whole request head, from when it opens or from its previous response; past it the connection is closed (idle keep-alive connections and slow headers alike).",
+    },
 ];
 
 /// Log keys shared by `[defaults]` and `[[topic]]`.
@@ -706,7 +721,7 @@ pub static TABLES: &[TableDef] = &[
         name: "limits",
         array: false,
         env: true,
-        doc: "Request limits of the Kafka listener, and the memory budget for requests.",
+        doc: "Limits of the Kafka and HTTP listeners, and the memory budget for Kafka requests.",
         keys: LIMIT_KEYS,
     },
     TableDef {

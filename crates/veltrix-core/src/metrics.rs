@@ -69,6 +69,11 @@ pub struct Metrics {
     pub accept_errors: IntCounterVec,
     /// Warnings left out of the log by the rate limiter, by kind.
     pub warnings_suppressed: IntCounterVec,
+    pub http_connections: IntGauge,
+    /// HTTP connections closed on accept for being over the limit.
+    pub http_connections_refused: IntCounter,
+    /// HTTP connections the broker closed, by why: `idle`.
+    pub http_connections_closed: IntCounterVec,
     pub in_flight_bytes: IntGauge,
     pub in_flight_bytes_max: IntGauge,
     pub memory_wait_seconds: Histogram,
@@ -257,6 +262,20 @@ impl Metrics {
                 "veltrix_kafka_accept_errors_total",
                 "Failed accepts of Kafka connections, by kind (file_handles: out of file descriptors).",
                 &["kind"],
+            ),
+            http_connections: int_gauge("veltrix_http_connections", "Open HTTP connections."),
+            http_connections_refused: {
+                let c = check(IntCounter::new(
+                    "veltrix_http_connections_refused_total",
+                    "HTTP connections closed on accept for being over http_connections_max.",
+                ));
+                reg(Box::new(c.clone()));
+                c
+            },
+            http_connections_closed: int_counter_vec(
+                "veltrix_http_connections_closed_total",
+                "HTTP connections the broker closed for a limit, by reason (idle: no whole request head within http_idle_ms_max).",
+                &["reason"],
             ),
             warnings_suppressed: int_counter_vec(
                 "veltrix_warnings_suppressed_total",

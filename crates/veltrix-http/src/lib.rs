@@ -10,4 +10,4 @@ pub mod monitor;
 pub mod server;
 
 pub use monitor::{Monitor, MonitorConfig, WebhookConfig};
-pub use server::{HttpState, router, serve};
+pub use server::{HttpLimits, HttpState, router, serve};

@@ -1,24 +1,62 @@
 //! The routes: `/metrics`, `/health`, `/ready`, `/alerts` and the JSON API
-//! under `/api/v1/`.
+//! under `/api/v1/`, and the listener that serves them within its limits.
+//!
+//! The listener serves at most `connections_max` connections, closing one more
+//! as soon as it is accepted, and closes a connection that does not send a
+//! whole request head within `idle_ms_max` (from when it opens, or from its
+//! previous response): idle keep-alive connections and clients that trickle
+//! their headers alike. At most [`HTTP_REQUESTS_IN_FLIGHT_MAX`] requests are
+//! served at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use veltrix_core::Broker;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use veltrix_core::warn_limit::WarnLimiter;
+use veltrix_core::{Broker, Metrics};
 
 use crate::monitor::Monitor;
 
 /// Requests served at once; more wait for a slot.
 pub const HTTP_REQUESTS_IN_FLIGHT_MAX: usize = 64;
+
+/// The pause after a failed accept: out of file descriptors, accepting again at
+/// once would spin.
+const HTTP_ACCEPT_PAUSE_MS: u64 = 100;
+
+/// Limits of the HTTP listener. Names end in their unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections served at once; one more is closed as soon as it is
+    /// accepted.
+    pub connections_max: usize,
+    /// Time a connection has to send a whole request head, from when it opens
+    /// or from its previous response.
+    pub idle_ms_max: u64,
+    /// A repeated warning is logged at most once per this interval.
+    pub warning_interval_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            connections_max: 256,
+            idle_ms_max: 30_000,
+            warning_interval_ms: 10_000,
+        }
+    }
+}
 
 /// What the routes read.
 #[derive(Clone)]
@@ -33,19 +71,90 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true.
+/// Serves HTTP on `listener` until `shutdown` turns true; then every
+/// connection finishes the request it is serving and closes, and this returns
+/// once they have.
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
+    limits: HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "http listener ready");
+    let metrics = state.broker.metrics().clone();
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
+    let limiter = WarnLimiter::new(
+        Duration::from_millis(limits.warning_interval_ms),
+        metrics.warnings_suppressed.clone(),
+    );
+    let slots = Arc::new(Semaphore::new(limits.connections_max));
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    if let Some(suppressed) = limiter.allow("http_accept_failed", None) {
+                        tracing::warn!(error = %e, suppressed, "http accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(HTTP_ACCEPT_PAUSE_MS)).await;
+                    continue;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = stopped(&mut shutdown) => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.http_connections_refused.inc();
+            if let Some(suppressed) = limiter.allow("http_connections_max", Some(peer.ip())) {
+                tracing::warn!(%peer, limit = limits.connections_max, suppressed, "too many http connections; closing the new one");
+            }
+            continue;
+        };
+        let served = connection(stream, app.clone(), limits, metrics.clone(), shutdown.clone());
+        connections.spawn(async move {
+            served.await;
+            drop(permit);
+        });
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Returns once `shutdown` is true.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Serves one connection until it closes, or until `shutdown`, after which it
+/// finishes the request it is serving.
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    limits: HttpLimits,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    metrics.http_connections.inc();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.idle_ms_max));
+    let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(served);
+    let outcome = tokio::select! {
+        outcome = served.as_mut() => outcome,
+        () = stopped(&mut shutdown) => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = outcome
+        && e.is_timeout()
+    {
+        metrics.http_connections_closed.with_label_values(&["idle"]).inc();
+    }
+    metrics.http_connections.dec();
 }
 
 /// Every route.

@@ -14,7 +14,7 @@ use veltrix_client::{BatchBuilder, ProducerRecord};
 use veltrix_core::alerts::{AlertRule, Threshold};
 use veltrix_core::groups::{Committer, OffsetCommit};
 use veltrix_core::{Broker, BrokerConfig, TopicConfig};
-use veltrix_http::{HttpState, Monitor, MonitorConfig, WebhookConfig};
+use veltrix_http::{HttpLimits, HttpState, Monitor, MonitorConfig, WebhookConfig};
 use veltrix_log::Env;
 
 struct Running {
@@ -25,6 +25,10 @@ struct Running {
 }
 
 async fn start(monitor: MonitorConfig) -> Running {
+    start_with(monitor, HttpLimits::default()).await
+}
+
+async fn start_with(monitor: MonitorConfig, limits: HttpLimits) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let broker = Arc::new(Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap());
     let monitor = Monitor::new(broker.clone(), monitor);
@@ -39,7 +43,7 @@ async fn start(monitor: MonitorConfig) -> Running {
         info: serde_json::json!({ "kafka_listener": "127.0.0.1:9092" }),
         ready: Arc::new(AtomicBool::new(true)),
     };
-    tokio::spawn(veltrix_http::serve(listener, state, stop_rx));
+    tokio::spawn(veltrix_http::serve(listener, state, limits, stop_rx));
     Running {
         _dir: dir,
         broker,
@@ -276,4 +280,117 @@ async fn a_dead_webhook_never_blocks_the_monitor() {
     }
     drop(silent);
     let _ = r.stop.send(true);
+}
+
+/// Asks for `/health` on a kept-alive connection; whether it was answered 200.
+async fn health_on(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: veltrix\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    // The head, then a body of Content-Length bytes.
+    loop {
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while got.len() < end + 4 + len {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        return head.starts_with("http/1.1 200");
+    }
+}
+
+/// Whether the server closes `stream` within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, tokio::io::AsyncReadExt::read(stream, &mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Connections over `http_connections_max` are closed at once, and idle ones
+/// (no whole request head within `http_idle_ms_max`) after that time, so a
+/// crowd of idle sockets cannot lock out the scraper: a kept-alive client is
+/// answered within a second throughout, and new clients are served once the
+/// idle ones are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_connections_over_the_limit_are_refused_and_idle_ones_closed() {
+    let limits = HttpLimits {
+        connections_max: 8,
+        idle_ms_max: 2_000,
+        ..HttpLimits::default()
+    };
+    let r = start_with(MonitorConfig::default(), limits).await;
+    let mut busy = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    assert!(health_on(&mut busy).await);
+    let mut crowd = Vec::new();
+    for _ in 0..20 {
+        crowd.push(tokio::net::TcpStream::connect(r.addr).await.unwrap());
+    }
+    async fn closed(crowd: &mut [tokio::net::TcpStream]) -> usize {
+        let mut n = 0;
+        for c in crowd {
+            if closed_within(c, Duration::from_millis(1)).await {
+                n += 1;
+            }
+        }
+        n
+    }
+    let began = Instant::now();
+    let within_a_second = |ok: Result<bool, tokio::time::error::Elapsed>| matches!(ok, Ok(true));
+    while closed(&mut crowd).await < 13 {
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "connections over the limit were not refused"
+        );
+        assert!(within_a_second(
+            tokio::time::timeout(Duration::from_secs(1), health_on(&mut busy)).await
+        ));
+    }
+    assert_eq!(
+        closed(&mut crowd).await,
+        13,
+        "only connections over the limit are refused"
+    );
+    while closed(&mut crowd).await < crowd.len() {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "idle connections stayed open"
+        );
+        assert!(within_a_second(
+            tokio::time::timeout(Duration::from_secs(1), health_on(&mut busy)).await
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = get(r.addr, "/health").await;
+    assert_eq!(status, 200, "a new client is served");
+    let (_, metrics) = get(r.addr, "/metrics").await;
+    assert!(
+        metrics.contains("veltrix_http_connections_refused_total 13"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("veltrix_http_connections_closed_total{reason=\"idle\"} 7"),
+        "{metrics}"
+    );
 }

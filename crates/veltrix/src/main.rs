@@ -170,6 +170,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 info: settings_json(&config, advertised),
                 ready: ready.clone(),
             },
+            config.http_limits,
             stop_rx.clone(),
         ));
         let ticker = {
@@ -269,6 +270,8 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
             "connection_idle_ms_max": config.limits.connection_idle_ms_max,
             "warning_interval_ms": config.limits.warning_interval_ms,
             "accept_backoff_ms_max": config.limits.accept_backoff_ms_max,
+            "http_connections_max": config.http_limits.connections_max,
+            "http_idle_ms_max": config.http_limits.idle_ms_max,
             "topics_max": config.broker.topics_max,
             "partitions_per_topic_max": config.broker.partitions_per_topic_max,
             "partitions_total_max": config.broker.partitions_total_max,

@@ -83,6 +83,8 @@ request_body_ms_max = 700
 connection_idle_ms_max = 800
 warning_interval_ms = 900
 accept_backoff_ms_max = 1_100
+http_connections_max = 12
+http_idle_ms_max = 1_300
 
 [defaults]
 partitions = 4
@@ -156,6 +158,11 @@ for_ms = 5000
     assert_eq!(
         (l.connection_idle_ms_max, l.warning_interval_ms, l.accept_backoff_ms_max),
         (800, 900, 1_100)
+    );
+    let h = c.http_limits;
+    assert_eq!(
+        (h.connections_max, h.idle_ms_max, h.warning_interval_ms),
+        (12, 1_300, 900)
     );
     let log = c.broker.log;
     assert_eq!(c.broker.default_partitions, 4);
