@@ -307,6 +307,8 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     set(&mut c.http_limits.connections_max, k.int("http_connections_max"));
     set(&mut c.http_limits.idle_ms_max, k.int("http_idle_ms_max"));
     c.http_limits.warning_interval_ms = c.limits.warning_interval_ms;
+    set(&mut c.limits.shutdown_drain_ms_max, k.int("shutdown_drain_ms_max"));
+    c.http_limits.shutdown_drain_ms_max = c.limits.shutdown_drain_ms_max;
 
     let d = raw.table("defaults");
     let log = &mut c.broker.log;

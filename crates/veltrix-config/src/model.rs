@@ -98,6 +98,7 @@ pub struct KafkaLimits {
     pub connection_idle_ms_max: u64,
     pub warning_interval_ms: u64,
     pub accept_backoff_ms_max: u64,
+    pub shutdown_drain_ms_max: u64,
 }
 
 /// A checked configuration with every default applied.
@@ -169,6 +170,7 @@ impl Default for VeltrixConfig {
                 connection_idle_ms_max: kafka.connection_idle_ms_max,
                 warning_interval_ms: kafka.warning_interval_ms,
                 accept_backoff_ms_max: kafka.accept_backoff_ms_max,
+                shutdown_drain_ms_max: kafka.shutdown_drain_ms_max,
             },
             http_limits: HttpLimits::default(),
             topics: Vec::new(),
@@ -198,6 +200,7 @@ impl VeltrixConfig {
         k.connection_idle_ms_max = self.limits.connection_idle_ms_max;
         k.warning_interval_ms = self.limits.warning_interval_ms;
         k.accept_backoff_ms_max = self.limits.accept_backoff_ms_max;
+        k.shutdown_drain_ms_max = self.limits.shutdown_drain_ms_max;
         k.critical_topics = self
             .topics
             .iter()

@@ -376,6 +376,13 @@ static LIMIT_KEYS: &[KeyDef] = &[
         default: || Some(HttpLimits::default().idle_ms_max.to_string()),
         doc: "Time an HTTP connection has to send a whole request head, from when it opens or from its previous response; past it the connection is closed (idle keep-alive connections and slow headers alike).",
     },
+    KeyDef {
+        name: "shutdown_drain_ms_max",
+        kind: int(0, 3_600_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().shutdown_drain_ms_max.to_string()),
+        doc: "At shutdown (SIGTERM, SIGINT), how long the Kafka and HTTP connections may take to answer the requests they have read, after the listeners stop accepting; past it they are closed. The logs are closed after.",
+    },
 ];
 
 /// Log keys shared by `[defaults]` and `[[topic]]`.

@@ -46,6 +46,8 @@ pub struct HttpLimits {
     pub idle_ms_max: u64,
     /// A repeated warning is logged at most once per this interval.
     pub warning_interval_ms: u64,
+    /// At shutdown, how long connections may take to finish their requests.
+    pub shutdown_drain_ms_max: u64,
 }
 
 impl Default for HttpLimits {
@@ -54,6 +56,7 @@ impl Default for HttpLimits {
             connections_max: 256,
             idle_ms_max: 30_000,
             warning_interval_ms: 10_000,
+            shutdown_drain_ms_max: 10_000,
         }
     }
 }
@@ -72,8 +75,8 @@ pub struct HttpState {
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true; then every
-/// connection finishes the request it is serving and closes, and this returns
-/// once they have.
+/// connection finishes the request it is serving (within
+/// `shutdown_drain_ms_max`) and closes, and this returns once they have.
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
@@ -117,7 +120,17 @@ pub async fn serve(
             drop(permit);
         });
     }
-    while connections.join_next().await.is_some() {}
+    drop(listener);
+    let limit = Duration::from_millis(limits.shutdown_drain_ms_max);
+    let finished = tokio::time::timeout(limit, async { while connections.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            limit_ms = limits.shutdown_drain_ms_max,
+            "http requests still in flight at the shutdown drain limit; closing their connections"
+        );
+        connections.shutdown().await;
+    }
     Ok(())
 }
 

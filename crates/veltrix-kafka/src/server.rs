@@ -41,6 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 use veltrix_core::warn_limit::WarnLimiter;
 use veltrix_core::{Broker, Metrics};
 
@@ -74,6 +75,9 @@ pub struct KafkaConfig {
     /// `fetch.max.bytes`). Responses are also counted in `in_flight_bytes_max`,
     /// of which fetches together hold at most half.
     pub fetch_bytes_max: usize,
+    /// At shutdown, how long connections may take to answer the requests they
+    /// read; past it they are closed.
+    pub shutdown_drain_ms_max: u64,
     /// Longest pause of the accept loop after an accept failed for want of
     /// resources (file descriptors, memory); pauses double up to it.
     pub accept_backoff_ms_max: u64,
@@ -98,6 +102,7 @@ impl KafkaConfig {
             request_body_ms_max: 30_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 << 20,
+            shutdown_drain_ms_max: 10_000,
             accept_backoff_ms_max: 1_000,
             warning_interval_ms: 10_000,
             advertised,
@@ -106,7 +111,10 @@ impl KafkaConfig {
     }
 }
 
-/// Serves Kafka clients on `listener` until `shutdown` turns true.
+/// Serves Kafka clients on `listener` until `shutdown` turns true; then stops
+/// accepting, lets every connection finish the requests it has read (for at
+/// most `shutdown_drain_ms_max`, then cuts the rest off), and returns once no
+/// connection's task is left, so that the broker can be closed.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
@@ -128,6 +136,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(config.connections_max));
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
     let mut backoff = AcceptBackoff::new(config.accept_backoff_ms_max);
+    let mut connections = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -136,12 +145,14 @@ pub async fn serve(
                     let pause = backoff.failed(&e, broker.metrics(), &limiter);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
-                        _ = shutdown.changed() => return Ok(()),
+                        _ = shutdown.changed() => break,
                     }
                     continue;
                 }
             },
-            _ = shutdown.changed() => return Ok(()),
+            // Finished connections are reaped as they go.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown.changed() => break,
         };
         backoff.reset();
         let metrics = broker.metrics().clone();
@@ -165,13 +176,54 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         metrics.connections_accepted.inc();
         metrics.connections.inc();
-        tokio::spawn(async move {
+        connections.spawn(async move {
+            // Counted down even when the task is cut off at the drain limit.
+            let _open = OpenConnection {
+                metrics,
+                _permit: permit,
+            };
             if let Err(e) = connection(stream, peer, shared, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
-            metrics.connections.dec();
-            drop(permit);
         });
+    }
+    drop(listener);
+    drain(connections, config.shutdown_drain_ms_max).await;
+    Ok(())
+}
+
+/// A connection's place among `connections_max`, and its count in
+/// `veltrix_kafka_connections`, given back when its task ends or is cut off.
+struct OpenConnection {
+    metrics: Metrics,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+    }
+}
+
+/// Waits for the connections to finish what they read, at most `drain_ms_max`;
+/// then cuts off the rest and waits until their tasks are gone.
+async fn drain(mut connections: JoinSet<()>, drain_ms_max: u64) {
+    if connections.is_empty() {
+        return;
+    }
+    tracing::info!(
+        connections = connections.len(),
+        "kafka listener closed; finishing requests in flight"
+    );
+    let limit = Duration::from_millis(drain_ms_max);
+    let finished = tokio::time::timeout(limit, async { while connections.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            limit_ms = drain_ms_max,
+            "requests still in flight at the shutdown drain limit; closing their connections"
+        );
+        connections.shutdown().await;
     }
 }
 
@@ -296,11 +348,13 @@ async fn connection(
     let (reader, writer) = stream.into_split();
     let depth = shared.config.requests_in_flight_per_connection_max.max(1);
     let (tx, rx) = mpsc::channel(depth);
-    let writing = tokio::spawn(write_responses(writer, rx));
-    let read = read_requests(reader, peer, &shared, shutdown, tx).await;
-    // The reader is done (closed, refused or shutting down); the writer finishes
+    // One task, so that cutting it off at shutdown stops both halves. Once the
+    // reader is done (closed, refused or shutting down), the writer finishes
     // what was read before, then the connection closes.
-    let written = writing.await.unwrap_or(Ok(()));
+    let (read, written) = tokio::join!(
+        read_requests(reader, peer, &shared, shutdown, tx),
+        write_responses(writer, rx)
+    );
     read.and(written)
 }
 
@@ -372,7 +426,7 @@ async fn read_requests(
             }
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = dispatch(decoded, budget, peer, shared, &slots, depth).await?;
+        let in_flight = dispatch(decoded, budget, peer, shared, &slots, depth, &shutdown).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
@@ -397,6 +451,9 @@ async fn read_length(
     idle: impl Fn() -> bool,
     shutdown: &mut watch::Receiver<bool>,
 ) -> std::io::Result<Length> {
+    if *shutdown.borrow_and_update() {
+        return Ok(Length::Shutdown);
+    }
     let mut len = [0u8; 4];
     let mut got = 0;
     let idle_max = Duration::from_millis(idle_ms_max);
@@ -430,6 +487,7 @@ async fn dispatch(
     shared: &Shared,
     slots: &Arc<Semaphore>,
     depth: usize,
+    shutdown: &watch::Receiver<bool>,
 ) -> Result<InFlight, Close> {
     let Shared {
         broker,
@@ -459,6 +517,7 @@ async fn dispatch(
                 responses: responses.clone(),
                 held: held.clone(),
                 limiter: limiter.clone(),
+                shutdown: shutdown.clone(),
             };
             match *request {
                 RequestKind::Produce(produce) => {

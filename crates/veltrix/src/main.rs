@@ -272,6 +272,7 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
             "accept_backoff_ms_max": config.limits.accept_backoff_ms_max,
             "http_connections_max": config.http_limits.connections_max,
             "http_idle_ms_max": config.http_limits.idle_ms_max,
+            "shutdown_drain_ms_max": config.limits.shutdown_drain_ms_max,
             "topics_max": config.broker.topics_max,
             "partitions_per_topic_max": config.broker.partitions_per_topic_max,
             "partitions_total_max": config.broker.partitions_total_max,

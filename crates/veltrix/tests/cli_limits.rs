@@ -154,6 +154,19 @@ impl Broker {
             .any(|v| v["fields"]["message"] == message)
     }
 
+    /// The value of an unlabelled metric, read from `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: veltrix\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    }
+
     fn assert_rss_within_budget(&self) {
         let rss = self.rss_bytes();
         assert!(
@@ -294,4 +307,57 @@ async fn a_flood_of_malformed_frames_is_logged_at_the_limiters_pace() {
     }
     assert_eq!(refused(&broker), vec![0, 999]);
     metadata_within_a_second(&mut existing).await;
+}
+
+/// On SIGTERM the broker stops accepting, answers the requests in flight, and
+/// only then closes its logs and exits: a fetch waiting for data (up to 20 s)
+/// when the signal comes is answered at once, before "stopped cleanly", and
+/// the process exits with success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_requests_in_flight_are_answered_before_the_logs_close() {
+    let mut broker = Broker::start(None, "shutdown_drain_ms_max = 5_000");
+    let mut admin = connect(&broker.addr).await;
+    admin.create_topic("t", Some(1), &[]).await.unwrap();
+    let mut consumer = connect(&broker.addr).await;
+    let options = veltrix_client::FetchOptions {
+        max_wait: Duration::from_secs(20),
+        ..veltrix_client::FetchOptions::default()
+    };
+    let waiting = tokio::spawn(async move { consumer.fetch("t", &[(0, 0)], &options).await });
+    // The fetch is in flight once the broker holds its bytes in the budget.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while broker.metric("veltrix_kafka_in_flight_bytes") == 0.0 {
+        assert!(Instant::now() < deadline, "the fetch never reached the broker");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &broker.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the fetch was answered")
+        .unwrap();
+    assert!(answer.is_ok(), "the fetch in flight was not answered: {answer:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "the fetch was answered only after {:?}",
+        signalled.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = broker.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the broker did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !broker.logged("stopped cleanly") {
+        assert!(Instant::now() < deadline, "no clean stop in the log");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -85,6 +85,7 @@ warning_interval_ms = 900
 accept_backoff_ms_max = 1_100
 http_connections_max = 12
 http_idle_ms_max = 1_300
+shutdown_drain_ms_max = 1_400
 
 [defaults]
 partitions = 4
@@ -161,9 +162,15 @@ for_ms = 5000
     );
     let h = c.http_limits;
     assert_eq!(
-        (h.connections_max, h.idle_ms_max, h.warning_interval_ms),
-        (12, 1_300, 900)
+        (
+            h.connections_max,
+            h.idle_ms_max,
+            h.warning_interval_ms,
+            h.shutdown_drain_ms_max
+        ),
+        (12, 1_300, 900, 1_400)
     );
+    assert_eq!(l.shutdown_drain_ms_max, 1_400);
     let log = c.broker.log;
     assert_eq!(c.broker.default_partitions, 4);
     assert_eq!(

@@ -129,11 +129,20 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         reservation.shrink_to(total);
         let now = tokio::time::Instant::now();
         let done = total >= min_bytes.max(1) || now >= deadline || watches.is_empty();
-        if done
-            || tokio::time::timeout_at(deadline, futures_any(&mut watches))
-                .await
-                .is_err()
-        {
+        let woken = !done && {
+            let changed = futures_any(&mut watches);
+            let mut shutdown = ctx.shutdown.clone();
+            let stopping = async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            };
+            tokio::select! {
+                woken = tokio::time::timeout_at(deadline, changed) => woken.is_ok(),
+                // Shutting down: answered now with what there is, so that the
+                // connection can drain.
+                () = stopping => false,
+            }
+        };
+        if !woken {
             ctx.held.put(reservation);
             count_fetched(&ctx, &responses);
             let mut r = FetchResponse::default();

@@ -48,6 +48,8 @@ pub(crate) struct Ctx {
     pub held: crate::memory::Held,
     /// Rate limits warnings a client can trigger with every request.
     pub limiter: Arc<veltrix_core::warn_limit::WarnLimiter>,
+    /// Turns true when the broker shuts down: long polls answer at once.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The versions served, per API: exactly what is implemented.

@@ -180,3 +180,41 @@ async fn connections_over_the_limit_are_refused_and_idle_ones_closed() {
     metadata_within_a_second(&mut busy).await;
     a_new_connection_is_served(s.addr).await;
 }
+
+/// At shutdown, `serve` returns once its connections are gone, and no later
+/// than `shutdown_drain_ms_max` after the signal even when a client holds a
+/// request half sent: no connection task outlives it.
+#[tokio::test]
+async fn shutdown_returns_within_the_drain_limit_with_no_connection_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = std::sync::Arc::new(
+        veltrix_core::Broker::open(
+            veltrix_log::Env::system(),
+            dir.path(),
+            veltrix_core::BrokerConfig::default(),
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = veltrix_kafka::KafkaConfig::new(addr);
+    config.shutdown_drain_ms_max = 300;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(veltrix_kafka::serve(listener, broker.clone(), config, stop_rx));
+    let mut idle = Client::connect(addr).await;
+    let mut stalled = Client::connect(addr).await;
+    stalled.stream.write_all(&1000i32.to_be_bytes()).await.unwrap();
+    stalled.stream.write_all(&[0u8; 10]).await.unwrap();
+    metadata_within_a_second(&mut idle).await;
+    let stopping = Instant::now();
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("serve returned")
+        .unwrap()
+        .unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(2), "{:?}", stopping.elapsed());
+    assert_eq!(broker.metrics().connections.get(), 0, "a connection outlived serve");
+    assert!(closed_within(&mut idle, Duration::from_secs(1)).await);
+    assert!(closed_within(&mut stalled, Duration::from_secs(1)).await);
+}
