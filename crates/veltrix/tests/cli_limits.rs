@@ -361,3 +361,73 @@ async fn on_sigterm_requests_in_flight_are_answered_before_the_logs_close() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Announces a request of `len` bytes on a new connection and sends `sent`
+/// of them; the connection is kept open.
+fn announce(addr: &str, len: i32, sent: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&len.to_be_bytes()).unwrap();
+    s.write_all(&vec![0u8; sent]).unwrap();
+    s
+}
+
+/// The report's attacks at once, on the default budget: six connections that
+/// announce 100 MiB requests and stall after 8 bytes, three that send whole
+/// 100 MiB frames of garbage, and 100 more connections than
+/// `connections_max` allows. Metadata on a connection opened before is answered
+/// within a second throughout, resident memory stays under the budget plus
+/// the overhead, the stalled ones are cut off after `request_body_ms_max`, the
+/// extra ones at once, and new clients are served afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reported_attacks_leave_the_broker_serving_within_its_memory() {
+    let broker = Broker::start(None, "request_body_ms_max = 2_000\nconnections_max = 50");
+    let mut existing = connect(&broker.addr).await;
+    metadata_within_a_second(&mut existing).await;
+    let addr = broker.addr.clone();
+    let attack = tokio::task::spawn_blocking(move || {
+        let stalled: Vec<_> = (0..6).map(|_| announce(&addr, 100 << 20, 8)).collect();
+        let heavy: Vec<_> = (0..3).map(|_| announce(&addr, 100 << 20, 100 << 20)).collect();
+        let crowd: Vec<_> = (0..100)
+            .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+            .collect();
+        (stalled, heavy, crowd)
+    });
+    let began = Instant::now();
+    let mut rss_max = 0;
+    while !attack.is_finished() || began.elapsed() < Duration::from_secs(3) {
+        metadata_within_a_second(&mut existing).await;
+        rss_max = rss_max.max(broker.rss_bytes());
+        broker.assert_rss_within_budget();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(began.elapsed() < Duration::from_secs(30), "the attack did not finish");
+    }
+    let (stalled, _heavy, crowd) = attack.await.unwrap();
+    assert!(broker.metric("veltrix_kafka_connections_refused_total") > 0.0);
+    assert!(broker.metric("veltrix_kafka_connections") <= 50.0);
+    // The stalled requests were cut off (2 s, and they had started at once).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.metric("veltrix_kafka_in_flight_bytes") > 0.0 {
+        assert!(Instant::now() < deadline, "stalled requests kept their budget");
+        metadata_within_a_second(&mut existing).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((stalled, crowd));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fresh = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut c = connect(&broker.addr).await;
+            c.metadata(None).await
+        })
+        .await;
+        if matches!(fresh, Ok(Ok(_))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new clients were not served after the attack"
+        );
+    }
+    broker.assert_rss_within_budget();
+    eprintln!("resident memory at most {} MiB during the attack", rss_max >> 20);
+}
