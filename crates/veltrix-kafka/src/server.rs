@@ -14,7 +14,8 @@
 //! its wait for the fsync (acks=all) runs while the connection reads and appends
 //! the next one, so one fsync can cover the batches of several requests of the
 //! same producer. Any other request first waits until every earlier response is
-//! written, then runs alone. A writer task sends the responses in order; at most
+//! written, then runs alone. A writer, beside the reader in the connection's
+//! task, sends the responses in order; at most
 //! `requests_in_flight_per_connection_max` requests of a connection are between
 //! being read and being answered.
 //!
@@ -26,6 +27,18 @@
 //! send its request whole within `request_body_ms_max` is disconnected. A
 //! connection whose request does not fit the budget stops reading, which pushes
 //! back on the client through TCP instead of growing the broker's memory.
+//!
+//! # Connections
+//!
+//! At most `connections_max` are served; one more is closed as soon as it is
+//! accepted, so that a client learns at once instead of hanging in the accept
+//! queue. One with nothing in flight that sends nothing for
+//! `connection_idle_ms_max` is closed. When `accept` fails for want of file
+//! descriptors, the loop pauses (10 ms doubling up to `accept_backoff_ms_max`)
+//! instead of spinning. Warnings a client can cause go through a
+//! [`WarnLimiter`]. At shutdown the listener stops accepting, connections
+//! answer what they read within `shutdown_drain_ms_max`, and [`serve`] returns
+//! only once no connection task is left.
 
 use std::collections::BTreeSet;
 use std::future::Future;
