@@ -4,11 +4,14 @@
 //! The broker's descriptors are bounded by configuration, not by its partition
 //! count: the two handle caches of the log (`open_files_max`,
 //! `active_files_max`), one per connection (`connections_max`), and a reserve
-//! for everything else, which bounds the runtime's blocking pool to stay finite. The caches are only caches, so when the limit cannot
-//! hold them they are shrunk, with a warning (a smaller cache costs reopens, not
-//! correctness). Connections are a promise to clients, so they are never shrunk
-//! silently: when even the smallest caches do not fit beside them, the broker
-//! refuses to start and says which numbers to change.
+//! for everything else, which bounds the runtime's blocking pool to stay finite.
+//! The caches are only caches, so when the limit cannot hold them they are
+//! shrunk, with a warning (a smaller cache costs reopens, not correctness).
+//! Connections are a promise to clients, so they are never shrunk: when even
+//! the smallest caches do not fit beside them, the broker says which numbers
+//! to change and runs with the smallest caches. Running out of descriptors
+//! then degrades service (accepts back off, a reopen fails one request)
+//! without poisoning a partition.
 
 use veltrix_config::VeltrixConfig;
 
@@ -75,22 +78,33 @@ pub fn raise_limit() -> FileLimit {
 
 /// Fits the handle caches of `config` into `soft` open files beside its
 /// connections and `reserve` (see [`files_reserve`]), shrinking them if
-/// needed; an error (one line, with the numbers and the fix) if even the
-/// smallest caches do not fit.
-pub fn fit_caches(config: &mut VeltrixConfig, soft: Option<u64>, reserve: u64) -> anyhow::Result<()> {
-    let Some(soft) = soft else { return Ok(()) };
+/// needed; a warning (with the numbers and the fix) and the smallest caches if
+/// even those do not fit.
+pub fn fit_caches(config: &mut VeltrixConfig, soft: Option<u64>, reserve: u64) {
+    let Some(soft) = soft else { return };
     let b = &mut config.broker;
     let connections = config.limits.connections_max as u64;
     let caches = (b.open_files_max + b.active_files_max) as u64;
     if caches + connections + reserve <= soft {
-        return Ok(());
+        return;
     }
     let room = soft.saturating_sub(connections + reserve);
     if room < 2 * CACHE_FILES_MIN as u64 {
-        anyhow::bail!(
-            "refusing to start: the limit of {soft} open files cannot hold connections_max ({connections}) + {reserve} reserved + 2 x {CACHE_FILES_MIN} segment handles; raise the hard limit (`ulimit -Hn`, systemd's LimitNOFILE=) to at least {need} or lower connections_max",
-            need = connections + reserve + caches,
+        // Not a refusal: the broker works, for fewer connections than
+        // configured. An accept that finds no descriptor left is backed off
+        // and counted, a segment that cannot be reopened fails that request
+        // without poisoning, so running short degrades instead of failing.
+        tracing::warn!(
+            soft,
+            connections_max = connections,
+            reserve,
+            "the open files limit cannot hold connections_max beside the broker's own files; connections past about {} will find no descriptor left; raise the hard limit (`ulimit -Hn`, systemd's LimitNOFILE=) to at least {} or lower connections_max",
+            soft.saturating_sub(reserve + 2 * CACHE_FILES_MIN as u64),
+            connections + reserve + caches,
         );
+        b.open_files_max = CACHE_FILES_MIN;
+        b.active_files_max = CACHE_FILES_MIN;
+        return;
     }
     // Shared in proportion to the configured sizes.
     let active = ((room * b.active_files_max as u64 / caches) as usize).max(CACHE_FILES_MIN);
@@ -107,7 +121,6 @@ pub fn fit_caches(config: &mut VeltrixConfig, soft: Option<u64>, reserve: u64) -
     );
     b.open_files_max = sealed;
     b.active_files_max = active;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -125,16 +138,16 @@ mod tests {
     #[test]
     fn caches_that_fit_the_limit_are_kept() {
         let mut c = config(1024, 512, 1000);
-        fit_caches(&mut c, Some(1024 + 512 + 1000 + 100), 100).unwrap();
+        fit_caches(&mut c, Some(1024 + 512 + 1000 + 100), 100);
         assert_eq!((c.broker.open_files_max, c.broker.active_files_max), (1024, 512));
-        fit_caches(&mut c, None, 100).unwrap();
+        fit_caches(&mut c, None, 100);
         assert_eq!((c.broker.open_files_max, c.broker.active_files_max), (1024, 512));
     }
 
     #[test]
     fn caches_too_large_for_the_limit_shrink_to_fit_beside_the_connections() {
         let mut c = config(1024, 512, 64);
-        fit_caches(&mut c, Some(256), 100).unwrap();
+        fit_caches(&mut c, Some(256), 100);
         let (open, active) = (c.broker.open_files_max, c.broker.active_files_max);
         assert!(open >= CACHE_FILES_MIN && active >= CACHE_FILES_MIN);
         assert!(open + active + 64 + 100 <= 256, "{open} + {active}");
@@ -142,10 +155,11 @@ mod tests {
     }
 
     #[test]
-    fn connections_that_leave_no_room_for_the_caches_refuse_the_start() {
+    fn connections_that_leave_no_room_for_the_caches_keep_the_smallest_caches() {
         let mut c = config(1024, 512, 1000);
-        let err = fit_caches(&mut c, Some(1024), 100).unwrap_err().to_string();
-        assert!(err.contains("connections_max (1000)") && err.contains("1024"), "{err}");
-        assert!(!err.contains('\n'), "one line: {err}");
+        fit_caches(&mut c, Some(1024), 100);
+        let (open, active) = (c.broker.open_files_max, c.broker.active_files_max);
+        assert_eq!((open, active), (CACHE_FILES_MIN, CACHE_FILES_MIN));
+        assert_eq!(c.limits.connections_max, 1000, "connections are never shrunk");
     }
 }

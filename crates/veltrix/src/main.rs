@@ -126,7 +126,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = cli::check::serve_config(args.config.as_deref(), overrides)?;
     let limit = files::raise_limit();
     let worker_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    files::fit_caches(&mut config, limit.soft, files::files_reserve(worker_threads))?;
+    files::fit_caches(&mut config, limit.soft, files::files_reserve(worker_threads));
     let env = Env::with_bounds(
         Arc::new(FsStorage),
         Arc::new(SystemClock::default()),
