@@ -82,7 +82,21 @@ pub(super) fn walk(codec: Codec, payload: &[u8], header: &BatchHeader) -> Result
     };
     match codec {
         Codec::None => records::walk(&mut SliceSource::new(payload), header),
-        Codec::Gzip => streamed(codec, flate2::read::GzDecoder::new(payload), header).map(|(s, _)| s),
+        Codec::Gzip => {
+            // The buffered decoder gives back exactly the bytes it did not
+            // use: bytes after the gzip stream are refused, since decoders that
+            // read one stream and insist on its end (kafka-protocol's) fail
+            // on them, and a consumer would be stuck on the batch.
+            let (stamps, decoder) = streamed(codec, flate2::bufread::GzDecoder::new(payload), header)?;
+            let rest = decoder.into_inner();
+            if !rest.is_empty() {
+                return Err(broken(io::Error::other(format!(
+                    "{} bytes after the end of the gzip stream",
+                    rest.len()
+                ))));
+            }
+            Ok(stamps)
+        }
         Codec::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(broken)?;
             decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(broken)?;

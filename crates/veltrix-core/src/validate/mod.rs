@@ -116,6 +116,13 @@ pub enum RecordProblem {
     NegativeHeaderCount { count: i32 },
     #[error("header {header} has a null or negative key length {length}")]
     NegativeHeaderKey { header: i32, length: i32 },
+    /// -1 means null; Java's broker reads any negative as null, but other
+    /// clients' decoders (kafka-protocol's, for one) refuse the record, and a
+    /// consumer that cannot decode a record is stuck on it.
+    #[error("header {header}'s key is not UTF-8")]
+    HeaderKeyNotUtf8 { header: i32 },
+    #[error("the {field} length {length} is negative but not -1 (null)")]
+    NegativeFieldLength { field: &'static str, length: i32 },
     #[error("timestamp delta {delta} overflows the base timestamp")]
     TimestampOverflow { delta: i64 },
 }

@@ -3,7 +3,7 @@
 //!
 //! A record (Kafka's `DefaultRecord`) is a zigzag varint length followed by that
 //! many bytes: attributes, a varlong timestamp delta, a varint offset delta, key
-//! and value (varint length, -1 or any negative for null, then the bytes), a
+//! and value (varint length, -1 for null, then the bytes), a
 //! varint header count and each header's key (never null) and value. The walker
 //! never holds a key, value or header: it skips them, so that the same code reads
 //! a slice of an uncompressed batch at memory speed and a decompressing stream
@@ -151,6 +151,46 @@ fn record_error(index: i32, e: VarintError) -> InvalidBatch {
     InvalidBatch::Record { index, problem }
 }
 
+/// Reads `len` bytes and says whether they are UTF-8 (`None`: the data ended
+/// first), through a 64-byte window: header keys are strings, and a consumer
+/// whose decoder insists on it (kafka-protocol's) would be stuck on a record
+/// whose key is not.
+fn utf8<S: Source>(src: &mut S, len: i32) -> Result<Option<bool>, InvalidBatch> {
+    let mut window = [0u8; 64];
+    // Bytes of a sequence cut by the end of the previous chunk.
+    let mut kept = 0;
+    let mut left = len.max(0) as usize;
+    while left > 0 {
+        let n = (window.len() - kept).min(left);
+        for slot in &mut window[kept..kept + n] {
+            match src.next_byte()? {
+                Some(byte) => *slot = byte,
+                None => return Ok(None),
+            }
+        }
+        left -= n;
+        let chunk = &window[..kept + n];
+        kept = match std::str::from_utf8(chunk) {
+            Ok(_) => 0,
+            Err(e) if e.error_len().is_some() => return Ok(Some(false)),
+            Err(e) => {
+                let valid = e.valid_up_to();
+                window.copy_within(valid..kept + n, 0);
+                kept + n - valid
+            }
+        };
+    }
+    Ok(Some(kept == 0))
+}
+
+/// A field length: -1 (null) or a length; any other negative is refused.
+fn null_or_length(field: &'static str, length: i32) -> Result<(), RecordProblem> {
+    if length < -1 {
+        return Err(RecordProblem::NegativeFieldLength { field, length });
+    }
+    Ok(())
+}
+
 /// Reads the body of record `index`, `length` bytes, and returns its timestamp.
 fn record<S: Source>(src: &mut S, index: i32, length: i32, base_timestamp: i64) -> Result<i64, InvalidBatch> {
     let fail = |problem| InvalidBatch::Record { index, problem };
@@ -200,8 +240,9 @@ fn record<S: Source>(src: &mut S, index: i32, length: i32, base_timestamp: i64) 
         }));
     }
     within(src)?;
-    for _key_then_value in 0..2 {
+    for field in ["key", "value"] {
         let len = varint(src).map_err(var)?;
+        null_or_length(field, len).map_err(fail)?;
         within(src)?;
         if len > 0 {
             skip(src, len)?;
@@ -220,8 +261,17 @@ fn record<S: Source>(src: &mut S, index: i32, length: i32, base_timestamp: i64) 
             return Err(fail(RecordProblem::NegativeHeaderKey { header, length: key }));
         }
         within(src)?;
-        skip(src, key)?;
+        if src.position() + key as u64 > end {
+            // As `skip` would say: the key runs past the record.
+            skip(src, key)?;
+        }
+        match utf8(src, key)? {
+            Some(true) => {}
+            Some(false) => return Err(fail(RecordProblem::HeaderKeyNotUtf8 { header })),
+            None => return Err(fail(RecordProblem::Truncated)),
+        }
         let value = varint(src).map_err(var)?;
+        null_or_length("header value", value).map_err(fail)?;
         within(src)?;
         if value > 0 {
             skip(src, value)?;

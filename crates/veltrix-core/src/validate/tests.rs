@@ -647,3 +647,85 @@ proptest! {
         prop_assert_eq!(v.max_timestamp, fields.iter().map(|f| f.3).max().unwrap());
     }
 }
+
+/// Found by the `batch_validate` fuzz target: a value length of -21 was read
+/// as null and the batch accepted, but a consumer whose decoder refuses
+/// negative lengths other than -1 (kafka-protocol's) could never read past it.
+#[test]
+fn a_key_value_or_header_value_length_below_minus_one_is_refused() {
+    for (field, at) in [("key", 0), ("value", 1), ("header value", 2)] {
+        let mut b = vec![0u8];
+        zigzag(&mut b, 0);
+        zigzag(&mut b, 0);
+        for i in 0..2 {
+            zigzag(&mut b, if i == at { -21 } else { -1 });
+        }
+        zigzag(&mut b, 1);
+        zigzag(&mut b, 1);
+        b.push(b'h');
+        zigzag(&mut b, if at == 2 { -21 } else { -1 });
+        let bytes = batch_with(&framed(&b), 1, 0, BASE_TS);
+        let problem = match validate(&bytes, LIMIT) {
+            Err(InvalidBatch::Record { index: 0, problem }) => problem,
+            other => panic!("{field}: {other:?}"),
+        };
+        assert_eq!(
+            problem,
+            RecordProblem::NegativeFieldLength { field, length: -21 },
+            "{field}"
+        );
+    }
+}
+
+/// Found by the `batch_validate` fuzz target: a header key of bytes that are
+/// not UTF-8 was accepted, and a consumer whose decoder reads keys as strings
+/// could not read the record. Keys that are UTF-8 across the validator's
+/// window boundary (a 3-byte character at byte 63) stay accepted.
+#[test]
+fn a_header_key_that_is_not_utf8_is_refused() {
+    let with_key = |key: &[u8]| {
+        let record = framed(&body(&Rec {
+            ts_delta: 0,
+            offset_delta: 0,
+            key: None,
+            value: Some(b"v"),
+            headers: &[(key, None)],
+        }));
+        batch_with(&record, 1, 0, BASE_TS)
+    };
+    let bad = with_key(&[0xec, 0x00]);
+    let refused = validate(&bad, LIMIT);
+    assert!(
+        matches!(
+            refused,
+            Err(InvalidBatch::Record {
+                index: 0,
+                problem: RecordProblem::HeaderKeyNotUtf8 { header: 0 }
+            })
+        ),
+        "{refused:?}"
+    );
+    let mut across = vec![b'a'; 63];
+    across.extend_from_slice("€".as_bytes());
+    across.extend_from_slice(&[b'b'; 100]);
+    assert!(validate(&with_key(&across), LIMIT).is_ok());
+    let mut cut = vec![b'a'; 63];
+    cut.extend_from_slice(&"€".as_bytes()[..2]);
+    assert!(validate(&with_key(&cut), LIMIT).is_err(), "a key ending mid-character");
+}
+
+/// Found by the `batch_validate` property test: bytes after a gzip stream were
+/// ignored and the batch accepted, but decoders that insist on the stream's
+/// end refuse it, and a consumer would be stuck on the batch.
+#[test]
+fn bytes_after_the_gzip_stream_are_refused() {
+    let mut payload = compress(Codec::Gzip, &records(2));
+    assert!(validate(&batch_with(&payload, 2, id(Codec::Gzip), BASE_TS + 1), LIMIT).is_ok());
+    payload.extend_from_slice(&[0, 2]);
+    let bad = batch_with(&payload, 2, id(Codec::Gzip), BASE_TS + 1);
+    let refused = validate(&bad, LIMIT);
+    assert!(
+        matches!(refused, Err(InvalidBatch::Decompression { .. })),
+        "{refused:?}"
+    );
+}

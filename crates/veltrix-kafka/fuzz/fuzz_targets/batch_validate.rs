@@ -1,11 +1,9 @@
 //! Fuzzes the validation of producers' record batches: header, codecs, records.
+//! On the system allocator, as the broker runs: a size taken from the input
+//! that sized an allocation would abort the run.
 #![no_main]
 
 #[path = "../checks.rs"]
 mod checks;
-
-// As in the broker binary: untrusted sizes must not abort the process.
-#[global_allocator]
-static ALLOCATOR: veltrix_kafka::alloc::ReservingAllocator = veltrix_kafka::alloc::ReservingAllocator;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::batch_validate(data));

@@ -144,3 +144,19 @@ fn served_requests_with_huge_counts_are_refused_by_decode_request() {
         }
     }
 }
+
+/// Found by the `batch_validate` fuzz target: a record whose value length was
+/// -21 passed validation and then failed the client codec's decoding.
+#[test]
+fn fuzz_regression_a_negative_value_length_is_refused() {
+    checks::batch_validate(&[89, 144, 40, 22, 5, 187, 187, 187, 185, 187, 0, 0, 0, 41, 0]);
+}
+
+/// Found by the `batch_validate` fuzz target: a header key that is not UTF-8
+/// passed validation and then failed the client codec's decoding.
+#[test]
+fn fuzz_regression_a_header_key_that_is_not_utf8_is_refused() {
+    checks::batch_validate(&[
+        121, 0, 0, 40, 0, 0, 0, 8, 3, 0, 0, 40, 0, 8, 0, 0, 0, 0, 0, 1, 4, 236, 0, 0,
+    ]);
+}
