@@ -599,6 +599,16 @@ impl Broker {
         &self.groups
     }
 
+    /// The topic with this id, if it still exists.
+    pub fn topic_by_id(&self, id: &TopicId) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == *id)
+            .cloned()
+    }
+
     /// The share group coordinator.
     pub fn share(&self) -> &ShareCoordinator {
         &self.share

@@ -173,7 +173,7 @@ pub struct ShareCoordinator {
     writers: RwLock<()>,
     /// Bumped whenever records become available again (released, lock
     /// timed out): wakes share fetches waiting for records.
-    available: tokio::sync::watch::Sender<u64>,
+    available: tokio::sync::watch::Sender<i64>,
 }
 
 /// One share-partition as describe and metrics show it.
@@ -313,7 +313,7 @@ impl ShareCoordinator {
     }
 
     /// A receiver that changes whenever records become available again.
-    pub fn watch_available(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn watch_available(&self) -> tokio::sync::watch::Receiver<i64> {
         self.available.subscribe()
     }
 
