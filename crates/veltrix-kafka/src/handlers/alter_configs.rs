@@ -24,6 +24,10 @@ use crate::topic_configs;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// A group, as Kafka's admin client names it (`ConfigResource.Type.GROUP`).
+pub(super) const RESOURCE_GROUP: i8 = 32;
+/// A group, as librdkafka's admin client names it (`RD_KAFKA_RESOURCE_GROUP`).
+pub(super) const RESOURCE_GROUP_RDKAFKA: i8 = 3;
 
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -55,10 +59,75 @@ fn alter_one(
     }
 }
 
+/// Share-group settings: `ops` (key, SET/DELETE, value) applied to the
+/// group's own settings, validated as a whole, stored unless `validate_only`.
+fn alter_group(ctx: &Ctx, group: &str, ops: &[(&str, i8, Option<&str>)], validate_only: bool) -> (i16, Option<String>) {
+    if ctx.broker.groups().list().iter().any(|g| g.group_id == group) {
+        return (
+            errors::INVALID_REQUEST,
+            Some(format!(
+                "`{group}` is a consumer group; only share groups have settings here"
+            )),
+        );
+    }
+    let share = ctx.broker.share();
+    let mut overrides = share.overrides(group);
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, op, value) in ops {
+        if seen.contains(key) {
+            return (errors::INVALID_CONFIG, Some(format!("`{key}` is given twice")));
+        }
+        seen.push(key);
+        overrides.retain(|(k, _)| k != key);
+        match (*op, value) {
+            (OP_SET, Some(v)) => overrides.push(((*key).to_owned(), (*v).to_owned())),
+            (OP_SET, None) => return (errors::INVALID_CONFIG, Some(format!("`{key}` is set to null"))),
+            (OP_DELETE, _) => {}
+            (other, _) => {
+                return (
+                    errors::INVALID_CONFIG,
+                    Some(format!("config operation {other} does not apply to `{key}`")),
+                );
+            }
+        }
+    }
+    let check = veltrix_core::share::ShareGroupSettings::resolve(share.config().defaults, &overrides);
+    match check {
+        Err(e) => (errors::INVALID_CONFIG, Some(e)),
+        Ok(_) if validate_only => (errors::NONE, None),
+        Ok(_) => match share.set_settings(group, overrides) {
+            Ok(()) => (errors::NONE, None),
+            Err(e) => (errors::share_code(&e), Some(e.to_string())),
+        },
+    }
+}
+
 fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut r = IncrementalAlterConfigsResponse::default();
     for resource in &request.resources {
+        if matches!(resource.resource_type, RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA) {
+            let ops: Vec<(&str, i8, Option<&str>)> = resource
+                .configs
+                .iter()
+                .map(|op| {
+                    (
+                        op.name.as_str(),
+                        op.config_operation,
+                        op.value.as_ref().map(|v| v.as_str()),
+                    )
+                })
+                .collect();
+            let (error_code, message) = alter_group(ctx, resource.resource_name.as_str(), &ops, request.validate_only);
+            r.responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(error_code)
+                    .with_error_message(message.map(StrBytes::from_string))
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone()),
+            );
+            continue;
+        }
         let change = |c: &mut TopicConfig| -> Result<(), String> {
             let mut seen: Vec<&str> = Vec::new();
             for op in &resource.configs {
