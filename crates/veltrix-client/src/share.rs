@@ -612,6 +612,11 @@ impl ShareConsumer {
         &self.session
     }
 
+    /// Changes the limits of the next fetches.
+    pub fn set_options(&mut self, options: ShareFetchOptions) {
+        self.options = options;
+    }
+
     /// Heartbeats if the broker's interval has passed.
     pub async fn heartbeat_if_due(&mut self) -> Result<(), ClientError> {
         if self.last_heartbeat.elapsed() >= self.heartbeat_interval {
