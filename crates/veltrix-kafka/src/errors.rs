@@ -2,6 +2,7 @@
 
 use veltrix_core::CoreError;
 use veltrix_core::groups::GroupError;
+use veltrix_core::share::ShareError;
 use veltrix_core::validate::InvalidBatch;
 use veltrix_log::LogError;
 
@@ -47,6 +48,10 @@ pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 pub const INVALID_RECORD: i16 = 87;
+pub const INVALID_RECORD_STATE: i16 = 121;
+pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
+pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+pub const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
 
 /// An error code's name for metric labels (`NOT_LEADER_OR_FOLLOWER`...):
 /// one of Kafka's codes, or `UNKNOWN` — a fixed, bounded set.
@@ -169,6 +174,27 @@ pub fn log_code(e: &LogError) -> i16 {
         LogError::InvalidProducerFields { .. } => CORRUPT_MESSAGE,
         LogError::TransactionsUnsupported { .. } => INVALID_TXN_STATE,
         LogError::Config(_) => INVALID_CONFIG,
+    }
+}
+
+/// The Kafka error code for a share group error.
+pub fn share_code(e: &ShareError) -> i16 {
+    match e {
+        ShareError::InvalidGroupId => INVALID_GROUP_ID,
+        ShareError::UnknownMemberId => UNKNOWN_MEMBER_ID,
+        ShareError::FencedMemberEpoch { .. } => FENCED_MEMBER_EPOCH,
+        ShareError::GroupMaxSizeReached(_) => GROUP_MAX_SIZE_REACHED,
+        ShareError::TooManyGroups(_) => POLICY_VIOLATION,
+        ShareError::WrongGroupType(_) | ShareError::GroupIdNotFound => GROUP_ID_NOT_FOUND,
+        ShareError::ShareSessionNotFound => SHARE_SESSION_NOT_FOUND,
+        ShareError::InvalidShareSessionEpoch { .. } => INVALID_SHARE_SESSION_EPOCH,
+        ShareError::ShareSessionLimitReached(_) => SHARE_SESSION_LIMIT_REACHED,
+        ShareError::InvalidRecordState(_) => INVALID_RECORD_STATE,
+        ShareError::InvalidRequest(_) => INVALID_REQUEST,
+        ShareError::NonEmptyGroup => NON_EMPTY_GROUP,
+        ShareError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        ShareError::InvalidConfig(_) => INVALID_CONFIG,
+        ShareError::Storage(_) => KAFKA_STORAGE_ERROR,
     }
 }
 

@@ -358,6 +358,8 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Close> {
     stream.set_nodelay(true)?;
+    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (reader, writer) = stream.into_split();
     let depth = shared.config.requests_in_flight_per_connection_max.max(1);
     let (tx, rx) = mpsc::channel(depth);
@@ -365,9 +367,13 @@ async fn connection(
     // reader is done (closed, refused or shutting down), the writer finishes
     // what was read before, then the connection closes.
     let (read, written) = tokio::join!(
-        read_requests(reader, peer, &shared, shutdown, tx),
+        read_requests(reader, peer, id, &shared, shutdown, tx),
         write_responses(writer, rx)
     );
+    // Share sessions live as long as their connection: what they hold goes
+    // back to the other members now, not when its locks run out.
+    let broker = shared.broker.clone();
+    let _ = tokio::task::spawn_blocking(move || broker.share().connection_closed(id)).await;
     read.and(written)
 }
 
@@ -386,6 +392,7 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFl
 async fn read_requests(
     mut reader: OwnedReadHalf,
     peer: SocketAddr,
+    connection: u64,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
@@ -439,7 +446,7 @@ async fn read_requests(
             }
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = dispatch(decoded, budget, peer, shared, &slots, depth, &shutdown).await?;
+        let in_flight = dispatch(decoded, budget, peer, connection, shared, &slots, depth, &shutdown).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
@@ -493,10 +500,12 @@ async fn read_length(
 /// Starts serving a decoded request, in order: a produce is appended now and
 /// answered once durable; anything else runs once every earlier request is
 /// answered.
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     decoded: Decoded,
     budget: Budget,
     peer: SocketAddr,
+    connection: u64,
     shared: &Shared,
     slots: &Arc<Semaphore>,
     depth: usize,
@@ -526,6 +535,7 @@ async fn dispatch(
                 version,
                 client_id: client_id.unwrap_or_default(),
                 peer,
+                connection,
                 warnings: warnings.clone(),
                 responses: responses.clone(),
                 held: held.clone(),

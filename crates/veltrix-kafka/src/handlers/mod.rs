@@ -28,6 +28,7 @@ mod init_producer_id;
 pub(crate) mod list_offsets;
 mod metadata;
 pub(crate) mod produce;
+mod share;
 
 pub(crate) use api_versions::api_versions_unsupported;
 
@@ -39,6 +40,8 @@ pub(crate) struct Ctx {
     /// The client id of the request header (empty if none).
     pub client_id: String,
     pub peer: std::net::SocketAddr,
+    /// This connection, among all the broker has had.
+    pub connection: u64,
     /// Risky client settings already warned about.
     pub warnings: Arc<crate::warnings::ClientWarnings>,
     /// Memory for responses the client sizes (fetch).
@@ -82,11 +85,15 @@ pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DeleteGroups => Some((0, 2)),
         ApiKey::ConsumerGroupHeartbeat => Some((0, 1)),
         ApiKey::ConsumerGroupDescribe => Some((0, 1)),
+        ApiKey::ShareGroupHeartbeat => Some((1, 1)),
+        ApiKey::ShareGroupDescribe => Some((1, 1)),
+        ApiKey::ShareFetch => Some((1, 1)),
+        ApiKey::ShareAcknowledge => Some((1, 1)),
         _ => None,
     }
 }
 
-pub(super) const SERVED: [ApiKey; 27] = [
+pub(super) const SERVED: [ApiKey; 31] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::Produce,
@@ -114,6 +121,10 @@ pub(super) const SERVED: [ApiKey; 27] = [
     ApiKey::DeleteGroups,
     ApiKey::ConsumerGroupHeartbeat,
     ApiKey::ConsumerGroupDescribe,
+    ApiKey::ShareGroupHeartbeat,
+    ApiKey::ShareGroupDescribe,
+    ApiKey::ShareFetch,
+    ApiKey::ShareAcknowledge,
 ];
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
@@ -155,6 +166,10 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group::consumer_group_describe(&ctx, r))
         }
+        RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(share::share_group_heartbeat(&ctx, r)),
+        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(share::share_group_describe(&ctx, r)),
+        RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(share::share_fetch(ctx, r).await),
+        RequestKind::ShareAcknowledge(r) => ResponseKind::ShareAcknowledge(share::share_acknowledge(ctx, r).await),
         _ => return None,
     })
 }
