@@ -185,8 +185,10 @@ pub async fn run(spec: &ShareSpec, progress: Arc<Progress>) -> Result<ShareResul
     Ok(out)
 }
 
-/// Joins every member, waits until their assignments cover the topic, and
-/// opens each one's share session with an empty fetch.
+/// Joins every member, waits until their assignments cover the topic and
+/// have settled (a partition changing members during the run would hand its
+/// acquired records to another), and opens each one's share session with an
+/// empty fetch.
 async fn join(spec: &ShareSpec, config: &ClientConfig, partitions: u32) -> Result<Vec<ShareConsumer>, ClientError> {
     let opening = ShareFetchOptions {
         max_wait: OPENING_WAIT,
@@ -202,9 +204,16 @@ async fn join(spec: &ShareSpec, config: &ClientConfig, partitions: u32) -> Resul
     }
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
+        // Settled when every partition has a member and no member's view is
+        // stale: the broker gives a partition to one member while there are
+        // enough partitions, and one partition to each member when not.
         let covered: std::collections::BTreeSet<i32> =
             members.iter().flat_map(|m| m.assigned().iter().copied()).collect();
-        if covered.len() == partitions as usize && members.iter().all(|m| !m.assigned().is_empty()) {
+        let held: usize = members.iter().map(|m| m.assigned().len()).sum();
+        if covered.len() == partitions as usize
+            && held == (partitions as usize).max(members.len())
+            && members.iter().all(|m| !m.assigned().is_empty())
+        {
             break;
         }
         if Instant::now() >= deadline {
