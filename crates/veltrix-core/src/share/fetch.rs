@@ -416,7 +416,10 @@ fn acquire_from_log(
     let mut acquired = p.acquire_available(owner, now_ms, limits, records_max, read_end, persist);
     let taken: i64 = acquired.iter().map(|a| a.last - a.first + 1).sum();
     let left = (records_max as i64).saturating_sub(taken);
-    if left > 0 && p.end() < read_end {
+    // A redelivery's run is kept short on purpose (see acquire_available):
+    // new records wait for the next fetch.
+    let redelivery = acquired.iter().any(|a| a.deliveries > 1);
+    if left > 0 && !redelivery && p.end() < read_end {
         // New records up to the end of the batch holding the last one wanted.
         let want_last = p.end().saturating_add(left - 1);
         let fresh_end = batches

@@ -255,6 +255,10 @@ impl SharePartition {
         persist: &mut Vec<Persist>,
     ) -> Vec<Acquired> {
         let mut out = self.acquire_available(owner, now_ms, limits, records_max, i64::MAX, persist);
+        if out.iter().any(|a| a.deliveries > 1) {
+            // A redelivery's run is not topped up with new records.
+            return out;
+        }
         let taken: i64 = out.iter().map(|a| a.last - a.first + 1).sum();
         let left = records_max.saturating_sub(taken as usize) as i64;
         let end = fresh_end.min(self.end().saturating_add(left));
@@ -265,6 +269,11 @@ impl SharePartition {
     /// Hands `owner` records available again in the window below
     /// `redeliver_end`, lowest offsets first, at most `records_max`. Those
     /// that have reached the delivery limit are archived instead.
+    ///
+    /// Records delivered before come in smaller runs the more often they were
+    /// delivered ([`redelivery_run_max`]), and a record's last delivery alone:
+    /// a record that crashes its consumer every time then takes only itself
+    /// to the delivery limit, not the records acquired beside it.
     pub fn acquire_available(
         &mut self,
         owner: &Arc<str>,
@@ -275,12 +284,13 @@ impl SharePartition {
         persist: &mut Vec<Persist>,
     ) -> Vec<Acquired> {
         let mut out: Vec<Acquired> = Vec::new();
-        let mut left = records_max;
+        let mut run_max = records_max;
+        let mut taken = 0usize;
         let deadline_ms = now_ms.saturating_add(limits.lock_ms);
         let mut archived_any = false;
         for i in 0..self.slots.len() {
             let offset = self.start + i as i64;
-            if left == 0 || offset >= redeliver_end {
+            if taken >= run_max || offset >= redeliver_end {
                 break;
             }
             let slot = &mut self.slots[i];
@@ -294,16 +304,24 @@ impl SharePartition {
                 push_persist(persist, offset, RecordState::Archived, slot.deliveries);
                 continue;
             }
+            run_max = run_max.min(redelivery_run_max(
+                records_max,
+                slot.deliveries,
+                limits.delivery_count_limit,
+            ));
+            if taken >= run_max {
+                break;
+            }
             slot.state = RecordState::Acquired;
             slot.deliveries = slot.deliveries.saturating_add(1);
             slot.owner = Some(owner.clone());
             slot.deadline_ms = deadline_ms;
             self.acquired += 1;
-            left -= 1;
+            taken += 1;
             push_acquired(&mut out, offset, slot.deliveries);
             push_persist(persist, offset, RecordState::Acquired, slot.deliveries);
         }
-        self.outcomes.acquired += out.iter().map(|a| (a.last - a.first + 1) as u64).sum::<u64>();
+        self.outcomes.acquired += taken as u64;
         if archived_any {
             self.advance();
         }
@@ -522,6 +540,20 @@ impl SharePartition {
     /// past the end).
     pub fn state_of(&self, offset: i64) -> Option<(RecordState, u16)> {
         self.slot(offset).map(|s| (s.state, s.deliveries))
+    }
+}
+
+/// The most records one acquisition hands out when the first of them was
+/// delivered `deliveries` times before: all `records_max` for new records,
+/// half as many for each delivery before (at least one), and one alone for a
+/// record's last delivery under `limit`.
+pub(crate) fn redelivery_run_max(records_max: usize, deliveries: u16, limit: u16) -> usize {
+    if deliveries == 0 {
+        records_max
+    } else if deliveries.saturating_add(1) >= limit {
+        1
+    } else {
+        (records_max >> deliveries.min(16)).max(1)
     }
 }
 

@@ -299,6 +299,62 @@ fn closing_a_connection_releases_its_sessions_records_at_once() {
     assert_eq!(acquire(&o, "b", 5)[0].deliveries, 2);
 }
 
+/// A record that crashes its consumer whenever it is delivered (a poison
+/// record), acquired in one run with nine good ones: the good ones must not
+/// reach the delivery limit with it. Runs shrink on redelivery and a last
+/// delivery goes alone, so the consumer that takes the good records one by one
+/// accepts them, and only the poison record is archived.
+#[test]
+fn records_acquired_beside_a_poison_record_are_not_archived_with_it() {
+    let mut w = World::new();
+    w.config.defaults.delivery_count_limit = 3;
+    w.config.defaults.record_lock_duration_ms = 1_000;
+    w.config.session_timeout_ms = 1_000_000;
+    let o = w.open();
+    produce(&o.log, 1, 10);
+    join(&o.share, "a");
+    let poison = 7;
+    let mut deliveries_of_poison = Vec::new();
+    for _ in 0..40 {
+        let got = acquire(&o, "a", 10);
+        if got.is_empty() {
+            break;
+        }
+        let run: Vec<i64> = got.iter().flat_map(|a| a.first..=a.last).collect();
+        if run.contains(&poison) {
+            // The consumer crashes: the whole run's locks run out.
+            deliveries_of_poison.push(
+                got.iter()
+                    .find(|a| a.first <= poison && poison <= a.last)
+                    .unwrap()
+                    .deliveries,
+            );
+            w.clock.advance(1_001);
+            o.share.tick();
+        } else {
+            for a in &got {
+                ack(&o, "a", a.first, a.last, 1).unwrap();
+            }
+        }
+    }
+    assert_eq!(deliveries_of_poison, vec![1, 2, 3]);
+    let out = o.share.stats()[0].outcomes;
+    assert_eq!((out.accepted, out.archived), (9, 1), "{out:?}");
+    assert_eq!(summary(&o).start, 10);
+}
+
+#[test]
+fn redelivered_runs_halve_and_a_last_delivery_goes_alone() {
+    use super::partition::redelivery_run_max;
+    assert_eq!(redelivery_run_max(500, 0, 5), 500);
+    assert_eq!(redelivery_run_max(500, 1, 5), 250);
+    assert_eq!(redelivery_run_max(500, 3, 5), 62);
+    assert_eq!(redelivery_run_max(500, 4, 5), 1);
+    assert_eq!(redelivery_run_max(1, 1, 5), 1);
+    assert_eq!(redelivery_run_max(500, 1, 2), 1);
+    assert_eq!(redelivery_run_max(usize::MAX, 200, 255), usize::MAX >> 16);
+}
+
 #[test]
 fn the_window_bounds_what_a_member_that_never_acknowledges_can_pin() {
     let mut w = World::new();
@@ -476,6 +532,10 @@ proptest! {
                 Op::Acquire { member, max } => {
                     let now = w.clock.now_ms();
                     let got = acquire(&o, names[member as usize], max as usize);
+                    if got.iter().any(|a| a.deliveries == limit) {
+                        let n: i64 = got.iter().map(|a| a.last - a.first + 1).sum();
+                        prop_assert_eq!(n, 1, "a last delivery goes alone: {:?}", got);
+                    }
                     for a in &got {
                         for off in a.first..=a.last {
                             let r = &mut model[off as usize];
@@ -577,8 +637,14 @@ proptest! {
             }
         }
         let mut seen = vec![false; model.len()];
-        for _ in 0..20 {
-            for a in acquire(&o, "final", 1_000) {
+        // Bounded: each round hands out at least one record, and there are
+        // fewer than 60 × 255 of them.
+        for _ in 0..model.len() + 1 {
+            let got = acquire(&o, "final", 1_000);
+            if got.is_empty() {
+                break;
+            }
+            for a in got {
                 for off in a.first..=a.last {
                     prop_assert!(!model[off as usize].done, "offset {} was done", off);
                     seen[off as usize] = true;
