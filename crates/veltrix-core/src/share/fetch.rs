@@ -9,6 +9,7 @@
 //! session too, releasing what it held, as Kafka does: the client then opens a
 //! new one.
 
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use crate::topic::TopicId;
 pub(super) struct Session {
     /// The epoch the next request must carry.
     next_epoch: i32,
-    partitions: Vec<(TopicId, i32)>,
+    partitions: BTreeSet<(TopicId, i32)>,
     last_used_ms: i64,
     /// The connection that opened it: closing the connection closes it.
     connection: u64,
@@ -80,6 +81,15 @@ pub struct AcquiredData {
 
 /// Acknowledgement batches one request may carry per partition.
 pub const ACK_BATCHES_MAX: usize = 10_000;
+/// Partitions one share session may hold: what a member's session costs the
+/// broker is bounded by this times `sessions_max`.
+pub const SESSION_PARTITIONS_MAX: usize = 2_000;
+
+fn too_many_partitions(n: usize) -> ShareError {
+    ShareError::InvalidRequest(format!(
+        "a share session holds at most {SESSION_PARTITIONS_MAX} partitions, this one would hold {n}"
+    ))
+}
 
 impl ShareCoordinator {
     /// Checks and updates the member's session for a request; returns the
@@ -108,18 +118,23 @@ impl ShareCoordinator {
                         "a request opening a share session carries no acknowledgements".into(),
                     ));
                 }
+                if req.add.len() > SESSION_PARTITIONS_MAX {
+                    return Err(too_many_partitions(req.add.len()));
+                }
+                let partitions: BTreeSet<(TopicId, i32)> = req.add.iter().copied().collect();
+                if partitions.len() > SESSION_PARTITIONS_MAX {
+                    return Err(too_many_partitions(partitions.len()));
+                }
                 let old = sessions.remove(&key);
                 if old.is_none() && sessions.len() >= self.config.sessions_max {
                     return Err(ShareError::ShareSessionLimitReached(self.config.sessions_max));
                 }
-                let mut partitions = req.add.clone();
-                partitions.sort_unstable();
-                partitions.dedup();
+                let out = partitions.iter().copied().collect();
                 sessions.insert(
                     key,
                     Session {
                         next_epoch: 1,
-                        partitions: partitions.clone(),
+                        partitions,
                         last_used_ms: now,
                         connection: req.connection,
                     },
@@ -129,7 +144,7 @@ impl ShareCoordinator {
                     // A new session replaces the old one: what it held goes back.
                     self.release_member(&req.group, &req.member, None);
                 }
-                Ok(partitions)
+                Ok(out)
             }
             -1 => {
                 let s = sessions.get_mut(&key).ok_or(ShareError::ShareSessionNotFound)?;
@@ -139,7 +154,7 @@ impl ShareCoordinator {
                     ));
                 }
                 s.last_used_ms = now;
-                Ok(s.partitions.clone())
+                Ok(s.partitions.iter().copied().collect())
             }
             epoch => {
                 let Some(s) = sessions.get_mut(&key) else {
@@ -152,15 +167,21 @@ impl ShareCoordinator {
                     self.release_member(&req.group, &req.member, None);
                     return Err(ShareError::InvalidShareSessionEpoch { got: epoch, expected });
                 }
+                if req.add.len() > SESSION_PARTITIONS_MAX {
+                    return Err(too_many_partitions(req.add.len()));
+                }
+                let mut next = s.partitions.clone();
+                next.extend(req.add.iter().copied());
+                for p in &req.forget {
+                    next.remove(p);
+                }
+                if next.len() > SESSION_PARTITIONS_MAX {
+                    return Err(too_many_partitions(next.len()));
+                }
                 s.next_epoch = if s.next_epoch == i32::MAX { 1 } else { s.next_epoch + 1 };
                 s.last_used_ms = now;
-                for p in &req.add {
-                    if !s.partitions.contains(p) {
-                        s.partitions.push(*p);
-                    }
-                }
-                s.partitions.retain(|p| !req.forget.contains(p));
-                let partitions = s.partitions.clone();
+                let partitions = next.iter().copied().collect();
+                s.partitions = next;
                 drop(sessions);
                 if !req.forget.is_empty() {
                     self.release_member(&req.group, &req.member, Some(&req.forget));
@@ -233,9 +254,16 @@ impl ShareCoordinator {
         let mut ticket = None;
         let mut released = false;
         let mut results = Vec::with_capacity(acks.len());
+        let mut seen = HashSet::with_capacity(acks.len());
         {
             let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
             for pa in acks {
+                if !seen.insert((pa.topic, pa.partition)) {
+                    results.push(Err(ShareError::InvalidRequest(
+                        "a partition's acknowledgements come once per request".into(),
+                    )));
+                    continue;
+                }
                 let key = Key {
                     group: group.to_owned(),
                     topic: pa.topic,

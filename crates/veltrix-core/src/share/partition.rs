@@ -408,6 +408,13 @@ impl SharePartition {
                 types.len()
             )));
         }
+        if first < self.start || last >= self.end() {
+            return Err(ShareError::InvalidRecordState(format!(
+                "offsets {first}..={last} are not all in flight (in flight: {}..{})",
+                self.start,
+                self.end()
+            )));
+        }
         for o in first..=last {
             match self.slot(o) {
                 Some(s) if s.state == RecordState::Acquired && s.owner.as_deref() == Some(owner) => {}

@@ -277,6 +277,74 @@ fn sessions_check_their_epochs_and_their_limit() {
     ));
 }
 
+/// A client that keeps naming new partitions in its session, or repeats a
+/// partition's acknowledgements, or acknowledges a range reaching far past
+/// the window: each is refused at once, and nothing changes.
+#[test]
+fn hostile_sessions_and_acknowledgements_are_bounded() {
+    use super::fetch::SESSION_PARTITIONS_MAX;
+    let w = World::new();
+    let o = w.open();
+    let many = |from: i32, n: usize| (from..from + n as i32).map(|p| (TOPIC, p)).collect::<Vec<_>>();
+    let mut req = SessionRequest {
+        group: "g".into(),
+        member: "a".into(),
+        epoch: 0,
+        add: many(0, SESSION_PARTITIONS_MAX + 1),
+        ..SessionRequest::default()
+    };
+    assert!(matches!(
+        o.share.begin_session(&req, SessionUse::Fetch),
+        Err(ShareError::InvalidRequest(_))
+    ));
+    req.add = many(0, SESSION_PARTITIONS_MAX);
+    assert_eq!(
+        o.share.begin_session(&req, SessionUse::Fetch).unwrap().len(),
+        SESSION_PARTITIONS_MAX
+    );
+    req.epoch = 1;
+    req.add = many(SESSION_PARTITIONS_MAX as i32, 1);
+    assert!(matches!(
+        o.share.begin_session(&req, SessionUse::Fetch),
+        Err(ShareError::InvalidRequest(_))
+    ));
+    // The refusal did not use up the epoch; forgetting one makes room for one.
+    req.forget = many(0, 1);
+    assert_eq!(
+        o.share.begin_session(&req, SessionUse::Fetch).unwrap().len(),
+        SESSION_PARTITIONS_MAX
+    );
+
+    produce(&o.log, 1, 10);
+    join(&o.share, "m");
+    acquire(&o, "m", 10);
+    let before = o.share.stats();
+    let batch = |first, last| AckBatch {
+        first,
+        last,
+        types: vec![1],
+    };
+    let twice = [0, 1].map(|_| PartitionAcks {
+        topic: TOPIC,
+        partition: 0,
+        batches: vec![batch(0, 0)],
+    });
+    let results = o.share.acknowledge("g", "m", &twice);
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(ShareError::InvalidRequest(_))));
+    assert_eq!(o.share.stats()[0].outcomes.accepted, before[0].outcomes.accepted + 1);
+    let far = [PartitionAcks {
+        topic: TOPIC,
+        partition: 0,
+        batches: vec![batch(1, i64::MAX)],
+    }];
+    assert!(matches!(
+        o.share.acknowledge("g", "m", &far)[0],
+        Err(ShareError::InvalidRecordState(_))
+    ));
+    assert_eq!(summary(&o).acquired, 9);
+}
+
 #[test]
 fn closing_a_connection_releases_its_sessions_records_at_once() {
     let w = World::new();
