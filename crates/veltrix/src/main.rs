@@ -4,6 +4,7 @@
 //! The binary is thin: it parses flags, sets up logging, opens the engine and
 //! hands sockets to the protocol adapters.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,25 +87,32 @@ struct ServeArgs {
     log_format: String,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Every command's failure ends here: one `error:` line and exit status 1.
+/// `main` never returns an error itself, since Rust would print it with
+/// `{:?}`, and with a backtrace when `RUST_BACKTRACE` is set.
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => cli::exit_on_error(serve(args)),
-        Command::Topic(args) => cli::exit_on_error(cli::topic::run(args)),
-        Command::Produce(args) => cli::exit_on_error(cli::produce::run(args)),
-        Command::Consume(args) => cli::exit_on_error(cli::consume::run(args)),
-        Command::Group(args) => cli::exit_on_error(cli::group::run(args)),
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Topic(args) => cli::topic::run(args),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
+        Command::Group(args) => cli::group::run(args),
         Command::Check(args) => cli::check::run_check(args),
-        Command::Explain(args) => cli::exit_on_error(cli::check::run_explain(args)),
+        Command::Explain(args) => cli::check::run_explain(args),
         Command::Doctor(args) => cli::doctor::run(args),
-        Command::Bench(args) => cli::exit_on_error(cli::bench::run(args)),
-    }
+        Command::Bench(args) => cli::bench::run(args),
+    };
+    cli::exit_on_error(result);
 }
 
+/// Logs to stderr, in colour only when stderr is a terminal: a file or a
+/// journal would otherwise hold escape codes.
 fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         "text" => builder.init(),

@@ -118,3 +118,35 @@ fn without_a_config_file_environment_overrides_apply() {
     let _ = child.wait();
     assert!(found, "no broker used {}", data.display());
 }
+
+/// `serve` fails like every other command, whatever `RUST_BACKTRACE` says: one
+/// `error:` line after the diagnostics it renders, no backtrace, and no colour
+/// codes in what it logs to a pipe.
+#[test]
+fn a_refused_start_prints_one_error_line_and_no_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("veltrix.toml");
+    std::fs::write(&config, "[broker]\nprofle = \"production\"\n").unwrap();
+    let in_use = start_broker();
+    let in_use_dir = in_use.data_dir().to_str().unwrap().to_owned();
+    for backtrace in ["0", "1", "full"] {
+        let env = [("RUST_BACKTRACE", backtrace)];
+        let mut bad_config = EPHEMERAL.to_vec();
+        bad_config.extend(["--config", config.to_str().unwrap()]);
+        let mut dir_in_use = EPHEMERAL.to_vec();
+        dir_in_use.extend(["--data-dir", &in_use_dir]);
+        for args in [bad_config, dir_in_use] {
+            let (code, stderr) =
+                serve_exit(&args, &env, Duration::from_secs(20)).unwrap_or_else(|| panic!("serve {args:?} started"));
+            assert_eq!(code, 1, "{stderr}");
+            let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+            assert_eq!(errors.len(), 1, "RUST_BACKTRACE={backtrace}: {stderr}");
+            assert!(stderr.ends_with(&format!("{}\n", errors[0])), "{stderr}");
+            assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+            assert!(!stderr.contains('\u{1b}'), "colour codes in a pipe: {stderr:?}");
+            if args.contains(&"--config") {
+                assert!(stderr.starts_with("error[V002]: unknown key `profle`"), "{stderr}");
+            }
+        }
+    }
+}

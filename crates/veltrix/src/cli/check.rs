@@ -40,11 +40,8 @@ pub struct ExplainArgs {
 
 /// Runs `veltrix check` and exits with its status.
 pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
-    let report = veltrix_config::check_file(&args.file).with_context(|| format!("cannot read {}", args.file.display()));
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => return super::exit_on_error(Err(e)),
-    };
+    let report =
+        veltrix_config::check_file(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {

@@ -66,13 +66,13 @@ pub fn plural(n: impl Into<u64>, noun: &str) -> String {
     }
 }
 
-/// Prints a failed command's error as one line and exits with status 1.
-pub fn exit_on_error(result: anyhow::Result<()>) -> anyhow::Result<()> {
+/// Prints a failed command's error as one line (its causes joined, never a
+/// backtrace) and exits with status 1.
+pub fn exit_on_error(result: anyhow::Result<()>) {
     if let Err(e) = result {
         eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }
-    Ok(())
 }
 
 /// The error and its causes joined with `: `, skipping a cause whose text the
