@@ -63,7 +63,7 @@ macro_rules! rules {
                 explanation: $expl,
             };
         )*
-        /// Every rule, by id.
+        /// Every rule, in id order.
         pub static CATALOGUE: &[&Rule] = &[$(&$konst),*];
     };
 }
@@ -93,15 +93,12 @@ rules! {
     DUPLICATE_TOPIC = "V008" "duplicate-topic" Error Always
         "two `[[topic]]` entries with the same name"
         "Each topic is declared once. Two declarations with the same name would leave it undecided which settings apply; merge them into one entry.";
-    INVALID_URL = "V010" "invalid-url" Error Always
-        "a URL that is not http:// or https://"
-        "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
-    HEARTBEAT_OVER_SESSION = "V119" "heartbeat-over-session" Error Always
-        "the consumer protocol's heartbeat interval is not below its session timeout"
-        "Under the consumer protocol (KIP-848) the broker tells members how often to heartbeat and removes a member that has not for `consumer_session_timeout_ms`. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over, and their partitions would keep moving. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
     INVALID_ADDRESS = "V009" "invalid-address" Error Always
         "a listener address that is not IP:PORT"
         "Listeners bind to an IP address and a port, such as `127.0.0.1:9092` or `[::1]:9092`. Host names are not resolved: write `127.0.0.1` rather than `localhost`, so the broker listens where the file says whatever the resolver returns.";
+    INVALID_URL = "V010" "invalid-url" Error Always
+        "a URL that is not http:// or https://"
+        "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -156,6 +153,9 @@ rules! {
     RETENTION_BYTES_UNDER_SEGMENT = "V118" "retention-bytes-under-segment" Warning Always
         "`retention_bytes` is smaller than `segment_bytes_max`"
         "Size retention deletes whole sealed segments, never the active one, so a partition holds up to `segment_bytes_max` more than `retention_bytes`. With a limit smaller than one segment the disk use is mostly the active segment and the limit is not what it says. Lower `segment_bytes_max` below `retention_bytes` (a tenth of it keeps the overshoot small).";
+    HEARTBEAT_OVER_SESSION = "V119" "heartbeat-over-session" Error Always
+        "the consumer protocol's heartbeat interval is not below its session timeout"
+        "Under the consumer protocol (KIP-848) the broker tells members how often to heartbeat and removes a member that has not for `consumer_session_timeout_ms`. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over, and their partitions would keep moving. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";
@@ -259,6 +259,16 @@ mod tests {
             let production = r.id.starts_with("V2");
             assert_eq!(production, r.profile == RuleProfile::Production, "{}", r.id);
         }
+    }
+
+    /// `docs/configuration.md` lists the rules in catalogue order, so the
+    /// catalogue is kept in id order.
+    #[test]
+    fn the_catalogue_is_in_id_order() {
+        let ids: Vec<&str> = CATALOGUE.iter().map(|r| r.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

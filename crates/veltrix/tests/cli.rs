@@ -8,7 +8,7 @@
 //! port picked in advance. Every child process is killed by its guard's `Drop`,
 //! so a failing test leaves nothing running.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -255,14 +255,28 @@ fn topics_records_and_offsets_end_to_end() {
         })
         .collect();
     assert_eq!(rows, want);
+    let configs: Vec<Vec<&str>> = describe
+        .lines()
+        .skip_while(|l| *l != "Configs:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert!(
-        describe.contains("\n  retention.ms = 86400000  (DYNAMIC_TOPIC_CONFIG)\n"),
+        configs.contains(&vec!["retention.ms", "=", "86400000", "(DYNAMIC_TOPIC_CONFIG)"]),
         "{describe}"
     );
     assert!(
-        describe.contains("\n  cleanup.policy = delete  (DEFAULT_CONFIG)\n"),
+        configs.contains(&vec!["cleanup.policy", "=", "delete", "(DEFAULT_CONFIG)"]),
         "{describe}"
     );
+    // Every column starts at the same place on every line.
+    let value_columns: BTreeSet<usize> = describe
+        .lines()
+        .skip_while(|l| *l != "Configs:")
+        .skip(1)
+        .map(|l| l.find(" = ").unwrap())
+        .collect();
+    assert_eq!(value_columns.len(), 1, "{describe}");
 
     // 1000 keyed lines with headers, in small batches.
     let lines: String = (0..1000).map(|i| format!("user-{}:event-{i}\n", i % 37)).collect();

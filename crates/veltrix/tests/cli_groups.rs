@@ -443,7 +443,11 @@ fn lag_and_offset_resets_of_an_inactive_group() {
 
     // Delete, then again.
     assert_eq!(b.ok(&["group", "delete", "billing"]).stdout, "deleted group billing\n");
-    assert_eq!(b.ok(&["group", "list"]).stdout, "");
+    let listed = b.ok(&["group", "list"]);
+    assert_eq!(
+        (listed.stdout.as_str(), listed.stderr.as_str()),
+        ("", "no consumer groups\n")
+    );
     assert_eq!(c.committed("billing", "orders", 3), [None, None, None]);
     b.fails(
         &["group", "delete", "billing"],

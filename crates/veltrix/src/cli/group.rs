@@ -28,7 +28,7 @@ use veltrix_client::{
 
 use super::consume::Format;
 use super::time::parse_time;
-use super::{ConnectArgs, block_on, plural};
+use super::{ConnectArgs, block_on, plural, print_table};
 
 /// What follows a refusal because the group has members.
 const STOP_THEM_FIRST: &str = "the group has active members; stop them first";
@@ -126,22 +126,6 @@ pub fn run(args: GroupArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Prints rows under a header, each column as wide as its widest cell, two
-/// spaces apart; the last column is not padded.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-}
-
 /// A number, or `-` for none.
 fn or_dash(n: Option<i64>) -> String {
     n.map_or_else(|| "-".to_owned(), |n| n.to_string())
@@ -162,6 +146,10 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         for d in client.describe_groups(&missing).await? {
             states.insert(d.group_id, d.state);
         }
+    }
+    // Nothing on stdout, so a script reading it sees no rows; a person is told.
+    if groups.is_empty() {
+        eprintln!("no consumer groups");
     }
     for g in &groups {
         let state = g.state.as_ref().or_else(|| states.get(&g.group_id));
