@@ -200,7 +200,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(veltrix_kafka::serve(
             listener,
             broker.clone(),
-            config.kafka_config(advertised),
+            kafka_config(&config, advertised),
             stop_rx,
         ));
         ready.store(true, Ordering::Release);
@@ -217,6 +217,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
     })
+}
+
+/// The Kafka adapter's settings: `[limits]`, advertising `advertised` to
+/// clients; producers writing to critical topics with acks=0 or 1 are warned
+/// about. Every limit is named, so a new one cannot be left out.
+fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) -> veltrix_kafka::KafkaConfig {
+    let veltrix_config::KafkaLimits {
+        request_bytes_max,
+        in_flight_bytes_max,
+        connections_max,
+        requests_in_flight_per_connection_max,
+        fetch_wait_ms_max,
+        fetch_bytes_max,
+        request_body_ms_max,
+        connection_idle_ms_max,
+        warning_interval_ms,
+        accept_backoff_ms_max,
+        shutdown_drain_ms_max,
+    } = config.limits;
+    veltrix_kafka::KafkaConfig {
+        request_bytes_max,
+        in_flight_bytes_max,
+        connections_max,
+        requests_in_flight_per_connection_max,
+        fetch_wait_ms_max,
+        fetch_bytes_max,
+        request_body_ms_max,
+        connection_idle_ms_max,
+        warning_interval_ms,
+        accept_backoff_ms_max,
+        shutdown_drain_ms_max,
+        critical_topics: config.critical_topics().map(str::to_owned).collect(),
+        ..veltrix_kafka::KafkaConfig::new(advertised)
+    }
 }
 
 /// The monitor's settings: the declared alerts and `[observability]`.
@@ -301,5 +335,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[limits]` is plain data in veltrix-config; its defaults must be the
+    /// Kafka adapter's, or a broker without a file would run on other limits
+    /// than the adapter's own tests do.
+    #[test]
+    fn the_configuration_s_kafka_limits_default_to_the_adapter_s() {
+        let addr: SocketAddr = "127.0.0.1:9092".parse().unwrap();
+        let from_file = kafka_config(&veltrix_config::VeltrixConfig::default(), addr);
+        let adapter = veltrix_kafka::KafkaConfig::new(addr);
+        assert_eq!(format!("{from_file:?}"), format!("{adapter:?}"));
     }
 }
