@@ -10,7 +10,9 @@ use veltrix_core::TopicConfig;
 use veltrix_core::groups::ConsumerAssignor;
 use veltrix_log::FlushPolicy;
 
-use crate::diagnostic::{Diagnostic, LineIndex, Location};
+use veltrix_diagnostic::LineIndex;
+
+use crate::diagnostic::{Diagnostic, Location};
 use crate::lints;
 use crate::model::{Alert, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig, Webhook};
 use crate::probe::{Probe, SystemProbe};
@@ -243,7 +245,7 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
     }
     let production = config.profile == Profile::Production;
     let mut diagnostics = ctx.diagnostics;
-    diagnostics.retain(|d| production || d.rule.profile == RuleProfile::Always);
+    diagnostics.retain(|d| production || d.rule.applies == RuleProfile::Always);
     // File order; overrides from the environment after the file's problems.
     diagnostics.sort_by_key(|d| match &d.location {
         Some(Location::File { span, .. }) => (0, span.start, String::new()),

@@ -6,25 +6,7 @@
 //! every profile, `V2xx` are production lints, active with
 //! `profile = "production"` only.
 
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// The broker would not start, or a setting would not mean what it says.
-    /// `check` exits with status 1 and `serve` refuses to start.
-    Error,
-    /// Legal, but risky. `check --strict` exits with status 1.
-    Warning,
-}
-
-impl Severity {
-    /// `error` or `warning`, as printed.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        }
-    }
-}
+pub use veltrix_diagnostic::Severity;
 
 /// When a rule runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,40 +17,10 @@ pub enum RuleProfile {
     Production,
 }
 
-/// One rule of the catalogue.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Rule {
-    /// Stable id, such as `V101`.
-    pub id: &'static str,
-    /// Stable kebab-case name, accepted by `veltrix explain` as well.
-    pub name: &'static str,
-    pub severity: Severity,
-    pub profile: RuleProfile,
-    /// One line: what the rule finds.
-    pub summary: &'static str,
-    /// Why it matters and how to fix it, in a few paragraphs.
-    pub explanation: &'static str,
-}
+/// One rule of the catalogue; it applies under a [`RuleProfile`].
+pub type Rule = veltrix_diagnostic::Rule<RuleProfile>;
 
-macro_rules! rules {
-    ($($konst:ident = $id:literal $name:literal $sev:ident $prof:ident $summary:literal $expl:literal;)*) => {
-        $(
-            #[doc = $summary]
-            pub static $konst: Rule = Rule {
-                id: $id,
-                name: $name,
-                severity: Severity::$sev,
-                profile: RuleProfile::$prof,
-                summary: $summary,
-                explanation: $expl,
-            };
-        )*
-        /// Every rule, in id order.
-        pub static CATALOGUE: &[&Rule] = &[$(&$konst),*];
-    };
-}
-
-rules! {
+veltrix_diagnostic::catalogue! { RuleProfile;
     TOML_SYNTAX = "V001" "toml-syntax" Error Always
         "the file is not valid TOML"
         "The file could not be parsed as TOML, so nothing in it was checked.\n\nThe diagnostic points at the first place where the parser gave up. Common causes: an unquoted string (`data_dir = /var/lib/veltrix` must be `data_dir = \"/var/lib/veltrix\"`), a key set twice in the same table, a missing `]`.";
@@ -203,17 +155,14 @@ rules! {
 /// The rule with this id (`V101`) or name (`batch-larger-than-segment`),
 /// case-insensitively.
 pub fn find(id_or_name: &str) -> Option<&'static Rule> {
-    CATALOGUE
-        .iter()
-        .copied()
-        .find(|r| r.id.eq_ignore_ascii_case(id_or_name) || r.name.eq_ignore_ascii_case(id_or_name))
+    veltrix_diagnostic::find(CATALOGUE, id_or_name)
 }
 
 /// The catalogue as a Markdown table, for `docs/configuration.md`.
 pub fn catalogue_markdown() -> String {
     let mut out = String::from("| id | name | severity | profile | summary |\n|---|---|---|---|---|\n");
     for r in CATALOGUE {
-        let profile = match r.profile {
+        let profile = match r.applies {
             RuleProfile::Always => "always",
             RuleProfile::Production => "production",
         };
@@ -242,33 +191,18 @@ pub fn explanations_markdown() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ids_and_names_are_unique_and_well_formed() {
-        for (i, r) in CATALOGUE.iter().enumerate() {
-            assert!(r.id.len() == 4 && r.id.starts_with('V'), "{}", r.id);
-            assert!(
-                r.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
-                "{}",
-                r.name
-            );
-            assert!(
-                CATALOGUE[..i].iter().all(|o| o.id != r.id && o.name != r.name),
-                "{} twice",
-                r.id
-            );
-            let production = r.id.starts_with("V2");
-            assert_eq!(production, r.profile == RuleProfile::Production, "{}", r.id);
-        }
-    }
-
     /// `docs/configuration.md` lists the rules in catalogue order, so the
-    /// catalogue is kept in id order.
+    /// catalogue is kept in id order, among the rest.
     #[test]
-    fn the_catalogue_is_in_id_order() {
-        let ids: Vec<&str> = CATALOGUE.iter().map(|r| r.id).collect();
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        assert_eq!(ids, sorted);
+    fn ids_and_names_are_unique_ordered_and_well_formed() {
+        assert_eq!(
+            veltrix_diagnostic::catalogue_problems(CATALOGUE, 'V'),
+            Vec::<String>::new()
+        );
+        for r in CATALOGUE {
+            let production = r.id.starts_with("V2");
+            assert_eq!(production, r.applies == RuleProfile::Production, "{}", r.id);
+        }
     }
 
     #[test]

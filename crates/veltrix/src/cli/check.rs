@@ -169,7 +169,7 @@ fn strsim_like(query: &str, name: &str) -> usize {
 fn catalogue() -> String {
     let mut out = String::new();
     for r in rules::CATALOGUE {
-        let profile = match r.profile {
+        let profile = match r.applies {
             RuleProfile::Always => "",
             RuleProfile::Production => " (production)",
         };
@@ -187,7 +187,7 @@ fn catalogue() -> String {
 
 /// One rule's explanation.
 fn explanation(rule: &rules::Rule) -> String {
-    let profile = match rule.profile {
+    let profile = match rule.applies {
         RuleProfile::Always => "every profile",
         RuleProfile::Production => "production profile",
     };
