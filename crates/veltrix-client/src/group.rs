@@ -22,7 +22,7 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest,
+    OffsetFetchRequest, OffsetFetchResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -112,6 +112,100 @@ fn by_topic<'a>(partitions: &[(&'a str, i32)]) -> BTreeMap<&'a str, Vec<i32>> {
         out.entry(topic).or_default().push(*partition);
     }
     out
+}
+
+/// An OffsetFetch request for `group`'s offsets of the `wanted` partitions of
+/// each topic, or of every partition when `None`. From v8 a request names
+/// groups in a list; before, it names one group.
+fn offset_fetch_request(version: i16, group: &str, wanted: Option<&BTreeMap<&str, Vec<i32>>>) -> OffsetFetchRequest {
+    let mut request = OffsetFetchRequest::default();
+    if version >= 8 {
+        let topics = wanted.map(|w| {
+            w.iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopics::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect()
+        });
+        request.groups = vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group_id(group))
+                .with_topics(topics),
+        ];
+    } else {
+        request.group_id = group_id(group);
+        request.topics = wanted.map(|w| {
+            w.iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect()
+        });
+    }
+    request
+}
+
+/// One partition of an OffsetFetch answer, as it came (-1 for none).
+struct FetchedOffset {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<String>,
+    error_code: i16,
+}
+
+/// The partitions of `group` in an OffsetFetch answer of `version`; an error
+/// for the whole group fails.
+fn fetched_offsets(
+    response: &OffsetFetchResponse,
+    version: i16,
+    group: &str,
+) -> Result<Vec<FetchedOffset>, ClientError> {
+    let context = || format!("fetching the committed offsets of group `{group}`");
+    if version >= 8 {
+        let g = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or_else(|| ClientError::UnexpectedResponse(format!("OffsetFetch does not mention group `{group}`")))?;
+        check(g.error_code, None, context)?;
+        return Ok(g
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| FetchedOffset {
+                    topic: t.name.0.as_str().to_owned(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.metadata.as_ref().map(|m| m.as_str().to_owned()),
+                    error_code: p.error_code,
+                })
+            })
+            .collect());
+    }
+    check(response.error_code, None, context)?;
+    Ok(response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            // The leader epoch exists from v5 on; the codec's default before
+            // that is -1 too.
+            t.partitions.iter().map(|p| FetchedOffset {
+                topic: t.name.0.as_str().to_owned(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.metadata.as_ref().map(|m| m.as_str().to_owned()),
+                error_code: p.error_code,
+            })
+        })
+        .collect())
 }
 
 impl Client {
@@ -258,105 +352,25 @@ impl Client {
         partitions: Option<&[(&str, i32)]>,
     ) -> Result<Vec<CommittedOffset>, ClientError> {
         let version = self.connection.version(ApiKey::OffsetFetch)?;
-        let wanted = partitions.map(by_topic);
-        let mut request = OffsetFetchRequest::default();
-        // v8 batches groups; before, the request names one group.
-        if version >= 8 {
-            let topics = wanted.as_ref().map(|w| {
-                w.iter()
-                    .map(|(t, ps)| {
-                        OffsetFetchRequestTopics::default()
-                            .with_name(topic_name(t))
-                            .with_partition_indexes(ps.clone())
-                    })
-                    .collect()
-            });
-            request.groups = vec![
-                OffsetFetchRequestGroup::default()
-                    .with_group_id(group_id(group))
-                    .with_topics(topics),
-            ];
-        } else {
-            request.group_id = group_id(group);
-            request.topics = wanted.as_ref().map(|w| {
-                w.iter()
-                    .map(|(t, ps)| {
-                        OffsetFetchRequestTopic::default()
-                            .with_name(topic_name(t))
-                            .with_partition_indexes(ps.clone())
-                    })
-                    .collect()
-            });
-        }
+        let request = offset_fetch_request(version, group, partitions.map(by_topic).as_ref());
         let response = self.connection.call(&request, version).await?;
-        let context = || format!("fetching the committed offsets of group `{group}`");
-        // (topic, partition, offset, leader epoch, metadata, error code)
-        type Row = (String, i32, i64, i32, Option<String>, i16);
-        let rows: Vec<Row> = if version >= 8 {
-            let g = response
-                .groups
-                .iter()
-                .find(|g| g.group_id.0.as_str() == group)
-                .ok_or_else(|| {
-                    ClientError::UnexpectedResponse(format!("OffsetFetch does not mention group `{group}`"))
-                })?;
-            check(g.error_code, None, context)?;
-            g.topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(|p| {
-                        let metadata = p.metadata.as_ref().map(|m| m.as_str().to_owned());
-                        let name = t.name.0.as_str().to_owned();
-                        (
-                            name,
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            metadata,
-                            p.error_code,
-                        )
-                    })
-                })
-                .collect()
-        } else {
-            check(response.error_code, None, context)?;
-            response
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(|p| {
-                        let metadata = p.metadata.as_ref().map(|m| m.as_str().to_owned());
-                        // The leader epoch exists from v5 on; the codec's default
-                        // before that is -1 too.
-                        let name = t.name.0.as_str().to_owned();
-                        (
-                            name,
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            metadata,
-                            p.error_code,
-                        )
-                    })
-                })
-                .collect()
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for (topic, partition, offset, epoch, metadata, code) in rows {
-            if let Some(error) = kafka_error(code, None) {
+        let mut out = Vec::new();
+        for row in fetched_offsets(&response, version, group)? {
+            if let Some(error) = kafka_error(row.error_code, None) {
                 return Err(ClientError::Kafka {
                     context: format!(
-                        "fetching the committed offset of group `{group}` for topic `{topic}` partition {partition}"
+                        "fetching the committed offset of group `{group}` for topic `{}` partition {}",
+                        row.topic, row.partition
                     ),
                     error,
                 });
             }
             out.push(CommittedOffset {
-                topic,
-                partition,
-                offset: (offset >= 0).then_some(offset),
-                leader_epoch: (epoch >= 0).then_some(epoch),
-                metadata,
+                topic: row.topic,
+                partition: row.partition,
+                offset: (row.offset >= 0).then_some(row.offset),
+                leader_epoch: (row.leader_epoch >= 0).then_some(row.leader_epoch),
+                metadata: row.metadata,
             });
         }
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
