@@ -32,13 +32,17 @@ use crate::log::{Active, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, LogStats, RECOVERY
 use crate::producer::{self, Producers};
 use crate::segment::{self, ScanResult, index_file_name, log_file_name, parse_file_name};
 
-/// Opens the directory and rebuilds the in-memory state of the log.
-pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(State, LogStats)> {
-    let storage = &*env.storage;
-    let stats = LogStats::default();
-    storage
-        .create_dir_all(dir)
-        .map_err(|e| LogError::io("create directory", dir, e))?;
+/// What a partition directory holds, once leftovers are removed.
+struct DirListing {
+    /// The base offsets of its segment files.
+    logs: BTreeSet<i64>,
+    /// Whether the last close was clean (the marker is there).
+    clean: bool,
+}
+
+/// Lists the directory and removes what an interrupted operation left:
+/// temporary files, and indexes whose segment is gone.
+fn list_dir(storage: &dyn Storage, dir: &Path) -> Result<DirListing> {
     let names = storage.list_dir(dir).map_err(|e| LogError::io("list", dir, e))?;
     let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN_FILE);
     let mut logs = BTreeSet::new();
@@ -62,6 +66,17 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             .remove_file(&path)
             .map_err(|e| LogError::io("remove", &path, e))?;
     }
+    Ok(DirListing { logs, clean })
+}
+
+/// Opens the directory and rebuilds the in-memory state of the log.
+pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(State, LogStats)> {
+    let storage = &*env.storage;
+    let stats = LogStats::default();
+    storage
+        .create_dir_all(dir)
+        .map_err(|e| LogError::io("create directory", dir, e))?;
+    let DirListing { logs, clean } = list_dir(storage, dir)?;
     let checkpoint = read_checkpoint(storage, dir, LOG_START_FILE)?;
     // The recovery point is a hint; without it, damage anywhere in the newest
     // segment is taken for a torn tail.
