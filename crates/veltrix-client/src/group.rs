@@ -92,6 +92,14 @@ pub struct CommittedOffset {
     pub metadata: Option<String>,
 }
 
+/// An offset to commit: the next record of `topic`'s `partition` to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetToCommit<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Whether a refused commit from outside the group means that the group has
 /// active members (or is forming): the codes Kafka and Veltrix answer then.
 pub fn is_active_group_error(e: &KafkaError) -> bool {
@@ -386,20 +394,20 @@ impl Client {
         Ok(out)
     }
 
-    /// Commits `(topic, partition, offset)`s for `group` from outside it
-    /// (generation -1, no member id), as an administrator resetting offsets
-    /// does. The broker accepts this only while the group has no active
-    /// members; see [`is_active_group_error`]. If any partition is refused the
-    /// call fails, naming the first refused one and how many were refused; the
-    /// others may have been committed.
-    pub async fn commit_offsets(&mut self, group: &str, offsets: &[(&str, i32, i64)]) -> Result<(), ClientError> {
+    /// Commits `offsets` for `group` from outside it (generation -1, no
+    /// member id), as an administrator resetting offsets does. The broker
+    /// accepts this only while the group has no active members; see
+    /// [`is_active_group_error`]. If any partition is refused the call fails,
+    /// naming the first refused one and how many were refused; the others may
+    /// have been committed.
+    pub async fn commit_offsets(&mut self, group: &str, offsets: &[OffsetToCommit<'_>]) -> Result<(), ClientError> {
         let version = self.connection.version(ApiKey::OffsetCommit)?;
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (topic, partition, offset) in offsets {
-            topics.entry(topic).or_default().push(
+        for o in offsets {
+            topics.entry(o.topic).or_default().push(
                 OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset),
+                    .with_partition_index(o.partition)
+                    .with_committed_offset(o.offset),
             );
         }
         let request = OffsetCommitRequest::default()
@@ -417,34 +425,38 @@ impl Client {
                     .collect(),
             );
         let response = self.connection.call(&request, version).await?;
-        let mut refused: Vec<(String, i32, KafkaError)> = Vec::new();
-        for (topic, partition, _) in offsets {
+        let mut refused = 0;
+        let mut first_refused: Option<(&OffsetToCommit<'_>, KafkaError)> = None;
+        for o in offsets {
             let code = response
                 .topics
                 .iter()
-                .filter(|t| t.name.0.as_str() == *topic)
+                .filter(|t| t.name.0.as_str() == o.topic)
                 .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == *partition)
+                .find(|p| p.partition_index == o.partition)
                 .map(|p| p.error_code)
                 .ok_or_else(|| {
                     ClientError::UnexpectedResponse(format!(
-                        "OffsetCommit does not mention topic `{topic}` partition {partition}"
+                        "OffsetCommit does not mention topic `{}` partition {}",
+                        o.topic, o.partition
                     ))
                 })?;
             if let Some(e) = kafka_error(code, None) {
-                refused.push(((*topic).to_owned(), *partition, e));
+                refused += 1;
+                first_refused.get_or_insert((o, e));
             }
         }
-        let Some((topic, partition, error)) = refused.first().cloned() else {
+        let Some((first, error)) = first_refused else {
             return Ok(());
         };
-        let context = if refused.len() == offsets.len() {
+        let context = if refused == offsets.len() {
             format!("committing offsets for group `{group}`")
         } else {
             format!(
-                "committing offsets for group `{group}`: {} of {} partitions refused, the first topic `{topic}` partition {partition}",
-                refused.len(),
-                offsets.len()
+                "committing offsets for group `{group}`: {refused} of {} partitions refused, the first topic `{}` partition {}",
+                offsets.len(),
+                first.topic,
+                first.partition
             )
         };
         Err(ClientError::Kafka { context, error })

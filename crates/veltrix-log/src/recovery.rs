@@ -158,10 +158,13 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
 pub(crate) fn load_producers(env: &Env, dir: &Path, state: &State, config: &LogConfig) -> Result<Producers> {
     let storage = &*env.storage;
     let end = state.active.next;
-    let (from, mut producers) = match producer::load_snapshot(storage, dir, end)? {
-        Some(found) => found,
-        None => (i64::MIN, Producers::default()),
-    };
+    let producer::Snapshot {
+        offset: from,
+        mut producers,
+    } = producer::load_snapshot(storage, dir, end)?.unwrap_or(producer::Snapshot {
+        offset: i64::MIN,
+        producers: Producers::default(),
+    });
     let now_ms = env.clock.now_ms();
     let producers_max = config.producers_max as usize;
     let mut replayed = 0usize;

@@ -24,7 +24,7 @@ use veltrix_client::kafka_protocol::messages::{
     SyncGroupRequest, TopicName,
 };
 use veltrix_client::kafka_protocol::protocol::{Encodable, StrBytes};
-use veltrix_client::{Client, ClientConfig, is_active_group_error};
+use veltrix_client::{Client, ClientConfig, OffsetToCommit, is_active_group_error};
 
 const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
 
@@ -222,8 +222,16 @@ impl TestClient {
     /// Commits offsets from outside the group, as a consumer that assigns its
     /// own partitions does.
     fn commit(&mut self, group: &str, offsets: &[(&str, i32, i64)]) {
+        let offsets: Vec<OffsetToCommit> = offsets
+            .iter()
+            .map(|&(topic, partition, offset)| OffsetToCommit {
+                topic,
+                partition,
+                offset,
+            })
+            .collect();
         self.runtime
-            .block_on(self.client.commit_offsets(group, offsets))
+            .block_on(self.client.commit_offsets(group, &offsets))
             .unwrap();
     }
 
@@ -587,7 +595,14 @@ fn an_active_group_is_described_and_protected() {
     );
     let refused = c
         .runtime
-        .block_on(c.client.commit_offsets("readers", &[("events", 0, 6)]))
+        .block_on(c.client.commit_offsets(
+            "readers",
+            &[OffsetToCommit {
+                topic: "events",
+                partition: 0,
+                offset: 6,
+            }],
+        ))
         .unwrap_err();
     let kafka = refused.kafka_error().unwrap();
     assert!(is_active_group_error(kafka), "{refused}");

@@ -417,10 +417,10 @@ async fn connect_consumers(
     for _ in 0..count {
         let mut client = Client::connect(&run.bootstrap, config.clone()).await?;
         let member = Member::join(&mut client, group, &s.topic).await?;
-        members.push((client, member));
+        members.push(group::Joined { client, member });
     }
     group::settle(&mut members, partitions).await?;
-    for (client, member) in members {
+    for group::Joined { client, member } in members {
         let positions = latest
             .iter()
             .filter(|p| member.assigned().contains(&p.partition))

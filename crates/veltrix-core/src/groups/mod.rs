@@ -329,7 +329,11 @@ impl GroupCoordinator {
         let offsets = OffsetStore::open(env.clone(), dir)?;
         let started_ms = env.clock.now_ms();
         let mut groups = BTreeMap::new();
-        for (id, last_commit_ms) in offsets.groups() {
+        for offsets::GroupCommits {
+            group_id: id,
+            last_commit_ms,
+        } in offsets.groups()
+        {
             // Empty since its last commit, as far as offsets retention goes: a
             // restart does not give an abandoned group's offsets a new lease.
             groups.insert(

@@ -29,6 +29,12 @@ use veltrix_log::{Env, Log, LogConfig};
 use super::OffsetCommit;
 use crate::error::{CoreError, Result};
 
+/// A group with committed offsets, and when it last committed.
+pub(crate) struct GroupCommits {
+    pub(crate) group_id: String,
+    pub(crate) last_commit_ms: i64,
+}
+
 /// The log is not compacted below this size.
 pub const COMPACT_BYTES_MIN: u64 = 64 << 20;
 /// Largest change record; a snapshot is cut into chunks below it.
@@ -217,11 +223,14 @@ impl OffsetStore {
     }
 
     /// Groups with committed offsets, with the time of their latest commit.
-    pub(crate) fn groups(&self) -> Vec<(String, i64)> {
+    pub(crate) fn groups(&self) -> Vec<GroupCommits> {
         lock(&self.state)
             .offsets
             .iter()
-            .map(|(g, list)| (g.clone(), list.values().map(|(c, _)| c.commit_ms).max().unwrap_or(0)))
+            .map(|(g, list)| GroupCommits {
+                group_id: g.clone(),
+                last_commit_ms: list.values().map(|(c, _)| c.commit_ms).max().unwrap_or(0),
+            })
             .collect()
     }
 

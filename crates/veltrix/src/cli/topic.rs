@@ -110,15 +110,24 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A partition's log start and end offsets (-1 when unknown).
+struct LogRange {
+    start: i64,
+    end: i64,
+}
+
 /// The log start and end offset of every partition.
-async fn offsets(client: &mut Client, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<(i64, i64)>> {
+async fn offsets(client: &mut Client, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<LogRange>> {
     let ask = |spec| partitions.iter().map(|p| (*p, spec)).collect::<Vec<_>>();
     let starts = client.list_offsets(topic, &ask(OffsetSpec::Earliest)).await?;
     let ends = client.list_offsets(topic, &ask(OffsetSpec::Latest)).await?;
     Ok(starts
         .iter()
         .zip(&ends)
-        .map(|(s, e)| (s.offset.unwrap_or(-1), e.offset.unwrap_or(-1)))
+        .map(|(s, e)| LogRange {
+            start: s.offset.unwrap_or(-1),
+            end: e.offset.unwrap_or(-1),
+        })
         .collect())
 }
 
@@ -146,7 +155,7 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         .partitions
         .iter()
         .zip(offsets)
-        .map(|(p, (start, end))| {
+        .map(|(p, LogRange { start, end })| {
             let mut row = vec![
                 p.index.to_string(),
                 p.leader.to_string(),
