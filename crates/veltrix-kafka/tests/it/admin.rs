@@ -2,8 +2,6 @@
 //! DescribeConfigs and DescribeCluster, checked code by code and value by value
 //! through the wire protocol.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
@@ -19,11 +17,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
-use tokio::sync::watch;
 use uuid::Uuid;
-use veltrix_core::{Broker, BrokerConfig};
-use veltrix_kafka::{KafkaConfig, errors, serve};
-use veltrix_log::Env;
+use veltrix_core::BrokerConfig;
+use veltrix_kafka::errors;
 
 use super::{Client, Server, create_topic, fetch_request, produce, records, start, topic};
 
@@ -34,13 +30,7 @@ const SOURCE_DEFAULT: i8 = 5;
 
 /// Like `start`, with broker settings other than the defaults.
 pub(super) async fn start_with(config: BrokerConfig) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(Broker::open(Env::system(), dir.path(), config).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, broker, KafkaConfig::new(addr), stop_rx));
-    Server { addr, stop, _dir: dir }
+    super::start_with_broker(config, |_| {}).await
 }
 
 async fn metadata(c: &mut Client, name: &str) -> MetadataResponse {
