@@ -31,8 +31,12 @@ pub struct BrokerConfig {
     /// Whether Metadata and Produce for an unknown topic create it. Off by
     /// default: a typo should fail loudly, not create a topic.
     pub auto_create_topics: bool,
+    /// Topics at most; creating one more is refused.
     pub topics_max: usize,
+    /// Partitions one topic may have at most.
     pub partitions_per_topic_max: u32,
+    /// Partitions across all topics at most: each is a directory, open files
+    /// and memory.
     pub partitions_total_max: u32,
     /// Handles of sealed segments and indexes kept open across all partitions
     /// (the host builds the [`Env`] with it).
