@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use veltrix_core::TopicConfig;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, Refusal, ResponseError};
 use crate::topic_configs;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -31,27 +31,27 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Applies `change` to one resource; returns the error code and message.
+/// Applies `change` to one resource.
 fn alter_one(
     ctx: &Ctx,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     change: impl FnOnce(&mut TopicConfig) -> Result<(), String>,
-) -> (i16, Option<String>) {
+) -> Result<(), Refusal> {
     match resource_type {
         RESOURCE_TOPIC => match ctx.broker.alter_topic_config(name, validate_only, change) {
-            Ok(_) => (errors::NONE, None),
-            Err(e) => (code(&e), Some(e.to_string())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Refusal::core(&e)),
         },
-        RESOURCE_BROKER => (
-            errors::INVALID_CONFIG,
-            Some("broker settings are static: change them in the broker's configuration and restart".into()),
-        ),
-        other => (
-            errors::INVALID_REQUEST,
-            Some(format!("resource type {other} has no alterable settings")),
-        ),
+        RESOURCE_BROKER => Err(Refusal::new(
+            ResponseError::InvalidConfig,
+            "broker settings are static: change them in the broker's configuration and restart",
+        )),
+        other => Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("resource type {other} has no alterable settings"),
+        )),
     }
 }
 
@@ -78,7 +78,7 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
             }
             Ok(())
         };
-        let (error_code, message) = alter_one(
+        let outcome = alter_one(
             ctx,
             resource.resource_type,
             resource.resource_name.as_str(),
@@ -87,8 +87,8 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
         );
         r.responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(error_code)
-                .with_error_message(message.map(StrBytes::from_string))
+                .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))
+                .with_error_message(outcome.err().map(|r| StrBytes::from_string(r.message)))
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );
@@ -108,7 +108,7 @@ fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
             *c = topic_configs::from_pairs(pairs)?;
             Ok(())
         };
-        let (error_code, message) = alter_one(
+        let outcome = alter_one(
             ctx,
             resource.resource_type,
             resource.resource_name.as_str(),
@@ -117,8 +117,8 @@ fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
         );
         r.responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(error_code)
-                .with_error_message(message.map(StrBytes::from_string))
+                .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))
+                .with_error_message(outcome.err().map(|r| StrBytes::from_string(r.message)))
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );

@@ -5,7 +5,7 @@ use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 
 use super::{SERVED, supported};
-use crate::errors;
+use crate::errors::ResponseError;
 
 pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
@@ -26,5 +26,5 @@ pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
 }
 
 pub(crate) fn api_versions_unsupported() -> ResponseKind {
-    ResponseKind::ApiVersions(api_versions(errors::UNSUPPORTED_VERSION))
+    ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion.code()))
 }

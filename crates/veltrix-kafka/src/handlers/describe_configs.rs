@@ -28,7 +28,7 @@ use veltrix_core::{BrokerConfig, TopicConfig};
 use veltrix_log::{FlushPolicy, LogConfig};
 
 use super::Ctx;
-use crate::errors;
+use crate::errors::{Refusal, ResponseError};
 use crate::server::KafkaConfig;
 
 /// Kafka's resource types.
@@ -204,14 +204,10 @@ fn broker_layers(name: &str, broker: String, default: String) -> Vec<(&str, Stri
     layers
 }
 
-fn topic_configs(
-    ctx: &Ctx,
-    options: &Options,
-    name: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
     let Some(topic) = ctx.broker.topic(name) else {
-        return Err((
-            errors::UNKNOWN_TOPIC_OR_PARTITION,
+        return Err(Refusal::new(
+            ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
         ));
     };
@@ -239,18 +235,14 @@ fn topic_configs(
         .collect())
 }
 
-fn broker_configs(
-    ctx: &Ctx,
-    options: &Options,
-    name: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
     if name.is_empty() {
         // Cluster-wide dynamic defaults: none exist.
         return Ok(Vec::new());
     }
     if name.parse::<i32>() != Ok(BROKER_ID) {
-        return Err((
-            errors::INVALID_REQUEST,
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
             format!("unexpected broker id `{name}`: expected {BROKER_ID} or the empty string"),
         ));
     }
@@ -315,7 +307,10 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
             let configs = match res.resource_type {
                 RESOURCE_TOPIC => topic_configs(ctx, &options, name),
                 RESOURCE_BROKER => broker_configs(ctx, &options, name),
-                other => Err((errors::INVALID_REQUEST, format!("unsupported resource type {other}"))),
+                other => Err(Refusal::new(
+                    ResponseError::InvalidRequest,
+                    format!("unsupported resource type {other}"),
+                )),
             };
             let mut out = DescribeConfigsResult::default();
             out.resource_type = res.resource_type;
@@ -329,8 +324,8 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
                     }
                     out.configs = configs;
                 }
-                Err((error_code, message)) => {
-                    out.error_code = error_code;
+                Err(Refusal { error, message }) => {
+                    out.error_code = error.code();
                     out.error_message = Some(StrBytes::from_string(message));
                 }
             }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use veltrix_core::Broker;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, core_error};
 
 /// Reads one partition. `bytes_max` bounds the data unless `first` (no earlier
 /// partition of the response has data), when one whole batch is returned even
@@ -21,7 +21,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
     d.log_start_offset = -1;
     d.preferred_read_replica = BrokerId(-1);
     match broker.partition(topic, p) {
-        Err(e) => d.error_code = code(&e),
+        Err(e) => d.error_code = core_error(&e).code(),
         Ok(partition) => {
             let log = partition.log();
             d.high_watermark = log.high_watermark();
@@ -44,7 +44,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
                     d.log_start_offset = r.log_start;
                     d.records = Some(r.records);
                 }
-                Err(e) => d.error_code = errors::log_code(&e),
+                Err(e) => d.error_code = errors::log_error(&e).code(),
             }
         }
     }

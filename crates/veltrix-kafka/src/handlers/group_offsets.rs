@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use veltrix_core::groups::{Committed, Committer, OffsetCommit};
 
 use super::{Ctx, name};
-use crate::errors::{self, group_code};
+use crate::errors::{self, ResponseError, group_error};
 
 pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let v = ctx.version;
@@ -71,8 +71,8 @@ pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCom
                             .map(|p| {
                                 let code = match outcomes.next() {
                                     Some(Ok(())) => errors::NONE,
-                                    Some(Err(e)) => group_code(&e),
-                                    None => errors::UNKNOWN_SERVER_ERROR,
+                                    Some(Err(e)) => group_error(&e).code(),
+                                    None => ResponseError::UnknownServerError.code(),
                                 };
                                 OffsetCommitResponsePartition::default()
                                     .with_partition_index(p.partition_index)
@@ -125,7 +125,7 @@ pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchRespo
                 {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
-                        .with_error_code(group_code(&e));
+                        .with_error_code(group_error(&e).code());
                 }
                 let wanted = g.topics.as_ref().map(|topics| {
                     topics
@@ -216,13 +216,13 @@ pub(super) async fn offset_delete(ctx: Ctx, r: OffsetDeleteRequest) -> OffsetDel
         let outcome = ctx.broker.groups().delete_offsets(r.group_id.0.as_str(), &partitions);
         let mut resp = OffsetDeleteResponse::default();
         let partition_code = match &outcome {
-            Err(e @ veltrix_core::groups::GroupError::GroupSubscribedToTopic) => group_code(e),
+            Err(e @ veltrix_core::groups::GroupError::GroupSubscribedToTopic) => group_error(e).code(),
             _ => errors::NONE,
         };
         if let Err(e) = &outcome
             && partition_code == errors::NONE
         {
-            resp.error_code = group_code(e);
+            resp.error_code = group_error(e).code();
         }
         resp.topics = r
             .topics

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use veltrix_client::{DecodeLimits, decode_batches};
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, ResponseError, core_error};
 
 /// The most bytes one stored batch may decompress to when ListOffsets looks
 /// inside it for a record's timestamp. A producer chooses what its compressed
@@ -72,7 +72,7 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                         rp.offset = -1;
                         let answer = broker
                             .partition(t.name.0.as_str(), p.partition_index)
-                            .map_err(|e| code(&e));
+                            .map_err(|e| core_error(&e));
                         let answer = answer.and_then(|partition| {
                             let log = partition.log();
                             match p.timestamp {
@@ -81,8 +81,8 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                                 ts if ts >= 0 => log
                                     .offset_for_timestamp(ts)
                                     .map(|hit| hit.map_or((-1, -1), |h| narrow(log, ts, h)))
-                                    .map_err(|e| errors::log_code(&e)),
-                                _ => Err(errors::INVALID_REQUEST),
+                                    .map_err(|e| errors::log_error(&e)),
+                                _ => Err(ResponseError::InvalidRequest),
                             }
                         });
                         match answer {
@@ -93,7 +93,7 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                                     rp.leader_epoch = veltrix_log::LEADER_EPOCH;
                                 }
                             }
-                            Err(c) => rp.error_code = c,
+                            Err(c) => rp.error_code = c.code(),
                         }
                         rp
                     })

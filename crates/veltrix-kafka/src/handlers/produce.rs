@@ -12,13 +12,13 @@ use veltrix_core::{AppendProgress, Partition};
 use veltrix_log::batch;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, ResponseError, core_error};
 
 /// A partition's produce failed: its error code and message, and for a batch
 /// refused because of one record, that record's position (Produce v8+
 /// `record_errors`).
 struct Refused {
-    code: i16,
+    error: ResponseError,
     message: String,
     record: Option<i32>,
 }
@@ -30,7 +30,7 @@ impl From<veltrix_core::CoreError> for Refused {
             _ => None,
         };
         Refused {
-            code: code(&e),
+            error: core_error(&e),
             message: e.to_string(),
             record,
         }
@@ -150,7 +150,7 @@ impl Appending {
         p.log_append_time_ms = -1;
         let result = if !matches!(acks, -1..=1) {
             Err(Refused {
-                code: errors::INVALID_REQUIRED_ACKS,
+                error: ResponseError::InvalidRequiredAcks,
                 message: format!("acks must be -1, 0 or 1, not {acks}"),
                 record: None,
             })
@@ -191,8 +191,8 @@ impl Appending {
         match result {
             Ok(base) => p.base_offset = base,
             Err(refused) => {
-                errors::count_error(self.broker.metrics(), "Produce", refused.code);
-                p.error_code = refused.code;
+                p.error_code = refused.error.code();
+                errors::count_error(self.broker.metrics(), "Produce", p.error_code);
                 if self.with_messages {
                     if let Some(index) = refused.record {
                         p.record_errors = vec![
@@ -277,7 +277,7 @@ impl Written {
             .collect();
         for (ti, pi, wait) in waits {
             if let Err(e) = wait.await {
-                let error_code = code(&e);
+                let error_code = core_error(&e).code();
                 errors::count_error(&metrics, "Produce", error_code);
                 let p = &mut responses[ti].partition_responses[pi];
                 p.error_code = error_code;

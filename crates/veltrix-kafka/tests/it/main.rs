@@ -310,7 +310,7 @@ async fn a_too_new_api_versions_request_is_told_what_to_use() {
     let header = ResponseHeader::decode(&mut frame, 0).unwrap();
     assert_eq!(header.correlation_id, id);
     let r = kafka_protocol::messages::ApiVersionsResponse::decode(&mut frame, 0).unwrap();
-    assert_eq!(r.error_code, errors::UNSUPPORTED_VERSION);
+    assert_eq!(r.error_code, errors::ResponseError::UnsupportedVersion.code());
     assert!(
         r.api_keys
             .iter()
@@ -490,7 +490,10 @@ async fn pipelined_produces_are_appended_and_answered_in_order() {
         let ok = &r.responses[0].partition_responses[0];
         assert_eq!((ok.error_code, ok.base_offset), (errors::NONE, bases[i]));
         let missing = &r.responses[1].partition_responses[0];
-        assert_eq!(missing.error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(
+            missing.error_code,
+            errors::ResponseError::UnknownTopicOrPartition.code()
+        );
     }
     let mut frame = c.read_frame().await.expect("the fetch response");
     let header =
@@ -511,25 +514,28 @@ async fn errors_are_per_partition_and_named() {
     let batch = records(&["x"], Compression::None);
     assert_eq!(
         produce(&mut c, "nope", 0, -1, batch.clone()).await.0,
-        errors::UNKNOWN_TOPIC_OR_PARTITION
+        errors::ResponseError::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         produce(&mut c, "t", 7, -1, batch.clone()).await.0,
-        errors::UNKNOWN_TOPIC_OR_PARTITION
+        errors::ResponseError::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         produce(&mut c, "t", 0, 2, batch.clone()).await.0,
-        errors::INVALID_REQUIRED_ACKS
+        errors::ResponseError::InvalidRequiredAcks.code()
     );
     let mut bad_crc = BytesMut::from(&batch[..]);
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 1;
     assert_eq!(
         produce(&mut c, "t", 0, -1, bad_crc.freeze()).await.0,
-        errors::CORRUPT_MESSAGE
+        errors::ResponseError::CorruptMessage.code()
     );
     let r = c.call(fetch_request("t", 0, 5, 0), 11).await;
-    assert_eq!(r.responses[0].partitions[0].error_code, errors::OFFSET_OUT_OF_RANGE);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        errors::ResponseError::OffsetOutOfRange.code()
+    );
     let m = c
         .call(
             MetadataRequest::default().with_topics(Some(vec![
@@ -538,13 +544,19 @@ async fn errors_are_per_partition_and_named() {
             9,
         )
         .await;
-    assert_eq!(m.topics[0].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        m.topics[0].error_code,
+        errors::ResponseError::UnknownTopicOrPartition.code()
+    );
     let mut t = CreatableTopic::default();
     t.name = topic("t");
     t.num_partitions = 1;
     t.replication_factor = 3;
     let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 5).await;
-    assert_eq!(r.topics[0].error_code, errors::INVALID_REPLICATION_FACTOR);
+    assert_eq!(
+        r.topics[0].error_code,
+        errors::ResponseError::InvalidReplicationFactor.code()
+    );
 }
 
 #[tokio::test]
