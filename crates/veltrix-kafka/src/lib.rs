@@ -15,4 +15,5 @@ pub mod warnings;
 
 pub use handlers::list_offsets::LIST_OFFSETS_DECOMPRESSED_BYTES_MAX;
 pub use handlers::produce::INLINE_APPEND_BYTES_MAX;
+pub use handlers::{SERVED_APIS, ServedApi, served_api};
 pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

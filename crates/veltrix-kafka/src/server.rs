@@ -44,7 +44,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -329,13 +329,7 @@ fn observe(metrics: &Metrics, api: ApiKey, started: Instant) {
 /// The API's name as metrics label it (`Produce`, `Fetch`, ...): one of the
 /// served APIs, a fixed set.
 pub(crate) fn api_name(api: ApiKey) -> &'static str {
-    static NAMES: LazyLock<Vec<(ApiKey, &'static str)>> = LazyLock::new(|| {
-        handlers::SERVED
-            .iter()
-            .map(|k| (*k, &*Box::leak(format!("{k:?}").into_boxed_str())))
-            .collect()
-    });
-    NAMES.iter().find(|(k, _)| *k == api).map_or("Other", |(_, n)| n)
+    handlers::served_api(api).map_or("Other", |s| s.name)
 }
 
 /// What every connection of a listener shares.
@@ -642,7 +636,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
     let api = ApiKey::try_from(key).map_err(|_| DecodeError::UnknownApi(key))?;
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| DecodeError::BadHeader(e.to_string()))?;
-    let served = handlers::supported(api).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+    let served = handlers::served_api(api).is_some_and(|s| s.serves(version));
     if !served {
         if api == ApiKey::ApiVersions {
             return Ok(Decoded::ApiVersionsUnsupported {
