@@ -1,6 +1,6 @@
 //! The broker's Prometheus metrics: one registry, shared by the engine and the
-//! adapters that record into it (the Kafka adapter registers its own request
-//! metrics here; the HTTP adapter renders the registry).
+//! adapters that record into it (the Kafka adapter defines and registers its
+//! own, through a [`Registrar`]; the HTTP adapter renders the registry).
 //!
 //! Label cardinality is bounded by design: no label names a client, a
 //! connection or a member. Labels are the API (a fixed set), the topic
@@ -45,43 +45,11 @@ pub struct Metrics {
     pub uptime_seconds: Gauge,
     /// Warnings left out of the log by the rate limiter, by kind.
     pub warnings_suppressed: IntCounterVec,
-    /// Kafka requests served, per API.
-    pub requests: IntCounterVec,
-    /// Kafka requests or partitions answered with an error code, per API and
-    /// error.
-    pub request_errors: IntCounterVec,
-    /// Time from a Kafka request read to its response ready, per API.
-    pub request_seconds: HistogramVec,
-    /// Open Kafka connections.
-    pub connections: IntGauge,
-    /// Kafka connections accepted.
-    pub connections_accepted: IntCounter,
-    /// Kafka connections the broker closed, by why: `request_body_timeout`,
-    /// `idle`.
-    pub connections_closed: IntCounterVec,
-    /// Kafka connections closed at once for being over `connections_max`.
-    pub connections_refused: IntCounter,
-    /// Failed accepts, by `kind`: `file_handles` (out of descriptors) or
-    /// `other`.
-    pub accept_errors: IntCounterVec,
-    /// Request bytes held in memory now: the memory budget in use.
+    /// Request bytes held in memory now: the memory budget in use (the Kafka
+    /// adapter holds them; the HTTP API shows them).
     pub in_flight_bytes: IntGauge,
     /// The memory budget for requests (`in_flight_bytes_max`).
     pub in_flight_bytes_max: IntGauge,
-    /// Time a request waited for room in the memory budget.
-    pub memory_wait_seconds: Histogram,
-    /// Fetches that waited for room in the memory budget.
-    pub fetch_memory_waits: IntCounter,
-    /// Fetches whose `max_bytes` was cut to `fetch_bytes_max`.
-    pub fetch_bytes_clamped: IntCounter,
-    /// Record batch bytes appended, per topic.
-    pub produce_bytes: IntCounterVec,
-    /// Records appended, per topic.
-    pub produce_records: IntCounterVec,
-    /// Record batch bytes fetched, per topic.
-    pub fetch_bytes: IntCounterVec,
-    /// Records fetched (whole batches), per topic.
-    pub fetch_records: IntCounterVec,
 }
 
 /// The logs' metrics.
@@ -144,48 +112,65 @@ fn check<T>(r: prometheus::Result<T>) -> T {
     r.expect("metric definitions are valid and registered once")
 }
 
-/// Makes metrics and registers them, one call each.
-struct Registrar<'a>(&'a Registry);
+/// Makes metrics and registers them in a registry, one call each: the
+/// engine's here, and each adapter's in its own crate.
+pub struct Registrar<'a>(&'a Registry);
 
-impl Registrar<'_> {
-    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: prometheus::Result<C>) -> C {
-        register(self.0, check(c))
+impl<'a> Registrar<'a> {
+    pub fn new(registry: &'a Registry) -> Registrar<'a> {
+        Registrar(registry)
     }
 
-    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    /// Registers `c`. One registered before with the same names (an earlier
+    /// listener on the same broker) is replaced, so its values start again.
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: prometheus::Result<C>) -> C {
+        let c = check(c);
+        match self.0.register(Box::new(c.clone())) {
+            Err(prometheus::Error::AlreadyReg) => {
+                // Collectors are told apart by their descriptions: this
+                // removes the old one.
+                check(self.0.unregister(Box::new(c.clone())));
+                check(self.0.register(Box::new(c.clone())));
+            }
+            other => check(other),
+        }
+        c
+    }
+
+    pub fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
         self.add(Histogram::with_opts(
             HistogramOpts::new(name, help).buckets(buckets.to_vec()),
         ))
     }
 
-    fn histogram_vec(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+    pub fn histogram_vec(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
         self.add(HistogramVec::new(
             HistogramOpts::new(name, help).buckets(buckets.to_vec()),
             labels,
         ))
     }
 
-    fn gauge(&self, name: &str, help: &str) -> Gauge {
+    pub fn gauge(&self, name: &str, help: &str) -> Gauge {
         self.add(Gauge::new(name, help))
     }
 
-    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
         self.add(GaugeVec::new(Opts::new(name, help), labels))
     }
 
-    fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
+    pub fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
         self.add(IntGauge::new(name, help))
     }
 
-    fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    pub fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         self.add(IntGaugeVec::new(Opts::new(name, help), labels))
     }
 
-    fn int_counter(&self, name: &str, help: &str) -> IntCounter {
+    pub fn int_counter(&self, name: &str, help: &str) -> IntCounter {
         self.add(IntCounter::new(name, help))
     }
 
-    fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    pub fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
         self.add(IntCounterVec::new(Opts::new(name, help), labels))
     }
 }
@@ -298,14 +283,13 @@ impl Metrics {
     /// Creates the registry and the engine's metrics.
     pub fn new(enabled: bool) -> Metrics {
         let registry = Registry::new();
-        let r = Registrar(&registry);
+        let r = Registrar::new(&registry);
         let build = r.int_gauge_vec(
             "veltrix_build_info",
             "The running broker's version (always 1).",
             &["version"],
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let topic = &["topic"];
         Metrics {
             enabled,
             log: LogMetrics::new(&r),
@@ -317,41 +301,6 @@ impl Metrics {
                 "Warnings left out of the log by its rate limit, by kind.",
                 &["kind"],
             ),
-            requests: r.int_counter_vec(
-                "veltrix_kafka_requests_total",
-                "Kafka requests served, per API.",
-                &["api"],
-            ),
-            request_errors: r.int_counter_vec(
-                "veltrix_kafka_request_errors_total",
-                "Kafka requests or partitions answered with an error code, per API and error.",
-                &["api", "error"],
-            ),
-            request_seconds: r.histogram_vec(
-                "veltrix_kafka_request_duration_seconds",
-                "Time from a Kafka request read to its response ready (produce: durable), per API.",
-                LATENCY_BUCKETS,
-                &["api"],
-            ),
-            connections: r.int_gauge("veltrix_kafka_connections", "Open Kafka connections."),
-            connections_accepted: r.int_counter(
-                "veltrix_kafka_connections_accepted_total",
-                "Kafka connections accepted.",
-            ),
-            connections_closed: r.int_counter_vec(
-                "veltrix_kafka_connections_closed_total",
-                "Kafka connections the broker closed for a limit, by reason.",
-                &["reason"],
-            ),
-            connections_refused: r.int_counter(
-                "veltrix_kafka_connections_refused_total",
-                "Kafka connections closed on accept for being over connections_max.",
-            ),
-            accept_errors: r.int_counter_vec(
-                "veltrix_kafka_accept_errors_total",
-                "Failed accepts of Kafka connections, by kind (file_handles: out of file descriptors).",
-                &["kind"],
-            ),
             in_flight_bytes: r.int_gauge(
                 "veltrix_kafka_in_flight_bytes",
                 "Request bytes held in memory now (the memory budget in use).",
@@ -359,35 +308,6 @@ impl Metrics {
             in_flight_bytes_max: r.int_gauge(
                 "veltrix_kafka_in_flight_bytes_max",
                 "The memory budget for requests (in_flight_bytes_max).",
-            ),
-            memory_wait_seconds: r.histogram(
-                "veltrix_kafka_throttle_seconds",
-                "Time a request waited for room in the memory budget before being read.",
-                LATENCY_BUCKETS,
-            ),
-            fetch_memory_waits: r.int_counter(
-                "veltrix_kafka_fetch_memory_waits_total",
-                "Fetches that waited for room in the memory budget before reading from disk.",
-            ),
-            fetch_bytes_clamped: r.int_counter(
-                "veltrix_kafka_fetch_bytes_clamped_total",
-                "Fetches whose max_bytes was cut to fetch_bytes_max.",
-            ),
-            produce_bytes: r.int_counter_vec(
-                "veltrix_produce_bytes_total",
-                "Record batch bytes appended, per topic.",
-                topic,
-            ),
-            produce_records: r.int_counter_vec("veltrix_produce_records_total", "Records appended, per topic.", topic),
-            fetch_bytes: r.int_counter_vec(
-                "veltrix_fetch_bytes_total",
-                "Record batch bytes fetched, per topic.",
-                topic,
-            ),
-            fetch_records: r.int_counter_vec(
-                "veltrix_fetch_records_total",
-                "Records fetched (whole batches), per topic.",
-                topic,
             ),
             registry,
         }

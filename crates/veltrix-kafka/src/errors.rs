@@ -60,7 +60,7 @@ pub fn error_label(code: i16) -> &'static str {
 }
 
 /// Counts a partition answered with an error, per API and error.
-pub fn count_error(metrics: &veltrix_core::Metrics, api: &'static str, code: i16) {
+pub fn count_error(metrics: &crate::KafkaMetrics, api: &'static str, code: i16) {
     if code != NONE && metrics.enabled() {
         metrics
             .request_errors

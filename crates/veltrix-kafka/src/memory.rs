@@ -18,8 +18,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::KafkaMetrics;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use veltrix_core::Metrics;
 
 /// The fetch share and the whole budget, shared by every connection of a
 /// listener.
@@ -54,7 +54,7 @@ impl ResponseMemory {
     }
 
     /// Waits until `bytes` (at most the share) fit, and reserves them.
-    pub(crate) async fn reserve(&self, bytes: usize, metrics: &Metrics) -> Reservation {
+    pub(crate) async fn reserve(&self, bytes: usize, metrics: &KafkaMetrics) -> Reservation {
         let n = permits(bytes.min(self.share_bytes));
         let share = match self.share.clone().try_acquire_many_owned(n) {
             Ok(p) => p,

@@ -55,12 +55,13 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+use veltrix_core::Broker;
 use veltrix_core::warn_limit::WarnLimiter;
-use veltrix_core::{Broker, Metrics};
 
 use crate::budget::{BodyError, Budget, MemoryBudget};
 use crate::handlers;
 use crate::memory::{Held, Reservation, ResponseMemory};
+use crate::metrics::KafkaMetrics;
 use crate::warnings::ClientWarnings;
 
 /// Settings of the Kafka listener. Names end in their unit.
@@ -134,10 +135,11 @@ pub async fn serve(
     config: KafkaConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let metrics = KafkaMetrics::new(broker.metrics());
     let memory = Arc::new(MemoryBudget::new(
         config.in_flight_bytes_max,
         config.request_bytes_max,
-        broker.metrics().clone(),
+        metrics.clone(),
     ));
     let responses = ResponseMemory::new(memory.semaphore(), config.in_flight_bytes_max);
     let limiter = Arc::new(WarnLimiter::new(
@@ -155,7 +157,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    let pause = backoff.failed(&e, broker.metrics(), &limiter);
+                    let pause = backoff.failed(&e, &metrics, &limiter);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => break,
@@ -168,7 +170,7 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         backoff.reset();
-        let metrics = broker.metrics().clone();
+        let metrics = metrics.clone();
         // Over the limit, a client is told at once (its connection closes)
         // rather than left hanging in the accept queue.
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -180,6 +182,7 @@ pub async fn serve(
         };
         let shared = Shared {
             broker: broker.clone(),
+            metrics: metrics.clone(),
             config: config.clone(),
             memory: memory.clone(),
             responses: responses.clone(),
@@ -208,7 +211,7 @@ pub async fn serve(
 /// A connection's place among `connections_max`, and its count in
 /// `veltrix_kafka_connections`, given back when its task ends or is cut off.
 struct OpenConnection {
-    metrics: Metrics,
+    metrics: KafkaMetrics,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -263,7 +266,7 @@ impl AcceptBackoff {
 
     /// Counts and (rate-limited) logs the failure; returns the pause before the
     /// next accept.
-    fn failed(&mut self, e: &std::io::Error, metrics: &Metrics, limiter: &WarnLimiter) -> Duration {
+    fn failed(&mut self, e: &std::io::Error, metrics: &KafkaMetrics, limiter: &WarnLimiter) -> Duration {
         let (kind, shortage) = match e.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE) => ("file_handles", true),
             Some(libc::ENOBUFS | libc::ENOMEM) => ("memory", true),
@@ -314,7 +317,7 @@ struct InFlight {
 
 /// Counts a served request and its latency, from when it was read to when its
 /// response is ready.
-fn observe(metrics: &Metrics, api: ApiKey, started: Instant) {
+fn observe(metrics: &KafkaMetrics, api: ApiKey, started: Instant) {
     if !metrics.enabled() {
         return;
     }
@@ -335,6 +338,8 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
 /// What every connection of a listener shares.
 struct Shared {
     broker: Arc<Broker>,
+    /// The front door's metrics.
+    metrics: KafkaMetrics,
     config: Arc<KafkaConfig>,
     /// The memory budget for requests.
     memory: Arc<MemoryBudget>,
@@ -394,12 +399,7 @@ async fn read_requests(
             Length::Read(len) => len,
             Length::Shutdown => return Ok(()),
             Length::Idle => {
-                shared
-                    .broker
-                    .metrics()
-                    .connections_closed
-                    .with_label_values(&["idle"])
-                    .inc();
+                shared.metrics.connections_closed.with_label_values(&["idle"]).inc();
                 tracing::debug!(%peer, limit_ms = config.connection_idle_ms_max, "idle connection; closing");
                 return Ok(());
             }
@@ -416,8 +416,8 @@ async fn read_requests(
             Ok(read) => read,
             Err(BodyError::Io(e)) => return Err(e.into()),
             Err(e @ BodyError::TimedOut { .. }) => {
-                let metrics = shared.broker.metrics();
-                metrics
+                shared
+                    .metrics
                     .connections_closed
                     .with_label_values(&["request_body_timeout"])
                     .inc();
@@ -498,6 +498,7 @@ async fn dispatch(
 ) -> Result<InFlight, Close> {
     let Shared {
         broker,
+        metrics,
         config,
         warnings,
         responses,
@@ -516,6 +517,7 @@ async fn dispatch(
             let held = Held::default();
             let ctx = handlers::Ctx {
                 broker: broker.clone(),
+                metrics: metrics.clone(),
                 config: config.clone(),
                 version,
                 client_id: client_id.unwrap_or_default(),
@@ -531,7 +533,7 @@ async fn dispatch(
                     // Appended now, in order; answered once durable.
                     let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
                     let written = handlers::produce::write(ctx, produce).await;
-                    let metrics = broker.metrics().clone();
+                    let metrics = metrics.clone();
                     let response = async move {
                         let Some(written) = written else {
                             return Err(Close::Protocol("produce task failed".into()));
@@ -562,7 +564,7 @@ async fn dispatch(
                         Some(r) => Some(encode(api, version, correlation_id, &r)?),
                         None => None,
                     };
-                    observe(broker.metrics(), api, started);
+                    observe(metrics, api, started);
                     InFlight {
                         response: Box::pin(std::future::ready(Ok(response))),
                         _budget: budget,

@@ -56,7 +56,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
 fn response_bytes_max(ctx: &Ctx, request: &FetchRequest) -> usize {
     let asked = request.max_bytes.max(0) as usize;
     if asked > ctx.config.fetch_bytes_max {
-        ctx.broker.metrics().fetch_bytes_clamped.inc();
+        ctx.metrics.fetch_bytes_clamped.inc();
     }
     asked.min(ctx.config.fetch_bytes_max)
 }
@@ -79,7 +79,7 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         }
         // Reserved before reading and only while reading, not while waiting
         // for data: an idle consumer's long poll holds no memory.
-        let mut reservation = ctx.responses.reserve(bytes_max, ctx.broker.metrics()).await;
+        let mut reservation = ctx.responses.reserve(bytes_max, &ctx.metrics).await;
         let broker = ctx.broker.clone();
         let req = request.clone();
         let reserved = reservation.bytes();
@@ -156,7 +156,7 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
 /// Adds what a fetch returns to the per-topic fetch counters: bytes, and
 /// records by the batch headers' counts.
 fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
-    let metrics = ctx.broker.metrics();
+    let metrics = &ctx.metrics;
     if !metrics.enabled() {
         return;
     }

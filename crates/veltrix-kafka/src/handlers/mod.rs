@@ -34,6 +34,8 @@ pub(crate) use api_versions::api_versions_unsupported;
 /// What every handler gets.
 pub(crate) struct Ctx {
     pub broker: Arc<Broker>,
+    /// The front door's metrics.
+    pub metrics: crate::metrics::KafkaMetrics,
     pub config: Arc<KafkaConfig>,
     pub version: i16,
     /// The client id of the request header (empty if none).

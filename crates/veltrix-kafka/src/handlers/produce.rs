@@ -13,6 +13,7 @@ use veltrix_log::batch;
 
 use super::Ctx;
 use crate::errors::{self, ResponseError, core_error};
+use crate::metrics::KafkaMetrics;
 
 /// A partition's produce failed: its error code and message, and for a batch
 /// refused because of one record, that record's position (Produce v8+
@@ -85,7 +86,7 @@ pub(crate) struct Written {
     responses: Vec<TopicProduceResponse>,
     /// `(topic position, partition position, partition, offset after its batches)`.
     to_commit: Vec<(usize, usize, Arc<Partition>, i64)>,
-    metrics: veltrix_core::Metrics,
+    metrics: KafkaMetrics,
 }
 
 /// Requests with at most this many bytes of batches are appended on the
@@ -102,6 +103,7 @@ pub const INLINE_APPEND_BYTES_MAX: usize = 1 << 20;
 struct Appending {
     request: ProduceRequest,
     broker: Arc<veltrix_core::Broker>,
+    metrics: KafkaMetrics,
     /// The per-partition error message exists from v8.
     with_messages: bool,
     responses: Vec<TopicProduceResponse>,
@@ -169,7 +171,7 @@ impl Appending {
                         Err(e) => Err(Refused::from(e)),
                         Ok(Some(appended)) => {
                             let (base, next) = (appended.base_offset, appended.next_offset);
-                            let metrics = self.broker.metrics();
+                            let metrics = &self.metrics;
                             if metrics.enabled() {
                                 metrics
                                     .produce_bytes
@@ -192,7 +194,7 @@ impl Appending {
             Ok(base) => p.base_offset = base,
             Err(refused) => {
                 p.error_code = refused.error.code();
-                errors::count_error(self.broker.metrics(), "Produce", p.error_code);
+                errors::count_error(&self.metrics, "Produce", p.error_code);
                 if self.with_messages {
                     if let Some(index) = refused.record {
                         p.record_errors = vec![
@@ -213,7 +215,7 @@ impl Appending {
             acks: self.request.acks,
             responses: self.responses,
             to_commit: self.to_commit,
-            metrics: self.broker.metrics().clone(),
+            metrics: self.metrics,
         }
     }
 }
@@ -235,6 +237,7 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
         responses: Vec::with_capacity(request.topic_data.len()),
         request,
         broker: ctx.broker.clone(),
+        metrics: ctx.metrics.clone(),
         with_messages: ctx.version >= 8,
         to_commit: Vec::new(),
         at: (0, 0),
