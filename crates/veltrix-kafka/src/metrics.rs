@@ -4,13 +4,28 @@
 //! so `/metrics` shows them beside the engine's. Labels are bounded: the API
 //! (the served set), the Kafka error's name, the topic (`topics_max`).
 
+use std::sync::Arc;
+
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
 use veltrix_core::Metrics;
 use veltrix_core::metrics::{LATENCY_BUCKETS, Registrar};
 
-/// The front door's metrics, shared by every connection of a listener.
+/// The front door's metrics, shared by every connection and request of a
+/// listener: one `Arc`, so handing them to a request costs one increment.
 #[derive(Debug, Clone)]
-pub struct KafkaMetrics {
+pub struct KafkaMetrics(Arc<KafkaMetricSet>);
+
+impl std::ops::Deref for KafkaMetrics {
+    type Target = KafkaMetricSet;
+
+    fn deref(&self) -> &KafkaMetricSet {
+        &self.0
+    }
+}
+
+/// The metrics themselves.
+#[derive(Debug)]
+pub struct KafkaMetricSet {
     /// Off: hot paths skip recording (for measuring the overhead).
     enabled: bool,
     /// Kafka requests served, per API.
@@ -56,7 +71,7 @@ impl KafkaMetrics {
     pub fn new(engine: &Metrics) -> KafkaMetrics {
         let r = Registrar::new(engine.registry());
         let topic = &["topic"];
-        KafkaMetrics {
+        KafkaMetrics(Arc::new(KafkaMetricSet {
             enabled: engine.enabled(),
             requests: r.int_counter_vec(
                 "veltrix_kafka_requests_total",
@@ -124,9 +139,11 @@ impl KafkaMetrics {
                 "Records fetched (whole batches), per topic.",
                 topic,
             ),
-        }
+        }))
     }
+}
 
+impl KafkaMetricSet {
     /// Whether hot paths record metrics.
     pub fn enabled(&self) -> bool {
         self.enabled
