@@ -382,6 +382,40 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFl
     Ok(())
 }
 
+/// A connection's requests between read and answered: at most `depth`.
+struct Pipeline {
+    slots: Arc<Semaphore>,
+    depth: usize,
+}
+
+impl Pipeline {
+    /// Nothing in flight: every slot free.
+    fn idle(&self) -> bool {
+        self.slots.available_permits() == self.depth
+    }
+
+    /// One slot: the request may start beside those in flight.
+    async fn beside(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed")
+    }
+
+    /// Every slot: every earlier request is answered first.
+    async fn after_all(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_many_owned(self.depth as u32)
+            .await
+            .expect("semaphore never closed")
+    }
+}
+
+/// Reads requests and starts serving each, in order, handing them to the
+/// writer; returns when the connection is done reading (closed, idle, refused
+/// or shutting down).
 async fn read_requests(
     mut reader: OwnedReadHalf,
     peer: SocketAddr,
@@ -389,43 +423,14 @@ async fn read_requests(
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
 ) -> Result<(), Close> {
-    let config = &shared.config;
-    let depth = config.requests_in_flight_per_connection_max.max(1);
-    let slots = Arc::new(Semaphore::new(depth));
-    let body_limit = Duration::from_millis(config.request_body_ms_max);
+    let depth = shared.config.requests_in_flight_per_connection_max.max(1);
+    let pipeline = Pipeline {
+        slots: Arc::new(Semaphore::new(depth)),
+        depth,
+    };
     loop {
-        let idle = || slots.available_permits() == depth;
-        let len = match read_length(&mut reader, config.connection_idle_ms_max, idle, &mut shutdown).await? {
-            Length::Read(len) => len,
-            Length::Shutdown => return Ok(()),
-            Length::Idle => {
-                shared.metrics.connections_closed.with_label_values(&["idle"]).inc();
-                tracing::debug!(%peer, limit_ms = config.connection_idle_ms_max, "idle connection; closing");
-                return Ok(());
-            }
-        };
-        if len < 4 || len as usize > config.request_bytes_max {
-            if let Some(suppressed) = shared.limiter.allow("request_size", Some(peer.ip())) {
-                tracing::warn!(%peer, len, limit = config.request_bytes_max, suppressed, "request size out of range; closing");
-            }
-            return Err(Close::Protocol(format!("request size {len}")));
-        }
-        // The budget is held until the response is written: the request's
-        // bytes (and the batches borrowed from them) live that long.
-        let (frame, budget) = match shared.memory.read_body(&mut reader, len as usize, body_limit).await {
-            Ok(read) => read,
-            Err(BodyError::Io(e)) => return Err(e.into()),
-            Err(e @ BodyError::TimedOut { .. }) => {
-                shared
-                    .metrics
-                    .connections_closed
-                    .with_label_values(&["request_body_timeout"])
-                    .inc();
-                if let Some(suppressed) = shared.limiter.allow("request_body_timeout", Some(peer.ip())) {
-                    tracing::warn!(%peer, error = %e, suppressed, "request too slow; closing");
-                }
-                return Err(Close::Protocol(e.to_string()));
-            }
+        let Some((frame, budget)) = read_frame(&mut reader, peer, shared, &pipeline, &mut shutdown).await? else {
+            return Ok(());
         };
         let decoded = decode_request(frame.freeze()).map_err(|e| {
             if let Some(suppressed) = shared.limiter.allow("bad_request", Some(peer.ip())) {
@@ -433,10 +438,56 @@ async fn read_requests(
             }
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = dispatch(decoded, budget, peer, shared, &slots, depth, &shutdown).await?;
+        let in_flight = dispatch(decoded, budget, peer, shared, &pipeline, &shutdown).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
+        }
+    }
+}
+
+/// The next request's bytes, with the memory budget they hold until the
+/// response is written (the request's bytes, and the batches borrowed from
+/// them, live that long). `None` once the connection is idle or the broker
+/// shuts down; an error closes the connection (a length out of range, a body
+/// too slow to arrive).
+async fn read_frame(
+    reader: &mut OwnedReadHalf,
+    peer: SocketAddr,
+    shared: &Shared,
+    pipeline: &Pipeline,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<(BytesMut, Budget)>, Close> {
+    let config = &shared.config;
+    let len = match read_length(reader, config.connection_idle_ms_max, || pipeline.idle(), shutdown).await? {
+        Length::Read(len) => len,
+        Length::Shutdown => return Ok(None),
+        Length::Idle => {
+            shared.metrics.connections_closed.with_label_values(&["idle"]).inc();
+            tracing::debug!(%peer, limit_ms = config.connection_idle_ms_max, "idle connection; closing");
+            return Ok(None);
+        }
+    };
+    if len < 4 || len as usize > config.request_bytes_max {
+        if let Some(suppressed) = shared.limiter.allow("request_size", Some(peer.ip())) {
+            tracing::warn!(%peer, len, limit = config.request_bytes_max, suppressed, "request size out of range; closing");
+        }
+        return Err(Close::Protocol(format!("request size {len}")));
+    }
+    let body_limit = Duration::from_millis(config.request_body_ms_max);
+    match shared.memory.read_body(reader, len as usize, body_limit).await {
+        Ok(read) => Ok(Some(read)),
+        Err(BodyError::Io(e)) => Err(e.into()),
+        Err(e @ BodyError::TimedOut { .. }) => {
+            shared
+                .metrics
+                .connections_closed
+                .with_label_values(&["request_body_timeout"])
+                .inc();
+            if let Some(suppressed) = shared.limiter.allow("request_body_timeout", Some(peer.ip())) {
+                tracing::warn!(%peer, error = %e, suppressed, "request too slow; closing");
+            }
+            Err(Close::Protocol(e.to_string()))
         }
     }
 }
@@ -492,105 +543,109 @@ async fn dispatch(
     budget: Budget,
     peer: SocketAddr,
     shared: &Shared,
-    slots: &Arc<Semaphore>,
-    depth: usize,
+    pipeline: &Pipeline,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<InFlight, Close> {
-    let Shared {
-        broker,
-        metrics,
-        config,
-        warnings,
-        responses,
-        limiter,
-        ..
-    } = shared;
-    let started = Instant::now();
-    let in_flight = match decoded {
+    let (correlation_id, client_id, api, version, request) = match decoded {
         Decoded::Request {
             correlation_id,
             client_id,
             api,
             version,
             request,
-        } => {
-            let held = Held::default();
-            let ctx = handlers::Ctx {
-                broker: broker.clone(),
-                metrics: metrics.clone(),
-                config: config.clone(),
-                version,
-                client_id: client_id.unwrap_or_default(),
-                peer,
-                warnings: warnings.clone(),
-                responses: responses.clone(),
-                held: held.clone(),
-                limiter: limiter.clone(),
-                shutdown: shutdown.clone(),
-            };
-            match *request {
-                RequestKind::Produce(produce) => {
-                    // Appended now, in order; answered once durable.
-                    let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
-                    let written = handlers::produce::write(ctx, produce).await;
-                    let metrics = metrics.clone();
-                    let response = async move {
-                        let Some(written) = written else {
-                            return Err(Close::Protocol("produce task failed".into()));
-                        };
-                        let finished = written.finish().await;
-                        observe(&metrics, api, started);
-                        match finished {
-                            Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r)).map(Some),
-                            None => Ok(None),
-                        }
-                    };
-                    InFlight {
-                        response: Box::pin(response),
-                        _budget: budget,
-                        _response_budget: None,
-                        _slot: slot,
-                    }
-                }
-                other => {
-                    // Every earlier request answered first: this one sees
-                    // (and is seen after) all of their effects.
-                    let slot = slots
-                        .clone()
-                        .acquire_many_owned(depth as u32)
-                        .await
-                        .expect("semaphore never closed");
-                    let response = match handlers::handle(ctx, other).await {
-                        Some(r) => Some(encode(api, version, correlation_id, &r)?),
-                        None => None,
-                    };
-                    observe(metrics, api, started);
-                    InFlight {
-                        response: Box::pin(std::future::ready(Ok(response))),
-                        _budget: budget,
-                        _response_budget: held.take(),
-                        _slot: slot,
-                    }
-                }
-            }
-        }
+        } => (correlation_id, client_id, api, version, request),
         Decoded::ApiVersionsUnsupported { correlation_id } => {
-            let slot = slots
-                .clone()
-                .acquire_many_owned(depth as u32)
-                .await
-                .expect("semaphore never closed");
+            let slot = pipeline.after_all().await;
             let body = handlers::api_versions_unsupported();
             let response = encode(ApiKey::ApiVersions, 0, correlation_id, &body)?;
-            InFlight {
+            return Ok(InFlight {
                 response: Box::pin(std::future::ready(Ok(Some(response)))),
+                _budget: budget,
+                _response_budget: None,
+                _slot: slot,
+            });
+        }
+    };
+    let ctx = handlers::Ctx {
+        broker: shared.broker.clone(),
+        metrics: shared.metrics.clone(),
+        config: shared.config.clone(),
+        version,
+        client_id: client_id.unwrap_or_default(),
+        peer,
+        warnings: shared.warnings.clone(),
+        responses: shared.responses.clone(),
+        held: Held::default(),
+        limiter: shared.limiter.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let answer = Answer {
+        api,
+        version,
+        correlation_id,
+        started: Instant::now(),
+        metrics: shared.metrics.clone(),
+    };
+    Ok(match *request {
+        RequestKind::Produce(produce) => {
+            // Appended now, in order; answered once durable.
+            let slot = pipeline.beside().await;
+            let written = handlers::produce::write(ctx, produce).await;
+            let response = async move {
+                let Some(written) = written else {
+                    return Err(Close::Protocol("produce task failed".into()));
+                };
+                let finished = written.finish().await;
+                answer.observe();
+                finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
+            };
+            InFlight {
+                response: Box::pin(response),
                 _budget: budget,
                 _response_budget: None,
                 _slot: slot,
             }
         }
-    };
-    Ok(in_flight)
+        other => {
+            // Every earlier request answered first: this one sees (and is
+            // seen after) all of their effects.
+            let slot = pipeline.after_all().await;
+            let held = ctx.held.clone();
+            let response = handlers::handle(ctx, other)
+                .await
+                .map(|r| answer.encode(&r))
+                .transpose()?;
+            answer.observe();
+            InFlight {
+                response: Box::pin(std::future::ready(Ok(response))),
+                _budget: budget,
+                _response_budget: held.take(),
+                _slot: slot,
+            }
+        }
+    })
+}
+
+/// What answering a request needs to know of it.
+struct Answer {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    /// When it was read, for its latency.
+    started: Instant,
+    metrics: KafkaMetrics,
+}
+
+impl Answer {
+    /// Counts the request and its latency, now that its response is ready.
+    fn observe(&self) {
+        observe(&self.metrics, self.api, self.started);
+    }
+
+    /// The response frame.
+    fn encode(&self, response: &ResponseKind) -> Result<Bytes, Close> {
+        encode(self.api, self.version, self.correlation_id, response)
+    }
 }
 
 /// A decoded request frame.
