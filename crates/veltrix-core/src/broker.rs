@@ -768,7 +768,10 @@ mod tests {
         assert_eq!(ok, vec![Ok(())]);
         b.delete_topic("t").unwrap();
         b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
-        assert_eq!(b.groups().fetch_offsets("g", Some(&[("t".into(), 0)]))[0].2, None);
+        assert_eq!(
+            b.groups().fetch_offsets("g", Some(&[("t".into(), 0)]))[0].committed,
+            None
+        );
     }
 
     #[test]

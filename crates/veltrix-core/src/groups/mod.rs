@@ -37,8 +37,8 @@ pub use consumer::{
 };
 use group::Group;
 pub use group::GroupState;
-pub use offsets::Committed;
 use offsets::OffsetStore;
+pub use offsets::{Committed, CommittedPartition};
 
 use crate::error::Result;
 
@@ -647,11 +647,7 @@ impl GroupCoordinator {
 
     /// OffsetFetch: the committed offsets of `partitions`, or of every partition
     /// the group has committed for when `None`.
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<(String, i32, Option<Committed>)> {
+    pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[(String, i32)]>) -> Vec<CommittedPartition> {
         self.offsets.fetch(group_id, partitions)
     }
 

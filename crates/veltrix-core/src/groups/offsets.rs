@@ -45,11 +45,23 @@ const REPLAY_READ_BYTES: usize = 8 << 20;
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
+    /// The next record to read.
     pub offset: i64,
+    /// The leader epoch the committer saw, or -1.
     pub leader_epoch: i32,
+    /// What the committer attached.
     pub metadata: String,
     /// Wall time of the commit.
     pub commit_ms: i64,
+}
+
+/// A partition a group's offsets were asked for, and what the group
+/// committed there, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: Option<Committed>,
 }
 
 /// One record of the offsets log.
@@ -328,25 +340,26 @@ impl OffsetStore {
     }
 
     /// Committed offsets of `partitions` (all of the group's when `None`).
-    pub(crate) fn fetch(
-        &self,
-        group: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<(String, i32, Option<super::Committed>)> {
+    pub(crate) fn fetch(&self, group: &str, partitions: Option<&[(String, i32)]>) -> Vec<CommittedPartition> {
         let state = lock(&self.state);
         let g = state.offsets.get(group);
         match partitions {
             Some(list) => list
                 .iter()
-                .map(|(t, p)| {
-                    let c = g.and_then(|g| g.get(&(t.clone(), *p))).map(|(c, _)| c.clone());
-                    (t.clone(), *p, c)
+                .map(|(t, p)| CommittedPartition {
+                    topic: t.clone(),
+                    partition: *p,
+                    committed: g.and_then(|g| g.get(&(t.clone(), *p))).map(|(c, _)| c.clone()),
                 })
                 .collect(),
             None => g
                 .map(|g| {
                     g.iter()
-                        .map(|((t, p), (c, _))| (t.clone(), *p, Some(c.clone())))
+                        .map(|((t, p), (c, _))| CommittedPartition {
+                            topic: t.clone(),
+                            partition: *p,
+                            committed: Some(c.clone()),
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
