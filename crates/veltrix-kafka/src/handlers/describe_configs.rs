@@ -154,6 +154,14 @@ struct Options {
     documentation: bool,
 }
 
+/// Where a setting's value comes from: the name it has there, the value, and
+/// the source (`SOURCE_TOPIC`, `SOURCE_STATIC_BROKER`, `SOURCE_DEFAULT`).
+struct Layer<'a> {
+    name: &'a str,
+    value: String,
+    source: i8,
+}
+
 /// One reported setting: its name, value and source, and the synonyms behind it
 /// in Kafka's order, the one in effect first.
 fn entry(
@@ -161,23 +169,23 @@ fn entry(
     name: &str,
     config_type: i8,
     doc: &'static str,
-    synonyms: Vec<(&str, String, i8)>,
+    synonyms: Vec<Layer<'_>>,
 ) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default();
-    let (_, value, source) = &synonyms[0];
+    let in_effect = &synonyms[0];
     e.name = StrBytes::from_string(name.to_owned());
-    e.value = Some(StrBytes::from_string(value.clone()));
-    e.config_source = *source;
+    e.value = Some(StrBytes::from_string(in_effect.value.clone()));
+    e.config_source = in_effect.source;
     e.read_only = !crate::topic_configs::SETTABLE.contains(&name);
     e.is_sensitive = false;
     if options.synonyms {
         e.synonyms = synonyms
             .iter()
-            .map(|(name, value, source)| {
+            .map(|layer| {
                 let mut s = DescribeConfigsSynonym::default();
-                s.name = StrBytes::from_string((*name).to_owned());
-                s.value = Some(StrBytes::from_string(value.clone()));
-                s.source = *source;
+                s.name = StrBytes::from_string(layer.name.to_owned());
+                s.value = Some(StrBytes::from_string(layer.value.clone()));
+                s.source = layer.source;
                 s
             })
             .collect();
@@ -195,12 +203,20 @@ fn entry(
 
 /// The broker-wide layers under a setting: the broker's own value if it differs
 /// from the built-in default, then the default.
-fn broker_layers(name: &str, broker: String, default: String) -> Vec<(&str, String, i8)> {
+fn broker_layers(name: &str, broker: String, default: String) -> Vec<Layer<'_>> {
     let mut layers = Vec::new();
     if broker != default {
-        layers.push((name, broker, SOURCE_STATIC_BROKER));
+        layers.push(Layer {
+            name,
+            value: broker,
+            source: SOURCE_STATIC_BROKER,
+        });
     }
-    layers.push((name, default, SOURCE_DEFAULT));
+    layers.push(Layer {
+        name,
+        value: default,
+        source: SOURCE_DEFAULT,
+    });
     layers
 }
 
@@ -223,7 +239,11 @@ fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Describ
         .map(|s| {
             let mut layers = Vec::new();
             if (s.at_topic_level)(&topic.config) {
-                layers.push((s.topic_name, (s.value)(&effective), SOURCE_TOPIC));
+                layers.push(Layer {
+                    name: s.topic_name,
+                    value: (s.value)(&effective),
+                    source: SOURCE_TOPIC,
+                });
             }
             layers.extend(broker_layers(
                 s.broker_name,
