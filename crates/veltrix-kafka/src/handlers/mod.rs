@@ -1,7 +1,13 @@
 //! One handler per API: turn a decoded request into engine calls and a response.
 //!
-//! Engine calls that block (appends waiting for fsync, reads from disk) run on
-//! tokio's blocking pool, so a slow disk never stalls the connections' tasks.
+//! Engine calls that may wait on the disk run on tokio's blocking pool, so a
+//! slow disk never stalls the connections' tasks: fetches' reads, catalogue
+//! changes (topics, partitions, configs), delete-records, offset commits,
+//! ListOffsets' look into a batch. Produce is the exception: a request of up
+//! to `INLINE_APPEND_BYTES_MAX` is appended on the connection's task, where
+//! `try_append_batches` gives up rather than wait on a lock held across an
+//! fsync (the rest goes to the blocking pool), and the wait for durability is
+//! a channel that the partition's flusher, on the blocking pool, signals.
 
 use std::sync::Arc;
 
