@@ -160,22 +160,11 @@ pub fn find(id_or_name: &str) -> Option<&'static Rule> {
 
 /// The catalogue as a Markdown table, for `docs/configuration.md`.
 pub fn catalogue_markdown() -> String {
-    let mut out = String::from("| id | name | severity | profile | summary |\n|---|---|---|---|---|\n");
-    for r in CATALOGUE {
-        let profile = match r.applies {
-            RuleProfile::Always => "always",
-            RuleProfile::Production => "production",
-        };
-        out.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} |\n",
-            r.id,
-            r.name,
-            r.severity.name(),
-            profile,
-            r.summary
-        ));
-    }
-    out
+    let headers = ["id", "name", "severity", "profile", "summary"];
+    veltrix_diagnostic::catalogue_table(CATALOGUE, headers, |profile| match profile {
+        RuleProfile::Always => "always",
+        RuleProfile::Production => "production",
+    })
 }
 
 /// The explanations of every rule, as Markdown sections.

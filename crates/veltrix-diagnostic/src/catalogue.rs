@@ -118,6 +118,40 @@ pub fn catalogue_problems<A>(catalogue: &[&Rule<A>], prefix: char) -> Vec<String
     problems
 }
 
+/// The catalogue as a Markdown table: id, name, severity, where each rule
+/// applies (`applies` names it) and summary, under the five `headers`.
+pub fn catalogue_table<A>(catalogue: &[&Rule<A>], headers: [&str; 5], applies: impl Fn(&A) -> &'static str) -> String {
+    let mut out = format!("| {} |\n|---|---|---|---|---|\n", headers.join(" | "));
+    for r in catalogue {
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            r.id,
+            r.name,
+            r.severity.name(),
+            applies(&r.applies),
+            r.summary.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// The line before the generated reference in a document (`docs/*.md`).
+pub const REFERENCE_START: &str = "<!-- reference:start -->\n";
+/// The line after it.
+pub const REFERENCE_END: &str = "<!-- reference:end -->\n";
+
+/// `doc` with its generated reference, between [`REFERENCE_START`] and
+/// [`REFERENCE_END`], replaced by `generated`: equal to `doc` when the
+/// document is up to date. An error when a marker is missing.
+pub fn with_reference(doc: &str, generated: &str) -> Result<String, String> {
+    let start = doc.find(REFERENCE_START).ok_or("no reference start marker")? + REFERENCE_START.len();
+    let end = doc.find(REFERENCE_END).ok_or("no reference end marker")?;
+    if end < start {
+        return Err("the reference end marker comes before the start marker".to_owned());
+    }
+    Ok(format!("{}{generated}{}", &doc[..start], &doc[end..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +176,16 @@ mod tests {
         assert!(find(CATALOGUE, "T003").is_none());
         assert_eq!(catalogue_problems(CATALOGUE, 'T'), Vec::<String>::new());
         assert_eq!(SECOND.applies, Where::Everywhere);
+    }
+
+    #[test]
+    fn the_reference_is_replaced_between_its_markers() {
+        let doc = format!("intro\n{REFERENCE_START}old\n{REFERENCE_END}outro\n");
+        assert_eq!(
+            with_reference(&doc, "new\n").unwrap(),
+            format!("intro\n{REFERENCE_START}new\n{REFERENCE_END}outro\n")
+        );
+        assert!(with_reference("no markers", "x").is_err());
     }
 
     #[test]

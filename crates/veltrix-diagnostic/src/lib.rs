@@ -10,5 +10,7 @@
 mod catalogue;
 mod line_index;
 
-pub use catalogue::{Rule, Severity, catalogue_problems, find};
+pub use catalogue::{
+    REFERENCE_END, REFERENCE_START, Rule, Severity, catalogue_problems, catalogue_table, find, with_reference,
+};
 pub use line_index::LineIndex;

@@ -150,18 +150,8 @@ pub fn find(wanted: &str) -> Option<&'static Rule> {
 
 /// The catalogue as a Markdown table: id, name, severity, scope and summary.
 pub fn catalogue_markdown() -> String {
-    let mut out = String::from("| Id | Name | Severity | Reads | Finds |\n|---|---|---|---|---|\n");
-    for r in CATALOGUE {
-        out.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} |\n",
-            r.id,
-            r.name,
-            r.severity.name(),
-            r.applies.name(),
-            r.summary.replace('|', "\\|")
-        ));
-    }
-    out
+    let headers = ["Id", "Name", "Severity", "Reads", "Finds"];
+    veltrix_diagnostic::catalogue_table(CATALOGUE, headers, |scope| scope.name())
 }
 
 /// Every rule's explanation, as Markdown sections.
