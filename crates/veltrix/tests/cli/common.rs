@@ -125,6 +125,27 @@ pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Runs each of `commands` against a port nobody listens on (bound by this
+/// process, then released) and expects the one line that says so.
+pub fn each_says_no_broker(commands: &[&[&str]]) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for args in commands {
+        let mut command = Command::new(BIN);
+        command.args(*args).args(["--bootstrap", &addr]);
+        let out = run(command, b"x\n");
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert_eq!(
+            out.stderr,
+            format!("error: cannot connect to {addr}: Connection refused (os error 111); is the broker running?\n")
+        );
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()

@@ -4,13 +4,13 @@
 //! status.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use veltrix_client::partitioner::partition_for_key;
 
-use crate::common::{BIN, ChildGuard, eventually, moment_between, run, shared, start_broker, wait_for};
+use crate::common::{ChildGuard, each_says_no_broker, eventually, moment_between, shared, start_broker, wait_for};
 
 /// The rows of `topic describe`'s partition table: index, leader, replicas,
 /// ISR, log start, end.
@@ -297,28 +297,12 @@ fn errors_are_named_and_exit_with_status_1() {
 #[test]
 fn without_a_broker_every_tool_says_so() {
     let _machine = shared();
-    // A port nobody listens on: bound by this process, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    for args in [
+    each_says_no_broker(&[
         &["topic", "list"][..],
         &["topic", "create", "t"],
         &["produce", "t"],
         &["consume", "t"],
-    ] {
-        let mut command = Command::new(BIN);
-        command.args(args).args(["--bootstrap", &addr]);
-        let out = run(command, b"x\n");
-        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
-        assert_eq!(
-            out.stderr,
-            format!("error: cannot connect to {addr}: Connection refused (os error 111); is the broker running?\n")
-        );
-    }
+    ]);
 }
 
 #[test]
