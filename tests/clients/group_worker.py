@@ -23,7 +23,8 @@ the file):
     revoke T P,P,...             partitions revoked
     lost T P,P,...               partitions lost (session gone, no commit possible)
     r P O                        the record at partition P, offset O was processed
-    commit T P:O,P:O,...         a commit of these next offsets succeeded
+    commit T P:O,P:O,... MEMBER  a commit of these next offsets succeeded; MEMBER is the
+                                 member id the client held when it returned ("-": none)
     commitfail T WHY P:O,...     a commit failed
     error T WHY                  an error the client reported (error_cb or a consume error)
     closed T                     close() returned
@@ -89,7 +90,7 @@ def main() -> int:
             # Kept for the next try while the partitions stay assigned; a revoke
             # or loss drops them (whoever gets them next reads them again).
             return
-        line(f"commit {now()} {fmt(offsets)}")
+        line(f"commit {now()} {fmt(offsets)} {c.memberid() or '-'}")
         out.flush()
         for p, o in offsets.items():
             if pending.get(p) == o:

@@ -1,7 +1,6 @@
-//! `bench-peers nats|redis`: closed-loop produce load on NATS JetStream and
-//! Redis Streams, each through its own native Rust client, reporting the same
-//! JSON as `veltrix bench produce` so that `bench/compare` can put them side
-//! by side.
+//! `bench-peers nats|redis|rabbitmq`: load on NATS JetStream, Redis Streams
+//! and RabbitMQ, each through its own native Rust client, reporting the same
+//! JSON as `veltrix bench` so that `bench/compare` can put them side by side.
 //!
 //! - NATS JetStream: `--producers` connections, each publishing
 //!   asynchronously with at most `--window` publishes awaiting their
@@ -9,8 +8,13 @@
 //! - Redis Streams: `--producers` connections, each sending pipelines of
 //!   `--window` XADD commands and waiting for their replies.
 //!
+//! - RabbitMQ: a durable queue filled under publisher confirms, then consumed
+//!   with manual acknowledgements (`rabbitmq.rs`).
+//!
 //! Latency is per record, from the send to its acknowledgement. Records due
 //! in the warm-up are not counted. MB are 10^6 bytes of record payload.
+
+mod rabbitmq;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -40,6 +44,11 @@ enum System {
     Nats(Load),
     /// Redis Streams: pipelined XADD.
     Redis(Load),
+    /// RabbitMQ: fill a durable queue, or consume it with manual acks.
+    Rabbitmq {
+        #[command(subcommand)]
+        op: rabbitmq::Op,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -71,14 +80,28 @@ struct Load {
 }
 
 #[derive(Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     records: u64,
     errors: u64,
     first_error: Option<String>,
     latency: Option<Histogram<u64>>,
 }
 
-fn histogram() -> Histogram<u64> {
+impl Outcome {
+    /// Adds another connection's outcome; its latencies go into `h`.
+    pub(crate) fn merge(&mut self, o: Outcome, h: &mut Histogram<u64>) {
+        self.records += o.records;
+        self.errors += o.errors;
+        if self.first_error.is_none() {
+            self.first_error = o.first_error;
+        }
+        if let Some(l) = o.latency {
+            h.add(&l).ok();
+        }
+    }
+}
+
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
 }
 
@@ -95,7 +118,7 @@ impl Window {
     }
 }
 
-fn record(h: &mut Histogram<u64>, since: Instant, n: u64) {
+pub(crate) fn record(h: &mut Histogram<u64>, since: Instant, n: u64) {
     let us = (since.elapsed().as_micros() as u64).clamp(1, LATENCY_US_MAX);
     let _ = h.record_n(us, n);
 }
@@ -182,7 +205,7 @@ async fn redis_producer(client: redis::Client, key: String, load: Load, w: Windo
     out
 }
 
-fn summary(h: &Histogram<u64>) -> serde_json::Value {
+pub(crate) fn summary(h: &Histogram<u64>) -> serde_json::Value {
     if h.is_empty() {
         return serde_json::Value::Null;
     }
@@ -196,12 +219,27 @@ fn summary(h: &Histogram<u64>) -> serde_json::Value {
     })
 }
 
+/// The systems whose produce load is a stream of appends.
+#[derive(Clone, Copy)]
+enum Streams {
+    Nats,
+    Redis,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let (system, load) = match &args.system {
-        System::Nats(l) => ("nats-jetstream", l.clone()),
-        System::Redis(l) => ("redis-streams", l.clone()),
+    match Args::parse().system {
+        System::Nats(load) => produce(Streams::Nats, load).await,
+        System::Redis(load) => produce(Streams::Redis, load).await,
+        System::Rabbitmq { op } => rabbitmq::run(&op).await,
+    }
+}
+
+/// Closed-loop appends to a NATS JetStream stream or a Redis stream.
+async fn produce(kind: Streams, load: Load) -> anyhow::Result<()> {
+    let system = match kind {
+        Streams::Nats => "nats-jetstream",
+        Streams::Redis => "redis-streams",
     };
     if !(1..=PRODUCERS_MAX).contains(&load.producers) {
         bail!("--producers must be 1 to {PRODUCERS_MAX}");
@@ -214,8 +252,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut tasks = Vec::new();
     let start;
-    match &args.system {
-        System::Nats(_) => {
+    match kind {
+        Streams::Nats => {
             let mut contexts = Vec::new();
             let subject = format!("{}.records", load.stream);
             for _ in 0..load.producers {
@@ -239,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
                 tasks.push(tokio::spawn(nats_producer(js, subject.clone(), load.clone(), w)));
             }
         }
-        System::Redis(_) => {
+        Streams::Redis => {
             let client = redis::Client::open(load.url.as_str()).with_context(|| format!("opening {}", load.url))?;
             // Fail early on a server that is not there.
             let mut probe = client.get_multiplexed_async_connection().await?;
@@ -259,15 +297,7 @@ async fn main() -> anyhow::Result<()> {
     let mut total = Outcome::default();
     let mut h = histogram();
     for t in tasks {
-        let o = t.await?;
-        total.records += o.records;
-        total.errors += o.errors;
-        if total.first_error.is_none() {
-            total.first_error = o.first_error;
-        }
-        if let Some(l) = o.latency {
-            h.add(&l).ok();
-        }
+        total.merge(t.await?, &mut h);
     }
     let duration = load.duration_s;
     let bytes = total.records * load.record_bytes as u64;

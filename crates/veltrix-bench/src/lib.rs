@@ -6,6 +6,8 @@
 //!   loop at a fixed rate for latency, with consumers reading the topic back
 //!   for the end-to-end latency.
 //! - [`consume`]: read a topic through, for fetch throughput.
+//! - [`share`]: a share group (KIP-932) draining a filled topic, every
+//!   record accepted: acknowledged records per second.
 //! - [`treasure`]: the treasure-hunt game's mix of events, with a sale spike.
 //!
 //! Results are records/s, MB/s (10^6 bytes of record values) and latency
@@ -17,6 +19,7 @@ pub mod encode;
 pub mod group;
 pub mod produce;
 pub mod report;
+pub mod share;
 pub mod stats;
 pub mod treasure;
 

@@ -9,6 +9,7 @@ use veltrix_client::Acks;
 
 use crate::consume::ConsumeResult;
 use crate::produce::{StreamResult, StreamSpec};
+use crate::share::{ShareResult, ShareSpec};
 use crate::stats::summary_json;
 
 /// Who ran and against what.
@@ -112,6 +113,64 @@ pub fn consume_json(ctx: &Context, topic: &str, consumers: usize, r: &ConsumeRes
     m.insert("e2e_latency_us".into(), Value::Null);
     m.insert("errors".into(), json!(0));
     Value::Object(m)
+}
+
+/// A share-consume run: records acknowledged per second of the window.
+pub fn share_json(ctx: &Context, spec: &ShareSpec, r: &ShareResult) -> Value {
+    let mut m = head(ctx, "share-consume");
+    m.insert("duration_s".into(), json!(r.window.as_secs_f64()));
+    m.insert("topic".into(), json!(spec.topic));
+    m.insert("group".into(), json!(spec.group));
+    m.insert("partitions".into(), json!(r.partitions));
+    m.insert("consumers".into(), json!(spec.consumers));
+    m.insert("record_bytes".into(), json!(spec.record_bytes));
+    m.insert("max_records".into(), json!(spec.fetch.records_max));
+    m.insert("fill".into(), json!(spec.fill));
+    m.insert("drained".into(), json!(r.drained));
+    m.insert("records".into(), json!(r.records));
+    m.insert("acked_total".into(), json!(r.acked_total));
+    m.insert("redelivered".into(), json!(r.redelivered));
+    m.insert("fetches".into(), json!(r.fetches));
+    let bytes = r.records * spec.record_bytes as u64;
+    m.insert("bytes".into(), json!(bytes));
+    m.insert("records_per_s".into(), json!(per_s(r.records, r.window)));
+    m.insert("mb_per_s".into(), json!(per_s(bytes, r.window) / 1e6));
+    m.insert("fetch_latency_us".into(), summary_json(&r.fetch_latency));
+    m.insert("produce_latency_us".into(), Value::Null);
+    m.insert("e2e_latency_us".into(), Value::Null);
+    m.insert("errors".into(), json!(r.errors));
+    m.insert("first_error".into(), json!(r.first_error));
+    Value::Object(m)
+}
+
+pub fn share_human(spec: &ShareSpec, r: &ShareResult) -> String {
+    let mut out = format!(
+        "share group `{}` ({} consumers) on `{}` ({} partitions, {} B records): {:.0} records acknowledged/s, {:.1} MB/s over {:.2} s{}\n",
+        spec.group,
+        spec.consumers,
+        spec.topic,
+        r.partitions,
+        spec.record_bytes,
+        per_s(r.records, r.window),
+        per_s(r.records * spec.record_bytes as u64, r.window) / 1e6,
+        r.window.as_secs_f64(),
+        if r.drained { " (drained)" } else { "" }
+    );
+    if let Some(l) = r.fetch_latency.summary() {
+        let _ = writeln!(out, "  share fetch  {}", l.human());
+    }
+    if r.redelivered > 0 {
+        let _ = writeln!(out, "  {} records delivered more than once", r.redelivered);
+    }
+    if r.errors > 0 {
+        let _ = writeln!(
+            out,
+            "  {} failed; first: {}",
+            r.errors,
+            r.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    out
 }
 
 /// Lines for people: one block per stream.

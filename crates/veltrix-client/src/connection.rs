@@ -59,7 +59,7 @@ impl Default for ClientConfig {
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 15] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 18] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
@@ -79,6 +79,11 @@ pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 15] = [
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    // Share groups (KIP-932): v1 is the first version of the final protocol
+    // (v0 was the early-access one), and the newest the codec has.
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -565,6 +570,9 @@ mod tests {
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
             ApiKey::ConsumerGroupDescribe => kafka_protocol::messages::ConsumerGroupDescribeRequest::VERSIONS,
             ApiKey::ConsumerGroupHeartbeat => kafka_protocol::messages::ConsumerGroupHeartbeatRequest::VERSIONS,
+            ApiKey::ShareGroupHeartbeat => ShareGroupHeartbeatRequest::VERSIONS,
+            ApiKey::ShareFetch => ShareFetchRequest::VERSIONS,
+            ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         for (api, min, max) in CLIENT_VERSIONS {

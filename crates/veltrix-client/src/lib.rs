@@ -5,7 +5,8 @@
 //! offers typed helpers for Metadata, CreateTopics, DeleteTopics,
 //! DescribeConfigs, Produce, Fetch, ListOffsets and the administration of
 //! consumer groups (ListGroups, DescribeGroups, OffsetFetch, OffsetCommit,
-//! DeleteGroups); each picks the highest API version both sides speak and
+//! DeleteGroups), and [`ShareConsumer`], a member of a share group (KIP-932:
+//! ShareGroupHeartbeat, ShareFetch, ShareAcknowledge); each picks the highest API version both sides speak and
 //! fills only the fields that exist in it. [`BatchBuilder`] packs records into
 //! a RecordBatch v2 of bounded size, and [`decode_batches`] reads fetched
 //! batches back, decompressing within a bound. [`decode_subscription`] and
@@ -39,6 +40,7 @@ mod fetch;
 mod group;
 pub mod partitioner;
 mod produce;
+mod share;
 
 pub use admin::{
     BrokerMetadata, ClusterMetadata, ConfigEntry, CreatedTopic, PartitionMetadata, TopicMetadata, config_source_name,
@@ -61,6 +63,11 @@ pub use group::{CommittedOffset, GroupDescription, GroupMember, ListedGroup, Off
 pub use kafka_protocol;
 pub use kafka_protocol::records::Record;
 pub use produce::{Acks, PartitionAck};
+pub use share::{
+    ACK_RANGES_MAX, AckOutcome, AckType, AcksSent, Acquired, Heartbeat, SessionChange, ShareConsumer,
+    ShareFetchOptions, ShareFetched, SharePartition, ShareSession, acknowledged, heartbeat_request, member_id,
+    read_heartbeat,
+};
 
 /// A client of one broker: a negotiated connection and typed helpers on it.
 #[derive(Debug)]

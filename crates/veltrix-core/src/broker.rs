@@ -12,9 +12,11 @@ use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
+use crate::share::{LogShareStore, ShareConfig, ShareCoordinator};
 
 /// Directory of the committed offsets log, under the data directory.
 const GROUPS_DIR: &str = "groups";
+const SHARE_DIR: &str = "share";
 use crate::topic::{Partition, Topic, TopicId};
 
 /// Longest topic name, as in Kafka (file names stay under 255 bytes).
@@ -46,6 +48,8 @@ pub struct BrokerConfig {
     pub active_files_max: usize,
     /// Consumer groups: session limits, sizes, offsets retention.
     pub groups: GroupConfig,
+    /// Share groups: limits, timings and the default group settings.
+    pub share: ShareConfig,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
@@ -63,6 +67,7 @@ impl Default for BrokerConfig {
             open_files_max: veltrix_log::env::OPEN_FILES_MAX_DEFAULT,
             active_files_max: veltrix_log::env::ACTIVE_FILES_MAX_DEFAULT,
             groups: GroupConfig::default(),
+            share: ShareConfig::default(),
             metrics_enabled: true,
         }
     }
@@ -79,6 +84,7 @@ pub struct Broker {
     catalog: Mutex<BTreeMap<String, TopicEntry>>,
     producer_ids: ProducerIds,
     groups: GroupCoordinator,
+    share: ShareCoordinator,
     metrics: Metrics,
     /// The exclusive lock on the data directory, held for the broker's lifetime:
     /// two brokers on one directory would hand out the same offsets and
@@ -98,12 +104,12 @@ fn new_topic_id() -> TopicId {
         .into_bytes()
 }
 
-fn id_hex(id: &TopicId) -> String {
+pub(crate) fn id_hex(id: &TopicId) -> String {
     uuid::Uuid::from_bytes(*id).simple().to_string()
 }
 
 /// An id as [`id_hex`] writes it: 32 hex digits, nothing else.
-fn parse_id(hex: &str) -> Option<TopicId> {
+pub(crate) fn parse_id(hex: &str) -> Option<TopicId> {
     if hex.len() != 32 {
         return None;
     }
@@ -194,6 +200,9 @@ impl Broker {
                 groups.delete_topic_offsets(&topic)?;
             }
         }
+        let share_store = LogShareStore::open(env.clone(), &dir.join(SHARE_DIR))?;
+        let ids: Vec<TopicId> = topics.values().map(|t| t.id).collect();
+        let share = ShareCoordinator::open(env.clone(), config.share, Box::new(share_store), &|id| ids.contains(id))?;
         let metrics = Metrics::new(config.metrics_enabled);
         env.set_fsync_observer(metrics.fsync_observer());
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
@@ -201,6 +210,7 @@ impl Broker {
             metrics,
             producer_ids,
             groups,
+            share,
             env,
             dir,
             config,
@@ -361,7 +371,14 @@ impl Broker {
         tracing::info!(topic = name, "deleted topic");
         // Catalogue ids always parse: `open` refuses a catalogue with a bad one and
         // new ones are written by `id_hex`.
-        Ok(parse_id(&entry.id).unwrap_or_default())
+        let id = parse_id(&entry.id).unwrap_or_default();
+        // After the catalogue: share state is keyed by the topic id, which no
+        // later topic gets, so a crash in between leaves only state that the
+        // next start removes.
+        if let Err(e) = self.share.delete_topic(&id) {
+            tracing::warn!(topic = name, error = %e, "could not remove a deleted topic's share-group state; the next start will");
+        }
+        Ok(id)
     }
 
     /// Grows a topic to `total` partitions (Kafka's CreatePartitions).
@@ -550,6 +567,7 @@ impl Broker {
             }
         }
         self.groups.tick(&|name| self.topic_meta(name));
+        self.share.tick();
     }
 
     /// A topic as consumer-protocol assignors see it.
@@ -565,6 +583,21 @@ impl Broker {
         &self.groups
     }
 
+    /// The topic with this id, if it still exists.
+    pub fn topic_by_id(&self, id: &TopicId) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == *id)
+            .cloned()
+    }
+
+    /// The share group coordinator.
+    pub fn share(&self) -> &ShareCoordinator {
+        &self.share
+    }
+
     /// A new producer id for an idempotent producer (its epoch starts at 0).
     /// Never returns an id twice, restarts included.
     pub fn init_producer_id(&self) -> Result<i64> {
@@ -575,6 +608,7 @@ impl Broker {
     /// clean marker).
     pub fn close(&self) {
         self.groups.close();
+        self.share.close();
         for topic in self.topics() {
             for p in &topic.partitions {
                 if let Err(e) = p.log().close() {

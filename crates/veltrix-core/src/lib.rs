@@ -17,11 +17,13 @@
 pub mod alerts;
 mod broker;
 mod catalog;
+mod changelog;
 mod error;
 pub mod groups;
 pub mod lag;
 pub mod metrics;
 mod producer_ids;
+pub mod share;
 mod topic;
 pub mod validate;
 pub mod warn_limit;

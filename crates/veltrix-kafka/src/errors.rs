@@ -5,6 +5,7 @@
 
 use veltrix_core::CoreError;
 use veltrix_core::groups::GroupError;
+use veltrix_core::share::ShareError;
 use veltrix_core::validate::InvalidBatch;
 use veltrix_log::LogError;
 
@@ -156,6 +157,27 @@ pub fn log_error(e: &LogError) -> ResponseError {
         LogError::InvalidProducerFields { .. } => ResponseError::CorruptMessage,
         LogError::TransactionsUnsupported { .. } => ResponseError::InvalidTxnState,
         LogError::Config(_) => ResponseError::InvalidConfig,
+    }
+}
+
+/// The Kafka error for a share group error.
+pub fn share_error(e: &ShareError) -> ResponseError {
+    match e {
+        ShareError::InvalidGroupId => ResponseError::InvalidGroupId,
+        ShareError::UnknownMemberId => ResponseError::UnknownMemberId,
+        ShareError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        ShareError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
+        ShareError::TooManyGroups(_) => ResponseError::PolicyViolation,
+        ShareError::WrongGroupType(_) | ShareError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        ShareError::ShareSessionNotFound => ResponseError::ShareSessionNotFound,
+        ShareError::InvalidShareSessionEpoch { .. } => ResponseError::InvalidShareSessionEpoch,
+        ShareError::ShareSessionLimitReached(_) => ResponseError::ShareSessionLimitReached,
+        ShareError::InvalidRecordState(_) => ResponseError::InvalidRecordState,
+        ShareError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ShareError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        ShareError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ShareError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ShareError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }
 

@@ -357,6 +357,8 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Close> {
     stream.set_nodelay(true)?;
+    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (reader, writer) = stream.into_split();
     let depth = shared.config.requests_in_flight_per_connection_max.max(1);
     let (tx, rx) = mpsc::channel(depth);
@@ -364,9 +366,13 @@ async fn connection(
     // reader is done (closed, refused or shutting down), the writer finishes
     // what was read before, then the connection closes.
     let (read, written) = tokio::join!(
-        read_requests(reader, peer, &shared, shutdown, tx),
+        read_requests(reader, peer, id, &shared, shutdown, tx),
         write_responses(writer, rx)
     );
+    // Share sessions live as long as their connection: what they hold goes
+    // back to the other members now, not when its locks run out.
+    let broker = shared.broker.clone();
+    let _ = tokio::task::spawn_blocking(move || broker.share().connection_closed(id)).await;
     read.and(written)
 }
 
@@ -419,6 +425,7 @@ impl Pipeline {
 async fn read_requests(
     mut reader: OwnedReadHalf,
     peer: SocketAddr,
+    connection: u64,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
@@ -438,7 +445,7 @@ async fn read_requests(
             }
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = dispatch(decoded, budget, peer, shared, &pipeline, &shutdown).await?;
+        let in_flight = dispatch(decoded, budget, peer, connection, shared, &pipeline, &shutdown).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
@@ -542,6 +549,7 @@ async fn dispatch(
     decoded: Decoded,
     budget: Budget,
     peer: SocketAddr,
+    connection: u64,
     shared: &Shared,
     pipeline: &Pipeline,
     shutdown: &watch::Receiver<bool>,
@@ -573,6 +581,7 @@ async fn dispatch(
         version,
         client_id: client_id.unwrap_or_default(),
         peer,
+        connection,
         warnings: shared.warnings.clone(),
         responses: shared.responses.clone(),
         held: Held::default(),

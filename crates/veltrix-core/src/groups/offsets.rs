@@ -23,24 +23,18 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use veltrix_log::batch::{self, HEADER_BYTES, build};
-use veltrix_log::{Env, Log, LogConfig};
+use veltrix_log::Env;
 
 use super::OffsetCommit;
-use crate::error::{CoreError, Result};
+pub use crate::changelog::COMPACT_BYTES_MIN;
+use crate::changelog::{ChangeLog, snapshot_records};
+use crate::error::Result;
 
 /// A group with committed offsets, and when it last committed.
 pub(crate) struct GroupCommits {
     pub(crate) group_id: String,
     pub(crate) last_commit_ms: i64,
 }
-
-/// The log is not compacted below this size.
-pub const COMPACT_BYTES_MIN: u64 = 64 << 20;
-/// Largest change record; a snapshot is cut into chunks below it.
-const RECORD_BYTES_MAX: usize = 4 << 20;
-/// Bytes read from the log at a time while replaying.
-const REPLAY_READ_BYTES: usize = 8 << 20;
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,13 +93,11 @@ type Offsets = BTreeMap<String, BTreeMap<(String, i32), (Committed, i64)>>;
 #[derive(Debug)]
 struct State {
     offsets: Offsets,
-    /// Log size right after the last compaction (or at open).
-    compacted_size: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
-    log: Log,
+    log: ChangeLog,
     state: Mutex<State>,
     /// Held while compacting, and shared by commits, so a snapshot sees every
     /// change before it and none is lost between snapshot and deletion.
@@ -114,34 +106,6 @@ pub(crate) struct OffsetStore {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 64 << 20,
-        batch_bytes_max: (RECORD_BYTES_MAX + 4096) as u32,
-        // Only compaction may remove changes.
-        retention_ms: None,
-        retention_bytes: None,
-        ..LogConfig::default()
-    }
-}
-
-/// A record batch carrying one change as its payload.
-fn encode(change: &Change, now_ms: i64) -> Vec<u8> {
-    let payload = serde_json::to_vec(change).expect("changes serialise");
-    let mut buf = vec![0u8; HEADER_BYTES + payload.len()];
-    buf[HEADER_BYTES..].copy_from_slice(&payload);
-    build::write_into(
-        &mut buf,
-        build::Spec {
-            record_count: 1,
-            base_timestamp: now_ms,
-            max_timestamp: now_ms,
-            ..build::Spec::default()
-        },
-    );
-    buf
 }
 
 fn apply(offsets: &mut Offsets, change: Change, at: i64, snapshot: &mut Option<Offsets>) {
@@ -197,39 +161,14 @@ fn apply(offsets: &mut Offsets, change: Change, at: i64, snapshot: &mut Option<O
 
 impl OffsetStore {
     pub(crate) fn open(env: Arc<Env>, dir: &Path) -> Result<OffsetStore> {
-        let log = Log::open(env.clone(), dir, log_config())?;
         let mut offsets = Offsets::new();
         let mut snapshot = None;
-        let mut at = log.log_start();
-        let end = log.high_watermark();
-        while at < end {
-            let r = log.read(at, REPLAY_READ_BYTES)?;
-            if r.records.is_empty() {
-                break;
-            }
-            let mut rest = &r.records[..];
-            while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
-                let header = batch::parse_fixed(&rest[..HEADER_BYTES]).map_err(|e| CoreError::Catalog {
-                    path: dir.to_path_buf(),
-                    reason: format!("offsets log: {e}"),
-                })?;
-                let change: Change =
-                    serde_json::from_slice(&rest[HEADER_BYTES..size]).map_err(|e| CoreError::Catalog {
-                        path: dir.to_path_buf(),
-                        reason: format!("offsets log record at offset {}: {e}", header.base_offset),
-                    })?;
-                apply(&mut offsets, change, header.base_offset, &mut snapshot);
-                rest = &rest[size..];
-            }
-            at = r.next_offset;
-        }
-        let compacted_size = log.size_bytes();
+        let log = ChangeLog::open(env, dir, "offsets", |change: Change, at| {
+            apply(&mut offsets, change, at, &mut snapshot)
+        })?;
         Ok(OffsetStore {
             log,
-            state: Mutex::new(State {
-                offsets,
-                compacted_size,
-            }),
+            state: Mutex::new(State { offsets }),
             writers: std::sync::RwLock::new(()),
         })
     }
@@ -275,16 +214,7 @@ impl OffsetStore {
 
     /// Appends `change` and waits until it is durable; returns its log offset.
     fn write(&self, change: &Change, now_ms: i64) -> Result<i64> {
-        let mut batch = encode(change, now_ms);
-        if batch.len() > RECORD_BYTES_MAX {
-            return Err(CoreError::LimitReached(format!(
-                "an offsets change of {} bytes is over {RECORD_BYTES_MAX}",
-                batch.len()
-            )));
-        }
-        let appended = self.log.append(&mut batch)?;
-        self.log.wait_durable(appended.next_offset)?;
-        Ok(appended.base_offset)
+        self.log.write(change, now_ms)
     }
 
     /// Durably records `offsets` for `group`.
@@ -375,12 +305,7 @@ impl OffsetStore {
 
     /// Compacts the log when it has grown enough (see the module docs).
     pub(crate) fn maybe_compact(&self, now_ms: i64) -> Result<bool> {
-        let size = self.log.size_bytes();
-        let threshold = lock(&self.state)
-            .compacted_size
-            .saturating_mul(4)
-            .max(COMPACT_BYTES_MIN);
-        if size < threshold {
+        if !self.log.compaction_due() {
             return Ok(false);
         }
         self.compact(now_ms)?;
@@ -398,58 +323,28 @@ impl OffsetStore {
                 (g.clone(), list)
             })
             .collect();
-        let begin = self
-            .log
-            .append(&mut encode(&Change::SnapshotBegin, now_ms))?
-            .base_offset;
-        let mut chunk = Vec::new();
-        let mut chunk_bytes = 0;
-        for (group, list) in groups {
-            let bytes = group.len()
-                + list
-                    .iter()
-                    .map(|(t, _, c)| t.len() + c.metadata.len() + 64)
-                    .sum::<usize>();
-            if chunk_bytes + bytes > RECORD_BYTES_MAX / 2 && !chunk.is_empty() {
-                let mut b = encode(
-                    &Change::SnapshotChunk {
-                        groups: std::mem::take(&mut chunk),
-                    },
-                    now_ms,
-                );
-                self.log.append(&mut b)?;
-                chunk_bytes = 0;
-            }
-            chunk_bytes += bytes;
-            chunk.push((group, list));
-        }
-        if !chunk.is_empty() {
-            self.log
-                .append(&mut encode(&Change::SnapshotChunk { groups: chunk }, now_ms))?;
-        }
-        let end = self.log.append(&mut encode(&Change::SnapshotEnd, now_ms))?;
-        self.log.wait_durable(end.next_offset)?;
-        // Sealed segments wholly before the snapshot go at once; the rest of the
-        // segment it starts in goes with that segment at a later compaction.
-        self.log.delete_records(begin)?;
-        let mut state = lock(&self.state);
-        state.compacted_size = self.log.size_bytes();
-        tracing::info!(
-            dir = %self.log.dir().display(),
-            bytes = state.compacted_size,
-            "compacted the offsets log"
+        let records = snapshot_records(
+            groups,
+            |(group, list)| {
+                group.len()
+                    + list
+                        .iter()
+                        .map(|(t, _, c)| t.len() + c.metadata.len() + 64)
+                        .sum::<usize>()
+            },
+            Change::SnapshotBegin,
+            |groups| Change::SnapshotChunk { groups },
+            Change::SnapshotEnd,
         );
-        Ok(())
+        self.log.replace_with(&records, now_ms)
     }
 
     pub(crate) fn close(&self) {
-        if let Err(e) = self.log.close() {
-            tracing::warn!(error = %e, "closing the offsets log");
-        }
+        self.log.close();
     }
 
     #[cfg(test)]
-    pub(crate) fn log(&self) -> &Log {
-        &self.log
+    pub(crate) fn log(&self) -> &veltrix_log::Log {
+        self.log.log()
     }
 }

@@ -10,8 +10,11 @@
 //! validated as a whole (a batch must still fit a segment, ...), written to the
 //! catalogue, then given to every partition's log. `validate_only` stops after
 //! the validation. Broker settings are static (the configuration file) and are
-//! refused with a message saying so.
+//! refused with a message saying so. A share group's settings (resource type
+//! GROUP, as Kafka's admin client or librdkafka numbers it) are changed with
+//! IncrementalAlterConfigs, SET or DELETE, on top of the broker's defaults.
 
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
@@ -24,6 +27,10 @@ use crate::topic_configs;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// A group, as Kafka's admin client names it (`ConfigResource.Type.GROUP`).
+pub(super) const RESOURCE_GROUP: i8 = 32;
+/// A group, as librdkafka's admin client names it (`RD_KAFKA_RESOURCE_GROUP`).
+pub(super) const RESOURCE_GROUP_RDKAFKA: i8 = 3;
 
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -55,6 +62,44 @@ fn alter_one(
     }
 }
 
+/// Share-group settings: the operations (SET or DELETE) applied to the
+/// group's own settings, validated as a whole, stored unless `validate_only`.
+fn alter_group(ctx: &Ctx, group: &str, ops: &[AlterableConfig], validate_only: bool) -> Result<(), Refusal> {
+    if ctx.broker.groups().list().iter().any(|g| g.group_id == group) {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("`{group}` is a consumer group; only share groups have settings here"),
+        ));
+    }
+    let invalid = |message: String| Err(Refusal::new(ResponseError::InvalidConfig, message));
+    let share = ctx.broker.share();
+    let mut overrides = share.overrides(group);
+    let mut seen: Vec<&str> = Vec::new();
+    for op in ops {
+        let key = op.name.as_str();
+        if seen.contains(&key) {
+            return invalid(format!("`{key}` is given twice"));
+        }
+        seen.push(key);
+        overrides.retain(|(k, _)| k != key);
+        match (op.config_operation, &op.value) {
+            (OP_SET, Some(v)) => overrides.push((key.to_owned(), v.as_str().to_owned())),
+            (OP_SET, None) => return invalid(format!("`{key}` is set to null")),
+            (OP_DELETE, _) => {}
+            (other, _) => return invalid(format!("config operation {other} does not apply to `{key}`")),
+        }
+    }
+    if let Err(e) = veltrix_core::share::ShareGroupSettings::resolve(share.config().defaults, &overrides) {
+        return invalid(e);
+    }
+    if validate_only {
+        return Ok(());
+    }
+    share
+        .set_settings(group, overrides)
+        .map_err(|e| Refusal::new(errors::share_error(&e), e.to_string()))
+}
+
 fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut r = IncrementalAlterConfigsResponse::default();
@@ -78,13 +123,11 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
             }
             Ok(())
         };
-        let outcome = alter_one(
-            ctx,
-            resource.resource_type,
-            resource.resource_name.as_str(),
-            request.validate_only,
-            change,
-        );
+        let name = resource.resource_name.as_str();
+        let outcome = match resource.resource_type {
+            RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA => alter_group(ctx, name, &resource.configs, request.validate_only),
+            other => alter_one(ctx, other, name, request.validate_only, change),
+        };
         r.responses.push(
             AlterConfigsResourceResponse::default()
                 .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))

@@ -312,6 +312,36 @@ fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Descri
     Ok(out)
 }
 
+/// A share group's settings: its own, over the broker's defaults.
+fn group_configs(ctx: &Ctx, options: &Options, name: &str) -> Vec<DescribeConfigsResourceResult> {
+    const SOURCE_GROUP: i8 = 8;
+    const TYPE_STRING: i8 = 2;
+    let share = ctx.broker.share();
+    let own = share.overrides(name);
+    let effective = share.settings(name).entries();
+    let defaults = share.config().defaults.entries();
+    let built_in = veltrix_core::share::ShareGroupSettings::default().entries();
+    veltrix_core::share::settings::SETTINGS
+        .iter()
+        .zip(effective.into_iter().zip(defaults.into_iter().zip(built_in)))
+        .map(|(spec, ((key, value), ((_, default), (_, built_in))))| {
+            let mut layers = Vec::new();
+            if own.iter().any(|(k, _)| k == key) {
+                layers.push(Layer {
+                    name: key,
+                    value,
+                    source: SOURCE_GROUP,
+                });
+            }
+            layers.extend(broker_layers(key, default, built_in));
+            let config_type = if spec.range.is_some() { TYPE_INT } else { TYPE_STRING };
+            let mut e = entry(options, key, config_type, spec.doc, layers);
+            e.read_only = false;
+            e
+        })
+        .collect()
+}
+
 pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let options = Options {
         version: ctx.version,
@@ -327,6 +357,9 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
             let configs = match res.resource_type {
                 RESOURCE_TOPIC => topic_configs(ctx, &options, name),
                 RESOURCE_BROKER => broker_configs(ctx, &options, name),
+                super::alter_configs::RESOURCE_GROUP | super::alter_configs::RESOURCE_GROUP_RDKAFKA => {
+                    Ok(group_configs(ctx, &options, name))
+                }
                 other => Err(Refusal::new(
                     ResponseError::InvalidRequest,
                     format!("unsupported resource type {other}"),

@@ -184,7 +184,7 @@ fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
 
 /// Resolves when any of the high watermarks moves (or its partition goes away).
 /// Polls every receiver in place: no task per partition.
-async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
+pub(super) async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
     let mut changes: Vec<_> = watches.iter_mut().map(|w| Box::pin(w.changed())).collect();
     std::future::poll_fn(|cx| {
         for change in &mut changes {

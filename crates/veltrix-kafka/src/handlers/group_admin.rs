@@ -96,11 +96,24 @@ pub(super) fn list_groups(ctx: &Ctx, r: ListGroupsRequest) -> ListGroupsResponse
     } else {
         Vec::new()
     };
+    let shares = ctx
+        .broker
+        .share()
+        .list()
+        .into_iter()
+        .map(|g| veltrix_core::groups::GroupListing {
+            group_id: g.group_id,
+            protocol_type: "share".to_owned(),
+            state: g.state,
+            group_type: "share",
+            members: g.members.len(),
+        });
     let groups = ctx
         .broker
         .groups()
         .list()
         .into_iter()
+        .chain(shares)
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {

@@ -3,11 +3,13 @@
 //! Engine calls that may wait on the disk run on tokio's blocking pool, so a
 //! slow disk never stalls the connections' tasks: fetches' reads, catalogue
 //! changes (topics, partitions, configs), delete-records, offset commits,
-//! ListOffsets' look into a batch. Produce is the exception: a request of up
-//! to `INLINE_APPEND_BYTES_MAX` is appended on the connection's task, where
-//! `try_append_batches` gives up rather than wait on a lock held across an
-//! fsync (the rest goes to the blocking pool), and the wait for durability is
-//! a channel that the partition's flusher, on the blocking pool, signals.
+//! ListOffsets' look into a batch, ShareFetch's and ShareAcknowledge's engine
+//! calls (sessions and acknowledgements fsync the share-state store). Produce
+//! is the exception: a request of up to `INLINE_APPEND_BYTES_MAX` is appended
+//! on the connection's task, where `try_append_batches` gives up rather than
+//! wait on a lock held across an fsync (the rest goes to the blocking pool),
+//! and the wait for durability is a channel that the partition's flusher, on
+//! the blocking pool, signals.
 
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ mod init_producer_id;
 pub(crate) mod list_offsets;
 mod metadata;
 pub(crate) mod produce;
+mod share;
 
 pub(crate) use api_versions::api_versions_unsupported;
 
@@ -47,6 +50,8 @@ pub(crate) struct Ctx {
     /// The client id of the request header (empty if none).
     pub client_id: String,
     pub peer: std::net::SocketAddr,
+    /// This connection, among all the broker has had.
+    pub connection: u64,
     /// Risky client settings already warned about.
     pub warnings: Arc<crate::warnings::ClientWarnings>,
     /// Memory for responses the client sizes (fetch).
@@ -118,6 +123,10 @@ pub const SERVED_APIS: &[ServedApi] = &[
     ServedApi::new(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),
     ServedApi::new(ApiKey::ConsumerGroupHeartbeat, "ConsumerGroupHeartbeat", 0, 1),
     ServedApi::new(ApiKey::ConsumerGroupDescribe, "ConsumerGroupDescribe", 0, 1),
+    ServedApi::new(ApiKey::ShareGroupHeartbeat, "ShareGroupHeartbeat", 1, 1),
+    ServedApi::new(ApiKey::ShareGroupDescribe, "ShareGroupDescribe", 1, 1),
+    ServedApi::new(ApiKey::ShareFetch, "ShareFetch", 1, 1),
+    ServedApi::new(ApiKey::ShareAcknowledge, "ShareAcknowledge", 1, 1),
 ];
 
 /// The served API of this key, if it is served.
@@ -164,6 +173,10 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group::consumer_group_describe(&ctx, r))
         }
+        RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(share::share_group_heartbeat(&ctx, r)),
+        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(share::share_group_describe(&ctx, r)),
+        RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(share::share_fetch(ctx, r).await),
+        RequestKind::ShareAcknowledge(r) => ResponseKind::ShareAcknowledge(share::share_acknowledge(ctx, r).await),
         _ => return None,
     })
 }

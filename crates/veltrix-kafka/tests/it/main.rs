@@ -295,6 +295,10 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::DeleteGroups as i16,
         ApiKey::ConsumerGroupHeartbeat as i16,
         ApiKey::ConsumerGroupDescribe as i16,
+        ApiKey::ShareGroupHeartbeat as i16,
+        ApiKey::ShareGroupDescribe as i16,
+        ApiKey::ShareFetch as i16,
+        ApiKey::ShareAcknowledge as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

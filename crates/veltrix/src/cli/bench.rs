@@ -1,4 +1,4 @@
-//! `veltrix bench produce|consume|treasure-hunt`: load over the Kafka
+//! `veltrix bench produce|consume|share-consume|treasure-hunt`: load over the Kafka
 //! protocol against Veltrix or any Kafka-compatible broker; the work is
 //! `veltrix-bench`'s. Prints a summary, or one JSON object with `--json`; a
 //! progress bar on stderr while it runs. Exits with status 1 if any record
@@ -12,9 +12,10 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use veltrix_bench::consume::ConsumeSpec;
 use veltrix_bench::report::{self, Context as ReportContext};
+use veltrix_bench::share::ShareSpec;
 use veltrix_bench::treasure::TreasureHunt;
 use veltrix_bench::{Progress, Rate, RunSpec, Spike, StreamSpec};
-use veltrix_client::Acks;
+use veltrix_client::{Acks, ShareFetchOptions};
 
 /// The largest batch `--batch-bytes` accepts: Kafka's default largest
 /// request is 100 MiB, and a batch must fit in one.
@@ -37,6 +38,9 @@ enum BenchCommand {
     /// Read a topic through from its first records to the high watermarks at
     /// the start, for fetch throughput.
     Consume(ConsumeArgs),
+    /// Fill a topic, then drain it with a share group (KIP-932), every record
+    /// accepted: records acknowledged per second.
+    ShareConsume(ShareConsumeArgs),
     /// The treasure-hunt game: players as keys, frequent small telemetry and
     /// rare critical events, with a sale spike.
     TreasureHunt(TreasureArgs),
@@ -148,6 +152,52 @@ struct ConsumeArgs {
     /// Bytes of records per partition in a fetch.
     #[arg(long, default_value_t = 8 << 20, value_parser = clap::value_parser!(i32).range(1..=256 << 20))]
     partition_fetch_bytes: i32,
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: u64,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ShareConsumeArgs {
+    /// The broker, as HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long, default_value = "kafka")]
+    system: String,
+    /// The topic: created with `--partitions` if missing, and filled.
+    #[arg(long, default_value = "veltrix-share-bench")]
+    topic: String,
+    /// The share group.
+    #[arg(long, default_value = "veltrix-share-bench", value_parser = group_id)]
+    group: String,
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    partitions: i32,
+    /// Members of the share group, each on its own connection.
+    #[arg(long, default_value_t = 1, value_parser = connections)]
+    consumers: usize,
+    /// Records written before the clock starts; the run ends when all are
+    /// acknowledged, if the duration has not run out first.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    records: u64,
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    record_bytes: u32,
+    /// Records a member acquires per ShareFetch (`max.poll.records`).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=1_000_000))]
+    max_records: i32,
+    /// Bytes of records per ShareFetch.
+    #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(i32).range(1..=256 << 20))]
+    fetch_bytes: i32,
+    /// How long the broker may wait for records before answering a ShareFetch.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    max_wait_ms: u64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
+    duration_s: f64,
+    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
+    warmup_s: f64,
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -302,6 +352,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             run_streams(&a.common, "treasure-hunt", profile.streams())
         }
         BenchCommand::Consume(a) => run_consume(a),
+        BenchCommand::ShareConsume(a) => run_share_consume(a),
     }
 }
 
@@ -407,6 +458,52 @@ fn run_consume(a: ConsumeArgs) -> anyhow::Result<()> {
         println!("{}", report::consume_json(&ctx, &a.topic, a.consumers, &result));
     } else {
         print!("{}", report::consume_human(&a.topic, &result));
+    }
+    Ok(())
+}
+
+fn run_share_consume(a: ShareConsumeArgs) -> anyhow::Result<()> {
+    let spec = ShareSpec {
+        bootstrap: a.bootstrap.clone(),
+        client_id: "veltrix-bench".into(),
+        topic: a.topic.clone(),
+        group: a.group.clone(),
+        partitions: a.partitions,
+        consumers: a.consumers,
+        fill: a.records,
+        record_bytes: a.record_bytes as usize,
+        fetch: ShareFetchOptions {
+            max_wait: Duration::from_millis(a.max_wait_ms),
+            min_bytes: 1,
+            bytes_max: a.fetch_bytes,
+            records_max: a.max_records,
+            batch_size: a.max_records,
+        },
+        warmup: Duration::from_secs_f64(a.warmup_s),
+        duration: Duration::from_secs_f64(a.duration_s),
+        request_timeout: Duration::from_millis(a.timeout_ms),
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(None, progress.clone(), "records acknowledged");
+    let result = runtime(a.threads)?.block_on(veltrix_bench::share::run(&spec, progress));
+    bar.finish_and_clear();
+    let result = result.with_context(|| format!("share-consuming `{}` from {}", a.topic, a.bootstrap))?;
+    if a.json {
+        let ctx = ReportContext {
+            system: a.system,
+            target: a.bootstrap,
+            duration: result.window,
+        };
+        println!("{}", report::share_json(&ctx, &spec, &result));
+    } else {
+        print!("{}", report::share_human(&spec, &result));
+    }
+    if result.errors > 0 {
+        bail!(
+            "{} records failed; the first: {}",
+            result.errors,
+            result.first_error.unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -1,0 +1,444 @@
+//! Share sessions, acquisition and acknowledgement: ShareFetch and
+//! ShareAcknowledge in the engine's terms.
+//!
+//! A share session belongs to one member of one group. ShareFetch with epoch
+//! 0 opens it (or replaces the member's old one) with the partitions it names;
+//! later requests carry the next epoch and name only partitions to add, or to
+//! forget; epoch -1 makes the request the last, and closes the session once
+//! its acknowledgements are applied. An epoch that does not match closes the
+//! session too, releasing what it held, as Kafka does: the client then opens a
+//! new one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use veltrix_log::Log;
+use veltrix_log::batch;
+
+use super::partition::{AckType, Acquired, Persist};
+use super::{Key, ShareCoordinator, ShareError, SharePartition, lock};
+use crate::topic::TopicId;
+
+/// A share session's state.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    /// The epoch the next request must carry.
+    next_epoch: i32,
+    partitions: Vec<(TopicId, i32)>,
+    last_used_ms: i64,
+    /// The connection that opened it: closing the connection closes it.
+    connection: u64,
+}
+
+/// Which request uses a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionUse {
+    Fetch,
+    Acknowledge,
+}
+
+/// The session part of a ShareFetch or ShareAcknowledge.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRequest {
+    pub group: String,
+    pub member: String,
+    pub epoch: i32,
+    /// Partitions the request names (added to the session).
+    pub add: Vec<(TopicId, i32)>,
+    /// Partitions to remove from the session (ShareFetch only).
+    pub forget: Vec<(TopicId, i32)>,
+    /// Whether the request carries acknowledgements.
+    pub has_acks: bool,
+    /// The connection the request came on.
+    pub connection: u64,
+}
+
+/// Acknowledgements of one partition.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionAcks {
+    pub topic: TopicId,
+    pub partition: i32,
+    pub batches: Vec<AckBatch>,
+}
+
+/// One acknowledgement batch: `types` holds one wire code for the whole range
+/// or one per offset.
+#[derive(Debug, Clone, Default)]
+pub struct AckBatch {
+    pub first: i64,
+    pub last: i64,
+    pub types: Vec<i8>,
+}
+
+/// Records acquired from one partition: the batches holding them, as stored,
+/// and the acquired offset ranges the client must keep to.
+#[derive(Debug, Clone, Default)]
+pub struct AcquiredData {
+    pub records: Bytes,
+    pub acquired: Vec<Acquired>,
+}
+
+/// Acknowledgement batches one request may carry per partition.
+pub const ACK_BATCHES_MAX: usize = 10_000;
+
+impl ShareCoordinator {
+    /// Checks and updates the member's session for a request; returns the
+    /// session's partitions. For epoch -1 the session stays until
+    /// [`close_session`](Self::close_session).
+    pub fn begin_session(&self, req: &SessionRequest, using: SessionUse) -> Result<Vec<(TopicId, i32)>, ShareError> {
+        if req.group.is_empty() {
+            return Err(ShareError::InvalidGroupId);
+        }
+        if req.member.is_empty() || req.member.len() > super::membership::MEMBER_ID_BYTES_MAX {
+            return Err(ShareError::UnknownMemberId);
+        }
+        let now = self.now_ms();
+        let key = (req.group.clone(), req.member.clone());
+        let mut sessions = lock(&self.sessions);
+        match req.epoch {
+            0 => {
+                if using == SessionUse::Acknowledge {
+                    return Err(ShareError::InvalidShareSessionEpoch {
+                        got: 0,
+                        expected: sessions.get(&key).map_or(0, |s| s.next_epoch),
+                    });
+                }
+                if req.has_acks {
+                    return Err(ShareError::InvalidRequest(
+                        "a request opening a share session carries no acknowledgements".into(),
+                    ));
+                }
+                let old = sessions.remove(&key);
+                if old.is_none() && sessions.len() >= self.config.sessions_max {
+                    return Err(ShareError::ShareSessionLimitReached(self.config.sessions_max));
+                }
+                let mut partitions = req.add.clone();
+                partitions.sort_unstable();
+                partitions.dedup();
+                sessions.insert(
+                    key,
+                    Session {
+                        next_epoch: 1,
+                        partitions: partitions.clone(),
+                        last_used_ms: now,
+                        connection: req.connection,
+                    },
+                );
+                drop(sessions);
+                if old.is_some() {
+                    // A new session replaces the old one: what it held goes back.
+                    self.release_member(&req.group, &req.member, None);
+                }
+                Ok(partitions)
+            }
+            -1 => {
+                let s = sessions.get_mut(&key).ok_or(ShareError::ShareSessionNotFound)?;
+                if !req.forget.is_empty() {
+                    return Err(ShareError::InvalidRequest(
+                        "a request closing a share session forgets no partitions".into(),
+                    ));
+                }
+                s.last_used_ms = now;
+                Ok(s.partitions.clone())
+            }
+            epoch => {
+                let Some(s) = sessions.get_mut(&key) else {
+                    return Err(ShareError::ShareSessionNotFound);
+                };
+                if epoch != s.next_epoch {
+                    let expected = s.next_epoch;
+                    sessions.remove(&key);
+                    drop(sessions);
+                    self.release_member(&req.group, &req.member, None);
+                    return Err(ShareError::InvalidShareSessionEpoch { got: epoch, expected });
+                }
+                s.next_epoch = if s.next_epoch == i32::MAX { 1 } else { s.next_epoch + 1 };
+                s.last_used_ms = now;
+                for p in &req.add {
+                    if !s.partitions.contains(p) {
+                        s.partitions.push(*p);
+                    }
+                }
+                s.partitions.retain(|p| !req.forget.contains(p));
+                let partitions = s.partitions.clone();
+                drop(sessions);
+                if !req.forget.is_empty() {
+                    self.release_member(&req.group, &req.member, Some(&req.forget));
+                }
+                Ok(partitions)
+            }
+        }
+    }
+
+    /// Closes the member's session (epoch -1 done): releases what it held.
+    pub fn close_session(&self, group: &str, member: &str) {
+        if lock(&self.sessions)
+            .remove(&(group.to_owned(), member.to_owned()))
+            .is_some()
+        {
+            self.release_member(group, member, None);
+        }
+    }
+
+    /// A connection closed: the sessions it opened close, and their records
+    /// are released at once rather than when their locks run out.
+    pub fn connection_closed(&self, connection: u64) {
+        let gone: Vec<(String, String)> = {
+            let mut sessions = lock(&self.sessions);
+            let keys: Vec<(String, String)> = sessions
+                .iter()
+                .filter(|(_, s)| s.connection == connection)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &keys {
+                sessions.remove(k);
+            }
+            keys
+        };
+        for (group, member) in gone {
+            self.release_member(&group, &member, None);
+        }
+    }
+
+    pub(super) fn expire_sessions(&self, now_ms: i64) {
+        let timeout = i64::try_from(self.config.session_timeout_ms).unwrap_or(i64::MAX);
+        let gone: Vec<(String, String)> = {
+            let mut sessions = lock(&self.sessions);
+            let keys: Vec<(String, String)> = sessions
+                .iter()
+                .filter(|(_, s)| now_ms.saturating_sub(s.last_used_ms) >= timeout)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &keys {
+                sessions.remove(k);
+            }
+            keys
+        };
+        for (group, member) in gone {
+            self.release_member(&group, &member, None);
+        }
+    }
+
+    /// Open share sessions.
+    pub fn sessions(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    /// Applies `member`'s acknowledgements and waits until they are durable.
+    /// One result per entry of `acks`: an entry whose batches are not all
+    /// valid changes nothing of its partition from the first bad batch on.
+    pub fn acknowledge(&self, group: &str, member: &str, acks: &[PartitionAcks]) -> Vec<Result<(), ShareError>> {
+        let now = self.now_ms();
+        let limits = self.limits(group);
+        let mut ticket = None;
+        let mut released = false;
+        let mut results = Vec::with_capacity(acks.len());
+        {
+            let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+            for pa in acks {
+                let key = Key {
+                    group: group.to_owned(),
+                    topic: pa.topic,
+                    partition: pa.partition,
+                };
+                let Some(p) = self.partition(&key) else {
+                    results.push(Err(ShareError::InvalidRecordState(
+                        "no records of this partition were acquired".into(),
+                    )));
+                    continue;
+                };
+                if pa.batches.len() > ACK_BATCHES_MAX {
+                    results.push(Err(ShareError::InvalidRequest(format!(
+                        "{} acknowledgement batches for one partition, over {ACK_BATCHES_MAX}",
+                        pa.batches.len()
+                    ))));
+                    continue;
+                }
+                let mut p = lock(&p);
+                let mut persist: Vec<Persist> = Vec::new();
+                let mut result = Ok(());
+                for b in &pa.batches {
+                    let types: Option<Vec<AckType>> = b.types.iter().map(|t| AckType::from_code(*t)).collect();
+                    let Some(types) = types else {
+                        result = Err(ShareError::InvalidRequest(format!("acknowledge types {:?}", b.types)));
+                        break;
+                    };
+                    released |= types.contains(&AckType::Release);
+                    if let Err(e) = p.acknowledge(member, b.first, b.last, &types, &limits, &mut persist) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                if !persist.is_empty() {
+                    match self.append_records(&key, None, persist, now) {
+                        Ok(t) => ticket = Some(t),
+                        Err(e) => result = Err(e.into()),
+                    }
+                }
+                results.push(result);
+            }
+        }
+        if let Some(t) = ticket
+            && let Err(e) = self.store.wait_durable(t)
+        {
+            let e = ShareError::from(e);
+            for r in &mut results {
+                if r.is_ok() {
+                    *r = Err(e.clone());
+                }
+            }
+        }
+        if released {
+            self.wake();
+        }
+        results
+    }
+
+    /// Acquires records of one partition for `member`, at most `records_max`
+    /// (rounded up to the end of a batch) and about `bytes_max` of batches
+    /// (one whole batch at least), and waits until the acquisition is
+    /// durable. `log` is the partition's log.
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquire(
+        &self,
+        group: &str,
+        member: &str,
+        topic: TopicId,
+        partition: i32,
+        log: &Log,
+        records_max: usize,
+        bytes_max: usize,
+    ) -> Result<AcquiredData, ShareError> {
+        let now = self.now_ms();
+        let settings = self.settings(group);
+        let limits = super::limits_of(&settings);
+        let owner: Arc<str> = Arc::from(member);
+        let key = Key {
+            group: group.to_owned(),
+            topic,
+            partition,
+        };
+        let ticket;
+        let data;
+        {
+            let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+            let (p, created) = {
+                let mut partitions = lock(&self.partitions);
+                match partitions.get(&key) {
+                    Some(p) => (p.clone(), false),
+                    None => {
+                        let start = initial_start(log, settings.auto_offset_reset, now);
+                        let p = Arc::new(std::sync::Mutex::new(SharePartition::new(start)));
+                        partitions.insert(key.clone(), p.clone());
+                        (p, true)
+                    }
+                }
+            };
+            let mut p = lock(&p);
+            let mut persist = Vec::new();
+            let mut start = created.then(|| p.start());
+            p.expire(now, &limits, &mut persist);
+            let log_start = log.log_start();
+            if p.start() < log_start {
+                // Retention or delete-records took records never acknowledged.
+                p.move_start(log_start);
+                start = Some(log_start);
+            }
+            let end = log.high_watermark();
+            data = if p.has_work(end, &limits) && records_max > 0 {
+                acquire_from_log(&mut p, &owner, log, now, &limits, records_max, bytes_max, &mut persist)?
+            } else {
+                AcquiredData::default()
+            };
+            ticket = if persist.is_empty() && start.is_none() {
+                None
+            } else {
+                Some(self.append_records(&key, start, persist, now)?)
+            };
+        }
+        if let Some(t) = ticket {
+            self.store.wait_durable(t)?;
+        }
+        Ok(data)
+    }
+}
+
+/// Where a share-partition starts: `share.auto.offset.reset`.
+fn initial_start(log: &Log, reset: super::AutoOffsetReset, now_ms: i64) -> i64 {
+    match reset {
+        super::AutoOffsetReset::Latest => log.high_watermark(),
+        super::AutoOffsetReset::Earliest => log.log_start(),
+        super::AutoOffsetReset::ByDuration { ms } => match log.offset_for_timestamp(now_ms.saturating_sub(ms)) {
+            Ok(Some(hit)) => hit.offset,
+            _ => log.high_watermark(),
+        },
+    }
+}
+
+/// One read of the log from the first record that could be handed out; then
+/// records available again, then new ones, only within what was read, so
+/// every acquired offset's batch is in the answer. Batches holding no
+/// acquired offset are left out.
+#[allow(clippy::too_many_arguments)]
+fn acquire_from_log(
+    p: &mut SharePartition,
+    owner: &Arc<str>,
+    log: &Log,
+    now_ms: i64,
+    limits: &super::partition::Limits,
+    records_max: usize,
+    bytes_max: usize,
+    persist: &mut Vec<Persist>,
+) -> Result<AcquiredData, ShareError> {
+    let from = p.first_available().unwrap_or(p.end());
+    let read = match log.read(from, bytes_max.max(1)) {
+        Ok(r) => r,
+        Err(veltrix_log::LogError::OffsetOutOfRange { .. }) => return Ok(AcquiredData::default()),
+        Err(e) => return Err(ShareError::Storage(e.to_string())),
+    };
+    // Batches read: (first offset, last offset, byte range).
+    let mut batches = Vec::new();
+    let mut rest = &read.records[..];
+    let mut pos = 0;
+    while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
+        let Ok(h) = batch::parse_fixed(&rest[..size]) else {
+            break;
+        };
+        let last = h.base_offset + i64::from(h.last_offset_delta);
+        batches.push((h.base_offset, last, pos..pos + size));
+        pos += size;
+        rest = &rest[size..];
+    }
+    let Some(&(_, read_last, _)) = batches.last() else {
+        return Ok(AcquiredData::default());
+    };
+    let read_end = read_last + 1;
+    let mut acquired = p.acquire_available(owner, now_ms, limits, records_max, read_end, persist);
+    let taken: i64 = acquired.iter().map(|a| a.last - a.first + 1).sum();
+    let left = (records_max as i64).saturating_sub(taken);
+    if left > 0 && p.end() < read_end {
+        // New records up to the end of the batch holding the last one wanted.
+        let want_last = p.end().saturating_add(left - 1);
+        let fresh_end = batches
+            .iter()
+            .find(|(first, last, _)| *first <= want_last && want_last <= *last)
+            .map_or(read_end, |(_, last, _)| last + 1)
+            .min(read_end);
+        acquired.extend(p.acquire_fresh(owner, now_ms, limits, fresh_end, persist));
+    }
+    acquired.sort_by_key(|a| a.first);
+    let mut out = bytes::BytesMut::new();
+    for (first, last, range) in &batches {
+        if acquired.iter().any(|a| a.first <= *last && *first <= a.last) {
+            out.extend_from_slice(&read.records[range.clone()]);
+        }
+    }
+    Ok(AcquiredData {
+        records: if out.len() == read.records.len() {
+            read.records.clone()
+        } else {
+            out.freeze()
+        },
+        acquired,
+    })
+}

@@ -1,0 +1,635 @@
+//! Share groups (KIP-932): queues on the log.
+//!
+//! Any number of members of a share group read the same partitions; each
+//! record is acquired by one member at a time, for a limited time, and then
+//! accepted, released (delivered again) or rejected on its own. The
+//! coordinator keeps:
+//!
+//! - membership ([`membership`]): members join with a heartbeat, and every
+//!   member is assigned partitions of the topics it subscribes to (a partition
+//!   can go to several members when there are more members than partitions);
+//!   a member that stops heartbeating is removed and its records released;
+//! - share sessions ([`fetch`]): one per member, opened by ShareFetch with
+//!   epoch 0, its epoch checked on every request, at most `sessions_max`;
+//! - one [`SharePartition`] per group and partition consumed: the records in
+//!   flight and their delivery counts.
+//!
+//! Durability: every change of a share-partition's state (records acquired,
+//! with their delivery counts, and acknowledgements) goes to the
+//! [`ShareStateStore`] before the answer that reports it, so after a crash no
+//! accepted record is delivered again, every record not acknowledged is, and
+//! delivery counts never go backwards. Locks are not kept: after a restart,
+//! records that were acquired are available again. Changes reach the store in
+//! the order they are applied in memory (appended under the share-partition's
+//! lock); the wait for their fsync happens after that lock is released.
+//!
+//! Time comes from the injected clock; lock timeouts and member expiry happen
+//! in [`ShareCoordinator::tick`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use veltrix_log::Env;
+
+use crate::error::CoreError;
+use crate::topic::TopicId;
+
+pub mod fetch;
+pub mod membership;
+pub mod partition;
+pub mod settings;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use fetch::{AckBatch, AcquiredData, PartitionAcks, SessionRequest, SessionUse};
+pub use membership::{ShareHeartbeat, ShareHeartbeatReply};
+pub use partition::{AckType, Acquired, Outcomes, RecordState, SharePartition, Summary};
+pub use settings::{AutoOffsetReset, ShareGroupSettings};
+pub use store::{LogShareStore, ShareChange, ShareStateStore};
+
+use partition::Limits;
+
+/// Broker-wide limits and timings of share groups. Names end in their unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// Share groups the broker keeps.
+    pub groups_max: usize,
+    /// Members per share group (Kafka's `group.share.max.size`).
+    pub group_members_max: usize,
+    /// Share sessions open at once (Kafka's `group.share.max.share.sessions`).
+    pub sessions_max: usize,
+    /// A member that sends no heartbeat for this long is removed, and a
+    /// session not used for this long is closed (Kafka's
+    /// `group.share.session.timeout.ms`).
+    pub session_timeout_ms: u64,
+    /// How often members heartbeat (`group.share.heartbeat.interval.ms`).
+    pub heartbeat_interval_ms: u64,
+    /// Settings of groups that set none of their own.
+    pub defaults: ShareGroupSettings,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        ShareConfig {
+            groups_max: 10_000,
+            group_members_max: 200,
+            sessions_max: 2_000,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            defaults: ShareGroupSettings::default(),
+        }
+    }
+}
+
+/// Why a share-group request fails. Adapters map each to its Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShareError {
+    #[error("the group id must not be empty")]
+    InvalidGroupId,
+    #[error("the member is not in the group")]
+    UnknownMemberId,
+    #[error("member epoch {got} is not the member's epoch {current}; rejoin")]
+    FencedMemberEpoch { got: i32, current: i32 },
+    #[error("the share group has reached its maximum of {0} members")]
+    GroupMaxSizeReached(usize),
+    #[error("the broker keeps at most {0} share groups")]
+    TooManyGroups(usize),
+    #[error("group `{0}` is not a share group")]
+    WrongGroupType(String),
+    #[error("no share session is open for this member")]
+    ShareSessionNotFound,
+    #[error("share session epoch {got} is not the expected {expected}")]
+    InvalidShareSessionEpoch { got: i32, expected: i32 },
+    #[error("the broker has {0} share sessions open, its maximum")]
+    ShareSessionLimitReached(usize),
+    #[error("{0}")]
+    InvalidRecordState(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("no share group has this id")]
+    GroupIdNotFound,
+    #[error("the share group has members; stop them first")]
+    NonEmptyGroup,
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("storing share-group state failed: {0}")]
+    Storage(String),
+}
+
+impl From<CoreError> for ShareError {
+    fn from(e: CoreError) -> Self {
+        ShareError::Storage(e.to_string())
+    }
+}
+
+/// A share-partition's identity: group, topic id, partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub group: String,
+    pub topic: TopicId,
+    pub partition: i32,
+}
+
+/// Topic ids as the store writes them.
+pub fn topic_hex(id: &TopicId) -> String {
+    crate::broker::id_hex(id)
+}
+
+fn topic_from_hex(s: &str) -> Option<TopicId> {
+    crate::broker::parse_id(s)
+}
+
+/// A share group's membership and settings.
+#[derive(Debug, Default)]
+struct ShareGroup {
+    /// Bumped whenever the target assignment changes.
+    epoch: i32,
+    members: BTreeMap<String, membership::Member>,
+    /// Settings set for this group, in the order they were set.
+    overrides: Vec<(String, String)>,
+    settings: ShareGroupSettings,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The coordinator of every share group on this broker.
+#[derive(Debug)]
+pub struct ShareCoordinator {
+    env: Arc<Env>,
+    config: ShareConfig,
+    groups: Mutex<BTreeMap<String, ShareGroup>>,
+    sessions: Mutex<HashMap<(String, String), fetch::Session>>,
+    partitions: Mutex<BTreeMap<Key, Arc<Mutex<SharePartition>>>>,
+    store: Box<dyn ShareStateStore>,
+    /// Shared by writers of the store, exclusive while compacting, so a
+    /// snapshot sees every change before it and none after. Always taken
+    /// before a share-partition's lock.
+    writers: RwLock<()>,
+    /// Bumped whenever records become available again (released, lock
+    /// timed out): wakes share fetches waiting for records.
+    available: tokio::sync::watch::Sender<i64>,
+}
+
+/// One share-partition as describe and metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharePartitionStats {
+    pub key: Key,
+    pub summary: Summary,
+    pub outcomes: Outcomes,
+}
+
+/// A share group as ListGroups and describe show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareGroupDescription {
+    pub group_id: String,
+    /// `Empty` or `Stable`, as Kafka names share groups' states.
+    pub state: &'static str,
+    pub epoch: i32,
+    pub members: Vec<membership::MemberDescription>,
+    pub settings: ShareGroupSettings,
+}
+
+impl ShareCoordinator {
+    /// Opens the coordinator over `store`, replaying its changes. State of
+    /// topics for which `topic_exists` says no is dropped.
+    pub fn open(
+        env: Arc<Env>,
+        config: ShareConfig,
+        store: Box<dyn ShareStateStore>,
+        topic_exists: &dyn Fn(&TopicId) -> bool,
+    ) -> crate::Result<ShareCoordinator> {
+        let (available, _) = tokio::sync::watch::channel(0);
+        let coordinator = ShareCoordinator {
+            env,
+            config,
+            groups: Mutex::new(BTreeMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(BTreeMap::new()),
+            store,
+            writers: RwLock::new(()),
+            available,
+        };
+        for change in coordinator.store.replay()? {
+            coordinator.apply_replayed(change);
+        }
+        let gone: Vec<TopicId> = {
+            let partitions = lock(&coordinator.partitions);
+            let mut ids: Vec<TopicId> = partitions.keys().map(|k| k.topic).collect();
+            ids.dedup();
+            ids.into_iter().filter(|id| !topic_exists(id)).collect()
+        };
+        for id in gone {
+            tracing::info!(topic = %topic_hex(&id), "removing share-group state of a topic that no longer exists");
+            coordinator
+                .delete_topic(&id)
+                .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        }
+        Ok(coordinator)
+    }
+
+    fn apply_replayed(&self, change: ShareChange) {
+        match change {
+            ShareChange::Records {
+                group,
+                topic,
+                partition,
+                start,
+                ranges,
+            } => {
+                let Some(topic) = topic_from_hex(&topic) else { return };
+                let key = Key {
+                    group: group.clone(),
+                    topic,
+                    partition,
+                };
+                let mut partitions = lock(&self.partitions);
+                let entry = partitions.entry(key).or_insert_with(|| {
+                    let first = start.or(ranges.first().map(|r| r.first)).unwrap_or(0);
+                    Arc::new(Mutex::new(SharePartition::new(first)))
+                });
+                let mut p = lock(entry);
+                if let Some(start) = start {
+                    p.move_start(start);
+                }
+                for r in &ranges {
+                    p.restore(r);
+                }
+                drop(p);
+                lock(&self.groups).entry(group).or_insert_with(|| self.new_group());
+            }
+            ShareChange::DeletePartitions { group, partitions } => {
+                let mut all = lock(&self.partitions);
+                for (topic, partition) in partitions {
+                    if let Some(topic) = topic_from_hex(&topic) {
+                        all.remove(&Key {
+                            group: group.clone(),
+                            topic,
+                            partition,
+                        });
+                    }
+                }
+            }
+            ShareChange::DeleteGroup { group } => {
+                lock(&self.partitions).retain(|k, _| k.group != group);
+                lock(&self.groups).remove(&group);
+            }
+            ShareChange::DeleteTopic { topic } => {
+                if let Some(topic) = topic_from_hex(&topic) {
+                    lock(&self.partitions).retain(|k, _| k.topic != topic);
+                }
+            }
+            ShareChange::Settings { group, settings } => {
+                let resolved = ShareGroupSettings::resolve(self.config.defaults, &settings);
+                let mut groups = lock(&self.groups);
+                let g = groups.entry(group.clone()).or_insert_with(|| self.new_group());
+                match resolved {
+                    Ok(s) => g.settings = s,
+                    Err(e) => tracing::warn!(group = %group, error = %e, "ignoring stored share-group settings"),
+                }
+                g.overrides = settings;
+            }
+        }
+    }
+
+    fn new_group(&self) -> ShareGroup {
+        ShareGroup {
+            settings: self.config.defaults,
+            ..ShareGroup::default()
+        }
+    }
+
+    pub fn config(&self) -> &ShareConfig {
+        &self.config
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.env.clock.now_ms()
+    }
+
+    /// A receiver that changes whenever records become available again.
+    pub fn watch_available(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.available.subscribe()
+    }
+
+    fn wake(&self) {
+        self.available.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn limits(&self, group: &str) -> Limits {
+        let s = lock(&self.groups)
+            .get(group)
+            .map_or(self.config.defaults, |g| g.settings);
+        limits_of(&s)
+    }
+
+    /// The settings of `group` (the defaults if it has none).
+    pub fn settings(&self, group: &str) -> ShareGroupSettings {
+        lock(&self.groups)
+            .get(group)
+            .map_or(self.config.defaults, |g| g.settings)
+    }
+
+    /// Whether `group` is a share group this broker knows.
+    pub fn contains(&self, group: &str) -> bool {
+        lock(&self.groups).contains_key(group)
+    }
+
+    /// Durably replaces the settings `group` sets itself (an empty list goes
+    /// back to the defaults). Creates the group if needed.
+    pub fn set_settings(&self, group: &str, overrides: Vec<(String, String)>) -> Result<(), ShareError> {
+        if group.is_empty() {
+            return Err(ShareError::InvalidGroupId);
+        }
+        let resolved =
+            ShareGroupSettings::resolve(self.config.defaults, &overrides).map_err(ShareError::InvalidConfig)?;
+        {
+            let groups = lock(&self.groups);
+            if !groups.contains_key(group) && groups.len() >= self.config.groups_max {
+                return Err(ShareError::TooManyGroups(self.config.groups_max));
+            }
+        }
+        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+        let ticket = self.store.append(
+            &ShareChange::Settings {
+                group: group.to_owned(),
+                settings: overrides.clone(),
+            },
+            self.now_ms(),
+        )?;
+        {
+            let mut groups = lock(&self.groups);
+            let g = groups.entry(group.to_owned()).or_insert_with(|| self.new_group());
+            g.settings = resolved;
+            g.overrides = overrides;
+        }
+        drop(_shared);
+        self.store.wait_durable(ticket)?;
+        Ok(())
+    }
+
+    /// The settings `group` sets itself.
+    pub fn overrides(&self, group: &str) -> Vec<(String, String)> {
+        lock(&self.groups)
+            .get(group)
+            .map(|g| g.overrides.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every share group, sorted by id.
+    pub fn list(&self) -> Vec<ShareGroupDescription> {
+        let groups = lock(&self.groups);
+        groups.iter().map(|(id, g)| describe_group(id, g)).collect()
+    }
+
+    pub fn describe(&self, group: &str) -> Option<ShareGroupDescription> {
+        lock(&self.groups).get(group).map(|g| describe_group(group, g))
+    }
+
+    /// Every share-partition's state, sorted by group, topic and partition.
+    pub fn stats(&self) -> Vec<SharePartitionStats> {
+        let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        partitions
+            .into_iter()
+            .map(|(key, p)| {
+                let p = lock(&p);
+                SharePartitionStats {
+                    key,
+                    summary: p.summary(),
+                    outcomes: p.outcomes,
+                }
+            })
+            .collect()
+    }
+
+    /// The SPSO of each of `group`'s share-partitions.
+    pub fn start_offsets(&self, group: &str) -> Vec<(TopicId, i32, i64)> {
+        lock(&self.partitions)
+            .iter()
+            .filter(|(k, _)| k.group == group)
+            .map(|(k, p)| (k.topic, k.partition, lock(p).start()))
+            .collect()
+    }
+
+    fn partition(&self, key: &Key) -> Option<Arc<Mutex<SharePartition>>> {
+        lock(&self.partitions).get(key).cloned()
+    }
+
+    /// Durably moves the start of `group`'s share-partitions (which must have
+    /// no members) to the given offsets: AlterShareGroupOffsets.
+    pub fn alter_start_offsets(&self, group: &str, offsets: &[(TopicId, i32, i64)]) -> Result<(), ShareError> {
+        self.check_empty(group, true)?;
+        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+        let mut ticket = None;
+        for (topic, partition, start) in offsets {
+            let key = Key {
+                group: group.to_owned(),
+                topic: *topic,
+                partition: *partition,
+            };
+            let p = lock(&self.partitions)
+                .entry(key)
+                .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(*start))))
+                .clone();
+            let mut p = lock(&p);
+            ticket = Some(self.store.append(
+                &ShareChange::Records {
+                    group: group.to_owned(),
+                    topic: topic_hex(topic),
+                    partition: *partition,
+                    start: Some(*start),
+                    ranges: Vec::new(),
+                },
+                self.now_ms(),
+            )?);
+            p.move_start(*start);
+        }
+        drop(_shared);
+        if let Some(t) = ticket {
+            self.store.wait_durable(t)?;
+        }
+        Ok(())
+    }
+
+    /// Durably forgets the state of `group`'s share-partitions of `topics`
+    /// (the group must have no members): DeleteShareGroupOffsets.
+    pub fn delete_start_offsets(&self, group: &str, topics: &[TopicId]) -> Result<(), ShareError> {
+        self.check_empty(group, false)?;
+        let partitions: Vec<(String, i32)> = lock(&self.partitions)
+            .keys()
+            .filter(|k| k.group == group && topics.contains(&k.topic))
+            .map(|k| (topic_hex(&k.topic), k.partition))
+            .collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let change = ShareChange::DeletePartitions {
+            group: group.to_owned(),
+            partitions,
+        };
+        self.write_then_apply(change)
+    }
+
+    /// Durably deletes `group` (which must have no members) with its state.
+    pub fn delete_group(&self, group: &str) -> Result<(), ShareError> {
+        self.check_empty(group, false)?;
+        self.write_then_apply(ShareChange::DeleteGroup {
+            group: group.to_owned(),
+        })
+    }
+
+    /// Durably deletes every group's state of a deleted topic.
+    pub fn delete_topic(&self, topic: &TopicId) -> Result<(), ShareError> {
+        if !lock(&self.partitions).keys().any(|k| k.topic == *topic) {
+            return Ok(());
+        }
+        self.write_then_apply(ShareChange::DeleteTopic {
+            topic: topic_hex(topic),
+        })
+    }
+
+    fn write_then_apply(&self, change: ShareChange) -> Result<(), ShareError> {
+        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+        let ticket = self.store.append(&change, self.now_ms())?;
+        self.apply_replayed(change);
+        drop(_shared);
+        self.store.wait_durable(ticket)?;
+        Ok(())
+    }
+
+    fn check_empty(&self, group: &str, may_create: bool) -> Result<(), ShareError> {
+        match lock(&self.groups).get(group) {
+            None if may_create => Ok(()),
+            None => Err(ShareError::GroupIdNotFound),
+            Some(g) if !g.members.is_empty() => Err(ShareError::NonEmptyGroup),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Lock timeouts, member and session expiry, store housekeeping and
+    /// compaction. Called periodically by the host.
+    pub fn tick(&self) {
+        let now = self.now_ms();
+        self.expire_members(now);
+        self.expire_sessions(now);
+        let mut released = 0;
+        let mut ticket = None;
+        {
+            let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+            let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
+                .iter()
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            for (key, p) in partitions {
+                let limits = self.limits(&key.group);
+                let mut persist = Vec::new();
+                let mut p = lock(&p);
+                let n = p.expire(now, &limits, &mut persist);
+                if n > 0 {
+                    released += n;
+                    match self.append_records(&key, None, persist, now) {
+                        Ok(t) => ticket = Some(t),
+                        Err(e) => tracing::error!(error = %e, "storing share-group state"),
+                    }
+                }
+            }
+        }
+        if let Some(t) = ticket
+            && let Err(e) = self.store.wait_durable(t)
+        {
+            tracing::error!(error = %e, "storing share-group state");
+        }
+        if released > 0 {
+            self.wake();
+        }
+        if let Err(e) = self.store.tick() {
+            tracing::error!(error = %e, "share-group state housekeeping");
+        }
+        if self.store.compaction_due()
+            && let Err(e) = self.compact()
+        {
+            tracing::error!(error = %e, "compacting share-group state");
+        }
+    }
+
+    /// Replaces the store's history by the current state.
+    pub fn compact(&self) -> Result<(), ShareError> {
+        let _exclusive = self.writers.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = Vec::new();
+        for (group, g) in lock(&self.groups).iter() {
+            if !g.overrides.is_empty() {
+                state.push(ShareChange::Settings {
+                    group: group.clone(),
+                    settings: g.overrides.clone(),
+                });
+            }
+        }
+        let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for (key, p) in partitions {
+            let p = lock(&p);
+            state.push(ShareChange::Records {
+                group: key.group.clone(),
+                topic: topic_hex(&key.topic),
+                partition: key.partition,
+                start: Some(p.start()),
+                ranges: p.persisted(),
+            });
+        }
+        self.store.replace_with(state, self.now_ms())?;
+        Ok(())
+    }
+
+    /// Appends a change of one share-partition; the caller holds `writers`
+    /// (shared) and the share-partition's lock.
+    fn append_records(
+        &self,
+        key: &Key,
+        start: Option<i64>,
+        ranges: Vec<partition::Persist>,
+        now_ms: i64,
+    ) -> crate::Result<store::Ticket> {
+        self.store.append(
+            &ShareChange::Records {
+                group: key.group.clone(),
+                topic: topic_hex(&key.topic),
+                partition: key.partition,
+                start,
+                ranges,
+            },
+            now_ms,
+        )
+    }
+
+    pub fn close(&self) {
+        self.store.close();
+    }
+}
+
+fn limits_of(s: &ShareGroupSettings) -> Limits {
+    Limits {
+        lock_ms: i64::try_from(s.record_lock_duration_ms).unwrap_or(i64::MAX),
+        delivery_count_limit: s.delivery_count_limit,
+        record_locks_max: s.partition_max_record_locks,
+    }
+}
+
+fn describe_group(id: &str, g: &ShareGroup) -> ShareGroupDescription {
+    ShareGroupDescription {
+        group_id: id.to_owned(),
+        state: if g.members.is_empty() { "Empty" } else { "Stable" },
+        epoch: g.epoch,
+        members: g.members.iter().map(|(id, m)| m.describe(id)).collect(),
+        settings: g.settings,
+    }
+}

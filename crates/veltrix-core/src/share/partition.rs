@@ -1,0 +1,558 @@
+//! One share-partition: which records of one topic partition a share group has
+//! handed out, to whom, how often, and which are done.
+//!
+//! Offsets below the share-partition start offset (SPSO) are done. From it to
+//! the end offset (SPEO, exclusive) every offset has a slot: available,
+//! acquired (locked by one member until a deadline), acknowledged or archived.
+//! Offsets at and past the SPEO have never been handed out. The window between
+//! the two is bounded (`record_locks_max`), so a member that never acknowledges
+//! can pin at most that many records, and memory is bounded per partition.
+//!
+//! Plain data, driven by its caller with the time as a parameter. Every change
+//! that must survive a crash is reported as [`Persist`] ranges, which the caller
+//! writes to the share-state store before answering the client.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::ShareError;
+
+/// A record's state, as KIP-932 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordState {
+    Available,
+    Acquired,
+    Acknowledged,
+    Archived,
+}
+
+/// What a member says of a record it holds (the wire's acknowledge types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckType {
+    /// The offset holds no record (a gap in the log): done.
+    Gap,
+    /// Processed: never delivered again.
+    Accept,
+    /// Not processed: delivered again (or archived at the delivery limit).
+    Release,
+    /// Unprocessable: archived, never delivered again.
+    Reject,
+}
+
+impl AckType {
+    /// From the wire's code (0 gap, 1 accept, 2 release, 3 reject).
+    pub fn from_code(code: i8) -> Option<AckType> {
+        match code {
+            0 => Some(AckType::Gap),
+            1 => Some(AckType::Accept),
+            2 => Some(AckType::Release),
+            3 => Some(AckType::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// The widest window replaying the store may build: the largest
+/// `share.partition.max.record.locks`, twice.
+const RESTORED_WINDOW_MAX: i64 = 2 * super::settings::PARTITION_MAX_RECORD_LOCKS_RANGE.1;
+
+/// The slot of one offset in the window.
+#[derive(Debug, Clone)]
+struct Slot {
+    state: RecordState,
+    /// Times the record was handed out.
+    deliveries: u16,
+    /// The member holding it, while acquired.
+    owner: Option<Arc<str>>,
+    /// When an acquired record's lock runs out (ms).
+    deadline_ms: i64,
+}
+
+impl Slot {
+    fn fresh() -> Slot {
+        Slot {
+            state: RecordState::Available,
+            deliveries: 0,
+            owner: None,
+            deadline_ms: 0,
+        }
+    }
+}
+
+/// Consecutive offsets acquired in one go, with their delivery count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquired {
+    pub first: i64,
+    pub last: i64,
+    pub deliveries: u16,
+}
+
+/// A range of offsets whose durable state changed: the store records
+/// `state` and `deliveries` for every offset from `first` to `last`.
+/// Acquired records are stored as such; on recovery they are available again,
+/// their delivery count kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persist {
+    pub first: i64,
+    pub last: i64,
+    pub state: RecordState,
+    pub deliveries: u16,
+}
+
+/// What happened to records, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub acquired: u64,
+    pub accepted: u64,
+    pub released: u64,
+    pub rejected: u64,
+    /// Archived on reaching the delivery limit.
+    pub archived: u64,
+    pub lock_timeouts: u64,
+}
+
+impl Outcomes {
+    pub fn add(&mut self, o: &Outcomes) {
+        self.acquired += o.acquired;
+        self.accepted += o.accepted;
+        self.released += o.released;
+        self.rejected += o.rejected;
+        self.archived += o.archived;
+        self.lock_timeouts += o.lock_timeouts;
+    }
+}
+
+/// Per-acquisition settings of the group.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long an acquired record stays locked to its member.
+    pub lock_ms: i64,
+    /// Deliveries after which a record is archived instead of handed out again.
+    pub delivery_count_limit: u16,
+    /// Largest window between SPSO and SPEO.
+    pub record_locks_max: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SharePartition {
+    /// SPSO.
+    start: i64,
+    /// Slots of `start..start + slots.len()`.
+    slots: VecDeque<Slot>,
+    /// Acquired slots (for in-flight counts).
+    acquired: usize,
+    pub outcomes: Outcomes,
+}
+
+/// A state summary for describe and lag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub start: i64,
+    pub end: i64,
+    pub acquired: usize,
+    /// Acknowledged or archived records inside the window.
+    pub done_in_window: usize,
+    /// Records in the window by delivery count: 1, 2, 3, 4, 5 and more.
+    pub deliveries: [u64; 5],
+}
+
+impl SharePartition {
+    /// A share-partition that starts handing out records at `start`.
+    pub fn new(start: i64) -> SharePartition {
+        SharePartition {
+            start,
+            ..SharePartition::default()
+        }
+    }
+
+    /// SPSO.
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+
+    /// SPEO: the first offset never handed out.
+    pub fn end(&self) -> i64 {
+        self.start + self.slots.len() as i64
+    }
+
+    pub fn acquired(&self) -> usize {
+        self.acquired
+    }
+
+    fn slot(&self, offset: i64) -> Option<&Slot> {
+        usize::try_from(offset - self.start)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+    }
+
+    /// Replays one stored range. Offsets before the start are done already;
+    /// acquired records come back available (their locks died with the
+    /// process that held them).
+    pub fn restore(&mut self, p: &Persist) {
+        let first = p.first.max(self.start);
+        if p.last < first {
+            return;
+        }
+        if p.last - self.start >= RESTORED_WINDOW_MAX {
+            tracing::warn!(
+                start = self.start,
+                last = p.last,
+                "ignoring a stored share-state range far past the window"
+            );
+            return;
+        }
+        while self.end() <= p.last {
+            self.slots.push_back(Slot::fresh());
+        }
+        let state = match p.state {
+            RecordState::Acquired => RecordState::Available,
+            s => s,
+        };
+        for o in first..=p.last {
+            let i = (o - self.start) as usize;
+            self.slots[i] = Slot {
+                state,
+                deliveries: p.deliveries,
+                owner: None,
+                deadline_ms: 0,
+            };
+        }
+        self.advance();
+    }
+
+    /// Moves the start to `start`: forwards (the log start moved past it),
+    /// everything before it is done; backwards (an offset reset), everything
+    /// from it on is handed out afresh.
+    pub fn move_start(&mut self, start: i64) {
+        if start >= self.end() || start < self.start {
+            self.acquired = 0;
+            self.slots.clear();
+            self.start = start;
+            return;
+        }
+        while self.start < start {
+            if let Some(s) = self.slots.pop_front()
+                && s.state == RecordState::Acquired
+            {
+                self.acquired -= 1;
+            }
+            self.start += 1;
+        }
+    }
+
+    /// Hands records to `owner`: first those available again in the window
+    /// below `redeliver_end` (lowest offsets first), then new ones from the
+    /// SPEO up to `fresh_end` (exclusive), at most `records_max` in all.
+    pub fn acquire(
+        &mut self,
+        owner: &Arc<str>,
+        now_ms: i64,
+        limits: &Limits,
+        records_max: usize,
+        fresh_end: i64,
+        persist: &mut Vec<Persist>,
+    ) -> Vec<Acquired> {
+        let mut out = self.acquire_available(owner, now_ms, limits, records_max, i64::MAX, persist);
+        let taken: i64 = out.iter().map(|a| a.last - a.first + 1).sum();
+        let left = records_max.saturating_sub(taken as usize) as i64;
+        let end = fresh_end.min(self.end().saturating_add(left));
+        out.extend(self.acquire_fresh(owner, now_ms, limits, end, persist));
+        out
+    }
+
+    /// Hands `owner` records available again in the window below
+    /// `redeliver_end`, lowest offsets first, at most `records_max`. Those
+    /// that have reached the delivery limit are archived instead.
+    pub fn acquire_available(
+        &mut self,
+        owner: &Arc<str>,
+        now_ms: i64,
+        limits: &Limits,
+        records_max: usize,
+        redeliver_end: i64,
+        persist: &mut Vec<Persist>,
+    ) -> Vec<Acquired> {
+        let mut out: Vec<Acquired> = Vec::new();
+        let mut left = records_max;
+        let deadline_ms = now_ms.saturating_add(limits.lock_ms);
+        let mut archived_any = false;
+        for i in 0..self.slots.len() {
+            let offset = self.start + i as i64;
+            if left == 0 || offset >= redeliver_end {
+                break;
+            }
+            let slot = &mut self.slots[i];
+            if slot.state != RecordState::Available {
+                continue;
+            }
+            if slot.deliveries >= limits.delivery_count_limit {
+                slot.state = RecordState::Archived;
+                self.outcomes.archived += 1;
+                archived_any = true;
+                push_persist(persist, offset, RecordState::Archived, slot.deliveries);
+                continue;
+            }
+            slot.state = RecordState::Acquired;
+            slot.deliveries = slot.deliveries.saturating_add(1);
+            slot.owner = Some(owner.clone());
+            slot.deadline_ms = deadline_ms;
+            self.acquired += 1;
+            left -= 1;
+            push_acquired(&mut out, offset, slot.deliveries);
+            push_persist(persist, offset, RecordState::Acquired, slot.deliveries);
+        }
+        self.outcomes.acquired += out.iter().map(|a| (a.last - a.first + 1) as u64).sum::<u64>();
+        if archived_any {
+            self.advance();
+        }
+        out
+    }
+
+    /// Hands `owner` records never handed out, from the SPEO up to `fresh_end`
+    /// (exclusive), as far as the window allows.
+    pub fn acquire_fresh(
+        &mut self,
+        owner: &Arc<str>,
+        now_ms: i64,
+        limits: &Limits,
+        fresh_end: i64,
+        persist: &mut Vec<Persist>,
+    ) -> Vec<Acquired> {
+        let room = limits.record_locks_max.saturating_sub(self.slots.len());
+        let fresh = usize::try_from(fresh_end.saturating_sub(self.end()))
+            .unwrap_or(0)
+            .min(room);
+        if fresh == 0 {
+            return Vec::new();
+        }
+        let first = self.end();
+        let last = first + fresh as i64 - 1;
+        let deadline_ms = now_ms.saturating_add(limits.lock_ms);
+        for _ in 0..fresh {
+            self.slots.push_back(Slot {
+                state: RecordState::Acquired,
+                deliveries: 1,
+                owner: Some(owner.clone()),
+                deadline_ms,
+            });
+        }
+        self.acquired += fresh;
+        self.outcomes.acquired += fresh as u64;
+        push_persist(persist, first, RecordState::Acquired, 1);
+        if let Some(p) = persist.last_mut() {
+            p.last = p.last.max(last);
+        }
+        vec![Acquired {
+            first,
+            last,
+            deliveries: 1,
+        }]
+    }
+
+    /// The room left in the window for records never handed out.
+    pub fn fresh_room(&self, limits: &Limits) -> usize {
+        limits.record_locks_max.saturating_sub(self.slots.len())
+    }
+
+    /// The first available offset in the window, if any.
+    pub fn first_available(&self) -> Option<i64> {
+        self.slots
+            .iter()
+            .position(|s| s.state == RecordState::Available)
+            .map(|i| self.start + i as i64)
+    }
+
+    /// Whether a call to [`acquire`](Self::acquire) could hand out anything
+    /// with the log ending at `log_end`.
+    pub fn has_work(&self, log_end: i64, limits: &Limits) -> bool {
+        (log_end > self.end() && self.slots.len() < limits.record_locks_max)
+            || self.slots.iter().any(|s| s.state == RecordState::Available)
+    }
+
+    /// Applies one acknowledgement batch of `owner`: `types` holds one type
+    /// for the whole range or one per offset. All or nothing: if any offset
+    /// is not acquired by `owner`, nothing changes.
+    pub fn acknowledge(
+        &mut self,
+        owner: &str,
+        first: i64,
+        last: i64,
+        types: &[AckType],
+        limits: &Limits,
+        persist: &mut Vec<Persist>,
+    ) -> Result<(), ShareError> {
+        let span = last.checked_sub(first).and_then(|d| d.checked_add(1)).unwrap_or(0);
+        if span <= 0 || types.is_empty() || (types.len() != 1 && types.len() as i64 != span) {
+            return Err(ShareError::InvalidRequest(format!(
+                "acknowledgement batch {first}..={last} with {} types",
+                types.len()
+            )));
+        }
+        for o in first..=last {
+            match self.slot(o) {
+                Some(s) if s.state == RecordState::Acquired && s.owner.as_deref() == Some(owner) => {}
+                _ => {
+                    return Err(ShareError::InvalidRecordState(format!(
+                        "offset {o} is not acquired by this member"
+                    )));
+                }
+            }
+        }
+        for (k, o) in (first..=last).enumerate() {
+            let ack = if types.len() == 1 { types[0] } else { types[k] };
+            let i = (o - self.start) as usize;
+            let slot = &mut self.slots[i];
+            slot.owner = None;
+            self.acquired -= 1;
+            slot.state = match ack {
+                AckType::Gap | AckType::Accept => {
+                    if ack == AckType::Accept {
+                        self.outcomes.accepted += 1;
+                    }
+                    RecordState::Acknowledged
+                }
+                AckType::Reject => {
+                    self.outcomes.rejected += 1;
+                    RecordState::Archived
+                }
+                AckType::Release => {
+                    self.outcomes.released += 1;
+                    if slot.deliveries >= limits.delivery_count_limit {
+                        self.outcomes.archived += 1;
+                        RecordState::Archived
+                    } else {
+                        RecordState::Available
+                    }
+                }
+            };
+            push_persist(persist, o, slot.state, slot.deliveries);
+        }
+        self.advance();
+        Ok(())
+    }
+
+    /// Releases records whose lock ran out by `now_ms`; returns how many.
+    pub fn expire(&mut self, now_ms: i64, limits: &Limits, persist: &mut Vec<Persist>) -> usize {
+        if self.acquired == 0 {
+            return 0;
+        }
+        let n = self.release_where(limits, persist, |s| s.deadline_ms <= now_ms);
+        self.outcomes.lock_timeouts += n as u64;
+        n
+    }
+
+    /// Releases every record `owner` holds (its session or membership ended).
+    pub fn release_owner(&mut self, owner: &str, limits: &Limits, persist: &mut Vec<Persist>) -> usize {
+        if self.acquired == 0 {
+            return 0;
+        }
+        self.release_where(limits, persist, |s| s.owner.as_deref() == Some(owner))
+    }
+
+    fn release_where(&mut self, limits: &Limits, persist: &mut Vec<Persist>, pick: impl Fn(&Slot) -> bool) -> usize {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            if slot.state != RecordState::Acquired || !pick(slot) {
+                continue;
+            }
+            slot.owner = None;
+            slot.state = if slot.deliveries >= limits.delivery_count_limit {
+                self.outcomes.archived += 1;
+                RecordState::Archived
+            } else {
+                RecordState::Available
+            };
+            self.acquired -= 1;
+            n += 1;
+            push_persist(persist, self.start + i as i64, slot.state, slot.deliveries);
+        }
+        if n > 0 {
+            self.advance();
+        }
+        n
+    }
+
+    /// Moves the start past acknowledged and archived records.
+    fn advance(&mut self) {
+        while let Some(s) = self.slots.front() {
+            if !matches!(s.state, RecordState::Acknowledged | RecordState::Archived) {
+                break;
+            }
+            self.slots.pop_front();
+            self.start += 1;
+        }
+    }
+
+    /// The state of every offset in the window that is not available with
+    /// no delivery yet: what a snapshot must keep.
+    pub fn persisted(&self) -> Vec<Persist> {
+        let mut out = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state == RecordState::Available && s.deliveries == 0 {
+                continue;
+            }
+            push_persist(&mut out, self.start + i as i64, s.state, s.deliveries);
+        }
+        out
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut deliveries = [0u64; 5];
+        let mut done_in_window = 0;
+        for s in &self.slots {
+            if matches!(s.state, RecordState::Acknowledged | RecordState::Archived) {
+                done_in_window += 1;
+            } else if s.deliveries > 0 {
+                deliveries[(usize::from(s.deliveries) - 1).min(4)] += 1;
+            }
+        }
+        Summary {
+            start: self.start,
+            end: self.end(),
+            acquired: self.acquired,
+            done_in_window,
+            deliveries,
+        }
+    }
+
+    /// The state and delivery count of `offset` (`None` before the start or
+    /// past the end).
+    pub fn state_of(&self, offset: i64) -> Option<(RecordState, u16)> {
+        self.slot(offset).map(|s| (s.state, s.deliveries))
+    }
+}
+
+fn push_acquired(out: &mut Vec<Acquired>, offset: i64, deliveries: u16) {
+    if let Some(a) = out.last_mut()
+        && a.last + 1 == offset
+        && a.deliveries == deliveries
+    {
+        a.last = offset;
+        return;
+    }
+    out.push(Acquired {
+        first: offset,
+        last: offset,
+        deliveries,
+    });
+}
+
+fn push_persist(out: &mut Vec<Persist>, offset: i64, state: RecordState, deliveries: u16) {
+    if let Some(p) = out.last_mut()
+        && p.last + 1 == offset
+        && p.state == state
+        && p.deliveries == deliveries
+    {
+        p.last = offset;
+        return;
+    }
+    out.push(Persist {
+        first: offset,
+        last: offset,
+        state,
+        deliveries,
+    });
+}

@@ -1,0 +1,173 @@
+//! Durable share-group state behind a narrow interface.
+//!
+//! The coordinator hands the store [`ShareChange`]s in the order it applies
+//! them in memory and answers a client only once the store says the change is
+//! durable. At start it replays what the store returns. A store keeps what
+//! replaying needs, nothing more: [`LogShareStore`] keeps the changes in a
+//! change log on local disk and replaces them by a snapshot of the current
+//! state when the log has grown; a store on a database could keep rows.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use veltrix_log::Env;
+
+use super::partition::Persist;
+use crate::changelog::{ChangeLog, snapshot_records};
+use crate::error::Result;
+
+/// One durable change of share-group state. Topics are named by their id
+/// (hex), so a topic deleted and created again starts afresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareChange {
+    /// Records of one share-partition changed state; `start`, when set, moved
+    /// the SPSO first (initialisation, an offset reset).
+    Records {
+        group: String,
+        topic: String,
+        partition: i32,
+        start: Option<i64>,
+        ranges: Vec<Persist>,
+    },
+    /// The share-partitions' state is gone (DeleteShareGroupOffsets).
+    DeletePartitions {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
+    /// The group is gone, with its state and settings.
+    DeleteGroup { group: String },
+    /// The topic is gone: its state goes from every group.
+    DeleteTopic { topic: String },
+    /// The group's settings (IncrementalAlterConfigs on the group), whole.
+    Settings {
+        group: String,
+        settings: Vec<(String, String)>,
+    },
+}
+
+/// Where a written change stands: wait for it with [`ShareStateStore::wait_durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(pub i64);
+
+pub trait ShareStateStore: Send + Sync + std::fmt::Debug {
+    /// Every change to replay, oldest first. Called once, at open.
+    fn replay(&self) -> Result<Vec<ShareChange>>;
+    /// Stores `change` after every change appended before it; not yet durable.
+    fn append(&self, change: &ShareChange, now_ms: i64) -> Result<Ticket>;
+    /// Blocks until the change of `ticket`, and every one before it, is durable.
+    fn wait_durable(&self, ticket: Ticket) -> Result<()>;
+    /// Whether the store would like its history replaced by a snapshot.
+    fn compaction_due(&self) -> bool;
+    /// Replaces everything stored by `state` (which says the whole current
+    /// state), durably. The caller keeps writers out meanwhile.
+    fn replace_with(&self, state: Vec<ShareChange>, now_ms: i64) -> Result<()>;
+    /// Housekeeping.
+    fn tick(&self) -> Result<()>;
+    fn close(&self);
+}
+
+/// A record of the share-state log.
+#[derive(Debug, Serialize, Deserialize)]
+enum Record {
+    Change(ShareChange),
+    SnapshotBegin,
+    SnapshotChunk(Vec<ShareChange>),
+    SnapshotEnd,
+}
+
+/// The share-group state store on local disk: a [`ChangeLog`] under the data
+/// directory's `share/`.
+#[derive(Debug)]
+pub struct LogShareStore {
+    log: ChangeLog,
+    /// What replaying the log found, handed out once.
+    replayed: Mutex<Option<Vec<ShareChange>>>,
+}
+
+impl LogShareStore {
+    pub fn open(env: Arc<Env>, dir: &Path) -> Result<LogShareStore> {
+        let mut changes = Vec::new();
+        let mut snapshot: Option<Vec<ShareChange>> = None;
+        let log = ChangeLog::open(env, dir, "share state", |r: Record, _at| match r {
+            Record::Change(c) => changes.push(c),
+            Record::SnapshotBegin => snapshot = Some(Vec::new()),
+            Record::SnapshotChunk(list) => {
+                if let Some(s) = &mut snapshot {
+                    s.extend(list);
+                }
+            }
+            Record::SnapshotEnd => {
+                if let Some(s) = snapshot.take() {
+                    changes = s;
+                }
+            }
+        })?;
+        Ok(LogShareStore {
+            log,
+            replayed: Mutex::new(Some(changes)),
+        })
+    }
+}
+
+/// Rough JSON size of a change, to cut snapshots into records.
+fn approx_bytes(c: &ShareChange) -> usize {
+    match c {
+        ShareChange::Records { group, ranges, .. } => group.len() + 96 + ranges.len() * 80,
+        ShareChange::Settings { group, settings } => {
+            group.len() + 32 + settings.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+        }
+        ShareChange::DeletePartitions { group, partitions } => group.len() + 32 + partitions.len() * 48,
+        ShareChange::DeleteGroup { group } => group.len() + 32,
+        ShareChange::DeleteTopic { topic } => topic.len() + 32,
+    }
+}
+
+impl ShareStateStore for LogShareStore {
+    fn replay(&self) -> Result<Vec<ShareChange>> {
+        Ok(self
+            .replayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default())
+    }
+
+    fn append(&self, change: &ShareChange, now_ms: i64) -> Result<Ticket> {
+        let (_, next) = self.log.append(&Record::Change(change.clone()), now_ms)?;
+        Ok(Ticket(next))
+    }
+
+    fn wait_durable(&self, ticket: Ticket) -> Result<()> {
+        self.log.wait_durable(ticket.0)
+    }
+
+    fn compaction_due(&self) -> bool {
+        self.log.compaction_due()
+    }
+
+    fn replace_with(&self, state: Vec<ShareChange>, now_ms: i64) -> Result<()> {
+        let records = snapshot_records(
+            state,
+            approx_bytes,
+            Record::SnapshotBegin,
+            Record::SnapshotChunk,
+            Record::SnapshotEnd,
+        );
+        self.log.replace_with(&records, now_ms)
+    }
+
+    fn tick(&self) -> Result<()> {
+        self.log.tick()
+    }
+
+    fn close(&self) {
+        self.log.close();
+    }
+}
+
+impl LogShareStore {
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+}
