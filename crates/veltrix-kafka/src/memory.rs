@@ -73,9 +73,19 @@ impl ResponseMemory {
         }
     }
 
-    /// Grows `r` by up to `bytes` more, within the share; for the one batch a
-    /// fetch returns whole even when it is larger than asked for (KIP-74).
-    pub(crate) async fn grow(&self, r: &mut Reservation, bytes: usize) {
+    /// Makes `r` hold what a response read: `bytes`, grown within the share
+    /// when they are more than reserved (the one batch a fetch returns whole
+    /// even when it is larger than asked for, KIP-74), the rest given back.
+    pub(crate) async fn fit(&self, r: &mut Reservation, bytes: usize) {
+        if bytes > r.bytes() {
+            let more = bytes - r.bytes();
+            self.grow(r, more).await;
+        }
+        r.shrink_to(bytes);
+    }
+
+    /// Grows `r` by up to `bytes` more, within the share.
+    async fn grow(&self, r: &mut Reservation, bytes: usize) {
         let room = self.share_bytes.saturating_sub(r.bytes());
         let n = permits(bytes.min(room));
         if n == 0 {

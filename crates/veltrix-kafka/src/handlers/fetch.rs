@@ -122,26 +122,10 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         // The one batch returned whole past the limit (KIP-74) is counted too;
         // the encoded response is about the records' size. Only what was read
         // is kept, also while waiting for more.
-        if total > reservation.bytes() {
-            let more = total - reservation.bytes();
-            ctx.responses.grow(&mut reservation, more).await;
-        }
-        reservation.shrink_to(total);
+        ctx.responses.fit(&mut reservation, total).await;
         let now = tokio::time::Instant::now();
         let done = total >= min_bytes.max(1) || now >= deadline || watches.is_empty();
-        let woken = !done && {
-            let changed = futures_any(&mut watches);
-            let mut shutdown = ctx.shutdown.clone();
-            let stopping = async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            };
-            tokio::select! {
-                woken = tokio::time::timeout_at(deadline, changed) => woken.is_ok(),
-                // Shutting down: answered now with what there is, so that the
-                // connection can drain.
-                () = stopping => false,
-            }
-        };
+        let woken = !done && woken(&mut watches, deadline, &ctx.shutdown).await;
         if !woken {
             ctx.held.put(reservation);
             count_fetched(&ctx, &responses);
@@ -182,9 +166,29 @@ fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
     }
 }
 
+/// Waits for a long poll: true when one of `watches` changed before the
+/// deadline, false when the deadline passed or the broker is shutting down
+/// (then the poll is answered at once with what there is, so that the
+/// connection can drain).
+pub(super) async fn woken(
+    watches: &mut [tokio::sync::watch::Receiver<i64>],
+    deadline: tokio::time::Instant,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let changed = futures_any(watches);
+    let mut shutdown = shutdown.clone();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    tokio::select! {
+        woken = tokio::time::timeout_at(deadline, changed) => woken.is_ok(),
+        () = stopping => false,
+    }
+}
+
 /// Resolves when any of the high watermarks moves (or its partition goes away).
 /// Polls every receiver in place: no task per partition.
-pub(super) async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
+async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
     let mut changes: Vec<_> = watches.iter_mut().map(|w| Box::pin(w.changed())).collect();
     std::future::poll_fn(|cx| {
         for change in &mut changes {
