@@ -87,17 +87,7 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
     let bases: Vec<i64> = logs.into_iter().collect();
     let mut sealed = VecDeque::with_capacity(bases.len().saturating_sub(1));
     let active = match bases.split_last() {
-        None => {
-            let base = checkpoint.unwrap_or(0).max(0);
-            let path = child(dir, &log_file_name(base));
-            let file = storage
-                .open(&path, OpenMode::CreateNew)
-                .map_err(|e| LogError::io("create", &path, e))?;
-            storage
-                .sync_dir(dir)
-                .map_err(|e| LogError::io("sync directory", dir, e))?;
-            Active::empty(base, env.adopt_active(path, file))
-        }
+        None => create_active(env, dir, checkpoint.unwrap_or(0).max(0))?,
         Some((&last, older)) => {
             let ctx = Ctx {
                 env,
@@ -265,6 +255,12 @@ fn restart_at(env: &Env, dir: &Path, active: Active, base: i64, sealed: &mut Vec
             entry_count: active.entries.len() as u32,
         });
     }
+    create_active(env, dir, base)
+}
+
+/// A new, empty active segment at `base`, its directory entry durable.
+fn create_active(env: &Env, dir: &Path, base: i64) -> Result<Active> {
+    let storage = &*env.storage;
     let path = child(dir, &log_file_name(base));
     let file = storage
         .open(&path, OpenMode::CreateNew)
