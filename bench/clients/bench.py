@@ -229,8 +229,12 @@ class Meter:
             "steal_cores": d["steal"] / wall,
             # What neither the broker nor the client used: interrupts, this
             # script's own work around kcat, other processes (a noisy neighbour
-            # shows here).
-            "other_cores": (d["machine"] - d["broker"] - client_cpu - (0 if client == "python" else d["self"])) / wall,
+            # shows here). A difference of counters the kernel keeps apart
+            # (/proc/stat's ticks, each process's own scaled times) and reads
+            # at slightly different instants: when nothing else ran it can
+            # come out a tick or two below zero, which means none.
+            "other_cores": max(0.0, d["machine"] - d["broker"] - client_cpu
+                               - (0 if client == "python" else d["self"])) / wall,
             "broker_busiest_threads": self.broker_top,
         }
         if client == "python":

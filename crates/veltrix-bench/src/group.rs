@@ -138,18 +138,24 @@ impl Member {
     }
 }
 
+/// A member that joined, and the connection it heartbeats on.
+pub struct Joined {
+    pub client: Client,
+    pub member: Member,
+}
+
 /// Heartbeats every member until their assignments are disjoint and cover
 /// `0..partitions`, or fails after [`SETTLE_TIMEOUT`].
-pub async fn settle(members: &mut [(Client, Member)], partitions: u32) -> Result<(), ClientError> {
+pub async fn settle(members: &mut [Joined], partitions: u32) -> Result<(), ClientError> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
-        for (client, member) in members.iter_mut() {
-            member.beat(client).await?;
+        for j in members.iter_mut() {
+            j.member.beat(&mut j.client).await?;
         }
         let mut seen = BTreeSet::new();
         let disjoint = members
             .iter()
-            .all(|(_, m)| m.assigned().iter().all(|p| seen.insert(*p)));
+            .all(|j| j.member.assigned().iter().all(|p| seen.insert(*p)));
         if disjoint && seen.len() == partitions as usize {
             return Ok(());
         }

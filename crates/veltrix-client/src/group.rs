@@ -22,7 +22,7 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest,
+    OffsetFetchRequest, OffsetFetchResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -92,6 +92,14 @@ pub struct CommittedOffset {
     pub metadata: Option<String>,
 }
 
+/// An offset to commit: the next record of `topic`'s `partition` to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetToCommit<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Whether a refused commit from outside the group means that the group has
 /// active members (or is forming): the codes Kafka and Veltrix answer then.
 pub fn is_active_group_error(e: &KafkaError) -> bool {
@@ -112,6 +120,100 @@ fn by_topic<'a>(partitions: &[(&'a str, i32)]) -> BTreeMap<&'a str, Vec<i32>> {
         out.entry(topic).or_default().push(*partition);
     }
     out
+}
+
+/// An OffsetFetch request for `group`'s offsets of the `wanted` partitions of
+/// each topic, or of every partition when `None`. From v8 a request names
+/// groups in a list; before, it names one group.
+fn offset_fetch_request(version: i16, group: &str, wanted: Option<&BTreeMap<&str, Vec<i32>>>) -> OffsetFetchRequest {
+    let mut request = OffsetFetchRequest::default();
+    if version >= 8 {
+        let topics = wanted.map(|w| {
+            w.iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopics::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect()
+        });
+        request.groups = vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group_id(group))
+                .with_topics(topics),
+        ];
+    } else {
+        request.group_id = group_id(group);
+        request.topics = wanted.map(|w| {
+            w.iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect()
+        });
+    }
+    request
+}
+
+/// One partition of an OffsetFetch answer, as it came (-1 for none).
+struct FetchedOffset {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<String>,
+    error_code: i16,
+}
+
+/// The partitions of `group` in an OffsetFetch answer of `version`; an error
+/// for the whole group fails.
+fn fetched_offsets(
+    response: &OffsetFetchResponse,
+    version: i16,
+    group: &str,
+) -> Result<Vec<FetchedOffset>, ClientError> {
+    let context = || format!("fetching the committed offsets of group `{group}`");
+    if version >= 8 {
+        let g = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or_else(|| ClientError::UnexpectedResponse(format!("OffsetFetch does not mention group `{group}`")))?;
+        check(g.error_code, None, context)?;
+        return Ok(g
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| FetchedOffset {
+                    topic: t.name.0.as_str().to_owned(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.metadata.as_ref().map(|m| m.as_str().to_owned()),
+                    error_code: p.error_code,
+                })
+            })
+            .collect());
+    }
+    check(response.error_code, None, context)?;
+    Ok(response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            // The leader epoch exists from v5 on; the codec's default before
+            // that is -1 too.
+            t.partitions.iter().map(|p| FetchedOffset {
+                topic: t.name.0.as_str().to_owned(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.metadata.as_ref().map(|m| m.as_str().to_owned()),
+                error_code: p.error_code,
+            })
+        })
+        .collect())
 }
 
 impl Client {
@@ -258,105 +360,25 @@ impl Client {
         partitions: Option<&[(&str, i32)]>,
     ) -> Result<Vec<CommittedOffset>, ClientError> {
         let version = self.connection.version(ApiKey::OffsetFetch)?;
-        let wanted = partitions.map(by_topic);
-        let mut request = OffsetFetchRequest::default();
-        // v8 batches groups; before, the request names one group.
-        if version >= 8 {
-            let topics = wanted.as_ref().map(|w| {
-                w.iter()
-                    .map(|(t, ps)| {
-                        OffsetFetchRequestTopics::default()
-                            .with_name(topic_name(t))
-                            .with_partition_indexes(ps.clone())
-                    })
-                    .collect()
-            });
-            request.groups = vec![
-                OffsetFetchRequestGroup::default()
-                    .with_group_id(group_id(group))
-                    .with_topics(topics),
-            ];
-        } else {
-            request.group_id = group_id(group);
-            request.topics = wanted.as_ref().map(|w| {
-                w.iter()
-                    .map(|(t, ps)| {
-                        OffsetFetchRequestTopic::default()
-                            .with_name(topic_name(t))
-                            .with_partition_indexes(ps.clone())
-                    })
-                    .collect()
-            });
-        }
+        let request = offset_fetch_request(version, group, partitions.map(by_topic).as_ref());
         let response = self.connection.call(&request, version).await?;
-        let context = || format!("fetching the committed offsets of group `{group}`");
-        // (topic, partition, offset, leader epoch, metadata, error code)
-        type Row = (String, i32, i64, i32, Option<String>, i16);
-        let rows: Vec<Row> = if version >= 8 {
-            let g = response
-                .groups
-                .iter()
-                .find(|g| g.group_id.0.as_str() == group)
-                .ok_or_else(|| {
-                    ClientError::UnexpectedResponse(format!("OffsetFetch does not mention group `{group}`"))
-                })?;
-            check(g.error_code, None, context)?;
-            g.topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(|p| {
-                        let metadata = p.metadata.as_ref().map(|m| m.as_str().to_owned());
-                        let name = t.name.0.as_str().to_owned();
-                        (
-                            name,
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            metadata,
-                            p.error_code,
-                        )
-                    })
-                })
-                .collect()
-        } else {
-            check(response.error_code, None, context)?;
-            response
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(|p| {
-                        let metadata = p.metadata.as_ref().map(|m| m.as_str().to_owned());
-                        // The leader epoch exists from v5 on; the codec's default
-                        // before that is -1 too.
-                        let name = t.name.0.as_str().to_owned();
-                        (
-                            name,
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            metadata,
-                            p.error_code,
-                        )
-                    })
-                })
-                .collect()
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for (topic, partition, offset, epoch, metadata, code) in rows {
-            if let Some(error) = kafka_error(code, None) {
+        let mut out = Vec::new();
+        for row in fetched_offsets(&response, version, group)? {
+            if let Some(error) = kafka_error(row.error_code, None) {
                 return Err(ClientError::Kafka {
                     context: format!(
-                        "fetching the committed offset of group `{group}` for topic `{topic}` partition {partition}"
+                        "fetching the committed offset of group `{group}` for topic `{}` partition {}",
+                        row.topic, row.partition
                     ),
                     error,
                 });
             }
             out.push(CommittedOffset {
-                topic,
-                partition,
-                offset: (offset >= 0).then_some(offset),
-                leader_epoch: (epoch >= 0).then_some(epoch),
-                metadata,
+                topic: row.topic,
+                partition: row.partition,
+                offset: (row.offset >= 0).then_some(row.offset),
+                leader_epoch: (row.leader_epoch >= 0).then_some(row.leader_epoch),
+                metadata: row.metadata,
             });
         }
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
@@ -372,20 +394,20 @@ impl Client {
         Ok(out)
     }
 
-    /// Commits `(topic, partition, offset)`s for `group` from outside it
-    /// (generation -1, no member id), as an administrator resetting offsets
-    /// does. The broker accepts this only while the group has no active
-    /// members; see [`is_active_group_error`]. If any partition is refused the
-    /// call fails, naming the first refused one and how many were refused; the
-    /// others may have been committed.
-    pub async fn commit_offsets(&mut self, group: &str, offsets: &[(&str, i32, i64)]) -> Result<(), ClientError> {
+    /// Commits `offsets` for `group` from outside it (generation -1, no
+    /// member id), as an administrator resetting offsets does. The broker
+    /// accepts this only while the group has no active members; see
+    /// [`is_active_group_error`]. If any partition is refused the call fails,
+    /// naming the first refused one and how many were refused; the others may
+    /// have been committed.
+    pub async fn commit_offsets(&mut self, group: &str, offsets: &[OffsetToCommit<'_>]) -> Result<(), ClientError> {
         let version = self.connection.version(ApiKey::OffsetCommit)?;
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (topic, partition, offset) in offsets {
-            topics.entry(topic).or_default().push(
+        for o in offsets {
+            topics.entry(o.topic).or_default().push(
                 OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset),
+                    .with_partition_index(o.partition)
+                    .with_committed_offset(o.offset),
             );
         }
         let request = OffsetCommitRequest::default()
@@ -403,34 +425,38 @@ impl Client {
                     .collect(),
             );
         let response = self.connection.call(&request, version).await?;
-        let mut refused: Vec<(String, i32, KafkaError)> = Vec::new();
-        for (topic, partition, _) in offsets {
+        let mut refused = 0;
+        let mut first_refused: Option<(&OffsetToCommit<'_>, KafkaError)> = None;
+        for o in offsets {
             let code = response
                 .topics
                 .iter()
-                .filter(|t| t.name.0.as_str() == *topic)
+                .filter(|t| t.name.0.as_str() == o.topic)
                 .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == *partition)
+                .find(|p| p.partition_index == o.partition)
                 .map(|p| p.error_code)
                 .ok_or_else(|| {
                     ClientError::UnexpectedResponse(format!(
-                        "OffsetCommit does not mention topic `{topic}` partition {partition}"
+                        "OffsetCommit does not mention topic `{}` partition {}",
+                        o.topic, o.partition
                     ))
                 })?;
             if let Some(e) = kafka_error(code, None) {
-                refused.push(((*topic).to_owned(), *partition, e));
+                refused += 1;
+                first_refused.get_or_insert((o, e));
             }
         }
-        let Some((topic, partition, error)) = refused.first().cloned() else {
+        let Some((first, error)) = first_refused else {
             return Ok(());
         };
-        let context = if refused.len() == offsets.len() {
+        let context = if refused == offsets.len() {
             format!("committing offsets for group `{group}`")
         } else {
             format!(
-                "committing offsets for group `{group}`: {} of {} partitions refused, the first topic `{topic}` partition {partition}",
-                refused.len(),
-                offsets.len()
+                "committing offsets for group `{group}`: {refused} of {} partitions refused, the first topic `{}` partition {}",
+                offsets.len(),
+                first.topic,
+                first.partition
             )
         };
         Err(ClientError::Kafka { context, error })

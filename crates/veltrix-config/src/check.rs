@@ -10,7 +10,9 @@ use veltrix_core::TopicConfig;
 use veltrix_core::groups::ConsumerAssignor;
 use veltrix_log::FlushPolicy;
 
-use crate::diagnostic::{Diagnostic, LineIndex, Location};
+use veltrix_diagnostic::LineIndex;
+
+use crate::diagnostic::{Diagnostic, Location};
 use crate::lints;
 use crate::model::{Alert, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig, Webhook};
 use crate::probe::{Probe, SystemProbe};
@@ -243,7 +245,7 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
     }
     let production = config.profile == Profile::Production;
     let mut diagnostics = ctx.diagnostics;
-    diagnostics.retain(|d| production || d.rule.profile == RuleProfile::Always);
+    diagnostics.retain(|d| production || d.rule.applies == RuleProfile::Always);
     // File order; overrides from the environment after the file's problems.
     diagnostics.sort_by_key(|d| match &d.location {
         Some(Location::File { span, .. }) => (0, span.start, String::new()),
@@ -263,7 +265,25 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
 /// settings take their defaults.
 fn resolve(raw: &Raw) -> VeltrixConfig {
     let mut c = VeltrixConfig::default();
-    let b = raw.table("broker");
+    resolve_broker(&mut c, raw.table("broker"));
+    resolve_listeners(&mut c, raw.table("listeners"));
+    resolve_limits(&mut c, raw.table("limits"));
+    let d = raw.table("defaults");
+    resolve_defaults(&mut c, d);
+    resolve_groups(&mut c, raw.table("groups"));
+    resolve_observability(&mut c, raw.table("observability"));
+    let default_partitions = c.broker.default_partitions;
+    c.topics = raw
+        .topics
+        .iter()
+        .filter_map(|t| resolve_topic(t, d, default_partitions))
+        .collect();
+    c.alerts = raw.alerts.iter().filter_map(resolve_alert).collect();
+    c
+}
+
+/// `[broker]`.
+fn resolve_broker(c: &mut VeltrixConfig, b: &RawTable) {
     if b.str("profile") == Some("production") {
         c.profile = Profile::Production;
     }
@@ -281,16 +301,20 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     set(&mut c.broker.partitions_total_max, b.int("partitions_total_max"));
     set(&mut c.broker.open_files_max, b.int("open_files_max"));
     set(&mut c.broker.active_files_max, b.int("active_files_max"));
+}
 
-    let l = raw.table("listeners");
+/// `[listeners]`.
+fn resolve_listeners(c: &mut VeltrixConfig, l: &RawTable) {
     if let Some(a) = l.str("kafka").and_then(|s| s.parse().ok()) {
         c.kafka_listener = a;
     }
     if let Some(a) = l.str("http").and_then(|s| s.parse().ok()) {
         c.http_listener = a;
     }
+}
 
-    let k = raw.table("limits");
+/// `[limits]`, the Kafka and the HTTP listeners'.
+fn resolve_limits(c: &mut VeltrixConfig, k: &RawTable) {
     set(&mut c.limits.request_bytes_max, k.int("request_bytes_max"));
     set(&mut c.limits.in_flight_bytes_max, k.int("in_flight_bytes_max"));
     set(&mut c.limits.connections_max, k.int("connections_max"));
@@ -309,8 +333,10 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     c.http_limits.warning_interval_ms = c.limits.warning_interval_ms;
     set(&mut c.limits.shutdown_drain_ms_max, k.int("shutdown_drain_ms_max"));
     c.http_limits.shutdown_drain_ms_max = c.limits.shutdown_drain_ms_max;
+}
 
-    let d = raw.table("defaults");
+/// `[defaults]`: the partition count and log settings of topics.
+fn resolve_defaults(c: &mut VeltrixConfig, d: &RawTable) {
     let log = &mut c.broker.log;
     set(&mut c.broker.default_partitions, d.int("partitions"));
     if let Some(n) = d.int("retention_ms") {
@@ -330,8 +356,10 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
             flush_interval_ms: ms.unsigned_abs(),
         };
     }
+}
 
-    let g = raw.table("groups");
+/// `[groups]`.
+fn resolve_groups(c: &mut VeltrixConfig, g: &RawTable) {
     let groups = &mut c.broker.groups;
     set(&mut groups.session_timeout_ms_min, g.int("session_timeout_ms_min"));
     set(&mut groups.session_timeout_ms_max, g.int("session_timeout_ms_max"));
@@ -357,8 +385,10 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     if let Some(a) = g.str("consumer_assignor").and_then(ConsumerAssignor::parse) {
         groups.consumer_assignor = a;
     }
+}
 
-    let o = raw.table("observability");
+/// `[observability]`.
+fn resolve_observability(c: &mut VeltrixConfig, o: &RawTable) {
     let obs = &mut c.observability;
     if let Some(on) = o.bool("metrics_enabled") {
         obs.metrics_enabled = on;
@@ -379,15 +409,6 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         set(&mut w.queue_max, o.int("webhook_queue_max"));
         obs.webhook = Some(w);
     }
-
-    let default_partitions = c.broker.default_partitions;
-    c.topics = raw
-        .topics
-        .iter()
-        .filter_map(|t| resolve_topic(t, d, default_partitions))
-        .collect();
-    c.alerts = raw.alerts.iter().filter_map(resolve_alert).collect();
-    c
 }
 
 /// Sets `field` to `value` when there is one. Values were range-checked

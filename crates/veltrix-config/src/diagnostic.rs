@@ -68,10 +68,7 @@ impl Diagnostic {
     pub fn render(&self, path: &str, source: &str, styled: bool) -> String {
         let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
         let renderer = renderer.decor_style(DecorStyle::Ascii);
-        let level = match self.severity {
-            Severity::Error => Level::ERROR,
-            Severity::Warning => Level::WARNING,
-        };
+        let level = self.severity.level();
         let title = level.primary_title(self.message.as_str()).id(self.rule.id);
         let env_source;
         let mut group: Group<'_> = match &self.location {
@@ -148,49 +145,9 @@ fn line_bounds(source: &str, spans: &[&Range<usize>]) -> (usize, usize) {
     (start, end.max(start))
 }
 
-/// Byte offsets to 1-based lines and columns.
-#[derive(Debug)]
-pub(crate) struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    pub(crate) fn new(source: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(
-            source
-                .bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { starts }
-    }
-
-    /// Line and column (in characters) of byte `offset`.
-    pub(crate) fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
-        let offset = offset.min(source.len());
-        let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts[line - 1];
-        let column = source.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_and_columns_are_one_based_and_count_characters() {
-        let src = "a = 1\n\u{e9}t\u{e9} = 2\n";
-        let idx = LineIndex::new(src);
-        assert_eq!(idx.line_col(src, 0), (1, 1));
-        assert_eq!(idx.line_col(src, 4), (1, 5));
-        assert_eq!(idx.line_col(src, 6), (2, 1));
-        // After three characters of five bytes: two 2-byte ones and `t`.
-        assert_eq!(idx.line_col(src, 11), (2, 4));
-    }
 
     #[test]
     fn line_bounds_cover_whole_lines() {

@@ -18,9 +18,9 @@
 //! matters, and renders like rustc's.
 //!
 //! A configuration without errors resolves to a [`VeltrixConfig`], in the
-//! engine's own types ([`veltrix_core::BrokerConfig`],
-//! [`veltrix_kafka::KafkaConfig`], declared topics with their
-//! [`veltrix_core::TopicConfig`]); [`apply_topics`] makes a broker's topics
+//! engine's own types ([`veltrix_core::BrokerConfig`], declared topics with
+//! their [`veltrix_core::TopicConfig`]) and, for the Kafka adapter, plain
+//! [`KafkaLimits`] the binary hands it; [`apply_topics`] makes a broker's topics
 //! match the declared ones at start. The crate opens no sockets; its only I/O
 //! is reading the file, the [`Probe`] questions about the machine and the
 //! record of declared topics in the data directory.

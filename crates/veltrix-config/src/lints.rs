@@ -283,7 +283,17 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The rules about one scope's log settings (`[defaults]` or a topic).
 fn log_scope(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
+    batch_over_segment(ctx, s);
+    retention_under_segment_age(ctx, s);
+    batch_over_request(ctx, s);
+    retention_bytes_under_segment(ctx, s);
+    unbounded_retention(ctx, s);
+}
+
+/// V101: the largest batch must fit in a segment.
+fn batch_over_segment(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
     let log = &s.log;
     let rejected = |k: &str| s.table.rejected.contains(k);
     if u64::from(log.batch_bytes_max) > log.segment_bytes_max
@@ -319,6 +329,12 @@ fn log_scope(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
         ))
         .note("a batch is never split across segments; the log engine refuses such a topic");
     }
+}
+
+/// V116: retention deletes whole segments, so one that rolls late keeps
+/// records past the retention.
+fn retention_under_segment_age(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
+    let log = &s.log;
     if let Some(retention) = log.retention_ms
         && retention < log.segment_age_ms_max
         && s.sets_any(&["retention_ms", "segment_age_ms_max"])
@@ -338,6 +354,11 @@ fn log_scope(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
         .help(format!("add `segment_age_ms_max = {retention}` (or less) next to it"))
         .note("retention deletes whole sealed segments; a quiet topic's records live up to `segment_age_ms_max + retention_ms`");
     }
+}
+
+/// V117: a batch must fit in a request.
+fn batch_over_request(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
+    let log = &s.log;
     if log.batch_bytes_max as usize > s.request_bytes_max && (s.defaults.is_none() || s.sets_any(&["batch_bytes_max"]))
     {
         ctx.emit(
@@ -357,6 +378,11 @@ fn log_scope(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
         ))
         .note("a request over `request_bytes_max` closes the connection, so producers get a dropped connection instead of MESSAGE_TOO_LARGE");
     }
+}
+
+/// V118: size retention never deletes the active segment.
+fn retention_bytes_under_segment(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
+    let log = &s.log;
     if let Some(bytes) = log.retention_bytes
         && bytes < log.segment_bytes_max
         && s.sets_any(&["retention_bytes", "segment_bytes_max"])
@@ -379,6 +405,10 @@ fn log_scope(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
         ))
         .note("size retention deletes whole sealed segments and never the active one");
     }
+}
+
+/// V209: a topic that grows until the disk is full.
+fn unbounded_retention(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
     if s.log.retention_ms.is_none()
         && s.log.retention_bytes.is_none()
         && s.sets_any(&["retention_ms", "retention_bytes"])
@@ -542,7 +572,16 @@ fn alerts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     }
 }
 
+/// The cross-field rules of the broker's own tables.
 fn broker(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
+    memory_limits(ctx, raw, c, probe);
+    group_timeouts(ctx, raw, c);
+    listeners(ctx, raw, c);
+}
+
+/// V102 and V114: a request must fit in the memory budget, and the budget in
+/// the machine.
+fn memory_limits(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
     let k = raw.table("limits");
     let limits = &c.limits;
     if limits.request_bytes_max > limits.in_flight_bytes_max {
@@ -594,6 +633,10 @@ fn broker(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
         ))
         .note("under load the out-of-memory killer would stop the broker before the budget pushed back on producers");
     }
+}
+
+/// V112 and V119: session timeouts and heartbeats that cannot work.
+fn group_timeouts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let g = raw.table("groups");
     let groups = &c.broker.groups;
     if groups.session_timeout_ms_min > groups.session_timeout_ms_max {
@@ -629,6 +672,10 @@ fn broker(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
         ))
         .note("healthy consumer-protocol members would be fenced again and again, and their partitions keep moving");
     }
+}
+
+/// V113: two listeners on one port.
+fn listeners(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let l = raw.table("listeners");
     if conflict(c.kafka_listener, c.http_listener) {
         ctx.emit(
@@ -651,9 +698,21 @@ fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
+/// The production lints (V2xx), one function a table.
 fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
-    let b = raw.table("broker");
     let profile = profile_at(raw);
+    production_topics(ctx, raw, c);
+    production_listeners(ctx, raw, c);
+    production_memory(ctx, raw, c, profile.clone());
+    production_data_dir(ctx, raw, c, probe, profile.clone());
+    production_defaults(ctx, raw, c, profile.clone());
+    production_groups(ctx, raw, c);
+    offsets_retention(ctx, raw, c, profile);
+}
+
+/// V202 and V203: topics a typo creates, keyed topics that cannot grow.
+fn production_topics(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    let b = raw.table("broker");
     if c.broker.auto_create_topics {
         ctx.emit(
             &rules::AUTO_CREATE_TOPICS,
@@ -682,6 +741,10 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
             .note("adding partitions later moves keys to other partitions, which breaks per-key order under load");
         }
     }
+}
+
+/// V204: listeners reachable from the network.
+fn production_listeners(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let l = raw.table("listeners");
     for (key, addr) in [("kafka", c.kafka_listener), ("http", c.http_listener)] {
         if !addr.ip().is_loopback() {
@@ -703,11 +766,15 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
             .note("anyone who can reach the port can produce, consume, reset offsets and delete topics");
         }
     }
+}
+
+/// V205: no memory budget sized for the machine.
+fn production_memory(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, profile: Option<Origin>) {
     let k = raw.table("limits");
     if !k.declares("in_flight_bytes_max") {
         ctx.emit(
             &rules::NO_MEMORY_BUDGET,
-            k.header.clone().map(Origin::File).or(profile.clone()).as_ref(),
+            k.header.clone().map(Origin::File).or(profile).as_ref(),
             "no memory budget is declared",
         )
         .label("`in_flight_bytes_max` is not set")
@@ -717,6 +784,12 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
         ))
         .note("past the budget producers are pushed back through TCP; without one sized for the machine, overload meets the out-of-memory killer");
     }
+}
+
+/// V206 and V208: a data directory in memory, or relative to where the
+/// broker happens to start.
+fn production_data_dir(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe, profile: Option<Origin>) {
+    let b = raw.table("broker");
     let data_at = b.set_at("data_dir");
     let data_label = if data_at.is_some() {
         String::new()
@@ -746,6 +819,10 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
         .help("use an absolute path, such as `data_dir = \"/var/lib/veltrix\"`")
         .note("started from another directory the broker opens an empty data directory and serves no data");
     }
+}
+
+/// V207 and V210: `[defaults]` every topic created without settings gets.
+fn production_defaults(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, profile: Option<Origin>) {
     let d = raw.table("defaults");
     if d.str("durability") == Some("interval") {
         ctx.emit(
@@ -770,6 +847,10 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
         .help("set `partitions = 3` (or more) in `[defaults]`")
         .note("one partition means one consumer per group, and growing it later reorders keyed records");
     }
+}
+
+/// V211 and V212: session timeouts consumers may ask for.
+fn production_groups(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let g = raw.table("groups");
     let groups = &c.broker.groups;
     if groups.session_timeout_ms_min < SESSION_TIMEOUT_MS_MIN_SAFE {
@@ -800,7 +881,6 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
         ))
         .note("a hung consumer keeps its partitions, unconsumed, until its session times out");
     }
-    offsets_retention(ctx, raw, c, profile);
 }
 
 /// V213: committed offsets must outlive the records they point into.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use veltrix_core::{BrokerConfig, TopicConfig};
 use veltrix_http::HttpLimits;
-use veltrix_kafka::KafkaConfig;
 use veltrix_log::{FlushPolicy, LogConfig};
 
 /// The data directory of `veltrix serve` without a configuration.
@@ -82,23 +81,54 @@ pub struct Alert {
     pub for_ms: u64,
 }
 
-/// The Kafka listener's limits (the fields of [`KafkaConfig`] that come from
-/// the file; the advertised address is known only once bound).
+/// The Kafka listener's limits, the `[limits]` table: plain data, so that
+/// this crate needs no part of the Kafka adapter. The binary copies them into
+/// the adapter's `KafkaConfig`, and a test there checks that the defaults
+/// below are the adapter's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KafkaLimits {
+    /// Largest request accepted (Kafka's `socket.request.max.bytes`).
     pub request_bytes_max: usize,
-    /// The memory budget for requests.
+    /// The memory budget for requests: their bytes held at once across all
+    /// connections.
     pub in_flight_bytes_max: usize,
+    /// Connections served at once.
     pub connections_max: usize,
+    /// Requests of one connection read but not yet answered.
     pub requests_in_flight_per_connection_max: usize,
+    /// Upper bound on a fetch's `max_wait_ms`.
     pub fetch_wait_ms_max: u64,
     /// The largest fetch response.
     pub fetch_bytes_max: usize,
+    /// Time a request has, once its length is read, to arrive whole.
     pub request_body_ms_max: u64,
+    /// A connection that sends nothing for this long is closed.
     pub connection_idle_ms_max: u64,
+    /// A repeated warning a client can trigger is logged at most once per
+    /// this interval.
     pub warning_interval_ms: u64,
+    /// Longest pause of the accept loop after a failed accept.
     pub accept_backoff_ms_max: u64,
+    /// At shutdown, how long connections may take to answer what they read.
     pub shutdown_drain_ms_max: u64,
+}
+
+impl Default for KafkaLimits {
+    fn default() -> Self {
+        KafkaLimits {
+            request_bytes_max: 100 << 20,
+            in_flight_bytes_max: 512 << 20,
+            connections_max: 1000,
+            requests_in_flight_per_connection_max: 16,
+            fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 55 << 20,
+            request_body_ms_max: 30_000,
+            connection_idle_ms_max: 600_000,
+            warning_interval_ms: 10_000,
+            accept_backoff_ms_max: 1_000,
+            shutdown_drain_ms_max: 10_000,
+        }
+    }
 }
 
 /// A checked configuration with every default applied.
@@ -152,26 +182,13 @@ impl Default for Observability {
 impl Default for VeltrixConfig {
     /// The embedded default: what `veltrix serve` runs without a file.
     fn default() -> Self {
-        let kafka = KafkaConfig::new(DEFAULT_KAFKA_LISTENER.parse().expect("valid default address"));
         VeltrixConfig {
             profile: Profile::Development,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             kafka_listener: DEFAULT_KAFKA_LISTENER.parse().expect("valid default address"),
             http_listener: DEFAULT_HTTP_LISTENER.parse().expect("valid default address"),
             broker: BrokerConfig::default(),
-            limits: KafkaLimits {
-                request_bytes_max: kafka.request_bytes_max,
-                in_flight_bytes_max: kafka.in_flight_bytes_max,
-                connections_max: kafka.connections_max,
-                requests_in_flight_per_connection_max: kafka.requests_in_flight_per_connection_max,
-                fetch_wait_ms_max: kafka.fetch_wait_ms_max,
-                fetch_bytes_max: kafka.fetch_bytes_max,
-                request_body_ms_max: kafka.request_body_ms_max,
-                connection_idle_ms_max: kafka.connection_idle_ms_max,
-                warning_interval_ms: kafka.warning_interval_ms,
-                accept_backoff_ms_max: kafka.accept_backoff_ms_max,
-                shutdown_drain_ms_max: kafka.shutdown_drain_ms_max,
-            },
+            limits: KafkaLimits::default(),
             http_limits: HttpLimits::default(),
             topics: Vec::new(),
             alerts: Vec::new(),
@@ -186,28 +203,9 @@ impl VeltrixConfig {
         self.broker.clone()
     }
 
-    /// The Kafka listener's settings, advertising `advertised` to clients;
-    /// producers writing to critical topics with acks=0 or 1 are warned about.
-    pub fn kafka_config(&self, advertised: SocketAddr) -> KafkaConfig {
-        let mut k = KafkaConfig::new(advertised);
-        k.request_bytes_max = self.limits.request_bytes_max;
-        k.in_flight_bytes_max = self.limits.in_flight_bytes_max;
-        k.connections_max = self.limits.connections_max;
-        k.requests_in_flight_per_connection_max = self.limits.requests_in_flight_per_connection_max;
-        k.fetch_wait_ms_max = self.limits.fetch_wait_ms_max;
-        k.fetch_bytes_max = self.limits.fetch_bytes_max;
-        k.request_body_ms_max = self.limits.request_body_ms_max;
-        k.connection_idle_ms_max = self.limits.connection_idle_ms_max;
-        k.warning_interval_ms = self.limits.warning_interval_ms;
-        k.accept_backoff_ms_max = self.limits.accept_backoff_ms_max;
-        k.shutdown_drain_ms_max = self.limits.shutdown_drain_ms_max;
-        k.critical_topics = self
-            .topics
-            .iter()
-            .filter(|t| t.critical)
-            .map(|t| t.name.clone())
-            .collect();
-        k
+    /// The topics whose loss is an incident (`critical = true`).
+    pub fn critical_topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().filter(|t| t.critical).map(|t| t.name.as_str())
     }
 
     /// The data directory.

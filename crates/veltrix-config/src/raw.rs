@@ -374,118 +374,136 @@ fn out_of_range(ctx: &mut Ctx<'_>, kd: &KeyDef, at: &Origin, what: &str) {
         .note(kd.doc);
 }
 
-/// Checks a value of the right type against the key's range or words.
+/// Checks a value of the right type against the key's range or words; a
+/// value out of them is reported and dropped.
 fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origin) -> Option<Val> {
-    match (&kd.kind, &val) {
-        (
-            Kind::Int {
-                min, max, unlimited, ..
-            },
-            Val::Int(n),
-        ) => {
-            if (*unlimited && *n == -1) || (min..=max).contains(&n) {
-                return Some(val);
-            }
-            let what = if n < min {
-                format!(
-                    "is {}, below the minimum {}",
-                    schema::group_digits(*n),
-                    schema::group_digits(*min)
-                )
-            } else {
-                format!(
-                    "is {}, above the maximum {}",
-                    schema::group_digits(*n),
-                    schema::group_digits(*max)
-                )
-            };
-            out_of_range(ctx, kd, at, &what);
-            None
-        }
-        (Kind::Word(words), Val::Str(s)) => {
-            if words.contains(&s.as_str()) {
-                return Some(val);
-            }
-            let help = match suggest(s, words) {
-                Some(w) => format!("did you mean `\"{w}\"`?"),
-                None => format!("use one of {}", quote_list(words)),
-            };
-            ctx.emit(
-                &rules::UNKNOWN_VALUE,
-                Some(at),
-                format!("`{}` cannot be `\"{s}\"`", kd.name),
-            )
-            .label(format!(
-                "expected {}",
-                kd.kind.describe().trim_start_matches("string: ")
-            ))
-            .help(help)
-            .note(kd.doc);
-            None
-        }
-        (Kind::Url, Val::Str(s)) => {
-            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
-            if rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace)) {
-                return Some(val);
-            }
-            let help = if rest.is_none() {
-                format!(
-                    "start it with `http://` or `https://`, such as `\"https://{}\"`",
-                    s.trim_start_matches('/')
-                )
-            } else {
-                "write a host after the scheme, such as `\"https://alerts.example.com/veltrix\"`".to_owned()
-            };
-            ctx.emit(
-                &rules::INVALID_URL,
-                Some(at),
-                format!("`{}` is not an http(s) URL", kd.name),
-            )
-            .label("expected http://HOST/... or https://HOST/...")
-            .help(help)
-            .note(kd.doc);
-            None
-        }
-        (Kind::Address, Val::Str(s)) => {
-            if s.parse::<SocketAddr>().is_ok() {
-                return Some(val);
-            }
-            let help = match s.rsplit_once(':') {
-                Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
-                    format!("host names are not resolved: write `\"127.0.0.1:{port}\"`")
-                }
-                Some((host, port)) if port.parse::<u16>().is_ok() && host.contains(':') => {
-                    format!("put an IPv6 address in brackets: `\"[{host}]:{port}\"`")
-                }
-                Some((_, port)) if port.parse::<u16>().is_err() => "the port must be 0..=65535".to_owned(),
-                None => format!("add a port: `\"{s}:{}\"`", default_port(def, kd)),
-                Some(_) => "write an IP address and a port, such as `\"127.0.0.1:9092\"`".to_owned(),
-            };
-            ctx.emit(
-                &rules::INVALID_ADDRESS,
-                Some(at),
-                format!("`{}` is not an IP:PORT address", kd.name),
-            )
-            .label("expected IP:PORT")
-            .help(help)
-            .note(kd.doc);
-            None
-        }
-        (Kind::Path | Kind::Name, Val::Str(s)) => {
-            if !s.trim().is_empty() {
-                return Some(val);
-            }
-            ctx.emit(&rules::OUT_OF_RANGE, Some(at), format!("`{}` is empty", kd.name))
-                .label("empty")
-                .help(format!(
-                    "give `{}` a value, or remove the line for the default",
-                    kd.name
-                ))
-                .note(kd.doc);
-            None
-        }
-        _ => Some(val),
+    let valid = match (&kd.kind, &val) {
+        (Kind::Int { .. }, Val::Int(n)) => int_in_range(ctx, kd, *n, at),
+        (Kind::Word(words), Val::Str(s)) => known_word(ctx, kd, words, s, at),
+        (Kind::Url, Val::Str(s)) => http_url(ctx, kd, s, at),
+        (Kind::Address, Val::Str(s)) => ip_and_port(ctx, def, kd, s, at),
+        (Kind::Path | Kind::Name, Val::Str(s)) => not_empty(ctx, kd, s, at),
+        _ => true,
+    };
+    valid.then_some(val)
+}
+
+/// An integer within the key's `min..=max`, or -1 where that means no limit.
+fn int_in_range(ctx: &mut Ctx<'_>, kd: &KeyDef, n: i64, at: &Origin) -> bool {
+    let Kind::Int {
+        min, max, unlimited, ..
+    } = kd.kind
+    else {
+        return true;
+    };
+    if (unlimited && n == -1) || (min..=max).contains(&n) {
+        return true;
     }
+    let what = if n < min {
+        format!(
+            "is {}, below the minimum {}",
+            schema::group_digits(n),
+            schema::group_digits(min)
+        )
+    } else {
+        format!(
+            "is {}, above the maximum {}",
+            schema::group_digits(n),
+            schema::group_digits(max)
+        )
+    };
+    out_of_range(ctx, kd, at, &what);
+    false
+}
+
+/// One of the key's words.
+fn known_word(ctx: &mut Ctx<'_>, kd: &KeyDef, words: &[&str], s: &str, at: &Origin) -> bool {
+    if words.contains(&s) {
+        return true;
+    }
+    let help = match suggest(s, words) {
+        Some(w) => format!("did you mean `\"{w}\"`?"),
+        None => format!("use one of {}", quote_list(words)),
+    };
+    ctx.emit(
+        &rules::UNKNOWN_VALUE,
+        Some(at),
+        format!("`{}` cannot be `\"{s}\"`", kd.name),
+    )
+    .label(format!(
+        "expected {}",
+        kd.kind.describe().trim_start_matches("string: ")
+    ))
+    .help(help)
+    .note(kd.doc);
+    false
+}
+
+/// An http:// or https:// URL with a host.
+fn http_url(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+    if rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace)) {
+        return true;
+    }
+    let help = if rest.is_none() {
+        format!(
+            "start it with `http://` or `https://`, such as `\"https://{}\"`",
+            s.trim_start_matches('/')
+        )
+    } else {
+        "write a host after the scheme, such as `\"https://alerts.example.com/veltrix\"`".to_owned()
+    };
+    ctx.emit(
+        &rules::INVALID_URL,
+        Some(at),
+        format!("`{}` is not an http(s) URL", kd.name),
+    )
+    .label("expected http://HOST/... or https://HOST/...")
+    .help(help)
+    .note(kd.doc);
+    false
+}
+
+/// An IP address and a port.
+fn ip_and_port(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let help = match s.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+            format!("host names are not resolved: write `\"127.0.0.1:{port}\"`")
+        }
+        Some((host, port)) if port.parse::<u16>().is_ok() && host.contains(':') => {
+            format!("put an IPv6 address in brackets: `\"[{host}]:{port}\"`")
+        }
+        Some((_, port)) if port.parse::<u16>().is_err() => "the port must be 0..=65535".to_owned(),
+        None => format!("add a port: `\"{s}:{}\"`", default_port(def, kd)),
+        Some(_) => "write an IP address and a port, such as `\"127.0.0.1:9092\"`".to_owned(),
+    };
+    ctx.emit(
+        &rules::INVALID_ADDRESS,
+        Some(at),
+        format!("`{}` is not an IP:PORT address", kd.name),
+    )
+    .label("expected IP:PORT")
+    .help(help)
+    .note(kd.doc);
+    false
+}
+
+/// A path or a name that is not blank.
+fn not_empty(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    if !s.trim().is_empty() {
+        return true;
+    }
+    ctx.emit(&rules::OUT_OF_RANGE, Some(at), format!("`{}` is empty", kd.name))
+        .label("empty")
+        .help(format!(
+            "give `{}` a value, or remove the line for the default",
+            kd.name
+        ))
+        .note(kd.doc);
+    false
 }
 
 fn default_port(def: &TableDef, kd: &KeyDef) -> &'static str {

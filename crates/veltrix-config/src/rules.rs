@@ -6,25 +6,7 @@
 //! every profile, `V2xx` are production lints, active with
 //! `profile = "production"` only.
 
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// The broker would not start, or a setting would not mean what it says.
-    /// `check` exits with status 1 and `serve` refuses to start.
-    Error,
-    /// Legal, but risky. `check --strict` exits with status 1.
-    Warning,
-}
-
-impl Severity {
-    /// `error` or `warning`, as printed.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        }
-    }
-}
+pub use veltrix_diagnostic::Severity;
 
 /// When a rule runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,40 +17,10 @@ pub enum RuleProfile {
     Production,
 }
 
-/// One rule of the catalogue.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Rule {
-    /// Stable id, such as `V101`.
-    pub id: &'static str,
-    /// Stable kebab-case name, accepted by `veltrix explain` as well.
-    pub name: &'static str,
-    pub severity: Severity,
-    pub profile: RuleProfile,
-    /// One line: what the rule finds.
-    pub summary: &'static str,
-    /// Why it matters and how to fix it, in a few paragraphs.
-    pub explanation: &'static str,
-}
+/// One rule of the catalogue; it applies under a [`RuleProfile`].
+pub type Rule = veltrix_diagnostic::Rule<RuleProfile>;
 
-macro_rules! rules {
-    ($($konst:ident = $id:literal $name:literal $sev:ident $prof:ident $summary:literal $expl:literal;)*) => {
-        $(
-            #[doc = $summary]
-            pub static $konst: Rule = Rule {
-                id: $id,
-                name: $name,
-                severity: Severity::$sev,
-                profile: RuleProfile::$prof,
-                summary: $summary,
-                explanation: $expl,
-            };
-        )*
-        /// Every rule, by id.
-        pub static CATALOGUE: &[&Rule] = &[$(&$konst),*];
-    };
-}
-
-rules! {
+veltrix_diagnostic::catalogue! { RuleProfile;
     TOML_SYNTAX = "V001" "toml-syntax" Error Always
         "the file is not valid TOML"
         "The file could not be parsed as TOML, so nothing in it was checked.\n\nThe diagnostic points at the first place where the parser gave up. Common causes: an unquoted string (`data_dir = /var/lib/veltrix` must be `data_dir = \"/var/lib/veltrix\"`), a key set twice in the same table, a missing `]`.";
@@ -93,15 +45,12 @@ rules! {
     DUPLICATE_TOPIC = "V008" "duplicate-topic" Error Always
         "two `[[topic]]` entries with the same name"
         "Each topic is declared once. Two declarations with the same name would leave it undecided which settings apply; merge them into one entry.";
-    INVALID_URL = "V010" "invalid-url" Error Always
-        "a URL that is not http:// or https://"
-        "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
-    HEARTBEAT_OVER_SESSION = "V119" "heartbeat-over-session" Error Always
-        "the consumer protocol's heartbeat interval is not below its session timeout"
-        "Under the consumer protocol (KIP-848) the broker tells members how often to heartbeat and removes a member that has not for `consumer_session_timeout_ms`. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over, and their partitions would keep moving. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
     INVALID_ADDRESS = "V009" "invalid-address" Error Always
         "a listener address that is not IP:PORT"
         "Listeners bind to an IP address and a port, such as `127.0.0.1:9092` or `[::1]:9092`. Host names are not resolved: write `127.0.0.1` rather than `localhost`, so the broker listens where the file says whatever the resolver returns.";
+    INVALID_URL = "V010" "invalid-url" Error Always
+        "a URL that is not http:// or https://"
+        "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -156,6 +105,9 @@ rules! {
     RETENTION_BYTES_UNDER_SEGMENT = "V118" "retention-bytes-under-segment" Warning Always
         "`retention_bytes` is smaller than `segment_bytes_max`"
         "Size retention deletes whole sealed segments, never the active one, so a partition holds up to `segment_bytes_max` more than `retention_bytes`. With a limit smaller than one segment the disk use is mostly the active segment and the limit is not what it says. Lower `segment_bytes_max` below `retention_bytes` (a tenth of it keeps the overshoot small).";
+    HEARTBEAT_OVER_SESSION = "V119" "heartbeat-over-session" Error Always
+        "the consumer protocol's heartbeat interval is not below its session timeout"
+        "Under the consumer protocol (KIP-848) the broker tells members how often to heartbeat and removes a member that has not for `consumer_session_timeout_ms`. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over, and their partitions would keep moving. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";
@@ -203,30 +155,16 @@ rules! {
 /// The rule with this id (`V101`) or name (`batch-larger-than-segment`),
 /// case-insensitively.
 pub fn find(id_or_name: &str) -> Option<&'static Rule> {
-    CATALOGUE
-        .iter()
-        .copied()
-        .find(|r| r.id.eq_ignore_ascii_case(id_or_name) || r.name.eq_ignore_ascii_case(id_or_name))
+    veltrix_diagnostic::find(CATALOGUE, id_or_name)
 }
 
 /// The catalogue as a Markdown table, for `docs/configuration.md`.
 pub fn catalogue_markdown() -> String {
-    let mut out = String::from("| id | name | severity | profile | summary |\n|---|---|---|---|---|\n");
-    for r in CATALOGUE {
-        let profile = match r.profile {
-            RuleProfile::Always => "always",
-            RuleProfile::Production => "production",
-        };
-        out.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} |\n",
-            r.id,
-            r.name,
-            r.severity.name(),
-            profile,
-            r.summary
-        ));
-    }
-    out
+    let headers = ["id", "name", "severity", "profile", "summary"];
+    veltrix_diagnostic::catalogue_table(CATALOGUE, headers, |profile| match profile {
+        RuleProfile::Always => "always",
+        RuleProfile::Production => "production",
+    })
 }
 
 /// The explanations of every rule, as Markdown sections.
@@ -242,22 +180,17 @@ pub fn explanations_markdown() -> String {
 mod tests {
     use super::*;
 
+    /// `docs/configuration.md` lists the rules in catalogue order, so the
+    /// catalogue is kept in id order, among the rest.
     #[test]
-    fn ids_and_names_are_unique_and_well_formed() {
-        for (i, r) in CATALOGUE.iter().enumerate() {
-            assert!(r.id.len() == 4 && r.id.starts_with('V'), "{}", r.id);
-            assert!(
-                r.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
-                "{}",
-                r.name
-            );
-            assert!(
-                CATALOGUE[..i].iter().all(|o| o.id != r.id && o.name != r.name),
-                "{} twice",
-                r.id
-            );
+    fn ids_and_names_are_unique_ordered_and_well_formed() {
+        assert_eq!(
+            veltrix_diagnostic::catalogue_problems(CATALOGUE, 'V'),
+            Vec::<String>::new()
+        );
+        for r in CATALOGUE {
             let production = r.id.starts_with("V2");
-            assert_eq!(production, r.profile == RuleProfile::Production, "{}", r.id);
+            assert_eq!(production, r.applies == RuleProfile::Production, "{}", r.id);
         }
     }
 

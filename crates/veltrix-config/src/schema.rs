@@ -14,13 +14,12 @@ use std::fmt::Write as _;
 use veltrix_core::BrokerConfig;
 use veltrix_core::groups::GroupConfig;
 use veltrix_http::HttpLimits;
-use veltrix_kafka::KafkaConfig;
 use veltrix_log::LogConfig;
 use veltrix_log::batch::HEADER_BYTES;
 use veltrix_log::config::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
 use veltrix_log::segment::STORED_BATCH_BYTES_LIMIT;
 
-use crate::model::{DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER};
+use crate::model::{DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, KafkaLimits};
 
 /// Largest partition count or index: Kafka partitions are 32-bit signed.
 pub const PARTITIONS_LIMIT: i64 = i32::MAX as i64;
@@ -209,8 +208,8 @@ fn groups() -> GroupConfig {
     GroupConfig::default()
 }
 
-fn kafka() -> KafkaConfig {
-    KafkaConfig::new(DEFAULT_KAFKA_LISTENER.parse().expect("valid default address"))
+fn kafka() -> KafkaLimits {
+    KafkaLimits::default()
 }
 
 const MS: i64 = i64::MAX;

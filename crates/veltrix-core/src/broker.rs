@@ -1,10 +1,7 @@
 //! The broker: the topic catalogue and every partition's log.
 
 use std::collections::BTreeMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use veltrix_log::io::{LockGuard, Storage};
@@ -36,8 +33,12 @@ pub struct BrokerConfig {
     /// Whether Metadata and Produce for an unknown topic create it. Off by
     /// default: a typo should fail loudly, not create a topic.
     pub auto_create_topics: bool,
+    /// Topics at most; creating one more is refused.
     pub topics_max: usize,
+    /// Partitions one topic may have at most.
     pub partitions_per_topic_max: u32,
+    /// Partitions across all topics at most: each is a directory, open files
+    /// and memory.
     pub partitions_total_max: u32,
     /// Handles of sealed segments and indexes kept open across all partitions
     /// (the host builds the [`Env`] with it).
@@ -81,7 +82,6 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises catalogue changes; holds what `topics.json` says.
     catalog: Mutex<BTreeMap<String, TopicEntry>>,
-    ids: IdSource,
     producer_ids: ProducerIds,
     groups: GroupCoordinator,
     share: ShareCoordinator,
@@ -95,40 +95,25 @@ pub struct Broker {
 /// The file in the data directory that the broker holds locked while it runs.
 pub const DIR_LOCK_FILE: &str = "lock";
 
-/// Topic ids: random (std's randomly keyed hasher), mixed with a counter and the
-/// clock so two ids never collide within a process.
-#[derive(Debug, Default)]
-struct IdSource {
-    counter: AtomicU64,
-}
-
-impl IdSource {
-    fn next(&self, name: &str, now_ms: i64) -> TopicId {
-        let mut id = [0u8; 16];
-        for half in id.chunks_mut(8) {
-            let mut h = RandomState::new().build_hasher();
-            h.write(name.as_bytes());
-            h.write_i64(now_ms);
-            h.write_u64(self.counter.fetch_add(1, Ordering::Relaxed));
-            half.copy_from_slice(&h.finish().to_be_bytes());
-        }
-        id
-    }
+/// A new topic id: a random (version 4) UUID. Drawn from rand's generator,
+/// seeded by the operating system, rather than uuid's own, which would build
+/// a second version of `getrandom` into the broker.
+fn new_topic_id() -> TopicId {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .into_bytes()
 }
 
 pub(crate) fn id_hex(id: &TopicId) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    uuid::Uuid::from_bytes(*id).simple().to_string()
 }
 
+/// An id as [`id_hex`] writes it: 32 hex digits, nothing else.
 pub(crate) fn parse_id(hex: &str) -> Option<TopicId> {
     if hex.len() != 32 {
         return None;
     }
-    let mut id = [0u8; 16];
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(id)
+    uuid::Uuid::try_parse(hex).ok().map(uuid::Uuid::into_bytes)
 }
 
 /// Kafka's rules for topic names.
@@ -231,7 +216,6 @@ impl Broker {
             config,
             topics: RwLock::new(topics),
             catalog: Mutex::new(entries),
-            ids: IdSource::default(),
             _dir_lock: dir_lock,
         })
     }
@@ -305,7 +289,7 @@ impl Broker {
             )));
         }
         let entry = TopicEntry {
-            id: id_hex(&self.ids.next(name, self.env.clock.now_ms())),
+            id: id_hex(&new_topic_id()),
             partitions: count,
             config,
         };
@@ -695,6 +679,8 @@ fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, ent
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
     use veltrix_log::batch::build;
     use veltrix_log::sim::{SimClock, SimStorage};
@@ -710,6 +696,17 @@ mod tests {
 
     /// Two brokers on one directory would both hand out the same offsets; after
     /// a restart half of the acknowledged records were gone.
+
+    #[test]
+    fn topic_ids_are_random_uuids_written_as_32_hex_digits() {
+        let a = new_topic_id();
+        assert_ne!(a, new_topic_id());
+        assert_eq!(uuid::Uuid::from_bytes(a).get_version_num(), 4);
+        let hex = id_hex(&a);
+        assert_eq!(hex.len(), 32);
+        assert_eq!(parse_id(&hex), Some(a));
+        assert_eq!(parse_id(&uuid::Uuid::from_bytes(a).hyphenated().to_string()), None);
+    }
     #[test]
     fn a_second_broker_cannot_open_a_data_directory_in_use_until_the_first_is_gone() {
         let storage = SimStorage::new();
@@ -805,7 +802,10 @@ mod tests {
         assert_eq!(ok, vec![Ok(())]);
         b.delete_topic("t").unwrap();
         b.create_topic("t", Some(1), TopicConfig::default()).unwrap();
-        assert_eq!(b.groups().fetch_offsets("g", Some(&[("t".into(), 0)]))[0].2, None);
+        assert_eq!(
+            b.groups().fetch_offsets("g", Some(&[("t".into(), 0)]))[0].committed,
+            None
+        );
     }
 
     #[test]

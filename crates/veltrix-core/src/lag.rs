@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::broker::Broker;
+use crate::groups::CommittedPartition;
 
 /// One group's lag on one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,7 +74,12 @@ impl Broker {
         let mut out = Vec::new();
         let mut seen = Vec::new();
         for listing in self.groups().list() {
-            for (topic, partition, committed) in self.groups().fetch_offsets(&listing.group_id, None) {
+            for CommittedPartition {
+                topic,
+                partition,
+                committed,
+            } in self.groups().fetch_offsets(&listing.group_id, None)
+            {
                 let Some(committed) = committed else { continue };
                 let Ok(p) = self.partition(&topic, partition) else {
                     continue;

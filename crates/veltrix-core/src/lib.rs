@@ -8,9 +8,11 @@
 //! can be recognised and removed at start-up.
 //!
 //! Like the log, this crate knows nothing of sockets or wire formats: the Kafka
-//! protocol, the HTTP API and the CLI are adapters over it. It uses tokio's
-//! runtime-agnostic `sync` module only, for the watch channels that wake fetches
-//! waiting on a partition.
+//! protocol, the HTTP API and the CLI are adapters over it. Of tokio it uses the
+//! `sync` module (watch channels that wake fetches waiting on a partition,
+//! the flush rounds a produce waits on, delayed group answers) and the
+//! blocking pool, where each partition's flusher runs its fsyncs
+//! ([`Partition::commit_async`]); it starts no runtime of its own.
 
 pub mod alerts;
 mod broker;

@@ -208,7 +208,7 @@ impl Finding {
     pub fn render(&self, path: &str, source: &str, styled: bool) -> String {
         let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
         let renderer = renderer.decor_style(DecorStyle::Ascii);
-        let level = level(self.severity);
+        let level = self.severity.level();
         let title = level.primary_title(self.message.as_str()).id(self.rule.id);
         let mut group: Group<'_> = match &self.location {
             Some(loc) => {
@@ -274,58 +274,5 @@ impl Finding {
             v["fix"] = json!({ "kind": kind, "line": fix.line });
         }
         v
-    }
-}
-
-fn level(severity: Severity) -> Level<'static> {
-    match severity {
-        Severity::Error => Level::ERROR,
-        Severity::Warning => Level::WARNING,
-        Severity::Note => Level::NOTE,
-    }
-}
-
-/// Byte offsets to 1-based lines and columns.
-#[derive(Debug)]
-pub(crate) struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    pub(crate) fn new(source: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(
-            source
-                .bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { starts }
-    }
-
-    /// Line and column (in characters) of byte `offset`.
-    pub(crate) fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
-        let offset = offset.min(source.len());
-        let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts[line - 1];
-        let column = source.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        (line, column)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_and_columns_are_one_based_and_count_characters() {
-        let src = "a=1\n\u{e9}t\u{e9}=2\n";
-        let idx = LineIndex::new(src);
-        assert_eq!(idx.line_col(src, 0), (1, 1));
-        assert_eq!(idx.line_col(src, 2), (1, 3));
-        assert_eq!(idx.line_col(src, 4), (2, 1));
-        // After three characters of five bytes: two 2-byte ones and `t`.
-        assert_eq!(idx.line_col(src, 9), (2, 4));
     }
 }

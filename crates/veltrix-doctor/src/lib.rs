@@ -27,8 +27,8 @@ pub mod keys;
 pub mod parse;
 pub mod rules;
 
-use diagnostic::LineIndex;
 use serde_json::{Value, json};
+use veltrix_diagnostic::LineIndex;
 
 pub use client::{Dialect, Role, Settings};
 pub use diagnostic::{Finding, Fix, FixKind, Location};

@@ -8,29 +8,7 @@
 //! (an unknown key close to a known one is an error, one far from all is a
 //! warning), and each finding carries its own.
 
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// The client refuses to start, or records are lost, duplicated or
-    /// reordered in normal operation. `doctor` exits with status 1.
-    Error,
-    /// Records can be lost, duplicated or reordered when something fails.
-    /// `doctor --strict` exits with status 1.
-    Warning,
-    /// Worth knowing; never changes the exit status.
-    Note,
-}
-
-impl Severity {
-    /// `error`, `warning` or `note`, as printed.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        }
-    }
-}
+pub use veltrix_diagnostic::Severity;
 
 /// Which clients' configurations a rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,42 +32,11 @@ impl Scope {
     }
 }
 
-/// One rule of the catalogue.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Rule {
-    /// Stable id, such as `D101`.
-    pub id: &'static str,
-    /// Stable kebab-case name, accepted by `--explain` as well.
-    pub name: &'static str,
-    /// The usual severity of its findings.
-    pub severity: Severity,
-    /// The configurations it reads.
-    pub scope: Scope,
-    /// One line: what the rule finds.
-    pub summary: &'static str,
-    /// What goes wrong, why, and how to fix it, in a few paragraphs.
-    pub explanation: &'static str,
-}
+/// One rule of the catalogue; it applies to the configurations of its
+/// [`Scope`].
+pub type Rule = veltrix_diagnostic::Rule<Scope>;
 
-macro_rules! rules {
-    ($($konst:ident = $id:literal $name:literal $sev:ident $scope:ident $summary:literal $expl:literal;)*) => {
-        $(
-            #[doc = $summary]
-            pub static $konst: Rule = Rule {
-                id: $id,
-                name: $name,
-                severity: Severity::$sev,
-                scope: Scope::$scope,
-                summary: $summary,
-                explanation: $expl,
-            };
-        )*
-        /// Every rule, in id order.
-        pub static CATALOGUE: &[&Rule] = &[$(&$konst),*];
-    };
-}
-
-rules! {
+veltrix_diagnostic::catalogue! { Scope;
     SYNTAX = "D001" "syntax" Error File
         "the file cannot be read as a JSON object"
         "A JSON configuration must be one object whose members are settings (`{\"acks\": \"all\"}`); nested objects join their keys with `.` (`{\"enable\": {\"idempotence\": true}}` is `enable.idempotence`). The diagnostic points at the first place the reader gave up; settings before it are still checked.\n\n`.properties` files have no syntax errors: every line that is not blank or a comment (`#`, `!`) is a key and a value, separated by `=`, `:` or whitespace, as `java.util.Properties` reads them.";
@@ -198,26 +145,13 @@ rules! {
 
 /// The rule with this id (`D101`) or name (`acks-zero`), case-insensitively.
 pub fn find(wanted: &str) -> Option<&'static Rule> {
-    CATALOGUE
-        .iter()
-        .copied()
-        .find(|r| r.id.eq_ignore_ascii_case(wanted) || r.name.eq_ignore_ascii_case(wanted))
+    veltrix_diagnostic::find(CATALOGUE, wanted)
 }
 
 /// The catalogue as a Markdown table: id, name, severity, scope and summary.
 pub fn catalogue_markdown() -> String {
-    let mut out = String::from("| Id | Name | Severity | Reads | Finds |\n|---|---|---|---|---|\n");
-    for r in CATALOGUE {
-        out.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} |\n",
-            r.id,
-            r.name,
-            r.severity.name(),
-            r.scope.name(),
-            r.summary.replace('|', "\\|")
-        ));
-    }
-    out
+    let headers = ["Id", "Name", "Severity", "Reads", "Finds"];
+    veltrix_diagnostic::catalogue_table(CATALOGUE, headers, |scope| scope.name())
 }
 
 /// Every rule's explanation, as Markdown sections.
@@ -235,7 +169,7 @@ pub fn explain(rule: &Rule) -> String {
         rule.id,
         rule.name,
         rule.severity.name(),
-        rule.scope.name(),
+        rule.applies.name(),
         rule.summary,
         rule.explanation
     )
@@ -247,24 +181,12 @@ mod tests {
 
     #[test]
     fn ids_and_names_are_unique_ordered_and_well_formed() {
-        let mut ids: Vec<&str> = CATALOGUE.iter().map(|r| r.id).collect();
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        assert_eq!(ids, sorted, "the catalogue is in id order");
-        ids.dedup();
-        assert_eq!(ids.len(), CATALOGUE.len(), "ids are unique");
-        let mut names: Vec<&str> = CATALOGUE.iter().map(|r| r.name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), CATALOGUE.len(), "names are unique");
+        assert_eq!(
+            veltrix_diagnostic::catalogue_problems(CATALOGUE, 'D'),
+            Vec::<String>::new()
+        );
         for r in CATALOGUE {
-            assert!(r.id.len() == 4 && r.id.starts_with('D'), "{}", r.id);
-            assert!(
-                r.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
-                "{}",
-                r.name
-            );
-            let scope_digit = match r.scope {
+            let scope_digit = match r.applies {
                 Scope::File => '0',
                 Scope::Producer => '1',
                 Scope::Consumer => '2',
@@ -275,9 +197,8 @@ mod tests {
                 "{} is numbered by its scope",
                 r.id
             );
-            assert!(r.explanation.len() > r.summary.len());
         }
-        assert!(CATALOGUE.iter().filter(|r| r.scope != Scope::File).count() >= 20);
+        assert!(CATALOGUE.iter().filter(|r| r.applies != Scope::File).count() >= 20);
     }
 
     #[test]

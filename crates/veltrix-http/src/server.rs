@@ -108,7 +108,7 @@ pub async fn serve(
             () = stopped(&mut shutdown) => break,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics.http_connections_refused.inc();
+            metrics.http.connections_refused.inc();
             if let Some(suppressed) = limiter.allow("http_connections_max", Some(peer.ip())) {
                 tracing::warn!(%peer, limit = limits.connections_max, suppressed, "too many http connections; closing the new one");
             }
@@ -148,7 +148,7 @@ async fn connection(
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    metrics.http_connections.inc();
+    metrics.http.connections.inc();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -165,9 +165,9 @@ async fn connection(
     if let Err(e) = outcome
         && e.is_timeout()
     {
-        metrics.http_connections_closed.with_label_values(&["idle"]).inc();
+        metrics.http.connections_closed.with_label_values(&["idle"]).inc();
     }
-    metrics.http_connections.dec();
+    metrics.http.connections.dec();
 }
 
 /// Every route.

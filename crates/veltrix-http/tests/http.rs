@@ -107,7 +107,13 @@ async fn routes_answer_and_metrics_name_topics_groups_and_lag() {
         .unwrap();
     produce(&r.broker, "orders", 10);
     commit(&r.broker, "billing", "orders", 4);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The monitor evaluates lag every 100 ms: poll until it has.
+    let lag = "veltrix_group_lag_records{group=\"billing\",topic=\"orders\"} 6";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(r.addr, "/metrics").await.1.contains(lag) {
+        assert!(Instant::now() < deadline, "no lag evaluation within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let (status, body) = get(r.addr, "/health").await;
     assert_eq!((status, body.contains("ok")), (200, true));

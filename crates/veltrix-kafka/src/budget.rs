@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::metrics::KafkaMetrics;
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use veltrix_core::Metrics;
 
 /// A request at most this long reserves its whole length at once; a longer
 /// one starts with this much.
@@ -47,7 +47,7 @@ pub(crate) struct MemoryBudget {
     arriving: Arc<Semaphore>,
     /// Requests waiting for `memory`: while any waits, no one grows past it.
     waiters: AtomicUsize,
-    metrics: Metrics,
+    metrics: KafkaMetrics,
 }
 
 /// Why a body could not be read.
@@ -89,7 +89,7 @@ impl Drop for Budget {
 impl MemoryBudget {
     /// A budget of `in_flight_bytes_max` bytes for requests of at most
     /// `request_bytes_max`.
-    pub(crate) fn new(in_flight_bytes_max: usize, request_bytes_max: usize, metrics: Metrics) -> MemoryBudget {
+    pub(crate) fn new(in_flight_bytes_max: usize, request_bytes_max: usize, metrics: KafkaMetrics) -> MemoryBudget {
         assert!(
             request_bytes_max <= in_flight_bytes_max,
             "request_bytes_max must fit in in_flight_bytes_max, or a largest request could never be read"
@@ -207,6 +207,7 @@ mod tests {
     use veltrix_core::Metrics;
 
     use super::{BodyError, MemoryBudget, REQUEST_STEP_BYTES_MIN};
+    use crate::metrics::KafkaMetrics;
 
     async fn pair() -> (
         TcpStream,
@@ -225,7 +226,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_is_read_to_its_length_and_no_further() {
         let (mut client, mut reader, _writer) = pair().await;
-        let budget = MemoryBudget::new(1 << 20, 1 << 20, Metrics::new(true));
+        let budget = MemoryBudget::new(1 << 20, 1 << 20, KafkaMetrics::new(&Metrics::new(true)));
         let first: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
         let sender = tokio::spawn(async move {
             // In pieces, the second body glued to the first.
@@ -256,7 +257,7 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_body_holds_one_step_and_times_out() {
         let (mut client, mut reader, _writer) = pair().await;
-        let metrics = Metrics::new(true);
+        let metrics = KafkaMetrics::new(&Metrics::new(true));
         let budget = MemoryBudget::new(64 << 20, 32 << 20, metrics.clone());
         client.write_all(&[7u8; 8]).await.unwrap();
         let reading = budget.read_body(&mut reader, 32 << 20, Duration::from_millis(300));
@@ -291,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn large_bodies_arriving_together_never_deadlock() {
         let len = 3 << 20;
-        let budget = std::sync::Arc::new(MemoryBudget::new(4 << 20, len, Metrics::new(true)));
+        let budget = std::sync::Arc::new(MemoryBudget::new(4 << 20, len, KafkaMetrics::new(&Metrics::new(true))));
         let mut readers = Vec::new();
         for _ in 0..8 {
             let (mut client, mut reader, writer) = pair().await;

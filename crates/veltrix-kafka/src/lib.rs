@@ -9,10 +9,13 @@ mod budget;
 pub mod errors;
 mod handlers;
 mod memory;
+pub mod metrics;
 mod server;
 mod topic_configs;
 pub mod warnings;
 
 pub use handlers::list_offsets::LIST_OFFSETS_DECOMPRESSED_BYTES_MAX;
 pub use handlers::produce::INLINE_APPEND_BYTES_MAX;
+pub use handlers::{SERVED_APIS, ServedApi, served_api};
+pub use metrics::KafkaMetrics;
 pub use server::{DecodeError, Decoded, KafkaConfig, decode_request, serve};

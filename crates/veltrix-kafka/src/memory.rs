@@ -18,8 +18,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::KafkaMetrics;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use veltrix_core::Metrics;
 
 /// The fetch share and the whole budget, shared by every connection of a
 /// listener.
@@ -54,7 +54,7 @@ impl ResponseMemory {
     }
 
     /// Waits until `bytes` (at most the share) fit, and reserves them.
-    pub(crate) async fn reserve(&self, bytes: usize, metrics: &Metrics) -> Reservation {
+    pub(crate) async fn reserve(&self, bytes: usize, metrics: &KafkaMetrics) -> Reservation {
         let n = permits(bytes.min(self.share_bytes));
         let share = match self.share.clone().try_acquire_many_owned(n) {
             Ok(p) => p,
@@ -73,9 +73,19 @@ impl ResponseMemory {
         }
     }
 
-    /// Grows `r` by up to `bytes` more, within the share; for the one batch a
-    /// fetch returns whole even when it is larger than asked for (KIP-74).
-    pub(crate) async fn grow(&self, r: &mut Reservation, bytes: usize) {
+    /// Makes `r` hold what a response read: `bytes`, grown within the share
+    /// when they are more than reserved (the one batch a fetch returns whole
+    /// even when it is larger than asked for, KIP-74), the rest given back.
+    pub(crate) async fn fit(&self, r: &mut Reservation, bytes: usize) {
+        if bytes > r.bytes() {
+            let more = bytes - r.bytes();
+            self.grow(r, more).await;
+        }
+        r.shrink_to(bytes);
+    }
+
+    /// Grows `r` by up to `bytes` more, within the share.
+    async fn grow(&self, r: &mut Reservation, bytes: usize) {
         let room = self.share_bytes.saturating_sub(r.bytes());
         let n = permits(bytes.min(room));
         if n == 0 {

@@ -44,7 +44,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -55,12 +55,13 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+use veltrix_core::Broker;
 use veltrix_core::warn_limit::WarnLimiter;
-use veltrix_core::{Broker, Metrics};
 
 use crate::budget::{BodyError, Budget, MemoryBudget};
 use crate::handlers;
 use crate::memory::{Held, Reservation, ResponseMemory};
+use crate::metrics::KafkaMetrics;
 use crate::warnings::ClientWarnings;
 
 /// Settings of the Kafka listener. Names end in their unit.
@@ -134,10 +135,11 @@ pub async fn serve(
     config: KafkaConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let metrics = KafkaMetrics::new(broker.metrics());
     let memory = Arc::new(MemoryBudget::new(
         config.in_flight_bytes_max,
         config.request_bytes_max,
-        broker.metrics().clone(),
+        metrics.clone(),
     ));
     let responses = ResponseMemory::new(memory.semaphore(), config.in_flight_bytes_max);
     let limiter = Arc::new(WarnLimiter::new(
@@ -155,7 +157,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    let pause = backoff.failed(&e, broker.metrics(), &limiter);
+                    let pause = backoff.failed(&e, &metrics, &limiter);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => break,
@@ -168,7 +170,7 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         backoff.reset();
-        let metrics = broker.metrics().clone();
+        let metrics = metrics.clone();
         // Over the limit, a client is told at once (its connection closes)
         // rather than left hanging in the accept queue.
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -180,6 +182,7 @@ pub async fn serve(
         };
         let shared = Shared {
             broker: broker.clone(),
+            metrics: metrics.clone(),
             config: config.clone(),
             memory: memory.clone(),
             responses: responses.clone(),
@@ -208,7 +211,7 @@ pub async fn serve(
 /// A connection's place among `connections_max`, and its count in
 /// `veltrix_kafka_connections`, given back when its task ends or is cut off.
 struct OpenConnection {
-    metrics: Metrics,
+    metrics: KafkaMetrics,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -263,7 +266,7 @@ impl AcceptBackoff {
 
     /// Counts and (rate-limited) logs the failure; returns the pause before the
     /// next accept.
-    fn failed(&mut self, e: &std::io::Error, metrics: &Metrics, limiter: &WarnLimiter) -> Duration {
+    fn failed(&mut self, e: &std::io::Error, metrics: &KafkaMetrics, limiter: &WarnLimiter) -> Duration {
         let (kind, shortage) = match e.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE) => ("file_handles", true),
             Some(libc::ENOBUFS | libc::ENOMEM) => ("memory", true),
@@ -314,7 +317,7 @@ struct InFlight {
 
 /// Counts a served request and its latency, from when it was read to when its
 /// response is ready.
-fn observe(metrics: &Metrics, api: ApiKey, started: Instant) {
+fn observe(metrics: &KafkaMetrics, api: ApiKey, started: Instant) {
     if !metrics.enabled() {
         return;
     }
@@ -329,18 +332,14 @@ fn observe(metrics: &Metrics, api: ApiKey, started: Instant) {
 /// The API's name as metrics label it (`Produce`, `Fetch`, ...): one of the
 /// served APIs, a fixed set.
 pub(crate) fn api_name(api: ApiKey) -> &'static str {
-    static NAMES: LazyLock<Vec<(ApiKey, &'static str)>> = LazyLock::new(|| {
-        handlers::SERVED
-            .iter()
-            .map(|k| (*k, &*Box::leak(format!("{k:?}").into_boxed_str())))
-            .collect()
-    });
-    NAMES.iter().find(|(k, _)| *k == api).map_or("Other", |(_, n)| n)
+    handlers::served_api(api).map_or("Other", |s| s.name)
 }
 
 /// What every connection of a listener shares.
 struct Shared {
     broker: Arc<Broker>,
+    /// The front door's metrics.
+    metrics: KafkaMetrics,
     config: Arc<KafkaConfig>,
     /// The memory budget for requests.
     memory: Arc<MemoryBudget>,
@@ -389,6 +388,40 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFl
     Ok(())
 }
 
+/// A connection's requests between read and answered: at most `depth`.
+struct Pipeline {
+    slots: Arc<Semaphore>,
+    depth: usize,
+}
+
+impl Pipeline {
+    /// Nothing in flight: every slot free.
+    fn idle(&self) -> bool {
+        self.slots.available_permits() == self.depth
+    }
+
+    /// One slot: the request may start beside those in flight.
+    async fn beside(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed")
+    }
+
+    /// Every slot: every earlier request is answered first.
+    async fn after_all(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_many_owned(self.depth as u32)
+            .await
+            .expect("semaphore never closed")
+    }
+}
+
+/// Reads requests and starts serving each, in order, handing them to the
+/// writer; returns when the connection is done reading (closed, idle, refused
+/// or shutting down).
 async fn read_requests(
     mut reader: OwnedReadHalf,
     peer: SocketAddr,
@@ -397,48 +430,14 @@ async fn read_requests(
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
 ) -> Result<(), Close> {
-    let config = &shared.config;
-    let depth = config.requests_in_flight_per_connection_max.max(1);
-    let slots = Arc::new(Semaphore::new(depth));
-    let body_limit = Duration::from_millis(config.request_body_ms_max);
+    let depth = shared.config.requests_in_flight_per_connection_max.max(1);
+    let pipeline = Pipeline {
+        slots: Arc::new(Semaphore::new(depth)),
+        depth,
+    };
     loop {
-        let idle = || slots.available_permits() == depth;
-        let len = match read_length(&mut reader, config.connection_idle_ms_max, idle, &mut shutdown).await? {
-            Length::Read(len) => len,
-            Length::Shutdown => return Ok(()),
-            Length::Idle => {
-                shared
-                    .broker
-                    .metrics()
-                    .connections_closed
-                    .with_label_values(&["idle"])
-                    .inc();
-                tracing::debug!(%peer, limit_ms = config.connection_idle_ms_max, "idle connection; closing");
-                return Ok(());
-            }
-        };
-        if len < 4 || len as usize > config.request_bytes_max {
-            if let Some(suppressed) = shared.limiter.allow("request_size", Some(peer.ip())) {
-                tracing::warn!(%peer, len, limit = config.request_bytes_max, suppressed, "request size out of range; closing");
-            }
-            return Err(Close::Protocol(format!("request size {len}")));
-        }
-        // The budget is held until the response is written: the request's
-        // bytes (and the batches borrowed from them) live that long.
-        let (frame, budget) = match shared.memory.read_body(&mut reader, len as usize, body_limit).await {
-            Ok(read) => read,
-            Err(BodyError::Io(e)) => return Err(e.into()),
-            Err(e @ BodyError::TimedOut { .. }) => {
-                let metrics = shared.broker.metrics();
-                metrics
-                    .connections_closed
-                    .with_label_values(&["request_body_timeout"])
-                    .inc();
-                if let Some(suppressed) = shared.limiter.allow("request_body_timeout", Some(peer.ip())) {
-                    tracing::warn!(%peer, error = %e, suppressed, "request too slow; closing");
-                }
-                return Err(Close::Protocol(e.to_string()));
-            }
+        let Some((frame, budget)) = read_frame(&mut reader, peer, shared, &pipeline, &mut shutdown).await? else {
+            return Ok(());
         };
         let decoded = decode_request(frame.freeze()).map_err(|e| {
             if let Some(suppressed) = shared.limiter.allow("bad_request", Some(peer.ip())) {
@@ -446,10 +445,56 @@ async fn read_requests(
             }
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = dispatch(decoded, budget, peer, connection, shared, &slots, depth, &shutdown).await?;
+        let in_flight = dispatch(decoded, budget, peer, connection, shared, &pipeline, &shutdown).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
+        }
+    }
+}
+
+/// The next request's bytes, with the memory budget they hold until the
+/// response is written (the request's bytes, and the batches borrowed from
+/// them, live that long). `None` once the connection is idle or the broker
+/// shuts down; an error closes the connection (a length out of range, a body
+/// too slow to arrive).
+async fn read_frame(
+    reader: &mut OwnedReadHalf,
+    peer: SocketAddr,
+    shared: &Shared,
+    pipeline: &Pipeline,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<(BytesMut, Budget)>, Close> {
+    let config = &shared.config;
+    let len = match read_length(reader, config.connection_idle_ms_max, || pipeline.idle(), shutdown).await? {
+        Length::Read(len) => len,
+        Length::Shutdown => return Ok(None),
+        Length::Idle => {
+            shared.metrics.connections_closed.with_label_values(&["idle"]).inc();
+            tracing::debug!(%peer, limit_ms = config.connection_idle_ms_max, "idle connection; closing");
+            return Ok(None);
+        }
+    };
+    if len < 4 || len as usize > config.request_bytes_max {
+        if let Some(suppressed) = shared.limiter.allow("request_size", Some(peer.ip())) {
+            tracing::warn!(%peer, len, limit = config.request_bytes_max, suppressed, "request size out of range; closing");
+        }
+        return Err(Close::Protocol(format!("request size {len}")));
+    }
+    let body_limit = Duration::from_millis(config.request_body_ms_max);
+    match shared.memory.read_body(reader, len as usize, body_limit).await {
+        Ok(read) => Ok(Some(read)),
+        Err(BodyError::Io(e)) => Err(e.into()),
+        Err(e @ BodyError::TimedOut { .. }) => {
+            shared
+                .metrics
+                .connections_closed
+                .with_label_values(&["request_body_timeout"])
+                .inc();
+            if let Some(suppressed) = shared.limiter.allow("request_body_timeout", Some(peer.ip())) {
+                tracing::warn!(%peer, error = %e, suppressed, "request too slow; closing");
+            }
+            Err(Close::Protocol(e.to_string()))
         }
     }
 }
@@ -500,111 +545,116 @@ async fn read_length(
 /// Starts serving a decoded request, in order: a produce is appended now and
 /// answered once durable; anything else runs once every earlier request is
 /// answered.
-#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     decoded: Decoded,
     budget: Budget,
     peer: SocketAddr,
     connection: u64,
     shared: &Shared,
-    slots: &Arc<Semaphore>,
-    depth: usize,
+    pipeline: &Pipeline,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<InFlight, Close> {
-    let Shared {
-        broker,
-        config,
-        warnings,
-        responses,
-        limiter,
-        ..
-    } = shared;
-    let started = Instant::now();
-    let in_flight = match decoded {
+    let (correlation_id, client_id, api, version, request) = match decoded {
         Decoded::Request {
             correlation_id,
             client_id,
             api,
             version,
             request,
-        } => {
-            let held = Held::default();
-            let ctx = handlers::Ctx {
-                broker: broker.clone(),
-                config: config.clone(),
-                version,
-                client_id: client_id.unwrap_or_default(),
-                peer,
-                connection,
-                warnings: warnings.clone(),
-                responses: responses.clone(),
-                held: held.clone(),
-                limiter: limiter.clone(),
-                shutdown: shutdown.clone(),
-            };
-            match *request {
-                RequestKind::Produce(produce) => {
-                    // Appended now, in order; answered once durable.
-                    let slot = slots.clone().acquire_owned().await.expect("semaphore never closed");
-                    let written = handlers::produce::write(ctx, produce).await;
-                    let metrics = broker.metrics().clone();
-                    let response = async move {
-                        let Some(written) = written else {
-                            return Err(Close::Protocol("produce task failed".into()));
-                        };
-                        let finished = written.finish().await;
-                        observe(&metrics, api, started);
-                        match finished {
-                            Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r)).map(Some),
-                            None => Ok(None),
-                        }
-                    };
-                    InFlight {
-                        response: Box::pin(response),
-                        _budget: budget,
-                        _response_budget: None,
-                        _slot: slot,
-                    }
-                }
-                other => {
-                    // Every earlier request answered first: this one sees
-                    // (and is seen after) all of their effects.
-                    let slot = slots
-                        .clone()
-                        .acquire_many_owned(depth as u32)
-                        .await
-                        .expect("semaphore never closed");
-                    let response = match handlers::handle(ctx, other).await {
-                        Some(r) => Some(encode(api, version, correlation_id, &r)?),
-                        None => None,
-                    };
-                    observe(broker.metrics(), api, started);
-                    InFlight {
-                        response: Box::pin(std::future::ready(Ok(response))),
-                        _budget: budget,
-                        _response_budget: held.take(),
-                        _slot: slot,
-                    }
-                }
-            }
-        }
+        } => (correlation_id, client_id, api, version, request),
         Decoded::ApiVersionsUnsupported { correlation_id } => {
-            let slot = slots
-                .clone()
-                .acquire_many_owned(depth as u32)
-                .await
-                .expect("semaphore never closed");
+            let slot = pipeline.after_all().await;
             let body = handlers::api_versions_unsupported();
             let response = encode(ApiKey::ApiVersions, 0, correlation_id, &body)?;
-            InFlight {
+            return Ok(InFlight {
                 response: Box::pin(std::future::ready(Ok(Some(response)))),
+                _budget: budget,
+                _response_budget: None,
+                _slot: slot,
+            });
+        }
+    };
+    let ctx = handlers::Ctx {
+        broker: shared.broker.clone(),
+        metrics: shared.metrics.clone(),
+        config: shared.config.clone(),
+        version,
+        client_id: client_id.unwrap_or_default(),
+        peer,
+        connection,
+        warnings: shared.warnings.clone(),
+        responses: shared.responses.clone(),
+        held: Held::default(),
+        limiter: shared.limiter.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let answer = Answer {
+        api,
+        version,
+        correlation_id,
+        started: Instant::now(),
+        metrics: shared.metrics.clone(),
+    };
+    Ok(match *request {
+        RequestKind::Produce(produce) => {
+            // Appended now, in order; answered once durable.
+            let slot = pipeline.beside().await;
+            let written = handlers::produce::write(ctx, produce).await;
+            let response = async move {
+                let Some(written) = written else {
+                    return Err(Close::Protocol("produce task failed".into()));
+                };
+                let finished = written.finish().await;
+                answer.observe();
+                finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
+            };
+            InFlight {
+                response: Box::pin(response),
                 _budget: budget,
                 _response_budget: None,
                 _slot: slot,
             }
         }
-    };
-    Ok(in_flight)
+        other => {
+            // Every earlier request answered first: this one sees (and is
+            // seen after) all of their effects.
+            let slot = pipeline.after_all().await;
+            let held = ctx.held.clone();
+            let response = handlers::handle(ctx, other)
+                .await
+                .map(|r| answer.encode(&r))
+                .transpose()?;
+            answer.observe();
+            InFlight {
+                response: Box::pin(std::future::ready(Ok(response))),
+                _budget: budget,
+                _response_budget: held.take(),
+                _slot: slot,
+            }
+        }
+    })
+}
+
+/// What answering a request needs to know of it.
+struct Answer {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    /// When it was read, for its latency.
+    started: Instant,
+    metrics: KafkaMetrics,
+}
+
+impl Answer {
+    /// Counts the request and its latency, now that its response is ready.
+    fn observe(&self) {
+        observe(&self.metrics, self.api, self.started);
+    }
+
+    /// The response frame.
+    fn encode(&self, response: &ResponseKind) -> Result<Bytes, Close> {
+        encode(self.api, self.version, self.correlation_id, response)
+    }
 }
 
 /// A decoded request frame.
@@ -652,7 +702,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
     let api = ApiKey::try_from(key).map_err(|_| DecodeError::UnknownApi(key))?;
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| DecodeError::BadHeader(e.to_string()))?;
-    let served = handlers::supported(api).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+    let served = handlers::served_api(api).is_some_and(|s| s.serves(version));
     if !served {
         if api == ApiKey::ApiVersions {
             return Ok(Decoded::ApiVersionsUnsupported {

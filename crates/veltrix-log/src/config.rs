@@ -33,6 +33,8 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// Oldest segments are deleted while the log is larger than this.
     pub retention_bytes: Option<u64>,
+    /// When appends are fsynced: before they are acknowledged (the default),
+    /// or every interval.
     pub flush: FlushPolicy,
     /// Idempotent producers remembered per partition; past it the least recently
     /// active one is forgotten (see [`crate::producer`]).

@@ -28,12 +28,15 @@ pub trait FsyncObserver: Send + Sync {
 
 /// The environment the logs run in. One per broker.
 pub struct Env {
+    /// Where the logs' files are: the file system, or the simulator in tests.
     pub storage: Arc<dyn Storage>,
+    /// Wall and monotonic time: the system's, or a simulated one.
     pub clock: Arc<dyn Clock>,
     /// Sealed segments' and indexes' handles, for reads.
     handles: HandleCache,
     /// Active segments' handles, for appends, fsyncs and reads of the tail.
     active: HandleCache,
+    /// Told of every fsync that made appends durable (the metrics), once set.
     fsync_observer: OnceLock<Arc<dyn FsyncObserver>>,
 }
 

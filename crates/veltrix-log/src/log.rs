@@ -62,10 +62,13 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// Offset of the batch's first record.
     pub base_offset: i64,
+    /// Offset of its last record.
     pub last_offset: i64,
     /// Offset after the batch; pass it to [`Log::wait_durable`].
     pub next_offset: i64,
+    /// The batch's largest timestamp, as stored.
     pub max_timestamp: i64,
     /// The batch was a retry of an idempotent producer's batch already in the log:
     /// nothing was written and the offsets are those of the original.
@@ -79,7 +82,9 @@ pub struct ReadResult {
     pub records: Bytes,
     /// Offset following the last returned batch (the next offset to read).
     pub next_offset: i64,
+    /// The high watermark when the batches were read.
     pub high_watermark: i64,
+    /// The log start when the batches were read.
     pub log_start: i64,
 }
 
@@ -88,15 +93,20 @@ pub struct ReadResult {
 /// target; a protocol adapter that decodes records can narrow it further.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimestampHit {
+    /// The batch's base offset.
     pub offset: i64,
+    /// The batch's largest timestamp.
     pub max_timestamp: i64,
 }
 
 /// What one [`Log::tick`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TickOutcome {
+    /// The active segment was sealed for its age.
     pub rolled: bool,
+    /// An interval flush ran (`FlushPolicy::Interval`).
     pub flushed: bool,
+    /// Segments retention deleted.
     pub segments_deleted: usize,
     /// Idle idempotent producers forgotten.
     pub producers_expired: usize,
@@ -105,7 +115,9 @@ pub struct TickOutcome {
 /// Counters a metrics adapter exports. Monotonic unless noted.
 #[derive(Debug, Default)]
 pub struct LogStats {
+    /// Batches appended (duplicates not counted).
     pub appends: AtomicU64,
+    /// Their bytes.
     pub append_bytes: AtomicU64,
     /// Appends that [`Log::try_append_shared`] left to a thread that may block
     /// (a roll due, or the state lock busy).
@@ -114,12 +126,17 @@ pub struct LogStats {
     pub recovery_point_skips: AtomicU64,
     /// Retries of idempotent producers' batches answered from producer state.
     pub duplicates: AtomicU64,
+    /// Fsyncs of segments that made appends durable.
     pub fsyncs: AtomicU64,
     /// Batches made durable by fsyncs; divided by `fsyncs` gives the group size.
     pub fsync_batches: AtomicU64,
+    /// Time spent in those fsyncs, in microseconds.
     pub fsync_micros_total: AtomicU64,
+    /// The longest of them, in microseconds (a maximum, not a sum).
     pub fsync_micros_max: AtomicU64,
+    /// Segments sealed and replaced by a new active one.
     pub segments_rolled: AtomicU64,
+    /// Segments deleted by retention, delete-records or a log start move.
     pub segments_deleted: AtomicU64,
     /// Corrupt ranges found by recovery scans and reads that failed verification.
     pub corruptions_found: AtomicU64,
@@ -214,12 +231,21 @@ struct Published {
 /// One partition's log. Shared by reference between appenders and readers.
 #[derive(Debug)]
 pub struct Log {
+    /// Storage, clock and the file handle caches, shared by all partitions.
     env: Arc<Env>,
+    /// The partition's directory.
     dir: PathBuf,
+    /// Replaced whole by [`Log::set_config`] (a topic's settings changed).
     config: RwLock<LogConfig>,
+    /// Segments, the active segment, the log start and producer state: what
+    /// appends change. Taken before `sync`, never after.
     state: Mutex<State>,
+    /// The durable point, the high watermark and the poison: what fsyncs
+    /// change.
     sync: Mutex<SyncState>,
+    /// Wakes callers of [`Log::wait_durable`] when a flush round ends.
     synced: Condvar,
+    /// Counters for the metrics adapter.
     stats: LogStats,
     /// Log start, end and size, readable without the state lock: asynchronous
     /// callers must never wait on a lock that may be held across an fsync.

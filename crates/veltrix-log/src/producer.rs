@@ -337,10 +337,16 @@ pub(crate) fn write_snapshot(storage: &dyn Storage, dir: &Path, offset: i64, sta
     Ok(())
 }
 
+/// A producer state snapshot as loaded.
+pub(crate) struct Snapshot {
+    /// The offset the state holds up to: headers from here on are replayed.
+    pub(crate) offset: i64,
+    pub(crate) producers: Producers,
+}
+
 /// Loads the newest valid snapshot at or below `end`; removes snapshots above it
-/// (offsets a recovery cut off). Returns the state and the offset it holds up to,
-/// or `None` when there is no usable snapshot.
-pub(crate) fn load_snapshot(storage: &dyn Storage, dir: &Path, end: i64) -> Result<Option<(i64, Producers)>> {
+/// (offsets a recovery cut off). `None` when there is no usable snapshot.
+pub(crate) fn load_snapshot(storage: &dyn Storage, dir: &Path, end: i64) -> Result<Option<Snapshot>> {
     let names = storage.list_dir(dir).map_err(|e| LogError::io("list", dir, e))?;
     for offset in snapshot_offsets(&names).into_iter().rev() {
         let path = child(dir, &snapshot_file_name(offset));
@@ -364,7 +370,7 @@ pub(crate) fn load_snapshot(storage: &dyn Storage, dir: &Path, end: i64) -> Resu
             None
         };
         match decoded {
-            Some(state) => return Ok(Some((offset, state))),
+            Some(producers) => return Ok(Some(Snapshot { offset, producers })),
             None => {
                 tracing::warn!(path = %path.display(), "damaged producer snapshot ignored; falling back to an older one")
             }

@@ -32,13 +32,17 @@ use crate::log::{Active, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, LogStats, RECOVERY
 use crate::producer::{self, Producers};
 use crate::segment::{self, ScanResult, index_file_name, log_file_name, parse_file_name};
 
-/// Opens the directory and rebuilds the in-memory state of the log.
-pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(State, LogStats)> {
-    let storage = &*env.storage;
-    let stats = LogStats::default();
-    storage
-        .create_dir_all(dir)
-        .map_err(|e| LogError::io("create directory", dir, e))?;
+/// What a partition directory holds, once leftovers are removed.
+struct DirListing {
+    /// The base offsets of its segment files.
+    logs: BTreeSet<i64>,
+    /// Whether the last close was clean (the marker is there).
+    clean: bool,
+}
+
+/// Lists the directory and removes what an interrupted operation left:
+/// temporary files, and indexes whose segment is gone.
+fn list_dir(storage: &dyn Storage, dir: &Path) -> Result<DirListing> {
     let names = storage.list_dir(dir).map_err(|e| LogError::io("list", dir, e))?;
     let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN_FILE);
     let mut logs = BTreeSet::new();
@@ -62,6 +66,17 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
             .remove_file(&path)
             .map_err(|e| LogError::io("remove", &path, e))?;
     }
+    Ok(DirListing { logs, clean })
+}
+
+/// Opens the directory and rebuilds the in-memory state of the log.
+pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(State, LogStats)> {
+    let storage = &*env.storage;
+    let stats = LogStats::default();
+    storage
+        .create_dir_all(dir)
+        .map_err(|e| LogError::io("create directory", dir, e))?;
+    let DirListing { logs, clean } = list_dir(storage, dir)?;
     let checkpoint = read_checkpoint(storage, dir, LOG_START_FILE)?;
     // The recovery point is a hint; without it, damage anywhere in the newest
     // segment is taken for a torn tail.
@@ -72,17 +87,7 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
     let bases: Vec<i64> = logs.into_iter().collect();
     let mut sealed = VecDeque::with_capacity(bases.len().saturating_sub(1));
     let active = match bases.split_last() {
-        None => {
-            let base = checkpoint.unwrap_or(0).max(0);
-            let path = child(dir, &log_file_name(base));
-            let file = storage
-                .open(&path, OpenMode::CreateNew)
-                .map_err(|e| LogError::io("create", &path, e))?;
-            storage
-                .sync_dir(dir)
-                .map_err(|e| LogError::io("sync directory", dir, e))?;
-            Active::empty(base, env.adopt_active(path, file))
-        }
+        None => create_active(env, dir, checkpoint.unwrap_or(0).max(0))?,
         Some((&last, older)) => {
             let ctx = Ctx {
                 env,
@@ -143,10 +148,13 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
 pub(crate) fn load_producers(env: &Env, dir: &Path, state: &State, config: &LogConfig) -> Result<Producers> {
     let storage = &*env.storage;
     let end = state.active.next;
-    let (from, mut producers) = match producer::load_snapshot(storage, dir, end)? {
-        Some(found) => found,
-        None => (i64::MIN, Producers::default()),
-    };
+    let producer::Snapshot {
+        offset: from,
+        mut producers,
+    } = producer::load_snapshot(storage, dir, end)?.unwrap_or(producer::Snapshot {
+        offset: i64::MIN,
+        producers: Producers::default(),
+    });
     let now_ms = env.clock.now_ms();
     let producers_max = config.producers_max as usize;
     let mut replayed = 0usize;
@@ -247,6 +255,12 @@ fn restart_at(env: &Env, dir: &Path, active: Active, base: i64, sealed: &mut Vec
             entry_count: active.entries.len() as u32,
         });
     }
+    create_active(env, dir, base)
+}
+
+/// A new, empty active segment at `base`, its directory entry durable.
+fn create_active(env: &Env, dir: &Path, base: i64) -> Result<Active> {
+    let storage = &*env.storage;
     let path = child(dir, &log_file_name(base));
     let file = storage
         .open(&path, OpenMode::CreateNew)

@@ -24,8 +24,8 @@ pub const STORED_BATCH_BYTES_LIMIT: usize = 256 << 20;
 /// Bytes the scanner reads from disk at a time.
 const SCAN_CHUNK_BYTES: usize = 4 << 20;
 /// Largest buffer one read allocates beyond its first batch, whatever the caller
-/// asks for: fetch sizes are bounded by the protocol adapter too, this is the
-/// engine's own bound.
+/// asks for: the engine's own bound on a read, below any bound of the caller's
+/// (the Kafka adapter cuts each fetch to its `fetch_bytes_max`).
 pub const READ_BYTES_LIMIT: usize = 64 << 20;
 /// Checksum work the resync of one segment may do, as a multiple of the segment's
 /// size. Damage crafted to look like batch headers cannot make recovery of a
@@ -311,8 +311,9 @@ fn seek(
 }
 
 /// Reads whole, verified batches starting with the one that holds `target`, up to
-/// `bytes_max` bytes (at least one batch, as Kafka does, so a consumer can always
-/// make progress). Returns the bytes and the offset following the last batch.
+/// `bytes_max` bytes and at most [`READ_BYTES_LIMIT`] (but at least one batch, as
+/// Kafka does, so a consumer can always make progress). Returns the bytes and the
+/// offset following the last batch.
 pub fn read(
     file: &dyn StorageFile,
     window: &ReadWindow,

@@ -4,6 +4,7 @@
 //! The binary is thin: it parses flags, sets up logging, opens the engine and
 //! hands sockets to the protocol adapters.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,25 +87,32 @@ struct ServeArgs {
     log_format: String,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Every command's failure ends here: one `error:` line and exit status 1.
+/// `main` never returns an error itself, since Rust would print it with
+/// `{:?}`, and with a backtrace when `RUST_BACKTRACE` is set.
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => cli::exit_on_error(serve(args)),
-        Command::Topic(args) => cli::exit_on_error(cli::topic::run(args)),
-        Command::Produce(args) => cli::exit_on_error(cli::produce::run(args)),
-        Command::Consume(args) => cli::exit_on_error(cli::consume::run(args)),
-        Command::Group(args) => cli::exit_on_error(cli::group::run(args)),
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Topic(args) => cli::topic::run(args),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
+        Command::Group(args) => cli::group::run(args),
         Command::Check(args) => cli::check::run_check(args),
-        Command::Explain(args) => cli::exit_on_error(cli::check::run_explain(args)),
+        Command::Explain(args) => cli::check::run_explain(args),
         Command::Doctor(args) => cli::doctor::run(args),
-        Command::Bench(args) => cli::exit_on_error(cli::bench::run(args)),
-    }
+        Command::Bench(args) => cli::bench::run(args),
+    };
+    cli::exit_on_error(result);
 }
 
+/// Logs to stderr, in colour only when stderr is a terminal: a file or a
+/// journal would otherwise hold escape codes.
 fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         "text" => builder.init(),
@@ -192,7 +200,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(veltrix_kafka::serve(
             listener,
             broker.clone(),
-            config.kafka_config(advertised),
+            kafka_config(&config, advertised),
             stop_rx,
         ));
         ready.store(true, Ordering::Release);
@@ -209,6 +217,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
     })
+}
+
+/// The Kafka adapter's settings: `[limits]`, advertising `advertised` to
+/// clients; producers writing to critical topics with acks=0 or 1 are warned
+/// about. Every limit is named, so a new one cannot be left out.
+fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) -> veltrix_kafka::KafkaConfig {
+    let veltrix_config::KafkaLimits {
+        request_bytes_max,
+        in_flight_bytes_max,
+        connections_max,
+        requests_in_flight_per_connection_max,
+        fetch_wait_ms_max,
+        fetch_bytes_max,
+        request_body_ms_max,
+        connection_idle_ms_max,
+        warning_interval_ms,
+        accept_backoff_ms_max,
+        shutdown_drain_ms_max,
+    } = config.limits;
+    veltrix_kafka::KafkaConfig {
+        request_bytes_max,
+        in_flight_bytes_max,
+        connections_max,
+        requests_in_flight_per_connection_max,
+        fetch_wait_ms_max,
+        fetch_bytes_max,
+        request_body_ms_max,
+        connection_idle_ms_max,
+        warning_interval_ms,
+        accept_backoff_ms_max,
+        shutdown_drain_ms_max,
+        critical_topics: config.critical_topics().map(str::to_owned).collect(),
+        ..veltrix_kafka::KafkaConfig::new(advertised)
+    }
 }
 
 /// The monitor's settings: the declared alerts and `[observability]`.
@@ -293,5 +335,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[limits]` is plain data in veltrix-config; its defaults must be the
+    /// Kafka adapter's, or a broker without a file would run on other limits
+    /// than the adapter's own tests do.
+    #[test]
+    fn the_configuration_s_kafka_limits_default_to_the_adapter_s() {
+        let addr: SocketAddr = "127.0.0.1:9092".parse().unwrap();
+        let from_file = kafka_config(&veltrix_config::VeltrixConfig::default(), addr);
+        let adapter = veltrix_kafka::KafkaConfig::new(addr);
+        assert_eq!(format!("{from_file:?}"), format!("{adapter:?}"));
     }
 }

@@ -2,7 +2,7 @@
 //! against the codec and the broker's own batch validation (`batch`), and
 //! connection handling against scripted fake brokers (`connection`, on
 //! `fake`), and a share-group member's whole flow against one (`share`). The CLI's
-//! tests (crates/veltrix/tests/cli.rs) run every helper against the real broker.
+//! tests (crates/veltrix/tests/cli/) run every helper against the real broker.
 
 mod batch;
 mod connection;

@@ -2,9 +2,10 @@
 //! in the right field, and environment overrides win over the file and are
 //! validated like it.
 
-use veltrix_config::{FixedProbe, LagThreshold, Location, Profile, Tier, VeltrixConfig, check_source, schema};
+use veltrix_config::{
+    FixedProbe, KafkaLimits, LagThreshold, Location, Profile, Tier, VeltrixConfig, check_source, schema,
+};
 use veltrix_core::BrokerConfig;
-use veltrix_kafka::KafkaConfig;
 use veltrix_log::FlushPolicy;
 
 fn probe() -> FixedProbe {
@@ -33,25 +34,7 @@ fn an_empty_file_is_the_embedded_default() {
         ),
         (d.default_partitions, d.auto_create_topics, d.topics_max)
     );
-    let addr = "127.0.0.1:9092".parse().unwrap();
-    let k = c.kafka_config(addr);
-    let kd = KafkaConfig::new(addr);
-    assert_eq!(
-        (
-            k.request_bytes_max,
-            k.in_flight_bytes_max,
-            k.connections_max,
-            k.fetch_wait_ms_max,
-            k.request_body_ms_max
-        ),
-        (
-            kd.request_bytes_max,
-            kd.in_flight_bytes_max,
-            kd.connections_max,
-            kd.fetch_wait_ms_max,
-            kd.request_body_ms_max
-        )
-    );
+    assert_eq!(c.limits, KafkaLimits::default());
     assert_eq!(c.data_dir.to_str(), Some("./veltrix-data"));
     assert_eq!(c.kafka_listener.to_string(), "127.0.0.1:9092");
     assert_eq!(c.http_listener.to_string(), "127.0.0.1:8080");

@@ -322,7 +322,7 @@ fn every_rule_reports_its_problem_at_the_line_with_the_fix() {
 fn production_lints_are_silent_under_the_development_profile() {
     for c in cases() {
         let rule = veltrix_config::rules::find(c.rule).unwrap();
-        if rule.profile != RuleProfile::Production {
+        if rule.applies != RuleProfile::Production {
             continue;
         }
         let source = c.source.replace("\"production\"", "\"development\"");

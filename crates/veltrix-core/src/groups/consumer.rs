@@ -143,6 +143,12 @@ fn ms(v: i32) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A member's epoch and assignment after a reconciliation step.
+struct Reconciled {
+    epoch: i32,
+    assignment: Assignment,
+}
+
 fn is_subset(part: &[(TopicId, Vec<i32>)], of: &Assignment) -> bool {
     part.iter()
         .all(|(t, ps)| ps.iter().all(|p| of.get(t).is_some_and(|s| s.contains(p))))
@@ -273,7 +279,7 @@ impl ConsumerGroup {
                 }
                 let id = self.join(config, r, new_member_id, now_ms)?;
                 self.bump(config, topics, now_ms);
-                let (epoch, assignment) = self.reconcile(&id, None, now_ms);
+                let Reconciled { epoch, assignment } = self.reconcile(&id, None, now_ms);
                 Ok(ConsumerHeartbeatReply {
                     member_id: id,
                     member_epoch: epoch,
@@ -453,7 +459,7 @@ impl ConsumerGroup {
         self.bump(config, topics, now_ms);
         let id = r.member_id;
         let before = self.members.get(&id).map(|m| (m.epoch, m.assigned.clone()));
-        let (epoch, assignment) = self.reconcile(&id, r.owned.as_deref(), now_ms);
+        let Reconciled { epoch, assignment } = self.reconcile(&id, r.owned.as_deref(), now_ms);
         let owned_differs = r
             .owned
             .as_deref()
@@ -519,11 +525,14 @@ impl ConsumerGroup {
 
     /// Moves member `id` one step towards its target. Returns its epoch and
     /// assignment.
-    fn reconcile(&mut self, id: &str, owned: Option<&[(TopicId, Vec<i32>)]>, now_ms: i64) -> (i32, Assignment) {
+    fn reconcile(&mut self, id: &str, owned: Option<&[(TopicId, Vec<i32>)]>, now_ms: i64) -> Reconciled {
         let target = self.targets.get(id).cloned().unwrap_or_default();
         let assignment_epoch = self.assignment_epoch;
         let Some(m) = self.members.get_mut(id) else {
-            return (0, Assignment::new());
+            return Reconciled {
+                epoch: 0,
+                assignment: Assignment::new(),
+            };
         };
         if !m.revoking.is_empty()
             && let Some(owned) = owned
@@ -537,7 +546,10 @@ impl ConsumerGroup {
             }
         }
         if !m.revoking.is_empty() {
-            return (m.epoch, m.assigned.clone());
+            return Reconciled {
+                epoch: m.epoch,
+                assignment: m.assigned.clone(),
+            };
         }
         if m.epoch != assignment_epoch {
             let revoke: Vec<(TopicId, i32)> = flatten(&m.assigned)
@@ -549,7 +561,10 @@ impl ConsumerGroup {
                     insert(&mut m.revoking, t, p);
                 }
                 m.revoke_deadline_ms = now_ms + i64::try_from(m.rebalance_timeout_ms).unwrap_or(i64::MAX);
-                return (m.epoch, m.assigned.clone());
+                return Reconciled {
+                    epoch: m.epoch,
+                    assignment: m.assigned.clone(),
+                };
             }
             m.previous_epoch = m.epoch;
             m.epoch = assignment_epoch;
@@ -560,7 +575,10 @@ impl ConsumerGroup {
                 insert(&mut m.assigned, t, p);
             }
         }
-        (m.epoch, m.assigned.clone())
+        Reconciled {
+            epoch: m.epoch,
+            assignment: m.assigned.clone(),
+        }
     }
 
     /// Removes a member: everything it owned is free again.

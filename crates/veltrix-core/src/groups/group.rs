@@ -460,15 +460,13 @@ impl Group {
         let protocol = self.protocol.clone();
         let is_leader = self.is_leader(member_id);
         let members = if is_leader {
-            self.members
-                .values()
+            // The leader computes the assignments: it gets every member's
+            // metadata, and no assignment yet.
+            self.summaries()
+                .into_iter()
                 .map(|m| MemberSummary {
-                    member_id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: m.metadata_for(protocol.as_deref().unwrap_or_default()),
                     assignment: Bytes::new(),
+                    ..m
                 })
                 .collect()
         } else {

@@ -37,8 +37,8 @@ pub use consumer::{
 };
 use group::Group;
 pub use group::GroupState;
-pub use offsets::Committed;
 use offsets::OffsetStore;
+pub use offsets::{Committed, CommittedPartition};
 
 use crate::error::Result;
 
@@ -329,7 +329,11 @@ impl GroupCoordinator {
         let offsets = OffsetStore::open(env.clone(), dir)?;
         let started_ms = env.clock.now_ms();
         let mut groups = BTreeMap::new();
-        for (id, last_commit_ms) in offsets.groups() {
+        for offsets::GroupCommits {
+            group_id: id,
+            last_commit_ms,
+        } in offsets.groups()
+        {
             // Empty since its last commit, as far as offsets retention goes: a
             // restart does not give an abandoned group's offsets a new lease.
             groups.insert(
@@ -643,11 +647,7 @@ impl GroupCoordinator {
 
     /// OffsetFetch: the committed offsets of `partitions`, or of every partition
     /// the group has committed for when `None`.
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<(String, i32, Option<Committed>)> {
+    pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[(String, i32)]>) -> Vec<CommittedPartition> {
         self.offsets.fetch(group_id, partitions)
     }
 

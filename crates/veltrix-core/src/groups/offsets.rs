@@ -30,14 +30,32 @@ pub use crate::changelog::COMPACT_BYTES_MIN;
 use crate::changelog::{ChangeLog, snapshot_records};
 use crate::error::Result;
 
+/// A group with committed offsets, and when it last committed.
+pub(crate) struct GroupCommits {
+    pub(crate) group_id: String,
+    pub(crate) last_commit_ms: i64,
+}
+
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
+    /// The next record to read.
     pub offset: i64,
+    /// The leader epoch the committer saw, or -1.
     pub leader_epoch: i32,
+    /// What the committer attached.
     pub metadata: String,
     /// Wall time of the commit.
     pub commit_ms: i64,
+}
+
+/// A partition a group's offsets were asked for, and what the group
+/// committed there, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: Option<Committed>,
 }
 
 /// One record of the offsets log.
@@ -156,11 +174,14 @@ impl OffsetStore {
     }
 
     /// Groups with committed offsets, with the time of their latest commit.
-    pub(crate) fn groups(&self) -> Vec<(String, i64)> {
+    pub(crate) fn groups(&self) -> Vec<GroupCommits> {
         lock(&self.state)
             .offsets
             .iter()
-            .map(|(g, list)| (g.clone(), list.values().map(|(c, _)| c.commit_ms).max().unwrap_or(0)))
+            .map(|(g, list)| GroupCommits {
+                group_id: g.clone(),
+                last_commit_ms: list.values().map(|(c, _)| c.commit_ms).max().unwrap_or(0),
+            })
             .collect()
     }
 
@@ -249,25 +270,26 @@ impl OffsetStore {
     }
 
     /// Committed offsets of `partitions` (all of the group's when `None`).
-    pub(crate) fn fetch(
-        &self,
-        group: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<(String, i32, Option<super::Committed>)> {
+    pub(crate) fn fetch(&self, group: &str, partitions: Option<&[(String, i32)]>) -> Vec<CommittedPartition> {
         let state = lock(&self.state);
         let g = state.offsets.get(group);
         match partitions {
             Some(list) => list
                 .iter()
-                .map(|(t, p)| {
-                    let c = g.and_then(|g| g.get(&(t.clone(), *p))).map(|(c, _)| c.clone());
-                    (t.clone(), *p, c)
+                .map(|(t, p)| CommittedPartition {
+                    topic: t.clone(),
+                    partition: *p,
+                    committed: g.and_then(|g| g.get(&(t.clone(), *p))).map(|(c, _)| c.clone()),
                 })
                 .collect(),
             None => g
                 .map(|g| {
                     g.iter()
-                        .map(|((t, p), (c, _))| (t.clone(), *p, Some(c.clone())))
+                        .map(|((t, p), (c, _))| CommittedPartition {
+                            topic: t.clone(),
+                            partition: *p,
+                            committed: Some(c.clone()),
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),

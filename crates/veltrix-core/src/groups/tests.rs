@@ -465,7 +465,7 @@ fn commits_are_fenced_by_generation_and_membership() {
     // A consumer without the group protocol may not write a group in use.
     assert!(commit_one(&c, &committer("", -1), 11).is_err());
     let fetched = c.fetch_offsets("g", Some(&[("t".into(), 0)]));
-    assert_eq!(fetched[0].2.as_ref().unwrap().offset, 10);
+    assert_eq!(fetched[0].committed.as_ref().unwrap().offset, 10);
     // During the sync phase commits wait for the new generation.
     let _second = c.join(join_request("", &["range"]));
     drop(c.join(join_request(&m.member_id, &["range"])));
@@ -497,7 +497,7 @@ fn committed_offsets_survive_power_loss_and_never_go_back() {
     drop(c);
     w.storage.crash(true, 7);
     let c = w.open();
-    assert_eq!(c.fetch_offsets("g", None)[0].2.as_ref().unwrap().offset, 14);
+    assert_eq!(c.fetch_offsets("g", None)[0].committed.as_ref().unwrap().offset, 14);
     assert_eq!(
         c.list()[0].group_id,
         "g",
@@ -693,8 +693,8 @@ fn the_offsets_log_is_compacted_and_replays_to_the_same_state() {
     let c = w.open();
     let after = c.fetch_offsets("g", None);
     assert_eq!(after.len(), before.len() + 1, "the 50 partitions and t-0");
-    let t0 = after.iter().find(|(t, p, _)| t == "t" && *p == 0);
-    assert_eq!(t0.unwrap().2.as_ref().unwrap().offset, 7);
+    let t0 = after.iter().find(|c| c.topic == "t" && c.partition == 0);
+    assert_eq!(t0.unwrap().committed.as_ref().unwrap().offset, 7);
 }
 
 #[test]
@@ -750,7 +750,7 @@ fn a_deleted_topics_offsets_go_and_stay_gone_after_a_restart() {
             .all(Result::is_ok)
     );
     c.delete_topic_offsets("t").unwrap();
-    let left: Vec<String> = c.fetch_offsets("g", None).into_iter().map(|(t, _, _)| t).collect();
+    let left: Vec<String> = c.fetch_offsets("g", None).into_iter().map(|c| c.topic).collect();
     assert_eq!(left, vec!["u".to_owned()]);
     drop(c);
     w.storage.crash(true, 4);

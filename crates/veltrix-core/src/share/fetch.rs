@@ -204,38 +204,26 @@ impl ShareCoordinator {
     /// A connection closed: the sessions it opened close, and their records
     /// are released at once rather than when their locks run out.
     pub fn connection_closed(&self, connection: u64) {
-        let gone: Vec<(String, String)> = {
-            let mut sessions = lock(&self.sessions);
-            let keys: Vec<(String, String)> = sessions
-                .iter()
-                .filter(|(_, s)| s.connection == connection)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &keys {
-                sessions.remove(k);
-            }
-            keys
-        };
-        for (group, member) in gone {
-            self.release_member(&group, &member, None);
-        }
+        self.close_sessions_where(|s| s.connection == connection);
     }
 
     pub(super) fn expire_sessions(&self, now_ms: i64) {
         let timeout = i64::try_from(self.config.session_timeout_ms).unwrap_or(i64::MAX);
-        let gone: Vec<(String, String)> = {
-            let mut sessions = lock(&self.sessions);
-            let keys: Vec<(String, String)> = sessions
-                .iter()
-                .filter(|(_, s)| now_ms.saturating_sub(s.last_used_ms) >= timeout)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &keys {
-                sessions.remove(k);
+        self.close_sessions_where(|s| now_ms.saturating_sub(s.last_used_ms) >= timeout);
+    }
+
+    /// Closes the sessions `gone` picks, releasing what their members held
+    /// (after the sessions' lock is let go).
+    fn close_sessions_where(&self, gone: impl Fn(&Session) -> bool) {
+        let mut closed: Vec<(String, String)> = Vec::new();
+        lock(&self.sessions).retain(|key, s| {
+            let close = gone(s);
+            if close {
+                closed.push(key.clone());
             }
-            keys
-        };
-        for (group, member) in gone {
+            !close
+        });
+        for (group, member) in closed {
             self.release_member(&group, &member, None);
         }
     }

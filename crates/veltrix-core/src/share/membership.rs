@@ -121,76 +121,52 @@ fn target(
     out
 }
 
-impl ShareCoordinator {
-    /// ShareGroupHeartbeat: join, stay, leave.
-    pub fn heartbeat(
-        &self,
-        hb: ShareHeartbeat,
-        topics: &dyn Fn(&str) -> Option<TopicMeta>,
-    ) -> Result<ShareHeartbeatReply, ShareError> {
-        if hb.group.is_empty() {
-            return Err(ShareError::InvalidGroupId);
-        }
-        if hb.member_id.is_empty() || hb.member_id.len() > MEMBER_ID_BYTES_MAX {
-            return Err(ShareError::InvalidRequest(format!(
-                "the member id must be 1 to {MEMBER_ID_BYTES_MAX} bytes"
-            )));
-        }
-        if hb.subscribed.as_ref().is_some_and(|s| s.len() > SUBSCRIBED_TOPICS_MAX) {
-            return Err(ShareError::InvalidRequest(format!(
-                "at most {SUBSCRIBED_TOPICS_MAX} topics may be subscribed to"
-            )));
-        }
-        let now = self.now_ms();
-        let interval = i32::try_from(self.config.heartbeat_interval_ms).unwrap_or(i32::MAX);
-        if hb.member_epoch == -1 {
-            let removed = {
-                let mut groups = lock(&self.groups);
-                let g = groups.get_mut(&hb.group).ok_or(ShareError::UnknownMemberId)?;
-                g.members.remove(&hb.member_id).is_some()
-            };
-            if removed {
-                self.member_gone(&hb.group, &hb.member_id);
-            }
-            return Ok(ShareHeartbeatReply {
-                member_id: hb.member_id,
-                member_epoch: -1,
-                heartbeat_interval_ms: interval,
-                assignment: None,
-            });
-        }
-        let mut groups = lock(&self.groups);
-        if !groups.contains_key(&hb.group) && groups.len() >= self.config.groups_max {
-            return Err(ShareError::TooManyGroups(self.config.groups_max));
-        }
-        let defaults = self.config.defaults;
-        let g = groups.entry(hb.group.clone()).or_insert_with(|| ShareGroup {
-            settings: defaults,
-            ..ShareGroup::default()
-        });
-        match g.members.get_mut(&hb.member_id) {
-            None if hb.member_epoch != 0 => return Err(ShareError::UnknownMemberId),
+/// The checks a heartbeat passes before it touches any group.
+fn validate(hb: &ShareHeartbeat) -> Result<(), ShareError> {
+    if hb.group.is_empty() {
+        return Err(ShareError::InvalidGroupId);
+    }
+    if hb.member_id.is_empty() || hb.member_id.len() > MEMBER_ID_BYTES_MAX {
+        return Err(ShareError::InvalidRequest(format!(
+            "the member id must be 1 to {MEMBER_ID_BYTES_MAX} bytes"
+        )));
+    }
+    if hb.subscribed.as_ref().is_some_and(|s| s.len() > SUBSCRIBED_TOPICS_MAX) {
+        return Err(ShareError::InvalidRequest(format!(
+            "at most {SUBSCRIBED_TOPICS_MAX} topics may be subscribed to"
+        )));
+    }
+    Ok(())
+}
+
+impl ShareGroup {
+    /// Adds the member (epoch 0, at most `members_max` of them) or notes
+    /// that it is alive, with its new subscription if it sent one.
+    fn join_or_stay(&mut self, hb: &ShareHeartbeat, now_ms: i64, members_max: usize) -> Result<(), ShareError> {
+        match self.members.get_mut(&hb.member_id) {
+            None if hb.member_epoch != 0 => Err(ShareError::UnknownMemberId),
             None => {
-                if g.members.len() >= self.config.group_members_max {
-                    return Err(ShareError::GroupMaxSizeReached(self.config.group_members_max));
+                if self.members.len() >= members_max {
+                    return Err(ShareError::GroupMaxSizeReached(members_max));
                 }
                 let Some(subscribed) = hb.subscribed.clone() else {
                     return Err(ShareError::InvalidRequest(
                         "a joining member must name the topics it subscribes to".into(),
                     ));
                 };
-                g.members.insert(
+                self.members.insert(
                     hb.member_id.clone(),
                     Member {
                         subscribed,
                         client_id: hb.client_id.clone(),
                         client_host: hb.client_host.clone(),
-                        last_seen_ms: now,
+                        last_seen_ms: now_ms,
                         epoch: 0,
                         previous_epoch: 0,
                         assignment: Vec::new(),
                     },
                 );
+                Ok(())
             }
             Some(m) => {
                 if hb.member_epoch != 0 && hb.member_epoch != m.epoch && hb.member_epoch != m.previous_epoch {
@@ -202,19 +178,31 @@ impl ShareCoordinator {
                 if let Some(s) = &hb.subscribed {
                     m.subscribed = s.clone();
                 }
-                m.last_seen_ms = now;
+                m.last_seen_ms = now_ms;
+                Ok(())
             }
         }
-        let targets = target(&g.members, topics);
-        let changed_any = g
+    }
+
+    /// Recomputes the target assignment (a new group epoch when any member's
+    /// changes) and answers the member that sent `hb`: its assignment, with a
+    /// new epoch, when it joined or its assignment changed.
+    fn reconcile(
+        &mut self,
+        hb: ShareHeartbeat,
+        topics: &dyn Fn(&str) -> Option<TopicMeta>,
+        heartbeat_interval_ms: i32,
+    ) -> ShareHeartbeatReply {
+        let targets = target(&self.members, topics);
+        let changed_any = self
             .members
             .iter()
             .any(|(id, m)| targets.get(id).is_some_and(|t| *t != m.assignment));
         if changed_any {
-            g.epoch = g.epoch.wrapping_add(1).max(1);
+            self.epoch = self.epoch.wrapping_add(1).max(1);
         }
-        let group_epoch = g.epoch.max(1);
-        let m = g.members.get_mut(&hb.member_id).expect("inserted or found above");
+        let group_epoch = self.epoch.max(1);
+        let m = self.members.get_mut(&hb.member_id).expect("joined or found before");
         let mine = targets.get(&hb.member_id).cloned().unwrap_or_default();
         let send = hb.member_epoch == 0 || mine != m.assignment || m.epoch == 0;
         if send {
@@ -222,11 +210,56 @@ impl ShareCoordinator {
             m.epoch = group_epoch;
             m.assignment = mine.clone();
         }
-        Ok(ShareHeartbeatReply {
+        ShareHeartbeatReply {
             member_id: hb.member_id,
             member_epoch: m.epoch,
-            heartbeat_interval_ms: interval,
+            heartbeat_interval_ms,
             assignment: send.then_some(mine),
+        }
+    }
+}
+
+impl ShareCoordinator {
+    /// ShareGroupHeartbeat: join, stay, leave.
+    pub fn heartbeat(
+        &self,
+        hb: ShareHeartbeat,
+        topics: &dyn Fn(&str) -> Option<TopicMeta>,
+    ) -> Result<ShareHeartbeatReply, ShareError> {
+        validate(&hb)?;
+        let interval = i32::try_from(self.config.heartbeat_interval_ms).unwrap_or(i32::MAX);
+        if hb.member_epoch == -1 {
+            return self.leave(hb, interval);
+        }
+        let now = self.now_ms();
+        let mut groups = lock(&self.groups);
+        if !groups.contains_key(&hb.group) && groups.len() >= self.config.groups_max {
+            return Err(ShareError::TooManyGroups(self.config.groups_max));
+        }
+        let defaults = self.config.defaults;
+        let g = groups.entry(hb.group.clone()).or_insert_with(|| ShareGroup {
+            settings: defaults,
+            ..ShareGroup::default()
+        });
+        g.join_or_stay(&hb, now, self.config.group_members_max)?;
+        Ok(g.reconcile(hb, topics, interval))
+    }
+
+    /// A member leaving (epoch -1): removed, and what it held released.
+    fn leave(&self, hb: ShareHeartbeat, heartbeat_interval_ms: i32) -> Result<ShareHeartbeatReply, ShareError> {
+        let removed = {
+            let mut groups = lock(&self.groups);
+            let g = groups.get_mut(&hb.group).ok_or(ShareError::UnknownMemberId)?;
+            g.members.remove(&hb.member_id).is_some()
+        };
+        if removed {
+            self.member_gone(&hb.group, &hb.member_id);
+        }
+        Ok(ShareHeartbeatReply {
+            member_id: hb.member_id,
+            member_epoch: -1,
+            heartbeat_interval_ms,
+            assignment: None,
         })
     }
 

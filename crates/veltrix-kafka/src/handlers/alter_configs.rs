@@ -10,8 +10,11 @@
 //! validated as a whole (a batch must still fit a segment, ...), written to the
 //! catalogue, then given to every partition's log. `validate_only` stops after
 //! the validation. Broker settings are static (the configuration file) and are
-//! refused with a message saying so.
+//! refused with a message saying so. A share group's settings (resource type
+//! GROUP, as Kafka's admin client or librdkafka numbers it) are changed with
+//! IncrementalAlterConfigs, SET or DELETE, on top of the broker's defaults.
 
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
@@ -19,7 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use veltrix_core::TopicConfig;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, Refusal, ResponseError};
 use crate::topic_configs;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -35,99 +38,72 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Applies `change` to one resource; returns the error code and message.
+/// Applies `change` to one resource.
 fn alter_one(
     ctx: &Ctx,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     change: impl FnOnce(&mut TopicConfig) -> Result<(), String>,
-) -> (i16, Option<String>) {
+) -> Result<(), Refusal> {
     match resource_type {
         RESOURCE_TOPIC => match ctx.broker.alter_topic_config(name, validate_only, change) {
-            Ok(_) => (errors::NONE, None),
-            Err(e) => (code(&e), Some(e.to_string())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Refusal::core(&e)),
         },
-        RESOURCE_BROKER => (
-            errors::INVALID_CONFIG,
-            Some("broker settings are static: change them in the broker's configuration and restart".into()),
-        ),
-        other => (
-            errors::INVALID_REQUEST,
-            Some(format!("resource type {other} has no alterable settings")),
-        ),
+        RESOURCE_BROKER => Err(Refusal::new(
+            ResponseError::InvalidConfig,
+            "broker settings are static: change them in the broker's configuration and restart",
+        )),
+        other => Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("resource type {other} has no alterable settings"),
+        )),
     }
 }
 
-/// Share-group settings: `ops` (key, SET/DELETE, value) applied to the
+/// Share-group settings: the operations (SET or DELETE) applied to the
 /// group's own settings, validated as a whole, stored unless `validate_only`.
-fn alter_group(ctx: &Ctx, group: &str, ops: &[(&str, i8, Option<&str>)], validate_only: bool) -> (i16, Option<String>) {
+fn alter_group(ctx: &Ctx, group: &str, ops: &[AlterableConfig], validate_only: bool) -> Result<(), Refusal> {
     if ctx.broker.groups().list().iter().any(|g| g.group_id == group) {
-        return (
-            errors::INVALID_REQUEST,
-            Some(format!(
-                "`{group}` is a consumer group; only share groups have settings here"
-            )),
-        );
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("`{group}` is a consumer group; only share groups have settings here"),
+        ));
     }
+    let invalid = |message: String| Err(Refusal::new(ResponseError::InvalidConfig, message));
     let share = ctx.broker.share();
     let mut overrides = share.overrides(group);
     let mut seen: Vec<&str> = Vec::new();
-    for (key, op, value) in ops {
-        if seen.contains(key) {
-            return (errors::INVALID_CONFIG, Some(format!("`{key}` is given twice")));
+    for op in ops {
+        let key = op.name.as_str();
+        if seen.contains(&key) {
+            return invalid(format!("`{key}` is given twice"));
         }
         seen.push(key);
         overrides.retain(|(k, _)| k != key);
-        match (*op, value) {
-            (OP_SET, Some(v)) => overrides.push(((*key).to_owned(), (*v).to_owned())),
-            (OP_SET, None) => return (errors::INVALID_CONFIG, Some(format!("`{key}` is set to null"))),
+        match (op.config_operation, &op.value) {
+            (OP_SET, Some(v)) => overrides.push((key.to_owned(), v.as_str().to_owned())),
+            (OP_SET, None) => return invalid(format!("`{key}` is set to null")),
             (OP_DELETE, _) => {}
-            (other, _) => {
-                return (
-                    errors::INVALID_CONFIG,
-                    Some(format!("config operation {other} does not apply to `{key}`")),
-                );
-            }
+            (other, _) => return invalid(format!("config operation {other} does not apply to `{key}`")),
         }
     }
-    let check = veltrix_core::share::ShareGroupSettings::resolve(share.config().defaults, &overrides);
-    match check {
-        Err(e) => (errors::INVALID_CONFIG, Some(e)),
-        Ok(_) if validate_only => (errors::NONE, None),
-        Ok(_) => match share.set_settings(group, overrides) {
-            Ok(()) => (errors::NONE, None),
-            Err(e) => (errors::share_code(&e), Some(e.to_string())),
-        },
+    if let Err(e) = veltrix_core::share::ShareGroupSettings::resolve(share.config().defaults, &overrides) {
+        return invalid(e);
     }
+    if validate_only {
+        return Ok(());
+    }
+    share
+        .set_settings(group, overrides)
+        .map_err(|e| Refusal::new(errors::share_error(&e), e.to_string()))
 }
 
 fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut r = IncrementalAlterConfigsResponse::default();
     for resource in &request.resources {
-        if matches!(resource.resource_type, RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA) {
-            let ops: Vec<(&str, i8, Option<&str>)> = resource
-                .configs
-                .iter()
-                .map(|op| {
-                    (
-                        op.name.as_str(),
-                        op.config_operation,
-                        op.value.as_ref().map(|v| v.as_str()),
-                    )
-                })
-                .collect();
-            let (error_code, message) = alter_group(ctx, resource.resource_name.as_str(), &ops, request.validate_only);
-            r.responses.push(
-                AlterConfigsResourceResponse::default()
-                    .with_error_code(error_code)
-                    .with_error_message(message.map(StrBytes::from_string))
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone()),
-            );
-            continue;
-        }
         let change = |c: &mut TopicConfig| -> Result<(), String> {
             let mut seen: Vec<&str> = Vec::new();
             for op in &resource.configs {
@@ -147,17 +123,15 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
             }
             Ok(())
         };
-        let (error_code, message) = alter_one(
-            ctx,
-            resource.resource_type,
-            resource.resource_name.as_str(),
-            request.validate_only,
-            change,
-        );
+        let name = resource.resource_name.as_str();
+        let outcome = match resource.resource_type {
+            RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA => alter_group(ctx, name, &resource.configs, request.validate_only),
+            other => alter_one(ctx, other, name, request.validate_only, change),
+        };
         r.responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(error_code)
-                .with_error_message(message.map(StrBytes::from_string))
+                .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))
+                .with_error_message(outcome.err().map(|r| StrBytes::from_string(r.message)))
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );
@@ -177,7 +151,7 @@ fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
             *c = topic_configs::from_pairs(pairs)?;
             Ok(())
         };
-        let (error_code, message) = alter_one(
+        let outcome = alter_one(
             ctx,
             resource.resource_type,
             resource.resource_name.as_str(),
@@ -186,8 +160,8 @@ fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
         );
         r.responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(error_code)
-                .with_error_message(message.map(StrBytes::from_string))
+                .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))
+                .with_error_message(outcome.err().map(|r| StrBytes::from_string(r.message)))
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );

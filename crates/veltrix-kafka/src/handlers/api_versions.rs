@@ -4,27 +4,24 @@ use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 
-use super::{SERVED, supported};
-use crate::errors;
+use super::SERVED_APIS;
+use crate::errors::ResponseError;
 
 pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.error_code = error_code;
-    r.api_keys = SERVED
+    r.api_keys = SERVED_APIS
         .iter()
-        .filter_map(|api| {
-            let (lo, hi) = supported(*api)?;
-            Some(
-                ApiVersion::default()
-                    .with_api_key(*api as i16)
-                    .with_min_version(lo)
-                    .with_max_version(hi),
-            )
+        .map(|api| {
+            ApiVersion::default()
+                .with_api_key(api.key as i16)
+                .with_min_version(api.min_version)
+                .with_max_version(api.max_version)
         })
         .collect();
     r
 }
 
 pub(crate) fn api_versions_unsupported() -> ResponseKind {
-    ResponseKind::ApiVersions(api_versions(errors::UNSUPPORTED_VERSION))
+    ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion.code()))
 }

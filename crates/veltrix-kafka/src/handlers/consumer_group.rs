@@ -13,7 +13,7 @@ use uuid::Uuid;
 use veltrix_core::groups::{Assignment, ConsumerHeartbeat, GroupError};
 
 use super::{Ctx, name};
-use crate::errors::{self, group_code};
+use crate::errors::{ResponseError, group_error};
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -46,7 +46,7 @@ pub(super) fn consumer_group_heartbeat(ctx: &Ctx, r: ConsumerGroupHeartbeatReque
     };
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     if request.group_id.is_empty() {
-        resp.error_code = errors::INVALID_GROUP_ID;
+        resp.error_code = ResponseError::InvalidGroupId.code();
         return resp;
     }
     let broker = &ctx.broker;
@@ -71,7 +71,7 @@ pub(super) fn consumer_group_heartbeat(ctx: &Ctx, r: ConsumerGroupHeartbeatReque
             });
         }
         Err(e) => {
-            resp.error_code = group_code(&e);
+            resp.error_code = group_error(&e).code();
             resp.error_message = Some(text(&e.to_string()));
             if matches!(e, GroupError::Storage(_)) {
                 tracing::error!(error = %e, "consumer group heartbeat failed");
@@ -116,13 +116,13 @@ fn describe_one(ctx: &Ctx, id: &GroupId, _include_authorized_operations: bool) -
         .with_group_id(id.clone())
         .with_authorized_operations(OPERATIONS_NOT_ASKED);
     if id.0.is_empty() {
-        g.error_code = errors::INVALID_GROUP_ID;
+        g.error_code = ResponseError::InvalidGroupId.code();
         return g;
     }
     let d = match ctx.broker.groups().describe_consumer(id.0.as_str()) {
         Ok(d) => d,
         Err(e) => {
-            g.error_code = group_code(&e);
+            g.error_code = group_error(&e).code();
             g.error_message = Some(text(&e.to_string()));
             return g;
         }

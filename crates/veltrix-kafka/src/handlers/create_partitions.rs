@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use veltrix_core::Broker;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{Refusal, ResponseError};
 
 /// Checks one topic's request and grows it unless `validate_only`.
 fn grow(
@@ -25,10 +25,10 @@ fn grow(
     count: i32,
     assignments: Option<&[Vec<BrokerId>]>,
     validate_only: bool,
-) -> Result<(), (i16, String)> {
+) -> Result<(), Refusal> {
     let total = u32::try_from(count).map_err(|_| {
-        (
-            errors::INVALID_PARTITIONS,
+        Refusal::new(
+            ResponseError::InvalidPartitions,
             format!("partition count {count} is negative"),
         )
     })?;
@@ -39,8 +39,8 @@ fn grow(
         .map_or(0, |current| i64::from(count) - current.partitions.len() as i64);
     if let Some(assignments) = assignments.filter(|_| added > 0) {
         if assignments.len() as i64 != added {
-            return Err((
-                errors::INVALID_REPLICA_ASSIGNMENT,
+            return Err(Refusal::new(
+                ResponseError::InvalidReplicaAssignment,
                 format!(
                     "{} assignments were given for {added} new partitions",
                     assignments.len()
@@ -48,8 +48,8 @@ fn grow(
             ));
         }
         if assignments.iter().any(|a| a.as_slice() != [BrokerId(0)]) {
-            return Err((
-                errors::INVALID_REPLICA_ASSIGNMENT,
+            return Err(Refusal::new(
+                ResponseError::InvalidReplicaAssignment,
                 "a single broker (node 0) keeps the only replica of every partition".to_owned(),
             ));
         }
@@ -59,7 +59,7 @@ fn grow(
     } else {
         broker.create_partitions(topic, total).map(|_| ())
     };
-    outcome.map_err(|e| (code(&e), e.to_string()))
+    outcome.map_err(|e| Refusal::core(&e))
 }
 
 pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -84,8 +84,8 @@ pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest
                 // Kafka refuses every copy of a topic named twice, since the
                 // copies could ask for different counts.
                 let outcome = if counts[topic] > 1 {
-                    Err((
-                        errors::INVALID_REQUEST,
+                    Err(Refusal::new(
+                        ResponseError::InvalidRequest,
                         "the topic is named more than once in the request".to_owned(),
                     ))
                 } else {
@@ -94,8 +94,8 @@ pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest
                 let mut r = CreatePartitionsTopicResult::default();
                 r.name = t.name.clone();
                 r.error_message = None;
-                if let Err((error_code, message)) = outcome {
-                    r.error_code = error_code;
+                if let Err(Refusal { error, message }) = outcome {
+                    r.error_code = error.code();
                     r.error_message = Some(StrBytes::from_string(message));
                 }
                 r

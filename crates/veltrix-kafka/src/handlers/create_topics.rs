@@ -6,7 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{Refusal, ResponseError};
 
 /// Runs on the blocking pool: creating a topic fsyncs the catalogue and opens
 /// logs.
@@ -38,14 +38,14 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                 })
                 .collect();
             let outcome = if !matches!(t.replication_factor, -1 | 1) {
-                Err((
-                    errors::INVALID_REPLICATION_FACTOR,
-                    "a single broker keeps one replica".to_owned(),
+                Err(Refusal::new(
+                    ResponseError::InvalidReplicationFactor,
+                    "a single broker keeps one replica",
                 ))
             } else if !t.assignments.is_empty() {
-                Err((
-                    errors::INVALID_REQUEST,
-                    "manual replica assignment is not supported".to_owned(),
+                Err(Refusal::new(
+                    ResponseError::InvalidRequest,
+                    "manual replica assignment is not supported",
                 ))
             } else {
                 let partitions = (t.num_partitions != -1).then(|| t.num_partitions.max(0) as u32);
@@ -55,7 +55,7 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                     partitions
                 };
                 crate::topic_configs::from_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
-                    .map_err(|m| (errors::INVALID_CONFIG, m))
+                    .map_err(|m| Refusal::new(ResponseError::InvalidConfig, m))
                     .and_then(|config| {
                         if request.validate_only {
                             return Ok(None);
@@ -63,7 +63,7 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                         ctx.broker
                             .create_topic(n, partitions, config)
                             .map(Some)
-                            .map_err(|e| (code(&e), e.to_string()))
+                            .map_err(|e| Refusal::core(&e))
                     })
             };
             match outcome {
@@ -73,8 +73,8 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                     res.replication_factor = 1;
                 }
                 Ok(None) => {}
-                Err((c, message)) => {
-                    res.error_code = c;
+                Err(Refusal { error, message }) => {
+                    res.error_code = error.code();
                     res.error_message = Some(StrBytes::from_string(message));
                 }
             }

@@ -12,15 +12,15 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use veltrix_core::Broker;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, ResponseError, core_error};
 
 /// Kafka's offset meaning "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
 /// Deletes the records of one partition below `offset`; returns the log start
 /// afterwards.
-fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i64, i16> {
-    let partition = broker.partition(topic, partition).map_err(|e| code(&e))?;
+fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i64, ResponseError> {
+    let partition = broker.partition(topic, partition).map_err(|e| core_error(&e))?;
     let log = partition.log();
     // The high watermark only grows, so reading it first and deleting up to it
     // never deletes past what is readable when the deletion happens.
@@ -30,8 +30,8 @@ fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i
         offset
     };
     log.delete_records(offset).map_err(|e| {
-        let c = errors::log_code(&e);
-        if c != errors::OFFSET_OUT_OF_RANGE {
+        let c = errors::log_error(&e);
+        if c != ResponseError::OffsetOutOfRange {
             tracing::warn!(topic, partition = partition.index, error = %e, "delete-records failed");
         }
         c
@@ -55,8 +55,8 @@ pub(super) async fn delete_records(ctx: Ctx, request: DeleteRecordsRequest) -> D
                         rp.partition_index = p.partition_index;
                         match delete(&broker, t.name.0.as_str(), p.partition_index, p.offset) {
                             Ok(low_watermark) => rp.low_watermark = low_watermark,
-                            Err(error_code) => {
-                                rp.error_code = error_code;
+                            Err(error) => {
+                                rp.error_code = error.code();
                                 // Kafka's "no low watermark" on failure.
                                 rp.low_watermark = -1;
                             }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use veltrix_core::CoreError;
 
 use super::{Ctx, name};
-use crate::errors::{self, code};
+use crate::errors::{ResponseError, core_error};
 
 /// What one entry of the request asks to delete.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -80,13 +80,13 @@ pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> Del
                             .map(|n| r.name = Some(name(&n)))
                     }
                     Target::Invalid(message) => {
-                        r.error_code = errors::INVALID_REQUEST;
+                        r.error_code = ResponseError::InvalidRequest.code();
                         r.error_message = Some(StrBytes::from_static_str(message));
                         Ok(())
                     }
                 };
                 if let Err(e) = outcome {
-                    r.error_code = code(&e);
+                    r.error_code = core_error(&e).code();
                     if !matches!(e, CoreError::UnknownTopic(_) | CoreError::UnknownTopicId(_)) {
                         tracing::warn!(error = %e, "deleting a topic failed");
                     }

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
-use crate::errors;
+use crate::errors::ResponseError;
 
 /// Kafka's endpoint types.
 const ENDPOINT_BROKER: i8 = 1;
@@ -30,14 +30,14 @@ pub(super) fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> De
     match request.endpoint_type {
         ENDPOINT_BROKER => {}
         ENDPOINT_CONTROLLER => {
-            r.error_code = errors::MISMATCHED_ENDPOINT_TYPE;
+            r.error_code = ResponseError::MismatchedEndpointType.code();
             r.error_message = Some(StrBytes::from_static_str(
                 "this is a broker endpoint; controller endpoints are not exposed",
             ));
             return r;
         }
         other => {
-            r.error_code = errors::UNSUPPORTED_ENDPOINT_TYPE;
+            r.error_code = ResponseError::UnsupportedEndpointType.code();
             r.error_message = Some(StrBytes::from_string(format!("unsupported endpoint type {other}")));
             return r;
         }

@@ -28,7 +28,7 @@ use veltrix_core::{BrokerConfig, TopicConfig};
 use veltrix_log::{FlushPolicy, LogConfig};
 
 use super::Ctx;
-use crate::errors;
+use crate::errors::{Refusal, ResponseError};
 use crate::server::KafkaConfig;
 
 /// Kafka's resource types.
@@ -154,6 +154,14 @@ struct Options {
     documentation: bool,
 }
 
+/// Where a setting's value comes from: the name it has there, the value, and
+/// the source (`SOURCE_TOPIC`, `SOURCE_STATIC_BROKER`, `SOURCE_DEFAULT`).
+struct Layer<'a> {
+    name: &'a str,
+    value: String,
+    source: i8,
+}
+
 /// One reported setting: its name, value and source, and the synonyms behind it
 /// in Kafka's order, the one in effect first.
 fn entry(
@@ -161,23 +169,23 @@ fn entry(
     name: &str,
     config_type: i8,
     doc: &'static str,
-    synonyms: Vec<(&str, String, i8)>,
+    synonyms: Vec<Layer<'_>>,
 ) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default();
-    let (_, value, source) = &synonyms[0];
+    let in_effect = &synonyms[0];
     e.name = StrBytes::from_string(name.to_owned());
-    e.value = Some(StrBytes::from_string(value.clone()));
-    e.config_source = *source;
+    e.value = Some(StrBytes::from_string(in_effect.value.clone()));
+    e.config_source = in_effect.source;
     e.read_only = !crate::topic_configs::SETTABLE.contains(&name);
     e.is_sensitive = false;
     if options.synonyms {
         e.synonyms = synonyms
             .iter()
-            .map(|(name, value, source)| {
+            .map(|layer| {
                 let mut s = DescribeConfigsSynonym::default();
-                s.name = StrBytes::from_string((*name).to_owned());
-                s.value = Some(StrBytes::from_string(value.clone()));
-                s.source = *source;
+                s.name = StrBytes::from_string(layer.name.to_owned());
+                s.value = Some(StrBytes::from_string(layer.value.clone()));
+                s.source = layer.source;
                 s
             })
             .collect();
@@ -195,23 +203,27 @@ fn entry(
 
 /// The broker-wide layers under a setting: the broker's own value if it differs
 /// from the built-in default, then the default.
-fn broker_layers(name: &str, broker: String, default: String) -> Vec<(&str, String, i8)> {
+fn broker_layers(name: &str, broker: String, default: String) -> Vec<Layer<'_>> {
     let mut layers = Vec::new();
     if broker != default {
-        layers.push((name, broker, SOURCE_STATIC_BROKER));
+        layers.push(Layer {
+            name,
+            value: broker,
+            source: SOURCE_STATIC_BROKER,
+        });
     }
-    layers.push((name, default, SOURCE_DEFAULT));
+    layers.push(Layer {
+        name,
+        value: default,
+        source: SOURCE_DEFAULT,
+    });
     layers
 }
 
-fn topic_configs(
-    ctx: &Ctx,
-    options: &Options,
-    name: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
     let Some(topic) = ctx.broker.topic(name) else {
-        return Err((
-            errors::UNKNOWN_TOPIC_OR_PARTITION,
+        return Err(Refusal::new(
+            ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
         ));
     };
@@ -227,7 +239,11 @@ fn topic_configs(
         .map(|s| {
             let mut layers = Vec::new();
             if (s.at_topic_level)(&topic.config) {
-                layers.push((s.topic_name, (s.value)(&effective), SOURCE_TOPIC));
+                layers.push(Layer {
+                    name: s.topic_name,
+                    value: (s.value)(&effective),
+                    source: SOURCE_TOPIC,
+                });
             }
             layers.extend(broker_layers(
                 s.broker_name,
@@ -239,18 +255,14 @@ fn topic_configs(
         .collect())
 }
 
-fn broker_configs(
-    ctx: &Ctx,
-    options: &Options,
-    name: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
     if name.is_empty() {
         // Cluster-wide dynamic defaults: none exist.
         return Ok(Vec::new());
     }
     if name.parse::<i32>() != Ok(BROKER_ID) {
-        return Err((
-            errors::INVALID_REQUEST,
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
             format!("unexpected broker id `{name}`: expected {BROKER_ID} or the empty string"),
         ));
     }
@@ -301,11 +313,7 @@ fn broker_configs(
 }
 
 /// A share group's settings: its own, over the broker's defaults.
-fn group_configs(
-    ctx: &Ctx,
-    options: &Options,
-    name: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
+fn group_configs(ctx: &Ctx, options: &Options, name: &str) -> Vec<DescribeConfigsResourceResult> {
     const SOURCE_GROUP: i8 = 8;
     const TYPE_STRING: i8 = 2;
     let share = ctx.broker.share();
@@ -313,13 +321,17 @@ fn group_configs(
     let effective = share.settings(name).entries();
     let defaults = share.config().defaults.entries();
     let built_in = veltrix_core::share::ShareGroupSettings::default().entries();
-    Ok(veltrix_core::share::settings::SETTINGS
+    veltrix_core::share::settings::SETTINGS
         .iter()
         .zip(effective.into_iter().zip(defaults.into_iter().zip(built_in)))
         .map(|(spec, ((key, value), ((_, default), (_, built_in))))| {
             let mut layers = Vec::new();
             if own.iter().any(|(k, _)| k == key) {
-                layers.push((key, value, SOURCE_GROUP));
+                layers.push(Layer {
+                    name: key,
+                    value,
+                    source: SOURCE_GROUP,
+                });
             }
             layers.extend(broker_layers(key, default, built_in));
             let config_type = if spec.range.is_some() { TYPE_INT } else { TYPE_STRING };
@@ -327,7 +339,7 @@ fn group_configs(
             e.read_only = false;
             e
         })
-        .collect())
+        .collect()
 }
 
 pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -346,9 +358,12 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
                 RESOURCE_TOPIC => topic_configs(ctx, &options, name),
                 RESOURCE_BROKER => broker_configs(ctx, &options, name),
                 super::alter_configs::RESOURCE_GROUP | super::alter_configs::RESOURCE_GROUP_RDKAFKA => {
-                    group_configs(ctx, &options, name)
+                    Ok(group_configs(ctx, &options, name))
                 }
-                other => Err((errors::INVALID_REQUEST, format!("unsupported resource type {other}"))),
+                other => Err(Refusal::new(
+                    ResponseError::InvalidRequest,
+                    format!("unsupported resource type {other}"),
+                )),
             };
             let mut out = DescribeConfigsResult::default();
             out.resource_type = res.resource_type;
@@ -362,8 +377,8 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
                     }
                     out.configs = configs;
                 }
-                Err((error_code, message)) => {
-                    out.error_code = error_code;
+                Err(Refusal { error, message }) => {
+                    out.error_code = error.code();
                     out.error_message = Some(StrBytes::from_string(message));
                 }
             }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use veltrix_core::Broker;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, core_error};
 
 /// Reads one partition. `bytes_max` bounds the data unless `first` (no earlier
 /// partition of the response has data), when one whole batch is returned even
@@ -21,7 +21,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
     d.log_start_offset = -1;
     d.preferred_read_replica = BrokerId(-1);
     match broker.partition(topic, p) {
-        Err(e) => d.error_code = code(&e),
+        Err(e) => d.error_code = core_error(&e).code(),
         Ok(partition) => {
             let log = partition.log();
             d.high_watermark = log.high_watermark();
@@ -44,7 +44,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
                     d.log_start_offset = r.log_start;
                     d.records = Some(r.records);
                 }
-                Err(e) => d.error_code = errors::log_code(&e),
+                Err(e) => d.error_code = errors::log_error(&e).code(),
             }
         }
     }
@@ -56,7 +56,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
 fn response_bytes_max(ctx: &Ctx, request: &FetchRequest) -> usize {
     let asked = request.max_bytes.max(0) as usize;
     if asked > ctx.config.fetch_bytes_max {
-        ctx.broker.metrics().fetch_bytes_clamped.inc();
+        ctx.metrics.fetch_bytes_clamped.inc();
     }
     asked.min(ctx.config.fetch_bytes_max)
 }
@@ -79,7 +79,7 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         }
         // Reserved before reading and only while reading, not while waiting
         // for data: an idle consumer's long poll holds no memory.
-        let mut reservation = ctx.responses.reserve(bytes_max, ctx.broker.metrics()).await;
+        let mut reservation = ctx.responses.reserve(bytes_max, &ctx.metrics).await;
         let broker = ctx.broker.clone();
         let req = request.clone();
         let reserved = reservation.bytes();
@@ -122,26 +122,10 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         // The one batch returned whole past the limit (KIP-74) is counted too;
         // the encoded response is about the records' size. Only what was read
         // is kept, also while waiting for more.
-        if total > reservation.bytes() {
-            let more = total - reservation.bytes();
-            ctx.responses.grow(&mut reservation, more).await;
-        }
-        reservation.shrink_to(total);
+        ctx.responses.fit(&mut reservation, total).await;
         let now = tokio::time::Instant::now();
         let done = total >= min_bytes.max(1) || now >= deadline || watches.is_empty();
-        let woken = !done && {
-            let changed = futures_any(&mut watches);
-            let mut shutdown = ctx.shutdown.clone();
-            let stopping = async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            };
-            tokio::select! {
-                woken = tokio::time::timeout_at(deadline, changed) => woken.is_ok(),
-                // Shutting down: answered now with what there is, so that the
-                // connection can drain.
-                () = stopping => false,
-            }
-        };
+        let woken = !done && woken(&mut watches, deadline, &ctx.shutdown).await;
         if !woken {
             ctx.held.put(reservation);
             count_fetched(&ctx, &responses);
@@ -156,7 +140,7 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
 /// Adds what a fetch returns to the per-topic fetch counters: bytes, and
 /// records by the batch headers' counts.
 fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
-    let metrics = ctx.broker.metrics();
+    let metrics = &ctx.metrics;
     if !metrics.enabled() {
         return;
     }
@@ -182,9 +166,29 @@ fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
     }
 }
 
+/// Waits for a long poll: true when one of `watches` changed before the
+/// deadline, false when the deadline passed or the broker is shutting down
+/// (then the poll is answered at once with what there is, so that the
+/// connection can drain).
+pub(super) async fn woken(
+    watches: &mut [tokio::sync::watch::Receiver<i64>],
+    deadline: tokio::time::Instant,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let changed = futures_any(watches);
+    let mut shutdown = shutdown.clone();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    tokio::select! {
+        woken = tokio::time::timeout_at(deadline, changed) => woken.is_ok(),
+        () = stopping => false,
+    }
+}
+
 /// Resolves when any of the high watermarks moves (or its partition goes away).
 /// Polls every receiver in place: no task per partition.
-pub(super) async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
+async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
     let mut changes: Vec<_> = watches.iter_mut().map(|w| Box::pin(w.changed())).collect();
     std::future::poll_fn(|cx| {
         for change in &mut changes {

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
-use crate::errors::{self, group_code};
+use crate::errors::{self, Refusal, ResponseError, group_error};
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
@@ -28,17 +28,15 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
-/// `(error code, message)` of a coordinator lookup for `key_type`.
-fn lookup(key_type: i8) -> (i16, Option<StrBytes>) {
+/// Whether this broker coordinates keys of `key_type`: groups only.
+fn lookup(key_type: i8) -> Result<(), Refusal> {
     if key_type == KEY_GROUP {
-        (errors::NONE, None)
+        Ok(())
     } else {
-        (
-            errors::INVALID_REQUEST,
-            Some(StrBytes::from_static_str(
-                "only consumer group coordinators exist here: transactions are not supported",
-            )),
-        )
+        Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            "only consumer group coordinators exist here: transactions are not supported",
+        ))
     }
 }
 
@@ -46,7 +44,9 @@ pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoor
     let addr = ctx.config.advertised;
     let host = text(&addr.ip().to_string());
     let key_type = if ctx.version >= 1 { r.key_type } else { KEY_GROUP };
-    let (code, message) = lookup(key_type);
+    let found = lookup(key_type);
+    let code = found.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE);
+    let message = found.err().map(|r| StrBytes::from_string(r.message));
     let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         resp.coordinators = r
@@ -140,13 +140,13 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
         .map(|id| {
             let mut g = DescribedGroup::default().with_group_id(id.clone());
             if id.0.is_empty() {
-                g.error_code = errors::INVALID_GROUP_ID;
+                g.error_code = ResponseError::InvalidGroupId.code();
                 return g;
             }
             let d = match ctx.broker.groups().describe(id.0.as_str()) {
                 Ok(d) => d,
                 Err(e) => {
-                    g.error_code = group_code(&e);
+                    g.error_code = group_error(&e).code();
                     if v >= 6 {
                         g.error_message = Some(text(&e.to_string()));
                     }
@@ -189,7 +189,7 @@ pub(super) async fn delete_groups(ctx: Ctx, r: DeleteGroupsRequest) -> DeleteGro
             .map(|id| {
                 let code = match ctx.broker.groups().delete_group(id.0.as_str()) {
                     Ok(()) => errors::NONE,
-                    Err(e) => group_code(&e),
+                    Err(e) => group_error(&e).code(),
                 };
                 DeletableGroupResult::default()
                     .with_group_id(id.clone())

@@ -17,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use veltrix_core::groups::{Committer, GroupError, JoinRequest};
 
 use super::Ctx;
-use crate::errors::{self, group_code};
+use crate::errors::{self, ResponseError, group_error};
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -72,7 +72,7 @@ pub(super) async fn join_group(ctx: Ctx, r: JoinGroupRequest) -> JoinGroupRespon
                 .collect();
         }
         Err(e) => {
-            resp.error_code = group_code(&e);
+            resp.error_code = group_error(&e).code();
             if let GroupError::MemberIdRequired(id) = &e {
                 resp.member_id = text(id);
             } else {
@@ -96,13 +96,13 @@ pub(super) async fn sync_group(ctx: Ctx, r: SyncGroupRequest) -> SyncGroupRespon
     // v5 names the protocol; it must be the group's.
     if v >= 5 {
         let Ok(d) = ctx.broker.groups().describe(&group_id) else {
-            resp.error_code = errors::UNKNOWN_MEMBER_ID;
+            resp.error_code = ResponseError::UnknownMemberId.code();
             return resp;
         };
         let type_ok = r.protocol_type.as_ref().is_none_or(|t| t.as_str() == d.protocol_type);
         let name_ok = r.protocol_name.as_ref().is_none_or(|n| n.as_str() == d.protocol);
         if !type_ok || !name_ok {
-            resp.error_code = errors::INCONSISTENT_GROUP_PROTOCOL;
+            resp.error_code = ResponseError::InconsistentGroupProtocol.code();
             return resp;
         }
         resp.protocol_type = Some(text(&d.protocol_type));
@@ -117,7 +117,7 @@ pub(super) async fn sync_group(ctx: Ctx, r: SyncGroupRequest) -> SyncGroupRespon
     match answer.unwrap_or(Err(GroupError::CoordinatorNotAvailable)) {
         Ok(assignment) => resp.assignment = assignment,
         Err(e) => {
-            resp.error_code = group_code(&e);
+            resp.error_code = group_error(&e).code();
             resp.assignment = Bytes::new();
         }
     }
@@ -131,7 +131,7 @@ pub(super) fn heartbeat(ctx: &Ctx, r: HeartbeatRequest) -> HeartbeatResponse {
         generation: r.generation_id,
     };
     let outcome = ctx.broker.groups().heartbeat(r.group_id.0.as_str(), &committer);
-    HeartbeatResponse::default().with_error_code(outcome.err().map_or(errors::NONE, |e| group_code(&e)))
+    HeartbeatResponse::default().with_error_code(outcome.err().map_or(errors::NONE, |e| group_error(&e).code()))
 }
 
 pub(super) fn leave_group(ctx: &Ctx, r: LeaveGroupRequest) -> LeaveGroupResponse {
@@ -151,7 +151,7 @@ pub(super) fn leave_group(ctx: &Ctx, r: LeaveGroupRequest) -> LeaveGroupResponse
     };
     let mut resp = LeaveGroupResponse::default();
     match ctx.broker.groups().leave(r.group_id.0.as_str(), &members) {
-        Err(e) => resp.error_code = group_code(&e),
+        Err(e) => resp.error_code = group_error(&e).code(),
         Ok(outcomes) if batched => {
             resp.members = members
                 .iter()
@@ -160,13 +160,13 @@ pub(super) fn leave_group(ctx: &Ctx, r: LeaveGroupRequest) -> LeaveGroupResponse
                     MemberResponse::default()
                         .with_member_id(text(member_id))
                         .with_group_instance_id(instance_id.as_deref().map(text))
-                        .with_error_code(outcome.err().map_or(errors::NONE, |e| group_code(&e)))
+                        .with_error_code(outcome.err().map_or(errors::NONE, |e| group_error(&e).code()))
                 })
                 .collect();
         }
         Ok(outcomes) => {
             if let Some(Err(e)) = outcomes.first() {
-                resp.error_code = group_code(e);
+                resp.error_code = group_error(e).code();
             }
         }
     }

@@ -8,6 +8,7 @@
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
@@ -17,10 +18,10 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use veltrix_core::groups::{Committed, Committer, OffsetCommit};
+use veltrix_core::groups::{Committed, CommittedPartition, Committer, OffsetCommit};
 
 use super::{Ctx, name};
-use crate::errors::{self, group_code};
+use crate::errors::{self, ResponseError, group_error};
 
 pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let v = ctx.version;
@@ -71,8 +72,8 @@ pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCom
                             .map(|p| {
                                 let code = match outcomes.next() {
                                     Some(Ok(())) => errors::NONE,
-                                    Some(Err(e)) => group_code(&e),
-                                    None => errors::UNKNOWN_SERVER_ERROR,
+                                    Some(Err(e)) => group_error(&e).code(),
+                                    None => ResponseError::UnknownServerError.code(),
                                 };
                                 OffsetCommitResponsePartition::default()
                                     .with_partition_index(p.partition_index)
@@ -88,118 +89,139 @@ pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCom
     .unwrap_or_default()
 }
 
-/// One topic's `(partition, committed)` rows.
-type TopicRows = (String, Vec<(i32, Option<Committed>)>);
+/// One topic's partitions of an OffsetFetch answer, in the order asked.
+struct TopicCommits {
+    topic: String,
+    partitions: Vec<CommittedPartition>,
+}
 
-/// `(topic, partition, committed)` rows grouped by topic, in first-seen order.
-fn by_topic(rows: Vec<(String, i32, Option<Committed>)>) -> Vec<TopicRows> {
-    let mut out: Vec<TopicRows> = Vec::new();
-    for (topic, partition, c) in rows {
-        match out.iter_mut().find(|(t, _)| *t == topic) {
-            Some((_, list)) => list.push((partition, c)),
-            None => out.push((topic, vec![(partition, c)])),
+/// Partitions grouped by topic, topics in first-seen order.
+fn by_topic(rows: Vec<CommittedPartition>) -> Vec<TopicCommits> {
+    let mut out: Vec<TopicCommits> = Vec::new();
+    for row in rows {
+        match out.iter_mut().find(|t| t.topic == row.topic) {
+            Some(t) => t.partitions.push(row),
+            None => out.push(TopicCommits {
+                topic: row.topic.clone(),
+                partitions: vec![row],
+            }),
         }
     }
     out
 }
 
-/// The committed offsets a group fetch asks for: listed partitions, or all.
-fn fetch_rows(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, i32)>>) -> Vec<(String, i32, Option<Committed>)> {
-    ctx.broker.groups().fetch_offsets(group, wanted.as_deref())
+/// The committed offsets of `group` a fetch asks for, grouped by topic:
+/// `wanted` partitions (of each topic, its name and indexes), or all.
+fn fetch_topics<'a>(
+    ctx: &Ctx,
+    group: &str,
+    wanted: Option<impl Iterator<Item = (&'a str, &'a [i32])>>,
+) -> Vec<TopicCommits> {
+    let wanted: Option<Vec<(String, i32)>> = wanted.map(|topics| {
+        topics
+            .flat_map(|(topic, partitions)| partitions.iter().map(move |p| (topic.to_owned(), *p)))
+            .collect()
+    });
+    by_topic(ctx.broker.groups().fetch_offsets(group, wanted.as_deref()))
+}
+
+/// What OffsetFetch answers for a commit, or Kafka's "none" (-1) for none.
+struct CommittedFields {
+    offset: i64,
+    leader_epoch: i32,
+    metadata: StrBytes,
+}
+
+impl From<Option<Committed>> for CommittedFields {
+    fn from(c: Option<Committed>) -> CommittedFields {
+        match c {
+            Some(c) => CommittedFields {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: StrBytes::from_string(c.metadata),
+            },
+            None => CommittedFields {
+                offset: -1,
+                leader_epoch: -1,
+                metadata: StrBytes::default(),
+            },
+        }
+    }
 }
 
 pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchResponse {
-    let v = ctx.version;
     let mut resp = OffsetFetchResponse::default();
-    if v >= 8 {
-        resp.groups = r
-            .groups
-            .iter()
-            .map(|g| {
-                if v >= 9
-                    && let Err(e) = ctx.broker.groups().check_offset_fetch(
-                        g.group_id.0.as_str(),
-                        g.member_id.as_ref().map(|m| m.as_str()).unwrap_or_default(),
-                        g.member_epoch,
-                    )
-                {
-                    return OffsetFetchResponseGroup::default()
-                        .with_group_id(g.group_id.clone())
-                        .with_error_code(group_code(&e));
-                }
-                let wanted = g.topics.as_ref().map(|topics| {
-                    topics
-                        .iter()
-                        .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.as_str().to_owned(), *p)))
-                        .collect()
-                });
-                let rows = fetch_rows(ctx, g.group_id.0.as_str(), wanted);
-                let topics = by_topic(rows)
-                    .into_iter()
-                    .map(|(topic, parts)| {
-                        OffsetFetchResponseTopics::default()
-                            .with_name(name(&topic))
-                            .with_partitions(
-                                parts
-                                    .into_iter()
-                                    .map(|(p, c)| {
-                                        let (offset, epoch, metadata) = committed_fields(c);
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(metadata))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id.clone())
-                    .with_topics(topics)
-            })
-            .collect();
+    if ctx.version >= 8 {
+        resp.groups = r.groups.iter().map(|g| fetch_group(ctx, g)).collect();
         return resp;
     }
     let wanted = r.topics.as_ref().map(|topics| {
         topics
             .iter()
-            .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.as_str().to_owned(), *p)))
-            .collect()
+            .map(|t| (t.name.0.as_str(), t.partition_indexes.as_slice()))
     });
-    let rows = fetch_rows(ctx, r.group_id.0.as_str(), wanted);
-    resp.topics = by_topic(rows)
+    resp.topics = fetch_topics(ctx, r.group_id.0.as_str(), wanted)
         .into_iter()
-        .map(|(topic, parts)| {
+        .map(|t| {
+            let partitions = t.partitions.into_iter().map(|p| {
+                let c = CommittedFields::from(p.committed);
+                let mut out = OffsetFetchResponsePartition::default()
+                    .with_partition_index(p.partition)
+                    .with_committed_offset(c.offset)
+                    .with_metadata(Some(c.metadata));
+                // The leader epoch exists from v5 on.
+                if ctx.version >= 5 {
+                    out.committed_leader_epoch = c.leader_epoch;
+                }
+                out
+            });
             OffsetFetchResponseTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic)))
-                .with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|(p, c)| {
-                            let (offset, epoch, metadata) = committed_fields(c);
-                            let mut out = OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
-                                .with_metadata(Some(metadata));
-                            if v >= 5 {
-                                out.committed_leader_epoch = epoch;
-                            }
-                            out
-                        })
-                        .collect(),
-                )
+                .with_name(TopicName(StrBytes::from_string(t.topic)))
+                .with_partitions(partitions.collect())
         })
         .collect();
     resp
 }
 
-/// Offset, leader epoch and metadata of a commit, or Kafka's "none" (-1).
-fn committed_fields(c: Option<Committed>) -> (i64, i32, StrBytes) {
-    match c {
-        Some(c) => (c.offset, c.leader_epoch, StrBytes::from_string(c.metadata)),
-        None => (-1, -1, StrBytes::default()),
+/// One group of an OffsetFetch of v8 on, which asks for several. From v9 a
+/// consumer-protocol member must give its current member epoch.
+fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGroup {
+    let group_id = g.group_id.0.as_str();
+    let member_id = g.member_id.as_ref().map(|m| m.as_str()).unwrap_or_default();
+    if ctx.version >= 9
+        && let Err(e) = ctx
+            .broker
+            .groups()
+            .check_offset_fetch(group_id, member_id, g.member_epoch)
+    {
+        return OffsetFetchResponseGroup::default()
+            .with_group_id(g.group_id.clone())
+            .with_error_code(group_error(&e).code());
     }
+    let wanted = g.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .map(|t| (t.name.0.as_str(), t.partition_indexes.as_slice()))
+    });
+    let topics = fetch_topics(ctx, group_id, wanted)
+        .into_iter()
+        .map(|t| {
+            let partitions = t.partitions.into_iter().map(|p| {
+                let c = CommittedFields::from(p.committed);
+                OffsetFetchResponsePartitions::default()
+                    .with_partition_index(p.partition)
+                    .with_committed_offset(c.offset)
+                    .with_committed_leader_epoch(c.leader_epoch)
+                    .with_metadata(Some(c.metadata))
+            });
+            OffsetFetchResponseTopics::default()
+                .with_name(name(&t.topic))
+                .with_partitions(partitions.collect())
+        })
+        .collect();
+    OffsetFetchResponseGroup::default()
+        .with_group_id(g.group_id.clone())
+        .with_topics(topics)
 }
 
 pub(super) async fn offset_delete(ctx: Ctx, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
@@ -216,13 +238,13 @@ pub(super) async fn offset_delete(ctx: Ctx, r: OffsetDeleteRequest) -> OffsetDel
         let outcome = ctx.broker.groups().delete_offsets(r.group_id.0.as_str(), &partitions);
         let mut resp = OffsetDeleteResponse::default();
         let partition_code = match &outcome {
-            Err(e @ veltrix_core::groups::GroupError::GroupSubscribedToTopic) => group_code(e),
+            Err(e @ veltrix_core::groups::GroupError::GroupSubscribedToTopic) => group_error(e).code(),
             _ => errors::NONE,
         };
         if let Err(e) = &outcome
             && partition_code == errors::NONE
         {
-            resp.error_code = group_code(e);
+            resp.error_code = group_error(e).code();
         }
         resp.topics = r
             .topics

@@ -9,7 +9,7 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{ResponseError, core_error};
 
 pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default()
@@ -19,7 +19,7 @@ pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -
         if let Some(suppressed) = ctx.limiter.allow("transactional_producer", Some(ctx.peer.ip())) {
             tracing::warn!(transactional_id = %id.0.as_str(), suppressed, "transactional producer refused: transactions are not supported");
         }
-        r.error_code = errors::INVALID_REQUEST;
+        r.error_code = ResponseError::InvalidRequest.code();
         return r;
     }
     let broker = ctx.broker.clone();
@@ -31,9 +31,9 @@ pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "allocating a producer id failed");
-            r.error_code = code(&e);
+            r.error_code = core_error(&e).code();
         }
-        Err(_) => r.error_code = errors::UNKNOWN_SERVER_ERROR,
+        Err(_) => r.error_code = ResponseError::UnknownServerError.code(),
     }
     r
 }

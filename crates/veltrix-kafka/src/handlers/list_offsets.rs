@@ -5,7 +5,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use veltrix_client::{DecodeLimits, decode_batches};
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, ResponseError, core_error};
 
 /// The most bytes one stored batch may decompress to when ListOffsets looks
 /// inside it for a record's timestamp. A producer chooses what its compressed
@@ -21,8 +21,11 @@ pub const LIST_OFFSETS_DECOMPRESSED_BYTES_MAX: usize = 16 << 20;
 /// most [`LIST_OFFSETS_DECOMPRESSED_BYTES_MAX`]) to find the record; if it cannot, the
 /// batch's answer stands, which only makes a consumer re-read a few earlier
 /// records, and a warning says why.
-fn narrow(log: &veltrix_log::Log, ts: i64, hit: veltrix_log::TimestampHit) -> (i64, i64) {
-    let batch_answer = (hit.max_timestamp, hit.offset);
+fn narrow(log: &veltrix_log::Log, ts: i64, hit: veltrix_log::TimestampHit) -> Found {
+    let batch_answer = Found {
+        timestamp: hit.max_timestamp,
+        offset: hit.offset,
+    };
     match first_record_at_or_after(log, ts, hit.offset) {
         Ok(answer) => answer.unwrap_or(batch_answer),
         Err(reason) => {
@@ -36,9 +39,9 @@ fn narrow(log: &veltrix_log::Log, ts: i64, hit: veltrix_log::TimestampHit) -> (i
     }
 }
 
-/// The timestamp and offset of the first record at or after `offset` stamped at
-/// or after `ts`, in the batch that holds `offset`.
-fn first_record_at_or_after(log: &veltrix_log::Log, ts: i64, offset: i64) -> Result<Option<(i64, i64)>, String> {
+/// The first record at or after `offset` stamped at or after `ts`, in the
+/// batch that holds `offset`.
+fn first_record_at_or_after(log: &veltrix_log::Log, ts: i64, offset: i64) -> Result<Option<Found>, String> {
     let read = log.read(offset, 1).map_err(|e| e.to_string())?;
     let limits = DecodeLimits {
         decompressed_bytes_max: LIST_OFFSETS_DECOMPRESSED_BYTES_MAX,
@@ -48,7 +51,17 @@ fn first_record_at_or_after(log: &veltrix_log::Log, ts: i64, offset: i64) -> Res
         .iter()
         .flat_map(|b| b.records.iter())
         .find(|r| r.offset >= offset && r.timestamp >= ts)
-        .map(|r| (r.timestamp, r.offset)))
+        .map(|r| Found {
+            timestamp: r.timestamp,
+            offset: r.offset,
+        }))
+}
+
+/// A ListOffsets answer: an offset and the timestamp found there (-1 for
+/// none, as for the start and the end).
+struct Found {
+    timestamp: i64,
+    offset: i64,
 }
 
 pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -72,28 +85,42 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                         rp.offset = -1;
                         let answer = broker
                             .partition(t.name.0.as_str(), p.partition_index)
-                            .map_err(|e| code(&e));
+                            .map_err(|e| core_error(&e));
                         let answer = answer.and_then(|partition| {
                             let log = partition.log();
                             match p.timestamp {
-                                -1 => Ok((-1, log.high_watermark())),
-                                -2 => Ok((-1, log.log_start())),
+                                -1 => Ok(Found {
+                                    timestamp: -1,
+                                    offset: log.high_watermark(),
+                                }),
+                                -2 => Ok(Found {
+                                    timestamp: -1,
+                                    offset: log.log_start(),
+                                }),
                                 ts if ts >= 0 => log
                                     .offset_for_timestamp(ts)
-                                    .map(|hit| hit.map_or((-1, -1), |h| narrow(log, ts, h)))
-                                    .map_err(|e| errors::log_code(&e)),
-                                _ => Err(errors::INVALID_REQUEST),
+                                    .map(|hit| {
+                                        hit.map_or(
+                                            Found {
+                                                timestamp: -1,
+                                                offset: -1,
+                                            },
+                                            |h| narrow(log, ts, h),
+                                        )
+                                    })
+                                    .map_err(|e| errors::log_error(&e)),
+                                _ => Err(ResponseError::InvalidRequest),
                             }
                         });
                         match answer {
-                            Ok((timestamp, offset)) => {
+                            Ok(Found { timestamp, offset }) => {
                                 rp.timestamp = timestamp;
                                 rp.offset = offset;
                                 if with_epoch {
                                     rp.leader_epoch = veltrix_log::LEADER_EPOCH;
                                 }
                             }
-                            Err(c) => rp.error_code = c,
+                            Err(c) => rp.error_code = c.code(),
                         }
                         rp
                     })

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use veltrix_core::{CoreError, Topic, TopicConfig};
 
 use super::{Ctx, name};
-use crate::errors::code;
+use crate::errors::{ResponseError, core_error};
 
 fn metadata_topic(topic: &Topic) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
@@ -54,7 +54,7 @@ pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse 
                         None => {
                             let mut t = MetadataResponseTopic::default();
                             t.topic_id = w.topic_id;
-                            t.error_code = crate::errors::UNKNOWN_TOPIC_ID;
+                            t.error_code = ResponseError::UnknownTopicId.code();
                             t
                         }
                     };
@@ -71,7 +71,7 @@ pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse 
                     Err(e) => {
                         let mut t = MetadataResponseTopic::default();
                         t.name = Some(name(&n));
-                        t.error_code = code(&e);
+                        t.error_code = core_error(&e).code();
                         t
                     }
                 }

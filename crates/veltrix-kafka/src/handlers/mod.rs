@@ -1,7 +1,15 @@
 //! One handler per API: turn a decoded request into engine calls and a response.
 //!
-//! Engine calls that block (appends waiting for fsync, reads from disk) run on
-//! tokio's blocking pool, so a slow disk never stalls the connections' tasks.
+//! Engine calls that may wait on the disk run on tokio's blocking pool, so a
+//! slow disk never stalls the connections' tasks: fetches' reads, catalogue
+//! changes (topics, partitions, configs), delete-records, offset commits,
+//! ListOffsets' look into a batch, ShareFetch's and ShareAcknowledge's engine
+//! calls (sessions and acknowledgements fsync the share-state store). Produce
+//! is the exception: a request of up to `INLINE_APPEND_BYTES_MAX` is appended
+//! on the connection's task, where `try_append_batches` gives up rather than
+//! wait on a lock held across an fsync (the rest goes to the blocking pool),
+//! and the wait for durability is a channel that the partition's flusher, on
+//! the blocking pool, signals.
 
 use std::sync::Arc;
 
@@ -35,6 +43,8 @@ pub(crate) use api_versions::api_versions_unsupported;
 /// What every handler gets.
 pub(crate) struct Ctx {
     pub broker: Arc<Broker>,
+    /// The front door's metrics.
+    pub metrics: crate::metrics::KafkaMetrics,
     pub config: Arc<KafkaConfig>,
     pub version: i16,
     /// The client id of the request header (empty if none).
@@ -55,77 +65,74 @@ pub(crate) struct Ctx {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The versions served, per API: exactly what is implemented.
-pub(crate) fn supported(api: ApiKey) -> Option<(i16, i16)> {
-    match api {
-        ApiKey::ApiVersions => Some((0, 3)),
-        ApiKey::Metadata => Some((0, 12)),
-        ApiKey::Produce => Some((3, 11)),
-        ApiKey::Fetch => Some((4, 12)),
-        ApiKey::ListOffsets => Some((1, 7)),
-        ApiKey::CreateTopics => Some((2, 7)),
-        ApiKey::DeleteTopics => Some((1, 6)),
-        ApiKey::CreatePartitions => Some((0, 3)),
-        ApiKey::DeleteRecords => Some((0, 2)),
-        ApiKey::DescribeConfigs => Some((1, 4)),
-        ApiKey::DescribeCluster => Some((0, 2)),
-        ApiKey::InitProducerId => Some((0, 4)),
-        ApiKey::IncrementalAlterConfigs => Some((0, 1)),
-        ApiKey::AlterConfigs => Some((0, 2)),
-        ApiKey::FindCoordinator => Some((0, 4)),
-        ApiKey::JoinGroup => Some((0, 9)),
-        ApiKey::SyncGroup => Some((0, 5)),
-        ApiKey::Heartbeat => Some((0, 4)),
-        ApiKey::LeaveGroup => Some((0, 5)),
-        ApiKey::OffsetCommit => Some((2, 9)),
-        ApiKey::OffsetFetch => Some((1, 9)),
-        ApiKey::OffsetDelete => Some((0, 0)),
-        ApiKey::ListGroups => Some((0, 5)),
-        ApiKey::DescribeGroups => Some((0, 5)),
-        ApiKey::DeleteGroups => Some((0, 2)),
-        ApiKey::ConsumerGroupHeartbeat => Some((0, 1)),
-        ApiKey::ConsumerGroupDescribe => Some((0, 1)),
-        ApiKey::ShareGroupHeartbeat => Some((1, 1)),
-        ApiKey::ShareGroupDescribe => Some((1, 1)),
-        ApiKey::ShareFetch => Some((1, 1)),
-        ApiKey::ShareAcknowledge => Some((1, 1)),
-        _ => None,
+/// An API this broker serves, and the versions it serves of it: exactly what
+/// is implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedApi {
+    pub key: ApiKey,
+    /// Its name, as metrics label it (`Produce`, `Fetch`, ...).
+    pub name: &'static str,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+impl ServedApi {
+    const fn new(key: ApiKey, name: &'static str, min_version: i16, max_version: i16) -> ServedApi {
+        ServedApi {
+            key,
+            name,
+            min_version,
+            max_version,
+        }
+    }
+
+    /// Whether `version` is served.
+    pub fn serves(&self, version: i16) -> bool {
+        (self.min_version..=self.max_version).contains(&version)
     }
 }
 
-pub(super) const SERVED: [ApiKey; 31] = [
-    ApiKey::ApiVersions,
-    ApiKey::Metadata,
-    ApiKey::Produce,
-    ApiKey::Fetch,
-    ApiKey::ListOffsets,
-    ApiKey::CreateTopics,
-    ApiKey::DeleteTopics,
-    ApiKey::CreatePartitions,
-    ApiKey::DeleteRecords,
-    ApiKey::DescribeConfigs,
-    ApiKey::DescribeCluster,
-    ApiKey::InitProducerId,
-    ApiKey::IncrementalAlterConfigs,
-    ApiKey::AlterConfigs,
-    ApiKey::FindCoordinator,
-    ApiKey::JoinGroup,
-    ApiKey::SyncGroup,
-    ApiKey::Heartbeat,
-    ApiKey::LeaveGroup,
-    ApiKey::OffsetCommit,
-    ApiKey::OffsetFetch,
-    ApiKey::OffsetDelete,
-    ApiKey::ListGroups,
-    ApiKey::DescribeGroups,
-    ApiKey::DeleteGroups,
-    ApiKey::ConsumerGroupHeartbeat,
-    ApiKey::ConsumerGroupDescribe,
-    ApiKey::ShareGroupHeartbeat,
-    ApiKey::ShareGroupDescribe,
-    ApiKey::ShareFetch,
-    ApiKey::ShareAcknowledge,
+/// Every API served: the one table that ApiVersions answers from, request
+/// decoding checks against and metrics take their labels from. A new API is
+/// one row here and one arm in [`handle`].
+pub const SERVED_APIS: &[ServedApi] = &[
+    ServedApi::new(ApiKey::ApiVersions, "ApiVersions", 0, 3),
+    ServedApi::new(ApiKey::Metadata, "Metadata", 0, 12),
+    ServedApi::new(ApiKey::Produce, "Produce", 3, 11),
+    ServedApi::new(ApiKey::Fetch, "Fetch", 4, 12),
+    ServedApi::new(ApiKey::ListOffsets, "ListOffsets", 1, 7),
+    ServedApi::new(ApiKey::CreateTopics, "CreateTopics", 2, 7),
+    ServedApi::new(ApiKey::DeleteTopics, "DeleteTopics", 1, 6),
+    ServedApi::new(ApiKey::CreatePartitions, "CreatePartitions", 0, 3),
+    ServedApi::new(ApiKey::DeleteRecords, "DeleteRecords", 0, 2),
+    ServedApi::new(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
+    ServedApi::new(ApiKey::DescribeCluster, "DescribeCluster", 0, 2),
+    ServedApi::new(ApiKey::InitProducerId, "InitProducerId", 0, 4),
+    ServedApi::new(ApiKey::IncrementalAlterConfigs, "IncrementalAlterConfigs", 0, 1),
+    ServedApi::new(ApiKey::AlterConfigs, "AlterConfigs", 0, 2),
+    ServedApi::new(ApiKey::FindCoordinator, "FindCoordinator", 0, 4),
+    ServedApi::new(ApiKey::JoinGroup, "JoinGroup", 0, 9),
+    ServedApi::new(ApiKey::SyncGroup, "SyncGroup", 0, 5),
+    ServedApi::new(ApiKey::Heartbeat, "Heartbeat", 0, 4),
+    ServedApi::new(ApiKey::LeaveGroup, "LeaveGroup", 0, 5),
+    ServedApi::new(ApiKey::OffsetCommit, "OffsetCommit", 2, 9),
+    ServedApi::new(ApiKey::OffsetFetch, "OffsetFetch", 1, 9),
+    ServedApi::new(ApiKey::OffsetDelete, "OffsetDelete", 0, 0),
+    ServedApi::new(ApiKey::ListGroups, "ListGroups", 0, 5),
+    ServedApi::new(ApiKey::DescribeGroups, "DescribeGroups", 0, 5),
+    ServedApi::new(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),
+    ServedApi::new(ApiKey::ConsumerGroupHeartbeat, "ConsumerGroupHeartbeat", 0, 1),
+    ServedApi::new(ApiKey::ConsumerGroupDescribe, "ConsumerGroupDescribe", 0, 1),
+    ServedApi::new(ApiKey::ShareGroupHeartbeat, "ShareGroupHeartbeat", 1, 1),
+    ServedApi::new(ApiKey::ShareGroupDescribe, "ShareGroupDescribe", 1, 1),
+    ServedApi::new(ApiKey::ShareFetch, "ShareFetch", 1, 1),
+    ServedApi::new(ApiKey::ShareAcknowledge, "ShareAcknowledge", 1, 1),
 ];
+
+/// The served API of this key, if it is served.
+pub fn served_api(api: ApiKey) -> Option<&'static ServedApi> {
+    SERVED_APIS.iter().find(|s| s.key == api)
+}
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
     Some(match request {
@@ -176,4 +183,18 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
 
 pub(super) fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_api_is_named_as_its_key_once_with_versions_in_order() {
+        for (i, s) in SERVED_APIS.iter().enumerate() {
+            assert_eq!(s.name, format!("{:?}", s.key));
+            assert!(0 <= s.min_version && s.min_version <= s.max_version, "{s:?}");
+            assert!(SERVED_APIS[..i].iter().all(|o| o.key != s.key), "{s:?} twice");
+        }
+    }
 }

@@ -12,13 +12,14 @@ use veltrix_core::{AppendProgress, Partition};
 use veltrix_log::batch;
 
 use super::Ctx;
-use crate::errors::{self, code};
+use crate::errors::{self, ResponseError, core_error};
+use crate::metrics::KafkaMetrics;
 
 /// A partition's produce failed: its error code and message, and for a batch
 /// refused because of one record, that record's position (Produce v8+
 /// `record_errors`).
 struct Refused {
-    code: i16,
+    error: ResponseError,
     message: String,
     record: Option<i32>,
 }
@@ -30,7 +31,7 @@ impl From<veltrix_core::CoreError> for Refused {
             _ => None,
         };
         Refused {
-            code: code(&e),
+            error: core_error(&e),
             message: e.to_string(),
             record,
         }
@@ -83,9 +84,25 @@ fn warn_about_risks(ctx: &Ctx, request: &ProduceRequest) {
 pub(crate) struct Written {
     acks: i16,
     responses: Vec<TopicProduceResponse>,
-    /// `(topic position, partition position, partition, offset after its batches)`.
-    to_commit: Vec<(usize, usize, Arc<Partition>, i64)>,
-    metrics: veltrix_core::Metrics,
+    /// The partitions appended to, to wait for.
+    to_commit: Vec<ToCommit>,
+    metrics: KafkaMetrics,
+}
+
+/// Where a partition of a request stands in its response: topic and
+/// partition positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    topic: usize,
+    partition: usize,
+}
+
+/// A partition appended to, and the offset after its batches: the commit to
+/// wait for before answering.
+struct ToCommit {
+    at: Position,
+    partition: Arc<Partition>,
+    next: i64,
 }
 
 /// Requests with at most this many bytes of batches are appended on the
@@ -102,12 +119,13 @@ pub const INLINE_APPEND_BYTES_MAX: usize = 1 << 20;
 struct Appending {
     request: ProduceRequest,
     broker: Arc<veltrix_core::Broker>,
+    metrics: KafkaMetrics,
     /// The per-partition error message exists from v8.
     with_messages: bool,
     responses: Vec<TopicProduceResponse>,
-    to_commit: Vec<(usize, usize, Arc<Partition>, i64)>,
-    /// The next partition to append: topic and partition positions.
-    at: (usize, usize),
+    to_commit: Vec<ToCommit>,
+    /// The next partition to append.
+    at: Position,
     /// How far the partition at `at` got.
     progress: AppendProgress,
 }
@@ -117,29 +135,35 @@ impl Appending {
     /// a lock held across an fsync, nor rolls a segment: it stops instead and
     /// returns false, and is then run again with `may_block`.
     fn run(&mut self, may_block: bool) -> bool {
-        while self.at.0 < self.request.topic_data.len() {
-            let ti = self.at.0;
+        while self.at.topic < self.request.topic_data.len() {
+            let ti = self.at.topic;
             if self.responses.len() == ti {
                 let mut t = TopicProduceResponse::default();
                 t.name = self.request.topic_data[ti].name.clone();
                 self.responses.push(t);
             }
-            while self.at.1 < self.request.topic_data[ti].partition_data.len() {
+            while self.at.partition < self.request.topic_data[ti].partition_data.len() {
                 let Some(p) = self.partition(may_block) else {
                     return false;
                 };
                 self.responses[ti].partition_responses.push(p);
-                self.at.1 += 1;
+                self.at.partition += 1;
                 self.progress = AppendProgress::default();
             }
-            self.at = (ti + 1, 0);
+            self.at = Position {
+                topic: ti + 1,
+                partition: 0,
+            };
         }
         true
     }
 
     /// The answer for the partition at `at`, or `None` if its append stopped.
     fn partition(&mut self, may_block: bool) -> Option<PartitionProduceResponse> {
-        let (ti, pi) = self.at;
+        let Position {
+            topic: ti,
+            partition: pi,
+        } = self.at;
         let acks = self.request.acks;
         let topic = &self.request.topic_data[ti];
         let topic_name = topic.name.0.as_str();
@@ -150,7 +174,7 @@ impl Appending {
         p.log_append_time_ms = -1;
         let result = if !matches!(acks, -1..=1) {
             Err(Refused {
-                code: errors::INVALID_REQUIRED_ACKS,
+                error: ResponseError::InvalidRequiredAcks,
                 message: format!("acks must be -1, 0 or 1, not {acks}"),
                 record: None,
             })
@@ -169,7 +193,7 @@ impl Appending {
                         Err(e) => Err(Refused::from(e)),
                         Ok(Some(appended)) => {
                             let (base, next) = (appended.base_offset, appended.next_offset);
-                            let metrics = self.broker.metrics();
+                            let metrics = &self.metrics;
                             if metrics.enabled() {
                                 metrics
                                     .produce_bytes
@@ -181,7 +205,11 @@ impl Appending {
                                     .inc_by(u64::try_from(next - base).unwrap_or(0));
                             }
                             p.log_start_offset = partition.log().log_start();
-                            self.to_commit.push((ti, pi, partition, next));
+                            self.to_commit.push(ToCommit {
+                                at: self.at,
+                                partition,
+                                next,
+                            });
                             Ok(base)
                         }
                     }
@@ -191,8 +219,8 @@ impl Appending {
         match result {
             Ok(base) => p.base_offset = base,
             Err(refused) => {
-                errors::count_error(self.broker.metrics(), "Produce", refused.code);
-                p.error_code = refused.code;
+                p.error_code = refused.error.code();
+                errors::count_error(&self.metrics, "Produce", p.error_code);
                 if self.with_messages {
                     if let Some(index) = refused.record {
                         p.record_errors = vec![
@@ -213,7 +241,7 @@ impl Appending {
             acks: self.request.acks,
             responses: self.responses,
             to_commit: self.to_commit,
-            metrics: self.broker.metrics().clone(),
+            metrics: self.metrics,
         }
     }
 }
@@ -235,9 +263,10 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
         responses: Vec::with_capacity(request.topic_data.len()),
         request,
         broker: ctx.broker.clone(),
+        metrics: ctx.metrics.clone(),
         with_messages: ctx.version >= 8,
         to_commit: Vec::new(),
-        at: (0, 0),
+        at: Position { topic: 0, partition: 0 },
         progress: AppendProgress::default(),
     };
     if bytes <= INLINE_APPEND_BYTES_MAX && appending.run(false) {
@@ -265,21 +294,21 @@ impl Written {
         } = self;
         if acks != -1 {
             // Not waited for, but the batches still become durable and visible.
-            for (_, _, partition, next) in &to_commit {
-                partition.flush_soon(*next);
+            for c in &to_commit {
+                c.partition.flush_soon(c.next);
             }
             return (acks != 0).then(|| ProduceResponse::default().with_responses(responses));
         }
         // Each partition's flush is asked for here, so they run concurrently.
         let waits: Vec<_> = to_commit
             .into_iter()
-            .map(|(ti, pi, partition, next)| (ti, pi, partition.commit_async(next)))
+            .map(|c| (c.at, c.partition.commit_async(c.next)))
             .collect();
-        for (ti, pi, wait) in waits {
+        for (at, wait) in waits {
             if let Err(e) = wait.await {
-                let error_code = code(&e);
+                let error_code = core_error(&e).code();
                 errors::count_error(&metrics, "Produce", error_code);
-                let p = &mut responses[ti].partition_responses[pi];
+                let p = &mut responses[at.topic].partition_responses[at.partition];
                 p.error_code = error_code;
                 p.base_offset = -1;
             }

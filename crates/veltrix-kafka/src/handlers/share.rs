@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::share_acknowledge_response::{
     LeaderIdAndEpoch as AckLeader, PartitionData as AckPartition, ShareAcknowledgeTopicResponse,
 };
@@ -34,10 +33,11 @@ use veltrix_core::share::{
 use veltrix_core::{Broker, TopicId};
 
 use super::{Ctx, name};
-use crate::errors::{self, share_code};
+use crate::errors::{self, share_error};
+use crate::metrics::KafkaMetrics;
 
 /// Records one ShareFetch acquires when the client asks for no limit.
-const MAX_RECORDS_DEFAULT: usize = 500;
+const SHARE_FETCH_RECORDS_DEFAULT: usize = 500;
 /// Records one ShareFetch may acquire, whatever the client asks.
 pub const SHARE_FETCH_RECORDS_MAX: usize = 10_000;
 
@@ -59,7 +59,7 @@ pub(super) fn share_group_heartbeat(ctx: &Ctx, r: ShareGroupHeartbeatRequest) ->
     let group = r.group_id.0.as_str();
     if is_consumer_group(&ctx.broker, group) {
         let e = ShareError::WrongGroupType(group.to_owned());
-        resp.error_code = share_code(&e);
+        resp.error_code = share_error(&e).code();
         resp.error_message = message(&e);
         return resp;
     }
@@ -92,12 +92,12 @@ pub(super) fn share_group_heartbeat(ctx: &Ctx, r: ShareGroupHeartbeatRequest) ->
             });
         }
         Err(e) => {
-            resp.error_code = share_code(&e);
+            resp.error_code = share_error(&e).code();
             resp.error_message = message(&e);
             resp.member_epoch = -1;
         }
     }
-    errors::count_error(broker.metrics(), "ShareGroupHeartbeat", resp.error_code);
+    errors::count_error(&ctx.metrics, "ShareGroupHeartbeat", resp.error_code);
     resp
 }
 
@@ -111,7 +111,7 @@ pub(super) fn share_group_describe(ctx: &Ctx, r: ShareGroupDescribeRequest) -> S
             g.authorized_operations = i32::MIN;
             match broker.share().describe(id.0.as_str()) {
                 None => {
-                    g.error_code = ResponseError::GroupIdNotFound.code();
+                    g.error_code = errors::ResponseError::GroupIdNotFound.code();
                     g.error_message = Some(text(&format!("no share group `{}`", id.0.as_str())));
                     g.group_state = text("Dead");
                 }
@@ -152,31 +152,54 @@ pub(super) fn share_group_describe(ctx: &Ctx, r: ShareGroupDescribeRequest) -> S
     ShareGroupDescribeResponse::default().with_groups(groups)
 }
 
-/// Acknowledgements of a request's partitions, in the engine's terms.
-fn acks_of<'a>(partitions: impl Iterator<Item = (Uuid, i32, &'a [AckWire])>) -> Vec<PartitionAcks> {
-    partitions
-        .filter(|(_, _, batches)| !batches.is_empty())
-        .map(|(topic, partition, batches)| PartitionAcks {
-            topic: *topic.as_bytes(),
-            partition,
-            batches: batches
-                .iter()
-                .map(|b| AckBatch {
-                    first: b.first_offset,
-                    last: b.last_offset,
-                    types: b.acknowledge_types.clone(),
+/// A request's acknowledgements, in the engine's terms: ShareFetch and
+/// ShareAcknowledge carry the same batches under two generated types, so one
+/// macro reads both. Partitions without a batch are left out.
+macro_rules! acknowledgements {
+    ($request:expr) => {
+        $request
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| PartitionAcks {
+                    topic: *t.topic_id.as_bytes(),
+                    partition: p.partition_index,
+                    batches: p
+                        .acknowledgement_batches
+                        .iter()
+                        .map(|b| AckBatch {
+                            first: b.first_offset,
+                            last: b.last_offset,
+                            types: b.acknowledge_types.clone(),
+                        })
+                        .collect(),
                 })
-                .collect(),
-        })
-        .collect()
+            })
+            .filter(|a| !a.batches.is_empty())
+            .collect::<Vec<PartitionAcks>>()
+    };
 }
 
-/// ShareFetch and ShareAcknowledge carry the same acknowledgement batches,
-/// under two types; this is the one fields are read from.
-struct AckWire {
-    first_offset: i64,
-    last_offset: i64,
-    acknowledge_types: Vec<i8>,
+/// One topic's partitions of a response, in the order they first appear.
+struct TopicParts<P> {
+    id: Uuid,
+    partitions: Vec<P>,
+}
+
+/// Partitions' answers grouped by topic, keeping their order.
+fn by_topic<P>(answers: impl IntoIterator<Item = (TopicId, P)>) -> Vec<TopicParts<P>> {
+    let mut topics: Vec<TopicParts<P>> = Vec::new();
+    for (topic, answer) in answers {
+        let id = Uuid::from_bytes(topic);
+        match topics.iter_mut().find(|t| t.id == id) {
+            Some(t) => t.partitions.push(answer),
+            None => topics.push(TopicParts {
+                id,
+                partitions: vec![answer],
+            }),
+        }
+    }
+    topics
 }
 
 fn leader() -> LeaderIdAndEpoch {
@@ -191,22 +214,36 @@ struct PartitionAnswer {
     data: AcquiredData,
 }
 
+impl PartitionAnswer {
+    fn failed(e: ShareError) -> PartitionAnswer {
+        PartitionAnswer {
+            error: Some(e),
+            ..PartitionAnswer::default()
+        }
+    }
+
+    /// Whether the partition is worth answering now: something acquired, or
+    /// an error to report.
+    fn has_news(&self) -> bool {
+        !self.data.acquired.is_empty() || self.error.is_some()
+    }
+}
+
 fn fetch_response(
     answers: Vec<((TopicId, i32), PartitionAnswer)>,
     lock_timeout_ms: i32,
-    metrics: &veltrix_core::Metrics,
+    metrics: &KafkaMetrics,
 ) -> ShareFetchResponse {
-    let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
-    for ((topic, partition), a) in answers {
+    let partitions = answers.into_iter().map(|((topic, partition), a)| {
         let mut d = PartitionData::default()
             .with_partition_index(partition)
             .with_current_leader(leader());
         if let Some(e) = &a.error {
-            d.error_code = share_code(e);
+            d.error_code = share_error(e).code();
             d.error_message = message(e);
         }
         if let Some(e) = &a.ack_error {
-            d.acknowledge_error_code = share_code(e);
+            d.acknowledge_error_code = share_error(e).code();
             d.acknowledge_error_message = message(e);
         }
         errors::count_error(metrics, "ShareFetch", d.error_code);
@@ -223,16 +260,16 @@ fn fetch_response(
             })
             .collect();
         d.records = Some(a.data.records);
-        let id = Uuid::from_bytes(topic);
-        match topics.iter_mut().find(|t| t.topic_id == id) {
-            Some(t) => t.partitions.push(d),
-            None => topics.push(
-                ShareFetchableTopicResponse::default()
-                    .with_topic_id(id)
-                    .with_partitions(vec![d]),
-            ),
-        }
-    }
+        (topic, d)
+    });
+    let topics = by_topic(partitions)
+        .into_iter()
+        .map(|t| {
+            ShareFetchableTopicResponse::default()
+                .with_topic_id(t.id)
+                .with_partitions(t.partitions)
+        })
+        .collect();
     ShareFetchResponse::default()
         .with_acquisition_lock_timeout_ms(lock_timeout_ms)
         .with_responses(topics)
@@ -240,144 +277,157 @@ fn fetch_response(
 
 fn fetch_error(e: &ShareError) -> ShareFetchResponse {
     ShareFetchResponse::default()
-        .with_error_code(share_code(e))
+        .with_error_code(share_error(e).code())
         .with_error_message(message(e))
+}
+
+/// What opening (or continuing) a session and applying its
+/// acknowledgements gave: the session's partitions, and each partition's
+/// acknowledgement result.
+struct Begun {
+    partitions: Vec<(TopicId, i32)>,
+    acks: Vec<PartitionAcks>,
+    results: Vec<Result<(), ShareError>>,
+}
+
+/// Opens or continues the member's session and applies its
+/// acknowledgements, on the blocking pool (both wait for the share-state
+/// store's fsync); a request with epoch -1 closes the session after.
+async fn begin(
+    ctx: &Ctx,
+    session: SessionRequest,
+    using: SessionUse,
+    acks: Vec<PartitionAcks>,
+) -> Result<Begun, ShareError> {
+    let broker = ctx.broker.clone();
+    let begun = tokio::task::spawn_blocking(move || {
+        let share = broker.share();
+        let partitions = share.begin_session(&session, using)?;
+        let results = share.acknowledge(&session.group, &session.member, &acks);
+        if session.epoch == -1 {
+            share.close_session(&session.group, &session.member);
+        }
+        Ok(Begun {
+            partitions,
+            acks,
+            results,
+        })
+    })
+    .await;
+    begun.unwrap_or_else(|_| Err(ShareError::Storage("the share session task failed".into())))
 }
 
 pub(super) async fn share_fetch(ctx: Ctx, r: ShareFetchRequest) -> ShareFetchResponse {
     let group = r.group_id.as_ref().map(|g| g.0.as_str().to_owned()).unwrap_or_default();
     let member = r.member_id.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    let mut add = Vec::new();
-    let mut wire_acks: Vec<(Uuid, i32, Vec<AckWire>)> = Vec::new();
-    for t in &r.topics {
-        for p in &t.partitions {
-            add.push((*t.topic_id.as_bytes(), p.partition_index));
-            let batches: Vec<AckWire> = p
-                .acknowledgement_batches
-                .iter()
-                .map(|b| AckWire {
-                    first_offset: b.first_offset,
-                    last_offset: b.last_offset,
-                    acknowledge_types: b.acknowledge_types.clone(),
-                })
-                .collect();
-            wire_acks.push((t.topic_id, p.partition_index, batches));
-        }
-    }
-    let acks = acks_of(wire_acks.iter().map(|(t, p, b)| (*t, *p, b.as_slice())));
-    let forget: Vec<(TopicId, i32)> = r
-        .forgotten_topics_data
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (*t.topic_id.as_bytes(), *p)))
-        .collect();
+    let acks = acknowledgements!(r);
     let session = SessionRequest {
         group: group.clone(),
         member: member.clone(),
         epoch: r.share_session_epoch,
-        add,
-        forget,
+        add: r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (*t.topic_id.as_bytes(), p.partition_index)))
+            .collect(),
+        forget: r
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (*t.topic_id.as_bytes(), *p)))
+            .collect(),
         has_acks: !acks.is_empty(),
         connection: ctx.connection,
     };
     let lock_timeout_ms =
         i32::try_from(ctx.broker.share().settings(&group).record_lock_duration_ms).unwrap_or(i32::MAX);
-    // The session and the acknowledgements, durably.
-    let broker = ctx.broker.clone();
-    let (g, m) = (group.clone(), member.clone());
-    let begun = tokio::task::spawn_blocking(move || {
-        let share = broker.share();
-        let partitions = share.begin_session(&session, SessionUse::Fetch)?;
-        let results = share.acknowledge(&g, &m, &acks);
-        if session.epoch == -1 {
-            share.close_session(&g, &m);
-        }
-        Ok::<_, ShareError>((partitions, acks, results))
-    })
-    .await;
-    let (partitions, acks, results) = match begun {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return fetch_error(&e),
-        Err(_) => return fetch_error(&ShareError::Storage("the share fetch task failed".into())),
+    let begun = match begin(&ctx, session, SessionUse::Fetch, acks).await {
+        Ok(begun) => begun,
+        Err(e) => return fetch_error(&e),
     };
-    let mut answers: Vec<((TopicId, i32), PartitionAnswer)> = acks
+    let mut answers: Vec<((TopicId, i32), PartitionAnswer)> = begun
+        .acks
         .iter()
-        .zip(results)
+        .zip(begun.results)
         .map(|(a, res)| {
-            (
-                (a.topic, a.partition),
-                PartitionAnswer {
-                    ack_error: res.err(),
-                    ..PartitionAnswer::default()
-                },
-            )
+            let answer = PartitionAnswer {
+                ack_error: res.err(),
+                ..PartitionAnswer::default()
+            };
+            ((a.topic, a.partition), answer)
         })
         .collect();
-    if r.share_session_epoch == -1 {
-        return fetch_response(answers, lock_timeout_ms, ctx.broker.metrics());
+    if r.share_session_epoch != -1 {
+        let poll = LongPoll {
+            group,
+            member,
+            partitions: Arc::new(begun.partitions),
+            records_max: match r.max_records {
+                n if n <= 0 => SHARE_FETCH_RECORDS_DEFAULT,
+                n => (n as usize).min(SHARE_FETCH_RECORDS_MAX),
+            },
+            bytes_max: (r.max_bytes.max(0) as usize).min(ctx.config.fetch_bytes_max).max(1),
+            deadline: tokio::time::Instant::now()
+                + Duration::from_millis((r.max_wait_ms.max(0) as u64).min(ctx.config.fetch_wait_ms_max)),
+        };
+        for (key, a) in long_poll(&ctx, poll).await {
+            match answers.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, existing)) => {
+                    existing.data = a.data;
+                    existing.error = a.error;
+                }
+                None if a.has_news() => answers.push((key, a)),
+                None => {}
+            }
+        }
+        count_share_fetched(&ctx, &answers);
     }
-    let records_max = match r.max_records {
-        n if n <= 0 => MAX_RECORDS_DEFAULT,
-        n => (n as usize).min(SHARE_FETCH_RECORDS_MAX),
-    };
-    let bytes_max = (r.max_bytes.max(0) as usize).min(ctx.config.fetch_bytes_max).max(1);
-    let wait_ms = (r.max_wait_ms.max(0) as u64).min(ctx.config.fetch_wait_ms_max);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let partitions = Arc::new(partitions);
+    fetch_response(answers, lock_timeout_ms, &ctx.metrics)
+}
+
+/// What a ShareFetch acquires from, and within which limits.
+struct LongPoll {
+    group: String,
+    member: String,
+    /// The session's partitions.
+    partitions: Arc<Vec<(TopicId, i32)>>,
+    records_max: usize,
+    bytes_max: usize,
+    deadline: tokio::time::Instant,
+}
+
+/// Acquires records for the member; when there are none, waits (until the
+/// deadline) for a new record on one of the session's partitions or for
+/// records to become available again (released, lock timed out), and tries
+/// again. The response's memory stays reserved until it is written.
+async fn long_poll(ctx: &Ctx, poll: LongPoll) -> Vec<((TopicId, i32), PartitionAnswer)> {
+    let poll = Arc::new(poll);
     loop {
         // Subscribed before acquiring, so a record that lands in between wakes us.
         let mut watches = vec![ctx.broker.share().watch_available()];
-        for (topic, p) in partitions.iter() {
+        for (topic, p) in poll.partitions.iter() {
             if let Some(t) = ctx.broker.topic_by_id(topic)
                 && let Some(part) = t.partitions.get(*p as usize)
             {
                 watches.push(part.watch_high_watermark());
             }
         }
-        let mut reservation = ctx.responses.reserve(bytes_max, ctx.broker.metrics()).await;
+        let mut reservation = ctx.responses.reserve(poll.bytes_max, &ctx.metrics).await;
         let reserved = reservation.bytes();
-        let broker = ctx.broker.clone();
-        let (g, m, parts) = (group.clone(), member.clone(), partitions.clone());
-        let acquired = tokio::task::spawn_blocking(move || acquire_all(&broker, &g, &m, &parts, records_max, reserved))
-            .await
-            .unwrap_or_default();
+        let (broker, p) = (ctx.broker.clone(), poll.clone());
+        let acquired = tokio::task::spawn_blocking(move || {
+            acquire_all(&broker, &p.group, &p.member, &p.partitions, p.records_max, reserved)
+        })
+        .await
+        .unwrap_or_default();
         let total: usize = acquired.iter().map(|(_, a)| a.data.records.len()).sum();
-        let any = acquired
-            .iter()
-            .any(|(_, a)| !a.data.acquired.is_empty() || a.error.is_some());
-        if total > reservation.bytes() {
-            let more = total - reservation.bytes();
-            ctx.responses.grow(&mut reservation, more).await;
-        }
-        reservation.shrink_to(total);
-        let now = tokio::time::Instant::now();
-        let done = any || now >= deadline || partitions.is_empty();
-        let woken = !done && {
-            let changed = super::fetch::futures_any(&mut watches);
-            let mut shutdown = ctx.shutdown.clone();
-            let stopping = async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            };
-            tokio::select! {
-                woken = tokio::time::timeout_at(deadline, changed) => woken.is_ok(),
-                () = stopping => false,
-            }
-        };
-        if !woken {
+        ctx.responses.fit(&mut reservation, total).await;
+        let done = acquired.iter().any(|(_, a)| a.has_news())
+            || tokio::time::Instant::now() >= poll.deadline
+            || poll.partitions.is_empty();
+        if done || !super::fetch::woken(&mut watches, poll.deadline, &ctx.shutdown).await {
             ctx.held.put(reservation);
-            for (key, a) in acquired {
-                match answers.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, existing)) => {
-                        existing.data = a.data;
-                        existing.error = a.error;
-                    }
-                    None if !a.data.acquired.is_empty() || a.error.is_some() => answers.push((key, a)),
-                    None => {}
-                }
-            }
-            count_share_fetched(&ctx, &answers);
-            return fetch_response(answers, lock_timeout_ms, ctx.broker.metrics());
+            return acquired;
         }
-        drop(reservation);
     }
 }
 
@@ -407,27 +457,14 @@ fn acquire_all(
         if records_left == 0 || bytes_left == 0 {
             break;
         }
-        let Some(t) = broker.topic_by_id(&topic) else {
-            out.push((
-                (topic, p),
-                PartitionAnswer {
-                    error: Some(ShareError::UnknownTopicOrPartition),
-                    ..PartitionAnswer::default()
-                },
-            ));
+        let part = broker
+            .topic_by_id(&topic)
+            .and_then(|t| t.partitions.get(usize::try_from(p).unwrap_or(usize::MAX)).cloned());
+        let Some(part) = part else {
+            out.push(((topic, p), PartitionAnswer::failed(ShareError::UnknownTopicOrPartition)));
             continue;
         };
-        let Some(part) = t.partitions.get(usize::try_from(p).unwrap_or(usize::MAX)) else {
-            out.push((
-                (topic, p),
-                PartitionAnswer {
-                    error: Some(ShareError::UnknownTopicOrPartition),
-                    ..PartitionAnswer::default()
-                },
-            ));
-            continue;
-        };
-        match broker
+        let answer = match broker
             .share()
             .acquire(group, member, topic, p, part.log(), records_left, bytes_left)
         {
@@ -435,29 +472,21 @@ fn acquire_all(
                 let taken: i64 = data.acquired.iter().map(|a| a.last - a.first + 1).sum();
                 records_left = records_left.saturating_sub(taken as usize);
                 bytes_left = bytes_left.saturating_sub(data.records.len());
-                out.push((
-                    (topic, p),
-                    PartitionAnswer {
-                        data,
-                        ..PartitionAnswer::default()
-                    },
-                ));
-            }
-            Err(e) => out.push((
-                (topic, p),
                 PartitionAnswer {
-                    error: Some(e),
+                    data,
                     ..PartitionAnswer::default()
-                },
-            )),
-        }
+                }
+            }
+            Err(e) => PartitionAnswer::failed(e),
+        };
+        out.push(((topic, p), answer));
     }
     out
 }
 
 /// Adds what a share fetch hands out to the per-topic fetch counters.
 fn count_share_fetched(ctx: &Ctx, answers: &[((TopicId, i32), PartitionAnswer)]) {
-    let metrics = ctx.broker.metrics();
+    let metrics = &ctx.metrics;
     if !metrics.enabled() {
         return;
     }
@@ -479,77 +508,42 @@ fn count_share_fetched(ctx: &Ctx, answers: &[((TopicId, i32), PartitionAnswer)])
 }
 
 pub(super) async fn share_acknowledge(ctx: Ctx, r: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
-    let group = r.group_id.as_ref().map(|g| g.0.as_str().to_owned()).unwrap_or_default();
-    let member = r.member_id.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    let mut wire_acks: Vec<(Uuid, i32, Vec<AckWire>)> = Vec::new();
-    for t in &r.topics {
-        for p in &t.partitions {
-            let batches = p
-                .acknowledgement_batches
-                .iter()
-                .map(|b| AckWire {
-                    first_offset: b.first_offset,
-                    last_offset: b.last_offset,
-                    acknowledge_types: b.acknowledge_types.clone(),
-                })
-                .collect();
-            wire_acks.push((t.topic_id, p.partition_index, batches));
-        }
-    }
-    let acks = acks_of(wire_acks.iter().map(|(t, p, b)| (*t, *p, b.as_slice())));
+    let acks = acknowledgements!(r);
     let session = SessionRequest {
-        group: group.clone(),
-        member: member.clone(),
+        group: r.group_id.as_ref().map(|g| g.0.as_str().to_owned()).unwrap_or_default(),
+        member: r.member_id.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default(),
         epoch: r.share_session_epoch,
         add: acks.iter().map(|a| (a.topic, a.partition)).collect(),
         forget: Vec::new(),
         has_acks: !acks.is_empty(),
         connection: ctx.connection,
     };
-    let broker = ctx.broker.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let share = broker.share();
-        share.begin_session(&session, SessionUse::Acknowledge)?;
-        let results = share.acknowledge(&group, &member, &acks);
-        if session.epoch == -1 {
-            share.close_session(&group, &member);
-        }
-        Ok::<_, ShareError>((acks, results))
-    })
-    .await;
-    let (acks, results) = match done {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
+    let begun = match begin(&ctx, session, SessionUse::Acknowledge, acks).await {
+        Ok(begun) => begun,
+        Err(e) => {
             return ShareAcknowledgeResponse::default()
-                .with_error_code(share_code(&e))
-                .with_error_message(message(&e));
-        }
-        Err(_) => {
-            let e = ShareError::Storage("the share acknowledge task failed".into());
-            return ShareAcknowledgeResponse::default()
-                .with_error_code(share_code(&e))
+                .with_error_code(share_error(&e).code())
                 .with_error_message(message(&e));
         }
     };
-    let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
-    for (a, res) in acks.iter().zip(results) {
+    let partitions = begun.acks.iter().zip(begun.results).map(|(a, res)| {
         let mut d = AckPartition::default()
             .with_partition_index(a.partition)
             .with_current_leader(AckLeader::default().with_leader_id(0).with_leader_epoch(0));
         if let Err(e) = res {
-            d.error_code = share_code(&e);
+            d.error_code = share_error(&e).code();
             d.error_message = message(&e);
         }
-        errors::count_error(ctx.broker.metrics(), "ShareAcknowledge", d.error_code);
-        let id = Uuid::from_bytes(a.topic);
-        match topics.iter_mut().find(|t| t.topic_id == id) {
-            Some(t) => t.partitions.push(d),
-            None => topics.push(
-                ShareAcknowledgeTopicResponse::default()
-                    .with_topic_id(id)
-                    .with_partitions(vec![d]),
-            ),
-        }
-    }
+        errors::count_error(&ctx.metrics, "ShareAcknowledge", d.error_code);
+        (a.topic, d)
+    });
+    let topics = by_topic(partitions)
+        .into_iter()
+        .map(|t| {
+            ShareAcknowledgeTopicResponse::default()
+                .with_topic_id(t.id)
+                .with_partitions(t.partitions)
+        })
+        .collect();
     ShareAcknowledgeResponse::default().with_responses(topics)
 }

@@ -2,8 +2,6 @@
 //! DescribeConfigs and DescribeCluster, checked code by code and value by value
 //! through the wire protocol.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
@@ -19,11 +17,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
-use tokio::sync::watch;
 use uuid::Uuid;
-use veltrix_core::{Broker, BrokerConfig};
-use veltrix_kafka::{KafkaConfig, errors, serve};
-use veltrix_log::Env;
+use veltrix_core::BrokerConfig;
+use veltrix_kafka::errors;
 
 use super::{Client, Server, create_topic, fetch_request, produce, records, start, topic};
 
@@ -34,13 +30,7 @@ const SOURCE_DEFAULT: i8 = 5;
 
 /// Like `start`, with broker settings other than the defaults.
 pub(super) async fn start_with(config: BrokerConfig) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(Broker::open(Env::system(), dir.path(), config).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, broker, KafkaConfig::new(addr), stop_rx));
-    Server { addr, stop, _dir: dir }
+    super::start_with_broker(config, |_| {}).await
 }
 
 async fn metadata(c: &mut Client, name: &str) -> MetadataResponse {
@@ -127,17 +117,23 @@ async fn delete_topics_by_name_removes_the_data_for_good() {
         assert_eq!(r.responses[0].name, Some(topic("t")));
         assert_eq!(r.responses[0].error_code, errors::NONE, "v{version}");
         assert_eq!(r.responses[1].name, Some(topic("nope")));
-        assert_eq!(r.responses[1].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(
+            r.responses[1].error_code,
+            errors::ResponseError::UnknownTopicOrPartition.code()
+        );
         // Error messages exist from v5 on.
         assert_eq!(r.responses[0].error_message, None);
         assert_eq!(r.responses[1].error_message.is_some(), version >= 5);
 
         let m = metadata(&mut c, "t").await;
-        assert_eq!(m.topics[0].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(
+            m.topics[0].error_code,
+            errors::ResponseError::UnknownTopicOrPartition.code()
+        );
         let fetched = c.call(fetch_request("t", 0, 0, 0), 11).await;
         assert_eq!(
             fetched.responses[0].partitions[0].error_code,
-            errors::UNKNOWN_TOPIC_OR_PARTITION
+            errors::ResponseError::UnknownTopicOrPartition.code()
         );
 
         let new_id = create_topic_with(&mut c, "t", 1, &[]).await;
@@ -173,7 +169,7 @@ async fn delete_topics_v6_deletes_by_id_and_refuses_ambiguous_entries() {
     let request = DeleteTopicsRequest::default().with_topics(vec![both, neither, by_name("b"), by_name("b")]);
     let r = c.call(request, 6).await;
     let codes: Vec<i16> = r.responses.iter().map(|t| t.error_code).collect();
-    assert_eq!(codes, vec![errors::INVALID_REQUEST; 4]);
+    assert_eq!(codes, vec![errors::ResponseError::InvalidRequest.code(); 4]);
     assert!(r.responses.iter().all(|t| t.error_message.is_some()));
     assert_eq!(metadata(&mut c, "a").await.topics[0].error_code, errors::NONE);
     assert_eq!(metadata(&mut c, "b").await.topics[0].error_code, errors::NONE);
@@ -188,13 +184,13 @@ async fn delete_topics_v6_deletes_by_id_and_refuses_ambiguous_entries() {
     assert_eq!(r.responses[1].topic_id, b);
     assert_eq!(
         metadata(&mut c, "a").await.topics[0].error_code,
-        errors::UNKNOWN_TOPIC_OR_PARTITION
+        errors::ResponseError::UnknownTopicOrPartition.code()
     );
 
     let r = c
         .call(DeleteTopicsRequest::default().with_topics(vec![by_id(a)]), 6)
         .await;
-    assert_eq!(r.responses[0].error_code, errors::UNKNOWN_TOPIC_ID);
+    assert_eq!(r.responses[0].error_code, errors::ResponseError::UnknownTopicId.code());
     assert_eq!(r.responses[0].name, None);
     assert_eq!(r.responses[0].topic_id, a);
 }
@@ -245,7 +241,11 @@ async fn create_partitions_grows_validates_and_never_shrinks() {
             .with_topics(vec![grow("t", count)])
             .with_validate_only(validate_only);
         let r = c.call(request, 2).await;
-        assert_eq!(r.results[0].error_code, errors::INVALID_PARTITIONS, "count {count}");
+        assert_eq!(
+            r.results[0].error_code,
+            errors::ResponseError::InvalidPartitions.code(),
+            "count {count}"
+        );
         assert!(r.results[0].error_message.is_some());
     }
     let request = CreatePartitionsRequest::default().with_topics(vec![grow("nope", 3), grow("t", 5), grow("t", 6)]);
@@ -254,9 +254,9 @@ async fn create_partitions_grows_validates_and_never_shrinks() {
     assert_eq!(
         codes,
         vec![
-            errors::UNKNOWN_TOPIC_OR_PARTITION,
-            errors::INVALID_REQUEST,
-            errors::INVALID_REQUEST
+            errors::ResponseError::UnknownTopicOrPartition.code(),
+            errors::ResponseError::InvalidRequest.code(),
+            errors::ResponseError::InvalidRequest.code()
         ]
     );
     assert_eq!(partitions(&mut c).await, 4);
@@ -266,14 +266,17 @@ async fn create_partitions_grows_validates_and_never_shrinks() {
     for bad in [vec![on(&[1])], vec![on(&[0, 0])], vec![on(&[0]), on(&[0])]] {
         let request = CreatePartitionsRequest::default().with_topics(vec![grow("t", 5).with_assignments(Some(bad))]);
         let r = c.call(request, 3).await;
-        assert_eq!(r.results[0].error_code, errors::INVALID_REPLICA_ASSIGNMENT);
+        assert_eq!(
+            r.results[0].error_code,
+            errors::ResponseError::InvalidReplicaAssignment.code()
+        );
     }
     let request =
         CreatePartitionsRequest::default().with_topics(vec![grow("t", 3).with_assignments(Some(vec![on(&[0])]))]);
     let r = c.call(request, 3).await;
     assert_eq!(
         r.results[0].error_code,
-        errors::INVALID_PARTITIONS,
+        errors::ResponseError::InvalidPartitions.code(),
         "a count that does not grow the topic is refused as such, whatever the assignments"
     );
     let request =
@@ -326,7 +329,7 @@ async fn delete_records_moves_the_log_start_forward() {
     let fetched = c.call(fetch_request("t", 0, 1, 0), 11).await;
     assert_eq!(
         fetched.responses[0].partitions[0].error_code,
-        errors::OFFSET_OUT_OF_RANGE
+        errors::ResponseError::OffsetOutOfRange.code()
     );
     let fetched = c.call(fetch_request("t", 0, 2, 0), 11).await;
     let p = &fetched.responses[0].partitions[0];
@@ -349,10 +352,10 @@ async fn delete_records_moves_the_log_start_forward() {
         answers(r),
         vec![
             (0, errors::NONE, 2),
-            (0, errors::OFFSET_OUT_OF_RANGE, -1),
-            (0, errors::OFFSET_OUT_OF_RANGE, -1),
+            (0, errors::ResponseError::OffsetOutOfRange.code(), -1),
+            (0, errors::ResponseError::OffsetOutOfRange.code(), -1),
             (1, errors::NONE, 0),
-            (7, errors::UNKNOWN_TOPIC_OR_PARTITION, -1),
+            (7, errors::ResponseError::UnknownTopicOrPartition.code(), -1),
         ]
     );
 
@@ -461,7 +464,7 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
         );
 
         let nope = &r.results[1];
-        assert_eq!(nope.error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(nope.error_code, errors::ResponseError::UnknownTopicOrPartition.code());
         assert!(nope.configs.is_empty());
 
         let tuned = &r.results[2];
@@ -563,8 +566,8 @@ async fn describe_configs_reports_the_broker_and_its_defaults() {
         vec![
             errors::NONE,
             errors::NONE,
-            errors::INVALID_REQUEST,
-            errors::INVALID_REQUEST,
+            errors::ResponseError::InvalidRequest.code(),
+            errors::ResponseError::InvalidRequest.code(),
             errors::NONE
         ]
     );
@@ -648,9 +651,9 @@ async fn describe_cluster_names_the_one_broker() {
     assert_eq!(r.cluster_authorized_operations, 0b1_1111_1010_0000);
 
     for (endpoint_type, code) in [
-        (2, errors::MISMATCHED_ENDPOINT_TYPE),
-        (0, errors::UNSUPPORTED_ENDPOINT_TYPE),
-        (9, errors::UNSUPPORTED_ENDPOINT_TYPE),
+        (2, errors::ResponseError::MismatchedEndpointType.code()),
+        (0, errors::ResponseError::UnsupportedEndpointType.code()),
+        (9, errors::ResponseError::UnsupportedEndpointType.code()),
     ] {
         let r = c
             .call(DescribeClusterRequest::default().with_endpoint_type(endpoint_type), 1)
@@ -690,5 +693,5 @@ async fn retention_minus_one_means_keep_forever() {
             .with_value(Some(StrBytes::from_static_str("-2"))),
     ];
     let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 5).await;
-    assert_eq!(r.topics[0].error_code, errors::INVALID_CONFIG);
+    assert_eq!(r.topics[0].error_code, errors::ResponseError::InvalidConfig.code());
 }

@@ -93,7 +93,11 @@ async fn incremental_alter_sets_and_deletes_settings_that_take_effect_at_once() 
     // Both partitions' logs run with the new limit.
     for partition in 0..2 {
         let (err, _) = produce(&mut c, "t", partition, -1, batch_of(20_000)).await;
-        assert_eq!(err, errors::MESSAGE_TOO_LARGE, "partition {partition}");
+        assert_eq!(
+            err,
+            errors::ResponseError::MessageTooLarge.code(),
+            "partition {partition}"
+        );
     }
 
     let r = alter(&mut c, 2, "t", vec![op("max.message.bytes", 1, None)], false).await;
@@ -131,7 +135,7 @@ async fn a_bad_change_is_refused_whole_and_validate_only_changes_nothing() {
     for (ops, why) in refused {
         let r = alter(&mut c, 2, "t", ops, false).await;
         let res = &r.responses[0];
-        assert_eq!(res.error_code, errors::INVALID_CONFIG);
+        assert_eq!(res.error_code, errors::ResponseError::InvalidConfig.code());
         let message = res.error_message.as_ref().unwrap().as_str();
         assert!(message.contains(why), "{message:?} should mention {why:?}");
         assert_eq!(
@@ -145,9 +149,12 @@ async fn a_bad_change_is_refused_whole_and_validate_only_changes_nothing() {
     assert_eq!(describe(&mut c, "t", "retention.ms").await.0, "60000", "validate_only");
 
     let r = alter(&mut c, 2, "nope", vec![op("retention.ms", 0, Some("5"))], false).await;
-    assert_eq!(r.responses[0].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        r.responses[0].error_code,
+        errors::ResponseError::UnknownTopicOrPartition.code()
+    );
     let r = alter(&mut c, 4, "0", vec![op("log.retention.ms", 0, Some("5"))], false).await;
-    assert_eq!(r.responses[0].error_code, errors::INVALID_CONFIG);
+    assert_eq!(r.responses[0].error_code, errors::ResponseError::InvalidConfig.code());
     assert!(r.responses[0].error_message.as_ref().unwrap().contains("static"));
 }
 

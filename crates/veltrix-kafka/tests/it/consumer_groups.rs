@@ -142,21 +142,27 @@ async fn two_members_share_a_topic_through_heartbeats_alone() {
         let r = c.call(commit(&a, a.epoch), 9).await;
         assert_eq!(r.topics[0].partitions[0].error_code, errors::NONE);
         let r = c.call(commit(&a, a.epoch - 1), 9).await;
-        assert_eq!(r.topics[0].partitions[0].error_code, errors::STALE_MEMBER_EPOCH);
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            errors::ResponseError::StaleMemberEpoch.code()
+        );
         let r = c.call(commit(&Member::new("stranger"), 1), 9).await;
-        assert_eq!(r.topics[0].partitions[0].error_code, errors::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            errors::ResponseError::UnknownMemberId.code()
+        );
         let r = c.call(offset_fetch(&a, a.epoch), 9).await;
         assert_eq!(r.groups[0].error_code, errors::NONE);
         assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, 7);
         let r = c.call(offset_fetch(&a, a.epoch + 5), 9).await;
-        assert_eq!(r.groups[0].error_code, errors::STALE_MEMBER_EPOCH);
+        assert_eq!(r.groups[0].error_code, errors::ResponseError::StaleMemberEpoch.code());
 
         // A wrong epoch on a heartbeat is fenced.
         let mut wrong = Member::new(&a.id);
         wrong.epoch = a.epoch + 3;
         assert_eq!(
             wrong.beat(&mut c, version).await.error_code,
-            errors::FENCED_MEMBER_EPOCH
+            errors::ResponseError::FencedMemberEpoch.code()
         );
 
         for dv in [0i16, 1] {
@@ -179,7 +185,7 @@ async fn two_members_share_a_topic_through_heartbeats_alone() {
             let m = g.members.iter().find(|m| m.member_id.as_str() == a.id).unwrap();
             assert_eq!(m.assignment.topic_partitions[0].topic_name.0.as_str(), "t");
             assert_eq!(m.member_type, if dv >= 1 { 1 } else { -1 });
-            assert_eq!(d.groups[1].error_code, errors::GROUP_ID_NOT_FOUND);
+            assert_eq!(d.groups[1].error_code, errors::ResponseError::GroupIdNotFound.code());
         }
         let l = c
             .call(ListGroupsRequest::default().with_types_filter(vec![s("consumer")]), 5)
@@ -222,16 +228,16 @@ async fn bad_heartbeats_get_the_kafka_error_and_a_message() {
     let r = c
         .call(m.request(&["t"]).with_server_assignor(Some(s("sticky"))), 0)
         .await;
-    assert_eq!(r.error_code, errors::UNSUPPORTED_ASSIGNOR);
+    assert_eq!(r.error_code, errors::ResponseError::UnsupportedAssignor.code());
     assert!(r.error_message.unwrap().contains("uniform"));
     let r = c.call(m.request(&["t"]).with_rebalance_timeout_ms(-1), 0).await;
-    assert_eq!(r.error_code, errors::INVALID_REQUEST);
+    assert_eq!(r.error_code, errors::ResponseError::InvalidRequest.code());
     let r = c.call(m.request(&["t"]).with_group_id(GroupId(s(""))), 1).await;
-    assert_eq!(r.error_code, errors::INVALID_GROUP_ID);
+    assert_eq!(r.error_code, errors::ResponseError::InvalidGroupId.code());
     let mut ghost = Member::new("ghost");
     ghost.epoch = 4;
     assert_eq!(
         c.call(ghost.request(&["t"]), 1).await.error_code,
-        errors::UNKNOWN_MEMBER_ID
+        errors::ResponseError::UnknownMemberId.code()
     );
 }

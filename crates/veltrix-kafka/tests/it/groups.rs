@@ -80,7 +80,7 @@ async fn every_version_of_every_group_api_round_trips() {
         let jv = i;
         let mut join = c.call(join_request(&group, "", jv), jv).await;
         if jv >= 4 {
-            assert_eq!(join.error_code, errors::MEMBER_ID_REQUIRED, "v{jv}");
+            assert_eq!(join.error_code, errors::ResponseError::MemberIdRequired.code(), "v{jv}");
             let id = join.member_id.as_str().to_owned();
             join = c.call(join_request(&group, &id, jv), jv).await;
         }
@@ -131,7 +131,7 @@ async fn every_version_of_every_group_api_round_trips() {
                 i.min(4),
             )
             .await;
-        assert_eq!(stale.error_code, errors::ILLEGAL_GENERATION);
+        assert_eq!(stale.error_code, errors::ResponseError::IllegalGeneration.code());
 
         let cv = (i + 2).min(9);
         let commit = |generation: i32, member: &str| {
@@ -153,9 +153,15 @@ async fn every_version_of_every_group_api_round_trips() {
         let r = c.call(commit(1, &member), cv).await;
         assert_eq!(r.topics[0].partitions[0].error_code, errors::NONE, "OffsetCommit v{cv}");
         let r = c.call(commit(0, &member), cv).await;
-        assert_eq!(r.topics[0].partitions[0].error_code, errors::ILLEGAL_GENERATION);
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            errors::ResponseError::IllegalGeneration.code()
+        );
         let r = c.call(commit(1, "stranger"), cv).await;
-        assert_eq!(r.topics[0].partitions[0].error_code, errors::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            errors::ResponseError::UnknownMemberId.code()
+        );
 
         let fv = (i + 1).min(9);
         let fetch = if fv >= 8 {
@@ -237,7 +243,7 @@ async fn every_version_of_every_group_api_round_trips() {
                 i.min(2),
             )
             .await;
-        assert_eq!(del.results[0].error_code, errors::GROUP_ID_NOT_FOUND);
+        assert_eq!(del.results[0].error_code, errors::ResponseError::GroupIdNotFound.code());
     }
 }
 
@@ -248,6 +254,6 @@ async fn a_transaction_coordinator_lookup_is_refused_with_a_reason() {
     let r = c
         .call(FindCoordinatorRequest::default().with_key(s("tx")).with_key_type(1), 3)
         .await;
-    assert_eq!(r.error_code, errors::INVALID_REQUEST);
+    assert_eq!(r.error_code, errors::ResponseError::InvalidRequest.code());
     assert!(r.error_message.unwrap().contains("transactions"));
 }

@@ -75,7 +75,10 @@ async fn init_producer_id_hands_out_distinct_ids_and_refuses_transactions() {
             4,
         )
         .await;
-    assert_eq!((r.error_code, r.producer_id.0), (errors::INVALID_REQUEST, -1));
+    assert_eq!(
+        (r.error_code, r.producer_id.0),
+        (errors::ResponseError::InvalidRequest.code(), -1)
+    );
 }
 
 #[tokio::test]
@@ -99,11 +102,11 @@ async fn retries_get_the_original_offset_and_gaps_and_old_epochs_are_refused() {
         (errors::NONE, 0)
     );
     let (err, _) = produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 9, 1)).await;
-    assert_eq!(err, errors::OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_eq!(err, errors::ResponseError::OutOfOrderSequenceNumber.code());
     let (err, _) = produce(&mut c, "t", 0, -1, idem_batch(pid, epoch + 1, 0, 1)).await;
     assert_eq!(err, errors::NONE);
     let (err, _) = produce(&mut c, "t", 0, -1, idem_batch(pid, epoch, 5, 1)).await;
-    assert_eq!(err, errors::INVALID_PRODUCER_EPOCH);
+    assert_eq!(err, errors::ResponseError::InvalidProducerEpoch.code());
     let r = c.call(fetch_request("t", 0, 0, 0), 11).await;
     assert_eq!(
         r.responses[0].partitions[0].high_watermark, 6,

@@ -41,6 +41,8 @@ mod validation;
 /// A broker serving on an ephemeral port until dropped.
 struct Server {
     addr: SocketAddr,
+    /// The engine behind it, to watch what it holds.
+    broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -52,15 +54,35 @@ impl Drop for Server {
 }
 
 async fn start(config: impl FnOnce(&mut KafkaConfig)) -> Server {
+    start_with_broker(BrokerConfig::default(), config).await
+}
+
+/// As [`start`], with engine settings other than the defaults.
+async fn start_with_broker(broker_config: BrokerConfig, config: impl FnOnce(&mut KafkaConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap());
+    let broker = Arc::new(Broker::open(Env::system(), dir.path(), broker_config).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut kafka = KafkaConfig::new(addr);
     config(&mut kafka);
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, broker, kafka, stop_rx));
-    Server { addr, stop, _dir: dir }
+    tokio::spawn(serve(listener, broker.clone(), kafka, stop_rx));
+    Server {
+        addr,
+        broker,
+        stop,
+        _dir: dir,
+    }
+}
+
+/// Polls until the broker holds request bytes in its memory budget (a
+/// request read and not yet answered), for at most `limit`.
+async fn until_in_flight(s: &Server, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while s.broker.metrics().in_flight_bytes.get() == 0 {
+        assert!(Instant::now() < deadline, "no request in flight within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A bare Kafka connection: encodes requests, decodes responses.
@@ -292,7 +314,7 @@ async fn a_too_new_api_versions_request_is_told_what_to_use() {
     let header = ResponseHeader::decode(&mut frame, 0).unwrap();
     assert_eq!(header.correlation_id, id);
     let r = kafka_protocol::messages::ApiVersionsResponse::decode(&mut frame, 0).unwrap();
-    assert_eq!(r.error_code, errors::UNSUPPORTED_VERSION);
+    assert_eq!(r.error_code, errors::ResponseError::UnsupportedVersion.code());
     assert!(
         r.api_keys
             .iter()
@@ -472,7 +494,10 @@ async fn pipelined_produces_are_appended_and_answered_in_order() {
         let ok = &r.responses[0].partition_responses[0];
         assert_eq!((ok.error_code, ok.base_offset), (errors::NONE, bases[i]));
         let missing = &r.responses[1].partition_responses[0];
-        assert_eq!(missing.error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+        assert_eq!(
+            missing.error_code,
+            errors::ResponseError::UnknownTopicOrPartition.code()
+        );
     }
     let mut frame = c.read_frame().await.expect("the fetch response");
     let header =
@@ -493,25 +518,28 @@ async fn errors_are_per_partition_and_named() {
     let batch = records(&["x"], Compression::None);
     assert_eq!(
         produce(&mut c, "nope", 0, -1, batch.clone()).await.0,
-        errors::UNKNOWN_TOPIC_OR_PARTITION
+        errors::ResponseError::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         produce(&mut c, "t", 7, -1, batch.clone()).await.0,
-        errors::UNKNOWN_TOPIC_OR_PARTITION
+        errors::ResponseError::UnknownTopicOrPartition.code()
     );
     assert_eq!(
         produce(&mut c, "t", 0, 2, batch.clone()).await.0,
-        errors::INVALID_REQUIRED_ACKS
+        errors::ResponseError::InvalidRequiredAcks.code()
     );
     let mut bad_crc = BytesMut::from(&batch[..]);
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 1;
     assert_eq!(
         produce(&mut c, "t", 0, -1, bad_crc.freeze()).await.0,
-        errors::CORRUPT_MESSAGE
+        errors::ResponseError::CorruptMessage.code()
     );
     let r = c.call(fetch_request("t", 0, 5, 0), 11).await;
-    assert_eq!(r.responses[0].partitions[0].error_code, errors::OFFSET_OUT_OF_RANGE);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        errors::ResponseError::OffsetOutOfRange.code()
+    );
     let m = c
         .call(
             MetadataRequest::default().with_topics(Some(vec![
@@ -520,13 +548,19 @@ async fn errors_are_per_partition_and_named() {
             9,
         )
         .await;
-    assert_eq!(m.topics[0].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        m.topics[0].error_code,
+        errors::ResponseError::UnknownTopicOrPartition.code()
+    );
     let mut t = CreatableTopic::default();
     t.name = topic("t");
     t.num_partitions = 1;
     t.replication_factor = 3;
     let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 5).await;
-    assert_eq!(r.topics[0].error_code, errors::INVALID_REPLICATION_FACTOR);
+    assert_eq!(
+        r.topics[0].error_code,
+        errors::ResponseError::InvalidReplicationFactor.code()
+    );
 }
 
 #[tokio::test]
@@ -606,25 +640,26 @@ async fn a_waiting_fetch_returns_as_soon_as_data_arrives() {
     let s = start(|_| {}).await;
     let mut c = Client::connect(s.addr).await;
     create_topic(&mut c, "t", 1).await;
-    let addr = s.addr;
-    let producer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut p = Client::connect(addr).await;
-        produce(&mut p, "t", 0, -1, records(&["late"], Compression::None)).await
-    });
     let started = Instant::now();
-    let r = c.call(fetch_request("t", 0, 0, 10_000), 11).await;
+    let mut fetch = tokio::spawn(async move { c.call(fetch_request("t", 0, 0, 10_000), 11).await });
+    // Produced once the fetch waits in the broker, and not before.
+    until_in_flight(&s, Duration::from_secs(5)).await;
+    let early = tokio::time::timeout(Duration::from_millis(250), &mut fetch).await;
+    assert!(early.is_err(), "returned before the data existed");
+    let mut p = Client::connect(s.addr).await;
+    assert_eq!(
+        produce(&mut p, "t", 0, -1, records(&["late"], Compression::None))
+            .await
+            .0,
+        errors::NONE
+    );
+    let r = fetch.await.unwrap();
     let waited = started.elapsed();
-    assert_eq!(producer.await.unwrap().0, errors::NONE);
     assert!(
         r.responses[0].partitions[0]
             .records
             .as_ref()
             .is_some_and(|b| !b.is_empty())
-    );
-    assert!(
-        waited >= Duration::from_millis(250),
-        "returned before the data existed: {waited:?}"
     );
     assert!(waited < Duration::from_secs(5), "long poll did not wake up: {waited:?}");
 }

@@ -110,7 +110,7 @@ async fn an_undefined_compression_codec_is_corrupt() {
     let (_s, mut c) = setup().await;
     let mut b = one_batch(&["x"], Compression::None);
     b[OFF_ATTRIBUTES + 1] |= 5;
-    let r = refused(&mut c, sealed(b), errors::CORRUPT_MESSAGE).await;
+    let r = refused(&mut c, sealed(b), errors::ResponseError::CorruptMessage.code()).await;
     assert!(r.error_message.unwrap().contains("codec 5"));
 }
 
@@ -128,7 +128,7 @@ async fn garbage_compressed_records_are_corrupt_for_every_codec() {
             .map(|i| (i * 151 % 253) as u8)
             .collect();
         let b = with_payload(&valid, &garbage);
-        let r = refused(&mut c, sealed(b), errors::CORRUPT_MESSAGE).await;
+        let r = refused(&mut c, sealed(b), errors::ResponseError::CorruptMessage.code()).await;
         assert!(r.error_message.unwrap().contains("decompress"), "{compression:?}");
     }
 }
@@ -139,7 +139,7 @@ async fn a_one_record_batch_claiming_two_billion_records_is_invalid() {
     let mut b = one_batch(&["x"], Compression::None);
     b[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
     b[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
-    refused(&mut c, sealed(b), errors::INVALID_RECORD).await;
+    refused(&mut c, sealed(b), errors::ResponseError::InvalidRecord.code()).await;
 }
 
 #[tokio::test]
@@ -151,7 +151,7 @@ async fn a_malformed_record_is_invalid_and_named_in_record_errors() {
     let at = batch::HEADER_BYTES + 3;
     assert_eq!(b[at], 0);
     b[at] = 2;
-    let r = refused(&mut c, sealed(b), errors::INVALID_RECORD).await;
+    let r = refused(&mut c, sealed(b), errors::ResponseError::InvalidRecord.code()).await;
     assert_eq!(r.record_errors.len(), 1);
     assert_eq!(r.record_errors[0].batch_index, 0);
     assert!(r.error_message.unwrap().contains("offset delta"));
@@ -199,7 +199,12 @@ async fn a_decompression_bomb_is_refused_within_seconds() {
     let bomb = zstd_bomb();
     assert!(bomb.len() < 64 << 10);
     let started = Instant::now();
-    let r = refused(&mut c, sealed(with_payload(&valid, &bomb)), errors::MESSAGE_TOO_LARGE).await;
+    let r = refused(
+        &mut c,
+        sealed(with_payload(&valid, &bomb)),
+        errors::ResponseError::MessageTooLarge.code(),
+    )
+    .await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "answered after {:?}",
@@ -215,7 +220,7 @@ async fn a_bad_batch_after_a_good_one_refuses_both() {
     let mut bad = one_batch(&["bad"], Compression::None);
     bad[OFF_ATTRIBUTES + 1] |= 6;
     let both: Bytes = [good, sealed(bad)].concat().into();
-    refused(&mut c, both, errors::CORRUPT_MESSAGE).await;
+    refused(&mut c, both, errors::ResponseError::CorruptMessage.code()).await;
 }
 
 #[tokio::test]

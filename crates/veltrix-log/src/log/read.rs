@@ -114,7 +114,8 @@ fn is_not_found(e: &LogError) -> bool {
 
 impl Log {
     /// Reads whole batches starting with the one holding `offset`, up to `bytes_max`
-    /// (at least one batch). Only batches below the high watermark are returned.
+    /// and at most [`crate::segment::READ_BYTES_LIMIT`] (but at least one batch).
+    /// Only batches below the high watermark are returned.
     /// Offsets lost between segments (reported by recovery) are skipped.
     pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadResult> {
         let mut at = offset;

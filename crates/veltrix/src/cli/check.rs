@@ -40,11 +40,8 @@ pub struct ExplainArgs {
 
 /// Runs `veltrix check` and exits with its status.
 pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
-    let report = veltrix_config::check_file(&args.file).with_context(|| format!("cannot read {}", args.file.display()));
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => return super::exit_on_error(Err(e)),
-    };
+    let report =
+        veltrix_config::check_file(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
@@ -172,7 +169,7 @@ fn strsim_like(query: &str, name: &str) -> usize {
 fn catalogue() -> String {
     let mut out = String::new();
     for r in rules::CATALOGUE {
-        let profile = match r.profile {
+        let profile = match r.applies {
             RuleProfile::Always => "",
             RuleProfile::Production => " (production)",
         };
@@ -190,7 +187,7 @@ fn catalogue() -> String {
 
 /// One rule's explanation.
 fn explanation(rule: &rules::Rule) -> String {
-    let profile = match rule.profile {
+    let profile = match rule.applies {
         RuleProfile::Always => "every profile",
         RuleProfile::Production => "production profile",
     };

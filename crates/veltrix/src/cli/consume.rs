@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use veltrix_client::{Client, DecodeLimits, FetchOptions, OffsetSpec, Record, decode_batches};
+use veltrix_client::{Client, DecodeLimits, FetchOptions, FetchedPartition, OffsetSpec, Record, decode_batches};
 
 use super::time::{format_time, parse_time};
 use super::{ConnectArgs, block_on};
@@ -152,38 +152,7 @@ async fn start_offsets(client: &mut Client, args: &ConsumeArgs, partitions: &[i3
 
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut client = args.connect.connect().await?;
-    let topic = client.topic(&args.topic).await?;
-    let partitions: Vec<i32> = match args.partition {
-        Some(p) if topic.partitions.iter().any(|m| m.index == p) => vec![p],
-        Some(p) => bail!(
-            "topic `{}` has {} partitions: partition {p} does not exist",
-            args.topic,
-            topic.partitions.len()
-        ),
-        None => topic.partitions.iter().map(|m| m.index).collect(),
-    };
-    let starts = start_offsets(&mut client, &args, &partitions).await?;
-    let ends: Vec<Option<i64>> = if args.follow {
-        vec![None; partitions.len()]
-    } else {
-        let latest: Vec<_> = partitions.iter().map(|p| (*p, OffsetSpec::Latest)).collect();
-        client
-            .list_offsets(&args.topic, &latest)
-            .await?
-            .iter()
-            .map(|l| l.offset)
-            .collect()
-    };
-    let mut positions: Vec<Position> = partitions
-        .iter()
-        .zip(starts)
-        .zip(ends)
-        .map(|((p, next), end)| Position {
-            partition: *p,
-            next,
-            end,
-        })
-        .collect();
+    let mut positions = positions(&mut client, &args).await?;
     let mut out = Output {
         out: std::io::BufWriter::new(std::io::stdout()),
     };
@@ -206,47 +175,8 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             let Some(position) = positions.iter_mut().find(|p| p.partition == f.partition) else {
                 continue;
             };
-            let at = position.next;
-            let context = || format!("topic `{}` partition {} at offset {at}", args.topic, f.partition);
-            if let Some(error) = f.error {
-                bail!("fetching {}: {error}", context());
-            }
-            let batches = decode_batches(&f.records, &DecodeLimits::default()).with_context(context)?;
-            if batches.is_empty() && !f.records.is_empty() {
-                bail!(
-                    "{}: the next record batch is larger than the fetch limit of {} bytes",
-                    context(),
-                    options.partition_bytes_max
-                );
-            }
-            if batches.is_empty() && f.high_watermark <= position.next {
-                // Nothing more below the end we aimed for (the topic may have
-                // been recreated since): stop rather than wait for it.
-                if let Some(end) = &mut position.end {
-                    *end = position.next;
-                }
-            }
-            for batch in batches {
-                if !batch.control {
-                    for record in &batch.records {
-                        if record.offset < position.next || position.end.is_some_and(|end| record.offset >= end) {
-                            continue;
-                        }
-                        let line = match args.format {
-                            Format::Text => text_line(f.partition, record),
-                            Format::Json => json_line(f.partition, record),
-                        };
-                        if !out.line(&line)? {
-                            return Ok(());
-                        }
-                        remaining -= 1;
-                        if remaining == 0 {
-                            out.flush()?;
-                            return Ok(());
-                        }
-                    }
-                }
-                position.next = position.next.max(batch.last_offset + 1);
+            if !print_fetched(&args, &options, position, &f, &mut out, &mut remaining)? {
+                return Ok(());
             }
         }
         if !out.flush()? {
@@ -255,6 +185,98 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Where to start reading each partition asked for, and, without
+/// `--follow`, where to stop: the end each had when the run started.
+async fn positions(client: &mut Client, args: &ConsumeArgs) -> anyhow::Result<Vec<Position>> {
+    let topic = client.topic(&args.topic).await?;
+    let partitions: Vec<i32> = match args.partition {
+        Some(p) if topic.partitions.iter().any(|m| m.index == p) => vec![p],
+        Some(p) => bail!(
+            "topic `{}` has {} partitions: partition {p} does not exist",
+            args.topic,
+            topic.partitions.len()
+        ),
+        None => topic.partitions.iter().map(|m| m.index).collect(),
+    };
+    let starts = start_offsets(client, args, &partitions).await?;
+    let ends: Vec<Option<i64>> = if args.follow {
+        vec![None; partitions.len()]
+    } else {
+        let latest: Vec<_> = partitions.iter().map(|p| (*p, OffsetSpec::Latest)).collect();
+        client
+            .list_offsets(&args.topic, &latest)
+            .await?
+            .iter()
+            .map(|l| l.offset)
+            .collect()
+    };
+    Ok(partitions
+        .iter()
+        .zip(starts)
+        .zip(ends)
+        .map(|((p, next), end)| Position {
+            partition: *p,
+            next,
+            end,
+        })
+        .collect())
+}
+
+/// Prints the records of one partition's fetch from its position on, and
+/// moves the position past them; `false` once the run is over (`--count`
+/// reached, or the reader gone).
+fn print_fetched(
+    args: &ConsumeArgs,
+    options: &FetchOptions,
+    position: &mut Position,
+    f: &FetchedPartition,
+    out: &mut Output,
+    remaining: &mut u64,
+) -> anyhow::Result<bool> {
+    let at = position.next;
+    let context = || format!("topic `{}` partition {} at offset {at}", args.topic, f.partition);
+    if let Some(error) = &f.error {
+        bail!("fetching {}: {error}", context());
+    }
+    let batches = decode_batches(&f.records, &DecodeLimits::default()).with_context(context)?;
+    if batches.is_empty() && !f.records.is_empty() {
+        bail!(
+            "{}: the next record batch is larger than the fetch limit of {} bytes",
+            context(),
+            options.partition_bytes_max
+        );
+    }
+    if batches.is_empty() && f.high_watermark <= position.next {
+        // Nothing more below the end we aimed for (the topic may have been
+        // recreated since): stop rather than wait for it.
+        if let Some(end) = &mut position.end {
+            *end = position.next;
+        }
+    }
+    for batch in batches {
+        let records = if batch.control { &[][..] } else { &batch.records[..] };
+        for record in records {
+            if record.offset < position.next || position.end.is_some_and(|end| record.offset >= end) {
+                continue;
+            }
+            let line = match args.format {
+                Format::Text => text_line(f.partition, record),
+                Format::Json => json_line(f.partition, record),
+            };
+            if !out.line(&line)? {
+                return Ok(false);
+            }
+            *remaining -= 1;
+            if *remaining == 0 {
+                out.flush()?;
+                return Ok(false);
+            }
+        }
+        position.next = position.next.max(batch.last_offset + 1);
+    }
+    Ok(true)
 }
 
 /// Text for a person: control characters escaped, so a record stays one line.

@@ -23,12 +23,12 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 use veltrix_client::{
     CONSUMER_PROTOCOL_TYPE, Client, ClientError, CommittedOffset, GroupDescription, GroupMember, OffsetSpec,
-    TopicPartitions, decode_assignment, decode_subscription, is_active_group_error,
+    OffsetToCommit, TopicPartitions, decode_assignment, decode_subscription, is_active_group_error,
 };
 
 use super::consume::Format;
 use super::time::parse_time;
-use super::{ConnectArgs, block_on, plural};
+use super::{ConnectArgs, block_on, plural, print_table};
 
 /// What follows a refusal because the group has members.
 const STOP_THEM_FIRST: &str = "the group has active members; stop them first";
@@ -126,22 +126,6 @@ pub fn run(args: GroupArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Prints rows under a header, each column as wide as its widest cell, two
-/// spaces apart; the last column is not padded.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-}
-
 /// A number, or `-` for none.
 fn or_dash(n: Option<i64>) -> String {
     n.map_or_else(|| "-".to_owned(), |n| n.to_string())
@@ -162,6 +146,10 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         for d in client.describe_groups(&missing).await? {
             states.insert(d.group_id, d.state);
         }
+    }
+    // Nothing on stdout, so a script reading it sees no rows; a person is told.
+    if groups.is_empty() {
+        eprintln!("no consumer groups");
     }
     for g in &groups {
         let state = g.state.as_ref().or_else(|| states.get(&g.group_id));
@@ -470,16 +458,32 @@ struct PlannedReset {
     clamped: Option<String>,
 }
 
+/// An offset moved into the log, and why it had to move, if it did.
+#[derive(Debug, PartialEq, Eq)]
+struct Clamped {
+    offset: i64,
+    why: Option<String>,
+}
+
 /// `wanted` within `[start, end]`, and a warning if it had to move.
-fn clamp(partition: i32, wanted: i64, start: i64, end: i64) -> (i64, Option<String>) {
+fn clamp(partition: i32, wanted: i64, start: i64, end: i64) -> Clamped {
     if wanted < start {
         let why = format!("partition {partition}: offset {wanted} is before the log start {start}; using {start}");
-        (start, Some(why))
+        Clamped {
+            offset: start,
+            why: Some(why),
+        }
     } else if wanted > end {
         let why = format!("partition {partition}: offset {wanted} is past the log end {end}; using {end}");
-        (end, Some(why))
+        Clamped {
+            offset: end,
+            why: Some(why),
+        }
     } else {
-        (wanted, None)
+        Clamped {
+            offset: wanted,
+            why: None,
+        }
     }
 }
 
@@ -527,7 +531,10 @@ async fn plan_reset(
             Target::Time(_) => found.as_ref().and_then(|f| f[i].offset).unwrap_or(end),
             Target::Offset(offset) => offset,
         };
-        let (new, clamped) = clamp(partition, wanted, start, end);
+        let Clamped {
+            offset: new,
+            why: clamped,
+        } = clamp(partition, wanted, start, end);
         let current = committed
             .iter()
             .find(|c| c.topic == topic && c.partition == partition)
@@ -594,7 +601,14 @@ async fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
         println!("dry run: nothing committed; run again with --execute to commit these offsets");
         return Ok(());
     }
-    let offsets: Vec<(&str, i32, i64)> = plan.iter().map(|p| (args.topic.as_str(), p.partition, p.new)).collect();
+    let offsets: Vec<OffsetToCommit> = plan
+        .iter()
+        .map(|p| OffsetToCommit {
+            topic: &args.topic,
+            partition: p.partition,
+            offset: p.new,
+        })
+        .collect();
     client
         .commit_offsets(&args.group, &offsets)
         .await
@@ -630,13 +644,14 @@ mod tests {
 
     #[test]
     fn offsets_outside_the_log_are_clamped_with_a_reason() {
-        assert_eq!(clamp(0, 5, 2, 9), (5, None));
-        assert_eq!(clamp(0, 2, 2, 9), (2, None));
-        assert_eq!(clamp(0, 9, 2, 9), (9, None));
-        let (offset, why) = clamp(1, 0, 2, 9);
+        let inside = |offset| Clamped { offset, why: None };
+        assert_eq!(clamp(0, 5, 2, 9), inside(5));
+        assert_eq!(clamp(0, 2, 2, 9), inside(2));
+        assert_eq!(clamp(0, 9, 2, 9), inside(9));
+        let Clamped { offset, why } = clamp(1, 0, 2, 9);
         assert_eq!(offset, 2);
         assert_eq!(why.unwrap(), "partition 1: offset 0 is before the log start 2; using 2");
-        let (offset, why) = clamp(3, 100, 2, 9);
+        let Clamped { offset, why } = clamp(3, 100, 2, 9);
         assert_eq!(offset, 9);
         assert_eq!(why.unwrap(), "partition 3: offset 100 is past the log end 9; using 9");
     }

@@ -66,13 +66,40 @@ pub fn plural(n: impl Into<u64>, noun: &str) -> String {
     }
 }
 
-/// Prints a failed command's error as one line and exits with status 1.
-pub fn exit_on_error(result: anyhow::Result<()>) -> anyhow::Result<()> {
+/// Prints rows under a header, each column as wide as its widest cell, two
+/// spaces apart; the last column is not padded.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut all = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    all.extend(rows.iter().cloned());
+    print!("{}", aligned(&all));
+}
+
+/// `rows` one a line, each column as wide as its widest cell, two spaces
+/// apart; the last column is not padded.
+pub fn aligned(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        widths.resize(widths.len().max(row.len()), 0);
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Prints a failed command's error as one line (its causes joined, never a
+/// backtrace) and exits with status 1.
+pub fn exit_on_error(result: anyhow::Result<()>) {
     if let Err(e) = result {
         eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }
-    Ok(())
 }
 
 /// The error and its causes joined with `: `, skipping a cause whose text the
@@ -94,6 +121,16 @@ fn error_chain(e: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_widest_cell() {
+        let rows = [["P", "NAME", "LAST"], ["10", "retention.ms", "x"], ["2", "a", "y"]]
+            .map(|r| r.map(str::to_owned).to_vec());
+        assert_eq!(
+            aligned(&rows),
+            "P   NAME          LAST\n10  retention.ms  x\n2   a             y\n"
+        );
+    }
 
     #[test]
     fn causes_already_quoted_are_not_repeated() {

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use veltrix_client::{Client, OffsetSpec, config_source_name};
 
-use super::{ConnectArgs, block_on, plural};
+use super::{ConnectArgs, aligned, block_on, plural, print_table};
 
 #[derive(clap::Args, Debug)]
 pub struct TopicArgs {
@@ -110,15 +110,24 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A partition's log start and end offsets (-1 when unknown).
+struct LogRange {
+    start: i64,
+    end: i64,
+}
+
 /// The log start and end offset of every partition.
-async fn offsets(client: &mut Client, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<(i64, i64)>> {
+async fn offsets(client: &mut Client, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<LogRange>> {
     let ask = |spec| partitions.iter().map(|p| (*p, spec)).collect::<Vec<_>>();
     let starts = client.list_offsets(topic, &ask(OffsetSpec::Earliest)).await?;
     let ends = client.list_offsets(topic, &ask(OffsetSpec::Latest)).await?;
     Ok(starts
         .iter()
         .zip(&ends)
-        .map(|(s, e)| (s.offset.unwrap_or(-1), e.offset.unwrap_or(-1)))
+        .map(|(s, e)| LogRange {
+            start: s.offset.unwrap_or(-1),
+            end: e.offset.unwrap_or(-1),
+        })
         .collect())
 }
 
@@ -140,33 +149,45 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     }
     println!("Partitions: {}", topic.partitions.len());
     println!();
-    println!(
-        "{:<10} {:<7} {:<9} {:<9} {:>12} {:>12}",
-        "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "END"
-    );
-    for (p, (start, end)) in topic.partitions.iter().zip(offsets) {
-        print!(
-            "{:<10} {:<7} {:<9} {:<9} {start:>12} {end:>12}",
-            p.index,
-            p.leader,
-            node_list(&p.replicas),
-            node_list(&p.isr)
-        );
-        match &p.error {
-            Some(e) => println!("  {e}"),
-            None => println!(),
-        }
-    }
+    // An error column only when a partition has one.
+    let errors = topic.partitions.iter().any(|p| p.error.is_some());
+    let rows: Vec<Vec<String>> = topic
+        .partitions
+        .iter()
+        .zip(offsets)
+        .map(|(p, LogRange { start, end })| {
+            let mut row = vec![
+                p.index.to_string(),
+                p.leader.to_string(),
+                node_list(&p.replicas),
+                node_list(&p.isr),
+                start.to_string(),
+                end.to_string(),
+            ];
+            row.extend(p.error.as_ref().map(ToString::to_string));
+            row
+        })
+        .collect();
+    let header = ["PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "END", "ERROR"];
+    print_table(&header[..if errors { 7 } else { 6 }], &rows);
     println!();
     println!("Configs:");
-    for c in configs {
-        let value = match (&c.value, c.sensitive) {
-            (_, true) => "(sensitive)",
-            (Some(v), false) => v.as_str(),
-            (None, false) => "(null)",
-        };
-        println!("  {} = {value}  ({})", c.name, config_source_name(c.source));
-    }
+    let rows: Vec<Vec<String>> = configs
+        .iter()
+        .map(|c| {
+            let value = match (&c.value, c.sensitive) {
+                (_, true) => "(sensitive)",
+                (Some(v), false) => v.as_str(),
+                (None, false) => "(null)",
+            };
+            vec![
+                format!("  {}", c.name),
+                format!("= {value}"),
+                format!("({})", config_source_name(c.source)),
+            ]
+        })
+        .collect();
+    print!("{}", aligned(&rows));
     Ok(())
 }
 

@@ -5,9 +5,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{BIN, start_broker};
+use crate::common::{BIN, shared, start_broker, wait_for};
 
 /// Starts `veltrix serve` with `args` and, of the `VELTRIX_` variables, only `env`.
 fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Child {
@@ -31,18 +29,11 @@ fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Child {
 /// `limit`; a broker still running then is killed and reported as `None`.
 fn serve_exit(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Option<(i32, String)> {
     let mut child = spawn_serve(args, env);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for(&mut child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     status.map(|s| (s.code().unwrap_or(-1), stderr))
@@ -55,6 +46,7 @@ const EPHEMERAL: [&str; 4] = ["--kafka-listener", "127.0.0.1:0", "--http-listene
 /// one line that names the directory.
 #[test]
 fn a_second_broker_on_a_data_directory_in_use_refuses_to_start_in_one_line() {
+    let _machine = shared();
     let first = start_broker();
     let dir = first.data_dir().to_str().unwrap().to_owned();
     let mut args = EPHEMERAL.to_vec();
@@ -71,6 +63,7 @@ fn a_second_broker_on_a_data_directory_in_use_refuses_to_start_in_one_line() {
 /// leaves no stale lock that would stop the next one.
 #[test]
 fn a_broker_killed_with_sigkill_leaves_its_data_directory_free() {
+    let _machine = shared();
     let mut broker = start_broker();
     broker.kill_and_restart();
     assert!(broker.data_dir().join("lock").exists());
@@ -80,6 +73,7 @@ fn a_broker_killed_with_sigkill_leaves_its_data_directory_free() {
 /// started silently with the default. They are checked as with a file.
 #[test]
 fn without_a_config_file_a_bad_environment_override_stops_the_start() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut args = EPHEMERAL.to_vec();
@@ -99,6 +93,7 @@ fn without_a_config_file_a_bad_environment_override_stops_the_start() {
 /// And a good override applies: the data directory comes from the environment.
 #[test]
 fn without_a_config_file_environment_overrides_apply() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("from-env");
     let data_str = data.to_str().unwrap().to_owned();
@@ -117,4 +112,37 @@ fn without_a_config_file_environment_overrides_apply() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(found, "no broker used {}", data.display());
+}
+
+/// `serve` fails like every other command, whatever `RUST_BACKTRACE` says: one
+/// `error:` line after the diagnostics it renders, no backtrace, and no colour
+/// codes in what it logs to a pipe.
+#[test]
+fn a_refused_start_prints_one_error_line_and_no_backtrace() {
+    let _machine = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("veltrix.toml");
+    std::fs::write(&config, "[broker]\nprofle = \"production\"\n").unwrap();
+    let in_use = start_broker();
+    let in_use_dir = in_use.data_dir().to_str().unwrap().to_owned();
+    for backtrace in ["0", "1", "full"] {
+        let env = [("RUST_BACKTRACE", backtrace)];
+        let mut bad_config = EPHEMERAL.to_vec();
+        bad_config.extend(["--config", config.to_str().unwrap()]);
+        let mut dir_in_use = EPHEMERAL.to_vec();
+        dir_in_use.extend(["--data-dir", &in_use_dir]);
+        for args in [bad_config, dir_in_use] {
+            let (code, stderr) =
+                serve_exit(&args, &env, Duration::from_secs(20)).unwrap_or_else(|| panic!("serve {args:?} started"));
+            assert_eq!(code, 1, "{stderr}");
+            let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+            assert_eq!(errors.len(), 1, "RUST_BACKTRACE={backtrace}: {stderr}");
+            assert!(stderr.ends_with(&format!("{}\n", errors[0])), "{stderr}");
+            assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+            assert!(!stderr.contains('\u{1b}'), "colour codes in a pipe: {stderr:?}");
+            if args.contains(&"--config") {
+                assert!(stderr.starts_with("error[V002]: unknown key `profle`"), "{stderr}");
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
+use crate::common::{BIN, shared};
 
 /// Runs `veltrix` in `dir` with only the given `VELTRIX_` variables set.
 fn veltrix(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -34,6 +34,7 @@ const ERROR: &str = "[broker]\nprofle = \"production\"\n";
 
 #[test]
 fn a_clean_file_exits_0_even_when_strict() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "veltrix.toml", CLEAN);
     let o = veltrix(dir.path(), &["check"], &[]);
@@ -49,6 +50,7 @@ fn a_clean_file_exits_0_even_when_strict() {
 
 #[test]
 fn errors_exit_1_with_the_diagnostic() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "bad.toml", ERROR);
     let o = veltrix(dir.path(), &["check", "bad.toml"], &[]);
@@ -61,6 +63,7 @@ fn errors_exit_1_with_the_diagnostic() {
 
 #[test]
 fn warnings_exit_0_unless_strict() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "veltrix.toml", WARNING);
     let o = veltrix(dir.path(), &["check"], &[]);
@@ -72,6 +75,7 @@ fn warnings_exit_0_unless_strict() {
 
 #[test]
 fn json_output_carries_rule_line_and_fix() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "veltrix.toml", ERROR);
     let o = veltrix(dir.path(), &["check", "--format", "json"], &[]);
@@ -88,6 +92,7 @@ fn json_output_carries_rule_line_and_fix() {
 
 #[test]
 fn environment_overrides_are_checked_too() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "veltrix.toml", CLEAN);
     let o = veltrix(dir.path(), &["check"], &[("VELTRIX_DEFAULTS__PARTITIONS", "0")]);
@@ -97,6 +102,7 @@ fn environment_overrides_are_checked_too() {
 
 #[test]
 fn a_missing_file_is_an_error() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let o = veltrix(dir.path(), &["check"], &[]);
     assert_eq!(o.status.code(), Some(1));
@@ -105,6 +111,7 @@ fn a_missing_file_is_an_error() {
 
 #[test]
 fn the_shipped_examples_pass_strict_checking() {
+    let _machine = shared();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     // Through the binary the probe is the real machine's (file system under
     // the data directory, memory), so the production example is held to "no
@@ -118,6 +125,7 @@ fn the_shipped_examples_pass_strict_checking() {
 
 #[test]
 fn explain_lists_and_explains_rules() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let o = veltrix(dir.path(), &["explain"], &[]);
     assert_eq!(o.status.code(), Some(0));
@@ -187,6 +195,7 @@ fn serve_until_ready(dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn serve_refuses_to_start_on_errors() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "veltrix.toml", ERROR);
     let o = veltrix(dir.path(), &["serve", "--config", "veltrix.toml"], &[]);
@@ -198,6 +207,7 @@ fn serve_refuses_to_start_on_errors() {
 
 #[test]
 fn serve_applies_declared_topics_and_flags_win_over_the_file() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let config = "[broker]\ndata_dir = \"from-file\"\n\n[[topic]]\nname = \"orders\"\npartitions = 2\nretention_ms = 86_400_000\n";
     write(dir.path(), "veltrix.toml", config);

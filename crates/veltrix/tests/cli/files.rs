@@ -3,125 +3,35 @@
 //! partitions than that, produced to and read back through the Kafka protocol,
 //! and starts again under the same limit with every record still there.
 //!
-//! It starts its own broker rather than using `common::start_broker`: it needs
-//! the `prlimit` prefix, a configuration file, and a data directory that
-//! outlives the first process, which it stops with SIGTERM for a clean close.
+//! The data directory outlives the first process, which is stopped with
+//! SIGTERM for a clean close. The test runs alone ([`exclusive`]): it holds
+//! thousands of files and fsyncs as many at each close.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde_json::Value;
 use veltrix_client::{Acks, BatchBuilder, Client, ClientConfig, DecodeLimits, FetchOptions, ProducerRecord};
 
-const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
+use crate::common::{BrokerGuard, Serve, exclusive};
+
 /// The soft and hard limit on open files the broker runs under.
 const FILES_LIMIT: u32 = 256;
 const TOPICS: usize = 10;
 /// Partitions per topic: 2,600 in all, over ten times the limit.
 const PARTITIONS: i32 = 260;
+/// How long a clean stop of 2,600 partitions may take.
+const STOP_MS_MAX: u64 = 300_000;
 
-/// A `veltrix serve` under the low limit; killed when dropped, so a failing
-/// test leaves nothing running.
-struct Broker {
-    child: Child,
-    addr: String,
-    /// Everything it logged, for failure messages.
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Broker {
-    fn start(dir: &Path, config: &Path) -> Broker {
-        let mut child = Command::new("prlimit")
-            .arg(format!("--nofile={FILES_LIMIT}:{FILES_LIMIT}"))
-            .arg("--")
-            .arg(BIN)
-            .args([
-                "serve",
-                "--kafka-listener",
-                "127.0.0.1:0",
-                "--http-listener",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-format", "json", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("prlimit (util-linux) runs the broker");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        // Keeps draining the log so that the broker never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["fields"]["message"] == "kafka listener ready"
-                    && let Some(addr) = v["fields"]["addr"].as_str()
-                {
-                    let _ = tx.send(addr.to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut broker = Broker {
-            child,
-            addr: String::new(),
-            log,
-        };
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => broker.addr = addr,
-            Err(_) => panic!("the broker did not start; its log:\n{}", broker.log()),
-        }
-        broker
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Stops it with SIGTERM and waits for a clean exit, against a deadline.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "the broker exited with {status}; its log:\n{}",
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not stop; its log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// A `veltrix serve` under the low limit, on `dir`.
+fn start(dir: &Path) -> BrokerGuard {
+    Serve::new()
+        .wrapper(&["prlimit", &format!("--nofile={FILES_LIMIT}:{FILES_LIMIT}"), "--"])
+        // Room for the connections and the reserve under the limit; the
+        // handle caches are shrunk to fit what is left.
+        .config("[limits]\nconnections_max = 16\n")
+        .data_dir(dir)
+        .start()
 }
 
 fn topic(t: usize) -> String {
@@ -185,6 +95,7 @@ async fn check_every_record(client: &mut Client, log: impl Fn() -> String) {
 
 #[test]
 fn a_broker_with_a_low_file_limit_serves_and_restarts_with_ten_times_more_partitions() {
+    let _machine = exclusive();
     // On tmpfs when there is one: what is tested is descriptors, not the disk,
     // and 2,600 partitions closed cleanly cost over 10,000 fsyncs.
     let shm = Path::new("/dev/shm");
@@ -193,13 +104,9 @@ fn a_broker_with_a_low_file_limit_serves_and_restarts_with_ten_times_more_partit
     } else {
         tempfile::tempdir().unwrap()
     };
-    let config = data.path().join("veltrix.toml");
-    // Room for the connections and the reserve under the limit; the handle
-    // caches are shrunk to fit what is left.
-    std::fs::write(&config, "[limits]\nconnections_max = 16\n").unwrap();
     let dir = data.path().join("data");
 
-    let broker = Broker::start(&dir, &config);
+    let mut broker = start(&dir);
     let log = || broker.log();
     runtime().block_on(async {
         let mut client = connect(&broker.addr).await;
@@ -241,9 +148,7 @@ fn a_broker_with_a_low_file_limit_serves_and_restarts_with_ten_times_more_partit
         }
         check_every_record(&mut client, log).await;
     });
-    broker.stop();
-
-    let broker = Broker::start(&dir, &config);
+    broker.stop_and_restart(Duration::from_millis(STOP_MS_MAX));
     let log = || broker.log();
     runtime().block_on(async {
         let mut client = connect(&broker.addr).await;
@@ -253,5 +158,5 @@ fn a_broker_with_a_low_file_limit_serves_and_restarts_with_ten_times_more_partit
         broker.log().contains("open files limit"),
         "the limits are logged at start"
     );
-    broker.stop();
+    broker.stop(Duration::from_millis(STOP_MS_MAX));
 }

@@ -2,11 +2,9 @@
 //! 127.0.0.1: short runs of every workload, checking that what the JSON
 //! reports is consistent and was really written and read.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::{BIN, start_broker};
+use crate::common::{BIN, exclusive, start_broker};
 use serde_json::Value;
 
 fn bench(addr: &str, args: &[&str]) -> Output {
@@ -35,6 +33,7 @@ fn u(v: &Value, key: &str) -> u64 {
 
 #[test]
 fn a_closed_loop_run_then_a_read_through_agree() {
+    let _machine = exclusive();
     let broker = start_broker();
     let addr = broker.addr.as_str();
     let produced = json(&bench(
@@ -94,6 +93,7 @@ fn a_closed_loop_run_then_a_read_through_agree() {
 /// group at the end.
 #[test]
 fn consumers_in_a_group_read_every_record_once() {
+    let _machine = exclusive();
     let broker = start_broker();
     let addr = broker.addr.as_str();
     let produced = json(&bench(
@@ -140,6 +140,7 @@ fn consumers_in_a_group_read_every_record_once() {
 
 #[test]
 fn an_open_loop_run_holds_its_rate() {
+    let _machine = exclusive();
     let broker = start_broker();
     let v = json(&bench(
         &broker.addr,
@@ -167,6 +168,7 @@ fn an_open_loop_run_holds_its_rate() {
 
 #[test]
 fn the_treasure_hunt_writes_every_kind_of_event() {
+    let _machine = exclusive();
     let broker = start_broker();
     let v = json(&bench(
         &broker.addr,
@@ -208,6 +210,7 @@ fn the_treasure_hunt_writes_every_kind_of_event() {
 
 #[test]
 fn failures_are_reported_and_exit_1() {
+    let _machine = exclusive();
     // Nothing listens on port 1.
     let o = bench("127.0.0.1:1", &["produce", "--duration-s", "1", "--timeout-ms", "2000"]);
     assert_eq!(o.status.code(), Some(1));

@@ -2,197 +2,15 @@
 //! `veltrix serve` binary on a fresh data directory and drives `veltrix topic`,
 //! `produce` and `consume` as a user would, checking their output and exit
 //! status.
-//!
-//! The broker listens on `127.0.0.1:0` and its JSON log says which port the
-//! kernel chose, so there is no window in which another process could take a
-//! port picked in advance. Every child process is killed by its guard's `Drop`,
-//! so a failing test leaves nothing running.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use veltrix_client::partitioner::partition_for_key;
 
-const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
-
-/// Kills the child when dropped, even when a test panics.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A broker process on an ephemeral port with its own data directory.
-struct Broker {
-    _child: ChildGuard,
-    addr: String,
-    /// Everything the broker logged, for failure messages.
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-/// The address in the broker's "kafka listener ready" log line.
-fn listener_addr(line: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    let fields = v.get("fields")?;
-    (fields.get("message")?.as_str()? == "kafka listener ready")
-        .then(|| fields.get("addr")?.as_str().map(str::to_owned))
-        .flatten()
-}
-
-/// What a CLI run printed and how it ended.
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--kafka-listener",
-                "127.0.0.1:0",
-                "--http-listener",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut broker = Broker {
-            _child: ChildGuard(child),
-            addr: String::new(),
-            log: Arc::new(Mutex::new(String::new())),
-            _dir: dir,
-        };
-        let (tx, rx) = mpsc::channel();
-        let log = broker.log.clone();
-        // Keeps draining the log so that the broker never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = listener_addr(&line) {
-                    let _ = tx.send(addr);
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => broker.addr = addr,
-            Err(_) => panic!("the broker did not start:\n{}", broker.log.lock().unwrap()),
-        }
-        broker
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args).args(["--bootstrap", &self.addr, "--timeout-ms", "10000"]);
-        c
-    }
-
-    /// Runs the CLI with `stdin` as its input.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        run(self.command(args), stdin)
-    }
-
-    /// Runs the CLI and expects success.
-    fn ok(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let out = self.run(args, stdin);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "veltrix {args:?} failed: {out:?}\nbroker log:\n{}",
-            self.log.lock().unwrap()
-        );
-        out
-    }
-
-    /// Runs the CLI and expects exit status 1 with `message` on stderr.
-    fn fails(&self, args: &[&str], stdin: &[u8], message: &str) -> Output {
-        let out = self.run(args, stdin);
-        assert_eq!(out.code, Some(1), "veltrix {args:?}: {out:?}");
-        assert!(out.stderr.contains(message), "veltrix {args:?}: {out:?}");
-        assert!(out.stderr.starts_with("error: "), "{out:?}");
-        out
-    }
-
-    /// Every record of `topic`, as `consume --format json` prints them.
-    fn records(&self, topic: &str, extra: &[&str]) -> Vec<Value> {
-        let mut args = vec!["consume", topic, "--format", "json"];
-        args.extend_from_slice(extra);
-        self.ok(&args, b"")
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn run(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = ChildGuard(
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut input = child.0.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    // Written on a thread: a large input must not deadlock against the output.
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let stdout = child.0.stdout.take().unwrap();
-    let stderr = child.0.stderr.take().unwrap();
-    let read = |mut s: Box<dyn std::io::Read + Send>| {
-        thread::spawn(move || {
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        })
-    };
-    let (stdout, stderr) = (read(Box::new(stdout)), read(Box::new(stderr)));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "veltrix did not finish within 60 s");
-        thread::sleep(Duration::from_millis(10));
-    };
-    writer.join().unwrap();
-    Output {
-        code: status.code(),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
+use crate::common::{ChildGuard, each_says_no_broker, eventually, moment_between, shared, start_broker, wait_for};
 
 /// The rows of `topic describe`'s partition table: index, leader, replicas,
 /// ISR, log start, end.
@@ -219,25 +37,23 @@ fn event_number(v: &Value) -> u32 {
 
 #[test]
 fn topics_records_and_offsets_end_to_end() {
-    let b = Broker::start();
+    let _machine = shared();
+    let b = start_broker();
 
     // Create, list, describe.
-    let out = b.ok(
-        &[
-            "topic",
-            "create",
-            "events",
-            "--partitions",
-            "3",
-            "--config",
-            "retention.ms=86400000",
-        ],
-        b"",
-    );
+    let out = b.ok(&[
+        "topic",
+        "create",
+        "events",
+        "--partitions",
+        "3",
+        "--config",
+        "retention.ms=86400000",
+    ]);
     assert_eq!(out.stdout, "created topic events with 3 partitions\n");
-    b.ok(&["topic", "create", "other", "--partitions", "1"], b"");
-    assert_eq!(b.ok(&["topic", "list"], b"").stdout, "events\t3\nother\t1\n");
-    let describe = b.ok(&["topic", "describe", "events"], b"").stdout;
+    b.ok(&["topic", "create", "other", "--partitions", "1"]);
+    assert_eq!(b.ok(&["topic", "list"]).stdout, "events\t3\nother\t1\n");
+    let describe = b.ok(&["topic", "describe", "events"]).stdout;
     assert!(describe.starts_with("Topic: events\nId: "), "{describe}");
     assert!(describe.contains("\nPartitions: 3\n"), "{describe}");
     let rows = partition_rows(&describe);
@@ -255,18 +71,32 @@ fn topics_records_and_offsets_end_to_end() {
         })
         .collect();
     assert_eq!(rows, want);
+    let configs: Vec<Vec<&str>> = describe
+        .lines()
+        .skip_while(|l| *l != "Configs:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert!(
-        describe.contains("\n  retention.ms = 86400000  (DYNAMIC_TOPIC_CONFIG)\n"),
+        configs.contains(&vec!["retention.ms", "=", "86400000", "(DYNAMIC_TOPIC_CONFIG)"]),
         "{describe}"
     );
     assert!(
-        describe.contains("\n  cleanup.policy = delete  (DEFAULT_CONFIG)\n"),
+        configs.contains(&vec!["cleanup.policy", "=", "delete", "(DEFAULT_CONFIG)"]),
         "{describe}"
     );
+    // Every column starts at the same place on every line.
+    let value_columns: BTreeSet<usize> = describe
+        .lines()
+        .skip_while(|l| *l != "Configs:")
+        .skip(1)
+        .map(|l| l.find(" = ").unwrap())
+        .collect();
+    assert_eq!(value_columns.len(), 1, "{describe}");
 
     // 1000 keyed lines with headers, in small batches.
     let lines: String = (0..1000).map(|i| format!("user-{}:event-{i}\n", i % 37)).collect();
-    let out = b.ok(
+    let out = b.ok_with(
         &[
             "produce",
             "events",
@@ -320,7 +150,7 @@ fn topics_records_and_offsets_end_to_end() {
         counts.insert(p.to_string(), rs.len().to_string());
     }
     assert_eq!(per_partition.len(), 3, "37 keys spread over every partition");
-    let rows = partition_rows(&b.ok(&["topic", "describe", "events"], b"").stdout);
+    let rows = partition_rows(&b.ok(&["topic", "describe", "events"]).stdout);
     for row in rows {
         assert_eq!((row[4].as_str(), &row[5]), ("0", &counts[&row[0]]), "{row:?}");
     }
@@ -332,11 +162,9 @@ fn topics_records_and_offsets_end_to_end() {
 
     // From a time: only records stamped at or after it. Unkeyed records go
     // round-robin.
-    thread::sleep(Duration::from_millis(5));
-    let t = now_ms();
-    thread::sleep(Duration::from_millis(5));
+    let t = moment_between();
     let late: String = (0..10).map(|i| format!("late-{i}\n")).collect();
-    b.ok(&["produce", "events"], late.as_bytes());
+    b.ok_with(&["produce", "events"], late.as_bytes());
     let after = b.records("events", &["--from-time", &t.to_string()]);
     let mut values: Vec<(String, u64)> = after
         .iter()
@@ -359,19 +187,16 @@ fn topics_records_and_offsets_end_to_end() {
     // record of partition 2, at offset `count`.
     let first_late = per_partition[&2].len().to_string();
     let text = b
-        .ok(
-            &[
-                "consume",
-                "events",
-                "--partition",
-                "2",
-                "--offset",
-                &first_late,
-                "--count",
-                "1",
-            ],
-            b"",
-        )
+        .ok(&[
+            "consume",
+            "events",
+            "--partition",
+            "2",
+            "--offset",
+            &first_late,
+            "--count",
+            "1",
+        ])
         .stdout;
     assert!(text.contains(" key=null headers={} value=late-2\n"), "{text}");
     let stamp = text.split("timestamp=").nth(1).unwrap().split(' ').next().unwrap();
@@ -386,12 +211,9 @@ fn topics_records_and_offsets_end_to_end() {
     );
 
     // Delete.
-    assert_eq!(
-        b.ok(&["topic", "delete", "events"], b"").stdout,
-        "deleted topic events\n"
-    );
-    assert_eq!(b.ok(&["topic", "list"], b"").stdout, "other\t1\n");
-    b.fails(
+    assert_eq!(b.ok(&["topic", "delete", "events"]).stdout, "deleted topic events\n");
+    assert_eq!(b.ok(&["topic", "list"]).stdout, "other\t1\n");
+    b.fails_with(
         &["consume", "events", "--from-beginning"],
         b"",
         "topic `events`: UNKNOWN_TOPIC_OR_PARTITION",
@@ -400,50 +222,48 @@ fn topics_records_and_offsets_end_to_end() {
 
 #[test]
 fn errors_are_named_and_exit_with_status_1() {
-    let b = Broker::start();
+    let _machine = shared();
+    let b = start_broker();
     for args in [
         &["produce", "missing"][..],
         &["consume", "missing"],
         &["topic", "describe", "missing"],
     ] {
-        let out = b.fails(args, b"a line\n", "topic `missing`: UNKNOWN_TOPIC_OR_PARTITION");
+        let out = b.fails_with(args, b"a line\n", "topic `missing`: UNKNOWN_TOPIC_OR_PARTITION");
         assert_eq!(out.stderr, "error: topic `missing`: UNKNOWN_TOPIC_OR_PARTITION\n");
         assert_eq!(out.stdout, "");
     }
-    b.fails(
+    b.fails_with(
         &["topic", "delete", "missing"],
         b"",
         "deleting topic `missing`: UNKNOWN_TOPIC_OR_PARTITION",
     );
-    b.ok(
-        &[
-            "topic",
-            "create",
-            "t",
-            "--partitions",
-            "2",
-            "--config",
-            "max.message.bytes=500",
-        ],
-        b"",
-    );
-    b.fails(
+    b.ok(&[
+        "topic",
+        "create",
+        "t",
+        "--partitions",
+        "2",
+        "--config",
+        "max.message.bytes=500",
+    ]);
+    b.fails_with(
         &["topic", "create", "t"],
         b"",
         "creating topic `t`: TOPIC_ALREADY_EXISTS",
     );
-    b.fails(
+    b.fails_with(
         &["topic", "create", "u", "--config", "no.such=1"],
         b"",
         "INVALID_CONFIG",
     );
-    b.fails(
+    b.fails_with(
         &["produce", "t", "--partition", "2"],
         b"x\n",
         "partition 2 does not exist",
     );
-    b.fails(&["consume", "t", "--partition", "5"], b"", "partition 5 does not exist");
-    b.fails(
+    b.fails_with(&["consume", "t", "--partition", "5"], b"", "partition 5 does not exist");
+    b.fails_with(
         &["produce", "t", "--key-separator", ":"],
         b"k:v\nno separator\n",
         "line 2 has no key separator `:`",
@@ -451,7 +271,7 @@ fn errors_are_named_and_exit_with_status_1() {
     // A batch over the topic's max.message.bytes: the broker refuses it, and
     // the run says so by the Kafka error's name.
     let lines: String = (0..100).map(|i| format!("{i:0>20}\n")).collect();
-    let out = b.fails(
+    let out = b.fails_with(
         &["produce", "t", "--partition", "0", "--batch-bytes-max", "4096"],
         lines.as_bytes(),
         "MESSAGE_TOO_LARGE",
@@ -459,11 +279,11 @@ fn errors_are_named_and_exit_with_status_1() {
     assert!(out.stderr.contains("partition 0: "), "{out:?}");
     assert!(out.stdout.starts_with("acknowledged 0 records"), "{out:?}");
     // Small batches fit, and an offset outside the log is reported.
-    b.ok(
+    b.ok_with(
         &["produce", "t", "--partition", "0", "--batch-bytes-max", "400"],
         lines.as_bytes(),
     );
-    b.fails(
+    b.fails_with(
         &["consume", "t", "--partition", "0", "--offset", "101"],
         b"",
         "offset 101 is out of range: partition 0 of `t` holds offsets 0 to 100",
@@ -476,34 +296,20 @@ fn errors_are_named_and_exit_with_status_1() {
 
 #[test]
 fn without_a_broker_every_tool_says_so() {
-    // A port nobody listens on: bound by this process, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    for args in [
+    let _machine = shared();
+    each_says_no_broker(&[
         &["topic", "list"][..],
         &["topic", "create", "t"],
         &["produce", "t"],
         &["consume", "t"],
-    ] {
-        let mut command = Command::new(BIN);
-        command.args(args).args(["--bootstrap", &addr]);
-        let out = run(command, b"x\n");
-        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
-        assert_eq!(
-            out.stderr,
-            format!("error: cannot connect to {addr}: Connection refused (os error 111); is the broker running?\n")
-        );
-    }
+    ]);
 }
 
 #[test]
 fn follow_waits_for_records_produced_later() {
-    let b = Broker::start();
-    b.ok(&["topic", "create", "live", "--partitions", "2"], b"");
+    let _machine = shared();
+    let b = start_broker();
+    b.ok(&["topic", "create", "live", "--partitions", "2"]);
     let mut consumer = ChildGuard(
         b.command(&[
             "consume",
@@ -520,17 +326,11 @@ fn follow_waits_for_records_produced_later() {
         .spawn()
         .unwrap(),
     );
-    thread::sleep(Duration::from_millis(700));
-    assert!(consumer.0.try_wait().unwrap().is_none(), "stopped with nothing to read");
-    b.ok(&["produce", "live", "--key-separator", "="], b"a=1\nb=2\nc=3\n");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = consumer.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "--follow never saw the records");
-        thread::sleep(Duration::from_millis(20));
-    };
+    // It keeps waiting while there is nothing to read.
+    let early = wait_for(&mut consumer.0, Duration::from_millis(700));
+    assert!(early.is_none(), "stopped with nothing to read: {early:?}");
+    b.ok_with(&["produce", "live", "--key-separator", "="], b"a=1\nb=2\nc=3\n");
+    let status = wait_for(&mut consumer.0, Duration::from_secs(20)).expect("--follow saw the records");
     assert!(status.success());
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut consumer.0.stdout.take().unwrap(), &mut stdout).unwrap();
@@ -553,16 +353,14 @@ fn follow_waits_for_records_produced_later() {
 
 #[test]
 fn files_explicit_partitions_and_acks_1() {
-    let b = Broker::start();
-    b.ok(&["topic", "create", "f", "--partitions", "3"], b"");
+    let _machine = shared();
+    let b = start_broker();
+    b.ok(&["topic", "create", "f", "--partitions", "3"]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("input.txt");
     std::fs::write(&path, b"first\r\n\nthird \xc3\xa9\nno newline at the end").unwrap();
     let path = path.to_str().unwrap();
-    let out = b.ok(
-        &["produce", "f", "--file", path, "--partition", "2", "--acks", "1"],
-        b"",
-    );
+    let out = b.ok(&["produce", "f", "--file", path, "--partition", "2", "--acks", "1"]);
     assert_eq!(
         out.stdout,
         "acknowledged 4 records in 1 request to f\n  partition 2: 4 records, offsets 0 to 3\n"
@@ -577,17 +375,19 @@ fn files_explicit_partitions_and_acks_1() {
         [(2, "first"), (2, ""), (2, "third é"), (2, "no newline at the end")]
     );
     // acks=0 gets no answer, but the records still land.
-    let out = b.ok(&["produce", "f", "--partition", "0", "--acks", "0"], b"x\ny\n");
+    let out = b.ok_with(&["produce", "f", "--partition", "0", "--acks", "0"], b"x\ny\n");
     assert!(
         out.stdout.starts_with("sent 2 records in 1 request to f (acks=0"),
         "{out:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.records("f", &["--from-beginning", "--partition", "0"]).len() < 2 {
-        assert!(Instant::now() < deadline, "acks=0 records never became visible");
-        thread::sleep(Duration::from_millis(50));
-    }
-    b.fails(
+    assert!(
+        eventually(Duration::from_secs(10), || b
+            .records("f", &["--from-beginning", "--partition", "0"])
+            .len()
+            >= 2),
+        "acks=0 records never became visible"
+    );
+    b.fails_with(
         &["produce", "f", "--file", "/nonexistent/input"],
         b"",
         "opening /nonexistent/input",
@@ -596,9 +396,10 @@ fn files_explicit_partitions_and_acks_1() {
 
 #[test]
 fn keys_land_where_the_java_client_puts_them() {
-    let b = Broker::start();
-    b.ok(&["topic", "create", "j", "--partitions", "7"], b"");
-    b.ok(&["produce", "j", "--key-separator", ":"], b"21:java\n");
+    let _machine = shared();
+    let b = start_broker();
+    b.ok(&["topic", "create", "j", "--partitions", "7"]);
+    b.ok_with(&["produce", "j", "--key-separator", ":"], b"21:java\n");
     // Java: toPositive(murmur2("21")) % 7 = (-973932308 & 0x7fffffff) % 7 = 3.
     let records = b.records("j", &["--from-beginning"]);
     assert_eq!(records.len(), 1);

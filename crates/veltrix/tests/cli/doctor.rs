@@ -8,9 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-mod common;
-
-use common::{BIN, start_broker};
+use crate::common::{BIN, shared, start_broker};
 
 const CLEAN: &str = "bootstrap.servers=127.0.0.1:9092\nkey.serializer=org.apache.kafka.common.serialization.StringSerializer\nacks=all\nenable.idempotence=true\n";
 const ERROR: &str = "bootstrap.servers=127.0.0.1:9092\nacks=0\n";
@@ -39,6 +37,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 #[test]
 fn a_clean_file_exits_0_even_when_strict() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "producer.properties", CLEAN);
     for args in [&["producer.properties"][..], &["producer.properties", "--strict"]] {
@@ -50,6 +49,7 @@ fn a_clean_file_exits_0_even_when_strict() {
 
 #[test]
 fn errors_exit_1_with_the_diagnostic() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "bad.properties", ERROR);
     let o = doctor(
@@ -69,6 +69,7 @@ fn errors_exit_1_with_the_diagnostic() {
 
 #[test]
 fn warnings_fail_only_when_strict() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "warn.properties", WARNING);
     let o = doctor(dir.path(), &["warn.properties"]);
@@ -80,6 +81,7 @@ fn warnings_fail_only_when_strict() {
 
 #[test]
 fn json_output_lists_every_finding_with_its_place_and_fix() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -103,6 +105,7 @@ fn json_output_lists_every_finding_with_its_place_and_fix() {
 
 #[test]
 fn the_check_that_cannot_run_exits_2() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let o = doctor(dir.path(), &["missing.properties"]);
     assert_eq!(o.status.code(), Some(2));
@@ -131,6 +134,7 @@ fn the_check_that_cannot_run_exits_2() {
 
 #[test]
 fn explain_prints_a_rule_or_the_catalogue() {
+    let _machine = shared();
     let dir = tempfile::tempdir().unwrap();
     let o = doctor(dir.path(), &["--explain", "partitioner-mismatch"]);
     assert_eq!(o.status.code(), Some(0));
@@ -150,6 +154,7 @@ fn explain_prints_a_rule_or_the_catalogue() {
 
 #[test]
 fn broker_limits_come_from_a_running_broker() {
+    let _machine = shared();
     let broker = start_broker();
     let created = Command::new(BIN)
         .args(["topic", "create", "orders", "--partitions", "1"])

@@ -8,41 +8,16 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, MetadataRequest, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, Request, StrBytes};
+use kafka_protocol::messages::{BrokerId, FetchRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
-mod common;
-
-use common::{BIN, start_broker_with_env};
+use crate::common::{BIN, Serve, exclusive, frame, resident_bytes};
 
 const BUDGET_BYTES: u64 = 64 << 20;
 /// What the broker may use beyond its budget: code, runtime, caches, the
 /// allocator's slack.
 const OVERHEAD_BYTES: u64 = 64 << 20;
-
-fn frame<R: Request>(request: &R, version: i16, correlation_id: i32) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("attack")));
-    let mut body = BytesMut::new();
-    header.encode(&mut body, R::header_version(version)).unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut out = BytesMut::new();
-    out.put_i32(body.len() as i32);
-    out.extend_from_slice(&body);
-    out.to_vec()
-}
-
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 /// Sends a Metadata request on a new connection and reads its answer, all
 /// within `limit`.
@@ -95,10 +70,11 @@ fn veltrix(args: &[&str]) {
 /// attackers leave an ordinary consumer reads everything.
 #[test]
 fn fetchers_that_never_read_their_answers_cannot_grow_the_broker_past_its_budget() {
-    let broker = start_broker_with_env(&[
-        ("VELTRIX_LIMITS__IN_FLIGHT_BYTES_MAX", &BUDGET_BYTES.to_string()),
-        ("VELTRIX_LIMITS__REQUEST_BYTES_MAX", &(8u64 << 20).to_string()),
-    ]);
+    let _machine = exclusive();
+    let broker = Serve::new()
+        .env("VELTRIX_LIMITS__IN_FLIGHT_BYTES_MAX", &BUDGET_BYTES.to_string())
+        .env("VELTRIX_LIMITS__REQUEST_BYTES_MAX", &(8u64 << 20).to_string())
+        .start();
     let addr = broker.addr.clone();
     veltrix(&["topic", "create", "big", "--partitions", "1", "--bootstrap", &addr]);
     let dir = tempfile::tempdir().unwrap();

@@ -4,15 +4,6 @@
 //! consumer would, and checks what `veltrix group` prints, how it exits, and
 //! what the broker holds afterwards (read back with the client, not with the
 //! tool under test).
-//!
-//! The broker harness is the one of `cli.rs`: an ephemeral port read from the
-//! broker's JSON log, and every child process killed by its guard's `Drop`.
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use veltrix_client::kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
@@ -24,191 +15,31 @@ use veltrix_client::kafka_protocol::messages::{
     SyncGroupRequest, TopicName,
 };
 use veltrix_client::kafka_protocol::protocol::{Encodable, StrBytes};
-use veltrix_client::{Client, ClientConfig, is_active_group_error};
+use veltrix_client::{Client, ClientConfig, OffsetToCommit, is_active_group_error};
 
-const BIN: &str = env!("CARGO_BIN_EXE_veltrix");
+use crate::common::{BrokerGuard, each_says_no_broker, moment_between, shared, start_broker};
 
-/// Kills the child when dropped, even when a test panics.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A broker process on an ephemeral port with its own data directory.
-struct Broker {
-    _child: ChildGuard,
-    addr: String,
-    /// Everything the broker logged, for failure messages.
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-/// What a CLI run printed and how it ended.
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// The address in the broker's "kafka listener ready" log line.
-fn listener_addr(line: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    let fields = v.get("fields")?;
-    (fields.get("message")?.as_str()? == "kafka listener ready")
-        .then(|| fields.get("addr")?.as_str().map(str::to_owned))
-        .flatten()
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--kafka-listener",
-                "127.0.0.1:0",
-                "--http-listener",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut broker = Broker {
-            _child: ChildGuard(child),
-            addr: String::new(),
-            log: Arc::new(Mutex::new(String::new())),
-            _dir: dir,
-        };
-        let (tx, rx) = mpsc::channel();
-        let log = broker.log.clone();
-        // Keeps draining the log so that the broker never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = listener_addr(&line) {
-                    let _ = tx.send(addr);
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => broker.addr = addr,
-            Err(_) => panic!("the broker did not start:\n{}", broker.log.lock().unwrap()),
-        }
-        broker
-    }
-
-    /// Runs the CLI with `stdin` as its input.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .args(["--bootstrap", &self.addr, "--timeout-ms", "10000"]);
-        run(command, stdin)
-    }
-
-    /// Runs the CLI and expects success.
-    fn ok(&self, args: &[&str]) -> Output {
-        self.ok_with(args, b"")
-    }
-
-    fn ok_with(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let out = self.run(args, stdin);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "veltrix {args:?} failed: {out:?}\nbroker log:\n{}",
-            self.log.lock().unwrap()
-        );
-        out
-    }
-
-    /// Runs the CLI and expects exactly one `error:` line, `message`, and
-    /// exit status 1.
-    fn fails(&self, args: &[&str], message: &str) -> Output {
-        let out = self.run(args, b"");
-        assert_eq!(out.code, Some(1), "veltrix {args:?}: {out:?}");
-        assert_eq!(out.stderr, format!("error: {message}\n"), "veltrix {args:?}: {out:?}");
-        out
-    }
-
-    /// Writes `count` records to one partition of `topic`.
-    fn produce(&self, topic: &str, partition: i32, count: usize) {
-        let lines: String = (0..count).map(|i| format!("record-{i}\n")).collect();
-        self.ok_with(
-            &["produce", topic, "--partition", &partition.to_string()],
-            lines.as_bytes(),
-        );
-    }
-
-    /// A client of the broker, on a runtime of its own.
-    fn client(&self) -> TestClient {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = ClientConfig {
-            client_id: "group-test".to_owned(),
-            ..ClientConfig::default()
-        };
-        let client = runtime.block_on(Client::connect(&self.addr, config)).unwrap();
-        TestClient { runtime, client }
-    }
-}
-
-fn run(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = ChildGuard(
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+/// Writes `count` records to one partition of `topic`.
+fn produce(b: &BrokerGuard, topic: &str, partition: i32, count: usize) {
+    let lines: String = (0..count).map(|i| format!("record-{i}\n")).collect();
+    b.ok_with(
+        &["produce", topic, "--partition", &partition.to_string()],
+        lines.as_bytes(),
     );
-    let mut input = child.0.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    // Written on a thread: a large input must not deadlock against the output.
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let read = |mut s: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        })
+}
+
+/// A client of the broker, on a runtime of its own.
+fn client(b: &BrokerGuard) -> TestClient {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = ClientConfig {
+        client_id: "group-test".to_owned(),
+        ..ClientConfig::default()
     };
-    let stdout = read(Box::new(child.0.stdout.take().unwrap()));
-    let stderr = read(Box::new(child.0.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "veltrix did not finish within 60 s");
-        thread::sleep(Duration::from_millis(10));
-    };
-    writer.join().unwrap();
-    Output {
-        code: status.code(),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    let client = runtime.block_on(Client::connect(&b.addr, config)).unwrap();
+    TestClient { runtime, client }
 }
 
 /// `veltrix-client` with a blocking face, for setting the stage and checking
@@ -222,8 +53,16 @@ impl TestClient {
     /// Commits offsets from outside the group, as a consumer that assigns its
     /// own partitions does.
     fn commit(&mut self, group: &str, offsets: &[(&str, i32, i64)]) {
+        let offsets: Vec<OffsetToCommit> = offsets
+            .iter()
+            .map(|&(topic, partition, offset)| OffsetToCommit {
+                topic,
+                partition,
+                offset,
+            })
+            .collect();
         self.runtime
-            .block_on(self.client.commit_offsets(group, offsets))
+            .block_on(self.client.commit_offsets(group, &offsets))
             .unwrap();
     }
 
@@ -239,10 +78,6 @@ impl TestClient {
             .map(|p| committed.iter().find(|c| c.partition == p).unwrap().offset)
             .collect()
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
 }
 
 /// The rows of the table whose header starts with `first_column`, split on
@@ -263,17 +98,16 @@ fn row(cells: &[&str]) -> Vec<String> {
 
 #[test]
 fn lag_and_offset_resets_of_an_inactive_group() {
-    let b = Broker::start();
+    let _machine = shared();
+    let b = start_broker();
     b.ok(&["topic", "create", "orders", "--partitions", "3"]);
     // Partition 0: 10 records, then 5 after `t`; partition 1: 20; partition 2: 5.
-    b.produce("orders", 0, 10);
-    b.produce("orders", 1, 20);
-    b.produce("orders", 2, 5);
-    thread::sleep(Duration::from_millis(5));
-    let t = now_ms();
-    thread::sleep(Duration::from_millis(5));
-    b.produce("orders", 0, 5);
-    let mut c = b.client();
+    produce(&b, "orders", 0, 10);
+    produce(&b, "orders", 1, 20);
+    produce(&b, "orders", 2, 5);
+    let t = moment_between();
+    produce(&b, "orders", 0, 5);
+    let mut c = client(&b);
     c.commit("billing", &[("orders", 0, 4), ("orders", 1, 20), ("orders", 2, 0)]);
 
     // A group that only stores offsets: no protocol type, Empty.
@@ -443,7 +277,11 @@ fn lag_and_offset_resets_of_an_inactive_group() {
 
     // Delete, then again.
     assert_eq!(b.ok(&["group", "delete", "billing"]).stdout, "deleted group billing\n");
-    assert_eq!(b.ok(&["group", "list"]).stdout, "");
+    let listed = b.ok(&["group", "list"]);
+    assert_eq!(
+        (listed.stdout.as_str(), listed.stderr.as_str()),
+        ("", "no consumer groups\n")
+    );
     assert_eq!(c.committed("billing", "orders", 3), [None, None, None]);
     b.fails(
         &["group", "delete", "billing"],
@@ -522,15 +360,16 @@ fn leave(c: &mut TestClient, group: &str, member_id: &str) {
 
 #[test]
 fn an_active_group_is_described_and_protected() {
-    let b = Broker::start();
+    let _machine = shared();
+    let b = start_broker();
     b.ok(&["topic", "create", "events", "--partitions", "3"]);
-    b.produce("events", 0, 6);
-    b.produce("events", 1, 3);
-    let mut c = b.client();
+    produce(&b, "events", 0, 6);
+    produce(&b, "events", 1, 3);
+    let mut c = client(&b);
     // Offsets committed before the group had members; then a consumer joins
     // and is assigned partitions 0 and 1.
     c.commit("readers", &[("events", 0, 2), ("events", 2, 0)]);
-    let mut member = b.client();
+    let mut member = client(&b);
     let member_id = join_as_consumer(&mut member, "readers", "events", &[0, 1]);
 
     assert_eq!(b.ok(&["group", "list"]).stdout, "readers\tStable\tconsumer\n");
@@ -583,7 +422,14 @@ fn an_active_group_is_described_and_protected() {
     );
     let refused = c
         .runtime
-        .block_on(c.client.commit_offsets("readers", &[("events", 0, 6)]))
+        .block_on(c.client.commit_offsets(
+            "readers",
+            &[OffsetToCommit {
+                topic: "events",
+                partition: 0,
+                offset: 6,
+            }],
+        ))
         .unwrap_err();
     let kafka = refused.kafka_error().unwrap();
     assert!(is_active_group_error(kafka), "{refused}");
@@ -612,26 +458,11 @@ fn an_active_group_is_described_and_protected() {
 
 #[test]
 fn without_a_broker_every_group_tool_says_so() {
-    // A port nobody listens on: bound by this process, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    for args in [
+    let _machine = shared();
+    each_says_no_broker(&[
         &["group", "list"][..],
         &["group", "describe", "g"],
         &["group", "reset-offsets", "g", "--topic", "t", "--to-earliest"],
         &["group", "delete", "g"],
-    ] {
-        let mut command = Command::new(BIN);
-        command.args(args).args(["--bootstrap", &addr]);
-        let out = run(command, b"");
-        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
-        assert_eq!(
-            out.stderr,
-            format!("error: cannot connect to {addr}: Connection refused (os error 111); is the broker running?\n")
-        );
-    }
+    ]);
 }

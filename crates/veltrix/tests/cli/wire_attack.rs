@@ -7,14 +7,13 @@
 //! allocator that merely reserves address space for large sizes fails the same
 //! way under the limit.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::common::{Serve, exclusive, resident_bytes};
 
 /// The broker's address-space limit: a few times what it maps when idle, far
 /// below the tens of gigabytes one hostile count used to ask for.
@@ -109,26 +108,12 @@ fn probe_connection(addr: &str) -> TcpStream {
     stream
 }
 
-/// The broker's resident memory, from /proc.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the broker is running");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kib * 1024
-}
-
 #[test]
 fn hostile_counts_leave_the_broker_bounded_serving_and_alive() {
-    let mut command = Command::new("prlimit");
-    command
-        .arg(format!("--as={ADDRESS_SPACE_BYTES_MAX}"))
-        .arg("--")
-        .arg(common::BIN);
-    let mut broker = common::start_broker_command(command);
+    let _machine = exclusive();
+    let mut broker = Serve::new()
+        .wrapper(&["prlimit", &format!("--as={ADDRESS_SPACE_BYTES_MAX}"), "--"])
+        .start();
     let pid = broker.child.id();
     let addr = broker.addr.clone();
     let frames = hostile_frames();
@@ -136,7 +121,7 @@ fn hostile_counts_leave_the_broker_bounded_serving_and_alive() {
     let mut probe = probe_connection(&addr);
     let mut correlation_id = 0;
     let mut slowest = metadata_round_trip(&mut probe, correlation_id);
-    let mut rss_max = rss_bytes(pid);
+    let mut rss_max = resident_bytes(pid);
     let sent = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
     let deadline = Instant::now() + Duration::from_millis(ATTACK_DURATION_MS_MAX);
@@ -162,7 +147,7 @@ fn hostile_counts_leave_the_broker_bounded_serving_and_alive() {
             }
             correlation_id += 1;
             slowest = slowest.max(metadata_round_trip(&mut probe, correlation_id));
-            rss_max = rss_max.max(rss_bytes(pid));
+            rss_max = rss_max.max(resident_bytes(pid));
         }
         done.store(true, Ordering::Relaxed);
     });
@@ -175,7 +160,7 @@ fn hostile_counts_leave_the_broker_bounded_serving_and_alive() {
     // Recovered, not restarted: the same process answers a new client.
     let mut after = probe_connection(&addr);
     slowest = slowest.max(metadata_round_trip(&mut after, 1));
-    rss_max = rss_max.max(rss_bytes(pid));
+    rss_max = rss_max.max(resident_bytes(pid));
     eprintln!(
         "{attacks} hostile requests, {correlation_id} metadata probes, slowest answer {slowest:?}, \
          broker RSS at most {} MiB",

@@ -1,0 +1,151 @@
+//! The Kafka front door's metrics: requests per API, errors, connections, the
+//! memory budget's waits, and what is produced and fetched per topic. Defined
+//! here and registered in the broker's one registry (`veltrix_core::Metrics`),
+//! so `/metrics` shows them beside the engine's. Labels are bounded: the API
+//! (the served set), the Kafka error's name, the topic (`topics_max`).
+
+use std::sync::Arc;
+
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
+use veltrix_core::Metrics;
+use veltrix_core::metrics::{LATENCY_BUCKETS, Registrar};
+
+/// The front door's metrics, shared by every connection and request of a
+/// listener: one `Arc`, so handing them to a request costs one increment.
+#[derive(Debug, Clone)]
+pub struct KafkaMetrics(Arc<KafkaMetricSet>);
+
+impl std::ops::Deref for KafkaMetrics {
+    type Target = KafkaMetricSet;
+
+    fn deref(&self) -> &KafkaMetricSet {
+        &self.0
+    }
+}
+
+/// The metrics themselves.
+#[derive(Debug)]
+pub struct KafkaMetricSet {
+    /// Off: hot paths skip recording (for measuring the overhead).
+    enabled: bool,
+    /// Kafka requests served, per API.
+    pub requests: IntCounterVec,
+    /// Requests or partitions answered with an error, per API and error.
+    pub request_errors: IntCounterVec,
+    /// Time from a request read to its response ready, per API.
+    pub request_seconds: HistogramVec,
+    /// Open connections.
+    pub connections: IntGauge,
+    /// Connections accepted.
+    pub connections_accepted: IntCounter,
+    /// Connections the broker closed, by why: `request_body_timeout`, `idle`.
+    pub connections_closed: IntCounterVec,
+    /// Connections closed at once for being over `connections_max`.
+    pub connections_refused: IntCounter,
+    /// Failed accepts, by `kind`: `file_handles` (out of descriptors) or
+    /// `other`.
+    pub accept_errors: IntCounterVec,
+    /// Request bytes held in memory now: the engine's gauge, which the HTTP
+    /// API shows too.
+    pub in_flight_bytes: IntGauge,
+    /// The memory budget for requests: the engine's gauge.
+    pub in_flight_bytes_max: IntGauge,
+    /// Time a request waited for room in the memory budget.
+    pub memory_wait_seconds: Histogram,
+    /// Fetches that waited for room in the memory budget.
+    pub fetch_memory_waits: IntCounter,
+    /// Fetches whose `max_bytes` was cut to `fetch_bytes_max`.
+    pub fetch_bytes_clamped: IntCounter,
+    /// Record batch bytes appended, per topic.
+    pub produce_bytes: IntCounterVec,
+    /// Records appended, per topic.
+    pub produce_records: IntCounterVec,
+    /// Record batch bytes fetched, per topic.
+    pub fetch_bytes: IntCounterVec,
+    /// Records fetched (whole batches), per topic.
+    pub fetch_records: IntCounterVec,
+}
+
+impl KafkaMetrics {
+    /// Makes the front door's metrics in the engine's registry.
+    pub fn new(engine: &Metrics) -> KafkaMetrics {
+        let r = Registrar::new(engine.registry());
+        let topic = &["topic"];
+        KafkaMetrics(Arc::new(KafkaMetricSet {
+            enabled: engine.enabled(),
+            requests: r.int_counter_vec(
+                "veltrix_kafka_requests_total",
+                "Kafka requests served, per API.",
+                &["api"],
+            ),
+            request_errors: r.int_counter_vec(
+                "veltrix_kafka_request_errors_total",
+                "Kafka requests or partitions answered with an error code, per API and error.",
+                &["api", "error"],
+            ),
+            request_seconds: r.histogram_vec(
+                "veltrix_kafka_request_duration_seconds",
+                "Time from a Kafka request read to its response ready (produce: durable), per API.",
+                LATENCY_BUCKETS,
+                &["api"],
+            ),
+            connections: r.int_gauge("veltrix_kafka_connections", "Open Kafka connections."),
+            connections_accepted: r.int_counter(
+                "veltrix_kafka_connections_accepted_total",
+                "Kafka connections accepted.",
+            ),
+            connections_closed: r.int_counter_vec(
+                "veltrix_kafka_connections_closed_total",
+                "Kafka connections the broker closed for a limit, by reason.",
+                &["reason"],
+            ),
+            connections_refused: r.int_counter(
+                "veltrix_kafka_connections_refused_total",
+                "Kafka connections closed on accept for being over connections_max.",
+            ),
+            accept_errors: r.int_counter_vec(
+                "veltrix_kafka_accept_errors_total",
+                "Failed accepts of Kafka connections, by kind (file_handles: out of file descriptors).",
+                &["kind"],
+            ),
+            in_flight_bytes: engine.in_flight_bytes.clone(),
+            in_flight_bytes_max: engine.in_flight_bytes_max.clone(),
+            memory_wait_seconds: r.histogram(
+                "veltrix_kafka_throttle_seconds",
+                "Time a request waited for room in the memory budget before being read.",
+                LATENCY_BUCKETS,
+            ),
+            fetch_memory_waits: r.int_counter(
+                "veltrix_kafka_fetch_memory_waits_total",
+                "Fetches that waited for room in the memory budget before reading from disk.",
+            ),
+            fetch_bytes_clamped: r.int_counter(
+                "veltrix_kafka_fetch_bytes_clamped_total",
+                "Fetches whose max_bytes was cut to fetch_bytes_max.",
+            ),
+            produce_bytes: r.int_counter_vec(
+                "veltrix_produce_bytes_total",
+                "Record batch bytes appended, per topic.",
+                topic,
+            ),
+            produce_records: r.int_counter_vec("veltrix_produce_records_total", "Records appended, per topic.", topic),
+            fetch_bytes: r.int_counter_vec(
+                "veltrix_fetch_bytes_total",
+                "Record batch bytes fetched, per topic.",
+                topic,
+            ),
+            fetch_records: r.int_counter_vec(
+                "veltrix_fetch_records_total",
+                "Records fetched (whole batches), per topic.",
+                topic,
+            ),
+        }))
+    }
+}
+
+impl KafkaMetricSet {
+    /// Whether hot paths record metrics.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
