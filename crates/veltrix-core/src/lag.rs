@@ -5,6 +5,10 @@
 //!
 //! Only partitions a group has committed for are reported: a partition it
 //! never committed has no position to measure from.
+//!
+//! Share groups are measured the same way from each share-partition's start
+//! offset (SPSO): records not yet acknowledged or archived, and the age of the
+//! record at the SPSO; so `[[alert]]`s work on them as on consumer groups.
 
 use std::collections::HashMap;
 
@@ -66,6 +70,24 @@ pub struct LagCache {
     timestamps: HashMap<(String, String, i32), (i64, i64)>,
 }
 
+impl LagCache {
+    /// How long ago the batch holding `from` was written, read from the log
+    /// only when `from` moved since the last evaluation; 0 when unreadable.
+    fn age_ms(&mut self, key: &(String, String, i32), log: &veltrix_log::Log, from: i64, now_ms: i64) -> i64 {
+        let ts = match self.timestamps.get(key) {
+            Some((offset, ts)) if *offset == from => Some(*ts),
+            _ => first_timestamp(log, from),
+        };
+        match ts {
+            Some(ts) => {
+                self.timestamps.insert(key.clone(), (from, ts));
+                (now_ms - ts).max(0)
+            }
+            None => 0,
+        }
+    }
+}
+
 impl Broker {
     /// Every group's lag on every partition it has committed for, sorted by
     /// group, topic and partition.
@@ -91,18 +113,7 @@ impl Broker {
                 let lag_ms = if lag_records == 0 {
                     0
                 } else {
-                    let from = committed.offset.max(log.log_start());
-                    let ts = match cache.timestamps.get(&key) {
-                        Some((offset, ts)) if *offset == from => Some(*ts),
-                        _ => first_timestamp(log, from),
-                    };
-                    match ts {
-                        Some(ts) => {
-                            cache.timestamps.insert(key.clone(), (from, ts));
-                            (now_ms - ts).max(0)
-                        }
-                        None => 0,
-                    }
+                    cache.age_ms(&key, log, committed.offset.max(log.log_start()), now_ms)
                 };
                 seen.push(key);
                 out.push(PartitionLag {
@@ -116,10 +127,55 @@ impl Broker {
                 });
             }
         }
+        self.share_lag(now_ms, cache, &mut seen, &mut out);
         let seen: std::collections::HashSet<_> = seen.into_iter().collect();
         cache.timestamps.retain(|k, _| seen.contains(k));
         out.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
         out
+    }
+}
+
+impl Broker {
+    /// Share groups' lag: from each share-partition's start offset (SPSO,
+    /// the oldest record not yet acknowledged), the records not yet
+    /// acknowledged or archived, and the age of the record at the SPSO.
+    fn share_lag(
+        &self,
+        now_ms: i64,
+        cache: &mut LagCache,
+        seen: &mut Vec<(String, String, i32)>,
+        out: &mut Vec<PartitionLag>,
+    ) {
+        let names: HashMap<crate::TopicId, String> = self.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+        for s in self.share().stats() {
+            let Some(topic) = names.get(&s.key.topic) else {
+                continue;
+            };
+            let Ok(p) = self.partition(topic, s.key.partition) else {
+                continue;
+            };
+            let log = p.log();
+            let end = log.high_watermark();
+            let from = s.summary.start.max(log.log_start());
+            let done = i64::try_from(s.summary.done_in_window).unwrap_or(i64::MAX);
+            let lag_records = end.saturating_sub(from).saturating_sub(done).max(0);
+            let key = (s.key.group.clone(), topic.clone(), s.key.partition);
+            let lag_ms = if lag_records == 0 {
+                0
+            } else {
+                cache.age_ms(&key, log, from, now_ms)
+            };
+            seen.push(key);
+            out.push(PartitionLag {
+                group: s.key.group,
+                topic: topic.clone(),
+                partition: s.key.partition,
+                committed: s.summary.start,
+                end,
+                lag_records,
+                lag_ms,
+            });
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub groups: GroupMetrics,
     /// The HTTP listener's connections.
     pub http: HttpMetrics,
+    /// Share groups: what happened to their records, what is in flight.
+    pub share: ShareMetrics,
     /// Seconds since the broker started, set before each scrape.
     pub uptime_seconds: Gauge,
     /// Warnings left out of the log by the rate limiter, by kind.
@@ -94,6 +96,28 @@ pub struct GroupMetrics {
     pub alert_firing: IntGaugeVec,
     /// Alert state changes, by alert and new state.
     pub alert_transitions: IntCounterVec,
+}
+
+/// Share groups' metrics, read off the share coordinator before each scrape.
+#[derive(Debug, Clone)]
+pub struct ShareMetrics {
+    /// Share groups by state.
+    pub groups: IntGaugeVec,
+    /// Members per share group.
+    pub members: IntGaugeVec,
+    /// Open share sessions.
+    pub sessions: IntGauge,
+    /// Records per group, topic and outcome: `acquired`, `accepted`,
+    /// `released`, `rejected`, `archived` (delivery limit reached),
+    /// `lock_timeout` (the acquisition lock ran out).
+    pub records: IntCounterVec,
+    /// Records acquired and not yet acknowledged, per group and topic.
+    pub in_flight: IntGaugeVec,
+    /// Group-and-topic series left out over [`LAG_PARTITION_SERIES_MAX`].
+    pub series_dropped: IntGauge,
+    /// The totals last published, so that counters move by what happened
+    /// since (the engine's own counts restart with the broker).
+    last: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), crate::share::Outcomes>>>,
 }
 
 /// The HTTP listener's metrics.
@@ -262,6 +286,101 @@ impl GroupMetrics {
     }
 }
 
+impl ShareMetrics {
+    fn new(r: &Registrar<'_>) -> ShareMetrics {
+        ShareMetrics {
+            groups: r.int_gauge_vec("veltrix_share_groups", "Share groups by state.", &["state"]),
+            members: r.int_gauge_vec("veltrix_share_group_members", "Members of a share group.", &["group"]),
+            sessions: r.int_gauge("veltrix_share_sessions", "Open share sessions."),
+            records: r.int_counter_vec(
+                "veltrix_share_records_total",
+                "Share-group records by outcome: acquired, accepted, released, rejected, archived (delivery limit reached), lock_timeout.",
+                &["group", "topic", "outcome"],
+            ),
+            in_flight: r.int_gauge_vec(
+                "veltrix_share_records_in_flight",
+                "Share-group records acquired and not yet acknowledged.",
+                &["group", "topic"],
+            ),
+            series_dropped: r.int_gauge(
+                "veltrix_share_series_dropped",
+                "Share group-and-topic series left out over the series limit.",
+            ),
+            last: Arc::default(),
+        }
+    }
+
+    /// Publishes the share coordinator's state: groups, members, sessions,
+    /// and per group and topic the records in flight and the outcomes since
+    /// the last call.
+    fn refresh(&self, broker: &Broker) {
+        let share = broker.share();
+        self.groups.reset();
+        self.members.reset();
+        for g in share.list() {
+            self.groups.with_label_values(&[g.state]).inc();
+            self.members
+                .with_label_values(&[g.group_id.as_str()])
+                .set(g.members.len() as i64);
+        }
+        self.sessions.set(share.sessions() as i64);
+        let names: std::collections::HashMap<crate::TopicId, String> =
+            broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+        let mut totals: std::collections::BTreeMap<(String, String), (crate::share::Outcomes, usize)> =
+            std::collections::BTreeMap::new();
+        for s in share.stats() {
+            let Some(topic) = names.get(&s.key.topic) else { continue };
+            let entry = totals.entry((s.key.group, topic.clone())).or_default();
+            entry.0.add(&s.outcomes);
+            entry.1 += s.summary.acquired;
+        }
+        self.series_dropped
+            .set(totals.len().saturating_sub(LAG_PARTITION_SERIES_MAX) as i64);
+        self.in_flight.reset();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = std::collections::HashMap::with_capacity(totals.len().min(LAG_PARTITION_SERIES_MAX));
+        for ((group, topic), (now, in_flight)) in totals.into_iter().take(LAG_PARTITION_SERIES_MAX) {
+            let labels = [group.as_str(), topic.as_str()];
+            self.in_flight.with_label_values(&labels).set(in_flight as i64);
+            let before = last.remove(&(group.clone(), topic.clone())).unwrap_or_default();
+            for (outcome, now_n, before_n) in [
+                ("acquired", now.acquired, before.acquired),
+                ("accepted", now.accepted, before.accepted),
+                ("released", now.released, before.released),
+                ("rejected", now.rejected, before.rejected),
+                ("archived", now.archived, before.archived),
+                ("lock_timeout", now.lock_timeouts, before.lock_timeouts),
+            ] {
+                // A count below the last one was started again (the group
+                // or topic was deleted and made anew): all of it is new.
+                let delta = if now_n >= before_n { now_n - before_n } else { now_n };
+                if delta > 0 || before_n == 0 {
+                    self.records
+                        .with_label_values(&[group.as_str(), topic.as_str(), outcome])
+                        .inc_by(delta);
+                }
+            }
+            next.insert((group, topic), now);
+        }
+        // Series of groups or topics gone since are dropped.
+        for (group, topic) in last.keys() {
+            for outcome in [
+                "acquired",
+                "accepted",
+                "released",
+                "rejected",
+                "archived",
+                "lock_timeout",
+            ] {
+                let _ = self
+                    .records
+                    .remove_label_values(&[group.as_str(), topic.as_str(), outcome]);
+            }
+        }
+        *last = next;
+    }
+}
+
 impl HttpMetrics {
     fn new(r: &Registrar<'_>) -> HttpMetrics {
         HttpMetrics {
@@ -295,6 +414,7 @@ impl Metrics {
             log: LogMetrics::new(&r),
             groups: GroupMetrics::new(&r),
             http: HttpMetrics::new(&r),
+            share: ShareMetrics::new(&r),
             uptime_seconds: r.gauge("veltrix_uptime_seconds", "Seconds since the broker started."),
             warnings_suppressed: r.int_counter_vec(
                 "veltrix_warnings_suppressed_total",
@@ -362,6 +482,7 @@ impl Metrics {
                 .with_label_values(&[g.group_id.as_str()])
                 .set(g.members as i64);
         }
+        self.share.refresh(broker);
     }
 
     /// Publishes a lag evaluation: per partition up to

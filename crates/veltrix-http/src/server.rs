@@ -317,18 +317,13 @@ async fn topic(State(s): State<HttpState>, Path(name): Path<String>) -> Response
 
 async fn groups(State(s): State<HttpState>) -> Response {
     let snapshot = s.monitor.snapshot();
-    let list: Vec<Value> = s
+    let mut list: Vec<Value> = s
         .broker
         .groups()
         .list()
         .into_iter()
         .map(|g| {
-            let lag: Vec<Value> = snapshot
-                .topics
-                .iter()
-                .filter(|t| t.group == g.group_id)
-                .map(|t| json!({ "topic": t.topic, "lag_records": t.lag_records, "lag_seconds": t.lag_ms as f64 / 1000.0 }))
-                .collect();
+            let lag = topic_lag(&snapshot, &g.group_id);
             json!({
                 "group_id": g.group_id,
                 "type": g.group_type,
@@ -339,13 +334,120 @@ async fn groups(State(s): State<HttpState>) -> Response {
             })
         })
         .collect();
+    list.extend(s.broker.share().list().into_iter().map(|g| {
+        json!({
+            "group_id": g.group_id,
+            "type": "share",
+            "protocol_type": "share",
+            "state": g.state,
+            "members": g.members.len(),
+            "lag": topic_lag(&snapshot, &g.group_id),
+        })
+    }));
     axum::Json(json!({ "lag_evaluated_at_ms": snapshot.at_ms, "groups": list })).into_response()
+}
+
+fn topic_lag(snapshot: &crate::monitor::Snapshot, group: &str) -> Vec<Value> {
+    snapshot
+        .topics
+        .iter()
+        .filter(|t| t.group == group)
+        .map(|t| json!({ "topic": t.topic, "lag_records": t.lag_records, "lag_seconds": t.lag_ms as f64 / 1000.0 }))
+        .collect()
+}
+
+/// A share group: its members and their assignments, its settings, and per
+/// share-partition the window (SPSO, SPEO), the records in flight, the
+/// delivery counts of the records in the window, what happened to records
+/// since the broker started, and the lag.
+fn share_group(s: &HttpState, id: &str) -> Option<Value> {
+    let share = s.broker.share();
+    let group = share.describe(id)?;
+    let names: std::collections::HashMap<[u8; 16], String> =
+        s.broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+    let topic_name = |t: &[u8; 16]| names.get(t).cloned().unwrap_or_else(|| hex(t));
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "member_id": m.member_id,
+                "member_epoch": m.member_epoch,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "subscription": m.subscribed,
+                "assignment": m.assignment.iter()
+                    .map(|(t, ps)| json!({ "topic": topic_name(t), "partitions": ps }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let snapshot = s.monitor.snapshot();
+    let partitions: Vec<Value> = share
+        .stats()
+        .into_iter()
+        .filter(|p| p.key.group == id)
+        .map(|p| {
+            let topic = topic_name(&p.key.topic);
+            let lag = snapshot
+                .partitions
+                .iter()
+                .find(|l| l.group == id && l.topic == topic && l.partition == p.key.partition);
+            let o = p.outcomes;
+            json!({
+                "topic": topic,
+                "partition": p.key.partition,
+                "start_offset": p.summary.start,
+                "end_offset": p.summary.end,
+                "in_flight": p.summary.acquired,
+                "done_in_window": p.summary.done_in_window,
+                "delivery_counts": {
+                    "1": p.summary.deliveries[0],
+                    "2": p.summary.deliveries[1],
+                    "3": p.summary.deliveries[2],
+                    "4": p.summary.deliveries[3],
+                    "5+": p.summary.deliveries[4],
+                },
+                "records": {
+                    "acquired": o.acquired,
+                    "accepted": o.accepted,
+                    "released": o.released,
+                    "rejected": o.rejected,
+                    "archived": o.archived,
+                    "lock_timeouts": o.lock_timeouts,
+                },
+                "log_end": lag.map(|l| l.end),
+                "lag_records": lag.map(|l| l.lag_records),
+                "lag_seconds": lag.map(|l| l.lag_ms as f64 / 1000.0),
+            })
+        })
+        .collect();
+    let settings: serde_json::Map<String, Value> = group
+        .settings
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect();
+    Some(json!({
+        "group_id": group.group_id,
+        "type": "share",
+        "protocol_type": "share",
+        "state": group.state,
+        "group_epoch": group.epoch,
+        "members": members,
+        "settings": settings,
+        "lag_evaluated_at_ms": snapshot.at_ms,
+        "partitions": partitions,
+    }))
 }
 
 async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
     let coordinator = s.broker.groups();
     let Some(listing) = coordinator.list().into_iter().find(|g| g.group_id == id) else {
-        return error(StatusCode::NOT_FOUND, format!("no group `{id}`"));
+        return match share_group(&s, &id) {
+            Some(v) => axum::Json(v).into_response(),
+            None => error(StatusCode::NOT_FOUND, format!("no group `{id}`")),
+        };
     };
     let names: std::collections::HashMap<[u8; 16], String> =
         s.broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();

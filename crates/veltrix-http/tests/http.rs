@@ -400,3 +400,97 @@ async fn http_connections_over_the_limit_are_refused_and_idle_ones_closed() {
         "{metrics}"
     );
 }
+
+/// A share group with records in flight: its lag, its window and what
+/// happened to its records, in /metrics and /api/v1/groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_groups_show_their_window_outcomes_and_lag() {
+    use veltrix_core::share::{AckBatch, PartitionAcks, ShareHeartbeat};
+    let config = MonitorConfig {
+        evaluation_interval_ms: 100,
+        ..MonitorConfig::default()
+    };
+    let r = start(config).await;
+    r.broker.create_topic("jobs", Some(1), TopicConfig::default()).unwrap();
+    produce(&r.broker, "jobs", 10);
+    let share = r.broker.share();
+    share
+        .set_settings("workers", vec![("share.auto.offset.reset".into(), "earliest".into())])
+        .unwrap();
+    let broker = r.broker.clone();
+    share
+        .heartbeat(
+            ShareHeartbeat {
+                group: "workers".into(),
+                member_id: "m1".into(),
+                member_epoch: 0,
+                subscribed: Some(vec!["jobs".into()]),
+                ..ShareHeartbeat::default()
+            },
+            &|name| broker.topic_meta(name),
+        )
+        .unwrap();
+    let topic = r.broker.topic("jobs").unwrap();
+    let p = r.broker.partition("jobs", 0).unwrap();
+    let got = share
+        .acquire("workers", "m1", topic.id, 0, p.log(), 100, 1 << 20)
+        .unwrap();
+    assert_eq!(got.acquired.iter().map(|a| a.last - a.first + 1).sum::<i64>(), 10);
+    let acks = [PartitionAcks {
+        topic: topic.id,
+        partition: 0,
+        batches: vec![AckBatch {
+            first: 0,
+            last: 3,
+            types: vec![1],
+        }],
+    }];
+    assert!(share.acknowledge("workers", "m1", &acks)[0].is_ok());
+
+    let lag = "veltrix_group_lag_records{group=\"workers\",topic=\"jobs\"} 6";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(r.addr, "/metrics").await.1.contains(lag) {
+        assert!(Instant::now() < deadline, "no share-group lag within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, body) = get(r.addr, "/metrics").await;
+    for needle in [
+        "veltrix_share_records_total{group=\"workers\",outcome=\"acquired\",topic=\"jobs\"} 10",
+        "veltrix_share_records_total{group=\"workers\",outcome=\"accepted\",topic=\"jobs\"} 4",
+        "veltrix_share_records_total{group=\"workers\",outcome=\"released\",topic=\"jobs\"} 0",
+        "veltrix_share_records_in_flight{group=\"workers\",topic=\"jobs\"} 6",
+        "veltrix_share_group_members{group=\"workers\"} 1",
+        "veltrix_share_groups{state=\"Stable\"} 1",
+    ] {
+        assert!(body.contains(needle), "/metrics lacks {needle}:\n{body}");
+    }
+    let (_, body) = get(r.addr, "/api/v1/groups").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let listed = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group_id"] == "workers")
+        .unwrap();
+    assert_eq!(
+        (listed["type"].as_str(), listed["members"].as_u64()),
+        (Some("share"), Some(1))
+    );
+    let (status, body) = get(r.addr, "/api/v1/groups/workers").await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["members"][0]["member_id"], "m1");
+    assert_eq!(v["members"][0]["assignment"][0]["topic"], "jobs");
+    assert_eq!(v["settings"]["share.auto.offset.reset"], "earliest");
+    let p0 = &v["partitions"][0];
+    assert_eq!(
+        (p0["start_offset"].as_i64(), p0["end_offset"].as_i64()),
+        (Some(4), Some(10))
+    );
+    assert_eq!(
+        (p0["in_flight"].as_u64(), p0["lag_records"].as_i64()),
+        (Some(6), Some(6))
+    );
+    assert_eq!(p0["delivery_counts"]["1"], 6);
+    assert_eq!(p0["records"]["accepted"], 4);
+}
