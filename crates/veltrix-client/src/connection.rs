@@ -59,7 +59,7 @@ impl Default for ClientConfig {
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 18] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 20] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
@@ -84,6 +84,8 @@ pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 18] = [
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -573,6 +575,8 @@ mod tests {
             ApiKey::ShareGroupHeartbeat => ShareGroupHeartbeatRequest::VERSIONS,
             ApiKey::ShareFetch => ShareFetchRequest::VERSIONS,
             ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::VERSIONS,
+            ApiKey::ShareGroupDescribe => kafka_protocol::messages::ShareGroupDescribeRequest::VERSIONS,
+            ApiKey::DescribeShareGroupOffsets => kafka_protocol::messages::DescribeShareGroupOffsetsRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         for (api, min, max) in CLIENT_VERSIONS {

@@ -54,9 +54,22 @@ pub struct GroupDescription {
     /// The chosen protocol, e.g. the assignor (`range`), once there is one.
     pub protocol: String,
     pub members: Vec<GroupMember>,
-    /// `classic`, or `consumer` for a group of the KIP-848 consumer protocol
-    /// (whose `protocol` is the broker's assignor).
+    /// `classic`, `consumer` for a group of the KIP-848 consumer protocol
+    /// (whose `protocol` is the broker's assignor), or `share` for a share
+    /// group (KIP-932).
     pub group_type: String,
+}
+
+/// The protocol type share groups are listed with.
+pub const SHARE_PROTOCOL_TYPE: &str = "share";
+
+/// A share-partition's start offset (SPSO): the oldest record of the
+/// partition the share group has not yet acknowledged or archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareStartOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub start_offset: i64,
 }
 
 /// One member of a described group.
@@ -279,19 +292,122 @@ impl Client {
             .collect()
     }
 
-    /// Describes one group of either protocol: DescribeGroups, and when the
-    /// broker answers that the group is not a classic one,
-    /// ConsumerGroupDescribe.
+    /// Describes one group of any type: DescribeGroups, and when the broker
+    /// answers that the group is not a classic one, ConsumerGroupDescribe,
+    /// then ShareGroupDescribe.
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
         let mut described = match self.describe_groups(&[group]).await {
             Err(ClientError::Kafka { error, .. }) if error.name() == "GROUP_ID_NOT_FOUND" => {
-                return self.describe_consumer_group(group).await;
+                return match self.describe_consumer_group(group).await {
+                    Err(ClientError::Kafka { error, .. }) if error.name() == "GROUP_ID_NOT_FOUND" => {
+                        self.describe_share_group(group).await
+                    }
+                    other => other,
+                };
             }
             other => other?,
         };
         described
             .pop()
             .ok_or_else(|| ClientError::UnexpectedResponse(format!("DescribeGroups does not mention group `{group}`")))
+    }
+
+    /// ShareGroupDescribe: a share group (KIP-932).
+    pub async fn describe_share_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
+        use kafka_protocol::messages::ShareGroupDescribeRequest;
+        let version = self.connection.version(ApiKey::ShareGroupDescribe)?;
+        let request = ShareGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+        let response = self.connection.call(&request, version).await?;
+        let g = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or_else(|| {
+                ClientError::UnexpectedResponse(format!("ShareGroupDescribe does not mention group `{group}`"))
+            })?;
+        check(
+            g.error_code,
+            g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+            || format!("describing share group `{group}`"),
+        )?;
+        Ok(GroupDescription {
+            group_id: group.to_owned(),
+            state: g.group_state.as_str().to_owned(),
+            protocol_type: SHARE_PROTOCOL_TYPE.to_owned(),
+            protocol: g.assignor_name.as_str().to_owned(),
+            members: g
+                .members
+                .iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.as_str().to_owned(),
+                    instance_id: None,
+                    client_id: m.client_id.as_str().to_owned(),
+                    client_host: m.client_host.as_str().to_owned(),
+                    metadata: Bytes::new(),
+                    assignment: Bytes::new(),
+                    subscribed: Some(
+                        m.subscribed_topic_names
+                            .iter()
+                            .map(|t| t.0.as_str().to_owned())
+                            .collect(),
+                    ),
+                    assigned: Some(
+                        m.assignment
+                            .topic_partitions
+                            .iter()
+                            .map(|tp| TopicPartitions {
+                                topic: tp.topic_name.0.as_str().to_owned(),
+                                partitions: tp.partitions.clone(),
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect(),
+            group_type: SHARE_PROTOCOL_TYPE.to_owned(),
+        })
+    }
+
+    /// DescribeShareGroupOffsets: the start offset (SPSO) of each of a share
+    /// group's share-partitions, sorted by topic and partition. An error for
+    /// the group or any partition fails the call, naming it.
+    pub async fn share_start_offsets(&mut self, group: &str) -> Result<Vec<ShareStartOffset>, ClientError> {
+        use kafka_protocol::messages::DescribeShareGroupOffsetsRequest;
+        use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+        let version = self.connection.version(ApiKey::DescribeShareGroupOffsets)?;
+        let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default().with_group_id(group_id(group)),
+        ]);
+        let response = self.connection.call(&request, version).await?;
+        let g = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or_else(|| {
+                ClientError::UnexpectedResponse(format!("DescribeShareGroupOffsets does not mention group `{group}`"))
+            })?;
+        check(
+            g.error_code,
+            g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+            || format!("describing share group `{group}`'s offsets"),
+        )?;
+        let mut out = Vec::new();
+        for t in &g.topics {
+            let topic = t.topic_name.0.as_str();
+            for p in &t.partitions {
+                check(
+                    p.error_code,
+                    p.error_message.as_ref().map(|m| m.as_str().to_owned()),
+                    || format!("share group `{group}`, {topic}/{}", p.partition_index),
+                )?;
+                out.push(ShareStartOffset {
+                    topic: topic.to_owned(),
+                    partition: p.partition_index,
+                    start_offset: p.start_offset,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(out)
     }
 
     /// ConsumerGroupDescribe: a group of the KIP-848 consumer protocol.

@@ -57,7 +57,10 @@ pub use consumer_protocol::{
 };
 pub use error::{ClientError, KafkaError, error_name};
 pub use fetch::{FetchOptions, FetchedPartition, ListedOffset, OffsetSpec};
-pub use group::{CommittedOffset, GroupDescription, GroupMember, ListedGroup, OffsetToCommit, is_active_group_error};
+pub use group::{
+    CommittedOffset, GroupDescription, GroupMember, ListedGroup, OffsetToCommit, SHARE_PROTOCOL_TYPE, ShareStartOffset,
+    is_active_group_error,
+};
 /// The codec, for requests without a typed helper sent through
 /// [`Connection::call`].
 pub use kafka_protocol;

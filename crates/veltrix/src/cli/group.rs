@@ -7,7 +7,10 @@
 //! the consumer protocol's bytes, then, for every partition of the topics the
 //! group has committed offsets for or is assigned, the committed offset, the
 //! log end offset (ListOffsets) and the lag between them; `--format json`
-//! prints the same as one JSON object.
+//! prints the same as one JSON object. For a share group (KIP-932) it prints
+//! the members and their assignments (ShareGroupDescribe) and, instead of
+//! committed offsets, each share-partition's start offset
+//! (DescribeShareGroupOffsets).
 //!
 //! `reset-offsets` computes new committed offsets for a topic's partitions
 //! (earliest, latest, at a time, or a given offset clamped to the log) and
@@ -23,7 +26,8 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 use veltrix_client::{
     CONSUMER_PROTOCOL_TYPE, Client, ClientError, CommittedOffset, GroupDescription, GroupMember, OffsetSpec,
-    OffsetToCommit, TopicPartitions, decode_assignment, decode_subscription, is_active_group_error,
+    OffsetToCommit, SHARE_PROTOCOL_TYPE, TopicPartitions, decode_assignment, decode_subscription,
+    is_active_group_error,
 };
 
 use super::consume::Format;
@@ -303,8 +307,31 @@ async fn offset_rows(
 
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let mut client = args.connect.connect().await?;
-    let group = client.describe_group(&args.group).await?;
-    let committed = client.committed_offsets(&args.group, None).await?;
+    let share = client
+        .list_groups()
+        .await?
+        .iter()
+        .any(|g| g.group_id == args.group && g.protocol_type == SHARE_PROTOCOL_TYPE);
+    let (group, committed) = if share {
+        // A share group's position is each share-partition's start offset.
+        let group = client.describe_share_group(&args.group).await?;
+        let starts = client.share_start_offsets(&args.group).await?;
+        let committed = starts
+            .into_iter()
+            .map(|s| CommittedOffset {
+                topic: s.topic,
+                partition: s.partition,
+                offset: Some(s.start_offset),
+                leader_epoch: None,
+                metadata: None,
+            })
+            .collect();
+        (group, committed)
+    } else {
+        let group = client.describe_group(&args.group).await?;
+        let committed = client.committed_offsets(&args.group, None).await?;
+        (group, committed)
+    };
     // Brokers describe a group they do not know as Dead with no members.
     if group.state == "Dead" && group.members.is_empty() && committed.is_empty() {
         bail!("group `{}` does not exist", args.group);
@@ -357,8 +384,16 @@ fn print_description(group: &GroupDescription, members: &[MemberView], rows: &[O
         );
     }
     println!();
+    let share = group.group_type == SHARE_PROTOCOL_TYPE;
     if rows.is_empty() {
-        println!("No committed offsets.");
+        println!(
+            "{}",
+            if share {
+                "No share-partition state."
+            } else {
+                "No committed offsets."
+            }
+        );
         return;
     }
     let table: Vec<Vec<String>> = rows
@@ -374,7 +409,17 @@ fn print_description(group: &GroupDescription, members: &[MemberView], rows: &[O
             ]
         })
         .collect();
-    print_table(&["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER-ID"], &table);
+    let position = if share { "START" } else { "COMMITTED" };
+    print_table(&["TOPIC", "PARTITION", position, "END", "LAG", "MEMBER-ID"], &table);
+    if share {
+        println!();
+        println!("START is each share-partition's start offset: records before it are all acknowledged.");
+        println!("LAG counts the records from it to the end, those acknowledged past it included; the");
+        println!(
+            "records in flight and their delivery counts: GET /api/v1/groups/{}",
+            group.group_id
+        );
+    }
 }
 
 fn description_json(group: &GroupDescription, members: &[MemberView], rows: &[OffsetRow]) -> Value {
@@ -418,6 +463,7 @@ fn description_json(group: &GroupDescription, members: &[MemberView], rows: &[Of
         .collect();
     json!({
         "group": group.group_id,
+        "type": group.group_type,
         "state": group.state,
         "protocol_type": group.protocol_type,
         "protocol": group.protocol,
