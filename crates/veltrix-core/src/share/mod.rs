@@ -45,9 +45,9 @@ mod tests;
 
 pub use fetch::{AckBatch, AcquiredData, PartitionAcks, SessionRequest, SessionUse};
 pub use membership::{ShareHeartbeat, ShareHeartbeatReply};
-pub use partition::{AckType, Acquired, Outcomes, RecordState, SharePartition, Summary};
+pub use partition::{AckType, Acquired, Outcomes, Persist, RecordState, SharePartition, Summary};
 pub use settings::{AutoOffsetReset, ShareGroupSettings};
-pub use store::{LogShareStore, ShareChange, ShareStateStore};
+pub use store::{LogShareStore, ShareChange, ShareStateStore, Ticket};
 
 use partition::Limits;
 
@@ -243,6 +243,16 @@ impl ShareCoordinator {
                 ranges,
             } => {
                 let Some(topic) = topic_from_hex(&topic) else { return };
+                let offset_ok = |o: i64| (0..=partition::STORED_OFFSET_MAX).contains(&o);
+                if partition < 0
+                    || !start.is_none_or(offset_ok)
+                    || !ranges
+                        .iter()
+                        .all(|r| offset_ok(r.first) && offset_ok(r.last) && r.first <= r.last)
+                {
+                    tracing::warn!(group = %group, partition, "ignoring a stored share-state change with offsets no log has");
+                    return;
+                }
                 let key = Key {
                     group: group.clone(),
                     topic,
@@ -285,14 +295,25 @@ impl ShareCoordinator {
                 }
             }
             ShareChange::Settings { group, settings } => {
-                let resolved = ShareGroupSettings::resolve(self.config.defaults, &settings);
+                // Each setting on its own: one this version refuses (a range
+                // narrowed since it was stored) is dropped, not the others.
+                let valid: Vec<(String, String)> = settings
+                    .into_iter()
+                    .filter(
+                        |kv| match ShareGroupSettings::resolve(self.config.defaults, std::slice::from_ref(kv)) {
+                            Ok(_) => true,
+                            Err(e) => {
+                                tracing::warn!(group = %group, error = %e, "ignoring a stored share-group setting");
+                                false
+                            }
+                        },
+                    )
+                    .collect();
+                let resolved = ShareGroupSettings::resolve(self.config.defaults, &valid);
                 let mut groups = lock(&self.groups);
                 let g = groups.entry(group.clone()).or_insert_with(|| self.new_group());
-                match resolved {
-                    Ok(s) => g.settings = s,
-                    Err(e) => tracing::warn!(group = %group, error = %e, "ignoring stored share-group settings"),
-                }
-                g.overrides = settings;
+                g.settings = resolved.unwrap_or(self.config.defaults);
+                g.overrides = valid;
             }
         }
     }

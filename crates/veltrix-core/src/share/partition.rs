@@ -56,6 +56,9 @@ impl AckType {
 
 /// The widest window replaying the store may build: the largest
 /// `share.partition.max.record.locks`, twice.
+/// The largest offset stored share state may name: far past any log, and
+/// far enough from `i64::MAX` that a window's arithmetic never overflows.
+pub(crate) const STORED_OFFSET_MAX: i64 = i64::MAX / 2;
 const RESTORED_WINDOW_MAX: i64 = 2 * super::settings::PARTITION_MAX_RECORD_LOCKS_RANGE.1;
 
 /// The slot of one offset in the window.

@@ -160,3 +160,62 @@ fn fuzz_regression_a_header_key_that_is_not_utf8_is_refused() {
         121, 0, 0, 40, 0, 0, 0, 8, 3, 0, 0, 40, 0, 8, 0, 0, 0, 0, 0, 1, 4, 236, 0, 0,
     ]);
 }
+
+/// Share-group changes as the state store could hand them back: a few groups,
+/// topics and partitions so that changes meet, offsets near each other and at
+/// the extremes, settings valid or not.
+fn share_change() -> impl Strategy<Value = veltrix_core::share::ShareChange> {
+    use veltrix_core::share::{Persist, RecordState, ShareChange};
+    let group = prop::sample::select(vec!["g1", "g2", ""]).prop_map(String::from);
+    let topic = prop::sample::select(vec![
+        "00000000000000000000000000000001",
+        "00000000000000000000000000000002",
+        "zz",
+    ])
+    .prop_map(String::from);
+    let offset = prop_oneof![0i64..50, Just(i64::MAX), Just(i64::MIN), Just(-1i64), 5_000i64..30_000];
+    let state = prop::sample::select(vec![
+        RecordState::Available,
+        RecordState::Acquired,
+        RecordState::Acknowledged,
+        RecordState::Archived,
+    ]);
+    let persist = (offset.clone(), 0i64..40, state, any::<u16>()).prop_map(|(first, len, state, deliveries)| Persist {
+        first,
+        last: first.saturating_add(len),
+        state,
+        deliveries,
+    });
+    let setting = prop::sample::select(vec![
+        ("share.auto.offset.reset", "earliest"),
+        ("share.auto.offset.reset", "by_duration:PT1H"),
+        ("share.delivery.count.limit", "3"),
+        ("share.delivery.count.limit", "99999"),
+        ("share.record.lock.duration.ms", "-5"),
+        ("nonsense", "x"),
+    ])
+    .prop_map(|(k, v)| (k.to_owned(), v.to_owned()));
+    prop_oneof![
+        4 => (group.clone(), topic.clone(), -1i32..3, proptest::option::of(offset), proptest::collection::vec(persist, 0..6))
+            .prop_map(|(group, topic, partition, start, ranges)| ShareChange::Records { group, topic, partition, start, ranges }),
+        1 => (group.clone(), proptest::collection::vec((topic.clone(), 0i32..3), 0..3))
+            .prop_map(|(group, partitions)| ShareChange::DeletePartitions { group, partitions }),
+        1 => group.clone().prop_map(|group| ShareChange::DeleteGroup { group }),
+        1 => topic.prop_map(|topic| ShareChange::DeleteTopic { topic }),
+        1 => (group, proptest::collection::vec(setting, 0..3))
+            .prop_map(|(group, settings)| ShareChange::Settings { group, settings }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// Replaying any share-group changes neither panics nor builds a window
+    /// past its bound, and the snapshot of the result replays to the same state.
+    #[test]
+    fn any_share_state_replays_and_its_snapshot_replays_the_same(
+        changes in proptest::collection::vec(share_change(), 0..24)
+    ) {
+        checks::share_state_replay(&serde_json::to_vec(&changes).unwrap());
+    }
+}

@@ -131,6 +131,7 @@ fn lag_and_offset_resets_of_an_inactive_group() {
         described,
         json!({
             "group": "billing",
+            "type": "classic",
             "state": "Empty",
             "protocol_type": "",
             "protocol": "",
