@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from harness import _die_with_parent
@@ -324,3 +324,44 @@ def test_broker_killed_five_times_loses_no_acknowledgement(share_broker, tmp_pat
             late = [d for d in ds if d.t > confirmed_at]
             assert not late, f"{key} accepted (confirmed at {confirmed_at}) and delivered again: {late}"
     assert done_records(log) >= expected
+
+
+def test_delete_groups_deletes_a_share_group_once_its_consumer_has_left(share_broker, tmp_path):
+    """DeleteGroups (AdminClient.delete_consumer_groups) deletes share groups
+    too, never one with a member. confluent-kafka 2.16 has no share-group
+    offsets methods (librdkafka sends no Describe-, Alter- or
+    DeleteShareGroupOffsets): those are tested over the wire in
+    crates/veltrix-kafka/tests/it/share_offsets.rs."""
+    records = 300
+    setup(share_broker.bootstrap, "q", "sg", records)
+    workers = Workers(tmp_path, share_broker.bootstrap, "q", "sg")
+    workers.start(1)
+    admin = AdminClient({"bootstrap.servers": share_broker.bootstrap})
+
+    def delete() -> KafkaError | None:
+        try:
+            admin.delete_consumer_groups(["sg"])["sg"].result(15)
+            return None
+        except KafkaException as e:
+            return e.args[0]
+
+    try:
+        wait_until(lambda: done_records(workers.log()) >= all_records(records), 60, "every record to be acknowledged")
+        refused = delete()
+        assert refused is not None and refused.code() == KafkaError.NON_EMPTY_GROUP, refused
+    finally:
+        problems = workers.stop()
+        workers.kill_all()
+    assert not problems, problems
+
+    # A consumer that closes leaves at once; one that did not would be
+    # removed when its session times out.
+    def deleted() -> bool:
+        err = delete()
+        if err is not None and err.code() != KafkaError.NON_EMPTY_GROUP:
+            raise AssertionError(f"deleting the share group: {err}")
+        return err is None
+
+    wait_until(deleted, 60, "the share group to be deleted")
+    again = delete()
+    assert again is not None and again.code() == KafkaError.GROUP_ID_NOT_FOUND, again

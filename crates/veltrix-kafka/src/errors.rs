@@ -163,7 +163,7 @@ pub fn log_error(e: &LogError) -> ResponseError {
 /// The Kafka error for a share group error.
 pub fn share_error(e: &ShareError) -> ResponseError {
     match e {
-        ShareError::InvalidGroupId => ResponseError::InvalidGroupId,
+        ShareError::InvalidGroupId | ShareError::GroupIdTooLong(_) => ResponseError::InvalidGroupId,
         ShareError::UnknownMemberId => ResponseError::UnknownMemberId,
         ShareError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
         ShareError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,

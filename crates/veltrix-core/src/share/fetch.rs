@@ -96,9 +96,7 @@ impl ShareCoordinator {
     /// session's partitions. For epoch -1 the session stays until
     /// [`close_session`](Self::close_session).
     pub fn begin_session(&self, req: &SessionRequest, using: SessionUse) -> Result<Vec<(TopicId, i32)>, ShareError> {
-        if req.group.is_empty() {
-            return Err(ShareError::InvalidGroupId);
-        }
+        super::check_group_id(&req.group)?;
         if req.member.is_empty() || req.member.len() > super::membership::MEMBER_ID_BYTES_MAX {
             return Err(ShareError::UnknownMemberId);
         }

@@ -123,9 +123,7 @@ fn target(
 
 /// The checks a heartbeat passes before it touches any group.
 fn validate(hb: &ShareHeartbeat) -> Result<(), ShareError> {
-    if hb.group.is_empty() {
-        return Err(ShareError::InvalidGroupId);
-    }
+    super::check_group_id(&hb.group)?;
     if hb.member_id.is_empty() || hb.member_id.len() > MEMBER_ID_BYTES_MAX {
         return Err(ShareError::InvalidRequest(format!(
             "the member id must be 1 to {MEMBER_ID_BYTES_MAX} bytes"

@@ -34,6 +34,7 @@ use veltrix_log::Env;
 use crate::error::CoreError;
 use crate::topic::TopicId;
 
+pub mod admin;
 pub mod fetch;
 pub mod membership;
 pub mod partition;
@@ -41,8 +42,11 @@ pub mod settings;
 pub mod store;
 
 #[cfg(test)]
+mod admin_tests;
+#[cfg(test)]
 mod tests;
 
+pub use admin::{GROUP_ID_BYTES_MAX, OFFSETS_PARTITIONS_MAX, PartitionStart, check_group_id};
 pub use fetch::{AckBatch, AcquiredData, PartitionAcks, SessionRequest, SessionUse};
 pub use membership::{ShareHeartbeat, ShareHeartbeatReply};
 pub use partition::{AckType, Acquired, Outcomes, Persist, RecordState, SharePartition, Summary};
@@ -88,6 +92,8 @@ impl Default for ShareConfig {
 pub enum ShareError {
     #[error("the group id must not be empty")]
     InvalidGroupId,
+    #[error("a share group id has at most {GROUP_ID_BYTES_MAX} bytes, this one has {0}")]
+    GroupIdTooLong(usize),
     #[error("the member is not in the group")]
     UnknownMemberId,
     #[error("member epoch {got} is not the member's epoch {current}; rejoin")]
@@ -234,6 +240,15 @@ impl ShareCoordinator {
     }
 
     fn apply_replayed(&self, change: ShareChange) {
+        let mut groups = lock(&self.groups);
+        self.apply(&mut groups, change);
+    }
+
+    /// Applies a stored change to memory. The caller holds the groups' lock
+    /// (always taken before the share-partitions'), so a change checked
+    /// against a group and applied here is atomic to everything that reads
+    /// or changes the group.
+    fn apply(&self, groups: &mut BTreeMap<String, ShareGroup>, change: ShareChange) {
         match change {
             ShareChange::Records {
                 group,
@@ -258,20 +273,41 @@ impl ShareCoordinator {
                     topic,
                     partition,
                 };
-                let mut partitions = lock(&self.partitions);
-                let entry = partitions.entry(key).or_insert_with(|| {
-                    let first = start.or(ranges.first().map(|r| r.first)).unwrap_or(0);
-                    Arc::new(Mutex::new(SharePartition::new(first)))
-                });
-                let mut p = lock(entry);
+                let p = lock(&self.partitions)
+                    .entry(key)
+                    .or_insert_with(|| {
+                        let first = start.or(ranges.first().map(|r| r.first)).unwrap_or(0);
+                        Arc::new(Mutex::new(SharePartition::new(first)))
+                    })
+                    .clone();
+                let mut p = lock(&p);
                 if let Some(start) = start {
                     p.move_start(start);
                 }
                 for r in &ranges {
                     p.restore(r);
                 }
-                drop(p);
-                lock(&self.groups).entry(group).or_insert_with(|| self.new_group());
+                groups.entry(group).or_insert_with(|| self.new_group());
+            }
+            ShareChange::Starts { group, starts } => {
+                for (topic, partition, start) in starts {
+                    if partition < 0 || !(0..=partition::STORED_OFFSET_MAX).contains(&start) {
+                        tracing::warn!(group = %group, partition, "ignoring a stored share start offset no log has");
+                        continue;
+                    }
+                    let Some(topic) = topic_from_hex(&topic) else { continue };
+                    let key = Key {
+                        group: group.clone(),
+                        topic,
+                        partition,
+                    };
+                    let p = lock(&self.partitions)
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(start))))
+                        .clone();
+                    lock(&p).move_start(start);
+                }
+                groups.entry(group).or_insert_with(|| self.new_group());
             }
             ShareChange::DeletePartitions { group, partitions } => {
                 let mut all = lock(&self.partitions);
@@ -287,7 +323,8 @@ impl ShareCoordinator {
             }
             ShareChange::DeleteGroup { group } => {
                 lock(&self.partitions).retain(|k, _| k.group != group);
-                lock(&self.groups).remove(&group);
+                lock(&self.sessions).retain(|(g, _), _| *g != group);
+                groups.remove(&group);
             }
             ShareChange::DeleteTopic { topic } => {
                 if let Some(topic) = topic_from_hex(&topic) {
@@ -310,7 +347,6 @@ impl ShareCoordinator {
                     )
                     .collect();
                 let resolved = ShareGroupSettings::resolve(self.config.defaults, &valid);
-                let mut groups = lock(&self.groups);
                 let g = groups.entry(group.clone()).or_insert_with(|| self.new_group());
                 g.settings = resolved.unwrap_or(self.config.defaults);
                 g.overrides = valid;
@@ -364,34 +400,14 @@ impl ShareCoordinator {
     /// Durably replaces the settings `group` sets itself (an empty list goes
     /// back to the defaults). Creates the group if needed.
     pub fn set_settings(&self, group: &str, overrides: Vec<(String, String)>) -> Result<(), ShareError> {
-        if group.is_empty() {
-            return Err(ShareError::InvalidGroupId);
-        }
-        let resolved =
-            ShareGroupSettings::resolve(self.config.defaults, &overrides).map_err(ShareError::InvalidConfig)?;
-        {
-            let groups = lock(&self.groups);
-            if !groups.contains_key(group) && groups.len() >= self.config.groups_max {
-                return Err(ShareError::TooManyGroups(self.config.groups_max));
-            }
-        }
-        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
-        let ticket = self.store.append(
-            &ShareChange::Settings {
-                group: group.to_owned(),
-                settings: overrides.clone(),
-            },
-            self.now_ms(),
-        )?;
-        {
-            let mut groups = lock(&self.groups);
-            let g = groups.entry(group.to_owned()).or_insert_with(|| self.new_group());
-            g.settings = resolved;
-            g.overrides = overrides;
-        }
-        drop(_shared);
-        self.store.wait_durable(ticket)?;
-        Ok(())
+        check_group_id(group)?;
+        // Checked here so that only settings that resolve are stored.
+        ShareGroupSettings::resolve(self.config.defaults, &overrides).map_err(ShareError::InvalidConfig)?;
+        let change = ShareChange::Settings {
+            group: group.to_owned(),
+            settings: overrides,
+        };
+        self.write_then_apply(change, |groups| self.check_room(groups, group))
     }
 
     /// The settings `group` sets itself.
@@ -431,108 +447,8 @@ impl ShareCoordinator {
             .collect()
     }
 
-    /// The SPSO of each of `group`'s share-partitions.
-    pub fn start_offsets(&self, group: &str) -> Vec<(TopicId, i32, i64)> {
-        lock(&self.partitions)
-            .iter()
-            .filter(|(k, _)| k.group == group)
-            .map(|(k, p)| (k.topic, k.partition, lock(p).start()))
-            .collect()
-    }
-
     fn partition(&self, key: &Key) -> Option<Arc<Mutex<SharePartition>>> {
         lock(&self.partitions).get(key).cloned()
-    }
-
-    /// Durably moves the start of `group`'s share-partitions (which must have
-    /// no members) to the given offsets: AlterShareGroupOffsets.
-    pub fn alter_start_offsets(&self, group: &str, offsets: &[(TopicId, i32, i64)]) -> Result<(), ShareError> {
-        self.check_empty(group, true)?;
-        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
-        let mut ticket = None;
-        for (topic, partition, start) in offsets {
-            let key = Key {
-                group: group.to_owned(),
-                topic: *topic,
-                partition: *partition,
-            };
-            let p = lock(&self.partitions)
-                .entry(key)
-                .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(*start))))
-                .clone();
-            let mut p = lock(&p);
-            ticket = Some(self.store.append(
-                &ShareChange::Records {
-                    group: group.to_owned(),
-                    topic: topic_hex(topic),
-                    partition: *partition,
-                    start: Some(*start),
-                    ranges: Vec::new(),
-                },
-                self.now_ms(),
-            )?);
-            p.move_start(*start);
-        }
-        drop(_shared);
-        if let Some(t) = ticket {
-            self.store.wait_durable(t)?;
-        }
-        Ok(())
-    }
-
-    /// Durably forgets the state of `group`'s share-partitions of `topics`
-    /// (the group must have no members): DeleteShareGroupOffsets.
-    pub fn delete_start_offsets(&self, group: &str, topics: &[TopicId]) -> Result<(), ShareError> {
-        self.check_empty(group, false)?;
-        let partitions: Vec<(String, i32)> = lock(&self.partitions)
-            .keys()
-            .filter(|k| k.group == group && topics.contains(&k.topic))
-            .map(|k| (topic_hex(&k.topic), k.partition))
-            .collect();
-        if partitions.is_empty() {
-            return Ok(());
-        }
-        let change = ShareChange::DeletePartitions {
-            group: group.to_owned(),
-            partitions,
-        };
-        self.write_then_apply(change)
-    }
-
-    /// Durably deletes `group` (which must have no members) with its state.
-    pub fn delete_group(&self, group: &str) -> Result<(), ShareError> {
-        self.check_empty(group, false)?;
-        self.write_then_apply(ShareChange::DeleteGroup {
-            group: group.to_owned(),
-        })
-    }
-
-    /// Durably deletes every group's state of a deleted topic.
-    pub fn delete_topic(&self, topic: &TopicId) -> Result<(), ShareError> {
-        if !lock(&self.partitions).keys().any(|k| k.topic == *topic) {
-            return Ok(());
-        }
-        self.write_then_apply(ShareChange::DeleteTopic {
-            topic: topic_hex(topic),
-        })
-    }
-
-    fn write_then_apply(&self, change: ShareChange) -> Result<(), ShareError> {
-        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
-        let ticket = self.store.append(&change, self.now_ms())?;
-        self.apply_replayed(change);
-        drop(_shared);
-        self.store.wait_durable(ticket)?;
-        Ok(())
-    }
-
-    fn check_empty(&self, group: &str, may_create: bool) -> Result<(), ShareError> {
-        match lock(&self.groups).get(group) {
-            None if may_create => Ok(()),
-            None => Err(ShareError::GroupIdNotFound),
-            Some(g) if !g.members.is_empty() => Err(ShareError::NonEmptyGroup),
-            Some(_) => Ok(()),
-        }
     }
 
     /// Lock timeouts, member and session expiry, store housekeeping and

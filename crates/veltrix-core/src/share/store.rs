@@ -30,6 +30,13 @@ pub enum ShareChange {
         start: Option<i64>,
         ranges: Vec<Persist>,
     },
+    /// The SPSOs of some of the group's share-partitions were set
+    /// (AlterShareGroupOffsets): (topic, partition, start offset). Records
+    /// before a start are done, those from it on delivered afresh.
+    Starts {
+        group: String,
+        starts: Vec<(String, i32, i64)>,
+    },
     /// The share-partitions' state is gone (DeleteShareGroupOffsets).
     DeletePartitions {
         group: String,
@@ -117,6 +124,7 @@ fn approx_bytes(c: &ShareChange) -> usize {
         ShareChange::Settings { group, settings } => {
             group.len() + 32 + settings.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
         }
+        ShareChange::Starts { group, starts } => group.len() + 32 + starts.len() * 64,
         ShareChange::DeletePartitions { group, partitions } => group.len() + 32 + partitions.len() * 48,
         ShareChange::DeleteGroup { group } => group.len() + 32,
         ShareChange::DeleteTopic { topic } => topic.len() + 32,

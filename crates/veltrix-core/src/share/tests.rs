@@ -15,19 +15,19 @@ use super::*;
 
 const TOPIC: TopicId = [7; 16];
 
-struct World {
+pub(super) struct World {
     storage: SimStorage,
     clock: Arc<SimClock>,
-    config: ShareConfig,
+    pub(super) config: ShareConfig,
 }
 
-struct Open {
-    share: ShareCoordinator,
-    log: Log,
+pub(super) struct Open {
+    pub(super) share: ShareCoordinator,
+    pub(super) log: Log,
 }
 
 impl World {
-    fn new() -> World {
+    pub(super) fn new() -> World {
         let mut config = ShareConfig::default();
         config.defaults.auto_offset_reset = AutoOffsetReset::Earliest;
         World {
@@ -41,7 +41,7 @@ impl World {
         Env::new(Arc::new(self.storage.clone()), self.clock.clone(), 16)
     }
 
-    fn open(&self) -> Open {
+    pub(super) fn open(&self) -> Open {
         let env = self.env();
         let store = LogShareStore::open(env.clone(), Path::new("/data/share")).unwrap();
         let share = ShareCoordinator::open(env.clone(), self.config, Box::new(store), &|_| true).unwrap();
@@ -49,13 +49,13 @@ impl World {
         Open { share, log }
     }
 
-    fn crash(&self, seed: u64) {
+    pub(super) fn crash(&self, seed: u64) {
         self.storage.crash(true, seed);
     }
 }
 
 /// Appends `batches` batches of `per` records each, durably.
-fn produce(log: &Log, batches: usize, per: i32) {
+pub(super) fn produce(log: &Log, batches: usize, per: i32) {
     for _ in 0..batches {
         let mut b = build::batch(
             build::Spec {
@@ -70,7 +70,7 @@ fn produce(log: &Log, batches: usize, per: i32) {
     }
 }
 
-fn join(share: &ShareCoordinator, member: &str) -> ShareHeartbeatReply {
+pub(super) fn join(share: &ShareCoordinator, member: &str) -> ShareHeartbeatReply {
     share
         .heartbeat(
             ShareHeartbeat {
@@ -90,7 +90,7 @@ fn join(share: &ShareCoordinator, member: &str) -> ShareHeartbeatReply {
         .unwrap()
 }
 
-fn acquire(o: &Open, member: &str, max: usize) -> Vec<Acquired> {
+pub(super) fn acquire(o: &Open, member: &str, max: usize) -> Vec<Acquired> {
     o.share
         .acquire("g", member, TOPIC, 0, &o.log, max, 1 << 20)
         .unwrap()

@@ -1,7 +1,12 @@
 //! Finding and administering groups: FindCoordinator (v0 to v4), ListGroups (v0
-//! to v4), DescribeGroups (v0 to v5) and DeleteGroups (v0 to v2).
+//! to v5), DescribeGroups (v0 to v5) and DeleteGroups (v0 to v2).
 //!
 //! This broker coordinates every group, so FindCoordinator always names it.
+//! Share groups are listed with the others (type `share`) and deleted like
+//! them, when they have no members. DescribeGroups describes classic groups
+//! only: as Kafka 4 does, a share group's id gets the answer for a group it
+//! does not know (Dead, no error; GROUP_ID_NOT_FOUND from v6), since its
+//! members are described by ShareGroupDescribe.
 //! Transactions are not supported: a transaction coordinator lookup is refused
 //! with INVALID_REQUEST and a message, rather than left to retry forever.
 
@@ -16,7 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
-use crate::errors::{self, Refusal, ResponseError, group_error};
+use crate::errors::{self, Refusal, ResponseError, group_error, share_error};
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
@@ -143,6 +148,17 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
                 g.error_code = ResponseError::InvalidGroupId.code();
                 return g;
             }
+            if ctx.broker.share().contains(id.0.as_str()) {
+                g.group_state = text("Dead");
+                if v >= 6 {
+                    g.error_code = ResponseError::GroupIdNotFound.code();
+                    g.error_message = Some(text(&format!(
+                        "group `{}` is a share group: ShareGroupDescribe describes it",
+                        id.0.as_str()
+                    )));
+                }
+                return g;
+            }
             let d = match ctx.broker.groups().describe(id.0.as_str()) {
                 Ok(d) => d,
                 Err(e) => {
@@ -183,14 +199,21 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
 
 pub(super) async fn delete_groups(ctx: Ctx, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
     tokio::task::spawn_blocking(move || {
+        // A group named twice is answered once, as Kafka does.
+        let mut seen = std::collections::HashSet::new();
         let results = r
             .groups_names
             .iter()
+            .filter(|id| seen.insert(id.0.as_str()))
             .map(|id| {
-                let code = match ctx.broker.groups().delete_group(id.0.as_str()) {
-                    Ok(()) => errors::NONE,
-                    Err(e) => group_error(&e).code(),
+                let id_str = id.0.as_str();
+                let deleted = if ctx.broker.share().contains(id_str) {
+                    ctx.broker.share().delete_group(id_str).map_err(|e| share_error(&e))
+                } else {
+                    ctx.broker.groups().delete_group(id_str).map_err(|e| group_error(&e))
                 };
+                let code = deleted.err().map_or(errors::NONE, |e| e.code());
+                errors::count_error(&ctx.metrics, "DeleteGroups", code);
                 DeletableGroupResult::default()
                     .with_group_id(id.clone())
                     .with_error_code(code)

@@ -4,9 +4,10 @@
 //! slow disk never stalls the connections' tasks: fetches' reads, catalogue
 //! changes (topics, partitions, configs), delete-records, offset commits,
 //! ListOffsets' look into a batch, ShareFetch's and ShareAcknowledge's engine
-//! calls (sessions and acknowledgements fsync the share-state store). Produce
-//! is the exception: a request of up to `INLINE_APPEND_BYTES_MAX` is appended
-//! on the connection's task, where `try_append_batches` gives up rather than
+//! calls (sessions and acknowledgements fsync the share-state store), and
+//! share groups' offsets and deletions (the same store). Produce is the
+//! exception: a request of up to `INLINE_APPEND_BYTES_MAX` is appended on the
+//! connection's task, where `try_append_batches` gives up rather than
 //! wait on a lock held across an fsync (the rest goes to the blocking pool),
 //! and the wait for durability is a channel that the partition's flusher, on
 //! the blocking pool, signals.
@@ -37,6 +38,7 @@ pub(crate) mod list_offsets;
 mod metadata;
 pub(crate) mod produce;
 mod share;
+mod share_offsets;
 
 pub(crate) use api_versions::api_versions_unsupported;
 
@@ -127,6 +129,9 @@ pub const SERVED_APIS: &[ServedApi] = &[
     ServedApi::new(ApiKey::ShareGroupDescribe, "ShareGroupDescribe", 1, 1),
     ServedApi::new(ApiKey::ShareFetch, "ShareFetch", 1, 1),
     ServedApi::new(ApiKey::ShareAcknowledge, "ShareAcknowledge", 1, 1),
+    ServedApi::new(ApiKey::DescribeShareGroupOffsets, "DescribeShareGroupOffsets", 0, 0),
+    ServedApi::new(ApiKey::AlterShareGroupOffsets, "AlterShareGroupOffsets", 0, 0),
+    ServedApi::new(ApiKey::DeleteShareGroupOffsets, "DeleteShareGroupOffsets", 0, 0),
 ];
 
 /// The served API of this key, if it is served.
@@ -177,6 +182,15 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(share::share_group_describe(&ctx, r)),
         RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(share::share_fetch(ctx, r).await),
         RequestKind::ShareAcknowledge(r) => ResponseKind::ShareAcknowledge(share::share_acknowledge(ctx, r).await),
+        RequestKind::DescribeShareGroupOffsets(r) => {
+            ResponseKind::DescribeShareGroupOffsets(share_offsets::describe_share_group_offsets(ctx, r).await)
+        }
+        RequestKind::AlterShareGroupOffsets(r) => {
+            ResponseKind::AlterShareGroupOffsets(share_offsets::alter_share_group_offsets(ctx, r).await)
+        }
+        RequestKind::DeleteShareGroupOffsets(r) => {
+            ResponseKind::DeleteShareGroupOffsets(share_offsets::delete_share_group_offsets(ctx, r).await)
+        }
         _ => return None,
     })
 }

@@ -50,7 +50,7 @@ fn message(e: &ShareError) -> Option<StrBytes> {
 }
 
 /// Whether `group` is a consumer group: a share group cannot take its id.
-fn is_consumer_group(broker: &Broker, group: &str) -> bool {
+pub(super) fn is_consumer_group(broker: &Broker, group: &str) -> bool {
     broker.groups().list().iter().any(|g| g.group_id == group)
 }
 

@@ -36,6 +36,7 @@ mod fetch_memory;
 mod groups;
 mod idempotence;
 mod limits;
+mod share_offsets;
 mod validation;
 
 /// A broker serving on an ephemeral port until dropped.
@@ -44,7 +45,13 @@ struct Server {
     /// The engine behind it, to watch what it holds.
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    /// The accept loop, awaited by [`Server::restart`].
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// What the server was started with, to start it again.
+    broker_config: BrokerConfig,
+    kafka_config: KafkaConfig,
+    /// Taken by [`Server::restart`] (the new server owns it).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -59,19 +66,59 @@ async fn start(config: impl FnOnce(&mut KafkaConfig)) -> Server {
 
 /// As [`start`], with engine settings other than the defaults.
 async fn start_with_broker(broker_config: BrokerConfig, config: impl FnOnce(&mut KafkaConfig)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(Broker::open(Env::system(), dir.path(), broker_config).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut kafka = KafkaConfig::new(addr);
+    let mut kafka = KafkaConfig::new(listener.local_addr().unwrap());
     config(&mut kafka);
+    serve_in(tempfile::tempdir().unwrap(), listener, broker_config, kafka)
+}
+
+fn serve_in(
+    dir: tempfile::TempDir,
+    listener: tokio::net::TcpListener,
+    broker_config: BrokerConfig,
+    kafka: KafkaConfig,
+) -> Server {
+    let broker = Arc::new(Broker::open(Env::system(), dir.path(), broker_config.clone()).unwrap());
+    let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, broker.clone(), kafka, stop_rx));
+    let serving = tokio::spawn(serve(listener, broker.clone(), kafka.clone(), stop_rx));
     Server {
         addr,
         broker,
         stop,
-        _dir: dir,
+        serving: Some(serving),
+        broker_config,
+        kafka_config: kafka,
+        dir: Some(dir),
+    }
+}
+
+impl Server {
+    /// Stops serving, drops the engine without closing it (what survives is
+    /// what was written before each answer) and opens its data directory
+    /// again behind a new listener.
+    async fn restart(mut self) -> Server {
+        let _ = self.stop.send(true);
+        if let Some(serving) = self.serving.take() {
+            serving.await.unwrap().unwrap();
+        }
+        let dir = self.dir.take().expect("a data directory");
+        let (broker_config, kafka) = (self.broker_config.clone(), self.kafka_config.clone());
+        let broker = Arc::downgrade(&self.broker);
+        drop(self);
+        // Handlers on the blocking pool may hold the engine a moment longer;
+        // its directory lock goes when the last handle does.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while broker.strong_count() > 0 {
+            assert!(Instant::now() < deadline, "the engine is still held after 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let kafka = KafkaConfig {
+            advertised: listener.local_addr().unwrap(),
+            ..kafka
+        };
+        serve_in(dir, listener, broker_config, kafka)
     }
 }
 
@@ -299,6 +346,9 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::ShareGroupDescribe as i16,
         ApiKey::ShareFetch as i16,
         ApiKey::ShareAcknowledge as i16,
+        ApiKey::DescribeShareGroupOffsets as i16,
+        ApiKey::AlterShareGroupOffsets as i16,
+        ApiKey::DeleteShareGroupOffsets as i16,
     ];
     want.sort();
     assert_eq!(keys, want);
