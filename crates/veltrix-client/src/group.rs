@@ -375,7 +375,10 @@ impl Client {
         use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
         let version = self.connection.version(ApiKey::DescribeShareGroupOffsets)?;
         let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
-            DescribeShareGroupOffsetsRequestGroup::default().with_group_id(group_id(group)),
+            // No topics named (null, not empty): every topic the group has state for.
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(group_id(group))
+                .with_topics(None),
         ]);
         let response = self.connection.call(&request, version).await?;
         let g = response

@@ -467,3 +467,70 @@ fn without_a_broker_every_group_tool_says_so() {
         &["group", "delete", "g"],
     ]);
 }
+
+/// A share group with records accepted and in flight: `group list` names it
+/// with its type, `group describe` shows its member, assignment and each
+/// share-partition's start offset, end and lag.
+#[test]
+fn a_share_group_is_listed_and_described() {
+    use veltrix_client::{AckType, ShareConsumer, ShareFetchOptions};
+    let _machine = shared();
+    let b = start_broker();
+    b.ok(&["topic", "create", "jobs", "--partitions", "1"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = ClientConfig {
+        client_id: "share-test".to_owned(),
+        ..ClientConfig::default()
+    };
+    let options = ShareFetchOptions {
+        max_wait: std::time::Duration::from_millis(100),
+        ..ShareFetchOptions::default()
+    };
+    let mut member = runtime.block_on(async {
+        let connection = Client::connect(&b.addr, config).await.unwrap().into_connection();
+        ShareConsumer::join(connection, "workers", "jobs", "cli-test-member".into(), options)
+            .await
+            .unwrap()
+    });
+    // The group starts at the end of the log (share.auto.offset.reset=latest):
+    // read once while the topic is empty, then produce.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while member.assigned().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no assignment within 20 s");
+        runtime.block_on(member.heartbeat()).unwrap();
+    }
+    runtime.block_on(member.fetch()).unwrap();
+    produce(&b, "jobs", 0, 10);
+    let mut acquired = 0;
+    while acquired < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acquired {acquired} of 10 within 20 s"
+        );
+        acquired += runtime.block_on(member.fetch()).unwrap().acquired();
+    }
+    member.acknowledge(0, 0, 3, AckType::Accept).unwrap();
+    let outcomes = runtime.block_on(member.flush()).unwrap();
+    assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+
+    assert_eq!(b.ok(&["group", "list"]).stdout, "workers\tStable\tshare\n");
+    let text = b.ok(&["group", "describe", "workers"]).stdout;
+    assert!(
+        text.starts_with("Group: workers\nState: Stable\nProtocol type: share\n"),
+        "{text}"
+    );
+    assert!(text.contains("cli-test-member"), "{text}");
+    assert_eq!(
+        table(&text, "TOPIC"),
+        [row(&["jobs", "0", "4", "10", "6", "cli-test-member"])]
+    );
+    assert!(text.contains("START is each share-partition's start offset"), "{text}");
+    let described: Value =
+        serde_json::from_str(&b.ok(&["group", "describe", "workers", "--format", "json"]).stdout).unwrap();
+    assert_eq!(described["type"], "share");
+    assert_eq!(described["members"][0]["assignment"][0]["topic"], "jobs");
+    assert_eq!(described["offsets"][0]["committed"], 4);
+}
