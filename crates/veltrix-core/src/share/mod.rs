@@ -268,18 +268,8 @@ impl ShareCoordinator {
                     tracing::warn!(group = %group, partition, "ignoring a stored share-state change with offsets no log has");
                     return;
                 }
-                let key = Key {
-                    group: group.clone(),
-                    topic,
-                    partition,
-                };
-                let p = lock(&self.partitions)
-                    .entry(key)
-                    .or_insert_with(|| {
-                        let first = start.or(ranges.first().map(|r| r.first)).unwrap_or(0);
-                        Arc::new(Mutex::new(SharePartition::new(first)))
-                    })
-                    .clone();
+                let first = start.or(ranges.first().map(|r| r.first)).unwrap_or(0);
+                let p = self.replayed_partition(&group, topic, partition, first);
                 let mut p = lock(&p);
                 if let Some(start) = start {
                     p.move_start(start);
@@ -296,15 +286,7 @@ impl ShareCoordinator {
                         continue;
                     }
                     let Some(topic) = topic_from_hex(&topic) else { continue };
-                    let key = Key {
-                        group: group.clone(),
-                        topic,
-                        partition,
-                    };
-                    let p = lock(&self.partitions)
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(start))))
-                        .clone();
+                    let p = self.replayed_partition(&group, topic, partition, start);
                     lock(&p).move_start(start);
                 }
                 groups.entry(group).or_insert_with(|| self.new_group());
@@ -352,6 +334,26 @@ impl ShareCoordinator {
                 g.overrides = valid;
             }
         }
+    }
+
+    /// The share-partition a stored change names, created at `first` if
+    /// memory has none yet.
+    fn replayed_partition(
+        &self,
+        group: &str,
+        topic: TopicId,
+        partition: i32,
+        first: i64,
+    ) -> Arc<Mutex<SharePartition>> {
+        let key = Key {
+            group: group.to_owned(),
+            topic,
+            partition,
+        };
+        lock(&self.partitions)
+            .entry(key)
+            .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(first))))
+            .clone()
     }
 
     fn new_group(&self) -> ShareGroup {

@@ -196,8 +196,10 @@ fn share_change() -> impl Strategy<Value = veltrix_core::share::ShareChange> {
     ])
     .prop_map(|(k, v)| (k.to_owned(), v.to_owned()));
     prop_oneof![
-        4 => (group.clone(), topic.clone(), -1i32..3, proptest::option::of(offset), proptest::collection::vec(persist, 0..6))
+        4 => (group.clone(), topic.clone(), -1i32..3, proptest::option::of(offset.clone()), proptest::collection::vec(persist, 0..6))
             .prop_map(|(group, topic, partition, start, ranges)| ShareChange::Records { group, topic, partition, start, ranges }),
+        1 => (group.clone(), proptest::collection::vec((topic.clone(), -1i32..3, offset), 0..3))
+            .prop_map(|(group, starts)| ShareChange::Starts { group, starts }),
         1 => (group.clone(), proptest::collection::vec((topic.clone(), 0i32..3), 0..3))
             .prop_map(|(group, partitions)| ShareChange::DeletePartitions { group, partitions }),
         1 => group.clone().prop_map(|group| ShareChange::DeleteGroup { group }),
