@@ -405,47 +405,12 @@ async fn http_connections_over_the_limit_are_refused_and_idle_ones_closed() {
 /// happened to its records, in /metrics and /api/v1/groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_groups_show_their_window_outcomes_and_lag() {
-    use veltrix_core::share::{AckBatch, PartitionAcks, ShareHeartbeat};
     let config = MonitorConfig {
         evaluation_interval_ms: 100,
         ..MonitorConfig::default()
     };
     let r = start(config).await;
-    r.broker.create_topic("jobs", Some(1), TopicConfig::default()).unwrap();
-    produce(&r.broker, "jobs", 10);
-    let share = r.broker.share();
-    share
-        .set_settings("workers", vec![("share.auto.offset.reset".into(), "earliest".into())])
-        .unwrap();
-    let broker = r.broker.clone();
-    share
-        .heartbeat(
-            ShareHeartbeat {
-                group: "workers".into(),
-                member_id: "m1".into(),
-                member_epoch: 0,
-                subscribed: Some(vec!["jobs".into()]),
-                ..ShareHeartbeat::default()
-            },
-            &|name| broker.topic_meta(name),
-        )
-        .unwrap();
-    let topic = r.broker.topic("jobs").unwrap();
-    let p = r.broker.partition("jobs", 0).unwrap();
-    let got = share
-        .acquire("workers", "m1", topic.id, 0, p.log(), 100, 1 << 20)
-        .unwrap();
-    assert_eq!(got.acquired.iter().map(|a| a.last - a.first + 1).sum::<i64>(), 10);
-    let acks = [PartitionAcks {
-        topic: topic.id,
-        partition: 0,
-        batches: vec![AckBatch {
-            first: 0,
-            last: 3,
-            types: vec![1],
-        }],
-    }];
-    assert!(share.acknowledge("workers", "m1", &acks)[0].is_ok());
+    ten_acquired_four_accepted(&r.broker);
 
     let lag = "veltrix_group_lag_records{group=\"workers\",topic=\"jobs\"} 6";
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -493,4 +458,96 @@ async fn share_groups_show_their_window_outcomes_and_lag() {
     );
     assert_eq!(p0["delivery_counts"]["1"], 6);
     assert_eq!(p0["records"]["accepted"], 4);
+}
+
+/// Share group `workers` (from the earliest offset) with member `m1`, which
+/// acquired records 0-9 of `jobs` (one partition) and accepted 0-3: six in
+/// flight.
+fn ten_acquired_four_accepted(broker: &Arc<Broker>) {
+    use veltrix_core::share::ShareHeartbeat;
+    broker.create_topic("jobs", Some(1), TopicConfig::default()).unwrap();
+    produce(broker, "jobs", 10);
+    let share = broker.share();
+    share
+        .set_settings("workers", vec![("share.auto.offset.reset".into(), "earliest".into())])
+        .unwrap();
+    share
+        .heartbeat(
+            ShareHeartbeat {
+                group: "workers".into(),
+                member_id: "m1".into(),
+                member_epoch: 0,
+                subscribed: Some(vec!["jobs".into()]),
+                ..ShareHeartbeat::default()
+            },
+            &|name| broker.topic_meta(name),
+        )
+        .unwrap();
+    let topic = broker.topic("jobs").unwrap();
+    let p = broker.partition("jobs", 0).unwrap();
+    let got = share
+        .acquire("workers", "m1", topic.id, 0, p.log(), 100, 1 << 20)
+        .unwrap();
+    assert_eq!(got.acquired.iter().map(|a| a.last - a.first + 1).sum::<i64>(), 10);
+    accept("workers", broker, 0, 3);
+}
+
+/// Member `m1` of `group` accepts records `first..=last` of `jobs`/0.
+fn accept(group: &str, broker: &Broker, first: i64, last: i64) {
+    use veltrix_core::share::{AckBatch, PartitionAcks};
+    let acks = [PartitionAcks {
+        topic: broker.topic("jobs").unwrap().id,
+        partition: 0,
+        batches: vec![AckBatch {
+            first,
+            last,
+            types: vec![1],
+        }],
+    }];
+    assert!(broker.share().acknowledge(group, "m1", &acks)[0].is_ok());
+}
+
+/// A lag alert on a share group: records acquired and not yet accepted are
+/// its lag, so the alert fires while they are in flight and resolves once
+/// they are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lag_alert_on_a_share_group_fires_and_resolves() {
+    let threshold = Threshold::LagRecords(5);
+    let config = MonitorConfig {
+        evaluation_interval_ms: 50,
+        alerts: vec![AlertRule {
+            name: "workers-behind".into(),
+            group: "workers".into(),
+            topic: "jobs".into(),
+            threshold,
+            for_ms: 0,
+        }],
+        ..MonitorConfig::default()
+    };
+    let r = start(config).await;
+    ten_acquired_four_accepted(&r.broker);
+    let state = |body: String| serde_json::from_str::<Value>(&body).unwrap()["alerts"][0]["state"].clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(get(r.addr, "/alerts").await.1) != "firing" {
+        assert!(
+            Instant::now() < deadline,
+            "six records in flight, and no alert within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    accept("workers", &r.broker, 4, 9);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(get(r.addr, "/alerts").await.1) == "firing" {
+        assert!(
+            Instant::now() < deadline,
+            "every record accepted, and the alert still firing after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, metrics) = get(r.addr, "/metrics").await;
+    assert!(
+        metrics.contains("veltrix_alert_firing{alert=\"workers-behind\",group=\"workers\",topic=\"jobs\"} 0"),
+        "{metrics}"
+    );
+    let _ = r.stop.send(true);
 }
