@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use veltrix_core::share::ShareError;
 use veltrix_core::{Broker, CoreError, TopicConfig};
 use veltrix_log::LogConfig;
 use veltrix_log::io::FsStorage;
@@ -56,6 +57,22 @@ pub enum ApplyError {
         #[source]
         source: CoreError,
     },
+    /// A declared share group's id is a consumer group's.
+    #[error(
+        "share group `{group}`: a consumer group has this id; a share group cannot take it (delete the consumer group, or declare another name)"
+    )]
+    ConsumerGroup { group: String },
+    /// More share groups than `[share] groups_max` would exist.
+    #[error(
+        "the broker keeps at most {groups_max} share groups, and {live} exist; the {new} declared ones not yet among them do not fit: raise `[share] groups_max`"
+    )]
+    ShareGroupsOverMax { groups_max: usize, live: usize, new: usize },
+    #[error("share group `{group}`: {source}")]
+    ShareGroup {
+        group: String,
+        #[source]
+        source: ShareError,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -79,7 +96,7 @@ enum Change<'a> {
 /// changes.
 pub fn apply_topics(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bool) -> Result<Applied, ApplyError> {
     let dir = broker.data_dir();
-    let previously = read_declared(dir)?;
+    let previously = read_declared(dir, DECLARED_TOPICS_FILE)?;
     let changes = plan(broker, config, &previously, allow_data_loss)?;
     let mut applied = Applied::default();
     for change in changes {
@@ -116,7 +133,7 @@ pub fn apply_topics(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bo
     }
     let declared: BTreeSet<String> = config.topics.iter().map(|t| t.name.clone()).collect();
     if declared != previously {
-        write_declared(dir, &declared)?;
+        write_declared(dir, DECLARED_TOPICS_FILE, &declared)?;
     }
     Ok(applied)
 }
@@ -203,8 +220,10 @@ fn retention_loss(old: &TopicConfig, new: &TopicConfig, defaults: &LogConfig) ->
     None
 }
 
-fn read_declared(dir: &Path) -> Result<BTreeSet<String>, ApplyError> {
-    let path = dir.join(DECLARED_TOPICS_FILE);
+/// The names recorded in `file` of the data directory; none if it does not
+/// exist yet.
+pub(crate) fn read_declared(dir: &Path, file: &str) -> Result<BTreeSet<String>, ApplyError> {
+    let path = dir.join(file);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
@@ -223,13 +242,12 @@ fn read_declared(dir: &Path) -> Result<BTreeSet<String>, ApplyError> {
     })
 }
 
-fn write_declared(dir: &Path, names: &BTreeSet<String>) -> Result<(), ApplyError> {
+/// Records `names` in `file` of the data directory, replaced durably.
+pub(crate) fn write_declared(dir: &Path, file: &str, names: &BTreeSet<String>) -> Result<(), ApplyError> {
     let bytes = serde_json::to_vec_pretty(names).expect("names serialise");
-    veltrix_log::checkpoint::replace_file(&FsStorage, dir, DECLARED_TOPICS_FILE, &bytes).map_err(|source| {
-        ApplyError::Io {
-            op: "write",
-            path: dir.join(DECLARED_TOPICS_FILE).display().to_string(),
-            source,
-        }
+    veltrix_log::checkpoint::replace_file(&FsStorage, dir, file, &bytes).map_err(|source| ApplyError::Io {
+        op: "write",
+        path: dir.join(file).display().to_string(),
+        source,
     })
 }

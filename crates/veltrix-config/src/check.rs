@@ -8,16 +8,18 @@ use serde_json::{Value, json};
 use toml::de::DeTable;
 use veltrix_core::TopicConfig;
 use veltrix_core::groups::ConsumerAssignor;
+use veltrix_core::share::ShareGroupSettings;
 use veltrix_log::FlushPolicy;
 
 use veltrix_diagnostic::LineIndex;
 
 use crate::diagnostic::{Diagnostic, Location};
 use crate::lints;
-use crate::model::{Alert, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig, Webhook};
+use crate::model::{Alert, DeclaredShareGroup, DeclaredTopic, LagThreshold, Profile, Tier, VeltrixConfig, Webhook};
 use crate::probe::{Probe, SystemProbe};
 use crate::raw::{self, Origin, Raw, RawTable};
 use crate::rules::{self, Rule, RuleProfile, Severity};
+use crate::schema::SHARE_GROUP_SETTINGS;
 
 /// Collects diagnostics while a file is checked.
 pub(crate) struct Ctx<'a> {
@@ -271,6 +273,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     let d = raw.table("defaults");
     resolve_defaults(&mut c, d);
     resolve_groups(&mut c, raw.table("groups"));
+    resolve_share(&mut c, raw.table("share"));
     resolve_observability(&mut c, raw.table("observability"));
     let default_partitions = c.broker.default_partitions;
     c.topics = raw
@@ -279,6 +282,12 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         .filter_map(|t| resolve_topic(t, d, default_partitions))
         .collect();
     c.alerts = raw.alerts.iter().filter_map(resolve_alert).collect();
+    let share_defaults = c.broker.share.defaults;
+    c.share_groups = raw
+        .share_groups
+        .iter()
+        .filter_map(|g| resolve_share_group(g, share_defaults))
+        .collect();
     c
 }
 
@@ -387,6 +396,48 @@ fn resolve_groups(c: &mut VeltrixConfig, g: &RawTable) {
     }
 }
 
+/// `[share]`: limits, timings and the default group settings.
+fn resolve_share(c: &mut VeltrixConfig, s: &RawTable) {
+    let share = &mut c.broker.share;
+    set(&mut share.groups_max, s.int("groups_max"));
+    set(&mut share.group_members_max, s.int("group_members_max"));
+    set(&mut share.sessions_max, s.int("sessions_max"));
+    set(&mut share.session_timeout_ms, s.int("session_timeout_ms"));
+    set(&mut share.heartbeat_interval_ms, s.int("heartbeat_interval_ms"));
+    let overrides = share_overrides(s);
+    if let Ok(defaults) = ShareGroupSettings::resolve(share.defaults, &overrides) {
+        share.defaults = defaults;
+    }
+}
+
+/// The share-group settings `t` sets, by Kafka's names, as text.
+pub(crate) fn share_overrides(t: &RawTable) -> Vec<(String, String)> {
+    SHARE_GROUP_SETTINGS
+        .iter()
+        .filter_map(|(key, kafka)| {
+            let text = match &t.settings.get(key)?.val {
+                raw::Val::Int(n) => n.to_string(),
+                raw::Val::Str(s) => s.clone(),
+                raw::Val::Bool(b) => b.to_string(),
+            };
+            Some(((*kafka).to_owned(), text))
+        })
+        .collect()
+}
+
+/// A `[[share_group]]` over the `[share]` defaults. Its values passed the
+/// schema, whose ranges are the engine's, so resolving cannot fail unless a
+/// value was rejected, and then the configuration is withheld anyway.
+fn resolve_share_group(g: &RawTable, defaults: ShareGroupSettings) -> Option<DeclaredShareGroup> {
+    let overrides = share_overrides(g);
+    let settings = ShareGroupSettings::resolve(defaults, &overrides).ok()?;
+    Some(DeclaredShareGroup {
+        name: g.str("name")?.to_owned(),
+        overrides,
+        settings,
+    })
+}
+
 /// `[observability]`.
 fn resolve_observability(c: &mut VeltrixConfig, o: &RawTable) {
     let obs = &mut c.observability;
@@ -461,6 +512,17 @@ pub(crate) fn resolve_alert(a: &RawTable) -> Option<Alert> {
         threshold,
         for_ms: a.int("for_ms").unwrap_or(0).unsigned_abs(),
     })
+}
+
+/// Declared share groups by name, first declaration first.
+pub(crate) fn share_groups_by_name(raw: &Raw) -> HashMap<&str, Vec<&RawTable>> {
+    let mut by_name: HashMap<&str, Vec<&RawTable>> = HashMap::with_capacity(raw.share_groups.len());
+    for g in &raw.share_groups {
+        if let Some(name) = g.str("name") {
+            by_name.entry(name).or_default().push(g);
+        }
+    }
+    by_name
 }
 
 /// Declared topics by name, first declaration first.

@@ -3,7 +3,8 @@
 //!
 //! One TOML file (`veltrix.toml`) declares the broker (profile, data
 //! directory, listeners, limits and memory budget), topic defaults, consumer
-//! group settings, the topics themselves and consumer lag alerts. Every key,
+//! and share group settings, the topics and share groups themselves and
+//! consumer lag alerts. Every key,
 //! with its type, unit, range and default, is in [`schema`]; every problem
 //! [`check_source`] can report is a rule of the [`rules`] catalogue, with an
 //! id, a summary and an explanation.
@@ -21,11 +22,13 @@
 //! engine's own types ([`veltrix_core::BrokerConfig`], declared topics with
 //! their [`veltrix_core::TopicConfig`]) and, for the Kafka adapter, plain
 //! [`KafkaLimits`] the binary hands it; [`apply_topics`] makes a broker's topics
-//! match the declared ones at start. The crate opens no sockets; its only I/O
-//! is reading the file, the [`Probe`] questions about the machine and the
-//! record of declared topics in the data directory.
+//! match the declared ones at start, and [`apply_share_groups`] gives the
+//! declared share groups their settings. The crate opens no sockets; its only
+//! I/O is reading the file, the [`Probe`] questions about the machine and the
+//! records of declared topics and share groups in the data directory.
 
 mod apply;
+mod apply_share;
 mod check;
 mod diagnostic;
 mod lints;
@@ -34,17 +37,20 @@ mod probe;
 mod raw;
 pub mod rules;
 pub mod schema;
+mod share_lints;
 
 pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics};
+pub use apply_share::{AppliedShareGroups, DECLARED_SHARE_GROUPS_FILE, apply_share_groups};
 pub use check::{Report, check_file, check_source, process_env};
 pub use diagnostic::{Diagnostic, Location};
 pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};
 pub use model::{
-    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredTopic, KafkaLimits, LagThreshold,
-    Observability, Profile, Tier, VeltrixConfig, Webhook,
+    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredShareGroup, DeclaredTopic,
+    KafkaLimits, LagThreshold, Observability, Profile, Tier, VeltrixConfig, Webhook,
 };
 pub use probe::{FixedProbe, Probe, SystemProbe};
 pub use rules::{Rule, RuleProfile, Severity};
+pub use share_lints::POISON_RECORD_HOLD_MS_MAX_SAFE;
 
 /// The reference part of `docs/configuration.md`: the rule catalogue, every
 /// rule's explanation and every key. A test keeps the document equal to it.

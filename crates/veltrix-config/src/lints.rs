@@ -40,6 +40,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn P
     }
     alerts(ctx, raw, c);
     broker(ctx, raw, c, probe);
+    crate::share_lints::run(ctx, raw, c);
     production(ctx, raw, c, probe);
 }
 
@@ -707,6 +708,7 @@ fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe
     production_data_dir(ctx, raw, c, probe, profile.clone());
     production_defaults(ctx, raw, c, profile.clone());
     production_groups(ctx, raw, c);
+    crate::share_lints::production(ctx, raw, c);
     offsets_retention(ctx, raw, c, profile);
 }
 

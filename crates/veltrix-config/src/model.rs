@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use veltrix_core::share::ShareGroupSettings;
 use veltrix_core::{BrokerConfig, TopicConfig};
 use veltrix_http::HttpLimits;
 use veltrix_log::{FlushPolicy, LogConfig};
@@ -60,6 +61,19 @@ pub struct DeclaredTopic {
     pub keyed: bool,
     /// Expected peak produce rate.
     pub peak_records_per_second: Option<u64>,
+}
+
+/// A `[[share_group]]`: the settings the broker gives the group at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredShareGroup {
+    pub name: String,
+    /// The settings the entry sets, by Kafka's names
+    /// (`share.record.lock.duration.ms`) and as text, in schema order: what
+    /// the group's own settings become, as IncrementalAlterConfigs would
+    /// store them.
+    pub overrides: Vec<(String, String)>,
+    /// The group's effective settings: the entry's over `[share]`'s.
+    pub settings: ShareGroupSettings,
 }
 
 /// What a lag alert watches.
@@ -148,6 +162,8 @@ pub struct VeltrixConfig {
     pub topics: Vec<DeclaredTopic>,
     /// The declared alerts, in file order.
     pub alerts: Vec<Alert>,
+    /// The declared share groups, in file order.
+    pub share_groups: Vec<DeclaredShareGroup>,
     pub observability: Observability,
 }
 
@@ -192,6 +208,7 @@ impl Default for VeltrixConfig {
             http_limits: HttpLimits::default(),
             topics: Vec::new(),
             alerts: Vec::new(),
+            share_groups: Vec::new(),
             observability: Observability::default(),
         }
     }
@@ -216,6 +233,11 @@ impl VeltrixConfig {
     /// The declared topic named `name`.
     pub fn topic(&self, name: &str) -> Option<&DeclaredTopic> {
         self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// The declared share group named `name`.
+    pub fn share_group(&self, name: &str) -> Option<&DeclaredShareGroup> {
+        self.share_groups.iter().find(|g| g.name == name)
     }
 
     /// A declared topic's effective log settings.

@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use veltrix_core::share::AutoOffsetReset;
 
 use crate::check::Ctx;
 use crate::rules;
@@ -98,10 +99,12 @@ impl RawTable {
 /// The whole file as read.
 #[derive(Debug, Default)]
 pub(crate) struct Raw {
-    /// `[broker]`, `[listeners]`, `[limits]`, `[defaults]`, `[groups]`, by name.
+    /// `[broker]`, `[listeners]`, `[limits]`, `[defaults]`, `[groups]`,
+    /// `[share]`, `[observability]`, by name.
     pub tables: BTreeMap<&'static str, RawTable>,
     pub topics: Vec<RawTable>,
     pub alerts: Vec<RawTable>,
+    pub share_groups: Vec<RawTable>,
 }
 
 impl Raw {
@@ -140,10 +143,10 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, doc: &Spanned<DeTable<'_>>) -> Raw {
             for item in items.iter() {
                 if let Some(t) = table_of(ctx, def, item) {
                     let read = read_table(ctx, def, t, item.span());
-                    if def.name == "topic" {
-                        raw.topics.push(read);
-                    } else {
-                        raw.alerts.push(read);
+                    match def.name {
+                        "topic" => raw.topics.push(read),
+                        "share_group" => raw.share_groups.push(read),
+                        _ => raw.alerts.push(read),
                     }
                 }
             }
@@ -235,10 +238,11 @@ fn unknown_key(ctx: &mut Ctx<'_>, def: &TableDef, name: &str, at: &Origin) {
     let elsewhere = schema::TABLES
         .iter()
         .find(|t| t.name != def.name && t.key(name).is_some());
-    let help = match (suggest(name, &names), elsewhere) {
-        (Some(s), _) => format!("did you mean `{s}`?"),
-        (None, Some(t)) => format!("`{name}` is a key of `[{}]`, not of `[{}]`", t.name, def.name),
-        (None, None) => format!("the keys of `[{}]` are {}", def.name, quote_list(&names)),
+    let help = match (kafka_spelling(def, name), suggest(name, &names), elsewhere) {
+        (Some((key, kafka)), ..) => format!("did you mean `{key}`? (Kafka's `{kafka}`)"),
+        (None, Some(s), _) => format!("did you mean `{s}`?"),
+        (None, None, Some(t)) => format!("`{name}` is a key of `[{}]`, not of `[{}]`", t.name, def.name),
+        (None, None, None) => format!("the keys of `[{}]` are {}", def.name, quote_list(&names)),
     };
     let (message, help) = match at {
         Origin::Env { var, .. } => {
@@ -254,6 +258,18 @@ fn unknown_key(ctx: &mut Ctx<'_>, def: &TableDef, name: &str, at: &Origin) {
         .label("unknown key")
         .help(help)
         .note("an unknown key is an error rather than ignored: a misspelt setting would otherwise leave the default in force");
+}
+
+/// The key of `def` that `name` spells as Kafka does (`delivery_count_limit`
+/// for Kafka's `share.delivery.count.limit`), with Kafka's name: the file
+/// names limits `*_max`, so Kafka's spelling is a likely slip.
+fn kafka_spelling(def: &TableDef, name: &str) -> Option<(&'static str, &'static str)> {
+    schema::SHARE_GROUP_SETTINGS
+        .iter()
+        .find(|(key, kafka)| {
+            *key != name && def.key(key).is_some() && kafka.trim_start_matches("share.").replace('.', "_") == name
+        })
+        .copied()
 }
 
 /// The variable that overrides `table.key`.
@@ -291,7 +307,10 @@ fn from_toml(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &DeValue<'_>, at: &Origin) -
             };
         }
         (Kind::Bool, DeValue::Boolean(b)) => return Some(Val::Bool(*b)),
-        (Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name | Kind::Url, DeValue::String(s)) => {
+        (
+            Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name | Kind::Url | Kind::OffsetReset,
+            DeValue::String(s),
+        ) => {
             return Some(Val::Str(s.to_string()));
         }
         (Kind::Int { unit, .. }, DeValue::String(s)) => number_help(unit, s, "without quotes"),
@@ -383,6 +402,7 @@ fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origi
         (Kind::Url, Val::Str(s)) => http_url(ctx, kd, s, at),
         (Kind::Address, Val::Str(s)) => ip_and_port(ctx, def, kd, s, at),
         (Kind::Path | Kind::Name, Val::Str(s)) => not_empty(ctx, kd, s, at),
+        (Kind::OffsetReset, Val::Str(s)) => offset_reset(ctx, kd, s, at),
         _ => true,
     };
     valid.then_some(val)
@@ -462,6 +482,57 @@ fn http_url(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
     .help(help)
     .note(kd.doc);
     false
+}
+
+/// `latest`, `earliest` or `by_duration:` and an ISO 8601 duration, as the
+/// engine reads them.
+fn offset_reset(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    let Err(reason) = AutoOffsetReset::parse(s) else {
+        return true;
+    };
+    let help = match s.split_once(':') {
+        Some((_, d)) if s.starts_with("by_duration:") => {
+            match parse_quantity(d, Unit::Milliseconds).filter(|ms| *ms > 0 && ms % 1000 == 0) {
+                Some(ms) => format!("write `\"by_duration:{}\"` ({d} as ISO 8601)", iso_duration(ms)),
+                None => {
+                    "write the duration as ISO 8601: `PnDTnHnMnS`, such as `by_duration:PT1H` or `by_duration:P1DT12H`"
+                        .to_owned()
+                }
+            }
+        }
+        _ => match suggest(s, &["latest", "earliest"]) {
+            Some(w) => format!("did you mean `\"{w}\"`?"),
+            None => "use `\"latest\"`, `\"earliest\"` or `\"by_duration:PT1H\"` (any ISO 8601 duration)".to_owned(),
+        },
+    };
+    ctx.emit(
+        &rules::INVALID_OFFSET_RESET,
+        Some(at),
+        format!("`{}` cannot be `\"{s}\"`", kd.name),
+    )
+    .label(reason)
+    .help(help)
+    .note(kd.doc);
+    false
+}
+
+/// Whole seconds as the shortest ISO 8601 duration: `PT1H`, `P1DT12H`.
+fn iso_duration(ms: i64) -> String {
+    let s = ms / 1000;
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
+    let mut out = String::from("P");
+    if days > 0 {
+        out.push_str(&format!("{days}D"));
+    }
+    if hours + minutes + seconds > 0 {
+        out.push('T');
+        for (n, unit) in [(hours, 'H'), (minutes, 'M'), (seconds, 'S')] {
+            if n > 0 {
+                out.push_str(&format!("{n}{unit}"));
+            }
+        }
+    }
+    out
 }
 
 /// An IP address and a port.
@@ -547,7 +618,7 @@ pub(crate) fn apply_env(ctx: &mut Ctx<'_>, raw: &mut Raw, env: &[(String, String
             )
             .label(format!("no table `[{table}]` takes overrides"))
             .help(help)
-            .note("topics and alerts are declared in the file only; the environment overrides single settings");
+            .note("topics, share groups and alerts are declared in the file only; the environment overrides single settings");
             continue;
         };
         let Some(kd) = def.key(&key) else {
@@ -607,6 +678,18 @@ mod tests {
         assert_eq!(parse_quantity("1_000", Unit::Records), Some(1000));
         assert_eq!(parse_quantity("1GiB", Unit::Milliseconds), None);
         assert_eq!(parse_quantity("soon", Unit::Milliseconds), None);
+    }
+
+    #[test]
+    fn durations_are_written_as_iso_8601() {
+        assert_eq!(iso_duration(3_600_000), "PT1H");
+        assert_eq!(iso_duration(129_600_000), "P1DT12H");
+        assert_eq!(iso_duration(604_800_000), "P7D");
+        assert_eq!(iso_duration(90_000), "PT1M30S");
+        for ms in [1_000, 90_000, 129_600_000, 694_861_000] {
+            let reset = AutoOffsetReset::parse(&format!("by_duration:{}", iso_duration(ms)));
+            assert_eq!(reset, Ok(AutoOffsetReset::ByDuration { ms }));
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "Every key of `veltrix.toml` is known to the broker; a key it does not know is an error, not silently ignored, because a misspelt key (`retention_sm`) would otherwise leave the default in force while the file seems to say otherwise.\n\nThe diagnostic suggests the nearest known key. The same applies to `VELTRIX_<TABLE>__<KEY>` environment variables. `docs/configuration.md` lists every key.";
     WRONG_TYPE = "V003" "wrong-type" Error Always
         "a value of the wrong type"
-        "Each key has one type: an integer, a boolean or a string (see `docs/configuration.md`). Durations are integers of milliseconds and sizes integers of bytes, with the unit in the key's name (`retention_ms`, `segment_bytes_max`); strings such as \"7d\" or \"1GiB\" are not accepted, and the diagnostic shows the number to write instead.\n\nTables must be tables: `[broker]` once, `[[topic]]` and `[[alert]]` once per entry.";
+        "Each key has one type: an integer, a boolean or a string (see `docs/configuration.md`). Durations are integers of milliseconds and sizes integers of bytes, with the unit in the key's name (`retention_ms`, `segment_bytes_max`); strings such as \"7d\" or \"1GiB\" are not accepted, and the diagnostic shows the number to write instead.\n\nTables must be tables: `[broker]` once, `[[topic]]`, `[[share_group]]` and `[[alert]]` once per entry.";
     OUT_OF_RANGE = "V004" "out-of-range" Error Always
         "a value outside its allowed range"
         "Every number has a range the engine accepts, shown with its unit in the diagnostic. Some limits come from the on-disk format (a segment is at most 2 GiB because index positions are 32-bit), others from the Kafka protocol (partition counts and session timeouts are 32-bit). Limits that accept -1 treat it as \"no limit\".";
@@ -38,7 +38,7 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "Keys such as `profile`, `durability` and `tier` take one of a few words; anything else is an error, with the nearest allowed word suggested. Words are lower case.";
     MISSING_KEY = "V006" "missing-key" Error Always
         "a required key is missing"
-        "A `[[topic]]` needs a `name`; an `[[alert]]` needs a `group` and a `topic`. Without them the entry cannot be applied or evaluated.";
+        "A `[[topic]]` and a `[[share_group]]` need a `name`; an `[[alert]]` needs a `group` and a `topic`. Without them the entry cannot be applied or evaluated.";
     INVALID_TOPIC_NAME = "V007" "invalid-topic-name" Error Always
         "a topic name Kafka does not allow"
         "Kafka topic names are 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, and neither `.` nor `..`. The broker refuses anything else, and so does every Kafka client, so the name is checked before the broker starts.";
@@ -51,6 +51,15 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     INVALID_URL = "V010" "invalid-url" Error Always
         "a URL that is not http:// or https://"
         "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
+    INVALID_GROUP_NAME = "V011" "invalid-group-name" Error Always
+        "a share group name no consumer could use"
+        "A `[[share_group]]`'s name is the group id its consumers give (`group.id`). The broker takes share group ids of at most 255 bytes (`GROUP_ID_BYTES_MAX`: the id is written in every stored change of the group's state) and refuses a longer one, from the file or from a consumer. A control character (a newline, a tab) or a space at either end is almost always a slip of quoting: the settings would land on a group no consumer joins, while the one they do join keeps the defaults. An empty name is reported as V004.";
+    DUPLICATE_SHARE_GROUP = "V012" "duplicate-share-group" Error Always
+        "two `[[share_group]]` entries with the same name"
+        "Each share group is declared once. Two declarations with the same name would leave it undecided which settings apply; merge them into one entry.";
+    INVALID_OFFSET_RESET = "V013" "invalid-offset-reset" Error Always
+        "an `auto_offset_reset` that is not `latest`, `earliest` or `by_duration:<ISO 8601 duration>`"
+        "`auto_offset_reset` says where a share group starts on a partition it has no state for, in Kafka's words: `latest` (records produced from then on), `earliest` (every record the partition still has), or `by_duration:` followed by an ISO 8601 duration (records produced at most that long ago), such as `by_duration:PT1H` (an hour), `by_duration:P1D` (a day) or `by_duration:P1DT12H`. The broker refuses anything else, as Kafka does.\n\nDurations are written `PnDTnHnMnS`: days, then `T` and hours, minutes and seconds, each optional, the seconds possibly with a fraction. Years, months and weeks are not accepted, since their length varies.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -108,6 +117,18 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     HEARTBEAT_OVER_SESSION = "V119" "heartbeat-over-session" Error Always
         "the consumer protocol's heartbeat interval is not below its session timeout"
         "Under the consumer protocol (KIP-848) the broker tells members how often to heartbeat and removes a member that has not for `consumer_session_timeout_ms`. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over, and their partitions would keep moving. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
+    SHARE_GROUPS_OVER_MAX = "V120" "share-groups-over-max" Error Always
+        "more declared share groups than `[share] groups_max`"
+        "The broker keeps at most `[share] groups_max` share groups and refuses to create one more. Declared share groups are created at start, so if they alone exceed the limit some could not be applied and the broker would refuse to start. Raise the limit or declare fewer groups; groups that consumers create by joining count too, so leave room for them.";
+    SHARE_HEARTBEAT_OVER_SESSION = "V121" "share-heartbeat-over-session" Error Always
+        "the share groups' heartbeat interval is not below their session timeout"
+        "Share group members heartbeat every `[share] heartbeat_interval_ms` and are removed once they have not for `session_timeout_ms`, the records they hold released to others. With the interval at or above the timeout, healthy members would be removed between two heartbeats, over and over: their records delivered again and again, until records nobody failed to process reach the delivery limit and are archived unprocessed. Keep the interval a small fraction of the timeout (Kafka's defaults: 5 s and 45 s).";
+    LOCK_OVER_SESSION_TIMEOUT = "V122" "lock-over-session-timeout" Warning Always
+        "a share group's record lock outlasts the session timeout, which cuts it short"
+        "Records handed to a member stay locked to it for `record_lock_duration_ms`, but only while its share session lives: a session that no ShareFetch or ShareAcknowledge uses for `[share] session_timeout_ms` is closed, and the records it holds are released to other members at once. A consumer that works on one batch for longer than the session timeout (it sends no request while it works) loses its records then, however long the lock: they are delivered again elsewhere, count a delivery, and its late acknowledgement fails. The part of the lock past the session timeout is never given. Keep `record_lock_duration_ms` at or below `session_timeout_ms`, or raise the session timeout if batches really take that long.";
+    SESSIONS_UNDER_GROUP_MEMBERS = "V123" "sessions-under-group-members" Warning Always
+        "fewer share sessions than members one share group may have"
+        "Every member of a share group that fetches holds a share session, and the broker has `[share] sessions_max` of them for all groups together. With fewer sessions than `group_members_max`, one group at its member limit has members that join but can never fetch (SHARE_SESSION_LIMIT_REACHED), although the member limit lets them in. Make `sessions_max` at least `group_members_max`, and more if several share groups are busy at once.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";
@@ -150,6 +171,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     CRITICAL_WITHOUT_ALERT = "V214" "critical-without-alert" Warning Production
         "a critical topic has no lag alert"
         "A critical topic whose consumers fall behind should page someone before the backlog becomes an outage. Declare an `[[alert]]` with a `lag_ms_max` or `lag_records_max` for each group consuming it.";
+    POISON_RECORD_STALL = "V215" "poison-record-stall" Warning Production
+        "a record that hangs its consumer can stop a share-partition for over an hour"
+        "A poison record that crashes its consumer comes back at once (the connection closes and its records are released) and soon reaches `deliveries_max`, to be archived. One that hangs its consumer instead is held, on each of its `deliveries_max` deliveries, until its lock runs out or the member's session times out, whichever comes first. All that time the share-partition's start cannot move past it: the records after it are delivered only until `partition_record_locks_max` of them are in flight, and then the partition stops. With `deliveries_max` × the smaller of `record_lock_duration_ms` and `session_timeout_ms` above an hour, one bad record can stop a partition for that long. Lower the delivery limit or the lock duration; Kafka's defaults (5 deliveries, 30 s locks) hold a poison record for 2.5 minutes.";
 }
 
 /// The rule with this id (`V101`) or name (`batch-larger-than-segment`),

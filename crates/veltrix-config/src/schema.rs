@@ -13,6 +13,10 @@ use std::fmt::Write as _;
 
 use veltrix_core::BrokerConfig;
 use veltrix_core::groups::GroupConfig;
+use veltrix_core::share::ShareConfig;
+use veltrix_core::share::settings::{
+    DELIVERY_COUNT_LIMIT_RANGE, PARTITION_MAX_RECORD_LOCKS_RANGE, RECORD_LOCK_DURATION_MS_RANGE,
+};
 use veltrix_http::HttpLimits;
 use veltrix_log::LogConfig;
 use veltrix_log::batch::HEADER_BYTES;
@@ -46,6 +50,8 @@ pub enum Unit {
     Records,
     RecordsPerSecond,
     Files,
+    Sessions,
+    Deliveries,
 }
 
 impl Unit {
@@ -63,6 +69,8 @@ impl Unit {
             Unit::Producers => "producers",
             Unit::Records => "records",
             Unit::Files => "files",
+            Unit::Sessions => "sessions",
+            Unit::Deliveries => "deliveries",
             Unit::RecordsPerSecond => "records per second",
         }
     }
@@ -90,6 +98,9 @@ pub enum Kind {
     Name,
     /// An `http://` or `https://` URL.
     Url,
+    /// Where a share group starts: `latest`, `earliest` or
+    /// `by_duration:<ISO 8601 duration>`.
+    OffsetReset,
 }
 
 impl Kind {
@@ -106,6 +117,7 @@ impl Kind {
             Kind::Path => "string: a path".to_owned(),
             Kind::Name => "string".to_owned(),
             Kind::Url => "string: \"http(s)://HOST[:PORT]/PATH\"".to_owned(),
+            Kind::OffsetReset => "string: \"latest\", \"earliest\" or \"by_duration:DURATION\"".to_owned(),
         }
     }
 
@@ -130,6 +142,7 @@ impl Kind {
             Kind::Path => "non-empty".to_owned(),
             Kind::Name => "non-empty".to_owned(),
             Kind::Url => "an http:// or https:// URL".to_owned(),
+            Kind::OffsetReset => "latest, earliest, by_duration:<ISO 8601 duration> (`PT1H`, `P1DT12H`)".to_owned(),
         }
     }
 }
@@ -610,6 +623,134 @@ static GROUP_KEYS: &[KeyDef] = &[
     },
 ];
 
+fn share() -> ShareConfig {
+    ShareConfig::default()
+}
+
+/// The share-group settings of `[share]` (the defaults) and of
+/// `[[share_group]]`, each with the name Kafka gives it: the name
+/// IncrementalAlterConfigs sets on a GROUP resource, DescribeConfigs shows
+/// and the engine's `ShareGroupSettings::with` takes.
+pub const SHARE_GROUP_SETTINGS: [(&str, &str); 4] = [
+    ("auto_offset_reset", "share.auto.offset.reset"),
+    ("record_lock_duration_ms", "share.record.lock.duration.ms"),
+    ("deliveries_max", "share.delivery.count.limit"),
+    ("partition_record_locks_max", "share.partition.max.record.locks"),
+];
+
+const fn ranged((min, max): (i64, i64), unit: Unit) -> Kind {
+    int(min, max, unit)
+}
+
+/// The share-group settings shared by `[share]` and `[[share_group]]`, in
+/// the order of [`SHARE_GROUP_SETTINGS`], with each table's defaults.
+macro_rules! share_group_keys {
+    ($offset_reset:expr, $lock:expr, $deliveries:expr, $locks:expr) => {
+        [
+            KeyDef {
+                name: "auto_offset_reset",
+                kind: Kind::OffsetReset,
+                required: false,
+                default: $offset_reset,
+                doc: "Where the group starts on a partition it has no state for: `latest` (records produced from then on), `earliest` (every record the partition still has), or `by_duration:` and an ISO 8601 duration (records produced at most that long ago, such as `by_duration:PT1H`) (Kafka's `share.auto.offset.reset`).",
+            },
+            KeyDef {
+                name: "record_lock_duration_ms",
+                kind: ranged(RECORD_LOCK_DURATION_MS_RANGE, Unit::Milliseconds),
+                required: false,
+                default: $lock,
+                doc: "How long a record handed to a member stays locked to it; not acknowledged by then, it is available again, and its next delivery counts (Kafka's `share.record.lock.duration.ms`).",
+            },
+            KeyDef {
+                name: "deliveries_max",
+                kind: ranged(DELIVERY_COUNT_LIMIT_RANGE, Unit::Deliveries),
+                required: false,
+                default: $deliveries,
+                doc: "Deliveries of a record, after which it is archived if still not accepted, never delivered again: what stops a poison record (Kafka's `share.delivery.count.limit`).",
+            },
+            KeyDef {
+                name: "partition_record_locks_max",
+                kind: ranged(PARTITION_MAX_RECORD_LOCKS_RANGE, Unit::Records),
+                required: false,
+                default: $locks,
+                doc: "Records in flight per partition, from the first one not yet done on: a member that never acknowledges pins at most this many, and one record that is never done stops the partition once this many follow it (Kafka's `share.partition.max.record.locks`).",
+            },
+        ]
+    };
+}
+
+static SHARE_KEYS: &[KeyDef] = &{
+    let [a, b, c, d] = share_group_keys!(
+        || Some(format!("\"{}\"", share().defaults.auto_offset_reset.to_config_string())),
+        || Some(share().defaults.record_lock_duration_ms.to_string()),
+        || Some(share().defaults.delivery_count_limit.to_string()),
+        || Some(share().defaults.partition_max_record_locks.to_string())
+    );
+    [
+        KeyDef {
+            name: "groups_max",
+            kind: int(1, u32::MAX as i64, Unit::Groups),
+            required: false,
+            default: || Some(share().groups_max.to_string()),
+            doc: "Share groups the broker keeps, declared ones included; one more (by a heartbeat, or settings set over the Kafka protocol) is refused.",
+        },
+        KeyDef {
+            name: "group_members_max",
+            kind: int(1, u32::MAX as i64, Unit::Members),
+            required: false,
+            default: || Some(share().group_members_max.to_string()),
+            doc: "Members per share group (Kafka's `group.share.max.size`); one more is refused with GROUP_MAX_SIZE_REACHED.",
+        },
+        KeyDef {
+            name: "sessions_max",
+            kind: int(1, u32::MAX as i64, Unit::Sessions),
+            required: false,
+            default: || Some(share().sessions_max.to_string()),
+            doc: "Share sessions open at once across the broker, one per fetching member; one more is refused with SHARE_SESSION_LIMIT_REACHED (Kafka's `group.share.max.share.sessions`).",
+        },
+        KeyDef {
+            name: "session_timeout_ms",
+            kind: int(1_000, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+            required: false,
+            default: || Some(share().session_timeout_ms.to_string()),
+            doc: "A member that sends no heartbeat for this long is removed, and a share session that no ShareFetch or ShareAcknowledge uses for this long is closed; either way the records it holds are released (Kafka's `group.share.session.timeout.ms`).",
+        },
+        KeyDef {
+            name: "heartbeat_interval_ms",
+            kind: int(100, SESSION_TIMEOUT_MS_LIMIT, Unit::Milliseconds),
+            required: false,
+            default: || Some(share().heartbeat_interval_ms.to_string()),
+            doc: "How often members heartbeat; partitions reach a new member on its next heartbeat (Kafka's `group.share.heartbeat.interval.ms`).",
+        },
+        a,
+        b,
+        c,
+        d,
+    ]
+};
+
+static SHARE_GROUP_KEYS: &[KeyDef] = &{
+    let [a, b, c, d] = share_group_keys!(
+        || Some("[share] auto_offset_reset".to_owned()),
+        || Some("[share] record_lock_duration_ms".to_owned()),
+        || Some("[share] deliveries_max".to_owned()),
+        || Some("[share] partition_record_locks_max".to_owned())
+    );
+    [
+        KeyDef {
+            name: "name",
+            kind: Kind::Name,
+            required: true,
+            default: none,
+            doc: "The share group's id, as its consumers give it (`group.id`); not the id of a consumer group.",
+        },
+        a,
+        b,
+        c,
+        d,
+    ]
+};
+
 static OBSERVABILITY_KEYS: &[KeyDef] = &[
     KeyDef {
         name: "metrics_enabled",
@@ -745,6 +886,13 @@ pub static TABLES: &[TableDef] = &[
         keys: GROUP_KEYS,
     },
     TableDef {
+        name: "share",
+        array: false,
+        env: true,
+        doc: "Share groups (KIP-932), queues on topics: limits and timings, and the settings of every share group that does not set its own.",
+        keys: SHARE_KEYS,
+    },
+    TableDef {
         name: "observability",
         array: false,
         env: true,
@@ -757,6 +905,13 @@ pub static TABLES: &[TableDef] = &[
         env: false,
         doc: "A declared topic, applied at start: created if missing, its settings updated to match, its partitions grown. Shortening the retention of a live topic and deleting a declared topic need `--allow-data-loss`.",
         keys: TOPIC_KEYS,
+    },
+    TableDef {
+        name: "share_group",
+        array: true,
+        env: false,
+        doc: "A declared share group, set at start: its own settings become exactly the entry's (a key left out means the `[share]` value), replacing any set over the Kafka protocol since the last start. See \"Declared share groups\" above.",
+        keys: SHARE_GROUP_KEYS,
     },
     TableDef {
         name: "alert",

@@ -150,7 +150,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     if args.config.is_some() {
-        cli::check::apply_declared_topics(&broker, &config, args.allow_data_loss)?;
+        cli::check::apply_declared(&broker, &config, args.allow_data_loss)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads)
@@ -325,6 +325,14 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
         },
         "metrics_enabled": config.observability.metrics_enabled,
         "lag_evaluation_interval_ms": config.observability.lag_evaluation_interval_ms,
+        "share": {
+            "groups_max": config.broker.share.groups_max,
+            "group_members_max": config.broker.share.group_members_max,
+            "sessions_max": config.broker.share.sessions_max,
+            "session_timeout_ms": config.broker.share.session_timeout_ms,
+            "heartbeat_interval_ms": config.broker.share.heartbeat_interval_ms,
+            "declared_groups": config.share_groups.len(),
+        },
         "alerts": config.alerts.len(),
         "webhook": config.observability.webhook.is_some(),
     })

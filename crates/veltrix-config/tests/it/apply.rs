@@ -9,7 +9,7 @@ use veltrix_config::{Applied, ApplyError, FixedProbe, VeltrixConfig, apply_topic
 use veltrix_core::{Broker, TopicConfig};
 use veltrix_log::Env;
 
-fn config(source: &str) -> VeltrixConfig {
+pub(crate) fn config(source: &str) -> VeltrixConfig {
     let probe = FixedProbe::default();
     let report = check_source("veltrix.toml", source, &[], &probe);
     report

@@ -1,6 +1,7 @@
 //! Integration tests of `veltrix-config`: one binary, one module per concern.
 
 mod apply;
+mod apply_share;
 mod examples;
 mod resolve;
 mod rules;

@@ -6,6 +6,7 @@ use veltrix_config::{
     FixedProbe, KafkaLimits, LagThreshold, Location, Profile, Tier, VeltrixConfig, check_source, schema,
 };
 use veltrix_core::BrokerConfig;
+use veltrix_core::share::{AutoOffsetReset, ShareGroupSettings};
 use veltrix_log::FlushPolicy;
 
 fn probe() -> FixedProbe {
@@ -26,6 +27,8 @@ fn an_empty_file_is_the_embedded_default() {
     let d = BrokerConfig::default();
     assert_eq!(c.broker.log, d.log);
     assert_eq!(c.broker.groups, d.groups);
+    assert_eq!(c.broker.share, d.share);
+    assert!(c.share_groups.is_empty());
     assert_eq!(
         (
             c.broker.default_partitions,
@@ -219,6 +222,125 @@ for_ms = 5000
 }
 
 #[test]
+fn share_keys_reach_the_engine_s_settings() {
+    let src = r#"
+[share]
+groups_max = 40
+group_members_max = 30
+sessions_max = 300
+session_timeout_ms = 60_000
+heartbeat_interval_ms = 3_000
+auto_offset_reset = "earliest"
+record_lock_duration_ms = 20_000
+deliveries_max = 4
+partition_record_locks_max = 500
+
+[[share_group]]
+name = "jobs"
+auto_offset_reset = "by_duration:P1DT12H"
+record_lock_duration_ms = 50_000
+deliveries_max = 3
+partition_record_locks_max = 1_000
+
+[[share_group]]
+name = "emails"
+deliveries_max = 8
+"#;
+    let report = check_source("veltrix.toml", src, &[], &probe());
+    let c = report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{}", report.render(false)));
+    let s = c.broker.share;
+    assert_eq!(
+        (
+            s.groups_max,
+            s.group_members_max,
+            s.sessions_max,
+            s.session_timeout_ms,
+            s.heartbeat_interval_ms
+        ),
+        (40, 30, 300, 60_000, 3_000)
+    );
+    assert_eq!(
+        s.defaults,
+        ShareGroupSettings {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            record_lock_duration_ms: 20_000,
+            delivery_count_limit: 4,
+            partition_max_record_locks: 500,
+        }
+    );
+    let jobs = c.share_group("jobs").unwrap();
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    // As the file wrote them, by Kafka's names: what the group's own settings become.
+    assert_eq!(
+        jobs.overrides,
+        owned(&[
+            ("share.auto.offset.reset", "by_duration:P1DT12H"),
+            ("share.record.lock.duration.ms", "50000"),
+            ("share.delivery.count.limit", "3"),
+            ("share.partition.max.record.locks", "1000"),
+        ])
+    );
+    assert_eq!(
+        jobs.settings,
+        ShareGroupSettings {
+            auto_offset_reset: AutoOffsetReset::ByDuration { ms: 129_600_000 },
+            record_lock_duration_ms: 50_000,
+            delivery_count_limit: 3,
+            partition_max_record_locks: 1_000,
+        }
+    );
+    // A key left out is `[share]`'s.
+    let emails = c.share_group("emails").unwrap();
+    assert_eq!(emails.overrides, owned(&[("share.delivery.count.limit", "8")]));
+    assert_eq!(
+        emails.settings,
+        ShareGroupSettings {
+            delivery_count_limit: 8,
+            ..s.defaults
+        }
+    );
+    assert_eq!(c.share_groups.len(), 2);
+}
+
+#[test]
+fn share_settings_are_overridden_from_the_environment_and_checked() {
+    let vars = env(&[
+        ("VELTRIX_SHARE__AUTO_OFFSET_RESET", "by_duration:PT30M"),
+        ("VELTRIX_SHARE__SESSIONS_MAX", "5_000"),
+    ]);
+    let c = check_source(
+        "veltrix.toml",
+        "[share]
+sessions_max = 10
+",
+        &vars,
+        &probe(),
+    )
+    .config
+    .unwrap();
+    assert_eq!(
+        c.broker.share.defaults.auto_offset_reset,
+        AutoOffsetReset::ByDuration { ms: 1_800_000 }
+    );
+    assert_eq!(c.broker.share.sessions_max, 5_000);
+    let vars = env(&[("VELTRIX_SHARE__AUTO_OFFSET_RESET", "by_duration:7d")]);
+    let report = check_source("veltrix.toml", "", &vars, &probe());
+    let ids: Vec<&str> = report.diagnostics.iter().map(|d| d.id()).collect();
+    assert_eq!(ids, ["V013"]);
+    assert!(report.config.is_none());
+    assert!(
+        report.diagnostics[0].help.contains("by_duration:P7D"),
+        "{}",
+        report.render(false)
+    );
+}
+
+#[test]
 fn topics_inherit_interval_durability_from_the_defaults() {
     let src = "[defaults]\ndurability = \"interval\"\nflush_interval_ms = 100\n\n[[topic]]\nname = \"a\"\n";
     let report = check_source("veltrix.toml", src, &[], &probe());
@@ -305,6 +427,7 @@ fn documented_defaults_are_the_resolved_ones() {
     let d = VeltrixConfig::default();
     assert_eq!(c.broker.log, d.broker.log);
     assert_eq!(c.broker.groups, d.broker.groups);
+    assert_eq!(c.broker.share, d.broker.share);
     assert_eq!(c.limits, d.limits);
     assert_eq!(
         (c.data_dir, c.kafka_listener, c.http_listener),

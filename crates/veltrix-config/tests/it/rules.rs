@@ -84,6 +84,68 @@ fn cases() -> Vec<Case> {
             "`\"127.0.0.1:9092\"`",
         ),
         case(
+            "V002",
+            "[share]\ndelivery_count_limit = 3 #<\n",
+            "did you mean `deliveries_max`? (Kafka's `share.delivery.count.limit`)",
+        ),
+        case(
+            "V002",
+            "[[share_group]]\nname = \"q\"\npartition_max_record_locks = 500 #<\n",
+            "did you mean `partition_record_locks_max`?",
+        ),
+        case(
+            "V003",
+            "[share_group] #<\nname = \"q\"\n",
+            "`[[share_group]]` (two brackets)",
+        ),
+        case(
+            "V004",
+            "[[share_group]]\nname = \"q\"\ndeliveries_max = 11 #<\n",
+            "use a value in 2..=10 deliveries",
+        ),
+        case(
+            "V004",
+            "[share]\nrecord_lock_duration_ms = 500 #<\n",
+            "use a value in 1_000..=3_600_000 ms",
+        ),
+        case("V004", "[[share_group]]\nname = \" \" #<\n", "give `name` a value"),
+        case("V006", "[[share_group]] #<\ndeliveries_max = 3\n", "add `name = ...`"),
+        case(
+            "V011",
+            "[[share_group]]\nname = \"orders \" #<\n",
+            "rename it `\"orders\"`",
+        ),
+        case(
+            "V011",
+            "[[share_group]]\nname = \"jobs\\tq\" #<\n",
+            "rename it `\"jobsq\"`",
+        ),
+        case(
+            "V011",
+            &format!("[[share_group]]\nname = \"{}\" #<\n", "q".repeat(256)),
+            "shorten it to at most 255 bytes",
+        ),
+        case(
+            "V012",
+            "[[share_group]]\nname = \"jobs\"\n\n[[share_group]]\nname = \"jobs\" #<\ndeliveries_max = 3\n",
+            "merge the two `[[share_group]]` entries",
+        ),
+        case(
+            "V013",
+            "[[share_group]]\nname = \"jobs\"\nauto_offset_reset = \"by_duration:1h\" #<\n",
+            "write `\"by_duration:PT1H\"`",
+        ),
+        case(
+            "V013",
+            "[share]\nauto_offset_reset = \"lastest\" #<\n",
+            "did you mean `\"latest\"`?",
+        ),
+        case(
+            "V013",
+            "[[share_group]]\nname = \"jobs\"\nauto_offset_reset = \"by_duration:P1W\" #<\n",
+            "write the duration as ISO 8601",
+        ),
+        case(
             "V101",
             "[defaults]\nsegment_bytes_max = 65536\nbatch_bytes_max = 100000 #<\n",
             "raise `segment_bytes_max` to at least 100000",
@@ -167,6 +229,31 @@ fn cases() -> Vec<Case> {
             "V113",
             "[listeners]\nkafka = \"127.0.0.1:9092\"\nhttp = \"0.0.0.0:9092\" #<\n",
             "give the HTTP listener its own port",
+        ),
+        case(
+            "V120",
+            "[share]\ngroups_max = 1\n\n[[share_group]]\nname = \"a\"\n\n[[share_group]]\nname = \"b\" #<\n",
+            "raise `[share] groups_max` to at least 2",
+        ),
+        case(
+            "V121",
+            "[share]\nsession_timeout_ms = 10000\nheartbeat_interval_ms = 10000 #<\n",
+            "make `heartbeat_interval_ms` a fraction of the session timeout",
+        ),
+        case(
+            "V122",
+            "[[share_group]]\nname = \"slow\"\nrecord_lock_duration_ms = 60000 #<\n",
+            "set `record_lock_duration_ms = 45000` (or less)",
+        ),
+        case(
+            "V122",
+            "[share]\nsession_timeout_ms = 20000 #<\n",
+            "raise `[share] session_timeout_ms` to 30000",
+        ),
+        case(
+            "V123",
+            "[share]\nsessions_max = 100 #<\n",
+            "raise `sessions_max` to at least 200",
         ),
         Case {
             probe: FixedProbe {
@@ -265,6 +352,16 @@ fn cases() -> Vec<Case> {
             "V213",
             "\n[groups]\noffsets_retention_ms = 86400000 #<\n",
             "set `offsets_retention_ms = 604800000` (or more)",
+        ),
+        prod(
+            "V215",
+            "\n[share]\nsession_timeout_ms = 3600000\n\n[[share_group]]\nname = \"jobs\"\nrecord_lock_duration_ms = 1800000\ndeliveries_max = 10 #<\n",
+            "set `deliveries_max = 2`",
+        ),
+        prod(
+            "V215",
+            "\n[share]\nsession_timeout_ms = 3600000\nrecord_lock_duration_ms = 3600000 #<\ndeliveries_max = 2\n",
+            "shorten `record_lock_duration_ms` to 1800000 or less",
         ),
         prod(
             "V214",

@@ -130,30 +130,38 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
     Ok(config)
 }
 
-/// Makes the broker's topics match the declared ones and logs what changed.
-/// On a refusal the broker is closed cleanly before the error is returned.
-pub fn apply_declared_topics(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bool) -> anyhow::Result<()> {
-    match veltrix_config::apply_topics(broker, config, allow_data_loss) {
-        Ok(applied) => {
-            for name in &applied.created {
-                tracing::info!(topic = %name, "created declared topic");
-            }
-            for (name, partitions) in &applied.grown {
-                tracing::info!(topic = %name, partitions, "grew declared topic");
-            }
-            for name in &applied.altered {
-                tracing::info!(topic = %name, "updated declared topic's settings");
-            }
-            for name in &applied.deleted {
-                tracing::warn!(topic = %name, "deleted topic no longer declared");
-            }
-            Ok(())
-        }
-        Err(e) => {
-            broker.close();
-            Err(anyhow::Error::new(e).context("refusing to start: the declared topics cannot be applied"))
-        }
+/// Makes the broker's topics match the declared ones, then gives the
+/// declared share groups their settings, and logs what changed. On a refusal
+/// the broker is closed cleanly before the error is returned.
+pub fn apply_declared(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bool) -> anyhow::Result<()> {
+    let refused = |e: veltrix_config::ApplyError, what: &str| {
+        broker.close();
+        anyhow::Error::new(e).context(format!("refusing to start: the declared {what} cannot be applied"))
+    };
+    let applied = veltrix_config::apply_topics(broker, config, allow_data_loss).map_err(|e| refused(e, "topics"))?;
+    for name in &applied.created {
+        tracing::info!(topic = %name, "created declared topic");
     }
+    for (name, partitions) in &applied.grown {
+        tracing::info!(topic = %name, partitions, "grew declared topic");
+    }
+    for name in &applied.altered {
+        tracing::info!(topic = %name, "updated declared topic's settings");
+    }
+    for name in &applied.deleted {
+        tracing::warn!(topic = %name, "deleted topic no longer declared");
+    }
+    let applied = veltrix_config::apply_share_groups(broker, config).map_err(|e| refused(e, "share groups"))?;
+    for name in &applied.created {
+        tracing::info!(group = %name, "created declared share group");
+    }
+    for name in &applied.updated {
+        tracing::info!(group = %name, "set declared share group's settings");
+    }
+    for name in &applied.reset {
+        tracing::info!(group = %name, "share group no longer declared: back to the [share] settings");
+    }
+    Ok(())
 }
 
 /// Words in common between a query and a rule name, for a suggestion.

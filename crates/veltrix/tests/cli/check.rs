@@ -1,11 +1,13 @@
 //! `veltrix check` and `veltrix explain` as a user runs them: exit statuses
 //! (0 clean, 1 on errors, 1 on warnings with `--strict`), the rendered and
-//! JSON reports, environment overrides, and the rule catalogue.
+//! JSON reports, environment overrides, and the rule catalogue; and what
+//! `veltrix serve` applies from the file (declared topics, `[share]` and
+//! declared share groups).
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{BIN, shared};
+use crate::common::{BIN, BrokerGuard, Serve, shared};
 
 /// Runs `veltrix` in `dir` with only the given `VELTRIX_` variables set.
 fn veltrix(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -245,4 +247,154 @@ fn serve_applies_declared_topics_and_flags_win_over_the_file() {
         ],
     );
     assert!(log.contains("updated declared topic"), "{log}");
+}
+
+/// A share group's settings as DescribeConfigs (resource GROUP) reports them:
+/// each key's value and source.
+fn group_configs(runtime: &tokio::runtime::Runtime, addr: &str, group: &str) -> Vec<(String, String, i8)> {
+    use veltrix_client::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use veltrix_client::kafka_protocol::messages::{ApiKey, DescribeConfigsRequest};
+    use veltrix_client::kafka_protocol::protocol::StrBytes;
+    use veltrix_client::{Client, ClientConfig};
+
+    runtime.block_on(async {
+        let mut connection = Client::connect(addr, ClientConfig::default())
+            .await
+            .unwrap()
+            .into_connection();
+        let resource = DescribeConfigsResource::default()
+            .with_resource_type(RESOURCE_GROUP)
+            .with_resource_name(StrBytes::from_string(group.to_owned()));
+        let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
+        let version = connection.version(ApiKey::DescribeConfigs).unwrap();
+        let response = connection.call(&request, version).await.unwrap();
+        let result = &response.results[0];
+        assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+        result
+            .configs
+            .iter()
+            .map(|c| {
+                let value = c.value.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default();
+                (c.name.as_str().to_owned(), value, c.config_source)
+            })
+            .collect()
+    })
+}
+
+/// Sets one share-group setting with IncrementalAlterConfigs, as an operator
+/// would between two starts.
+fn alter_group_config(runtime: &tokio::runtime::Runtime, addr: &str, group: &str, key: &str, value: &str) {
+    use veltrix_client::kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    use veltrix_client::kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use veltrix_client::kafka_protocol::protocol::StrBytes;
+    use veltrix_client::{Client, ClientConfig};
+
+    runtime.block_on(async {
+        let mut connection = Client::connect(addr, ClientConfig::default())
+            .await
+            .unwrap()
+            .into_connection();
+        let set = AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_owned()))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_string(value.to_owned())));
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_GROUP)
+            .with_resource_name(StrBytes::from_string(group.to_owned()))
+            .with_configs(vec![set]);
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+        // The client's tools never alter configs, so it negotiates no version
+        // of this API; v1 is the broker's.
+        let response = connection.call(&request, 1).await.unwrap();
+        let r = &response.responses[0];
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    })
+}
+
+/// DescribeConfigs' resource type of a group, and the sources of its values.
+const RESOURCE_GROUP: i8 = 32;
+const SOURCE_GROUP: i8 = 8;
+const SOURCE_STATIC_BROKER: i8 = 4;
+
+fn setting<'a>(configs: &'a [(String, String, i8)], key: &str) -> (&'a str, i8) {
+    let (_, value, source) = configs
+        .iter()
+        .find(|(k, ..)| k == key)
+        .unwrap_or_else(|| panic!("{key} not in {configs:?}"));
+    (value, *source)
+}
+
+/// `[share]` and `[[share_group]]` reach the running broker: DescribeConfigs
+/// on the GROUP resource shows the declared group's own settings and
+/// `[share]`'s defaults under them, a `[share]` limit is enforced over the
+/// Kafka protocol, and at the next start the file wins over what
+/// IncrementalAlterConfigs set in between.
+#[test]
+fn serve_applies_share_settings_and_declared_share_groups() {
+    use veltrix_client::{Client, ClientConfig, ShareConsumer, ShareFetchOptions};
+
+    let _machine = shared();
+    let config = r#"
+[share]
+group_members_max = 1
+deliveries_max = 4
+
+[[share_group]]
+name = "jobs"
+record_lock_duration_ms = 50_000
+auto_offset_reset = "earliest"
+"#;
+    let mut b = Serve::new().config(config).start();
+    assert!(b.logged("created declared share group"), "{}", b.log());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let declared = |b: &BrokerGuard| {
+        let jobs = group_configs(&runtime, &b.addr, "jobs");
+        assert_eq!(setting(&jobs, "share.record.lock.duration.ms"), ("50000", SOURCE_GROUP));
+        assert_eq!(setting(&jobs, "share.auto.offset.reset"), ("earliest", SOURCE_GROUP));
+        // Left out of the entry: `[share]`'s, the broker's value.
+        assert_eq!(
+            setting(&jobs, "share.delivery.count.limit"),
+            ("4", SOURCE_STATIC_BROKER)
+        );
+    };
+    declared(&b);
+    // A group the file does not name gets `[share]`'s settings.
+    let other = group_configs(&runtime, &b.addr, "other");
+    assert_eq!(
+        setting(&other, "share.delivery.count.limit"),
+        ("4", SOURCE_STATIC_BROKER)
+    );
+    assert_eq!(setting(&other, "share.record.lock.duration.ms").0, "30000");
+
+    // `[share] group_members_max = 1`: a second member is refused.
+    b.ok(&["topic", "create", "tasks", "--partitions", "1"]);
+    let join = |member: &str| {
+        runtime.block_on(async {
+            let connection = Client::connect(&b.addr, ClientConfig::default())
+                .await
+                .unwrap()
+                .into_connection();
+            ShareConsumer::join(connection, "jobs", "tasks", member.into(), ShareFetchOptions::default()).await
+        })
+    };
+    let first = join("member-one").unwrap();
+    let Err(second) = join("member-two") else {
+        panic!("a second member joined past `group_members_max = 1`");
+    };
+    assert!(second.to_string().contains("GROUP_MAX_SIZE_REACHED"), "{second}");
+    drop(first);
+
+    // Between starts the protocol changes a declared group; at the next
+    // start the file wins again.
+    alter_group_config(&runtime, &b.addr, "jobs", "share.delivery.count.limit", "2");
+    let jobs = group_configs(&runtime, &b.addr, "jobs");
+    assert_eq!(setting(&jobs, "share.delivery.count.limit"), ("2", SOURCE_GROUP));
+    b.stop_and_restart(std::time::Duration::from_secs(20));
+    assert!(b.logged("set declared share group's settings"), "{}", b.log());
+    declared(&b);
 }

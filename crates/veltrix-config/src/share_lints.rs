@@ -1,0 +1,298 @@
+//! The rules of share groups: the names and number of `[[share_group]]`s,
+//! `[share]`'s timings and limits against each other, locks that the session
+//! timeout cuts short, and the production lint on poison records. Each
+//! group's settings are judged where they are set: a group that sets none
+//! inherits `[share]`'s, whose diagnostic covers it once.
+
+use std::collections::HashSet;
+
+use veltrix_core::share::{GROUP_ID_BYTES_MAX, ShareGroupSettings};
+
+use crate::check::{Ctx, share_groups_by_name, share_overrides};
+use crate::lints::human_ms;
+use crate::model::VeltrixConfig;
+use crate::raw::{Origin, Raw, RawTable};
+use crate::rules;
+
+/// A record that hangs its consumer may hold a share-partition for its
+/// deliveries times its effective lock; past this, lint V215.
+pub const POISON_RECORD_HOLD_MS_MAX_SAFE: u64 = 3_600_000;
+
+/// The rules that apply under every profile.
+pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    names(ctx, raw);
+    count(ctx, raw, c);
+    timings(ctx, raw, c);
+    for scope in scopes(raw, c) {
+        lock_over_session(ctx, &scope, c.broker.share.session_timeout_ms, raw.table("share"));
+    }
+}
+
+/// The production lints (V215).
+pub(crate) fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    for scope in scopes(raw, c) {
+        poison_stall(ctx, &scope, c.broker.share.session_timeout_ms, raw.table("share"));
+    }
+}
+
+/// `[share]`'s default settings or one `[[share_group]]`'s, with where they
+/// are set.
+struct Scope<'a> {
+    /// "`[share]`" or "share group `name`".
+    what: String,
+    table: &'a RawTable,
+    settings: ShareGroupSettings,
+    /// `[share]` itself: it also owns the session timeout.
+    defaults: bool,
+}
+
+fn scopes<'a>(raw: &'a Raw, c: &VeltrixConfig) -> Vec<Scope<'a>> {
+    let mut out = vec![Scope {
+        what: "`[share]`".to_owned(),
+        table: raw.table("share"),
+        settings: c.broker.share.defaults,
+        defaults: true,
+    }];
+    // From each entry's own table rather than the resolved groups, so that a
+    // rejected entry cannot shift the others' settings onto the wrong table.
+    for t in &raw.share_groups {
+        let Some(name) = t.str("name") else {
+            continue;
+        };
+        let Ok(settings) = ShareGroupSettings::resolve(c.broker.share.defaults, &share_overrides(t)) else {
+            continue;
+        };
+        out.push(Scope {
+            what: format!("share group `{}`", shown(name)),
+            table: t,
+            settings,
+            defaults: false,
+        });
+    }
+    out
+}
+
+impl Scope<'_> {
+    /// Whether this scope sets any of `keys` itself, or, for `[share]`, whether
+    /// anything in the file could make the rule fire.
+    fn sets_any(&self, keys: &[&str]) -> bool {
+        self.defaults || keys.iter().any(|k| self.table.settings.contains_key(k))
+    }
+}
+
+/// A name as diagnostics show it: escaped, and cut if it is very long.
+fn shown(name: &str) -> String {
+    let escaped = name.escape_debug().to_string();
+    match escaped.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &escaped[..i]),
+        None => escaped,
+    }
+}
+
+/// What is wrong with a share group's name, if anything.
+fn name_problem(name: &str) -> Option<String> {
+    if name.len() > GROUP_ID_BYTES_MAX {
+        return Some(format!(
+            "{} bytes long; the broker takes at most {GROUP_ID_BYTES_MAX}",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Some("contains a control character".to_owned());
+    }
+    if name.trim() != name {
+        return Some("begins or ends with white space".to_owned());
+    }
+    None
+}
+
+/// V011 and V012: names no consumer could use, and names declared twice.
+fn names(ctx: &mut Ctx<'_>, raw: &Raw) {
+    for g in &raw.share_groups {
+        let (Some(name), Some(at)) = (g.str("name"), g.set_at("name")) else {
+            continue;
+        };
+        let Some(reason) = name_problem(name) else {
+            continue;
+        };
+        let cleaned: String = name.trim().chars().filter(|ch| !ch.is_control()).collect();
+        let help = if cleaned.len() > GROUP_ID_BYTES_MAX {
+            format!("shorten it to at most {GROUP_ID_BYTES_MAX} bytes, and give its consumers the same `group.id`")
+        } else if !cleaned.is_empty() && name_problem(&cleaned).is_none() {
+            format!("rename it `\"{}\"`, the id its consumers give", shown(&cleaned))
+        } else {
+            "use the group id its consumers give as `group.id`".to_owned()
+        };
+        ctx.emit(
+            &rules::INVALID_GROUP_NAME,
+            Some(&at),
+            format!("invalid share group name `{}`", shown(name)),
+        )
+        .label(reason)
+        .help(help)
+        .note("the broker refuses a share group id over the limit (and would not start), and settings under a mistyped id land on a group no consumer joins");
+    }
+    for (name, decls) in share_groups_by_name(raw) {
+        for dup in decls.iter().skip(1) {
+            ctx.emit(
+                &rules::DUPLICATE_SHARE_GROUP,
+                dup.set_at("name").as_ref(),
+                format!("share group `{}` is declared twice", shown(name)),
+            )
+            .label("declared again here")
+            .related(decls[0].set_at("name"), "first declared here")
+            .help("merge the two `[[share_group]]` entries into one")
+            .note("with two declarations it is undecided which settings the broker applies");
+        }
+    }
+}
+
+/// V120: the declared share groups against `[share] groups_max`.
+fn count(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    let groups_max = c.broker.share.groups_max;
+    let mut seen = HashSet::new();
+    let unique: Vec<&RawTable> = raw
+        .share_groups
+        .iter()
+        .filter(|g| g.str("name").is_some_and(|n| seen.insert(n)))
+        .collect();
+    let Some(past) = unique.get(groups_max) else {
+        return;
+    };
+    ctx.emit(
+        &rules::SHARE_GROUPS_OVER_MAX,
+        past.set_at("name").as_ref(),
+        format!(
+            "{} share groups are declared, more than `[share] groups_max` ({groups_max})",
+            unique.len()
+        ),
+    )
+    .label("this share group is past the limit")
+    .related(raw.table("share").set_at("groups_max"), "the limit")
+    .help(format!(
+        "raise `[share] groups_max` to at least {}, with room for the groups consumers create",
+        unique.len()
+    ))
+    .note("the broker refuses to create share groups past the limit, so some could not be applied at start");
+}
+
+/// V121 and V123: heartbeats against the session timeout, sessions against
+/// the members of one group.
+fn timings(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    let s = raw.table("share");
+    let share = &c.broker.share;
+    if share.heartbeat_interval_ms >= share.session_timeout_ms {
+        ctx.emit(
+            &rules::SHARE_HEARTBEAT_OVER_SESSION,
+            s.set_at("heartbeat_interval_ms")
+                .or_else(|| s.at("session_timeout_ms"))
+                .as_ref(),
+            format!(
+                "`[share] heartbeat_interval_ms` ({}) is not below `session_timeout_ms` ({})",
+                human_ms(share.heartbeat_interval_ms),
+                human_ms(share.session_timeout_ms)
+            ),
+        )
+        .label("members would be removed between two heartbeats")
+        .related(s.set_at("session_timeout_ms"), "the session timeout")
+        .help(format!(
+            "make `heartbeat_interval_ms` a fraction of the session timeout, such as {}",
+            (share.session_timeout_ms / 9).max(100)
+        ))
+        .note("healthy members would be removed again and again, their records delivered again until they are archived unprocessed");
+    }
+    if share.sessions_max < share.group_members_max {
+        ctx.emit(
+            &rules::SESSIONS_UNDER_GROUP_MEMBERS,
+            s.set_at("sessions_max").or_else(|| s.at("group_members_max")).as_ref(),
+            format!(
+                "`[share] sessions_max` ({}) is below `group_members_max` ({})",
+                share.sessions_max, share.group_members_max
+            ),
+        )
+        .label("one full group would run out of sessions")
+        .related(s.set_at("group_members_max"), "members per group")
+        .help(format!(
+            "raise `sessions_max` to at least {}, or lower `group_members_max`",
+            share.group_members_max
+        ))
+        .note("members past the session limit join but can never fetch (SHARE_SESSION_LIMIT_REACHED)");
+    }
+}
+
+/// Where a scope's rule points: the first of `keys` the scope sets, then
+/// `[share]`'s, then the scope's header.
+fn at(scope: &Scope<'_>, share: &RawTable, keys: &[&str]) -> Option<Origin> {
+    keys.iter()
+        .find_map(|k| scope.table.set_at(k))
+        .or_else(|| keys.iter().find_map(|k| share.set_at(k)))
+        .or_else(|| scope.table.header.clone().map(Origin::File))
+}
+
+/// V122: a lock that the session timeout cuts short.
+fn lock_over_session(ctx: &mut Ctx<'_>, scope: &Scope<'_>, session_timeout_ms: u64, share: &RawTable) {
+    let lock = scope.settings.record_lock_duration_ms;
+    if lock <= session_timeout_ms || !scope.sets_any(&["record_lock_duration_ms"]) {
+        return;
+    }
+    ctx.emit(
+        &rules::LOCK_OVER_SESSION_TIMEOUT,
+        at(scope, share, &["record_lock_duration_ms", "session_timeout_ms"]).as_ref(),
+        format!(
+            "{}: records are locked for {}, but an unused share session closes after {}",
+            scope.what,
+            human_ms(lock),
+            human_ms(session_timeout_ms)
+        ),
+    )
+    .label("the lock past the session timeout is never given")
+    .related(share.set_at("session_timeout_ms"), "the session timeout")
+    .help(format!(
+        "set `record_lock_duration_ms = {session_timeout_ms}` (or less), or raise `[share] session_timeout_ms` to {lock}"
+    ))
+    .note("a member working on a batch longer than the session timeout loses its records then: delivered again elsewhere, its acknowledgement refused");
+}
+
+/// V215: how long one record that hangs its consumers can stop a partition.
+fn poison_stall(ctx: &mut Ctx<'_>, scope: &Scope<'_>, session_timeout_ms: u64, share: &RawTable) {
+    let s = &scope.settings;
+    let held_ms = s.record_lock_duration_ms.min(session_timeout_ms);
+    let deliveries = u64::from(s.delivery_count_limit);
+    let stall_ms = held_ms.saturating_mul(deliveries);
+    if stall_ms <= POISON_RECORD_HOLD_MS_MAX_SAFE || !scope.sets_any(&["deliveries_max", "record_lock_duration_ms"]) {
+        return;
+    }
+    // Point at what to change: the delivery limit while fewer deliveries can
+    // still bring the stall under the bound, else the lock.
+    let fewer = POISON_RECORD_HOLD_MS_MAX_SAFE / held_ms;
+    let (keys, help) = if fewer >= 2 {
+        (
+            ["deliveries_max", "record_lock_duration_ms"],
+            format!("set `deliveries_max = {fewer}`, or shorten `record_lock_duration_ms`"),
+        )
+    } else {
+        (
+            ["record_lock_duration_ms", "deliveries_max"],
+            format!(
+                "shorten `record_lock_duration_ms` to {} or less",
+                POISON_RECORD_HOLD_MS_MAX_SAFE / deliveries
+            ),
+        )
+    };
+    ctx.emit(
+        &rules::POISON_RECORD_STALL,
+        at(scope, share, &keys).as_ref(),
+        format!(
+            "{}: a record that hangs its consumer can stop its partition for {}",
+            scope.what,
+            human_ms(stall_ms)
+        ),
+    )
+    .label(format!("{deliveries} deliveries of {} each", human_ms(held_ms)))
+    .related(
+        scope.table.set_at(keys[1]).or_else(|| share.set_at(keys[1])),
+        format!("`{}`", keys[1]),
+    )
+    .help(help)
+    .note("until the record is archived the partition's start cannot pass it, and once the in-flight window is full nothing more is delivered");
+}
