@@ -514,21 +514,11 @@ pub(crate) fn resolve_alert(a: &RawTable) -> Option<Alert> {
     })
 }
 
-/// Declared share groups by name, first declaration first.
-pub(crate) fn share_groups_by_name(raw: &Raw) -> HashMap<&str, Vec<&RawTable>> {
-    let mut by_name: HashMap<&str, Vec<&RawTable>> = HashMap::with_capacity(raw.share_groups.len());
-    for g in &raw.share_groups {
-        if let Some(name) = g.str("name") {
-            by_name.entry(name).or_default().push(g);
-        }
-    }
-    by_name
-}
-
-/// Declared topics by name, first declaration first.
-pub(crate) fn topics_by_name(raw: &Raw) -> HashMap<&str, Vec<&RawTable>> {
-    let mut by_name: HashMap<&str, Vec<&RawTable>> = HashMap::with_capacity(raw.topics.len());
-    for t in &raw.topics {
+/// Declared entries (`[[topic]]`s, `[[share_group]]`s) by name, first
+/// declaration first.
+pub(crate) fn by_name(entries: &[RawTable]) -> HashMap<&str, Vec<&RawTable>> {
+    let mut by_name: HashMap<&str, Vec<&RawTable>> = HashMap::with_capacity(entries.len());
+    for t in entries {
         if let Some(name) = t.str("name") {
             by_name.entry(name).or_default().push(t);
         }

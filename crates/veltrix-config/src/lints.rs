@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use veltrix_core::{CoreError, validate_topic_name};
 use veltrix_log::{FlushPolicy, LogConfig};
 
-use crate::check::{Ctx, resolve_alert, topics_by_name};
+use crate::check::{Ctx, by_name, resolve_alert};
 use crate::model::{DeclaredTopic, LagThreshold, VeltrixConfig};
 use crate::probe::Probe;
 use crate::raw::{Origin, Raw, RawTable};
@@ -82,18 +82,33 @@ fn topic_names(ctx: &mut Ctx<'_>, raw: &Raw) {
             .note("Kafka clients and the broker refuse such a name; the topic could never be created");
         }
     }
-    for (name, decls) in topics_by_name(raw) {
+    declared_twice(ctx, &raw.topics, &rules::DUPLICATE_TOPIC, "topic");
+}
+
+/// V008 and V012: an entry of `[[table]]` whose name an earlier one has.
+pub(crate) fn declared_twice(ctx: &mut Ctx<'_>, entries: &[RawTable], rule: &'static rules::Rule, table: &str) {
+    let what = table.replace('_', " ");
+    for (name, decls) in by_name(entries) {
         for dup in decls.iter().skip(1) {
             ctx.emit(
-                &rules::DUPLICATE_TOPIC,
+                rule,
                 dup.set_at("name").as_ref(),
-                format!("topic `{name}` is declared twice"),
+                format!("{what} `{}` is declared twice", shown(name)),
             )
             .label("declared again here")
             .related(decls[0].set_at("name"), "first declared here")
-            .help("merge the two `[[topic]]` entries into one")
+            .help(format!("merge the two `[[{table}]]` entries into one"))
             .note("with two declarations it is undecided which settings the broker applies");
         }
+    }
+}
+
+/// A name as diagnostics show it: escaped, and cut if it is very long.
+pub(crate) fn shown(name: &str) -> String {
+    let escaped = name.escape_debug().to_string();
+    match escaped.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &escaped[..i]),
+        None => escaped,
     }
 }
 
@@ -528,7 +543,7 @@ fn alerts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
         }
     }
     // Retention against the time an alert takes to fire.
-    let by_name = topics_by_name(raw);
+    let topics = by_name(&raw.topics);
     let defaults = raw.table("defaults");
     for a in &raw.alerts {
         let Some(alert) = resolve_alert(a) else {
@@ -547,7 +562,7 @@ fn alerts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
         if retention > horizon {
             continue;
         }
-        let t = by_name.get(topic.name.as_str()).and_then(|v| v.first());
+        let t = topics.get(topic.name.as_str()).and_then(|v| v.first());
         let at = t
             .and_then(|t| t.set_at("retention_ms"))
             .or_else(|| defaults.set_at("retention_ms"))
@@ -654,25 +669,49 @@ fn group_timeouts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
         .help("make `session_timeout_ms_min` at most `session_timeout_ms_max`")
         .note("every consumer group join would fail with INVALID_SESSION_TIMEOUT");
     }
-    if groups.consumer_heartbeat_interval_ms >= groups.consumer_session_timeout_ms {
-        ctx.emit(
-            &rules::HEARTBEAT_OVER_SESSION,
-            g.at("consumer_heartbeat_interval_ms")
-                .or_else(|| g.at("consumer_session_timeout_ms"))
-                .as_ref(),
-            format!(
-                "`consumer_heartbeat_interval_ms` ({}) is not below `consumer_session_timeout_ms` ({})",
-                groups.consumer_heartbeat_interval_ms, groups.consumer_session_timeout_ms
-            ),
-        )
-        .label("members would be removed between two heartbeats")
-        .related(g.set_at("consumer_session_timeout_ms"), "the session timeout")
-        .help(format!(
-            "make `consumer_heartbeat_interval_ms` a fraction of the session timeout, such as {}",
-            (groups.consumer_session_timeout_ms / 9).max(100)
-        ))
-        .note("healthy consumer-protocol members would be fenced again and again, and their partitions keep moving");
+    heartbeat_over_session(
+        ctx,
+        &rules::HEARTBEAT_OVER_SESSION,
+        g,
+        ["consumer_heartbeat_interval_ms", "consumer_session_timeout_ms"],
+        [
+            groups.consumer_heartbeat_interval_ms,
+            groups.consumer_session_timeout_ms,
+        ],
+        "healthy consumer-protocol members would be fenced again and again, and their partitions keep moving",
+    );
+}
+
+/// V119 and V121: members told to heartbeat no more often than the session
+/// timeout that removes them. `keys` and `ms` are the interval's and the
+/// timeout's, of `table`; `note` says what that costs these members.
+pub(crate) fn heartbeat_over_session(
+    ctx: &mut Ctx<'_>,
+    rule: &'static rules::Rule,
+    table: &RawTable,
+    [interval_key, timeout_key]: [&str; 2],
+    [interval_ms, timeout_ms]: [u64; 2],
+    note: &str,
+) {
+    if interval_ms < timeout_ms {
+        return;
     }
+    ctx.emit(
+        rule,
+        table.set_at(interval_key).or_else(|| table.at(timeout_key)).as_ref(),
+        format!(
+            "`{interval_key}` ({}) is not below `{timeout_key}` ({})",
+            human_ms(interval_ms),
+            human_ms(timeout_ms)
+        ),
+    )
+    .label("members would be removed between two heartbeats")
+    .related(table.set_at(timeout_key), "the session timeout")
+    .help(format!(
+        "make `{interval_key}` a fraction of the session timeout, such as {}",
+        (timeout_ms / 9).max(100)
+    ))
+    .note(note);
 }
 
 /// V113: two listeners on one port.

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use veltrix_core::share::{GROUP_ID_BYTES_MAX, ShareGroupSettings};
 
-use crate::check::{Ctx, share_groups_by_name, share_overrides};
-use crate::lints::human_ms;
+use crate::check::{Ctx, share_overrides};
+use crate::lints::{declared_twice, heartbeat_over_session, human_ms, shown};
 use crate::model::VeltrixConfig;
 use crate::raw::{Origin, Raw, RawTable};
 use crate::rules;
@@ -80,15 +80,6 @@ impl Scope<'_> {
     }
 }
 
-/// A name as diagnostics show it: escaped, and cut if it is very long.
-fn shown(name: &str) -> String {
-    let escaped = name.escape_debug().to_string();
-    match escaped.char_indices().nth(60) {
-        Some((i, _)) => format!("{}...", &escaped[..i]),
-        None => escaped,
-    }
-}
-
 /// What is wrong with a share group's name, if anything.
 fn name_problem(name: &str) -> Option<String> {
     if name.len() > GROUP_ID_BYTES_MAX {
@@ -132,19 +123,7 @@ fn names(ctx: &mut Ctx<'_>, raw: &Raw) {
         .help(help)
         .note("the broker refuses a share group id over the limit (and would not start), and settings under a mistyped id land on a group no consumer joins");
     }
-    for (name, decls) in share_groups_by_name(raw) {
-        for dup in decls.iter().skip(1) {
-            ctx.emit(
-                &rules::DUPLICATE_SHARE_GROUP,
-                dup.set_at("name").as_ref(),
-                format!("share group `{}` is declared twice", shown(name)),
-            )
-            .label("declared again here")
-            .related(decls[0].set_at("name"), "first declared here")
-            .help("merge the two `[[share_group]]` entries into one")
-            .note("with two declarations it is undecided which settings the broker applies");
-        }
-    }
+    declared_twice(ctx, &raw.share_groups, &rules::DUPLICATE_SHARE_GROUP, "share_group");
 }
 
 /// V120: the declared share groups against `[share] groups_max`.
@@ -181,26 +160,14 @@ fn count(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
 fn timings(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let s = raw.table("share");
     let share = &c.broker.share;
-    if share.heartbeat_interval_ms >= share.session_timeout_ms {
-        ctx.emit(
-            &rules::SHARE_HEARTBEAT_OVER_SESSION,
-            s.set_at("heartbeat_interval_ms")
-                .or_else(|| s.at("session_timeout_ms"))
-                .as_ref(),
-            format!(
-                "`[share] heartbeat_interval_ms` ({}) is not below `session_timeout_ms` ({})",
-                human_ms(share.heartbeat_interval_ms),
-                human_ms(share.session_timeout_ms)
-            ),
-        )
-        .label("members would be removed between two heartbeats")
-        .related(s.set_at("session_timeout_ms"), "the session timeout")
-        .help(format!(
-            "make `heartbeat_interval_ms` a fraction of the session timeout, such as {}",
-            (share.session_timeout_ms / 9).max(100)
-        ))
-        .note("healthy members would be removed again and again, their records delivered again until they are archived unprocessed");
-    }
+    heartbeat_over_session(
+        ctx,
+        &rules::SHARE_HEARTBEAT_OVER_SESSION,
+        s,
+        ["heartbeat_interval_ms", "session_timeout_ms"],
+        [share.heartbeat_interval_ms, share.session_timeout_ms],
+        "healthy members would be removed again and again, their records delivered again until they are archived unprocessed",
+    );
     if share.sessions_max < share.group_members_max {
         ctx.emit(
             &rules::SESSIONS_UNDER_GROUP_MEMBERS,

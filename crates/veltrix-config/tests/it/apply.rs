@@ -18,7 +18,7 @@ pub(crate) fn config(source: &str) -> VeltrixConfig {
         .unwrap_or_else(|| panic!("{}", report.render(false)))
 }
 
-fn open(dir: &Path, c: &VeltrixConfig) -> Broker {
+pub(crate) fn open(dir: &Path, c: &VeltrixConfig) -> Broker {
     Broker::open(Env::system(), dir, c.broker_config()).unwrap()
 }
 

@@ -5,19 +5,12 @@
 //! keeps its state and goes back to `[share]`'s settings, and refusals change
 //! nothing.
 
-use std::path::Path;
-
-use veltrix_config::{AppliedShareGroups, ApplyError, VeltrixConfig, apply_share_groups};
+use veltrix_config::{AppliedShareGroups, ApplyError, apply_share_groups};
 use veltrix_core::Broker;
 use veltrix_core::groups::{Committer, OffsetCommit};
-use veltrix_core::share::{AutoOffsetReset, ShareGroupSettings};
-use veltrix_log::Env;
+use veltrix_core::share::{AutoOffsetReset, ShareCoordinator, ShareGroupSettings};
 
-use crate::apply::config;
-
-fn open(dir: &Path, c: &VeltrixConfig) -> Broker {
-    Broker::open(Env::system(), dir, c.broker_config()).unwrap()
-}
+use crate::apply::{config, open};
 
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -25,6 +18,21 @@ fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 fn names(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// What IncrementalAlterConfigs would store for `group` between two starts.
+fn set_deliveries(share: &ShareCoordinator, group: &str, deliveries: &str) {
+    share
+        .set_settings(group, owned(&[("share.delivery.count.limit", deliveries)]))
+        .unwrap();
+}
+
+/// A broker on a fresh directory with [`V1`] applied.
+fn applied_v1() -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path(), &config(V1));
+    apply_share_groups(&broker, &config(V1)).unwrap();
+    (dir, broker)
 }
 
 /// Two declared groups with settings and one that sets none, over `[share]`
@@ -93,22 +101,12 @@ fn declared_settings_reach_the_engine_durably_and_applying_again_changes_nothing
 
 #[test]
 fn the_file_wins_over_settings_set_over_the_protocol() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = config(V1);
-    let broker = open(dir.path(), &c);
-    apply_share_groups(&broker, &c).unwrap();
+    let (_dir, broker) = applied_v1();
     let share = broker.share();
-    // What IncrementalAlterConfigs would store between two starts.
-    share
-        .set_settings("jobs", owned(&[("share.delivery.count.limit", "2")]))
-        .unwrap();
-    share
-        .set_settings("idle", owned(&[("share.delivery.count.limit", "3")]))
-        .unwrap();
-    share
-        .set_settings("other", owned(&[("share.delivery.count.limit", "3")]))
-        .unwrap();
-    let applied = apply_share_groups(&broker, &c).unwrap();
+    set_deliveries(share, "jobs", "2");
+    set_deliveries(share, "idle", "3");
+    set_deliveries(share, "other", "3");
+    let applied = apply_share_groups(&broker, &config(V1)).unwrap();
     assert_eq!(applied.updated, names(&["jobs", "idle"]));
     assert_eq!(share.settings("jobs").delivery_count_limit, 4);
     assert_eq!(share.settings("jobs").record_lock_duration_ms, 40_000);
@@ -122,10 +120,7 @@ fn the_file_wins_over_settings_set_over_the_protocol() {
 
 #[test]
 fn a_group_no_longer_declared_keeps_its_state_with_the_share_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = config(V1);
-    let broker = open(dir.path(), &c);
-    apply_share_groups(&broker, &c).unwrap();
+    let (_dir, broker) = applied_v1();
     let v2 = config(
         "[share]\ndeliveries_max = 4\nrecord_lock_duration_ms = 20_000\n\n[[share_group]]\nname = \"emails\"\ndeliveries_max = 8\n",
     );
@@ -142,9 +137,7 @@ fn a_group_no_longer_declared_keeps_its_state_with_the_share_defaults() {
     assert!(share.overrides("jobs").is_empty());
     assert_eq!(share.settings("jobs"), share.config().defaults);
     // Reset once: from now on the group is the protocol's.
-    share
-        .set_settings("jobs", owned(&[("share.delivery.count.limit", "3")]))
-        .unwrap();
+    set_deliveries(share, "jobs", "3");
     assert_eq!(apply_share_groups(&broker, &v2).unwrap(), AppliedShareGroups::default());
     assert_eq!(share.settings("jobs").delivery_count_limit, 3);
     broker.close();
@@ -183,10 +176,7 @@ fn refusals_change_nothing() {
         "[share]\ngroups_max = 2\n\n[[share_group]]\nname = \"jobs\"\ndeliveries_max = 3\n\n[[share_group]]\nname = \"emails\"\ndeliveries_max = 3\n",
     );
     let broker = open(dir.path(), &c);
-    broker
-        .share()
-        .set_settings("live", owned(&[("share.delivery.count.limit", "3")]))
-        .unwrap();
+    set_deliveries(broker.share(), "live", "3");
     let err = apply_share_groups(&broker, &c).unwrap_err();
     assert!(
         matches!(

@@ -249,36 +249,48 @@ fn serve_applies_declared_topics_and_flags_win_over_the_file() {
     assert!(log.contains("updated declared topic"), "{log}");
 }
 
-/// A share group's settings as DescribeConfigs (resource GROUP) reports them:
-/// each key's value and source.
-fn group_configs(runtime: &tokio::runtime::Runtime, addr: &str, group: &str) -> Vec<(String, String, i8)> {
-    use veltrix_client::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-    use veltrix_client::kafka_protocol::messages::{ApiKey, DescribeConfigsRequest};
-    use veltrix_client::kafka_protocol::protocol::StrBytes;
+/// Sends `request` at `version` on a new connection to `addr`.
+fn kafka_call<R: veltrix_client::kafka_protocol::protocol::Request>(
+    runtime: &tokio::runtime::Runtime,
+    addr: &str,
+    request: &R,
+    version: Option<i16>,
+) -> R::Response {
     use veltrix_client::{Client, ClientConfig};
-
     runtime.block_on(async {
         let mut connection = Client::connect(addr, ClientConfig::default())
             .await
             .unwrap()
             .into_connection();
-        let resource = DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_GROUP)
-            .with_resource_name(StrBytes::from_string(group.to_owned()));
-        let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
-        let version = connection.version(ApiKey::DescribeConfigs).unwrap();
-        let response = connection.call(&request, version).await.unwrap();
-        let result = &response.results[0];
-        assert_eq!(result.error_code, 0, "{:?}", result.error_message);
-        result
-            .configs
-            .iter()
-            .map(|c| {
-                let value = c.value.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default();
-                (c.name.as_str().to_owned(), value, c.config_source)
-            })
-            .collect()
+        // The negotiated version unless the caller names one.
+        let api = veltrix_client::kafka_protocol::messages::ApiKey::try_from(R::KEY).unwrap();
+        let version = version.unwrap_or_else(|| connection.version(api).unwrap());
+        connection.call(request, version).await.unwrap()
     })
+}
+
+/// A share group's settings as DescribeConfigs (resource GROUP) reports them:
+/// each key's value and source.
+fn group_configs(runtime: &tokio::runtime::Runtime, addr: &str, group: &str) -> Vec<(String, String, i8)> {
+    use veltrix_client::kafka_protocol::messages::DescribeConfigsRequest;
+    use veltrix_client::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use veltrix_client::kafka_protocol::protocol::StrBytes;
+
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(RESOURCE_GROUP)
+        .with_resource_name(StrBytes::from_string(group.to_owned()));
+    let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
+    let response = kafka_call(runtime, addr, &request, None);
+    let result = &response.results[0];
+    assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+    result
+        .configs
+        .iter()
+        .map(|c| {
+            let value = c.value.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default();
+            (c.name.as_str().to_owned(), value, c.config_source)
+        })
+        .collect()
 }
 
 /// Sets one share-group setting with IncrementalAlterConfigs, as an operator
@@ -289,28 +301,21 @@ fn alter_group_config(runtime: &tokio::runtime::Runtime, addr: &str, group: &str
         AlterConfigsResource, AlterableConfig,
     };
     use veltrix_client::kafka_protocol::protocol::StrBytes;
-    use veltrix_client::{Client, ClientConfig};
 
-    runtime.block_on(async {
-        let mut connection = Client::connect(addr, ClientConfig::default())
-            .await
-            .unwrap()
-            .into_connection();
-        let set = AlterableConfig::default()
-            .with_name(StrBytes::from_string(key.to_owned()))
-            .with_config_operation(0)
-            .with_value(Some(StrBytes::from_string(value.to_owned())));
-        let resource = AlterConfigsResource::default()
-            .with_resource_type(RESOURCE_GROUP)
-            .with_resource_name(StrBytes::from_string(group.to_owned()))
-            .with_configs(vec![set]);
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
-        // The client's tools never alter configs, so it negotiates no version
-        // of this API; v1 is the broker's.
-        let response = connection.call(&request, 1).await.unwrap();
-        let r = &response.responses[0];
-        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
-    })
+    let set = AlterableConfig::default()
+        .with_name(StrBytes::from_string(key.to_owned()))
+        .with_config_operation(0)
+        .with_value(Some(StrBytes::from_string(value.to_owned())));
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(RESOURCE_GROUP)
+        .with_resource_name(StrBytes::from_string(group.to_owned()))
+        .with_configs(vec![set]);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    // The client's tools never alter configs, so it negotiates no version of
+    // this API; v1 is the broker's.
+    let response = kafka_call(runtime, addr, &request, Some(1));
+    let r = &response.responses[0];
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 }
 
 /// DescribeConfigs' resource type of a group, and the sources of its values.
