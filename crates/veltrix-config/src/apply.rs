@@ -67,6 +67,8 @@ pub enum ApplyError {
         "the broker keeps at most {groups_max} share groups, and {live} exist; the {new} declared ones not yet among them do not fit: raise `[share] groups_max`"
     )]
     ShareGroupsOverMax { groups_max: usize, live: usize, new: usize },
+    /// The engine refused a declared share group's settings, or could not
+    /// store them.
     #[error("share group `{group}`: {source}")]
     ShareGroup {
         group: String,
