@@ -273,13 +273,7 @@ impl ShareCoordinator {
                     topic,
                     partition,
                 };
-                let p = lock(&self.partitions)
-                    .entry(key)
-                    .or_insert_with(|| {
-                        let first = start.or(ranges.first().map(|r| r.first)).unwrap_or(0);
-                        Arc::new(Mutex::new(SharePartition::new(first)))
-                    })
-                    .clone();
+                let p = self.partition_or_new(key, || start.or(ranges.first().map(|r| r.first)).unwrap_or(0));
                 let mut p = lock(&p);
                 if let Some(start) = start {
                     p.move_start(start);
@@ -301,11 +295,7 @@ impl ShareCoordinator {
                         topic,
                         partition,
                     };
-                    let p = lock(&self.partitions)
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(start))))
-                        .clone();
-                    lock(&p).move_start(start);
+                    lock(&self.partition_or_new(key, || start)).move_start(start);
                 }
                 groups.entry(group).or_insert_with(|| self.new_group());
             }
@@ -430,10 +420,7 @@ impl ShareCoordinator {
 
     /// Every share-partition's state, sorted by group, topic and partition.
     pub fn stats(&self) -> Vec<SharePartitionStats> {
-        let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
-            .iter()
-            .map(|(k, p)| (k.clone(), p.clone()))
-            .collect();
+        let partitions = self.partitions_snapshot();
         partitions
             .into_iter()
             .map(|(key, p)| {
@@ -451,6 +438,24 @@ impl ShareCoordinator {
         lock(&self.partitions).get(key).cloned()
     }
 
+    /// The share-partition of `key`, made with the start offset `first()`
+    /// gives when there is none yet (replay, or an administrator's start).
+    fn partition_or_new(&self, key: Key, first: impl FnOnce() -> i64) -> Arc<Mutex<SharePartition>> {
+        lock(&self.partitions)
+            .entry(key)
+            .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(first()))))
+            .clone()
+    }
+
+    /// Every share-partition with its key, copied out so that each can be
+    /// locked in turn without holding the map's lock.
+    fn partitions_snapshot(&self) -> Vec<(Key, Arc<Mutex<SharePartition>>)> {
+        lock(&self.partitions)
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect()
+    }
+
     /// Lock timeouts, member and session expiry, store housekeeping and
     /// compaction. Called periodically by the host.
     pub fn tick(&self) {
@@ -461,10 +466,7 @@ impl ShareCoordinator {
         let mut ticket = None;
         {
             let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
-            let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
-                .iter()
-                .map(|(k, p)| (k.clone(), p.clone()))
-                .collect();
+            let partitions = self.partitions_snapshot();
             for (key, p) in partitions {
                 let limits = self.limits(&key.group);
                 let mut persist = Vec::new();
@@ -509,10 +511,7 @@ impl ShareCoordinator {
                 });
             }
         }
-        let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
-            .iter()
-            .map(|(k, p)| (k.clone(), p.clone()))
-            .collect();
+        let partitions = self.partitions_snapshot();
         for (key, p) in partitions {
             let p = lock(&p);
             state.push(ShareChange::Records {
