@@ -218,19 +218,6 @@ impl BatchBuilder {
         }
         let offset = i64::try_from(index).unwrap_or(i64::MAX);
         self.records.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // The codec starts a new batch wherever offset minus sequence
-            // changes; sequences counting up from -1 keep one batch whose base
-            // sequence is -1, Kafka's "no sequence".
-            sequence: (offset as i32).wrapping_sub(1),
-            timestamp: record.timestamp_ms,
             key: record.key,
             value: record.value,
             headers: record
@@ -238,6 +225,10 @@ impl BatchBuilder {
                 .into_iter()
                 .map(|h| (StrBytes::from_string(h.key), h.value))
                 .collect::<IndexMap<_, _>>(),
+            // The codec starts a new batch wherever offset minus sequence
+            // changes; sequences counting up from -1 keep one batch whose base
+            // sequence is -1, Kafka's "no sequence".
+            ..plain_record(offset, (offset as i32).wrapping_sub(1), record.timestamp_ms)
         });
         self.records_bytes = records_bytes;
         self.timestamp_min = timestamp_min;
@@ -270,6 +261,43 @@ impl BatchBuilder {
         self.records_bytes = 0;
         Ok(buf.freeze())
     }
+}
+
+/// A record as a producer without idempotence writes it: no producer id or
+/// epoch, outside any transaction, stamped at creation, with no key, value or
+/// headers until the caller sets them. The offset and sequence are the
+/// caller's: the encoder derives each batch's base offset and base sequence
+/// from them.
+pub fn plain_record(offset: i64, sequence: i32, timestamp_ms: i64) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence,
+        timestamp: timestamp_ms,
+        key: None,
+        value: None,
+        headers: IndexMap::new(),
+    }
+}
+
+/// Encodes `records` as RecordBatch v2 with `compression`, unbounded: one
+/// batch, or more wherever offset minus sequence changes between records (the
+/// encoder's rule). [`BatchBuilder`] is the bounded way to build a batch.
+pub fn encode_records(records: &[Record], compression: Compression) -> Result<Bytes, ClientError> {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, records, &options)
+        .map_err(|e| ClientError::InvalidArgument(format!("cannot encode a record batch: {e}")))?;
+    Ok(buf.freeze())
 }
 
 /// Limits of decoding fetched batches.

@@ -275,18 +275,8 @@ impl Connection {
                 message: e.to_string(),
             })
         };
-        let result = match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(ClientError::Timeout {
-                api,
-                addr: self.addr.clone(),
-                timeout_ms: duration_ms(timeout),
-            }),
-        };
-        if let Err(e) = &result {
-            self.broken |= breaks_stream(e);
-        }
-        result
+        let result = tokio::time::timeout(timeout, exchange).await;
+        self.settle(api, timeout, result)
     }
 
     /// Sends `request` without waiting for an answer: for a produce with
@@ -294,14 +284,26 @@ impl Connection {
     pub async fn send_only<R: Request>(&mut self, request: &R, version: i16) -> Result<(), ClientError> {
         let api = api_of::<R>()?;
         let timeout = self.config.request_timeout;
-        let result = match tokio::time::timeout(timeout, self.write_request(request, version)).await {
-            Ok(result) => result.map(|_| ()),
-            Err(_) => Err(ClientError::Timeout {
+        let result = tokio::time::timeout(timeout, self.write_request(request, version)).await;
+        self.settle(api, timeout, result).map(|_| ())
+    }
+
+    /// The result of an exchange of `api` bounded by `timeout`, with running
+    /// out of time as an error; the connection is marked broken when the
+    /// error can leave the stream out of step with the requests.
+    fn settle<T>(
+        &mut self,
+        api: ApiKey,
+        timeout: Duration,
+        result: Result<Result<T, ClientError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ClientError> {
+        let result = result.unwrap_or_else(|_| {
+            Err(ClientError::Timeout {
                 api,
                 addr: self.addr.clone(),
                 timeout_ms: duration_ms(timeout),
-            }),
-        };
+            })
+        });
         if let Err(e) = &result {
             self.broken |= breaks_stream(e);
         }

@@ -47,6 +47,7 @@ pub use admin::{
 };
 pub use batch::{
     BATCH_OVERHEAD_BYTES, BatchBuilder, DecodeLimits, FetchedBatch, Header, ProducerRecord, Pushed, decode_batches,
+    encode_records, plain_record,
 };
 pub use connection::{
     CLIENT_VERSIONS, ClientConfig, Connection, ConnectionReader, ConnectionWriter, client_versions, pick_version,

@@ -3,6 +3,7 @@
 //! `code()` goes on the wire); which one an engine error becomes is decided
 //! here and nowhere else.
 
+use kafka_protocol::protocol::StrBytes;
 use veltrix_core::CoreError;
 use veltrix_core::groups::GroupError;
 use veltrix_core::share::ShareError;
@@ -32,6 +33,15 @@ impl Refusal {
     /// An engine error, with its text as the message.
     pub fn core(e: &CoreError) -> Refusal {
         Refusal::new(core_error(e), e.to_string())
+    }
+}
+
+/// The error code and message an answer carries for `outcome`: NONE and no
+/// message when it succeeded.
+pub fn code_and_message(outcome: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (NONE, None),
+        Err(r) => (r.error.code(), Some(StrBytes::from_string(r.message))),
     }
 }
 

@@ -145,6 +145,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The sizes of a namespace's live files, summed.
+fn live_total(ns: &Namespace) -> u64 {
+    ns.live.values().map(|f| lock(&f.state).live.len() as u64).sum()
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
 }
@@ -198,7 +203,6 @@ impl SimStorage {
         lock(&self.shared.faults).sync_delay = delay;
     }
 
-    /// Bytes returned by `read_at` since the storage was made.
     /// Handles open now (descriptors, on a real file system).
     pub fn open_handles(&self) -> u64 {
         self.shared.open_handles.load(Ordering::Relaxed)
@@ -211,6 +215,7 @@ impl SimStorage {
         self.shared.open_handles_peak.swap(now, Ordering::Relaxed)
     }
 
+    /// Bytes returned by `read_at` since the storage was made.
     pub fn bytes_read(&self) -> u64 {
         self.shared.bytes_read.load(Ordering::Relaxed)
     }
@@ -250,6 +255,11 @@ impl SimStorage {
     /// Full paths of all live files, sorted.
     pub fn files(&self) -> Vec<PathBuf> {
         lock(&self.ns).live.keys().cloned().collect()
+    }
+
+    /// Bytes of all live files together.
+    pub fn live_bytes(&self) -> u64 {
+        live_total(&lock(&self.ns))
     }
 
     /// Live contents of a file.
@@ -333,8 +343,7 @@ impl SimStorage {
     }
 
     fn recount(&self, ns: &Namespace) {
-        let used = ns.live.values().map(|f| lock(&f.state).live.len() as u64).sum();
-        self.shared.used_bytes.store(used, Ordering::Relaxed);
+        self.shared.used_bytes.store(live_total(ns), Ordering::Relaxed);
     }
 }
 

@@ -4,12 +4,11 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use proptest::prelude::*;
 use veltrix_client::{
     BATCH_OVERHEAD_BYTES, BatchBuilder, ClientError, DecodeLimits, Header, ProducerRecord, Pushed, decode_batches,
+    encode_records, plain_record,
 };
 
 fn record(key: Option<&str>, value: Option<&str>, headers: &[(&str, Option<&str>)], ts: i64) -> ProducerRecord {
@@ -158,32 +157,12 @@ fn codec_batch(values: &[&str], compression: Compression, base_offset: i64) -> B
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: base_offset + i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             headers: IndexMap::from([(StrBytes::from_static_str("h"), None)]),
+            ..plain_record(base_offset + i as i64, i as i32 - 1, 1_700_000_000_000)
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_records(&records, compression).unwrap()
 }
 
 #[test]

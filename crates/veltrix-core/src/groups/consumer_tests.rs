@@ -94,6 +94,13 @@ impl Client {
         }
     }
 
+    /// A client that has sent its first heartbeat and applied the answer.
+    fn joined(w: &World, c: &GroupCoordinator, member_id: &str, topics: &[&str]) -> Client {
+        let mut client = Client::new(member_id, topics);
+        client.beat(w, c).unwrap();
+        client
+    }
+
     /// One heartbeat; the client applies the answer.
     fn beat(&mut self, w: &World, c: &GroupCoordinator) -> Result<ConsumerHeartbeatReply, GroupError> {
         let reply = c.consumer_heartbeat(self.request(), &w.lookup())?;
@@ -156,10 +163,8 @@ fn a_lone_member_gets_every_partition_at_once() {
 fn a_joining_member_gets_partitions_only_after_their_owner_gives_them_up() {
     let w = World::new();
     let c = w.open();
-    let mut a = Client::new("a", &["t"]);
-    a.beat(&w, &c).unwrap();
-    let mut b = Client::new("b", &["t"]);
-    b.beat(&w, &c).unwrap();
+    let mut a = Client::joined(&w, &c, "a", &["t"]);
+    let mut b = Client::joined(&w, &c, "b", &["t"]);
     assert_eq!(b.count(), 0, "every partition is still a's");
     assert_exclusive(&[&a, &b]);
 
@@ -181,10 +186,8 @@ fn a_joining_member_gets_partitions_only_after_their_owner_gives_them_up() {
 fn stale_epochs_are_fenced_but_a_lost_answer_is_forgiven() {
     let w = World::new();
     let c = w.open();
-    let mut a = Client::new("a", &["t"]);
-    a.beat(&w, &c).unwrap();
-    let mut b = Client::new("b", &["t"]);
-    b.beat(&w, &c).unwrap();
+    let mut a = Client::joined(&w, &c, "a", &["t"]);
+    let _b = Client::joined(&w, &c, "b", &["t"]);
     a.beat(&w, &c).unwrap(); // revoke three
     let before = a.clone();
     a.beat(&w, &c).unwrap(); // new epoch; suppose this answer was lost
@@ -208,8 +211,7 @@ fn stale_epochs_are_fenced_but_a_lost_answer_is_forgiven() {
 fn commits_need_the_members_current_epoch() {
     let w = World::new();
     let c = w.open();
-    let mut a = Client::new("a", &["t"]);
-    a.beat(&w, &c).unwrap();
+    let a = Client::joined(&w, &c, "a", &["t"]);
     let commit = |member: &str, epoch: i32| {
         let o = OffsetCommit {
             topic: "t".into(),
@@ -267,10 +269,8 @@ fn a_silent_member_is_removed_after_the_session_timeout_and_its_partitions_move(
 fn a_member_that_keeps_revoked_partitions_past_its_rebalance_timeout_is_fenced() {
     let w = World::new();
     let c = w.open();
-    let mut a = Client::new("a", &["t"]);
-    a.beat(&w, &c).unwrap();
-    let mut b = Client::new("b", &["t"]);
-    b.beat(&w, &c).unwrap();
+    let mut a = Client::joined(&w, &c, "a", &["t"]);
+    let mut b = Client::joined(&w, &c, "b", &["t"]);
     // a is asked to revoke but keeps reporting all six as owned.
     let all = a.owned.clone();
     a.beat(&w, &c).unwrap();
@@ -358,8 +358,7 @@ fn new_partitions_are_assigned_when_a_topic_grows() {
 fn the_protocols_do_not_share_a_live_group_but_an_empty_one_changes_kind() {
     let w = World::new();
     let c = w.open();
-    let mut a = Client::new("a", &["t"]);
-    a.beat(&w, &c).unwrap();
+    let a = Client::joined(&w, &c, "a", &["t"]);
     let mut join = super::tests::join_request("", &["range"]);
     join.require_known_member_id = false;
     let mut rx = c.join(join.clone());

@@ -2,7 +2,7 @@
 //! each change is refused whole while the group has members, and once
 //! answered it survives a crash.
 
-use super::tests::{World, acquire, join, produce};
+use super::tests::{World, ack, acquire, join, opened_with_member, produce};
 use super::*;
 
 const TOPIC: TopicId = [7; 16];
@@ -32,10 +32,7 @@ fn start(topic: TopicId, partition: i32, start: i64) -> PartitionStart {
 
 #[test]
 fn an_altered_start_is_refused_while_members_remain_and_then_starts_the_next_delivery() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 3, 10);
-    join(&o.share, "a");
+    let (w, o) = opened_with_member(3, 10);
     acquire(&o, "a", 10);
     let before = o.share.start_offsets("g");
     assert_eq!(
@@ -74,27 +71,9 @@ fn an_altered_start_is_refused_while_members_remain_and_then_starts_the_next_del
 
 #[test]
 fn moving_the_start_back_delivers_the_records_again_as_new() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 1, 10);
-    join(&o.share, "a");
+    let (_w, o) = opened_with_member(1, 10);
     acquire(&o, "a", 10);
-    o.share
-        .acknowledge(
-            "g",
-            "a",
-            &[PartitionAcks {
-                topic: TOPIC,
-                partition: 0,
-                batches: vec![AckBatch {
-                    first: 0,
-                    last: 9,
-                    types: vec![1],
-                }],
-            }],
-        )
-        .remove(0)
-        .unwrap();
+    ack(&o, "a", 0, 9, 1).unwrap();
     leave(&o.share, "a");
     o.share.alter_start_offsets("g", &[start(TOPIC, 0, 4)]).unwrap();
     join(&o.share, "b");
@@ -194,10 +173,7 @@ fn deleting_a_topics_offsets_needs_an_empty_group_and_survives_a_crash() {
 
 #[test]
 fn a_deleted_group_is_gone_with_its_state_and_sessions_across_a_crash() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 1, 10);
-    join(&o.share, "a");
+    let (w, o) = opened_with_member(1, 10);
     acquire(&o, "a", 10);
     o.share
         .set_settings("g", vec![("share.record.lock.duration.ms".into(), "20000".into())])

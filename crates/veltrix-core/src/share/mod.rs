@@ -432,10 +432,7 @@ impl ShareCoordinator {
 
     /// Every share-partition's state, sorted by group, topic and partition.
     pub fn stats(&self) -> Vec<SharePartitionStats> {
-        let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
-            .iter()
-            .map(|(k, p)| (k.clone(), p.clone()))
-            .collect();
+        let partitions = self.partitions_snapshot();
         partitions
             .into_iter()
             .map(|(key, p)| {
@@ -453,6 +450,15 @@ impl ShareCoordinator {
         lock(&self.partitions).get(key).cloned()
     }
 
+    /// Every share-partition with its key, copied out so that each can be
+    /// locked in turn without holding the map's lock.
+    fn partitions_snapshot(&self) -> Vec<(Key, Arc<Mutex<SharePartition>>)> {
+        lock(&self.partitions)
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect()
+    }
+
     /// Lock timeouts, member and session expiry, store housekeeping and
     /// compaction. Called periodically by the host.
     pub fn tick(&self) {
@@ -463,10 +469,7 @@ impl ShareCoordinator {
         let mut ticket = None;
         {
             let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
-            let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
-                .iter()
-                .map(|(k, p)| (k.clone(), p.clone()))
-                .collect();
+            let partitions = self.partitions_snapshot();
             for (key, p) in partitions {
                 let limits = self.limits(&key.group);
                 let mut persist = Vec::new();
@@ -511,10 +514,7 @@ impl ShareCoordinator {
                 });
             }
         }
-        let partitions: Vec<(Key, Arc<Mutex<SharePartition>>)> = lock(&self.partitions)
-            .iter()
-            .map(|(k, p)| (k.clone(), p.clone()))
-            .collect();
+        let partitions = self.partitions_snapshot();
         for (key, p) in partitions {
             let p = lock(&p);
             state.push(ShareChange::Records {

@@ -90,6 +90,16 @@ pub(super) fn join(share: &ShareCoordinator, member: &str) -> ShareHeartbeatRepl
         .unwrap()
 }
 
+/// A world opened with `batches` batches of `per` records in the log and
+/// member `a` joined to group `g`: where most tests start.
+pub(super) fn opened_with_member(batches: usize, per: i32) -> (World, Open) {
+    let w = World::new();
+    let o = w.open();
+    produce(&o.log, batches, per);
+    join(&o.share, "a");
+    (w, o)
+}
+
 pub(super) fn acquire(o: &Open, member: &str, max: usize) -> Vec<Acquired> {
     o.share
         .acquire("g", member, TOPIC, 0, &o.log, max, 1 << 20)
@@ -97,7 +107,7 @@ pub(super) fn acquire(o: &Open, member: &str, max: usize) -> Vec<Acquired> {
         .acquired
 }
 
-fn ack(o: &Open, member: &str, first: i64, last: i64, t: i8) -> Result<(), ShareError> {
+pub(super) fn ack(o: &Open, member: &str, first: i64, last: i64, t: i8) -> Result<(), ShareError> {
     o.share
         .acknowledge(
             "g",
@@ -121,10 +131,7 @@ fn summary(o: &Open) -> Summary {
 
 #[test]
 fn records_are_acquired_by_one_member_at_a_time_and_accepted_once() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 3, 10);
-    join(&o.share, "a");
+    let (_w, o) = opened_with_member(3, 10);
     join(&o.share, "b");
     let a = acquire(&o, "a", 15);
     // Rounded up to the end of the batch holding the 15th record.
@@ -160,10 +167,7 @@ fn records_are_acquired_by_one_member_at_a_time_and_accepted_once() {
 
 #[test]
 fn released_records_come_back_with_a_higher_delivery_count_and_rejected_ones_never() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 1, 10);
-    join(&o.share, "a");
+    let (_w, o) = opened_with_member(1, 10);
     acquire(&o, "a", 10);
     o.share.acknowledge(
         "g",
@@ -347,10 +351,7 @@ fn hostile_sessions_and_acknowledgements_are_bounded() {
 
 #[test]
 fn closing_a_connection_releases_its_sessions_records_at_once() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 1, 5);
-    join(&o.share, "a");
+    let (_w, o) = opened_with_member(1, 5);
     let mut req = SessionRequest {
         group: "g".into(),
         member: "a".into(),
@@ -437,10 +438,7 @@ fn the_window_bounds_what_a_member_that_never_acknowledges_can_pin() {
 
 #[test]
 fn acknowledgements_and_delivery_counts_survive_a_crash_and_locks_do_not() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 2, 10);
-    join(&o.share, "a");
+    let (w, o) = opened_with_member(2, 10);
     acquire(&o, "a", 20);
     ack(&o, "a", 0, 9, 1).unwrap();
     drop(o);
@@ -504,10 +502,7 @@ fn members_get_every_partition_and_share_them_when_outnumbering_them() {
 
 #[test]
 fn compaction_keeps_the_state() {
-    let w = World::new();
-    let o = w.open();
-    produce(&o.log, 3, 10);
-    join(&o.share, "a");
+    let (w, o) = opened_with_member(3, 10);
     acquire(&o, "a", 30);
     ack(&o, "a", 0, 4, 1).unwrap();
     ack(&o, "a", 7, 7, 3).unwrap();

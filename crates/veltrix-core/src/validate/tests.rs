@@ -3,13 +3,11 @@
 
 use std::io::Write;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use proptest::prelude::*;
 use veltrix_client::kafka_protocol::indexmap::IndexMap;
 use veltrix_client::kafka_protocol::protocol::StrBytes;
-use veltrix_client::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use veltrix_client::kafka_protocol::records::{Compression, Record};
 use veltrix_log::batch::build::{self, Spec};
 use veltrix_log::batch::{self, BatchError, HEADER_BYTES};
 
@@ -538,20 +536,6 @@ fn split_finds_batches_and_names_a_truncated_one() {
     assert_eq!(split(&[]).count(), 0);
 }
 
-fn encode(records: &[Record], compression: Compression) -> Bytes {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
 type Fields = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>, i64);
 
 fn arb_record() -> impl Strategy<Value = Fields> {
@@ -581,26 +565,17 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, (key, value, headers, ts))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: *ts,
                 key: key.clone().map(Bytes::from),
                 value: value.clone().map(Bytes::from),
                 headers: headers
                     .iter()
                     .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone().map(Bytes::from)))
                     .collect::<IndexMap<_, _>>(),
+                ..veltrix_client::plain_record(i as i64, -1, *ts)
             })
             .collect();
         for compression in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            let bytes = encode(&records, compression);
+            let bytes = veltrix_client::encode_records(&records, compression).unwrap();
             let (mut min, mut max) = (i64::MAX, -1);
             for one in split(&bytes) {
                 let one = one.unwrap();

@@ -18,7 +18,6 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use veltrix_core::TopicConfig;
 
 use super::Ctx;
@@ -128,10 +127,11 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
             RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA => alter_group(ctx, name, &resource.configs, request.validate_only),
             other => alter_one(ctx, other, name, request.validate_only, change),
         };
+        let (code, message) = errors::code_and_message(outcome);
         r.responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))
-                .with_error_message(outcome.err().map(|r| StrBytes::from_string(r.message)))
+                .with_error_code(code)
+                .with_error_message(message)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );
@@ -158,10 +158,11 @@ fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
             request.validate_only,
             change,
         );
+        let (code, message) = errors::code_and_message(outcome);
         r.responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(outcome.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE))
-                .with_error_message(outcome.err().map(|r| StrBytes::from_string(r.message)))
+                .with_error_code(code)
+                .with_error_message(message)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );

@@ -49,9 +49,7 @@ pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoor
     let addr = ctx.config.advertised;
     let host = text(&addr.ip().to_string());
     let key_type = if ctx.version >= 1 { r.key_type } else { KEY_GROUP };
-    let found = lookup(key_type);
-    let code = found.as_ref().map_or_else(|r| r.error.code(), |()| errors::NONE);
-    let message = found.err().map(|r| StrBytes::from_string(r.message));
+    let (code, message) = errors::code_and_message(lookup(key_type));
     let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         resp.coordinators = r

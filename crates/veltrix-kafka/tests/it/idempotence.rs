@@ -1,10 +1,11 @@
 //! Idempotent producers over the wire: InitProducerId, retries answered with the
 //! original offsets, sequence gaps and fenced epochs with Kafka's error codes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record};
+use veltrix_client::{encode_records, plain_record};
 
 use super::*;
 
@@ -12,32 +13,13 @@ use super::*;
 fn idem_batch(pid: i64, epoch: i16, seq: i32, n: i32) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
             producer_id: pid,
             producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: seq + i,
-            timestamp: 1_700_000_000_000,
-            key: None,
             value: Some(Bytes::from(format!("v{}", seq + i))),
-            headers: IndexMap::new(),
+            ..plain_record(i64::from(i), seq + i, 1_700_000_000_000)
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_records(&records, Compression::None).unwrap()
 }
 
 async fn init(c: &mut Client, version: i16) -> (i16, i64, i16) {

@@ -18,9 +18,7 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -199,38 +197,18 @@ fn records(values: &[&str], compression: Compression) -> Bytes {
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             headers: IndexMap::from([(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"x")))]),
+            ..veltrix_client::plain_record(i as i64, -1, 1_700_000_000_000 + i as i64)
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    veltrix_client::encode_records(&records, compression).unwrap()
 }
 
 /// As [`records`], but all in one batch: the encoder starts a new batch
 /// wherever offset minus sequence changes, so sequences follow the offsets.
 fn one_batch(values: &[&str], compression: Compression) -> Bytes {
-    let mut buf = BytesMut::new();
     let mut batches = records(values, compression);
     let records: Vec<Record> = RecordBatchDecoder::decode_all(&mut batches)
         .unwrap()
@@ -241,12 +219,7 @@ fn one_batch(values: &[&str], compression: Compression) -> Bytes {
             ..r
         })
         .collect();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-    buf.freeze()
+    veltrix_client::encode_records(&records, compression).unwrap()
 }
 
 async fn create_topic(c: &mut Client, name: &str, partitions: i32) {

@@ -287,12 +287,7 @@ fn a_full_disk_refuses_the_batch_cleanly_and_recovers_when_space_returns() {
         ..small_config()
     });
     let mut acked = fill(&log, 10, 8);
-    let used: u64 = w
-        .storage
-        .files()
-        .iter()
-        .map(|p| w.storage.read_file(p).unwrap().len() as u64)
-        .sum();
+    let used = w.storage.live_bytes();
     w.storage.set_capacity(Some(used + 150));
     let err = log.append_durable(&mut make_batch(1, 400, T0, 9)).unwrap_err();
     assert!(matches!(err, LogError::DiskFull { .. }), "{err}");

@@ -413,12 +413,7 @@ fn a_full_disk_while_rolling_is_disk_full_not_poison() {
         let a = log.append_durable(&mut b).unwrap();
         acked.push((a.base_offset, b));
     }
-    let used: u64 = w
-        .storage
-        .files()
-        .iter()
-        .map(|p| w.storage.read_file(p).unwrap().len() as u64)
-        .sum();
+    let used = w.storage.live_bytes();
     w.storage.set_capacity(Some(used + 20));
     let err = log.append_durable(&mut make_batch(1, 1200, T0, 9)).unwrap_err();
     assert!(matches!(err, LogError::DiskFull { .. }), "{err}");

@@ -4,6 +4,9 @@
 //! progress bar on stderr while it runs. Exits with status 1 if any record
 //! failed: a throughput with errors in it is not a result.
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -240,52 +243,57 @@ struct TreasureArgs {
     producers_per_event: usize,
 }
 
-fn seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(0.0..=86_400.0).contains(&v) {
-        return Err("expected seconds from 0 to 86400".into());
+/// `s` as a number within `range`; `expected` says what is accepted.
+fn within<T>(s: &str, range: RangeInclusive<T>, expected: &str) -> Result<T, String>
+where
+    T: FromStr + PartialOrd,
+    T::Err: Display,
+{
+    let v: T = s.parse().map_err(|e| format!("{e}"))?;
+    if !range.contains(&v) {
+        return Err(expected.into());
     }
     Ok(v)
+}
+
+/// `v` when it is more than 0; `expected` says so otherwise.
+fn above_zero(v: f64, expected: &str) -> Result<f64, String> {
+    if v <= 0.0 {
+        return Err(expected.into());
+    }
+    Ok(v)
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    within(s, 0.0..=86_400.0, "expected seconds from 0 to 86400")
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
-    let v = seconds(s)?;
-    if v <= 0.0 {
-        return Err("expected more than 0 seconds".into());
-    }
-    Ok(v)
+    above_zero(seconds(s)?, "expected more than 0 seconds")
 }
 
 fn rate(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(0.0..=100_000_000.0).contains(&v) {
-        return Err("expected records per second from 0 to 100000000".into());
-    }
-    Ok(v)
+    within(
+        s,
+        0.0..=100_000_000.0,
+        "expected records per second from 0 to 100000000",
+    )
 }
 
 fn positive_rate(s: &str) -> Result<f64, String> {
-    let v = rate(s)?;
-    if v <= 0.0 {
-        return Err("expected more than 0".into());
-    }
-    Ok(v)
+    above_zero(rate(s)?, "expected more than 0")
 }
 
 fn connections(s: &str) -> Result<usize, String> {
-    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if !(1..=CONNECTIONS_MAX).contains(&v) {
-        return Err(format!("expected 1 to {CONNECTIONS_MAX}"));
-    }
-    Ok(v)
+    within(s, 1..=CONNECTIONS_MAX, &format!("expected 1 to {CONNECTIONS_MAX}"))
 }
 
 fn batch_bytes(s: &str) -> Result<usize, String> {
-    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if !(1024..=BATCH_BYTES_MAX).contains(&v) {
-        return Err(format!("expected 1024 to {BATCH_BYTES_MAX} bytes"));
-    }
-    Ok(v)
+    within(
+        s,
+        1024..=BATCH_BYTES_MAX,
+        &format!("expected 1024 to {BATCH_BYTES_MAX} bytes"),
+    )
 }
 
 fn acks(s: &str) -> Result<Acks, String> {

@@ -96,6 +96,11 @@ fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_owned()).collect()
 }
 
+/// `veltrix group reset-offsets billing --topic orders`, then `args`.
+fn reset_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    [&["group", "reset-offsets", "billing", "--topic", "orders"][..], args].concat()
+}
+
 #[test]
 fn lag_and_offset_resets_of_an_inactive_group() {
     let _machine = shared();
@@ -108,6 +113,7 @@ fn lag_and_offset_resets_of_an_inactive_group() {
     let t = moment_between();
     produce(&b, "orders", 0, 5);
     let mut c = client(&b);
+    let reset = |args: &[&str]| b.ok(&reset_args(args));
     c.commit("billing", &[("orders", 0, 4), ("orders", 1, 20), ("orders", 2, 0)]);
 
     // A group that only stores offsets: no protocol type, Empty.
@@ -145,14 +151,7 @@ fn lag_and_offset_resets_of_an_inactive_group() {
     );
 
     // A dry run prints the plan and changes nothing.
-    let out = b.ok(&[
-        "group",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "orders",
-        "--to-earliest",
-    ]);
+    let out = reset(&["--to-earliest"]);
     assert_eq!(
         table(&out.stdout, "TOPIC"),
         [
@@ -170,17 +169,7 @@ fn lag_and_offset_resets_of_an_inactive_group() {
     assert_eq!(c.committed("billing", "orders", 3), [Some(4), Some(20), Some(0)]);
 
     // --execute, one partition, to the earliest.
-    let out = b.ok(&[
-        "group",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "orders",
-        "--partition",
-        "1",
-        "--to-earliest",
-        "--execute",
-    ]);
+    let out = reset(&["--partition", "1", "--to-earliest", "--execute"]);
     assert_eq!(table(&out.stdout, "TOPIC"), [row(&["orders", "1", "20", "0"])]);
     assert!(
         out.stdout
@@ -190,35 +179,14 @@ fn lag_and_offset_resets_of_an_inactive_group() {
     assert_eq!(c.committed("billing", "orders", 3), [Some(4), Some(0), Some(0)]);
 
     // To the latest, every partition.
-    b.ok(&[
-        "group",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "orders",
-        "--to-latest",
-        "--execute",
-    ]);
+    reset(&["--to-latest", "--execute"]);
     assert_eq!(c.committed("billing", "orders", 3), [Some(15), Some(20), Some(5)]);
     let text = b.ok(&["group", "describe", "billing"]).stdout;
     let lags: Vec<String> = table(&text, "TOPIC").into_iter().map(|r| r[4].clone()).collect();
     assert_eq!(lags, ["0", "0", "0"], "{text}");
 
     // To offsets: inside the log as given, outside it clamped with a warning.
-    let out = b.ok(&[
-        "group",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "orders",
-        "--partition",
-        "0",
-        "--partition",
-        "2",
-        "--to-offset",
-        "7",
-        "--execute",
-    ]);
+    let out = reset(&["--partition", "0", "--partition", "2", "--to-offset", "7", "--execute"]);
     assert_eq!(
         out.stderr,
         "warning: partition 2: offset 7 is past the log end 5; using 5\n"
@@ -230,44 +198,15 @@ fn lag_and_offset_resets_of_an_inactive_group() {
     assert_eq!(c.committed("billing", "orders", 3), [Some(7), Some(20), Some(5)]);
 
     // To a time: the first record at or after it, or the end where none is.
-    b.ok(&[
-        "group",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "orders",
-        "--to-datetime",
-        &t.to_string(),
-        "--execute",
-    ]);
+    reset(&["--to-datetime", &t.to_string(), "--execute"]);
     assert_eq!(c.committed("billing", "orders", 3), [Some(10), Some(20), Some(5)]);
     // In RFC 3339, before every record: the log start.
-    b.ok(&[
-        "group",
-        "reset-offsets",
-        "billing",
-        "--topic",
-        "orders",
-        "--to-datetime",
-        "2000-01-01T00:00:00Z",
-        "--partition",
-        "1",
-        "--execute",
-    ]);
+    reset(&["--to-datetime", "2000-01-01T00:00:00Z", "--partition", "1", "--execute"]);
     assert_eq!(c.committed("billing", "orders", 3), [Some(10), Some(0), Some(5)]);
 
     // Mistakes are named.
     b.fails(
-        &[
-            "group",
-            "reset-offsets",
-            "billing",
-            "--topic",
-            "orders",
-            "--partition",
-            "3",
-            "--to-latest",
-        ],
+        &reset_args(&["--partition", "3", "--to-latest"]),
         "topic `orders` has no partition 3: it has 3 partitions",
     );
     b.fails(
@@ -477,24 +416,20 @@ fn a_share_group_is_listed_and_described() {
     let _machine = shared();
     let b = start_broker();
     b.ok(&["topic", "create", "jobs", "--partitions", "1"]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = ClientConfig {
-        client_id: "share-test".to_owned(),
-        ..ClientConfig::default()
-    };
+    let TestClient { runtime, client } = client(&b);
     let options = ShareFetchOptions {
         max_wait: std::time::Duration::from_millis(100),
         ..ShareFetchOptions::default()
     };
-    let mut member = runtime.block_on(async {
-        let connection = Client::connect(&b.addr, config).await.unwrap().into_connection();
-        ShareConsumer::join(connection, "workers", "jobs", "cli-test-member".into(), options)
-            .await
-            .unwrap()
-    });
+    let mut member = runtime
+        .block_on(ShareConsumer::join(
+            client.into_connection(),
+            "workers",
+            "jobs",
+            "cli-test-member".into(),
+            options,
+        ))
+        .unwrap();
     // The group starts at the end of the log (share.auto.offset.reset=latest):
     // read once while the topic is empty, then produce.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
