@@ -15,7 +15,7 @@
 //! two billion in a few bytes is refused rather than allocated for.
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName};
 use kafka_protocol::protocol::{Decodable, Message};
 
 use crate::error::ClientError;
@@ -29,6 +29,17 @@ pub struct TopicPartitions {
     pub topic: String,
     /// In the order the bytes list them.
     pub partitions: Vec<i32>,
+}
+
+impl TopicPartitions {
+    /// One topic's entry of a decoded message; each message the codec
+    /// generates has a type of its own for it.
+    pub(crate) fn of(topic: &TopicName, partitions: &[i32]) -> TopicPartitions {
+        TopicPartitions {
+            topic: topic.0.as_str().to_owned(),
+            partitions: partitions.to_vec(),
+        }
+    }
 }
 
 /// What a consumer group member subscribes to.
@@ -170,10 +181,7 @@ pub fn decode_subscription(bytes: &[u8]) -> Result<ConsumerSubscription, ClientE
         owned_partitions: s
             .owned_partitions
             .iter()
-            .map(|tp| TopicPartitions {
-                topic: tp.topic.0.as_str().to_owned(),
-                partitions: tp.partitions.clone(),
-            })
+            .map(|tp| TopicPartitions::of(&tp.topic, &tp.partitions))
             .collect(),
         generation: (s.generation_id >= 0).then_some(s.generation_id),
         rack: s.rack_id.map(|r| r.as_str().to_owned()),
@@ -207,10 +215,7 @@ pub fn decode_assignment(bytes: &[u8]) -> Result<ConsumerAssignment, ClientError
         partitions: a
             .assigned_partitions
             .iter()
-            .map(|tp| TopicPartitions {
-                topic: tp.topic.0.as_str().to_owned(),
-                partitions: tp.partitions.clone(),
-            })
+            .map(|tp| TopicPartitions::of(&tp.topic, &tp.partitions))
             .collect(),
         user_data_bytes: a.user_data.map(|d| d.len()),
     })

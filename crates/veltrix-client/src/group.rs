@@ -22,7 +22,8 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName, consumer_group_describe_response,
+    share_group_describe_response,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -133,6 +134,61 @@ fn by_topic<'a>(partitions: &[(&'a str, i32)]) -> BTreeMap<&'a str, Vec<i32>> {
         out.entry(topic).or_default().push(*partition);
     }
     out
+}
+
+/// `group`'s entry in an `api` answer that names groups, once its error is
+/// checked (an error fails, in `context`). Each such answer has a type of its
+/// own for an entry: `fields` reads its id, error code and error message.
+fn group_entry<'a, G>(
+    groups: &'a [G],
+    group: &str,
+    api: &str,
+    fields: impl Fn(&G) -> (&GroupId, i16, Option<&StrBytes>),
+    context: impl FnOnce() -> String,
+) -> Result<&'a G, ClientError> {
+    let g = groups
+        .iter()
+        .find(|g| fields(g).0.0.as_str() == group)
+        .ok_or_else(|| ClientError::UnexpectedResponse(format!("{api} does not mention group `{group}`")))?;
+    let (_, code, message) = fields(g);
+    check(code, message.map(|m| m.as_str().to_owned()), context)?;
+    Ok(g)
+}
+
+/// A group of the consumer protocol or a share group, as the broker describes
+/// it, members still to add: the protocol type is the group's type and the
+/// protocol is the broker's assignor.
+fn reported_group(group: &str, group_type: &str, state: &StrBytes, assignor: &StrBytes) -> GroupDescription {
+    GroupDescription {
+        group_id: group.to_owned(),
+        state: state.as_str().to_owned(),
+        protocol_type: group_type.to_owned(),
+        protocol: assignor.as_str().to_owned(),
+        members: Vec::new(),
+        group_type: group_type.to_owned(),
+    }
+}
+
+/// A member of a consumer-protocol or share group, with no static membership
+/// id. The broker reports its subscription and assignment itself, so there
+/// are no metadata or assignment bytes.
+fn reported_member(
+    member_id: &StrBytes,
+    client_id: &StrBytes,
+    client_host: &StrBytes,
+    subscribed: &[TopicName],
+    assigned: Vec<TopicPartitions>,
+) -> GroupMember {
+    GroupMember {
+        member_id: member_id.as_str().to_owned(),
+        instance_id: None,
+        client_id: client_id.as_str().to_owned(),
+        client_host: client_host.as_str().to_owned(),
+        metadata: Bytes::new(),
+        assignment: Bytes::new(),
+        subscribed: Some(subscribed.iter().map(|t| t.0.as_str().to_owned()).collect()),
+        assigned: Some(assigned),
+    }
 }
 
 /// An OffsetFetch request for `group`'s offsets of the `wanted` partitions of
@@ -255,16 +311,11 @@ impl Client {
         groups
             .iter()
             .map(|id| {
-                let g = response
-                    .groups
-                    .iter()
-                    .find(|g| g.group_id.0.as_str() == *id)
-                    .ok_or_else(|| {
-                        ClientError::UnexpectedResponse(format!("DescribeGroups does not mention group `{id}`"))
-                    })?;
-                check(
-                    g.error_code,
-                    g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+                let g = group_entry(
+                    &response.groups,
+                    id,
+                    "DescribeGroups",
+                    |g| (&g.group_id, g.error_code, g.error_message.as_ref()),
                     || format!("describing group `{id}`"),
                 )?;
                 Ok(GroupDescription {
@@ -318,53 +369,28 @@ impl Client {
         let version = self.connection.version(ApiKey::ShareGroupDescribe)?;
         let request = ShareGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
         let response = self.connection.call(&request, version).await?;
-        let g = response
-            .groups
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or_else(|| {
-                ClientError::UnexpectedResponse(format!("ShareGroupDescribe does not mention group `{group}`"))
-            })?;
-        check(
-            g.error_code,
-            g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+        let g = group_entry(
+            &response.groups,
+            group,
+            "ShareGroupDescribe",
+            |g| (&g.group_id, g.error_code, g.error_message.as_ref()),
             || format!("describing share group `{group}`"),
         )?;
-        Ok(GroupDescription {
-            group_id: group.to_owned(),
-            state: g.group_state.as_str().to_owned(),
-            protocol_type: SHARE_PROTOCOL_TYPE.to_owned(),
-            protocol: g.assignor_name.as_str().to_owned(),
-            members: g
-                .members
-                .iter()
-                .map(|m| GroupMember {
-                    member_id: m.member_id.as_str().to_owned(),
-                    instance_id: None,
-                    client_id: m.client_id.as_str().to_owned(),
-                    client_host: m.client_host.as_str().to_owned(),
-                    metadata: Bytes::new(),
-                    assignment: Bytes::new(),
-                    subscribed: Some(
-                        m.subscribed_topic_names
-                            .iter()
-                            .map(|t| t.0.as_str().to_owned())
-                            .collect(),
-                    ),
-                    assigned: Some(
-                        m.assignment
-                            .topic_partitions
-                            .iter()
-                            .map(|tp| TopicPartitions {
-                                topic: tp.topic_name.0.as_str().to_owned(),
-                                partitions: tp.partitions.clone(),
-                            })
-                            .collect(),
-                    ),
-                })
-                .collect(),
-            group_type: SHARE_PROTOCOL_TYPE.to_owned(),
-        })
+        let member = |m: &share_group_describe_response::Member| {
+            let subscribed = &m.subscribed_topic_names;
+            let assigned = m.assignment.topic_partitions.iter();
+            let assigned = assigned.map(|tp| TopicPartitions::of(&tp.topic_name, &tp.partitions));
+            reported_member(
+                &m.member_id,
+                &m.client_id,
+                &m.client_host,
+                subscribed,
+                assigned.collect(),
+            )
+        };
+        let mut described = reported_group(group, SHARE_PROTOCOL_TYPE, &g.group_state, &g.assignor_name);
+        described.members = g.members.iter().map(member).collect();
+        Ok(described)
     }
 
     /// DescribeShareGroupOffsets: the start offset (SPSO) of each of a share
@@ -381,16 +407,11 @@ impl Client {
                 .with_topics(None),
         ]);
         let response = self.connection.call(&request, version).await?;
-        let g = response
-            .groups
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or_else(|| {
-                ClientError::UnexpectedResponse(format!("DescribeShareGroupOffsets does not mention group `{group}`"))
-            })?;
-        check(
-            g.error_code,
-            g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+        let g = group_entry(
+            &response.groups,
+            group,
+            "DescribeShareGroupOffsets",
+            |g| (&g.group_id, g.error_code, g.error_message.as_ref()),
             || format!("describing share group `{group}`'s offsets"),
         )?;
         let mut out = Vec::new();
@@ -416,57 +437,34 @@ impl Client {
     /// ConsumerGroupDescribe: a group of the KIP-848 consumer protocol.
     pub async fn describe_consumer_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
         use kafka_protocol::messages::ConsumerGroupDescribeRequest;
-        use kafka_protocol::messages::consumer_group_describe_response::Assignment;
         let version = self.connection.version(ApiKey::ConsumerGroupDescribe)?;
         let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
         let response = self.connection.call(&request, version).await?;
-        let g = response
-            .groups
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or_else(|| {
-                ClientError::UnexpectedResponse(format!("ConsumerGroupDescribe does not mention group `{group}`"))
-            })?;
-        check(
-            g.error_code,
-            g.error_message.as_ref().map(|m| m.as_str().to_owned()),
+        let g = group_entry(
+            &response.groups,
+            group,
+            "ConsumerGroupDescribe",
+            |g| (&g.group_id, g.error_code, g.error_message.as_ref()),
             || format!("describing group `{group}`"),
         )?;
-        let partitions = |a: &Assignment| -> Vec<TopicPartitions> {
-            a.topic_partitions
-                .iter()
-                .map(|tp| TopicPartitions {
-                    topic: tp.topic_name.0.as_str().to_owned(),
-                    partitions: tp.partitions.clone(),
-                })
-                .collect()
+        let member = |m: &consumer_group_describe_response::Member| {
+            let subscribed = &m.subscribed_topic_names;
+            let assigned = m.assignment.topic_partitions.iter();
+            let assigned = assigned.map(|tp| TopicPartitions::of(&tp.topic_name, &tp.partitions));
+            GroupMember {
+                instance_id: m.instance_id.as_ref().map(|i| i.as_str().to_owned()),
+                ..reported_member(
+                    &m.member_id,
+                    &m.client_id,
+                    &m.client_host,
+                    subscribed,
+                    assigned.collect(),
+                )
+            }
         };
-        Ok(GroupDescription {
-            group_id: group.to_owned(),
-            state: g.group_state.as_str().to_owned(),
-            protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
-            protocol: g.assignor_name.as_str().to_owned(),
-            members: g
-                .members
-                .iter()
-                .map(|m| GroupMember {
-                    member_id: m.member_id.as_str().to_owned(),
-                    instance_id: m.instance_id.as_ref().map(|i| i.as_str().to_owned()),
-                    client_id: m.client_id.as_str().to_owned(),
-                    client_host: m.client_host.as_str().to_owned(),
-                    metadata: Bytes::new(),
-                    assignment: Bytes::new(),
-                    subscribed: Some(
-                        m.subscribed_topic_names
-                            .iter()
-                            .map(|t| t.0.as_str().to_owned())
-                            .collect(),
-                    ),
-                    assigned: Some(partitions(&m.assignment)),
-                })
-                .collect(),
-            group_type: "consumer".to_owned(),
-        })
+        let mut described = reported_group(group, CONSUMER_PROTOCOL_TYPE, &g.group_state, &g.assignor_name);
+        described.members = g.members.iter().map(member).collect();
+        Ok(described)
     }
 
     /// The offsets `group` has committed for the given `(topic, partition)`s,
