@@ -441,6 +441,17 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
     }))
 }
 
+/// What a group's member is under any protocol; a consumer-protocol member
+/// adds its epoch, subscription and assignments.
+fn member_json(member_id: &str, instance_id: Option<&str>, client_id: &str, client_host: &str) -> Value {
+    json!({
+        "member_id": member_id,
+        "instance_id": instance_id,
+        "client_id": client_id,
+        "client_host": client_host,
+    })
+}
+
 async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
     let coordinator = s.broker.groups();
     let Some(listing) = coordinator.list().into_iter().find(|g| g.group_id == id) else {
@@ -463,16 +474,13 @@ async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
                 d.members
                     .iter()
                     .map(|m| {
-                        json!({
-                            "member_id": m.member_id,
-                            "instance_id": m.instance_id,
-                            "client_id": m.client_id,
-                            "client_host": m.client_host,
-                            "member_epoch": m.member_epoch,
-                            "subscription": m.subscribed_topic_names,
-                            "assignment": assignment(&m.assignment),
-                            "target_assignment": assignment(&m.target_assignment),
-                        })
+                        let mut member =
+                            member_json(&m.member_id, m.instance_id.as_deref(), &m.client_id, &m.client_host);
+                        member["member_epoch"] = json!(m.member_epoch);
+                        member["subscription"] = json!(m.subscribed_topic_names);
+                        member["assignment"] = json!(assignment(&m.assignment));
+                        member["target_assignment"] = json!(assignment(&m.target_assignment));
+                        member
                     })
                     .collect()
             })
@@ -483,14 +491,7 @@ async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
             .map(|d| {
                 d.members
                     .iter()
-                    .map(|m| {
-                        json!({
-                            "member_id": m.member_id,
-                            "instance_id": m.instance_id,
-                            "client_id": m.client_id,
-                            "client_host": m.client_host,
-                        })
-                    })
+                    .map(|m| member_json(&m.member_id, m.instance_id.as_deref(), &m.client_id, &m.client_host))
                     .collect()
             })
             .unwrap_or_default()
