@@ -10,7 +10,7 @@ use veltrix_client::Acks;
 use crate::consume::ConsumeResult;
 use crate::produce::{StreamResult, StreamSpec};
 use crate::share::{ShareResult, ShareSpec};
-use crate::stats::summary_json;
+use crate::stats::{Latency, summary_json};
 
 /// Who ran and against what.
 #[derive(Debug, Clone)]
@@ -32,6 +32,22 @@ pub fn acks_name(acks: Acks) -> &'static str {
 fn per_s(n: u64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s > 0.0 { n as f64 / s } else { 0.0 }
+}
+
+/// A latency line under a result, `label` padded to line the figures up;
+/// nothing when nothing was measured.
+fn latency_line(out: &mut String, label: &str, latency: &Latency) {
+    if let Some(l) = latency.summary() {
+        let _ = writeln!(out, "  {label}{}", l.human());
+    }
+}
+
+/// How many of what `failed` names failed and the first error, under a
+/// result; nothing when none did.
+fn errors_line(out: &mut String, failed: &str, errors: u64, first_error: Option<&str>) {
+    if errors > 0 {
+        let _ = writeln!(out, "  {errors} {failed}; first: {}", first_error.unwrap_or("?"));
+    }
 }
 
 fn stream_json(spec: &StreamSpec, r: &StreamResult, duration: Duration) -> Map<String, Value> {
@@ -156,20 +172,11 @@ pub fn share_human(spec: &ShareSpec, r: &ShareResult) -> String {
         r.window.as_secs_f64(),
         if r.drained { " (drained)" } else { "" }
     );
-    if let Some(l) = r.fetch_latency.summary() {
-        let _ = writeln!(out, "  share fetch  {}", l.human());
-    }
+    latency_line(&mut out, "share fetch  ", &r.fetch_latency);
     if r.redelivered > 0 {
         let _ = writeln!(out, "  {} records delivered more than once", r.redelivered);
     }
-    if r.errors > 0 {
-        let _ = writeln!(
-            out,
-            "  {} failed; first: {}",
-            r.errors,
-            r.first_error.as_deref().unwrap_or("?")
-        );
-    }
+    errors_line(&mut out, "failed", r.errors, r.first_error.as_deref());
     out
 }
 
@@ -189,20 +196,9 @@ pub fn streams_human(specs: &[StreamSpec], results: &[StreamResult], duration: D
             per_s(r.bytes, duration) / 1e6,
             duration.as_secs_f64()
         );
-        if let Some(l) = r.produce.summary() {
-            let _ = writeln!(out, "  produce ack  {}", l.human());
-        }
-        if let Some(l) = r.e2e.summary() {
-            let _ = writeln!(out, "  end to end   {}", l.human());
-        }
-        if r.errors > 0 {
-            let _ = writeln!(
-                out,
-                "  {} records failed; first: {}",
-                r.errors,
-                r.first_error.as_deref().unwrap_or("?")
-            );
-        }
+        latency_line(&mut out, "produce ack  ", &r.produce);
+        latency_line(&mut out, "end to end   ", &r.e2e);
+        errors_line(&mut out, "records failed", r.errors, r.first_error.as_deref());
     }
     out
 }
