@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, MetadataRequest};
+use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestHeader};
 use tokio::net::TcpListener;
 use veltrix_client::{ClientConfig, ClientError, Connection};
 
@@ -17,6 +17,22 @@ fn quick() -> ClientConfig {
         request_timeout: Duration::from_millis(500),
         ..ClientConfig::default()
     }
+}
+
+/// A broker that offers ApiVersions (v0 to v3) and Metadata (v0 to v12), and
+/// answers every other request with `other`, given its header.
+async fn metadata_broker(other: impl Fn(&RequestHeader) -> Answer + Send + Sync + 'static) -> String {
+    fake_broker(move |h| {
+        if h.request_api_key == ApiKey::ApiVersions as i16 {
+            return api_versions(
+                0,
+                &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)],
+                h.request_api_version,
+            );
+        }
+        other(h)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -87,19 +103,8 @@ async fn a_broker_without_a_common_api_versions_version_is_refused_clearly() {
 
 #[tokio::test]
 async fn oversized_frames_break_the_connection_before_the_body_is_read() {
-    let addr = fake_broker(|h| {
-        if h.request_api_key == ApiKey::ApiVersions as i16 {
-            api_versions(
-                0,
-                &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)],
-                h.request_api_version,
-            )
-        } else {
-            // A length far past the limit, and no body at all.
-            Answer::Raw(i32::MAX.to_be_bytes().to_vec())
-        }
-    })
-    .await;
+    // A length far past the limit, and no body at all.
+    let addr = metadata_broker(|_| Answer::Raw(i32::MAX.to_be_bytes().to_vec())).await;
     let mut c = Connection::connect(&addr, quick()).await.unwrap();
     let v = c.version(ApiKey::Metadata).unwrap();
     let e = c.call(&MetadataRequest::default(), v).await.unwrap_err();
@@ -110,18 +115,7 @@ async fn oversized_frames_break_the_connection_before_the_body_is_read() {
 
 #[tokio::test]
 async fn a_silent_broker_times_out() {
-    let addr = fake_broker(|h| {
-        if h.request_api_key == ApiKey::ApiVersions as i16 {
-            api_versions(
-                0,
-                &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)],
-                h.request_api_version,
-            )
-        } else {
-            Answer::Silence
-        }
-    })
-    .await;
+    let addr = metadata_broker(|_| Answer::Silence).await;
     let mut c = Connection::connect(&addr, quick()).await.unwrap();
     let started = std::time::Instant::now();
     let e = c.call(&MetadataRequest::default(), 12).await.unwrap_err();
@@ -150,14 +144,7 @@ async fn a_silent_broker_times_out() {
 
 #[tokio::test]
 async fn a_wrong_correlation_id_is_a_protocol_error() {
-    let addr = fake_broker(|h| {
-        if h.request_api_key == ApiKey::ApiVersions as i16 {
-            return api_versions(
-                0,
-                &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)],
-                h.request_api_version,
-            );
-        }
+    let addr = metadata_broker(|h| {
         let mut frame = BytesMut::new();
         frame.put_i32(5);
         frame.put_i32(h.correlation_id + 100);
