@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
@@ -73,19 +72,7 @@ impl Member {
 }
 
 fn commit(member: &Member, epoch: i32) -> OffsetCommitRequest {
-    OffsetCommitRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_generation_id_or_member_epoch(epoch)
-        .with_member_id(s(&member.id))
-        .with_topics(vec![
-            OffsetCommitRequestTopic::default()
-                .with_name(topic("t"))
-                .with_partitions(vec![
-                    OffsetCommitRequestPartition::default()
-                        .with_partition_index(0)
-                        .with_committed_offset(7),
-                ]),
-        ])
+    commit_to_t0("g", epoch, &member.id, 7)
 }
 
 fn offset_fetch(member: &Member, epoch: i32) -> OffsetFetchRequest {

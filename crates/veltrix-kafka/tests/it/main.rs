@@ -14,8 +14,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
@@ -190,6 +190,27 @@ impl Client {
 
 fn topic(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+/// An OffsetCommit of `offset` for partition 0 of topic `t`, by `member_id`
+/// at `generation` of `group` (a member epoch in a consumer-protocol group;
+/// -1 and no member id from outside any group).
+fn commit_to_t0(group: &str, generation: i32, member_id: &str, offset: i64) -> OffsetCommitRequest {
+    use kafka_protocol::messages::GroupId;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member_id.to_owned()))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic("t"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset),
+                ]),
+        ])
 }
 
 fn records(values: &[&str], compression: Compression) -> Bytes {

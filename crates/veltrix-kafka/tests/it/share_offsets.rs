@@ -13,15 +13,14 @@ use kafka_protocol::messages::describe_share_group_offsets_request::{
     DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
 };
 use kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup;
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::share_fetch_request::{
     FetchPartition as ShareFetchPartition, FetchTopic as ShareFetchTopic,
 };
 use kafka_protocol::messages::{
     AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
     DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse, DescribeGroupsRequest,
-    DescribeShareGroupOffsetsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, ShareFetchRequest,
-    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest,
+    DescribeShareGroupOffsetsRequest, GroupId, ListGroupsRequest, ShareFetchRequest, ShareGroupDescribeRequest,
+    ShareGroupHeartbeatRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -375,23 +374,7 @@ async fn altering_creates_the_group_but_never_takes_a_consumer_groups_id() {
 /// An OffsetCommit from a client outside the group protocol: a classic
 /// group with offsets and no members.
 async fn commit_outside_any_group(c: &mut Client, group_id: &str) {
-    let r = c
-        .call(
-            OffsetCommitRequest::default()
-                .with_group_id(group(group_id))
-                .with_generation_id_or_member_epoch(-1)
-                .with_topics(vec![
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic("t"))
-                        .with_partitions(vec![
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(0)
-                                .with_committed_offset(1),
-                        ]),
-                ]),
-            8,
-        )
-        .await;
+    let r = c.call(commit_to_t0(group_id, -1, "", 1), 8).await;
     assert_eq!(r.topics[0].partitions[0].error_code, errors::NONE);
 }
 
