@@ -52,6 +52,20 @@ async fn describe(c: &mut Client, name: &str, key: &str) -> (String, i8) {
     value_and_source(&r.results[0], key)
 }
 
+/// Asserts that DescribeConfigs gives each of `topic`'s settings, by key, this
+/// value and source.
+async fn assert_described(c: &mut Client, topic: &str, settings: &[(&str, &str, i8)]) {
+    for &(key, value, source) in settings {
+        assert_eq!(describe(c, topic, key).await, (value.to_owned(), source), "{key}");
+    }
+}
+
+/// Asserts that a resource's change was accepted, showing the broker's
+/// message when it was not.
+fn assert_accepted(error_code: i16, error_message: &Option<StrBytes>) {
+    assert_eq!(error_code, errors::NONE, "{error_message:?}");
+}
+
 /// A batch of one record with a value of `bytes` bytes.
 fn batch_of(bytes: usize) -> Bytes {
     let value = "x".repeat(bytes);
@@ -76,20 +90,12 @@ async fn incremental_alter_sets_and_deletes_settings_that_take_effect_at_once() 
         false,
     )
     .await;
-    assert_eq!(
-        r.responses[0].error_code,
-        errors::NONE,
-        "{:?}",
-        r.responses[0].error_message
-    );
-    assert_eq!(
-        describe(&mut c, "t", "max.message.bytes").await,
-        ("10000".into(), SOURCE_TOPIC)
-    );
-    assert_eq!(
-        describe(&mut c, "t", "retention.ms").await,
-        ("3600000".into(), SOURCE_TOPIC)
-    );
+    assert_accepted(r.responses[0].error_code, &r.responses[0].error_message);
+    let changed = [
+        ("max.message.bytes", "10000", SOURCE_TOPIC),
+        ("retention.ms", "3600000", SOURCE_TOPIC),
+    ];
+    assert_described(&mut c, "t", &changed).await;
     // Both partitions' logs run with the new limit.
     for partition in 0..2 {
         let (err, _) = produce(&mut c, "t", partition, -1, batch_of(20_000)).await;
@@ -102,14 +108,11 @@ async fn incremental_alter_sets_and_deletes_settings_that_take_effect_at_once() 
 
     let r = alter(&mut c, 2, "t", vec![op("max.message.bytes", 1, None)], false).await;
     assert_eq!(r.responses[0].error_code, errors::NONE);
-    assert_eq!(
-        describe(&mut c, "t", "max.message.bytes").await,
-        ("1048588".into(), SOURCE_DEFAULT)
-    );
-    assert_eq!(
-        describe(&mut c, "t", "retention.ms").await,
-        ("3600000".into(), SOURCE_TOPIC)
-    );
+    let left = [
+        ("max.message.bytes", "1048588", SOURCE_DEFAULT),
+        ("retention.ms", "3600000", SOURCE_TOPIC),
+    ];
+    assert_described(&mut c, "t", &left).await;
     assert_eq!(produce(&mut c, "t", 0, -1, batch_of(20_000)).await.0, errors::NONE);
 }
 
@@ -174,22 +177,11 @@ async fn alter_configs_replaces_the_whole_set() {
             ]),
     ]);
     let r = c.call(request, 2).await;
-    assert_eq!(
-        r.responses[0].error_code,
-        errors::NONE,
-        "{:?}",
-        r.responses[0].error_message
-    );
-    assert_eq!(
-        describe(&mut c, "t", "retention.bytes").await,
-        ("1048576".into(), SOURCE_TOPIC)
-    );
-    assert_eq!(
-        describe(&mut c, "t", "retention.ms").await,
-        ("604800000".into(), SOURCE_DEFAULT)
-    );
-    assert_eq!(
-        describe(&mut c, "t", "segment.ms").await,
-        ("604800000".into(), SOURCE_DEFAULT)
-    );
+    assert_accepted(r.responses[0].error_code, &r.responses[0].error_message);
+    let replaced = [
+        ("retention.bytes", "1048576", SOURCE_TOPIC),
+        ("retention.ms", "604800000", SOURCE_DEFAULT),
+        ("segment.ms", "604800000", SOURCE_DEFAULT),
+    ];
+    assert_described(&mut c, "t", &replaced).await;
 }
