@@ -46,7 +46,7 @@ pub struct GroupArgs {
 #[derive(clap::Subcommand, Debug)]
 enum GroupCommand {
     /// Lists the groups: id, state and protocol type, tab-separated.
-    List(ListArgs),
+    List(ConnectArgs),
     /// Shows a group's members, their partitions, and its committed offsets
     /// and lag.
     Describe(DescribeArgs),
@@ -54,12 +54,6 @@ enum GroupCommand {
     ResetOffsets(ResetArgs),
     /// Deletes an empty group and its committed offsets.
     Delete(DeleteArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct ListArgs {
-    #[command(flatten)]
-    connect: ConnectArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,8 +129,8 @@ fn or_dash(n: Option<i64>) -> String {
     n.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
-async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let mut client = args.connect.connect().await?;
+async fn list(connect: ConnectArgs) -> anyhow::Result<()> {
+    let mut client = connect.connect().await?;
     let mut groups = client.list_groups().await?;
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     // ListGroups before v4 does not say the state; DescribeGroups does.

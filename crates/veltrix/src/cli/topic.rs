@@ -21,7 +21,7 @@ enum TopicCommand {
     /// Creates a topic.
     Create(CreateArgs),
     /// Lists the topics: name and partition count, tab-separated.
-    List(ListArgs),
+    List(ConnectArgs),
     /// Shows a topic's partitions, their offsets, and its configuration.
     Describe(DescribeArgs),
     /// Deletes a topic and all its records.
@@ -39,12 +39,6 @@ struct CreateArgs {
     /// repeatable.
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
     configs: Vec<(String, String)>,
-    #[command(flatten)]
-    connect: ConnectArgs,
-}
-
-#[derive(clap::Args, Debug)]
-struct ListArgs {
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -97,8 +91,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let mut client = args.connect.connect().await?;
+async fn list(connect: ConnectArgs) -> anyhow::Result<()> {
+    let mut client = connect.connect().await?;
     let mut topics = client.metadata(None).await?.topics;
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     for t in topics {
