@@ -87,6 +87,11 @@ fn commit_one(c: &GroupCoordinator, who: &Committer, offset: i64) -> Result<(), 
     c.commit("g", who, vec![o], |_, _| true).remove(0)
 }
 
+/// A heartbeat of `member_id` in group `g` at generation 1.
+fn heartbeat(c: &GroupCoordinator, member_id: &str) -> Result<(), GroupError> {
+    c.heartbeat("g", &committer(member_id, 1))
+}
+
 /// One member joins an empty group, waits out the initial delay, syncs.
 fn lone_member(w: &World, c: &GroupCoordinator) -> Joined {
     let mut rx = c.join(join_request("", &["range"]));
@@ -112,7 +117,7 @@ fn a_lone_member_joins_after_the_initial_delay_and_becomes_leader() {
     assert_eq!(joined.protocol, "range");
     assert_eq!(joined.members.len(), 1);
     assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
-    assert_eq!(c.heartbeat("g", &committer(&joined.member_id, 1)), Ok(()));
+    assert_eq!(heartbeat(&c, &joined.member_id), Ok(()));
 }
 
 #[test]
@@ -150,10 +155,7 @@ fn a_new_member_makes_everyone_rejoin_and_the_phase_ends_when_all_have() {
     let c = w.open();
     let first = lone_member(&w, &c);
     let mut second = c.join(join_request("", &["range"]));
-    assert_eq!(
-        c.heartbeat("g", &committer(&first.member_id, 1)),
-        Err(GroupError::RebalanceInProgress)
-    );
+    assert_eq!(heartbeat(&c, &first.member_id), Err(GroupError::RebalanceInProgress));
     assert!(ready(&mut second).is_none());
     // No initial delay for a group with members: done as soon as all rejoined.
     let mut again = c.join(join_request(&first.member_id, &["range"]));
@@ -284,10 +286,7 @@ fn one_of_three_changing_its_subscription_rebalances_once_the_others_rejoin() {
     let mut answers = vec![c.join(resubscribe(&changer.member_id, b"topics a,b"))];
     assert!(ready(&mut answers[0]).is_none(), "the others have not rejoined yet");
     for other in members.iter().filter(|j| j.member_id != changer.member_id) {
-        assert_eq!(
-            c.heartbeat("g", &committer(&other.member_id, 1)),
-            Err(GroupError::RebalanceInProgress)
-        );
+        assert_eq!(heartbeat(&c, &other.member_id), Err(GroupError::RebalanceInProgress));
         answers.push(c.join(join_request(&other.member_id, &["range"])));
     }
     let joined: Vec<Joined> = answers
@@ -339,10 +338,7 @@ fn a_member_that_does_not_rejoin_holds_the_join_open_until_the_timeout_removes_i
     // never rejoins: the two others wait for it until the rebalance timeout.
     for _ in 0..((REBALANCE_MS / 2_000) - 1) {
         w.advance(&c, 2_000);
-        assert_eq!(
-            c.heartbeat("g", &committer(&laggard.member_id, 1)),
-            Err(GroupError::RebalanceInProgress)
-        );
+        assert_eq!(heartbeat(&c, &laggard.member_id), Err(GroupError::RebalanceInProgress));
         assert!(answers.iter_mut().all(|rx| ready(rx).is_none()));
     }
     w.advance(&c, 2_000);
@@ -354,10 +350,7 @@ fn a_member_that_does_not_rejoin_holds_the_join_open_until_the_timeout_removes_i
     let mut want = vec![changer.member_id.as_str(), follower.member_id.as_str()];
     want.sort_unstable();
     assert_eq!(ids, want, "the laggard is removed");
-    assert_eq!(
-        c.heartbeat("g", &committer(&laggard.member_id, 1)),
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(heartbeat(&c, &laggard.member_id), Err(GroupError::UnknownMemberId));
 }
 
 #[test]
@@ -410,16 +403,13 @@ fn a_silent_member_is_removed_after_its_session_and_the_rest_rebalance() {
     // Only `a` heartbeats; `b` goes silent.
     for _ in 0..4 {
         w.advance(&c, 3_000);
-        let hb = c.heartbeat("g", &committer(&a.member_id, 1));
+        let hb = heartbeat(&c, &a.member_id);
         if hb.is_err() {
             assert_eq!(hb, Err(GroupError::RebalanceInProgress));
             break;
         }
     }
-    assert_eq!(
-        c.heartbeat("g", &committer(&b.member_id, 1)),
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(heartbeat(&c, &b.member_id), Err(GroupError::UnknownMemberId));
     let mut rejoin = c.join(join_request(&a.member_id, &["range"]));
     let rejoined = ready(&mut rejoin).unwrap().unwrap();
     assert_eq!(rejoined.generation, 2);
@@ -435,17 +425,14 @@ fn a_member_that_does_not_rejoin_in_time_is_dropped_at_the_rebalance_deadline() 
     // `first` keeps heartbeating (told to rejoin) but never rejoins.
     for _ in 0..((REBALANCE_MS / 2_000) - 1) {
         w.advance(&c, 2_000);
-        let _ = c.heartbeat("g", &committer(&first.member_id, 1));
+        let _ = heartbeat(&c, &first.member_id);
         assert!(ready(&mut second).is_none());
     }
     w.advance(&c, 2_000);
     let joined = ready(&mut second).unwrap().unwrap();
     assert_eq!((joined.generation, joined.members.len()), (2, 1));
     assert_eq!(joined.leader, joined.member_id);
-    assert_eq!(
-        c.heartbeat("g", &committer(&first.member_id, 1)),
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(heartbeat(&c, &first.member_id), Err(GroupError::UnknownMemberId));
 }
 
 #[test]
