@@ -4,8 +4,7 @@
 
 use std::ops::Range;
 
-use annotate_snippets::renderer::DecorStyle;
-use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
+use annotate_snippets::{AnnotationKind, Group, Origin, Snippet};
 use serde_json::{Value, json};
 
 use crate::rules::{Rule, Severity};
@@ -66,12 +65,11 @@ impl Diagnostic {
     /// The rendered diagnostic, with `path` naming the file and `source` its
     /// text. `styled` adds terminal colours.
     pub fn render(&self, path: &str, source: &str, styled: bool) -> String {
-        let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
-        let renderer = renderer.decor_style(DecorStyle::Ascii);
+        let renderer = veltrix_diagnostic::renderer(styled);
         let level = self.severity.level();
         let title = level.primary_title(self.message.as_str()).id(self.rule.id);
         let env_source;
-        let mut group: Group<'_> = match &self.location {
+        let group: Group<'_> = match &self.location {
             Some(Location::File { span, .. }) => {
                 let mut spans: Vec<&Range<usize>> = vec![span];
                 spans.extend(self.related.iter().map(|(s, _)| s));
@@ -103,12 +101,7 @@ impl Diagnostic {
             }
             None => title.element(Origin::path(path)),
         };
-        if !self.help.is_empty() {
-            group = group.element(Level::HELP.message(self.help.as_str()));
-        }
-        if !self.note.is_empty() {
-            group = group.element(Level::NOTE.message(self.note.as_str()));
-        }
+        let group = veltrix_diagnostic::help_and_note(group, &self.help, &self.note);
         renderer.render(&[group])
     }
 

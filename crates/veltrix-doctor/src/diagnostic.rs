@@ -5,8 +5,7 @@
 
 use std::ops::Range;
 
-use annotate_snippets::renderer::DecorStyle;
-use annotate_snippets::{AnnotationKind, Group, Level, Origin, Patch, Renderer, Snippet};
+use annotate_snippets::{AnnotationKind, Group, Level, Origin, Patch, Snippet};
 use serde_json::{Value, json};
 
 use crate::client::Settings;
@@ -206,11 +205,10 @@ impl Finding {
     /// The rendered finding, with `path` naming the file and `source` its
     /// text. `styled` adds terminal colours.
     pub fn render(&self, path: &str, source: &str, styled: bool) -> String {
-        let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
-        let renderer = renderer.decor_style(DecorStyle::Ascii);
+        let renderer = veltrix_diagnostic::renderer(styled);
         let level = self.severity.level();
         let title = level.primary_title(self.message.as_str()).id(self.rule.id);
-        let mut group: Group<'_> = match &self.location {
+        let group: Group<'_> = match &self.location {
             Some(loc) => {
                 let mut snippet = Snippet::source(source).path(path).fold(true).annotation(
                     AnnotationKind::Primary
@@ -224,12 +222,7 @@ impl Finding {
             }
             None => title.element(Origin::path(path)),
         };
-        if !self.help.is_empty() {
-            group = group.element(Level::HELP.message(self.help.as_str()));
-        }
-        if !self.consequence.is_empty() {
-            group = group.element(Level::NOTE.message(self.consequence.as_str()));
-        }
+        let group = veltrix_diagnostic::help_and_note(group, &self.help, &self.consequence);
         let mut groups = vec![group];
         let description;
         if let Some(fix) = &self.fix {
