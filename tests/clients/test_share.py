@@ -263,7 +263,15 @@ def test_records_of_a_killed_consumer_come_back_to_the_others(share_broker, tmp_
         assert ds[1].worker != holder and ds[1].ack == "accept"
 
 
-def test_a_poison_record_is_archived_after_the_delivery_limit(share_broker, tmp_path):
+def test_a_poison_record_is_archived_after_the_delivery_limit(start_broker, tmp_path):
+    # A crashed consumer keeps its partitions until its session times out
+    # (45 s by default, as in Kafka); the poison crashes three consumers in a
+    # row, so a short timeout keeps the test to seconds per crash.
+    config = tmp_path / "veltrix.toml"
+    config.write_text("[share]\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 1000\n")
+    share_broker = start_broker("--config", str(config))
+    if not share_broker.serves(API_SHARE_FETCH):
+        pytest.skip("the broker does not serve ShareFetch")
     records = 600
     setup(
         share_broker.bootstrap,
