@@ -1,0 +1,25 @@
+//! Duplicate detection on an application message id (issue 17): a window,
+//! per topic, of the ids of records stored recently, so that a record sent
+//! again by a restarted producer (a new producer id, which Kafka's idempotence
+//! cannot recognise) or by the application above it is dropped.
+//!
+//! [`DedupIndex`] is the window itself, plain data with the time as a
+//! parameter; [`DedupStore`] keeps its snapshots durably, and the index is
+//! rebuilt at open from the newest snapshot plus the partitions' log tails
+//! after it, so nothing that was not durable is ever trusted. Not yet wired
+//! to the produce path.
+
+mod index;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use index::{
+    DEDUP_ENTRY_OVERHEAD_BYTES, DEDUP_ID_BYTES_MAX, DEDUP_ID_BYTES_MAX_DEFAULT, DEDUP_IDS_MAX, DEDUP_IDS_MAX_DEFAULT,
+    DEDUP_WINDOW_MS_MAX, DedupConfig, DedupError, DedupIndex, DedupStats, LoggedId, Mark, Original, Outcome,
+    Reservation, Ticket, Waiter,
+};
+pub use store::{
+    DEDUP_PARTITIONS_MAX, DEDUP_SNAPSHOT_FILE, DedupStore, LogDedupStore, MemDedupStore, Snapshot, SnapshotEntry,
+    decode_snapshot, encode_snapshot,
+};
