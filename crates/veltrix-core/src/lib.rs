@@ -18,6 +18,7 @@ pub mod alerts;
 mod broker;
 mod catalog;
 mod changelog;
+pub mod dedup;
 mod error;
 pub mod groups;
 pub mod lag;
