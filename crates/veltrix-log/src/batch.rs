@@ -275,6 +275,22 @@ pub fn set_create_time_max_timestamp(buf: &mut [u8], max_timestamp: i64) {
     buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Rewrites what changes when some records of a batch are dropped and the
+/// rest re-encoded into `buf[HEADER_BYTES..]`: the length, the record count,
+/// the first and max timestamps, and the CRC. The rest of the header (base
+/// offset, `last_offset_delta`, producer id and epoch, base sequence,
+/// attributes) is left as it is: the producer's sequence numbers and the
+/// batch's offsets do not change with the records it still holds.
+pub fn set_record_fields(buf: &mut [u8], record_count: i32, base_timestamp: i64, max_timestamp: i64) {
+    let len = i32::try_from(buf.len() - LOG_OVERHEAD).expect("a batch's length fits an i32");
+    buf[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    buf[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&record_count.to_be_bytes());
+    buf[OFF_BASE_TIMESTAMP..OFF_BASE_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    buf[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = compute_crc(buf);
+    buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes the two broker-owned fields. Neither is covered by the CRC.
 /// Bytes at the start of a batch that [`assign`] rewrites (base offset, length,
 /// leader epoch); the CRC covers none of them.

@@ -1,14 +1,17 @@
 //! Duplicate detection on an application message id (issue 17): a window,
 //! per topic, of the ids of records stored recently, so that a record sent
 //! again by a restarted producer (a new producer id, which Kafka's idempotence
-//! cannot recognise) or by the application above it is dropped.
+//! cannot recognise) or by the application above it is dropped, and the rest
+//! of its batch stored.
 //!
 //! [`DedupIndex`] is the window itself, plain data with the time as a
 //! parameter; [`DedupStore`] keeps its snapshots durably, and the index is
 //! rebuilt at open from the newest snapshot plus the partitions' log tails
-//! after it, so nothing that was not durable is ever trusted. Not yet wired
-//! to the produce path.
+//! after it, so nothing that was not durable is ever trusted. [`filter`] is
+//! the pure part on one batch's bytes: the ids of its records, and the batch
+//! re-encoded without some of them.
 
+pub mod filter;
 mod index;
 mod store;
 #[cfg(test)]

@@ -11,13 +11,18 @@
 //! Snappy comes in Kafka's two forms: the xerial framing written by the Java
 //! client and librdkafka (a 16-byte header, then length-prefixed raw blocks),
 //! and plain raw snappy, which Kafka also reads.
+//!
+//! [`Compressor`] writes records back with a codec, for the duplicate filter,
+//! which re-encodes a batch without some of its records: the codecs' default
+//! levels, and snappy in the form the batch came in, so that every client that
+//! read the producer's batch reads the filtered one.
 
 use std::fmt;
 use std::io::{self, Read};
 
 use veltrix_log::batch::BatchHeader;
 
-use super::records::{self, SliceSource, Source, Stamps};
+use super::records::{self, Reading, Seen, SliceSource, Source, Stamps};
 use super::{DECOMPRESSED_BATCH_BYTES_MAX, InvalidBatch};
 
 /// The window decompressed bytes pass through on their way to the walker.
@@ -36,6 +41,10 @@ const XERIAL_HEADER_BYTES: usize = 16;
 /// times its size. A block that claims more than this many times its compressed
 /// length (plus its length prefix) is garbage, and is refused unallocated.
 const SNAPPY_EXPANSION_MAX: u64 = 22;
+
+/// Records gathered for one xerial snappy block: the Java client's default
+/// block size.
+const XERIAL_BLOCK_BYTES: usize = 32 << 10;
 
 /// A batch's compression codec (the low three bits of its attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +70,14 @@ impl Codec {
     }
 }
 
+impl Codec {
+    /// The codec a batch's attributes name; an undefined one is refused.
+    pub fn of(header: &BatchHeader) -> Result<Codec, InvalidBatch> {
+        let id = header.compression();
+        Codec::from_id(id).ok_or(InvalidBatch::UnknownCompression { codec: id })
+    }
+}
+
 impl fmt::Display for Codec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -74,20 +91,27 @@ impl fmt::Display for Codec {
 }
 
 /// Walks the records of a batch whose records (after the fixed header) are
-/// `payload`, compressed with `codec`.
-pub(super) fn walk(codec: Codec, payload: &[u8], header: &BatchHeader) -> Result<Stamps, InvalidBatch> {
+/// `payload`, compressed with `codec`, as [`records::walk`] does.
+pub(super) fn walk(
+    codec: Codec,
+    payload: &[u8],
+    header: &BatchHeader,
+    reading: &Reading<'_>,
+    visit: &mut impl FnMut(Seen<'_>) -> Result<(), InvalidBatch>,
+) -> Result<Stamps, InvalidBatch> {
     let broken = |e: io::Error| InvalidBatch::Decompression {
         codec,
         reason: e.to_string(),
     };
     match codec {
-        Codec::None => records::walk(&mut SliceSource::new(payload), header),
+        Codec::None => records::walk(&mut SliceSource::new(payload), header, reading, visit),
         Codec::Gzip => {
             // The buffered decoder gives back exactly the bytes it did not
             // use: bytes after the gzip stream are refused, since decoders that
             // read one stream and insist on its end (kafka-protocol's) fail
             // on them, and a consumer would be stuck on the batch.
-            let (stamps, decoder) = streamed(codec, flate2::bufread::GzDecoder::new(payload), header)?;
+            let decoder = flate2::bufread::GzDecoder::new(payload);
+            let (stamps, decoder) = streamed(codec, decoder, header, reading, visit)?;
             let rest = decoder.into_inner();
             if !rest.is_empty() {
                 return Err(broken(io::Error::other(format!(
@@ -100,22 +124,29 @@ pub(super) fn walk(codec: Codec, payload: &[u8], header: &BatchHeader) -> Result
         Codec::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(broken)?;
             decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(broken)?;
-            streamed(codec, decoder, header).map(|(s, _)| s)
+            streamed(codec, decoder, header, reading, visit).map(|(s, _)| s)
         }
         Codec::Lz4 => {
-            let (stamps, decoder) = streamed(codec, lz4::Decoder::new(payload).map_err(broken)?, header)?;
+            let decoder = lz4::Decoder::new(payload).map_err(broken)?;
+            let (stamps, decoder) = streamed(codec, decoder, header, reading, visit)?;
             // The decoder reports the end of its input as the end of the data,
             // even mid-frame; only `finish` tells a whole frame from a cut one.
             decoder.finish().1.map_err(broken)?;
             Ok(stamps)
         }
-        Codec::Snappy => streamed(codec, SnappyReader::new(payload), header).map(|(s, _)| s),
+        Codec::Snappy => streamed(codec, SnappyReader::new(payload), header, reading, visit).map(|(s, _)| s),
     }
 }
 
 /// Walks the records `reader` decompresses; returns the reader for checks at
 /// the end of its stream.
-fn streamed<R: Read>(codec: Codec, reader: R, header: &BatchHeader) -> Result<(Stamps, R), InvalidBatch> {
+fn streamed<R: Read>(
+    codec: Codec,
+    reader: R,
+    header: &BatchHeader,
+    reading: &Reading<'_>,
+    visit: &mut impl FnMut(Seen<'_>) -> Result<(), InvalidBatch>,
+) -> Result<(Stamps, R), InvalidBatch> {
     let mut src = StreamSource {
         reader,
         codec,
@@ -125,7 +156,7 @@ fn streamed<R: Read>(codec: Codec, reader: R, header: &BatchHeader) -> Result<(S
         pulled: 0,
         ended: false,
     };
-    let stamps = records::walk(&mut src, header)?;
+    let stamps = records::walk(&mut src, header, reading, visit)?;
     Ok((stamps, src.reader))
 }
 
@@ -201,6 +232,19 @@ impl<R: Read> Source for StreamSource<R> {
             let step = n.min((self.end - self.start) as u64);
             self.start += step as usize;
             n -= step;
+        }
+        Ok(true)
+    }
+
+    fn copy_into(&mut self, mut n: u64, out: &mut Vec<u8>) -> Result<bool, InvalidBatch> {
+        while n > 0 {
+            if !self.fill()? {
+                return Ok(false);
+            }
+            let step = n.min((self.end - self.start) as u64) as usize;
+            out.extend_from_slice(&self.window[self.start..self.start + step]);
+            self.start += step;
+            n -= step as u64;
         }
         Ok(true)
     }
@@ -286,5 +330,107 @@ impl Read for SnappyReader<'_> {
         out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+/// Records compressed with a batch's codec as they are written, appended to
+/// the bytes the compressor was given (the batch's header).
+pub(crate) enum Compressor {
+    None(Vec<u8>),
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Lz4(lz4::Encoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    /// Snappy compresses whole blocks: records gather in `block` first (the
+    /// whole payload for raw snappy, which is one block).
+    Snappy {
+        out: Vec<u8>,
+        xerial: bool,
+        block: Vec<u8>,
+    },
+}
+
+impl Compressor {
+    /// A compressor with `codec` appending to `out`. `like` is the payload of
+    /// the batch being re-encoded: its snappy framing (xerial's header, with
+    /// its version numbers, or none) is kept.
+    pub(crate) fn new(codec: Codec, like: &[u8], mut out: Vec<u8>) -> io::Result<Compressor> {
+        Ok(match codec {
+            Codec::None => Compressor::None(out),
+            Codec::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(out, flate2::Compression::default())),
+            Codec::Lz4 => Compressor::Lz4(
+                // Independent blocks, as the Java client and kafka-protocol write them.
+                lz4::EncoderBuilder::new()
+                    .block_mode(lz4::BlockMode::Independent)
+                    .build(out)?,
+            ),
+            Codec::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(out, 0)?),
+            Codec::Snappy => {
+                let xerial = like.len() >= XERIAL_HEADER_BYTES && like.starts_with(XERIAL_MAGIC);
+                if xerial {
+                    out.extend_from_slice(&like[..XERIAL_HEADER_BYTES]);
+                }
+                Compressor::Snappy {
+                    out,
+                    xerial,
+                    block: Vec::new(),
+                }
+            }
+        })
+    }
+
+    /// The compressed records after the bytes `out` held.
+    pub(crate) fn finish(self) -> io::Result<Vec<u8>> {
+        match self {
+            Compressor::None(out) => Ok(out),
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::Lz4(e) => {
+                let (out, result) = e.finish();
+                result.map(|()| out)
+            }
+            Compressor::Zstd(e) => e.finish(),
+            Compressor::Snappy { mut out, xerial, block } => {
+                // An empty raw payload is one empty block, never no bytes:
+                // decoders refuse an empty snappy stream.
+                if !block.is_empty() || !xerial {
+                    snappy_block(&mut out, xerial, &block)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Appends `data` compressed as one raw snappy block, with xerial's length
+/// prefix if `xerial`.
+fn snappy_block(out: &mut Vec<u8>, xerial: bool, data: &[u8]) -> io::Result<()> {
+    let compressed = snap::raw::Encoder::new().compress_vec(data).map_err(io::Error::other)?;
+    if xerial {
+        let len = u32::try_from(compressed.len()).map_err(io::Error::other)?;
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    out.extend_from_slice(&compressed);
+    Ok(())
+}
+
+impl io::Write for Compressor {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::None(out) => out.write(data),
+            Compressor::Gzip(e) => e.write(data),
+            Compressor::Lz4(e) => e.write(data),
+            Compressor::Zstd(e) => e.write(data),
+            Compressor::Snappy { out, xerial, block } => {
+                block.extend_from_slice(data);
+                if *xerial && block.len() >= XERIAL_BLOCK_BYTES {
+                    snappy_block(out, true, block)?;
+                    block.clear();
+                }
+                Ok(data.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -27,7 +27,10 @@ use std::borrow::Cow;
 
 use veltrix_log::batch::{self, BatchError, BatchHeader, HEADER_BYTES, Verified};
 
+pub(crate) use records::{Deltas, Field, FieldValue, Reading, Seen, Stamps};
+
 pub use codec::Codec;
+pub(crate) use codec::Compressor;
 
 /// Most bytes a compressed batch's records may decompress to. Memory does not
 /// grow with it (records are streamed through a fixed window), so it bounds the
@@ -112,6 +115,10 @@ pub enum RecordProblem {
     LengthMismatch { declared: i32, read: u64 },
     #[error("offset delta {found} where {expected} was expected (deltas count up from 0)")]
     OffsetDelta { expected: i32, found: i32 },
+    /// In a stored batch some of whose records were dropped (compaction, the
+    /// duplicate filter), deltas rise with gaps.
+    #[error("offset delta {found} after {previous} (deltas rise, up to the last offset delta {last})")]
+    OffsetDeltaOutOfOrder { previous: i32, found: i32, last: i32 },
     #[error("negative header count {count}")]
     NegativeHeaderCount { count: i32 },
     #[error("header {header} has a null or negative key length {length}")]
@@ -135,9 +142,31 @@ pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<Validated<'_>, I
     if header.is_control() {
         return Err(InvalidBatch::ControlBatch);
     }
-    let codec = Codec::from_id(header.compression()).ok_or(InvalidBatch::UnknownCompression {
-        codec: header.compression(),
-    })?;
+    let (codec, stamps) = read_records(bytes, &header, &Reading::CHECK, &mut |_| Ok(()))?;
+    // Kafka's `setMaxTimestamp(CREATE_TIME, max)`: the attributes' timestamp
+    // type is part of what it rewrites.
+    let needs_correction = header.max_timestamp != stamps.max || header.attributes & batch::LOG_APPEND_TIME_BIT != 0;
+    Ok(Validated {
+        verified,
+        header,
+        codec,
+        min_timestamp: stamps.min,
+        max_timestamp: stamps.max,
+        needs_correction,
+    })
+}
+
+/// Reads every record of the batch `bytes` whose header is `header`, checked
+/// as [`validate`] checks them (the deltas as `reading` says), and hands each
+/// to `visit`: what [`validate`] and the duplicate filter share. Returns the
+/// batch's codec and its records' timestamps.
+pub(crate) fn read_records(
+    bytes: &[u8],
+    header: &BatchHeader,
+    reading: &Reading<'_>,
+    visit: &mut impl FnMut(Seen<'_>) -> Result<(), InvalidBatch>,
+) -> Result<(Codec, Stamps), InvalidBatch> {
+    let codec = Codec::of(header)?;
     let payload = &bytes[HEADER_BYTES..];
     let bytes_max = match codec {
         Codec::None => payload.len() as u64,
@@ -153,18 +182,7 @@ pub fn validate(bytes: &[u8], batch_bytes_max: usize) -> Result<Validated<'_>, I
             fit,
         });
     }
-    let stamps = codec::walk(codec, payload, &header)?;
-    // Kafka's `setMaxTimestamp(CREATE_TIME, max)`: the attributes' timestamp
-    // type is part of what it rewrites.
-    let needs_correction = header.max_timestamp != stamps.max || header.attributes & batch::LOG_APPEND_TIME_BIT != 0;
-    Ok(Validated {
-        verified,
-        header,
-        codec,
-        min_timestamp: stamps.min,
-        max_timestamp: stamps.max,
-        needs_correction,
-    })
+    Ok((codec, codec::walk(codec, payload, header, reading, visit)?))
 }
 
 /// The batch to store: `bytes` unchanged in the common case, or a copy with the

@@ -13,8 +13,8 @@ use veltrix_log::batch::{self, BatchError, HEADER_BYTES};
 
 use super::*;
 
-const LIMIT: usize = 1 << 20;
-const BASE_TS: i64 = 1_700_000_000_000;
+pub(crate) const LIMIT: usize = 1 << 20;
+pub(crate) const BASE_TS: i64 = 1_700_000_000_000;
 
 fn zigzag(out: &mut Vec<u8>, v: i64) {
     let mut u = ((v << 1) ^ (v >> 63)) as u64;
@@ -26,15 +26,15 @@ fn zigzag(out: &mut Vec<u8>, v: i64) {
 }
 
 /// One record's fields, encoded without its length prefix.
-struct Rec<'a> {
-    ts_delta: i64,
-    offset_delta: i64,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    headers: &'a [(&'a [u8], Option<&'a [u8]>)],
+pub(crate) struct Rec<'a> {
+    pub(crate) ts_delta: i64,
+    pub(crate) offset_delta: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [(&'a [u8], Option<&'a [u8]>)],
 }
 
-fn body(r: &Rec) -> Vec<u8> {
+pub(crate) fn body(r: &Rec) -> Vec<u8> {
     let mut b = vec![0u8];
     zigzag(&mut b, r.ts_delta);
     zigzag(&mut b, r.offset_delta);
@@ -63,7 +63,7 @@ fn body(r: &Rec) -> Vec<u8> {
 }
 
 /// A record with its length prefix.
-fn framed(body: &[u8]) -> Vec<u8> {
+pub(crate) fn framed(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     zigzag(&mut out, body.len() as i64);
     out.extend_from_slice(body);
@@ -83,7 +83,7 @@ fn simple(i: i64) -> Vec<u8> {
 
 /// A batch around `payload` (records, compressed or not) claiming `count`
 /// records, with a valid CRC.
-fn batch_with(payload: &[u8], count: i32, attributes: i16, max_timestamp: i64) -> Vec<u8> {
+pub(crate) fn batch_with(payload: &[u8], count: i32, attributes: i16, max_timestamp: i64) -> Vec<u8> {
     let mut buf = vec![0u8; HEADER_BYTES + payload.len()];
     buf[HEADER_BYTES..].copy_from_slice(payload);
     build::write_into(
@@ -109,7 +109,7 @@ pub(crate) fn uncompressed(n: i64) -> Vec<u8> {
     batch_with(&records(n), n as i32, 0, BASE_TS + n - 1)
 }
 
-fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
+pub(crate) fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
     match codec {
         Codec::None => data.to_vec(),
         Codec::Gzip => {
@@ -141,7 +141,7 @@ fn xerial(blocks: &[&[u8]]) -> Vec<u8> {
 
 const CODECS: [Codec; 4] = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];
 
-fn id(codec: Codec) -> i16 {
+pub(crate) fn id(codec: Codec) -> i16 {
     (0..=4).find(|i| Codec::from_id(*i as u8) == Some(codec)).unwrap()
 }
 

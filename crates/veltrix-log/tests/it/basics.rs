@@ -218,3 +218,29 @@ fn a_retired_log_refuses_appends_and_its_housekeeping_touches_nothing() {
     assert_eq!(w.storage.files(), files, "no file written after retiring");
     assert_eq!(log.read(0, 1 << 20).unwrap().next_offset, 1, "reads still work");
 }
+
+/// What the duplicate filter (`veltrix-core`'s `dedup::filter`) leaves of a
+/// batch, a record count below `last_offset_delta + 1` (down to none), is
+/// refused by every append: `batch::verify_producer_batch`, under
+/// `Verified::new`, wants dense offsets and a record. A stored batch's header
+/// check (`batch::verify`, what recovery and reads use) accepts both.
+#[test]
+fn batches_with_fewer_records_than_offsets_are_refused_by_append_but_pass_the_stored_check() {
+    let w = World::new();
+    let log = w.open(small_config());
+    for kept in [2, 0] {
+        let mut b = make_batch(3, 200, T0, 1);
+        veltrix_log::batch::set_record_fields(&mut b, kept, T0, T0);
+        let header = veltrix_log::batch::verify(&b).unwrap();
+        assert_eq!((header.record_count, header.last_offset_delta), (kept, 2));
+        let refused = log.append(&mut b.clone());
+        assert!(
+            matches!(
+                refused,
+                Err(LogError::InvalidBatch(veltrix_log::batch::BatchError::BadCount { .. }))
+            ),
+            "{kept} records: {refused:?}"
+        );
+    }
+    assert_eq!(log.log_end(), 0, "nothing was written");
+}
