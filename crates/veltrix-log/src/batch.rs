@@ -238,8 +238,32 @@ pub fn verify_producer_batch(buf: &[u8], batch_bytes_max: usize) -> Result<Batch
     Ok(header)
 }
 
-/// A producer's batch that [`verify_producer_batch`] accepted, with its header:
-/// only this module makes one, so holding it proves the CRC was checked, and
+/// Verifies a batch the broker re-encoded with fewer records than offsets: a
+/// producer's batch, dense when [`verify_producer_batch`] accepted it, from
+/// which the duplicate filter dropped some records (or all), keeping
+/// `last_offset_delta` and the base sequence so that the batch still covers
+/// the producer's sequence numbers, as a compacted batch does. The record
+/// count is at most `last_offset_delta + 1` and may be 0.
+pub fn verify_filtered_batch(buf: &[u8], batch_bytes_max: usize) -> Result<BatchHeader, BatchError> {
+    if buf.len() > batch_bytes_max {
+        return Err(BatchError::TooLarge {
+            len: buf.len(),
+            max: batch_bytes_max,
+        });
+    }
+    let header = verify(buf)?;
+    if i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
+        return Err(BatchError::BadCount {
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// A producer's batch that [`verify_producer_batch`] accepted, or a filtered
+/// one [`verify_filtered_batch`] accepted, with its header: only this module
+/// makes one, so holding it proves the CRC was checked, and
 /// [`crate::Log::append_verified`] need not hash the batch a second time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified<'a> {
@@ -251,6 +275,13 @@ impl<'a> Verified<'a> {
     /// Verifies `bytes` as [`verify_producer_batch`] does.
     pub fn new(bytes: &'a [u8], batch_bytes_max: usize) -> Result<Verified<'a>, BatchError> {
         let header = verify_producer_batch(bytes, batch_bytes_max)?;
+        Ok(Verified { bytes, header })
+    }
+
+    /// Verifies `bytes` as [`verify_filtered_batch`] does: a producer's batch
+    /// the broker re-encoded without some of its records.
+    pub fn filtered(bytes: &'a [u8], batch_bytes_max: usize) -> Result<Verified<'a>, BatchError> {
+        let header = verify_filtered_batch(bytes, batch_bytes_max)?;
         Ok(Verified { bytes, header })
     }
 

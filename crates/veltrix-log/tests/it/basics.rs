@@ -221,18 +221,16 @@ fn a_retired_log_refuses_appends_and_its_housekeeping_touches_nothing() {
 
 /// What the duplicate filter (`veltrix-core`'s `dedup::filter`) leaves of a
 /// batch, a record count below `last_offset_delta + 1` (down to none), is
-/// refused by every append: `batch::verify_producer_batch`, under
-/// `Verified::new`, wants dense offsets and a record. A stored batch's header
-/// check (`batch::verify`, what recovery and reads use) accepts both.
+/// refused as a producer's batch, which must be dense, and appended as a
+/// filtered one: it keeps all its offsets, as a compacted batch does, so the
+/// next batch starts after them.
 #[test]
-fn batches_with_fewer_records_than_offsets_are_refused_by_append_but_pass_the_stored_check() {
+fn thinned_batches_are_refused_from_producers_and_appended_when_filtered() {
     let w = World::new();
     let log = w.open(small_config());
     for kept in [2, 0] {
         let mut b = make_batch(3, 200, T0, 1);
         veltrix_log::batch::set_record_fields(&mut b, kept, T0, T0);
-        let header = veltrix_log::batch::verify(&b).unwrap();
-        assert_eq!((header.record_count, header.last_offset_delta), (kept, 2));
         let refused = log.append(&mut b.clone());
         assert!(
             matches!(
@@ -243,4 +241,20 @@ fn batches_with_fewer_records_than_offsets_are_refused_by_append_but_pass_the_st
         );
     }
     assert_eq!(log.log_end(), 0, "nothing was written");
+    for (kept, base) in [(2, 0), (0, 3)] {
+        let mut b = make_batch(3, 200, T0, 1);
+        veltrix_log::batch::set_record_fields(&mut b, kept, T0, T0);
+        let verified = veltrix_log::batch::Verified::filtered(&b, 2048).unwrap();
+        let appended = log.append_verified(verified).unwrap();
+        assert_eq!((appended.base_offset, appended.next_offset), (base, base + 3));
+    }
+    let mut too_many = make_batch(3, 200, T0, 1);
+    veltrix_log::batch::set_record_fields(&mut too_many, 4, T0, T0);
+    assert!(veltrix_log::batch::Verified::filtered(&too_many, 2048).is_err());
+    log.append_durable(&mut make_batch(1, 200, T0, 2)).unwrap();
+    let counts: Vec<_> = read_all(&log, 0)
+        .iter()
+        .map(|(base, b)| (*base, veltrix_log::batch::verify(b).unwrap().record_count))
+        .collect();
+    assert_eq!(counts, vec![(0, 2), (3, 0), (6, 1)]);
 }

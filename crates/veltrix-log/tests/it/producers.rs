@@ -166,6 +166,40 @@ fn state_survives_power_loss_from_the_roll_snapshot_and_the_tail() {
     assert_eq!(again.base_offset, lost.base_offset);
 }
 
+/// The duplicate filter can drop every record of an idempotent producer's
+/// batch: the batch of none stays in the log and carries the producer's
+/// sequence numbers, at once and after power loss (the producer state is then
+/// rebuilt from the log's tail), so its next batch is in sequence and a retry
+/// of the thinned one is a duplicate.
+#[test]
+fn a_filtered_batch_carries_its_producers_sequences_across_power_loss() {
+    let w = World::new();
+    let log = w.open(small_config());
+    log.append_durable(&mut idem(4, 0, 0, 2)).unwrap();
+    for kept in [1, 0] {
+        let mut thinned = idem(4, 0, 2 + (1 - kept) * 3, 3);
+        batch::set_record_fields(&mut thinned, kept, 1, 1);
+        let appended = log
+            .append_verified(batch::Verified::filtered(&thinned, 2048).unwrap())
+            .unwrap();
+        assert!(!appended.duplicate);
+    }
+    log.wait_durable(log.log_end()).unwrap();
+    drop(log);
+    w.storage.crash(false, 3);
+    let log = w.open(small_config());
+    assert_eq!(log.log_end(), 8);
+    let retry = log.append_durable(&mut idem(4, 0, 5, 3)).unwrap();
+    assert!(
+        retry.duplicate,
+        "a retry of the batch of none is answered from the producer state"
+    );
+    assert_eq!(retry.base_offset, 5);
+    let next = log.append_durable(&mut idem(4, 0, 8, 1)).unwrap();
+    assert_eq!((next.base_offset, next.duplicate), (8, false));
+    assert_eq!(sequences(&log), vec![(4, 0), (4, 2), (4, 5), (4, 8)]);
+}
+
 #[test]
 fn a_damaged_or_missing_snapshot_costs_a_longer_replay_not_a_wrong_answer() {
     for damage in ["flip", "delete-all"] {
