@@ -267,10 +267,11 @@ impl Broker {
         validate_topic_name(name)?;
         let count = partitions.unwrap_or(self.config.default_partitions);
         self.check_partitions(i64::from(count))?;
-        config
-            .log_config(&self.config.log)
+        let log_config = config.log_config(&self.config.log);
+        log_config
             .validate()
             .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        config.validate_dedup(&log_config).map_err(CoreError::InvalidConfig)?;
         let mut catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         if catalog.contains_key(name) {
             return Err(CoreError::TopicExists(name.to_owned()));
@@ -466,6 +467,7 @@ impl Broker {
         log_config
             .validate()
             .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        config.validate_dedup(&log_config).map_err(CoreError::InvalidConfig)?;
         if validate_only || config == entry.config {
             return Ok(config);
         }

@@ -40,6 +40,60 @@ pub struct TopicConfig {
     /// When set, appends are acknowledged before fsync and flushed this often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flush_interval_ms: Option<u64>,
+    /// `veltrix.dedup.window.ms`: how long a record's message id is
+    /// remembered, so that a record with the same id is dropped; 0 or unset
+    /// turns the window off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_window_ms: Option<u64>,
+    /// `veltrix.dedup.id.header`: the header whose value is the message id
+    /// ([`DEDUP_ID_HEADER_DEFAULT`] when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id_header: Option<String>,
+    /// `veltrix.dedup.id.source`: where the id is (a header when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id_source: Option<DedupIdSource>,
+}
+
+/// The header that carries a record's message id unless a topic names another.
+pub const DEDUP_ID_HEADER_DEFAULT: &str = "message-id";
+/// The longest header name a topic may name as the id's.
+pub const DEDUP_ID_HEADER_BYTES_MAX: usize = 255;
+
+/// Where a dedup topic finds a record's message id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupIdSource {
+    /// The value of the header `veltrix.dedup.id.header`.
+    #[default]
+    Header,
+    /// The record's key.
+    Key,
+}
+
+impl DedupIdSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DedupIdSource::Header => "header",
+            DedupIdSource::Key => "key",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DedupIdSource> {
+        match s {
+            "header" => Some(DedupIdSource::Header),
+            "key" => Some(DedupIdSource::Key),
+            _ => None,
+        }
+    }
+}
+
+/// A topic's duplicate window, as its settings resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupSettings {
+    pub window_ms: u64,
+    pub id_source: DedupIdSource,
+    /// The header's name; meaningful when `id_source` is `Header`.
+    pub id_header: String,
 }
 
 impl TopicConfig {
@@ -57,6 +111,55 @@ impl TopicConfig {
             },
             ..*defaults
         }
+    }
+}
+
+impl TopicConfig {
+    /// The topic's duplicate window, `None` when it has none.
+    pub fn dedup(&self) -> Option<DedupSettings> {
+        let window_ms = self.dedup_window_ms.filter(|&w| w > 0)?;
+        Some(DedupSettings {
+            window_ms,
+            id_source: self.dedup_id_source.unwrap_or_default(),
+            id_header: self
+                .dedup_id_header
+                .clone()
+                .unwrap_or_else(|| DEDUP_ID_HEADER_DEFAULT.to_owned()),
+        })
+    }
+
+    /// The duplicate-window settings on their own and against the topic's
+    /// log: a window longer than the retention would drop a record whose
+    /// original retention has already deleted, losing it.
+    pub fn validate_dedup(&self, log: &LogConfig) -> std::result::Result<(), String> {
+        if let Some(w) = self.dedup_window_ms
+            && w > crate::dedup::DEDUP_WINDOW_MS_MAX
+        {
+            return Err(format!(
+                "veltrix.dedup.window.ms = {w} is longer than a year ({} ms); is it in the wrong unit?",
+                crate::dedup::DEDUP_WINDOW_MS_MAX
+            ));
+        }
+        if let Some(h) = &self.dedup_id_header
+            && (h.is_empty() || h.len() > DEDUP_ID_HEADER_BYTES_MAX)
+        {
+            return Err(format!(
+                "veltrix.dedup.id.header must be 1 to {DEDUP_ID_HEADER_BYTES_MAX} bytes, not {}",
+                h.len()
+            ));
+        }
+        if let Some(d) = self.dedup()
+            && let Some(retention_ms) = log.retention_ms
+            && d.window_ms > retention_ms
+        {
+            return Err(format!(
+                "veltrix.dedup.window.ms = {} is longer than the topic's retention.ms = {retention_ms}: a record \
+                 resent after retention deleted its original would be dropped and lost; shorten the window or \
+                 lengthen the retention",
+                d.window_ms
+            ));
+        }
+        Ok(())
     }
 }
 
