@@ -251,6 +251,11 @@ impl Partition {
                     // In the same critical section as the check: a waiter that
                     // asks after it starts a new flusher.
                     request.running = false;
+                    drop(request);
+                    // Made durable by someone else (a roll, a synchronous
+                    // commit): the waiters that asked this flusher must still
+                    // hear of it, or one that looked just before sleeps on.
+                    self.flushed.send_modify(|round| *round = round.wrapping_add(1));
                     return;
                 }
                 request.requested
@@ -262,15 +267,21 @@ impl Partition {
         }
     }
 
-    /// Wakes fetches waiting on this partition if its high watermark moved.
+    /// Wakes fetches waiting on this partition if its high watermark moved,
+    /// and produces waiting for their records to be durable
+    /// ([`Partition::commit_async`]), whichever path made them so.
     pub fn publish_high_watermark(&self) {
         let hw = self.log.high_watermark();
-        self.high_watermark.send_if_modified(|old| {
+        let moved = self.high_watermark.send_if_modified(|old| {
             let moved = *old != hw;
             *old = hw;
             moved
         });
+        if moved {
+            self.flushed.send_modify(|round| *round = round.wrapping_add(1));
+        }
     }
+
 
     /// A receiver that changes whenever the high watermark moves.
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
@@ -395,6 +406,23 @@ mod tests {
         assert!((1..50).contains(&syncs), "{syncs} fsyncs for 200 commits");
         assert_eq!(p.log().high_watermark(), 200);
         assert_eq!(*p.watch_high_watermark().borrow(), 200, "fetches were told");
+    }
+
+    /// A waiter that found its records not yet durable, while a synchronous
+    /// commit made them so before it asked for a flush, slept until the next
+    /// produce to the partition: the last produce to an idle partition could
+    /// wait forever for its acknowledgement.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_commit_wakes_when_a_synchronous_commit_makes_its_records_durable() {
+        let storage = SimStorage::new();
+        let (_broker, p) = partition(&storage, TopicConfig::default());
+        for _ in 0..300 {
+            let next = append(&p);
+            let waiter = tokio::spawn(p.commit_async(next));
+            let other = p.clone();
+            tokio::task::spawn_blocking(move || other.commit(next)).await.unwrap().unwrap();
+            bounded(waiter).await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
