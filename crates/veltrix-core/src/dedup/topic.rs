@@ -87,6 +87,9 @@ pub struct TopicDedup {
     env: Arc<Env>,
     records_without_id: AtomicU64,
     snapshot_ms: AtomicI64,
+    /// Early evictions already logged, and when the last line was.
+    evicted_warned: AtomicU64,
+    warned_ms: AtomicI64,
 }
 
 /// A record's id reserved by one produce, until its batch is appended.
@@ -162,6 +165,8 @@ impl TopicDedup {
             env: env.clone(),
             records_without_id: AtomicU64::new(0),
             snapshot_ms: AtomicI64::new(-1),
+            evicted_warned: AtomicU64::new(0),
+            warned_ms: AtomicI64::new(-1),
         })
     }
 
@@ -351,6 +356,7 @@ impl TopicDedup {
     /// Called from the broker's housekeeping; the save fsyncs.
     pub fn housekeep(&self, partitions: &[Arc<Partition>]) -> Result<()> {
         let now = self.env.clock.now_ms();
+        self.warn_of_early_evictions(now);
         let last = self.snapshot_ms.load(Ordering::Relaxed);
         if last >= 0 && now - last < DEDUP_SNAPSHOT_INTERVAL_MS {
             self.lock().expire(now);
@@ -371,6 +377,31 @@ impl TopicDedup {
             self.snapshot_ms.store(now, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+impl TopicDedup {
+    /// Logs, at most once per snapshot interval, that the window forgot ids
+    /// early since the last such line: `ids_max` is too small for the
+    /// topic's rate of ids times its window.
+    fn warn_of_early_evictions(&self, now: i64) {
+        let last = self.warned_ms.load(Ordering::Relaxed);
+        if last >= 0 && now - last < DEDUP_SNAPSHOT_INTERVAL_MS {
+            return;
+        }
+        let stats = self.lock().stats(now);
+        let before = self.evicted_warned.swap(stats.evicted_early, Ordering::Relaxed);
+        if stats.evicted_early > before {
+            self.warned_ms.store(now, Ordering::Relaxed);
+            tracing::warn!(
+                evicted = stats.evicted_early - before,
+                ids_max = self.config.ids_max,
+                window_ms = self.config.window_ms,
+                effective_window_ms = stats.effective_window_ms,
+                "the dedup window is full: ids were forgotten before their window ended, so duplicates sent \
+                 later than the effective window are stored; raise [dedup] ids_max or shorten the window"
+            );
+        }
     }
 }
 

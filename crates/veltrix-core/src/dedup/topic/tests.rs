@@ -183,6 +183,21 @@ async fn duplicates_are_dropped_topic_wide_and_the_rest_of_each_batch_stored_at_
     );
     let stats = w.broker.topic("t").unwrap().dedup.clone().unwrap().stats();
     assert_eq!((stats.index.ids, stats.index.duplicates_dropped), (7, 3));
+    let metrics = w.broker.metrics();
+    metrics.refresh(&w.broker);
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&metrics.registry().gather())
+        .unwrap();
+    for line in [
+        "veltrix_dedup_ids{topic=\"t\"} 7",
+        "veltrix_dedup_records_total{outcome=\"dropped\",topic=\"t\"} 3",
+        "veltrix_dedup_records_total{outcome=\"without_id\",topic=\"t\"} 0",
+        "veltrix_dedup_window_ms{topic=\"t\"} 60000",
+        "veltrix_dedup_effective_window_ms{topic=\"t\"} 60000",
+        "veltrix_dedup_evicted_early_total{topic=\"t\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
