@@ -8,7 +8,7 @@ use veltrix_log::io::{LockGuard, Storage};
 use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, DedupSettings, TopicConfig, TopicEntry};
-use crate::dedup::{DedupLimits, TopicDedup};
+use crate::dedup::{DedupLimits, DedupMemory, TopicDedup};
 use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::metrics::Metrics;
@@ -86,6 +86,8 @@ pub struct Broker {
     dir: PathBuf,
     config: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// The memory limit every topic's duplicate window shares.
+    dedup_memory: Arc<DedupMemory>,
     /// Serialises catalogue changes; holds what `topics.json` says.
     catalog: Mutex<BTreeMap<String, TopicEntry>>,
     producer_ids: ProducerIds,
@@ -176,10 +178,11 @@ impl Broker {
             },
         })?;
         let entries = catalog::load(storage, &dir)?;
+        let dedup_memory = DedupMemory::new(config.dedup.memory_bytes_max);
         let mut topics = BTreeMap::new();
         for (name, entry) in &entries {
             remove_uncounted_partitions(storage, &logs.join(&entry.id), entry.partitions)?;
-            let topic = open_topic(&env, &dir, &config, name, entry)?;
+            let topic = open_topic(&env, &dir, &config, &dedup_memory, name, entry)?;
             topics.insert(name.clone(), Arc::new(topic));
         }
         let known: Vec<&str> = entries.values().map(|e| e.id.as_str()).collect();
@@ -211,6 +214,7 @@ impl Broker {
             dir,
             config,
             topics: RwLock::new(topics),
+            dedup_memory,
             catalog: Mutex::new(entries),
             _dir_lock: dir_lock,
         })
@@ -310,7 +314,7 @@ impl Broker {
         // creation that cannot be served fails here and leaves no trace, rather
         // than a topic the next start cannot open.
         let topic_dir = self.dir.join("logs").join(&entry.id);
-        let topic = match open_topic(&self.env, &self.dir, &self.config, name, &entry) {
+        let topic = match open_topic(&self.env, &self.dir, &self.config, &self.dedup_memory, name, &entry) {
             Ok(topic) => Arc::new(topic),
             Err(e) => {
                 self.discard_dirs(&[topic_dir]);
@@ -503,6 +507,7 @@ impl Broker {
                 &self.env,
                 &self.dir,
                 &self.config,
+                &self.dedup_memory,
                 &entry.id,
                 settings,
                 &old.partitions,
@@ -719,6 +724,7 @@ fn open_dedup(
     env: &Arc<Env>,
     dir: &Path,
     config: &BrokerConfig,
+    memory: &Arc<DedupMemory>,
     topic_id: &str,
     settings: DedupSettings,
     partitions: &[Arc<Partition>],
@@ -728,6 +734,7 @@ fn open_dedup(
         &dir.join(DEDUP_DIR).join(topic_id),
         settings,
         config.dedup,
+        memory.clone(),
         partitions,
     )
 }
@@ -744,7 +751,14 @@ fn open_partition(
     Ok(Partition::new(index as i32, log))
 }
 
-fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, entry: &TopicEntry) -> Result<Topic> {
+fn open_topic(
+    env: &Arc<Env>,
+    dir: &Path,
+    config: &BrokerConfig,
+    dedup_memory: &Arc<DedupMemory>,
+    name: &str,
+    entry: &TopicEntry,
+) -> Result<Topic> {
     let id = parse_id(&entry.id).ok_or_else(|| CoreError::Catalog {
         path: dir.join(catalog::CATALOG_FILE),
         reason: format!("topic `{name}` has an invalid id `{}`", entry.id),
@@ -757,6 +771,7 @@ fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, ent
             env,
             dir,
             config,
+            dedup_memory,
             &entry.id,
             settings,
             &partitions,

@@ -20,11 +20,14 @@ mod topic;
 
 pub use index::{
     DEDUP_ENTRY_OVERHEAD_BYTES, DEDUP_ID_BYTES_MAX, DEDUP_ID_BYTES_MAX_DEFAULT, DEDUP_IDS_MAX, DEDUP_IDS_MAX_DEFAULT,
-    DEDUP_WINDOW_MS_MAX, DedupConfig, DedupError, DedupIndex, DedupStats, LoggedId, Mark, Original, Outcome,
-    Reservation, Ticket, Waiter,
+    DEDUP_WINDOW_MS_MAX, DedupConfig, DedupError, DedupIndex, DedupMemory, DedupStats, LoggedId, Mark, Original,
+    Outcome, Reservation, Ticket, Waiter,
 };
 pub use store::{
     DEDUP_PARTITIONS_MAX, DEDUP_SNAPSHOT_FILE, DedupStore, LogDedupStore, MemDedupStore, Snapshot, SnapshotEntry,
     decode_snapshot, encode_snapshot,
 };
-pub use topic::{DEDUP_IN_FLIGHT_WAIT_MS_MAX, DEDUP_SNAPSHOT_INTERVAL_MS, DedupLimits, TopicDedup, TopicDedupStats};
+pub use topic::{
+    DEDUP_IN_FLIGHT_WAIT_MS_MAX, DEDUP_MEMORY_BYTES_MAX_DEFAULT, DEDUP_SNAPSHOT_INTERVAL_MS, DedupLimits, TopicDedup,
+    TopicDedupStats,
+};

@@ -28,13 +28,16 @@ use veltrix_log::{Env, batch};
 
 use super::filter::{self, Id, IdSource};
 use super::{
-    DEDUP_ID_BYTES_MAX_DEFAULT, DEDUP_IDS_MAX_DEFAULT, DedupConfig, DedupError, DedupIndex, DedupStats, DedupStore,
-    LogDedupStore, LoggedId, Outcome, Reservation, Ticket, Waiter,
+    DEDUP_ID_BYTES_MAX_DEFAULT, DEDUP_IDS_MAX_DEFAULT, DedupConfig, DedupError, DedupIndex, DedupMemory, DedupStats,
+    DedupStore, LogDedupStore, LoggedId, Outcome, Reservation, Ticket, Waiter,
 };
 use crate::catalog::{DedupIdSource, DedupSettings};
 use crate::error::{CoreError, Result};
 use crate::topic::{AppendedBatches, Checked, Partition};
 use crate::validate::{InvalidBatch, RecordProblem};
+
+/// Memory all topics' windows may hold together unless configured otherwise.
+pub const DEDUP_MEMORY_BYTES_MAX_DEFAULT: usize = 512 << 20;
 
 /// How often a topic's window is snapshotted, at most.
 pub const DEDUP_SNAPSHOT_INTERVAL_MS: i64 = 30_000;
@@ -55,6 +58,10 @@ pub struct DedupLimits {
     pub ids_max: usize,
     /// The longest id accepted; a longer one is refused as an invalid record.
     pub id_bytes_max: usize,
+    /// Memory all topics' windows hold together at most (ids and their
+    /// entries, estimated); a window that would go over forgets its own
+    /// oldest ids early.
+    pub memory_bytes_max: usize,
 }
 
 impl Default for DedupLimits {
@@ -62,6 +69,7 @@ impl Default for DedupLimits {
         DedupLimits {
             ids_max: DEDUP_IDS_MAX_DEFAULT,
             id_bytes_max: DEDUP_ID_BYTES_MAX_DEFAULT,
+            memory_bytes_max: DEDUP_MEMORY_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -117,6 +125,7 @@ impl TopicDedup {
         dir: &Path,
         settings: DedupSettings,
         limits: DedupLimits,
+        memory: Arc<DedupMemory>,
         partitions: &[Arc<Partition>],
     ) -> Result<TopicDedup> {
         let config = DedupConfig {
@@ -126,7 +135,7 @@ impl TopicDedup {
         };
         config.validate().map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
         let store = LogDedupStore::open(env.storage.clone(), dir, &config)?;
-        Self::with_store(env, Box::new(store), settings, config, partitions)
+        Self::with_store(env, Box::new(store), settings, config, memory, partitions)
     }
 
     /// [`TopicDedup::open`] over any store.
@@ -135,6 +144,7 @@ impl TopicDedup {
         store: Box<dyn DedupStore>,
         settings: DedupSettings,
         config: DedupConfig,
+        memory: Arc<DedupMemory>,
         partitions: &[Arc<Partition>],
     ) -> Result<TopicDedup> {
         let snapshot = store.load()?;
@@ -149,8 +159,9 @@ impl TopicDedup {
         }
         let now = env.clock.now_ms();
         let restored = logged.len();
-        let index =
+        let mut index =
             DedupIndex::restore(config, snapshot, logged, now).map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+        index.set_memory(memory);
         tracing::info!(
             ids = index.stats(now).ids,
             from_logs = restored,
@@ -421,9 +432,7 @@ fn give_back(index: &mut DedupIndex, held: Vec<Held>) {
 
 fn dedup_error(e: DedupError) -> CoreError {
     match e {
-        DedupError::Full { .. } => CoreError::LimitReached(format!(
-            "the topic's dedup window holds only ids being stored right now ({e}); retry, or raise [dedup] ids_max"
-        )),
+        DedupError::Full { .. } | DedupError::MemoryFull { .. } => CoreError::LimitReached(e.to_string()),
         other => CoreError::InvalidConfig(other.to_string()),
     }
 }
