@@ -297,6 +297,7 @@ pub struct DedupMetrics {
     pub effective_window_ms: IntGaugeVec,
     pub records: IntCounterVec,
     pub evicted_early: IntCounterVec,
+    pub waits: IntCounterVec,
 }
 
 impl DedupMetrics {
@@ -331,7 +332,12 @@ impl DedupMetrics {
             ),
             evicted_early: r.int_counter_vec(
                 "veltrix_dedup_evicted_early_total",
-                "Ids forgotten before their window ended to stay within [dedup] ids_max.",
+                "Ids forgotten before their window ended to stay within [dedup] ids_max or memory_bytes_max.",
+                &["topic"],
+            ),
+            waits: r.int_counter_vec(
+                "veltrix_dedup_waits_total",
+                "Produces that met an id another produce was storing and waited for its fsync.",
                 &["topic"],
             ),
         }
@@ -345,6 +351,7 @@ impl DedupMetrics {
         self.effective_window_ms.reset();
         self.records.reset();
         self.evicted_early.reset();
+        self.waits.reset();
         for topic in broker.topics() {
             let Some(dedup) = &topic.dedup else { continue };
             let stats = dedup.stats();
@@ -366,6 +373,7 @@ impl DedupMetrics {
             self.records
                 .with_label_values(&[name, "without_id"])
                 .inc_by(stats.records_without_id);
+            self.waits.with_label_values(&[name]).inc_by(stats.waits);
             self.evicted_early
                 .with_label_values(&[name])
                 .inc_by(stats.index.evicted_early);

@@ -81,6 +81,8 @@ pub struct TopicDedupStats {
     pub index: DedupStats,
     /// Records stored without an id (no such header, or a null one).
     pub records_without_id: u64,
+    /// Times a produce met an id another produce was storing and waited.
+    pub waits: u64,
     /// When the newest snapshot was saved, -1 if none since the start.
     pub snapshot_ms: i64,
 }
@@ -94,6 +96,7 @@ pub struct TopicDedup {
     store: Box<dyn DedupStore>,
     env: Arc<Env>,
     records_without_id: AtomicU64,
+    waits: AtomicU64,
     snapshot_ms: AtomicI64,
     /// Early evictions already logged, and when the last line was.
     evicted_warned: AtomicU64,
@@ -175,6 +178,7 @@ impl TopicDedup {
             store,
             env: env.clone(),
             records_without_id: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
             snapshot_ms: AtomicI64::new(-1),
             evicted_warned: AtomicU64::new(0),
             warned_ms: AtomicI64::new(-1),
@@ -193,6 +197,7 @@ impl TopicDedup {
         TopicDedupStats {
             index: self.lock().stats(self.env.clock.now_ms()),
             records_without_id: self.records_without_id.load(Ordering::Relaxed),
+            waits: self.waits.load(Ordering::Relaxed),
             snapshot_ms: self.snapshot_ms.load(Ordering::Relaxed),
         }
     }
@@ -230,7 +235,10 @@ impl TopicDedup {
         let (drops, held) = loop {
             match self.reserve(&ids)? {
                 Pass::Reserved { drops, held } => break (drops, held),
-                Pass::Wait(waiter) => wait(waiter, deadline, self.env.clock.monotonic_ms())?,
+                Pass::Wait(waiter) => {
+                    self.waits.fetch_add(1, Ordering::Relaxed);
+                    wait(waiter, deadline, self.env.clock.monotonic_ms())?;
+                }
             }
         };
         let without: usize = ids.iter().flatten().filter(|r| r.id == Id::Missing).count();

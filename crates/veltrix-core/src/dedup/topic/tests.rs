@@ -337,3 +337,35 @@ async fn a_window_longer_than_the_retention_is_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("longer than the topic's retention.ms"), "{e}");
 }
+
+/// Two producers send the same id to two partitions at once: the second
+/// finds it being stored, waits for the first one's fsync instead of storing
+/// it again or dropping it before it is durable, and then drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_of_an_id_being_stored_waits_for_it_and_then_drops_its_record() {
+    let w = Arc::new(World::new());
+    w.storage.set_sync_delay(Some(Duration::from_millis(1000)));
+    let dedup = w.broker.topic("t").unwrap().dedup.clone().unwrap();
+    let first = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            w.produce(0, batch(1, 0, &[Some("a"), Some("b")], Compression::None))
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dedup.stats().index.pending == 0 {
+        assert!(Instant::now() < deadline, "the first produce never reserved its ids");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = w
+        .produce(1, batch(2, 0, &[Some("b"), Some("c")], Compression::None))
+        .await
+        .unwrap();
+    first.await.unwrap().unwrap();
+    w.storage.set_sync_delay(None);
+    assert_eq!((second.base_offset, second.next_offset), (0, 2));
+    assert_eq!(ids(&w.stored(0)), vec!["a", "b"]);
+    assert_eq!(ids(&w.stored(1)), vec!["c"]);
+    assert_eq!(dedup.stats().waits, 1);
+}
