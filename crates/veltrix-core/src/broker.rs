@@ -8,6 +8,7 @@ use veltrix_log::io::{LockGuard, Storage};
 use veltrix_log::{Env, Log, LogConfig};
 
 use crate::catalog::{self, TopicConfig, TopicEntry};
+use crate::dedup::DedupLimits;
 use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::metrics::Metrics;
@@ -50,6 +51,9 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Share groups: limits, timings and the default group settings.
     pub share: ShareConfig,
+    /// The bounds of every topic's duplicate window: ids per topic, bytes
+    /// per id.
+    pub dedup: DedupLimits,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
@@ -68,6 +72,7 @@ impl Default for BrokerConfig {
             active_files_max: veltrix_log::env::ACTIVE_FILES_MAX_DEFAULT,
             groups: GroupConfig::default(),
             share: ShareConfig::default(),
+            dedup: DedupLimits::default(),
             metrics_enabled: true,
         }
     }
@@ -1002,5 +1007,29 @@ mod tests {
         );
         b.create_topic("new", Some(2), TopicConfig::default()).unwrap();
         b.create_partitions("kept", 3).unwrap();
+    }
+
+    /// The broker's default duplicate-window limits are the index's own
+    /// defaults, and every window a topic may have is a valid index under them
+    /// and under the widest limits `[dedup]` accepts.
+    #[test]
+    fn the_default_dedup_limits_are_the_index_s_and_fit_every_window() {
+        use crate::dedup::{DEDUP_ID_BYTES_MAX, DEDUP_IDS_MAX, DEDUP_WINDOW_MS_MAX, DedupConfig, DedupLimits};
+        let limits = BrokerConfig::default().dedup;
+        assert_eq!(limits.config(120_000), DedupConfig::new(120_000));
+        let widest = DedupLimits {
+            ids_max: DEDUP_IDS_MAX,
+            id_bytes_max: DEDUP_ID_BYTES_MAX,
+        };
+        for l in [limits, widest] {
+            for window_ms in [1, 120_000, DEDUP_WINDOW_MS_MAX] {
+                assert_eq!(l.config(window_ms).validate(), Ok(()), "{l:?} {window_ms}");
+            }
+        }
+        let over = DedupLimits {
+            ids_max: DEDUP_IDS_MAX + 1,
+            ..limits
+        };
+        assert!(over.config(1).validate().is_err());
     }
 }
