@@ -274,6 +274,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     resolve_defaults(&mut c, d);
     resolve_groups(&mut c, raw.table("groups"));
     resolve_share(&mut c, raw.table("share"));
+    resolve_dedup(&mut c, raw.table("dedup"));
     resolve_observability(&mut c, raw.table("observability"));
     let default_partitions = c.broker.default_partitions;
     c.topics = raw
@@ -408,6 +409,13 @@ fn resolve_share(c: &mut VeltrixConfig, s: &RawTable) {
     if let Ok(defaults) = ShareGroupSettings::resolve(share.defaults, &overrides) {
         share.defaults = defaults;
     }
+}
+
+/// `[dedup]`: the bounds of every topic's duplicate window.
+fn resolve_dedup(c: &mut VeltrixConfig, d: &RawTable) {
+    set(&mut c.broker.dedup.ids_max, d.int("ids_max"));
+    set(&mut c.broker.dedup.id_bytes_max, d.int("id_bytes_max"));
+    set(&mut c.broker.dedup.memory_bytes_max, d.int("memory_bytes_max"));
 }
 
 /// The share-group settings `t` sets, by Kafka's names, as text.

@@ -100,7 +100,7 @@ impl RawTable {
 #[derive(Debug, Default)]
 pub(crate) struct Raw {
     /// `[broker]`, `[listeners]`, `[limits]`, `[defaults]`, `[groups]`,
-    /// `[share]`, `[observability]`, by name.
+    /// `[share]`, `[dedup]`, `[observability]`, by name.
     pub tables: BTreeMap<&'static str, RawTable>,
     pub topics: Vec<RawTable>,
     pub alerts: Vec<RawTable>,
@@ -308,7 +308,7 @@ fn from_toml(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &DeValue<'_>, at: &Origin) -
         }
         (Kind::Bool, DeValue::Boolean(b)) => return Some(Val::Bool(*b)),
         (
-            Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name | Kind::Url | Kind::OffsetReset,
+            Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name | Kind::HeaderName | Kind::Url | Kind::OffsetReset,
             DeValue::String(s),
         ) => {
             return Some(Val::Str(s.to_string()));
@@ -403,6 +403,7 @@ fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origi
         (Kind::Address, Val::Str(s)) => ip_and_port(ctx, def, kd, s, at),
         (Kind::Path | Kind::Name, Val::Str(s)) => not_empty(ctx, kd, s, at),
         (Kind::OffsetReset, Val::Str(s)) => offset_reset(ctx, kd, s, at),
+        (Kind::HeaderName, Val::Str(s)) => header_name(ctx, kd, s, at),
         _ => true,
     };
     valid.then_some(val)
@@ -573,6 +574,36 @@ fn not_empty(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
             "give `{}` a value, or remove the line for the default",
             kd.name
         ))
+        .note(kd.doc);
+    false
+}
+
+/// A record header's name the broker can look for: not empty, at most
+/// `DEDUP_ID_HEADER_BYTES_MAX` bytes. White space at its ends is allowed
+/// (header names are any string) and warned about by the dedup lints.
+fn header_name(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    let max = veltrix_core::DEDUP_ID_HEADER_BYTES_MAX;
+    let (what, label, help) = if s.is_empty() {
+        (
+            "is empty".to_owned(),
+            "no record has a header without a name".to_owned(),
+            format!(
+                "write the header your producers put the message id in, or remove the line for the default `\"{}\"`",
+                veltrix_core::DEDUP_ID_HEADER_DEFAULT
+            ),
+        )
+    } else if s.len() > max {
+        (
+            format!("is {} bytes long", s.len()),
+            format!("longer than the limit of {max} bytes"),
+            format!("use a header name of at most {max} bytes, the one your producers send"),
+        )
+    } else {
+        return true;
+    };
+    ctx.emit(&rules::INVALID_ID_HEADER, Some(at), format!("`{}` {what}", kd.name))
+        .label(label)
+        .help(help)
         .note(kd.doc);
     false
 }

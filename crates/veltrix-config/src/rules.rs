@@ -60,6 +60,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     INVALID_OFFSET_RESET = "V013" "invalid-offset-reset" Error Always
         "an `auto_offset_reset` that is not `latest`, `earliest` or `by_duration:<ISO 8601 duration>`"
         "`auto_offset_reset` says where a share group starts on a partition it has no state for, in Kafka's words: `latest` (records produced from then on), `earliest` (every record the partition still has), or `by_duration:` followed by an ISO 8601 duration (records produced at most that long ago), such as `by_duration:PT1H` (an hour), `by_duration:P1D` (a day) or `by_duration:P1DT12H`. The broker refuses anything else, as Kafka does.\n\nDurations are written `PnDTnHnMnS`: days, then `T` and hours, minutes and seconds, each optional, the seconds possibly with a fraction. Years, months and weeks are not accepted, since their length varies.";
+    INVALID_ID_HEADER = "V014" "invalid-dedup-id-header" Error Always
+        "a `dedup_id_header` that is empty or longer than 255 bytes"
+        "`dedup_id_header` names the record header whose value is a record's message id, for the topic's duplicate window. An empty name is no header a producer can send: the window would never find an id and would catch no duplicate. A name longer than 255 bytes (`DEDUP_ID_HEADER_BYTES_MAX`) the broker refuses, here as over the Kafka protocol (`veltrix.dedup.id.header`), so the topic could not be applied at start. Write the header your producers put the id in, or leave the key out for the default, `message-id`.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";

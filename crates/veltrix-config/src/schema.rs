@@ -11,12 +11,13 @@
 
 use std::fmt::Write as _;
 
-use veltrix_core::BrokerConfig;
+use veltrix_core::dedup::{DEDUP_ID_BYTES_MAX, DEDUP_IDS_MAX, DEDUP_WINDOW_MS_MAX, DedupLimits};
 use veltrix_core::groups::GroupConfig;
 use veltrix_core::share::ShareConfig;
 use veltrix_core::share::settings::{
     DELIVERY_COUNT_LIMIT_RANGE, PARTITION_MAX_RECORD_LOCKS_RANGE, RECORD_LOCK_DURATION_MS_RANGE,
 };
+use veltrix_core::{BrokerConfig, DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource};
 use veltrix_http::HttpLimits;
 use veltrix_log::LogConfig;
 use veltrix_log::batch::HEADER_BYTES;
@@ -52,6 +53,7 @@ pub enum Unit {
     Files,
     Sessions,
     Deliveries,
+    Ids,
 }
 
 impl Unit {
@@ -71,6 +73,7 @@ impl Unit {
             Unit::Files => "files",
             Unit::Sessions => "sessions",
             Unit::Deliveries => "deliveries",
+            Unit::Ids => "ids",
             Unit::RecordsPerSecond => "records per second",
         }
     }
@@ -96,6 +99,8 @@ pub enum Kind {
     Path,
     /// A non-empty name.
     Name,
+    /// A record header's name: 1 to `DEDUP_ID_HEADER_BYTES_MAX` bytes.
+    HeaderName,
     /// An `http://` or `https://` URL.
     Url,
     /// Where a share group starts: `latest`, `earliest` or
@@ -116,6 +121,7 @@ impl Kind {
             Kind::Address => "string: \"IP:PORT\"".to_owned(),
             Kind::Path => "string: a path".to_owned(),
             Kind::Name => "string".to_owned(),
+            Kind::HeaderName => "string: a record header's name".to_owned(),
             Kind::Url => "string: \"http(s)://HOST[:PORT]/PATH\"".to_owned(),
             Kind::OffsetReset => "string: \"latest\", \"earliest\" or \"by_duration:DURATION\"".to_owned(),
         }
@@ -141,6 +147,7 @@ impl Kind {
             Kind::Address => "an IPv4 or IPv6 address and a port".to_owned(),
             Kind::Path => "non-empty".to_owned(),
             Kind::Name => "non-empty".to_owned(),
+            Kind::HeaderName => format!("1..={DEDUP_ID_HEADER_BYTES_MAX} bytes"),
             Kind::Url => "an http:// or https:// URL".to_owned(),
             Kind::OffsetReset => "latest, earliest, by_duration:<ISO 8601 duration> (`PT1H`, `P1DT12H`)".to_owned(),
         }
@@ -185,6 +192,8 @@ pub const PROFILES: &[&str] = &["development", "production"];
 pub const DURABILITIES: &[&str] = &["fsync", "interval"];
 /// The tier words.
 pub const TIERS: &[&str] = &["critical", "standard", "bulk"];
+/// Where a duplicate window finds a record's message id.
+pub const DEDUP_ID_SOURCES: &[&str] = &["header", "key"];
 
 const fn int(min: i64, max: i64, unit: Unit) -> Kind {
     Kind::Int {
@@ -520,6 +529,27 @@ static TOPIC_KEYS: &[KeyDef] = &{
         f,
         g,
         KeyDef {
+            name: "dedup_window_ms",
+            kind: int(0, DEDUP_WINDOW_MS_MAX as i64, Unit::Milliseconds),
+            required: false,
+            default: || Some("0".to_owned()),
+            doc: "The duplicate window: how long a record's message id is remembered, from when its record was stored. A record whose id the topic stored within the window is dropped and the rest of its batch stored; the window is topic-wide, across partitions. 0 turns it off. At most the topic's retention (Kafka's `veltrix.dedup.window.ms`).",
+        },
+        KeyDef {
+            name: "dedup_id_header",
+            kind: Kind::HeaderName,
+            required: false,
+            default: || Some(format!("\"{DEDUP_ID_HEADER_DEFAULT}\"")),
+            doc: "With `dedup_id_source = \"header\"`: the record header whose value is the message id, compared byte for byte; a record without it is stored as usual (Kafka's `veltrix.dedup.id.header`).",
+        },
+        KeyDef {
+            name: "dedup_id_source",
+            kind: Kind::Word(DEDUP_ID_SOURCES),
+            required: false,
+            default: || Some(format!("\"{}\"", DedupIdSource::default().as_str())),
+            doc: "Where a record's message id is: `header` (the value of `dedup_id_header`) or `key` (the record's key, which must then be unique to each message) (Kafka's `veltrix.dedup.id.source`).",
+        },
+        KeyDef {
             name: "tier",
             kind: Kind::Word(TIERS),
             required: false,
@@ -626,6 +656,34 @@ static GROUP_KEYS: &[KeyDef] = &[
 fn share() -> ShareConfig {
     ShareConfig::default()
 }
+
+fn dedup() -> DedupLimits {
+    DedupLimits::default()
+}
+
+static DEDUP_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "ids_max",
+        kind: int(1, DEDUP_IDS_MAX as i64, Unit::Ids),
+        required: false,
+        default: || Some(dedup().ids_max.to_string()),
+        doc: "Message ids one topic's duplicate window remembers, across its partitions; each costs its bytes and about 128 more of memory. Past it the oldest ids are forgotten before their time: the window effectively shrinks, and a record resent after its id was forgotten is stored again.",
+    },
+    KeyDef {
+        name: "id_bytes_max",
+        kind: int(1, DEDUP_ID_BYTES_MAX as i64, Unit::Bytes),
+        required: false,
+        default: || Some(dedup().id_bytes_max.to_string()),
+        doc: "Longest message id accepted by a topic with a duplicate window: a batch with a longer (or an empty) id is refused with INVALID_RECORD, naming the limit, rather than stored with duplicates it could not catch.",
+    },
+    KeyDef {
+        name: "memory_bytes_max",
+        kind: int(1 << 20, i64::MAX, Unit::Bytes),
+        required: false,
+        default: || Some(dedup().memory_bytes_max.to_string()),
+        doc: "Memory all topics' duplicate windows hold together (ids and their entries, estimated). A window that would go over it forgets its own oldest ids early, as at ids_max; one with no stored id to forget refuses the produce with POLICY_VIOLATION until memory frees up.",
+    },
+];
 
 /// The share-group settings of `[share]` (the defaults) and of
 /// `[[share_group]]`, each with the name Kafka gives it: the name
@@ -891,6 +949,13 @@ pub static TABLES: &[TableDef] = &[
         env: true,
         doc: "Share groups (KIP-932), queues on topics: limits and timings, and the settings of every share group that does not set its own.",
         keys: SHARE_KEYS,
+    },
+    TableDef {
+        name: "dedup",
+        array: false,
+        env: true,
+        doc: "The bounds of every topic's duplicate window (a `[[topic]]`'s `dedup_window_ms`, or Kafka's `veltrix.dedup.window.ms`): ids remembered per topic, bytes per id.",
+        keys: DEDUP_KEYS,
     },
     TableDef {
         name: "observability",

@@ -1111,4 +1111,29 @@ mod tests {
         b.create_topic("new", Some(2), TopicConfig::default()).unwrap();
         b.create_partitions("kept", 3).unwrap();
     }
+
+    /// The broker's default duplicate-window limits are the index's own
+    /// defaults, and every window a topic may have is a valid index under them
+    /// and under the widest limits `[dedup]` accepts.
+    #[test]
+    fn the_default_dedup_limits_are_the_index_s_and_fit_every_window() {
+        use crate::dedup::{DEDUP_ID_BYTES_MAX, DEDUP_IDS_MAX, DEDUP_WINDOW_MS_MAX, DedupConfig, DedupLimits};
+        let limits = BrokerConfig::default().dedup;
+        assert_eq!(limits.config(120_000), DedupConfig::new(120_000));
+        let widest = DedupLimits {
+            ids_max: DEDUP_IDS_MAX,
+            id_bytes_max: DEDUP_ID_BYTES_MAX,
+            ..limits
+        };
+        for l in [limits, widest] {
+            for window_ms in [1, 120_000, DEDUP_WINDOW_MS_MAX] {
+                assert_eq!(l.config(window_ms).validate(), Ok(()), "{l:?} {window_ms}");
+            }
+        }
+        let over = DedupLimits {
+            ids_max: DEDUP_IDS_MAX + 1,
+            ..limits
+        };
+        assert!(over.config(1).validate().is_err());
+    }
 }

@@ -3,19 +3,34 @@
 //!
 //! Only the settings the engine implements are accepted; any other name is
 //! refused with a message naming it, so a client never believes a setting took
-//! effect when it did not. Cross-field rules (e.g. a batch must fit a segment)
-//! are the engine's, checked when the whole config is applied.
+//! effect when it did not. Cross-field rules (e.g. a batch must fit a segment,
+//! a duplicate window must not outlast the retention) are the engine's,
+//! checked when the whole config is applied.
+//!
+//! The duplicate window's settings are Veltrix's own, under a `veltrix.`
+//! prefix so that they can never collide with a setting Kafka adds later.
 
-use veltrix_core::TopicConfig;
+use veltrix_core::dedup::DEDUP_WINDOW_MS_MAX;
+use veltrix_core::{DEDUP_ID_HEADER_BYTES_MAX, DedupIdSource, TopicConfig};
+
+/// `veltrix.dedup.window.ms`: how long a message id is remembered, 0 for off.
+pub(crate) const DEDUP_WINDOW_MS: &str = "veltrix.dedup.window.ms";
+/// `veltrix.dedup.id.header`: the header that carries the message id.
+pub(crate) const DEDUP_ID_HEADER: &str = "veltrix.dedup.id.header";
+/// `veltrix.dedup.id.source`: `header` or `key`.
+pub(crate) const DEDUP_ID_SOURCE: &str = "veltrix.dedup.id.source";
 
 /// The topic settings that can be set, by Kafka name.
-pub(crate) const SETTABLE: [&str; 6] = [
+pub(crate) const SETTABLE: [&str; 9] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
     "segment.ms",
     "max.message.bytes",
     "flush.ms",
+    DEDUP_WINDOW_MS,
+    DEDUP_ID_HEADER,
+    DEDUP_ID_SOURCE,
 ];
 
 /// Sets `key` to `value` in `c`.
@@ -47,9 +62,51 @@ pub(crate) fn set(c: &mut TopicConfig, key: &str, value: Option<&str>) -> Result
             c.batch_bytes_max = Some(u32::try_from(n).map_err(|_| format!("`{key}` = {n} is out of range"))?);
         }
         "flush.ms" => c.flush_interval_ms = Some(non_negative(num()?)?),
+        DEDUP_WINDOW_MS => c.dedup_window_ms = Some(dedup_window_ms(non_negative(num()?)?)?),
+        DEDUP_ID_HEADER => c.dedup_id_header = Some(dedup_id_header(value)?),
+        DEDUP_ID_SOURCE => c.dedup_id_source = Some(dedup_id_source(value)?),
         other => return Err(unsupported(other)),
     }
     Ok(())
+}
+
+/// A window of at most a year: anything longer is surely in the wrong unit.
+fn dedup_window_ms(ms: u64) -> Result<u64, String> {
+    if ms > DEDUP_WINDOW_MS_MAX {
+        return Err(format!(
+            "`{DEDUP_WINDOW_MS}` = {ms} is longer than a year ({DEDUP_WINDOW_MS_MAX} ms); it is in milliseconds, \
+             and 0 turns the window off"
+        ));
+    }
+    Ok(ms)
+}
+
+/// A header name as given, not trimmed: header names are compared byte for
+/// byte, so the setting must be exactly the name producers send.
+fn dedup_id_header(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err(format!(
+            "`{DEDUP_ID_HEADER}` is empty: name the record header that carries the message id, or delete the \
+             setting for the default `{}`",
+            veltrix_core::DEDUP_ID_HEADER_DEFAULT
+        ));
+    }
+    if name.len() > DEDUP_ID_HEADER_BYTES_MAX {
+        return Err(format!(
+            "`{DEDUP_ID_HEADER}` is {} bytes long; a header name may be at most {DEDUP_ID_HEADER_BYTES_MAX}",
+            name.len()
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn dedup_id_source(word: &str) -> Result<DedupIdSource, String> {
+    DedupIdSource::parse(word).ok_or_else(|| {
+        format!(
+            "`{DEDUP_ID_SOURCE}` = `{word}`: use `header` (the id is the value of the header `{DEDUP_ID_HEADER}` \
+             names) or `key` (the id is the record's key)"
+        )
+    })
 }
 
 /// Removes `key` from `c`, so the broker's default applies again.
@@ -61,6 +118,9 @@ pub(crate) fn unset(c: &mut TopicConfig, key: &str) -> Result<(), String> {
         "segment.ms" => c.segment_age_ms_max = None,
         "max.message.bytes" => c.batch_bytes_max = None,
         "flush.ms" => c.flush_interval_ms = None,
+        DEDUP_WINDOW_MS => c.dedup_window_ms = None,
+        DEDUP_ID_HEADER => c.dedup_id_header = None,
+        DEDUP_ID_SOURCE => c.dedup_id_source = None,
         other => return Err(unsupported(other)),
     }
     Ok(())
@@ -93,11 +153,25 @@ fn unsupported(key: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A valid value for every settable name.
+    const VALID: [(&str, &str); 9] = [
+        ("retention.ms", "5000"),
+        ("retention.bytes", "5000"),
+        ("segment.bytes", "5000"),
+        ("segment.ms", "5000"),
+        ("max.message.bytes", "5000"),
+        ("flush.ms", "5000"),
+        (DEDUP_WINDOW_MS, "120000"),
+        (DEDUP_ID_HEADER, "event-id"),
+        (DEDUP_ID_SOURCE, "key"),
+    ];
+
     #[test]
     fn every_settable_name_can_be_set_and_unset() {
-        for key in SETTABLE {
+        assert_eq!(VALID.map(|(k, _)| k), SETTABLE, "one valid value per settable name");
+        for (key, value) in VALID {
             let mut c = TopicConfig::default();
-            set(&mut c, key, Some("5000")).unwrap();
+            set(&mut c, key, Some(value)).unwrap();
             assert_ne!(c, TopicConfig::default(), "{key}");
             unset(&mut c, key).unwrap();
             assert_eq!(c, TopicConfig::default(), "{key}");
@@ -105,28 +179,70 @@ mod tests {
     }
 
     #[test]
+    fn the_duplicate_window_settings_take_their_whole_range() {
+        let year = DEDUP_WINDOW_MS_MAX.to_string();
+        let longest = "h".repeat(DEDUP_ID_HEADER_BYTES_MAX);
+        let c = from_pairs([
+            (DEDUP_WINDOW_MS, Some(year.as_str())),
+            (DEDUP_ID_HEADER, Some(longest.as_str())),
+            (DEDUP_ID_SOURCE, Some("header")),
+        ])
+        .unwrap();
+        assert_eq!(c.dedup_window_ms, Some(DEDUP_WINDOW_MS_MAX));
+        assert_eq!(c.dedup_id_header.as_deref(), Some(longest.as_str()));
+        assert_eq!(c.dedup_id_source, Some(DedupIdSource::Header));
+        let off = from_pairs([(DEDUP_WINDOW_MS, Some("0")), (DEDUP_ID_HEADER, Some(" id "))]).unwrap();
+        assert_eq!(off.dedup_window_ms, Some(0), "0 is off, and accepted");
+        assert_eq!(off.dedup_id_header.as_deref(), Some(" id "), "kept as given");
+        assert_eq!(off.dedup(), None);
+    }
+
+    #[test]
     fn bad_values_and_names_say_what_is_wrong() {
-        let mut c = TopicConfig::default();
-        assert!(
-            set(&mut c, "retention.ms", Some("-2"))
-                .unwrap_err()
-                .contains("-1 for no limit")
-        );
-        assert!(
-            set(&mut c, "segment.bytes", Some("1GB"))
-                .unwrap_err()
-                .contains("not a whole number")
-        );
-        assert!(
-            set(&mut c, "cleanup.policy", Some("compact"))
-                .unwrap_err()
-                .contains("settable")
-        );
-        assert!(set(&mut c, "segment.ms", None).unwrap_err().contains("no value"));
+        let year_and_a_ms = (DEDUP_WINDOW_MS_MAX + 1).to_string();
+        let too_long = "h".repeat(DEDUP_ID_HEADER_BYTES_MAX + 1);
+        let refused: [(&str, Option<&str>, &str); 12] = [
+            ("retention.ms", Some("-2"), "-1 for no limit"),
+            ("segment.bytes", Some("1GB"), "not a whole number"),
+            ("cleanup.policy", Some("compact"), "settable"),
+            ("segment.ms", None, "no value"),
+            (DEDUP_WINDOW_MS, Some("-1"), "must be at least 0"),
+            (DEDUP_WINDOW_MS, Some("2m"), "not a whole number"),
+            (
+                DEDUP_WINDOW_MS,
+                Some(&year_and_a_ms),
+                "longer than a year (31536000000 ms)",
+            ),
+            (DEDUP_WINDOW_MS, None, "no value"),
+            (DEDUP_ID_HEADER, Some(""), "is empty"),
+            (
+                DEDUP_ID_HEADER,
+                Some(&too_long),
+                "256 bytes long; a header name may be at most 255",
+            ),
+            (DEDUP_ID_SOURCE, Some("value"), "use `header`"),
+            (DEDUP_ID_SOURCE, Some("Key"), "or `key`"),
+        ];
+        for (key, value, why) in refused {
+            let mut c = TopicConfig::default();
+            let message = set(&mut c, key, value).unwrap_err();
+            assert!(
+                message.contains(why),
+                "{key} = {value:?}: {message:?} should say {why:?}"
+            );
+            assert!(message.contains(key), "{message:?} names the setting");
+            assert_eq!(c, TopicConfig::default(), "{key} = {value:?} changed nothing");
+        }
         assert!(
             from_pairs([("retention.ms", Some("1")), ("retention.ms", Some("2"))])
                 .unwrap_err()
                 .contains("twice")
+        );
+        assert!(
+            set(&mut TopicConfig::default(), "veltrix.dedup.window", Some("1"))
+                .unwrap_err()
+                .contains(DEDUP_WINDOW_MS),
+            "the refusal lists the settable names"
         );
     }
 }

@@ -333,6 +333,10 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
             "heartbeat_interval_ms": config.broker.share.heartbeat_interval_ms,
             "declared_groups": config.share_groups.len(),
         },
+        "dedup": {
+            "ids_max": config.broker.dedup.ids_max,
+            "id_bytes_max": config.broker.dedup.id_bytes_max,
+        },
         "alerts": config.alerts.len(),
         "webhook": config.observability.webhook.is_some(),
     })

@@ -1,12 +1,13 @@
 //! Declared topics applied to a real broker on a temporary data directory:
 //! creation, growth and setting changes; refusal of data-losing changes
 //! without permission, before anything changes; partitions never removed;
-//! deletion only of topics that an earlier start applied from the file.
+//! deletion only of topics that an earlier start applied from the file; the
+//! duplicate window changed like any setting.
 
 use std::path::Path;
 
 use veltrix_config::{Applied, ApplyError, FixedProbe, VeltrixConfig, apply_topics, check_source};
-use veltrix_core::{Broker, TopicConfig};
+use veltrix_core::{Broker, DedupIdSource, DedupSettings, TopicConfig};
 use veltrix_log::Env;
 
 pub(crate) fn config(source: &str) -> VeltrixConfig {
@@ -142,5 +143,57 @@ fn only_topics_declared_before_are_deleted_and_only_with_permission() {
         apply_topics(&broker, &without_clicks, false).unwrap(),
         Applied::default()
     );
+    broker.close();
+}
+
+/// The duplicate window is a setting like the others: a live topic gets the
+/// declared window, a changed one and none again, without `--allow-data-loss`
+/// (a window deletes nothing stored), and applying the same file twice
+/// changes nothing.
+#[test]
+fn a_changed_duplicate_window_is_applied_to_a_live_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    let orders = "[[topic]]\nname = \"orders\"\npartitions = 2\nretention_ms = 86_400_000\n";
+    let steps: [(&str, Option<DedupSettings>); 4] = [
+        (
+            "dedup_window_ms = 120_000\n",
+            Some(DedupSettings {
+                window_ms: 120_000,
+                id_source: DedupIdSource::Header,
+                id_header: "message-id".to_owned(),
+            }),
+        ),
+        (
+            "dedup_window_ms = 3_600_000\ndedup_id_header = \"event-id\"\n",
+            Some(DedupSettings {
+                window_ms: 3_600_000,
+                id_source: DedupIdSource::Header,
+                id_header: "event-id".to_owned(),
+            }),
+        ),
+        (
+            "dedup_window_ms = 600_000\ndedup_id_source = \"key\"\n",
+            Some(DedupSettings {
+                window_ms: 600_000,
+                id_source: DedupIdSource::Key,
+                id_header: "message-id".to_owned(),
+            }),
+        ),
+        ("", None),
+    ];
+    for (keys, want) in steps {
+        let declared = config(&format!("{orders}{keys}\n[[topic]]\nname = \"clicks\"\n"));
+        let applied = apply_topics(&broker, &declared, false).unwrap();
+        assert_eq!(applied.altered, vec!["orders".to_owned()], "{keys}");
+        assert_eq!(broker.topic("orders").unwrap().config.dedup(), want, "{keys}");
+        assert_eq!(
+            apply_topics(&broker, &declared, false).unwrap(),
+            Applied::default(),
+            "{keys}: applied once"
+        );
+    }
     broker.close();
 }

@@ -5,8 +5,9 @@
 use veltrix_config::{
     FixedProbe, KafkaLimits, LagThreshold, Location, Profile, Tier, VeltrixConfig, check_source, schema,
 };
-use veltrix_core::BrokerConfig;
+use veltrix_core::dedup::DedupLimits;
 use veltrix_core::share::{AutoOffsetReset, ShareGroupSettings};
+use veltrix_core::{BrokerConfig, DedupIdSource, DedupSettings};
 use veltrix_log::FlushPolicy;
 
 fn probe() -> FixedProbe {
@@ -28,6 +29,7 @@ fn an_empty_file_is_the_embedded_default() {
     assert_eq!(c.broker.log, d.log);
     assert_eq!(c.broker.groups, d.groups);
     assert_eq!(c.broker.share, d.share);
+    assert_eq!(c.broker.dedup, d.dedup);
     assert!(c.share_groups.is_empty());
     assert_eq!(
         (
@@ -93,6 +95,10 @@ groups_max = 99
 offset_metadata_bytes_max = 100
 offsets_retention_ms = 864_000_000
 
+[dedup]
+ids_max = 2_000_000
+id_bytes_max = 64
+
 [[topic]]
 name = "t"
 partitions = 8
@@ -106,6 +112,9 @@ flush_interval_ms = 250
 tier = "bulk"
 keyed = true
 peak_records_per_second = 10
+dedup_window_ms = 120_000
+dedup_id_source = "header"
+dedup_id_header = "event-id"
 
 [[alert]]
 group = "g"
@@ -194,6 +203,14 @@ for_ms = 5000
         ),
         (9, 99, 100, 864_000_000)
     );
+    assert_eq!(
+        c.broker.dedup,
+        DedupLimits {
+            ids_max: 2_000_000,
+            id_bytes_max: 64,
+            ..DedupLimits::default()
+        }
+    );
     let t = &c.topics[0];
     assert_eq!(
         (t.name.as_str(), t.partitions, t.tier, t.keyed, t.critical),
@@ -209,6 +226,14 @@ for_ms = 5000
     assert_eq!(
         (t.config.batch_bytes_max, t.config.flush_interval_ms),
         (Some(100_000), Some(250))
+    );
+    assert_eq!(
+        t.config.dedup(),
+        Some(DedupSettings {
+            window_ms: 120_000,
+            id_source: DedupIdSource::Header,
+            id_header: "event-id".to_owned(),
+        })
     );
     let effective = c.topic_log_config(t);
     assert_eq!(effective.retention_ms, None);
@@ -428,10 +453,68 @@ fn documented_defaults_are_the_resolved_ones() {
     assert_eq!(c.broker.log, d.broker.log);
     assert_eq!(c.broker.groups, d.broker.groups);
     assert_eq!(c.broker.share, d.broker.share);
+    assert_eq!(c.broker.dedup, d.broker.dedup);
     assert_eq!(c.limits, d.limits);
     assert_eq!(
         (c.data_dir, c.kafka_listener, c.http_listener),
         (d.data_dir, d.kafka_listener, d.http_listener)
     );
     assert_eq!(c.broker.default_partitions, d.broker.default_partitions);
+}
+
+#[test]
+fn documented_duplicate_window_defaults_are_the_engine_s() {
+    // A topic that writes out the printed defaults of the id's header and
+    // source has the same window as one that leaves them out.
+    let topic = schema::table("topic").unwrap();
+    let printed = |key: &str| (topic.key(key).unwrap().default)().unwrap();
+    assert_eq!(printed("dedup_window_ms"), "0", "off unless set");
+    let src = format!(
+        "[[topic]]\nname = \"spelt-out\"\ndedup_window_ms = 60_000\ndedup_id_header = {}\ndedup_id_source = {}\n\n\
+         [[topic]]\nname = \"left-out\"\ndedup_window_ms = 60_000\n",
+        printed("dedup_id_header"),
+        printed("dedup_id_source")
+    );
+    let report = check_source("veltrix.toml", &src, &[], &probe());
+    let c = report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{src}\n{}", report.render(false)));
+    let window = c.topics[0].config.dedup().unwrap();
+    assert_eq!(Some(window.clone()), c.topics[1].config.dedup());
+    assert_eq!(
+        (window.id_source, window.id_header.as_str()),
+        (DedupIdSource::default(), veltrix_core::DEDUP_ID_HEADER_DEFAULT)
+    );
+}
+
+#[test]
+fn dedup_limits_are_overridden_from_the_environment_and_checked() {
+    let vars = env(&[("VELTRIX_DEDUP__IDS_MAX", "5_000_000")]);
+    let c = check_source(
+        "veltrix.toml",
+        "[dedup]\nids_max = 10\nid_bytes_max = 36\n",
+        &vars,
+        &probe(),
+    )
+    .config
+    .unwrap();
+    assert_eq!(
+        c.broker.dedup,
+        DedupLimits {
+            ids_max: 5_000_000,
+            id_bytes_max: 36,
+            ..DedupLimits::default()
+        }
+    );
+    let vars = env(&[("VELTRIX_DEDUP__ID_BYTES_MAX", "2048")]);
+    let report = check_source("veltrix.toml", "", &vars, &probe());
+    let ids: Vec<&str> = report.diagnostics.iter().map(|d| d.id()).collect();
+    assert_eq!(ids, ["V004"]);
+    assert!(
+        report.diagnostics[0].help.contains("1..=1_024 bytes"),
+        "{}",
+        report.render(false)
+    );
+    assert!(report.config.is_none());
 }

@@ -146,6 +146,19 @@ fn cases() -> Vec<Case> {
             "write the duration as ISO 8601",
         ),
         case(
+            "V014",
+            "[[topic]]\nname = \"a\"\ndedup_window_ms = 60000\ndedup_id_header = \"\" #<\n",
+            "write the header your producers put the message id in",
+        ),
+        case(
+            "V014",
+            &format!(
+                "[[topic]]\nname = \"a\"\ndedup_window_ms = 60000\ndedup_id_header = \"{}\" #<\n",
+                "h".repeat(256)
+            ),
+            "use a header name of at most 255 bytes",
+        ),
+        case(
             "V101",
             "[defaults]\nsegment_bytes_max = 65536\nbatch_bytes_max = 100000 #<\n",
             "raise `segment_bytes_max` to at least 100000",

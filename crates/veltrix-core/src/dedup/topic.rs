@@ -64,6 +64,17 @@ pub struct DedupLimits {
     pub memory_bytes_max: usize,
 }
 
+impl DedupLimits {
+    /// The index settings of a window of `window_ms` under these limits.
+    pub fn config(&self, window_ms: u64) -> DedupConfig {
+        DedupConfig {
+            window_ms,
+            ids_max: self.ids_max,
+            id_bytes_max: self.id_bytes_max,
+        }
+    }
+}
+
 impl Default for DedupLimits {
     fn default() -> Self {
         DedupLimits {
@@ -131,11 +142,7 @@ impl TopicDedup {
         memory: Arc<DedupMemory>,
         partitions: &[Arc<Partition>],
     ) -> Result<TopicDedup> {
-        let config = DedupConfig {
-            window_ms: settings.window_ms,
-            ids_max: limits.ids_max,
-            id_bytes_max: limits.id_bytes_max,
-        };
+        let config = limits.config(settings.window_ms);
         config.validate().map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
         let store = LogDedupStore::open(env.storage.clone(), dir, &config)?;
         Self::with_store(env, Box::new(store), settings, config, memory, partitions)

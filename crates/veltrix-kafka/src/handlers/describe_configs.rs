@@ -18,18 +18,23 @@
 //! later; it shows `flush.ms` = N and `flush.messages` = Long.MAX. Creating a
 //! topic with `flush.ms` = 0 is refused, so the default cannot be mistaken for an
 //! interval. `retention.ms` and `retention.bytes` are -1 when there is no limit.
+//!
+//! The duplicate window's settings (`veltrix.dedup.*`) follow the log's. They
+//! have no broker-wide value: each is set on the topic or is the built-in
+//! default (0, the window off; the header `message-id`; the id from a header).
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
-use veltrix_core::{BrokerConfig, TopicConfig};
+use veltrix_core::{BrokerConfig, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, TopicConfig};
 use veltrix_log::{FlushPolicy, LogConfig};
 
 use super::Ctx;
 use crate::errors::{Refusal, ResponseError};
 use crate::server::KafkaConfig;
+use crate::topic_configs::{DEDUP_ID_HEADER, DEDUP_ID_SOURCE, DEDUP_WINDOW_MS};
 
 /// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -42,6 +47,7 @@ const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's config types (v3 and later).
 const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
@@ -147,6 +153,45 @@ static LOG_SETTINGS: [LogSetting; 9] = [
     },
 ];
 
+/// One topic setting that only topics have: set on the topic, or else the
+/// built-in default.
+struct TopicSetting {
+    name: &'static str,
+    config_type: i8,
+    doc: &'static str,
+    /// The topic's own value, if it sets one.
+    value: fn(&TopicConfig) -> Option<String>,
+    default: fn() -> String,
+}
+
+static DEDUP_SETTINGS: [TopicSetting; 3] = [
+    TopicSetting {
+        name: DEDUP_WINDOW_MS,
+        config_type: TYPE_LONG,
+        doc: "How long a record's message id is remembered: a record whose id the topic stored within this many \
+              ms is dropped, and the rest of its batch stored. 0 turns the window off. At most a year, and no \
+              longer than retention.ms.",
+        value: |t| t.dedup_window_ms.map(|ms| ms.to_string()),
+        default: || "0".to_owned(),
+    },
+    TopicSetting {
+        name: DEDUP_ID_HEADER,
+        config_type: TYPE_STRING,
+        doc: "The record header whose value is the message id, when veltrix.dedup.id.source is header; 1 to 255 \
+              bytes, compared byte for byte.",
+        value: |t| t.dedup_id_header.clone(),
+        default: || DEDUP_ID_HEADER_DEFAULT.to_owned(),
+    },
+    TopicSetting {
+        name: DEDUP_ID_SOURCE,
+        config_type: TYPE_STRING,
+        doc: "Where a record's message id is: header (the value of the header veltrix.dedup.id.header names) or \
+              key (the record's key).",
+        value: |t| t.dedup_id_source.map(|s| s.as_str().to_owned()),
+        default: || DedupIdSource::default().as_str().to_owned(),
+    },
+];
+
 /// What the request asked for besides the values.
 struct Options {
     version: i16,
@@ -234,25 +279,39 @@ fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Describ
         .first()
         .map_or_else(|| topic.config.log_config(broker_log), |p| p.log().config());
     let defaults = LogConfig::default();
-    Ok(LOG_SETTINGS
-        .iter()
-        .map(|s| {
-            let mut layers = Vec::new();
-            if (s.at_topic_level)(&topic.config) {
-                layers.push(Layer {
-                    name: s.topic_name,
-                    value: (s.value)(&effective),
-                    source: SOURCE_TOPIC,
-                });
-            }
-            layers.extend(broker_layers(
-                s.broker_name,
-                (s.value)(broker_log),
-                (s.value)(&defaults),
-            ));
-            entry(options, s.topic_name, s.config_type, s.doc, layers)
-        })
-        .collect())
+    let log = LOG_SETTINGS.iter().map(|s| {
+        let mut layers = Vec::new();
+        if (s.at_topic_level)(&topic.config) {
+            layers.push(Layer {
+                name: s.topic_name,
+                value: (s.value)(&effective),
+                source: SOURCE_TOPIC,
+            });
+        }
+        layers.extend(broker_layers(
+            s.broker_name,
+            (s.value)(broker_log),
+            (s.value)(&defaults),
+        ));
+        entry(options, s.topic_name, s.config_type, s.doc, layers)
+    });
+    let dedup = DEDUP_SETTINGS.iter().map(|s| {
+        let mut layers = Vec::new();
+        if let Some(value) = (s.value)(&topic.config) {
+            layers.push(Layer {
+                name: s.name,
+                value,
+                source: SOURCE_TOPIC,
+            });
+        }
+        layers.push(Layer {
+            name: s.name,
+            value: (s.default)(),
+            source: SOURCE_DEFAULT,
+        });
+        entry(options, s.name, s.config_type, s.doc, layers)
+    });
+    Ok(log.chain(dedup).collect())
 }
 
 fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
@@ -315,7 +374,6 @@ fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Descri
 /// A share group's settings: its own, over the broker's defaults.
 fn group_configs(ctx: &Ctx, options: &Options, name: &str) -> Vec<DescribeConfigsResourceResult> {
     const SOURCE_GROUP: i8 = 8;
-    const TYPE_STRING: i8 = 2;
     let share = ctx.broker.share();
     let own = share.overrides(name);
     let effective = share.settings(name).entries();

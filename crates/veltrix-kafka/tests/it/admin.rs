@@ -411,6 +411,9 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
             ("segment.ms", "3600000"),
             ("max.message.bytes", "32768"),
             ("flush.ms", "50"),
+            ("veltrix.dedup.window.ms", "30000"),
+            ("veltrix.dedup.id.header", "event-id"),
+            ("veltrix.dedup.id.source", "header"),
         ],
     )
     .await;
@@ -436,6 +439,9 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
             ("flush.messages", "1"),
             ("index.interval.bytes", "4096"),
             ("cleanup.policy", "delete"),
+            ("veltrix.dedup.window.ms", "0"),
+            ("veltrix.dedup.id.header", "message-id"),
+            ("veltrix.dedup.id.source", "header"),
         ];
         let names: Vec<&str> = plain.configs.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, want.iter().map(|(n, _)| *n).collect::<Vec<_>>());
@@ -457,11 +463,18 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
                 assert_eq!(s.documentation, None, "documentation was not asked for");
             }
         }
-        assert_eq!(
-            setting(plain, "retention.ms").config_type,
-            if version >= 3 { 5 } else { 0 },
-            "LONG from v3 on"
-        );
+        for (name, config_type) in [
+            ("retention.ms", 5),
+            ("veltrix.dedup.window.ms", 5),
+            ("veltrix.dedup.id.header", 2),
+            ("veltrix.dedup.id.source", 2),
+        ] {
+            assert_eq!(
+                setting(plain, name).config_type,
+                if version >= 3 { config_type } else { 0 },
+                "{name}: LONG or STRING from v3 on"
+            );
+        }
 
         let nope = &r.results[1];
         assert_eq!(nope.error_code, errors::ResponseError::UnknownTopicOrPartition.code());
@@ -479,6 +492,9 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
             ("flush.messages", "9223372036854775807", SOURCE_TOPIC),
             ("index.interval.bytes", "4096", SOURCE_DEFAULT),
             ("cleanup.policy", "delete", SOURCE_DEFAULT),
+            ("veltrix.dedup.window.ms", "30000", SOURCE_TOPIC),
+            ("veltrix.dedup.id.header", "event-id", SOURCE_TOPIC),
+            ("veltrix.dedup.id.source", "header", SOURCE_TOPIC),
         ] {
             assert_eq!(value_and_source(tuned, name), (value.to_owned(), source), "{name}");
         }
@@ -492,8 +508,20 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
 async fn describe_configs_lists_synonyms_documentation_and_only_the_keys_asked_for() {
     let s = start(|_| {}).await;
     let mut c = Client::connect(s.addr).await;
-    create_topic_with(&mut c, "t", 1, &[("retention.ms", "60000")]).await;
-    let keys = ["segment.bytes", "no.such.key", "retention.ms"];
+    create_topic_with(
+        &mut c,
+        "t",
+        1,
+        &[("retention.ms", "60000"), ("veltrix.dedup.window.ms", "30000")],
+    )
+    .await;
+    let keys = [
+        "veltrix.dedup.id.header",
+        "segment.bytes",
+        "no.such.key",
+        "retention.ms",
+        "veltrix.dedup.window.ms",
+    ];
     let request = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
         .with_include_documentation(true)
@@ -503,7 +531,15 @@ async fn describe_configs_lists_synonyms_documentation_and_only_the_keys_asked_f
     let r = c.call(request, 4).await;
     let t = &r.results[0];
     let names: Vec<&str> = t.configs.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, vec!["retention.ms", "segment.bytes"]);
+    assert_eq!(
+        names,
+        vec![
+            "retention.ms",
+            "segment.bytes",
+            "veltrix.dedup.window.ms",
+            "veltrix.dedup.id.header"
+        ]
+    );
     let layers = |name: &str| -> Vec<(String, String, i8)> {
         setting(t, name)
             .synonyms
@@ -528,12 +564,30 @@ async fn describe_configs_lists_synonyms_documentation_and_only_the_keys_asked_f
         layers("segment.bytes"),
         vec![("log.segment.bytes".to_owned(), "1073741824".to_owned(), SOURCE_DEFAULT)]
     );
-    assert!(
-        setting(t, "retention.ms")
-            .documentation
-            .as_ref()
-            .is_some_and(|d| !d.is_empty())
+    // The duplicate window's settings have no broker-wide layer: the topic's
+    // own value, then the built-in default, under the topic's name.
+    let window = "veltrix.dedup.window.ms".to_owned();
+    assert_eq!(
+        layers("veltrix.dedup.window.ms"),
+        vec![
+            (window.clone(), "30000".to_owned(), SOURCE_TOPIC),
+            (window, "0".to_owned(), SOURCE_DEFAULT),
+        ]
     );
+    assert_eq!(
+        layers("veltrix.dedup.id.header"),
+        vec![(
+            "veltrix.dedup.id.header".to_owned(),
+            "message-id".to_owned(),
+            SOURCE_DEFAULT
+        )]
+    );
+    for name in ["retention.ms", "veltrix.dedup.window.ms", "veltrix.dedup.id.header"] {
+        assert!(
+            setting(t, name).documentation.as_ref().is_some_and(|d| !d.is_empty()),
+            "{name}"
+        );
+    }
 }
 
 /// The broker resource: "0" reports the topic defaults under Kafka's broker

@@ -185,3 +185,165 @@ async fn alter_configs_replaces_the_whole_set() {
     ];
     assert_described(&mut c, "t", &replaced).await;
 }
+
+const WINDOW: &str = "veltrix.dedup.window.ms";
+const HEADER: &str = "veltrix.dedup.id.header";
+const ID_SOURCE: &str = "veltrix.dedup.id.source";
+
+/// AlterConfigs on one topic, replacing its whole set with `pairs`: the
+/// error code and message.
+async fn replace(c: &mut Client, topic: &str, pairs: &[(&str, &str)]) -> (i16, Option<String>) {
+    let configs = pairs
+        .iter()
+        .map(|(k, v)| {
+            ReplaceConfig::default()
+                .with_name(StrBytes::from_string((*k).to_owned()))
+                .with_value(Some(StrBytes::from_string((*v).to_owned())))
+        })
+        .collect();
+    let request = AlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_owned()))
+            .with_configs(configs),
+    ]);
+    let r = c.call(request, 2).await;
+    let res = &r.responses[0];
+    (
+        res.error_code,
+        res.error_message.as_ref().map(|m| m.as_str().to_owned()),
+    )
+}
+
+/// CreateTopics of one topic with `configs`: the error code and message.
+async fn create(c: &mut Client, name: &str, configs: &[(&str, &str)]) -> (i16, Option<String>) {
+    use kafka_protocol::messages::CreateTopicsRequest;
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let mut t = CreatableTopic::default();
+    t.name = topic(name);
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string((*k).to_owned()))
+                .with_value(Some(StrBytes::from_string((*v).to_owned())))
+        })
+        .collect();
+    let r = c.call(CreateTopicsRequest::default().with_topics(vec![t]), 7).await;
+    let res = &r.topics[0];
+    (
+        res.error_code,
+        res.error_message.as_ref().map(|m| m.as_str().to_owned()),
+    )
+}
+
+/// The duplicate window's three settings go through CreateTopics,
+/// IncrementalAlterConfigs (SET and DELETE) and AlterConfigs like the log's,
+/// and DescribeConfigs shows them at once. Each bad value is refused whole
+/// with INVALID_CONFIG and a message saying what is wrong; a window longer
+/// than the retention, reached from either side, with the engine's own.
+#[tokio::test]
+async fn the_duplicate_window_settings_are_set_deleted_and_refused_like_the_others() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    let configs = [("retention.ms", "3600000"), (WINDOW, "120000"), (ID_SOURCE, "key")];
+    let (code, message) = create(&mut c, "t", &configs).await;
+    assert_eq!(code, errors::NONE, "{message:?}");
+    let created = [
+        (WINDOW, "120000", SOURCE_TOPIC),
+        (ID_SOURCE, "key", SOURCE_TOPIC),
+        (HEADER, "message-id", SOURCE_DEFAULT),
+    ];
+    assert_described(&mut c, "t", &created).await;
+
+    let ops = vec![
+        op(WINDOW, 0, Some("600000")),
+        op(HEADER, 0, Some("event-id")),
+        op(ID_SOURCE, 1, None),
+    ];
+    let r = alter(&mut c, 2, "t", ops, false).await;
+    assert_accepted(r.responses[0].error_code, &r.responses[0].error_message);
+    let altered = [
+        (WINDOW, "600000", SOURCE_TOPIC),
+        (HEADER, "event-id", SOURCE_TOPIC),
+        (ID_SOURCE, "header", SOURCE_DEFAULT),
+        ("retention.ms", "3600000", SOURCE_TOPIC),
+    ];
+    assert_described(&mut c, "t", &altered).await;
+
+    let long_header = "h".repeat(256);
+    let refused: [(AlterableConfig, &str); 9] = [
+        (op(WINDOW, 0, Some("-5")), "must be at least 0"),
+        (op(WINDOW, 0, Some("10m")), "not a whole number"),
+        (op(WINDOW, 0, Some("31536000001")), "longer than a year"),
+        (op(WINDOW, 0, None), "has no value"),
+        (op(ID_SOURCE, 0, Some("value")), "use `header`"),
+        (op(HEADER, 0, Some("")), "is empty"),
+        (op(HEADER, 0, Some(&long_header)), "may be at most 255"),
+        // The engine's rule, from the window's side and from the retention's.
+        (
+            op(WINDOW, 0, Some("7200000")),
+            "veltrix.dedup.window.ms = 7200000 is longer than the topic's retention.ms = 3600000",
+        ),
+        (
+            op("retention.ms", 0, Some("60000")),
+            "veltrix.dedup.window.ms = 600000 is longer than the topic's retention.ms = 60000",
+        ),
+    ];
+    for (change, why) in refused {
+        let name = change.name.as_str().to_owned();
+        let r = alter(&mut c, 2, "t", vec![change], false).await;
+        let res = &r.responses[0];
+        assert_eq!(
+            res.error_code,
+            errors::ResponseError::InvalidConfig.code(),
+            "{name}: {:?}",
+            res.error_message
+        );
+        let message = res.error_message.as_ref().unwrap().as_str();
+        assert!(message.contains(why), "{name}: {message:?} should say {why:?}");
+        assert_described(&mut c, "t", &altered).await;
+    }
+
+    // AlterConfigs replaces the whole set: without `retention.ms` the topic
+    // has the broker's 7 days, which a 1-day window fits and an 8-day one
+    // does not.
+    assert_eq!(
+        replace(&mut c, "t", &[(WINDOW, "86400000")]).await,
+        (errors::NONE, None)
+    );
+    let replaced = [
+        (WINDOW, "86400000", SOURCE_TOPIC),
+        (HEADER, "message-id", SOURCE_DEFAULT),
+        ("retention.ms", "604800000", SOURCE_DEFAULT),
+    ];
+    assert_described(&mut c, "t", &replaced).await;
+    let (code, message) = replace(&mut c, "t", &[(WINDOW, "691200000")]).await;
+    assert_eq!(code, errors::ResponseError::InvalidConfig.code());
+    assert!(message.unwrap().contains("retention.ms = 604800000"));
+    assert_described(&mut c, "t", &replaced).await;
+
+    // CreateTopics refuses the same, and creates nothing.
+    let (code, message) = create(&mut c, "u", &[("retention.ms", "60000"), (WINDOW, "120000")]).await;
+    assert_eq!(code, errors::ResponseError::InvalidConfig.code());
+    assert!(
+        message
+            .unwrap()
+            .contains("longer than the topic's retention.ms = 60000")
+    );
+    let r = c
+        .call(
+            DescribeConfigsRequest::default().with_resources(vec![resource(2, "u")]),
+            4,
+        )
+        .await;
+    assert_eq!(
+        r.results[0].error_code,
+        errors::ResponseError::UnknownTopicOrPartition.code()
+    );
+    let (code, message) = create(&mut c, "u", &[(ID_SOURCE, "body")]).await;
+    assert_eq!(code, errors::ResponseError::InvalidConfig.code());
+    assert!(message.unwrap().contains("or `key`"));
+}

@@ -249,6 +249,30 @@ fn serve_applies_declared_topics_and_flags_win_over_the_file() {
     assert!(log.contains("updated declared topic"), "{log}");
 }
 
+/// A declared topic's duplicate window reaches the catalogue at its creation,
+/// and a changed window on the next start, like any setting.
+#[test]
+fn serve_applies_a_declared_duplicate_window_and_its_changes() {
+    let _machine = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[dedup]\nids_max = 2_000_000\n\n[[topic]]\nname = \"rewards\"\nretention_ms = 86_400_000\ndedup_window_ms = 600_000\ndedup_id_header = \"reward-id\"\n";
+    write(dir.path(), "veltrix.toml", config);
+    let catalog = || std::fs::read_to_string(dir.path().join("data/topics.json")).unwrap();
+    let log = serve_until_ready(dir.path(), &["--config", "veltrix.toml", "--data-dir", "data"]);
+    assert!(log.contains("created declared topic"), "{log}");
+    assert!(catalog().contains("\"dedup_window_ms\": 600000"), "{}", catalog());
+    assert!(
+        catalog().contains("\"dedup_id_header\": \"reward-id\""),
+        "{}",
+        catalog()
+    );
+
+    write(dir.path(), "veltrix.toml", &config.replace("600_000", "3_600_000"));
+    let log = serve_until_ready(dir.path(), &["--config", "veltrix.toml", "--data-dir", "data"]);
+    assert!(log.contains("updated declared topic"), "{log}");
+    assert!(catalog().contains("\"dedup_window_ms\": 3600000"), "{}", catalog());
+}
+
 /// Sends `request` at `version` on a new connection to `addr`.
 fn kafka_call<R: veltrix_client::kafka_protocol::protocol::Request>(
     runtime: &tokio::runtime::Runtime,
