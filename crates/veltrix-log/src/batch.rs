@@ -322,6 +322,24 @@ pub fn set_record_fields(buf: &mut [u8], record_count: i32, base_timestamp: i64,
     buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The compression codec's bits of a batch's attributes.
+const CODEC_BITS: i16 = 0x7;
+
+/// A batch of no records covering the same offsets and producer sequences as
+/// the batch in `buf` (its first [`HEADER_BYTES`] are read): what is left of
+/// a batch whose records were all dropped. Uncompressed, as Kafka's log
+/// cleaner writes an empty batch: a consumer that decompresses a stream
+/// holding nothing can fail (librdkafka aborts). Timestamps and the rest of
+/// the header stay; the length, count and CRC are the new batch's.
+pub fn empty_of(buf: &[u8]) -> Vec<u8> {
+    let mut out = buf[..HEADER_BYTES].to_vec();
+    let attributes = i16_at(&out, OFF_ATTRIBUTES) & !CODEC_BITS;
+    out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let (base_timestamp, max_timestamp) = (i64_at(&out, OFF_BASE_TIMESTAMP), i64_at(&out, OFF_MAX_TIMESTAMP));
+    set_record_fields(&mut out, 0, base_timestamp, max_timestamp);
+    out
+}
+
 /// Writes the two broker-owned fields. Neither is covered by the CRC.
 /// Bytes at the start of a batch that [`assign`] rewrites (base offset, length,
 /// leader epoch); the CRC covers none of them.

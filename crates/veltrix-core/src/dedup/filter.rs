@@ -15,7 +15,8 @@
 //! next batch. The kept records keep their offset deltas, leaving gaps exactly
 //! as Kafka's log compaction does, which every consumer already reads past; a
 //! batch whose records are all dropped stays as a batch of none, as
-//! compaction keeps one for the producer state.
+//! compaction keeps one for the producer state, uncompressed as compaction
+//! writes it (librdkafka cannot read a compressed stream of nothing).
 //!
 //! Ids are compared as bytes: one that is not UTF-8 is an id like any other.
 //! An empty one, or one longer than `id_bytes_max`, is a [`BadId`]; the produce
@@ -134,6 +135,21 @@ pub fn without(batch: &[u8], drop: &[i32]) -> Result<Vec<u8>, InvalidBatch> {
     debug_assert!(drop.is_sorted(), "offset deltas to drop are ascending");
     let header = batch::parse_header(batch)?;
     let codec = Codec::of(&header)?;
+    if i64::try_from(drop.len()).is_ok_and(|n| n >= i64::from(header.record_count)) {
+        // Every record dropped (deltas are distinct, so as many as records
+        // is all of them, once the batch reads as valid): a batch of none,
+        // uncompressed. librdkafka aborts on a compressed batch whose
+        // stream holds nothing, and Kafka's log cleaner writes empty
+        // batches uncompressed too.
+        let skim = Reading {
+            deltas: Deltas::Rising,
+            field: Field::Nothing,
+            field_bytes_max: 0,
+            body: false,
+        };
+        validate::read_records(batch, &header, &skim, &mut |_| Ok(()))?;
+        return Ok(batch::empty_of(batch));
+    }
     let broken = |e: io::Error| InvalidBatch::Decompression {
         codec,
         reason: format!("re-encoding: {e}"),
