@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use veltrix_log::io::{LockGuard, Storage};
 use veltrix_log::{Env, Log, LogConfig};
 
-use crate::catalog::{self, TopicConfig, TopicEntry};
+use crate::catalog::{self, DedupSettings, TopicConfig, TopicEntry};
+use crate::dedup::{DedupLimits, TopicDedup};
 use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::metrics::Metrics;
@@ -17,6 +18,8 @@ use crate::share::{LogShareStore, ShareConfig, ShareCoordinator};
 /// Directory of the committed offsets log, under the data directory.
 const GROUPS_DIR: &str = "groups";
 const SHARE_DIR: &str = "share";
+/// Each dedup topic's window snapshot, in a directory named by the topic id.
+const DEDUP_DIR: &str = "dedup";
 use crate::topic::{Partition, Topic, TopicId};
 
 /// Longest topic name, as in Kafka (file names stay under 255 bytes).
@@ -50,6 +53,8 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Share groups: limits, timings and the default group settings.
     pub share: ShareConfig,
+    /// Limits of topics' duplicate windows.
+    pub dedup: DedupLimits,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
@@ -68,6 +73,7 @@ impl Default for BrokerConfig {
             active_files_max: veltrix_log::env::ACTIVE_FILES_MAX_DEFAULT,
             groups: GroupConfig::default(),
             share: ShareConfig::default(),
+            dedup: DedupLimits::default(),
             metrics_enabled: true,
         }
     }
@@ -177,20 +183,10 @@ impl Broker {
             topics.insert(name.clone(), Arc::new(topic));
         }
         let known: Vec<&str> = entries.values().map(|e| e.id.as_str()).collect();
-        for name in storage.list_dir(&logs).map_err(|e| CoreError::Io {
-            op: "list",
-            path: logs.clone(),
-            source: e,
-        })? {
-            if !known.contains(&name.as_str()) {
-                tracing::warn!(dir = %logs.join(&name).display(), "removing the logs of a deleted topic");
-                let path = logs.join(&name);
-                storage.remove_dir_all(&path).map_err(|e| CoreError::Io {
-                    op: "remove",
-                    path,
-                    source: e,
-                })?;
-            }
+        remove_unknown(storage, &logs, &known, "the logs")?;
+        let dedup_dir = dir.join(DEDUP_DIR);
+        if storage.exists(&dedup_dir) {
+            remove_unknown(storage, &dedup_dir, &known, "the dedup window")?;
         }
         let producer_ids = ProducerIds::open(storage, &dir)?;
         let groups = GroupCoordinator::open(env.clone(), &dir.join(GROUPS_DIR), config.groups)?;
@@ -260,6 +256,22 @@ impl Broker {
             topic: topic.to_owned(),
             partition,
         })
+    }
+
+    /// A partition, and its topic's duplicate window if it has one.
+    pub fn partition_and_dedup(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Partition>, Option<Arc<TopicDedup>>)> {
+        let t = self
+            .topic(topic)
+            .ok_or_else(|| CoreError::UnknownTopic(topic.to_owned()))?;
+        let p = t.partition(partition).cloned().ok_or(CoreError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        })?;
+        Ok((p, t.dedup.clone()))
     }
 
     /// Creates a topic with `partitions` partitions (the broker default if `None`).
@@ -369,6 +381,12 @@ impl Broker {
         if let Err(e) = self.env.storage.remove_dir_all(&path) {
             tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's logs; the next start will");
         }
+        let path = self.dir.join(DEDUP_DIR).join(&entry.id);
+        if self.env.storage.exists(&path)
+            && let Err(e) = self.env.storage.remove_dir_all(&path)
+        {
+            tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's dedup window; the next start will");
+        }
         tracing::info!(topic = name, "deleted topic");
         // Catalogue ids always parse: `open` refuses a catalogue with a bad one and
         // new ones are written by `id_hex`.
@@ -418,11 +436,13 @@ impl Broker {
             return Err(e);
         }
         *catalog = next;
+        // The window is topic-wide: the new partitions join it.
         let topic = Arc::new(Topic {
             name: old.name.clone(),
             id: old.id,
             config: old.config.clone(),
             partitions,
+            dedup: old.dedup.clone(),
         });
         self.topics
             .write()
@@ -471,6 +491,23 @@ impl Broker {
         if validate_only || config == entry.config {
             return Ok(config);
         }
+        let old = self
+            .topic(name)
+            .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        // A changed window is rebuilt from its snapshot and the logs' durable
+        // records; an unchanged one carries over.
+        let dedup = match config.dedup() {
+            None => None,
+            Some(settings) if old.dedup.as_ref().is_some_and(|d| *d.settings() == settings) => old.dedup.clone(),
+            Some(settings) => Some(Arc::new(open_dedup(
+                &self.env,
+                &self.dir,
+                &self.config,
+                &entry.id,
+                settings,
+                &old.partitions,
+            )?)),
+        };
         let mut next = catalog.clone();
         next.insert(
             name.to_owned(),
@@ -481,14 +518,12 @@ impl Broker {
         );
         catalog::store(&*self.env.storage, &self.dir, &next)?;
         *catalog = next;
-        let old = self
-            .topic(name)
-            .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
         let topic = Arc::new(Topic {
             name: old.name.clone(),
             id: old.id,
             config: config.clone(),
             partitions: old.partitions.clone(),
+            dedup,
         });
         self.topics
             .write()
@@ -566,6 +601,13 @@ impl Broker {
                         tracing::error!(topic = %topic.name, partition = p.index, error = %e, "housekeeping failed")
                     }
                 }
+            }
+        }
+        for topic in self.topics() {
+            if let Some(dedup) = &topic.dedup
+                && let Err(e) = dedup.housekeep(&topic.partitions)
+            {
+                tracing::error!(topic = %topic.name, error = %e, "saving the dedup window's snapshot failed");
             }
         }
         self.groups.tick(&|name| self.topic_meta(name));
@@ -651,6 +693,45 @@ fn remove_uncounted_partitions(storage: &dyn Storage, topic_dir: &Path, partitio
     Ok(())
 }
 
+/// Removes the directories under `parent` named by no topic id in `known`:
+/// what a deletion interrupted by a crash left.
+fn remove_unknown(storage: &dyn Storage, parent: &Path, known: &[&str], what: &str) -> Result<()> {
+    let names = storage.list_dir(parent).map_err(|e| CoreError::Io {
+        op: "list",
+        path: parent.to_path_buf(),
+        source: e,
+    })?;
+    for name in names {
+        if !known.contains(&name.as_str()) {
+            let path = parent.join(&name);
+            tracing::warn!(dir = %path.display(), "removing {what} of a deleted topic");
+            storage.remove_dir_all(&path).map_err(|e| CoreError::Io {
+                op: "remove",
+                path,
+                source: e,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn open_dedup(
+    env: &Arc<Env>,
+    dir: &Path,
+    config: &BrokerConfig,
+    topic_id: &str,
+    settings: DedupSettings,
+    partitions: &[Arc<Partition>],
+) -> Result<TopicDedup> {
+    TopicDedup::open(
+        env,
+        &dir.join(DEDUP_DIR).join(topic_id),
+        settings,
+        config.dedup,
+        partitions,
+    )
+}
+
 fn open_partition(
     env: &Arc<Env>,
     dir: &Path,
@@ -671,11 +752,23 @@ fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, ent
     let partitions = (0..entry.partitions)
         .map(|i| open_partition(env, dir, config, entry, i).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
+    let dedup = match entry.config.dedup() {
+        Some(settings) => Some(Arc::new(open_dedup(
+            env,
+            dir,
+            config,
+            &entry.id,
+            settings,
+            &partitions,
+        )?)),
+        None => None,
+    };
     Ok(Topic {
         name: name.to_owned(),
         id,
         config: entry.config.clone(),
         partitions,
+        dedup,
     })
 }
 

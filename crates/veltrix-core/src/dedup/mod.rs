@@ -16,6 +16,7 @@ mod index;
 mod store;
 #[cfg(test)]
 mod tests;
+mod topic;
 
 pub use index::{
     DEDUP_ENTRY_OVERHEAD_BYTES, DEDUP_ID_BYTES_MAX, DEDUP_ID_BYTES_MAX_DEFAULT, DEDUP_IDS_MAX, DEDUP_IDS_MAX_DEFAULT,
@@ -26,3 +27,4 @@ pub use store::{
     DEDUP_PARTITIONS_MAX, DEDUP_SNAPSHOT_FILE, DedupStore, LogDedupStore, MemDedupStore, Snapshot, SnapshotEntry,
     decode_snapshot, encode_snapshot,
 };
+pub use topic::{DEDUP_IN_FLIGHT_WAIT_MS_MAX, DEDUP_SNAPSHOT_INTERVAL_MS, DedupLimits, TopicDedup, TopicDedupStats};
