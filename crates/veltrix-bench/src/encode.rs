@@ -1,8 +1,8 @@
 //! The load generator's own record batch encoding and decoding: RecordBatch v2,
-//! uncompressed, without headers, written straight into one buffer per
-//! partition as records are generated, and read back with only what the
-//! measurements need (record count, value bytes, the send time a value
-//! starts with).
+//! uncompressed, with at most one header per record (the message id of
+//! `--message-ids`), written straight into one buffer per partition as records
+//! are generated, and read back with only what the measurements need (record
+//! count, value bytes, the send time a value starts with).
 //!
 //! The general-purpose `veltrix_client::BatchBuilder` builds a `Record` per
 //! record and encodes them through the codec; at a million records a second
@@ -20,6 +20,27 @@ const ATTRIBUTES_AT: usize = 21;
 /// The largest encoding of a record's framing (length, attributes, deltas,
 /// key and value lengths, header count) beyond its key and value bytes.
 pub const RECORD_FRAMING_BYTES_MAX: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+/// The largest encoding of a header's framing (key and value lengths) beyond
+/// its key and value bytes.
+pub const HEADER_FRAMING_BYTES_MAX: usize = 5 + 5;
+
+/// One record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+impl Header<'_> {
+    /// The most bytes it takes in a record.
+    pub fn bytes_max(&self) -> usize {
+        HEADER_FRAMING_BYTES_MAX + self.key.len() + self.value.len()
+    }
+
+    fn bytes(&self) -> usize {
+        varint_bytes(self.key.len() as i64) + self.key.len() + varint_bytes(self.value.len() as i64) + self.value.len()
+    }
+}
 
 /// Bytes of `v` as a zigzag varint.
 fn varint_bytes(v: i64) -> usize {
@@ -86,13 +107,14 @@ impl BatchWriter {
     }
 
     /// The size the batch would have with one more record of this key and
-    /// value length (an upper bound).
-    pub fn bytes_with(&self, key_len: usize, value_len: usize) -> usize {
-        self.buf.len() + RECORD_FRAMING_BYTES_MAX + key_len + value_len
+    /// value length and `header_bytes` of headers (`Header::bytes_max`): an
+    /// upper bound.
+    pub fn bytes_with(&self, key_len: usize, value_len: usize, header_bytes: usize) -> usize {
+        self.buf.len() + RECORD_FRAMING_BYTES_MAX + key_len + value_len + header_bytes
     }
 
-    /// Appends a record stamped `timestamp_ms`.
-    pub fn push(&mut self, timestamp_ms: i64, key: Option<&[u8]>, value: &[u8]) {
+    /// Appends a record stamped `timestamp_ms`, with `header` if given.
+    pub fn push(&mut self, timestamp_ms: i64, key: Option<&[u8]>, value: &[u8], header: Option<Header<'_>>) {
         if self.records == 0 {
             self.timestamp_base_ms = timestamp_ms;
         }
@@ -108,7 +130,8 @@ impl BatchWriter {
             + key.map_or(0, <[u8]>::len)
             + varint_bytes(value_len)
             + value.len()
-            + varint_bytes(0);
+            + varint_bytes(i64::from(header.is_some()))
+            + header.map_or(0, |h| h.bytes());
         let buf = &mut self.buf;
         buf.reserve(body + 5);
         put_varint(buf, body as i64);
@@ -121,7 +144,16 @@ impl BatchWriter {
         }
         put_varint(buf, value_len);
         buf.put_slice(value);
-        put_varint(buf, 0);
+        match header {
+            Some(h) => {
+                put_varint(buf, 1);
+                put_varint(buf, h.key.len() as i64);
+                buf.put_slice(h.key);
+                put_varint(buf, h.value.len() as i64);
+                buf.put_slice(h.value);
+            }
+            None => put_varint(buf, 0),
+        }
         self.records += 1;
     }
 
@@ -254,18 +286,23 @@ mod tests {
 
     proptest! {
         /// What the writer builds, the client's general decoder reads back
-        /// (CRC checked), and the walker agrees with it.
+        /// (CRC checked), headers included, and the walker agrees with it;
+        /// the size bound holds for every record.
         #[test]
         fn batches_round_trip_through_the_client_decoder(
             records in proptest::collection::vec(
                 (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
                  proptest::collection::vec(any::<u8>(), 0..300),
-                 0i64..5_000),
+                 0i64..5_000,
+                 proptest::option::of(("[a-z-]{0,20}", proptest::collection::vec(any::<u8>(), 0..200)))),
                 1..50),
         ) {
             let mut w = BatchWriter::new();
-            for (key, value, ts) in &records {
-                w.push(1_700_000_000_000 + ts, key.as_deref(), value);
+            for (key, value, ts, header) in &records {
+                let header = header.as_ref().map(|(k, v)| Header { key: k.as_bytes(), value: v });
+                let bound = w.bytes_with(key.as_ref().map_or(0, Vec::len), value.len(), header.map_or(0, |h| h.bytes_max()));
+                w.push(1_700_000_000_000 + ts, key.as_deref(), value, header);
+                prop_assert!(w.bytes() <= bound);
             }
             let batch = w.take();
             prop_assert!(w.is_empty());
@@ -273,10 +310,16 @@ mod tests {
             prop_assert_eq!(decoded.len(), 1);
             let got = &decoded[0].records;
             prop_assert_eq!(got.len(), records.len());
-            for (r, (key, value, ts)) in got.iter().zip(&records) {
+            for (r, (key, value, ts, header)) in got.iter().zip(&records) {
                 prop_assert_eq!(r.key.as_deref(), key.as_deref());
                 prop_assert_eq!(r.value.as_deref().unwrap_or(&[]), &value[..]);
                 prop_assert_eq!(r.timestamp, 1_700_000_000_000 + ts);
+                let headers: Vec<(String, Vec<u8>)> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_deref().unwrap_or(&[]).to_vec()))
+                    .collect();
+                prop_assert_eq!(headers, header.iter().cloned().collect::<Vec<_>>());
             }
             let mut seen = Vec::new();
             let walked = walk(&batch, |v| seen.push(v.to_vec())).unwrap();
@@ -296,9 +339,17 @@ mod tests {
     #[test]
     fn a_partial_trailing_batch_is_left_for_the_next_fetch() {
         let mut w = BatchWriter::new();
-        w.push(1, None, b"hello");
+        w.push(1, None, b"hello", None);
         let one = w.take();
-        w.push(2, None, b"world");
+        w.push(
+            2,
+            None,
+            b"world",
+            Some(Header {
+                key: b"message-id",
+                value: b"2",
+            }),
+        );
         let two = w.take();
         let mut both = one.to_vec();
         both.extend_from_slice(&two[..two.len() - 3]);
@@ -311,8 +362,15 @@ mod tests {
     #[test]
     fn the_size_bound_holds() {
         let mut w = BatchWriter::new();
-        let before = w.bytes_with(10, 1000);
-        w.push(i64::MAX / 2, Some(&[1; 10]), &[7; 1000]);
+        let before = w.bytes_with(10, 1000, 0);
+        w.push(i64::MAX / 2, Some(&[1; 10]), &[7; 1000], None);
+        assert!(w.bytes() <= before);
+        let header = Header {
+            key: &[b'h'; 200],
+            value: &[b'v'; 300],
+        };
+        let before = w.bytes_with(10, 1000, header.bytes_max());
+        w.push(i64::MAX / 2, Some(&[1; 10]), &[7; 1000], Some(header));
         assert!(w.bytes() <= before);
     }
 }

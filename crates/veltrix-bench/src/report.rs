@@ -63,6 +63,9 @@ fn stream_json(spec: &StreamSpec, r: &StreamResult, duration: Duration) -> Map<S
     m.insert("in_flight".into(), json!(spec.in_flight));
     m.insert("window".into(), json!(spec.in_flight));
     m.insert("rate".into(), json!(spec.rate.per_s));
+    m.insert("message_ids".into(), json!(spec.message_ids));
+    let configs: Map<String, Value> = spec.topic_configs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    m.insert("topic_configs".into(), Value::Object(configs));
     m.insert("consumers".into(), json!(spec.consumers));
     m.insert("consumer_group".into(), json!(r.consumer_group));
     m.insert("records".into(), json!(r.records));

@@ -132,7 +132,7 @@ pub async fn run(spec: &ShareSpec, progress: Arc<Progress>) -> Result<ShareResul
             .saturating_add(1 << 20),
         ..ClientConfig::default()
     };
-    let partitions = ensure_topic(&spec.bootstrap, &config, &spec.topic, Some(spec.partitions)).await?;
+    let partitions = ensure_topic(&spec.bootstrap, &config, &spec.topic, Some(spec.partitions), &[]).await?;
     let members = join(spec, &config, partitions).await?;
     fill(spec, &config, partitions).await?;
     let start = Instant::now();
@@ -278,8 +278,8 @@ async fn fill_partitions(
     while left.iter().any(|(_, n)| *n > 0) {
         let mut batches: Vec<(i32, Bytes)> = Vec::new();
         for (p, n) in left.iter_mut().filter(|(_, n)| *n > 0) {
-            while *n > 0 && (writer.is_empty() || writer.bytes_with(0, record_bytes) <= FILL_BATCH_BYTES_MAX) {
-                writer.push(now_ms, None, &value);
+            while *n > 0 && (writer.is_empty() || writer.bytes_with(0, record_bytes, 0) <= FILL_BATCH_BYTES_MAX) {
+                writer.push(now_ms, None, &value, None);
                 *n -= 1;
             }
             batches.push((*p, writer.take()));

@@ -78,9 +78,11 @@ impl TreasureHunt {
                 name: e.name.to_owned(),
                 topic: format!("{}{}", self.topic_prefix, e.name),
                 partitions: Some(self.partitions),
+                topic_configs: Vec::new(),
                 acks: if e.critical { Acks::All } else { self.telemetry_acks },
                 record_bytes: e.record_bytes,
                 players: Some(self.players),
+                message_ids: false,
                 producers: self.producers_per_kind,
                 rate: Rate {
                     per_s: self.rate * e.share,

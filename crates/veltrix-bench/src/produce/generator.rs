@@ -11,8 +11,9 @@ use rand::{Rng, SeedableRng};
 use veltrix_client::kafka_protocol::messages::produce_request::PartitionProduceData;
 use veltrix_client::partitioner;
 
+use super::message_ids::{MESSAGE_ID_HEADER, MESSAGE_ID_HEADER_BYTES_MAX, MessageIds};
 use super::{STAMP_BYTES, StreamSpec, Window};
-use crate::encode::BatchWriter;
+use crate::encode::{BatchWriter, Header};
 
 /// When an open loop's records are due, in microseconds. Kept as a fraction:
 /// rounding each interval down to whole microseconds would run fast (150,000
@@ -97,14 +98,24 @@ pub(super) struct Generator<'a> {
     value: Vec<u8>,
     /// The key written, when keyed.
     key: String,
+    /// Each record's `message-id` header, with `--message-ids`.
+    ids: Option<MessageIds>,
     schedule: Schedule,
 }
 
 impl<'a> Generator<'a> {
-    /// The generator of producer `index` of `spec`'s stream, over `partitions`;
-    /// its first record is due at a random point of one interval after
-    /// `now_us`, so that the producers do not send in step.
-    pub(super) fn new(spec: &'a StreamSpec, index: usize, partitions: u32, seed: u64, now_us: u64) -> Generator<'a> {
+    /// The generator of producer `index` of `spec`'s stream, over `partitions`,
+    /// in the run that started at `run_us`; its first record is due at a
+    /// random point of one interval after `now_us`, so that the producers do
+    /// not send in step.
+    pub(super) fn new(
+        spec: &'a StreamSpec,
+        index: usize,
+        partitions: u32,
+        seed: u64,
+        run_us: u64,
+        now_us: u64,
+    ) -> Generator<'a> {
         let mut rng = SmallRng::seed_from_u64(seed);
         let closed = spec.rate.closed_loop();
         let spread = if closed {
@@ -124,6 +135,9 @@ impl<'a> Generator<'a> {
             sticky: (index as u32) % partitions.max(1),
             value: vec![0x5a_u8; spec.record_bytes],
             key: String::new(),
+            ids: spec
+                .message_ids
+                .then(|| MessageIds::new(run_us, u32::try_from(index).unwrap_or(u32::MAX))),
             schedule: Schedule::starting_at(now_us as f64 + spread),
         }
     }
@@ -157,13 +171,23 @@ impl<'a> Generator<'a> {
                 None => self.sticky,
             } as usize;
             let batch = &mut self.batches[p];
-            if !batch.is_empty() && batch.bytes_with(key.map_or(0, <[u8]>::len), spec.record_bytes) > spec.batch_bytes {
+            let header_bytes = if self.ids.is_some() {
+                MESSAGE_ID_HEADER_BYTES_MAX
+            } else {
+                0
+            };
+            let key_len = key.map_or(0, <[u8]>::len);
+            if !batch.is_empty() && batch.bytes_with(key_len, spec.record_bytes, header_bytes) > spec.batch_bytes {
                 return true;
             }
             if spec.record_bytes >= STAMP_BYTES {
                 self.value[..STAMP_BYTES].copy_from_slice(&at.to_be_bytes());
             }
-            batch.push((at / 1000) as i64, key, &self.value);
+            let header = self.ids.as_mut().map(|ids| Header {
+                key: MESSAGE_ID_HEADER,
+                value: ids.next_id(),
+            });
+            batch.push((at / 1000) as i64, key, &self.value, header);
             if !self.closed {
                 self.due[p].push(at);
                 let since = Duration::from_micros(at.saturating_sub(window.measure_from_us));
@@ -236,7 +260,78 @@ fn per_producer_rate(spec: &StreamSpec, since: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::Schedule;
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use veltrix_client::{Acks, DecodeLimits, decode_batches};
+
+    use super::super::message_ids::MESSAGE_ID_BYTES;
+    use super::super::{Rate, StreamSpec, Window};
+    use super::{Generator, Schedule};
+
+    fn spec(message_ids: bool) -> StreamSpec {
+        StreamSpec {
+            name: "produce".into(),
+            topic: "t".into(),
+            partitions: Some(3),
+            topic_configs: Vec::new(),
+            acks: Acks::All,
+            record_bytes: 100,
+            players: Some(50),
+            message_ids,
+            producers: 2,
+            rate: Rate::default(),
+            batch_bytes: 16 << 10,
+            linger: Duration::from_millis(5),
+            in_flight: 1,
+            consumers: 0,
+        }
+    }
+
+    /// The `message-id` header of every record a closed-loop generator
+    /// writes in `requests` requests of each of two producers, decoded by the
+    /// client's decoder; each batch within the batch size.
+    fn ids_written(spec: &StreamSpec, requests: usize) -> Vec<Option<Vec<u8>>> {
+        let window = Window {
+            measure_from_us: 0,
+            end_us: u64::MAX,
+        };
+        let run_us = 1_700_000_000_000_000;
+        let mut ids = Vec::new();
+        for producer in 0..2 {
+            let mut g = Generator::new(spec, producer, 3, 7, run_us, run_us);
+            for n in 0..requests {
+                assert!(g.generate(run_us + n as u64, &window), "a closed loop fills a batch");
+                for data in g.take().data {
+                    let batch = data.records.expect("a batch");
+                    assert!(batch.len() <= spec.batch_bytes);
+                    for b in decode_batches(&batch, &DecodeLimits::default()).unwrap() {
+                        for r in b.records {
+                            assert!(r.headers.len() <= 1);
+                            let id = r.headers.iter().find(|(k, _)| k.as_bytes() == b"message-id");
+                            ids.push(id.map(|(_, v)| v.as_deref().unwrap_or(&[]).to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn with_message_ids_every_record_carries_an_id_of_its_own() {
+        let ids = ids_written(&spec(true), 5);
+        assert!(ids.len() > 1000, "only {} records", ids.len());
+        let unique: HashSet<Vec<u8>> = ids.iter().map(|id| id.clone().expect("a message-id header")).collect();
+        assert_eq!(unique.len(), ids.len(), "an id was written twice");
+        assert!(unique.iter().all(|id| id.len() == MESSAGE_ID_BYTES));
+    }
+
+    #[test]
+    fn without_message_ids_records_have_no_header() {
+        let ids = ids_written(&spec(false), 2);
+        assert!(!ids.is_empty() && ids.iter().all(Option::is_none));
+    }
 
     /// Regression: intervals rounded down to whole microseconds made
     /// `--rate 300000` with two producers send 333,333 records/s.

@@ -28,6 +28,7 @@ use crate::stats::Latency;
 mod answers;
 mod e2e;
 mod generator;
+pub mod message_ids;
 
 use answers::{InFlight, count_acked, read_answers};
 use e2e::{Consumer, ConsumerResult, Position, consume_e2e};
@@ -62,6 +63,11 @@ impl Clock {
             start: Instant::now(),
             unix_us_at_start,
         }
+    }
+
+    /// When the clock started, in microseconds since the Unix epoch.
+    pub fn started_us(&self) -> u64 {
+        self.unix_us_at_start
     }
 
     pub fn now_us(&self) -> u64 {
@@ -115,6 +121,9 @@ pub struct StreamSpec {
     /// Partitions to create the topic with, if it does not exist (the
     /// broker's default otherwise).
     pub partitions: Option<i32>,
+    /// Settings of the topic, if this run creates it (`retention.ms`,
+    /// `veltrix.dedup.window.ms`); an existing topic keeps its own.
+    pub topic_configs: Vec<(String, String)>,
     pub acks: Acks,
     /// Bytes of each value.
     pub record_bytes: usize,
@@ -122,6 +131,9 @@ pub struct StreamSpec {
     /// partitioned by the Java client's murmur2; otherwise unkeyed, a batch
     /// at a time to each partition in turn.
     pub players: Option<u64>,
+    /// Every record carries a unique id in its `message-id` header
+    /// ([`message_ids`]), for a topic with a duplicate window.
+    pub message_ids: bool,
     pub producers: usize,
     pub rate: Rate,
     pub batch_bytes: usize,
@@ -181,13 +193,14 @@ fn record_error(result: &mut StreamResult, n: u64, what: String) {
     }
 }
 
-/// Creates the topic with `partitions` if it does not exist; returns its
-/// partition count.
+/// Creates the topic with `partitions` and `configs` if it does not exist;
+/// returns its partition count.
 pub async fn ensure_topic(
     bootstrap: &str,
     config: &ClientConfig,
     topic: &str,
     partitions: Option<i32>,
+    configs: &[(String, String)],
 ) -> Result<u32, ClientError> {
     let mut admin = Client::connect(bootstrap, config.clone()).await?;
     let existing = admin.metadata(Some(&[topic])).await?;
@@ -199,7 +212,7 @@ pub async fn ensure_topic(
     let count = match found {
         Some(n) if n > 0 => n,
         _ => {
-            admin.create_topic(topic, partitions, &[]).await?;
+            admin.create_topic(topic, partitions, configs).await?;
             // Creation is asynchronous on some brokers: wait for the leaders.
             let deadline = Instant::now() + config.request_timeout;
             loop {
@@ -289,7 +302,7 @@ pub async fn run(
     let clock = Clock::new();
     let mut partitions = Vec::new();
     for s in streams {
-        partitions.push(ensure_topic(&run.bootstrap, &config, &s.topic, s.partitions).await?);
+        partitions.push(ensure_topic(&run.bootstrap, &config, &s.topic, s.partitions, &s.topic_configs).await?);
     }
     // Connect everything before the clock starts.
     let mut producers = Vec::new();
@@ -483,7 +496,7 @@ async fn produce(
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let reader_task = tokio::spawn(read_answers(reader, rx, version, cx.clone()));
     let spec = cx.spec.clone();
-    let mut generator = Generator::new(&spec, index, partitions, seed, cx.clock.now_us());
+    let mut generator = Generator::new(&spec, index, partitions, seed, cx.clock.started_us(), cx.clock.now_us());
     loop {
         let now = cx.clock.now_us();
         if now >= cx.window.end_us || tx.is_closed() {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use veltrix_bench::consume::ConsumeSpec;
+use veltrix_bench::produce::message_ids::MESSAGE_ID_HEADER_BYTES_MAX;
 use veltrix_bench::report::{self, Context as ReportContext};
 use veltrix_bench::share::ShareSpec;
 use veltrix_bench::treasure::TreasureHunt;
@@ -126,6 +127,15 @@ struct ProduceArgs {
     /// without.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     keys: Option<u64>,
+    /// Put a unique `message-id` header on every record, for a topic with a
+    /// duplicate window (`--topic-config veltrix.dedup.window.ms=120000`):
+    /// every record is checked against the window and none is a duplicate.
+    #[arg(long)]
+    message_ids: bool,
+    /// A setting of the topic if this run creates it, as KEY=VALUE
+    /// (repeatable); an existing topic keeps its own.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = topic_config)]
+    topic_configs: Vec<(String, String)>,
     #[arg(long, default_value = "all", value_parser = acks)]
     acks: Acks,
     /// Records per second in all; 0 is a closed loop (as fast as it goes).
@@ -296,6 +306,13 @@ fn batch_bytes(s: &str) -> Result<usize, String> {
     )
 }
 
+fn topic_config(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err("expected KEY=VALUE, such as veltrix.dedup.window.ms=120000".into()),
+    }
+}
+
 fn acks(s: &str) -> Result<Acks, String> {
     match s {
         "0" => Ok(Acks::None),
@@ -312,9 +329,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 name: "produce".into(),
                 topic: a.topic.clone(),
                 partitions: Some(a.partitions),
+                topic_configs: a.topic_configs,
                 acks: a.acks,
                 record_bytes: a.record_bytes as usize,
                 players: a.keys,
+                message_ids: a.message_ids,
                 producers: a.producers,
                 rate: Rate {
                     per_s: a.rate,
@@ -325,7 +344,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 in_flight: usize::from(a.batching.in_flight),
                 consumers: usize::from(a.consumers),
             };
-            if spec.record_bytes + 64 > spec.batch_bytes {
+            let header_bytes = if spec.message_ids {
+                MESSAGE_ID_HEADER_BYTES_MAX
+            } else {
+                0
+            };
+            if spec.record_bytes + header_bytes + 64 > spec.batch_bytes {
                 bail!(
                     "records of {} bytes do not fit batches of {} bytes",
                     spec.record_bytes,
