@@ -423,6 +423,7 @@ fn resolve_share(c: &mut VeltrixConfig, s: &RawTable) {
 fn resolve_dedup(c: &mut VeltrixConfig, d: &RawTable) {
     set(&mut c.broker.dedup.ids_max, d.int("ids_max"));
     set(&mut c.broker.dedup.id_bytes_max, d.int("id_bytes_max"));
+    set(&mut c.broker.dedup.memory_bytes_max, d.int("memory_bytes_max"));
 }
 
 /// The share-group settings `t` sets, by Kafka's names, as text.

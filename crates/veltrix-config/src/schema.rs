@@ -676,6 +676,13 @@ static DEDUP_KEYS: &[KeyDef] = &[
         default: || Some(dedup().id_bytes_max.to_string()),
         doc: "Longest message id accepted by a topic with a duplicate window: a batch with a longer (or an empty) id is refused with INVALID_RECORD, naming the limit, rather than stored with duplicates it could not catch.",
     },
+    KeyDef {
+        name: "memory_bytes_max",
+        kind: int(1 << 20, i64::MAX, Unit::Bytes),
+        required: false,
+        default: || Some(dedup().memory_bytes_max.to_string()),
+        doc: "Memory all topics' duplicate windows hold together (ids and their entries, estimated). A window that would go over it forgets its own oldest ids early, as at ids_max; one with no stored id to forget refuses the produce with POLICY_VIOLATION until memory frees up.",
+    },
 ];
 
 /// The share-group settings of `[share]` (the defaults) and of

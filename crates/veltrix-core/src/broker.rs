@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use veltrix_log::io::{LockGuard, Storage};
 use veltrix_log::{Env, Log, LogConfig};
 
-use crate::catalog::{self, TopicConfig, TopicEntry};
-use crate::dedup::DedupLimits;
+use crate::catalog::{self, DedupSettings, TopicConfig, TopicEntry};
+use crate::dedup::{DedupLimits, DedupMemory, TopicDedup};
 use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::metrics::Metrics;
@@ -18,6 +18,8 @@ use crate::share::{LogShareStore, ShareConfig, ShareCoordinator};
 /// Directory of the committed offsets log, under the data directory.
 const GROUPS_DIR: &str = "groups";
 const SHARE_DIR: &str = "share";
+/// Each dedup topic's window snapshot, in a directory named by the topic id.
+const DEDUP_DIR: &str = "dedup";
 use crate::topic::{Partition, Topic, TopicId};
 
 /// Longest topic name, as in Kafka (file names stay under 255 bytes).
@@ -51,8 +53,7 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Share groups: limits, timings and the default group settings.
     pub share: ShareConfig,
-    /// The bounds of every topic's duplicate window: ids per topic, bytes
-    /// per id.
+    /// Limits of topics' duplicate windows.
     pub dedup: DedupLimits,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
@@ -85,6 +86,8 @@ pub struct Broker {
     dir: PathBuf,
     config: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// The memory limit every topic's duplicate window shares.
+    dedup_memory: Arc<DedupMemory>,
     /// Serialises catalogue changes; holds what `topics.json` says.
     catalog: Mutex<BTreeMap<String, TopicEntry>>,
     producer_ids: ProducerIds,
@@ -175,27 +178,18 @@ impl Broker {
             },
         })?;
         let entries = catalog::load(storage, &dir)?;
+        let dedup_memory = DedupMemory::new(config.dedup.memory_bytes_max);
         let mut topics = BTreeMap::new();
         for (name, entry) in &entries {
             remove_uncounted_partitions(storage, &logs.join(&entry.id), entry.partitions)?;
-            let topic = open_topic(&env, &dir, &config, name, entry)?;
+            let topic = open_topic(&env, &dir, &config, &dedup_memory, name, entry)?;
             topics.insert(name.clone(), Arc::new(topic));
         }
         let known: Vec<&str> = entries.values().map(|e| e.id.as_str()).collect();
-        for name in storage.list_dir(&logs).map_err(|e| CoreError::Io {
-            op: "list",
-            path: logs.clone(),
-            source: e,
-        })? {
-            if !known.contains(&name.as_str()) {
-                tracing::warn!(dir = %logs.join(&name).display(), "removing the logs of a deleted topic");
-                let path = logs.join(&name);
-                storage.remove_dir_all(&path).map_err(|e| CoreError::Io {
-                    op: "remove",
-                    path,
-                    source: e,
-                })?;
-            }
+        remove_unknown(storage, &logs, &known, "the logs")?;
+        let dedup_dir = dir.join(DEDUP_DIR);
+        if storage.exists(&dedup_dir) {
+            remove_unknown(storage, &dedup_dir, &known, "the dedup window")?;
         }
         let producer_ids = ProducerIds::open(storage, &dir)?;
         let groups = GroupCoordinator::open(env.clone(), &dir.join(GROUPS_DIR), config.groups)?;
@@ -220,6 +214,7 @@ impl Broker {
             dir,
             config,
             topics: RwLock::new(topics),
+            dedup_memory,
             catalog: Mutex::new(entries),
             _dir_lock: dir_lock,
         })
@@ -267,6 +262,22 @@ impl Broker {
         })
     }
 
+    /// A partition, and its topic's duplicate window if it has one.
+    pub fn partition_and_dedup(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Partition>, Option<Arc<TopicDedup>>)> {
+        let t = self
+            .topic(topic)
+            .ok_or_else(|| CoreError::UnknownTopic(topic.to_owned()))?;
+        let p = t.partition(partition).cloned().ok_or(CoreError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        })?;
+        Ok((p, t.dedup.clone()))
+    }
+
     /// Creates a topic with `partitions` partitions (the broker default if `None`).
     pub fn create_topic(&self, name: &str, partitions: Option<u32>, config: TopicConfig) -> Result<Arc<Topic>> {
         validate_topic_name(name)?;
@@ -303,7 +314,7 @@ impl Broker {
         // creation that cannot be served fails here and leaves no trace, rather
         // than a topic the next start cannot open.
         let topic_dir = self.dir.join("logs").join(&entry.id);
-        let topic = match open_topic(&self.env, &self.dir, &self.config, name, &entry) {
+        let topic = match open_topic(&self.env, &self.dir, &self.config, &self.dedup_memory, name, &entry) {
             Ok(topic) => Arc::new(topic),
             Err(e) => {
                 self.discard_dirs(&[topic_dir]);
@@ -374,6 +385,12 @@ impl Broker {
         if let Err(e) = self.env.storage.remove_dir_all(&path) {
             tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's logs; the next start will");
         }
+        let path = self.dir.join(DEDUP_DIR).join(&entry.id);
+        if self.env.storage.exists(&path)
+            && let Err(e) = self.env.storage.remove_dir_all(&path)
+        {
+            tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's dedup window; the next start will");
+        }
         tracing::info!(topic = name, "deleted topic");
         // Catalogue ids always parse: `open` refuses a catalogue with a bad one and
         // new ones are written by `id_hex`.
@@ -423,11 +440,13 @@ impl Broker {
             return Err(e);
         }
         *catalog = next;
+        // The window is topic-wide: the new partitions join it.
         let topic = Arc::new(Topic {
             name: old.name.clone(),
             id: old.id,
             config: old.config.clone(),
             partitions,
+            dedup: old.dedup.clone(),
         });
         self.topics
             .write()
@@ -476,6 +495,24 @@ impl Broker {
         if validate_only || config == entry.config {
             return Ok(config);
         }
+        let old = self
+            .topic(name)
+            .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        // A changed window is rebuilt from its snapshot and the logs' durable
+        // records; an unchanged one carries over.
+        let dedup = match config.dedup() {
+            None => None,
+            Some(settings) if old.dedup.as_ref().is_some_and(|d| *d.settings() == settings) => old.dedup.clone(),
+            Some(settings) => Some(Arc::new(open_dedup(
+                &self.env,
+                &self.dir,
+                &self.config,
+                &self.dedup_memory,
+                &entry.id,
+                settings,
+                &old.partitions,
+            )?)),
+        };
         let mut next = catalog.clone();
         next.insert(
             name.to_owned(),
@@ -486,14 +523,12 @@ impl Broker {
         );
         catalog::store(&*self.env.storage, &self.dir, &next)?;
         *catalog = next;
-        let old = self
-            .topic(name)
-            .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
         let topic = Arc::new(Topic {
             name: old.name.clone(),
             id: old.id,
             config: config.clone(),
             partitions: old.partitions.clone(),
+            dedup,
         });
         self.topics
             .write()
@@ -571,6 +606,13 @@ impl Broker {
                         tracing::error!(topic = %topic.name, partition = p.index, error = %e, "housekeeping failed")
                     }
                 }
+            }
+        }
+        for topic in self.topics() {
+            if let Some(dedup) = &topic.dedup
+                && let Err(e) = dedup.housekeep(&topic.partitions)
+            {
+                tracing::error!(topic = %topic.name, error = %e, "saving the dedup window's snapshot failed");
             }
         }
         self.groups.tick(&|name| self.topic_meta(name));
@@ -656,6 +698,47 @@ fn remove_uncounted_partitions(storage: &dyn Storage, topic_dir: &Path, partitio
     Ok(())
 }
 
+/// Removes the directories under `parent` named by no topic id in `known`:
+/// what a deletion interrupted by a crash left.
+fn remove_unknown(storage: &dyn Storage, parent: &Path, known: &[&str], what: &str) -> Result<()> {
+    let names = storage.list_dir(parent).map_err(|e| CoreError::Io {
+        op: "list",
+        path: parent.to_path_buf(),
+        source: e,
+    })?;
+    for name in names {
+        if !known.contains(&name.as_str()) {
+            let path = parent.join(&name);
+            tracing::warn!(dir = %path.display(), "removing {what} of a deleted topic");
+            storage.remove_dir_all(&path).map_err(|e| CoreError::Io {
+                op: "remove",
+                path,
+                source: e,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn open_dedup(
+    env: &Arc<Env>,
+    dir: &Path,
+    config: &BrokerConfig,
+    memory: &Arc<DedupMemory>,
+    topic_id: &str,
+    settings: DedupSettings,
+    partitions: &[Arc<Partition>],
+) -> Result<TopicDedup> {
+    TopicDedup::open(
+        env,
+        &dir.join(DEDUP_DIR).join(topic_id),
+        settings,
+        config.dedup,
+        memory.clone(),
+        partitions,
+    )
+}
+
 fn open_partition(
     env: &Arc<Env>,
     dir: &Path,
@@ -668,7 +751,14 @@ fn open_partition(
     Ok(Partition::new(index as i32, log))
 }
 
-fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, entry: &TopicEntry) -> Result<Topic> {
+fn open_topic(
+    env: &Arc<Env>,
+    dir: &Path,
+    config: &BrokerConfig,
+    dedup_memory: &Arc<DedupMemory>,
+    name: &str,
+    entry: &TopicEntry,
+) -> Result<Topic> {
     let id = parse_id(&entry.id).ok_or_else(|| CoreError::Catalog {
         path: dir.join(catalog::CATALOG_FILE),
         reason: format!("topic `{name}` has an invalid id `{}`", entry.id),
@@ -676,11 +766,24 @@ fn open_topic(env: &Arc<Env>, dir: &Path, config: &BrokerConfig, name: &str, ent
     let partitions = (0..entry.partitions)
         .map(|i| open_partition(env, dir, config, entry, i).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
+    let dedup = match entry.config.dedup() {
+        Some(settings) => Some(Arc::new(open_dedup(
+            env,
+            dir,
+            config,
+            dedup_memory,
+            &entry.id,
+            settings,
+            &partitions,
+        )?)),
+        None => None,
+    };
     Ok(Topic {
         name: name.to_owned(),
         id,
         config: entry.config.clone(),
         partitions,
+        dedup,
     })
 }
 
@@ -1020,6 +1123,7 @@ mod tests {
         let widest = DedupLimits {
             ids_max: DEDUP_IDS_MAX,
             id_bytes_max: DEDUP_ID_BYTES_MAX,
+            ..limits
         };
         for l in [limits, widest] {
             for window_ms in [1, 120_000, DEDUP_WINDOW_MS_MAX] {

@@ -23,6 +23,9 @@ pub enum CoreError {
     InvalidConfig(String),
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// Waited for longer than a named limit; retrying may succeed.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// A producer's batch failed validation; `batch` is its position among the
     /// partition's batches in the request. Nothing of the request was appended
     /// to the partition.

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// Share groups: what happened to their records, what is in flight.
     pub share: ShareMetrics,
+    /// Topics' duplicate windows.
+    pub dedup: DedupMetrics,
     /// Seconds since the broker started, set before each scrape.
     pub uptime_seconds: Gauge,
     /// Warnings left out of the log by the rate limiter, by kind.
@@ -286,6 +288,99 @@ impl GroupMetrics {
     }
 }
 
+/// Topics' duplicate windows, read off each window before a scrape.
+#[derive(Debug, Clone)]
+pub struct DedupMetrics {
+    pub ids: IntGaugeVec,
+    pub memory_bytes: IntGaugeVec,
+    pub window_ms: IntGaugeVec,
+    pub effective_window_ms: IntGaugeVec,
+    pub records: IntCounterVec,
+    pub evicted_early: IntCounterVec,
+    pub waits: IntCounterVec,
+}
+
+impl DedupMetrics {
+    fn new(r: &Registrar<'_>) -> DedupMetrics {
+        DedupMetrics {
+            ids: r.int_gauge_vec(
+                "veltrix_dedup_ids",
+                "Message ids in a topic's duplicate window, stored or being stored.",
+                &["topic"],
+            ),
+            memory_bytes: r.int_gauge_vec(
+                "veltrix_dedup_memory_bytes",
+                "Memory a topic's duplicate window holds (ids and their entries, estimated).",
+                &["topic"],
+            ),
+            window_ms: r.int_gauge_vec(
+                "veltrix_dedup_window_ms",
+                "A topic's duplicate window as configured (veltrix.dedup.window.ms).",
+                &["topic"],
+            ),
+            effective_window_ms: r.int_gauge_vec(
+                "veltrix_dedup_effective_window_ms",
+                "How far back a topic's ids are certainly remembered: the window, or less while ids_max made \
+                 the window forget ids early.",
+                &["topic"],
+            ),
+            records: r.int_counter_vec(
+                "veltrix_dedup_records_total",
+                "Records produced to a topic with a duplicate window, by outcome: dropped (a duplicate), \
+                 without_id (stored, no id to check).",
+                &["topic", "outcome"],
+            ),
+            evicted_early: r.int_counter_vec(
+                "veltrix_dedup_evicted_early_total",
+                "Ids forgotten before their window ended to stay within [dedup] ids_max or memory_bytes_max.",
+                &["topic"],
+            ),
+            waits: r.int_counter_vec(
+                "veltrix_dedup_waits_total",
+                "Produces that met an id another produce was storing and waited for its fsync.",
+                &["topic"],
+            ),
+        }
+    }
+
+    /// Publishes every window's figures since it was opened.
+    fn refresh(&self, broker: &Broker) {
+        self.ids.reset();
+        self.memory_bytes.reset();
+        self.window_ms.reset();
+        self.effective_window_ms.reset();
+        self.records.reset();
+        self.evicted_early.reset();
+        self.waits.reset();
+        for topic in broker.topics() {
+            let Some(dedup) = &topic.dedup else { continue };
+            let stats = dedup.stats();
+            let name = topic.name.as_str();
+            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            self.ids.with_label_values(&[name]).set(stats.index.ids as i64);
+            self.memory_bytes
+                .with_label_values(&[name])
+                .set(stats.index.memory_bytes as i64);
+            self.window_ms
+                .with_label_values(&[name])
+                .set(int(dedup.config().window_ms));
+            self.effective_window_ms
+                .with_label_values(&[name])
+                .set(int(stats.index.effective_window_ms));
+            self.records
+                .with_label_values(&[name, "dropped"])
+                .inc_by(stats.index.duplicates_dropped);
+            self.records
+                .with_label_values(&[name, "without_id"])
+                .inc_by(stats.records_without_id);
+            self.waits.with_label_values(&[name]).inc_by(stats.waits);
+            self.evicted_early
+                .with_label_values(&[name])
+                .inc_by(stats.index.evicted_early);
+        }
+    }
+}
+
 impl ShareMetrics {
     fn new(r: &Registrar<'_>) -> ShareMetrics {
         ShareMetrics {
@@ -415,6 +510,7 @@ impl Metrics {
             groups: GroupMetrics::new(&r),
             http: HttpMetrics::new(&r),
             share: ShareMetrics::new(&r),
+            dedup: DedupMetrics::new(&r),
             uptime_seconds: r.gauge("veltrix_uptime_seconds", "Seconds since the broker started."),
             warnings_suppressed: r.int_counter_vec(
                 "veltrix_warnings_suppressed_total",
@@ -483,6 +579,7 @@ impl Metrics {
                 .set(g.members as i64);
         }
         self.share.refresh(broker);
+        self.dedup.refresh(broker);
     }
 
     /// Publishes a lag evaluation: per partition up to

@@ -6,6 +6,7 @@ use tokio::sync::watch;
 use veltrix_log::{Appended, Log, batch};
 
 use crate::catalog::TopicConfig;
+use crate::dedup::TopicDedup;
 use crate::error::{CoreError, Result};
 use crate::validate;
 
@@ -28,16 +29,61 @@ pub struct AppendProgress {
     so_far: AppendedBatches,
 }
 
+impl AppendedBatches {
+    /// Nothing appended yet: [`AppendedBatches::add`] widens it.
+    pub(crate) fn none() -> AppendedBatches {
+        AppendedBatches {
+            base_offset: i64::MAX,
+            next_offset: 0,
+            min_timestamp: i64::MAX,
+            max_timestamp: -1,
+        }
+    }
+
+    pub(crate) fn add(&mut self, appended: &Appended, min_timestamp: i64, max_timestamp: i64) {
+        self.base_offset = self.base_offset.min(appended.base_offset);
+        self.next_offset = self.next_offset.max(appended.next_offset);
+        self.min_timestamp = self.min_timestamp.min(min_timestamp);
+        self.max_timestamp = self.max_timestamp.max(max_timestamp);
+    }
+}
+
+/// A producer's batch that passed validation, with the copy to store instead
+/// when its max timestamp had to be corrected.
+pub(crate) struct Checked<'a> {
+    validated: validate::Validated<'a>,
+    copy: Option<Vec<u8>>,
+}
+
+impl Checked<'_> {
+    /// The bytes to store.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.copy.as_deref().unwrap_or(self.validated.verified.bytes())
+    }
+
+    pub(crate) fn verified(&self) -> batch::Verified<'_> {
+        match &self.copy {
+            None => self.validated.verified,
+            // A programmer error if it fails: the copy differs from a
+            // verified batch in the max timestamp and a CRC computed for it.
+            Some(copy) => batch::Verified::new(copy, usize::MAX).expect("a corrected batch verifies"),
+        }
+    }
+
+    pub(crate) fn min_timestamp(&self) -> i64 {
+        self.validated.min_timestamp
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.validated.max_timestamp
+    }
+}
+
 impl Default for AppendProgress {
     fn default() -> AppendProgress {
         AppendProgress {
             batches_appended: 0,
-            so_far: AppendedBatches {
-                base_offset: i64::MAX,
-                next_offset: 0,
-                min_timestamp: i64::MAX,
-                max_timestamp: -1,
-            },
+            so_far: AppendedBatches::none(),
         }
     }
 }
@@ -142,6 +188,26 @@ impl Partition {
         progress: &mut AppendProgress,
         may_block: bool,
     ) -> Result<Option<AppendedBatches>> {
+        let checked = self.check_batches(records)?;
+        // Validation is repeated when an append resumes (it is deterministic);
+        // only batches not yet appended are appended.
+        for c in checked.iter().skip(progress.batches_appended) {
+            let appended = if may_block {
+                self.log.append_verified(c.verified())?
+            } else {
+                match self.log.try_append_verified(c.verified())? {
+                    Some(appended) => appended,
+                    None => return Ok(None),
+                }
+            };
+            progress.batches_appended += 1;
+            progress.so_far.add(&appended, c.min_timestamp(), c.max_timestamp());
+        }
+        Ok(Some(progress.so_far))
+    }
+
+    /// Validates every batch of a producer's `records`, at least one.
+    pub(crate) fn check_batches<'a>(&self, records: &'a [u8]) -> Result<Vec<Checked<'a>>> {
         let batch_bytes_max = self.log.config().batch_bytes_max as usize;
         // One entry per batch, not per record. A batch whose max timestamp must
         // be corrected is copied; the others are appended from the request.
@@ -152,7 +218,7 @@ impl Partition {
             let copy = validated
                 .needs_correction
                 .then(|| validate::corrected(validated.verified.bytes(), &validated).into_owned());
-            checked.push((validated, copy));
+            checked.push(Checked { validated, copy });
         }
         if checked.is_empty() {
             return Err(CoreError::InvalidBatch {
@@ -160,31 +226,7 @@ impl Partition {
                 source: validate::InvalidBatch::NoBatches,
             });
         }
-        // Validation is repeated when an append resumes (it is deterministic);
-        // only batches not yet appended are appended.
-        for (validated, copy) in checked.iter().skip(progress.batches_appended) {
-            let verified = match copy {
-                None => validated.verified,
-                // A programmer error if it fails: the copy differs from a
-                // verified batch in the max timestamp and a CRC computed for it.
-                Some(copy) => batch::Verified::new(copy, usize::MAX).expect("a corrected batch verifies"),
-            };
-            let appended = if may_block {
-                self.log.append_verified(verified)?
-            } else {
-                match self.log.try_append_verified(verified)? {
-                    Some(appended) => appended,
-                    None => return Ok(None),
-                }
-            };
-            progress.batches_appended += 1;
-            let out = &mut progress.so_far;
-            out.base_offset = out.base_offset.min(appended.base_offset);
-            out.next_offset = out.next_offset.max(appended.next_offset);
-            out.min_timestamp = out.min_timestamp.min(validated.min_timestamp);
-            out.max_timestamp = out.max_timestamp.max(validated.max_timestamp);
-        }
-        Ok(Some(progress.so_far))
+        Ok(checked)
     }
 
     /// Blocks until everything below `next_offset` is durable (group commit), then
@@ -251,6 +293,11 @@ impl Partition {
                     // In the same critical section as the check: a waiter that
                     // asks after it starts a new flusher.
                     request.running = false;
+                    drop(request);
+                    // Made durable by someone else (a roll, a synchronous
+                    // commit): the waiters that asked this flusher must still
+                    // hear of it, or one that looked just before sleeps on.
+                    self.flushed.send_modify(|round| *round = round.wrapping_add(1));
                     return;
                 }
                 request.requested
@@ -262,14 +309,19 @@ impl Partition {
         }
     }
 
-    /// Wakes fetches waiting on this partition if its high watermark moved.
+    /// Wakes fetches waiting on this partition if its high watermark moved,
+    /// and produces waiting for their records to be durable
+    /// ([`Partition::commit_async`]), whichever path made them so.
     pub fn publish_high_watermark(&self) {
         let hw = self.log.high_watermark();
-        self.high_watermark.send_if_modified(|old| {
+        let moved = self.high_watermark.send_if_modified(|old| {
             let moved = *old != hw;
             *old = hw;
             moved
         });
+        if moved {
+            self.flushed.send_modify(|round| *round = round.wrapping_add(1));
+        }
     }
 
     /// A receiver that changes whenever the high watermark moves.
@@ -286,6 +338,8 @@ pub struct Topic {
     pub id: TopicId,
     pub config: TopicConfig,
     pub partitions: Vec<Arc<Partition>>,
+    /// The duplicate window, on a topic that has one.
+    pub dedup: Option<Arc<TopicDedup>>,
 }
 
 impl Topic {
@@ -395,6 +449,26 @@ mod tests {
         assert!((1..50).contains(&syncs), "{syncs} fsyncs for 200 commits");
         assert_eq!(p.log().high_watermark(), 200);
         assert_eq!(*p.watch_high_watermark().borrow(), 200, "fetches were told");
+    }
+
+    /// A waiter that found its records not yet durable, while a synchronous
+    /// commit made them so before it asked for a flush, slept until the next
+    /// produce to the partition: the last produce to an idle partition could
+    /// wait forever for its acknowledgement.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_commit_wakes_when_a_synchronous_commit_makes_its_records_durable() {
+        let storage = SimStorage::new();
+        let (_broker, p) = partition(&storage, TopicConfig::default());
+        for _ in 0..300 {
+            let next = append(&p);
+            let waiter = tokio::spawn(p.commit_async(next));
+            let other = p.clone();
+            tokio::task::spawn_blocking(move || other.commit(next))
+                .await
+                .unwrap()
+                .unwrap();
+            bounded(waiter).await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

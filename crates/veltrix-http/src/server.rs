@@ -295,11 +295,30 @@ fn topic_json(t: &veltrix_core::Topic) -> Value {
             })
         })
         .collect();
+    let dedup = t.dedup.as_ref().map(|d| {
+        let stats = d.stats();
+        let settings = d.settings();
+        json!({
+            "window_ms": settings.window_ms,
+            "id_source": settings.id_source.as_str(),
+            "id_header": settings.id_header,
+            "ids": stats.index.ids,
+            "pending": stats.index.pending,
+            "ids_max": d.config().ids_max,
+            "duplicates_dropped": stats.index.duplicates_dropped,
+            "records_without_id": stats.records_without_id,
+            "evicted_early": stats.index.evicted_early,
+            "effective_window_ms": stats.index.effective_window_ms,
+            "memory_bytes": stats.index.memory_bytes,
+            "snapshot_ms": (stats.snapshot_ms >= 0).then_some(stats.snapshot_ms),
+        })
+    });
     json!({
         "name": t.name,
         "id": hex(&t.id),
         "config": t.config,
         "partitions": partitions,
+        "dedup": dedup,
     })
 }
 

@@ -90,6 +90,7 @@ pub fn core_error(e: &CoreError) -> ResponseError {
         CoreError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         CoreError::InvalidConfig(_) => ResponseError::InvalidConfig,
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
+        CoreError::Timeout(_) => ResponseError::RequestTimedOut,
         CoreError::InvalidBatch { source, .. } => batch_error(source),
         CoreError::Log(e) => log_error(e),
         CoreError::Io { .. } | CoreError::Catalog { .. } | CoreError::DataDirInUse { .. } => {

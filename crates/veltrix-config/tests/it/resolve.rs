@@ -207,7 +207,8 @@ for_ms = 5000
         c.broker.dedup,
         DedupLimits {
             ids_max: 2_000_000,
-            id_bytes_max: 64
+            id_bytes_max: 64,
+            ..DedupLimits::default()
         }
     );
     let t = &c.topics[0];
@@ -502,7 +503,8 @@ fn dedup_limits_are_overridden_from_the_environment_and_checked() {
         c.broker.dedup,
         DedupLimits {
             ids_max: 5_000_000,
-            id_bytes_max: 36
+            id_bytes_max: 36,
+            ..DedupLimits::default()
         }
     );
     let vars = env(&[("VELTRIX_DEDUP__ID_BYTES_MAX", "2048")]);

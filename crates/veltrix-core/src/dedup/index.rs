@@ -37,6 +37,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::watch;
 
@@ -108,11 +109,45 @@ pub enum DedupError {
     /// Every id held is pending: nothing can be evicted to make room.
     #[error("the duplicate window is full: its {ids_max} ids are all being stored; retry later")]
     Full { ids_max: usize },
+    /// The windows of all topics hold their shared memory limit and this one
+    /// has no stored id to forget.
+    #[error(
+        "the duplicate windows hold their memory limit of {bytes_max} bytes ([dedup] memory_bytes_max) and this \
+         topic's has no stored id to forget; retry later"
+    )]
+    MemoryFull { bytes_max: usize },
     #[error("invalid duplicate window config: {0}")]
     InvalidConfig(String),
     /// The ticket was committed or aborted already, or is another index's.
     #[error("no pending reservation matches this ticket")]
     UnknownTicket,
+}
+
+/// Memory the windows of every topic may hold together, shared by their
+/// indexes: each reports what it holds, and one that would go over the limit
+/// forgets its own oldest ids first, as it does at `ids_max`.
+#[derive(Debug)]
+pub struct DedupMemory {
+    used: AtomicUsize,
+    bytes_max: usize,
+}
+
+impl DedupMemory {
+    pub fn new(bytes_max: usize) -> Arc<DedupMemory> {
+        Arc::new(DedupMemory {
+            used: AtomicUsize::new(0),
+            bytes_max,
+        })
+    }
+
+    /// Bytes the windows hold now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_max(&self) -> usize {
+        self.bytes_max
+    }
 }
 
 /// Where the record that first carried an id was stored.
@@ -246,6 +281,10 @@ pub struct DedupIndex {
     duplicates_dropped: u64,
     /// The newest commit time among ids evicted early.
     evicted_newest_ms: Option<i64>,
+    /// The limit shared with other topics' windows, and what this one last
+    /// reported to it.
+    memory: Option<Arc<DedupMemory>>,
+    reported_bytes: usize,
 }
 
 impl DedupIndex {
@@ -262,6 +301,8 @@ impl DedupIndex {
             evicted_early: 0,
             duplicates_dropped: 0,
             evicted_newest_ms: None,
+            memory: None,
+            reported_bytes: 0,
         })
     }
 
@@ -299,7 +340,7 @@ impl DedupIndex {
             }
             None => {}
         }
-        self.make_room()?;
+        self.make_room(id.len() + DEDUP_ENTRY_OVERHEAD_BYTES)?;
         let id: Arc<[u8]> = id.into();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -307,21 +348,64 @@ impl DedupIndex {
         self.ids.insert(id.clone(), Entry::Pending { seq, outcome });
         self.pending.insert(seq);
         self.id_bytes += id.len();
+        self.report();
         Ok(Reservation::New(Ticket { id, seq }))
     }
 
-    /// Evicts the oldest committed id while the index is full.
-    fn make_room(&mut self) -> Result<(), DedupError> {
+    /// Shares the memory limit `memory` with other indexes: reports what this
+    /// one holds, and forgets its oldest ids while the windows hold more than
+    /// the limit.
+    pub fn set_memory(&mut self, memory: Arc<DedupMemory>) {
+        self.memory = Some(memory);
+        self.report();
+        while self.over_memory(0) && self.evict_oldest() {}
+    }
+
+    /// Evicts the oldest committed id while the index is full, or the
+    /// windows would hold more than their memory limit with `bytes` more.
+    fn make_room(&mut self, bytes: usize) -> Result<(), DedupError> {
         while self.ids.len() >= self.config.ids_max {
-            let Some((time, _)) = self.pop_oldest() else {
+            if !self.evict_oldest() {
                 return Err(DedupError::Full {
                     ids_max: self.config.ids_max,
                 });
-            };
-            self.evicted_early += 1;
-            self.evicted_newest_ms = Some(self.evicted_newest_ms.map_or(time, |t| t.max(time)));
+            }
+        }
+        while self.over_memory(bytes) {
+            if !self.evict_oldest() {
+                let bytes_max = self.memory.as_ref().map_or(0, |m| m.bytes_max);
+                return Err(DedupError::MemoryFull { bytes_max });
+            }
         }
         Ok(())
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        let Some((time, _)) = self.pop_oldest() else {
+            return false;
+        };
+        self.evicted_early += 1;
+        self.evicted_newest_ms = Some(self.evicted_newest_ms.map_or(time, |t| t.max(time)));
+        self.report();
+        true
+    }
+
+    fn over_memory(&self, bytes: usize) -> bool {
+        self.memory
+            .as_ref()
+            .is_some_and(|m| m.used().saturating_add(bytes) > m.bytes_max)
+    }
+
+    /// Tells the shared limit what this index holds now.
+    fn report(&mut self) {
+        let Some(memory) = &self.memory else { return };
+        let now = self.memory_bytes();
+        if now >= self.reported_bytes {
+            memory.used.fetch_add(now - self.reported_bytes, Ordering::Relaxed);
+        } else {
+            memory.used.fetch_sub(self.reported_bytes - now, Ordering::Relaxed);
+        }
+        self.reported_bytes = now;
     }
 
     /// The ticket's record is durable at `offset` of `partition`: its id is a
@@ -340,6 +424,7 @@ impl DedupIndex {
         self.settle(&ticket, Outcome::Aborted)?;
         self.ids.remove(&*ticket.id);
         self.id_bytes -= ticket.id.len();
+        self.report();
         Ok(())
     }
 
@@ -364,6 +449,7 @@ impl DedupIndex {
             }
             self.pop_oldest();
         }
+        self.report();
     }
 
     fn live(&self, committed_ms: i64, now_ms: i64) -> bool {
@@ -498,10 +584,21 @@ impl DedupIndex {
 
     /// Appends a committed id, newest so far, evicting the oldest if full.
     fn insert_restored(&mut self, id: Vec<u8>, time: i64, original: Original) {
-        self.make_room().expect("a restored index holds no pending ids");
+        // No memory limit is set yet (see `set_memory`).
+        self.make_room(0).expect("a restored index holds no pending ids");
         let id: Arc<[u8]> = id.into();
         self.id_bytes += id.len();
         self.ids.insert(id.clone(), Entry::Committed { original });
         self.by_time.push_back((time, id));
+    }
+}
+
+impl Drop for DedupIndex {
+    /// A window that goes (its topic deleted, or its settings changed) gives
+    /// its memory back to the shared limit.
+    fn drop(&mut self) {
+        if let Some(memory) = &self.memory {
+            memory.used.fetch_sub(self.reported_bytes, Ordering::Relaxed);
+        }
     }
 }

@@ -212,6 +212,47 @@ fn memory_counts_each_ids_bytes_and_the_overhead() {
     assert_eq!(index.memory_bytes(), 2 + DEDUP_ENTRY_OVERHEAD_BYTES);
 }
 
+/// Two topics' windows share one memory limit: the one that would go over
+/// it forgets its own oldest ids, one with nothing stored to forget is
+/// refused, and a window that goes gives its memory back.
+#[test]
+fn windows_sharing_a_memory_limit_forget_their_own_oldest_ids_and_give_memory_back() {
+    let entry = 1 + DEDUP_ENTRY_OVERHEAD_BYTES;
+    let memory = DedupMemory::new(4 * entry);
+    let mut a = DedupIndex::new(config(100)).unwrap();
+    a.set_memory(memory.clone());
+    for (i, id) in [b"1", b"2", b"3"].iter().enumerate() {
+        stored(&mut a, *id, 10, i as i64);
+    }
+    let mut b = DedupIndex::new(config(100)).unwrap();
+    b.set_memory(memory.clone());
+    let pending = new(&mut b, b"x", 10);
+    assert_eq!(memory.used(), 4 * entry);
+    // `b` holds only a pending id: nothing of its own to forget.
+    assert_eq!(
+        b.reserve(b"y", 10).unwrap_err(),
+        DedupError::MemoryFull { bytes_max: 4 * entry }
+    );
+    // `a` forgets its oldest to stay within the limit.
+    stored(&mut a, b"4", 11, 3);
+    assert_eq!(a.stats(12).evicted_early, 1);
+    assert_eq!(memory.used(), 4 * entry);
+    assert!([b"2", b"3", b"4"].iter().all(|id| is_duplicate(&mut a, *id, 12)));
+    b.abort(pending).unwrap();
+    assert_eq!(memory.used(), 3 * entry);
+    assert!(!is_duplicate(&mut a, b"1", 12), "forgotten early");
+    drop(a);
+    assert_eq!(memory.used(), 0, "a window that goes gives its memory back");
+    // A window restored over the limit shrinks to it when it joins.
+    let mut c = DedupIndex::new(config(100)).unwrap();
+    for (i, id) in [b"p", b"q", b"r", b"s", b"t"].iter().enumerate() {
+        stored(&mut c, *id, 20 + i as i64, i as i64);
+    }
+    c.set_memory(memory.clone());
+    assert_eq!(memory.used(), 4 * entry);
+    assert!(!is_duplicate(&mut c, b"p", 30) && is_duplicate(&mut c, b"t", 30));
+}
+
 #[test]
 fn no_snapshot_while_a_reservation_older_than_the_mark_is_pending() {
     let mut index = DedupIndex::new(config(10)).unwrap();

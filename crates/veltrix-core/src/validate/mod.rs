@@ -132,6 +132,9 @@ pub enum RecordProblem {
     NegativeFieldLength { field: &'static str, length: i32 },
     #[error("timestamp delta {delta} overflows the base timestamp")]
     TimestampOverflow { delta: i64 },
+    /// On a topic with a duplicate window: an id it cannot hold.
+    #[error("{0}")]
+    MessageId(crate::dedup::filter::BadId),
 }
 
 /// Validates one batch as a producer sent it: the header (see

@@ -179,14 +179,18 @@ impl Appending {
                 record: None,
             })
         } else {
-            match self.broker.partition(topic_name, pd.index) {
+            match self.broker.partition_and_dedup(topic_name, pd.index) {
                 Err(e) => Err(Refused::from(e)),
-                Ok(partition) => {
+                Ok((partition, dedup)) => {
                     let records = pd.records.as_deref().unwrap_or_default();
-                    let appended = if may_block {
-                        partition.resume_append_batches(records, &mut self.progress).map(Some)
-                    } else {
-                        partition.try_append_batches(records, &mut self.progress)
+                    let appended = match dedup {
+                        // A topic with a duplicate window decodes its records
+                        // and may wait for another produce of the same id:
+                        // always on the blocking pool.
+                        Some(_) if !may_block => return None,
+                        Some(dedup) => dedup.append(&partition, records).map(Some),
+                        None if may_block => partition.resume_append_batches(records, &mut self.progress).map(Some),
+                        None => partition.try_append_batches(records, &mut self.progress),
                     };
                     match appended {
                         Ok(None) => return None,

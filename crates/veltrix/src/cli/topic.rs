@@ -3,7 +3,9 @@
 //! `list` prints one topic per line, its name and partition count separated by
 //! a tab, sorted by name, for scripts. `describe` prints the partitions with
 //! their leader, replicas, log start and end offsets (ListOffsets), then the
-//! configuration as DescribeConfigs reports it, each entry with its source.
+//! configuration as DescribeConfigs reports it, each entry with its source,
+//! and, for a topic with a duplicate window, the window's figures from the
+//! HTTP API (`--http`), which the Kafka protocol has no answer for.
 
 use anyhow::Context;
 use veltrix_client::{Client, OffsetSpec, config_source_name};
@@ -47,6 +49,10 @@ struct CreateArgs {
 struct DescribeArgs {
     /// The topic's name.
     name: String,
+    /// The broker's HTTP listener, HOST:PORT, for a duplicate window's
+    /// figures (ids in the window, duplicates dropped).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: String,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -182,7 +188,73 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         })
         .collect();
     print!("{}", aligned(&rows));
+    let window_ms = configs
+        .iter()
+        .find(|c| c.name == "veltrix.dedup.window.ms")
+        .and_then(|c| c.value.as_deref())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    match dedup_figures(&args.http, &args.name, args.connect.timeout_ms).await {
+        Ok(Some(dedup)) => {
+            println!();
+            println!("Duplicate window:");
+            print!("{}", aligned(&dedup_rows(&dedup)));
+        }
+        Ok(None) => {}
+        Err(e) if window_ms > 0 => {
+            println!();
+            println!("Duplicate window: {window_ms} ms; its figures are unavailable ({e:#}); pass --http HOST:PORT");
+        }
+        Err(_) => {}
+    }
     Ok(())
+}
+
+/// The topic's `dedup` object from `GET /api/v1/topics/{name}`, `None` if it
+/// has no window.
+async fn dedup_figures(http: &str, name: &str, timeout_ms: u64) -> anyhow::Result<Option<serde_json::Value>> {
+    let url = format!("http://{http}/api/v1/topics/{name}");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(timeout_ms))
+        .build()?;
+    let topic: serde_json::Value = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    Ok(topic.get("dedup").filter(|d| !d.is_null()).cloned())
+}
+
+/// The window's figures as `name = value` rows.
+fn dedup_rows(dedup: &serde_json::Value) -> Vec<Vec<String>> {
+    let field = |key: &str| match dedup.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "-".to_owned(),
+        Some(v) => v.to_string(),
+    };
+    let source = match field("id_source").as_str() {
+        "key" => "the record key".to_owned(),
+        _ => format!("header `{}`", field("id_header")),
+    };
+    [
+        ("window", format!("{} ms, id from {source}", field("window_ms"))),
+        (
+            "ids in the window",
+            format!("{} (at most {})", field("ids"), field("ids_max")),
+        ),
+        ("duplicates dropped", field("duplicates_dropped")),
+        ("records without an id", field("records_without_id")),
+        ("forgotten early", field("evicted_early")),
+        ("effective window", format!("{} ms", field("effective_window_ms"))),
+        ("memory", format!("{} bytes", field("memory_bytes"))),
+    ]
+    .into_iter()
+    .map(|(k, v)| vec![format!("  {k}"), format!("= {v}")])
+    .collect()
 }
 
 async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
@@ -206,5 +278,23 @@ mod tests {
         assert_eq!(parse_config("empty="), Ok(("empty".into(), String::new())));
         assert!(parse_config("novalue").is_err());
         assert!(parse_config("=x").is_err());
+    }
+
+    #[test]
+    fn a_duplicate_windows_figures_read_as_rows() {
+        let dedup = serde_json::json!({
+            "window_ms": 120000, "id_source": "header", "id_header": "message-id", "ids": 7, "ids_max": 1000,
+            "duplicates_dropped": 3, "records_without_id": 0, "evicted_early": 0,
+            "effective_window_ms": 120000, "memory_bytes": 900, "snapshot_ms": null,
+        });
+        let text = aligned(&dedup_rows(&dedup));
+        assert!(
+            text.contains("  window                 = 120000 ms, id from header `message-id`"),
+            "{text}"
+        );
+        assert!(text.contains("ids in the window      = 7 (at most 1000)"), "{text}");
+        assert!(text.contains("duplicates dropped     = 3"), "{text}");
+        let by_key = dedup_rows(&serde_json::json!({"id_source": "key", "window_ms": 5}));
+        assert_eq!(by_key[0][1], "= 5 ms, id from the record key");
     }
 }
