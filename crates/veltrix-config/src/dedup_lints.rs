@@ -260,10 +260,21 @@ fn over_ids_max(ctx: &mut Ctx<'_>, s: &Scope<'_>, raw: &Raw, c: &VeltrixConfig) 
     let fits_ms = (DEDUP_IDS_MAX as u64).saturating_mul(1_000) / rate;
     let d = raw.table("dedup");
     let help = if ids <= DEDUP_IDS_MAX as u64 {
+        // `memory_bytes_max` bounds all windows together: raising `ids_max`
+        // alone does not help if this one window would not fit in it.
+        let memory = ids.saturating_mul(DEDUP_ENTRY_OVERHEAD_BYTES as u64 + DEDUP_ID_BYTES_TYPICAL);
+        let memory_too = if memory > c.broker.dedup.memory_bytes_max as u64 {
+            format!(
+                " and `memory_bytes_max = {}` (or more, for the other topics' windows too)",
+                group_digits(memory.min(i64::MAX as u64) as i64)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "set `ids_max = {}` in `[dedup]` ({} of memory for this topic, with {DEDUP_ID_BYTES_TYPICAL}-byte ids), or shorten `dedup_window_ms` to at most {effective_ms}",
+            "set `ids_max = {}`{memory_too} in `[dedup]` ({} of memory for this topic, with {DEDUP_ID_BYTES_TYPICAL}-byte ids), or shorten `dedup_window_ms` to at most {effective_ms}",
             group_digits(ids as i64),
-            about_bytes(ids.saturating_mul(DEDUP_ENTRY_OVERHEAD_BYTES as u64 + DEDUP_ID_BYTES_TYPICAL))
+            about_bytes(memory)
         )
     } else {
         format!(

@@ -320,6 +320,11 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "V129",
+            "[[topic]]\nname = \"clicks\"\npeak_records_per_second = 50_000\ndedup_window_ms = 120_000 #<\n",
+            "set `ids_max = 6_000_000` and `memory_bytes_max = 984_000_000` (or more, for the other topics' windows too) in `[dedup]`",
+        ),
+        case(
+            "V129",
             "[dedup]\nids_max = 100\n\n[[topic]]\nname = \"orders\"\npeak_records_per_second = 10\ndedup_window_ms = 60_000 #<\n",
             "set `ids_max = 600` in `[dedup]`",
         ),
