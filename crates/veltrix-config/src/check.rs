@@ -73,6 +73,14 @@ impl<'a> Ctx<'a> {
         self.diagnostics.last_mut().expect("just pushed")
     }
 
+    /// The 1-based line of `at`, when it is a place in the file.
+    pub(crate) fn line(&self, at: Option<&Origin>) -> Option<usize> {
+        match at? {
+            Origin::File(span) => Some(self.lines.line_col(self.source, span.start).0),
+            Origin::Env { .. } => None,
+        }
+    }
+
     /// Errors found so far.
     pub(crate) fn errors(&self) -> usize {
         self.diagnostics

@@ -586,7 +586,7 @@ fn header_name(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
     let (what, label, help) = if s.is_empty() {
         (
             "is empty".to_owned(),
-            "no record has a header without a name".to_owned(),
+            "an empty header name".to_owned(),
             format!(
                 "write the header your producers put the message id in, or remove the line for the default `\"{}\"`",
                 veltrix_core::DEDUP_ID_HEADER_DEFAULT

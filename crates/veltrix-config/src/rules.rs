@@ -2,9 +2,9 @@
 //! a one-line summary and the explanation `veltrix explain RULE` prints.
 //!
 //! Ids are stable: `V0xx` are schema errors (the file does not say something
-//! the broker can use), `V1xx` relate settings to each other and apply under
-//! every profile, `V2xx` are production lints, active with
-//! `profile = "production"` only.
+//! the broker can use), `V1xx` relate settings to each other, or flag a valid
+//! setting that is most likely a slip, and apply under every profile, `V2xx`
+//! are production lints, active with `profile = "production"` only.
 
 pub use veltrix_diagnostic::Severity;
 
@@ -132,6 +132,24 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     SESSIONS_UNDER_GROUP_MEMBERS = "V123" "sessions-under-group-members" Warning Always
         "fewer share sessions than members one share group may have"
         "Every member of a share group that fetches holds a share session, and the broker has `[share] sessions_max` of them for all groups together. With fewer sessions than `group_members_max`, one group at its member limit has members that join but can never fetch (SHARE_SESSION_LIMIT_REACHED), although the member limit lets them in. Make `sessions_max` at least `group_members_max`, and more if several share groups are busy at once.";
+    DEDUP_WINDOW_OVER_RETENTION = "V124" "dedup-window-over-retention" Error Always
+        "a topic's duplicate window is longer than its retention"
+        "A topic with `dedup_window_ms` remembers the message id of every record it stores for that long, and drops a later record with the same id as a duplicate. If the window outlasts the retention (the topic's `retention_ms`, or `[defaults]`'), a record resent after retention has deleted its original would still be dropped: the one copy is gone, and so is the resend. The broker refuses such a topic, at creation and when its settings change, here as over the Kafka protocol.\n\nShorten the window to at most the retention, or lengthen the topic's retention. Shortening the retention to match would delete stored records, and is never the fix this rule suggests.";
+    DEDUP_WINDOW_UNIT = "V125" "dedup-window-unit" Warning Always
+        "a duplicate window under a second, which reads as the wrong unit"
+        "`dedup_window_ms` is in milliseconds. The resends a duplicate window is there for come after a producer restarts or a broker outage ends: seconds to minutes after the original. A window of 1 to 999 ms catches almost none of them, and is most likely a number of seconds or minutes written where milliseconds are meant (`dedup_window_ms = 120` for two minutes). The diagnostic shows the value in milliseconds for each reading.";
+    DEDUP_ID_WITHOUT_WINDOW = "V126" "dedup-id-without-window" Warning Always
+        "`dedup_id_header` or `dedup_id_source` on a topic without a duplicate window"
+        "`dedup_id_header` and `dedup_id_source` say where a topic's duplicate window finds a record's message id. Without `dedup_window_ms` (or with 0) the topic has no window: every record is stored whatever its id, and these settings do nothing, while the file seems to say duplicates are caught. Turn the window on, or remove them.";
+    DEDUP_ID_SOURCE_CONFLICT = "V127" "dedup-id-source-conflict" Error Always
+        "`dedup_id_source = \"key\"` together with a `dedup_id_header`"
+        "With `dedup_id_source = \"key\"` the message id is the record's key, and `dedup_id_header` is never read; naming a header as well says the id is in two places. The difference matters: keys are often shared by many messages (a player, an account, an order's events), and a window on the key drops every record whose key was stored within it. If producers put a unique id in a header, taking the key instead loses records, so the contradiction is an error rather than a guess. Remove `dedup_id_header` to deduplicate on unique keys, or remove `dedup_id_source` to use the header.";
+    DEDUP_ID_HEADER_WHITE_SPACE = "V128" "dedup-id-header-white-space" Warning Always
+        "a `dedup_id_header` that begins or ends with white space"
+        "Header names are compared byte for byte, and a name with a space or tab at either end is almost always a slip of quoting. Producers sending the header without it would not match: their records would be stored as records without an id, and no duplicate caught. Such a name is valid, so this is a warning; write the name exactly as producers send it.";
+    DEDUP_WINDOW_OVER_IDS_MAX = "V129" "dedup-window-over-ids-max" Warning Always
+        "at its peak rate a topic's duplicate window holds more ids than `[dedup] ids_max`"
+        "A duplicate window remembers one id per record stored within it, across the topic's partitions: at the topic's `peak_records_per_second`, a window of `dedup_window_ms` holds that rate times the window's seconds. A topic remembers at most `[dedup] ids_max` ids; past it, the oldest are forgotten before their time, so the window effectively shrinks to `ids_max` divided by the rate, and a record resent after its id was forgotten is stored again. The diagnostic gives the `ids_max` that fits, with the memory it costs (each id is its bytes and about 128 more) and, when this window alone would not fit in `[dedup] memory_bytes_max` (which all windows share, and past which they shrink too), the `memory_bytes_max` it needs; or the window that fits the limit.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";

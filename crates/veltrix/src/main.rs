@@ -336,6 +336,7 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
         "dedup": {
             "ids_max": config.broker.dedup.ids_max,
             "id_bytes_max": config.broker.dedup.id_bytes_max,
+            "memory_bytes_max": config.broker.dedup.memory_bytes_max,
         },
         "alerts": config.alerts.len(),
         "webhook": config.observability.webhook.is_some(),

@@ -268,6 +268,71 @@ fn cases() -> Vec<Case> {
             "[share]\nsessions_max = 100 #<\n",
             "raise `sessions_max` to at least 200",
         ),
+        case(
+            "V124",
+            "[[topic]]\nname = \"rewards\"\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\ndedup_window_ms = 7_200_000 #<\n",
+            "shorten `dedup_window_ms` (line 5) to at most 3600000, or raise `retention_ms` (line 3) to at least 7200000",
+        ),
+        case(
+            "V124",
+            "[defaults]\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\n\n[[topic]]\nname = \"rewards\"\ndedup_window_ms = 7_200_000 #<\n",
+            "or add `retention_ms = 7200000` (or more) to this topic, over `[defaults] retention_ms` (line 2)",
+        ),
+        case(
+            "V124",
+            "[[topic]]\nname = \"rewards\"\ndedup_window_ms = 691_200_000 #<\n",
+            "to at most 604800000, or add `retention_ms = 691200000` (or more) to this topic, over the default retention",
+        ),
+        case(
+            "V125",
+            "[[topic]]\nname = \"rewards\"\ndedup_window_ms = 120 #<\n",
+            "write `dedup_window_ms = 120_000` for 120 seconds, or `dedup_window_ms = 7_200_000` for 120 minutes",
+        ),
+        case(
+            "V125",
+            "[[topic]]\nname = \"rewards\"\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\ndedup_window_ms = 90 #<\n",
+            "write `dedup_window_ms = 90_000` for 90 seconds",
+        ),
+        case(
+            "V126",
+            "[[topic]]\nname = \"rewards\"\ndedup_id_header = \"reward-id\" #<\ndedup_id_source = \"header\"\n",
+            "add `dedup_window_ms = 120_000` (two minutes",
+        ),
+        case(
+            "V126",
+            "[[topic]]\nname = \"rewards\"\ndedup_window_ms = 0\ndedup_id_source = \"key\" #<\n",
+            "set `dedup_window_ms` (line 3) to 120_000",
+        ),
+        case(
+            "V127",
+            "[[topic]]\nname = \"rewards\"\ndedup_window_ms = 600_000\ndedup_id_header = \"reward-id\"\ndedup_id_source = \"key\" #<\n",
+            "remove `dedup_id_header` (line 4) to deduplicate on the record key, or remove `dedup_id_source = \"key\"` (line 5)",
+        ),
+        case(
+            "V128",
+            "[[topic]]\nname = \"rewards\"\ndedup_window_ms = 600_000\ndedup_id_header = \"reward-id \" #<\n",
+            "write `dedup_id_header = \"reward-id\"`",
+        ),
+        case(
+            "V129",
+            "[[topic]]\nname = \"clicks\"\npeak_records_per_second = 5_000\ndedup_window_ms = 600_000 #<\n",
+            "set `ids_max = 3_000_000` in `[dedup]` (about 469 MiB",
+        ),
+        case(
+            "V129",
+            "[[topic]]\nname = \"clicks\"\npeak_records_per_second = 50_000\ndedup_window_ms = 120_000 #<\n",
+            "set `ids_max = 6_000_000` and `memory_bytes_max = 984_000_000` (or more, for the other topics' windows too) in `[dedup]`",
+        ),
+        case(
+            "V129",
+            "[dedup]\nids_max = 100\n\n[[topic]]\nname = \"orders\"\npeak_records_per_second = 10\ndedup_window_ms = 60_000 #<\n",
+            "set `ids_max = 600` in `[dedup]`",
+        ),
+        case(
+            "V129",
+            "[[topic]]\nname = \"clicks\"\npeak_records_per_second = 1_000_000\ndedup_window_ms = 86_400_000 #<\n",
+            "shorten `dedup_window_ms` to at most 100000 and set `ids_max = 100_000_000`",
+        ),
         Case {
             probe: FixedProbe {
                 filesystem_type: Some("ext4".to_owned()),
@@ -485,4 +550,47 @@ fn unknown_keys_are_all_reported_not_just_the_first() {
     let lines: Vec<Option<usize>> = report.diagnostics.iter().map(Diagnostic::line).collect();
     assert_eq!(lines, vec![Some(2), Some(3), Some(6)]);
     assert!(report.diagnostics.iter().all(|d| d.id() == "V002"));
+}
+
+/// The duplicate window against the retention: the fix is a shorter window
+/// or a longer retention, never a shorter retention, which would delete
+/// stored records; a window the retention covers, or a retention of -1, is
+/// fine, whether the retention is the topic's or `[defaults]`'.
+#[test]
+fn a_window_over_retention_is_never_fixed_by_shortening_the_retention() {
+    let over = [
+        "[[topic]]\nname = \"a\"\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\ndedup_window_ms = 3_600_001\n",
+        "[defaults]\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\n\n[[topic]]\nname = \"a\"\ndedup_window_ms = 7_200_000\n",
+    ];
+    for src in over {
+        let report = check_source("veltrix.toml", src, &[], &disk());
+        let d = report.diagnostics.iter().find(|d| d.id() == "V124");
+        let d = d.unwrap_or_else(|| panic!("{}", report.render(false)));
+        assert!(d.help.contains("shorten `dedup_window_ms`"), "{}", d.help);
+        for shortening in ["shorten `retention_ms`", "lower `retention_ms`", "reduce"] {
+            assert!(!d.help.contains(shortening), "{}", d.help);
+        }
+        assert!(report.config.is_none(), "an error withholds the config");
+    }
+    let fine = [
+        "[[topic]]\nname = \"a\"\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\ndedup_window_ms = 3_600_000\n",
+        "[[topic]]\nname = \"a\"\nretention_ms = -1\nretention_bytes = 1_073_741_824\nsegment_bytes_max = 104_857_600\ndedup_window_ms = 31_536_000_000\n",
+        "[defaults]\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\n\n[[topic]]\nname = \"a\"\nretention_ms = 86_400_000\ndedup_window_ms = 7_200_000\n",
+    ];
+    for src in fine {
+        let report = check_source("veltrix.toml", src, &[], &disk());
+        assert!(report.diagnostics.is_empty(), "{src}\n{}", report.render(false));
+    }
+}
+
+/// A topic with a sound window and its id settings, within `ids_max` at its
+/// peak rate, draws no duplicate-window diagnostic.
+#[test]
+fn a_sound_duplicate_window_is_clean() {
+    let src = "[dedup]\nids_max = 2_000_000\n\n[[topic]]\nname = \"rewards\"\npeak_records_per_second = 1_000\n\
+               dedup_window_ms = 1_800_000\ndedup_id_header = \"reward-id\"\ndedup_id_source = \"header\"\n\n\
+               [[topic]]\nname = \"orders\"\ndedup_window_ms = 1_000\ndedup_id_source = \"key\"\n";
+    let report = check_source("veltrix.toml", src, &[], &disk());
+    assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+    assert_eq!(report.exit_code(true), 0);
 }

@@ -71,6 +71,40 @@ lag_records_max = 100
 }
 
 #[test]
+fn duplicate_window_rules() {
+    let src = r#"[defaults]
+retention_ms = 3_600_000
+segment_age_ms_max = 600_000
+
+[dedup]
+ids_max = 100_000
+
+# Rewards: a broker outage must not grant them twice.
+[[topic]]
+name = "rewards"
+dedup_window_ms = 7_200_000
+dedup_id_header = " reward-id"
+
+[[topic]]
+name = "clicks"
+peak_records_per_second = 2_000
+dedup_window_ms = 120
+
+[[topic]]
+name = "orders"
+dedup_id_header = "order-id"
+dedup_id_source = "key"
+
+[[topic]]
+name = "telemetry"
+peak_records_per_second = 5_000
+dedup_window_ms = 600_000
+dedup_id_header = ""
+"#;
+    insta::assert_snapshot!(render(src, &[], disk()));
+}
+
+#[test]
 fn production_lints() {
     let src = r#"[broker]
 profile = "production"

@@ -271,6 +271,18 @@ fn serve_applies_a_declared_duplicate_window_and_its_changes() {
     let log = serve_until_ready(dir.path(), &["--config", "veltrix.toml", "--data-dir", "data"]);
     assert!(log.contains("updated declared topic"), "{log}");
     assert!(catalog().contains("\"dedup_window_ms\": 3600000"), "{}", catalog());
+
+    // A window past the retention is refused before anything changes.
+    write(dir.path(), "veltrix.toml", &config.replace("600_000", "172_800_000"));
+    let o = veltrix(
+        dir.path(),
+        &["serve", "--config", "veltrix.toml", "--data-dir", "data"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error[V124]"), "{err}");
+    assert!(catalog().contains("\"dedup_window_ms\": 3600000"), "{}", catalog());
 }
 
 /// Sends `request` at `version` on a new connection to `addr`.
