@@ -5,6 +5,8 @@
 //! - NATS JetStream: `--producers` connections, each publishing
 //!   asynchronously with at most `--window` publishes awaiting their
 //!   acknowledgement (the JetStream PubAck, sent once the stream stored it).
+//!   With `--msg-ids` every message carries a unique `Nats-Msg-Id`, which the
+//!   stream checks against its duplicate window (`--duplicate-window-s`).
 //! - Redis Streams: `--producers` connections, each sending pipelines of
 //!   `--window` XADD commands and waiting for their replies.
 //!
@@ -17,9 +19,11 @@
 mod rabbitmq;
 
 use std::collections::VecDeque;
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use async_nats::jetstream::context::Publish;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
@@ -75,6 +79,14 @@ struct Load {
     /// Redis: the key).
     #[arg(long, default_value = "bench")]
     stream: String,
+    /// NATS: a unique `Nats-Msg-Id` header on every message, so that the
+    /// stream checks each against its duplicate window.
+    #[arg(long)]
+    msg_ids: bool,
+    /// NATS: the stream's duplicate window in seconds; the server's default
+    /// (2 minutes) when not given.
+    #[arg(long)]
+    duplicate_window_s: Option<f64>,
     #[arg(long)]
     json: bool,
 }
@@ -123,7 +135,38 @@ pub(crate) fn record(h: &mut Histogram<u64>, since: Instant, n: u64) {
     let _ = h.record_n(us, n);
 }
 
-async fn nats_producer(js: async_nats::jetstream::Context, subject: String, load: Load, w: Window) -> Outcome {
+/// Unique message ids for `--msg-ids`: `<run>-<producer>-<count>`, the run
+/// being the nanosecond it started, so that a second run on the same stream
+/// within its window is not taken for duplicates of the first.
+struct MsgIds {
+    prefix: String,
+    next: u64,
+}
+
+impl MsgIds {
+    fn new(run_ns: u128, producer: usize) -> MsgIds {
+        MsgIds {
+            prefix: format!("{run_ns:x}-{producer:x}-"),
+            next: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> String {
+        let mut id = String::with_capacity(self.prefix.len() + 16);
+        id.push_str(&self.prefix);
+        let _ = write!(id, "{:016x}", self.next);
+        self.next += 1;
+        id
+    }
+}
+
+async fn nats_producer(
+    js: async_nats::jetstream::Context,
+    subject: String,
+    load: Load,
+    w: Window,
+    mut ids: Option<MsgIds>,
+) -> Outcome {
     let payload = Bytes::from(vec![0x5a_u8; load.record_bytes]);
     let mut h = histogram();
     let mut out = Outcome::default();
@@ -134,6 +177,13 @@ async fn nats_producer(js: async_nats::jetstream::Context, subject: String, load
         if pending.len() >= load.window || (finished && !pending.is_empty()) {
             let Some((sent, ack)) = pending.pop_front() else { break };
             match ack.await {
+                // Every id is new: a message the stream took for a duplicate
+                // was not stored, and is counted as a failure.
+                Ok(ack) if ack.duplicate => {
+                    out.errors += 1;
+                    out.first_error
+                        .get_or_insert_with(|| format!("message {} taken for a duplicate", ack.sequence));
+                }
                 Ok(_) if w.measured(sent) => {
                     out.records += 1;
                     record(&mut h, sent, 1);
@@ -149,7 +199,11 @@ async fn nats_producer(js: async_nats::jetstream::Context, subject: String, load
         if finished {
             break;
         }
-        match js.publish(subject.clone(), payload.clone()).await {
+        let mut publish = Publish::build().payload(payload.clone());
+        if let Some(ids) = ids.as_mut() {
+            publish = publish.message_id(ids.next_id());
+        }
+        match js.send_publish(subject.clone(), publish).await {
             Ok(ack) => pending.push_back((now, ack)),
             Err(e) => {
                 out.errors += 1;
@@ -250,6 +304,9 @@ async fn produce(kind: Streams, load: Load) -> anyhow::Result<()> {
     if !(load.duration_s > 0.0 && load.duration_s <= 86_400.0 && (0.0..=86_400.0).contains(&load.warmup_s)) {
         bail!("--duration-s must be above 0 and both durations at most 86400");
     }
+    if matches!(kind, Streams::Redis) && (load.msg_ids || load.duplicate_window_s.is_some()) {
+        bail!("--msg-ids and --duplicate-window-s are NATS settings");
+    }
     let mut tasks = Vec::new();
     let start;
     match kind {
@@ -262,19 +319,30 @@ async fn produce(kind: Streams, load: Load) -> anyhow::Result<()> {
                     .with_context(|| format!("connecting to {}", load.url))?;
                 contexts.push(async_nats::jetstream::new(client));
             }
+            let duplicate_window = match load.duplicate_window_s {
+                Some(s) if s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+                Some(_) => bail!("--duplicate-window-s must be above 0 and at most 86400"),
+                // Zero leaves the server's default.
+                None => Duration::ZERO,
+            };
             contexts[0]
                 .get_or_create_stream(async_nats::jetstream::stream::Config {
                     name: load.stream.clone(),
                     subjects: vec![subject.clone()],
                     storage: async_nats::jetstream::stream::StorageType::File,
+                    duplicate_window,
                     ..Default::default()
                 })
                 .await
                 .map_err(|e| anyhow::anyhow!("creating stream {}: {e}", load.stream))?;
             start = Instant::now();
             let w = window(start, &load);
-            for js in contexts {
-                tasks.push(tokio::spawn(nats_producer(js, subject.clone(), load.clone(), w)));
+            let run_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            for (producer, js) in contexts.into_iter().enumerate() {
+                let ids = load.msg_ids.then(|| MsgIds::new(run_ns, producer));
+                tasks.push(tokio::spawn(nats_producer(js, subject.clone(), load.clone(), w, ids)));
             }
         }
         Streams::Redis => {
@@ -307,6 +375,8 @@ async fn produce(kind: Streams, load: Load) -> anyhow::Result<()> {
         "workload": "produce",
         "target": load.url,
         "record_bytes": load.record_bytes,
+        "msg_ids": load.msg_ids,
+        "duplicate_window_s": load.duplicate_window_s,
         "producers": load.producers,
         "window": load.window,
         "rate": 0,
@@ -349,5 +419,25 @@ fn window(start: Instant, load: &Load) -> Window {
     Window {
         measure_from,
         end: measure_from + Duration::from_secs_f64(load.duration_s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::MsgIds;
+
+    #[test]
+    fn message_ids_differ_across_producers_and_runs() {
+        let mut seen = HashSet::new();
+        for run_ns in [1_700_000_000_000_000_000, 1_700_000_000_000_000_001] {
+            for producer in 0..3 {
+                let mut ids = MsgIds::new(run_ns, producer);
+                for _ in 0..1000 {
+                    assert!(seen.insert(ids.next_id()), "an id was handed out twice");
+                }
+            }
+        }
     }
 }
