@@ -259,7 +259,7 @@ impl TopicDedup {
         let mut index = self.lock();
         let mut drops = vec![Vec::new(); ids.len()];
         let mut held: Vec<Held> = Vec::new();
-        let mut mine: HashSet<&[u8]> = HashSet::new();
+        let mut mine: HashSet<&[u8], foldhash::quality::RandomState> = HashSet::default();
         for (batch, records) in ids.iter().enumerate() {
             for r in records {
                 let Id::Found(id) = &r.id else { continue };
