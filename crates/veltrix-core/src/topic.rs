@@ -70,6 +70,10 @@ impl Checked<'_> {
         }
     }
 
+    pub(crate) fn record_count(&self) -> i32 {
+        self.validated.header.record_count
+    }
+
     pub(crate) fn min_timestamp(&self) -> i64 {
         self.validated.min_timestamp
     }

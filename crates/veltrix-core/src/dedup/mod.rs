@@ -28,6 +28,6 @@ pub use store::{
     decode_snapshot, encode_snapshot,
 };
 pub use topic::{
-    DEDUP_IN_FLIGHT_WAIT_MS_MAX, DEDUP_MEMORY_BYTES_MAX_DEFAULT, DEDUP_SNAPSHOT_INTERVAL_MS, DedupLimits, TopicDedup,
-    TopicDedupStats,
+    DEDUP_IN_FLIGHT_WAIT_MS_MAX, DEDUP_MEMORY_BYTES_MAX_DEFAULT, DEDUP_REQUEST_RECORDS_MAX, DEDUP_SNAPSHOT_INTERVAL_MS,
+    DedupLimits, TopicDedup, TopicDedupStats,
 };

@@ -47,6 +47,10 @@ pub const DEDUP_IN_FLIGHT_WAIT_MS_MAX: u64 = 30_000;
 #[cfg(test)]
 mod tests;
 
+/// Records one produce request may carry for one partition of a topic with a
+/// duplicate window (librdkafka's batches hold at most 10,000 by default).
+pub const DEDUP_REQUEST_RECORDS_MAX: usize = 100_000;
+
 /// Bytes read from a partition's log at a time when the window is rebuilt.
 const RESTORE_READ_BYTES: usize = 1 << 20;
 
@@ -220,6 +224,16 @@ impl TopicDedup {
     /// a Tokio runtime (the reservations end on a task of their own).
     pub fn append(self: &Arc<Self>, partition: &Arc<Partition>, records: &[u8]) -> Result<AppendedBatches> {
         let checked = partition.check_batches(records)?;
+        // Validation read every record, so the counts are true. Each record's
+        // id is held while the request is handled: a batch of tiny records
+        // that decompresses to millions must not cost gigabytes.
+        let records: i64 = checked.iter().map(|c| i64::from(c.record_count())).sum();
+        if records > DEDUP_REQUEST_RECORDS_MAX as i64 {
+            return Err(CoreError::LimitReached(format!(
+                "a produce to a topic with a duplicate window carries at most {DEDUP_REQUEST_RECORDS_MAX} records \
+                 per partition, this one {records}; send smaller batches"
+            )));
+        }
         let source = id_source(&self.settings);
         let mut ids = Vec::with_capacity(checked.len());
         for (i, c) in checked.iter().enumerate() {
@@ -259,7 +273,7 @@ impl TopicDedup {
         let mut index = self.lock();
         let mut drops = vec![Vec::new(); ids.len()];
         let mut held: Vec<Held> = Vec::new();
-        let mut mine: HashSet<&[u8]> = HashSet::new();
+        let mut mine: HashSet<&[u8], foldhash::quality::RandomState> = HashSet::default();
         for (batch, records) in ids.iter().enumerate() {
             for r in records {
                 let Id::Found(id) = &r.id else { continue };

@@ -369,3 +369,30 @@ async fn a_produce_of_an_id_being_stored_waits_for_it_and_then_drops_its_record(
     assert_eq!(ids(&w.stored(1)), vec!["c"]);
     assert_eq!(dedup.stats().waits, 1);
 }
+
+/// A batch of tiny records that would decompress to millions of ids is
+/// refused before any id is read: the ids a request holds are bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_more_records_than_the_limit_is_refused_before_its_ids_are_read() {
+    let w = World::new();
+    let records: Vec<Record> = (0..=DEDUP_REQUEST_RECORDS_MAX)
+        .map(|i| Record {
+            headers: [(
+                StrBytes::from_static_str("message-id"),
+                Some(Bytes::from(format!("{i}"))),
+            )]
+            .into_iter()
+            .collect(),
+            producer_id: 7,
+            producer_epoch: 0,
+            ..veltrix_client::plain_record(i as i64, i as i32, T0)
+        })
+        .collect();
+    let tiny = veltrix_client::encode_records(&records, Compression::Zstd)
+        .unwrap()
+        .to_vec();
+    assert!(tiny.len() < 1 << 20, "{} bytes", tiny.len());
+    let e = w.produce(0, tiny).await.unwrap_err();
+    assert!(e.to_string().contains("at most 100000 records"), "{e}");
+    assert_eq!(w.broker.topic("t").unwrap().dedup.clone().unwrap().stats().index.ids, 0);
+}
