@@ -39,7 +39,17 @@ from rdkafka_helpers import consumer, producer
 
 
 # The topic settings AlterConfigs and IncrementalAlterConfigs can change.
-SETTABLE = ["retention.ms", "retention.bytes", "segment.bytes", "segment.ms", "max.message.bytes", "flush.ms"]
+SETTABLE = [
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "max.message.bytes",
+    "flush.ms",
+    "veltrix.dedup.window.ms",
+    "veltrix.dedup.id.header",
+    "veltrix.dedup.id.source",
+]
 
 
 def require(broker, api: int, name: str) -> None:
