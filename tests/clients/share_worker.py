@@ -2,7 +2,8 @@
 process by test_share.py.
 
     python share_worker.py BOOTSTRAP TOPIC GROUP RESULTS_FILE STOP_FILE
-        [--release-every N] [--reject-every N] [--poison P:O] [--hold]
+        [--release-every N] [--reject-every N] [--poison P:O] [--release-always P:O]
+        [--hold]
 
 Subscribes to TOPIC in share group GROUP with explicit acknowledgement and
 decides, record by record, how to acknowledge it:
@@ -12,6 +13,9 @@ decides, record by record, how to acknowledge it:
     --reject-every N    REJECT a record whose offset is a multiple of N
     --poison P:O        crash (exit at once, no acknowledgement) on the record
                         at partition P, offset O, every time it is delivered
+    --release-always P:O
+                        RELEASE the record at partition P, offset O, every
+                        time it is delivered
     --hold              acknowledge nothing: hold what the first poll acquired
                         until killed
 
@@ -55,9 +59,11 @@ def main() -> int:
     ap.add_argument("--release-every", type=int, default=0)
     ap.add_argument("--reject-every", type=int, default=0)
     ap.add_argument("--poison", default="")
+    ap.add_argument("--release-always", default="")
     ap.add_argument("--hold", action="store_true")
     args = ap.parse_args()
     poison = tuple(int(x) for x in args.poison.split(":")) if args.poison else None
+    release_always = tuple(int(x) for x in args.release_always.split(":")) if args.release_always else None
 
     out = open(args.results, "a", buffering=1 << 16)
     out.write(f"start {os.getpid()} {time.monotonic()}\n")
@@ -111,7 +117,9 @@ def main() -> int:
                 if args.hold:
                     out.write(f"r {p} {o} {d} hold {now}\n")
                     continue
-                if args.reject_every and o % args.reject_every == 0:
+                if release_always is not None and (p, o) == release_always:
+                    kind, ack = "release", AcknowledgeType.RELEASE
+                elif args.reject_every and o % args.reject_every == 0:
                     kind, ack = "reject", AcknowledgeType.REJECT
                 elif args.release_every and o % args.release_every == 0 and d == 1:
                     kind, ack = "release", AcknowledgeType.RELEASE

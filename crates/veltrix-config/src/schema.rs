@@ -15,7 +15,8 @@ use veltrix_core::dedup::{DEDUP_ID_BYTES_MAX, DEDUP_IDS_MAX, DEDUP_WINDOW_MS_MAX
 use veltrix_core::groups::GroupConfig;
 use veltrix_core::share::ShareConfig;
 use veltrix_core::share::settings::{
-    DELIVERY_COUNT_LIMIT_RANGE, PARTITION_MAX_RECORD_LOCKS_RANGE, RECORD_LOCK_DURATION_MS_RANGE,
+    BACKOFF_INITIAL_MS_RANGE, BACKOFF_MAX_MS_RANGE, BACKOFF_MULTIPLIER_RANGE, DELIVERY_COUNT_LIMIT_RANGE,
+    PARTITION_MAX_RECORD_LOCKS_RANGE, RECORD_LOCK_DURATION_MS_RANGE,
 };
 use veltrix_core::{BrokerConfig, DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource};
 use veltrix_http::HttpLimits;
@@ -54,6 +55,8 @@ pub enum Unit {
     Sessions,
     Deliveries,
     Ids,
+    /// A factor: `3` is three times.
+    Times,
 }
 
 impl Unit {
@@ -74,6 +77,7 @@ impl Unit {
             Unit::Sessions => "sessions",
             Unit::Deliveries => "deliveries",
             Unit::Ids => "ids",
+            Unit::Times => "times",
             Unit::RecordsPerSecond => "records per second",
         }
     }
@@ -689,11 +693,14 @@ static DEDUP_KEYS: &[KeyDef] = &[
 /// `[[share_group]]`, each with the name Kafka gives it: the name
 /// IncrementalAlterConfigs sets on a GROUP resource, DescribeConfigs shows
 /// and the engine's `ShareGroupSettings::with` takes.
-pub const SHARE_GROUP_SETTINGS: [(&str, &str); 4] = [
+pub const SHARE_GROUP_SETTINGS: [(&str, &str); 7] = [
     ("auto_offset_reset", "share.auto.offset.reset"),
     ("record_lock_duration_ms", "share.record.lock.duration.ms"),
     ("deliveries_max", "share.delivery.count.limit"),
     ("partition_record_locks_max", "share.partition.max.record.locks"),
+    ("backoff_initial_ms", "veltrix.share.backoff.initial.ms"),
+    ("backoff_multiplier", "veltrix.share.backoff.multiplier"),
+    ("backoff_ms_max", "veltrix.share.backoff.max.ms"),
 ];
 
 const fn ranged((min, max): (i64, i64), unit: Unit) -> Kind {
@@ -703,7 +710,7 @@ const fn ranged((min, max): (i64, i64), unit: Unit) -> Kind {
 /// The share-group settings shared by `[share]` and `[[share_group]]`, in
 /// the order of [`SHARE_GROUP_SETTINGS`], with each table's defaults.
 macro_rules! share_group_keys {
-    ($offset_reset:expr, $lock:expr, $deliveries:expr, $locks:expr) => {
+    ($offset_reset:expr, $lock:expr, $deliveries:expr, $locks:expr, $initial:expr, $multiplier:expr, $max:expr) => {
         [
             KeyDef {
                 name: "auto_offset_reset",
@@ -733,16 +740,40 @@ macro_rules! share_group_keys {
                 default: $locks,
                 doc: "Records in flight per partition, from the first one not yet done on: a member that never acknowledges pins at most this many, and one record that is never done stops the partition once this many follow it (Kafka's `share.partition.max.record.locks`).",
             },
+            KeyDef {
+                name: "backoff_initial_ms",
+                kind: ranged(BACKOFF_INITIAL_MS_RANGE, Unit::Milliseconds),
+                required: false,
+                default: $initial,
+                doc: "How long a record released, or whose lock ran out, waits after its first delivery before it is delivered again; 0 delivers it again at once. Records behind it are delivered meanwhile (`veltrix.share.backoff.initial.ms`).",
+            },
+            KeyDef {
+                name: "backoff_multiplier",
+                kind: ranged(BACKOFF_MULTIPLIER_RANGE, Unit::Times),
+                required: false,
+                default: $multiplier,
+                doc: "How many times longer the wait grows with each further delivery: the wait after delivery n is `backoff_initial_ms` × `backoff_multiplier`^(n-1), less up to a tenth so that records released together come back spread out (`veltrix.share.backoff.multiplier`).",
+            },
+            KeyDef {
+                name: "backoff_ms_max",
+                kind: ranged(BACKOFF_MAX_MS_RANGE, Unit::Milliseconds),
+                required: false,
+                default: $max,
+                doc: "The longest wait before a record is delivered again, whatever its delivery count (`veltrix.share.backoff.max.ms`).",
+            },
         ]
     };
 }
 
 static SHARE_KEYS: &[KeyDef] = &{
-    let [a, b, c, d] = share_group_keys!(
+    let [a, b, c, d, e, f, g] = share_group_keys!(
         || Some(format!("\"{}\"", share().defaults.auto_offset_reset.to_config_string())),
         || Some(share().defaults.record_lock_duration_ms.to_string()),
         || Some(share().defaults.delivery_count_limit.to_string()),
-        || Some(share().defaults.partition_max_record_locks.to_string())
+        || Some(share().defaults.partition_max_record_locks.to_string()),
+        || Some(share().defaults.backoff_initial_ms.to_string()),
+        || Some(share().defaults.backoff_multiplier.to_string()),
+        || Some(share().defaults.backoff_max_ms.to_string())
     );
     [
         KeyDef {
@@ -784,15 +815,21 @@ static SHARE_KEYS: &[KeyDef] = &{
         b,
         c,
         d,
+        e,
+        f,
+        g,
     ]
 };
 
 static SHARE_GROUP_KEYS: &[KeyDef] = &{
-    let [a, b, c, d] = share_group_keys!(
+    let [a, b, c, d, e, f, g] = share_group_keys!(
         || Some("[share] auto_offset_reset".to_owned()),
         || Some("[share] record_lock_duration_ms".to_owned()),
         || Some("[share] deliveries_max".to_owned()),
-        || Some("[share] partition_record_locks_max".to_owned())
+        || Some("[share] partition_record_locks_max".to_owned()),
+        || Some("[share] backoff_initial_ms".to_owned()),
+        || Some("[share] backoff_multiplier".to_owned()),
+        || Some("[share] backoff_ms_max".to_owned())
     );
     [
         KeyDef {
@@ -806,6 +843,9 @@ static SHARE_GROUP_KEYS: &[KeyDef] = &{
         b,
         c,
         d,
+        e,
+        f,
+        g,
     ]
 };
 

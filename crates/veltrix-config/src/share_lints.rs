@@ -25,6 +25,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     timings(ctx, raw, c);
     for scope in scopes(raw, c) {
         lock_over_session(ctx, &scope, c.broker.share.session_timeout_ms, raw.table("share"));
+        backoff_max_below_initial(ctx, &scope, raw.table("share"));
     }
 }
 
@@ -32,6 +33,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
 pub(crate) fn production(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     for scope in scopes(raw, c) {
         poison_stall(ctx, &scope, c.broker.share.session_timeout_ms, raw.table("share"));
+        no_retry_backoff(ctx, &scope, raw.table("share"));
     }
 }
 
@@ -220,31 +222,147 @@ fn lock_over_session(ctx: &mut Ctx<'_>, scope: &Scope<'_>, session_timeout_ms: u
     .note("a member working on a batch longer than the session timeout loses its records then: delivered again elsewhere, its acknowledgement refused");
 }
 
+/// V130: a maximum backoff below the initial one.
+fn backoff_max_below_initial(ctx: &mut Ctx<'_>, scope: &Scope<'_>, share: &RawTable) {
+    let s = &scope.settings;
+    if s.backoff_initial_ms == 0
+        || s.backoff_max_ms >= s.backoff_initial_ms
+        || !scope.sets_any(&["backoff_ms_max", "backoff_initial_ms"])
+    {
+        return;
+    }
+    ctx.emit(
+        &rules::BACKOFF_MAX_BELOW_INITIAL,
+        at(scope, share, &["backoff_ms_max", "backoff_initial_ms"]).as_ref(),
+        format!(
+            "{}: the longest backoff ({}) is shorter than the first ({})",
+            scope.what,
+            human_ms(s.backoff_max_ms),
+            human_ms(s.backoff_initial_ms)
+        ),
+    )
+    .label("never waited: every retry waits the initial backoff")
+    .related(
+        scope
+            .table
+            .set_at("backoff_initial_ms")
+            .or_else(|| share.set_at("backoff_initial_ms")),
+        "the initial backoff",
+    )
+    .help(format!(
+        "raise it: `backoff_ms_max = {}` lets the wait grow over {} retries",
+        longest_backoff_ms(s),
+        s.delivery_count_limit.saturating_sub(1)
+    ))
+    .note("shortening the initial backoff instead would retry faster against whatever made the record fail");
+}
+
+/// V216: released records delivered again at once, in production.
+fn no_retry_backoff(ctx: &mut Ctx<'_>, scope: &Scope<'_>, share: &RawTable) {
+    if scope.settings.backoff_initial_ms != 0 || !scope.sets_any(&["backoff_initial_ms"]) {
+        return;
+    }
+    let Some(origin) = at(scope, share, &["backoff_initial_ms"]) else {
+        return;
+    };
+    let default = ShareGroupSettings::default();
+    ctx.emit(
+        &rules::NO_RETRY_BACKOFF,
+        Some(&origin),
+        format!(
+            "{}: a released record is delivered again at once, however often it failed",
+            scope.what
+        ),
+    )
+    .label("no wait between retries")
+    .help(format!(
+        "set `backoff_initial_ms = {}` (with `backoff_multiplier = {}` and `backoff_ms_max = {}`, the defaults)",
+        default.backoff_initial_ms, default.backoff_multiplier, default.backoff_max_ms
+    ))
+    .note("consumers retrying at full speed keep a struggling dependency down, and records reach the delivery limit in moments");
+}
+
+/// The wait before the last delivery a record can get: the longest
+/// `settings` make, jitter aside.
+fn longest_backoff_ms(s: &ShareGroupSettings) -> u64 {
+    let growth =
+        u64::from(s.backoff_multiplier.max(1)).saturating_pow(u32::from(s.delivery_count_limit.saturating_sub(2)));
+    s.backoff_initial_ms.saturating_mul(growth)
+}
+
+/// The waits between `deliveries` deliveries of one record, jitter aside.
+fn backoff_total_ms(s: &ShareGroupSettings, deliveries: u64) -> u64 {
+    let cap = s.backoff_max_ms.max(s.backoff_initial_ms);
+    let mut wait = s.backoff_initial_ms;
+    let mut total: u64 = 0;
+    for _ in 1..deliveries {
+        total = total.saturating_add(wait.min(cap));
+        wait = wait.saturating_mul(u64::from(s.backoff_multiplier.max(1)));
+    }
+    total
+}
+
+/// How long one record that hangs its consumer on every one of
+/// `deliveries` deliveries holds its partition: each held for `held_ms`,
+/// with the backoffs between them.
+fn stall_ms(s: &ShareGroupSettings, held_ms: u64, deliveries: u64) -> u64 {
+    held_ms
+        .saturating_mul(deliveries)
+        .saturating_add(backoff_total_ms(s, deliveries))
+}
+
 /// V215: how long one record that hangs its consumers can stop a partition.
 fn poison_stall(ctx: &mut Ctx<'_>, scope: &Scope<'_>, session_timeout_ms: u64, share: &RawTable) {
     let s = &scope.settings;
     let held_ms = s.record_lock_duration_ms.min(session_timeout_ms);
     let deliveries = u64::from(s.delivery_count_limit);
-    let stall_ms = held_ms.saturating_mul(deliveries);
-    if stall_ms <= POISON_RECORD_HOLD_MS_MAX_SAFE || !scope.sets_any(&["deliveries_max", "record_lock_duration_ms"]) {
+    let stall_ms = stall_ms(s, held_ms, deliveries);
+    let keys_set = [
+        "deliveries_max",
+        "record_lock_duration_ms",
+        "backoff_initial_ms",
+        "backoff_ms_max",
+    ];
+    if stall_ms <= POISON_RECORD_HOLD_MS_MAX_SAFE || !scope.sets_any(&keys_set) {
         return;
     }
     // Point at what to change: the delivery limit while fewer deliveries can
     // still bring the stall under the bound, else the lock.
-    let fewer = POISON_RECORD_HOLD_MS_MAX_SAFE / held_ms;
+    let fewer = (2..deliveries)
+        .rev()
+        .find(|d| self::stall_ms(s, held_ms, *d) <= POISON_RECORD_HOLD_MS_MAX_SAFE)
+        .unwrap_or(0);
     let (keys, help) = if fewer >= 2 {
         (
             ["deliveries_max", "record_lock_duration_ms"],
             format!("set `deliveries_max = {fewer}`, or shorten `record_lock_duration_ms`"),
         )
     } else {
-        (
-            ["record_lock_duration_ms", "deliveries_max"],
-            format!(
-                "shorten `record_lock_duration_ms` to {} or less",
-                POISON_RECORD_HOLD_MS_MAX_SAFE / deliveries
-            ),
-        )
+        let waits = backoff_total_ms(s, deliveries);
+        if waits < POISON_RECORD_HOLD_MS_MAX_SAFE / 2 {
+            (
+                ["record_lock_duration_ms", "deliveries_max"],
+                format!(
+                    "shorten `record_lock_duration_ms` to {} or less",
+                    (POISON_RECORD_HOLD_MS_MAX_SAFE - waits) / deliveries
+                ),
+            )
+        } else {
+            // The waits alone are too long: the longest one, unless even
+            // the first ones add up to too much.
+            let key = if s.backoff_initial_ms.saturating_mul(deliveries - 1) >= POISON_RECORD_HOLD_MS_MAX_SAFE {
+                "backoff_initial_ms"
+            } else {
+                "backoff_ms_max"
+            };
+            (
+                [key, "deliveries_max"],
+                format!(
+                    "shorten `{key}`: the waits between deliveries come to {} of it",
+                    human_ms(waits)
+                ),
+            )
+        }
     };
     ctx.emit(
         &rules::POISON_RECORD_STALL,
@@ -255,7 +373,14 @@ fn poison_stall(ctx: &mut Ctx<'_>, scope: &Scope<'_>, session_timeout_ms: u64, s
             human_ms(stall_ms)
         ),
     )
-    .label(format!("{deliveries} deliveries of {} each", human_ms(held_ms)))
+    .label(match backoff_total_ms(s, deliveries) {
+        0 => format!("{deliveries} deliveries of {} each", human_ms(held_ms)),
+        waits => format!(
+            "{deliveries} deliveries of {} each, {} of backoff between them",
+            human_ms(held_ms),
+            human_ms(waits)
+        ),
+    })
     .related(
         scope.table.set_at(keys[1]).or_else(|| share.set_at(keys[1])),
         format!("`{}`", keys[1]),

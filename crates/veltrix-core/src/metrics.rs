@@ -111,10 +111,17 @@ pub struct ShareMetrics {
     pub sessions: IntGauge,
     /// Records per group, topic and outcome: `acquired`, `accepted`,
     /// `released`, `rejected`, `archived` (delivery limit reached),
-    /// `lock_timeout` (the acquisition lock ran out).
+    /// `lock_timeout` (the acquisition lock ran out), `backoff` (made to
+    /// wait before its next delivery).
     pub records: IntCounterVec,
     /// Records acquired and not yet acknowledged, per group and topic.
     pub in_flight: IntGaugeVec,
+    /// Records available again but waiting out their backoff, per group and
+    /// topic.
+    pub backing_off: IntGaugeVec,
+    /// Records in flight or waiting to be delivered again, per group, topic
+    /// and delivery count so far (`1` to `4`, `5+`): how retries pile up.
+    pub by_deliveries: IntGaugeVec,
     /// Group-and-topic series left out over [`LAG_PARTITION_SERIES_MAX`].
     pub series_dropped: IntGauge,
     /// The totals last published, so that counters move by what happened
@@ -389,13 +396,23 @@ impl ShareMetrics {
             sessions: r.int_gauge("veltrix_share_sessions", "Open share sessions."),
             records: r.int_counter_vec(
                 "veltrix_share_records_total",
-                "Share-group records by outcome: acquired, accepted, released, rejected, archived (delivery limit reached), lock_timeout.",
+                "Share-group records by outcome: acquired, accepted, released, rejected, archived (delivery limit reached), lock_timeout, backoff (made to wait before the next delivery).",
                 &["group", "topic", "outcome"],
             ),
             in_flight: r.int_gauge_vec(
                 "veltrix_share_records_in_flight",
                 "Share-group records acquired and not yet acknowledged.",
                 &["group", "topic"],
+            ),
+            backing_off: r.int_gauge_vec(
+                "veltrix_share_records_backing_off",
+                "Share-group records available again but waiting out their backoff before the next delivery.",
+                &["group", "topic"],
+            ),
+            by_deliveries: r.int_gauge_vec(
+                "veltrix_share_records_by_deliveries",
+                "Share-group records not yet done, by deliveries so far (1 to 4, 5+): retries piling up.",
+                &["group", "topic", "deliveries"],
             ),
             series_dropped: r.int_gauge(
                 "veltrix_share_series_dropped",
@@ -421,22 +438,41 @@ impl ShareMetrics {
         self.sessions.set(share.sessions() as i64);
         let names: std::collections::HashMap<crate::TopicId, String> =
             broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
-        let mut totals: std::collections::BTreeMap<(String, String), (crate::share::Outcomes, usize)> =
-            std::collections::BTreeMap::new();
+        #[derive(Default)]
+        struct Totals {
+            outcomes: crate::share::Outcomes,
+            in_flight: usize,
+            backing_off: usize,
+            deliveries: [u64; 5],
+        }
+        let mut totals: std::collections::BTreeMap<(String, String), Totals> = std::collections::BTreeMap::new();
         for s in share.stats() {
             let Some(topic) = names.get(&s.key.topic) else { continue };
             let entry = totals.entry((s.key.group, topic.clone())).or_default();
-            entry.0.add(&s.outcomes);
-            entry.1 += s.summary.acquired;
+            entry.outcomes.add(&s.outcomes);
+            entry.in_flight += s.summary.acquired;
+            entry.backing_off += s.summary.backing_off;
+            for (t, n) in entry.deliveries.iter_mut().zip(s.summary.deliveries) {
+                *t += n;
+            }
         }
         self.series_dropped
             .set(totals.len().saturating_sub(LAG_PARTITION_SERIES_MAX) as i64);
         self.in_flight.reset();
+        self.backing_off.reset();
+        self.by_deliveries.reset();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = std::collections::HashMap::with_capacity(totals.len().min(LAG_PARTITION_SERIES_MAX));
-        for ((group, topic), (now, in_flight)) in totals.into_iter().take(LAG_PARTITION_SERIES_MAX) {
+        for ((group, topic), t) in totals.into_iter().take(LAG_PARTITION_SERIES_MAX) {
             let labels = [group.as_str(), topic.as_str()];
-            self.in_flight.with_label_values(&labels).set(in_flight as i64);
+            self.in_flight.with_label_values(&labels).set(t.in_flight as i64);
+            self.backing_off.with_label_values(&labels).set(t.backing_off as i64);
+            for (deliveries, n) in ["1", "2", "3", "4", "5+"].into_iter().zip(t.deliveries) {
+                self.by_deliveries
+                    .with_label_values(&[group.as_str(), topic.as_str(), deliveries])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            let now = t.outcomes;
             let before = last.remove(&(group.clone(), topic.clone())).unwrap_or_default();
             for (outcome, now_n, before_n) in [
                 ("acquired", now.acquired, before.acquired),
@@ -445,6 +481,7 @@ impl ShareMetrics {
                 ("rejected", now.rejected, before.rejected),
                 ("archived", now.archived, before.archived),
                 ("lock_timeout", now.lock_timeouts, before.lock_timeouts),
+                ("backoff", now.backoffs, before.backoffs),
             ] {
                 // A count below the last one was started again (the group
                 // or topic was deleted and made anew): all of it is new.
@@ -466,6 +503,7 @@ impl ShareMetrics {
                 "rejected",
                 "archived",
                 "lock_timeout",
+                "backoff",
             ] {
                 let _ = self
                     .records

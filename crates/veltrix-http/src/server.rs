@@ -419,6 +419,7 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
                 "start_offset": p.summary.start,
                 "end_offset": p.summary.end,
                 "in_flight": p.summary.acquired,
+                "backing_off": p.summary.backing_off,
                 "done_in_window": p.summary.done_in_window,
                 "delivery_counts": {
                     "1": p.summary.deliveries[0],
@@ -434,6 +435,7 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
                     "rejected": o.rejected,
                     "archived": o.archived,
                     "lock_timeouts": o.lock_timeouts,
+                    "backoffs": o.backoffs,
                 },
                 "log_end": lag.map(|l| l.end),
                 "lag_records": lag.map(|l| l.lag_records),

@@ -259,6 +259,9 @@ auto_offset_reset = "earliest"
 record_lock_duration_ms = 20_000
 deliveries_max = 4
 partition_record_locks_max = 500
+backoff_initial_ms = 500
+backoff_multiplier = 3
+backoff_ms_max = 30_000
 
 [[share_group]]
 name = "jobs"
@@ -266,6 +269,7 @@ auto_offset_reset = "by_duration:P1DT12H"
 record_lock_duration_ms = 50_000
 deliveries_max = 3
 partition_record_locks_max = 1_000
+backoff_initial_ms = 0
 
 [[share_group]]
 name = "emails"
@@ -294,6 +298,9 @@ deliveries_max = 8
             record_lock_duration_ms: 20_000,
             delivery_count_limit: 4,
             partition_max_record_locks: 500,
+            backoff_initial_ms: 500,
+            backoff_multiplier: 3,
+            backoff_max_ms: 30_000,
         }
     );
     let jobs = c.share_group("jobs").unwrap();
@@ -308,6 +315,7 @@ deliveries_max = 8
             ("share.record.lock.duration.ms", "50000"),
             ("share.delivery.count.limit", "3"),
             ("share.partition.max.record.locks", "1000"),
+            ("veltrix.share.backoff.initial.ms", "0"),
         ])
     );
     assert_eq!(
@@ -317,6 +325,8 @@ deliveries_max = 8
             record_lock_duration_ms: 50_000,
             delivery_count_limit: 3,
             partition_max_record_locks: 1_000,
+            backoff_initial_ms: 0,
+            ..s.defaults
         }
     );
     // A key left out is `[share]`'s.

@@ -269,6 +269,11 @@ fn cases() -> Vec<Case> {
             "raise `sessions_max` to at least 200",
         ),
         case(
+            "V130",
+            "[share]\nbackoff_initial_ms = 5000\nbackoff_ms_max = 2000 #<\n",
+            "raise it: `backoff_ms_max = 40000`",
+        ),
+        case(
             "V124",
             "[[topic]]\nname = \"rewards\"\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\ndedup_window_ms = 7_200_000 #<\n",
             "shorten `dedup_window_ms` (line 5) to at most 3600000, or raise `retention_ms` (line 3) to at least 7200000",
@@ -433,13 +438,33 @@ fn cases() -> Vec<Case> {
         ),
         prod(
             "V215",
-            "\n[share]\nsession_timeout_ms = 3600000\n\n[[share_group]]\nname = \"jobs\"\nrecord_lock_duration_ms = 1800000\ndeliveries_max = 10 #<\n",
+            "\n[share]\nsession_timeout_ms = 3600000\n\n[[share_group]]\nname = \"jobs\"\nrecord_lock_duration_ms = 1700000\ndeliveries_max = 10 #<\n",
             "set `deliveries_max = 2`",
         ),
         prod(
             "V215",
             "\n[share]\nsession_timeout_ms = 3600000\nrecord_lock_duration_ms = 3600000 #<\ndeliveries_max = 2\n",
-            "shorten `record_lock_duration_ms` to 1800000 or less",
+            "shorten `record_lock_duration_ms` to 1799500 or less",
+        ),
+        prod(
+            "V215",
+            "\n[[share_group]]\nname = \"jobs\"\nbackoff_initial_ms = 600000\nbackoff_ms_max = 7200000\ndeliveries_max = 5 #<\n",
+            "set `deliveries_max = 3`",
+        ),
+        prod(
+            "V215",
+            "\n[share]\nsession_timeout_ms = 3600000\nrecord_lock_duration_ms = 1800000\nbackoff_initial_ms = 600000\nbackoff_ms_max = 7200000 #<\n",
+            "shorten `backoff_ms_max`: the waits between deliveries come to",
+        ),
+        prod(
+            "V215",
+            "\n[share]\nsession_timeout_ms = 3600000\nrecord_lock_duration_ms = 1800000\nbackoff_initial_ms = 1200000 #<\nbackoff_ms_max = 7200000\n",
+            "shorten `backoff_initial_ms`",
+        ),
+        prod(
+            "V216",
+            "\n[[share_group]]\nname = \"jobs\"\nbackoff_initial_ms = 0 #<\n",
+            "set `backoff_initial_ms = 1000`",
         ),
         prod(
             "V214",

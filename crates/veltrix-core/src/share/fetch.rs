@@ -18,7 +18,7 @@ use veltrix_log::batch;
 
 use super::partition::{AckType, Acquired, Persist};
 use super::{Key, ShareCoordinator, ShareError, SharePartition, lock};
-use crate::topic::TopicId;
+use crate::topic::{Partition, TopicId};
 
 /// A share session's state.
 #[derive(Debug, Clone)]
@@ -77,6 +77,9 @@ pub struct AckBatch {
 pub struct AcquiredData {
     pub records: Bytes,
     pub acquired: Vec<Acquired>,
+    /// The answer holds a record's last delivery under the delivery limit
+    /// (then it holds that record alone).
+    pub last_delivery: bool,
 }
 
 /// Acknowledgement batches one request may carry per partition.
@@ -278,7 +281,7 @@ impl ShareCoordinator {
                         break;
                     };
                     released |= types.contains(&AckType::Release);
-                    if let Err(e) = p.acknowledge(member, b.first, b.last, &types, &limits, &mut persist) {
+                    if let Err(e) = p.acknowledge(member, b.first, b.last, &types, now, &limits, &mut persist) {
                         result = Err(e);
                         break;
                     }
@@ -308,6 +311,66 @@ impl ShareCoordinator {
         results
     }
 
+    /// Acquires records for one ShareFetch answer from each of `partitions`
+    /// in turn (`log_of` finds a partition's log), within `records_max` and
+    /// `bytes_max` in all, starting at a different partition each time so
+    /// that a busy one does not starve the others.
+    ///
+    /// A record's last delivery under the delivery limit goes alone in its
+    /// answer: a consumer that crashes on a poison record loses every record
+    /// it holds, and those beside the poison's last delivery would otherwise
+    /// reach the limit with it and be archived unprocessed.
+    pub fn acquire_all(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: &[(TopicId, i32)],
+        log_of: &dyn Fn(&TopicId, i32) -> Option<Arc<Partition>>,
+        records_max: usize,
+        bytes_max: usize,
+    ) -> Vec<((TopicId, i32), Result<AcquiredData, ShareError>)> {
+        let mut records_left = records_max;
+        let mut bytes_left = bytes_max;
+        let mut out = Vec::with_capacity(partitions.len());
+        let n = partitions.len();
+        let first = if n == 0 {
+            0
+        } else {
+            (self.now_ms().unsigned_abs() as usize) % n
+        };
+        let mut taken_any = false;
+        for i in 0..n {
+            let (topic, p) = partitions[(first + i) % n];
+            if records_left == 0 || bytes_left == 0 {
+                break;
+            }
+            let Some(part) = log_of(&topic, p) else {
+                out.push(((topic, p), Err(ShareError::UnknownTopicOrPartition)));
+                continue;
+            };
+            let result = self.acquire_one(
+                group,
+                member,
+                (topic, p),
+                part.log(),
+                records_left,
+                bytes_left,
+                !taken_any,
+            );
+            if let Ok(data) = &result {
+                let taken: i64 = data.acquired.iter().map(|a| a.last - a.first + 1).sum();
+                records_left = records_left.saturating_sub(usize::try_from(taken).unwrap_or(usize::MAX));
+                bytes_left = bytes_left.saturating_sub(data.records.len());
+                taken_any |= taken > 0;
+                if data.last_delivery {
+                    records_left = 0;
+                }
+            }
+            out.push(((topic, p), result));
+        }
+        out
+    }
+
     /// Acquires records of one partition for `member`, at most `records_max`
     /// (rounded up to the end of a batch) and about `bytes_max` of batches
     /// (one whole batch at least), and waits until the acquisition is
@@ -322,6 +385,22 @@ impl ShareCoordinator {
         log: &Log,
         records_max: usize,
         bytes_max: usize,
+    ) -> Result<AcquiredData, ShareError> {
+        self.acquire_one(group, member, (topic, partition), log, records_max, bytes_max, true)
+    }
+
+    /// [`acquire`](Self::acquire), making a record's last delivery only when
+    /// `last_ok` (the answer holds nothing yet).
+    #[allow(clippy::too_many_arguments)]
+    fn acquire_one(
+        &self,
+        group: &str,
+        member: &str,
+        (topic, partition): (TopicId, i32),
+        log: &Log,
+        records_max: usize,
+        bytes_max: usize,
+        last_ok: bool,
     ) -> Result<AcquiredData, ShareError> {
         let now = self.now_ms();
         let settings = self.settings(group);
@@ -359,8 +438,13 @@ impl ShareCoordinator {
                 start = Some(log_start);
             }
             let end = log.high_watermark();
-            data = if p.has_work(end, &limits) && records_max > 0 {
-                acquire_from_log(&mut p, &owner, log, now, &limits, records_max, bytes_max, &mut persist)?
+            data = if p.has_work(end, &limits, now) && records_max > 0 {
+                let read = Read {
+                    records_max,
+                    bytes_max,
+                    last_ok,
+                };
+                acquire_from_log(&mut p, &owner, log, now, &limits, read, &mut persist)?
             } else {
                 AcquiredData::default()
             };
@@ -389,22 +473,33 @@ fn initial_start(log: &Log, reset: super::AutoOffsetReset, now_ms: i64) -> i64 {
     }
 }
 
+/// The bounds of one partition's acquisition.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    records_max: usize,
+    bytes_max: usize,
+    /// Whether a record's last delivery may be made.
+    last_ok: bool,
+}
+
 /// One read of the log from the first record that could be handed out; then
 /// records available again, then new ones, only within what was read, so
 /// every acquired offset's batch is in the answer. Batches holding no
 /// acquired offset are left out.
-#[allow(clippy::too_many_arguments)]
 fn acquire_from_log(
     p: &mut SharePartition,
     owner: &Arc<str>,
     log: &Log,
     now_ms: i64,
     limits: &super::partition::Limits,
-    records_max: usize,
-    bytes_max: usize,
+    Read {
+        records_max,
+        bytes_max,
+        last_ok,
+    }: Read,
     persist: &mut Vec<Persist>,
 ) -> Result<AcquiredData, ShareError> {
-    let from = p.first_available().unwrap_or(p.end());
+    let from = p.first_available(now_ms).unwrap_or(p.end());
     let read = match log.read(from, bytes_max.max(1)) {
         Ok(r) => r,
         Err(veltrix_log::LogError::OffsetOutOfRange { .. }) => return Ok(AcquiredData::default()),
@@ -427,13 +522,16 @@ fn acquire_from_log(
         return Ok(AcquiredData::default());
     };
     let read_end = read_last + 1;
-    let mut acquired = p.acquire_available(owner, now_ms, limits, records_max, read_end, persist);
+    let mut acquired = p.acquire_available(owner, now_ms, limits, records_max, read_end, last_ok, persist);
+    let last_delivery = acquired
+        .iter()
+        .any(|a| a.deliveries > 1 && a.deliveries >= limits.delivery_count_limit);
     let taken: i64 = acquired.iter().map(|a| a.last - a.first + 1).sum();
     let left = (records_max as i64).saturating_sub(taken);
     // A redelivery's run is kept short on purpose (see acquire_available):
     // new records wait for the next fetch.
     let redelivery = acquired.iter().any(|a| a.deliveries > 1);
-    if left > 0 && !redelivery && p.end() < read_end {
+    if left > 0 && !redelivery && !last_delivery && p.end() < read_end {
         // New records up to the end of the batch holding the last one wanted.
         let want_last = p.end().saturating_add(left - 1);
         let fresh_end = batches
@@ -457,5 +555,6 @@ fn acquire_from_log(
             out.freeze()
         },
         acquired,
+        last_delivery,
     })
 }

@@ -307,7 +307,7 @@ impl ShareCoordinator {
             for (key, p) in partitions {
                 let mut persist = Vec::new();
                 let mut p = lock(&p);
-                let n = p.release_owner(member, &limits, &mut persist);
+                let n = p.release_owner(member, now, &limits, &mut persist);
                 if n > 0 {
                     released += n;
                     match self.append_records(&key, None, persist, now) {

@@ -433,13 +433,14 @@ impl ShareCoordinator {
     /// Every share-partition's state, sorted by group, topic and partition.
     pub fn stats(&self) -> Vec<SharePartitionStats> {
         let partitions = self.partitions_snapshot();
+        let now = self.now_ms();
         partitions
             .into_iter()
             .map(|(key, p)| {
                 let p = lock(&p);
                 SharePartitionStats {
                     key,
-                    summary: p.summary(),
+                    summary: p.summary(now),
                     outcomes: p.outcomes,
                 }
             })
@@ -466,6 +467,7 @@ impl ShareCoordinator {
         self.expire_members(now);
         self.expire_sessions(now);
         let mut released = 0;
+        let mut backoffs_ended = false;
         let mut ticket = None;
         {
             let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
@@ -475,6 +477,11 @@ impl ShareCoordinator {
                 let mut persist = Vec::new();
                 let mut p = lock(&p);
                 let n = p.expire(now, &limits, &mut persist);
+                if p.backoff_ended(now) {
+                    // Records waited out their backoff: fetchers waiting
+                    // for records look again.
+                    backoffs_ended = true;
+                }
                 if n > 0 {
                     released += n;
                     match self.append_records(&key, None, persist, now) {
@@ -489,7 +496,7 @@ impl ShareCoordinator {
         {
             tracing::error!(error = %e, "storing share-group state");
         }
-        if released > 0 {
+        if released > 0 || backoffs_ended {
             self.wake();
         }
         if let Err(e) = self.store.tick() {
@@ -560,6 +567,11 @@ fn limits_of(s: &ShareGroupSettings) -> Limits {
         lock_ms: i64::try_from(s.record_lock_duration_ms).unwrap_or(i64::MAX),
         delivery_count_limit: s.delivery_count_limit,
         record_locks_max: s.partition_max_record_locks,
+        backoff: partition::Backoff {
+            initial_ms: i64::try_from(s.backoff_initial_ms).unwrap_or(i64::MAX),
+            max_ms: i64::try_from(s.backoff_max_ms).unwrap_or(i64::MAX),
+            multiplier: u32::from(s.backoff_multiplier),
+        },
     }
 }
 

@@ -71,6 +71,9 @@ struct Slot {
     owner: Option<Arc<str>>,
     /// When an acquired record's lock runs out (ms).
     deadline_ms: i64,
+    /// An available record is not handed out again before this (ms): its
+    /// backoff after a release or a lock timeout.
+    ready_ms: i64,
 }
 
 impl Slot {
@@ -80,7 +83,12 @@ impl Slot {
             deliveries: 0,
             owner: None,
             deadline_ms: 0,
+            ready_ms: 0,
         }
+    }
+
+    fn acquirable(&self, now_ms: i64) -> bool {
+        self.state == RecordState::Available && self.ready_ms <= now_ms
     }
 }
 
@@ -114,6 +122,8 @@ pub struct Outcomes {
     /// Archived on reaching the delivery limit.
     pub archived: u64,
     pub lock_timeouts: u64,
+    /// Records made to wait out a backoff before their next delivery.
+    pub backoffs: u64,
 }
 
 impl Outcomes {
@@ -124,6 +134,7 @@ impl Outcomes {
         self.rejected += o.rejected;
         self.archived += o.archived;
         self.lock_timeouts += o.lock_timeouts;
+        self.backoffs += o.backoffs;
     }
 }
 
@@ -136,6 +147,53 @@ pub struct Limits {
     pub delivery_count_limit: u16,
     /// Largest window between SPSO and SPEO.
     pub record_locks_max: usize,
+    /// How long a record released or timed out waits before it is handed
+    /// out again.
+    pub backoff: Backoff,
+}
+
+/// The wait before a record's next delivery: `initial_ms ×
+/// multiplier^(deliveries - 1)`, at most `max_ms`, less up to a tenth
+/// (jitter, so that records released together come back spread out). The
+/// jitter is a hash of the offset and the delivery count rather than a
+/// random draw: the same in every run, and nothing to inject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    /// 0: no backoff.
+    pub initial_ms: i64,
+    pub max_ms: i64,
+    pub multiplier: u32,
+}
+
+impl Backoff {
+    /// The wait after the `deliveries`-th delivery of the record at `offset`.
+    pub fn delay_ms(&self, deliveries: u16, offset: i64) -> i64 {
+        if self.initial_ms <= 0 {
+            return 0;
+        }
+        let mut delay = self.initial_ms;
+        for _ in 1..deliveries {
+            delay = delay.saturating_mul(i64::from(self.multiplier.max(1)));
+            if delay >= self.max_ms {
+                break;
+            }
+        }
+        let delay = delay.min(self.max_ms.max(self.initial_ms));
+        let tenth = delay / 10;
+        if tenth == 0 {
+            return delay;
+        }
+        let spread = mix(offset as u64 ^ (u64::from(deliveries) << 56)) % (tenth as u64 + 1);
+        delay - spread as i64
+    }
+}
+
+/// SplitMix64's finaliser: a well-spread hash of one number.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -146,6 +204,9 @@ pub struct SharePartition {
     slots: VecDeque<Slot>,
     /// Acquired slots (for in-flight counts).
     acquired: usize,
+    /// The earliest end of a running backoff (`i64::MAX`: none, or not
+    /// known to be running).
+    next_ready_ms: i64,
     pub outcomes: Outcomes,
 }
 
@@ -159,6 +220,8 @@ pub struct Summary {
     pub done_in_window: usize,
     /// Records in the window by delivery count: 1, 2, 3, 4, 5 and more.
     pub deliveries: [u64; 5],
+    /// Available records waiting out their backoff.
+    pub backing_off: usize,
 }
 
 impl SharePartition {
@@ -166,6 +229,7 @@ impl SharePartition {
     pub fn new(start: i64) -> SharePartition {
         SharePartition {
             start,
+            next_ready_ms: i64::MAX,
             ..SharePartition::default()
         }
     }
@@ -220,6 +284,7 @@ impl SharePartition {
                 deliveries: p.deliveries,
                 owner: None,
                 deadline_ms: 0,
+                ready_ms: 0,
             };
         }
         self.advance();
@@ -257,7 +322,7 @@ impl SharePartition {
         fresh_end: i64,
         persist: &mut Vec<Persist>,
     ) -> Vec<Acquired> {
-        let mut out = self.acquire_available(owner, now_ms, limits, records_max, i64::MAX, persist);
+        let mut out = self.acquire_available(owner, now_ms, limits, records_max, i64::MAX, true, persist);
         if out.iter().any(|a| a.deliveries > 1) {
             // A redelivery's run is not topped up with new records.
             return out;
@@ -276,7 +341,11 @@ impl SharePartition {
     /// Records delivered before come in smaller runs the more often they were
     /// delivered ([`redelivery_run_max`]), and a record's last delivery alone:
     /// a record that crashes its consumer every time then takes only itself
-    /// to the delivery limit, not the records acquired beside it.
+    /// to the delivery limit, not the records acquired beside it. With
+    /// `last_ok` false a record's last delivery is not made at all (the
+    /// records behind it wait too): the response already holds other
+    /// records, and a last delivery goes alone in its response.
+    #[allow(clippy::too_many_arguments)]
     pub fn acquire_available(
         &mut self,
         owner: &Arc<str>,
@@ -284,6 +353,7 @@ impl SharePartition {
         limits: &Limits,
         records_max: usize,
         redeliver_end: i64,
+        last_ok: bool,
         persist: &mut Vec<Persist>,
     ) -> Vec<Acquired> {
         let mut out: Vec<Acquired> = Vec::new();
@@ -297,7 +367,9 @@ impl SharePartition {
                 break;
             }
             let slot = &mut self.slots[i];
-            if slot.state != RecordState::Available {
+            if !slot.acquirable(now_ms) {
+                // Acquired, done, or waiting out its backoff: the records
+                // behind it do not wait for it.
                 continue;
             }
             if slot.deliveries >= limits.delivery_count_limit {
@@ -306,6 +378,9 @@ impl SharePartition {
                 archived_any = true;
                 push_persist(persist, offset, RecordState::Archived, slot.deliveries);
                 continue;
+            }
+            if !last_ok && is_last_delivery(slot.deliveries, limits.delivery_count_limit) {
+                break;
             }
             run_max = run_max.min(redelivery_run_max(
                 records_max,
@@ -357,6 +432,7 @@ impl SharePartition {
                 deliveries: 1,
                 owner: Some(owner.clone()),
                 deadline_ms,
+                ready_ms: 0,
             });
         }
         self.acquired += fresh;
@@ -377,30 +453,60 @@ impl SharePartition {
         limits.record_locks_max.saturating_sub(self.slots.len())
     }
 
-    /// The first available offset in the window, if any.
-    pub fn first_available(&self) -> Option<i64> {
+    /// The first offset in the window that can be handed out at `now_ms`
+    /// (available, its backoff over), if any.
+    pub fn first_available(&self, now_ms: i64) -> Option<i64> {
         self.slots
             .iter()
-            .position(|s| s.state == RecordState::Available)
+            .position(|s| s.acquirable(now_ms))
             .map(|i| self.start + i as i64)
     }
 
     /// Whether a call to [`acquire`](Self::acquire) could hand out anything
-    /// with the log ending at `log_end`.
-    pub fn has_work(&self, log_end: i64, limits: &Limits) -> bool {
+    /// at `now_ms` with the log ending at `log_end`.
+    pub fn has_work(&self, log_end: i64, limits: &Limits, now_ms: i64) -> bool {
         (log_end > self.end() && self.slots.len() < limits.record_locks_max)
-            || self.slots.iter().any(|s| s.state == RecordState::Available)
+            || self.slots.iter().any(|s| s.acquirable(now_ms))
+    }
+
+    /// Whether a backoff ended by `now_ms` since the last call said so.
+    pub fn backoff_ended(&mut self, now_ms: i64) -> bool {
+        if self.next_ready_ms > now_ms {
+            return false;
+        }
+        self.next_ready_ms = self
+            .slots
+            .iter()
+            .filter(|s| s.state == RecordState::Available && s.ready_ms > now_ms)
+            .map(|s| s.ready_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        true
+    }
+
+    /// Starts the backoff of the slot at `i`, just made available again.
+    fn back_off(&mut self, i: usize, now_ms: i64, limits: &Limits) {
+        let offset = self.start + i as i64;
+        let slot = &mut self.slots[i];
+        let delay = limits.backoff.delay_ms(slot.deliveries, offset);
+        slot.ready_ms = now_ms.saturating_add(delay);
+        if delay > 0 {
+            self.next_ready_ms = self.next_ready_ms.min(slot.ready_ms);
+            self.outcomes.backoffs += 1;
+        }
     }
 
     /// Applies one acknowledgement batch of `owner`: `types` holds one type
     /// for the whole range or one per offset. All or nothing: if any offset
     /// is not acquired by `owner`, nothing changes.
+    #[allow(clippy::too_many_arguments)]
     pub fn acknowledge(
         &mut self,
         owner: &str,
         first: i64,
         last: i64,
         types: &[AckType],
+        now_ms: i64,
         limits: &Limits,
         persist: &mut Vec<Persist>,
     ) -> Result<(), ShareError> {
@@ -455,7 +561,11 @@ impl SharePartition {
                     }
                 }
             };
-            push_persist(persist, o, slot.state, slot.deliveries);
+            let state = slot.state;
+            push_persist(persist, o, state, slot.deliveries);
+            if state == RecordState::Available {
+                self.back_off(i, now_ms, limits);
+            }
         }
         self.advance();
         Ok(())
@@ -466,20 +576,26 @@ impl SharePartition {
         if self.acquired == 0 {
             return 0;
         }
-        let n = self.release_where(limits, persist, |s| s.deadline_ms <= now_ms);
+        let n = self.release_where(now_ms, limits, persist, |s| s.deadline_ms <= now_ms);
         self.outcomes.lock_timeouts += n as u64;
         n
     }
 
     /// Releases every record `owner` holds (its session or membership ended).
-    pub fn release_owner(&mut self, owner: &str, limits: &Limits, persist: &mut Vec<Persist>) -> usize {
+    pub fn release_owner(&mut self, owner: &str, now_ms: i64, limits: &Limits, persist: &mut Vec<Persist>) -> usize {
         if self.acquired == 0 {
             return 0;
         }
-        self.release_where(limits, persist, |s| s.owner.as_deref() == Some(owner))
+        self.release_where(now_ms, limits, persist, |s| s.owner.as_deref() == Some(owner))
     }
 
-    fn release_where(&mut self, limits: &Limits, persist: &mut Vec<Persist>, pick: impl Fn(&Slot) -> bool) -> usize {
+    fn release_where(
+        &mut self,
+        now_ms: i64,
+        limits: &Limits,
+        persist: &mut Vec<Persist>,
+        pick: impl Fn(&Slot) -> bool,
+    ) -> usize {
         let mut n = 0;
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
@@ -495,7 +611,11 @@ impl SharePartition {
             };
             self.acquired -= 1;
             n += 1;
-            push_persist(persist, self.start + i as i64, slot.state, slot.deliveries);
+            let state = slot.state;
+            push_persist(persist, self.start + i as i64, state, slot.deliveries);
+            if state == RecordState::Available {
+                self.back_off(i, now_ms, limits);
+            }
         }
         if n > 0 {
             self.advance();
@@ -527,14 +647,19 @@ impl SharePartition {
         out
     }
 
-    pub fn summary(&self) -> Summary {
+    /// The state at `now_ms`, for describe, lag and metrics.
+    pub fn summary(&self, now_ms: i64) -> Summary {
         let mut deliveries = [0u64; 5];
         let mut done_in_window = 0;
+        let mut backing_off = 0;
         for s in &self.slots {
             if matches!(s.state, RecordState::Acknowledged | RecordState::Archived) {
                 done_in_window += 1;
             } else if s.deliveries > 0 {
                 deliveries[(usize::from(s.deliveries) - 1).min(4)] += 1;
+            }
+            if s.state == RecordState::Available && s.ready_ms > now_ms {
+                backing_off += 1;
             }
         }
         Summary {
@@ -543,6 +668,7 @@ impl SharePartition {
             acquired: self.acquired,
             done_in_window,
             deliveries,
+            backing_off,
         }
     }
 
@@ -560,11 +686,18 @@ impl SharePartition {
 pub(crate) fn redelivery_run_max(records_max: usize, deliveries: u16, limit: u16) -> usize {
     if deliveries == 0 {
         records_max
-    } else if deliveries.saturating_add(1) >= limit {
+    } else if is_last_delivery(deliveries, limit) {
         1
     } else {
         (records_max >> deliveries.min(16)).max(1)
     }
+}
+
+/// Whether the next delivery of a record delivered `deliveries` times
+/// before is its last under `limit` (a first delivery never counts as one:
+/// new records are not singled out).
+pub(crate) fn is_last_delivery(deliveries: u16, limit: u16) -> bool {
+    deliveries > 0 && deliveries.saturating_add(1) >= limit
 }
 
 fn push_acquired(out: &mut Vec<Acquired>, offset: i64, deliveries: u16) {

@@ -89,6 +89,14 @@ pub struct ShareGroupSettings {
     pub delivery_count_limit: u16,
     /// `share.partition.max.record.locks`: the in-flight window per partition.
     pub partition_max_record_locks: usize,
+    /// `veltrix.share.backoff.initial.ms`: the wait before a record released
+    /// or timed out is delivered again, after its first delivery (0: none).
+    pub backoff_initial_ms: u64,
+    /// `veltrix.share.backoff.multiplier`: the wait grows this many times
+    /// with each further delivery.
+    pub backoff_multiplier: u16,
+    /// `veltrix.share.backoff.max.ms`: the longest wait.
+    pub backoff_max_ms: u64,
 }
 
 impl Default for ShareGroupSettings {
@@ -98,6 +106,9 @@ impl Default for ShareGroupSettings {
             record_lock_duration_ms: 30_000,
             delivery_count_limit: 5,
             partition_max_record_locks: 2_000,
+            backoff_initial_ms: 1_000,
+            backoff_multiplier: 2,
+            backoff_max_ms: 60_000,
         }
     }
 }
@@ -114,8 +125,11 @@ pub struct SettingSpec {
 pub const RECORD_LOCK_DURATION_MS_RANGE: (i64, i64) = (1_000, 3_600_000);
 pub const DELIVERY_COUNT_LIMIT_RANGE: (i64, i64) = (2, 10);
 pub const PARTITION_MAX_RECORD_LOCKS_RANGE: (i64, i64) = (100, 10_000);
+pub const BACKOFF_INITIAL_MS_RANGE: (i64, i64) = (0, 3_600_000);
+pub const BACKOFF_MULTIPLIER_RANGE: (i64, i64) = (1, 10);
+pub const BACKOFF_MAX_MS_RANGE: (i64, i64) = (0, 86_400_000);
 
-pub const SETTINGS: [SettingSpec; 4] = [
+pub const SETTINGS: [SettingSpec; 7] = [
     SettingSpec {
         key: "share.auto.offset.reset",
         range: None,
@@ -135,6 +149,21 @@ pub const SETTINGS: [SettingSpec; 4] = [
         key: "share.partition.max.record.locks",
         range: Some(PARTITION_MAX_RECORD_LOCKS_RANGE),
         doc: "records in flight (between the share-partition start and end offsets) per partition",
+    },
+    SettingSpec {
+        key: "veltrix.share.backoff.initial.ms",
+        range: Some(BACKOFF_INITIAL_MS_RANGE),
+        doc: "how long a record released or timed out after its first delivery waits before it is delivered again (0: at once)",
+    },
+    SettingSpec {
+        key: "veltrix.share.backoff.multiplier",
+        range: Some(BACKOFF_MULTIPLIER_RANGE),
+        doc: "how many times longer the wait grows with each further delivery",
+    },
+    SettingSpec {
+        key: "veltrix.share.backoff.max.ms",
+        range: Some(BACKOFF_MAX_MS_RANGE),
+        doc: "the longest wait before a record is delivered again",
     },
 ];
 
@@ -163,6 +192,13 @@ impl ShareGroupSettings {
             "share.partition.max.record.locks" => {
                 self.partition_max_record_locks = ranged(key, value, PARTITION_MAX_RECORD_LOCKS_RANGE)? as usize
             }
+            "veltrix.share.backoff.initial.ms" => {
+                self.backoff_initial_ms = ranged(key, value, BACKOFF_INITIAL_MS_RANGE)? as u64
+            }
+            "veltrix.share.backoff.multiplier" => {
+                self.backoff_multiplier = ranged(key, value, BACKOFF_MULTIPLIER_RANGE)? as u16
+            }
+            "veltrix.share.backoff.max.ms" => self.backoff_max_ms = ranged(key, value, BACKOFF_MAX_MS_RANGE)? as u64,
             _ => {
                 let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
                 return Err(format!(
@@ -187,6 +223,9 @@ impl ShareGroupSettings {
                 "share.partition.max.record.locks",
                 self.partition_max_record_locks.to_string(),
             ),
+            ("veltrix.share.backoff.initial.ms", self.backoff_initial_ms.to_string()),
+            ("veltrix.share.backoff.multiplier", self.backoff_multiplier.to_string()),
+            ("veltrix.share.backoff.max.ms", self.backoff_max_ms.to_string()),
         ]
     }
 

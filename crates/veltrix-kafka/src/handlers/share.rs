@@ -431,8 +431,8 @@ async fn long_poll(ctx: &Ctx, poll: LongPoll) -> Vec<((TopicId, i32), PartitionA
     }
 }
 
-/// Acquires from each of the session's partitions in turn, within the
-/// records and bytes left.
+/// Acquires from the session's partitions, within the records and bytes
+/// left (the engine decides the order and what goes together).
 fn acquire_all(
     broker: &Broker,
     group: &str,
@@ -441,47 +441,26 @@ fn acquire_all(
     records_max: usize,
     bytes_max: usize,
 ) -> Vec<((TopicId, i32), PartitionAnswer)> {
-    let mut records_left = records_max;
-    let mut bytes_left = bytes_max;
-    let mut out = Vec::new();
-    // Start at a different partition each time, so that a busy one does not
-    // starve the others of the request's limits.
-    let n = partitions.len();
-    let first = if n == 0 {
-        0
-    } else {
-        (broker.env().clock.now_ms().unsigned_abs() as usize) % n
+    let log_of = |topic: &TopicId, p: i32| {
+        broker
+            .topic_by_id(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(p).ok()?).cloned())
     };
-    for i in 0..n {
-        let (topic, p) = partitions[(first + i) % n];
-        if records_left == 0 || bytes_left == 0 {
-            break;
-        }
-        let part = broker
-            .topic_by_id(&topic)
-            .and_then(|t| t.partitions.get(usize::try_from(p).unwrap_or(usize::MAX)).cloned());
-        let Some(part) = part else {
-            out.push(((topic, p), PartitionAnswer::failed(ShareError::UnknownTopicOrPartition)));
-            continue;
-        };
-        let answer = match broker
-            .share()
-            .acquire(group, member, topic, p, part.log(), records_left, bytes_left)
-        {
-            Ok(data) => {
-                let taken: i64 = data.acquired.iter().map(|a| a.last - a.first + 1).sum();
-                records_left = records_left.saturating_sub(taken as usize);
-                bytes_left = bytes_left.saturating_sub(data.records.len());
-                PartitionAnswer {
+    broker
+        .share()
+        .acquire_all(group, member, partitions, &log_of, records_max, bytes_max)
+        .into_iter()
+        .map(|(key, result)| {
+            let answer = match result {
+                Ok(data) => PartitionAnswer {
                     data,
                     ..PartitionAnswer::default()
-                }
-            }
-            Err(e) => PartitionAnswer::failed(e),
-        };
-        out.push(((topic, p), answer));
-    }
-    out
+                },
+                Err(e) => PartitionAnswer::failed(e),
+            };
+            (key, answer)
+        })
+        .collect()
 }
 
 /// Adds what a share fetch hands out to the per-topic fetch counters.
