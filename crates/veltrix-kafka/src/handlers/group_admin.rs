@@ -7,8 +7,11 @@
 //! only: as Kafka 4 does, a share group's id gets the answer for a group it
 //! does not know (Dead, no error; GROUP_ID_NOT_FOUND from v6), since its
 //! members are described by ShareGroupDescribe.
-//! Transactions are not supported: a transaction coordinator lookup is refused
-//! with INVALID_REQUEST and a message, rather than left to retry forever.
+//! Transactions are not supported yet: a transaction coordinator lookup is
+//! refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying so.
+//! It is the one answer clients treat as final at once (librdkafka raises a
+//! fatal error, the Java client a TransactionalIdAuthorizationException);
+//! any other error is retried until `init_transactions` times out.
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -25,6 +28,10 @@ use crate::errors::{self, Refusal, ResponseError, group_error, share_error};
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
+
+/// Why a transactional producer is refused, wherever it asks.
+const TRANSACTIONS_UNSUPPORTED: &str = "transactions are not supported by this broker yet; use an idempotent producer (enable.idempotence) without transactional.id";
 
 /// DescribeGroups' `authorized_operations` when the client did not ask.
 const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
@@ -35,13 +42,16 @@ fn text(s: &str) -> StrBytes {
 
 /// Whether this broker coordinates keys of `key_type`: groups only.
 fn lookup(key_type: i8) -> Result<(), Refusal> {
-    if key_type == KEY_GROUP {
-        Ok(())
-    } else {
-        Err(Refusal::new(
+    match key_type {
+        KEY_GROUP => Ok(()),
+        KEY_TRANSACTION => Err(Refusal::new(
+            ResponseError::TransactionalIdAuthorizationFailed,
+            TRANSACTIONS_UNSUPPORTED,
+        )),
+        _ => Err(Refusal::new(
             ResponseError::InvalidRequest,
-            "only consumer group coordinators exist here: transactions are not supported",
-        ))
+            format!("coordinator key type {key_type}: only group coordinators (key type 0) exist here"),
+        )),
     }
 }
 

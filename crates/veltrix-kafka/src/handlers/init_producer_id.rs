@@ -3,8 +3,9 @@
 //! As in Kafka, a request without a transactional id always gets a new id with
 //! epoch 0, even when it names its current id and epoch (v3+, KIP-360): that is
 //! how a producer resets its sequence numbers after an error. Transactions are not
-//! supported: a transactional id is refused with INVALID_REQUEST and a log line,
-//! so a transactional producer fails at start instead of later.
+//! supported yet: a transactional id is refused with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED (final for clients, see
+//! `group_admin.rs`) and a log line, so a transactional producer fails at once.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -19,7 +20,7 @@ pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -
         if let Some(suppressed) = ctx.limiter.allow("transactional_producer", Some(ctx.peer.ip())) {
             tracing::warn!(transactional_id = %id.0.as_str(), suppressed, "transactional producer refused: transactions are not supported");
         }
-        r.error_code = ResponseError::InvalidRequest.code();
+        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return r;
     }
     let broker = ctx.broker.clone();

@@ -254,6 +254,13 @@ async fn a_transaction_coordinator_lookup_is_refused_with_a_reason() {
     let r = c
         .call(FindCoordinatorRequest::default().with_key(s("tx")).with_key_type(1), 3)
         .await;
+    assert_eq!(
+        r.error_code,
+        errors::ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    assert!(r.error_message.unwrap().contains("transactions are not supported"));
+    let r = c
+        .call(FindCoordinatorRequest::default().with_key(s("x")).with_key_type(7), 3)
+        .await;
     assert_eq!(r.error_code, errors::ResponseError::InvalidRequest.code());
-    assert!(r.error_message.unwrap().contains("transactions"));
 }

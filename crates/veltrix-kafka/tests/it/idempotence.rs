@@ -59,7 +59,7 @@ async fn init_producer_id_hands_out_distinct_ids_and_refuses_transactions() {
         .await;
     assert_eq!(
         (r.error_code, r.producer_id.0),
-        (errors::ResponseError::InvalidRequest.code(), -1)
+        (errors::ResponseError::TransactionalIdAuthorizationFailed.code(), -1)
     );
 }
 
