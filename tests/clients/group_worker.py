@@ -82,6 +82,9 @@ def main() -> int:
             return
         offsets = dict(pending)
         out.flush()
+        # When the commit was asked for: a worker stopped (SIGSTOP) while its
+        # commit is under way writes the line only once it runs again.
+        started = now()
         try:
             c.commit(offsets=[TopicPartition(args.topic, p, o) for p, o in offsets.items()], asynchronous=False)
         except KafkaException as e:
@@ -90,7 +93,7 @@ def main() -> int:
             # Kept for the next try while the partitions stay assigned; a revoke
             # or loss drops them (whoever gets them next reads them again).
             return
-        line(f"commit {now()} {fmt(offsets)} {c.memberid() or '-'}")
+        line(f"commit {now()} {fmt(offsets)} {c.memberid() or '-'} {started}")
         out.flush()
         for p, o in offsets.items():
             if pending.get(p) == o:

@@ -610,6 +610,13 @@ impl GroupCoordinator {
                 GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
             }
         });
+        tracing::debug!(
+            group = group_id,
+            member = committer.member_id,
+            generation = committer.generation,
+            outcome = ?allowed,
+            "offset commit"
+        );
         if let Err(e) = allowed {
             return offsets.iter().map(|_| Err(e.clone())).collect();
         }
