@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::client::{Dialect, Role, Settings, Value, parse_bool};
 use crate::diagnostic::{Finding, Fix};
 use crate::keys::{self, Convert};
-use crate::parse::{Entry, ValueKind};
+use crate::parse::{Entry, Format, ValueKind};
 use crate::rules::{self, Severity};
 use crate::{
     BUFFER_BYTES_MAX_SAFE, BUFFER_BYTES_MIN_SAFE, BUFFER_MESSAGES_MIN_SAFE, DELIVERY_TIMEOUT_MS_MIN_SAFE, LintOptions,
@@ -20,10 +20,22 @@ use crate::{
 /// Every finding about the file read with `settings` in `role`.
 pub(crate) fn run(s: &Settings<'_>, role: Role, options: &LintOptions) -> Vec<Finding> {
     let mut out = Vec::new();
+    if s.file.entries.is_empty() && s.file.error.is_none() {
+        out.push(
+            Finding::new(
+                &rules::EMPTY_FILE,
+                "the file sets nothing: every setting is the client's default",
+            )
+            .help("check that this is the file the client reads, and that it was written whole")
+            .why("an empty configuration is more often a wrong path or a failed copy than a choice"),
+        );
+    }
     syntax(s, &mut out);
     undetermined(s, role, options, &mut out);
     keys_and_values(s, &mut out);
     duplicates(s, &mut out);
+    security(s, &mut out);
+    bootstrap(s, &mut out);
     // Past a syntax error the settings are unknown: a rule about a default
     // could be wrong about a setting the file makes further down.
     if s.file.error.is_some() {
@@ -242,6 +254,10 @@ fn with_unit(key: &str, value: &str) -> Option<i64> {
 
 fn keys_and_values(s: &Settings<'_>, out: &mut Vec<Finding>) {
     for entry in &s.file.entries {
+        if let Some(finding) = swallowed_key(s, entry) {
+            out.push(finding);
+            continue;
+        }
         if keys::is_known(s.dialect, &entry.key) {
             invalid_value(s, entry, out);
             continue;
@@ -269,6 +285,157 @@ fn keys_and_values(s: &Settings<'_>, out: &mut Vec<Finding>) {
                 .why(ignored),
         });
     }
+}
+
+/// D008: a `.properties` line ending in `\` continues on the next one, so a
+/// setting written there is read as part of this one's value.
+fn swallowed_key(s: &Settings<'_>, entry: &Entry) -> Option<Finding> {
+    if s.file.format != Format::Properties {
+        return None;
+    }
+    let text = s.source_of(entry.span.clone())?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let key_of = |line: &str| -> Option<String> {
+        let t = line.trim_start();
+        let end = t.find(['=', ':', ' ', '\t']).unwrap_or(t.len());
+        let key = &t[..end];
+        (keys::is_known(s.dialect, key) || keys::is_known(s.dialect.other(), key)).then(|| key.to_owned())
+    };
+    let swallowed: Vec<(usize, String)> = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(i, l)| key_of(l).map(|k| (i, k)))
+        .collect();
+    let (first_line, first_key) = swallowed.first()?.clone();
+    // The fix: each line a swallowed setting starts on becomes its own line.
+    let fixed: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let next_swallowed = swallowed.iter().any(|(j, _)| *j == i + 1);
+            let l = if i > 0 && swallowed.iter().any(|(j, _)| *j == i) {
+                l.trim_start()
+            } else {
+                l
+            };
+            if next_swallowed {
+                l.trim_end().trim_end_matches('\\').trim_end().to_owned()
+            } else {
+                (*l).to_owned()
+            }
+        })
+        .collect();
+    let first = fixed[0].clone();
+    let text = fixed.join("\n");
+    let line_no = s.line_of(entry.span.start) + first_line - 1;
+    Some(
+        Finding::new(
+            &rules::CONTINUATION_SWALLOWS_KEY,
+            format!(
+                "line {line_no} ends with `\\`: `{first_key}` on the next line is read as part of `{}`, not as a setting",
+                entry.key
+            ),
+        )
+        .at(entry.value_span.clone(), format!("`{}` is `{}`", entry.key, entry.value))
+        .help(format!("remove the `\\` at the end of line {line_no}, so that `{first_key}` is a setting of its own"))
+        .why("a backslash at the end of a `.properties` line joins the next line to its value; the setting there is never made, and the value it joins is wrong")
+        .fix(Fix {
+            kind: crate::diagnostic::FixKind::Replace,
+            line: first,
+            span: entry.span.clone(),
+            text,
+        }),
+    )
+}
+
+/// D009: a security protocol the broker does not serve.
+fn security(s: &Settings<'_>, out: &mut Vec<Finding>) {
+    let Some(entry) = s.entry("security.protocol") else {
+        return;
+    };
+    if entry.value.trim().eq_ignore_ascii_case("PLAINTEXT") {
+        return;
+    }
+    out.push(
+        Finding::new(
+            &rules::SECURITY_NOT_OFFERED,
+            format!("`security.protocol={}`: the broker serves PLAINTEXT only", entry.value),
+        )
+        .at(entry.value_span.clone(), "not offered by the broker")
+        .help("use `security.protocol=PLAINTEXT` on a network you trust, until the broker offers TLS and SASL")
+        .why("the client starts a handshake the broker does not answer and never connects; its errors do not say why")
+        .fix(Fix::replace(s.file, entry, &entry.key, "PLAINTEXT")),
+    );
+}
+
+/// D010: a `bootstrap.servers` that is not a comma-separated `host:port` list.
+fn bootstrap(s: &Settings<'_>, out: &mut Vec<Finding>) {
+    let Some(entry) = s.entry("bootstrap.servers") else {
+        return;
+    };
+    let Some((problem, fixed)) = bootstrap_problem(&entry.value) else {
+        return;
+    };
+    let finding = Finding::new(
+        &rules::BOOTSTRAP_MALFORMED,
+        format!("`bootstrap.servers={}`: {problem}", entry.value),
+    )
+    .at(entry.value_span.clone(), problem.clone())
+    .why("the Java client refuses to start with it, and librdkafka looks for brokers that do not exist");
+    out.push(match fixed {
+        Some(fixed) => finding
+            .help(format!("write `bootstrap.servers={fixed}`"))
+            .fix(Fix::replace(s.file, entry, &entry.key, &fixed)),
+        None => {
+            finding.help("write a comma-separated list of `host:port` pairs, such as `broker-1:9092,broker-2:9092`")
+        }
+    });
+}
+
+/// What is wrong with a `bootstrap.servers` value, and the list written
+/// right when it can be.
+fn bootstrap_problem(value: &str) -> Option<(String, Option<String>)> {
+    let mut problems = Vec::new();
+    if value.contains(';') || value.split(',').any(|p| p.trim().contains(char::is_whitespace)) {
+        problems.push("servers are separated by commas only");
+    }
+    let parts: Vec<&str> = value
+        .split([',', ';', ' ', '\t'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Some(("no server".to_owned(), None));
+    }
+    let mut fixed = Vec::new();
+    for part in &parts {
+        let bare = match part.split_once("://") {
+            Some((_, rest)) => {
+                problems.push("servers take no scheme (`kafka://`, `PLAINTEXT://` are for listeners)");
+                rest.trim_end_matches('/')
+            }
+            None => part,
+        };
+        let port = bare.rsplit_once(':').map(|(_, p)| p);
+        match port {
+            Some(p) if p.parse::<u16>().is_ok_and(|p| p > 0) => fixed.push(bare.to_owned()),
+            Some(_) => {
+                problems.push("a port is not a number from 1 to 65535");
+                return Some((dedup(problems), None));
+            }
+            None => {
+                problems.push("every server needs a port");
+                fixed.push(format!("{bare}:9092"));
+            }
+        }
+    }
+    (!problems.is_empty()).then(|| (dedup(problems), Some(fixed.join(","))))
+}
+
+fn dedup(mut problems: Vec<&str>) -> String {
+    problems.dedup();
+    problems.join("; ")
 }
 
 /// What a client does with a key it does not know.

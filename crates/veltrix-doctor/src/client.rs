@@ -271,9 +271,21 @@ pub struct Settings<'a> {
     pub file: &'a ParsedFile,
     /// The client it is read in.
     pub dialect: Dialect,
+    /// The file's text.
+    pub source: &'a str,
 }
 
 impl<'a> Settings<'a> {
+    /// The file's text at `span`.
+    pub fn source_of(&self, span: std::ops::Range<usize>) -> Option<&'a str> {
+        self.source.get(span)
+    }
+
+    /// The 1-based line of byte `at`.
+    pub fn line_of(&self, at: usize) -> usize {
+        self.source[..at.min(self.source.len())].matches('\n').count() + 1
+    }
+
     /// The entry that sets `key` (under any of its names), the last one if
     /// several do: clients keep the last value they are given.
     pub fn entry(&self, key: &str) -> Option<&'a Entry> {
@@ -384,12 +396,14 @@ mod tests {
         let s = Settings {
             file: &f,
             dialect: Dialect::Librdkafka,
+            source: "",
         };
         assert_eq!(s.int("retries").map(|v| v.get()), Some(7));
         assert_eq!(s.int("message.timeout.ms").map(|v| v.get()), Some(300_000));
         let s = Settings {
             file: &f,
             dialect: Dialect::Java,
+            source: "",
         };
         assert_eq!(s.int("retries").map(|v| v.get()), Some(3));
     }
@@ -400,10 +414,12 @@ mod tests {
         let java = Settings {
             file: &f,
             dialect: Dialect::Java,
+            source: "",
         };
         let rdk = Settings {
             file: &f,
             dialect: Dialect::Librdkafka,
+            source: "",
         };
         assert_eq!(java.bool("enable.idempotence").map(|v| v.get()), Some(true));
         assert_eq!(rdk.bool("enable.idempotence").map(|v| v.get()), Some(false));

@@ -137,7 +137,11 @@ pub fn lint(path: &str, source: &str, options: &LintOptions) -> Report {
         .role
         .or_else(|| client::detect_role(&file))
         .unwrap_or(Role::Both);
-    let settings = Settings { file: &file, dialect };
+    let settings = Settings {
+        file: &file,
+        dialect,
+        source,
+    };
     let mut findings = checks::run(&settings, role, options);
     let lines = LineIndex::new(source);
     for f in &mut findings {

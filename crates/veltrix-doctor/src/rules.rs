@@ -56,6 +56,18 @@ veltrix_diagnostic::catalogue! { Scope;
         "the client or role could not be told from the keys"
         "Which client a configuration is for decides which keys exist and which defaults apply, and the two disagree where it matters (`enable.idempotence` is on by default in Java clients since Kafka 3.0 and off in librdkafka). The client is told from keys only one of them knows (`key.serializer`, `max.block.ms` are Java's; `queue.buffering.max.ms`, `enable.auto.offset.store` are librdkafka's), and the role from keys only producers or only consumers set.\n\nWhen the keys do not tell, the Java client is assumed, and both roles. Pass `--client java|librdkafka` and `--role producer|consumer|both` to say which.";
 
+    EMPTY_FILE = "D007" "empty-file" Warning File
+        "the file sets nothing"
+        "A configuration file with no settings at all (empty, or only blank lines and comments) leaves every setting at the client's default. That may be what was meant, but more often the file is not the one the client reads (a wrong path, a template never filled in, a copy that failed). The findings about defaults that follow apply to it as to any file.";
+    CONTINUATION_SWALLOWS_KEY = "D008" "continuation-swallows-key" Error File
+        "a line ending in `\\` swallows the setting on the next line"
+        "In a `.properties` file a line that ends with an odd number of backslashes continues on the next line, whose leading white space is dropped: `acks=all \\` followed by `linger.ms=5` is one setting, `acks` = `all linger.ms=5`. The client then refuses the value, or worse accepts it, and the setting on the next line is never made. A stray backslash is easy to leave after editing a multi-line list. The diagnostic names the swallowed key and the fix removes the backslash, keeping both settings.";
+    SECURITY_NOT_OFFERED = "D009" "security-not-offered" Error File
+        "a `security.protocol` the broker does not offer"
+        "Veltrix serves PLAINTEXT only, for now (TLS and SASL are being built). A client configured with `security.protocol` `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` starts a TLS handshake or a SASL exchange the broker does not answer: it never connects, and the errors it logs (timeouts, \"disconnected\") do not say why. Use `PLAINTEXT`, on a network you trust, until the broker offers the others.";
+    BOOTSTRAP_MALFORMED = "D010" "bootstrap-malformed" Error File
+        "a `bootstrap.servers` the client cannot read"
+        "`bootstrap.servers` is a comma-separated list of `host:port` pairs (`broker-1:9092,broker-2:9092`). Semicolons or spaces as separators, a scheme (`kafka://`, `PLAINTEXT://`, which belong to broker listeners), or a missing port make the Java client refuse to start (\"Invalid url in bootstrap.servers\") and librdkafka try addresses that do not exist. The fix writes the list as the client reads it, with Kafka's port 9092 where none was given.";
     ACKS_ZERO = "D101" "acks-zero" Error Producer
         "acks=0: the producer never learns whether a record was stored"
         "With `acks=0` the broker sends no answer: the producer counts a record as sent once it is written to the socket. A broker that is down, restarting, refusing the batch (too large, unknown topic) or crashing before the write reaches disk loses the record, and neither the producer nor the application ever hears of it. Retries cannot help, since there is no error to retry.\n\nUse `acks=all`: the broker answers once the batch is durable (on Veltrix, after the fsync; on a replicated Kafka cluster, once every in-sync replica has it).";

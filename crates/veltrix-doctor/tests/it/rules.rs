@@ -97,6 +97,63 @@ fn d006_client_undetermined() {
 }
 
 #[test]
+fn d007_empty_file() {
+    for empty in ["", "\n\n", "# nothing yet\n! nor here\n"] {
+        let r = props(empty, J, P);
+        let f = expect(&r, "D007", None, None);
+        assert_eq!(f.severity, Severity::Warning);
+    }
+    let json = lint("c.json", "{}", &LintOptions::default());
+    expect(&json, "D007", None, None);
+    absent(&props("bootstrap.servers=x\n", J, P), "D007");
+}
+
+#[test]
+fn d008_continuation_swallows_key() {
+    let r = props("bootstrap.servers=x\nacks=all \\\n  linger.ms=5\nretries=3\n", J, P);
+    let f = expect(&r, "D008", Some(2), Some("acks=all"));
+    assert!(f.message.contains("`linger.ms`"), "{}", f.message);
+    assert!(f.help.contains("end of line 2"), "{}", f.help);
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(fix.text, "acks=all\nlinger.ms=5", "both settings kept");
+    absent(&r, "D004");
+    // A list continued on purpose is not a swallowed key.
+    absent(
+        &props("bootstrap.servers=a:9092,\\\n    b:9092\nacks=all\n", J, P),
+        "D008",
+    );
+}
+
+#[test]
+fn d009_security_not_offered() {
+    let r = props("bootstrap.servers=x:9092\nsecurity.protocol=SASL_SSL\n", J, P);
+    let f = expect(&r, "D009", Some(2), Some("security.protocol=PLAINTEXT"));
+    assert_eq!(f.severity, Severity::Error);
+    absent(
+        &props("bootstrap.servers=x:9092\nsecurity.protocol=plaintext\n", J, P),
+        "D009",
+    );
+}
+
+#[test]
+fn d010_bootstrap_malformed() {
+    for (value, fixed) in [
+        ("kafka://a:9092;b", "bootstrap.servers=a:9092,b:9092"),
+        ("a:9092 b:9093", "bootstrap.servers=a:9092,b:9093"),
+        ("broker", "bootstrap.servers=broker:9092"),
+    ] {
+        let r = props(&format!("bootstrap.servers={value}\n"), J, P);
+        expect(&r, "D010", Some(1), Some(fixed));
+    }
+    let r = props("bootstrap.servers=a:99999\n", J, P);
+    let f = expect(&r, "D010", Some(1), None);
+    assert!(f.message.contains("1 to 65535"), "{}", f.message);
+    for good in ["a:9092", "a:9092,b:9093", "127.0.0.1:9092", "[::1]:9092"] {
+        absent(&props(&format!("bootstrap.servers={good}\n"), J, P), "D010");
+    }
+}
+
+#[test]
 fn d101_acks_zero() {
     let r = props("bootstrap.servers=x\nacks=0\n", J, P);
     let f = expect(&r, "D101", Some(2), Some("acks=all"));
