@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import urllib.request
 
+from test_dead_letters import headers_of, read_letters
 from test_share import API_SHARE_FETCH, Workers, all_records, done_records, setup
 
 # The group's settings: waits of 0.5, 1, 2, 4 and 4 s after deliveries 1 to 5.
@@ -40,6 +41,7 @@ def test_a_record_released_every_time_comes_back_after_a_growing_backoff(start_b
             "veltrix.share.backoff.initial.ms": str(BACKOFF_INITIAL_MS),
             "veltrix.share.backoff.multiplier": str(BACKOFF_MULTIPLIER),
             "veltrix.share.backoff.max.ms": str(BACKOFF_MAX_MS),
+            "errors.deadletterqueue.topic.name": "dlq.q",
         },
     )
     workers = Workers(tmp_path, broker.bootstrap, "q", "sg")
@@ -87,3 +89,15 @@ def test_a_record_released_every_time_comes_back_after_a_growing_backoff(start_b
         if line.startswith("veltrix_share_records_total{") and 'outcome="backoff"' in line and 'group="sg"' in line
     ]
     assert backoffs and float(backoffs[0].split()[-1]) >= DELIVERIES_MAX - 1, backoffs
+    # Archived at the limit: its dead letter tells its story.
+    [letter] = read_letters(broker.bootstrap, "dlq.q", 1, 60)
+    h = headers_of(letter)
+    assert (h["__dlq.errors.topic"], h["__dlq.errors.partition"], h["__dlq.errors.offset"]) == ("q", "0", "37")
+    assert h["__dlq.errors.group"] == "sg"
+    assert h["__dlq.errors.delivery.count"] == str(DELIVERIES_MAX)
+    assert h["veltrix.dlq.reason"] == "delivery_limit"
+    assert f"{DELIVERIES_MAX} deliveries" in h["__dlq.errors.message"]
+    first, last_ms = int(h["veltrix.dlq.first.delivery.ms"]), int(h["veltrix.dlq.last.delivery.ms"])
+    measured = deliveries[-1].t - deliveries[0].t
+    assert abs((last_ms - first) / 1000.0 - measured) < 1.0, (last_ms - first, measured)
+    assert h["veltrix.dlq.last.client.id"]

@@ -211,13 +211,80 @@ pub fn process_env() -> Vec<(String, String)> {
 /// Checks the file at `path` with this process's environment overrides and
 /// the real machine's probe.
 pub fn check_file(path: &Path) -> std::io::Result<Report> {
-    let source = std::fs::read_to_string(path)?;
-    Ok(check_source(
+    let bytes = std::fs::read(path)?;
+    Ok(check_bytes(
         &path.display().to_string(),
-        &source,
+        &bytes,
         &process_env(),
         &SystemProbe,
     ))
+}
+
+/// [`check_source`] of a file's bytes: bytes that are not UTF-8 are reported
+/// where they are (V016), as a diagnostic like any other.
+pub fn check_bytes(path: &str, bytes: &[u8], env: &[(String, String)], probe: &dyn Probe) -> Report {
+    match std::str::from_utf8(bytes) {
+        Ok(source) => check_source(path, source, env, probe),
+        Err(e) => {
+            let source = String::from_utf8_lossy(bytes);
+            let at = e.valid_up_to();
+            let mut ctx = Ctx::new(&source);
+            // The first bad byte is U+FFFD, three bytes, in the text shown.
+            let span = at..(at + 3).min(source.len());
+            ctx.emit(
+                &rules::NOT_UTF8,
+                Some(&Origin::File(span)),
+                format!(
+                    "the file is not UTF-8 text: byte 0x{:02x} cannot start a character",
+                    bytes[at]
+                ),
+            )
+            .label("not UTF-8")
+            .help("save the file as UTF-8 (an editor's \"encoding\" setting, or `iconv -f latin1 -t utf-8`)")
+            .note("a TOML file is UTF-8 by definition; nothing else in the file is checked until it is");
+            let diagnostics = ctx.diagnostics;
+            Report {
+                path: path.to_owned(),
+                source: source.to_string(),
+                diagnostics,
+                config: None,
+            }
+        }
+    }
+}
+
+/// Where the key or table that a "duplicate key" error at `span` names was
+/// first declared: an earlier line of the same table setting the same key,
+/// or an earlier header of the same table.
+fn first_declaration(source: &str, span: &std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+    let name = source.get(span.clone())?.trim();
+    let line_start = source[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let is_table = source[line_start..span.start].trim_start().starts_with('[');
+    let mut end = line_start;
+    while end > 0 {
+        let start = source[..end - 1].rfind('\n').map_or(0, |i| i + 1);
+        let line = &source[start..end - 1];
+        end = start;
+        let text = line.trim_start();
+        let indent = line.len() - text.len();
+        if is_table {
+            let header = text.trim_end().trim_start_matches('[').trim_end_matches(']').trim();
+            if text.starts_with('[') && header == name {
+                let at = start + indent + text.find(name)?;
+                return Some(at..at + name.len());
+            }
+            continue;
+        }
+        if text.starts_with('[') {
+            return None;
+        }
+        if let Some(rest) = text.strip_prefix(name)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(start + indent..start + indent + name.len());
+        }
+    }
+    None
 }
 
 /// Checks `source`, shown as `path` in diagnostics, with `env` as the
@@ -225,6 +292,16 @@ pub fn check_file(path: &Path) -> std::io::Result<Report> {
 /// answering questions about the machine.
 pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &dyn Probe) -> Report {
     let mut ctx = Ctx::new(source);
+    // Settings from the environment alone leave the file empty on purpose.
+    if source.trim_start_matches('\u{feff}').trim().is_empty() && !env.iter().any(|(k, _)| k.starts_with("VELTRIX_")) {
+        ctx.emit(
+            &rules::EMPTY_FILE,
+            None,
+            "the file is empty: every setting takes its default",
+        )
+        .help("check that this is the file you meant to write, and that it was written whole")
+        .note("an empty file is a valid configuration, but more often a wrong path or a failed copy");
+    }
     let mut raw = match DeTable::parse(source) {
         Ok(doc) => raw::read(&mut ctx, &doc),
         Err(e) => {
@@ -234,12 +311,18 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
             } else {
                 span
             };
+            let first = e
+                .message()
+                .contains("duplicate key")
+                .then(|| first_declaration(source, &span))
+                .flatten();
             ctx.emit(
                 &rules::TOML_SYNTAX,
                 Some(&Origin::File(span)),
                 "the file is not valid TOML",
             )
             .label(e.message().trim().to_owned())
+            .related(first.map(Origin::File), "first declared here")
             .help("fix the TOML syntax at this point; nothing else in the file is checked until it parses")
             .note("strings are quoted, tables are declared once, and keys appear once per table (https://toml.io)");
             Raw::default()
@@ -413,6 +496,9 @@ fn resolve_share(c: &mut VeltrixConfig, s: &RawTable) {
     set(&mut share.sessions_max, s.int("sessions_max"));
     set(&mut share.session_timeout_ms, s.int("session_timeout_ms"));
     set(&mut share.heartbeat_interval_ms, s.int("heartbeat_interval_ms"));
+    if let Some(on) = s.bool("dead_letter_topics_auto_create") {
+        share.dead_letter_topics_auto_create = on;
+    }
     let overrides = share_overrides(s);
     if let Ok(defaults) = ShareGroupSettings::resolve(share.defaults, &overrides) {
         share.defaults = defaults;
@@ -519,9 +605,14 @@ fn resolve_topic(t: &RawTable, defaults: &RawTable, default_partitions: u32) -> 
 }
 
 pub(crate) fn resolve_alert(a: &RawTable) -> Option<Alert> {
-    let threshold = match (a.int("lag_records_max"), a.int("lag_ms_max")) {
-        (Some(n), None) => LagThreshold::Records(n.unsigned_abs()),
-        (None, Some(ms)) => LagThreshold::Ms(ms.unsigned_abs()),
+    let threshold = match (
+        a.int("lag_records_max"),
+        a.int("lag_ms_max"),
+        a.int("dead_letters_per_minute_max"),
+    ) {
+        (Some(n), None, None) => LagThreshold::Records(n.unsigned_abs()),
+        (None, Some(ms), None) => LagThreshold::Ms(ms.unsigned_abs()),
+        (None, None, Some(n)) => LagThreshold::DeadLettersPerMinute(n.unsigned_abs()),
         _ => return None,
     };
     Some(Alert {

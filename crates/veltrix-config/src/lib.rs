@@ -42,7 +42,7 @@ mod share_lints;
 
 pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics};
 pub use apply_share::{AppliedShareGroups, DECLARED_SHARE_GROUPS_FILE, apply_share_groups};
-pub use check::{Report, check_file, check_source, process_env};
+pub use check::{Report, check_bytes, check_file, check_source, process_env};
 pub use dedup_lints::{DEDUP_ID_BYTES_TYPICAL, DEDUP_WINDOW_MS_MIN_SAFE};
 pub use diagnostic::{Diagnostic, Location};
 pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};

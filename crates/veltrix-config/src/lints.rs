@@ -303,6 +303,7 @@ impl<'a> Scope<'a> {
 /// The rules about one scope's log settings (`[defaults]` or a topic).
 fn log_scope(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
     batch_over_segment(ctx, s);
+    retention_unit(ctx, s);
     retention_under_segment_age(ctx, s);
     batch_over_request(ctx, s);
     retention_bytes_under_segment(ctx, s);
@@ -348,12 +349,37 @@ fn batch_over_segment(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
     }
 }
 
+/// A retention below this reads as seconds or minutes written where
+/// milliseconds are meant (V136); V116 then stays silent, since its fix
+/// would shorten the segments to match the mistake.
+pub const RETENTION_MS_MIN_SAFE: u64 = 60_000;
+
+/// V136: a retention of a few milliseconds.
+fn retention_unit(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
+    let Some(retention) = s.log.retention_ms.filter(|r| (1..RETENTION_MS_MIN_SAFE).contains(r)) else {
+        return;
+    };
+    let Some(at) = s.set_at("retention_ms") else {
+        return;
+    };
+    let readings = crate::raw::ms_readings("retention_ms", retention as i64, 1, i64::MAX);
+    ctx.emit(
+        &rules::RETENTION_UNIT,
+        Some(&at),
+        format!("{}: a retention of {retention} ms", s.what),
+    )
+    .label(format!("records are deleted {retention} milliseconds after they are written"))
+    .help(format!("the value is in milliseconds: write {}", readings.join(", or ")))
+    .note("a retention under a minute deletes records before most consumers read them; it is almost always seconds, hours or days written where milliseconds are meant");
+}
+
 /// V116: retention deletes whole segments, so one that rolls late keeps
 /// records past the retention.
 fn retention_under_segment_age(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
     let log = &s.log;
     if let Some(retention) = log.retention_ms
         && retention < log.segment_age_ms_max
+        && retention >= RETENTION_MS_MIN_SAFE
         && s.sets_any(&["retention_ms", "segment_age_ms_max"])
     {
         ctx.emit(
@@ -502,29 +528,33 @@ fn alerts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let declared: HashSet<&str> = c.topics.iter().map(|t| t.name.as_str()).collect();
     let names: Vec<&str> = c.topics.iter().map(|t| t.name.as_str()).collect();
     for a in &raw.alerts {
-        match (a.declares("lag_records_max"), a.declares("lag_ms_max")) {
-            (false, false) => {
+        let thresholds: Vec<&str> = ["lag_records_max", "lag_ms_max", "dead_letters_per_minute_max"]
+            .into_iter()
+            .filter(|k| a.declares(k))
+            .collect();
+        match thresholds.as_slice() {
+            [] => {
                 ctx.emit(
                     &rules::ALERT_THRESHOLD,
                     a.at("topic").as_ref(),
                     "the alert has no threshold",
                 )
-                .label("neither `lag_records_max` nor `lag_ms_max`")
+                .label("none of `lag_records_max`, `lag_ms_max` and `dead_letters_per_minute_max`")
                 .help("add `lag_ms_max = 60000` (an age) or `lag_records_max = 10000` (a count)")
                 .note("an alert without a threshold can never fire");
             }
-            (true, true) => {
+            [_] => {}
+            [first, second, ..] => {
                 ctx.emit(
                     &rules::ALERT_THRESHOLD,
-                    a.at("lag_ms_max").as_ref(),
+                    a.at(second).as_ref(),
                     "the alert has two thresholds",
                 )
-                .label("`lag_ms_max` and `lag_records_max` in one alert")
-                .related(a.set_at("lag_records_max"), "the other threshold")
+                .label(format!("`{first}` and `{second}` in one alert"))
+                .related(a.set_at(first), "the other threshold")
                 .help("keep one of them, and declare a second `[[alert]]` for the other")
                 .note("with two thresholds it is unclear which one fires the alert");
             }
-            _ => {}
         }
         if let Some(topic) = a.str("topic")
             && !declared.contains(topic)

@@ -81,6 +81,8 @@ pub struct DeclaredShareGroup {
 pub enum LagThreshold {
     Records(u64),
     Ms(u64),
+    /// Dead letters a minute (share groups with a dead-letter topic).
+    DeadLettersPerMinute(u64),
 }
 
 /// An `[[alert]]`.

@@ -393,6 +393,59 @@ fn out_of_range(ctx: &mut Ctx<'_>, kd: &KeyDef, at: &Origin, what: &str) {
         .note(kd.doc);
 }
 
+/// The readings of `n` of a `_ms` key in larger units that fall in
+/// `min..=max`, as lines to write: `key = 45_000` for 45 seconds.
+pub(crate) fn ms_readings(key: &str, n: i64, min: i64, max: i64) -> Vec<String> {
+    let plural = if n == 1 { "" } else { "s" };
+    [
+        (1_000, "second"),
+        (60_000, "minute"),
+        (3_600_000, "hour"),
+        (86_400_000, "day"),
+    ]
+    .into_iter()
+    .filter_map(|(unit, name)| Some((n.checked_mul(unit)?, name)))
+    .filter(|(ms, _)| (min..=max).contains(ms))
+    .map(|(ms, name)| format!("`{key} = {}` for {n} {name}{plural}", schema::group_digits(ms)))
+    .collect()
+}
+
+/// V004 for a `_ms` key below its minimum that reads as another unit: the
+/// help gives the lines to write in each plausible one.
+fn ms_below_min(ctx: &mut Ctx<'_>, kd: &KeyDef, at: &Origin, n: i64, min: i64, max: i64) -> bool {
+    let readings = ms_readings(kd.name, n, min, max);
+    if n <= 0 || readings.is_empty() {
+        return false;
+    }
+    ctx.emit(
+        &rules::OUT_OF_RANGE,
+        Some(at),
+        format!(
+            "`{}` is {n}, below the minimum {}: milliseconds, not seconds",
+            kd.name,
+            schema::group_digits(min)
+        ),
+    )
+    .label(format!("{n} milliseconds; allowed: {}", kd.kind.range()))
+    .help(format!(
+        "the value is in milliseconds: write {}; or use a value in {}",
+        readings.join(", or "),
+        kd.kind.range()
+    ))
+    .note(kd.doc);
+    true
+}
+
+fn unit_is_ms(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int {
+            unit: Unit::Milliseconds,
+            ..
+        }
+    )
+}
+
 /// Checks a value of the right type against the key's range or words; a
 /// value out of them is reported and dropped.
 fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origin) -> Option<Val> {
@@ -419,6 +472,9 @@ fn int_in_range(ctx: &mut Ctx<'_>, kd: &KeyDef, n: i64, at: &Origin) -> bool {
     };
     if (unlimited && n == -1) || (min..=max).contains(&n) {
         return true;
+    }
+    if n < min && unit_is_ms(&kd.kind) && ms_below_min(ctx, kd, at, n, min, max) {
+        return false;
     }
     let what = if n < min {
         format!(
@@ -620,8 +676,13 @@ fn default_port(def: &TableDef, kd: &KeyDef) -> &'static str {
 pub(crate) fn apply_env(ctx: &mut Ctx<'_>, raw: &mut Raw, env: &[(String, String)]) {
     for (var, value) in env {
         let Some((table, key)) = var.strip_prefix("VELTRIX_").and_then(|rest| rest.split_once("__")) else {
+            single_underscore(ctx, var, value);
             continue;
         };
+        if quoted(value).is_some() {
+            env_value_quoted(ctx, var, value);
+            continue;
+        }
         let at = Origin::Env {
             var: var.clone(),
             value: value.clone(),
@@ -668,6 +729,55 @@ pub(crate) fn apply_env(ctx: &mut Ctx<'_>, raw: &mut Raw, env: &[(String, String
             }
         }
     }
+}
+
+/// The text inside matching quotes around `value`, if it has them.
+fn quoted(value: &str) -> Option<&str> {
+    let v = value.trim();
+    ['"', '\''].into_iter().find_map(|q| {
+        v.strip_prefix(q)
+            .and_then(|rest| rest.strip_suffix(q))
+            .filter(|_| v.len() >= 2)
+    })
+}
+
+/// V017: an override's value in quotes, which would become part of it.
+fn env_value_quoted(ctx: &mut Ctx<'_>, var: &str, value: &str) {
+    let inner = quoted(value).unwrap_or(value);
+    let at = Origin::Env {
+        var: var.to_owned(),
+        value: value.to_owned(),
+        name: false,
+    };
+    ctx.emit(&rules::ENV_VALUE_QUOTED, Some(&at), format!("the value of `{var}` is in quotes"))
+        .label("the quotes would be part of the value")
+        .help(format!("write `{var}={inner}`"))
+        .note("the environment has no quoting: quotes that a shell, a `.env` file or a unit file left in place reach the broker as characters; a path would name a directory with quotes in its name");
+}
+
+/// V135: `VELTRIX_TABLE_KEY` with one underscore where the override syntax
+/// has two: it overrides nothing.
+fn single_underscore(ctx: &mut Ctx<'_>, var: &str, value: &str) {
+    let Some(rest) = var.strip_prefix("VELTRIX_") else {
+        return;
+    };
+    let rest = rest.to_ascii_lowercase();
+    let meant = schema::TABLES.iter().filter(|t| t.env).find_map(|t| {
+        let key = rest.strip_prefix(t.name)?.strip_prefix('_')?;
+        t.key(key).map(|_| env_var(t.name, key))
+    });
+    let Some(meant) = meant else {
+        return;
+    };
+    let at = Origin::Env {
+        var: var.to_owned(),
+        value: value.to_owned(),
+        name: true,
+    };
+    ctx.emit(&rules::ENV_SINGLE_UNDERSCORE, Some(&at), format!("`{var}` overrides nothing"))
+        .label("one underscore between the table and the key")
+        .help(format!("did you mean `{meant}`?"))
+        .note("overrides are `VELTRIX_<TABLE>__<KEY>`, with two underscores between the table and the key; any other variable is ignored");
 }
 
 /// Converts an environment variable's text to the key's type, or reports it.

@@ -63,6 +63,15 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     INVALID_ID_HEADER = "V014" "invalid-dedup-id-header" Error Always
         "a `dedup_id_header` that is empty or longer than 255 bytes"
         "`dedup_id_header` names the record header whose value is a record's message id, for the topic's duplicate window. An empty name is no header a producer can send: the window would never find an id and would catch no duplicate. A name longer than 255 bytes (`DEDUP_ID_HEADER_BYTES_MAX`) the broker refuses, here as over the Kafka protocol (`veltrix.dedup.id.header`), so the topic could not be applied at start. Write the header your producers put the id in, or leave the key out for the default, `message-id`.";
+    INVALID_DEAD_LETTER_TOPIC = "V015" "invalid-dead-letter-topic" Error Always
+        "a share group's `dead_letter_topic` that does not start with `dlq.` or is no valid topic name"
+        "A share group copies the records it archives to its `dead_letter_topic`. The broker writes there on the group's behalf, so, as in Kafka (KIP-1191's `errors.deadletterqueue.topic.name.prefix`), the name must start with `dlq.`: a group cannot be made to write into a topic not meant for dead letters, and whoever reads the topic sees at once that its records were written there by the broker. The rest of the name follows the rules of topic names (ASCII letters, digits, `.`, `_` and `-`, at most 249 characters). The broker refuses any other name, here as over the Kafka protocol, so the group could not be applied at start.";
+    NOT_UTF8 = "V016" "not-utf-eight" Error Always
+        "the file is not UTF-8 text"
+        "A TOML file is UTF-8 by definition. A file saved in another encoding (Latin-1, Windows-1252, UTF-16), or one with binary bytes in it, cannot be read; the diagnostic points at the line and column of the first byte that is not UTF-8. Save the file as UTF-8. A byte-order mark at the start of a UTF-8 file is accepted.";
+    ENV_VALUE_QUOTED = "V017" "env-value-quoted" Error Always
+        "an environment override's value is in quotes"
+        "An environment variable has no quoting of its own: `VELTRIX_BROKER__DATA_DIR=\"/var/lib/veltrix\"` in a `.env` file, a container definition or a unit file that does not strip quotes hands the broker the quotes as characters. A number in quotes is not a number, and a path in quotes names a directory whose name starts with a quote, which `serve` would create. Write the value without quotes.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -82,8 +91,8 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "an alert names a topic that is not declared"
         "An `[[alert]]` watches the lag of a group on a declared topic. A topic that is not declared is usually a typo, and an alert on it would never fire. Declare the topic with `[[topic]]` or fix the name.";
     ALERT_THRESHOLD = "V107" "alert-threshold" Error Always
-        "an alert without exactly one of `lag_records_max` and `lag_ms_max`"
-        "An alert fires when the lag passes one threshold: a number of records (`lag_records_max`) or an age (`lag_ms_max`). With neither it could never fire; with both it would be unclear which one counts. Declare two alerts to watch both.";
+        "an alert without exactly one of `lag_records_max`, `lag_ms_max` and `dead_letters_per_minute_max`"
+        "An alert fires when one measure passes its threshold: the lag as a number of records (`lag_records_max`) or an age (`lag_ms_max`), or a share group's dead letters in the last minute (`dead_letters_per_minute_max`). With none it could never fire; with two it would be unclear which one counts. Declare one alert per measure.";
     RETENTION_UNDER_ALERT_HORIZON = "V108" "retention-under-alert-horizon" Warning Always
         "a topic's retention is shorter than a lag alert on it can take to fire"
         "An alert with `lag_ms_max` fires once the oldest unconsumed record has been waiting `lag_ms_max` and the lag has stayed that high for `for_ms`. If the topic's `retention_ms` is not longer than `lag_ms_max + for_ms`, retention deletes the unconsumed records before anyone is told the consumer is behind: data is lost silently, which is what the alert exists to prevent. Make the retention comfortably longer than the alert horizon (hours to days of slack to react), or alert sooner.";
@@ -153,6 +162,24 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     BACKOFF_MAX_BELOW_INITIAL = "V130" "backoff-max-below-initial" Warning Always
         "a share group's longest backoff is shorter than its first"
         "A record released, or whose lock ran out, waits `backoff_initial_ms` after its first delivery before it is delivered again, and `backoff_multiplier` times longer after each further one, up to `backoff_ms_max`. With `backoff_ms_max` below `backoff_initial_ms` the two disagree: the broker never waits less than the initial backoff, so the maximum has no effect and the waits never grow. Most likely one of them is in the wrong unit or a digit is missing. Raise `backoff_ms_max` to the longest wait you want (the fix never shortens the initial backoff to match, which would retry faster against whatever made the record fail).";
+    DEAD_LETTER_TOPIC_WITHOUT_WINDOW = "V131" "dead-letter-topic-without-window" Warning Always
+        "a declared dead-letter topic has no duplicate window on `veltrix.dlq.id`"
+        "The broker writes a share group's dead letter, waits until it is durable, then marks the record archived. A crash between the two writes the letter again after the restart. Every letter carries a deterministic id in the header `veltrix.dlq.id`; a dead-letter topic with a duplicate window on that header (`dedup_window_ms`, `dedup_id_header = \"veltrix.dlq.id\"`) drops the second copy, so each archived record has exactly one letter. A dead-letter topic the broker creates has that window; a declared one without it gets at least one letter per record, and after a crash possibly two. Add the window, as long as the topic's retention.";
+    DEAD_LETTER_TOPIC_MISSING = "V132" "dead-letter-topic-missing" Warning Always
+        "a share group's dead-letter topic is not declared and the broker may not create it"
+        "With `[share] dead_letter_topics_auto_create = false` the broker does not create a group's dead-letter topic. If it does not exist when the group archives a record, the record waits, archiving, and is tried again every second: nothing is lost, but the share-partition's start offset cannot pass it, and once `partition_record_locks_max` records are behind it the partition stops. Declare the topic with `[[topic]]` (with a duplicate window on `veltrix.dlq.id`), or let the broker create it.";
+    DELAY_CAP_WITHOUT_DELAYS = "V133" "delay-cap-without-delays" Warning Always
+        "a share group's `delay_ms_max` is set but its delays are off"
+        "`delay_ms_max` caps the delays a share group honours from its records' `veltrix.deliver.at` and `veltrix.delay.ms` headers. Those headers are read only with `delay_enabled = true` (in the group's table or in `[share]`); without it the cap does nothing and delayed records are handed out at once, which is most likely not what whoever set the cap expected. Turn delays on, or remove the cap.";
+    EMPTY_FILE = "V134" "empty-file" Warning Always
+        "the file is empty"
+        "A configuration file with nothing in it (or only white space) is valid: every setting takes its default. But an empty file is more often a mistake than a choice: a wrong path, a template never filled in, a copy or a deployment that wrote nothing. The broker would start with the development defaults, in a data directory under the working directory. Check the file; a file meant to be empty can say so in a comment.";
+    ENV_SINGLE_UNDERSCORE = "V135" "env-single-underscore" Warning Always
+        "a `VELTRIX_` variable with one underscore between the table and the key"
+        "Environment overrides are named `VELTRIX_<TABLE>__<KEY>`, with two underscores between the table and the key (keys contain single underscores themselves). `VELTRIX_LIMITS_REQUEST_BYTES_MAX` is not an override: it is ignored and the file's value, or the default, stays in force. The diagnostic names the variable that was probably meant.";
+    RETENTION_UNIT = "V136" "retention-unit" Warning Always
+        "a retention of less than a minute"
+        "`retention_ms` is in milliseconds. A retention under a minute deletes records before most consumers have read them, and is almost always a number of seconds, hours or days written where milliseconds are meant (`retention_ms = 7` for a week). The diagnostic gives the line to write for each reading. It never suggests shortening anything else to match: V116 (retention under the segment age) stays silent for such a retention, since its fix would lock the mistake in.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";

@@ -15,8 +15,8 @@ use veltrix_core::dedup::{DEDUP_ID_BYTES_MAX, DEDUP_IDS_MAX, DEDUP_WINDOW_MS_MAX
 use veltrix_core::groups::GroupConfig;
 use veltrix_core::share::ShareConfig;
 use veltrix_core::share::settings::{
-    BACKOFF_INITIAL_MS_RANGE, BACKOFF_MAX_MS_RANGE, BACKOFF_MULTIPLIER_RANGE, DELIVERY_COUNT_LIMIT_RANGE,
-    PARTITION_MAX_RECORD_LOCKS_RANGE, RECORD_LOCK_DURATION_MS_RANGE,
+    BACKOFF_INITIAL_MS_RANGE, BACKOFF_MAX_MS_RANGE, BACKOFF_MULTIPLIER_RANGE, DELAY_MAX_MS_RANGE,
+    DELIVERY_COUNT_LIMIT_RANGE, PARTITION_MAX_RECORD_LOCKS_RANGE, RECORD_LOCK_DURATION_MS_RANGE,
 };
 use veltrix_core::{BrokerConfig, DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource};
 use veltrix_http::HttpLimits;
@@ -693,7 +693,7 @@ static DEDUP_KEYS: &[KeyDef] = &[
 /// `[[share_group]]`, each with the name Kafka gives it: the name
 /// IncrementalAlterConfigs sets on a GROUP resource, DescribeConfigs shows
 /// and the engine's `ShareGroupSettings::with` takes.
-pub const SHARE_GROUP_SETTINGS: [(&str, &str); 7] = [
+pub const SHARE_GROUP_SETTINGS: [(&str, &str); 12] = [
     ("auto_offset_reset", "share.auto.offset.reset"),
     ("record_lock_duration_ms", "share.record.lock.duration.ms"),
     ("deliveries_max", "share.delivery.count.limit"),
@@ -701,6 +701,15 @@ pub const SHARE_GROUP_SETTINGS: [(&str, &str); 7] = [
     ("backoff_initial_ms", "veltrix.share.backoff.initial.ms"),
     ("backoff_multiplier", "veltrix.share.backoff.multiplier"),
     ("backoff_ms_max", "veltrix.share.backoff.max.ms"),
+    ("delay_enabled", "veltrix.share.delay.enable"),
+    ("delay_ms_max", "veltrix.share.delay.max.ms"),
+    ("priority_enabled", "veltrix.share.priority.enable"),
+    ("key_order_enabled", "veltrix.share.key.order.enable"),
+    // `[[share_group]]` only: no two groups share a dead-letter topic by default.
+    (
+        "dead_letter_topic",
+        veltrix_core::share::settings::DEAD_LETTER_TOPIC_KEY,
+    ),
 ];
 
 const fn ranged((min, max): (i64, i64), unit: Unit) -> Kind {
@@ -765,6 +774,43 @@ macro_rules! share_group_keys {
     };
 }
 
+/// Delays, priorities and per-key order, shared by `[share]` and
+/// `[[share_group]]`, with each table's defaults.
+macro_rules! order_keys {
+    ($delays:expr, $delay_max:expr, $priority:expr, $key_order:expr) => {
+        [
+            KeyDef {
+                name: "delay_enabled",
+                kind: Kind::Bool,
+                required: false,
+                default: $delays,
+                doc: "Honour delays: a record with a `veltrix.deliver.at` header (epoch ms or RFC 3339) or a `veltrix.delay.ms` header (ms after its timestamp) is not handed to the group's consumers before then; the records behind it are. Plain consumers see it at once. A header that does not parse is ignored and counted (`veltrix.share.delay.enable`).",
+            },
+            KeyDef {
+                name: "delay_ms_max",
+                kind: ranged(DELAY_MAX_MS_RANGE, Unit::Milliseconds),
+                required: false,
+                default: $delay_max,
+                doc: "The longest delay honoured, from when the broker first reads the record; a delayed record holds a place in the in-flight window meanwhile (`veltrix.share.delay.max.ms`).",
+            },
+            KeyDef {
+                name: "priority_enabled",
+                kind: Kind::Bool,
+                required: false,
+                default: $priority,
+                doc: "Among the records in the in-flight window (`partition_record_locks_max`, as far as one fetch reads), those with a higher `veltrix.priority` header (0 to 9) are handed out first; equal priorities in offset order (`veltrix.share.priority.enable`).",
+            },
+            KeyDef {
+                name: "key_order_enabled",
+                kind: Kind::Bool,
+                required: false,
+                default: $key_order,
+                doc: "A record is not handed out while an earlier record with the same key in its partition is in flight or waiting out a backoff or delay, so each key's records are processed in order by any number of consumers (Pulsar's Key_Shared) (`veltrix.share.key.order.enable`).",
+            },
+        ]
+    };
+}
+
 static SHARE_KEYS: &[KeyDef] = &{
     let [a, b, c, d, e, f, g] = share_group_keys!(
         || Some(format!("\"{}\"", share().defaults.auto_offset_reset.to_config_string())),
@@ -774,6 +820,12 @@ static SHARE_KEYS: &[KeyDef] = &{
         || Some(share().defaults.backoff_initial_ms.to_string()),
         || Some(share().defaults.backoff_multiplier.to_string()),
         || Some(share().defaults.backoff_max_ms.to_string())
+    );
+    let [h, i, j, k] = order_keys!(
+        || Some(share().defaults.delays.to_string()),
+        || Some(share().defaults.delay_max_ms.to_string()),
+        || Some(share().defaults.priority.to_string()),
+        || Some(share().defaults.key_order.to_string())
     );
     [
         KeyDef {
@@ -811,6 +863,13 @@ static SHARE_KEYS: &[KeyDef] = &{
             default: || Some(share().heartbeat_interval_ms.to_string()),
             doc: "How often members heartbeat; partitions reach a new member on its next heartbeat (Kafka's `group.share.heartbeat.interval.ms`).",
         },
+        KeyDef {
+            name: "dead_letter_topics_auto_create",
+            kind: Kind::Bool,
+            required: false,
+            default: || Some(share().dead_letter_topics_auto_create.to_string()),
+            doc: "Create a share group's dead-letter topic when its first letter is written and the topic does not exist: default partitions, 7 days' retention, and a duplicate window of as long on `veltrix.dlq.id`, so that every archived record gets exactly one letter. Off, a group whose topic does not exist keeps its archived records waiting, and its partitions stop once `partition_record_locks_max` records are behind them (Kafka's `errors.deadletterqueue.auto.create.topics.enable`).",
+        },
         a,
         b,
         c,
@@ -818,6 +877,10 @@ static SHARE_KEYS: &[KeyDef] = &{
         e,
         f,
         g,
+        h,
+        i,
+        j,
+        k,
     ]
 };
 
@@ -830,6 +893,12 @@ static SHARE_GROUP_KEYS: &[KeyDef] = &{
         || Some("[share] backoff_initial_ms".to_owned()),
         || Some("[share] backoff_multiplier".to_owned()),
         || Some("[share] backoff_ms_max".to_owned())
+    );
+    let [h, i, j, k] = order_keys!(
+        || Some("[share] delay_enabled".to_owned()),
+        || Some("[share] delay_ms_max".to_owned()),
+        || Some("[share] priority_enabled".to_owned()),
+        || Some("[share] key_order_enabled".to_owned())
     );
     [
         KeyDef {
@@ -846,6 +915,17 @@ static SHARE_GROUP_KEYS: &[KeyDef] = &{
         e,
         f,
         g,
+        h,
+        i,
+        j,
+        k,
+        KeyDef {
+            name: "dead_letter_topic",
+            kind: Kind::Name,
+            required: false,
+            default: none,
+            doc: "The topic the group's archived records (rejected by a consumer, or at `deliveries_max`) are copied to, key, value and headers, with headers telling where each came from and why (KIP-1191's `__dlq.errors.*` and `veltrix.dlq.*`). Its name starts with `dlq.`. Each record gets exactly one letter, crashes included, when the topic has a duplicate window on `veltrix.dlq.id` (as a topic the broker creates has). Without it, archived records are dropped silently (Kafka's `errors.deadletterqueue.topic.name`).",
+        },
     ]
 };
 
@@ -928,14 +1008,21 @@ static ALERT_KEYS: &[KeyDef] = &[
         kind: int(1, i64::MAX, Unit::Records),
         required: false,
         default: none,
-        doc: "Fire when the group is more than this many records behind. Exactly one of `lag_records_max` and `lag_ms_max`.",
+        doc: "Fire when the group is more than this many records behind. Exactly one of `lag_records_max`, `lag_ms_max` and `dead_letters_per_minute_max`.",
     },
     KeyDef {
         name: "lag_ms_max",
         kind: int(1, MS, Unit::Milliseconds),
         required: false,
         default: none,
-        doc: "Fire when the oldest unconsumed record is older than this. Exactly one of `lag_records_max` and `lag_ms_max`.",
+        doc: "Fire when the oldest unconsumed record is older than this. Exactly one of `lag_records_max`, `lag_ms_max` and `dead_letters_per_minute_max`.",
+    },
+    KeyDef {
+        name: "dead_letters_per_minute_max",
+        kind: int(0, i64::MAX, Unit::Records),
+        required: false,
+        default: none,
+        doc: "Share groups with a dead-letter topic: fire when more than this many of the group's records of the topic were dead-lettered in the last minute (measured from the evaluation at least a minute back). 0 fires on the first one. Exactly one of `lag_records_max`, `lag_ms_max` and `dead_letters_per_minute_max`.",
     },
     KeyDef {
         name: "for_ms",

@@ -21,11 +21,13 @@ pub const POISON_RECORD_HOLD_MS_MAX_SAFE: u64 = 3_600_000;
 /// The rules that apply under every profile.
 pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     names(ctx, raw);
+    dead_letter_topics(ctx, raw, c);
     count(ctx, raw, c);
     timings(ctx, raw, c);
     for scope in scopes(raw, c) {
         lock_over_session(ctx, &scope, c.broker.share.session_timeout_ms, raw.table("share"));
         backoff_max_below_initial(ctx, &scope, raw.table("share"));
+        delay_cap_without_delays(ctx, &scope);
     }
 }
 
@@ -126,6 +128,82 @@ fn names(ctx: &mut Ctx<'_>, raw: &Raw) {
         .note("the broker refuses a share group id over the limit (and would not start), and settings under a mistyped id land on a group no consumer joins");
     }
     declared_twice(ctx, &raw.share_groups, &rules::DUPLICATE_SHARE_GROUP, "share_group");
+}
+
+/// V015, V131, V132: each `[[share_group]]`'s dead-letter topic: its name,
+/// and whether letters written to it are written exactly once.
+fn dead_letter_topics(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    use veltrix_core::dead_letters::ID_HEADER;
+    use veltrix_core::share::settings::{DEAD_LETTER_TOPIC_PREFIX, check_dead_letter_topic};
+    for g in &raw.share_groups {
+        let (Some(topic), Some(at)) = (g.str("dead_letter_topic"), g.set_at("dead_letter_topic")) else {
+            continue;
+        };
+        let group = shown(g.str("name").unwrap_or_default());
+        if let Err(reason) = check_dead_letter_topic(topic) {
+            let cleaned: String = topic
+                .trim()
+                .chars()
+                .filter(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+                .collect();
+            let fixed = if cleaned.starts_with(DEAD_LETTER_TOPIC_PREFIX) {
+                cleaned
+            } else {
+                format!("{DEAD_LETTER_TOPIC_PREFIX}{cleaned}")
+            };
+            ctx.emit(
+                &rules::INVALID_DEAD_LETTER_TOPIC,
+                Some(&at),
+                format!("share group `{group}`: invalid dead-letter topic `{}`", shown(topic)),
+            )
+            .label(reason)
+            .help(format!("name it `dead_letter_topic = \"{fixed}\"`"))
+            .note("the broker refuses the name, so the group's settings could not be applied at start");
+            continue;
+        }
+        let declared = raw.topics.iter().find(|t| t.str("name") == Some(topic));
+        match declared {
+            Some(t) => {
+                let window = t.int("dedup_window_ms").unwrap_or(0) > 0;
+                let header = t.str("dedup_id_header") == Some(ID_HEADER);
+                let by_key = t.str("dedup_id_source") == Some("key");
+                if window && header && !by_key {
+                    continue;
+                }
+                let retention = t.int("retention_ms").filter(|r| *r > 0).unwrap_or(7 * 86_400_000);
+                ctx.emit(
+                    &rules::DEAD_LETTER_TOPIC_WITHOUT_WINDOW,
+                    t.set_at("name").as_ref(),
+                    format!(
+                        "dead-letter topic `{}` of share group `{group}` has no duplicate window on `{ID_HEADER}`",
+                        shown(topic)
+                    ),
+                )
+                .label("a crash between writing a letter and archiving its record writes the letter twice")
+                .related(Some(at), "named the group's dead-letter topic here")
+                .help(format!(
+                    "add `dedup_window_ms = {retention}` and `dedup_id_header = \"{ID_HEADER}\"` to the topic"
+                ))
+                .note("every letter carries a deterministic id in that header; the window drops a second copy of a letter, so each archived record has exactly one");
+            }
+            None if !c.broker.share.dead_letter_topics_auto_create => {
+                ctx.emit(
+                    &rules::DEAD_LETTER_TOPIC_MISSING,
+                    Some(&at),
+                    format!(
+                        "dead-letter topic `{}` of share group `{group}` is not declared, and the broker may not create it",
+                        shown(topic)
+                    ),
+                )
+                .label("archived records wait until it exists")
+                .help(format!(
+                    "declare it: `[[topic]] name = \"{topic}\"` with `dedup_window_ms` and `dedup_id_header = \"{ID_HEADER}\"`, or set `[share] dead_letter_topics_auto_create = true`"
+                ))
+                .note("nothing is lost while it is missing, but the share-partition's start cannot pass an archived record without its letter, and the partition stops once `partition_record_locks_max` records are behind it");
+            }
+            None => {}
+        }
+    }
 }
 
 /// V120: the declared share groups against `[share] groups_max`.
@@ -255,6 +333,24 @@ fn backoff_max_below_initial(ctx: &mut Ctx<'_>, scope: &Scope<'_>, share: &RawTa
         s.delivery_count_limit.saturating_sub(1)
     ))
     .note("shortening the initial backoff instead would retry faster against whatever made the record fail");
+}
+
+/// V133: `delay_ms_max` set where delays are off: it does nothing.
+fn delay_cap_without_delays(ctx: &mut Ctx<'_>, scope: &Scope<'_>) {
+    let Some(at) = scope.table.set_at("delay_ms_max") else {
+        return;
+    };
+    if scope.settings.delays {
+        return;
+    }
+    ctx.emit(
+        &rules::DELAY_CAP_WITHOUT_DELAYS,
+        Some(&at),
+        format!("{}: `delay_ms_max` is set but delays are off", scope.what),
+    )
+    .label("no effect: `veltrix.deliver.at` and `veltrix.delay.ms` headers are ignored")
+    .help("add `delay_enabled = true` to honour the headers, or remove this line")
+    .note("with delays off every record is handed out as soon as it is available, whatever its headers say");
 }
 
 /// V216: released records delivered again at once, in production.

@@ -1,7 +1,9 @@
-//! Backlog alerts, evaluated inside the broker on the lag it computes itself.
+//! Backlog and dead-letter alerts, evaluated inside the broker on what it
+//! measures itself.
 //!
 //! Each rule watches one group on one topic: the records it has not committed
-//! past (summed over the topic's partitions), or the age of the oldest of them.
+//! past (summed over the topic's partitions), the age of the oldest of them,
+//! or (share groups) the dead letters written in the last minute.
 //! A rule over its threshold is pending; once it has stayed over for its `for`
 //! duration it fires; when it drops back to or under the threshold it resolves.
 //! Firing and resolving are the transitions reported (log, metric, webhook).
@@ -19,7 +21,22 @@ pub enum Threshold {
     LagRecords(u64),
     /// Age of the oldest record not committed past, in milliseconds.
     LagMs(u64),
+    /// Dead letters written for the group's records of the topic in the
+    /// last minute.
+    DeadLettersPerMinute(u64),
 }
+
+/// Dead letters written so far for a group's records of a topic (since the
+/// broker started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterCount {
+    pub group: String,
+    pub topic: String,
+    pub total: u64,
+}
+
+/// The window of a dead-letter rate.
+pub const DEAD_LETTER_RATE_WINDOW_MS: i64 = 60_000;
 
 /// A declared alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,6 +56,7 @@ impl AlertRule {
         let what = match threshold {
             Threshold::LagRecords(_) => "lag_records",
             Threshold::LagMs(_) => "lag_seconds",
+            Threshold::DeadLettersPerMinute(_) => "dead_letters_per_minute",
         };
         format!("{group}/{topic}/{what}")
     }
@@ -66,8 +84,27 @@ pub struct AlertStatus {
     pub rule: AlertRule,
     #[serde(flatten)]
     pub state: AlertState,
-    /// The measured value at the last evaluation: records, or milliseconds.
+    /// The measured value at the last evaluation: records, milliseconds,
+    /// or dead letters in the last minute.
     pub value: i64,
+    /// Dead-letter totals at past evaluations (time, total), the last
+    /// minute's and one before it.
+    #[serde(skip)]
+    samples: std::collections::VecDeque<(i64, u64)>,
+}
+
+impl AlertStatus {
+    /// Dead letters in the last minute, from `total` now and the samples.
+    fn dead_letter_rate(&mut self, total: u64, now_ms: i64) -> u64 {
+        self.samples.push_back((now_ms, total));
+        // Keep the newest sample at or before the window's start, and those after.
+        while self.samples.len() > 1 && self.samples[1].0 <= now_ms - DEAD_LETTER_RATE_WINDOW_MS {
+            self.samples.pop_front();
+        }
+        let (_, then) = self.samples[0];
+        // A total below an earlier one restarted (the broker did): all of it is new.
+        if total >= then { total - then } else { total }
+    }
 }
 
 /// A transition worth telling someone about.
@@ -101,6 +138,7 @@ impl Alerts {
                     rule,
                     state: AlertState::Ok,
                     value: 0,
+                    samples: Default::default(),
                 })
                 .collect(),
         }
@@ -114,12 +152,25 @@ impl Alerts {
     /// A group that has committed nothing for the topic has no lag to measure
     /// and counts as 0.
     pub fn evaluate(&mut self, lag: &[TopicLag], now_ms: i64) -> Vec<AlertEvent> {
+        self.evaluate_all(lag, &[], now_ms)
+    }
+
+    /// [`evaluate`](Self::evaluate), with the dead letters written so far.
+    pub fn evaluate_all(&mut self, lag: &[TopicLag], dead_letters: &[DeadLetterCount], now_ms: i64) -> Vec<AlertEvent> {
         let mut events = Vec::new();
         for s in &mut self.statuses {
             let measured = lag.iter().find(|l| l.group == s.rule.group && l.topic == s.rule.topic);
             let (value, limit) = match s.rule.threshold {
                 Threshold::LagRecords(n) => (measured.map_or(0, |l| l.lag_records), n),
                 Threshold::LagMs(ms) => (measured.map_or(0, |l| l.lag_ms), ms),
+                Threshold::DeadLettersPerMinute(n) => {
+                    let total = dead_letters
+                        .iter()
+                        .find(|d| d.group == s.rule.group && d.topic == s.rule.topic)
+                        .map_or(0, |d| d.total);
+                    let rate = s.dead_letter_rate(total, now_ms);
+                    (i64::try_from(rate).unwrap_or(i64::MAX), n)
+                }
             };
             s.value = value;
             let over = u64::try_from(value).unwrap_or(0) > limit;
@@ -211,6 +262,32 @@ mod tests {
         a.evaluate(&lag(500, 0), 6_000);
         assert_eq!(a.evaluate(&lag(500, 0), 15_000), vec![]);
         assert_eq!(a.evaluate(&lag(500, 0), 16_000)[0].status, "firing");
+    }
+
+    #[test]
+    fn a_dead_letter_rate_fires_over_its_threshold_and_resolves_when_letters_stop() {
+        let mut a = Alerts::new(vec![rule(Threshold::DeadLettersPerMinute(10), 0)]);
+        let count = |total| {
+            vec![DeadLetterCount {
+                group: "g".into(),
+                topic: "t".into(),
+                total,
+            }]
+        };
+        assert_eq!(
+            a.evaluate_all(&[], &count(100), 0),
+            vec![],
+            "what came before is no rate"
+        );
+        assert_eq!(a.evaluate_all(&[], &count(105), 20_000), vec![]);
+        let fired = a.evaluate_all(&[], &count(111), 40_000);
+        assert_eq!((fired[0].status, fired[0].value), ("firing", 11));
+        assert_eq!(fired[0].alert, "g/t/dead_letters_per_minute");
+        // No more letters: a minute later the rate is back to 0.
+        // Measured from the last evaluation at least a minute back (0 s).
+        assert_eq!(a.evaluate_all(&[], &count(111), 70_000), vec![]);
+        assert_eq!(a.statuses()[0].value, 11);
+        assert_eq!(a.evaluate_all(&[], &count(111), 101_000)[0].status, "resolved");
     }
 
     #[test]

@@ -13,11 +13,14 @@ use crate::error::{CoreError, Result};
 use crate::groups::{GroupConfig, GroupCoordinator, TopicMeta};
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
+use crate::redrive::{LogRedriveStore, Redriver};
 use crate::share::{LogShareStore, ShareConfig, ShareCoordinator};
 
 /// Directory of the committed offsets log, under the data directory.
 const GROUPS_DIR: &str = "groups";
 const SHARE_DIR: &str = "share";
+/// Redrive jobs and the dead letters they moved.
+const REDRIVE_DIR: &str = "redrive";
 /// Each dedup topic's window snapshot, in a directory named by the topic id.
 const DEDUP_DIR: &str = "dedup";
 use crate::topic::{Partition, Topic, TopicId};
@@ -93,6 +96,7 @@ pub struct Broker {
     producer_ids: ProducerIds,
     groups: GroupCoordinator,
     share: ShareCoordinator,
+    redriver: Redriver,
     metrics: Metrics,
     /// The exclusive lock on the data directory, held for the broker's lifetime:
     /// two brokers on one directory would hand out the same offsets and
@@ -202,6 +206,7 @@ impl Broker {
         let share_store = LogShareStore::open(env.clone(), &dir.join(SHARE_DIR))?;
         let ids: Vec<TopicId> = topics.values().map(|t| t.id).collect();
         let share = ShareCoordinator::open(env.clone(), config.share, Box::new(share_store), &|id| ids.contains(id))?;
+        let redriver = Redriver::open(Box::new(LogRedriveStore::open(env.clone(), &dir.join(REDRIVE_DIR))?))?;
         let metrics = Metrics::new(config.metrics_enabled);
         env.set_fsync_observer(metrics.fsync_observer());
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
@@ -210,6 +215,7 @@ impl Broker {
             producer_ids,
             groups,
             share,
+            redriver,
             env,
             dir,
             config,
@@ -617,6 +623,8 @@ impl Broker {
         }
         self.groups.tick(&|name| self.topic_meta(name));
         self.share.tick();
+        self.write_dead_letters();
+        self.run_redrives();
     }
 
     /// A topic as consumer-protocol assignors see it.
@@ -647,6 +655,11 @@ impl Broker {
         &self.share
     }
 
+    /// Redrive jobs of dead letters.
+    pub fn redriver(&self) -> &Redriver {
+        &self.redriver
+    }
+
     /// A new producer id for an idempotent producer (its epoch starts at 0).
     /// Never returns an id twice, restarts included.
     pub fn init_producer_id(&self) -> Result<i64> {
@@ -658,6 +671,7 @@ impl Broker {
     pub fn close(&self) {
         self.groups.close();
         self.share.close();
+        self.redriver.close();
         for topic in self.topics() {
             for p in &topic.partitions {
                 if let Err(e) = p.log().close() {

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use veltrix_log::batch::{self, HEADER_BYTES, build};
 use veltrix_log::{Env, Log, LogConfig};
 
@@ -94,7 +94,67 @@ pub(crate) fn snapshot_records<T, R>(
     records
 }
 
+/// The records of a store whose state is a list of changes `C`: each
+/// change, and snapshots of the whole state between two markers.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Snapshotted<C> {
+    Change(C),
+    SnapshotBegin,
+    SnapshotChunk(Vec<C>),
+    SnapshotEnd,
+}
+
 impl ChangeLog {
+    /// Opens a log of [`Snapshotted`] records and returns, with it, the
+    /// changes to replay: the newest complete snapshot's and every change
+    /// after it.
+    pub(crate) fn open_snapshotted<C: DeserializeOwned>(
+        env: Arc<Env>,
+        dir: &Path,
+        what: &'static str,
+    ) -> Result<(ChangeLog, Vec<C>)> {
+        let mut changes = Vec::new();
+        let mut snapshot: Option<Vec<C>> = None;
+        let log = ChangeLog::open(env, dir, what, |r: Snapshotted<C>, _at| match r {
+            Snapshotted::Change(c) => changes.push(c),
+            Snapshotted::SnapshotBegin => snapshot = Some(Vec::new()),
+            Snapshotted::SnapshotChunk(list) => {
+                if let Some(s) = &mut snapshot {
+                    s.extend(list);
+                }
+            }
+            Snapshotted::SnapshotEnd => {
+                if let Some(s) = snapshot.take() {
+                    changes = s;
+                }
+            }
+        })?;
+        Ok((log, changes))
+    }
+
+    /// Appends one change of a [`Snapshotted`] log; see [`ChangeLog::append`].
+    pub(crate) fn append_change<C: Serialize>(&self, change: &C, now_ms: i64) -> Result<(i64, i64)> {
+        self.append(&Snapshotted::Change(change), now_ms)
+    }
+
+    /// Replaces a [`Snapshotted`] log's history by `state` (`bytes` estimates
+    /// an item's JSON size, to cut the snapshot into records).
+    pub(crate) fn replace_with_snapshot<C: Serialize>(
+        &self,
+        state: Vec<C>,
+        bytes: impl Fn(&C) -> usize,
+        now_ms: i64,
+    ) -> Result<()> {
+        let records = snapshot_records(
+            state,
+            bytes,
+            Snapshotted::SnapshotBegin,
+            Snapshotted::SnapshotChunk,
+            Snapshotted::SnapshotEnd,
+        );
+        self.replace_with(&records, now_ms)
+    }
+
     /// Opens (and recovers) the log in `dir` and hands every record to
     /// `replay` in order, with its offset in the log.
     pub(crate) fn open<R: DeserializeOwned>(

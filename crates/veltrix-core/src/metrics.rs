@@ -112,7 +112,8 @@ pub struct ShareMetrics {
     /// Records per group, topic and outcome: `acquired`, `accepted`,
     /// `released`, `rejected`, `archived` (delivery limit reached),
     /// `lock_timeout` (the acquisition lock ran out), `backoff` (made to
-    /// wait before its next delivery).
+    /// wait before its next delivery), `dead_lettered` (archived for good
+    /// once its dead letter was written).
     pub records: IntCounterVec,
     /// Records acquired and not yet acknowledged, per group and topic.
     pub in_flight: IntGaugeVec,
@@ -122,6 +123,21 @@ pub struct ShareMetrics {
     /// Records in flight or waiting to be delivered again, per group, topic
     /// and delivery count so far (`1` to `4`, `5+`): how retries pile up.
     pub by_deliveries: IntGaugeVec,
+    /// Archived records whose dead letter is not written yet, per group and
+    /// topic: a dead-letter topic that cannot be written holds them (and the
+    /// start offset) back.
+    pub dead_letters_pending: IntGaugeVec,
+    /// Rounds of the dead-letter writer that failed for a share-partition
+    /// (retried a second later).
+    pub dead_letter_failures: IntCounter,
+    /// Archived records given no letter: no record at their offset any
+    /// more, or their group no longer names a dead-letter topic.
+    pub dead_letters_skipped: IntCounter,
+    /// Dead letters moved back by redrives.
+    pub redriven: IntCounter,
+    /// Dead letters written, per group, topic and reason (`rejected`,
+    /// `delivery_limit`, `lock_timeout`).
+    pub dead_letters: IntCounterVec,
     /// Group-and-topic series left out over [`LAG_PARTITION_SERIES_MAX`].
     pub series_dropped: IntGauge,
     /// The totals last published, so that counters move by what happened
@@ -396,7 +412,7 @@ impl ShareMetrics {
             sessions: r.int_gauge("veltrix_share_sessions", "Open share sessions."),
             records: r.int_counter_vec(
                 "veltrix_share_records_total",
-                "Share-group records by outcome: acquired, accepted, released, rejected, archived (delivery limit reached), lock_timeout, backoff (made to wait before the next delivery).",
+                "Share-group records by outcome: acquired, accepted, released, rejected, archived (delivery limit reached), lock_timeout, backoff (made to wait before the next delivery), dead_lettered (archived once its dead letter was written), bad_header (a delay or priority header that did not parse, ignored).",
                 &["group", "topic", "outcome"],
             ),
             in_flight: r.int_gauge_vec(
@@ -413,6 +429,28 @@ impl ShareMetrics {
                 "veltrix_share_records_by_deliveries",
                 "Share-group records not yet done, by deliveries so far (1 to 4, 5+): retries piling up.",
                 &["group", "topic", "deliveries"],
+            ),
+            dead_letters_pending: r.int_gauge_vec(
+                "veltrix_share_dead_letters_pending",
+                "Share-group records archived whose dead letter is not written yet (they hold the start offset back).",
+                &["group", "topic"],
+            ),
+            dead_letter_failures: r.int_counter(
+                "veltrix_share_dead_letter_failures_total",
+                "Failed attempts to write a share-partition's dead letters (tried again a second later).",
+            ),
+            dead_letters_skipped: r.int_counter(
+                "veltrix_share_dead_letters_skipped_total",
+                "Archived records given no dead letter: no record at their offset any more, or the group no longer names a dead-letter topic.",
+            ),
+            dead_letters: r.int_counter_vec(
+                "veltrix_share_dead_letters_total",
+                "Dead letters written for a share group's records of a topic, by reason: rejected, delivery_limit, lock_timeout.",
+                &["group", "topic", "reason"],
+            ),
+            redriven: r.int_counter(
+                "veltrix_share_redriven_total",
+                "Dead letters moved back to a topic by redrives.",
             ),
             series_dropped: r.int_gauge(
                 "veltrix_share_series_dropped",
@@ -443,6 +481,7 @@ impl ShareMetrics {
             outcomes: crate::share::Outcomes,
             in_flight: usize,
             backing_off: usize,
+            dead_letters_pending: usize,
             deliveries: [u64; 5],
         }
         let mut totals: std::collections::BTreeMap<(String, String), Totals> = std::collections::BTreeMap::new();
@@ -452,6 +491,7 @@ impl ShareMetrics {
             entry.outcomes.add(&s.outcomes);
             entry.in_flight += s.summary.acquired;
             entry.backing_off += s.summary.backing_off;
+            entry.dead_letters_pending += s.summary.dead_letters_pending;
             for (t, n) in entry.deliveries.iter_mut().zip(s.summary.deliveries) {
                 *t += n;
             }
@@ -460,6 +500,7 @@ impl ShareMetrics {
             .set(totals.len().saturating_sub(LAG_PARTITION_SERIES_MAX) as i64);
         self.in_flight.reset();
         self.backing_off.reset();
+        self.dead_letters_pending.reset();
         self.by_deliveries.reset();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = std::collections::HashMap::with_capacity(totals.len().min(LAG_PARTITION_SERIES_MAX));
@@ -467,6 +508,9 @@ impl ShareMetrics {
             let labels = [group.as_str(), topic.as_str()];
             self.in_flight.with_label_values(&labels).set(t.in_flight as i64);
             self.backing_off.with_label_values(&labels).set(t.backing_off as i64);
+            self.dead_letters_pending
+                .with_label_values(&labels)
+                .set(t.dead_letters_pending as i64);
             for (deliveries, n) in ["1", "2", "3", "4", "5+"].into_iter().zip(t.deliveries) {
                 self.by_deliveries
                     .with_label_values(&[group.as_str(), topic.as_str(), deliveries])
@@ -474,44 +518,63 @@ impl ShareMetrics {
             }
             let now = t.outcomes;
             let before = last.remove(&(group.clone(), topic.clone())).unwrap_or_default();
-            for (outcome, now_n, before_n) in [
-                ("acquired", now.acquired, before.acquired),
-                ("accepted", now.accepted, before.accepted),
-                ("released", now.released, before.released),
-                ("rejected", now.rejected, before.rejected),
-                ("archived", now.archived, before.archived),
-                ("lock_timeout", now.lock_timeouts, before.lock_timeouts),
-                ("backoff", now.backoffs, before.backoffs),
-            ] {
-                // A count below the last one was started again (the group
-                // or topic was deleted and made anew): all of it is new.
-                let delta = if now_n >= before_n { now_n - before_n } else { now_n };
-                if delta > 0 || before_n == 0 {
-                    self.records
-                        .with_label_values(&[group.as_str(), topic.as_str(), outcome])
-                        .inc_by(delta);
-                }
-            }
+            self.count_outcomes(&group, &topic, &now, &before);
             next.insert((group, topic), now);
         }
         // Series of groups or topics gone since are dropped.
         for (group, topic) in last.keys() {
-            for outcome in [
-                "acquired",
-                "accepted",
-                "released",
-                "rejected",
-                "archived",
-                "lock_timeout",
-                "backoff",
-            ] {
-                let _ = self
-                    .records
-                    .remove_label_values(&[group.as_str(), topic.as_str(), outcome]);
-            }
+            self.drop_series(group, topic);
         }
         *last = next;
     }
+
+    /// Moves the counters of a group and topic by what happened since
+    /// `before`.
+    fn count_outcomes(&self, group: &str, topic: &str, now: &crate::share::Outcomes, before: &crate::share::Outcomes) {
+        // A count below the last one was started again (the group or topic
+        // was deleted and made anew): all of it is new.
+        let delta = |now_n: u64, before_n: u64| if now_n >= before_n { now_n - before_n } else { now_n };
+        for ((outcome, now_n), (_, before_n)) in outcome_counts(now).into_iter().zip(outcome_counts(before)) {
+            let d = delta(now_n, before_n);
+            if d > 0 || before_n == 0 {
+                self.records.with_label_values(&[group, topic, outcome]).inc_by(d);
+            }
+        }
+        for reason in crate::share::DeadLetterReason::ALL {
+            let i = reason.index();
+            let d = delta(now.dead_letters_by_reason[i], before.dead_letters_by_reason[i]);
+            if d > 0 {
+                self.dead_letters
+                    .with_label_values(&[group, topic, reason.as_str()])
+                    .inc_by(d);
+            }
+        }
+    }
+
+    /// Drops every series of a group and topic.
+    fn drop_series(&self, group: &str, topic: &str) {
+        for (outcome, _) in outcome_counts(&crate::share::Outcomes::default()) {
+            let _ = self.records.remove_label_values(&[group, topic, outcome]);
+        }
+        for reason in crate::share::DeadLetterReason::ALL {
+            let _ = self.dead_letters.remove_label_values(&[group, topic, reason.as_str()]);
+        }
+    }
+}
+
+/// Share-group outcomes by the `outcome` label of `veltrix_share_records_total`.
+fn outcome_counts(o: &crate::share::Outcomes) -> [(&'static str, u64); 9] {
+    [
+        ("acquired", o.acquired),
+        ("accepted", o.accepted),
+        ("released", o.released),
+        ("rejected", o.rejected),
+        ("archived", o.archived),
+        ("lock_timeout", o.lock_timeouts),
+        ("backoff", o.backoffs),
+        ("dead_lettered", o.dead_letters),
+        ("bad_header", o.bad_headers),
+    ]
 }
 
 impl HttpMetrics {

@@ -1,11 +1,13 @@
 //! The broker's HTTP adapter: Prometheus metrics (`/metrics`), health
 //! (`/health`, `/ready`), the JSON API (`/api/v1/broker`, `/api/v1/topics`,
-//! `/api/v1/groups`), the alerts (`/alerts`), and the monitor that computes
+//! `/api/v1/groups`, dead letters and their redrive under `/api/v1/dlq/` and
+//! `/api/v1/redrives`), the alerts (`/alerts`), and the monitor that computes
 //! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
 //!
 //! Like the Kafka adapter it is thin: every number comes from the engine
 //! (`veltrix-core`'s lag, alerts and metrics).
 
+pub mod dlq;
 pub mod monitor;
 pub mod server;
 

@@ -156,7 +156,7 @@ impl Monitor {
         metrics.publish_lag(&partitions, &topics);
         let events = {
             let mut alerts = lock(&self.alerts);
-            let events = alerts.evaluate(&topics, now);
+            let events = alerts.evaluate_all(&topics, &dead_letter_counts(&self.broker), now);
             metrics.publish_alerts(alerts.statuses());
             events
         };
@@ -270,4 +270,20 @@ impl Monitor {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Dead letters written per share group and topic since the broker started.
+fn dead_letter_counts(broker: &veltrix_core::Broker) -> Vec<veltrix_core::alerts::DeadLetterCount> {
+    let names: std::collections::HashMap<veltrix_core::TopicId, String> =
+        broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+    let mut totals: std::collections::BTreeMap<(String, String), u64> = std::collections::BTreeMap::new();
+    for s in broker.share().stats() {
+        if let Some(topic) = names.get(&s.key.topic) {
+            *totals.entry((s.key.group, topic.clone())).or_default() += s.outcomes.dead_letters;
+        }
+    }
+    totals
+        .into_iter()
+        .map(|((group, topic), total)| veltrix_core::alerts::DeadLetterCount { group, topic, total })
+        .collect()
 }

@@ -16,7 +16,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
@@ -183,19 +183,27 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/topics/{name}", get(topic))
         .route("/api/v1/groups", get(groups))
         .route("/api/v1/groups/{id}", get(group))
+        .route("/api/v1/dlq/{topic}/letters", get(crate::dlq::letters))
+        .route(
+            "/api/v1/dlq/{topic}/letters/{partition}/{offset}",
+            get(crate::dlq::letter),
+        )
+        .route("/api/v1/dlq/{topic}/redrive", post(crate::dlq::redrive))
+        .route("/api/v1/redrives", get(crate::dlq::redrives))
+        .route("/api/v1/redrives/{id}", get(crate::dlq::redrive_job))
         .fallback(not_found)
         .layer(tower::limit::ConcurrencyLimitLayer::new(HTTP_REQUESTS_IN_FLIGHT_MAX))
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such route; see /api/v1/broker, /api/v1/topics, /api/v1/groups, /alerts, /metrics",
+        "no such route; see /api/v1/broker, /api/v1/topics, /api/v1/groups, /api/v1/dlq/TOPIC/letters, /api/v1/redrives, /alerts, /metrics",
     )
 }
 
@@ -420,6 +428,7 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
                 "end_offset": p.summary.end,
                 "in_flight": p.summary.acquired,
                 "backing_off": p.summary.backing_off,
+                "dead_letters_pending": p.summary.dead_letters_pending,
                 "done_in_window": p.summary.done_in_window,
                 "delivery_counts": {
                     "1": p.summary.deliveries[0],
@@ -436,6 +445,7 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
                     "archived": o.archived,
                     "lock_timeouts": o.lock_timeouts,
                     "backoffs": o.backoffs,
+                    "dead_lettered": o.dead_letters,
                 },
                 "log_end": lag.map(|l| l.end),
                 "lag_records": lag.map(|l| l.lag_records),
@@ -443,12 +453,16 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
             })
         })
         .collect();
-    let settings: serde_json::Map<String, Value> = group
+    let mut settings: serde_json::Map<String, Value> = group
         .settings
         .entries()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Value::String(v)))
         .collect();
+    settings.insert(
+        veltrix_core::share::settings::DEAD_LETTER_TOPIC_KEY.to_owned(),
+        Value::String(share.dead_letter_topic(id).as_deref().unwrap_or_default().to_owned()),
+    );
     Some(json!({
         "group_id": group.group_id,
         "type": "share",

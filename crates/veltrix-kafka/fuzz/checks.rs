@@ -89,6 +89,24 @@ pub fn batch_validate(data: &[u8]) {
         .expect("an accepted batch decodes with the client codec");
     let records: usize = sets.iter().map(|s| s.records.len()).sum();
     assert_eq!(records, validated.header.record_count as usize);
+    // Dead letters read stored records one by one: each as the client codec
+    // reads it.
+    for r in sets.iter().flat_map(|s| &s.records) {
+        let one = veltrix_core::records::record_at(&stored, r.offset)
+            .expect("a record of an accepted batch reads")
+            .expect("every record of an accepted batch is found at its offset");
+        assert_eq!(one.key.as_deref(), r.key.as_deref());
+        assert_eq!(one.value.as_deref(), r.value.as_deref());
+        assert_eq!(one.timestamp_ms, r.timestamp);
+        for (k, v) in &r.headers {
+            assert!(
+                one.headers
+                    .iter()
+                    .any(|(ok, ov)| ok.as_slice() == k.as_bytes() && ov.as_deref() == v.as_deref()),
+                "header {k:?} of the record"
+            );
+        }
+    }
 }
 
 /// A share-state store that replays what it was given and keeps the last

@@ -43,6 +43,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// Lists, describes, resets the offsets of, and deletes consumer groups.
     Group(cli::group::GroupArgs),
+    /// Lists and shows share groups' dead letters, and redrives them.
+    Dlq(cli::dlq::DlqArgs),
     /// Validates a configuration file without starting anything.
     Check(cli::check::CheckArgs),
     /// Explains a rule of `veltrix check`, or lists them all.
@@ -98,6 +100,7 @@ fn main() {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
+        Command::Dlq(args) => cli::dlq::run(args),
         Command::Check(args) => cli::check::run_check(args),
         Command::Explain(args) => cli::check::run_explain(args),
         Command::Doctor(args) => cli::doctor::run(args),
@@ -264,6 +267,7 @@ fn monitor_config(config: &veltrix_config::VeltrixConfig) -> veltrix_http::Monit
             let threshold = match a.threshold {
                 LagThreshold::Records(n) => Threshold::LagRecords(n),
                 LagThreshold::Ms(ms) => Threshold::LagMs(ms),
+                LagThreshold::DeadLettersPerMinute(n) => Threshold::DeadLettersPerMinute(n),
             };
             AlertRule {
                 name: a

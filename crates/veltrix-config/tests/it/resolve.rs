@@ -301,6 +301,8 @@ deliveries_max = 8
             backoff_initial_ms: 500,
             backoff_multiplier: 3,
             backoff_max_ms: 30_000,
+            dead_letters: false,
+            ..ShareGroupSettings::default()
         }
     );
     let jobs = c.share_group("jobs").unwrap();
@@ -527,4 +529,47 @@ fn dedup_limits_are_overridden_from_the_environment_and_checked() {
         report.render(false)
     );
     assert!(report.config.is_none());
+}
+
+#[test]
+fn dead_letter_settings_and_alerts_reach_the_engine() {
+    let src = r#"
+[share]
+dead_letter_topics_auto_create = false
+priority_enabled = true
+
+[[topic]]
+name = "jobs"
+
+[[topic]]
+name = "dlq.jobs"
+retention_ms = 86_400_000
+segment_age_ms_max = 3_600_000
+dedup_window_ms = 86_400_000
+dedup_id_header = "veltrix.dlq.id"
+
+[[share_group]]
+name = "workers"
+dead_letter_topic = "dlq.jobs"
+key_order_enabled = true
+delay_enabled = true
+delay_ms_max = 60_000
+
+[[alert]]
+group = "workers"
+topic = "jobs"
+dead_letters_per_minute_max = 10
+"#;
+    let report = check_source("veltrix.toml", src, &[], &probe());
+    let c = report
+        .config
+        .clone()
+        .unwrap_or_else(|| panic!("{}", report.render(false)));
+    assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+    assert!(!c.broker.share.dead_letter_topics_auto_create);
+    assert!(c.broker.share.defaults.priority);
+    let g = c.share_group("workers").unwrap();
+    assert!(g.settings.dead_letters && g.settings.key_order && g.settings.delays && g.settings.priority);
+    assert_eq!(g.settings.delay_max_ms, 60_000);
+    assert_eq!(c.alerts[0].threshold, LagThreshold::DeadLettersPerMinute(10));
 }

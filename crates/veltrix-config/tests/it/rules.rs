@@ -5,7 +5,7 @@
 //! rule of the catalogue has a case here.
 
 use veltrix_config::rules::{CATALOGUE, RuleProfile};
-use veltrix_config::{Diagnostic, FixedProbe, Report, check_source};
+use veltrix_config::{Diagnostic, FixedProbe, Location, Report, check_source};
 
 /// A machine with a disk-backed file system and 64 GiB of memory.
 fn disk() -> FixedProbe {
@@ -159,6 +159,16 @@ fn cases() -> Vec<Case> {
             "use a header name of at most 255 bytes",
         ),
         case(
+            "V015",
+            "[[share_group]]\nname = \"jobs\"\ndead_letter_topic = \"jobs-failed\" #<\n",
+            "name it `dead_letter_topic = \"dlq.jobs-failed\"`",
+        ),
+        case(
+            "V015",
+            "[[share_group]]\nname = \"jobs\"\ndead_letter_topic = \"dlq.jobs failed\" #<\n",
+            "name it `dead_letter_topic = \"dlq.jobsfailed\"`",
+        ),
+        case(
             "V101",
             "[defaults]\nsegment_bytes_max = 65536\nbatch_bytes_max = 100000 #<\n",
             "raise `segment_bytes_max` to at least 100000",
@@ -272,6 +282,31 @@ fn cases() -> Vec<Case> {
             "V130",
             "[share]\nbackoff_initial_ms = 5000\nbackoff_ms_max = 2000 #<\n",
             "raise it: `backoff_ms_max = 40000`",
+        ),
+        case(
+            "V131",
+            "[[topic]]\nname = \"dlq.jobs\" #<\nretention_ms = 86_400_000\n\n[[share_group]]\nname = \"jobs\"\ndead_letter_topic = \"dlq.jobs\"\n",
+            "add `dedup_window_ms = 86400000` and `dedup_id_header = \"veltrix.dlq.id\"` to the topic",
+        ),
+        case(
+            "V132",
+            "[share]\ndead_letter_topics_auto_create = false\n\n[[share_group]]\nname = \"jobs\"\ndead_letter_topic = \"dlq.jobs\" #<\n",
+            "or set `[share] dead_letter_topics_auto_create = true`",
+        ),
+        case(
+            "V133",
+            "[[share_group]]\nname = \"jobs\"\ndelay_ms_max = 60_000 #<\n",
+            "add `delay_enabled = true`",
+        ),
+        case(
+            "V136",
+            "[defaults]\nretention_ms = 7 #<\n",
+            "write `retention_ms = 7_000` for 7 seconds, or `retention_ms = 420_000` for 7 minutes, or `retention_ms = 25_200_000` for 7 hours, or `retention_ms = 604_800_000` for 7 days",
+        ),
+        case(
+            "V004",
+            "[groups]\nconsumer_session_timeout_ms = 45 #<\n",
+            "write `consumer_session_timeout_ms = 45_000` for 45 seconds",
         ),
         case(
             "V124",
@@ -536,12 +571,145 @@ fn production_lints_are_silent_under_the_development_profile() {
     }
 }
 
+/// Rules about the file as a whole, with tests of their own below.
+const TESTED_APART: [&str; 4] = ["V016", "V017", "V134", "V135"];
+
 #[test]
 fn every_rule_of_the_catalogue_has_a_case() {
     let cases = cases();
     for rule in CATALOGUE {
-        assert!(cases.iter().any(|c| c.rule == rule.id), "{} has no case", rule.id);
+        assert!(
+            TESTED_APART.contains(&rule.id) || cases.iter().any(|c| c.rule == rule.id),
+            "{} has no case",
+            rule.id
+        );
     }
+}
+
+#[test]
+fn v016_bytes_that_are_not_utf8_are_reported_at_their_line_and_column() {
+    let bytes = b"[broker]\ndata_dir = \"/srv/caf\xe9\"\n";
+    let report = veltrix_config::check_bytes("veltrix.toml", bytes, &[], &disk());
+    let d = &report.diagnostics[0];
+    assert_eq!((d.id(), d.line()), ("V016", Some(2)));
+    assert!(
+        matches!(d.location, Some(Location::File { column: 21, .. })),
+        "{:?}",
+        d.location
+    );
+    assert!(d.message.contains("0xe9"), "{}", d.message);
+    assert!(d.help.contains("save the file as UTF-8"));
+    assert!(report.config.is_none());
+    assert_eq!(report.exit_code(false), 1);
+    let rendered = report.render(false);
+    assert!(rendered.contains("veltrix.toml:2:21"), "{rendered}");
+    // The JSON form is valid JSON whatever the bytes were.
+    let json = serde_json::to_string(&report.to_json()).unwrap();
+    serde_json::from_str::<serde_json::Value>(&json).unwrap();
+    // A byte-order mark is no problem.
+    let bom = veltrix_config::check_bytes(
+        "veltrix.toml",
+        b"\xef\xbb\xbf[broker]\ndata_dir = \"/srv\"\n",
+        &[],
+        &disk(),
+    );
+    assert!(bom.diagnostics.is_empty(), "{}", bom.render(false));
+}
+
+#[test]
+fn v134_an_empty_file_says_so_and_still_resolves() {
+    for empty in ["", "\n  \n", "\u{feff}"] {
+        let report = check_source("veltrix.toml", empty, &[], &disk());
+        let ids: Vec<&str> = report.diagnostics.iter().map(Diagnostic::id).collect();
+        assert_eq!(ids, ["V134"], "{empty:?}");
+        assert!(report.diagnostics[0].help.contains("the file you meant"));
+        assert!(report.config.is_some());
+        assert_eq!((report.exit_code(false), report.exit_code(true)), (0, 1));
+    }
+    let comment = check_source("veltrix.toml", "# all defaults, on purpose\n", &[], &disk());
+    assert!(
+        comment.diagnostics.is_empty(),
+        "a file that says it is empty on purpose"
+    );
+}
+
+fn with_env(vars: &[(&str, &str)]) -> Report {
+    let env: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    check_source("veltrix.toml", "[broker]\nprofile = \"development\"\n", &env, &disk())
+}
+
+#[test]
+fn v017_an_override_in_quotes_is_refused_with_the_line_to_write() {
+    for (var, value, fix) in [
+        (
+            "VELTRIX_LIMITS__REQUEST_BYTES_MAX",
+            "\"1048576\"",
+            "`VELTRIX_LIMITS__REQUEST_BYTES_MAX=1048576`",
+        ),
+        (
+            "VELTRIX_BROKER__DATA_DIR",
+            "'/var/lib/veltrix'",
+            "`VELTRIX_BROKER__DATA_DIR=/var/lib/veltrix`",
+        ),
+    ] {
+        let report = with_env(&[(var, value)]);
+        let ids: Vec<&str> = report.diagnostics.iter().map(Diagnostic::id).collect();
+        assert_eq!(ids, ["V017"], "{}", report.render(false));
+        assert!(
+            report.diagnostics[0].help.contains(fix),
+            "{}",
+            report.diagnostics[0].help
+        );
+        assert!(
+            report.config.is_none(),
+            "nothing is applied, no directory named with quotes"
+        );
+    }
+    assert!(
+        with_env(&[("VELTRIX_BROKER__DATA_DIR", "/srv/\"odd\"/x")])
+            .diagnostics
+            .is_empty()
+    );
+}
+
+#[test]
+fn v135_one_underscore_between_table_and_key_names_the_variable_meant() {
+    let report = with_env(&[("VELTRIX_LIMITS_REQUEST_BYTES_MAX", "1048576")]);
+    let d = &report.diagnostics[0];
+    assert_eq!(d.id(), "V135");
+    assert!(d.help.contains("`VELTRIX_LIMITS__REQUEST_BYTES_MAX`"), "{}", d.help);
+    assert!(report.config.is_some(), "a warning");
+    // Variables that are no override at all are not ours to judge.
+    assert!(with_env(&[("VELTRIX_BIN", "/usr/bin/veltrix")]).diagnostics.is_empty());
+}
+
+#[test]
+fn a_retention_in_the_wrong_unit_is_never_fixed_by_shortening_the_segments() {
+    let report = check_source("veltrix.toml", "[defaults]\nretention_ms = 7\n", &[], &disk());
+    let ids: Vec<&str> = report.diagnostics.iter().map(Diagnostic::id).collect();
+    assert_eq!(ids, ["V136"], "{}", report.render(false));
+    assert!(!report.render(false).contains("segment_age_ms_max = 7"));
+}
+
+#[test]
+fn a_duplicate_key_or_table_points_at_both_declarations() {
+    let report = check_source(
+        "veltrix.toml",
+        "[broker]\ndefault_partitions = 3\ndefault_partitions = 4\n",
+        &[],
+        &disk(),
+    );
+    let d = &report.diagnostics[0];
+    assert_eq!((d.id(), d.line()), ("V001", Some(3)));
+    assert_eq!(d.related.len(), 1, "{}", report.render(false));
+    assert!(report.render(false).contains("first declared here"));
+    let tables = check_source(
+        "veltrix.toml",
+        "[broker]\nprofile = \"development\"\n\n[broker]\n",
+        &[],
+        &disk(),
+    );
+    assert_eq!(tables.diagnostics[0].related.len(), 1, "{}", tables.render(false));
 }
 
 #[test]

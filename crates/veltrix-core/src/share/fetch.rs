@@ -280,7 +280,9 @@ impl ShareCoordinator {
                         result = Err(ShareError::InvalidRequest(format!("acknowledge types {:?}", b.types)));
                         break;
                     };
-                    released |= types.contains(&AckType::Release);
+                    // With per-key order any acknowledgement may let the
+                    // next record of a key go: fetchers waiting look again.
+                    released |= types.contains(&AckType::Release) || limits.order.key_order;
                     if let Err(e) = p.acknowledge(member, b.first, b.last, &types, now, &limits, &mut persist) {
                         result = Err(e);
                         break;
@@ -438,7 +440,18 @@ impl ShareCoordinator {
                 start = Some(log_start);
             }
             let end = log.high_watermark();
-            data = if p.has_work(end, &limits, now) && records_max > 0 {
+            data = if limits.order.any() {
+                if p.has_ordered_work(end, &limits, now) && records_max > 0 {
+                    let read = Read {
+                        records_max,
+                        bytes_max,
+                        last_ok,
+                    };
+                    acquire_ordered_from_log(&mut p, &owner, log, now, &limits, read, &mut persist)?
+                } else {
+                    AcquiredData::default()
+                }
+            } else if p.has_work(end, &limits, now) && records_max > 0 {
                 let read = Read {
                     records_max,
                     bytes_max,
@@ -557,4 +570,129 @@ fn acquire_from_log(
         acquired,
         last_delivery,
     })
+}
+
+/// [`acquire_from_log`] for a group with an [`Order`](super::partition::Order):
+/// reads from the first record that could be handed out or is not read yet,
+/// at most `bytes_max` of whole batches (one at least), lets the records
+/// read enter the window and say what their headers and key say, then
+/// picks by the order among them. The answer holds the batches of the
+/// records picked.
+fn acquire_ordered_from_log(
+    p: &mut SharePartition,
+    owner: &Arc<str>,
+    log: &Log,
+    now_ms: i64,
+    limits: &super::partition::Limits,
+    Read {
+        records_max,
+        bytes_max,
+        last_ok,
+    }: Read,
+    persist: &mut Vec<Persist>,
+) -> Result<AcquiredData, ShareError> {
+    let from = p.first_available(now_ms).unwrap_or(p.end()).min(p.first_unlearned());
+    // Only the window is of use: read in pieces until past its end (or the
+    // answer's bytes), not `bytes_max` at once.
+    let window_end = p.start().saturating_add(limits.record_locks_max as i64);
+    let mut reads: Vec<Bytes> = Vec::new();
+    let mut batches = Vec::new();
+    let mut bad = 0u64;
+    let mut window_full = false;
+    let mut at = from;
+    let mut read_bytes = 0usize;
+    while at < window_end && read_bytes < bytes_max.max(1) {
+        let want = (bytes_max.max(1) - read_bytes).min(ORDERED_READ_BYTES);
+        let read = match log.read(at, want) {
+            Ok(r) => r,
+            Err(veltrix_log::LogError::OffsetOutOfRange { .. }) => break,
+            Err(e) => return Err(ShareError::Storage(e.to_string())),
+        };
+        if read.records.is_empty() {
+            break;
+        }
+        let mut rest = &read.records[..];
+        let mut pos = 0;
+        while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
+            let bytes = &rest[..size];
+            let Ok(h) = batch::parse_fixed(bytes) else {
+                break;
+            };
+            let last = h.last_offset();
+            batches.push((h.base_offset, last, reads.len(), pos..pos + size));
+            if !window_full && last >= p.first_unlearned() {
+                window_full = !learn_batch(p, bytes, &h, limits, now_ms, &mut bad);
+            }
+            pos += size;
+            rest = &rest[size..];
+        }
+        read_bytes += read.records.len();
+        at = read.next_offset.max(at + 1);
+        reads.push(read.records);
+    }
+    p.outcomes.bad_headers += bad;
+    let Some(&(_, read_last, _, _)) = batches.last() else {
+        return Ok(AcquiredData::default());
+    };
+    let within_end = (read_last + 1).min(p.end());
+    let acquired = p.acquire_ordered(owner, now_ms, limits, records_max, within_end, last_ok, persist);
+    let last_delivery = acquired
+        .iter()
+        .any(|a| a.deliveries > 1 && a.deliveries >= limits.delivery_count_limit);
+    let wanted: Vec<&(i64, i64, usize, std::ops::Range<usize>)> = batches
+        .iter()
+        .filter(|(first, last, _, _)| acquired.iter().any(|a| a.first <= *last && *first <= a.last))
+        .collect();
+    // Side by side in one read (the common case): a slice of it, no copy.
+    let contiguous = wanted
+        .windows(2)
+        .all(|w| w[0].2 == w[1].2 && w[0].3.end == w[1].3.start);
+    let records = match (wanted.first(), wanted.last()) {
+        (Some(f), Some(l)) if contiguous => reads[f.2].slice(f.3.start..l.3.end),
+        _ => {
+            let mut out = bytes::BytesMut::new();
+            for (_, _, read, range) in &wanted {
+                out.extend_from_slice(&reads[*read][range.clone()]);
+            }
+            out.freeze()
+        }
+    };
+    Ok(AcquiredData {
+        records,
+        acquired,
+        last_delivery,
+    })
+}
+
+/// Bytes of the log read at a time by [`acquire_ordered_from_log`].
+const ORDERED_READ_BYTES: usize = 256 << 10;
+
+/// Every offset of the stored batch `bytes` (header `h`) is learned, in
+/// order: those with a record from its headers and key, the others (gaps)
+/// with nothing to say. Returns false once the window is full.
+fn learn_batch(
+    p: &mut SharePartition,
+    bytes: &[u8],
+    h: &batch::BatchHeader,
+    limits: &super::partition::Limits,
+    now_ms: i64,
+    bad: &mut u64,
+) -> bool {
+    let span = usize::try_from(h.last_offset_delta).unwrap_or(0) + 1;
+    let mut traits = vec![super::partition::RecordTraits::default(); span];
+    let _ = crate::records::delivery_headers(bytes, &mut |d| {
+        if let Some(t) = usize::try_from(d.offset - h.base_offset)
+            .ok()
+            .and_then(|i| traits.get_mut(i))
+        {
+            *t = super::order::traits_of(&d, &limits.order, now_ms, bad);
+        }
+    });
+    for (i, t) in traits.into_iter().enumerate() {
+        let offset = h.base_offset + i as i64;
+        if !p.learn(offset, t, limits) && offset >= p.end() {
+            return false;
+        }
+    }
+    true
 }

@@ -49,7 +49,7 @@ pub(super) struct Member {
     /// What the member was last told.
     assignment: Vec<(TopicId, Vec<i32>)>,
     last_seen_ms: i64,
-    client_id: String,
+    pub(super) client_id: String,
     client_host: String,
 }
 

@@ -35,8 +35,10 @@ use crate::error::CoreError;
 use crate::topic::TopicId;
 
 pub mod admin;
+pub mod dead_letter;
 pub mod fetch;
 pub mod membership;
+pub mod order;
 pub mod partition;
 pub mod settings;
 pub mod store;
@@ -44,12 +46,17 @@ pub mod store;
 #[cfg(test)]
 mod admin_tests;
 #[cfg(test)]
+mod order_tests;
+#[cfg(test)]
 mod tests;
 
 pub use admin::{GROUP_ID_BYTES_MAX, OFFSETS_PARTITIONS_MAX, PartitionStart, check_group_id};
+pub use dead_letter::DeadLetterWork;
 pub use fetch::{AckBatch, AcquiredData, PartitionAcks, SessionRequest, SessionUse};
 pub use membership::{ShareHeartbeat, ShareHeartbeatReply};
-pub use partition::{AckType, Acquired, Outcomes, Persist, RecordState, SharePartition, Summary};
+pub use partition::{
+    AckType, Acquired, DeadLetterReason, Outcomes, PendingDeadLetter, Persist, RecordState, SharePartition, Summary,
+};
 pub use settings::{AutoOffsetReset, ShareGroupSettings};
 pub use store::{LogShareStore, ShareChange, ShareStateStore, Ticket};
 
@@ -72,6 +79,10 @@ pub struct ShareConfig {
     pub heartbeat_interval_ms: u64,
     /// Settings of groups that set none of their own.
     pub defaults: ShareGroupSettings,
+    /// Whether a group's dead-letter topic is created when its first letter
+    /// is written and the topic does not exist (KIP-1191's
+    /// `errors.deadletterqueue.auto.create.topics.enable`).
+    pub dead_letter_topics_auto_create: bool,
 }
 
 impl Default for ShareConfig {
@@ -83,6 +94,7 @@ impl Default for ShareConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             defaults: ShareGroupSettings::default(),
+            dead_letter_topics_auto_create: true,
         }
     }
 }
@@ -158,6 +170,8 @@ struct ShareGroup {
     /// Settings set for this group, in the order they were set.
     overrides: Vec<(String, String)>,
     settings: ShareGroupSettings,
+    /// The topic archived records are copied to, if the group names one.
+    dead_letter_topic: Option<Arc<str>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +194,11 @@ pub struct ShareCoordinator {
     /// Bumped whenever records become available again (released, lock
     /// timed out): wakes share fetches waiting for records.
     available: tokio::sync::watch::Sender<i64>,
+    /// Set when a record may have been archived with its dead letter to
+    /// write: the dead-letter writer looks at the share-partitions only then.
+    dead_letters_due: std::sync::atomic::AtomicBool,
+    /// The writer does not look before this (ms): a write failed.
+    dead_letters_retry_ms: std::sync::atomic::AtomicI64,
 }
 
 /// One share-partition as describe and metrics show it.
@@ -220,6 +239,9 @@ impl ShareCoordinator {
             store,
             writers: RwLock::new(()),
             available,
+            // Replayed state may hold records archived before a crash.
+            dead_letters_due: std::sync::atomic::AtomicBool::new(true),
+            dead_letters_retry_ms: std::sync::atomic::AtomicI64::new(0),
         };
         for change in coordinator.store.replay()? {
             coordinator.apply_replayed(change);
@@ -331,6 +353,12 @@ impl ShareCoordinator {
                 let resolved = ShareGroupSettings::resolve(self.config.defaults, &valid);
                 let g = groups.entry(group.clone()).or_insert_with(|| self.new_group());
                 g.settings = resolved.unwrap_or(self.config.defaults);
+                g.dead_letter_topic = valid
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == settings::DEAD_LETTER_TOPIC_KEY)
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(_, v)| Arc::from(v.as_str()));
                 g.overrides = valid;
             }
         }
@@ -545,6 +573,9 @@ impl ShareCoordinator {
         ranges: Vec<partition::Persist>,
         now_ms: i64,
     ) -> crate::Result<store::Ticket> {
+        if ranges.iter().any(|r| matches!(r.state, RecordState::Archiving(_))) {
+            self.dead_letters_due.store(true, std::sync::atomic::Ordering::Release);
+        }
         self.store.append(
             &ShareChange::Records {
                 group: key.group.clone(),
@@ -571,6 +602,13 @@ fn limits_of(s: &ShareGroupSettings) -> Limits {
             initial_ms: i64::try_from(s.backoff_initial_ms).unwrap_or(i64::MAX),
             max_ms: i64::try_from(s.backoff_max_ms).unwrap_or(i64::MAX),
             multiplier: u32::from(s.backoff_multiplier),
+        },
+        dead_letters: s.dead_letters,
+        order: partition::Order {
+            delays: s.delays,
+            delay_ms_max: i64::try_from(s.delay_max_ms).unwrap_or(i64::MAX),
+            priority: s.priority,
+            key_order: s.key_order,
         },
     }
 }

@@ -19,13 +19,63 @@ use serde::{Deserialize, Serialize};
 
 use super::ShareError;
 
-/// A record's state, as KIP-932 names them.
+/// A record's state, as KIP-932 names them, and KIP-1191's `Archiving`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordState {
     Available,
     Acquired,
     Acknowledged,
     Archived,
+    /// Done with, but its dead letter is not written yet: the start offset
+    /// does not pass it until it is (a group with a dead-letter topic).
+    Archiving(DeadLetterReason),
+}
+
+impl RecordState {
+    /// Never delivered again.
+    fn is_final(self) -> bool {
+        matches!(
+            self,
+            RecordState::Acknowledged | RecordState::Archived | RecordState::Archiving(_)
+        )
+    }
+}
+
+/// Why a record was archived: what its dead letter says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeadLetterReason {
+    /// A member rejected it.
+    Rejected,
+    /// Released, or found available again, at the delivery limit.
+    DeliveryLimit,
+    /// Its lock ran out on its last delivery.
+    LockTimeout,
+}
+
+impl DeadLetterReason {
+    pub const ALL: [DeadLetterReason; 3] = [
+        DeadLetterReason::Rejected,
+        DeadLetterReason::DeliveryLimit,
+        DeadLetterReason::LockTimeout,
+    ];
+
+    /// Its place in [`Outcomes::dead_letters_by_reason`].
+    pub fn index(self) -> usize {
+        match self {
+            DeadLetterReason::Rejected => 0,
+            DeadLetterReason::DeliveryLimit => 1,
+            DeadLetterReason::LockTimeout => 2,
+        }
+    }
+
+    /// As the dead letter's `veltrix.dlq.reason` header says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Rejected => "rejected",
+            DeadLetterReason::DeliveryLimit => "delivery_limit",
+            DeadLetterReason::LockTimeout => "lock_timeout",
+        }
+    }
 }
 
 /// What a member says of a record it holds (the wire's acknowledge types).
@@ -74,6 +124,28 @@ struct Slot {
     /// An available record is not handed out again before this (ms): its
     /// backoff after a release or a lock timeout.
     ready_ms: i64,
+    /// When the record was first and last handed out since this process
+    /// started (0: not since then), for its dead letter.
+    first_delivery_ms: i64,
+    last_delivery_ms: i64,
+    /// What the record's headers and key say, once read ([`SharePartition::learn`]);
+    /// only groups with delays, priorities or per-key order read them.
+    learned: bool,
+    /// `veltrix.priority`, 0 to 9.
+    priority: u8,
+    /// A hash of the record's key, 0 for none.
+    key: u64,
+}
+
+/// What a record says of how it is to be handed out, read from its headers
+/// and key (groups with delays, priorities or per-key order only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordTraits {
+    /// Not handed out before this (ms), 0 for at once.
+    pub not_before_ms: i64,
+    pub priority: u8,
+    /// A hash of the key, 0 for none.
+    pub key: u64,
 }
 
 impl Slot {
@@ -84,7 +156,24 @@ impl Slot {
             owner: None,
             deadline_ms: 0,
             ready_ms: 0,
+            first_delivery_ms: 0,
+            last_delivery_ms: 0,
+            learned: false,
+            priority: 0,
+            key: 0,
         }
+    }
+
+    /// Hands the record to `owner` until `deadline_ms`.
+    fn hand_to(&mut self, owner: &Arc<str>, now_ms: i64, deadline_ms: i64) {
+        self.state = RecordState::Acquired;
+        self.deliveries = self.deliveries.saturating_add(1);
+        self.owner = Some(owner.clone());
+        self.deadline_ms = deadline_ms;
+        if self.first_delivery_ms == 0 {
+            self.first_delivery_ms = now_ms;
+        }
+        self.last_delivery_ms = now_ms;
     }
 
     fn acquirable(&self, now_ms: i64) -> bool {
@@ -112,6 +201,20 @@ pub struct Persist {
     pub deliveries: u16,
 }
 
+/// An archived record waiting for its dead letter, with what the letter
+/// tells of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDeadLetter {
+    pub offset: i64,
+    pub reason: DeadLetterReason,
+    pub deliveries: u16,
+    /// 0 when not known (handed out before the broker last started).
+    pub first_delivery_ms: i64,
+    pub last_delivery_ms: i64,
+    /// The last member that held it, when known.
+    pub last_owner: Option<Arc<str>>,
+}
+
 /// What happened to records, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcomes {
@@ -124,6 +227,13 @@ pub struct Outcomes {
     pub lock_timeouts: u64,
     /// Records made to wait out a backoff before their next delivery.
     pub backoffs: u64,
+    /// Dead letters written (or found written) for archived records.
+    pub dead_letters: u64,
+    /// The same by reason: rejected, delivery limit, lock timeout.
+    pub dead_letters_by_reason: [u64; 3],
+    /// Delay or priority headers that did not parse (the records were
+    /// delivered as if they had none).
+    pub bad_headers: u64,
 }
 
 impl Outcomes {
@@ -135,6 +245,11 @@ impl Outcomes {
         self.archived += o.archived;
         self.lock_timeouts += o.lock_timeouts;
         self.backoffs += o.backoffs;
+        self.dead_letters += o.dead_letters;
+        for (a, b) in self.dead_letters_by_reason.iter_mut().zip(o.dead_letters_by_reason) {
+            *a += b;
+        }
+        self.bad_headers += o.bad_headers;
     }
 }
 
@@ -150,6 +265,44 @@ pub struct Limits {
     /// How long a record released or timed out waits before it is handed
     /// out again.
     pub backoff: Backoff,
+    /// Whether archived records get a dead letter (the group names a
+    /// dead-letter topic): they stay `Archiving` until it is written.
+    pub dead_letters: bool,
+    /// How records are picked beyond offset order.
+    pub order: Order,
+}
+
+/// A group's rules for picking records beyond offset order. With any of
+/// them on, records are read (headers, key) as they enter the window, and
+/// picked by [`SharePartition::acquire_ordered`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Order {
+    /// `veltrix.deliver.at` / `veltrix.delay.ms` are honoured, each delay at
+    /// most `delay_ms_max`.
+    pub delays: bool,
+    pub delay_ms_max: i64,
+    /// Among the records in the window, higher `veltrix.priority` first.
+    pub priority: bool,
+    /// A record is not handed out while an earlier one with its key is in
+    /// flight or waiting.
+    pub key_order: bool,
+}
+
+impl Order {
+    pub fn any(&self) -> bool {
+        self.delays || self.priority || self.key_order
+    }
+}
+
+impl Limits {
+    /// The state of a record archived for `reason`.
+    fn archived(&self, reason: DeadLetterReason) -> RecordState {
+        if self.dead_letters {
+            RecordState::Archiving(reason)
+        } else {
+            RecordState::Archived
+        }
+    }
 }
 
 /// The wait before a record's next delivery: `initial_ms ×
@@ -210,6 +363,10 @@ pub struct SharePartition {
     pub outcomes: Outcomes,
 }
 
+/// Keys seen while walking a window: already hashed, so hashed again
+/// cheaply.
+type KeySet = std::collections::HashSet<u64, foldhash::fast::FixedState>;
+
 /// A state summary for describe and lag.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -222,6 +379,8 @@ pub struct Summary {
     pub deliveries: [u64; 5],
     /// Available records waiting out their backoff.
     pub backing_off: usize,
+    /// Archived records whose dead letter is not written yet.
+    pub dead_letters_pending: usize,
 }
 
 impl SharePartition {
@@ -282,9 +441,7 @@ impl SharePartition {
             self.slots[i] = Slot {
                 state,
                 deliveries: p.deliveries,
-                owner: None,
-                deadline_ms: 0,
-                ready_ms: 0,
+                ..Slot::fresh()
             };
         }
         self.advance();
@@ -373,10 +530,8 @@ impl SharePartition {
                 continue;
             }
             if slot.deliveries >= limits.delivery_count_limit {
-                slot.state = RecordState::Archived;
-                self.outcomes.archived += 1;
+                self.archive_at_limit(i, limits, persist);
                 archived_any = true;
-                push_persist(persist, offset, RecordState::Archived, slot.deliveries);
                 continue;
             }
             if !last_ok && is_last_delivery(slot.deliveries, limits.delivery_count_limit) {
@@ -390,10 +545,7 @@ impl SharePartition {
             if taken >= run_max {
                 break;
             }
-            slot.state = RecordState::Acquired;
-            slot.deliveries = slot.deliveries.saturating_add(1);
-            slot.owner = Some(owner.clone());
-            slot.deadline_ms = deadline_ms;
+            slot.hand_to(owner, now_ms, deadline_ms);
             self.acquired += 1;
             taken += 1;
             push_acquired(&mut out, offset, slot.deliveries);
@@ -427,13 +579,9 @@ impl SharePartition {
         let last = first + fresh as i64 - 1;
         let deadline_ms = now_ms.saturating_add(limits.lock_ms);
         for _ in 0..fresh {
-            self.slots.push_back(Slot {
-                state: RecordState::Acquired,
-                deliveries: 1,
-                owner: Some(owner.clone()),
-                deadline_ms,
-                ready_ms: 0,
-            });
+            let mut slot = Slot::fresh();
+            slot.hand_to(owner, now_ms, deadline_ms);
+            self.slots.push_back(slot);
         }
         self.acquired += fresh;
         self.outcomes.acquired += fresh as u64;
@@ -538,7 +686,8 @@ impl SharePartition {
             let ack = if types.len() == 1 { types[0] } else { types[k] };
             let i = (o - self.start) as usize;
             let slot = &mut self.slots[i];
-            slot.owner = None;
+            // The owner is kept as the last member to hold it, for its dead
+            // letter; only an acquired record's owner holds it.
             self.acquired -= 1;
             slot.state = match ack {
                 AckType::Gap | AckType::Accept => {
@@ -549,13 +698,13 @@ impl SharePartition {
                 }
                 AckType::Reject => {
                     self.outcomes.rejected += 1;
-                    RecordState::Archived
+                    limits.archived(DeadLetterReason::Rejected)
                 }
                 AckType::Release => {
                     self.outcomes.released += 1;
                     if slot.deliveries >= limits.delivery_count_limit {
                         self.outcomes.archived += 1;
-                        RecordState::Archived
+                        limits.archived(DeadLetterReason::DeliveryLimit)
                     } else {
                         RecordState::Available
                     }
@@ -576,7 +725,9 @@ impl SharePartition {
         if self.acquired == 0 {
             return 0;
         }
-        let n = self.release_where(now_ms, limits, persist, |s| s.deadline_ms <= now_ms);
+        let n = self.release_where(now_ms, limits, persist, DeadLetterReason::LockTimeout, |s| {
+            s.deadline_ms <= now_ms
+        });
         self.outcomes.lock_timeouts += n as u64;
         n
     }
@@ -586,7 +737,9 @@ impl SharePartition {
         if self.acquired == 0 {
             return 0;
         }
-        self.release_where(now_ms, limits, persist, |s| s.owner.as_deref() == Some(owner))
+        self.release_where(now_ms, limits, persist, DeadLetterReason::DeliveryLimit, |s| {
+            s.owner.as_deref() == Some(owner)
+        })
     }
 
     fn release_where(
@@ -594,6 +747,7 @@ impl SharePartition {
         now_ms: i64,
         limits: &Limits,
         persist: &mut Vec<Persist>,
+        reason: DeadLetterReason,
         pick: impl Fn(&Slot) -> bool,
     ) -> usize {
         let mut n = 0;
@@ -602,10 +756,9 @@ impl SharePartition {
             if slot.state != RecordState::Acquired || !pick(slot) {
                 continue;
             }
-            slot.owner = None;
             slot.state = if slot.deliveries >= limits.delivery_count_limit {
                 self.outcomes.archived += 1;
-                RecordState::Archived
+                limits.archived(reason)
             } else {
                 RecordState::Available
             };
@@ -617,6 +770,227 @@ impl SharePartition {
                 self.back_off(i, now_ms, limits);
             }
         }
+        if n > 0 {
+            self.advance();
+        }
+        n
+    }
+
+    /// The first offset whose record has not been read yet (in the window
+    /// and not learned, or the end).
+    pub fn first_unlearned(&self) -> i64 {
+        self.slots
+            .iter()
+            .position(|s| !s.learned && !s.state.is_final())
+            .map_or(self.end(), |i| self.start + i as i64)
+    }
+
+    /// Records read at `offset`: a slot in the window learns what its record
+    /// says, and the record right at the end enters the window, available,
+    /// if there is room. Offsets the log has no record at are learned with
+    /// nothing to say. Returns whether the offset is now in the window.
+    pub fn learn(&mut self, offset: i64, traits: RecordTraits, limits: &Limits) -> bool {
+        if offset < self.start {
+            return false;
+        }
+        if offset >= self.end() {
+            if offset != self.end() || self.slots.len() >= limits.record_locks_max {
+                return false;
+            }
+            self.slots.push_back(Slot::fresh());
+        }
+        let i = (offset - self.start) as usize;
+        let slot = &mut self.slots[i];
+        if slot.learned {
+            return true;
+        }
+        slot.learned = true;
+        slot.priority = traits.priority;
+        slot.key = traits.key;
+        if traits.not_before_ms > slot.ready_ms && slot.deliveries == 0 {
+            slot.ready_ms = traits.not_before_ms;
+            self.next_ready_ms = self.next_ready_ms.min(traits.not_before_ms);
+        }
+        true
+    }
+
+    /// Hands `owner` records of the window by the group's [`Order`]: records
+    /// available and learned, their delay or backoff over, not behind an
+    /// earlier record with their key that is not done (per-key order), the
+    /// highest priority first (with priorities), then lowest offsets; only
+    /// offsets below `within_end` (whose batches the caller read). At most
+    /// `records_max`; redeliveries in shrinking runs and a record's last
+    /// delivery alone, as [`acquire_available`](Self::acquire_available).
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquire_ordered(
+        &mut self,
+        owner: &Arc<str>,
+        now_ms: i64,
+        limits: &Limits,
+        records_max: usize,
+        within_end: i64,
+        last_ok: bool,
+        persist: &mut Vec<Persist>,
+    ) -> Vec<Acquired> {
+        let candidates = self.candidates(now_ms, limits, within_end, persist);
+        let mut out: Vec<Acquired> = Vec::new();
+        let deadline_ms = now_ms.saturating_add(limits.lock_ms);
+        let mut run_max = records_max;
+        let mut taken = 0usize;
+        for i in candidates {
+            if taken >= run_max {
+                break;
+            }
+            let deliveries = self.slots[i].deliveries;
+            if is_last_delivery(deliveries, limits.delivery_count_limit) {
+                // Alone in the answer, or not at all.
+                if !last_ok || taken > 0 {
+                    continue;
+                }
+                run_max = 1;
+            } else {
+                let run = redelivery_run_max(records_max, deliveries, limits.delivery_count_limit);
+                if taken >= run {
+                    continue;
+                }
+                run_max = run_max.min(run.max(taken + 1));
+            }
+            let offset = self.start + i as i64;
+            let slot = &mut self.slots[i];
+            slot.hand_to(owner, now_ms, deadline_ms);
+            self.acquired += 1;
+            taken += 1;
+            out.push(Acquired {
+                first: offset,
+                last: offset,
+                deliveries: slot.deliveries,
+            });
+            push_persist(persist, offset, RecordState::Acquired, slot.deliveries);
+        }
+        self.outcomes.acquired += taken as u64;
+        out.sort_by_key(|a| a.first);
+        let mut merged: Vec<Acquired> = Vec::with_capacity(out.len());
+        for a in out {
+            push_acquired(&mut merged, a.first, a.deliveries);
+        }
+        merged
+    }
+
+    /// Slots that may be handed out now by the group's [`Order`], in the
+    /// order they are to be; records at the delivery limit are archived on
+    /// the way.
+    fn candidates(&mut self, now_ms: i64, limits: &Limits, within_end: i64, persist: &mut Vec<Persist>) -> Vec<usize> {
+        let mut keys_waiting = KeySet::default();
+        let mut out = Vec::new();
+        let mut archived_any = false;
+        for i in 0..self.slots.len() {
+            let offset = self.start + i as i64;
+            let slot = &mut self.slots[i];
+            if slot.state.is_final() {
+                continue;
+            }
+            let blocked = limits.order.key_order && slot.key != 0 && !keys_waiting.insert(slot.key);
+            if offset >= within_end || !slot.learned || blocked || !slot.acquirable(now_ms) {
+                continue;
+            }
+            if slot.deliveries >= limits.delivery_count_limit {
+                // Done: the next record with its key may go.
+                if slot.key != 0 {
+                    keys_waiting.remove(&slot.key);
+                }
+                self.archive_at_limit(i, limits, persist);
+                archived_any = true;
+                continue;
+            }
+            out.push(i);
+        }
+        if limits.order.priority {
+            // Stable: equal priorities stay in offset order.
+            out.sort_by_key(|&i| std::cmp::Reverse(self.slots[i].priority));
+        }
+        if archived_any {
+            self.advance_keeping(&mut out);
+        }
+        out
+    }
+
+    /// Archives the available record at slot `i`, at the delivery limit.
+    fn archive_at_limit(&mut self, i: usize, limits: &Limits, persist: &mut Vec<Persist>) {
+        let offset = self.start + i as i64;
+        let slot = &mut self.slots[i];
+        slot.state = limits.archived(DeadLetterReason::DeliveryLimit);
+        self.outcomes.archived += 1;
+        push_persist(persist, offset, slot.state, slot.deliveries);
+    }
+
+    /// [`advance`](Self::advance), with slot indexes shifted to match.
+    fn advance_keeping(&mut self, indexes: &mut [usize]) {
+        let before = self.start;
+        self.advance();
+        let moved = (self.start - before) as usize;
+        for i in indexes.iter_mut() {
+            *i -= moved;
+        }
+    }
+
+    /// Whether [`acquire_ordered`](Self::acquire_ordered) could hand out
+    /// anything at `now_ms` with the log ending at `log_end`.
+    pub fn has_ordered_work(&self, log_end: i64, limits: &Limits, now_ms: i64) -> bool {
+        if (log_end > self.end() && self.slots.len() < limits.record_locks_max)
+            || self.slots.iter().any(|s| !s.learned && !s.state.is_final())
+        {
+            return true;
+        }
+        let mut keys_waiting = KeySet::default();
+        self.slots.iter().any(|s| {
+            if s.state.is_final() {
+                return false;
+            }
+            let blocked = limits.order.key_order && s.key != 0 && !keys_waiting.insert(s.key);
+            !blocked && s.acquirable(now_ms)
+        })
+    }
+
+    /// Archived records whose dead letter is not written yet, lowest offsets
+    /// first, at most `max`.
+    pub fn dead_letters_pending(&self, max: usize) -> Vec<PendingDeadLetter> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.state {
+                RecordState::Archiving(reason) => Some(PendingDeadLetter {
+                    offset: self.start + i as i64,
+                    reason,
+                    deliveries: s.deliveries,
+                    first_delivery_ms: s.first_delivery_ms,
+                    last_delivery_ms: s.last_delivery_ms,
+                    last_owner: s.owner.clone(),
+                }),
+                _ => None,
+            })
+            .take(max)
+            .collect()
+    }
+
+    /// Marks the dead letters of `offsets` written: their records are
+    /// archived for good. Offsets not `Archiving` (any more) are skipped.
+    /// Returns how many were marked.
+    pub fn dead_letters_written(&mut self, offsets: &[i64], persist: &mut Vec<Persist>) -> usize {
+        let mut n = 0;
+        for &o in offsets {
+            let Some(i) = usize::try_from(o - self.start).ok().filter(|i| *i < self.slots.len()) else {
+                continue;
+            };
+            let slot = &mut self.slots[i];
+            let RecordState::Archiving(reason) = slot.state else {
+                continue;
+            };
+            self.outcomes.dead_letters_by_reason[reason.index()] += 1;
+            slot.state = RecordState::Archived;
+            push_persist(persist, o, RecordState::Archived, slot.deliveries);
+            n += 1;
+        }
+        self.outcomes.dead_letters += n as u64;
         if n > 0 {
             self.advance();
         }
@@ -652,14 +1026,18 @@ impl SharePartition {
         let mut deliveries = [0u64; 5];
         let mut done_in_window = 0;
         let mut backing_off = 0;
+        let mut dead_letters_pending = 0;
         for s in &self.slots {
-            if matches!(s.state, RecordState::Acknowledged | RecordState::Archived) {
+            if s.state.is_final() {
                 done_in_window += 1;
             } else if s.deliveries > 0 {
                 deliveries[(usize::from(s.deliveries) - 1).min(4)] += 1;
             }
             if s.state == RecordState::Available && s.ready_ms > now_ms {
                 backing_off += 1;
+            }
+            if matches!(s.state, RecordState::Archiving(_)) {
+                dead_letters_pending += 1;
             }
         }
         Summary {
@@ -669,6 +1047,7 @@ impl SharePartition {
             done_in_window,
             deliveries,
             backing_off,
+            dead_letters_pending,
         }
     }
 

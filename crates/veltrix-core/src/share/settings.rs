@@ -97,6 +97,21 @@ pub struct ShareGroupSettings {
     pub backoff_multiplier: u16,
     /// `veltrix.share.backoff.max.ms`: the longest wait.
     pub backoff_max_ms: u64,
+    /// Whether the group names a dead-letter topic
+    /// ([`DEAD_LETTER_TOPIC_KEY`]); the name itself is one of the group's
+    /// own settings, read with the coordinator's `dead_letter_topic`.
+    pub dead_letters: bool,
+    /// `veltrix.share.delay.enable`: records are not handed out before
+    /// their `veltrix.deliver.at` / `veltrix.delay.ms`.
+    pub delays: bool,
+    /// `veltrix.share.delay.max.ms`: the longest delay honoured.
+    pub delay_max_ms: u64,
+    /// `veltrix.share.priority.enable`: higher `veltrix.priority` first,
+    /// among the records in the window.
+    pub priority: bool,
+    /// `veltrix.share.key.order.enable`: a record waits while an earlier
+    /// one with its key is in flight or waiting.
+    pub key_order: bool,
 }
 
 impl Default for ShareGroupSettings {
@@ -109,8 +124,38 @@ impl Default for ShareGroupSettings {
             backoff_initial_ms: 1_000,
             backoff_multiplier: 2,
             backoff_max_ms: 60_000,
+            dead_letters: false,
+            delays: false,
+            delay_max_ms: 3_600_000,
+            priority: false,
+            key_order: false,
         }
     }
+}
+
+/// KIP-1191's group config naming the group's dead-letter topic (empty:
+/// none).
+pub const DEAD_LETTER_TOPIC_KEY: &str = "errors.deadletterqueue.topic.name";
+/// What every dead-letter topic's name starts with (KIP-1191's
+/// `errors.deadletterqueue.topic.name.prefix` default): a group cannot be
+/// made to write into a topic that is not meant for dead letters, and readers
+/// of a topic see at once that its records were written there by a broker.
+pub const DEAD_LETTER_TOPIC_PREFIX: &str = "dlq.";
+/// What DescribeConfigs says of [`DEAD_LETTER_TOPIC_KEY`].
+pub const DEAD_LETTER_TOPIC_DOC: &str = "the topic records archived by the group (rejected, or at the delivery limit) are copied to, with headers telling why; it must start with `dlq.`; empty: no dead letters";
+
+/// Checks a dead-letter topic name as the group config takes it.
+pub fn check_dead_letter_topic(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    if !name.starts_with(DEAD_LETTER_TOPIC_PREFIX) {
+        return Err(format!(
+            "`{DEAD_LETTER_TOPIC_KEY}` = `{name}` does not start with `{DEAD_LETTER_TOPIC_PREFIX}`: dead-letter topics \
+             are named so, so that no group writes into a topic not meant for them (try `{DEAD_LETTER_TOPIC_PREFIX}{name}`)"
+        ));
+    }
+    crate::broker::validate_topic_name(name).map_err(|e| format!("`{DEAD_LETTER_TOPIC_KEY}`: {e}"))
 }
 
 /// A setting's key, range and meaning, for validation and DescribeConfigs.
@@ -128,8 +173,9 @@ pub const PARTITION_MAX_RECORD_LOCKS_RANGE: (i64, i64) = (100, 10_000);
 pub const BACKOFF_INITIAL_MS_RANGE: (i64, i64) = (0, 3_600_000);
 pub const BACKOFF_MULTIPLIER_RANGE: (i64, i64) = (1, 10);
 pub const BACKOFF_MAX_MS_RANGE: (i64, i64) = (0, 86_400_000);
+pub const DELAY_MAX_MS_RANGE: (i64, i64) = (0, 604_800_000);
 
-pub const SETTINGS: [SettingSpec; 7] = [
+pub const SETTINGS: [SettingSpec; 11] = [
     SettingSpec {
         key: "share.auto.offset.reset",
         range: None,
@@ -165,7 +211,35 @@ pub const SETTINGS: [SettingSpec; 7] = [
         range: Some(BACKOFF_MAX_MS_RANGE),
         doc: "the longest wait before a record is delivered again",
     },
+    SettingSpec {
+        key: "veltrix.share.delay.enable",
+        range: None,
+        doc: "true: a record is not handed out before its `veltrix.deliver.at` header (epoch ms or RFC 3339) or its timestamp plus `veltrix.delay.ms`",
+    },
+    SettingSpec {
+        key: "veltrix.share.delay.max.ms",
+        range: Some(DELAY_MAX_MS_RANGE),
+        doc: "the longest delay honoured, from when the broker first reads the record (a delayed record holds a place in the window)",
+    },
+    SettingSpec {
+        key: "veltrix.share.priority.enable",
+        range: None,
+        doc: "true: among the records in the in-flight window, those with a higher `veltrix.priority` header (0 to 9) are handed out first",
+    },
+    SettingSpec {
+        key: "veltrix.share.key.order.enable",
+        range: None,
+        doc: "true: a record is not handed out while an earlier record with the same key in its partition is in flight or waiting, so each key's records are processed in order",
+    },
 ];
+
+fn flag(key: &str, value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{key}` must be true or false, not `{value}`")),
+    }
+}
 
 fn ranged(key: &str, value: &str, (lo, hi): (i64, i64)) -> Result<i64, String> {
     let n: i64 = value
@@ -199,8 +273,17 @@ impl ShareGroupSettings {
                 self.backoff_multiplier = ranged(key, value, BACKOFF_MULTIPLIER_RANGE)? as u16
             }
             "veltrix.share.backoff.max.ms" => self.backoff_max_ms = ranged(key, value, BACKOFF_MAX_MS_RANGE)? as u64,
+            "veltrix.share.delay.enable" => self.delays = flag(key, value)?,
+            "veltrix.share.delay.max.ms" => self.delay_max_ms = ranged(key, value, DELAY_MAX_MS_RANGE)? as u64,
+            "veltrix.share.priority.enable" => self.priority = flag(key, value)?,
+            "veltrix.share.key.order.enable" => self.key_order = flag(key, value)?,
+            DEAD_LETTER_TOPIC_KEY => {
+                check_dead_letter_topic(value)?;
+                self.dead_letters = !value.is_empty();
+            }
             _ => {
-                let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+                let mut known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+                known.push(DEAD_LETTER_TOPIC_KEY);
                 return Err(format!(
                     "`{key}` is not a share group config; there are {}",
                     known.join(", ")
@@ -226,6 +309,10 @@ impl ShareGroupSettings {
             ("veltrix.share.backoff.initial.ms", self.backoff_initial_ms.to_string()),
             ("veltrix.share.backoff.multiplier", self.backoff_multiplier.to_string()),
             ("veltrix.share.backoff.max.ms", self.backoff_max_ms.to_string()),
+            ("veltrix.share.delay.enable", self.delays.to_string()),
+            ("veltrix.share.delay.max.ms", self.delay_max_ms.to_string()),
+            ("veltrix.share.priority.enable", self.priority.to_string()),
+            ("veltrix.share.key.order.enable", self.key_order.to_string()),
         ]
     }
 

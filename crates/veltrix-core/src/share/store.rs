@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use veltrix_log::Env;
 
 use super::partition::Persist;
-use crate::changelog::{ChangeLog, snapshot_records};
+use crate::changelog::ChangeLog;
 use crate::error::Result;
 
 /// One durable change of share-group state. Topics are named by their id
@@ -74,15 +74,6 @@ pub trait ShareStateStore: Send + Sync + std::fmt::Debug {
     fn close(&self);
 }
 
-/// A record of the share-state log.
-#[derive(Debug, Serialize, Deserialize)]
-enum Record {
-    Change(ShareChange),
-    SnapshotBegin,
-    SnapshotChunk(Vec<ShareChange>),
-    SnapshotEnd,
-}
-
 /// The share-group state store on local disk: a [`ChangeLog`] under the data
 /// directory's `share/`.
 #[derive(Debug)]
@@ -94,22 +85,7 @@ pub struct LogShareStore {
 
 impl LogShareStore {
     pub fn open(env: Arc<Env>, dir: &Path) -> Result<LogShareStore> {
-        let mut changes = Vec::new();
-        let mut snapshot: Option<Vec<ShareChange>> = None;
-        let log = ChangeLog::open(env, dir, "share state", |r: Record, _at| match r {
-            Record::Change(c) => changes.push(c),
-            Record::SnapshotBegin => snapshot = Some(Vec::new()),
-            Record::SnapshotChunk(list) => {
-                if let Some(s) = &mut snapshot {
-                    s.extend(list);
-                }
-            }
-            Record::SnapshotEnd => {
-                if let Some(s) = snapshot.take() {
-                    changes = s;
-                }
-            }
-        })?;
+        let (log, changes) = ChangeLog::open_snapshotted(env, dir, "share state")?;
         Ok(LogShareStore {
             log,
             replayed: Mutex::new(Some(changes)),
@@ -142,7 +118,7 @@ impl ShareStateStore for LogShareStore {
     }
 
     fn append(&self, change: &ShareChange, now_ms: i64) -> Result<Ticket> {
-        let (_, next) = self.log.append(&Record::Change(change.clone()), now_ms)?;
+        let (_, next) = self.log.append_change(change, now_ms)?;
         Ok(Ticket(next))
     }
 
@@ -155,14 +131,7 @@ impl ShareStateStore for LogShareStore {
     }
 
     fn replace_with(&self, state: Vec<ShareChange>, now_ms: i64) -> Result<()> {
-        let records = snapshot_records(
-            state,
-            approx_bytes,
-            Record::SnapshotBegin,
-            Record::SnapshotChunk,
-            Record::SnapshotEnd,
-        );
-        self.log.replace_with(&records, now_ms)
+        self.log.replace_with_snapshot(state, approx_bytes, now_ms)
     }
 
     fn tick(&self) -> Result<()> {

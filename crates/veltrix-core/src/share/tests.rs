@@ -17,7 +17,7 @@ const TOPIC: TopicId = [7; 16];
 
 pub(super) struct World {
     storage: SimStorage,
-    clock: Arc<SimClock>,
+    pub(super) clock: Arc<SimClock>,
     pub(super) config: ShareConfig,
 }
 
@@ -880,4 +880,66 @@ proptest! {
             prop_assert_eq!(seen[off], !r.done, "offset {}", off);
         }
     }
+}
+
+#[test]
+fn a_record_archived_for_its_dead_letter_keeps_its_reason_and_the_start_across_crashes() {
+    use super::settings::DEAD_LETTER_TOPIC_KEY;
+    let (w, o) = opened_with_member(1, 3);
+    let set = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    o.share
+        .set_settings(
+            "g",
+            vec![
+                set("share.auto.offset.reset", "earliest"),
+                set("veltrix.share.backoff.initial.ms", "0"),
+                set("share.delivery.count.limit", "2"),
+                set("share.record.lock.duration.ms", "1000"),
+                set(DEAD_LETTER_TOPIC_KEY, "dlq.t"),
+            ],
+        )
+        .unwrap();
+    // Offset 0 is held until its lock runs out, twice; 1 and 2 are accepted.
+    for round in 0..2 {
+        let got = acquire(&o, "a", 3);
+        assert_eq!(got[0].first, 0, "round {round}");
+        let last = got.last().unwrap().last;
+        if last >= 1 {
+            ack(&o, "a", 1, last, 1).unwrap();
+        }
+        w.clock.advance(1_001);
+        o.share.tick();
+    }
+    let work = o.share.dead_letter_work(100);
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0].topic.as_deref(), Some("dlq.t"));
+    let pending = &work[0].records;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].offset, pending[0].reason, pending[0].deliveries),
+        (0, DeadLetterReason::LockTimeout, 2)
+    );
+    assert_eq!(pending[0].last_owner.as_deref(), Some("a"));
+    assert_eq!(summary(&o).start, 0, "the start waits for the letter");
+    assert_eq!(summary(&o).dead_letters_pending, 1);
+    drop(o);
+
+    w.crash(3);
+    let o = w.open();
+    let work = o.share.dead_letter_work(100);
+    assert_eq!(work.len(), 1, "still owed after a crash");
+    assert_eq!(work[0].records[0].reason, DeadLetterReason::LockTimeout);
+    assert_eq!(
+        work[0].records[0].first_delivery_ms, 0,
+        "times are not kept across a restart"
+    );
+    assert_eq!(o.share.dead_letters_written(&work[0].key, &[0]).unwrap(), 1);
+    assert_eq!(summary(&o).start, 3);
+    assert!(o.share.dead_letter_work(100).is_empty());
+    drop(o);
+
+    w.crash(4);
+    let o = w.open();
+    assert_eq!(summary(&o).start, 3, "the mark is durable");
+    assert!(o.share.dead_letter_work(100).is_empty());
 }

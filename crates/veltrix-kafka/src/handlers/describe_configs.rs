@@ -392,12 +392,47 @@ fn group_configs(ctx: &Ctx, options: &Options, name: &str) -> Vec<DescribeConfig
                 });
             }
             layers.extend(broker_layers(key, default, built_in));
-            let config_type = if spec.range.is_some() { TYPE_INT } else { TYPE_STRING };
+            let config_type = if spec.range.is_some() {
+                TYPE_INT
+            } else if key.ends_with(".enable") {
+                TYPE_BOOLEAN
+            } else {
+                TYPE_STRING
+            };
             let mut e = entry(options, key, config_type, spec.doc, layers);
             e.read_only = false;
             e
         })
+        .chain(std::iter::once(dead_letter_entry(ctx, options, name)))
         .collect()
+}
+
+/// KIP-1191's dead-letter topic of a share group: its own setting or none.
+fn dead_letter_entry(ctx: &Ctx, options: &Options, group: &str) -> DescribeConfigsResourceResult {
+    use veltrix_core::share::settings::{DEAD_LETTER_TOPIC_DOC, DEAD_LETTER_TOPIC_KEY};
+    const SOURCE_GROUP: i8 = 8;
+    let mut layers = Vec::new();
+    if let Some(topic) = ctx.broker.share().dead_letter_topic(group) {
+        layers.push(Layer {
+            name: DEAD_LETTER_TOPIC_KEY,
+            value: topic.to_string(),
+            source: SOURCE_GROUP,
+        });
+    }
+    layers.push(Layer {
+        name: DEAD_LETTER_TOPIC_KEY,
+        value: String::new(),
+        source: SOURCE_DEFAULT,
+    });
+    let mut e = entry(
+        options,
+        DEAD_LETTER_TOPIC_KEY,
+        TYPE_STRING,
+        DEAD_LETTER_TOPIC_DOC,
+        layers,
+    );
+    e.read_only = false;
+    e
 }
 
 pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse {

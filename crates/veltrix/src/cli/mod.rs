@@ -17,6 +17,7 @@ use veltrix_client::{Client, ClientConfig};
 pub mod bench;
 pub mod check;
 pub mod consume;
+pub mod dlq;
 pub mod doctor;
 pub mod group;
 pub mod produce;
