@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
     let probe = FixedProbe {
         filesystem_type: Some("ext4".to_owned()),
         memory_bytes_total: Some(64 << 30),
+        ..FixedProbe::default()
     };
     let report = check_source("veltrix.toml", &source, &[], &probe);
     assert!(report.diagnostics.is_empty(), "{}", report.render(false));

@@ -34,6 +34,8 @@ mod dedup_lints;
 mod diagnostic;
 mod lints;
 mod model;
+mod path_lints;
+pub mod paths;
 mod probe;
 mod raw;
 pub mod rules;
@@ -50,6 +52,7 @@ pub use model::{
     Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredShareGroup, DeclaredTopic,
     KafkaLimits, LagThreshold, Observability, Profile, Tier, VeltrixConfig, Webhook,
 };
+pub use path_lints::data_dir_refusal;
 pub use probe::{FixedProbe, Probe, SystemProbe};
 pub use rules::{Rule, RuleProfile, Severity};
 pub use share_lints::POISON_RECORD_HOLD_MS_MAX_SAFE;

@@ -11,6 +11,13 @@ pub trait Probe {
     fn filesystem_type(&self, path: &Path) -> Option<String>;
     /// Physical memory, in bytes; `None` when it cannot be told.
     fn memory_bytes_total(&self) -> Option<u64>;
+    /// The nearest directory above `path` (not `path` itself) that is a
+    /// broker's data directory: it holds the data directory lock file and a
+    /// `logs` directory.
+    fn enclosing_data_dir(&self, path: &Path) -> Option<PathBuf>;
+    /// An environment variable of the machine (`HOME`, `TMPDIR`), to show
+    /// what a placeholder the file did not expand would have stood for.
+    fn variable(&self, name: &str) -> Option<String>;
 }
 
 /// The real machine, read from `/proc/self/mounts` and `/proc/meminfo`.
@@ -28,6 +35,24 @@ impl Probe for SystemProbe {
         let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
         mem_total(&meminfo)
     }
+
+    fn enclosing_data_dir(&self, path: &Path) -> Option<PathBuf> {
+        let absolute = absolute(path)?;
+        absolute
+            .ancestors()
+            .skip(1)
+            .find(|dir| is_data_dir(dir))
+            .map(Path::to_path_buf)
+    }
+
+    fn variable(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// Whether `dir` looks like a broker's data directory.
+pub(crate) fn is_data_dir(dir: &Path) -> bool {
+    dir.join(veltrix_core::DIR_LOCK_FILE).is_file() && dir.join(veltrix_core::LOGS_DIR).is_dir()
 }
 
 /// A probe with fixed answers, for tests and for checking a file meant for
@@ -37,6 +62,10 @@ pub struct FixedProbe {
     /// The file system type of every path.
     pub filesystem_type: Option<String>,
     pub memory_bytes_total: Option<u64>,
+    /// The data directory every path is inside of.
+    pub enclosing_data_dir: Option<PathBuf>,
+    /// The machine's environment variables.
+    pub variables: Vec<(String, String)>,
 }
 
 impl Probe for FixedProbe {
@@ -46,6 +75,14 @@ impl Probe for FixedProbe {
 
     fn memory_bytes_total(&self) -> Option<u64> {
         self.memory_bytes_total
+    }
+
+    fn enclosing_data_dir(&self, _path: &Path) -> Option<PathBuf> {
+        self.enclosing_data_dir.clone()
+    }
+
+    fn variable(&self, name: &str) -> Option<String> {
+        self.variables.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 }
 

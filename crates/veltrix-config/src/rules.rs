@@ -72,6 +72,18 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     ENV_VALUE_QUOTED = "V017" "env-value-quoted" Error Always
         "an environment override's value is in quotes"
         "An environment variable has no quoting of its own: `VELTRIX_BROKER__DATA_DIR=\"/var/lib/veltrix\"` in a `.env` file, a container definition or a unit file that does not strip quotes hands the broker the quotes as characters. A number in quotes is not a number, and a path in quotes names a directory whose name starts with a quote, which `serve` would create. Write the value without quotes.";
+    PATH_PLACEHOLDER = "V018" "path-placeholder" Error Always
+        "a path with `~`, `$VAR`, `${VAR}`, `%VAR%` or `{{ }}` that nothing expands"
+        "`veltrix.toml` is read as it is written: nothing expands `~`, `$HOME`, `${DATA}`, `%APPDATA%` or a template's `{{ data_dir }}` in it, and an environment override holds what the process was given, which a unit file or a container definition passes on unexpanded. The broker would create a directory literally named `~` or `${DATA}` under the directory it was started from, open an empty data directory there and serve no data, while the real data sits elsewhere; so such a path is an error, and `serve` refuses it, from the file, the environment or `--data-dir`, before it creates anything.\n\nWrite the absolute path. The diagnostic shows what the placeholder stands for on the machine that runs the check, when it can tell. To set the path per machine, set `VELTRIX_BROKER__DATA_DIR` to a value your deployment tool has already expanded.";
+    PATH_STRAY_CHARACTERS = "V019" "path-stray-characters" Error Always
+        "a path with white space or quotes at either end"
+        "`data_dir = \" /var/lib/veltrix\"` or `data_dir = \"'/var/lib/veltrix'\"` names a directory whose name starts with a space or a quote. Such values come from copying a value with its quotes out of a shell script, a YAML file or a template. `serve` would create that directory beside the real one and start empty, so it refuses the path instead. Remove the characters; the diagnostic shows the path to write.";
+    DATA_DIR_SYSTEM = "V020" "data-dir-system" Error Always
+        "the data directory is the root, a directory that holds others, or inside a system directory"
+        "The broker puts its `logs` directory, its catalogue and its lock file in the data directory. Pointed at `/`, `/var`, `/var/lib`, `/home`, `/opt` or `/srv` itself, or anywhere inside `/etc`, `/usr`, `/bin`, `/lib`, `/boot`, `/proc`, `/sys`, `/dev` or `/run`, they would mix with files the system owns, where package upgrades, backups and clean-up jobs do not expect them, usually on a small root file system. Give the broker a directory of its own, such as `/var/lib/veltrix`.";
+    DATA_DIR_NESTED = "V021" "data-dir-nested" Error Always
+        "the data directory is inside another broker's data directory"
+        "A broker owns everything under its data directory: at start it removes the log directories its catalogue does not name, and a backup, a restore or a deletion of its directory takes whatever is inside with it. A second broker's data directory inside the first (`/var/lib/veltrix/logs/b`, `/var/lib/veltrix/b`) shares that fate. A data directory is recognised by its lock file and its `logs` directory. Give each broker a directory of its own, side by side (`/var/lib/veltrix`, `/var/lib/veltrix-2`).";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -228,6 +240,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     NO_RETRY_BACKOFF = "V216" "no-retry-backoff" Warning Production
         "a share group delivers released records again at once"
         "With `backoff_initial_ms = 0` a record that a consumer releases, or whose lock runs out, is delivered again at once. When records fail because something they need is down or overloaded (a database, a payment service), every consumer then retries at full speed, which keeps the dependency down, and each record burns through `deliveries_max` in moments and is archived although it would have succeeded a minute later. A backoff that grows with each delivery (the default: 1 s, doubling, at most 60 s) spaces the retries out while the records behind are delivered meanwhile. Set a backoff, or leave the key out for the default.";
+    DATA_DIR_TEMPORARY = "V217" "data-dir-temporary" Warning Production
+        "the data directory is in a temporary directory"
+        "`/tmp`, `/var/tmp`, `/dev/shm`, `/run/user` and `$TMPDIR` are for files nobody needs tomorrow: many systems empty `/tmp` at boot, and `systemd-tmpfiles` deletes files in `/tmp` and `/var/tmp` that have not changed for 10 and 30 days, which includes the segments of a quiet partition. This holds whether or not the directory is tmpfs today (when it is, V206 says so instead). Give the broker a directory of its own, such as `/var/lib/veltrix`.";
 }
 
 /// The rule with this id (`V101`) or name (`batch-larger-than-segment`),

@@ -107,6 +107,9 @@ pub struct Broker {
 /// The file in the data directory that the broker holds locked while it runs.
 pub const DIR_LOCK_FILE: &str = "lock";
 
+/// The directory of a data directory that holds every partition's log.
+pub const LOGS_DIR: &str = "logs";
+
 /// A new topic id: a random (version 4) UUID. Drawn from rand's generator,
 /// seeded by the operating system, rather than uuid's own, which would build
 /// a second version of `getrandom` into the broker.
@@ -165,7 +168,7 @@ impl Broker {
             .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
         let dir = dir.into();
         let storage = &*env.storage;
-        let logs = dir.join("logs");
+        let logs = dir.join(LOGS_DIR);
         storage.create_dir_all(&logs).map_err(|e| CoreError::Io {
             op: "create directory",
             path: logs.clone(),
@@ -319,7 +322,7 @@ impl Broker {
         // The partitions are opened before the catalogue names the topic: a
         // creation that cannot be served fails here and leaves no trace, rather
         // than a topic the next start cannot open.
-        let topic_dir = self.dir.join("logs").join(&entry.id);
+        let topic_dir = self.dir.join(LOGS_DIR).join(&entry.id);
         let topic = match open_topic(&self.env, &self.dir, &self.config, &self.dedup_memory, name, &entry) {
             Ok(topic) => Arc::new(topic),
             Err(e) => {
@@ -387,7 +390,7 @@ impl Broker {
                 p.publish_high_watermark();
             }
         }
-        let path = self.dir.join("logs").join(&entry.id);
+        let path = self.dir.join(LOGS_DIR).join(&entry.id);
         if let Err(e) = self.env.storage.remove_dir_all(&path) {
             tracing::warn!(dir = %path.display(), error = %e, "could not remove a deleted topic's logs; the next start will");
         }
@@ -423,7 +426,7 @@ impl Broker {
             .ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
         // As in `create_topic`: the new partitions are opened before the
         // catalogue counts them, and removed again if any cannot be.
-        let topic_dir = self.dir.join("logs").join(&entry.id);
+        let topic_dir = self.dir.join(LOGS_DIR).join(&entry.id);
         let new_dirs: Vec<PathBuf> = (entry.partitions..total)
             .map(|i| topic_dir.join(i.to_string()))
             .collect();
@@ -760,7 +763,7 @@ fn open_partition(
     entry: &TopicEntry,
     index: u32,
 ) -> Result<Partition> {
-    let path = dir.join("logs").join(&entry.id).join(index.to_string());
+    let path = dir.join(LOGS_DIR).join(&entry.id).join(index.to_string());
     let log = Log::open(env.clone(), path, entry.config.log_config(&config.log))?;
     Ok(Partition::new(index as i32, log))
 }
@@ -1095,7 +1098,7 @@ mod tests {
         let open = || Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap();
         let b = open();
         b.create_topic("kept", Some(1), TopicConfig::default()).unwrap();
-        let logs = dir.path().join("logs");
+        let logs = dir.path().join(LOGS_DIR);
         let kept_dir = logs.join(id_hex(&b.topic("kept").unwrap().id));
         // Partition 2 cannot be created: a file stands where its directory goes.
         std::fs::write(kept_dir.join("2"), b"").unwrap();

@@ -32,7 +32,7 @@ mod topic;
 pub mod validate;
 pub mod warn_limit;
 
-pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
+pub use broker::{Broker, BrokerConfig, DIR_LOCK_FILE, LOGS_DIR, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use catalog::{DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, DedupSettings, TopicConfig};
 pub use error::{CoreError, Result};
 pub use metrics::Metrics;

@@ -17,6 +17,7 @@ fn check_example(name: &str) -> veltrix_config::Report {
     let probe = FixedProbe {
         filesystem_type: Some("ext4".to_owned()),
         memory_bytes_total: Some(16 << 30),
+        ..FixedProbe::default()
     };
     check_source(&format!("config/{name}"), &source, &[], &probe)
 }

@@ -14,6 +14,7 @@ fn probe() -> FixedProbe {
     FixedProbe {
         filesystem_type: Some("ext4".to_owned()),
         memory_bytes_total: Some(64 << 30),
+        ..FixedProbe::default()
     }
 }
 

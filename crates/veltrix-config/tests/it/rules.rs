@@ -12,6 +12,7 @@ fn disk() -> FixedProbe {
     FixedProbe {
         filesystem_type: Some("ext4".to_owned()),
         memory_bytes_total: Some(64 << 30),
+        ..FixedProbe::default()
     }
 }
 
@@ -303,6 +304,49 @@ fn cases() -> Vec<Case> {
             "[defaults]\nretention_ms = 7 #<\n",
             "write `retention_ms = 7_000` for 7 seconds, or `retention_ms = 420_000` for 7 minutes, or `retention_ms = 25_200_000` for 7 hours, or `retention_ms = 604_800_000` for 7 days",
         ),
+        Case {
+            probe: FixedProbe {
+                variables: vec![("HOME".to_owned(), "/home/ops".to_owned())],
+                ..disk()
+            },
+            ..case(
+                "V018",
+                "[broker]\ndata_dir = \"~/veltrix\" #<\n",
+                "write `data_dir = \"/home/ops/veltrix\"` (what ~ stands for here)",
+            )
+        },
+        case(
+            "V018",
+            "[broker]\ndata_dir = \"{{ veltrix_data }}/data\" #<\n",
+            "write the absolute path",
+        ),
+        case(
+            "V019",
+            "[broker]\ndata_dir = \"'/var/lib/veltrix' \" #<\n",
+            "write `data_dir = \"/var/lib/veltrix\"`",
+        ),
+        case(
+            "V020",
+            "[broker]\ndata_dir = \"/etc/veltrix\" #<\n",
+            "write `data_dir = \"/var/lib/veltrix\"`",
+        ),
+        case("V020", "[broker]\ndata_dir = \"/\" #<\n", "/var/lib/veltrix"),
+        Case {
+            probe: FixedProbe {
+                enclosing_data_dir: Some("/var/lib/veltrix".into()),
+                ..disk()
+            },
+            ..case(
+                "V021",
+                "[broker]\ndata_dir = \"/var/lib/veltrix/logs/b\" #<\n",
+                "side by side: write `data_dir = \"/var/lib/veltrix-2\"`",
+            )
+        },
+        prod(
+            "V217",
+            "data_dir = \"/tmp/veltrix\" #<\n",
+            "write `data_dir = \"/var/lib/veltrix\"`",
+        ),
         case(
             "V004",
             "[groups]\nconsumer_session_timeout_ms = 45 #<\n",
@@ -377,6 +421,7 @@ fn cases() -> Vec<Case> {
             probe: FixedProbe {
                 filesystem_type: Some("ext4".to_owned()),
                 memory_bytes_total: Some(256 << 20),
+                ..FixedProbe::default()
             },
             ..case(
                 "V114",
@@ -433,6 +478,7 @@ fn cases() -> Vec<Case> {
             probe: FixedProbe {
                 filesystem_type: Some("tmpfs".to_owned()),
                 memory_bytes_total: Some(64 << 30),
+                ..FixedProbe::default()
             },
             ..prod(
                 "V206",
@@ -609,7 +655,7 @@ fn v016_bytes_that_are_not_utf8_are_reported_at_their_line_and_column() {
     // A byte-order mark is no problem.
     let bom = veltrix_config::check_bytes(
         "veltrix.toml",
-        b"\xef\xbb\xbf[broker]\ndata_dir = \"/srv\"\n",
+        b"\xef\xbb\xbf[broker]\ndata_dir = \"/srv/veltrix\"\n",
         &[],
         &disk(),
     );

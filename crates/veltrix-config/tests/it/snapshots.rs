@@ -12,6 +12,7 @@ fn disk() -> FixedProbe {
     FixedProbe {
         filesystem_type: Some("ext4".to_owned()),
         memory_bytes_total: Some(64 << 30),
+        ..FixedProbe::default()
     }
 }
 
@@ -126,6 +127,7 @@ flush_interval_ms = 1_000
     let tmpfs = FixedProbe {
         filesystem_type: Some("tmpfs".to_owned()),
         memory_bytes_total: Some(64 << 30),
+        ..FixedProbe::default()
     };
     insta::assert_snapshot!(render(src, &[], tmpfs));
 }

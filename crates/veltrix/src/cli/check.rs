@@ -113,6 +113,10 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
         }
     };
     if let Some(dir) = flags.data_dir {
+        // The same path rules as the file's, before anything is created.
+        if let Some(why) = veltrix_config::data_dir_refusal(&dir, &veltrix_config::SystemProbe) {
+            anyhow::bail!("refusing to start: --data-dir: {why}");
+        }
         config.data_dir = dir;
     }
     if let Some(addr) = flags.kafka_listener {

@@ -90,6 +90,29 @@ fn without_a_config_file_a_bad_environment_override_stops_the_start() {
     assert!(!data.exists(), "nothing is written before the configuration is valid");
 }
 
+/// A data directory with a placeholder nothing expanded, on the command line
+/// or from the environment, is refused before a directory literally named
+/// after the placeholder is created.
+#[test]
+fn a_data_dir_with_an_unexpanded_placeholder_is_refused_and_never_created() {
+    let _machine = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let literal = dir.path().join("${DATA_ROOT}");
+    let data = literal.join("veltrix");
+    let data_str = data.to_str().unwrap().to_owned();
+    let mut args = EPHEMERAL.to_vec();
+    args.extend(["--data-dir", data_str.as_str()]);
+    let (code, stderr) = serve_exit(&args, &[], Duration::from_secs(20)).expect("the broker started");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("refusing to start: --data-dir"), "{stderr}");
+    assert!(stderr.contains("`${DATA_ROOT}`, which nothing expanded"), "{stderr}");
+    let env = [("VELTRIX_BROKER__DATA_DIR", data_str.as_str())];
+    let (code, stderr) = serve_exit(&EPHEMERAL, &env, Duration::from_secs(20)).expect("the broker started");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("V018"), "{stderr}");
+    assert!(!literal.exists(), "a directory named after the placeholder was created");
+}
+
 /// And a good override applies: the data directory comes from the environment.
 #[test]
 fn without_a_config_file_environment_overrides_apply() {
