@@ -41,6 +41,7 @@ mod raw;
 pub mod rules;
 pub mod schema;
 mod share_lints;
+mod unit_lints;
 
 pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics};
 pub use apply_share::{AppliedShareGroups, DECLARED_SHARE_GROUPS_FILE, apply_share_groups};

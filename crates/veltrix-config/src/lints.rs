@@ -41,6 +41,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn P
     alerts(ctx, raw, c);
     broker(ctx, raw, c, probe);
     crate::path_lints::run(ctx, raw, probe);
+    crate::unit_lints::run(ctx, raw, c);
     crate::share_lints::run(ctx, raw, c);
     crate::dedup_lints::run(ctx, raw, c);
     production(ctx, raw, c, probe);

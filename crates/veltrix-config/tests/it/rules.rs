@@ -348,6 +348,21 @@ fn cases() -> Vec<Case> {
             "write `data_dir = \"/var/lib/veltrix\"`",
         ),
         case(
+            "V137",
+            "[[topic]]\nname = \"t\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"t\"\nlag_ms_max = 2_000 #<\n",
+            "raise `lag_ms_max` to 5_000 or more",
+        ),
+        case(
+            "V138",
+            "[[topic]]\nname = \"t\"\nsegment_age_ms_max = 7 #<\n",
+            "write `segment_age_ms_max = 420_000` for 7 minutes, or `segment_age_ms_max = 25_200_000` for 7 hours",
+        ),
+        case(
+            "V138",
+            "[[topic]]\nname = \"t\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"t\"\nlag_ms_max = 30 #<\n",
+            "write `lag_ms_max = 30_000` for 30 seconds",
+        ),
+        case(
             "V004",
             "[groups]\nconsumer_session_timeout_ms = 45 #<\n",
             "write `consumer_session_timeout_ms = 45_000` for 45 seconds",
