@@ -458,6 +458,11 @@ fn other_client_key(s: &Settings<'_>, entry: &Entry, other: Dialect) -> Finding 
     )
     .at(entry.key_span.clone(), format!("only {} knows this key", other.title()))
     .why(ignored_by(s.dialect).to_owned() + ", so the setting is not made");
+    // librdkafka refuses a key it does not know: the client never starts.
+    let finding = match s.dialect {
+        Dialect::Librdkafka => finding.severity(Severity::Error),
+        Dialect::Java => finding,
+    };
     match keys::equivalent(other, &entry.key) {
         Some((own, convert)) => match convert.apply(&entry.value) {
             Some(value) => {
@@ -525,12 +530,26 @@ fn invalid_value(s: &Settings<'_>, entry: &Entry, out: &mut Vec<Finding>) {
                 Some(n.clamp(lo, hi).to_string())
             }),
         Kind::Bool => None,
-        Kind::Words(_) => safe_word(key).map(str::to_owned),
+        Kind::Words(words) => nearest_word(words, v).or_else(|| safe_word(key)).map(str::to_owned),
     };
     if let Some(value) = fix {
         finding = finding.fix(Fix::replace(s.file, entry, &entry.key, &value));
     }
     out.push(finding);
+}
+
+/// The allowed word nearest to a misspelt `value` (`lz5`: `lz4`, `earlist`:
+/// `earliest`), when one is close enough to be what was meant: within one edit,
+/// plus one per six characters, ignoring case.
+fn nearest_word(words: &[&'static str], value: &str) -> Option<&'static str> {
+    let value = value.to_ascii_lowercase();
+    let limit = 1 + value.chars().count() / 6;
+    words
+        .iter()
+        .map(|&w| (strsim::damerau_levenshtein(&value, &w.to_ascii_lowercase()), w))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, w)| w)
 }
 
 /// The values a kind allows, in words.

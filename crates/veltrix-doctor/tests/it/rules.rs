@@ -53,6 +53,78 @@ fn d003_other_client_key_names_the_clients_own_key() {
     assert_eq!(f.fix.as_ref().map(|x| x.kind), Some(FixKind::Delete));
 }
 
+/// librdkafka refuses to start on a key it does not know: an error there; the
+/// Java client ignores one: a warning.
+#[test]
+fn d003_is_an_error_for_the_client_that_refuses_the_key() {
+    let r = props(
+        "max.block.ms=1000
+",
+        R,
+        P,
+    );
+    assert_eq!(expect(&r, "D003", Some(1), Some("")).severity, Severity::Error);
+    assert_eq!(r.exit_code(false), 1);
+    let r = props(
+        "queue.buffering.max.ms=20
+",
+        J,
+        P,
+    );
+    assert_eq!(
+        expect(&r, "D003", Some(1), Some("linger.ms=20")).severity,
+        Severity::Warning
+    );
+}
+
+/// A misspelt word gets the allowed word nearest to it as its fix, not the
+/// first of the list or a fixed one.
+#[test]
+fn d004_a_misspelt_word_is_fixed_to_the_nearest_allowed_one() {
+    expect(
+        &props(
+            "compression.type=lz5
+",
+            J,
+            P,
+        ),
+        "D004",
+        Some(1),
+        Some("compression.type=lz4"),
+    );
+    expect(
+        &props(
+            "auto.offset.reset=earlist
+",
+            J,
+            C,
+        ),
+        "D004",
+        Some(1),
+        Some("auto.offset.reset=earliest"),
+    );
+    expect(
+        &props(
+            "acks=al
+", J, P,
+        ),
+        "D004",
+        Some(1),
+        Some("acks=all"),
+    );
+    expect(
+        &props(
+            "compression.codec=zsdt
+",
+            R,
+            P,
+        ),
+        "D004",
+        Some(1),
+        Some("compression.codec=zstd"),
+    );
+}
+
 #[test]
 fn d004_invalid_value_lists_the_allowed_values() {
     let r = props("acks=yes\n", J, P);
