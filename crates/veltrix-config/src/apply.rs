@@ -45,7 +45,13 @@ pub struct Applied {
 pub enum ApplyError {
     /// A change that loses data, without permission.
     #[error("topic `{topic}`: {change}; this loses data, so it needs `--allow-data-loss`")]
-    DataLoss { topic: String, change: String },
+    DataLoss {
+        topic: String,
+        change: String,
+        /// The key whose new value loses data (`retention_ms`); `None` when
+        /// the topic is no longer declared.
+        key: Option<&'static str>,
+    },
     /// Fewer partitions than the live topic has.
     #[error(
         "topic `{topic}` has {live} partitions and the file declares {declared}; partitions are never removed (that would lose records and reorder keys): declare {live} or more"
@@ -75,6 +81,9 @@ pub enum ApplyError {
         #[source]
         source: ShareError,
     },
+    /// The data directory's topic catalogue could not be read.
+    #[error("reading the topic catalogue: {0}")]
+    Catalog(#[source] CoreError),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -99,7 +108,11 @@ enum Change<'a> {
 pub fn apply_topics(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bool) -> Result<Applied, ApplyError> {
     let dir = broker.data_dir();
     let previously = read_declared(dir, DECLARED_TOPICS_FILE)?;
-    let changes = plan(broker, config, &previously, allow_data_loss)?;
+    let live = |name: &str| {
+        let t = broker.topic(name)?;
+        Some((u32::try_from(t.partitions.len()).unwrap_or(u32::MAX), t.config.clone()))
+    };
+    let changes = plan(&live, &broker.config().log, config, &previously, allow_data_loss)?;
     let mut applied = Applied::default();
     for change in changes {
         match change {
@@ -147,20 +160,33 @@ fn broker_error(topic: &str, source: CoreError) -> ApplyError {
     }
 }
 
+/// The refusal [`apply_topics`] would make, decided from what the data
+/// directory `dir` records before a broker opens it: a start that would be
+/// refused opens, locks and creates nothing. A directory that does not exist
+/// yet has no topics to lose.
+pub fn preflight_topics(dir: &Path, config: &VeltrixConfig, allow_data_loss: bool) -> Result<(), ApplyError> {
+    let recorded = Broker::recorded_topics(dir).map_err(ApplyError::Catalog)?;
+    let previously = read_declared(dir, DECLARED_TOPICS_FILE)?;
+    let live = |name: &str| recorded.get(name).cloned();
+    plan(&live, &config.broker_config().log, config, &previously, allow_data_loss).map(drop)
+}
+
+/// A live topic's partition count and settings, by name.
+type Live<'l> = dyn Fn(&str) -> Option<(u32, TopicConfig)> + 'l;
+
 fn plan<'a>(
-    broker: &Broker,
+    live: &Live<'_>,
+    defaults: &LogConfig,
     config: &'a VeltrixConfig,
     previously: &BTreeSet<String>,
     allow_data_loss: bool,
 ) -> Result<Vec<Change<'a>>, ApplyError> {
-    let defaults = &broker.config().log;
     let mut changes = Vec::new();
     for t in &config.topics {
-        let Some(live) = broker.topic(&t.name) else {
+        let Some((live_partitions, live_config)) = live(&t.name) else {
             changes.push(Change::Create(t));
             continue;
         };
-        let live_partitions = u32::try_from(live.partitions.len()).unwrap_or(u32::MAX);
         if t.partitions < live_partitions {
             return Err(ApplyError::PartitionsDecrease {
                 topic: t.name.clone(),
@@ -171,23 +197,25 @@ fn plan<'a>(
         if t.partitions > live_partitions {
             changes.push(Change::Grow(t));
         }
-        if live.config != t.config {
-            if !allow_data_loss && let Some(change) = retention_loss(&live.config, &t.config, defaults) {
+        if live_config != t.config {
+            if !allow_data_loss && let Some((key, change)) = retention_loss(&live_config, &t.config, defaults) {
                 return Err(ApplyError::DataLoss {
                     topic: t.name.clone(),
                     change,
+                    key: Some(key),
                 });
             }
             changes.push(Change::Alter(t));
         }
     }
     for name in previously {
-        if config.topic(name).is_none() && broker.topic(name).is_some() {
+        if config.topic(name).is_none() && live(name).is_some() {
             if !allow_data_loss {
                 return Err(ApplyError::DataLoss {
                     topic: name.clone(),
                     change: "it was declared at the last start and is no longer, which deletes it and its records"
                         .to_owned(),
+                    key: None,
                 });
             }
             changes.push(Change::Delete(name.clone()));
@@ -196,8 +224,9 @@ fn plan<'a>(
     Ok(changes)
 }
 
-/// How going from `old` to `new` shortens retention, if it does.
-fn retention_loss(old: &TopicConfig, new: &TopicConfig, defaults: &LogConfig) -> Option<String> {
+/// How going from `old` to `new` shortens retention, if it does, with the
+/// key that does it.
+fn retention_loss(old: &TopicConfig, new: &TopicConfig, defaults: &LogConfig) -> Option<(&'static str, String)> {
     let (old, new) = (old.log_config(defaults), new.log_config(defaults));
     let shorter = |o: Option<u64>, n: Option<u64>| match (o, n) {
         (_, None) => false,
@@ -206,17 +235,23 @@ fn retention_loss(old: &TopicConfig, new: &TopicConfig, defaults: &LogConfig) ->
     };
     let show = |v: Option<u64>| v.map_or("no limit".to_owned(), |v| v.to_string());
     if shorter(old.retention_ms, new.retention_ms) {
-        return Some(format!(
-            "`retention_ms` goes from {} to {}, which deletes older records",
-            show(old.retention_ms),
-            show(new.retention_ms)
+        return Some((
+            "retention_ms",
+            format!(
+                "`retention_ms` goes from {} to {}, which deletes older records",
+                show(old.retention_ms),
+                show(new.retention_ms)
+            ),
         ));
     }
     if shorter(old.retention_bytes, new.retention_bytes) {
-        return Some(format!(
-            "`retention_bytes` goes from {} to {}, which deletes older records",
-            show(old.retention_bytes),
-            show(new.retention_bytes)
+        return Some((
+            "retention_bytes",
+            format!(
+                "`retention_bytes` goes from {} to {}, which deletes older records",
+                show(old.retention_bytes),
+                show(new.retention_bytes)
+            ),
         ));
     }
     None

@@ -149,6 +149,49 @@ impl Report {
         i32::from(self.errors() > 0 || (strict && self.warnings() > 0))
     }
 
+    /// A refusal of `serve --config` to apply this file to a data directory
+    /// (V301, V302), as a diagnostic at the line that asks for the change: the
+    /// topic's `partitions` or retention key, else `[defaults]`' retention,
+    /// else the topic's table. `None` for refusals of another kind.
+    pub fn refusal(&self, e: &crate::ApplyError) -> Option<Diagnostic> {
+        use crate::ApplyError;
+        let (rule, topic, key) = match e {
+            ApplyError::PartitionsDecrease { topic, .. } => (&rules::PARTITIONS_DECREASE, topic, Some("partitions")),
+            ApplyError::DataLoss { topic, key, .. } => (&rules::DATA_LOSS_REFUSED, topic, *key),
+            _ => return None,
+        };
+        let mut ctx = Ctx::new(&self.source);
+        let raw = DeTable::parse(&self.source)
+            .map(|doc| raw::read(&mut ctx, &doc))
+            .unwrap_or_default();
+        let table = raw.topics.iter().find(|t| t.str("name") == Some(topic.as_str()));
+        let at = key.and_then(|k| {
+            table
+                .and_then(|t| t.set_at(k))
+                .or_else(|| (k != "partitions").then(|| raw.table("defaults").set_at(k)).flatten())
+                .or_else(|| table.and_then(|t| t.header.clone().map(Origin::File)))
+        });
+        let (label, help) = match e {
+            ApplyError::PartitionsDecrease { live, .. } => (
+                format!("the topic has {live} partitions"),
+                format!("declare `partitions = {live}` or more"),
+            ),
+            _ if key.is_some() => (
+                "deletes stored records".to_owned(),
+                "restore the longer value, or start once with `--allow-data-loss` if the loss is intended".to_owned(),
+            ),
+            _ => (
+                String::new(),
+                format!("declare `[[topic]]` `{topic}` again, or start once with `--allow-data-loss` to delete it"),
+            ),
+        };
+        ctx.emit(rule, at.as_ref(), format!("refusing to start: {e}"))
+            .label(label)
+            .help(help)
+            .note("nothing was changed: the data directory was not opened");
+        ctx.diagnostics.pop()
+    }
+
     /// Every diagnostic rendered, then a summary line.
     pub fn render(&self, styled: bool) -> String {
         let mut out = String::new();

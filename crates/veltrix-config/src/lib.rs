@@ -43,7 +43,7 @@ pub mod schema;
 mod share_lints;
 mod unit_lints;
 
-pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics};
+pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics, preflight_topics};
 pub use apply_share::{AppliedShareGroups, DECLARED_SHARE_GROUPS_FILE, apply_share_groups};
 pub use check::{Report, check_bytes, check_file, check_source, process_env};
 pub use dedup_lints::{DEDUP_ID_BYTES_TYPICAL, DEDUP_WINDOW_MS_MIN_SAFE};

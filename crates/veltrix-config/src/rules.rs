@@ -249,6 +249,12 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     DATA_DIR_TEMPORARY = "V217" "data-dir-temporary" Warning Production
         "the data directory is in a temporary directory"
         "`/tmp`, `/var/tmp`, `/dev/shm`, `/run/user` and `$TMPDIR` are for files nobody needs tomorrow: many systems empty `/tmp` at boot, and `systemd-tmpfiles` deletes files in `/tmp` and `/var/tmp` that have not changed for 10 and 30 days, which includes the segments of a quiet partition. This holds whether or not the directory is tmpfs today (when it is, V206 says so instead). Give the broker a directory of its own, such as `/var/lib/veltrix`.";
+    PARTITIONS_DECREASE = "V301" "partitions-decrease" Error Always
+        "the file declares fewer partitions than a live topic has"
+        "Partitions are never removed: the records in them would be lost, and keyed records would move to other partitions, out of order. When a declared topic's `partitions` is below the count the topic already has in the data directory, `serve --config` refuses to start, pointing at the line, before it opens the data directory; `--allow-data-loss` does not change that. Declare the live count or more. (`veltrix check` alone cannot see this: it depends on the data directory.)";
+    DATA_LOSS_REFUSED = "V302" "data-loss-refused" Error Always
+        "a change to a live topic that deletes records, without `--allow-data-loss`"
+        "Two changes from the file delete records that are stored: a shorter `retention_ms` or `retention_bytes` on a live topic (the next housekeeping deletes what is now too old or too much), and the removal of a `[[topic]]` that an earlier start applied (the topic is deleted with its records). `serve --config` refuses them, pointing at the line (or, for a removed topic, naming it), before it opens the data directory. If the loss is intended, start once with `--allow-data-loss`; otherwise restore the value or the declaration.";
 }
 
 /// The rule with this id (`V101`) or name (`batch-larger-than-segment`),

@@ -247,6 +247,16 @@ impl Broker {
         &self.dir
     }
 
+    /// The topics recorded in the data directory `dir`, by name, with their
+    /// partition counts and settings, read without opening the broker: nothing
+    /// is locked, opened for writing or created. For plans made before a start.
+    pub fn recorded_topics(dir: &Path) -> Result<BTreeMap<String, (u32, TopicConfig)>> {
+        Ok(catalog::read_only(dir)?
+            .into_iter()
+            .map(|(name, e)| (name, (e.partitions, e.config)))
+            .collect())
+    }
+
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }

@@ -210,11 +210,30 @@ pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<BTreeMap<String,
     let len = file.len().map_err(|e| io("stat", e))?;
     let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(64 << 20)];
     file.read_exact_at(&mut bytes, 0).map_err(|e| io("read", e))?;
+    parse(&path, &bytes)
+}
+
+/// The catalogue in `dir`, read with a plain read of the file: nothing is
+/// opened for writing, nothing is created. Empty when there is none yet.
+pub(crate) fn read_only(dir: &Path) -> Result<BTreeMap<String, TopicEntry>> {
+    let path = dir.join(CATALOG_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => parse(&path, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(CoreError::Io {
+            op: "read",
+            path,
+            source: e,
+        }),
+    }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, TopicEntry>> {
     let bad = |reason: String| CoreError::Catalog {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
-    let parsed: CatalogFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let parsed: CatalogFile = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
     if parsed.version != CATALOG_VERSION {
         return Err(bad(format!("version {} is not {CATALOG_VERSION}", parsed.version)));
     }

@@ -133,6 +133,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http_listener: args.http_listener,
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
+        allow_data_loss: args.allow_data_loss,
     };
     let mut config = cli::check::serve_config(args.config.as_deref(), overrides)?;
     let limit = files::raise_limit();

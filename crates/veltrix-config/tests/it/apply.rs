@@ -197,3 +197,48 @@ fn a_changed_duplicate_window_is_applied_to_a_live_topic() {
     }
     broker.close();
 }
+
+/// V301 and V302: the refusals are decided from the data directory's records
+/// before a broker opens it, and told at the line of the file that asks for
+/// them (a removed topic has no line: it is named).
+#[test]
+fn refusals_are_planned_before_opening_and_told_at_their_line() {
+    use veltrix_config::preflight_topics;
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    // A directory that does not exist yet has nothing to lose.
+    preflight_topics(&dir.path().join("not-yet"), &c, false).unwrap();
+    assert!(!dir.path().join("not-yet").exists());
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    broker.close();
+    let at = |source: &str, allow: bool| {
+        let report = check_source("veltrix.toml", source, &[], &FixedProbe::default());
+        let c = report
+            .config
+            .clone()
+            .unwrap_or_else(|| panic!("{}", report.render(false)));
+        let e = preflight_topics(dir.path(), &c, allow).unwrap_err();
+        let d = report.refusal(&e).expect("a refusal with a place");
+        (d.id().to_owned(), d.line(), d.help.clone())
+    };
+    let fewer =
+        "[[topic]]\nname = \"orders\"\npartitions = 1\nretention_ms = 86_400_000\n\n[[topic]]\nname = \"clicks\"\n";
+    assert_eq!(
+        at(fewer, true),
+        (
+            "V301".to_owned(),
+            Some(3),
+            "declare `partitions = 2` or more".to_owned()
+        )
+    );
+    let shorter = "[defaults]\nretention_ms = 3_600_000\nsegment_age_ms_max = 600_000\n\n[[topic]]\nname = \"orders\"\npartitions = 2\n\n[[topic]]\nname = \"clicks\"\n";
+    // `orders` inherits the shorter retention from `[defaults]`: told there.
+    let (id, line, _) = at(shorter, false);
+    assert_eq!((id.as_str(), line), ("V302", Some(2)));
+    let removed = "[[topic]]\nname = \"orders\"\npartitions = 2\nretention_ms = 86_400_000\n";
+    let (id, line, help) = at(removed, false);
+    assert_eq!((id.as_str(), line), ("V302", None));
+    assert!(help.contains("`clicks`"), "{help}");
+    preflight_topics(dir.path(), &config(removed), true).unwrap();
+}

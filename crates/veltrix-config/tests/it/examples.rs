@@ -63,3 +63,53 @@ fn the_docs_carry_the_generated_reference() {
         "docs/configuration.md is out of date: run `VELTRIX_BLESS=1 cargo test -p veltrix-config --test it docs`"
     );
 }
+
+/// Every key of the schema says what it does, in a sentence, and its unit
+/// matches its name (`_ms` milliseconds, `_bytes` bytes); its row in
+/// `docs/configuration.md` gives its type, range and default. A key added
+/// without them fails here.
+#[test]
+fn every_key_has_a_documented_range_and_explanation() {
+    use veltrix_config::schema::{Kind, TABLES, Unit};
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md")).unwrap();
+    let mut problems = Vec::new();
+    for table in TABLES {
+        if table.doc.trim().is_empty() {
+            problems.push(format!("[{}] has no description", table.name));
+        }
+        for key in table.keys {
+            let at = format!("{}.{}", table.name, key.name);
+            let text = key.doc.trim();
+            if text.len() < 20 || !(text.ends_with('.') || text.ends_with(')') || text.ends_with('`')) {
+                problems.push(format!("{at}: the description is not a sentence: {text:?}"));
+            }
+            if !key
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                problems.push(format!("{at}: not snake_case"));
+            }
+            if let Kind::Int { min, max, unit, .. } = key.kind {
+                if min > max {
+                    problems.push(format!("{at}: empty range {min}..={max}"));
+                }
+                let words: Vec<&str> = key.name.split('_').collect();
+                if words.contains(&"ms") && unit != Unit::Milliseconds {
+                    problems.push(format!("{at}: `ms` in the name, not in milliseconds"));
+                }
+                if words.contains(&"bytes") && unit != Unit::Bytes {
+                    problems.push(format!("{at}: `bytes` in the name, not in bytes"));
+                }
+            }
+            let row = format!("| `{}` | ", key.name);
+            let range = key.kind.range();
+            if !doc.lines().any(|l| l.starts_with(&row) && l.contains(&range)) {
+                problems.push(format!(
+                    "{at}: no row with its range `{range}` in docs/configuration.md"
+                ));
+            }
+        }
+    }
+    assert_eq!(problems, Vec::<String>::new());
+}

@@ -633,7 +633,8 @@ fn production_lints_are_silent_under_the_development_profile() {
 }
 
 /// Rules about the file as a whole, with tests of their own below.
-const TESTED_APART: [&str; 4] = ["V016", "V017", "V134", "V135"];
+/// V301 and V302 need a data directory: `apply::refusals_are_planned_before_opening_and_told_at_their_line`.
+const TESTED_APART: [&str; 6] = ["V016", "V017", "V134", "V135", "V301", "V302"];
 
 #[test]
 fn every_rule_of_the_catalogue_has_a_case() {

@@ -80,6 +80,8 @@ pub struct ServeOverrides {
     /// `--auto-create-topics`: turns auto-creation on whatever the file says.
     pub auto_create_topics: bool,
     pub default_partitions: Option<u32>,
+    /// `--allow-data-loss`: shorter retentions and removed topics are applied.
+    pub allow_data_loss: bool,
 }
 
 /// The configuration `veltrix serve` runs with: the file's, checked exactly
@@ -101,7 +103,7 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
     if !report.diagnostics.is_empty() {
         eprint!("{}", report.render(std::io::stderr().is_terminal()));
     }
-    let Some(mut config) = report.config else {
+    let Some(mut config) = report.config.clone() else {
         let errors = super::plural(report.errors() as u64, "error");
         match file {
             None => anyhow::bail!("refusing to start: the VELTRIX_ environment overrides have {errors}"),
@@ -130,6 +132,25 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
     }
     if let Some(n) = flags.default_partitions {
         config.broker.default_partitions = n;
+    }
+    // A change the data directory's topics would refuse is told at the
+    // file's line, before the directory is opened or created.
+    if let Some(path) = file
+        && let Err(e) = veltrix_config::preflight_topics(&config.data_dir, &config, flags.allow_data_loss)
+    {
+        let Some(d) = report.refusal(&e) else {
+            return Err(anyhow::Error::new(e).context("refusing to start"));
+        };
+        eprintln!(
+            "{}",
+            d.render(&report.path, &report.source, std::io::stderr().is_terminal())
+        );
+        anyhow::bail!(
+            "refusing to start: {} cannot be applied to the data directory {} ({} above)",
+            path.display(),
+            config.data_dir.display(),
+            d.id()
+        );
     }
     Ok(config)
 }

@@ -236,6 +236,42 @@ fn serve_applies_declared_topics_and_flags_win_over_the_file() {
         err.contains("topic `orders`") && err.contains("--allow-data-loss"),
         "{err}"
     );
+    // Told like `check` tells: the rule, the file and the line of the change,
+    // before the data directory is opened (the lock file is not even touched).
+    assert!(err.contains("error[V302]"), "{err}");
+    assert!(err.contains("--> veltrix.toml:7:16"), "{err}");
+    let lock = dir.path().join("from-flag/lock");
+    let locked_at = std::fs::metadata(&lock).unwrap().modified().unwrap();
+    // Fewer partitions: refused at the line, whatever the flag says.
+    write(
+        dir.path(),
+        "veltrix.toml",
+        &config.replace("partitions = 2", "partitions = 1"),
+    );
+    let o = veltrix(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            "veltrix.toml",
+            "--data-dir",
+            "from-flag",
+            "--allow-data-loss",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error[V301]"), "{err}");
+    assert!(err.contains("--> veltrix.toml:6:14"), "{err}");
+    assert!(err.contains("declare `partitions = 2` or more"), "{err}");
+    assert!(!err.contains("backtrace"), "{err}");
+    assert_eq!(std::fs::metadata(&lock).unwrap().modified().unwrap(), locked_at);
+    write(
+        dir.path(),
+        "veltrix.toml",
+        &config.replace("86_400_000", "3_600_000\nsegment_age_ms_max = 600_000"),
+    );
     let log = serve_until_ready(
         dir.path(),
         &[
