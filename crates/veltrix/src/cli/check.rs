@@ -40,14 +40,40 @@ pub struct ExplainArgs {
 
 /// Runs `veltrix check` and exits with its status.
 pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
-    let report =
-        veltrix_config::check_file(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let report = match veltrix_config::check_file(&args.file) {
+        Ok(report) => report,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context(format!("cannot read {}", args.file.display()));
+            if args.format == "json" {
+                // Whatever went wrong, `--format json` prints JSON.
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&failure_json(&args.file, &e, "diagnostics"))?
+                );
+            }
+            return Err(e);
+        }
+    };
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
         print!("{}", report.render(std::io::stdout().is_terminal()));
     }
     std::process::exit(report.exit_code(args.strict));
+}
+
+/// What `--format json` prints when a file could not be checked at all: the
+/// shape of a report, with the reason in `error` and an empty `list`
+/// (`diagnostics` for check, `findings` for doctor).
+pub fn failure_json(file: &Path, e: &anyhow::Error, list: &str) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "file": file.display().to_string(),
+        "error": super::error_chain(e),
+        "errors": 1,
+        "warnings": 0,
+    });
+    v[list] = serde_json::json!([]);
+    v
 }
 
 /// Runs `veltrix explain`.

@@ -77,6 +77,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let code = match check(&args) {
         Ok(code) => code,
         Err(e) => {
+            if args.format == "json" {
+                // Whatever went wrong, `--format json` prints JSON.
+                let file = args.file.clone().unwrap_or_default();
+                let json = super::check::failure_json(&file, &e, "findings");
+                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            }
             eprintln!("error: {}", super::error_chain(&e));
             EXIT_USAGE
         }

@@ -92,6 +92,29 @@ fn json_output_carries_rule_line_and_fix() {
     assert_eq!(d["help"], "did you mean `profile`?");
 }
 
+/// Whatever went wrong, `--format json` prints JSON: a file that cannot be
+/// read gives a report with the reason.
+#[test]
+fn json_output_is_json_when_the_file_cannot_be_read() {
+    let _machine = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let o = veltrix(dir.path(), &["check", "missing.toml", "--format", "json"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["errors"], 1);
+    assert!(v["error"].as_str().unwrap().contains("cannot read missing.toml"), "{v}");
+    assert_eq!(v["diagnostics"], serde_json::json!([]));
+    // Not UTF-8: a diagnostic like any other.
+    std::fs::write(
+        dir.path().join("latin1.toml"),
+        b"[broker]\ndata_dir = \"/srv/caf\xe9\"\n",
+    )
+    .unwrap();
+    let o = veltrix(dir.path(), &["check", "latin1.toml", "--format", "json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diagnostics"][0]["rule"], "V016");
+}
+
 #[test]
 fn environment_overrides_are_checked_too() {
     let _machine = shared();

@@ -103,6 +103,18 @@ fn json_output_lists_every_finding_with_its_place_and_fix() {
     assert_eq!(store["fix"]["line"], "\"enable.auto.offset.store\": false");
 }
 
+/// Whatever went wrong, `--format json` prints JSON.
+#[test]
+fn json_output_is_json_when_the_file_cannot_be_read() {
+    let _machine = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let o = doctor(dir.path(), &["missing.properties", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("missing.properties"), "{v}");
+    assert_eq!(v["findings"], serde_json::json!([]));
+}
+
 #[test]
 fn the_check_that_cannot_run_exits_2() {
     let _machine = shared();
