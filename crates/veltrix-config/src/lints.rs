@@ -592,7 +592,8 @@ fn alerts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
             continue;
         };
         let horizon = lag_ms.saturating_add(alert.for_ms);
-        if retention > horizon {
+        // A retention of seconds is V136's: most likely in the wrong unit.
+        if retention > horizon || retention < RETENTION_MS_MIN_SAFE {
             continue;
         }
         let t = topics.get(topic.name.as_str()).and_then(|v| v.first());

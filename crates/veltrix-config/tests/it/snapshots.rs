@@ -152,3 +152,35 @@ fn explanation_of_a_rule() {
     let r = rules::find("V108").unwrap();
     insta::assert_snapshot!(format!("{} {}: {}\n\n{}", r.id, r.name, r.summary, r.explanation));
 }
+
+/// The mistakes of units and paths: each names the value meant and the line
+/// to write.
+#[test]
+fn units_and_paths() {
+    let src = r#"[broker]
+data_dir = "~/veltrix"
+
+[observability]
+lag_evaluation_interval_ms = 10_000
+
+[[topic]]
+name = "orders"
+retention_ms = 7
+segment_age_ms_max = 7
+
+[[alert]]
+group = "billing"
+topic = "orders"
+lag_ms_max = 5_000
+
+[[alert]]
+group = "audit"
+topic = "orders"
+lag_ms_max = 30
+"#;
+    let probe = FixedProbe {
+        variables: vec![("HOME".to_owned(), "/home/ops".to_owned())],
+        ..disk()
+    };
+    insta::assert_snapshot!(render(src, &[], probe));
+}
