@@ -349,14 +349,34 @@ fn swallowed_key(s: &Settings<'_>, entry: &Entry) -> Option<Finding> {
     )
 }
 
-/// D009: a security protocol the broker does not serve.
+/// D009: a security protocol or SASL mechanism the broker does not serve.
 fn security(s: &Settings<'_>, out: &mut Vec<Finding>) {
-    let Some(entry) = s.entry("security.protocol") else {
-        return;
-    };
-    if entry.value.trim().eq_ignore_ascii_case("PLAINTEXT") {
+    let protocol = s.entry("security.protocol");
+    if protocol.is_none_or(|e| e.value.trim().eq_ignore_ascii_case("PLAINTEXT")) {
+        // Without SASL in the protocol the mechanism is never used: the file
+        // reads as if the client authenticates, and it does not.
+        // One entry, whichever of librdkafka's two spellings the file uses.
+        if let Some(entry) = s.entry("sasl.mechanism").or_else(|| s.entry("sasl.mechanisms")) {
+            let key = &entry.key;
+            out.push(
+                Finding::new(
+                    &rules::SECURITY_NOT_OFFERED,
+                    format!("`{key}={}`: the broker offers no SASL mechanism", entry.value),
+                )
+                .severity(Severity::Warning)
+                .at(entry.value_span.clone(), "not offered by the broker, and unused over PLAINTEXT")
+                .help(format!(
+                    "remove `{key}` (and the credentials) until the broker offers SASL; the connection is not authenticated"
+                ))
+                .why("with `security.protocol` PLAINTEXT the client never authenticates, whatever the file's credentials say")
+                .fix(Fix::delete(entry)),
+            );
+        }
         return;
     }
+    let Some(entry) = protocol else {
+        return;
+    };
     out.push(
         Finding::new(
             &rules::SECURITY_NOT_OFFERED,

@@ -205,6 +205,11 @@ fn d009_security_not_offered() {
         &props("bootstrap.servers=x:9092\nsecurity.protocol=plaintext\n", J, P),
         "D009",
     );
+    // A mechanism over PLAINTEXT is never used: the client does not
+    // authenticate, whatever the file says.
+    let r = props("bootstrap.servers=x:9092\nsasl.mechanisms=SCRAM-SHA-512\n", R, P);
+    let f = expect(&r, "D009", Some(2), Some(""));
+    assert_eq!(f.severity, Severity::Warning);
 }
 
 #[test]
