@@ -2,6 +2,7 @@
 
 mod apply;
 mod apply_share;
+mod corpus;
 mod examples;
 mod resolve;
 mod rules;

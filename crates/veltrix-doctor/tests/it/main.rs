@@ -1,5 +1,6 @@
 //! Integration tests of `veltrix-doctor`: one binary, one module per concern.
 
+mod corpus;
 mod docs;
 mod fixtures;
 mod parse;
