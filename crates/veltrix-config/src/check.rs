@@ -311,7 +311,9 @@ fn first_declaration(source: &str, span: &std::ops::Range<usize>) -> Option<std:
         let text = line.trim_start();
         let indent = line.len() - text.len();
         if is_table {
-            let header = text.trim_end().trim_start_matches('[').trim_end_matches(']').trim();
+            // Without a trailing comment: `[limits] # first`.
+            let code = text.split('#').next().unwrap_or(text);
+            let header = code.trim_end().trim_start_matches('[').trim_end_matches(']').trim();
             if text.starts_with('[') && header == name {
                 let at = start + indent + text.find(name)?;
                 return Some(at..at + name.len());

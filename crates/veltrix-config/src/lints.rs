@@ -32,10 +32,23 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn P
     partition_limits(ctx, raw, c);
     durability(ctx, raw);
     let defaults = raw.table("defaults");
-    log_scope(ctx, &Scope::defaults(defaults, c));
+    let request_at = raw.table("limits").set_at("request_bytes_max");
+    log_scope(
+        ctx,
+        &Scope {
+            request_at: request_at.clone(),
+            ..Scope::defaults(defaults, c)
+        },
+    );
     let named = raw.topics.iter().filter(|t| t.str("name").is_some());
     for (t, topic) in named.zip(&c.topics) {
-        log_scope(ctx, &Scope::topic(t, defaults, topic, c));
+        log_scope(
+            ctx,
+            &Scope {
+                request_at: request_at.clone(),
+                ..Scope::topic(t, defaults, topic, c)
+            },
+        );
         critical_topic(ctx, t, topic, c);
     }
     alerts(ctx, raw, c);
@@ -257,6 +270,8 @@ struct Scope<'a> {
     defaults: Option<&'a RawTable>,
     log: LogConfig,
     request_bytes_max: usize,
+    /// Where `[limits] request_bytes_max` is set, if it is.
+    request_at: Option<Origin>,
 }
 
 impl<'a> Scope<'a> {
@@ -267,6 +282,7 @@ impl<'a> Scope<'a> {
             defaults: None,
             log: c.broker.log,
             request_bytes_max: c.limits.request_bytes_max,
+            request_at: None,
         }
     }
 
@@ -277,6 +293,7 @@ impl<'a> Scope<'a> {
             defaults: Some(defaults),
             log: c.topic_log_config(topic),
             request_bytes_max: c.limits.request_bytes_max,
+            request_at: None,
         }
     }
 
@@ -408,7 +425,7 @@ fn batch_over_request(ctx: &mut Ctx<'_>, s: &Scope<'_>) {
     {
         ctx.emit(
             &rules::BATCH_OVER_REQUEST,
-            s.at("batch_bytes_max").as_ref(),
+            s.at("batch_bytes_max").or_else(|| s.request_at.clone()).as_ref(),
             format!(
                 "{}: `batch_bytes_max` ({}) is larger than `[limits] request_bytes_max` ({})",
                 s.what,
@@ -884,7 +901,13 @@ fn production_data_dir(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &
         .help("put `data_dir` on a disk-backed file system")
         .note("every acknowledged record and the topic catalogue would be lost on reboot; fsync does nothing on tmpfs");
     }
-    if c.data_dir.is_relative() {
+    // A rejected value was reported as such, and a path written wrong (V018,
+    // V019) is relative only because of the mistake.
+    let rejected = b.declares("data_dir") && data_at.is_none();
+    let miswritten = b
+        .str("data_dir")
+        .is_some_and(|p| crate::paths::stray_ends(p).is_some() || !crate::paths::placeholders(p).is_empty());
+    if c.data_dir.is_relative() && !rejected && !miswritten {
         ctx.emit(
             &rules::RELATIVE_DATA_DIR,
             data_at.clone().or(profile.clone()).as_ref(),
@@ -909,7 +932,9 @@ fn production_defaults(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, profile:
         .help("use `durability = \"fsync\"` here, and `interval` on the topics that may lose acknowledged records")
         .note("auto-created topics and topics created through the admin API would acknowledge records before they are durable");
     }
-    if c.broker.default_partitions == 1 {
+    // A rejected value was reported as such; its default is not judged.
+    let rejected = |t: &RawTable, key: &str| t.declares(key) && t.set_at(key).is_none();
+    if c.broker.default_partitions == 1 && !rejected(d, "partitions") {
         ctx.emit(
             &rules::SINGLE_DEFAULT_PARTITION,
             d.set_at("partitions")

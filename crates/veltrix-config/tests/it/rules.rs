@@ -753,6 +753,24 @@ fn a_retention_in_the_wrong_unit_is_never_fixed_by_shortening_the_segments() {
     assert!(!report.render(false).contains("segment_age_ms_max = 7"));
 }
 
+/// A first header with a comment after it is still found.
+#[test]
+fn a_duplicate_table_after_a_commented_header_points_at_both() {
+    let report = check_source(
+        "veltrix.toml",
+        "[limits] # first\nrequest_bytes_max = 1_048_576\n\n[limits]\n",
+        &[],
+        &disk(),
+    );
+    let d = &report.diagnostics[0];
+    assert_eq!((d.id(), d.line()), ("V001", Some(4)), "{}", report.render(false));
+    assert!(
+        report.render(false).contains("first declared here"),
+        "{}",
+        report.render(false)
+    );
+}
+
 #[test]
 fn a_duplicate_key_or_table_points_at_both_declarations() {
     let report = check_source(
