@@ -124,7 +124,7 @@ fn undetermined(s: &Settings<'_>, role: Role, options: &LintOptions, out: &mut V
 
 /// The type of a setting's value, as the client checks it.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Bool,
     Int(i64, i64),
     Words(&'static [&'static str]),
@@ -134,7 +134,7 @@ const INT_MAX: i64 = i32::MAX as i64;
 
 /// The type of `key` (its canonical name) in `dialect`, for the keys the
 /// rules read.
-fn kind_of(dialect: Dialect, key: &str) -> Option<Kind> {
+pub(crate) fn kind_of(dialect: Dialect, key: &str) -> Option<Kind> {
     use Dialect::{Java, Librdkafka};
     use Kind::{Bool, Int, Words};
     let k = match (dialect, key) {
@@ -191,7 +191,7 @@ fn kind_of(dialect: Dialect, key: &str) -> Option<Kind> {
 
 /// The name `kind_of` knows `key` by: librdkafka's aliases resolved to one
 /// of their names.
-fn canonical(dialect: Dialect, key: &str) -> &str {
+pub(crate) fn canonical(dialect: Dialect, key: &str) -> &str {
     if dialect == Dialect::Java {
         return key;
     }
@@ -267,6 +267,10 @@ fn keys_and_values(s: &Settings<'_>, out: &mut Vec<Finding>) {
             out.push(other_client_key(s, entry, other));
             continue;
         }
+        if let Some(finding) = byte_order_mark(s, entry) {
+            out.push(finding);
+            continue;
+        }
         let finding = Finding::new(
             &rules::UNKNOWN_KEY,
             format!("unknown key `{}` for a {} client", entry.key, s.dialect.title()),
@@ -285,6 +289,34 @@ fn keys_and_values(s: &Settings<'_>, out: &mut Vec<Finding>) {
                 .why(ignored),
         });
     }
+}
+
+/// D002 for a first key that starts with a byte-order mark: Java's
+/// `Properties.load` reads the invisible U+FEFF as part of the key (before a
+/// comment, it turns the comment into a setting).
+fn byte_order_mark(s: &Settings<'_>, entry: &Entry) -> Option<Finding> {
+    let key = entry.key.strip_prefix('\u{feff}')?;
+    let comment = key.starts_with('#') || key.starts_with('!');
+    let what = if comment {
+        "the comment on this line is read as a setting".to_owned()
+    } else {
+        format!("the key read is `\\uFEFF{key}`, not `{key}`")
+    };
+    let finding = Finding::new(
+        &rules::UNKNOWN_KEY,
+        format!("the file starts with a byte-order mark (U+FEFF): {what}"),
+    )
+    .at(entry.key_span.clone(), "an invisible U+FEFF before this")
+    .help("save the file without a byte-order mark (\"UTF-8\", not \"UTF-8 with BOM\")")
+    .why(format!(
+        "a `.properties` reader keeps the mark as part of the first key; {}",
+        ignored_by(s.dialect)
+    ));
+    Some(if comment {
+        finding.fix(Fix::delete(entry))
+    } else {
+        finding.fix(Fix::replace(s.file, entry, key, &entry.value))
+    })
 }
 
 /// D008: a `.properties` line ending in `\` continues on the next one, so a
@@ -394,6 +426,10 @@ fn bootstrap(s: &Settings<'_>, out: &mut Vec<Finding>) {
     let Some(entry) = s.entry("bootstrap.servers") else {
         return;
     };
+    // A value that swallowed the next key is D008's, with the right fix.
+    if swallowed_key(s, entry).is_some() {
+        return;
+    }
     let Some((problem, fixed)) = bootstrap_problem(&entry.value) else {
         return;
     };
@@ -427,6 +463,20 @@ fn bootstrap_problem(value: &str) -> Option<(String, Option<String>)> {
         .collect();
     if parts.is_empty() {
         return Some(("no server".to_owned(), None));
+    }
+    // Something that cannot be a host: no list can be written for it (a
+    // `#` line continued with `\` is part of the value, not a comment).
+    let host_like = |p: &str| {
+        p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '/'))
+    };
+    if let Some(odd) = parts.iter().find(|p| !host_like(p)) {
+        let hint = if odd.starts_with('#') || odd.starts_with('!') {
+            " (a line continued with `\\` is part of the value, never a comment)"
+        } else {
+            ""
+        };
+        return Some((format!("`{odd}` is no `host:port`{hint}"), None));
     }
     let mut fixed = Vec::new();
     for part in &parts {
@@ -562,6 +612,11 @@ fn invalid_value(s: &Settings<'_>, entry: &Entry, out: &mut Vec<Finding>) {
 /// `earliest`), when one is close enough to be what was meant: within one edit,
 /// plus one per six characters, ignoring case.
 fn nearest_word(words: &[&'static str], value: &str) -> Option<&'static str> {
+    // Numbers are not spelt: `acks=2` is one edit from `0`, which would lose
+    // records. The key's safe value is the fix for them.
+    if !value.chars().any(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
     let value = value.to_ascii_lowercase();
     let limit = 1 + value.chars().count() / 6;
     words

@@ -313,8 +313,20 @@ impl<'a> Settings<'a> {
     /// invalid-value rule reports it) or there is no default.
     pub fn int(&self, key: &str) -> Option<Value<'a, i64>> {
         match self.text(key)? {
-            Value::Set(e, t) => parse_int(e, t).map(|v| Value::Set(e, v)),
+            Value::Set(e, t) => parse_int(e, t)
+                .filter(|v| self.in_range(&e.key, *v))
+                .map(|v| Value::Set(e, v)),
             Value::Default(t) => t.parse().ok().map(Value::Default),
+        }
+    }
+
+    /// Whether `v` is a value the client accepts for `key`: out of range, the
+    /// invalid-value rule reports it and no other rule reads it.
+    fn in_range(&self, key: &str, v: i64) -> bool {
+        use crate::checks::{Kind, canonical, kind_of};
+        match kind_of(self.dialect, canonical(self.dialect, key)) {
+            Some(Kind::Int(lo, hi)) => (lo..=hi).contains(&v),
+            _ => true,
         }
     }
 
@@ -336,7 +348,8 @@ impl<'a> Settings<'a> {
             }
         };
         match self.text("acks")? {
-            Value::Set(e, t) => parse(t).map(|v| Value::Set(e, v)),
+            // Anything but all, -1, 0 and 1 is the invalid-value rule's.
+            Value::Set(e, t) => parse(t).filter(|v| (-1..=1).contains(v)).map(|v| Value::Set(e, v)),
             Value::Default(t) => parse(t).map(Value::Default),
         }
     }

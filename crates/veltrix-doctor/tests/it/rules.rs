@@ -81,48 +81,20 @@ fn d003_is_an_error_for_the_client_that_refuses_the_key() {
 /// first of the list or a fixed one.
 #[test]
 fn d004_a_misspelt_word_is_fixed_to_the_nearest_allowed_one() {
-    expect(
-        &props(
-            "compression.type=lz5
-",
-            J,
-            P,
-        ),
-        "D004",
-        Some(1),
-        Some("compression.type=lz4"),
-    );
-    expect(
-        &props(
-            "auto.offset.reset=earlist
-",
-            J,
-            C,
-        ),
-        "D004",
-        Some(1),
-        Some("auto.offset.reset=earliest"),
-    );
-    expect(
-        &props(
-            "acks=al
-", J, P,
-        ),
-        "D004",
-        Some(1),
-        Some("acks=all"),
-    );
-    expect(
-        &props(
-            "compression.codec=zsdt
-",
-            R,
-            P,
-        ),
-        "D004",
-        Some(1),
-        Some("compression.codec=zstd"),
-    );
+    let cases = [
+        ("compression.type=lz5\n", J, P, "compression.type=lz4"),
+        ("auto.offset.reset=earlist\n", J, C, "auto.offset.reset=earliest"),
+        ("acks=al\n", J, P, "acks=all"),
+        ("compression.codec=zsdt\n", R, P, "compression.codec=zstd"),
+        // A number is not a spelling: `2` is one edit from `0`, which loses
+        // records; the safe value is the fix.
+        ("acks=2\n", J, P, "acks=all"),
+    ];
+    for (source, client, role, fixed) in cases {
+        expect(&props(source, client, role), "D004", Some(1), Some(fixed));
+    }
+    // No other rule reads the value D004 refuses.
+    assert_eq!(props("acks=2\n", J, P).findings.len(), 1);
 }
 
 #[test]
@@ -210,6 +182,34 @@ fn d009_security_not_offered() {
     let r = props("bootstrap.servers=x:9092\nsasl.mechanisms=SCRAM-SHA-512\n", R, P);
     let f = expect(&r, "D009", Some(2), Some(""));
     assert_eq!(f.severity, Severity::Warning);
+}
+
+/// A continued line is part of the value, never a comment: no list is
+/// invented from it, and a swallowed key is D008's alone.
+#[test]
+fn d010_names_what_is_no_host_and_leaves_a_swallowed_key_to_d008() {
+    let r = props("bootstrap.servers=a:9092,b:9092,\\\n#   c:9092 (retired)\n", J, P);
+    let f = expect(&r, "D010", Some(1), None);
+    assert!(f.message.contains("never a comment"), "{}", f.message);
+    let r = props("bootstrap.servers=a:9092,\\\nacks=all\n", J, P);
+    absent(&r, "D010");
+    assert!(r.findings.iter().any(|f| f.id() == "D008"), "{}", r.render(false));
+}
+
+/// A byte-order mark is read as part of the first key: said so, with the key
+/// (or the comment) it hides.
+#[test]
+fn d002_a_byte_order_mark_is_named_with_the_key_it_hides() {
+    let r = props("\u{feff}acks=all\n", J, P);
+    let f = expect(&r, "D002", Some(1), Some("acks=all"));
+    assert!(f.message.contains("byte-order mark"), "{}", f.message);
+    let r = props("\u{feff}# producer settings\nacks=all\n", J, P);
+    let f = expect(&r, "D002", Some(1), Some(""));
+    assert!(
+        f.message.contains("comment on this line is read as a setting"),
+        "{}",
+        f.message
+    );
 }
 
 #[test]
