@@ -81,15 +81,23 @@ fn setting<T: std::fmt::Display + Copy>(key: &str, v: &Value<'_, T>) -> String {
 
 fn syntax(s: &Settings<'_>, out: &mut Vec<Finding>) {
     if let Some(err) = &s.file.error {
-        out.push(
-            Finding::new(
+        let finding = match s.file.format {
+            Format::Properties => Finding::new(
+                &rules::SYNTAX,
+                format!("the file cannot be loaded: {}", err.message),
+            )
+            .at(err.span.clone(), err.message.clone())
+            .help("write the character as `\\u` and four hex digits (`\\u00e9` for é), or `\\\\u` for a backslash and a u")
+            .why("Java's Properties.load throws on a malformed `\\uxxxx` escape, so the client never starts"),
+            Format::Json => Finding::new(
                 &rules::SYNTAX,
                 format!("the file is not a valid JSON object: {}", err.message),
             )
             .at(err.span.clone(), err.message.clone())
             .help("write the configuration as one JSON object of settings: `{\"acks\": \"all\"}`")
             .why("nothing after this point was read, so its settings are not checked"),
-        );
+        };
+        out.push(finding);
     }
 }
 

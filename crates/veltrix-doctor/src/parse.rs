@@ -247,14 +247,46 @@ fn parse_properties(source: &str) -> ParsedFile {
         None if source.is_empty() => (0, String::new(), "\n".to_owned()),
         None => (source.len(), "\n".to_owned(), String::new()),
     };
+    let error = entries
+        .iter()
+        .find_map(|e| malformed_unicode_escape(source, e.delete_span.clone()));
     ParsedFile {
         format: Format::Properties,
         entries,
         insert_at,
         insert_prefix,
         insert_suffix,
-        error: None,
+        error,
     }
+}
+
+/// The first `\u` in `range` not followed by four hex digits: Java's
+/// `Properties.load` throws on it ("Malformed \uxxxx encoding"), so the
+/// client never starts.
+fn malformed_unicode_escape(source: &str, range: Range<usize>) -> Option<SyntaxError> {
+    let text = source.get(range.clone())?;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        // A backslash escapes the next character, a backslash included.
+        if bytes.get(i + 1) == Some(&b'u') {
+            let hex = text.get(i + 2..i + 6).unwrap_or("");
+            if hex.len() < 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let at = range.start + i;
+                let end = (i + 2 + hex.bytes().take_while(u8::is_ascii_hexdigit).count()).min(bytes.len());
+                return Some(SyntaxError {
+                    message: "a `\\u` escape needs four hex digits".to_owned(),
+                    span: at..range.start + end,
+                });
+            }
+        }
+        i += 2;
+    }
+    None
 }
 
 /// One logical line's key and value. `line` is the range of its natural

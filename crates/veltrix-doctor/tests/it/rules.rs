@@ -18,6 +18,15 @@ fn d001_syntax() {
     let f = expect(&r, "D001", Some(3), None);
     assert_eq!(f.location.as_ref().map(|l| l.column), Some(13));
     assert_eq!(r.exit_code(false), 1);
+    // A malformed `\u` escape: Java's Properties.load throws.
+    let r = props("acks=all\nclient.id=caf\\u00e-app\n", J, P);
+    let f = expect(&r, "D001", Some(2), None);
+    assert_eq!(f.location.as_ref().map(|l| l.column), Some(14));
+    // Escaped backslashes and whole escapes are fine.
+    absent(
+        &props("client.id=caf\\u00e9-app\nssl.keystore.location=C:\\\\users\n", J, P),
+        "D001",
+    );
 }
 
 #[test]
