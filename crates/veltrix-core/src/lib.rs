@@ -25,6 +25,7 @@ pub mod groups;
 pub mod lag;
 pub mod metrics;
 mod producer_ids;
+pub mod quotas;
 pub mod records;
 pub mod redrive;
 pub mod share;
