@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     pub share: ShareConfig,
     /// Limits of topics' duplicate windows.
     pub dedup: DedupLimits,
+    /// Client quotas: how rates are measured, and how many quotas and
+    /// sensors are kept.
+    pub quotas: crate::quotas::QuotaConfig,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
@@ -77,6 +80,7 @@ impl Default for BrokerConfig {
             groups: GroupConfig::default(),
             share: ShareConfig::default(),
             dedup: DedupLimits::default(),
+            quotas: crate::quotas::QuotaConfig::default(),
             metrics_enabled: true,
         }
     }
@@ -97,6 +101,7 @@ pub struct Broker {
     groups: GroupCoordinator,
     share: ShareCoordinator,
     redriver: Redriver,
+    quotas: crate::quotas::Quotas,
     metrics: Metrics,
     /// The exclusive lock on the data directory, held for the broker's lifetime:
     /// two brokers on one directory would hand out the same offsets and
@@ -210,6 +215,8 @@ impl Broker {
         let ids: Vec<TopicId> = topics.values().map(|t| t.id).collect();
         let share = ShareCoordinator::open(env.clone(), config.share, Box::new(share_store), &|id| ids.contains(id))?;
         let redriver = Redriver::open(Box::new(LogRedriveStore::open(env.clone(), &dir.join(REDRIVE_DIR))?))?;
+        let quota_store = crate::quotas::FileQuotaStore::new(env.storage.clone(), &dir);
+        let quotas = crate::quotas::Quotas::open(config.quotas, env.clock.clone(), Arc::new(quota_store))?;
         let metrics = Metrics::new(config.metrics_enabled);
         env.set_fsync_observer(metrics.fsync_observer());
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
@@ -219,6 +226,7 @@ impl Broker {
             groups,
             share,
             redriver,
+            quotas,
             env,
             dir,
             config,
@@ -666,6 +674,11 @@ impl Broker {
     /// The share group coordinator.
     pub fn share(&self) -> &ShareCoordinator {
         &self.share
+    }
+
+    /// Client quotas and the rates measured against them.
+    pub fn quotas(&self) -> &crate::quotas::Quotas {
+        &self.quotas
     }
 
     /// Redrive jobs of dead letters.

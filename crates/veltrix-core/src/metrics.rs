@@ -222,6 +222,10 @@ impl<'a> Registrar<'a> {
     pub fn int_counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
         self.add(IntCounterVec::new(Opts::new(name, help), labels))
     }
+
+    pub fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+        self.add(prometheus::CounterVec::new(Opts::new(name, help), labels))
+    }
 }
 
 impl LogMetrics {

@@ -10,6 +10,7 @@ pub mod errors;
 mod handlers;
 mod memory;
 pub mod metrics;
+mod quota;
 mod server;
 mod topic_configs;
 pub mod warnings;

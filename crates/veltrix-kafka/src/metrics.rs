@@ -56,6 +56,12 @@ pub struct KafkaMetricSet {
     pub fetch_memory_waits: IntCounter,
     /// Fetches whose `max_bytes` was cut to `fetch_bytes_max`.
     pub fetch_bytes_clamped: IntCounter,
+    /// Responses that told their client to wait for its quota, by `kind`
+    /// (`produce`, `fetch`) and the quota `entity` applied (one per declared
+    /// entity: bounded by `[quotas] entities_max`).
+    pub quota_throttled: IntCounterVec,
+    /// The waits those responses asked for, in seconds, by the same labels.
+    pub quota_throttle_seconds: prometheus::CounterVec,
     /// Record batch bytes appended, per topic.
     pub produce_bytes: IntCounterVec,
     /// Records appended, per topic.
@@ -118,6 +124,16 @@ impl KafkaMetrics {
             fetch_memory_waits: r.int_counter(
                 "veltrix_kafka_fetch_memory_waits_total",
                 "Fetches that waited for room in the memory budget before reading from disk.",
+            ),
+            quota_throttled: r.int_counter_vec(
+                "veltrix_quota_throttled_total",
+                "Responses over a client quota, which carried throttle_time_ms and muted the connection, by kind and quota entity.",
+                &["kind", "entity"],
+            ),
+            quota_throttle_seconds: r.counter_vec(
+                "veltrix_quota_throttle_seconds_total",
+                "Time clients were told to wait for their quotas, by kind and quota entity.",
+                &["kind", "entity"],
             ),
             fetch_bytes_clamped: r.int_counter(
                 "veltrix_kafka_fetch_bytes_clamped_total",

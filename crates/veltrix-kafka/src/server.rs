@@ -392,6 +392,8 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFl
 struct Pipeline {
     slots: Arc<Semaphore>,
     depth: usize,
+    /// Set by a response over a client quota: no request is read until then.
+    mute: Arc<crate::quota::Mute>,
 }
 
 impl Pipeline {
@@ -434,8 +436,17 @@ async fn read_requests(
     let pipeline = Pipeline {
         slots: Arc::new(Semaphore::new(depth)),
         depth,
+        mute: Arc::default(),
     };
     loop {
+        // A client over its quota waits before its next request is read
+        // (KIP-219), whether or not it honours `throttle_time_ms` itself.
+        if let Some(until) = pipeline.mute.until() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
         let Some((frame, budget)) = read_frame(&mut reader, peer, shared, &pipeline, &mut shutdown).await? else {
             return Ok(());
         };
@@ -587,6 +598,7 @@ async fn dispatch(
         held: Held::default(),
         limiter: shared.limiter.clone(),
         shutdown: shutdown.clone(),
+        mute: pipeline.mute.clone(),
     };
     let answer = Answer {
         api,
@@ -597,14 +609,16 @@ async fn dispatch(
     };
     Ok(match *request {
         RequestKind::Produce(produce) => {
-            // Appended now, in order; answered once durable.
+            // Appended now, in order; answered once durable. The bytes count
+            // against the client's quota as they arrive.
             let slot = pipeline.beside().await;
+            let throttle_ms = crate::quota::record_produce(&ctx, handlers::produce::records_bytes(&produce));
             let written = handlers::produce::write(ctx, produce).await;
             let response = async move {
                 let Some(written) = written else {
                     return Err(Close::Protocol("produce task failed".into()));
                 };
-                let finished = written.finish().await;
+                let finished = written.finish().await.map(|r| r.with_throttle_time_ms(throttle_ms));
                 answer.observe();
                 finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
             };

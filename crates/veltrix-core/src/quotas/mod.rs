@@ -4,11 +4,11 @@
 //! refused: its response says how long to wait (`throttle_time_ms`), and the
 //! front door reads nothing more from its connection for that long.
 //!
-//! The quotas themselves are durable state behind [`QuotaStore`]; the rates
-//! are measured in memory over sliding windows ([`RateWindows`]), one sensor
-//! per quota holder, at most `sensors_max` of them (idle ones are forgotten
-//! first), so a client that invents a new client id per request costs a
-//! bounded amount of memory.
+//! The quotas themselves are durable state behind [`QuotaStore`]; each quota
+//! holder's standing is a token bucket in memory ([`RateWindows`]: the rate
+//! over any long time is the quota, bursts are bounded), one per holder, at
+//! most `sensors_max` of them (idle ones are forgotten first), so a client
+//! that invents a new client id per request costs a bounded amount of memory.
 
 mod rate;
 mod store;
@@ -169,11 +169,17 @@ pub struct Applied {
 }
 
 /// What a recorded request costs its client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Throttle {
     /// How long the client waits: in the response's `throttle_time_ms`, and
     /// the time its connection is muted.
     pub ms: u64,
+    /// The response is not to be sent: the client already owed a wait (only
+    /// from [`Quotas::record_unless_throttled`]; nothing was counted).
+    pub withheld: bool,
+    /// The entity whose quota was applied: a bounded label for metrics (one
+    /// per declared entity), `None` when no quota applies.
+    pub entity: Option<QuotaEntity>,
 }
 
 struct State {
@@ -268,8 +274,8 @@ impl Quotas {
         self.record_and(kind, user, client_id, value, false)
     }
 
-    /// As [`Quotas::record`], but a response that would throttle is not sent
-    /// (a fetch answered empty instead), so its bytes are taken back.
+    /// As [`Quotas::record`], but while the client still owes a wait its
+    /// response is withheld (a fetch answered empty) and nothing is counted.
     pub fn record_unless_throttled(&self, kind: QuotaKind, user: &str, client_id: &str, value: f64) -> Throttle {
         self.record_and(kind, user, client_id, value, true)
     }
@@ -295,21 +301,25 @@ impl Quotas {
             }
         }
         let rate = state.sensors.entry(key).or_insert_with(|| Rate::new(now));
-        rate.record(w, now, value);
-        let ms = rate.throttle_ms(w, now, applied.quota);
-        if ms > 0 && unrecord {
-            rate.unrecord(value);
+        let (ms, withheld) = if unrecord {
+            rate.record_unless_owing(w, now, applied.quota, value)
+        } else {
+            (rate.record(w, now, applied.quota, value), false)
+        };
+        Throttle {
+            ms,
+            withheld,
+            entity: Some(applied.entity),
         }
-        Throttle { ms }
     }
 
     /// The most bytes a client may be sent in one response under its quota of
-    /// `kind`: what the whole measured span allows (Kafka caps a fetch the
-    /// same way, so that one response never exceeds what a quota lets through).
+    /// `kind`: its burst (as Kafka caps a fetch to what its quota lets
+    /// through, so that one response never owes more than a burst's wait).
     pub fn bytes_cap(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<u64> {
         let applied = self.applied(kind, user, client_id)?;
-        let span_s = self.config.windows.span_ms() as f64 / 1000.0;
-        Some((applied.quota * span_s).max(1.0) as u64)
+        let burst_s = self.config.windows.burst_ms as f64 / 1000.0;
+        Some((applied.quota * burst_s).max(1.0) as u64)
     }
 
     /// Sensors measured now, and sensors forgotten so far to stay within

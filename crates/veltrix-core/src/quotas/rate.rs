@@ -1,95 +1,98 @@
-//! A rate over sliding sample windows, as Kafka measures quotas: `samples`
-//! windows of `window_ms` each; the rate is what the live windows hold over
-//! the time they span (at least all but one whole window, so a first burst is
-//! not divided by a few milliseconds).
-
-/// One sensor: what a client (or a group of clients sharing a quota) did.
-#[derive(Debug, Clone)]
-pub(crate) struct Rate {
-    /// (start of the window in ms, value recorded in it), oldest first.
-    windows: std::collections::VecDeque<(u64, f64)>,
-    /// When it was last recorded, to forget idle sensors.
-    pub last_ms: u64,
-}
+//! A client's standing against its byte-rate quota: a token bucket that
+//! fills at the quota's rate up to `burst_ms` worth of it. What a client sends
+//! or is sent takes tokens, possibly below zero; below zero, it waits until
+//! the bucket is back at zero. Over any long enough time a client gets its
+//! quota and no more, and its bursts are bounded by `burst_ms` of it (Kafka's
+//! sliding windows, with their 11 s of credit that comes back all at once
+//! when the oldest window expires, let a client burst ten times its quota
+//! every few seconds; a bucket does not).
 
 /// How quotas are measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateWindows {
-    /// One sample window, in ms (Kafka's `quota.window.size.seconds`, 1 s).
-    pub window_ms: u64,
-    /// Sample windows kept (Kafka's `quota.window.num`, 11).
-    pub samples: u32,
-}
-
-impl RateWindows {
-    /// The longest throttle: the whole measured span.
-    pub fn span_ms(&self) -> u64 {
-        self.window_ms.saturating_mul(u64::from(self.samples))
-    }
+    /// How much of its quota a client may send at once, in ms of its rate
+    /// (`[quotas] burst_ms`, 1 s).
+    pub burst_ms: u64,
+    /// The longest wait one response asks for (`[quotas] throttle_ms_max`);
+    /// a client further behind is throttled again on its next request.
+    pub throttle_ms_max: u64,
 }
 
 impl Default for RateWindows {
     fn default() -> RateWindows {
         RateWindows {
-            window_ms: 1_000,
-            samples: 11,
+            burst_ms: 1_000,
+            throttle_ms_max: 10_000,
         }
     }
+}
+
+/// One sensor: a client, or the clients sharing one quota.
+#[derive(Debug, Clone)]
+pub(crate) struct Rate {
+    /// Bytes it may still send now; negative: what it owes.
+    tokens: f64,
+    /// When `tokens` was last brought up to date, and when it was last used
+    /// (to forget idle sensors first).
+    pub last_ms: u64,
+    /// The quota the bucket was last filled at.
+    quota: f64,
 }
 
 impl Rate {
     pub(crate) fn new(now_ms: u64) -> Rate {
         Rate {
-            windows: std::collections::VecDeque::new(),
+            tokens: f64::NAN,
             last_ms: now_ms,
+            quota: 0.0,
         }
     }
 
-    /// Adds `value` at `now_ms`.
-    pub(crate) fn record(&mut self, w: RateWindows, now_ms: u64, value: f64) {
-        self.expire(w, now_ms);
-        let start = now_ms - now_ms % w.window_ms.max(1);
-        match self.windows.back_mut() {
-            Some((s, v)) if *s == start => *v += value,
-            _ => self.windows.push_back((start, value)),
+    fn capacity(w: RateWindows, quota: f64) -> f64 {
+        quota * w.burst_ms as f64 / 1000.0
+    }
+
+    /// Fills the bucket for the time since it was last used.
+    fn refill(&mut self, w: RateWindows, now_ms: u64, quota: f64) {
+        let cap = Rate::capacity(w, quota);
+        if self.tokens.is_nan() {
+            self.tokens = cap;
+        } else {
+            let elapsed = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
+            self.tokens = (self.tokens + elapsed * quota).min(cap);
         }
+        self.quota = quota;
         self.last_ms = now_ms;
     }
 
-    /// Takes `value` back (a response that was not sent after all).
-    pub(crate) fn unrecord(&mut self, value: f64) {
-        if let Some((_, v)) = self.windows.back_mut() {
-            *v = (*v - value).max(0.0);
-        }
-    }
-
-    fn expire(&mut self, w: RateWindows, now_ms: u64) {
-        let oldest = now_ms.saturating_sub(w.span_ms());
-        while self.windows.front().is_some_and(|(s, _)| *s + w.window_ms <= oldest) {
-            self.windows.pop_front();
-        }
-    }
-
-    /// Per second, at `now_ms`, and the span in ms it is measured over.
-    pub(crate) fn measure(&mut self, w: RateWindows, now_ms: u64) -> (f64, u64) {
-        self.expire(w, now_ms);
-        let total: f64 = self.windows.iter().map(|(_, v)| v).sum();
-        let oldest = self.windows.front().map_or(now_ms, |(s, _)| *s);
-        let floor = w.window_ms.saturating_mul(u64::from(w.samples.saturating_sub(1)));
-        let span = now_ms.saturating_sub(oldest).max(floor).max(1);
-        (total * 1000.0 / span as f64, span)
-    }
-
-    /// How long the client must wait for its rate to come back to `quota`
-    /// (per second): `(rate - quota) / quota × span`, at most the whole span of
-    /// the windows; 0 within the quota.
-    pub(crate) fn throttle_ms(&mut self, w: RateWindows, now_ms: u64, quota: f64) -> u64 {
-        let (rate, span) = self.measure(w, now_ms);
-        if quota <= 0.0 || rate <= quota {
+    /// The wait before the bucket is back at zero.
+    fn debt_ms(&self, w: RateWindows) -> u64 {
+        if self.tokens >= 0.0 || self.quota <= 0.0 {
             return 0;
         }
-        let ms = (rate - quota) / quota * span as f64;
-        (ms.ceil() as u64).min(w.span_ms())
+        let ms = (-self.tokens / self.quota * 1000.0).ceil() as u64;
+        ms.min(w.throttle_ms_max)
+    }
+
+    /// Takes `value` bytes at `now_ms` against `quota` bytes per second; the
+    /// wait the client owes afterwards.
+    pub(crate) fn record(&mut self, w: RateWindows, now_ms: u64, quota: f64, value: f64) -> u64 {
+        self.refill(w, now_ms, quota);
+        self.tokens -= value;
+        self.debt_ms(w)
+    }
+
+    /// As [`Rate::record`], unless the client already owes a wait: then
+    /// nothing is taken (the response is withheld) and the wait is returned
+    /// with `true`.
+    pub(crate) fn record_unless_owing(&mut self, w: RateWindows, now_ms: u64, quota: f64, value: f64) -> (u64, bool) {
+        self.refill(w, now_ms, quota);
+        let owed = self.debt_ms(w);
+        if owed > 0 {
+            return (owed, true);
+        }
+        self.tokens -= value;
+        (self.debt_ms(w), false)
     }
 }
 
@@ -98,8 +101,8 @@ mod tests {
     use super::*;
 
     const W: RateWindows = RateWindows {
-        window_ms: 1_000,
-        samples: 11,
+        burst_ms: 1_000,
+        throttle_ms_max: 10_000,
     };
 
     #[test]
@@ -107,40 +110,40 @@ mod tests {
         let mut r = Rate::new(0);
         // 900 B/s in 90 B every 100 ms, against 1 kB/s.
         for tick in 0..300u64 {
-            let now = tick * 100;
-            r.record(W, now, 90.0);
-            assert_eq!(r.throttle_ms(W, now, 1_000.0), 0, "at {now} ms");
+            assert_eq!(r.record(W, tick * 100, 1_000.0, 90.0), 0, "at {} ms", tick * 100);
         }
-        let (rate, _) = r.measure(W, 30_000);
-        assert!((rate - 900.0).abs() < 90.0, "{rate}");
     }
 
     #[test]
-    fn a_burst_is_measured_over_all_but_one_window_and_throttled_back_to_the_quota() {
+    fn a_client_that_honours_its_waits_gets_its_quota_and_no_more() {
         let mut r = Rate::new(0);
-        // 20 kB at once against 1 kB/s: measured over 10 s it is 2 kB/s, so
-        // the client waits as long again (10 s) for the rate to halve.
-        r.record(W, 0, 20_000.0);
-        assert_eq!(r.throttle_ms(W, 0, 1_000.0), 10_000);
-        // Throttles are bounded by the measured span (11 s).
-        r.record(W, 0, 1_000_000.0);
-        assert_eq!(r.throttle_ms(W, 0, 1_000.0), 11_000);
+        let (mut now, mut sent) = (0u64, 0u64);
+        // Sends 64 kB at a time against 100 kB/s, waiting as told.
+        while now < 60_000 {
+            let wait = r.record(W, now, 100_000.0, 65_536.0);
+            sent += 65_536;
+            now += wait.max(1);
+        }
+        let rate = sent as f64 / 60.0;
+        assert!((rate - 100_000.0).abs() < 100_000.0 * 0.05, "{rate}");
     }
 
     #[test]
-    fn old_windows_are_forgotten() {
+    fn a_burst_owes_its_excess_and_waits_are_bounded_per_response() {
         let mut r = Rate::new(0);
-        r.record(W, 0, 100_000.0);
-        assert!(r.throttle_ms(W, 5_000, 1_000.0) > 0);
-        assert_eq!(r.throttle_ms(W, 12_000, 1_000.0), 0);
-        assert_eq!(r.measure(W, 12_000).0, 0.0);
+        // 1 kB/s, 1 s of burst: 3 kB at once owes 2 s.
+        assert_eq!(r.record(W, 0, 1_000.0, 3_000.0), 2_000);
+        // 100 kB more: owes 102 s, told 10 s at a time.
+        assert_eq!(r.record(W, 0, 1_000.0, 100_000.0), 10_000);
+        assert_eq!(r.record(W, 10_000, 1_000.0, 0.0), 10_000);
     }
 
     #[test]
-    fn unrecording_takes_a_value_back() {
+    fn a_response_is_withheld_while_the_client_owes() {
         let mut r = Rate::new(0);
-        r.record(W, 0, 20_000.0);
-        r.unrecord(20_000.0);
-        assert_eq!(r.throttle_ms(W, 0, 1_000.0), 0);
+        assert_eq!(r.record_unless_owing(W, 0, 1_000.0, 3_000.0), (2_000, false));
+        // Still owing: nothing taken, told to wait what is left.
+        assert_eq!(r.record_unless_owing(W, 500, 1_000.0, 3_000.0), (1_500, true));
+        assert_eq!(r.record_unless_owing(W, 2_000, 1_000.0, 500.0), (500, false));
     }
 }

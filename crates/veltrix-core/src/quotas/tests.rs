@@ -87,13 +87,20 @@ fn a_client_over_its_quota_is_told_to_wait_and_others_are_not() {
     let (q, clock) = quotas();
     q.alter(&[(entity(None, named("bulk")), vec![set(P, 1_000.0)])], false);
     assert_eq!(q.record(P, ANONYMOUS, "bulk", 500.0).ms, 0);
+    // 20 kB at 1 kB/s, with 500 B of the 1 s burst left: 19.5 s owed, told
+    // 10 s at most at a time.
     let t = q.record(P, ANONYMOUS, "bulk", 20_000.0);
-    assert!(t.ms > 0 && t.ms <= 11_000, "{t:?}");
+    assert_eq!(t.ms, 10_000, "{t:?}");
     // A client without a quota is never throttled.
     assert_eq!(q.record(P, ANONYMOUS, "critical", 1e9).ms, 0);
-    // Once the windows have passed, the rate is back under the quota.
+    // Once the debt is paid, the client sends again at its rate.
     clock.0.store(20_000, Ordering::SeqCst);
     assert_eq!(q.record(P, ANONYMOUS, "bulk", 500.0).ms, 0);
+    // A fetch while owing is withheld, counted for nothing.
+    let t = q.record_unless_throttled(P, ANONYMOUS, "bulk", 5_000.0);
+    assert!(!t.withheld && t.ms > 0, "{t:?}");
+    let again = q.record_unless_throttled(P, ANONYMOUS, "bulk", 5_000.0);
+    assert!(again.withheld && again.ms <= t.ms, "{again:?}");
 }
 
 #[test]

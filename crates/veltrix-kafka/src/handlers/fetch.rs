@@ -65,7 +65,13 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
     let wait_ms = (request.max_wait_ms.max(0) as u64).min(ctx.config.fetch_wait_ms_max);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let bytes_max = response_bytes_max(&ctx, &request);
+    // Under a consumer quota, one response never exceeds what the quota lets
+    // through over its windows (as Kafka caps it), so a client can always
+    // get on.
+    let bytes_max = match crate::quota::fetch_cap(&ctx) {
+        Some(cap) => response_bytes_max(&ctx, &request).min(cap),
+        None => response_bytes_max(&ctx, &request),
+    };
     let request = Arc::new(request);
     loop {
         // Subscribe before reading, so a record that lands in between wakes us.
@@ -127,10 +133,20 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         let done = total >= min_bytes.max(1) || now >= deadline || watches.is_empty();
         let woken = !done && woken(&mut watches, deadline, &ctx.shutdown).await;
         if !woken {
-            ctx.held.put(reservation);
-            count_fetched(&ctx, &responses);
             let mut r = FetchResponse::default();
             r.responses = responses;
+            // A client still owing a wait for its quota gets no records this
+            // time (they are not counted), only the time left to wait, as
+            // Kafka answers it.
+            let (throttle_ms, withheld) = crate::quota::record_fetch(&ctx, total);
+            r.throttle_time_ms = throttle_ms;
+            if withheld {
+                for p in r.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    p.records = None;
+                }
+            }
+            ctx.held.put(reservation);
+            count_fetched(&ctx, &r.responses);
             return r;
         }
         drop(reservation);

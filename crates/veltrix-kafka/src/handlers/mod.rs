@@ -22,6 +22,7 @@ use crate::server::KafkaConfig;
 
 mod alter_configs;
 mod api_versions;
+mod client_quotas;
 mod consumer_group;
 mod create_partitions;
 mod create_topics;
@@ -65,6 +66,8 @@ pub(crate) struct Ctx {
     pub limiter: Arc<veltrix_core::warn_limit::WarnLimiter>,
     /// Turns true when the broker shuts down: long polls answer at once.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// This connection's mute for client quotas.
+    pub mute: Arc<crate::quota::Mute>,
 }
 
 /// An API this broker serves, and the versions it serves of it: exactly what
@@ -132,6 +135,8 @@ pub const SERVED_APIS: &[ServedApi] = &[
     ServedApi::new(ApiKey::DescribeShareGroupOffsets, "DescribeShareGroupOffsets", 0, 0),
     ServedApi::new(ApiKey::AlterShareGroupOffsets, "AlterShareGroupOffsets", 0, 0),
     ServedApi::new(ApiKey::DeleteShareGroupOffsets, "DeleteShareGroupOffsets", 0, 0),
+    ServedApi::new(ApiKey::DescribeClientQuotas, "DescribeClientQuotas", 0, 1),
+    ServedApi::new(ApiKey::AlterClientQuotas, "AlterClientQuotas", 0, 1),
 ];
 
 /// The served API of this key, if it is served.
@@ -190,6 +195,12 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         }
         RequestKind::DeleteShareGroupOffsets(r) => {
             ResponseKind::DeleteShareGroupOffsets(share_offsets::delete_share_group_offsets(ctx, r).await)
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(client_quotas::describe_client_quotas(&ctx, r))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(client_quotas::alter_client_quotas(ctx, r).await)
         }
         _ => return None,
     })

@@ -255,6 +255,16 @@ impl Appending {
 /// task unless an append would wait for an fsync (a roll, or the partition's
 /// lock held across one); the rest then goes to the blocking pool, so that a
 /// slow disk never stalls the other connections of the worker.
+/// The record bytes a produce request carries: what a producer's quota counts.
+pub(crate) fn records_bytes(request: &ProduceRequest) -> usize {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum()
+}
+
 pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
     warn_about_risks(&ctx, &request);
     let bytes: usize = request

@@ -34,6 +34,7 @@ mod fetch_memory;
 mod groups;
 mod idempotence;
 mod limits;
+mod quotas;
 mod share_offsets;
 mod validation;
 
@@ -343,6 +344,8 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::DescribeShareGroupOffsets as i16,
         ApiKey::AlterShareGroupOffsets as i16,
         ApiKey::DeleteShareGroupOffsets as i16,
+        ApiKey::DescribeClientQuotas as i16,
+        ApiKey::AlterClientQuotas as i16,
     ];
     want.sort();
     assert_eq!(keys, want);
