@@ -81,6 +81,13 @@ pub enum ApplyError {
         #[source]
         source: ShareError,
     },
+    /// The engine refused a declared quota, or could not store it.
+    #[error("quota for {entity}: {source}")]
+    Quota {
+        entity: String,
+        #[source]
+        source: veltrix_core::quotas::QuotaError,
+    },
     /// The data directory's topic catalogue could not be read.
     #[error("reading the topic catalogue: {0}")]
     Catalog(#[source] CoreError),

@@ -411,6 +411,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
     resolve_groups(&mut c, raw.table("groups"));
     resolve_share(&mut c, raw.table("share"));
     resolve_dedup(&mut c, raw.table("dedup"));
+    resolve_quotas(&mut c, raw.table("quotas"));
     resolve_observability(&mut c, raw.table("observability"));
     let default_partitions = c.broker.default_partitions;
     c.topics = raw
@@ -425,6 +426,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         .iter()
         .filter_map(|g| resolve_share_group(g, share_defaults))
         .collect();
+    c.quotas = raw.quotas.iter().filter_map(resolve_quota).collect();
     c
 }
 
@@ -555,6 +557,41 @@ fn resolve_dedup(c: &mut VeltrixConfig, d: &RawTable) {
     set(&mut c.broker.dedup.ids_max, d.int("ids_max"));
     set(&mut c.broker.dedup.id_bytes_max, d.int("id_bytes_max"));
     set(&mut c.broker.dedup.memory_bytes_max, d.int("memory_bytes_max"));
+}
+
+/// `[quotas]`.
+fn resolve_quotas(c: &mut VeltrixConfig, q: &RawTable) {
+    set(&mut c.broker.quotas.windows.burst_ms, q.int("burst_ms"));
+    set(&mut c.broker.quotas.windows.throttle_ms_max, q.int("throttle_ms_max"));
+    set(&mut c.broker.quotas.entities_max, q.int("entities_max"));
+    set(&mut c.broker.quotas.sensors_max, q.int("sensors_max"));
+}
+
+/// A `[[quota]]`'s entity: each part named, the default, or left out; `None`
+/// when it names neither part, or a part both ways (V022, V023).
+pub(crate) fn quota_entity(q: &RawTable) -> Option<veltrix_core::quotas::QuotaEntity> {
+    use veltrix_core::quotas::EntityName;
+    let part = |name: &str, default: &str| match (q.str(name), q.bool(default) == Some(true)) {
+        (Some(_), true) => Err(()),
+        (Some(n), false) => Ok(Some(EntityName::Named(n.to_owned()))),
+        (None, true) => Ok(Some(EntityName::Default)),
+        (None, false) => Ok(None),
+    };
+    let entity = veltrix_core::quotas::QuotaEntity {
+        user: part("user", "user_default").ok()?,
+        client_id: part("client_id", "client_id_default").ok()?,
+    };
+    (entity.user.is_some() || entity.client_id.is_some()).then_some(entity)
+}
+
+fn resolve_quota(q: &RawTable) -> Option<crate::model::DeclaredQuota> {
+    use veltrix_core::quotas::QuotaKind;
+    let entity = quota_entity(q)?;
+    let values = QuotaKind::ALL
+        .into_iter()
+        .filter_map(|k| Some((k, q.int(k.key())? as f64)))
+        .collect();
+    Some(crate::model::DeclaredQuota { entity, values })
 }
 
 /// The share-group settings `t` sets, by Kafka's names, as text.

@@ -28,6 +28,7 @@
 //! records of declared topics and share groups in the data directory.
 
 mod apply;
+mod apply_quota;
 mod apply_share;
 mod check;
 mod dedup_lints;
@@ -37,6 +38,7 @@ mod model;
 mod path_lints;
 pub mod paths;
 mod probe;
+mod quota_lints;
 mod raw;
 pub mod rules;
 pub mod schema;
@@ -44,14 +46,15 @@ mod share_lints;
 mod unit_lints;
 
 pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics, preflight_topics};
+pub use apply_quota::{AppliedQuotas, DECLARED_QUOTAS_FILE, apply_quotas};
 pub use apply_share::{AppliedShareGroups, DECLARED_SHARE_GROUPS_FILE, apply_share_groups};
 pub use check::{Report, check_bytes, check_file, check_source, process_env};
 pub use dedup_lints::{DEDUP_ID_BYTES_TYPICAL, DEDUP_WINDOW_MS_MIN_SAFE};
 pub use diagnostic::{Diagnostic, Location};
 pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};
 pub use model::{
-    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredShareGroup, DeclaredTopic,
-    KafkaLimits, LagThreshold, Observability, Profile, Tier, VeltrixConfig, Webhook,
+    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredQuota, DeclaredShareGroup,
+    DeclaredTopic, KafkaLimits, LagThreshold, Observability, Profile, Tier, VeltrixConfig, Webhook,
 };
 pub use path_lints::data_dir_refusal;
 pub use probe::{FixedProbe, Probe, SystemProbe};

@@ -55,6 +55,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn P
     broker(ctx, raw, c, probe);
     crate::path_lints::run(ctx, raw, probe);
     crate::unit_lints::run(ctx, raw, c);
+    crate::quota_lints::run(ctx, raw);
     crate::share_lints::run(ctx, raw, c);
     crate::dedup_lints::run(ctx, raw, c);
     production(ctx, raw, c, probe);

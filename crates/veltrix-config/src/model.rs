@@ -166,7 +166,16 @@ pub struct VeltrixConfig {
     pub alerts: Vec<Alert>,
     /// The declared share groups, in file order.
     pub share_groups: Vec<DeclaredShareGroup>,
+    /// The declared client quotas, in file order.
+    pub quotas: Vec<DeclaredQuota>,
     pub observability: Observability,
+}
+
+/// A `[[quota]]`: who it is for, and its rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredQuota {
+    pub entity: veltrix_core::quotas::QuotaEntity,
+    pub values: veltrix_core::quotas::QuotaValues,
 }
 
 /// Where alert transitions are POSTed, and how hard to try.
@@ -211,6 +220,7 @@ impl Default for VeltrixConfig {
             topics: Vec::new(),
             alerts: Vec::new(),
             share_groups: Vec::new(),
+            quotas: Vec::new(),
             observability: Observability::default(),
         }
     }

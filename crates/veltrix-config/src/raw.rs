@@ -105,6 +105,7 @@ pub(crate) struct Raw {
     pub topics: Vec<RawTable>,
     pub alerts: Vec<RawTable>,
     pub share_groups: Vec<RawTable>,
+    pub quotas: Vec<RawTable>,
 }
 
 impl Raw {
@@ -146,6 +147,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, doc: &Spanned<DeTable<'_>>) -> Raw {
                     match def.name {
                         "topic" => raw.topics.push(read),
                         "share_group" => raw.share_groups.push(read),
+                        "quota" => raw.quotas.push(read),
                         _ => raw.alerts.push(read),
                     }
                 }

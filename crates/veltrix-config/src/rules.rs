@@ -84,6 +84,15 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     DATA_DIR_NESTED = "V021" "data-dir-nested" Error Always
         "the data directory is inside another broker's data directory"
         "A broker owns everything under its data directory: at start it removes the log directories its catalogue does not name, and a backup, a restore or a deletion of its directory takes whatever is inside with it. A second broker's data directory inside the first (`/var/lib/veltrix/logs/b`, `/var/lib/veltrix/b`) shares that fate. A data directory is recognised by its lock file and its `logs` directory. Give each broker a directory of its own, side by side (`/var/lib/veltrix`, `/var/lib/veltrix-2`).";
+    QUOTA_WITHOUT_ENTITY = "V022" "quota-without-entity" Error Always
+        "a `[[quota]]` for neither a user nor a client id"
+        "A client quota is for a user (`user`, or `user_default = true` for every user without one of their own), a client id (`client_id`, or `client_id_default = true`), or both: a user's clients with that id. An entry with none of them could never apply to a client.";
+    QUOTA_ENTITY_BOTH_WAYS = "V023" "quota-entity-both-ways" Error Always
+        "a `[[quota]]` names a user or client id and also sets it as the default"
+        "`user = \"alice\"` is alice's quota, `user_default = true` is the quota of every user without one of their own: two different quotas in Kafka's order of precedence (the most specific wins). One entry cannot be both; declare them as two entries.";
+    DUPLICATE_QUOTA = "V024" "duplicate-quota" Error Always
+        "two `[[quota]]` entries for the same user and client id"
+        "Each quota entity is declared once. Two entries for the same one would leave it undecided which rates apply; merge them.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -198,6 +207,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     DURATION_UNIT = "V138" "duration-unit" Warning Always
         "a duration in milliseconds that reads as seconds, minutes or days"
         "Durations are integers of milliseconds, with `_ms` in the key's name. For some keys the allowed range reaches far below any value that makes sense: a segment rolled after 7 ms, an empty group's offsets forgotten after 30 ms, a lag alert at 60 ms, a webhook that gives up after 5 ms. Such a value is almost always a number of seconds, minutes or days written where milliseconds are meant. The diagnostic gives the line to write for each plausible reading. The keys and their shortest sensible values: `segment_age_ms_max`, `producer_id_expiration_ms` and `offsets_retention_ms` a minute; `lag_ms_max` and `for_ms` a second; `webhook_timeout_ms` and `shutdown_drain_ms_max` 100 ms. (`retention_ms` has V136.)";
+    QUOTA_WITHOUT_RATE = "V139" "quota-without-rate" Warning Always
+        "a `[[quota]]` sets no rate"
+        "A quota limits what its clients produce (`producer_byte_rate`) or fetch (`consumer_byte_rate`), in bytes per second. An entry with neither limits nothing, and a less specific quota (a default) still applies to its clients, which is most likely not what whoever wrote it expected.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";

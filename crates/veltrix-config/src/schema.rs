@@ -57,6 +57,11 @@ pub enum Unit {
     Ids,
     /// A factor: `3` is three times.
     Times,
+    BytesPerSecond,
+    /// Quota entities (users, client ids).
+    Entities,
+    /// Clients measured against a quota.
+    Clients,
 }
 
 impl Unit {
@@ -79,6 +84,9 @@ impl Unit {
             Unit::Ids => "ids",
             Unit::Times => "times",
             Unit::RecordsPerSecond => "records per second",
+            Unit::BytesPerSecond => "bytes per second",
+            Unit::Entities => "entities",
+            Unit::Clients => "clients",
         }
     }
 }
@@ -236,6 +244,10 @@ fn groups() -> GroupConfig {
 
 fn kafka() -> KafkaLimits {
     KafkaLimits::default()
+}
+
+fn quotas() -> veltrix_core::quotas::QuotaConfig {
+    veltrix_core::quotas::QuotaConfig::default()
 }
 
 const MS: i64 = i64::MAX;
@@ -981,6 +993,82 @@ static OBSERVABILITY_KEYS: &[KeyDef] = &[
     },
 ];
 
+static QUOTAS_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "burst_ms",
+        kind: int(1, 60_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(quotas().windows.burst_ms.to_string()),
+        doc: "How much of its quota a client may send or be sent at once, in milliseconds of its rate; past it, it waits. Over any longer time a client gets its quota and no more.",
+    },
+    KeyDef {
+        name: "throttle_ms_max",
+        kind: int(1, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(quotas().windows.throttle_ms_max.to_string()),
+        doc: "The longest wait one response asks for (`throttle_time_ms`, and the time the connection is muted); a client further behind waits again after its next request.",
+    },
+    KeyDef {
+        name: "entities_max",
+        kind: int(1, 1_000_000, Unit::Entities),
+        required: false,
+        default: || Some(quotas().entities_max.to_string()),
+        doc: "Quota entities the broker keeps (declared and set over AlterClientQuotas); setting one more is refused with POLICY_VIOLATION.",
+    },
+    KeyDef {
+        name: "sensors_max",
+        kind: int(1, 1_000_000, Unit::Clients),
+        required: false,
+        default: || Some(quotas().sensors_max.to_string()),
+        doc: "Clients measured against their quotas at once; past it the one idle longest is forgotten (and starts afresh), so clients inventing client ids cost bounded memory.",
+    },
+];
+
+static QUOTA_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "user",
+        kind: Kind::Name,
+        required: false,
+        default: none,
+        doc: "The user (principal) the quota is for. Until the broker has authentication every connection is `ANONYMOUS`.",
+    },
+    KeyDef {
+        name: "user_default",
+        kind: Kind::Bool,
+        required: false,
+        default: none,
+        doc: "`true`: the quota is the default of every user without one of their own (Kafka's `--entity-default` for users).",
+    },
+    KeyDef {
+        name: "client_id",
+        kind: Kind::Name,
+        required: false,
+        default: none,
+        doc: "The client id (`client.id`) the quota is for; with `user`, that user's clients with this id.",
+    },
+    KeyDef {
+        name: "client_id_default",
+        kind: Kind::Bool,
+        required: false,
+        default: none,
+        doc: "`true`: the quota is the default of every client id without one of its own; each client id gets the whole quota for itself.",
+    },
+    KeyDef {
+        name: "producer_byte_rate",
+        kind: int(1, 1 << 40, Unit::BytesPerSecond),
+        required: false,
+        default: none,
+        doc: "Record bytes per second the clients may produce; over it, responses carry `throttle_time_ms` and the connection waits (nothing is refused).",
+    },
+    KeyDef {
+        name: "consumer_byte_rate",
+        kind: int(1, 1 << 40, Unit::BytesPerSecond),
+        required: false,
+        default: none,
+        doc: "Record bytes per second the clients may fetch; over it, responses carry `throttle_time_ms`, and a fetch while a wait is owed comes back without records.",
+    },
+];
+
 static ALERT_KEYS: &[KeyDef] = &[
     KeyDef {
         name: "name",
@@ -1092,6 +1180,13 @@ pub static TABLES: &[TableDef] = &[
         keys: OBSERVABILITY_KEYS,
     },
     TableDef {
+        name: "quotas",
+        array: false,
+        env: true,
+        doc: "Client quotas (`[[quota]]`, and AlterClientQuotas over the Kafka protocol): how a client's rate is measured, and how many quotas and measured clients the broker keeps.",
+        keys: QUOTAS_KEYS,
+    },
+    TableDef {
         name: "topic",
         array: true,
         env: false,
@@ -1104,6 +1199,13 @@ pub static TABLES: &[TableDef] = &[
         env: false,
         doc: "A declared share group, set at start: its own settings become exactly the entry's (a key left out means the `[share]` value), replacing any set over the Kafka protocol since the last start. See \"Declared share groups\" above.",
         keys: SHARE_GROUP_KEYS,
+    },
+    TableDef {
+        name: "quota",
+        array: true,
+        env: false,
+        doc: "A declared client quota, as Kafka's: for a user, a client id, or a user's client id, each named or the default; the most specific one that sets a rate applies. Set at start; one no longer declared is removed at the next start; quotas set over AlterClientQuotas for other entities stay.",
+        keys: QUOTA_KEYS,
     },
     TableDef {
         name: "alert",

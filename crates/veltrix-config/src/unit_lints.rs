@@ -45,7 +45,8 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
         .values()
         .chain(&raw.topics)
         .chain(&raw.alerts)
-        .chain(&raw.share_groups);
+        .chain(&raw.share_groups)
+        .chain(&raw.quotas);
     for table in tables {
         for (key, floor, meaning) in SHORTEST_SENSIBLE_MS {
             duration_unit(ctx, table, key, floor, meaning);

@@ -242,3 +242,57 @@ fn refusals_are_planned_before_opening_and_told_at_their_line() {
     assert!(help.contains("`clicks`"), "{help}");
     preflight_topics(dir.path(), &config(removed), true).unwrap();
 }
+
+/// Declared quotas become the entities' quotas exactly; an entity no longer
+/// declared loses them; quotas set over the protocol for others stay.
+#[test]
+fn declared_quotas_are_set_exactly_and_removed_when_no_longer_declared() {
+    use veltrix_core::quotas::{EntityName, QuotaEntity, QuotaKind, QuotaOp};
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(
+        "[[quota]]\nclient_id = \"etl\"\nproducer_byte_rate = 1_048_576\n\n[[quota]]\nuser_default = true\nconsumer_byte_rate = 2_000_000\n",
+    );
+    let broker = open(dir.path(), &c);
+    let other = QuotaEntity {
+        user: None,
+        client_id: Some(EntityName::Named("api".into())),
+    };
+    broker.quotas().alter(
+        &[(
+            other.clone(),
+            vec![QuotaOp {
+                kind: QuotaKind::ProducerByteRate,
+                value: Some(10.0),
+            }],
+        )],
+        false,
+    );
+    let applied = veltrix_config::apply_quotas(&broker, &c).unwrap();
+    assert_eq!(applied.set.len(), 2);
+    let etl = broker
+        .quotas()
+        .applied(QuotaKind::ProducerByteRate, "ANONYMOUS", "etl")
+        .unwrap();
+    assert_eq!(etl.quota, 1_048_576.0);
+    assert_eq!(
+        broker
+            .quotas()
+            .applied(QuotaKind::ConsumerByteRate, "bob", "x")
+            .map(|a| a.quota),
+        Some(2_000_000.0)
+    );
+    // Again: nothing to do.
+    assert_eq!(veltrix_config::apply_quotas(&broker, &c).unwrap(), Default::default());
+    // The etl entry changes and the default one goes.
+    let c2 = config("[[quota]]\nclient_id = \"etl\"\nconsumer_byte_rate = 500_000\n");
+    let applied = veltrix_config::apply_quotas(&broker, &c2).unwrap();
+    assert_eq!((applied.set.len(), applied.removed.len()), (1, 1));
+    let all = broker.quotas().entities();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.contains_key(&other), "set over the protocol: stays");
+    assert_eq!(
+        broker.quotas().applied(QuotaKind::ProducerByteRate, "ANONYMOUS", "etl"),
+        None
+    );
+    broker.close();
+}

@@ -348,6 +348,26 @@ fn cases() -> Vec<Case> {
             "write `data_dir = \"/var/lib/veltrix\"`",
         ),
         case(
+            "V022",
+            "[[quota]] #<\nproducer_byte_rate = 1_048_576\n",
+            "add `client_id = \"...\"`",
+        ),
+        case(
+            "V023",
+            "[[quota]]\nuser = \"alice\"\nuser_default = true #<\nproducer_byte_rate = 1_048_576\n",
+            "keep `user = ...` for one user, or `user_default = true`",
+        ),
+        case(
+            "V024",
+            "[[quota]]\nclient_id = \"etl\"\nproducer_byte_rate = 1_048_576\n\n[[quota]] #<\nclient_id = \"etl\"\nconsumer_byte_rate = 1_048_576\n",
+            "merge the two entries",
+        ),
+        case(
+            "V139",
+            "[[quota]] #<\nclient_id_default = true\n",
+            "add `producer_byte_rate = ...`",
+        ),
+        case(
             "V137",
             "[[topic]]\nname = \"t\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"t\"\nlag_ms_max = 2_000 #<\n",
             "raise `lag_ms_max` to 5_000 or more",

@@ -202,6 +202,13 @@ pub fn apply_declared(broker: &Broker, config: &VeltrixConfig, allow_data_loss: 
     for name in &applied.deleted {
         tracing::warn!(topic = %name, "deleted topic no longer declared");
     }
+    let applied = veltrix_config::apply_quotas(broker, config).map_err(|e| refused(e, "quotas"))?;
+    for entity in &applied.set {
+        tracing::info!(%entity, "set declared quota");
+    }
+    for entity in &applied.removed {
+        tracing::info!(%entity, "removed quota no longer declared");
+    }
     let applied = veltrix_config::apply_share_groups(broker, config).map_err(|e| refused(e, "share groups"))?;
     for name in &applied.created {
         tracing::info!(group = %name, "created declared share group");
