@@ -195,3 +195,19 @@ pub fn share_state_replay(data: &[u8]) {
     assert_eq!(kept(&second, &second_stats), settings);
     assert_eq!(strip(second_stats), strip(stats));
 }
+
+/// The quotas file as read back from disk: any bytes decode to valid quotas
+/// or an error, never a panic; what decodes is stored and read back the same.
+pub fn quota_file_decode(data: &[u8]) {
+    use veltrix_core::quotas::{MemoryQuotaStore, QuotaStore, decode_quotas_file};
+    let Ok(all) = decode_quotas_file(data) else {
+        return;
+    };
+    for (entity, values) in &all {
+        assert!(entity.user.is_some() || entity.client_id.is_some(), "{entity:?}");
+        assert!(values.values().all(|v| v.is_finite() && *v >= 1.0), "{values:?}");
+    }
+    let store = MemoryQuotaStore::default();
+    store.save(&all).unwrap();
+    assert_eq!(store.load().unwrap(), all);
+}

@@ -23,7 +23,7 @@ use veltrix_log::io::Clock;
 
 use rate::Rate;
 pub use rate::RateWindows;
-pub use store::{FileQuotaStore, MemoryQuotaStore, QUOTAS_FILE, QuotaStore};
+pub use store::{FileQuotaStore, MemoryQuotaStore, QUOTAS_FILE, QuotaStore, decode as decode_quotas_file};
 
 use crate::error::Result;
 

@@ -177,12 +177,12 @@ fn quotas_survive_a_restart_through_the_file_store() {
 
 #[test]
 fn the_file_decoder_refuses_what_the_store_never_writes() {
-    assert!(store::decode(b"{").is_err());
-    assert!(store::decode(br#"{"version":2,"entities":[]}"#).is_err());
+    assert!(decode_quotas_file(b"{").is_err());
+    assert!(decode_quotas_file(br#"{"version":2,"entities":[]}"#).is_err());
     let no_entity = br#"{"version":1,"entities":[{"entity":{"user":null,"client_id":null},"quotas":{}}]}"#;
-    assert!(store::decode(no_entity).is_err());
+    assert!(decode_quotas_file(no_entity).is_err());
     let zero = br#"{"version":1,"entities":[{"entity":{"user":null,"client_id":"Default"},"quotas":{"ProducerByteRate":0.0}}]}"#;
-    assert!(store::decode(zero).is_err());
+    assert!(decode_quotas_file(zero).is_err());
     let good = br#"{"version":1,"entities":[{"entity":{"user":null,"client_id":"Default"},"quotas":{"ProducerByteRate":10.0}}]}"#;
-    assert_eq!(store::decode(good).unwrap().len(), 1);
+    assert_eq!(decode_quotas_file(good).unwrap().len(), 1);
 }

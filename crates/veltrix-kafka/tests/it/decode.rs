@@ -15,6 +15,12 @@ mod checks;
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
+    /// Any bytes as the quotas file: valid quotas or an error, never a panic.
+    #[test]
+    fn any_quota_file_decodes_or_is_refused(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        checks::quota_file_decode(&data);
+    }
+
     /// Any bytes, steered or not, decode to a request or an error, never a panic.
     #[test]
     fn any_frame_decodes_or_is_refused(data in proptest::collection::vec(any::<u8>(), 0..600)) {
