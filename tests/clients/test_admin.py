@@ -49,6 +49,7 @@ SETTABLE = [
     "veltrix.dedup.window.ms",
     "veltrix.dedup.id.header",
     "veltrix.dedup.id.source",
+    "veltrix.tier",
 ]
 
 

@@ -476,6 +476,15 @@ fn resolve_limits(c: &mut VeltrixConfig, k: &RawTable) {
     set(&mut c.limits.connection_idle_ms_max, k.int("connection_idle_ms_max"));
     set(&mut c.limits.warning_interval_ms, k.int("warning_interval_ms"));
     set(&mut c.limits.accept_backoff_ms_max, k.int("accept_backoff_ms_max"));
+    set(
+        &mut c.limits.tier_bulk_throttle_percent,
+        k.int("tier_bulk_throttle_percent"),
+    );
+    set(
+        &mut c.limits.tier_standard_throttle_percent,
+        k.int("tier_standard_throttle_percent"),
+    );
+    set(&mut c.limits.tier_throttle_ms_max, k.int("tier_throttle_ms_max"));
     set(&mut c.http_limits.connections_max, k.int("http_connections_max"));
     set(&mut c.http_limits.idle_ms_max, k.int("http_idle_ms_max"));
     c.http_limits.warning_interval_ms = c.limits.warning_interval_ms;
@@ -660,11 +669,8 @@ fn resolve_topic(t: &RawTable, defaults: &RawTable, default_partitions: u32) -> 
     set(&mut partitions, t.int("partitions"));
     let unsigned = |key| t.int(key).and_then(|n| u64::try_from(n).ok());
     let interval = t.str("durability").or(defaults.str("durability")) == Some("interval");
-    let tier = t.str("tier").map(|s| match s {
-        "critical" => Tier::Critical,
-        "bulk" => Tier::Bulk,
-        _ => Tier::Standard,
-    });
+    let tier = t.str("tier").and_then(Tier::parse);
+    let critical = t.bool("critical") == Some(true) || tier == Some(Tier::Critical);
     Some(DeclaredTopic {
         name,
         partitions,
@@ -678,8 +684,10 @@ fn resolve_topic(t: &RawTable, defaults: &RawTable, default_partitions: u32) -> 
             dedup_window_ms: unsigned("dedup_window_ms"),
             dedup_id_header: t.str("dedup_id_header").map(str::to_owned),
             dedup_id_source: t.str("dedup_id_source").and_then(veltrix_core::DedupIdSource::parse),
+            // `critical = true` makes the topic critical for admission too.
+            tier: if critical { Some(Tier::Critical) } else { tier },
         },
-        critical: t.bool("critical") == Some(true) || tier == Some(Tier::Critical),
+        critical,
         tier,
         keyed: t.bool("keyed") == Some(true),
         peak_records_per_second: unsigned("peak_records_per_second"),

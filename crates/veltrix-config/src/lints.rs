@@ -643,6 +643,7 @@ fn alerts(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
 /// The cross-field rules of the broker's own tables.
 fn broker(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
     memory_limits(ctx, raw, c, probe);
+    tier_thresholds(ctx, raw, c);
     group_timeouts(ctx, raw, c);
     listeners(ctx, raw, c);
 }
@@ -859,6 +860,31 @@ fn production_listeners(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
             .note("anyone who can reach the port can produce, consume, reset offsets and delete topics");
         }
     }
+}
+
+/// V140: bulk must be throttled no later than standard.
+fn tier_thresholds(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    let (bulk, standard) = (
+        c.limits.tier_bulk_throttle_percent,
+        c.limits.tier_standard_throttle_percent,
+    );
+    if bulk <= standard {
+        return;
+    }
+    let k = raw.table("limits");
+    ctx.emit(
+        &rules::TIER_THRESHOLDS_REVERSED,
+        k.at("tier_bulk_throttle_percent")
+            .or_else(|| k.at("tier_standard_throttle_percent"))
+            .as_ref(),
+        format!("bulk topics are throttled at {bulk}% of the memory budget, after standard ones at {standard}%"),
+    )
+    .label("bulk would flow while standard traffic is slowed")
+    .related(k.set_at("tier_standard_throttle_percent"), "standard's threshold")
+    .help(format!(
+        "lower `tier_bulk_throttle_percent` to {standard} or less (the default is 70, standard's 85)"
+    ))
+    .note("tiers exist so that the least important traffic slows first; reversed, a flood of bulk records would push out standard ones");
 }
 
 /// V205: no memory budget sized for the machine.

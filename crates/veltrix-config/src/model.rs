@@ -26,24 +26,8 @@ pub enum Profile {
     Production,
 }
 
-/// A topic's priority tier: a label for lints and tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    Critical,
-    Standard,
-    Bulk,
-}
-
-impl Tier {
-    /// The tier's word in the file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Critical => "critical",
-            Tier::Standard => "standard",
-            Tier::Bulk => "bulk",
-        }
-    }
-}
+/// A topic's priority tier: the engine's.
+pub use veltrix_core::Tier;
 
 /// A `[[topic]]`: what the broker makes true at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +111,13 @@ pub struct KafkaLimits {
     pub accept_backoff_ms_max: u64,
     /// At shutdown, how long connections may take to answer what they read.
     pub shutdown_drain_ms_max: u64,
+    /// Produce and fetch of bulk topics are throttled once the memory budget
+    /// is this full (percent).
+    pub tier_bulk_throttle_percent: u8,
+    /// Standard topics' once it is this full (percent).
+    pub tier_standard_throttle_percent: u8,
+    /// The wait asked of a throttled client when the budget is full.
+    pub tier_throttle_ms_max: u64,
 }
 
 impl Default for KafkaLimits {
@@ -143,6 +134,9 @@ impl Default for KafkaLimits {
             warning_interval_ms: 10_000,
             accept_backoff_ms_max: 1_000,
             shutdown_drain_ms_max: 10_000,
+            tier_bulk_throttle_percent: 70,
+            tier_standard_throttle_percent: 85,
+            tier_throttle_ms_max: 1_000,
         }
     }
 }

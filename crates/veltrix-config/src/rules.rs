@@ -210,6 +210,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     QUOTA_WITHOUT_RATE = "V139" "quota-without-rate" Warning Always
         "a `[[quota]]` sets no rate"
         "A quota limits what its clients produce (`producer_byte_rate`) or fetch (`consumer_byte_rate`), in bytes per second. An entry with neither limits nothing, and a less specific quota (a default) still applies to its clients, which is most likely not what whoever wrote it expected.";
+    TIER_THRESHOLDS_REVERSED = "V140" "tier-thresholds-reversed" Error Always
+        "bulk topics would be throttled after standard ones"
+        "As the memory budget fills, requests for `bulk` topics are throttled from `[limits] tier_bulk_throttle_percent` of it, `standard` ones from `tier_standard_throttle_percent`, and `critical` ones never (they flow until the budget is full). A bulk threshold above the standard one reverses the order the tiers exist for: a flood of bulk records would slow standard traffic first. The fix lowers the bulk threshold; it never raises the standard one, which would let standard traffic fill more of the budget before anything slows.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";

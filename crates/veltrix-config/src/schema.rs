@@ -62,6 +62,7 @@ pub enum Unit {
     Entities,
     /// Clients measured against a quota.
     Clients,
+    Percent,
 }
 
 impl Unit {
@@ -87,6 +88,7 @@ impl Unit {
             Unit::BytesPerSecond => "bytes per second",
             Unit::Entities => "entities",
             Unit::Clients => "clients",
+            Unit::Percent => "percent",
         }
     }
 }
@@ -329,6 +331,27 @@ static LISTENER_KEYS: &[KeyDef] = &[
 ];
 
 static LIMIT_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "tier_bulk_throttle_percent",
+        kind: int(1, 100, Unit::Percent),
+        required: false,
+        default: || Some(kafka().tier_bulk_throttle_percent.to_string()),
+        doc: "Once the memory budget (`in_flight_bytes_max`) is this full, produce and fetch requests for `bulk` topics are throttled: answered with `throttle_time_ms` and their connection muted, not refused. At most `tier_standard_throttle_percent`.",
+    },
+    KeyDef {
+        name: "tier_standard_throttle_percent",
+        kind: int(1, 100, Unit::Percent),
+        required: false,
+        default: || Some(kafka().tier_standard_throttle_percent.to_string()),
+        doc: "Once the memory budget is this full, `standard` topics' requests are throttled too. `critical` ones never are: they flow until the budget is full.",
+    },
+    KeyDef {
+        name: "tier_throttle_ms_max",
+        kind: int(1, 60_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().tier_throttle_ms_max.to_string()),
+        doc: "The wait asked of a throttled client when the budget is full; from a tenth of it at the tier's threshold, growing with how full the budget is.",
+    },
     KeyDef {
         name: "request_bytes_max",
         kind: int(1, i32::MAX as i64, Unit::Bytes),

@@ -52,6 +52,39 @@ pub struct TopicConfig {
     /// `veltrix.dedup.id.source`: where the id is (a header when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_id_source: Option<DedupIdSource>,
+    /// `veltrix.tier`: which traffic is slowed first when the broker's memory
+    /// fills ([`Tier::Standard`] when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+}
+
+/// A topic's priority tier. As the memory budget fills, produce and fetch
+/// of `bulk` topics are throttled first, then `standard`; `critical` ones
+/// flow until the budget is really full. Ordered by priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Bulk,
+    #[default]
+    Standard,
+    Critical,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Critical, Tier::Standard, Tier::Bulk];
+
+    /// The tier's word (`veltrix.tier`, `tier` in the file, metric labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Critical => "critical",
+            Tier::Standard => "standard",
+            Tier::Bulk => "bulk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.name() == s)
+    }
 }
 
 /// The header that carries a record's message id unless a topic names another.

@@ -34,7 +34,9 @@ pub mod validate;
 pub mod warn_limit;
 
 pub use broker::{Broker, BrokerConfig, DIR_LOCK_FILE, LOGS_DIR, TOPIC_NAME_BYTES_MAX, validate_topic_name};
-pub use catalog::{DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, DedupSettings, TopicConfig};
+pub use catalog::{
+    DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, DedupSettings, Tier, TopicConfig,
+};
 pub use error::{CoreError, Result};
 pub use metrics::Metrics;
 pub use producer_ids::PRODUCER_ID_BLOCK;

@@ -12,6 +12,7 @@ mod memory;
 pub mod metrics;
 mod quota;
 mod server;
+pub mod tiers;
 mod topic_configs;
 pub mod warnings;
 

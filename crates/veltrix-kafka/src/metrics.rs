@@ -62,6 +62,11 @@ pub struct KafkaMetricSet {
     pub quota_throttled: IntCounterVec,
     /// The waits those responses asked for, in seconds, by the same labels.
     pub quota_throttle_seconds: prometheus::CounterVec,
+    /// Requests throttled for their tier as the memory budget filled, by
+    /// `tier` and `kind` (`produce`, `fetch`).
+    pub tier_throttled: IntCounterVec,
+    /// The waits asked of them, in seconds, by the same labels.
+    pub tier_throttle_seconds: prometheus::CounterVec,
     /// Record batch bytes appended, per topic.
     pub produce_bytes: IntCounterVec,
     /// Records appended, per topic.
@@ -134,6 +139,16 @@ impl KafkaMetrics {
                 "veltrix_quota_throttle_seconds_total",
                 "Time clients were told to wait for their quotas, by kind and quota entity.",
                 &["kind", "entity"],
+            ),
+            tier_throttled: r.int_counter_vec(
+                "veltrix_tier_throttled_total",
+                "Requests throttled for their topics' tier as the memory budget filled (bulk first, then standard), by tier and kind.",
+                &["tier", "kind"],
+            ),
+            tier_throttle_seconds: r.counter_vec(
+                "veltrix_tier_throttle_seconds_total",
+                "Time clients were told to wait for their tier, by tier and kind.",
+                &["tier", "kind"],
             ),
             fetch_bytes_clamped: r.int_counter(
                 "veltrix_kafka_fetch_bytes_clamped_total",

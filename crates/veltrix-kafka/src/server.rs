@@ -103,6 +103,8 @@ pub struct KafkaConfig {
     /// Topics whose loss is an incident: producers writing to them with
     /// acks=0 or 1 are warned about.
     pub critical_topics: BTreeSet<String>,
+    /// When requests of each tier are throttled as the memory budget fills.
+    pub tiers: crate::tiers::TierLimits,
 }
 
 impl KafkaConfig {
@@ -121,6 +123,7 @@ impl KafkaConfig {
             warning_interval_ms: 10_000,
             advertised,
             critical_topics: BTreeSet::new(),
+            tiers: crate::tiers::TierLimits::default(),
         }
     }
 }
@@ -612,7 +615,9 @@ async fn dispatch(
             // Appended now, in order; answered once durable. The bytes count
             // against the client's quota as they arrive.
             let slot = pipeline.beside().await;
-            let throttle_ms = crate::quota::record_produce(&ctx, handlers::produce::records_bytes(&produce));
+            let quota_ms = crate::quota::record_produce(&ctx, handlers::produce::records_bytes(&produce));
+            let tier = crate::tiers::request_tier(&ctx, produce.topic_data.iter().map(|t| t.name.0.as_str()));
+            let throttle_ms = quota_ms.max(crate::tiers::admit(&ctx, tier, "produce"));
             let written = handlers::produce::write(ctx, produce).await;
             let response = async move {
                 let Some(written) = written else {

@@ -19,9 +19,11 @@ pub(crate) const DEDUP_WINDOW_MS: &str = "veltrix.dedup.window.ms";
 pub(crate) const DEDUP_ID_HEADER: &str = "veltrix.dedup.id.header";
 /// `veltrix.dedup.id.source`: `header` or `key`.
 pub(crate) const DEDUP_ID_SOURCE: &str = "veltrix.dedup.id.source";
+/// `veltrix.tier`: `critical`, `standard` or `bulk`.
+pub(crate) const TIER: &str = "veltrix.tier";
 
 /// The topic settings that can be set, by Kafka name.
-pub(crate) const SETTABLE: [&str; 9] = [
+pub(crate) const SETTABLE: [&str; 10] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -31,6 +33,7 @@ pub(crate) const SETTABLE: [&str; 9] = [
     DEDUP_WINDOW_MS,
     DEDUP_ID_HEADER,
     DEDUP_ID_SOURCE,
+    TIER,
 ];
 
 /// Sets `key` to `value` in `c`.
@@ -65,6 +68,12 @@ pub(crate) fn set(c: &mut TopicConfig, key: &str, value: Option<&str>) -> Result
         DEDUP_WINDOW_MS => c.dedup_window_ms = Some(dedup_window_ms(non_negative(num()?)?)?),
         DEDUP_ID_HEADER => c.dedup_id_header = Some(dedup_id_header(value)?),
         DEDUP_ID_SOURCE => c.dedup_id_source = Some(dedup_id_source(value)?),
+        TIER => {
+            c.tier = Some(
+                veltrix_core::Tier::parse(value)
+                    .ok_or_else(|| format!("`{TIER}` = `{value}`: use `critical`, `standard` or `bulk`"))?,
+            )
+        }
         other => return Err(unsupported(other)),
     }
     Ok(())
@@ -121,6 +130,7 @@ pub(crate) fn unset(c: &mut TopicConfig, key: &str) -> Result<(), String> {
         DEDUP_WINDOW_MS => c.dedup_window_ms = None,
         DEDUP_ID_HEADER => c.dedup_id_header = None,
         DEDUP_ID_SOURCE => c.dedup_id_source = None,
+        TIER => c.tier = None,
         other => return Err(unsupported(other)),
     }
     Ok(())
@@ -154,7 +164,7 @@ mod tests {
     use super::*;
 
     /// A valid value for every settable name.
-    const VALID: [(&str, &str); 9] = [
+    const VALID: [(&str, &str); 10] = [
         ("retention.ms", "5000"),
         ("retention.bytes", "5000"),
         ("segment.bytes", "5000"),
@@ -164,6 +174,7 @@ mod tests {
         (DEDUP_WINDOW_MS, "120000"),
         (DEDUP_ID_HEADER, "event-id"),
         (DEDUP_ID_SOURCE, "key"),
+        (TIER, "bulk"),
     ];
 
     #[test]
@@ -201,7 +212,7 @@ mod tests {
     fn bad_values_and_names_say_what_is_wrong() {
         let year_and_a_ms = (DEDUP_WINDOW_MS_MAX + 1).to_string();
         let too_long = "h".repeat(DEDUP_ID_HEADER_BYTES_MAX + 1);
-        let refused: [(&str, Option<&str>, &str); 12] = [
+        let refused: [(&str, Option<&str>, &str); 13] = [
             ("retention.ms", Some("-2"), "-1 for no limit"),
             ("segment.bytes", Some("1GB"), "not a whole number"),
             ("cleanup.policy", Some("compact"), "settable"),
@@ -222,6 +233,7 @@ mod tests {
             ),
             (DEDUP_ID_SOURCE, Some("value"), "use `header`"),
             (DEDUP_ID_SOURCE, Some("Key"), "or `key`"),
+            (TIER, Some("urgent"), "use `critical`, `standard` or `bulk`"),
         ];
         for (key, value, why) in refused {
             let mut c = TopicConfig::default();

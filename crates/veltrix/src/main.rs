@@ -239,6 +239,9 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         warning_interval_ms,
         accept_backoff_ms_max,
         shutdown_drain_ms_max,
+        tier_bulk_throttle_percent,
+        tier_standard_throttle_percent,
+        tier_throttle_ms_max,
     } = config.limits;
     veltrix_kafka::KafkaConfig {
         request_bytes_max,
@@ -253,6 +256,11 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         accept_backoff_ms_max,
         shutdown_drain_ms_max,
         critical_topics: config.critical_topics().map(str::to_owned).collect(),
+        tiers: veltrix_kafka::tiers::TierLimits {
+            bulk_throttle_percent: tier_bulk_throttle_percent,
+            standard_throttle_percent: tier_standard_throttle_percent,
+            throttle_ms_max: tier_throttle_ms_max,
+        },
         ..veltrix_kafka::KafkaConfig::new(advertised)
     }
 }

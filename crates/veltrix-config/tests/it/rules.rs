@@ -368,6 +368,11 @@ fn cases() -> Vec<Case> {
             "add `producer_byte_rate = ...`",
         ),
         case(
+            "V140",
+            "[limits]\ntier_standard_throttle_percent = 80\ntier_bulk_throttle_percent = 90 #<\n",
+            "lower `tier_bulk_throttle_percent` to 80 or less",
+        ),
+        case(
             "V137",
             "[[topic]]\nname = \"t\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"t\"\nlag_ms_max = 2_000 #<\n",
             "raise `lag_ms_max` to 5_000 or more",

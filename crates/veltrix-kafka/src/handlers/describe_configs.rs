@@ -34,7 +34,7 @@ use veltrix_log::{FlushPolicy, LogConfig};
 use super::Ctx;
 use crate::errors::{Refusal, ResponseError};
 use crate::server::KafkaConfig;
-use crate::topic_configs::{DEDUP_ID_HEADER, DEDUP_ID_SOURCE, DEDUP_WINDOW_MS};
+use crate::topic_configs::{DEDUP_ID_HEADER, DEDUP_ID_SOURCE, DEDUP_WINDOW_MS, TIER};
 
 /// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -164,7 +164,8 @@ struct TopicSetting {
     default: fn() -> String,
 }
 
-static DEDUP_SETTINGS: [TopicSetting; 3] = [
+/// Veltrix's own topic settings: the duplicate window's and the tier.
+static VELTRIX_SETTINGS: [TopicSetting; 4] = [
     TopicSetting {
         name: DEDUP_WINDOW_MS,
         config_type: TYPE_LONG,
@@ -189,6 +190,15 @@ static DEDUP_SETTINGS: [TopicSetting; 3] = [
               key (the record's key).",
         value: |t| t.dedup_id_source.map(|s| s.as_str().to_owned()),
         default: || DedupIdSource::default().as_str().to_owned(),
+    },
+    TopicSetting {
+        name: TIER,
+        config_type: TYPE_STRING,
+        doc: "The topic's priority tier: critical, standard or bulk. As the broker's memory budget fills, produce \
+              and fetch of bulk topics are throttled first, then standard ones; critical ones flow until the \
+              budget is full.",
+        value: |t| t.tier.map(|t| t.name().to_owned()),
+        default: || veltrix_core::Tier::default().name().to_owned(),
     },
 ];
 
@@ -295,7 +305,7 @@ fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Describ
         ));
         entry(options, s.topic_name, s.config_type, s.doc, layers)
     });
-    let dedup = DEDUP_SETTINGS.iter().map(|s| {
+    let dedup = VELTRIX_SETTINGS.iter().map(|s| {
         let mut layers = Vec::new();
         if let Some(value) = (s.value)(&topic.config) {
             layers.push(Layer {

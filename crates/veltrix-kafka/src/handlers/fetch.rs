@@ -138,8 +138,16 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
             // A client still owing a wait for its quota gets no records this
             // time (they are not counted), only the time left to wait, as
             // Kafka answers it.
-            let (throttle_ms, withheld) = crate::quota::record_fetch(&ctx, total);
-            r.throttle_time_ms = throttle_ms;
+            // Shed by tier too: a fetch of bulk (then standard) topics while
+            // the memory budget is filling goes without its records.
+            let tier = crate::tiers::request_tier(&ctx, request.topics.iter().map(|t| t.topic.0.as_str()));
+            let tier_ms = crate::tiers::admit(&ctx, tier, "fetch");
+            let (quota_ms, withheld) = if tier_ms > 0 {
+                (0, true)
+            } else {
+                crate::quota::record_fetch(&ctx, total)
+            };
+            r.throttle_time_ms = quota_ms.max(tier_ms);
             if withheld {
                 for p in r.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                     p.records = None;

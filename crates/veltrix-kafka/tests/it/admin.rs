@@ -442,6 +442,7 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
             ("veltrix.dedup.window.ms", "0"),
             ("veltrix.dedup.id.header", "message-id"),
             ("veltrix.dedup.id.source", "header"),
+            ("veltrix.tier", "standard"),
         ];
         let names: Vec<&str> = plain.configs.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, want.iter().map(|(n, _)| *n).collect::<Vec<_>>());

@@ -36,6 +36,7 @@ mod idempotence;
 mod limits;
 mod quotas;
 mod share_offsets;
+mod tiers;
 mod validation;
 
 /// A broker serving on an ephemeral port until dropped.
