@@ -485,6 +485,11 @@ fn resolve_limits(c: &mut VeltrixConfig, k: &RawTable) {
         k.int("tier_standard_throttle_percent"),
     );
     set(&mut c.limits.tier_throttle_ms_max, k.int("tier_throttle_ms_max"));
+    set(&mut c.limits.connections_per_ip_max, k.int("connections_per_ip_max"));
+    set(
+        &mut c.limits.connections_per_ip_per_second_max,
+        k.int("connections_per_ip_per_second_max"),
+    );
     set(&mut c.http_limits.connections_max, k.int("http_connections_max"));
     set(&mut c.http_limits.idle_ms_max, k.int("http_idle_ms_max"));
     c.http_limits.warning_interval_ms = c.limits.warning_interval_ms;

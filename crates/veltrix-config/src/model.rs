@@ -118,6 +118,10 @@ pub struct KafkaLimits {
     pub tier_standard_throttle_percent: u8,
     /// The wait asked of a throttled client when the budget is full.
     pub tier_throttle_ms_max: u64,
+    /// Connections open at once from one client address.
+    pub connections_per_ip_max: usize,
+    /// New connections a second from one client address.
+    pub connections_per_ip_per_second_max: u32,
 }
 
 impl Default for KafkaLimits {
@@ -137,6 +141,8 @@ impl Default for KafkaLimits {
             tier_bulk_throttle_percent: 70,
             tier_standard_throttle_percent: 85,
             tier_throttle_ms_max: 1_000,
+            connections_per_ip_max: 1000,
+            connections_per_ip_per_second_max: 1000,
         }
     }
 }

@@ -332,6 +332,20 @@ static LISTENER_KEYS: &[KeyDef] = &[
 
 static LIMIT_KEYS: &[KeyDef] = &[
     KeyDef {
+        name: "connections_per_ip_max",
+        kind: int(1, 1_000_000, Unit::Connections),
+        required: false,
+        default: || Some(kafka().connections_per_ip_max.to_string()),
+        doc: "Kafka connections open at once from one client address (Kafka's `max.connections.per.ip`); one more is closed as soon as it is accepted, and other addresses' clients are not touched.",
+    },
+    KeyDef {
+        name: "connections_per_ip_per_second_max",
+        kind: int(1, 1_000_000, Unit::Connections),
+        required: false,
+        default: || Some(kafka().connections_per_ip_per_second_max.to_string()),
+        doc: "New Kafka connections a second from one client address (KIP-612's `connection_creation_rate`), with a second's worth of burst; one over it is closed as soon as it is accepted.",
+    },
+    KeyDef {
         name: "tier_bulk_throttle_percent",
         kind: int(1, 100, Unit::Percent),
         required: false,

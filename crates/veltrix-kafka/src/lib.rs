@@ -10,6 +10,7 @@ pub mod errors;
 mod handlers;
 mod memory;
 pub mod metrics;
+mod per_ip;
 mod quota;
 mod server;
 pub mod tiers;

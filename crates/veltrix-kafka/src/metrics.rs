@@ -42,6 +42,9 @@ pub struct KafkaMetricSet {
     pub connections_closed: IntCounterVec,
     /// Connections closed at once for being over `connections_max`.
     pub connections_refused: IntCounter,
+    /// Connections closed at once for their address, by `reason`:
+    /// `per_ip_max` (too many open) or `per_ip_rate` (opened too fast).
+    pub connections_refused_per_ip: IntCounterVec,
     /// Failed accepts, by `kind`: `file_handles` (out of descriptors) or
     /// `other`.
     pub accept_errors: IntCounterVec,
@@ -113,6 +116,11 @@ impl KafkaMetrics {
             connections_refused: r.int_counter(
                 "veltrix_kafka_connections_refused_total",
                 "Kafka connections closed on accept for being over connections_max.",
+            ),
+            connections_refused_per_ip: r.int_counter_vec(
+                "veltrix_kafka_connections_refused_per_ip_total",
+                "Kafka connections closed on accept for their address: per_ip_max (connections_per_ip_max open) or per_ip_rate (over connections_per_ip_per_second_max).",
+                &["reason"],
             ),
             accept_errors: r.int_counter_vec(
                 "veltrix_kafka_accept_errors_total",

@@ -105,6 +105,12 @@ pub struct KafkaConfig {
     pub critical_topics: BTreeSet<String>,
     /// When requests of each tier are throttled as the memory budget fills.
     pub tiers: crate::tiers::TierLimits,
+    /// Connections open at once from one client address (Kafka's
+    /// `max.connections.per.ip`); one more is closed at once.
+    pub connections_per_ip_max: usize,
+    /// New connections a second from one client address (KIP-612's
+    /// `connection_creation_rate`), with a second's worth of burst.
+    pub connections_per_ip_per_second_max: u32,
 }
 
 impl KafkaConfig {
@@ -124,6 +130,8 @@ impl KafkaConfig {
             advertised,
             critical_topics: BTreeSet::new(),
             tiers: crate::tiers::TierLimits::default(),
+            connections_per_ip_max: 1000,
+            connections_per_ip_per_second_max: 1000,
         }
     }
 }
@@ -152,6 +160,7 @@ pub async fn serve(
     let config = Arc::new(config);
     let warnings = Arc::new(ClientWarnings::default());
     let slots = Arc::new(Semaphore::new(config.connections_max));
+    let per_ip = crate::per_ip::PerIp::new(config.connections_per_ip_max, config.connections_per_ip_per_second_max);
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
     let mut backoff = AcceptBackoff::new(config.accept_backoff_ms_max);
     let mut connections = JoinSet::new();
@@ -176,6 +185,21 @@ pub async fn serve(
         let metrics = metrics.clone();
         // Over the limit, a client is told at once (its connection closes)
         // rather than left hanging in the accept queue.
+        // A storm from one address is cut off before it costs anything, and
+        // before it can take the places of other addresses' clients.
+        let ip_slot = match per_ip.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                metrics
+                    .connections_refused_per_ip
+                    .with_label_values(&[why.reason()])
+                    .inc();
+                if let Some(suppressed) = limiter.allow(why.reason(), Some(peer.ip())) {
+                    tracing::warn!(%peer, reason = why.reason(), suppressed, "too many connections from one address; closing the new one");
+                }
+                continue;
+            }
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics.connections_refused.inc();
             if let Some(suppressed) = limiter.allow("connections_max", Some(peer.ip())) {
@@ -200,6 +224,7 @@ pub async fn serve(
             let _open = OpenConnection {
                 metrics,
                 _permit: permit,
+                _ip_slot: ip_slot,
             };
             if let Err(e) = connection(stream, peer, shared, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
@@ -216,6 +241,7 @@ pub async fn serve(
 struct OpenConnection {
     metrics: KafkaMetrics,
     _permit: OwnedSemaphorePermit,
+    _ip_slot: crate::per_ip::IpSlot,
 }
 
 impl Drop for OpenConnection {

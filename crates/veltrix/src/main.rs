@@ -242,6 +242,8 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         tier_bulk_throttle_percent,
         tier_standard_throttle_percent,
         tier_throttle_ms_max,
+        connections_per_ip_max,
+        connections_per_ip_per_second_max,
     } = config.limits;
     veltrix_kafka::KafkaConfig {
         request_bytes_max,
@@ -256,6 +258,8 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         accept_backoff_ms_max,
         shutdown_drain_ms_max,
         critical_topics: config.critical_topics().map(str::to_owned).collect(),
+        connections_per_ip_max,
+        connections_per_ip_per_second_max,
         tiers: veltrix_kafka::tiers::TierLimits {
             bulk_throttle_percent: tier_bulk_throttle_percent,
             standard_throttle_percent: tier_standard_throttle_percent,

@@ -36,6 +36,7 @@ mod idempotence;
 mod limits;
 mod quotas;
 mod share_offsets;
+mod storms;
 mod tiers;
 mod validation;
 
