@@ -76,7 +76,10 @@ impl PerIp {
 
     /// A slot for a new connection from `ip`, or why it is closed.
     pub(crate) fn admit(self: &Arc<PerIp>, ip: IpAddr) -> Result<IpSlot, Refusal> {
-        let now = Instant::now();
+        self.admit_at(ip, Instant::now())
+    }
+
+    fn admit_at(self: &Arc<PerIp>, ip: IpAddr, now: Instant) -> Result<IpSlot, Refusal> {
         let mut a = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
         if !a.contains_key(&ip) && a.len() >= ADDRESSES_MAX {
             // Forget an address with nothing open (its rate starts afresh).
@@ -112,20 +115,21 @@ impl PerIp {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn an_address_is_held_to_its_count_and_rate_and_others_are_not() {
+    #[test]
+    fn an_address_is_held_to_its_count_and_rate_and_others_are_not() {
         let t = PerIp::new(3, 5);
+        let t0 = Instant::now();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let mut held: Vec<IpSlot> = (0..3).map(|_| t.admit(a).unwrap()).collect();
-        assert_eq!(t.admit(a).unwrap_err(), Refusal::TooMany);
-        assert!(t.admit(b).is_ok(), "another address is not touched");
+        let mut held: Vec<IpSlot> = (0..3).map(|_| t.admit_at(a, t0).unwrap()).collect();
+        assert_eq!(t.admit_at(a, t0).unwrap_err(), Refusal::TooMany);
+        assert!(t.admit_at(b, t0).is_ok(), "another address is not touched");
         held.pop();
-        // One closed: room again, and two of the five tokens left.
-        let _again = t.admit(a).unwrap();
+        // One closed: room again, and one of the five tokens left.
+        let _again = t.admit_at(a, t0).unwrap();
         held.clear();
-        let _x = t.admit(a).unwrap();
-        assert_eq!(t.admit(a).unwrap_err(), Refusal::TooFast);
-        tokio::time::advance(std::time::Duration::from_millis(400)).await;
-        assert!(t.admit(a).is_ok(), "two tokens back after 0.4 s at 5/s");
+        let _x = t.admit_at(a, t0).unwrap();
+        assert_eq!(t.admit_at(a, t0).unwrap_err(), Refusal::TooFast);
+        let later = t0 + std::time::Duration::from_millis(400);
+        assert!(t.admit_at(a, later).is_ok(), "two tokens back after 0.4 s at 5/s");
     }
 }
