@@ -448,6 +448,15 @@ fn resolve_broker(c: &mut VeltrixConfig, b: &RawTable) {
     );
     set(&mut c.broker.partitions_total_max, b.int("partitions_total_max"));
     set(&mut c.broker.open_files_max, b.int("open_files_max"));
+    set(
+        &mut c.broker.disk.bulk_free_percent_min,
+        b.int("disk_bulk_free_percent_min"),
+    );
+    set(
+        &mut c.broker.disk.standard_free_percent_min,
+        b.int("disk_standard_free_percent_min"),
+    );
+    set(&mut c.broker.disk.reserve_bytes_min, b.int("disk_reserve_bytes_min"));
     set(&mut c.broker.active_files_max, b.int("active_files_max"));
 }
 

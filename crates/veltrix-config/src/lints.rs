@@ -864,6 +864,7 @@ fn production_listeners(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
 
 /// V140: bulk must be throttled no later than standard.
 fn tier_thresholds(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    disk_thresholds(ctx, raw, c);
     let (bulk, standard) = (
         c.limits.tier_bulk_throttle_percent,
         c.limits.tier_standard_throttle_percent,
@@ -885,6 +886,31 @@ fn tier_thresholds(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
         "lower `tier_bulk_throttle_percent` to {standard} or less (the default is 70, standard's 85)"
     ))
     .note("tiers exist so that the least important traffic slows first; reversed, a flood of bulk records would push out standard ones");
+}
+
+/// V140 for the disk: bulk must be refused no later than standard.
+fn disk_thresholds(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
+    let (bulk, standard) = (
+        c.broker.disk.bulk_free_percent_min,
+        c.broker.disk.standard_free_percent_min,
+    );
+    if bulk >= standard {
+        return;
+    }
+    let b = raw.table("broker");
+    ctx.emit(
+        &rules::TIER_THRESHOLDS_REVERSED,
+        b.set_at("disk_bulk_free_percent_min")
+            .or_else(|| b.at("disk_standard_free_percent_min"))
+            .as_ref(),
+        format!("bulk produce is refused below {bulk}% free disk, after standard produce at {standard}%"),
+    )
+    .label("bulk would keep writing while standard produce is refused")
+    .related(b.set_at("disk_standard_free_percent_min"), "standard's threshold")
+    .help(format!(
+        "raise `disk_bulk_free_percent_min` to {standard} or more (the default is 5, standard's 2)"
+    ))
+    .note("tiers exist so that the least important traffic stops first as the disk fills");
 }
 
 /// V205: no memory budget sized for the machine.

@@ -254,6 +254,10 @@ fn quotas() -> veltrix_core::quotas::QuotaConfig {
 
 const MS: i64 = i64::MAX;
 
+fn disk() -> veltrix_core::disk::DiskWatermarks {
+    veltrix_core::disk::DiskWatermarks::default()
+}
+
 static BROKER_KEYS: &[KeyDef] = &[
     KeyDef {
         name: "profile",
@@ -310,6 +314,27 @@ static BROKER_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(BrokerConfig::default().active_files_max.to_string()),
         doc: "Handles of active segments kept open for appends, across all partitions; a partition whose handle was evicted reopens its file. With `open_files_max` and `connections_max`, must fit the process's file limit, which `veltrix serve` raises to its hard limit at start.",
+    },
+    KeyDef {
+        name: "disk_bulk_free_percent_min",
+        kind: int(0, 100, Unit::Percent),
+        required: false,
+        default: || Some(disk().bulk_free_percent_min.to_string()),
+        doc: "Below this much free space (percent of the data directory's file system), produce to `bulk` topics is refused with a retriable error (KAFKA_STORAGE_ERROR) until space comes back. At least `disk_standard_free_percent_min`.",
+    },
+    KeyDef {
+        name: "disk_standard_free_percent_min",
+        kind: int(0, 100, Unit::Percent),
+        required: false,
+        default: || Some(disk().standard_free_percent_min.to_string()),
+        doc: "Below this much free space, produce to `standard` topics is refused too; `critical` ones keep writing until `disk_reserve_bytes_min`.",
+    },
+    KeyDef {
+        name: "disk_reserve_bytes_min",
+        kind: int(0, i64::MAX, Unit::Bytes),
+        required: false,
+        default: || Some(disk().reserve_bytes_min.to_string()),
+        doc: "Free bytes kept for the broker's own state (catalogue, offsets, share-group state): below it, produce to every topic is refused, critical ones included.",
     },
 ];
 

@@ -61,6 +61,8 @@ pub struct BrokerConfig {
     /// Client quotas: how rates are measured, and how many quotas and
     /// sensors are kept.
     pub quotas: crate::quotas::QuotaConfig,
+    /// When produce of each tier is refused as the disk fills.
+    pub disk: crate::disk::DiskWatermarks,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
@@ -81,6 +83,7 @@ impl Default for BrokerConfig {
             share: ShareConfig::default(),
             dedup: DedupLimits::default(),
             quotas: crate::quotas::QuotaConfig::default(),
+            disk: crate::disk::DiskWatermarks::default(),
             metrics_enabled: true,
         }
     }
@@ -102,6 +105,7 @@ pub struct Broker {
     share: ShareCoordinator,
     redriver: Redriver,
     quotas: crate::quotas::Quotas,
+    disk: crate::disk::DiskState,
     metrics: Metrics,
     /// The exclusive lock on the data directory, held for the broker's lifetime:
     /// two brokers on one directory would hand out the same offsets and
@@ -227,6 +231,7 @@ impl Broker {
             share,
             redriver,
             quotas,
+            disk: crate::disk::DiskState::default(),
             env,
             dir,
             config,
@@ -642,10 +647,63 @@ impl Broker {
                 tracing::error!(topic = %topic.name, error = %e, "saving the dedup window's snapshot failed");
             }
         }
+        self.read_disk();
         self.groups.tick(&|name| self.topic_meta(name));
         self.share.tick();
         self.write_dead_letters();
         self.run_redrives();
+    }
+
+    /// Reads the data directory's free space and sets the disk level;
+    /// crossings logged and counted.
+    fn read_disk(&self) {
+        let space = match self.env.storage.space(&self.dir) {
+            Ok(Some(space)) => space,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read the data directory's free space");
+                return;
+            }
+        };
+        let level = self.config.disk.level(space.available_bytes, space.total_bytes);
+        let before = self
+            .disk
+            .set(level, space.available_bytes, self.env.clock.monotonic_ms());
+        self.metrics.disk_available_bytes.set(space.available_bytes as i64);
+        self.metrics.disk_level.set(level as i64);
+        if level == before {
+            return;
+        }
+        self.metrics.disk_crossings.with_label_values(&[level.name()]).inc();
+        if level > before {
+            tracing::warn!(
+                level = level.name(),
+                available_bytes = space.available_bytes,
+                total_bytes = space.total_bytes,
+                "disk watermark crossed: produce to lower tiers is refused until space comes back"
+            );
+        } else {
+            tracing::info!(
+                level = level.name(),
+                available_bytes = space.available_bytes,
+                "disk watermark cleared"
+            );
+        }
+    }
+
+    /// Whether produce to a topic of `tier` is accepted now, as the disk
+    /// watermarks say; the level when it is not.
+    pub fn disk_admits(&self, tier: crate::Tier) -> Result<(), crate::disk::DiskLevel> {
+        if self.disk.stale(self.env.clock.monotonic_ms()) {
+            self.read_disk();
+        }
+        let level = self.disk.level();
+        if level.admits(tier) { Ok(()) } else { Err(level) }
+    }
+
+    /// The disk level and the free bytes, as last read.
+    pub fn disk(&self) -> &crate::disk::DiskState {
+        &self.disk
     }
 
     /// A topic as consumer-protocol assignors see it.

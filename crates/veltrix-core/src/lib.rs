@@ -20,6 +20,7 @@ mod catalog;
 mod changelog;
 pub mod dead_letters;
 pub mod dedup;
+pub mod disk;
 mod error;
 pub mod groups;
 pub mod lag;

@@ -54,6 +54,13 @@ pub struct Metrics {
     pub in_flight_bytes: IntGauge,
     /// The memory budget for requests (`in_flight_bytes_max`).
     pub in_flight_bytes_max: IntGauge,
+    /// Free bytes of the data directory's file system, as last read.
+    pub disk_available_bytes: IntGauge,
+    /// The disk watermark level: 0 all accepted, 1 bulk refused, 2 standard
+    /// too, 3 the reserve reached (critical too).
+    pub disk_level: IntGauge,
+    /// Watermark crossings, by the level crossed into.
+    pub disk_crossings: IntCounterVec,
 }
 
 /// The logs' metrics.
@@ -629,6 +636,19 @@ impl Metrics {
             in_flight_bytes_max: r.int_gauge(
                 "veltrix_kafka_in_flight_bytes_max",
                 "The memory budget for requests (in_flight_bytes_max).",
+            ),
+            disk_available_bytes: r.int_gauge(
+                "veltrix_disk_available_bytes",
+                "Free bytes of the data directory's file system, as last read by housekeeping.",
+            ),
+            disk_level: r.int_gauge(
+                "veltrix_disk_watermark_level",
+                "Disk watermark level: 0 everything accepted, 1 bulk produce refused, 2 standard too, 3 the reserve reached (critical too).",
+            ),
+            disk_crossings: r.int_counter_vec(
+                "veltrix_disk_watermark_crossings_total",
+                "Disk watermark crossings, by the level crossed into (ok when space came back).",
+                &["level"],
             ),
             registry,
         }

@@ -103,6 +103,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// long as the guard lives, so that two processes never write one data
     /// directory. Fails with `WouldBlock` at once if another holder has it.
     fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard>;
+    /// The space of the file system holding `path`; `None` when it cannot be
+    /// told.
+    fn space(&self, _path: &Path) -> io::Result<Option<DiskSpace>> {
+        Ok(None)
+    }
 }
 
 /// Holds a lock taken with [`Storage::lock_exclusive`]; dropping it releases the
@@ -129,6 +134,13 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> i64;
     /// Milliseconds on a monotonic clock with an arbitrary origin.
     fn monotonic_ms(&self) -> u64;
+}
+
+/// A file system's size and what unprivileged writers may still use of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub available_bytes: u64,
+    pub total_bytes: u64,
 }
 
 /// The real file system.
@@ -218,6 +230,14 @@ impl StorageFile for FsFile {
 impl Storage for FsStorage {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         fs::create_dir_all(path)
+    }
+
+    fn space(&self, path: &Path) -> io::Result<Option<DiskSpace>> {
+        let s = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+        Ok(Some(DiskSpace {
+            available_bytes: s.f_bavail.saturating_mul(s.f_frsize),
+            total_bytes: s.f_blocks.saturating_mul(s.f_frsize),
+        }))
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {

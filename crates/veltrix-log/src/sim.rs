@@ -482,6 +482,15 @@ impl StorageFile for SimFile {
 }
 
 impl Storage for SimStorage {
+    /// With a capacity set, what is left of it; without, unknown.
+    fn space(&self, _path: &Path) -> io::Result<Option<crate::io::DiskSpace>> {
+        let capacity = lock(&self.shared.faults).capacity_bytes;
+        Ok(capacity.map(|total| crate::io::DiskSpace {
+            available_bytes: total.saturating_sub(self.shared.used_bytes.load(Ordering::Relaxed)),
+            total_bytes: total,
+        }))
+    }
+
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut ns = lock(&self.ns);
         for ancestor in path.ancestors() {

@@ -373,6 +373,11 @@ fn cases() -> Vec<Case> {
             "lower `tier_bulk_throttle_percent` to 80 or less",
         ),
         case(
+            "V140",
+            "[broker]\ndisk_standard_free_percent_min = 10 #<\n",
+            "raise `disk_bulk_free_percent_min` to 10 or more",
+        ),
+        case(
             "V137",
             "[[topic]]\nname = \"t\"\n\n[[alert]]\ngroup = \"g\"\ntopic = \"t\"\nlag_ms_max = 2_000 #<\n",
             "raise `lag_ms_max` to 5_000 or more",

@@ -158,6 +158,12 @@ impl Appending {
         true
     }
 
+    /// Whether the disk watermarks admit produce to `topic`'s tier.
+    fn disk_admits(&self, topic: &str) -> Result<(), (veltrix_core::Tier, veltrix_core::disk::DiskLevel)> {
+        let tier = self.broker.topic(topic).and_then(|t| t.config.tier).unwrap_or_default();
+        self.broker.disk_admits(tier).map_err(|level| (tier, level))
+    }
+
     /// The answer for the partition at `at`, or `None` if its append stopped.
     fn partition(&mut self, may_block: bool) -> Option<PartitionProduceResponse> {
         let Position {
@@ -181,6 +187,18 @@ impl Appending {
         } else {
             match self.broker.partition_and_dedup(topic_name, pd.index) {
                 Err(e) => Err(Refused::from(e)),
+                // Below its disk watermark a tier is refused, retriably:
+                // the producer retries once space comes back.
+                Ok(_) if let Err((tier, level)) = self.disk_admits(topic_name) => Err(Refused {
+                    error: ResponseError::KafkaStorageError,
+                    message: format!(
+                        "the disk is filling ({}, {} bytes free): produce to {} topics is refused until space comes back",
+                        level.name(),
+                        self.broker.disk().available_bytes(),
+                        tier.name()
+                    ),
+                    record: None,
+                }),
                 Ok((partition, dedup)) => {
                     let records = pd.records.as_deref().unwrap_or_default();
                     let appended = match dedup {
