@@ -496,6 +496,14 @@ fn resolve_limits(c: &mut VeltrixConfig, k: &RawTable) {
     set(&mut c.limits.tier_throttle_ms_max, k.int("tier_throttle_ms_max"));
     set(&mut c.limits.connections_per_ip_max, k.int("connections_per_ip_max"));
     set(
+        &mut c.limits.failing_produce_requests_per_second_max,
+        k.int("failing_produce_requests_per_second_max"),
+    );
+    set(
+        &mut c.limits.failing_produce_throttle_ms_max,
+        k.int("failing_produce_throttle_ms_max"),
+    );
+    set(
         &mut c.limits.connections_per_ip_per_second_max,
         k.int("connections_per_ip_per_second_max"),
     );

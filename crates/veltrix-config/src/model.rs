@@ -122,6 +122,11 @@ pub struct KafkaLimits {
     pub connections_per_ip_max: usize,
     /// New connections a second from one client address.
     pub connections_per_ip_per_second_max: u32,
+    /// Refused produce requests a second a client id may send before it is
+    /// slowed.
+    pub failing_produce_requests_per_second_max: u32,
+    /// The longest wait asked of such a producer per response.
+    pub failing_produce_throttle_ms_max: u64,
 }
 
 impl Default for KafkaLimits {
@@ -143,6 +148,8 @@ impl Default for KafkaLimits {
             tier_throttle_ms_max: 1_000,
             connections_per_ip_max: 1000,
             connections_per_ip_per_second_max: 1000,
+            failing_produce_requests_per_second_max: 50,
+            failing_produce_throttle_ms_max: 1_000,
         }
     }
 }

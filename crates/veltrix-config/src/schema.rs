@@ -357,6 +357,20 @@ static LISTENER_KEYS: &[KeyDef] = &[
 
 static LIMIT_KEYS: &[KeyDef] = &[
     KeyDef {
+        name: "failing_produce_requests_per_second_max",
+        kind: int(1, 1_000_000, Unit::Requests),
+        required: false,
+        default: || Some(kafka().failing_produce_requests_per_second_max.to_string()),
+        doc: "Produce requests a second one client id may send that the broker refuses (too large, corrupt, for a missing topic, invalid acks) before it is slowed with `throttle_time_ms` and a muted connection; a warning names it once.",
+    },
+    KeyDef {
+        name: "failing_produce_throttle_ms_max",
+        kind: int(1, 60_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().failing_produce_throttle_ms_max.to_string()),
+        doc: "The longest wait one response asks of a producer whose requests keep being refused.",
+    },
+    KeyDef {
         name: "connections_per_ip_max",
         kind: int(1, 1_000_000, Unit::Connections),
         required: false,

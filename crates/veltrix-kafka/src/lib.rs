@@ -5,6 +5,7 @@
 //! data is the engine's. Kafka error codes are chosen here, at the edge
 //! ([`errors`]), from the engine's typed errors.
 
+mod breaker;
 mod budget;
 pub mod errors;
 mod handlers;
@@ -14,6 +15,7 @@ mod per_ip;
 mod quota;
 mod server;
 pub mod tiers;
+pub use breaker::BreakerLimits;
 mod topic_configs;
 pub mod warnings;
 

@@ -65,6 +65,8 @@ pub struct KafkaMetricSet {
     pub quota_throttled: IntCounterVec,
     /// The waits those responses asked for, in seconds, by the same labels.
     pub quota_throttle_seconds: prometheus::CounterVec,
+    /// Produce responses that slowed a producer whose requests keep failing.
+    pub failing_producers_throttled: IntCounter,
     /// Requests throttled for their tier as the memory budget filled, by
     /// `tier` and `kind` (`produce`, `fetch`).
     pub tier_throttled: IntCounterVec,
@@ -147,6 +149,10 @@ impl KafkaMetrics {
                 "veltrix_quota_throttle_seconds_total",
                 "Time clients were told to wait for their quotas, by kind and quota entity.",
                 &["kind", "entity"],
+            ),
+            failing_producers_throttled: r.int_counter(
+                "veltrix_kafka_failing_producers_throttled_total",
+                "Produce responses that slowed a producer (throttle_time_ms, muted connection) because its requests keep being refused.",
             ),
             tier_throttled: r.int_counter_vec(
                 "veltrix_tier_throttled_total",

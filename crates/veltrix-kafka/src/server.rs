@@ -111,6 +111,8 @@ pub struct KafkaConfig {
     /// New connections a second from one client address (KIP-612's
     /// `connection_creation_rate`), with a second's worth of burst.
     pub connections_per_ip_per_second_max: u32,
+    /// How producers whose requests keep failing are slowed.
+    pub breaker: crate::breaker::BreakerLimits,
 }
 
 impl KafkaConfig {
@@ -132,6 +134,7 @@ impl KafkaConfig {
             tiers: crate::tiers::TierLimits::default(),
             connections_per_ip_max: 1000,
             connections_per_ip_per_second_max: 1000,
+            breaker: crate::breaker::BreakerLimits::default(),
         }
     }
 }
@@ -159,6 +162,7 @@ pub async fn serve(
     ));
     let config = Arc::new(config);
     let warnings = Arc::new(ClientWarnings::default());
+    let breakers = Arc::new(crate::breaker::Breakers::new(config.breaker));
     let slots = Arc::new(Semaphore::new(config.connections_max));
     let per_ip = crate::per_ip::PerIp::new(config.connections_per_ip_max, config.connections_per_ip_per_second_max);
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
@@ -215,6 +219,7 @@ pub async fn serve(
             responses: responses.clone(),
             warnings: warnings.clone(),
             limiter: limiter.clone(),
+            breakers: breakers.clone(),
         };
         let shutdown = shutdown.clone();
         metrics.connections_accepted.inc();
@@ -377,6 +382,8 @@ struct Shared {
     warnings: Arc<ClientWarnings>,
     /// Rate limits the warnings that clients can trigger.
     limiter: Arc<WarnLimiter>,
+    /// Producers' failed requests, to slow those that keep failing.
+    breakers: Arc<crate::breaker::Breakers>,
 }
 
 async fn connection(
@@ -644,12 +651,22 @@ async fn dispatch(
             let quota_ms = crate::quota::record_produce(&ctx, handlers::produce::records_bytes(&produce));
             let tier = crate::tiers::request_tier(&ctx, produce.topic_data.iter().map(|t| t.name.0.as_str()));
             let throttle_ms = quota_ms.max(crate::tiers::admit(&ctx, tier, "produce"));
+            let failing = FailingProducer {
+                breakers: shared.breakers.clone(),
+                client_id: ctx.client_id.clone(),
+                peer,
+                mute: ctx.mute.clone(),
+                metrics: ctx.metrics.clone(),
+            };
             let written = handlers::produce::write(ctx, produce).await;
             let response = async move {
                 let Some(written) = written else {
                     return Err(Close::Protocol("produce task failed".into()));
                 };
-                let finished = written.finish().await.map(|r| r.with_throttle_time_ms(throttle_ms));
+                let finished = written.finish().await.map(|r| {
+                    let slowed = failing.answered(&r);
+                    r.with_throttle_time_ms(throttle_ms.max(slowed))
+                });
                 answer.observe();
                 finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
             };
@@ -678,6 +695,52 @@ async fn dispatch(
             }
         }
     })
+}
+
+/// What a produce's answer needs to slow a producer that keeps failing.
+struct FailingProducer {
+    breakers: Arc<crate::breaker::Breakers>,
+    client_id: String,
+    peer: SocketAddr,
+    mute: Arc<crate::quota::Mute>,
+    metrics: KafkaMetrics,
+}
+
+impl FailingProducer {
+    /// Counts `r` against its producer if a partition was refused for
+    /// something the producer sent; the wait it owes (muted already).
+    fn answered(&self, r: &kafka_protocol::messages::ProduceResponse) -> i32 {
+        use kafka_protocol::ResponseError as E;
+        let refused = [
+            E::CorruptMessage,
+            E::UnknownTopicOrPartition,
+            E::MessageTooLarge,
+            E::RecordListTooLarge,
+            E::InvalidRequiredAcks,
+            E::TopicAuthorizationFailed,
+            E::InvalidTimestamp,
+            E::UnsupportedForMessageFormat,
+            E::InvalidRecord,
+        ]
+        .map(|e| e.code());
+        let failed = r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| refused.contains(&p.error_code));
+        if !failed {
+            return 0;
+        }
+        let Some(t) = self.breakers.failed(&self.client_id, tokio::time::Instant::now()) else {
+            return 0;
+        };
+        self.mute.mute(t.ms);
+        self.metrics.failing_producers_throttled.inc();
+        if t.first {
+            tracing::warn!(client_id = %self.client_id, peer = %self.peer, throttle_ms = t.ms, "a producer keeps sending requests the broker refuses; slowing it down");
+        }
+        i32::try_from(t.ms).unwrap_or(i32::MAX)
+    }
 }
 
 /// What answering a request needs to know of it.

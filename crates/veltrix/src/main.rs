@@ -244,6 +244,8 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         tier_throttle_ms_max,
         connections_per_ip_max,
         connections_per_ip_per_second_max,
+        failing_produce_requests_per_second_max,
+        failing_produce_throttle_ms_max,
     } = config.limits;
     veltrix_kafka::KafkaConfig {
         request_bytes_max,
@@ -260,6 +262,10 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         critical_topics: config.critical_topics().map(str::to_owned).collect(),
         connections_per_ip_max,
         connections_per_ip_per_second_max,
+        breaker: veltrix_kafka::BreakerLimits {
+            failing_requests_per_second_max: failing_produce_requests_per_second_max,
+            failing_throttle_ms_max: failing_produce_throttle_ms_max,
+        },
         tiers: veltrix_kafka::tiers::TierLimits {
             bulk_throttle_percent: tier_bulk_throttle_percent,
             standard_throttle_percent: tier_standard_throttle_percent,

@@ -136,3 +136,51 @@ async fn a_storm_of_five_thousand_connections_leaves_other_clients_their_latency
         .sum();
     assert!(refused >= 4_000.0, "{refused}");
 }
+
+/// A producer whose requests keep being refused (here: acks=5) is slowed
+/// once past its rate of failures; what succeeds is not.
+#[tokio::test]
+async fn a_producer_that_keeps_failing_is_slowed_and_others_are_not() {
+    use kafka_protocol::messages::ProduceRequest;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::records::Compression;
+
+    let s = start(|k| {
+        k.breaker.failing_requests_per_second_max = 5;
+    })
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    super::create_topic(&mut c, "t", 1).await;
+    let bad = |acks: i16| {
+        let pd = PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(super::records(&["x"], Compression::None)));
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(super::topic("t"))
+                    .with_partition_data(vec![pd]),
+            ])
+    };
+    let mut throttles = Vec::new();
+    for _ in 0..8 {
+        let r = c.call(bad(5), 9).await;
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code, 21,
+            "INVALID_REQUIRED_ACKS"
+        );
+        throttles.push(r.throttle_time_ms);
+    }
+    assert_eq!(
+        &throttles[..5],
+        &[0; 5],
+        "a second's worth of failures is free: {throttles:?}"
+    );
+    assert!(throttles[5..].iter().all(|t| *t > 0), "{throttles:?}");
+    // A request that succeeds, on another connection, is not slowed.
+    let mut other = Client::connect(s.addr).await;
+    let (code, _) = super::produce(&mut other, "t", 0, -1, super::records(&["ok"], Compression::None)).await;
+    assert_eq!(code, 0);
+}
