@@ -36,6 +36,10 @@ pub const ENTITIES_MAX_DEFAULT: usize = 10_000;
 /// Sensors (clients being measured) kept at most (`[quotas] sensors_max`).
 pub const SENSORS_MAX_DEFAULT: usize = 10_000;
 
+/// The longest user or client id a quota may name: the quotas are kept
+/// whole in memory and in one file, so `entities_max` of them stay small.
+pub const ENTITY_NAME_BYTES_MAX: usize = 255;
+
 /// An entity's name for one of its components: a user or a client id, or the
 /// default for every one without a quota of its own.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -121,6 +125,8 @@ pub type QuotaValues = BTreeMap<QuotaKind, f64>;
 pub enum QuotaError {
     #[error("a quota entity names a user, a client id, or both")]
     EmptyEntity,
+    #[error("a quota entity's name is {len} bytes long; at most {ENTITY_NAME_BYTES_MAX}")]
+    NameTooLong { len: usize },
     #[error("`{key}` = {value}: a byte rate is a number of bytes per second, at least 1")]
     InvalidValue { key: &'static str, value: f64 },
     #[error("the broker keeps at most {max} quota entities")]
@@ -339,6 +345,13 @@ fn apply(
 ) -> std::result::Result<(), QuotaError> {
     if entity.user.is_none() && entity.client_id.is_none() {
         return Err(QuotaError::EmptyEntity);
+    }
+    for name in [&entity.user, &entity.client_id].into_iter().flatten() {
+        if let EntityName::Named(n) = name
+            && n.len() > ENTITY_NAME_BYTES_MAX
+        {
+            return Err(QuotaError::NameTooLong { len: n.len() });
+        }
     }
     for op in ops {
         if let Some(v) = op.value

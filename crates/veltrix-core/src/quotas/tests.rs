@@ -113,6 +113,8 @@ fn invalid_changes_are_refused_one_by_one_and_validate_only_changes_nothing() {
     assert_eq!(results[0], Ok(()));
     assert!(matches!(results[1], Err(QuotaError::InvalidValue { .. })));
     assert_eq!(results[2], Err(QuotaError::EmptyEntity));
+    let long = (entity(None, named(&"c".repeat(256))), vec![set(P, 10.0)]);
+    assert_eq!(q.alter(&[long], true), vec![Err(QuotaError::NameTooLong { len: 256 })]);
     assert!(q.entities().is_empty(), "validate_only changed nothing");
     q.alter(&[ok], false);
     assert_eq!(q.entities().len(), 1);
