@@ -6,6 +6,9 @@
 //! report must also serialize to JSON that parses back. `tests/corpus/README.md`
 //! describes the header.
 
+#[path = "../../../veltrix-diagnostic/tests/support/corpus.rs"]
+mod frame;
+
 use std::path::{Path, PathBuf};
 
 use veltrix_config::{FixedProbe, Location, Report, Severity, check_bytes};
@@ -173,26 +176,6 @@ fn found(report: &Report) -> Vec<(String, Place)> {
     out
 }
 
-fn list(items: &[(String, Place)]) -> String {
-    if items.is_empty() {
-        return "nothing".to_owned();
-    }
-    let shown: Vec<String> = items.iter().map(|(id, place)| format!("{id} {place}")).collect();
-    shown.join(", ")
-}
-
-/// The files of `tests/corpus/<dir>`, sorted by name.
-fn files(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Checks one file; `Err` says what is wrong with the outcome.
 fn check(dir: &str, path: &Path, bad: bool) -> Result<(), String> {
     let name = format!("{dir}/{}", path.file_name().unwrap_or_default().to_string_lossy());
@@ -201,41 +184,18 @@ fn check(dir: &str, path: &Path, bad: bool) -> Result<(), String> {
     let report = check_bytes(&name, &h.checked, &h.env, &h.probe);
     let json = serde_json::to_string(&report.to_json()).map_err(|e| format!("{name}: to JSON: {e}"))?;
     serde_json::from_str::<serde_json::Value>(&json).map_err(|e| format!("{name}: JSON does not parse back: {e}"))?;
-    let got = found(&report);
-    let mut expected = match (bad, h.expect) {
-        (true, Some(expected)) if !expected.is_empty() => expected,
-        (true, _) => return Err(format!("{name}: a bad file needs `# expect:` on its first line")),
-        (false, Some(_)) => return Err(format!("{name}: a good file expects nothing")),
-        (false, None) => Vec::new(),
+    let outcome = frame::Outcome {
+        expect: h.expect,
+        known_bug: h.known_bug,
+        got: found(&report),
+        rendered: report.render(false),
     };
-    expected.extend(h.known_bug);
-    expected.sort();
-    if got == expected {
-        return Ok(());
-    }
-    Err(format!(
-        "{name}: expected {}\n  found {}\n{}",
-        list(&expected),
-        list(&got),
-        report.render(false)
-    ))
+    frame::verdict(&name, bad, outcome, |(id, place)| format!("{id} {place}"))
 }
 
 fn run(dir: &str, bad: bool, min: usize) {
-    let files = files(dir);
-    assert!(
-        files.len() >= min,
-        "tests/corpus/{dir} has {} files, fewer than {min}",
-        files.len()
-    );
-    let failures: Vec<String> = files.iter().filter_map(|p| check(dir, p, bad).err()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} files in tests/corpus/{dir}:\n\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
+    let files = frame::files(env!("CARGO_MANIFEST_DIR"), dir, "toml");
+    frame::run(dir, &files, min, |p| check(dir, p, bad));
 }
 
 #[test]
