@@ -65,6 +65,11 @@ pub struct KafkaMetricSet {
     pub quota_throttled: IntCounterVec,
     /// The waits those responses asked for, in seconds, by the same labels.
     pub quota_throttle_seconds: prometheus::CounterVec,
+    /// The wait a request of each tier would be told now (0: admitted), as
+    /// of the last request that asked, by `tier`.
+    pub tier_admission_throttle_ms: prometheus::IntGaugeVec,
+    /// Record bytes of produce requests held until answered, by `tier`.
+    pub tier_in_flight_bytes: prometheus::IntGaugeVec,
     /// Produce responses that slowed a producer whose requests keep failing.
     pub failing_producers_throttled: IntCounter,
     /// Requests throttled for their tier as the memory budget filled, by
@@ -149,6 +154,16 @@ impl KafkaMetrics {
                 "veltrix_quota_throttle_seconds_total",
                 "Time clients were told to wait for their quotas, by kind and quota entity.",
                 &["kind", "entity"],
+            ),
+            tier_admission_throttle_ms: r.int_gauge_vec(
+                "veltrix_tier_admission_throttle_ms",
+                "The wait a produce or fetch of each tier would be told now for the memory budget (0: admitted), as of the last request that asked.",
+                &["tier"],
+            ),
+            tier_in_flight_bytes: r.int_gauge_vec(
+                "veltrix_tier_in_flight_bytes",
+                "Record bytes of produce requests held from read until answered, by their tier: the memory budget's use by tier.",
+                &["tier"],
             ),
             failing_producers_throttled: r.int_counter(
                 "veltrix_kafka_failing_producers_throttled_total",

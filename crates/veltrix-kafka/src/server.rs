@@ -648,9 +648,11 @@ async fn dispatch(
             // Appended now, in order; answered once durable. The bytes count
             // against the client's quota as they arrive.
             let slot = pipeline.beside().await;
-            let quota_ms = crate::quota::record_produce(&ctx, handlers::produce::records_bytes(&produce));
+            let bytes = handlers::produce::records_bytes(&produce);
+            let quota_ms = crate::quota::record_produce(&ctx, bytes);
             let tier = crate::tiers::request_tier(&ctx, produce.topic_data.iter().map(|t| t.name.0.as_str()));
             let throttle_ms = quota_ms.max(crate::tiers::admit(&ctx, tier, "produce"));
+            let held = crate::tiers::TierBytes::hold(&ctx, tier, bytes);
             let failing = FailingProducer {
                 breakers: shared.breakers.clone(),
                 client_id: ctx.client_id.clone(),
@@ -667,6 +669,7 @@ async fn dispatch(
                     let slowed = failing.answered(&r);
                     r.with_throttle_time_ms(throttle_ms.max(slowed))
                 });
+                drop(held);
                 answer.observe();
                 finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
             };

@@ -74,6 +74,14 @@ pub(crate) fn request_tier<'a>(ctx: &Ctx, topics: impl Iterator<Item = &'a str>)
 pub(crate) fn admit(ctx: &Ctx, tier: Tier, kind: &str) -> i32 {
     let used = usize::try_from(ctx.metrics.in_flight_bytes.get()).unwrap_or(0);
     let ms = ctx.config.tiers.throttle_ms(tier, used, ctx.config.in_flight_bytes_max);
+    // What a request of each tier would be told now.
+    for t in Tier::ALL {
+        let would = ctx.config.tiers.throttle_ms(t, used, ctx.config.in_flight_bytes_max);
+        ctx.metrics
+            .tier_admission_throttle_ms
+            .with_label_values(&[t.name()])
+            .set(i64::try_from(would).unwrap_or(i64::MAX));
+    }
     if ms == 0 {
         return 0;
     }
@@ -103,5 +111,27 @@ mod tests {
         assert_eq!(t.throttle_ms(Tier::Bulk, 1_000, max), 1_000);
         assert_eq!(t.throttle_ms(Tier::Standard, 1_000, max), 1_000);
         assert_eq!(t.throttle_ms(Tier::Critical, 1_000, max), 0);
+    }
+}
+
+/// Record bytes of produce requests of one tier held from when they are read
+/// until they are answered: the budget's use by tier.
+pub(crate) struct TierBytes {
+    gauge: prometheus::IntGauge,
+    bytes: i64,
+}
+
+impl TierBytes {
+    pub(crate) fn hold(ctx: &Ctx, tier: Tier, bytes: usize) -> TierBytes {
+        let gauge = ctx.metrics.tier_in_flight_bytes.with_label_values(&[tier.name()]);
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        gauge.add(bytes);
+        TierBytes { gauge, bytes }
+    }
+}
+
+impl Drop for TierBytes {
+    fn drop(&mut self) {
+        self.gauge.sub(self.bytes);
     }
 }

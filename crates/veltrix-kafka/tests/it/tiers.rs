@@ -109,5 +109,24 @@ async fn bulk_is_throttled_first_then_standard_and_critical_flows() {
         (throttled("bulk"), throttled("standard"), throttled("critical")),
         (2.0, 1.0, 0.0)
     );
+    // What each tier would be told now, and no produce bytes left held.
+    let gauge = |name: &str, tier: &str| {
+        s.broker
+            .metrics()
+            .registry()
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().to_vec())
+            .filter(|m| m.get_label().iter().any(|l| l.value() == tier))
+            .map(|m| m.get_gauge().get_value())
+            .sum::<f64>()
+    };
+    let would = |tier| gauge("veltrix_tier_admission_throttle_ms", tier);
+    assert!(would("bulk") > would("standard") && would("standard") > 0.0);
+    assert_eq!(would("critical"), 0.0);
+    for tier in ["bulk", "standard", "critical"] {
+        assert_eq!(gauge("veltrix_tier_in_flight_bytes", tier), 0.0, "{tier}");
+    }
     drop(held);
 }
