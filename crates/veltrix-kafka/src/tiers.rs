@@ -95,25 +95,6 @@ pub(crate) fn admit(ctx: &Ctx, tier: Tier, kind: &str) -> i32 {
     i32::try_from(ms).unwrap_or(i32::MAX)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bulk_is_throttled_first_then_standard_and_critical_never() {
-        let t = TierLimits::default();
-        let max = 1_000;
-        assert_eq!(t.throttle_ms(Tier::Bulk, 690, max), 0);
-        assert_eq!(t.throttle_ms(Tier::Bulk, 700, max), 100);
-        assert_eq!(t.throttle_ms(Tier::Standard, 700, max), 0);
-        assert_eq!(t.throttle_ms(Tier::Standard, 850, max), 100);
-        assert!(t.throttle_ms(Tier::Bulk, 850, max) > 500);
-        assert_eq!(t.throttle_ms(Tier::Bulk, 1_000, max), 1_000);
-        assert_eq!(t.throttle_ms(Tier::Standard, 1_000, max), 1_000);
-        assert_eq!(t.throttle_ms(Tier::Critical, 1_000, max), 0);
-    }
-}
-
 /// Record bytes of produce requests of one tier held from when they are read
 /// until they are answered: the budget's use by tier.
 pub(crate) struct TierBytes {
@@ -133,5 +114,24 @@ impl TierBytes {
 impl Drop for TierBytes {
     fn drop(&mut self) {
         self.gauge.sub(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_is_throttled_first_then_standard_and_critical_never() {
+        let t = TierLimits::default();
+        let max = 1_000;
+        assert_eq!(t.throttle_ms(Tier::Bulk, 690, max), 0);
+        assert_eq!(t.throttle_ms(Tier::Bulk, 700, max), 100);
+        assert_eq!(t.throttle_ms(Tier::Standard, 700, max), 0);
+        assert_eq!(t.throttle_ms(Tier::Standard, 850, max), 100);
+        assert!(t.throttle_ms(Tier::Bulk, 850, max) > 500);
+        assert_eq!(t.throttle_ms(Tier::Bulk, 1_000, max), 1_000);
+        assert_eq!(t.throttle_ms(Tier::Standard, 1_000, max), 1_000);
+        assert_eq!(t.throttle_ms(Tier::Critical, 1_000, max), 0);
     }
 }
