@@ -644,42 +644,7 @@ async fn dispatch(
         metrics: shared.metrics.clone(),
     };
     Ok(match *request {
-        RequestKind::Produce(produce) => {
-            // Appended now, in order; answered once durable. The bytes count
-            // against the client's quota as they arrive.
-            let slot = pipeline.beside().await;
-            let bytes = handlers::produce::records_bytes(&produce);
-            let quota_ms = crate::quota::record_produce(&ctx, bytes);
-            let tier = crate::tiers::request_tier(&ctx, produce.topic_data.iter().map(|t| t.name.0.as_str()));
-            let throttle_ms = quota_ms.max(crate::tiers::admit(&ctx, tier, "produce"));
-            let held = crate::tiers::TierBytes::hold(&ctx, tier, bytes);
-            let failing = FailingProducer {
-                breakers: shared.breakers.clone(),
-                client_id: ctx.client_id.clone(),
-                peer,
-                mute: ctx.mute.clone(),
-                metrics: ctx.metrics.clone(),
-            };
-            let written = handlers::produce::write(ctx, produce).await;
-            let response = async move {
-                let Some(written) = written else {
-                    return Err(Close::Protocol("produce task failed".into()));
-                };
-                let finished = written.finish().await.map(|r| {
-                    let slowed = failing.answered(&r);
-                    r.with_throttle_time_ms(throttle_ms.max(slowed))
-                });
-                drop(held);
-                answer.observe();
-                finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
-            };
-            InFlight {
-                response: Box::pin(response),
-                _budget: budget,
-                _response_budget: None,
-                _slot: slot,
-            }
-        }
+        RequestKind::Produce(produce) => produce_in_flight(ctx, answer, produce, budget, peer, shared, pipeline).await,
         other => {
             // Every earlier request answered first: this one sees (and is
             // seen after) all of their effects.
@@ -698,6 +663,54 @@ async fn dispatch(
             }
         }
     })
+}
+
+/// A produce, appended now in order and answered once durable; the bytes
+/// count against the client's quota as they arrive, and its tier's admission
+/// and a failing producer's slowing go into its `throttle_time_ms`.
+async fn produce_in_flight(
+    ctx: handlers::Ctx,
+    answer: Answer,
+    produce: kafka_protocol::messages::ProduceRequest,
+    budget: Budget,
+    peer: SocketAddr,
+    shared: &Shared,
+    pipeline: &Pipeline,
+) -> InFlight {
+    // Appended now, in order; answered once durable. The bytes count
+    // against the client's quota as they arrive.
+    let slot = pipeline.beside().await;
+    let bytes = handlers::produce::records_bytes(&produce);
+    let quota_ms = crate::quota::record_produce(&ctx, bytes);
+    let tier = crate::tiers::request_tier(&ctx, produce.topic_data.iter().map(|t| t.name.0.as_str()));
+    let throttle_ms = quota_ms.max(crate::tiers::admit(&ctx, tier, "produce"));
+    let held = crate::tiers::TierBytes::hold(&ctx, tier, bytes);
+    let failing = FailingProducer {
+        breakers: shared.breakers.clone(),
+        client_id: ctx.client_id.clone(),
+        peer,
+        mute: ctx.mute.clone(),
+        metrics: ctx.metrics.clone(),
+    };
+    let written = handlers::produce::write(ctx, produce).await;
+    let response = async move {
+        let Some(written) = written else {
+            return Err(Close::Protocol("produce task failed".into()));
+        };
+        let finished = written.finish().await.map(|r| {
+            let slowed = failing.answered(&r);
+            r.with_throttle_time_ms(throttle_ms.max(slowed))
+        });
+        drop(held);
+        answer.observe();
+        finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
+    };
+    InFlight {
+        response: Box::pin(response),
+        _budget: budget,
+        _response_budget: None,
+        _slot: slot,
+    }
 }
 
 /// What a produce's answer needs to slow a producer that keeps failing.
