@@ -67,7 +67,7 @@ pub struct KafkaMetricSet {
     pub quota_throttle_seconds: prometheus::CounterVec,
     /// The wait a request of each tier would be told now (0: admitted), as
     /// of the last request that asked, by `tier`.
-    pub tier_admission_throttle_ms: prometheus::IntGaugeVec,
+    pub tier_admission_throttle_seconds: prometheus::GaugeVec,
     /// Record bytes of produce requests held until answered, by `tier`.
     pub tier_in_flight_bytes: prometheus::IntGaugeVec,
     /// Produce responses that slowed a producer whose requests keep failing.
@@ -158,8 +158,8 @@ impl KafkaMetrics {
                 "Time clients were told to wait for their quotas, by kind and quota entity.",
                 &["kind", "entity"],
             ),
-            tier_admission_throttle_ms: r.int_gauge_vec(
-                "veltrix_tier_admission_throttle_ms",
+            tier_admission_throttle_seconds: r.gauge_vec(
+                "veltrix_tier_admission_throttle_seconds",
                 "The wait a produce or fetch of each tier would be told now for the memory budget (0: admitted), as of the last request that asked.",
                 &["tier"],
             ),

@@ -78,9 +78,9 @@ pub(crate) fn admit(ctx: &Ctx, tier: Tier, kind: &str) -> i32 {
     for t in Tier::ALL {
         let would = ctx.config.tiers.throttle_ms(t, used, ctx.config.in_flight_bytes_max);
         ctx.metrics
-            .tier_admission_throttle_ms
+            .tier_admission_throttle_seconds
             .with_label_values(&[t.name()])
-            .set(i64::try_from(would).unwrap_or(i64::MAX));
+            .set(would as f64 / 1000.0);
     }
     if ms == 0 {
         return 0;

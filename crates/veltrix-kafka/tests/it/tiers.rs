@@ -122,7 +122,7 @@ async fn bulk_is_throttled_first_then_standard_and_critical_flows() {
             .map(|m| m.get_gauge().get_value())
             .sum::<f64>()
     };
-    let would = |tier| gauge("veltrix_tier_admission_throttle_ms", tier);
+    let would = |tier| gauge("veltrix_tier_admission_throttle_seconds", tier);
     assert!(would("bulk") > would("standard") && would("standard") > 0.0);
     assert_eq!(would("critical"), 0.0);
     for tier in ["bulk", "standard", "critical"] {
