@@ -494,6 +494,10 @@ fn resolve_limits(c: &mut VeltrixConfig, k: &RawTable) {
         k.int("tier_standard_throttle_percent"),
     );
     set(&mut c.limits.tier_throttle_ms_max, k.int("tier_throttle_ms_max"));
+    set(
+        &mut c.limits.tier_critical_latency_target_ms,
+        k.int("tier_critical_latency_target_ms"),
+    );
     set(&mut c.limits.connections_per_ip_max, k.int("connections_per_ip_max"));
     set(
         &mut c.limits.failing_produce_requests_per_second_max,

@@ -118,6 +118,9 @@ pub struct KafkaLimits {
     pub tier_standard_throttle_percent: u8,
     /// The wait asked of a throttled client when the budget is full.
     pub tier_throttle_ms_max: u64,
+    /// Critical produces taking longer than this (read to answered) throttle
+    /// bulk, then standard, requests; 0: off.
+    pub tier_critical_latency_target_ms: u64,
     /// Connections open at once from one client address.
     pub connections_per_ip_max: usize,
     /// New connections a second from one client address.
@@ -146,6 +149,7 @@ impl Default for KafkaLimits {
             tier_bulk_throttle_percent: 70,
             tier_standard_throttle_percent: 85,
             tier_throttle_ms_max: 1_000,
+            tier_critical_latency_target_ms: 5,
             connections_per_ip_max: 1000,
             connections_per_ip_per_second_max: 1000,
             failing_produce_requests_per_second_max: 50,

@@ -406,6 +406,13 @@ static LIMIT_KEYS: &[KeyDef] = &[
         doc: "The wait asked of a throttled client when the budget is full; from a tenth of it at the tier's threshold, growing with how full the budget is.",
     },
     KeyDef {
+        name: "tier_critical_latency_target_ms",
+        kind: int(0, 60_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(kafka().tier_critical_latency_target_ms.to_string()),
+        doc: "The service time (read to answered, fsync included) critical produces should keep. In each 100 ms in which more than one critical produce in fifty takes longer, bulk requests are throttled harder (doubling up to `tier_throttle_ms_max`), then standard ones; on time again, the throttles ease off. Set it a few times above the critical topics' fsync time on an idle broker; 0 turns this off (memory then is the only signal).",
+    },
+    KeyDef {
         name: "request_bytes_max",
         kind: int(1, i32::MAX as i64, Unit::Bytes),
         required: false,

@@ -77,6 +77,9 @@ pub struct KafkaMetricSet {
     pub tier_throttled: IntCounterVec,
     /// The waits asked of them, in seconds, by the same labels.
     pub tier_throttle_seconds: prometheus::CounterVec,
+    /// How long produce requests carrying critical records took from read
+    /// to answered: what the critical tier's guard watches.
+    pub tier_critical_produce_seconds: prometheus::Histogram,
     /// Record batch bytes appended, per topic.
     pub produce_bytes: IntCounterVec,
     /// Records appended, per topic.
@@ -139,6 +142,11 @@ impl KafkaMetrics {
             ),
             in_flight_bytes: engine.in_flight_bytes.clone(),
             in_flight_bytes_max: engine.in_flight_bytes_max.clone(),
+            tier_critical_produce_seconds: r.histogram(
+                "veltrix_tier_critical_produce_seconds",
+                "Time produce requests carrying critical records took from read to answered (fsync included): what throttles bulk, then standard, requests when it exceeds tier_critical_latency_target_ms.",
+                LATENCY_BUCKETS,
+            ),
             memory_wait_seconds: r.histogram(
                 "veltrix_kafka_throttle_seconds",
                 "Time a request waited for room in the memory budget before being read.",

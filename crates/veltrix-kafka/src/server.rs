@@ -163,6 +163,7 @@ pub async fn serve(
     let config = Arc::new(config);
     let warnings = Arc::new(ClientWarnings::default());
     let breakers = Arc::new(crate::breaker::Breakers::new(config.breaker));
+    let guard = Arc::new(crate::tiers::CriticalGuard::new(&config.tiers, Instant::now()));
     let slots = Arc::new(Semaphore::new(config.connections_max));
     let per_ip = crate::per_ip::PerIp::new(config.connections_per_ip_max, config.connections_per_ip_per_second_max);
     tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
@@ -220,6 +221,7 @@ pub async fn serve(
             warnings: warnings.clone(),
             limiter: limiter.clone(),
             breakers: breakers.clone(),
+            guard: guard.clone(),
         };
         let shutdown = shutdown.clone();
         metrics.connections_accepted.inc();
@@ -384,6 +386,8 @@ struct Shared {
     limiter: Arc<WarnLimiter>,
     /// Producers' failed requests, to slow those that keep failing.
     breakers: Arc<crate::breaker::Breakers>,
+    /// The critical tier's service, which throttles the other tiers.
+    guard: Arc<crate::tiers::CriticalGuard>,
 }
 
 async fn connection(
@@ -635,6 +639,7 @@ async fn dispatch(
         limiter: shared.limiter.clone(),
         shutdown: shutdown.clone(),
         mute: pipeline.mute.clone(),
+        guard: shared.guard.clone(),
     };
     let answer = Answer {
         api,
@@ -685,6 +690,8 @@ async fn produce_in_flight(
     let tier = crate::tiers::request_tier(&ctx, produce.topic_data.iter().map(|t| t.name.0.as_str()));
     let throttle_ms = quota_ms.max(crate::tiers::admit(&ctx, tier, "produce"));
     let held = crate::tiers::TierBytes::hold(&ctx, tier, bytes);
+    let guard = (tier == veltrix_core::Tier::Critical)
+        .then(|| (ctx.guard.clone(), ctx.metrics.tier_critical_produce_seconds.clone()));
     let failing = FailingProducer {
         breakers: shared.breakers.clone(),
         client_id: ctx.client_id.clone(),
@@ -702,6 +709,12 @@ async fn produce_in_flight(
             r.with_throttle_time_ms(throttle_ms.max(slowed))
         });
         drop(held);
+        if let Some((guard, seconds)) = guard {
+            let now = Instant::now();
+            let took = now.saturating_duration_since(answer.started);
+            seconds.observe(took.as_secs_f64());
+            guard.answered(took, now);
+        }
         answer.observe();
         finished.map(|r| answer.encode(&ResponseKind::Produce(r))).transpose()
     };

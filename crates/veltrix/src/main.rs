@@ -242,6 +242,7 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
         tier_bulk_throttle_percent,
         tier_standard_throttle_percent,
         tier_throttle_ms_max,
+        tier_critical_latency_target_ms,
         connections_per_ip_max,
         connections_per_ip_per_second_max,
         failing_produce_requests_per_second_max,
@@ -270,6 +271,7 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
             bulk_throttle_percent: tier_bulk_throttle_percent,
             standard_throttle_percent: tier_standard_throttle_percent,
             throttle_ms_max: tier_throttle_ms_max,
+            critical_latency_target_ms: tier_critical_latency_target_ms,
         },
         ..veltrix_kafka::KafkaConfig::new(advertised)
     }

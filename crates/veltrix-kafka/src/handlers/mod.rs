@@ -68,6 +68,8 @@ pub(crate) struct Ctx {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// This connection's mute for client quotas.
     pub mute: Arc<crate::quota::Mute>,
+    /// The critical tier's service, which throttles the other tiers.
+    pub guard: Arc<crate::tiers::CriticalGuard>,
 }
 
 /// An API this broker serves, and the versions it serves of it: exactly what

@@ -53,6 +53,8 @@ struct Server {
     kafka_config: KafkaConfig,
     /// Taken by [`Server::restart`] (the new server owns it).
     dir: Option<tempfile::TempDir>,
+    /// The storage and clock the engine runs on.
+    env: Arc<Env>,
 }
 
 impl Drop for Server {
@@ -70,16 +72,37 @@ async fn start_with_broker(broker_config: BrokerConfig, config: impl FnOnce(&mut
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut kafka = KafkaConfig::new(listener.local_addr().unwrap());
     config(&mut kafka);
-    serve_in(tempfile::tempdir().unwrap(), listener, broker_config, kafka)
+    serve_in(
+        Env::system(),
+        tempfile::tempdir().unwrap(),
+        listener,
+        broker_config,
+        kafka,
+    )
+}
+
+/// As [`start`], the engine on `env` (for instance a simulated disk).
+async fn start_on(env: Arc<Env>, config: impl FnOnce(&mut KafkaConfig)) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut kafka = KafkaConfig::new(listener.local_addr().unwrap());
+    config(&mut kafka);
+    serve_in(
+        env,
+        tempfile::tempdir().unwrap(),
+        listener,
+        BrokerConfig::default(),
+        kafka,
+    )
 }
 
 fn serve_in(
+    env: Arc<Env>,
     dir: tempfile::TempDir,
     listener: tokio::net::TcpListener,
     broker_config: BrokerConfig,
     kafka: KafkaConfig,
 ) -> Server {
-    let broker = Arc::new(Broker::open(Env::system(), dir.path(), broker_config.clone()).unwrap());
+    let broker = Arc::new(Broker::open(env.clone(), dir.path(), broker_config.clone()).unwrap());
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = watch::channel(false);
     let serving = tokio::spawn(serve(listener, broker.clone(), kafka.clone(), stop_rx));
@@ -91,6 +114,7 @@ fn serve_in(
         broker_config,
         kafka_config: kafka,
         dir: Some(dir),
+        env,
     }
 }
 
@@ -104,7 +128,7 @@ impl Server {
             serving.await.unwrap().unwrap();
         }
         let dir = self.dir.take().expect("a data directory");
-        let (broker_config, kafka) = (self.broker_config.clone(), self.kafka_config.clone());
+        let (broker_config, kafka, env) = (self.broker_config.clone(), self.kafka_config.clone(), self.env.clone());
         let broker = Arc::downgrade(&self.broker);
         drop(self);
         // Handlers on the blocking pool may hold the engine a moment longer;
@@ -119,7 +143,7 @@ impl Server {
             advertised: listener.local_addr().unwrap(),
             ..kafka
         };
-        serve_in(dir, listener, broker_config, kafka)
+        serve_in(env, dir, listener, broker_config, kafka)
     }
 }
 

@@ -9,7 +9,7 @@ use kafka_protocol::records::Compression;
 use tokio::io::AsyncWriteExt;
 use veltrix_core::{Tier, TopicConfig};
 
-use super::{Client, records, start, topic};
+use super::{Client, records, start, start_on, topic};
 
 /// Produces a small batch to `name` on a fresh connection; the response's
 /// error and `throttle_time_ms`.
@@ -129,4 +129,69 @@ async fn bulk_is_throttled_first_then_standard_and_critical_flows() {
         assert_eq!(gauge("veltrix_tier_in_flight_bytes", tier), 0.0, "{tier}");
     }
     drop(held);
+}
+
+/// Critical produces answered late (a disk whose fsyncs take 20 ms, against a
+/// 5 ms target) throttle bulk produces, though the memory budget is empty;
+/// standard and critical ones flow; nobody is refused. Once the critical
+/// tier is served in time again, the throttle lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_critical_produces_throttle_bulk_until_they_are_on_time_again() {
+    let storage = std::sync::Arc::new(veltrix_log::sim::SimStorage::new());
+    let env = veltrix_log::Env::new(
+        storage.clone(),
+        std::sync::Arc::new(veltrix_log::io::SystemClock::default()),
+        64,
+    );
+    let s = start_on(env, |k| {
+        k.tiers.critical_latency_target_ms = 5;
+        k.tiers.throttle_ms_max = 200;
+    })
+    .await;
+    for (name, tier) in [("b", Tier::Bulk), ("s", Tier::Standard), ("c", Tier::Critical)] {
+        let config = TopicConfig {
+            tier: Some(tier),
+            ..TopicConfig::default()
+        };
+        s.broker.create_topic(name, Some(1), config).unwrap();
+    }
+    assert_eq!(produce_throttle(s.addr, "b").await, (0, 0), "idle: bulk flows");
+
+    storage.set_sync_delay(Some(Duration::from_millis(20)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let throttled = loop {
+        assert_eq!(
+            produce_throttle(s.addr, "c").await,
+            (0, 0),
+            "critical is never throttled"
+        );
+        let (error, ms) = produce_throttle(s.addr, "b").await;
+        assert_eq!(error, 0);
+        if ms > 0 {
+            break ms;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bulk never throttled while critical produces were late"
+        );
+    };
+    assert!(throttled <= 200, "{throttled}");
+    assert_eq!(
+        produce_throttle(s.addr, "s").await,
+        (0, 0),
+        "standard only once bulk is at its largest"
+    );
+
+    storage.set_sync_delay(None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert_eq!(produce_throttle(s.addr, "c").await, (0, 0));
+        if produce_throttle(s.addr, "b").await == (0, 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the throttle never let go once critical was on time"
+        );
+    }
 }
