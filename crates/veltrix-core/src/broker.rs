@@ -21,6 +21,7 @@ const GROUPS_DIR: &str = "groups";
 const SHARE_DIR: &str = "share";
 /// Redrive jobs and the dead letters they moved.
 const REDRIVE_DIR: &str = "redrive";
+const ROUTES_DIR: &str = "routes";
 /// Each dedup topic's window snapshot, in a directory named by the topic id.
 const DEDUP_DIR: &str = "dedup";
 use crate::topic::{Partition, Topic, TopicId};
@@ -104,6 +105,7 @@ pub struct Broker {
     groups: GroupCoordinator,
     share: ShareCoordinator,
     redriver: Redriver,
+    router: crate::routes::Router,
     quotas: crate::quotas::Quotas,
     disk: crate::disk::DiskState,
     metrics: Metrics,
@@ -219,6 +221,8 @@ impl Broker {
         let ids: Vec<TopicId> = topics.values().map(|t| t.id).collect();
         let share = ShareCoordinator::open(env.clone(), config.share, Box::new(share_store), &|id| ids.contains(id))?;
         let redriver = Redriver::open(Box::new(LogRedriveStore::open(env.clone(), &dir.join(REDRIVE_DIR))?))?;
+        let route_store = crate::routes::LogRouteStore::open(env.clone(), &dir.join(ROUTES_DIR))?;
+        let router = crate::routes::Router::open(Box::new(route_store))?;
         let quota_store = crate::quotas::FileQuotaStore::new(env.storage.clone(), &dir);
         let quotas = crate::quotas::Quotas::open(config.quotas, env.clock.clone(), Arc::new(quota_store))?;
         let metrics = Metrics::new(config.metrics_enabled);
@@ -230,6 +234,7 @@ impl Broker {
             groups,
             share,
             redriver,
+            router,
             quotas,
             disk: crate::disk::DiskState::default(),
             env,
@@ -744,6 +749,11 @@ impl Broker {
         &self.redriver
     }
 
+    /// The routes and their readers' progress.
+    pub fn router(&self) -> &crate::routes::Router {
+        &self.router
+    }
+
     /// A new producer id for an idempotent producer (its epoch starts at 0).
     /// Never returns an id twice, restarts included.
     pub fn init_producer_id(&self) -> Result<i64> {
@@ -756,6 +766,7 @@ impl Broker {
         self.groups.close();
         self.share.close();
         self.redriver.close();
+        self.router.close();
         for topic in self.topics() {
             for p in &topic.partitions {
                 if let Err(e) = p.log().close() {

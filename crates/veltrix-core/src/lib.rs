@@ -29,6 +29,7 @@ mod producer_ids;
 pub mod quotas;
 pub mod records;
 pub mod redrive;
+pub mod routes;
 pub mod share;
 mod topic;
 pub mod validate;

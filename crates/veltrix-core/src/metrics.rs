@@ -45,6 +45,8 @@ pub struct Metrics {
     pub share: ShareMetrics,
     /// Topics' duplicate windows.
     pub dedup: DedupMetrics,
+    /// Routes: records in and out, errors, lag.
+    pub routes: RouteMetrics,
     /// Seconds since the broker started, set before each scrape.
     pub uptime_seconds: Gauge,
     /// Warnings left out of the log by the rate limiter, by kind.
@@ -166,6 +168,55 @@ pub struct HttpMetrics {
 fn check<T>(r: prometheus::Result<T>) -> T {
     // Only a name clash or an invalid name fails, both fixed at compile time.
     r.expect("metric definitions are valid and registered once")
+}
+
+/// The routes' metrics; labelled by route (at most `ROUTES_MAX`) and
+/// target topic (at most a route's targets).
+#[derive(Debug, Clone)]
+pub struct RouteMetrics {
+    pub records_in: IntCounterVec,
+    pub records_out: IntCounterVec,
+    pub errors: IntCounterVec,
+    pub unmatched: IntCounterVec,
+    pub lag_records: IntGaugeVec,
+    pub lag_seconds: GaugeVec,
+}
+
+impl RouteMetrics {
+    fn new(r: &Registrar<'_>) -> RouteMetrics {
+        RouteMetrics {
+            records_in: r.int_counter_vec(
+                "veltrix_route_records_in_total",
+                "Source records a route has read and sorted.",
+                &["route"],
+            ),
+            records_out: r.int_counter_vec(
+                "veltrix_route_records_out_total",
+                "Records a route wrote, by target topic (its dead-letter topic included).",
+                &["route", "target"],
+            ),
+            errors: r.int_counter_vec(
+                "veltrix_route_errors_total",
+                "Source records on which a route's expression failed (sent to its dead-letter topic).",
+                &["route"],
+            ),
+            unmatched: r.int_counter_vec(
+                "veltrix_route_unmatched_total",
+                "Source records no rule of a route held for and that had no default target.",
+                &["route"],
+            ),
+            lag_records: r.int_gauge_vec(
+                "veltrix_route_lag_records",
+                "Durable source records a route has not sorted yet, over its source's partitions.",
+                &["route"],
+            ),
+            lag_seconds: r.gauge_vec(
+                "veltrix_route_lag_seconds",
+                "Age of the oldest source record a route has not sorted yet (0 when caught up).",
+                &["route"],
+            ),
+        }
+    }
 }
 
 /// Makes metrics and registers them in a registry, one call each: the
@@ -623,6 +674,7 @@ impl Metrics {
             http: HttpMetrics::new(&r),
             share: ShareMetrics::new(&r),
             dedup: DedupMetrics::new(&r),
+            routes: RouteMetrics::new(&r),
             uptime_seconds: r.gauge("veltrix_uptime_seconds", "Seconds since the broker started."),
             warnings_suppressed: r.int_counter_vec(
                 "veltrix_warnings_suppressed_total",
@@ -694,6 +746,13 @@ impl Metrics {
         }
         self.log.poisoned_partitions.set(poisoned);
         self.log.relaxed_partitions.set(relaxed);
+        self.routes.lag_records.reset();
+        self.routes.lag_seconds.reset();
+        for r in broker.routes() {
+            let name = [r.spec.name.as_str()];
+            self.routes.lag_records.with_label_values(&name).set(r.lag_records);
+            self.routes.lag_seconds.with_label_values(&name).set(r.lag_seconds);
+        }
         self.groups.groups.reset();
         self.groups.members.reset();
         for g in broker.groups().list() {

@@ -66,6 +66,32 @@ pub fn record_at(bytes: &[u8], offset: i64) -> Result<Option<OwnedRecord>, Inval
     Ok(found)
 }
 
+/// Every record of the stored batch `bytes` with its offset, in order (none
+/// for a control batch), decoded in one pass.
+pub fn records_of(bytes: &[u8]) -> Result<Vec<(i64, OwnedRecord)>, InvalidBatch> {
+    let verified = batch::Verified::filtered(bytes, bytes.len())?;
+    let header = *verified.header();
+    if header.is_control() {
+        return Ok(Vec::new());
+    }
+    let reading = Reading {
+        deltas: Deltas::Rising,
+        field: Field::Nothing,
+        field_bytes_max: 0,
+        body: true,
+    };
+    let mut out = Vec::with_capacity(usize::try_from(header.record_count).unwrap_or(0).min(4_096));
+    read_records(bytes, &header, &reading, &mut |seen| {
+        let record = parse_body(seen.body, seen.timestamp).ok_or(InvalidBatch::Record {
+            index: seen.offset_delta,
+            problem: RecordProblem::Truncated,
+        })?;
+        out.push((header.base_offset + i64::from(seen.offset_delta), record));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// What a record says of its own delivery: the headers share groups with
 /// delays and priorities read, and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,7 +1,7 @@
 //! The broker's HTTP adapter: Prometheus metrics (`/metrics`), health
 //! (`/health`, `/ready`), the JSON API (`/api/v1/broker`, `/api/v1/topics`,
 //! `/api/v1/groups`, dead letters and their redrive under `/api/v1/dlq/` and
-//! `/api/v1/redrives`), the alerts (`/alerts`), and the monitor that computes
+//! `/api/v1/redrives`, routes under `/api/v1/routes`), the alerts (`/alerts`), and the monitor that computes
 //! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
 //!
 //! Like the Kafka adapter it is thin: every number comes from the engine
@@ -9,6 +9,7 @@
 
 pub mod dlq;
 pub mod monitor;
+pub mod routes;
 pub mod server;
 
 pub use monitor::{Monitor, MonitorConfig, WebhookConfig};

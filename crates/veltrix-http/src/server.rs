@@ -189,6 +189,8 @@ pub fn router(state: HttpState) -> Router {
             get(crate::dlq::letter),
         )
         .route("/api/v1/dlq/{topic}/redrive", post(crate::dlq::redrive))
+        .route("/api/v1/routes", get(crate::routes::routes))
+        .route("/api/v1/routes/{name}", get(crate::routes::route))
         .route("/api/v1/redrives", get(crate::dlq::redrives))
         .route("/api/v1/redrives/{id}", get(crate::dlq::redrive_job))
         .fallback(not_found)

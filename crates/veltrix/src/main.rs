@@ -23,6 +23,10 @@ mod files;
 
 /// How often partitions get their housekeeping (rolling, retention, flushes).
 const TICK_INTERVAL_MS: u64 = 100;
+/// How often routes look for new source records when they have caught up.
+const ROUTE_INTERVAL_MS: u64 = 10;
+/// Calls of `run_routes` one wake-up makes at most while they have work.
+const ROUTE_RUNS_PER_WAKE_MAX: usize = 16;
 
 #[derive(Parser)]
 #[command(name = "veltrix", version, about = "A durable, Kafka-compatible event broker")]
@@ -45,6 +49,9 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// Lists and shows share groups' dead letters, and redrives them.
     Dlq(cli::dlq::DlqArgs),
+    /// Lists and describes the routes a broker runs (declared in its
+    /// configuration file).
+    Route(cli::route::RouteArgs),
     /// Validates a configuration file without starting anything.
     Check(cli::check::CheckArgs),
     /// Explains a rule of `veltrix check`, or lists them all.
@@ -101,6 +108,7 @@ fn main() {
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
         Command::Dlq(args) => cli::dlq::run(args),
+        Command::Route(args) => cli::route::run(args),
         Command::Check(args) => cli::check::run_check(args),
         Command::Explain(args) => cli::check::run_explain(args),
         Command::Doctor(args) => cli::doctor::run(args),
@@ -201,6 +209,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
             })
         };
+        let router = spawn_routes(broker.clone(), stop_rx.clone());
         let server = tokio::spawn(veltrix_kafka::serve(
             listener,
             broker.clone(),
@@ -214,12 +223,39 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = ticker.await;
+        let _ = router.await;
         let _ = monitoring.await;
         let _ = http.await;
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.close()).await?;
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
+    })
+}
+
+/// Routes' readers: steps taken on the blocking pool while they have work,
+/// then a look every [`ROUTE_INTERVAL_MS`] for new records, until `stop`.
+fn spawn_routes(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(ROUTE_INTERVAL_MS));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        // Bounded, so that a stop is seen soon.
+                        for _ in 0..ROUTE_RUNS_PER_WAKE_MAX {
+                            if !b.run_routes() {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
     })
 }
 

@@ -37,16 +37,16 @@ enum DlqCommand {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-struct HttpArgs {
+pub(super) struct HttpArgs {
     /// The broker's HTTP listener, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    http: String,
+    pub(super) http: String,
     /// Time limit of each request, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout_ms: u64,
+    pub(super) timeout_ms: u64,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
-    format: Format,
+    pub(super) format: Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,13 +172,13 @@ pub fn run(args: DlqArgs) -> anyhow::Result<()> {
     })
 }
 
-struct Api {
+pub(super) struct Api {
     base: String,
     client: reqwest::Client,
 }
 
 impl Api {
-    fn new(h: &HttpArgs) -> anyhow::Result<Api> {
+    pub(super) fn new(h: &HttpArgs) -> anyhow::Result<Api> {
         Ok(Api {
             base: format!("http://{}", h.http),
             client: reqwest::Client::builder()
@@ -198,7 +198,7 @@ impl Api {
         Ok(body)
     }
 
-    async fn get(&self, path: &str, query: &serde_json::Map<String, Value>) -> anyhow::Result<Value> {
+    pub(super) async fn get(&self, path: &str, query: &serde_json::Map<String, Value>) -> anyhow::Result<Value> {
         let pairs: Vec<(String, String)> = query
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
@@ -213,7 +213,7 @@ impl Api {
     }
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),

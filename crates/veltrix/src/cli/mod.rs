@@ -21,6 +21,7 @@ pub mod dlq;
 pub mod doctor;
 pub mod group;
 pub mod produce;
+pub mod route;
 mod time;
 pub mod topic;
 

@@ -1,0 +1,28 @@
+//! Routes over HTTP: `/api/v1/routes` (every route, with its lag and
+//! counts) and `/api/v1/routes/{name}` (one, with each source partition).
+//! Read-only: routes are declared in the configuration file.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::server::{HttpState, error};
+
+pub async fn routes(State(s): State<HttpState>) -> Response {
+    let b = s.broker.clone();
+    match tokio::task::spawn_blocking(move || b.routes()).await {
+        Ok(routes) => axum::Json(json!({ "routes": routes })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+pub async fn route(State(s): State<HttpState>, Path(name): Path<String>) -> Response {
+    let b = s.broker.clone();
+    let lookup = name.clone();
+    match tokio::task::spawn_blocking(move || b.route(&lookup)).await {
+        Ok(Some(r)) => axum::Json(r).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no route {name}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
