@@ -73,6 +73,11 @@ impl<'a> Ctx<'a> {
         self.diagnostics.last_mut().expect("just pushed")
     }
 
+    /// The file's text.
+    pub(crate) fn source(&self) -> &'a str {
+        self.source
+    }
+
     /// The 1-based line of `at`, when it is a place in the file.
     pub(crate) fn line(&self, at: Option<&Origin>) -> Option<usize> {
         match at? {
@@ -380,6 +385,7 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
     let config = resolve(&raw);
     if parsed {
         lints::run(&mut ctx, &raw, &config, probe);
+        crate::route_lints::run(&mut ctx, &raw, &config);
     }
     let production = config.profile == Profile::Production;
     let mut diagnostics = ctx.diagnostics;
@@ -427,6 +433,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         .filter_map(|g| resolve_share_group(g, share_defaults))
         .collect();
     c.quotas = raw.quotas.iter().filter_map(resolve_quota).collect();
+    c.routes = raw.routes.iter().filter_map(crate::route_lints::resolve).collect();
     c
 }
 
@@ -638,6 +645,7 @@ pub(crate) fn share_overrides(t: &RawTable) -> Vec<(String, String)> {
                 raw::Val::Int(n) => n.to_string(),
                 raw::Val::Str(s) => s.clone(),
                 raw::Val::Bool(b) => b.to_string(),
+                raw::Val::List(_) | raw::Val::Map(_) | raw::Val::Tables(_) => return None,
             };
             Some(((*kafka).to_owned(), text))
         })

@@ -3,18 +3,18 @@
 //!
 //! One TOML file (`veltrix.toml`) declares the broker (profile, data
 //! directory, listeners, limits and memory budget), topic defaults, consumer
-//! and share group settings, the topics and share groups themselves and
-//! consumer lag alerts. Every key,
-//! with its type, unit, range and default, is in [`schema`]; every problem
-//! [`check_source`] can report is a rule of the [`rules`] catalogue, with an
-//! id, a summary and an explanation.
+//! and share group settings, the topics and share groups themselves, the
+//! routes that sort records between topics, and consumer lag alerts. Every
+//! key, with its type, unit, range and default, is in [`schema`]; every
+//! problem [`check_source`] can report is a rule of the [`rules`] catalogue,
+//! with an id, a summary and an explanation.
 //!
 //! Checking never stops at the first problem: the file is parsed with the
 //! TOML parser's spans, each key read against the schema, `VELTRIX_<TABLE>__<KEY>`
 //! environment overrides applied and validated like the file's values, and
 //! then the rules relating settings run: topics against the broker's limits,
-//! alerts against topics, and, with `profile = "production"`, the production
-//! lints. Each [`Diagnostic`] names the place (file, line and column, or the
+//! alerts and routes against topics, routes' expressions compiled, and, with
+//! `profile = "production"`, the production lints. Each [`Diagnostic`] names the place (file, line and column, or the
 //! environment variable), says what is wrong, how to fix it and why it
 //! matters, and renders like rustc's.
 //!
@@ -23,9 +23,11 @@
 //! their [`veltrix_core::TopicConfig`]) and, for the Kafka adapter, plain
 //! [`KafkaLimits`] the binary hands it; [`apply_topics`] makes a broker's topics
 //! match the declared ones at start, and [`apply_share_groups`] gives the
-//! declared share groups their settings. The crate opens no sockets; its only
-//! I/O is reading the file, the [`Probe`] questions about the machine and the
-//! records of declared topics and share groups in the data directory.
+//! declared share groups their settings; the declared routes, in the
+//! engine's [`RouteSpec`], are handed to `Broker::apply_routes` as they are.
+//! The crate opens no sockets; its only I/O is reading the file, the
+//! [`Probe`] questions about the machine and the records of declared topics
+//! and share groups in the data directory.
 
 mod apply;
 mod apply_quota;
@@ -40,6 +42,7 @@ pub mod paths;
 mod probe;
 mod quota_lints;
 mod raw;
+mod route_lints;
 pub mod rules;
 pub mod schema;
 mod share_lints;
@@ -54,10 +57,12 @@ pub use diagnostic::{Diagnostic, Location};
 pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};
 pub use model::{
     Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredQuota, DeclaredShareGroup,
-    DeclaredTopic, KafkaLimits, LagThreshold, Observability, Profile, Tier, VeltrixConfig, Webhook,
+    DeclaredTopic, KafkaLimits, LagThreshold, Observability, Profile, RouteSpec, RuleSpec, Tier, VeltrixConfig,
+    Webhook,
 };
 pub use path_lints::data_dir_refusal;
 pub use probe::{FixedProbe, Probe, SystemProbe};
+pub use route_lints::default_dead_letter;
 pub use rules::{Rule, RuleProfile, Severity};
 pub use share_lints::POISON_RECORD_HOLD_MS_MAX_SAFE;
 

@@ -28,6 +28,8 @@ pub enum Profile {
 
 /// A topic's priority tier: the engine's.
 pub use veltrix_core::Tier;
+/// A `[[route]]` and its `[[route.rule]]`s: the engine's.
+pub use veltrix_core::routes::{RouteSpec, RuleSpec};
 
 /// A `[[topic]]`: what the broker makes true at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +181,9 @@ pub struct VeltrixConfig {
     pub share_groups: Vec<DeclaredShareGroup>,
     /// The declared client quotas, in file order.
     pub quotas: Vec<DeclaredQuota>,
+    /// The declared routes, in file order, each dead-letter topic named
+    /// (`<name>.dead-letters` when the entry names none).
+    pub routes: Vec<RouteSpec>,
     pub observability: Observability,
 }
 
@@ -232,6 +237,7 @@ impl Default for VeltrixConfig {
             alerts: Vec::new(),
             share_groups: Vec::new(),
             quotas: Vec::new(),
+            routes: Vec::new(),
             observability: Observability::default(),
         }
     }
@@ -261,6 +267,11 @@ impl VeltrixConfig {
     /// The declared share group named `name`.
     pub fn share_group(&self, name: &str) -> Option<&DeclaredShareGroup> {
         self.share_groups.iter().find(|g| g.name == name)
+    }
+
+    /// The declared route named `name`.
+    pub fn route(&self, name: &str) -> Option<&RouteSpec> {
+        self.routes.iter().find(|r| r.name == name)
     }
 
     /// A declared topic's effective log settings.

@@ -24,6 +24,13 @@ pub(crate) enum Val {
     Int(i64),
     Bool(bool),
     Str(String),
+    /// Strings, each with its place in the file (`to = ["a", "b"]`; a single
+    /// string is a list of one).
+    List(Vec<(String, Range<usize>)>),
+    /// A table of strings (`headers = { "x-lane" = "critical" }`).
+    Map(Vec<(String, String)>),
+    /// Nested entries (`[[route.rule]]`), each read against its table.
+    Tables(Vec<RawTable>),
 }
 
 /// Where a setting came from.
@@ -37,14 +44,14 @@ pub(crate) enum Origin {
 }
 
 /// An accepted setting.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Setting {
     pub val: Val,
     pub origin: Origin,
 }
 
 /// One table as read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RawTable {
     /// The table's header (`[broker]`) or, for a table made by dotted keys,
     /// the first key; `None` when the file does not have the table.
@@ -77,6 +84,30 @@ impl RawTable {
         }
     }
 
+    /// The strings of a list `key`, with their places.
+    pub fn list(&self, key: &str) -> Option<&[(String, Range<usize>)]> {
+        match &self.settings.get(key)?.val {
+            Val::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The pairs of a table of strings `key`.
+    pub fn map(&self, key: &str) -> Option<&[(String, String)]> {
+        match &self.settings.get(key)?.val {
+            Val::Map(pairs) => Some(pairs),
+            _ => None,
+        }
+    }
+
+    /// The nested entries `key`; none when it is not set.
+    pub fn tables(&self, key: &str) -> &[RawTable] {
+        match self.settings.get(key).map(|s| &s.val) {
+            Some(Val::Tables(t)) => t,
+            _ => &[],
+        }
+    }
+
     /// Where `key` is set, or else where the table is.
     pub fn at(&self, key: &str) -> Option<Origin> {
         self.settings
@@ -106,6 +137,7 @@ pub(crate) struct Raw {
     pub alerts: Vec<RawTable>,
     pub share_groups: Vec<RawTable>,
     pub quotas: Vec<RawTable>,
+    pub routes: Vec<RawTable>,
 }
 
 impl Raw {
@@ -148,6 +180,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, doc: &Spanned<DeTable<'_>>) -> Raw {
                         "topic" => raw.topics.push(read),
                         "share_group" => raw.share_groups.push(read),
                         "quota" => raw.quotas.push(read),
+                        "route" => raw.routes.push(read),
                         _ => raw.alerts.push(read),
                     }
                 }
@@ -213,7 +246,13 @@ fn read_table(ctx: &mut Ctx<'_>, def: &'static TableDef, table: &DeTable<'_>, sp
             continue;
         };
         let origin = Origin::File(value.span());
-        match from_toml(ctx, kd, value.get_ref(), &origin).and_then(|v| validate(ctx, def, kd, v, &origin)) {
+        let val = match kd.kind {
+            Kind::Topics { .. } => topic_list(ctx, kd, value),
+            Kind::Headers { .. } => string_table(ctx, kd, value),
+            Kind::Tables { table, .. } => nested_tables(ctx, kd, table, value),
+            _ => from_toml(ctx, kd, value.get_ref(), &origin),
+        };
+        match val.and_then(|v| validate(ctx, def, kd, v, &origin)) {
             Some(val) => {
                 out.settings.insert(kd.name, Setting { val, origin });
             }
@@ -233,6 +272,86 @@ fn read_table(ctx: &mut Ctx<'_>, def: &'static TableDef, table: &DeTable<'_>, sp
         .note(kd.doc);
     }
     out
+}
+
+/// A topic name or a list of them; a value that is not a string is reported
+/// where it is.
+fn topic_list(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &Spanned<DeValue<'_>>) -> Option<Val> {
+    let items: Vec<&Spanned<DeValue<'_>>> = match value.get_ref() {
+        DeValue::String(_) => vec![value],
+        DeValue::Array(a) => a.iter().collect(),
+        other => {
+            let help = format!("write `{} = \"TOPIC\"` or `{} = [\"TOPIC\", ...]`", kd.name, kd.name);
+            wrong_type(ctx, kd, &Origin::File(value.span()), other.type_str(), help);
+            return None;
+        }
+    };
+    let mut names = Vec::with_capacity(items.len());
+    let mut valid = true;
+    for item in items {
+        match item.get_ref() {
+            DeValue::String(s) => names.push((s.to_string(), item.span())),
+            other => {
+                let help = match other {
+                    DeValue::Integer(i) => format!("quote it: `\"{}\"`", i.as_str()),
+                    _ => "write each topic's name as a quoted string".to_owned(),
+                };
+                wrong_type(ctx, kd, &Origin::File(item.span()), other.type_str(), help);
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(Val::List(names))
+}
+
+/// A table whose values are strings (header names and values).
+fn string_table(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &Spanned<DeValue<'_>>) -> Option<Val> {
+    let Some(table) = value.get_ref().as_table() else {
+        let help = format!("write `{} = {{ \"NAME\" = \"VALUE\" }}`", kd.name);
+        wrong_type(ctx, kd, &Origin::File(value.span()), value.get_ref().type_str(), help);
+        return None;
+    };
+    let mut pairs = Vec::with_capacity(table.len());
+    let mut valid = true;
+    for (k, v) in table {
+        match v.get_ref() {
+            DeValue::String(s) => pairs.push((k.get_ref().to_string(), s.to_string())),
+            other => {
+                let help = match other {
+                    DeValue::Integer(i) => format!("quote it: `\"{}\"`", i.as_str()),
+                    DeValue::Boolean(b) => format!("quote it: `\"{b}\"`"),
+                    _ => "write the header's value as a quoted string".to_owned(),
+                };
+                wrong_type(ctx, kd, &Origin::File(v.span()), other.type_str(), help);
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(Val::Map(pairs))
+}
+
+/// Entries nested in an entry (`[[route.rule]]`), each read against the
+/// nested table's keys.
+fn nested_tables(ctx: &mut Ctx<'_>, kd: &KeyDef, table: &str, value: &Spanned<DeValue<'_>>) -> Option<Val> {
+    let def = schema::nested_table(table)?;
+    let Some(items) = value.get_ref().as_array() else {
+        ctx.emit(
+            &rules::WRONG_TYPE,
+            Some(&Origin::File(value.span())),
+            format!("`{}` must be an array of tables", kd.name),
+        )
+        .label(format!("`[{table}]` declares a single table"))
+        .help(format!("declare each entry with `[[{table}]]` (two brackets)"))
+        .note(def.doc);
+        return None;
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        if let Some(t) = table_of(ctx, def, item) {
+            entries.push(read_table(ctx, def, t, item.span()));
+        }
+    }
+    Some(Val::Tables(entries))
 }
 
 fn unknown_key(ctx: &mut Ctx<'_>, def: &TableDef, name: &str, at: &Origin) {
@@ -310,7 +429,14 @@ fn from_toml(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &DeValue<'_>, at: &Origin) -
         }
         (Kind::Bool, DeValue::Boolean(b)) => return Some(Val::Bool(*b)),
         (
-            Kind::Word(_) | Kind::Address | Kind::Path | Kind::Name | Kind::HeaderName | Kind::Url | Kind::OffsetReset,
+            Kind::Word(_)
+            | Kind::Address
+            | Kind::Path
+            | Kind::Name
+            | Kind::HeaderName
+            | Kind::Url
+            | Kind::OffsetReset
+            | Kind::Expression,
             DeValue::String(s),
         ) => {
             return Some(Val::Str(s.to_string()));
@@ -347,6 +473,9 @@ fn article(kind: &Kind) -> String {
     match kind {
         Kind::Int { unit, .. } => format!("an integer number of {}", unit.name()),
         Kind::Bool => "a boolean".to_owned(),
+        Kind::Topics { .. } => "a topic name or a list of them".to_owned(),
+        Kind::Headers { .. } => "a table of strings".to_owned(),
+        Kind::Tables { .. } => "an array of tables".to_owned(),
         _ => "a string".to_owned(),
     }
 }

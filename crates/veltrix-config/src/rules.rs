@@ -38,7 +38,7 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "Keys such as `profile`, `durability` and `tier` take one of a few words; anything else is an error, with the nearest allowed word suggested. Words are lower case.";
     MISSING_KEY = "V006" "missing-key" Error Always
         "a required key is missing"
-        "A `[[topic]]` and a `[[share_group]]` need a `name`; an `[[alert]]` needs a `group` and a `topic`. Without them the entry cannot be applied or evaluated.";
+        "A `[[topic]]` and a `[[share_group]]` need a `name`; an `[[alert]]` needs a `group` and a `topic`; a `[[route]]` a `name` and a `source`, and each of its `[[route.rule]]`s a `when` and a `to`. Without them the entry cannot be applied or evaluated.";
     INVALID_TOPIC_NAME = "V007" "invalid-topic-name" Error Always
         "a topic name Kafka does not allow"
         "Kafka topic names are 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, and neither `.` nor `..`. The broker refuses anything else, and so does every Kafka client, so the name is checked before the broker starts.";
@@ -93,6 +93,24 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     DUPLICATE_QUOTA = "V024" "duplicate-quota" Error Always
         "two `[[quota]]` entries for the same user and client id"
         "Each quota entity is declared once. Two entries for the same one would leave it undecided which rates apply; merge them.";
+    INVALID_ROUTE_NAME = "V025" "invalid-route-name" Error Always
+        "a route name that is not 1 to 100 ASCII letters, digits, `.`, `_` and `-`"
+        "A `[[route]]`'s name names it in the broker's logs and metrics and in the `veltrix.route.name` header of its dead letters, keys where its readers stand in the data directory, and makes its default dead-letter topic, `<name>.dead-letters`. So it is written as a topic name is, shorter: 1 to 100 ASCII letters, digits, `.`, `_` and `-`. A route renamed is another route to the broker: the progress kept under the old name is forgotten.";
+    DUPLICATE_ROUTE = "V026" "duplicate-route" Error Always
+        "two `[[route]]` entries with the same name"
+        "Each route is declared once. Two routes with one name would share it in metrics and dead letters, and leave it undecided whose progress is whose; give each its own name, or merge their rules into one route.";
+    ROUTE_EXPRESSION = "V027" "route-expression" Error Always
+        "a route rule's `when` that does not compile"
+        "A rule's `when` is a CEL expression over the record that gives a bool. It is compiled when the file is checked: its syntax, and every variable and function it names. A record has `key`, `value` (parsed as JSON when it is JSON, so that `value.type` is a field), `headers`, `timestamp`, `partition` and `offset`; the functions are CEL's standard ones (`size`, `contains`, `startsWith`, `endsWith`, `matches`, `has`, `exists`, `all` and the rest). The diagnostic points at the line and column in the file of what is wrong inside the string. A route whose expression does not compile cannot run, so `serve` refuses to start.\n\nIn a TOML literal string (`when = 'value.type == \"reward\"'`) CEL's double quotes need no escaping, and a multi-line literal string (`'''...'''`) holds a long condition over several lines. An expression that compiles can still fail on a record (a field the record lacks, a result that is not a bool): that record goes to the route's dead-letter topic with the reason in a header, and the route goes on.";
+    ROUTE_ROUTES_NOTHING = "V028" "route-routes-nothing" Error Always
+        "a route without rules and without a default target"
+        "A route sends each record where the first rule that holds for it says, and the records no rule holds for to its `default` topics. With neither, it would read its source and write nothing; the broker refuses such a route. Add a `[[route.rule]]` under it, or a `default`.";
+    RULE_WITHOUT_TARGET = "V029" "rule-without-target" Error Always
+        "a route rule whose `to` names no topic"
+        "`to = []` would send the records the rule holds for nowhere, and since the first rule that holds wins, they would reach neither a later rule nor the default. The broker refuses such a rule. Name at least one topic; to leave records out, leave them to no rule and give the route no `default` (they are dropped and counted).";
+    ROUTE_OVER_LIMITS = "V030" "route-over-limits" Error Always
+        "more routes, rules, targets or headers than the broker takes"
+        "The broker runs at most 100 routes, each with at most 100 rules; a rule sends to at most 16 topics and adds at most 16 headers, and a `default` names at most 16 topics. Rules are tried in order for every record until one holds, and each target is a write of the record: the limits bound what one record costs. The broker refuses a route past them. Join conditions with `||` into one rule, or split the route.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -213,6 +231,15 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     TIER_THRESHOLDS_REVERSED = "V140" "tier-thresholds-reversed" Error Always
         "bulk topics would be throttled (or refused on a full disk) after standard ones"
         "As the memory budget fills, requests for `bulk` topics are throttled from `[limits] tier_bulk_throttle_percent` of it, `standard` ones from `tier_standard_throttle_percent`, and `critical` ones never (they flow until the budget is full). A bulk threshold above the standard one reverses the order the tiers exist for: a flood of bulk records would slow standard traffic first. The fix lowers the bulk threshold; it never raises the standard one, which would let standard traffic fill more of the budget before anything slows.\n\nThe same holds for the disk: produce to bulk topics is refused below `[broker] disk_bulk_free_percent_min` free space, standard below `disk_standard_free_percent_min`; the bulk threshold must be the higher one, and the fix raises it.";
+    ROUTE_UNKNOWN_TOPIC = "V141" "route-unknown-topic" Error Always
+        "a route reads or writes a topic that is not declared"
+        "A route's `source`, the topics of its rules' `to`, its `default` and its dead-letter topic must be declared `[[topic]]`s. Routes start with the broker, once the declared topics are applied, and the broker refuses a route whose topics do not exist: auto-creation answers a client's request, which a route does not make. A name that is not declared is most often a typo. Without `dead_letter` the dead-letter topic is `<name>.dead-letters`, which must be declared too; the diagnostic shows the entry to add.";
+    ROUTE_CYCLE = "V142" "route-cycle" Error Always
+        "routes that bring records back to a topic they read"
+        "A route that writes, directly or through other routes, to a topic it reads would route its own records again, and again: every record would be written over and over until the disk is full. The broker refuses routes that make a cycle. The diagnostic names the topics round the cycle and points at each route's step in it; remove one. A dead-letter topic counts as a target.";
+    ROUTE_LOWERS_TIER = "V143" "route-lowers-tier" Warning Always
+        "a route sends records to a topic of a lower tier than its source"
+        "Topics have a priority tier (`tier`, or `critical = true`): as the memory budget fills, produce and fetch of `bulk` topics are throttled first, then `standard` ones, while `critical` ones flow until it is really full. A route that sends records of a critical topic to a standard or bulk one, or of a standard topic to a bulk one, moves them to a lower tier: under load, the consumers of the target wait where those of the source would not, for the same records. Give the target the source's tier, or route to a topic that has it. Dead-letter topics are not compared: they hold failures to look at, not the flow.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";

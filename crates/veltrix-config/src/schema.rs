@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 
 use veltrix_core::dedup::{DEDUP_ID_BYTES_MAX, DEDUP_IDS_MAX, DEDUP_WINDOW_MS_MAX, DedupLimits};
 use veltrix_core::groups::GroupConfig;
+use veltrix_core::routes::expr::EXPRESSION_BYTES_MAX;
+use veltrix_core::routes::{HEADERS_MAX, RULES_MAX, TARGETS_MAX};
 use veltrix_core::share::ShareConfig;
 use veltrix_core::share::settings::{
     BACKOFF_INITIAL_MS_RANGE, BACKOFF_MAX_MS_RANGE, BACKOFF_MULTIPLIER_RANGE, DELAY_MAX_MS_RANGE,
@@ -120,6 +122,22 @@ pub enum Kind {
     /// Where a share group starts: `latest`, `earliest` or
     /// `by_duration:<ISO 8601 duration>`.
     OffsetReset,
+    /// A topic name, or a list of at most `max` of them.
+    Topics {
+        max: usize,
+    },
+    /// A table of at most `max` record headers, names and values strings.
+    Headers {
+        max: usize,
+    },
+    /// A CEL expression over a record (`veltrix_core::routes::expr`).
+    Expression,
+    /// An array of at most `max` tables nested in an entry, each read against
+    /// the table of [`NESTED_TABLES`] named `table` (`[[route.rule]]`).
+    Tables {
+        table: &'static str,
+        max: usize,
+    },
 }
 
 impl Kind {
@@ -138,6 +156,10 @@ impl Kind {
             Kind::HeaderName => "string: a record header's name".to_owned(),
             Kind::Url => "string: \"http(s)://HOST[:PORT]/PATH\"".to_owned(),
             Kind::OffsetReset => "string: \"latest\", \"earliest\" or \"by_duration:DURATION\"".to_owned(),
+            Kind::Topics { .. } => "string or list of strings: topic names".to_owned(),
+            Kind::Headers { .. } => "table of strings: header names and values".to_owned(),
+            Kind::Expression => "string: a CEL expression".to_owned(),
+            Kind::Tables { table, .. } => format!("array of tables: `[[{table}]]`"),
         }
     }
 
@@ -164,6 +186,13 @@ impl Kind {
             Kind::HeaderName => format!("1..={DEDUP_ID_HEADER_BYTES_MAX} bytes"),
             Kind::Url => "an http:// or https:// URL".to_owned(),
             Kind::OffsetReset => "latest, earliest, by_duration:<ISO 8601 duration> (`PT1H`, `P1DT12H`)".to_owned(),
+            Kind::Topics { max } => format!("1..={max} declared topics"),
+            Kind::Headers { max } => format!("0..={max} headers"),
+            Kind::Expression => format!(
+                "at most {} bytes, giving a bool",
+                group_digits(EXPRESSION_BYTES_MAX as i64)
+            ),
+            Kind::Tables { max, .. } => format!("0..={max} tables"),
         }
     }
 }
@@ -1204,6 +1233,74 @@ static ALERT_KEYS: &[KeyDef] = &[
     },
 ];
 
+/// The longest route name, in characters.
+pub const ROUTE_NAME_CHARS_MAX: usize = 100;
+
+static ROUTE_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "name",
+        kind: Kind::Name,
+        required: true,
+        default: none,
+        doc: "The route's name, unique: ASCII letters, digits, `.`, `_` and `-`, at most 100 characters. It names the route in logs, metrics and the headers of its dead letters, and its default dead-letter topic.",
+    },
+    KeyDef {
+        name: "source",
+        kind: Kind::Name,
+        required: true,
+        default: none,
+        doc: "The declared `[[topic]]` whose records the route sorts; each record is routed once, crashes included, in order per key.",
+    },
+    KeyDef {
+        name: "rule",
+        kind: Kind::Tables {
+            table: "route.rule",
+            max: RULES_MAX,
+        },
+        required: false,
+        default: none,
+        doc: "The route's rules, in order, each a `[[route.rule]]` table: a record goes where the first rule that holds for it says.",
+    },
+    KeyDef {
+        name: "default",
+        kind: Kind::Topics { max: TARGETS_MAX },
+        required: false,
+        default: none,
+        doc: "Where records no rule holds for go: a declared topic or a list of them. Without it such records are dropped (and counted).",
+    },
+    KeyDef {
+        name: "dead_letter",
+        kind: Kind::Name,
+        required: false,
+        default: || Some("\"<name>.dead-letters\"".to_owned()),
+        doc: "The declared topic a record goes to when a rule's expression fails on it (a field it lacks, a result that is not a bool), with the reason in its `veltrix.route.error` header; the route goes on.",
+    },
+];
+
+static RULE_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "when",
+        kind: Kind::Expression,
+        required: true,
+        default: none,
+        doc: "A CEL expression that gives a bool, over the record's `key`, `value` (parsed as JSON when it is JSON), `headers`, `timestamp`, `partition` and `offset`: `value.type == \"reward\"`.",
+    },
+    KeyDef {
+        name: "to",
+        kind: Kind::Topics { max: TARGETS_MAX },
+        required: true,
+        default: none,
+        doc: "Where the records the rule holds for go: a declared topic or a list of them; each gets the record, key, value and headers.",
+    },
+    KeyDef {
+        name: "headers",
+        kind: Kind::Headers { max: HEADERS_MAX },
+        required: false,
+        default: none,
+        doc: "Headers added to each record the rule sends, names and values: `headers = { \"x-lane\" = \"critical\" }`.",
+    },
+];
+
 /// Every table of the file, in the order the reference lists them.
 pub static TABLES: &[TableDef] = &[
     TableDef {
@@ -1291,6 +1388,13 @@ pub static TABLES: &[TableDef] = &[
         keys: QUOTA_KEYS,
     },
     TableDef {
+        name: "route",
+        array: true,
+        env: false,
+        doc: "A route: the records of its `source` topic sorted into other topics by its rules, inside the broker. Applied at start; a route no longer declared stops and its progress is forgotten. See \"Routes\" above.",
+        keys: ROUTE_KEYS,
+    },
+    TableDef {
         name: "alert",
         array: true,
         env: false,
@@ -1299,9 +1403,25 @@ pub static TABLES: &[TableDef] = &[
     },
 ];
 
+/// The arrays of tables that live inside an entry of another
+/// (`[[route.rule]]`), named `PARENT.KEY`; listed in the reference after
+/// their parent.
+pub static NESTED_TABLES: &[TableDef] = &[TableDef {
+    name: "route.rule",
+    array: true,
+    env: false,
+    doc: "A rule of the `[[route]]` above it, in order: the first rule whose `when` holds for a record sends it to the rule's `to` topics.",
+    keys: RULE_KEYS,
+}];
+
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static TableDef> {
     TABLES.iter().find(|t| t.name == name)
+}
+
+/// The nested table named `name` (`route.rule`).
+pub fn nested_table(name: &str) -> Option<&'static TableDef> {
+    NESTED_TABLES.iter().find(|t| t.name == name)
 }
 
 /// `1234567` as `1_234_567`, as TOML allows and as the reference prints ranges.
@@ -1324,39 +1444,47 @@ pub fn group_digits(n: i64) -> String {
 pub fn reference_markdown() -> String {
     let mut out = String::new();
     for t in TABLES {
-        let header = if t.array {
-            format!("[[{}]]", t.name)
-        } else {
-            format!("[{}]", t.name)
-        };
-        let _ = writeln!(out, "### `{header}`\n\n{}\n", t.doc);
-        if t.env {
-            let _ = writeln!(
-                out,
-                "Environment: `VELTRIX_{}__<KEY>` overrides any key of this table.\n",
-                t.name.to_uppercase()
-            );
+        table_markdown(&mut out, t);
+        let prefix = format!("{}.", t.name);
+        for nested in NESTED_TABLES.iter().filter(|n| n.name.starts_with(&prefix)) {
+            table_markdown(&mut out, nested);
         }
-        out.push_str("| key | type | range | default | description |\n|---|---|---|---|---|\n");
-        for k in t.keys {
-            let default = match ((k.default)(), k.required) {
-                (Some(d), _) => format!("`{d}`"),
-                (None, true) => "required".to_owned(),
-                (None, false) => "none".to_owned(),
-            };
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} | {} |",
-                k.name,
-                k.kind.describe(),
-                k.kind.range(),
-                default,
-                k.doc
-            );
-        }
-        out.push('\n');
     }
     out
+}
+
+fn table_markdown(out: &mut String, t: &TableDef) {
+    let header = if t.array {
+        format!("[[{}]]", t.name)
+    } else {
+        format!("[{}]", t.name)
+    };
+    let _ = writeln!(out, "### `{header}`\n\n{}\n", t.doc);
+    if t.env {
+        let _ = writeln!(
+            out,
+            "Environment: `VELTRIX_{}__<KEY>` overrides any key of this table.\n",
+            t.name.to_uppercase()
+        );
+    }
+    out.push_str("| key | type | range | default | description |\n|---|---|---|---|---|\n");
+    for k in t.keys {
+        let default = match ((k.default)(), k.required) {
+            (Some(d), _) => format!("`{d}`"),
+            (None, true) => "required".to_owned(),
+            (None, false) => "none".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            k.name,
+            k.kind.describe(),
+            k.kind.range(),
+            default,
+            k.doc
+        );
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -1373,7 +1501,7 @@ mod tests {
 
     #[test]
     fn keys_are_unique_and_limits_are_named_units_last() {
-        for t in TABLES {
+        for t in TABLES.iter().chain(NESTED_TABLES) {
             for (i, k) in t.keys.iter().enumerate() {
                 assert!(
                     t.keys[..i].iter().all(|o| o.name != k.name),

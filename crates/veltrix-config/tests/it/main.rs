@@ -5,5 +5,6 @@ mod apply_share;
 mod corpus;
 mod examples;
 mod resolve;
+mod routes;
 mod rules;
 mod snapshots;

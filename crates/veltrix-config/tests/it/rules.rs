@@ -368,6 +368,64 @@ fn cases() -> Vec<Case> {
             "add `producer_byte_rate = ...`",
         ),
         case(
+            "V025",
+            "[[topic]]\nname = \"e\"\n\n[[route]]\nname = \"by type\" #<\nsource = \"e\"\ndead_letter = \"e\"\ndefault = \"e\"\n",
+            "rename it, for example `name = \"by-type\"`",
+        ),
+        case(
+            "V026",
+            "[[topic]]\nname = \"e\"\n\n[[topic]]\nname = \"f\"\n\n[[route]]\nname = \"r\"\nsource = \"e\"\ndefault = \"f\"\ndead_letter = \"f\"\n\n[[route]]\nname = \"r\" #<\nsource = \"e\"\ndefault = \"f\"\ndead_letter = \"f\"\n",
+            "merge the two `[[route]]` entries",
+        ),
+        case(
+            "V027",
+            "[[topic]]\nname = \"e\"\n\n[[topic]]\nname = \"f\"\n\n[[route]]\nname = \"r\"\nsource = \"e\"\ndead_letter = \"f\"\n\n  [[route.rule]]\n  when = 'key == \"a\" || startswith(key, \"b\")' #<\n  to = \"f\"\n",
+            "did you mean `startsWith`?",
+        ),
+        case(
+            "V027",
+            "[[topic]]\nname = \"e\"\n\n[[topic]]\nname = \"f\"\n\n[[route]]\nname = \"r\"\nsource = \"e\"\ndead_letter = \"f\"\n\n  [[route.rule]]\n  when = 'type == \"reward\"' #<\n  to = \"f\"\n",
+            "a field of its JSON value is `value.type`",
+        ),
+        case(
+            "V028",
+            "[[topic]]\nname = \"e\"\n\n[[route]] #<\nname = \"r\"\nsource = \"e\"\ndead_letter = \"e\"\n",
+            "or `default = \"TOPIC\"`",
+        ),
+        case(
+            "V029",
+            "[[topic]]\nname = \"e\"\n\n[[topic]]\nname = \"f\"\n\n[[route]]\nname = \"r\"\nsource = \"e\"\ndead_letter = \"f\"\n\n  [[route.rule]]\n  when = 'true'\n  to = [] #<\n",
+            "name the topic its records go to",
+        ),
+        case(
+            "V030",
+            &format!(
+                "[[topic]]\nname = \"e\"\n\n[[topic]]\nname = \"f\"\n\n[[route]]\nname = \"r\"\nsource = \"e\"\ndead_letter = \"f\"\n\n  [[route.rule]]\n  when = 'true'\n  to = \"f\"\n  headers = {{ {} }} #<\n",
+                (0..17).map(|i| format!("h{i} = \"v\"")).collect::<Vec<_>>().join(", ")
+            ),
+            "keep at most 16 headers in `headers`",
+        ),
+        case(
+            "V141",
+            "[[topic]]\nname = \"events\"\n\n[[topic]]\nname = \"events.other\"\n\n[[route]]\nname = \"r\"\nsource = \"events\"\ndead_letter = \"events.other\"\ndefault = \"events.othr\" #<\n",
+            "did you mean `\"events.other\"`?",
+        ),
+        case(
+            "V141",
+            "[[topic]]\nname = \"events\"\n\n[[route]]\nname = \"by-type\" #<\nsource = \"events\"\ndefault = \"events\"\n",
+            "declare it: `[[topic]]` with `name = \"by-type.dead-letters\"`",
+        ),
+        case(
+            "V142",
+            "[[topic]]\nname = \"a\"\n\n[[topic]]\nname = \"b\"\n\n[[topic]]\nname = \"dl\"\n\n[[route]]\nname = \"ab\"\nsource = \"a\"\ndefault = \"b\" #<\ndead_letter = \"dl\"\n\n[[route]]\nname = \"ba\"\nsource = \"b\"\ndefault = \"a\"\ndead_letter = \"dl\"\n",
+            "take `b` out of route `ab`'s targets",
+        ),
+        case(
+            "V143",
+            "[[topic]]\nname = \"events\"\ncritical = true\n\n[[topic]]\nname = \"events.other\"\ntier = \"bulk\"\n\n[[route]]\nname = \"r\"\nsource = \"events\"\ndead_letter = \"events.other\"\ndefault = \"events.other\" #<\n",
+            "give `events.other` `tier = \"critical\"`",
+        ),
+        case(
             "V140",
             "[limits]\ntier_standard_throttle_percent = 80\ntier_bulk_throttle_percent = 90 #<\n",
             "lower `tier_bulk_throttle_percent` to 80 or less",

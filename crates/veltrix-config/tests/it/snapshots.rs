@@ -184,3 +184,48 @@ lag_ms_max = 30
     };
     insta::assert_snapshot!(render(src, &[], probe));
 }
+
+/// Routes: an expression's errors at their place inside the string, the
+/// topics a route names against the declared ones, a cycle, a lower tier.
+#[test]
+fn route_rules() {
+    let src = r#"[[topic]]
+name = "events"
+tier = "critical"
+
+[[topic]]
+name = "events.critical"
+critical = true
+
+[[topic]]
+name = "events.other"
+tier = "bulk"
+
+[[route]]
+name = "by-type"
+source = "events"
+default = ["events.other"]
+
+  [[route.rule]]
+  when = 'value.type == "reward" || value.type == "purchase"'
+  to = ["events.critical"]
+  headers = { "x-lane" = "critical" }
+
+  [[route.rule]]
+  when = "value.type == \"refund\" && startswith(key, \"eu-\")"
+  to = "events.critcal"
+
+  [[route.rule]]
+  when = '''
+value.amount > 100
+  && record.country == "FR"'''
+  to = "events.critical"
+
+[[route]]
+name = "replay"
+source = "events.other"
+default = "events"
+dead_letter = "events.other"
+"#;
+    insta::assert_snapshot!(render(src, &[], disk()));
+}

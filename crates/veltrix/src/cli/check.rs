@@ -181,8 +181,9 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
     Ok(config)
 }
 
-/// Makes the broker's topics match the declared ones, then gives the
-/// declared share groups their settings, and logs what changed. On a refusal
+/// Makes the broker's topics match the declared ones, runs the declared
+/// routes, sets the declared quotas, then gives the declared share groups
+/// their settings, and logs what changed. On a refusal
 /// the broker is closed cleanly before the error is returned.
 pub fn apply_declared(broker: &Broker, config: &VeltrixConfig, allow_data_loss: bool) -> anyhow::Result<()> {
     let refused = |e: veltrix_config::ApplyError, what: &str| {
@@ -201,6 +202,12 @@ pub fn apply_declared(broker: &Broker, config: &VeltrixConfig, allow_data_loss: 
     }
     for name in &applied.deleted {
         tracing::warn!(topic = %name, "deleted topic no longer declared");
+    }
+    // Every declared route, none included: a route no longer declared stops
+    // and its progress is forgotten.
+    if let Err(e) = broker.apply_routes(config.routes.clone()) {
+        broker.close();
+        return Err(anyhow::Error::new(e).context("refusing to start: the declared routes cannot be applied"));
     }
     let applied = veltrix_config::apply_quotas(broker, config).map_err(|e| refused(e, "quotas"))?;
     for entity in &applied.set {
