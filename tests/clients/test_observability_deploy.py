@@ -240,6 +240,15 @@ lag_evaluation_interval_ms = {EVALUATION_INTERVAL_MS}
 name = "{TOPIC}"
 partitions = {PARTITIONS}
 
+[[topic]]
+name = "{TOPIC}.routed"
+
+[[route]]
+name = "deploy-copy"
+source = "{TOPIC}"
+default = ["{TOPIC}.routed"]
+dead_letter = "{TOPIC}.routed"
+
 [[alert]]
 name = "deploy-readers-behind"
 group = "{GROUP}"
