@@ -53,9 +53,10 @@ pub const TARGETS_MAX: usize = 16;
 /// Headers a rule adds at most.
 pub const HEADERS_MAX: usize = 16;
 /// Source records one step takes at most.
-pub const STEP_RECORDS_MAX: usize = 2_000;
-/// Source bytes one step reads at most.
-pub const STEP_BYTES_MAX: usize = 1 << 20;
+pub const STEP_RECORDS_MAX: usize = 8_000;
+/// Source bytes one step reads at most (a target partition's batch, at most
+/// its `batch_bytes_max`, may end a step sooner).
+pub const STEP_BYTES_MAX: usize = 4 << 20;
 /// The header a dead letter's reason is in.
 pub const ERROR_HEADER: &str = "veltrix.route.error";
 /// The header naming a dead letter's route.

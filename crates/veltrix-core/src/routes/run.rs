@@ -20,6 +20,8 @@ use crate::topic::{Partition, Topic};
 /// Steps one call of [`Broker::run_routes`] takes at most, over all readers
 /// (then it returns, so that the host can stop or tick in between).
 const STEPS_PER_RUN_MAX: usize = 64;
+/// Target partitions whose fsyncs one step waits for at once.
+const COMMITS_AT_ONCE_MAX: usize = 8;
 
 /// One source partition of a route, as it stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -274,9 +276,12 @@ impl Broker {
     }
 
     /// Appends a planned step's batches, each stamped with the reader's
-    /// producer and the next sequence of its target partition, and waits
-    /// until they are durable; advances the sequences.
+    /// producer and the next sequence of its target partition, then waits
+    /// until they are all durable (the target partitions' fsyncs at once, a
+    /// thread each, at most [`COMMITS_AT_ONCE_MAX`] at a time); advances the
+    /// sequences.
     fn take_route_step(&self, state: &mut ReaderState, plan: &Plan) -> Result<()> {
+        let mut appended: Vec<(&Arc<Partition>, i64)> = Vec::with_capacity(plan.batches.len());
         for (t, tp, records) in &plan.batches {
             let target = t.partition(*tp).ok_or(CoreError::UnknownPartition {
                 topic: t.name.clone(),
@@ -290,13 +295,29 @@ impl Broker {
             #[cfg(test)]
             if let Some(left) = lock(&self.router().appends_left).as_mut() {
                 if *left == 0 {
-                    return Err(CoreError::InvalidConfig("a crash injected by the test".into()));
+                    return Err(CoreError::Io {
+                        op: "append",
+                        path: std::path::PathBuf::from(&t.name),
+                        source: std::io::Error::other("a crash injected by the test"),
+                    });
                 }
                 *left -= 1;
             }
-            let appended = target.append_batches(&encode_batch_as(records, Some(stamp)))?;
-            target.commit(appended.next_offset)?;
-            target.publish_high_watermark();
+            let a = target.append_batches(&encode_batch_as(records, Some(stamp)))?;
+            appended.push((target, a.next_offset));
+        }
+        for group in appended.chunks(COMMITS_AT_ONCE_MAX) {
+            let outcomes: Vec<Result<()>> = std::thread::scope(|s| {
+                let waits: Vec<_> = group
+                    .iter()
+                    .map(|(target, next)| s.spawn(move || target.commit(*next)))
+                    .collect();
+                waits
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            });
+            outcomes.into_iter().collect::<Result<Vec<()>>>()?;
         }
         for (t, tp, records) in &plan.batches {
             let n = i32::try_from(records.len()).unwrap_or(i32::MAX);
