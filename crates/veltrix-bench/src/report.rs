@@ -64,6 +64,7 @@ fn stream_json(spec: &StreamSpec, r: &StreamResult, duration: Duration) -> Map<S
     m.insert("window".into(), json!(spec.in_flight));
     m.insert("rate".into(), json!(spec.rate.per_s));
     m.insert("message_ids".into(), json!(spec.message_ids));
+    m.insert("event".into(), json!(spec.event));
     let configs: Map<String, Value> = spec.topic_configs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     m.insert("topic_configs".into(), Value::Object(configs));
     m.insert("consumers".into(), json!(spec.consumers));

@@ -67,6 +67,9 @@ pub struct TreasureHunt {
     pub linger: Duration,
     pub in_flight: usize,
     pub consumers_per_kind: usize,
+    /// Every kind to this topic, named in each record's `event` header,
+    /// instead of a topic per kind.
+    pub one_topic: Option<String>,
 }
 
 impl TreasureHunt {
@@ -76,13 +79,17 @@ impl TreasureHunt {
             .iter()
             .map(|e| StreamSpec {
                 name: e.name.to_owned(),
-                topic: format!("{}{}", self.topic_prefix, e.name),
+                topic: self
+                    .one_topic
+                    .clone()
+                    .unwrap_or_else(|| format!("{}{}", self.topic_prefix, e.name)),
                 partitions: Some(self.partitions),
                 topic_configs: Vec::new(),
                 acks: if e.critical { Acks::All } else { self.telemetry_acks },
                 record_bytes: e.record_bytes,
                 players: Some(self.players),
                 message_ids: false,
+                event: self.one_topic.as_ref().map(|_| e.name.to_owned()),
                 producers: self.producers_per_kind,
                 rate: Rate {
                     per_s: self.rate * e.share,
@@ -121,6 +128,7 @@ mod tests {
             linger: Duration::from_millis(5),
             in_flight: 5,
             consumers_per_kind: 1,
+            one_topic: None,
         };
         let streams = th.streams();
         assert_eq!(streams.len(), 4);
@@ -132,5 +140,16 @@ mod tests {
         assert!((purchase.rate.at(Duration::from_secs(40)) - 100.0).abs() < 1e-9);
         let ping = streams.iter().find(|s| s.name == "location_ping").unwrap();
         assert_eq!(ping.acks, Acks::Leader);
+        assert!(streams.iter().all(|s| s.event.is_none()));
+
+        // One topic for every kind: each record names its kind.
+        let one = TreasureHunt {
+            one_topic: Some("hunt".into()),
+            ..th
+        };
+        for s in one.streams() {
+            assert_eq!(s.topic, "hunt");
+            assert_eq!(s.event.as_deref(), Some(s.name.as_str()));
+        }
     }
 }

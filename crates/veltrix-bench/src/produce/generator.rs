@@ -174,7 +174,9 @@ impl<'a> Generator<'a> {
             let header_bytes = if self.ids.is_some() {
                 MESSAGE_ID_HEADER_BYTES_MAX
             } else {
-                0
+                spec.event.as_ref().map_or(0, |e| {
+                    crate::encode::HEADER_FRAMING_BYTES_MAX + super::EVENT_HEADER.len() + e.len()
+                })
             };
             let key_len = key.map_or(0, <[u8]>::len);
             if !batch.is_empty() && batch.bytes_with(key_len, spec.record_bytes, header_bytes) > spec.batch_bytes {
@@ -183,10 +185,17 @@ impl<'a> Generator<'a> {
             if spec.record_bytes >= STAMP_BYTES {
                 self.value[..STAMP_BYTES].copy_from_slice(&at.to_be_bytes());
             }
-            let header = self.ids.as_mut().map(|ids| Header {
-                key: MESSAGE_ID_HEADER,
-                value: ids.next_id(),
-            });
+            let header = match (self.ids.as_mut(), &spec.event) {
+                (Some(ids), _) => Some(Header {
+                    key: MESSAGE_ID_HEADER,
+                    value: ids.next_id(),
+                }),
+                (None, Some(event)) => Some(Header {
+                    key: super::EVENT_HEADER,
+                    value: event.as_bytes(),
+                }),
+                (None, None) => None,
+            };
             batch.push((at / 1000) as i64, key, &self.value, header);
             if !self.closed {
                 self.due[p].push(at);
@@ -279,6 +288,7 @@ mod tests {
             record_bytes: 100,
             players: Some(50),
             message_ids,
+            event: None,
             producers: 2,
             rate: Rate::default(),
             batch_bytes: 16 << 10,
@@ -292,6 +302,11 @@ mod tests {
     /// writes in `requests` requests of each of two producers, decoded by the
     /// client's decoder; each batch within the batch size.
     fn ids_written(spec: &StreamSpec, requests: usize) -> Vec<Option<Vec<u8>>> {
+        headers_written(spec, requests, b"message-id")
+    }
+
+    /// The header `key` of every record, as [`ids_written`] writes them.
+    fn headers_written(spec: &StreamSpec, requests: usize, key: &[u8]) -> Vec<Option<Vec<u8>>> {
         let window = Window {
             measure_from_us: 0,
             end_us: u64::MAX,
@@ -308,7 +323,7 @@ mod tests {
                     for b in decode_batches(&batch, &DecodeLimits::default()).unwrap() {
                         for r in b.records {
                             assert!(r.headers.len() <= 1);
-                            let id = r.headers.iter().find(|(k, _)| k.as_bytes() == b"message-id");
+                            let id = r.headers.iter().find(|(k, _)| k.as_bytes() == key);
                             ids.push(id.map(|(_, v)| v.as_deref().unwrap_or(&[]).to_vec()));
                         }
                     }
@@ -331,6 +346,17 @@ mod tests {
     fn without_message_ids_records_have_no_header() {
         let ids = ids_written(&spec(false), 2);
         assert!(!ids.is_empty() && ids.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn with_an_event_every_record_names_it_in_its_event_header() {
+        let spec = StreamSpec {
+            event: Some("purchase".into()),
+            ..spec(false)
+        };
+        let events = headers_written(&spec, 5, b"event");
+        assert!(events.len() > 1000, "only {} records", events.len());
+        assert!(events.iter().all(|e| e.as_deref() == Some(b"purchase".as_slice())));
     }
 
     /// Regression: intervals rounded down to whole microseconds made

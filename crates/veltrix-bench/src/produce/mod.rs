@@ -134,6 +134,9 @@ pub struct StreamSpec {
     /// Every record carries a unique id in its `message-id` header
     /// ([`message_ids`]), for a topic with a duplicate window.
     pub message_ids: bool,
+    /// Every record carries this value in its `event` header ([`EVENT_HEADER`]):
+    /// the kind of event, when several kinds share one topic.
+    pub event: Option<String>,
     pub producers: usize,
     pub rate: Rate,
     pub batch_bytes: usize,
@@ -142,6 +145,9 @@ pub struct StreamSpec {
     /// Connections reading the topic for end-to-end latency; 0 for none.
     pub consumers: usize,
 }
+
+/// The header naming a record's kind of event (`StreamSpec::event`).
+pub const EVENT_HEADER: &[u8] = b"event";
 
 /// Settings of a whole run.
 #[derive(Debug, Clone)]

@@ -228,6 +228,11 @@ struct TreasureArgs {
     /// Topics are PREFIX + the event's name.
     #[arg(long, default_value = "treasure-hunt.")]
     topic_prefix: String,
+    /// Every kind of event to this one topic instead, each record naming
+    /// its kind in an `event` header (a stream to sort with a route); no
+    /// end-to-end consumers then.
+    #[arg(long, conflicts_with = "topic_prefix")]
+    one_topic: Option<String>,
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     partitions: i32,
     /// Players, the record keys.
@@ -334,6 +339,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 record_bytes: a.record_bytes as usize,
                 players: a.keys,
                 message_ids: a.message_ids,
+                event: None,
                 producers: a.producers,
                 rate: Rate {
                     per_s: a.rate,
@@ -379,7 +385,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 batch_bytes: a.batching.batch_bytes,
                 linger: Duration::from_millis(a.batching.linger_ms),
                 in_flight: usize::from(a.batching.in_flight),
-                consumers_per_kind: 1,
+                consumers_per_kind: if a.one_topic.is_some() { 0 } else { 1 },
+                one_topic: a.one_topic,
             };
             run_streams(&a.common, "treasure-hunt", profile.streams())
         }
