@@ -378,8 +378,8 @@ impl GroupMetrics {
 pub struct DedupMetrics {
     pub ids: IntGaugeVec,
     pub memory_bytes: IntGaugeVec,
-    pub window_ms: IntGaugeVec,
-    pub effective_window_ms: IntGaugeVec,
+    pub window_seconds: GaugeVec,
+    pub effective_window_seconds: GaugeVec,
     pub records: IntCounterVec,
     pub evicted_early: IntCounterVec,
     pub waits: IntCounterVec,
@@ -398,13 +398,13 @@ impl DedupMetrics {
                 "Memory a topic's duplicate window holds (ids and their entries, estimated).",
                 &["topic"],
             ),
-            window_ms: r.int_gauge_vec(
-                "veltrix_dedup_window_ms",
+            window_seconds: r.gauge_vec(
+                "veltrix_dedup_window_seconds",
                 "A topic's duplicate window as configured (veltrix.dedup.window.ms).",
                 &["topic"],
             ),
-            effective_window_ms: r.int_gauge_vec(
-                "veltrix_dedup_effective_window_ms",
+            effective_window_seconds: r.gauge_vec(
+                "veltrix_dedup_effective_window_seconds",
                 "How far back a topic's ids are certainly remembered: the window, or less while ids_max made \
                  the window forget ids early.",
                 &["topic"],
@@ -432,8 +432,8 @@ impl DedupMetrics {
     fn refresh(&self, broker: &Broker) {
         self.ids.reset();
         self.memory_bytes.reset();
-        self.window_ms.reset();
-        self.effective_window_ms.reset();
+        self.window_seconds.reset();
+        self.effective_window_seconds.reset();
         self.records.reset();
         self.evicted_early.reset();
         self.waits.reset();
@@ -446,12 +446,12 @@ impl DedupMetrics {
             self.memory_bytes
                 .with_label_values(&[name])
                 .set(stats.index.memory_bytes as i64);
-            self.window_ms
+            self.window_seconds
                 .with_label_values(&[name])
-                .set(int(dedup.config().window_ms));
-            self.effective_window_ms
+                .set(dedup.config().window_ms as f64 / 1000.0);
+            self.effective_window_seconds
                 .with_label_values(&[name])
-                .set(int(stats.index.effective_window_ms));
+                .set(stats.index.effective_window_ms as f64 / 1000.0);
             self.records
                 .with_label_values(&[name, "dropped"])
                 .inc_by(stats.index.duplicates_dropped);

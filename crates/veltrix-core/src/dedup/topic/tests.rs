@@ -192,8 +192,8 @@ async fn duplicates_are_dropped_topic_wide_and_the_rest_of_each_batch_stored_at_
         "veltrix_dedup_ids{topic=\"t\"} 7",
         "veltrix_dedup_records_total{outcome=\"dropped\",topic=\"t\"} 3",
         "veltrix_dedup_records_total{outcome=\"without_id\",topic=\"t\"} 0",
-        "veltrix_dedup_window_ms{topic=\"t\"} 60000",
-        "veltrix_dedup_effective_window_ms{topic=\"t\"} 60000",
+        "veltrix_dedup_window_seconds{topic=\"t\"} 60",
+        "veltrix_dedup_effective_window_seconds{topic=\"t\"} 60",
         "veltrix_dedup_evicted_early_total{topic=\"t\"} 0",
     ] {
         assert!(text.contains(line), "{line} in\n{text}");
