@@ -205,7 +205,7 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such route; see /api/v1/broker, /api/v1/topics, /api/v1/groups, /api/v1/dlq/TOPIC/letters, /api/v1/redrives, /alerts, /metrics",
+        "no such route; see /api/v1/broker, /api/v1/topics, /api/v1/groups, /api/v1/dlq/TOPIC/letters, /api/v1/redrives, /api/v1/routes, /alerts, /metrics",
     )
 }
 
