@@ -441,7 +441,6 @@ impl DedupMetrics {
             let Some(dedup) = &topic.dedup else { continue };
             let stats = dedup.stats();
             let name = topic.name.as_str();
-            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             self.ids.with_label_values(&[name]).set(stats.index.ids as i64);
             self.memory_bytes
                 .with_label_values(&[name])
