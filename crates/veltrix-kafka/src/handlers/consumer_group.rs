@@ -12,15 +12,12 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 use veltrix_core::groups::{Assignment, ConsumerHeartbeat, GroupError};
 
-use super::{Ctx, name};
+use super::{Ctx, name, operations};
 use crate::errors::{ResponseError, group_error};
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
-
-/// The Authorized operations field when the client did not ask for them.
-const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
 
 pub(super) fn consumer_group_heartbeat(ctx: &Ctx, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
     let request = ConsumerHeartbeat {
@@ -111,10 +108,12 @@ pub(super) fn consumer_group_describe(ctx: &Ctx, r: ConsumerGroupDescribeRequest
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
 
-fn describe_one(ctx: &Ctx, id: &GroupId, _include_authorized_operations: bool) -> DescribedGroup {
+/// A group's answer; its authorized operations only when asked for and
+/// described without an error, as in Kafka.
+fn describe_one(ctx: &Ctx, id: &GroupId, include_authorized_operations: bool) -> DescribedGroup {
     let mut g = DescribedGroup::default()
         .with_group_id(id.clone())
-        .with_authorized_operations(OPERATIONS_NOT_ASKED);
+        .with_authorized_operations(operations::NOT_ASKED);
     if id.0.is_empty() {
         g.error_code = ResponseError::InvalidGroupId.code();
         return g;
@@ -127,6 +126,7 @@ fn describe_one(ctx: &Ctx, id: &GroupId, _include_authorized_operations: bool) -
             return g;
         }
     };
+    g.authorized_operations = operations::answered(include_authorized_operations, operations::GROUP_OPERATIONS);
     g.group_state = text(d.state);
     g.group_epoch = d.group_epoch;
     g.assignment_epoch = d.assignment_epoch;

@@ -1,11 +1,22 @@
 //! CreateTopics: new topics with partitions and Kafka-named settings.
+//!
+//! A manual replica assignment is accepted when it says what the broker would
+//! do anyway: one replica, on this broker, for each of partitions `0..n`. The
+//! checks, their order, codes and messages are Kafka's: the replication factor
+//! and the partition count must be -1 (INVALID_REQUEST), then no partition may
+//! be assigned twice, no replica list may be empty and the partitions must be
+//! `0..n` (INVALID_REPLICA_ASSIGNMENT). A list naming another broker or more
+//! than one replica is INVALID_REPLICA_ASSIGNMENT, saying why.
 
+use std::collections::BTreeSet;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::Ctx;
+use super::{Ctx, NODE_ID};
 use crate::errors::{Refusal, ResponseError};
 
 /// Runs on the blocking pool: creating a topic fsyncs the catalogue and opens
@@ -37,23 +48,12 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                     )
                 })
                 .collect();
-            let outcome = if !matches!(t.replication_factor, -1 | 1) {
-                Err(Refusal::new(
-                    ResponseError::InvalidReplicationFactor,
-                    "a single broker keeps one replica",
-                ))
-            } else if !t.assignments.is_empty() {
-                Err(Refusal::new(
-                    ResponseError::InvalidRequest,
-                    "manual replica assignment is not supported",
-                ))
+            let partitions = if t.assignments.is_empty() {
+                counted_partitions(t)
             } else {
-                let partitions = (t.num_partitions != -1).then(|| t.num_partitions.max(0) as u32);
-                let partitions = if t.num_partitions < -1 || t.num_partitions == 0 {
-                    Some(0)
-                } else {
-                    partitions
-                };
+                assigned_partitions(t).map(Some)
+            };
+            let outcome = partitions.and_then(|partitions| {
                 crate::topic_configs::from_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
                     .map_err(|m| Refusal::new(ResponseError::InvalidConfig, m))
                     .and_then(|config| {
@@ -65,7 +65,7 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                             .map(Some)
                             .map_err(|e| Refusal::core(&e))
                     })
-            };
+            });
             match outcome {
                 Ok(Some(topic)) => {
                     res.topic_id = Uuid::from_bytes(topic.id);
@@ -82,4 +82,67 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
         })
         .collect();
     r
+}
+
+/// The partition count asked for without an assignment (`None`: the broker's
+/// default).
+fn counted_partitions(t: &CreatableTopic) -> Result<Option<u32>, Refusal> {
+    if !matches!(t.replication_factor, -1 | 1) {
+        return Err(Refusal::new(
+            ResponseError::InvalidReplicationFactor,
+            "a single broker keeps one replica",
+        ));
+    }
+    Ok(match t.num_partitions {
+        -1 => None,
+        n if n <= 0 => Some(0),
+        n => Some(n as u32),
+    })
+}
+
+/// The partition count of a manual replica assignment, checked as described
+/// at the top of this file.
+fn assigned_partitions(t: &CreatableTopic) -> Result<u32, Refusal> {
+    let invalid = |message: String| Refusal::new(ResponseError::InvalidReplicaAssignment, message);
+    if t.replication_factor != -1 {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            "A manual partition assignment was specified, but replication factor was not set to -1.",
+        ));
+    }
+    if t.num_partitions != -1 {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            "A manual partition assignment was specified, but numPartitions was not set to -1.",
+        ));
+    }
+    let mut indexes = BTreeSet::new();
+    for a in &t.assignments {
+        if !indexes.insert(a.partition_index) {
+            return Err(invalid(format!(
+                "Found multiple manual partition assignments for partition {}",
+                a.partition_index
+            )));
+        }
+        if a.broker_ids.is_empty() {
+            return Err(invalid(
+                "The manual partition assignment includes an empty replica list.".to_owned(),
+            ));
+        }
+        if a.broker_ids.as_slice() != [NODE_ID] {
+            let ids: Vec<String> = a.broker_ids.iter().map(|b| b.0.to_string()).collect();
+            return Err(invalid(format!(
+                "partition {} is assigned to brokers [{}]: this broker is node {} and keeps the one replica of every partition",
+                a.partition_index,
+                ids.join(", "),
+                NODE_ID.0
+            )));
+        }
+    }
+    if !indexes.iter().copied().eq(0..indexes.len() as i32) {
+        return Err(invalid(
+            "partitions should be a consecutive 0-based integer sequence".to_owned(),
+        ));
+    }
+    Ok(indexes.len() as u32)
 }

@@ -11,18 +11,12 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Ctx;
+use super::{Ctx, operations};
 use crate::errors::ResponseError;
 
 /// Kafka's endpoint types.
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
-
-/// The operations on the cluster resource, as a bit field by ACL operation code:
-/// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
-/// ALTER_CONFIGS (11) and IDEMPOTENT_WRITE (12). There is no authorisation, so a
-/// client may do all of them, which is what Kafka answers without an authoriser.
-const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
 
 pub(super) fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let mut r = DescribeClusterResponse::default();
@@ -50,8 +44,9 @@ pub(super) fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> De
     r.cluster_id = StrBytes::from_static_str("veltrix");
     r.controller_id = BrokerId(0);
     r.error_message = None;
-    if request.include_cluster_authorized_operations {
-        r.cluster_authorized_operations = CLUSTER_OPERATIONS;
-    }
+    r.cluster_authorized_operations = operations::answered(
+        request.include_cluster_authorized_operations,
+        operations::CLUSTER_OPERATIONS,
+    );
     r
 }

@@ -23,7 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Ctx;
+use super::{Ctx, operations};
 use crate::errors::{self, Refusal, ResponseError, group_error, share_error};
 
 /// FindCoordinator key types.
@@ -32,9 +32,6 @@ const KEY_TRANSACTION: i8 = 1;
 
 /// Why a transactional producer is refused, wherever it asks.
 const TRANSACTIONS_UNSUPPORTED: &str = "transactions are not supported by this broker yet; use an idempotent producer (enable.idempotence) without transactional.id";
-
-/// DescribeGroups' `authorized_operations` when the client did not ask.
-const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -196,8 +193,13 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
                     out
                 })
                 .collect();
-            if v >= 3 {
-                g.authorized_operations = OPERATIONS_NOT_ASKED;
+            g
+        })
+        .map(|mut g| {
+            // From v3, for a group answered without an error, as in Kafka.
+            if v >= 3 && g.error_code == errors::NONE {
+                g.authorized_operations =
+                    operations::answered(r.include_authorized_operations, operations::GROUP_OPERATIONS);
             }
             g
         })

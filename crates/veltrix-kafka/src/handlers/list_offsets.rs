@@ -1,4 +1,5 @@
-//! ListOffsets: earliest, latest, or the first offset at or after a time.
+//! ListOffsets: earliest, latest, the first offset at or after a time, or
+//! (from v7, KIP-734) the record with the largest timestamp.
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -64,10 +65,62 @@ struct Found {
     offset: i64,
 }
 
+/// Kafka's special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+/// No offset and no timestamp: what a partition without the record asked for
+/// answers.
+const NOT_FOUND: Found = Found {
+    timestamp: -1,
+    offset: -1,
+};
+
+/// One partition's answer for `timestamp`, asked in ListOffsets `version`.
+fn partition_answer(log: &veltrix_log::Log, timestamp: i64, version: i16) -> Result<Found, ResponseError> {
+    match timestamp {
+        LATEST => Ok(Found {
+            timestamp: -1,
+            offset: log.high_watermark(),
+        }),
+        EARLIEST => Ok(Found {
+            timestamp: -1,
+            offset: log.log_start(),
+        }),
+        // Kafka serves it from v7, the version that introduced it.
+        MAX_TIMESTAMP if version < 7 => Err(ResponseError::UnsupportedVersion),
+        MAX_TIMESTAMP => max_timestamp_record(log),
+        ts if ts >= 0 => log
+            .offset_for_timestamp(ts)
+            .map(|hit| hit.map_or(NOT_FOUND, |h| narrow(log, ts, h)))
+            .map_err(|e| errors::log_error(&e)),
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}
+
+/// The first record carrying the partition's largest timestamp. Each segment
+/// keeps its largest timestamp, so no record is read to find it; the log's
+/// time index then leads to the first batch that carries it (a walk of batch
+/// headers from the index entry before it), and [`narrow`] to the record in
+/// that batch, decompressing at most [`LIST_OFFSETS_DECOMPRESSED_BYTES_MAX`].
+/// An empty partition answers -1 and -1, as Kafka does; so does one whose
+/// largest timestamp belongs to records DeleteRecords removed from a segment
+/// that still holds later ones (the segment's largest is not recomputed).
+fn max_timestamp_record(log: &veltrix_log::Log) -> Result<Found, ResponseError> {
+    let Some(max) = log.max_timestamp() else {
+        return Ok(NOT_FOUND);
+    };
+    log.offset_for_timestamp(max)
+        .map(|hit| hit.map_or(NOT_FOUND, |h| narrow(log, max, h)))
+        .map_err(|e| errors::log_error(&e))
+}
+
 pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let broker = ctx.broker.clone();
     // Only v4 and later carry the leader epoch; the codec refuses it before.
     let with_epoch = ctx.version >= 4;
+    let version = ctx.version;
     let topics = tokio::task::spawn_blocking(move || {
         request
             .topics
@@ -86,32 +139,8 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                         let answer = broker
                             .partition(t.name.0.as_str(), p.partition_index)
                             .map_err(|e| core_error(&e));
-                        let answer = answer.and_then(|partition| {
-                            let log = partition.log();
-                            match p.timestamp {
-                                -1 => Ok(Found {
-                                    timestamp: -1,
-                                    offset: log.high_watermark(),
-                                }),
-                                -2 => Ok(Found {
-                                    timestamp: -1,
-                                    offset: log.log_start(),
-                                }),
-                                ts if ts >= 0 => log
-                                    .offset_for_timestamp(ts)
-                                    .map(|hit| {
-                                        hit.map_or(
-                                            Found {
-                                                timestamp: -1,
-                                                offset: -1,
-                                            },
-                                            |h| narrow(log, ts, h),
-                                        )
-                                    })
-                                    .map_err(|e| errors::log_error(&e)),
-                                _ => Err(ResponseError::InvalidRequest),
-                            }
-                        });
+                        let answer =
+                            answer.and_then(|partition| partition_answer(partition.log(), p.timestamp, version));
                         match answer {
                             Ok(Found { timestamp, offset }) => {
                                 rp.timestamp = timestamp;

@@ -8,7 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 use veltrix_core::{CoreError, Topic, TopicConfig};
 
-use super::{Ctx, name};
+use super::{Ctx, name, operations};
 use crate::errors::{ResponseError, core_error};
 
 fn metadata_topic(topic: &Topic) -> MetadataResponseTopic {
@@ -78,5 +78,18 @@ pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse 
             })
             .collect(),
     };
+    // Asked for from v8; the codec reads `false` before. Every topic in the
+    // answer gets them, as in Kafka; the cluster's field exists in v8 to v10.
+    let topic_operations = operations::answered(
+        request.include_topic_authorized_operations,
+        operations::TOPIC_OPERATIONS,
+    );
+    for t in &mut r.topics {
+        t.topic_authorized_operations = topic_operations;
+    }
+    r.cluster_authorized_operations = operations::answered(
+        request.include_cluster_authorized_operations,
+        operations::CLUSTER_OPERATIONS,
+    );
     r
 }

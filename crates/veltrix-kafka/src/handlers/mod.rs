@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use veltrix_core::Broker;
 
@@ -37,6 +37,7 @@ mod group_offsets;
 mod init_producer_id;
 pub(crate) mod list_offsets;
 mod metadata;
+mod operations;
 pub(crate) mod produce;
 mod share;
 mod share_offsets;
@@ -207,6 +208,10 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         _ => return None,
     })
 }
+
+/// This broker's node id: the only broker, leader and replica of every
+/// partition.
+pub(super) const NODE_ID: BrokerId = BrokerId(0);
 
 pub(super) fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))

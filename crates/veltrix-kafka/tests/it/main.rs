@@ -27,6 +27,7 @@ use veltrix_kafka::{KafkaConfig, errors, serve};
 use veltrix_log::Env;
 
 mod admin;
+mod admin_answers;
 mod alter_configs;
 mod consumer_groups;
 mod decode;

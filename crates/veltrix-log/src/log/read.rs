@@ -227,6 +227,23 @@ impl Log {
         }
     }
 
+    /// The largest timestamp of the segments that hold offsets at or after the
+    /// log start, from what each segment keeps of its batches' largest (no file
+    /// is read); `None` if none holds a batch. It may be the timestamp of a
+    /// record below the log start, in the segment the log start is inside, or
+    /// of a batch not yet below the high watermark:
+    /// [`Log::offset_for_timestamp`] of it then finds no batch.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        let st = lock(&self.state);
+        st.sealed
+            .iter()
+            .filter(|s| s.next > st.log_start)
+            .map(|s| s.max_timestamp)
+            .chain((st.active.next > st.log_start).then_some(st.active.max_timestamp))
+            .filter(|&ts| ts != i64::MIN)
+            .max()
+    }
+
     /// Runs a walk over the window; if it started at an index entry and found
     /// damage, runs it once more from the start of the segment, so a bad index
     /// entry costs time, not an answer.
