@@ -407,7 +407,7 @@ impl Broker {
                         break 'read;
                     }
                     let bytes = record.encoded_bytes_max();
-                    let (placed, counted) = place(route, root, &targets, record, p.index, offset);
+                    let (placed, counted) = place(route, root, &targets, &record, p.index, offset);
                     // The record fits every batch it joins, or the step ends
                     // before it (a step taken again goes to its end anyway).
                     if to.is_none() && plan.records_in > 0 && !fits(&plan, &sizes, &placed, p.index) {
@@ -453,12 +453,12 @@ fn place<'t>(
     route: &CompiledRoute,
     root: &cel::Context<'_, '_>,
     targets: &'t BTreeMap<&str, Arc<Topic>>,
-    record: OwnedRecord,
+    record: &OwnedRecord,
     source_partition: i32,
     offset: i64,
 ) -> (Vec<(&'t Arc<Topic>, OwnedRecord)>, Placed) {
-    let vars = RecordVars::new(&record, source_partition, offset, route.reads_value);
-    match verdict(route, root, vars) {
+    let vars = RecordVars::new(record, source_partition, offset, route.reads_value);
+    let placed = match verdict(route, root, vars) {
         Verdict::To(names, headers) => {
             let out: Vec<_> = names
                 .iter()
@@ -475,20 +475,67 @@ fn place<'t>(
             (out, Placed::Routed)
         }
         Verdict::Nowhere => (Vec::new(), Placed::Unmatched),
-        Verdict::Failed(reason) => {
-            let mut r = record;
-            let src = format!("{}/{source_partition}/{offset}", route.spec.source);
-            r.headers
-                .push((ERROR_HEADER.as_bytes().to_vec(), Some(reason.into_bytes())));
-            r.headers.push((
-                ROUTE_HEADER.as_bytes().to_vec(),
-                Some(route.spec.name.as_bytes().to_vec()),
-            ));
-            r.headers
-                .push((SOURCE_HEADER.as_bytes().to_vec(), Some(src.into_bytes())));
-            (vec![(&targets[route.spec.dead_letter.as_str()], r)], Placed::Failed)
+        Verdict::Failed(reason) => (
+            dead_letter(route, targets, record, source_partition, offset, reason),
+            Placed::Failed,
+        ),
+    };
+    // A record no batch of its target can hold (a target with a smaller
+    // batch limit than the source's, or the rule's headers on top) is a
+    // dead letter too: the route must not stop on it.
+    if let Some((topic, limit)) = placed.0.iter().find_map(|(t, r)| too_large(t, r, source_partition)) {
+        let reason = format!(
+            "the record ({} bytes) does not fit a batch of topic `{}` (batch_bytes_max {limit})",
+            record.encoded_bytes_max(),
+            topic.name
+        );
+        let letter = dead_letter(route, targets, record, source_partition, offset, reason);
+        if letter.iter().any(|(t, r)| too_large(t, r, source_partition).is_some()) {
+            tracing::error!(
+                route = %route.spec.name, partition = source_partition, offset,
+                "a record fits neither its target's batches nor the dead-letter topic's; it is left in the source only"
+            );
+            return (Vec::new(), Placed::Failed);
         }
+        return (letter, Placed::Failed);
     }
+    placed
+}
+
+/// `record` as a dead letter of `route`, with the reason and its source.
+fn dead_letter<'t>(
+    route: &CompiledRoute,
+    targets: &'t BTreeMap<&str, Arc<Topic>>,
+    record: &OwnedRecord,
+    source_partition: i32,
+    offset: i64,
+    reason: String,
+) -> Vec<(&'t Arc<Topic>, OwnedRecord)> {
+    let mut r = record.clone();
+    let src = format!("{}/{source_partition}/{offset}", route.spec.source);
+    r.headers
+        .push((ERROR_HEADER.as_bytes().to_vec(), Some(reason.into_bytes())));
+    r.headers.push((
+        ROUTE_HEADER.as_bytes().to_vec(),
+        Some(route.spec.name.as_bytes().to_vec()),
+    ));
+    r.headers
+        .push((SOURCE_HEADER.as_bytes().to_vec(), Some(src.into_bytes())));
+    vec![(&targets[route.spec.dead_letter.as_str()], r)]
+}
+
+/// The topic and its batch limit, when `record` alone overflows a batch of
+/// its target partition.
+fn too_large<'t>(
+    topic: &'t Arc<Topic>,
+    record: &OwnedRecord,
+    source_partition: i32,
+) -> Option<(&'t Arc<Topic>, usize)> {
+    let tp = target_partition(record, source_partition, topic.partitions.len());
+    let limit = topic
+        .partition(tp)
+        .map_or(usize::MAX, |p| p.log().config().batch_bytes_max as usize);
+    (batch::HEADER_BYTES + record.encoded_bytes_max() > limit).then_some((topic, limit))
 }
 
 /// Adds `placed` records to the batches of their target partitions.

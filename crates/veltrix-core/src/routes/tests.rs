@@ -274,3 +274,42 @@ fn routes_naming_missing_topics_or_bad_expressions_or_making_a_cycle_are_refused
     assert!(e.contains("cycle"), "{e}");
     assert!(b.routes().is_empty(), "nothing applied");
 }
+
+#[test]
+fn a_record_too_large_for_its_target_is_a_dead_letter_and_the_route_goes_on() {
+    let (storage, clock) = (SimStorage::new(), Arc::new(SimClock::new(1_700_000_000_000)));
+    let b = broker(&storage, &clock);
+    b.create_topic("events", Some(3), TopicConfig::default()).unwrap();
+    let small = TopicConfig {
+        batch_bytes_max: Some(2_048),
+        ..TopicConfig::default()
+    };
+    b.create_topic("critical", Some(2), small).unwrap();
+    for (t, n) in [("standard", 1), ("bulk", 1), ("other", 1), ("errors", 1)] {
+        b.create_topic(t, Some(n), TopicConfig::default()).unwrap();
+    }
+    b.apply_routes(vec![spec()]).unwrap();
+    let big = OwnedRecord {
+        key: Some(b"player-1".to_vec()),
+        value: Some(format!(r#"{{"type": "reward", "seq": 1000, "pad": "{}"}}"#, "x".repeat(4_000)).into_bytes()),
+        headers: Vec::new(),
+        timestamp_ms: 1_700_000_000_000,
+    };
+    let p = b.partition("events", 0).unwrap();
+    let a = p.append_batches(&encode_batch(&[big, event(0)])).unwrap();
+    p.commit(a.next_offset).unwrap();
+    run_until_idle(&b);
+    let letters = all(&b, "errors");
+    assert_eq!(letters.len(), 1);
+    let reason = letters[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == ERROR_HEADER.as_bytes())
+        .and_then(|(_, v)| v.clone())
+        .unwrap();
+    let reason = String::from_utf8(reason).unwrap();
+    assert!(reason.contains("does not fit a batch of topic `critical`"), "{reason}");
+    // The record after it was routed.
+    assert_eq!(all(&b, "critical").iter().map(seq_of).collect::<Vec<_>>(), [0]);
+    assert_eq!(b.route("by-type").unwrap().counts.errors, 1);
+}
