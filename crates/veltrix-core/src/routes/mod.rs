@@ -383,6 +383,9 @@ pub struct Router {
     /// The routes applied, compiled.
     pub(crate) routes: Mutex<Vec<Arc<CompiledRoute>>>,
     pub(crate) counts: Mutex<BTreeMap<String, RouteCounts>>,
+    /// Readers whose last step failed: when to try again, and how their
+    /// failures are logged.
+    pub(crate) failing: Mutex<BTreeMap<(String, i32), run::Failing>>,
     /// Serialises readers' steps: one runner at a time.
     pub(crate) running: Mutex<()>,
     /// Tests: target appends left before a step fails as a crash would
@@ -402,6 +405,7 @@ impl Router {
             readers: Mutex::new(readers),
             routes: Mutex::new(Vec::new()),
             counts: Mutex::new(BTreeMap::new()),
+            failing: Mutex::new(BTreeMap::new()),
             running: Mutex::new(()),
             #[cfg(test)]
             appends_left: Mutex::new(None),

@@ -22,6 +22,18 @@ use crate::topic::{Partition, Topic};
 const STEPS_PER_RUN_MAX: usize = 64;
 /// Target partitions whose fsyncs one step waits for at once.
 const COMMITS_AT_ONCE_MAX: usize = 8;
+/// How long a reader whose step failed waits before it tries again.
+const RETRY_MS: u64 = 1_000;
+/// A failing reader's failures are logged at most this often.
+const FAILURE_LOG_MS: u64 = 60_000;
+
+/// A reader whose last step failed.
+#[derive(Debug)]
+pub(crate) struct Failing {
+    retry_at_ms: u64,
+    logged_at_ms: Option<u64>,
+    left_out: u64,
+}
 
 /// One source partition of a route, as it stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,12 +208,20 @@ impl Broker {
                 continue;
             };
             for p in &source.partitions {
+                let key = (route.spec.name.clone(), p.index);
+                let now = self.env().clock.monotonic_ms();
+                if lock(&self.router().failing)
+                    .get(&key)
+                    .is_some_and(|f| now < f.retry_at_ms)
+                {
+                    continue;
+                }
                 while steps < STEPS_PER_RUN_MAX {
                     match self.route_step(route, &root, &source, p) {
                         Ok(true) => steps += 1,
                         Ok(false) => break,
                         Err(e) => {
-                            tracing::warn!(route = %route.spec.name, partition = p.index, error = %e, "route step failed; it is tried again");
+                            self.route_step_failed(&key, &e, now);
                             break;
                         }
                     }
@@ -216,6 +236,30 @@ impl Broker {
             tracing::error!(error = %e, "compacting the route store");
         }
         more
+    }
+
+    /// A reader's step failed: it is tried again after [`RETRY_MS`], and
+    /// the failure logged at most once per [`FAILURE_LOG_MS`] per reader
+    /// (the lines left out counted in the next one). Cleared by a step that
+    /// succeeds.
+    fn route_step_failed(&self, key: &(String, i32), e: &CoreError, now: u64) {
+        let mut failing = lock(&self.router().failing);
+        let f = failing.entry(key.clone()).or_insert(Failing {
+            retry_at_ms: 0,
+            logged_at_ms: None,
+            left_out: 0,
+        });
+        f.retry_at_ms = now + RETRY_MS;
+        if f.logged_at_ms.is_some_and(|at| now < at + FAILURE_LOG_MS) {
+            f.left_out += 1;
+            return;
+        }
+        tracing::warn!(
+            route = %key.0, partition = key.1, error = %e, failures_not_logged = f.left_out,
+            "route step failed; the route falls behind and tries again"
+        );
+        f.logged_at_ms = Some(now);
+        f.left_out = 0;
     }
 
     /// One step of `route`'s reader of source partition `p`: the step a
@@ -271,6 +315,9 @@ impl Broker {
         // Done: the next step starts after it (kept in memory; the stored
         // intention is taken again after a crash, to the same effect).
         state.from = state.to + 1;
+        if lock(&self.router().failing).remove(&key).is_some() {
+            tracing::info!(route = %key.0, partition = key.1, "route steps succeed again");
+        }
         lock(&self.router().readers).insert(key, state);
         Ok(true)
     }

@@ -130,11 +130,14 @@ fn seq_of(r: &OwnedRecord) -> u64 {
     v["seq"].as_u64().unwrap()
 }
 
-fn run_until_idle(b: &Broker) {
+/// Runs the routes until they have caught up, the clock moving on 100 ms
+/// each round (a reader whose step failed waits before it tries again).
+fn run_until_idle(b: &Broker, clock: &SimClock) {
     for _ in 0..10_000 {
         if !b.run_routes() && b.routes().iter().all(|r| r.lag_records == 0) {
             return;
         }
+        clock.advance(100);
     }
     panic!("routes never caught up");
 }
@@ -182,7 +185,7 @@ fn records_go_to_the_first_rule_that_holds_else_the_default_and_failures_to_dead
     setup(&b);
     b.apply_routes(vec![spec()]).unwrap();
     produce(&b, 0, 600);
-    run_until_idle(&b);
+    run_until_idle(&b, &clock);
     assert_exactly_once(&b, 600);
     let critical = all(&b, "critical");
     assert!(
@@ -199,7 +202,7 @@ fn records_go_to_the_first_rule_that_holds_else_the_default_and_failures_to_dead
     // More records later: only they are routed.
     produce(&b, 600, 700);
     assert_eq!(b.route("by-type").unwrap().lag_records, 100);
-    run_until_idle(&b);
+    run_until_idle(&b, &clock);
     assert_exactly_once(&b, 700);
 }
 
@@ -219,14 +222,32 @@ fn a_step_interrupted_after_any_append_and_a_crash_leave_each_record_once() {
         drop(b);
         let b = broker(&storage, &clock);
         b.apply_routes(vec![spec()]).unwrap();
-        run_until_idle(&b);
+        run_until_idle(&b, &clock);
         assert_exactly_once(&b, 300);
         // And a step interrupted without a crash is taken again too.
         produce(&b, 300, 400);
         *lock(&b.router().appends_left) = Some(appends);
         b.run_routes();
         *lock(&b.router().appends_left) = None;
-        run_until_idle(&b);
+        // A reader whose step failed waits before it tries again; the
+        // others go on.
+        let failing: Vec<(String, i32)> = lock(&b.router().failing).keys().cloned().collect();
+        assert!(!failing.is_empty());
+        let next = |b: &Broker| -> Vec<i64> {
+            let view = b.route("by-type").unwrap();
+            failing.iter().map(|(_, p)| view.partitions[*p as usize].next).collect()
+        };
+        let stuck_at = next(&b);
+        b.run_routes();
+        assert_eq!(next(&b), stuck_at, "tried again at once");
+        clock.advance(1_000);
+        b.run_routes();
+        assert!(
+            next(&b).iter().zip(&stuck_at).all(|(now, before)| now > before),
+            "not tried again after its wait"
+        );
+        assert!(lock(&b.router().failing).is_empty());
+        run_until_idle(&b, &clock);
         assert_exactly_once(&b, 400);
     }
 }
@@ -238,12 +259,12 @@ fn progress_survives_a_restart_and_a_route_no_longer_declared_is_forgotten() {
     setup(&b);
     b.apply_routes(vec![spec()]).unwrap();
     produce(&b, 0, 200);
-    run_until_idle(&b);
+    run_until_idle(&b, &clock);
     b.close();
     drop(b);
     let b = broker(&storage, &clock);
     b.apply_routes(vec![spec()]).unwrap();
-    run_until_idle(&b);
+    run_until_idle(&b, &clock);
     assert_exactly_once(&b, 200);
     b.apply_routes(Vec::new()).unwrap();
     assert!(lock(&b.router().readers).is_empty());
@@ -298,7 +319,7 @@ fn a_record_too_large_for_its_target_is_a_dead_letter_and_the_route_goes_on() {
     let p = b.partition("events", 0).unwrap();
     let a = p.append_batches(&encode_batch(&[big, event(0)])).unwrap();
     p.commit(a.next_offset).unwrap();
-    run_until_idle(&b);
+    run_until_idle(&b, &clock);
     let letters = all(&b, "errors");
     assert_eq!(letters.len(), 1);
     let reason = letters[0]
