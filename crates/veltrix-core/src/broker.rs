@@ -766,7 +766,7 @@ impl Broker {
         self.groups.close();
         self.share.close();
         self.redriver.close();
-        self.router.close();
+        self.router.close(self.env.clock.now_ms());
         for topic in self.topics() {
             for p in &topic.partitions {
                 if let Err(e) = p.log().close() {

@@ -180,6 +180,8 @@ pub struct RouteMetrics {
     pub unmatched: IntCounterVec,
     pub lag_records: IntGaugeVec,
     pub lag_seconds: GaugeVec,
+    pub steps_retaken_anew: IntCounterVec,
+    pub skipped: IntCounterVec,
 }
 
 impl RouteMetrics {
@@ -208,6 +210,17 @@ impl RouteMetrics {
             lag_records: r.int_gauge_vec(
                 "veltrix_route_lag_records",
                 "Durable source records a route has not sorted yet, over its source's partitions.",
+                &["route"],
+            ),
+            steps_retaken_anew: r.int_counter_vec(
+                "veltrix_route_steps_retaken_anew_total",
+                "Steps a crash interrupted that could not be taken again as they were (settings changed across the \
+                 crash): written again under a new producer id, their records perhaps twice.",
+                &["route"],
+            ),
+            skipped: r.int_counter_vec(
+                "veltrix_route_skipped_records_total",
+                "Source records a route never sorted because retention removed them first.",
                 &["route"],
             ),
             lag_seconds: r.gauge_vec(

@@ -66,9 +66,12 @@ pub fn record_at(bytes: &[u8], offset: i64) -> Result<Option<OwnedRecord>, Inval
     Ok(found)
 }
 
-/// Every record of the stored batch `bytes` with its offset, in order (none
-/// for a control batch), decoded in one pass.
-pub fn records_of(bytes: &[u8]) -> Result<Vec<(i64, OwnedRecord)>, InvalidBatch> {
+/// The records of the stored batch `bytes` at or after offset `from`, at
+/// most `limit` of them, with their offsets, in order (none for a control
+/// batch), decoded in one pass. Records outside are walked over, not
+/// copied: a batch of millions of tiny records costs at most `limit` of
+/// them in memory.
+pub fn records_of(bytes: &[u8], from: i64, limit: usize) -> Result<Vec<(i64, OwnedRecord)>, InvalidBatch> {
     let verified = batch::Verified::filtered(bytes, bytes.len())?;
     let header = *verified.header();
     if header.is_control() {
@@ -80,13 +83,17 @@ pub fn records_of(bytes: &[u8]) -> Result<Vec<(i64, OwnedRecord)>, InvalidBatch>
         field_bytes_max: 0,
         body: true,
     };
-    let mut out = Vec::with_capacity(usize::try_from(header.record_count).unwrap_or(0).min(4_096));
+    let mut out = Vec::with_capacity(usize::try_from(header.record_count).unwrap_or(0).min(limit).min(4_096));
     read_records(bytes, &header, &reading, &mut |seen| {
+        let offset = header.base_offset + i64::from(seen.offset_delta);
+        if offset < from || out.len() >= limit {
+            return Ok(());
+        }
         let record = parse_body(seen.body, seen.timestamp).ok_or(InvalidBatch::Record {
             index: seen.offset_delta,
             problem: RecordProblem::Truncated,
         })?;
-        out.push((header.base_offset + i64::from(seen.offset_delta), record));
+        out.push((offset, record));
         Ok(())
     })?;
     Ok(out)

@@ -175,10 +175,31 @@ impl CompiledRoute {
                 format!("{} default targets; at most {TARGETS_MAX}", spec.default.len()),
             ));
         }
+        if let Some(t) = spec
+            .default
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| spec.default[..i].contains(t).then_some(t))
+        {
+            return Err(err(
+                None,
+                format!("`{t}` is named twice in `default`: each record would be written twice"),
+            ));
+        }
         let mut rules = Vec::with_capacity(spec.rules.len());
         for (i, r) in spec.rules.iter().enumerate() {
             if r.to.is_empty() || r.to.len() > TARGETS_MAX {
                 return Err(err(Some(i), format!("{} targets; from 1 to {TARGETS_MAX}", r.to.len())));
+            }
+            if let Some(t) =
+                r.to.iter()
+                    .enumerate()
+                    .find_map(|(i, t)| r.to[..i].contains(t).then_some(t))
+            {
+                return Err(err(
+                    Some(i),
+                    format!("`{t}` is named twice in `to`: each record would be written twice"),
+                ));
             }
             if r.headers.len() > HEADERS_MAX {
                 return Err(err(
@@ -297,6 +318,12 @@ pub struct ReaderState {
     pub to: i64,
     /// The producer's next sequence per target partition before that step.
     pub sequences: Vec<(String, i32, i32)>,
+    /// What the step being taken writes, per target partition: topic,
+    /// partition, records, and a checksum of their source offsets. A step
+    /// taken again must make exactly these batches for the targets to
+    /// recognise them; empty once the step is done.
+    #[serde(default)]
+    pub placed: Vec<(String, i32, u32, u32)>,
 }
 
 /// One durable change of route state.
@@ -431,7 +458,14 @@ impl Router {
         self.store.replace_with(snapshot, now_ms)
     }
 
-    pub fn close(&self) {
+    /// Stores where every reader stands (its last step done), so that a
+    /// clean restart takes no step again; then closes the store.
+    pub fn close(&self, now_ms: i64) {
+        let _running = lock(&self.running);
+        let snapshot: Vec<RouteChange> = lock(&self.readers).values().cloned().map(RouteChange::Step).collect();
+        if let Err(e) = self.store.replace_with(snapshot, now_ms) {
+            tracing::error!(error = %e, "storing the routes' progress at close; the last steps are taken again at start");
+        }
         self.store.close();
     }
 }

@@ -22,6 +22,8 @@ use crate::topic::{Partition, Topic};
 const STEPS_PER_RUN_MAX: usize = 64;
 /// Target partitions whose fsyncs one step waits for at once.
 const COMMITS_AT_ONCE_MAX: usize = 8;
+/// The longest reason a dead letter carries, in bytes.
+const REASON_BYTES_MAX: usize = 1_024;
 /// How long a reader whose step failed waits before it tries again.
 const RETRY_MS: u64 = 1_000;
 /// A failing reader's failures are logged at most this often.
@@ -63,6 +65,8 @@ struct Plan {
     to: i64,
     /// Per target partition, in the order of their first record.
     batches: Vec<(Arc<Topic>, i32, Vec<OwnedRecord>)>,
+    /// Per batch, a checksum of its records' source offsets.
+    sums: Vec<u32>,
     records_in: u64,
     errors: u64,
     unmatched: u64,
@@ -152,12 +156,22 @@ impl Broker {
         let now = self.env().clock.now_ms();
         let mut partitions = Vec::new();
         if let Some(source) = self.topic(&route.spec.source) {
-            let readers = lock(&self.router().readers);
-            for p in &source.partitions {
-                let next = readers
-                    .get(&(route.spec.name.clone(), p.index))
-                    .filter(|r| r.topic_id == topic_hex(&source.id))
-                    .map_or(p.log().log_start(), |r| r.from.max(p.log().log_start()));
+            // Positions copied out first: no lock is held while the logs are read.
+            let positions: Vec<Option<i64>> = {
+                let readers = lock(&self.router().readers);
+                source
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        readers
+                            .get(&(route.spec.name.clone(), p.index))
+                            .filter(|r| r.topic_id == topic_hex(&source.id))
+                            .map(|r| r.from)
+                    })
+                    .collect()
+            };
+            for (p, position) in source.partitions.iter().zip(positions) {
+                let next = position.map_or(p.log().log_start(), |from| from.max(p.log().log_start()));
                 let end = p.log().high_watermark();
                 let lag_records = (end - next).max(0);
                 let lag_seconds = if lag_records > 0 {
@@ -201,36 +215,42 @@ impl Broker {
             return false;
         }
         let root = root_context();
-        let mut steps = 0usize;
-        let mut more = false;
+        // Every reader with work takes one step per pass, so that a busy
+        // partition cannot keep the others waiting.
+        let mut readers: Vec<(&Arc<CompiledRoute>, Arc<Topic>, usize)> = Vec::new();
         for route in &routes {
-            let Some(source) = self.topic(&route.spec.source) else {
-                continue;
-            };
-            for p in &source.partitions {
+            if let Some(source) = self.topic(&route.spec.source) {
+                readers.extend((0..source.partitions.len()).map(|i| (route, Arc::clone(&source), i)));
+            }
+        }
+        let mut steps = 0usize;
+        let mut active = vec![true; readers.len()];
+        while steps < STEPS_PER_RUN_MAX && active.contains(&true) {
+            for (i, (route, source, index)) in readers.iter().enumerate() {
+                if !active[i] || steps >= STEPS_PER_RUN_MAX {
+                    continue;
+                }
+                let p = &source.partitions[*index];
                 let key = (route.spec.name.clone(), p.index);
                 let now = self.env().clock.monotonic_ms();
                 if lock(&self.router().failing)
                     .get(&key)
                     .is_some_and(|f| now < f.retry_at_ms)
                 {
+                    active[i] = false;
                     continue;
                 }
-                while steps < STEPS_PER_RUN_MAX {
-                    match self.route_step(route, &root, &source, p) {
-                        Ok(true) => steps += 1,
-                        Ok(false) => break,
-                        Err(e) => {
-                            self.route_step_failed(&key, &e, now);
-                            break;
-                        }
+                match self.route_step(route, &root, source, p) {
+                    Ok(true) => steps += 1,
+                    Ok(false) => active[i] = false,
+                    Err(e) => {
+                        self.route_step_failed(&key, &e, now);
+                        active[i] = false;
                     }
-                }
-                if steps >= STEPS_PER_RUN_MAX {
-                    more = true;
                 }
             }
         }
+        let more = active.contains(&true);
         let now = self.env().clock.now_ms();
         if let Err(e) = self.router().compact_if_due(now) {
             tracing::error!(error = %e, "compacting the route store");
@@ -275,6 +295,7 @@ impl Broker {
         let topic_id = topic_hex(&source.id);
         let key = (route.spec.name.clone(), p.index);
         let stored = lock(&self.router().readers).get(&key).cloned();
+        let stored_reader = stored.as_ref().is_some_and(|s| s.topic_id == topic_id);
         let mut state = match stored {
             Some(s) if s.topic_id == topic_id => s,
             _ => ReaderState {
@@ -285,16 +306,33 @@ impl Broker {
                 from: p.log().log_start(),
                 to: p.log().log_start() - 1,
                 sequences: Vec::new(),
+                placed: Vec::new(),
             },
         };
         let pending = state.to >= state.from;
         let end = p.log().high_watermark();
         let plan = if pending {
-            // The step a crash (or an error) interrupted: exactly the same
-            // records again, which the targets recognise.
-            self.plan_route_step(route, root, p, state.from, Some(state.to))?
+            // The step a crash (or an error) interrupted: the same records
+            // again, which the targets recognise as batches they have.
+            let plan = self.plan_route_step(route, root, p, state.from, Some(state.to))?;
+            if plan.placed() != state.placed {
+                self.take_step_anew(route, &mut state, &plan)?;
+            }
+            plan
         } else {
             let from = state.from.max(p.log().log_start());
+            if from > state.from && stored_reader {
+                let skipped = from - state.from;
+                tracing::warn!(
+                    route = %route.spec.name, partition = p.index, skipped,
+                    "retention removed source records before the route sorted them"
+                );
+                self.metrics()
+                    .routes
+                    .skipped
+                    .with_label_values(&[route.spec.name.as_str()])
+                    .inc_by(u64::try_from(skipped).unwrap_or(0));
+            }
             if from >= end {
                 // Kept, so that the reader keeps its producer id.
                 lock(&self.router().readers).entry(key).or_insert(state);
@@ -306,6 +344,7 @@ impl Broker {
                 return Ok(false);
             }
             state.to = plan.to;
+            state.placed = plan.placed();
             self.router()
                 .write(RouteChange::Step(state.clone()), self.env().clock.now_ms())?;
             plan
@@ -315,11 +354,38 @@ impl Broker {
         // Done: the next step starts after it (kept in memory; the stored
         // intention is taken again after a crash, to the same effect).
         state.from = state.to + 1;
+        state.placed.clear();
         if lock(&self.router().failing).remove(&key).is_some() {
             tracing::info!(route = %key.0, partition = key.1, "route steps succeed again");
         }
         lock(&self.router().readers).insert(key, state);
         Ok(true)
+    }
+
+    /// A step taken again does not make the batches it made before (the
+    /// rules, a target's partitions or batch limit changed across a crash,
+    /// or retention removed some of its source records): the targets could
+    /// not tell which of its records they have. It is taken under a new
+    /// producer id instead, whose batches no target has seen: every record
+    /// of the step is written, some perhaps a second time. Logged and
+    /// counted; at most one step's records per reader.
+    fn take_step_anew(&self, route: &CompiledRoute, state: &mut ReaderState, plan: &Plan) -> Result<()> {
+        tracing::error!(
+            route = %route.spec.name, partition = state.partition, from = state.from, to = state.to,
+            "a step interrupted by a crash cannot be taken again as it was (the route's or its targets' settings changed, \
+             or retention removed its records); it is written again under a new producer id, and its records may be in \
+             their targets twice"
+        );
+        self.metrics()
+            .routes
+            .steps_retaken_anew
+            .with_label_values(&[route.spec.name.as_str()])
+            .inc();
+        state.producer_id = self.init_producer_id()?;
+        state.sequences.clear();
+        state.placed = plan.placed();
+        self.router()
+            .write(RouteChange::Step(state.clone()), self.env().clock.now_ms())
     }
 
     /// Appends a planned step's batches, each stamped with the reader's
@@ -328,6 +394,20 @@ impl Broker {
     /// thread each, at most [`COMMITS_AT_ONCE_MAX`] at a time); advances the
     /// sequences.
     fn take_route_step(&self, state: &mut ReaderState, plan: &Plan) -> Result<()> {
+        // The disk watermarks hold for routes as for producers: a target of a
+        // tier the disk no longer takes makes the step wait (the route falls
+        // behind), it is not written past them.
+        for (t, _, _) in &plan.batches {
+            let tier = t.config.tier.unwrap_or_default();
+            if let Err(level) = self.disk_admits(tier) {
+                return Err(CoreError::LimitReached(format!(
+                    "the disk is at its {} watermark: topic `{}` ({}) takes no records until space comes back",
+                    level.name(),
+                    t.name,
+                    tier.name()
+                )));
+            }
+        }
         let mut appended: Vec<(&Arc<Partition>, i64)> = Vec::with_capacity(plan.batches.len());
         for (t, tp, records) in &plan.batches {
             let target = t.partition(*tp).ok_or(CoreError::UnknownPartition {
@@ -373,7 +453,7 @@ impl Broker {
                 .iter_mut()
                 .find(|(name, p, _)| *name == t.name && p == tp)
             {
-                Some((_, _, s)) => *s = s.wrapping_add(n),
+                Some((_, _, s)) => *s = next_sequence(*s, n),
                 None => state.sequences.push((t.name.clone(), *tp, n)),
             }
         }
@@ -416,6 +496,7 @@ impl Broker {
         let mut plan = Plan {
             to: from - 1,
             batches: Vec::new(),
+            sums: Vec::new(),
             records_in: 0,
             errors: 0,
             unmatched: 0,
@@ -426,7 +507,8 @@ impl Broker {
             let topic = self.topic(t).ok_or_else(|| CoreError::UnknownTopic(t.to_owned()))?;
             targets.insert(t, topic);
         }
-        let mut at = from;
+        // Records retention removed since (a step taken again) are not read.
+        let mut at = from.max(p.log().log_start());
         let mut read_bytes = 0usize;
         'read: while at < end {
             let read = match p.log().read(at, STEP_BYTES_MAX) {
@@ -441,7 +523,16 @@ impl Broker {
             while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
                 let one = &rest[..size];
                 rest = &rest[size..];
-                let records = records_of(one).map_err(|source| CoreError::InvalidBatch { batch: 0, source })?;
+                // At most what the step can still take (a step taken again
+                // takes its records whatever their number).
+                let step_room = if to.is_some() {
+                    usize::MAX
+                } else {
+                    STEP_RECORDS_MAX.saturating_sub(plan.records_in as usize) + 1
+                };
+                let room = step_room.min(usize::try_from(end - at).unwrap_or(0));
+                let records =
+                    records_of(one, at, room).map_err(|source| CoreError::InvalidBatch { batch: 0, source })?;
                 for (offset, record) in records {
                     if offset < at {
                         continue;
@@ -465,7 +556,7 @@ impl Broker {
                         Placed::Unmatched => plan.unmatched += 1,
                         Placed::Failed => plan.errors += 1,
                     }
-                    add(&mut plan, &mut sizes, placed, p.index);
+                    add(&mut plan, &mut sizes, placed, p.index, offset);
                     plan.records_in += 1;
                     read_bytes += bytes;
                     plan.to = offset;
@@ -482,7 +573,6 @@ impl Broker {
             // Records retention removed since: the step still ends there.
             plan.to = t;
         }
-        plan.batches.retain(|(_, _, r)| !r.is_empty());
         Ok(plan)
     }
 }
@@ -536,11 +626,19 @@ fn place<'t>(
             record.encoded_bytes_max(),
             topic.name
         );
-        let letter = dead_letter(route, targets, record, source_partition, offset, reason);
+        let mut letter = dead_letter(route, targets, record, source_partition, offset, reason);
+        if letter.iter().any(|(t, r)| too_large(t, r, source_partition).is_some()) {
+            // Too large for the dead-letter topic too: the letter keeps the
+            // key, the headers and where the record is, without its value.
+            for (_, r) in &mut letter {
+                r.value = None;
+            }
+        }
         if letter.iter().any(|(t, r)| too_large(t, r, source_partition).is_some()) {
             tracing::error!(
                 route = %route.spec.name, partition = source_partition, offset,
-                "a record fits neither its target's batches nor the dead-letter topic's; it is left in the source only"
+                "a record fits neither its target's batches nor, even without its value, the dead-letter topic's; \
+                 it is left in the source only"
             );
             return (Vec::new(), Placed::Failed);
         }
@@ -560,8 +658,13 @@ fn dead_letter<'t>(
 ) -> Vec<(&'t Arc<Topic>, OwnedRecord)> {
     let mut r = record.clone();
     let src = format!("{}/{source_partition}/{offset}", route.spec.source);
-    r.headers
-        .push((ERROR_HEADER.as_bytes().to_vec(), Some(reason.into_bytes())));
+    // An error may quote a field of the record: at most REASON_BYTES_MAX.
+    let mut reason = reason.into_bytes();
+    if reason.len() > REASON_BYTES_MAX {
+        reason.truncate(REASON_BYTES_MAX);
+        reason.extend_from_slice("…".as_bytes());
+    }
+    r.headers.push((ERROR_HEADER.as_bytes().to_vec(), Some(reason)));
     r.headers.push((
         ROUTE_HEADER.as_bytes().to_vec(),
         Some(route.spec.name.as_bytes().to_vec()),
@@ -586,7 +689,13 @@ fn too_large<'t>(
 }
 
 /// Adds `placed` records to the batches of their target partitions.
-fn add(plan: &mut Plan, sizes: &mut Vec<usize>, placed: Vec<(&Arc<Topic>, OwnedRecord)>, source_partition: i32) {
+fn add(
+    plan: &mut Plan,
+    sizes: &mut Vec<usize>,
+    placed: Vec<(&Arc<Topic>, OwnedRecord)>,
+    source_partition: i32,
+    offset: i64,
+) {
     for (topic, r) in placed {
         let tp = target_partition(&r, source_partition, topic.partitions.len());
         let size = r.encoded_bytes_max();
@@ -598,13 +707,40 @@ fn add(plan: &mut Plan, sizes: &mut Vec<usize>, placed: Vec<(&Arc<Topic>, OwnedR
             Some(i) => i,
             None => {
                 plan.batches.push((Arc::clone(topic), tp, Vec::new()));
+                plan.sums.push(0);
                 sizes.push(batch::HEADER_BYTES);
                 plan.batches.len() - 1
             }
         };
         plan.batches[i].2.push(r);
+        plan.sums[i] = crc32c::crc32c_append(plan.sums[i], &offset.to_le_bytes());
         sizes[i] += size;
     }
+}
+
+impl Plan {
+    /// What the step writes, per target partition (see `ReaderState::placed`).
+    fn placed(&self) -> Vec<(String, i32, u32, u32)> {
+        self.batches
+            .iter()
+            .zip(&self.sums)
+            .map(|((t, tp, records), sum)| {
+                (
+                    t.name.clone(),
+                    *tp,
+                    u32::try_from(records.len()).unwrap_or(u32::MAX),
+                    *sum,
+                )
+            })
+            .collect()
+    }
+}
+
+/// `s` advanced by `n`, wrapping to 0 after `i32::MAX` as Kafka's
+/// producers' sequences do.
+pub(super) fn next_sequence(s: i32, n: i32) -> i32 {
+    let wrapped = (i64::from(s) + i64::from(n)) % (i64::from(i32::MAX) + 1);
+    i32::try_from(wrapped).unwrap_or(0)
 }
 
 /// Whether `placed` records fit the batches they would join.
