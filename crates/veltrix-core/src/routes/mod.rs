@@ -151,13 +151,17 @@ impl CompiledRoute {
         };
         let name_ok = |n: &str| {
             !n.is_empty()
+                && n != "."
+                && n != ".."
                 && n.len() <= ROUTE_NAME_BYTES_MAX
                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         };
         if !name_ok(&spec.name) {
             return Err(err(
                 None,
-                format!("a route's name is 1 to {ROUTE_NAME_BYTES_MAX} characters of a-z, A-Z, 0-9, `.`, `_`, `-`"),
+                format!(
+                    "a route's name is 1 to {ROUTE_NAME_BYTES_MAX} characters of a-z, A-Z, 0-9, `.`, `_`, `-` (not `.` or `..`)"
+                ),
             ));
         }
         if spec.rules.is_empty() && spec.default.is_empty() {

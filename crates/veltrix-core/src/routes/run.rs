@@ -124,10 +124,13 @@ impl Broker {
         }
         let _running = lock(&self.router().running);
         let now = self.env().clock.now_ms();
-        let known: Vec<String> = lock(&self.router().readers).keys().map(|(r, _)| r.clone()).collect();
+        let mut known: Vec<String> = lock(&self.router().readers).keys().map(|(r, _)| r.clone()).collect();
+        known.dedup();
         for gone in known {
             if !compiled.iter().any(|c| c.spec.name == gone) {
                 tracing::info!(route = %gone, "route no longer declared: its progress is forgotten");
+                lock(&self.router().failing).retain(|(r, _), _| *r != gone);
+                lock(&self.router().counts).remove(&gone);
                 self.router().write(RouteChange::Forget { route: gone }, now)?;
             }
         }
@@ -309,6 +312,11 @@ impl Broker {
                 placed: Vec::new(),
             },
         };
+        if !stored_reader {
+            // Kept at once, so that a reader whose first plan fails keeps its
+            // producer id for the next try.
+            lock(&self.router().readers).insert(key.clone(), state.clone());
+        }
         let pending = state.to >= state.from;
         let end = p.log().high_watermark();
         let plan = if pending {
@@ -334,8 +342,6 @@ impl Broker {
                     .inc_by(u64::try_from(skipped).unwrap_or(0));
             }
             if from >= end {
-                // Kept, so that the reader keeps its producer id.
-                lock(&self.router().readers).entry(key).or_insert(state);
                 return Ok(false);
             }
             state.from = from;
