@@ -146,8 +146,8 @@ pub fn delivery_headers(bytes: &[u8], visit: &mut dyn FnMut(DeliveryHeaders<'_>)
 /// rest unset (the walker checked its framing).
 fn scan_body<'a>(b: &'a [u8], h: &mut DeliveryHeaders<'a>) -> Option<()> {
     let mut at = 1usize;
-    varint(b, &mut at)?;
-    varint(b, &mut at)?;
+    varlong(b, &mut at)?; // timestamp delta
+    varint(b, &mut at)?; // offset delta
     h.key = slice(b, &mut at)?;
     slice(b, &mut at)?;
     let count = varint(b, &mut at)?;
@@ -181,7 +181,7 @@ fn slice<'a>(b: &'a [u8], at: &mut usize) -> Option<Option<&'a [u8]>> {
 /// `None` if the bytes still do not parse.
 fn parse_body(body: &[u8], timestamp_ms: i64) -> Option<OwnedRecord> {
     let mut at = 1usize; // attributes
-    varint(body, &mut at)?; // timestamp delta
+    varlong(body, &mut at)?; // timestamp delta
     varint(body, &mut at)?; // offset delta
     let key = field(body, &mut at)?;
     let value = field(body, &mut at)?;
@@ -200,8 +200,24 @@ fn parse_body(body: &[u8], timestamp_ms: i64) -> Option<OwnedRecord> {
     })
 }
 
-/// A zigzag varint (up to 10 bytes) at `at`.
+/// A zigzag varint as Kafka reads one (an int32: at most 5 bytes, bits past
+/// the 32nd dropped), as the validator read it when the batch was accepted.
 fn varint(b: &[u8], at: &mut usize) -> Option<i64> {
+    let mut raw = 0u64;
+    for i in 0..5 {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let raw = raw as u32;
+            return Some(i64::from(((raw >> 1) as i32) ^ -((raw & 1) as i32)));
+        }
+    }
+    None
+}
+
+/// A zigzag varlong (up to 10 bytes) at `at`: a record's timestamp delta.
+fn varlong(b: &[u8], at: &mut usize) -> Option<i64> {
     let mut raw = 0u64;
     for i in 0..10 {
         let byte = *b.get(*at)?;
@@ -307,6 +323,19 @@ pub fn encode_batch_as(records: &[OwnedRecord], producer: Option<ProducerStamp>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (found by the batch_validate fuzz target): a header count
+    /// written as a 5-byte varint with bits past the 32nd, which Kafka and
+    /// the validator read as 0 (an int32), was read as billions of headers
+    /// here, and the accepted record as truncated.
+    #[test]
+    fn lengths_and_counts_are_read_as_kafka_reads_an_int32_varint() {
+        // attributes, timestamp delta 0 written in 2 bytes, offset delta 0,
+        // null key, null value, header count 0x60 << 28.
+        let body = [0x3a, 0x80, 0x00, 0x00, 0x01, 0x01, 0x80, 0x80, 0x80, 0x80, 0x60];
+        let r = parse_body(&body, 7).expect("the record the validator accepted");
+        assert_eq!((r.key, r.value, r.headers.len(), r.timestamp_ms), (None, None, 0, 7));
+    }
 
     fn sample(n: u8) -> OwnedRecord {
         OwnedRecord {

@@ -89,6 +89,10 @@ pub fn batch_validate(data: &[u8]) {
         .expect("an accepted batch decodes with the client codec");
     let records: usize = sets.iter().map(|s| s.records.len()).sum();
     assert_eq!(records, validated.header.record_count as usize);
+    // Routes read a stored batch's records in one pass: all of them.
+    let all = veltrix_core::records::records_of(&stored, i64::MIN, usize::MAX)
+        .expect("the records of an accepted batch read in one pass");
+    assert_eq!(all.len(), records);
     // Dead letters read stored records one by one: each as the client codec
     // reads it.
     for r in sets.iter().flat_map(|s| &s.records) {
