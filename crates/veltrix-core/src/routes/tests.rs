@@ -211,22 +211,29 @@ fn records_go_to_the_first_rule_that_holds_else_the_default_and_failures_to_dead
     assert_exactly_once(&b, 700);
 }
 
+/// A broker that routed 300 events with `spec()` until its first step
+/// failed after `appends` appends, as a crash would interrupt it, and then
+/// crashed (the disk losing what was not synced); opened again with
+/// `after` as its route.
+fn crashed_mid_step(appends: usize, after: RouteSpec) -> (Broker, Arc<SimClock>) {
+    let (storage, clock) = (SimStorage::new(), Arc::new(SimClock::new(1_700_000_000_000)));
+    let b = broker(&storage, &clock);
+    setup(&b);
+    b.apply_routes(vec![spec()]).unwrap();
+    produce(&b, 0, 300);
+    *lock(&b.router().appends_left) = Some(appends);
+    b.run_routes();
+    storage.crash(false, appends as u64);
+    drop(b);
+    let b = broker(&storage, &clock);
+    b.apply_routes(vec![after]).unwrap();
+    (b, clock)
+}
+
 #[test]
 fn a_step_interrupted_after_any_append_and_a_crash_leave_each_record_once() {
     for appends in 0..6 {
-        let (storage, clock) = (SimStorage::new(), Arc::new(SimClock::new(1_700_000_000_000)));
-        let b = broker(&storage, &clock);
-        setup(&b);
-        b.apply_routes(vec![spec()]).unwrap();
-        produce(&b, 0, 300);
-        // Some appends of the first step go through, then it fails as a
-        // crash would interrupt it; the disk loses what was not synced.
-        *lock(&b.router().appends_left) = Some(appends);
-        b.run_routes();
-        storage.crash(false, appends as u64);
-        drop(b);
-        let b = broker(&storage, &clock);
-        b.apply_routes(vec![spec()]).unwrap();
+        let (b, clock) = crashed_mid_step(appends, spec());
         run_until_idle(&b, &clock);
         assert_exactly_once(&b, 300);
         // And a step interrupted without a crash is taken again too.
@@ -403,17 +410,7 @@ fn rules_changed_across_a_clean_restart_apply_to_new_records_and_take_no_step_ag
 #[test]
 fn rules_changed_across_a_crash_mid_step_lose_nothing() {
     for appends in 0..4 {
-        let (storage, clock) = (SimStorage::new(), Arc::new(SimClock::new(1_700_000_000_000)));
-        let b = broker(&storage, &clock);
-        setup(&b);
-        b.apply_routes(vec![spec()]).unwrap();
-        produce(&b, 0, 300);
-        *lock(&b.router().appends_left) = Some(appends);
-        b.run_routes();
-        storage.crash(false, appends as u64);
-        drop(b);
-        let b = broker(&storage, &clock);
-        b.apply_routes(vec![swapped()]).unwrap();
+        let (b, clock) = crashed_mid_step(appends, swapped());
         run_until_idle(&b, &clock);
         // Nothing lost; a step that cannot be taken again as it was is
         // written anew (its records perhaps twice), and counted.
