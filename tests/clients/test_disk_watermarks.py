@@ -92,8 +92,12 @@ def test_bulk_is_refused_first_critical_keeps_writing_and_space_coming_back_clea
         print(f"bulk: {delivered} delivered ({delivered * 64} KiB), {len(errors)} refused: {sorted(set(errors))}")
         assert errors, "bulk produce was refused once the disk was half full"
         assert set(errors) <= {"KAFKA_STORAGE_ERROR", "_MSG_TIMED_OUT"}, errors
-        # Refused from half full (24 MiB); what was in flight then still lands.
-        assert 300 <= delivered <= 440, delivered
+        # Refused from half full (24 MiB, 384 records); what was in flight then
+        # still lands, and what arrives before the next reading of the free
+        # space (at most DISK_READING_MS_MAX old). Either way bulk stops well
+        # short of the standard watermark (36 MiB, 576 records): 500 is 31 MiB.
+        # (On a loaded machine 441 were seen once, against an earlier bound of 440.)
+        assert 300 <= delivered <= 500, delivered
         assert until("bulk watermark", lambda: level(broker) >= 1)
 
         # Critical records still go in.
