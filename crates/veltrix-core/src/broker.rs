@@ -64,6 +64,10 @@ pub struct BrokerConfig {
     pub quotas: crate::quotas::QuotaConfig,
     /// When produce of each tier is refused as the disk fills.
     pub disk: crate::disk::DiskWatermarks,
+    /// Authorization: on or off, super users, how many ACLs at most.
+    pub acl: crate::acl::AclConfig,
+    /// SCRAM credentials: how many users at most.
+    pub credentials: crate::auth::CredentialsConfig,
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
@@ -85,6 +89,8 @@ impl Default for BrokerConfig {
             dedup: DedupLimits::default(),
             quotas: crate::quotas::QuotaConfig::default(),
             disk: crate::disk::DiskWatermarks::default(),
+            acl: crate::acl::AclConfig::default(),
+            credentials: crate::auth::CredentialsConfig::default(),
             metrics_enabled: true,
         }
     }
@@ -107,6 +113,10 @@ pub struct Broker {
     redriver: Redriver,
     router: crate::routes::Router,
     quotas: crate::quotas::Quotas,
+    /// ACLs and who may do what.
+    authorizer: crate::acl::Authorizer,
+    /// SCRAM credentials, which SASL authenticates against.
+    credentials: crate::auth::Credentials,
     disk: crate::disk::DiskState,
     metrics: Metrics,
     /// The exclusive lock on the data directory, held for the broker's lifetime:
@@ -225,6 +235,14 @@ impl Broker {
         let router = crate::routes::Router::open(Box::new(route_store))?;
         let quota_store = crate::quotas::FileQuotaStore::new(env.storage.clone(), &dir);
         let quotas = crate::quotas::Quotas::open(config.quotas, env.clock.clone(), Arc::new(quota_store))?;
+        let acl_store = crate::acl::FileAclStore::new(env.storage.clone(), &dir);
+        let authorizer = crate::acl::Authorizer::open(Arc::new(acl_store), config.acl.clone())?;
+        let credential_store = crate::auth::FileCredentialStore::new(env.storage.clone(), &dir);
+        // Unknown users' decoys stay the same across restarts, as real
+        // users' salts do.
+        let decoy = sasl_decoy(&env, &dir)?;
+        let credentials =
+            crate::auth::Credentials::open_with_decoy(config.credentials, Arc::new(credential_store), decoy)?;
         let metrics = Metrics::new(config.metrics_enabled);
         env.set_fsync_observer(metrics.fsync_observer());
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
@@ -236,6 +254,8 @@ impl Broker {
             redriver,
             router,
             quotas,
+            authorizer,
+            credentials,
             disk: crate::disk::DiskState::default(),
             env,
             dir,
@@ -744,6 +764,16 @@ impl Broker {
         &self.quotas
     }
 
+    /// ACLs, and whether a principal may do an operation.
+    pub fn authorizer(&self) -> &crate::acl::Authorizer {
+        &self.authorizer
+    }
+
+    /// SCRAM credentials.
+    pub fn credentials(&self) -> &crate::auth::Credentials {
+        &self.credentials
+    }
+
     /// Redrive jobs of dead letters.
     pub fn redriver(&self) -> &Redriver {
         &self.redriver
@@ -894,6 +924,37 @@ fn open_topic(
         partitions,
         dedup,
     })
+}
+
+/// The file of the secret behind SCRAM's answers to unknown users.
+pub const SASL_DECOY_FILE: &str = "sasl-decoy-secret";
+
+/// The decoy secret in `dir`, made (random, stored durably) the first time.
+/// A file of the wrong length (torn by a crash while it was first written)
+/// is made anew: it protects no data, only the answers to unknown users.
+fn sasl_decoy(env: &Env, dir: &Path) -> Result<crate::auth::DecoyKey> {
+    use crate::auth::DECOY_KEY_BYTES;
+    let path = dir.join(SASL_DECOY_FILE);
+    let io = |op, source| CoreError::Io {
+        op,
+        path: path.clone(),
+        source,
+    };
+    if env.storage.exists(&path) {
+        let file = env
+            .storage
+            .open(&path, veltrix_log::io::OpenMode::Existing)
+            .map_err(|e| io("open", e))?;
+        if file.len().map_err(|e| io("stat", e))? == DECOY_KEY_BYTES as u64 {
+            let mut secret = [0u8; DECOY_KEY_BYTES];
+            file.read_exact_at(&mut secret, 0).map_err(|e| io("read", e))?;
+            return Ok(crate::auth::DecoyKey::new(secret));
+        }
+    }
+    let secret: [u8; DECOY_KEY_BYTES] = rand::random();
+    veltrix_log::checkpoint::replace_file(env.storage.as_ref(), dir, SASL_DECOY_FILE, &secret)
+        .map_err(|e| io("write", e))?;
+    Ok(crate::auth::DecoyKey::new(secret))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@
 //! blocking pool, where each partition's flusher runs its fsyncs
 //! ([`Partition::commit_async`]); it starts no runtime of its own.
 
+pub mod acl;
 pub mod alerts;
+pub mod auth;
 mod broker;
 mod catalog;
 mod changelog;
@@ -25,12 +27,14 @@ mod error;
 pub mod groups;
 pub mod lag;
 pub mod metrics;
+pub mod principal;
 mod producer_ids;
 pub mod quotas;
 pub mod records;
 pub mod redrive;
 pub mod routes;
 pub mod share;
+mod small_file;
 mod topic;
 pub mod validate;
 pub mod warn_limit;

@@ -9,13 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use veltrix_log::io::{OpenMode, Storage};
+use veltrix_log::io::Storage;
 
 use super::{QuotaEntity, QuotaKind, QuotaValues};
-use crate::error::{CoreError, Result};
+use crate::error::Result;
+use crate::small_file;
 
 /// The file of [`FileQuotaStore`] in the data directory.
 pub const QUOTAS_FILE: &str = "quotas.json";
+
+/// Largest [`QUOTAS_FILE`]: quotas are at most `entities_max` small entries;
+/// a corrupt length does not size an allocation.
+pub const QUOTAS_FILE_BYTES_MAX: u64 = 64 << 20;
 
 const VERSION: u32 = 1;
 
@@ -55,10 +60,6 @@ impl FileQuotaStore {
             dir: dir.to_path_buf(),
         }
     }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join(QUOTAS_FILE)
-    }
 }
 
 /// The quotas in `bytes`, as [`FileQuotaStore`] writes them.
@@ -84,28 +85,10 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<BTreeMap<QuotaEntity, QuotaVa
 
 impl QuotaStore for FileQuotaStore {
     fn load(&self) -> Result<BTreeMap<QuotaEntity, QuotaValues>> {
-        let path = self.path();
-        if !self.storage.exists(&path) {
+        let Some(bytes) = small_file::read(&*self.storage, &self.dir, QUOTAS_FILE, QUOTAS_FILE_BYTES_MAX)? else {
             return Ok(BTreeMap::new());
-        }
-        let io = |op, source| CoreError::Io {
-            op,
-            path: path.clone(),
-            source,
         };
-        let file = self
-            .storage
-            .open(&path, OpenMode::Existing)
-            .map_err(|e| io("open", e))?;
-        let len = file.len().map_err(|e| io("stat", e))?;
-        // Quotas are at most `entities_max` small entries: 64 MiB bounds a
-        // corrupt length.
-        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(64 << 20)];
-        file.read_exact_at(&mut bytes, 0).map_err(|e| io("read", e))?;
-        decode(&bytes).map_err(|reason| CoreError::Catalog {
-            path: path.clone(),
-            reason,
-        })
+        decode(&bytes).map_err(|reason| small_file::unreadable(&self.dir, QUOTAS_FILE, reason))
     }
 
     fn save(&self, all: &BTreeMap<QuotaEntity, QuotaValues>) -> Result<()> {
@@ -120,13 +103,7 @@ impl QuotaStore for FileQuotaStore {
                 .collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("quotas serialise");
-        veltrix_log::checkpoint::replace_file(&*self.storage, &self.dir, QUOTAS_FILE, &bytes).map_err(|source| {
-            CoreError::Io {
-                op: "write",
-                path: self.path(),
-                source,
-            }
-        })
+        small_file::replace(&*self.storage, &self.dir, QUOTAS_FILE, &bytes, QUOTAS_FILE_BYTES_MAX)
     }
 }
 
