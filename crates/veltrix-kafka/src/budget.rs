@@ -26,7 +26,6 @@ use std::time::Duration;
 use crate::metrics::KafkaMetrics;
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -148,9 +147,9 @@ impl MemoryBudget {
 
     /// Reads a body of `len` bytes (at most `request_bytes_max`) with its share
     /// of the budget, within `limit` of reading time.
-    pub(crate) async fn read_body(
+    pub(crate) async fn read_body<R: tokio::io::AsyncRead + Unpin>(
         &self,
-        reader: &mut OwnedReadHalf,
+        reader: &mut R,
         len: usize,
         limit: Duration,
     ) -> Result<(BytesMut, Budget), BodyError> {

@@ -171,6 +171,30 @@ pub fn log_error(e: &LogError) -> ResponseError {
     }
 }
 
+/// The Kafka error for an ACL change refused (CreateAcls, DeleteAcls).
+pub fn acl_error(e: &veltrix_core::acl::AclError) -> ResponseError {
+    use veltrix_core::acl::AclError;
+    match e {
+        AclError::Invalid(_) => ResponseError::InvalidRequest,
+        AclError::TooMany { .. } => ResponseError::PolicyViolation,
+        AclError::Store(_) => ResponseError::UnknownServerError,
+    }
+}
+
+/// The Kafka error for a SCRAM credential or change refused
+/// (AlterUserScramCredentials).
+pub fn credential_error(e: &veltrix_core::auth::CredentialError) -> ResponseError {
+    use veltrix_core::auth::CredentialError;
+    match e {
+        CredentialError::Iterations { .. }
+        | CredentialError::Salt { .. }
+        | CredentialError::KeyLength { .. }
+        | CredentialError::UserName(_) => ResponseError::UnacceptableCredential,
+        CredentialError::TooMany { .. } => ResponseError::PolicyViolation,
+        CredentialError::Store(_) => ResponseError::UnknownServerError,
+    }
+}
+
 /// The Kafka error for a share group error.
 pub fn share_error(e: &ShareError) -> ResponseError {
     match e {

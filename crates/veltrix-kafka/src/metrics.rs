@@ -42,6 +42,16 @@ pub struct KafkaMetricSet {
     pub connections_closed: IntCounterVec,
     /// Connections closed at once for being over `connections_max`.
     pub connections_refused: IntCounter,
+    /// SASL authentications, by `mechanism` and `result` (`ok`, `failed`).
+    pub authentications: IntCounterVec,
+    /// TLS handshakes that failed or timed out, by `listener`.
+    pub tls_handshake_failures: IntCounterVec,
+    /// Listeners' certificates reloaded from changed files, by `result`
+    /// (`ok`, `failed`: the previous one kept).
+    pub tls_reloads: IntCounterVec,
+    /// Operations refused for want of an ACL, by `operation` and
+    /// `resource_type` (Kafka's names: `WRITE`, `TOPIC`...).
+    pub authorization_denied: IntCounterVec,
     /// Connections closed at once for their address, by `reason`:
     /// `per_ip_max` (too many open) or `per_ip_rate` (opened too fast).
     pub connections_refused_per_ip: IntCounterVec,
@@ -129,6 +139,26 @@ impl KafkaMetrics {
             connections_refused: r.int_counter(
                 "veltrix_kafka_connections_refused_total",
                 "Kafka connections closed on accept for being over connections_max.",
+            ),
+            authentications: r.int_counter_vec(
+                "veltrix_kafka_authentications_total",
+                "SASL authentications of Kafka connections, by mechanism and result (ok, failed).",
+                &["mechanism", "result"],
+            ),
+            tls_handshake_failures: r.int_counter_vec(
+                "veltrix_kafka_tls_handshake_failures_total",
+                "TLS handshakes of Kafka connections that failed or did not finish in time, by listener.",
+                &["listener"],
+            ),
+            tls_reloads: r.int_counter_vec(
+                "veltrix_kafka_tls_reloads_total",
+                "Listener certificates loaded again after their files changed, by result (failed: the previous one stays in force).",
+                &["result"],
+            ),
+            authorization_denied: r.int_counter_vec(
+                "veltrix_kafka_authorization_denied_total",
+                "Kafka operations refused for want of an ACL, by operation and resource type.",
+                &["operation", "resource_type"],
             ),
             connections_refused_per_ip: r.int_counter_vec(
                 "veltrix_kafka_connections_refused_per_ip_total",

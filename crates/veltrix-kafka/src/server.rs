@@ -50,8 +50,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -62,6 +61,8 @@ use crate::budget::{BodyError, Budget, MemoryBudget};
 use crate::handlers;
 use crate::memory::{Held, Reservation, ResponseMemory};
 use crate::metrics::KafkaMetrics;
+use crate::security::ListenerSpec;
+use crate::security::sasl::{ConnectionAuth, Outcome};
 use crate::warnings::ClientWarnings;
 
 /// Settings of the Kafka listener. Names end in their unit.
@@ -113,6 +114,8 @@ pub struct KafkaConfig {
     pub connections_per_ip_per_second_max: u32,
     /// How producers whose requests keep failing are slowed.
     pub breaker: crate::breaker::BreakerLimits,
+    /// Authentication's time and size limits, for every listener.
+    pub auth: crate::security::AuthLimits,
 }
 
 impl KafkaConfig {
@@ -135,19 +138,40 @@ impl KafkaConfig {
             connections_per_ip_max: 1000,
             connections_per_ip_per_second_max: 1000,
             breaker: crate::breaker::BreakerLimits::default(),
+            auth: crate::security::AuthLimits::default(),
         }
     }
 }
 
-/// Serves Kafka clients on `listener` until `shutdown` turns true; then stops
-/// accepting, lets every connection finish the requests it has read (for at
-/// most `shutdown_drain_ms_max`, then cuts the rest off), and returns once no
-/// connection's task is left, so that the broker can be closed.
+/// A Kafka listener: its socket and how its connections are secured.
+pub struct KafkaListener {
+    pub tcp: TcpListener,
+    pub spec: ListenerSpec,
+}
+
+/// Serves Kafka clients on `listener` (PLAINTEXT, advertising
+/// `config.advertised`) until `shutdown` turns true; see [`serve_listeners`].
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
     config: KafkaConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let spec = ListenerSpec::plaintext("kafka", config.advertised);
+    serve_listeners(vec![KafkaListener { tcp: listener, spec }], broker, config, shutdown).await
+}
+
+/// Serves Kafka clients on every listener until `shutdown` turns true; then
+/// stops accepting, lets every connection finish the requests it has read
+/// (for at most `shutdown_drain_ms_max`, then cuts the rest off), and returns
+/// once no connection's task is left, so that the broker can be closed. The
+/// listeners share the limits: `connections_max`, the per-address ones and
+/// the memory budget count all of their connections.
+pub async fn serve_listeners(
+    listeners: Vec<KafkaListener>,
+    broker: Arc<Broker>,
+    config: KafkaConfig,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let metrics = KafkaMetrics::new(broker.metrics());
     let memory = Arc::new(MemoryBudget::new(
@@ -160,21 +184,68 @@ pub async fn serve(
         Duration::from_millis(config.warning_interval_ms),
         broker.metrics().warnings_suppressed.clone(),
     ));
-    let config = Arc::new(config);
-    let warnings = Arc::new(ClientWarnings::default());
-    let breakers = Arc::new(crate::breaker::Breakers::new(config.breaker));
-    let guard = Arc::new(crate::tiers::CriticalGuard::new(&config.tiers, Instant::now()));
-    let slots = Arc::new(Semaphore::new(config.connections_max));
-    let per_ip = crate::per_ip::PerIp::new(config.connections_per_ip_max, config.connections_per_ip_per_second_max);
-    tracing::info!(addr = %listener.local_addr()?, "kafka listener ready");
+    let common = Arc::new(Common {
+        slots: Arc::new(Semaphore::new(config.connections_max)),
+        per_ip: crate::per_ip::PerIp::new(config.connections_per_ip_max, config.connections_per_ip_per_second_max),
+        shared: Shared {
+            broker,
+            metrics,
+            memory,
+            responses,
+            warnings: Arc::new(ClientWarnings::default()),
+            limiter,
+            breakers: Arc::new(crate::breaker::Breakers::new(config.breaker)),
+            guard: Arc::new(crate::tiers::CriticalGuard::new(&config.tiers, Instant::now())),
+            config: Arc::new(config),
+            listener: Arc::new(ListenerSpec::plaintext("kafka", ([127, 0, 0, 1], 0).into())),
+        },
+    });
+    let mut loops = JoinSet::new();
+    for listener in listeners {
+        loops.spawn(accept_loop(listener, common.clone(), shutdown.clone()));
+    }
+    let mut result = Ok(());
+    while let Some(done) = loops.join_next().await {
+        if let Ok(Err(e)) = done {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// What the listeners share.
+struct Common {
+    /// Places among `connections_max`.
+    slots: Arc<Semaphore>,
+    per_ip: Arc<crate::per_ip::PerIp>,
+    /// What connections share; `listener` is set per listener.
+    shared: Shared,
+}
+
+/// Accepts one listener's connections until `shutdown`, then drains them.
+async fn accept_loop(
+    listener: KafkaListener,
+    common: Arc<Common>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let KafkaListener { tcp, spec } = listener;
+    let spec = Arc::new(spec);
+    let shared = Shared {
+        listener: spec.clone(),
+        ..common.shared.clone()
+    };
+    let (config, metrics, limiter) = (&shared.config, &shared.metrics, &shared.limiter);
+    tracing::info!(addr = %tcp.local_addr()?, listener = %spec.name, protocol = spec.protocol.name(), "kafka listener ready");
     let mut backoff = AcceptBackoff::new(config.accept_backoff_ms_max);
     let mut connections = JoinSet::new();
+    let mut reload = tokio::time::interval(Duration::from_millis(crate::security::tls::RELOAD_CHECK_MS));
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = tcp.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    let pause = backoff.failed(&e, &metrics, &limiter);
+                    let pause = backoff.failed(&e, metrics, limiter);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => break,
@@ -184,63 +255,145 @@ pub async fn serve(
             },
             // Finished connections are reaped as they go.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = reload.tick(), if spec.tls.is_some() => {
+                reload_tls(&spec, metrics);
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
         backoff.reset();
-        let metrics = metrics.clone();
-        // Over the limit, a client is told at once (its connection closes)
-        // rather than left hanging in the accept queue.
-        // A storm from one address is cut off before it costs anything, and
-        // before it can take the places of other addresses' clients.
-        let ip_slot = match per_ip.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(why) => {
-                metrics
-                    .connections_refused_per_ip
-                    .with_label_values(&[why.reason()])
-                    .inc();
-                if let Some(suppressed) = limiter.allow(why.reason(), Some(peer.ip())) {
-                    tracing::warn!(%peer, reason = why.reason(), suppressed, "too many connections from one address; closing the new one");
-                }
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics.connections_refused.inc();
-            if let Some(suppressed) = limiter.allow("connections_max", Some(peer.ip())) {
-                tracing::warn!(%peer, limit = config.connections_max, suppressed, "too many connections; closing the new one");
-            }
+        let Some(open) = admit(&common, &shared, peer) else {
             continue;
         };
-        let shared = Shared {
-            broker: broker.clone(),
-            metrics: metrics.clone(),
-            config: config.clone(),
-            memory: memory.clone(),
-            responses: responses.clone(),
-            warnings: warnings.clone(),
-            limiter: limiter.clone(),
-            breakers: breakers.clone(),
-            guard: guard.clone(),
-        };
+        let shared = shared.clone();
         let shutdown = shutdown.clone();
         metrics.connections_accepted.inc();
         metrics.connections.inc();
         connections.spawn(async move {
             // Counted down even when the task is cut off at the drain limit.
-            let _open = OpenConnection {
-                metrics,
-                _permit: permit,
-                _ip_slot: ip_slot,
-            };
-            if let Err(e) = connection(stream, peer, shared, shutdown).await {
+            let _open = open;
+            if let Err(e) = secure_connection(stream, peer, shared, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
         });
     }
-    drop(listener);
+    drop(tcp);
     drain(connections, config.shutdown_drain_ms_max).await;
     Ok(())
+}
+
+/// A connection's place, or `None` (its socket is then dropped, closing it):
+/// a storm from one address is cut off before it costs anything, and before
+/// it can take the places of other addresses' clients; over the limit, a
+/// client is told at once rather than left hanging in the accept queue.
+fn admit(common: &Common, shared: &Shared, peer: SocketAddr) -> Option<OpenConnection> {
+    let (metrics, limiter) = (&shared.metrics, &shared.limiter);
+    let ip_slot = match common.per_ip.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(why) => {
+            metrics
+                .connections_refused_per_ip
+                .with_label_values(&[why.reason()])
+                .inc();
+            if let Some(suppressed) = limiter.allow(why.reason(), Some(peer.ip())) {
+                tracing::warn!(%peer, reason = why.reason(), suppressed, "too many connections from one address; closing the new one");
+            }
+            return None;
+        }
+    };
+    let Ok(permit) = common.slots.clone().try_acquire_owned() else {
+        metrics.connections_refused.inc();
+        if let Some(suppressed) = limiter.allow("connections_max", Some(peer.ip())) {
+            tracing::warn!(%peer, limit = shared.config.connections_max, suppressed, "too many connections; closing the new one");
+        }
+        return None;
+    };
+    Some(OpenConnection {
+        metrics: metrics.clone(),
+        _permit: permit,
+        _ip_slot: ip_slot,
+    })
+}
+
+/// Loads a listener's TLS files again if they changed.
+fn reload_tls(spec: &ListenerSpec, metrics: &KafkaMetrics) {
+    let Some(tls) = &spec.tls else { return };
+    match tls.reload_if_changed() {
+        Ok(false) => {}
+        Ok(true) => {
+            metrics.tls_reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(listener = %spec.name, cert = %tls.files().cert.display(), "TLS certificate reloaded");
+        }
+        Err(e) => {
+            metrics.tls_reloads.with_label_values(&["failed"]).inc();
+            tracing::error!(listener = %spec.name, error = %e, "TLS files changed but do not load; the previous certificate stays in force");
+        }
+    }
+}
+
+/// A connection of a TLS listener finishes its handshake within
+/// `authentication_ms_max` first; then it is served like any other.
+async fn secure_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Shared,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Close> {
+    let accepted = tokio::time::Instant::now();
+    stream.set_nodelay(true)?;
+    let listener = shared.listener.clone();
+    let Some(tls) = &listener.tls else {
+        let (reader, writer) = stream.into_split();
+        let auth = ConnectionAuth::new(listener.clone(), shared.config.auth, None, accepted);
+        return connection(reader, writer, peer, auth, shared, shutdown).await;
+    };
+    let limit = Duration::from_millis(shared.config.auth.authentication_ms_max);
+    let handshake = tokio::time::timeout(limit, tls.acceptor().accept(stream)).await;
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        failed => {
+            shared
+                .metrics
+                .tls_handshake_failures
+                .with_label_values(&[&listener.name])
+                .inc();
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no TLS handshake within {} ms", limit.as_millis()),
+            };
+            if let Some(suppressed) = shared.limiter.allow("tls_handshake", Some(peer.ip())) {
+                tracing::warn!(%peer, listener = %listener.name, error = %why, suppressed, "TLS handshake failed; closing");
+            }
+            return Err(Close::Protocol(why));
+        }
+    };
+    let certificate = match client_principal(&stream, &listener) {
+        Ok(name) => name,
+        Err(e) => {
+            crate::security::audit::authentication_failed(&shared.limiter, peer, &listener.name, "SSL", None, &e);
+            return Err(Close::Protocol(e));
+        }
+    };
+    let auth = ConnectionAuth::new(listener.clone(), shared.config.auth, certificate, accepted);
+    let (reader, writer) = tokio::io::split(stream);
+    connection(reader, writer, peer, auth, shared, shutdown).await
+}
+
+/// The principal's name a verified client certificate maps to, if the
+/// client presented one.
+fn client_principal(
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+    listener: &ListenerSpec,
+) -> Result<Option<String>, String> {
+    let Some(leaf) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        return Ok(None);
+    };
+    let name = crate::security::principal::subject_name(leaf).map_err(|e| e.to_string())?;
+    listener
+        .principal_mapping
+        .map(&name)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// A connection's place among `connections_max`, and its count in
@@ -372,6 +525,7 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
 }
 
 /// What every connection of a listener shares.
+#[derive(Clone)]
 struct Shared {
     broker: Arc<Broker>,
     /// The front door's metrics.
@@ -388,25 +542,31 @@ struct Shared {
     breakers: Arc<crate::breaker::Breakers>,
     /// The critical tier's service, which throttles the other tiers.
     guard: Arc<crate::tiers::CriticalGuard>,
+    /// The listener the connection came through.
+    listener: Arc<ListenerSpec>,
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<R, W>(
+    reader: R,
+    writer: W,
     peer: SocketAddr,
+    auth: ConnectionAuth,
     shared: Shared,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), Close> {
-    stream.set_nodelay(true)?;
+) -> Result<(), Close>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let id = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (reader, writer) = stream.into_split();
     let depth = shared.config.requests_in_flight_per_connection_max.max(1);
     let (tx, rx) = mpsc::channel(depth);
     // One task, so that cutting it off at shutdown stops both halves. Once the
     // reader is done (closed, refused or shutting down), the writer finishes
     // what was read before, then the connection closes.
     let (read, written) = tokio::join!(
-        read_requests(reader, peer, id, &shared, shutdown, tx),
+        read_requests(reader, peer, id, auth, &shared, shutdown, tx),
         write_responses(writer, rx)
     );
     // Share sessions live as long as their connection: what they hold goes
@@ -418,12 +578,15 @@ async fn connection(
 
 /// Sends responses in request order, each once its request is done. Each is a
 /// whole frame already, length included, so it goes out without a copy.
-async fn write_responses(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) -> Result<(), Close> {
+async fn write_responses<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<InFlight>) -> Result<(), Close> {
     while let Some(in_flight) = rx.recv().await {
         let Some(frame) = in_flight.response.await? else {
             continue;
         };
         writer.write_all(&frame).await?;
+        // A TLS stream holds what it encrypted until flushed; a socket's
+        // flush is free.
+        writer.flush().await?;
     }
     Ok(())
 }
@@ -464,10 +627,11 @@ impl Pipeline {
 /// Reads requests and starts serving each, in order, handing them to the
 /// writer; returns when the connection is done reading (closed, idle, refused
 /// or shutting down).
-async fn read_requests(
-    mut reader: OwnedReadHalf,
+async fn read_requests<R: AsyncRead + Unpin>(
+    mut reader: R,
     peer: SocketAddr,
     connection: u64,
+    mut auth: ConnectionAuth,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
     tx: mpsc::Sender<InFlight>,
@@ -478,6 +642,9 @@ async fn read_requests(
         depth,
         mute: Arc::default(),
     };
+    // A client has this long to authenticate, whatever it sends meanwhile
+    // (counted from the accept: a TLS handshake's time is not given again).
+    let authenticate_by = auth.authenticate_by();
     loop {
         // A client over its quota waits before its next request is read
         // (KIP-219), whether or not it honours `throttle_time_ms` itself.
@@ -487,7 +654,27 @@ async fn read_requests(
                 _ = shutdown.changed() => return Ok(()),
             }
         }
-        let Some((frame, budget)) = read_frame(&mut reader, peer, shared, &pipeline, &mut shutdown).await? else {
+        let bytes_max = auth.request_bytes_max(shared.config.request_bytes_max);
+        let next = read_frame(&mut reader, peer, shared, bytes_max, &pipeline, &mut shutdown);
+        let read = if auth.authenticated() {
+            next.await?
+        } else {
+            match tokio::time::timeout_at(authenticate_by, next).await {
+                Ok(read) => read?,
+                Err(_) => {
+                    shared
+                        .metrics
+                        .connections_closed
+                        .with_label_values(&["authentication_timeout"])
+                        .inc();
+                    let why = "did not authenticate in time";
+                    let listener = &auth.listener().name;
+                    crate::security::audit::authentication_failed(&shared.limiter, peer, listener, "", None, why);
+                    return Err(Close::Protocol(why.into()));
+                }
+            }
+        };
+        let Some((frame, budget)) = read else {
             return Ok(());
         };
         let decoded = decode_request(frame.freeze()).map_err(|e| {
@@ -496,7 +683,22 @@ async fn read_requests(
             }
             Close::Protocol(e.to_string())
         })?;
-        let in_flight = dispatch(decoded, budget, peer, connection, shared, &pipeline, &shutdown).await?;
+        if let Decoded::Request { api, .. } = &decoded {
+            if matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+                let (in_flight, close) = sasl_in_flight(decoded, budget, peer, &mut auth, shared, &pipeline).await?;
+                if tx.send(in_flight).await.is_err() || close {
+                    return Ok(());
+                }
+                continue;
+            }
+            if let Err(why) = auth.admits(*api, Instant::now()) {
+                if let Some(suppressed) = shared.limiter.allow("unauthenticated_request", Some(peer.ip())) {
+                    tracing::warn!(%peer, listener = %auth.listener().name, reason = %why, suppressed, "refusing request; closing the connection");
+                }
+                return Err(Close::Protocol(why));
+            }
+        }
+        let in_flight = dispatch(decoded, budget, peer, connection, &auth, shared, &pipeline, &shutdown).await?;
         if tx.send(in_flight).await.is_err() {
             // The writer stopped: the peer is gone.
             return Ok(());
@@ -504,15 +706,103 @@ async fn read_requests(
     }
 }
 
+/// A SaslHandshake or SaslAuthenticate, answered in order after every
+/// earlier request; `true` when the connection closes after its answer (a
+/// failed authentication, whose answer is held back a little).
+async fn sasl_in_flight(
+    decoded: Decoded,
+    budget: Budget,
+    peer: SocketAddr,
+    auth: &mut ConnectionAuth,
+    shared: &Shared,
+    pipeline: &Pipeline,
+) -> Result<(InFlight, bool), Close> {
+    let Decoded::Request {
+        correlation_id,
+        api,
+        version,
+        request,
+        ..
+    } = decoded
+    else {
+        return Err(Close::Protocol("not a SASL request".into()));
+    };
+    let slot = pipeline.after_all().await;
+    let answer = Answer {
+        api,
+        version,
+        correlation_id,
+        started: Instant::now(),
+        metrics: shared.metrics.clone(),
+    };
+    let mut delay_ms = 0;
+    let mut close = false;
+    let response = match *request {
+        RequestKind::SaslHandshake(r) => {
+            let (response, refused) = auth.handshake(&r, Instant::now());
+            close = refused;
+            ResponseKind::SaslHandshake(response)
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            let mechanism = auth.mechanism_name();
+            let nonce = veltrix_core::auth::ServerNonce::from_random(rand::random());
+            let (response, outcome) = auth.authenticate(&r, version, &shared.broker, nonce).await;
+            let result = match &outcome {
+                Outcome::Continue => None,
+                Outcome::Done => Some("ok"),
+                Outcome::Failed { reason, user } => {
+                    let listener = &auth.listener().name;
+                    crate::security::audit::authentication_failed(
+                        &shared.limiter,
+                        peer,
+                        listener,
+                        mechanism,
+                        user.as_deref(),
+                        reason,
+                    );
+                    delay_ms = shared.config.auth.authentication_failure_delay_ms;
+                    close = true;
+                    Some("failed")
+                }
+            };
+            if let Some(result) = result {
+                shared
+                    .metrics
+                    .authentications
+                    .with_label_values(&[mechanism, result])
+                    .inc();
+            }
+            ResponseKind::SaslAuthenticate(response)
+        }
+        _ => return Err(Close::Protocol(format!("{api:?} is not a SASL request"))),
+    };
+    let frame = answer.encode(&response)?;
+    answer.observe();
+    let response = async move {
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        Ok(Some(frame))
+    };
+    let in_flight = InFlight {
+        response: Box::pin(response),
+        _budget: budget,
+        _response_budget: None,
+        _slot: slot,
+    };
+    Ok((in_flight, close))
+}
+
 /// The next request's bytes, with the memory budget they hold until the
 /// response is written (the request's bytes, and the batches borrowed from
 /// them, live that long). `None` once the connection is idle or the broker
 /// shuts down; an error closes the connection (a length out of range, a body
 /// too slow to arrive).
-async fn read_frame(
-    reader: &mut OwnedReadHalf,
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
     peer: SocketAddr,
     shared: &Shared,
+    bytes_max: usize,
     pipeline: &Pipeline,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<(BytesMut, Budget)>, Close> {
@@ -526,9 +816,9 @@ async fn read_frame(
             return Ok(None);
         }
     };
-    if len < 4 || len as usize > config.request_bytes_max {
+    if len < 4 || len as usize > bytes_max {
         if let Some(suppressed) = shared.limiter.allow("request_size", Some(peer.ip())) {
-            tracing::warn!(%peer, len, limit = config.request_bytes_max, suppressed, "request size out of range; closing");
+            tracing::warn!(%peer, len, limit = bytes_max, suppressed, "request size out of range; closing");
         }
         return Err(Close::Protocol(format!("request size {len}")));
     }
@@ -561,8 +851,8 @@ enum Length {
 /// Reads the next request's 4-byte length. Every `idle_ms_max` without it,
 /// the connection is idle if `idle()` says nothing is in flight (a produce
 /// waiting for its fsync is not idleness).
-async fn read_length(
-    reader: &mut OwnedReadHalf,
+async fn read_length<R: AsyncRead + Unpin>(
+    reader: &mut R,
     idle_ms_max: u64,
     idle: impl Fn() -> bool,
     shutdown: &mut watch::Receiver<bool>,
@@ -596,11 +886,13 @@ async fn read_length(
 /// Starts serving a decoded request, in order: a produce is appended now and
 /// answered once durable; anything else runs once every earlier request is
 /// answered.
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     decoded: Decoded,
     budget: Budget,
     peer: SocketAddr,
     connection: u64,
+    auth: &ConnectionAuth,
     shared: &Shared,
     pipeline: &Pipeline,
     shutdown: &watch::Receiver<bool>,
@@ -640,6 +932,8 @@ async fn dispatch(
         shutdown: shutdown.clone(),
         mute: pipeline.mute.clone(),
         guard: shared.guard.clone(),
+        listener: shared.listener.clone(),
+        principal: auth.principal(),
     };
     let answer = Answer {
         api,

@@ -13,14 +13,20 @@
 //! refused with a message saying so. A share group's settings (resource type
 //! GROUP, as Kafka's admin client or librdkafka numbers it) are changed with
 //! IncrementalAlterConfigs, SET or DELETE, on top of the broker's defaults.
+//!
+//! Authorization is Kafka's, per resource: ALTER_CONFIGS on the topic
+//! (TOPIC_AUTHORIZATION_FAILED), the group (GROUP_AUTHORIZATION_FAILED), or
+//! for the broker the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use veltrix_core::TopicConfig;
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
 use super::Ctx;
+use super::authz::{CLUSTER_DENIED, GROUP_DENIED, TOPIC_DENIED};
 use crate::errors::{self, Refusal, ResponseError};
 use crate::topic_configs;
 
@@ -36,6 +42,40 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
+
+/// Whether `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) is allowed on a
+/// configuration resource, as Kafka's `ConfigHelper` and `ControllerApis`
+/// decide: on the topic, the group, or for the broker on the cluster; the
+/// refusal they answer when not. A type without settings is left to the
+/// handler to refuse.
+pub(super) fn config_access(ctx: &Ctx, op: AclOperation, resource_type: i8, name: &str) -> Result<(), Refusal> {
+    let (rt, name, error, message) = match resource_type {
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+            TOPIC_DENIED,
+        ),
+        RESOURCE_BROKER => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+            CLUSTER_DENIED,
+        ),
+        RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA => (
+            ResourceType::Group,
+            name,
+            ResponseError::GroupAuthorizationFailed,
+            GROUP_DENIED,
+        ),
+        _ => return Ok(()),
+    };
+    if ctx.who().allowed(op, rt, name) {
+        Ok(())
+    } else {
+        Err(Refusal::new(error, message))
+    }
+}
 
 /// Applies `change` to one resource.
 fn alter_one(
@@ -123,10 +163,11 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
             Ok(())
         };
         let name = resource.resource_name.as_str();
-        let outcome = match resource.resource_type {
+        let access = config_access(ctx, AclOperation::AlterConfigs, resource.resource_type, name);
+        let outcome = access.and_then(|()| match resource.resource_type {
             RESOURCE_GROUP | RESOURCE_GROUP_RDKAFKA => alter_group(ctx, name, &resource.configs, request.validate_only),
             other => alter_one(ctx, other, name, request.validate_only, change),
-        };
+        });
         let (code, message) = errors::code_and_message(outcome);
         r.responses.push(
             AlterConfigsResourceResponse::default()
@@ -151,13 +192,14 @@ fn replace_blocking(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
             *c = topic_configs::from_pairs(pairs)?;
             Ok(())
         };
-        let outcome = alter_one(
-            ctx,
-            resource.resource_type,
-            resource.resource_name.as_str(),
-            request.validate_only,
-            change,
-        );
+        let (resource_type, name) = (resource.resource_type, resource.resource_name.as_str());
+        // As Kafka's AlterConfigs: topics and the broker are authorized;
+        // any other type is refused for itself.
+        let access = match resource_type {
+            RESOURCE_TOPIC | RESOURCE_BROKER => config_access(ctx, AclOperation::AlterConfigs, resource_type, name),
+            _ => Ok(()),
+        };
+        let outcome = access.and_then(|()| alter_one(ctx, resource_type, name, request.validate_only, change));
         let (code, message) = errors::code_and_message(outcome);
         r.responses.push(
             AlterConfigsResourceResponse::default()

@@ -4,6 +4,9 @@
 //! or quota key (`request_percentage`, `controller_mutation_rate`,
 //! `connection_creation_rate`) is INVALID_REQUEST with a message saying so,
 //! never silently accepted. An entity name of null is the default.
+//! Describing needs DESCRIBE_CONFIGS on the cluster, altering ALTER_CONFIGS
+//! on it, as in Kafka (CLUSTER_AUTHORIZATION_FAILED: the request, or every
+//! entry of an alteration).
 
 use kafka_protocol::messages::alter_client_quotas_response::{
     EntityData as AlterEntityData, EntryData as AlterEntryData,
@@ -13,9 +16,11 @@ use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::AclOperation;
 use veltrix_core::quotas::{EntityName, QuotaEntity, QuotaKind, QuotaOp};
 
 use super::Ctx;
+use super::authz::CLUSTER_DENIED;
 use crate::errors::ResponseError;
 
 const USER: &str = "user";
@@ -64,7 +69,38 @@ fn entity(parts: &[(String, Option<StrBytes>)]) -> Result<QuotaEntity, String> {
     Ok(e)
 }
 
+/// Every entry of an alteration refused: the principal may not alter
+/// quotas.
+fn alter_denied(request: &AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    let entries = request
+        .entries
+        .iter()
+        .map(|entry| {
+            let mut answer = AlterEntryData::default();
+            answer.error_code = ResponseError::ClusterAuthorizationFailed.code();
+            answer.error_message = Some(StrBytes::from_static_str(CLUSTER_DENIED));
+            answer.entity = entry
+                .entity
+                .iter()
+                .map(|e| {
+                    let mut d = AlterEntityData::default();
+                    d.entity_type = e.entity_type.clone();
+                    d.entity_name = e.entity_name.clone();
+                    d
+                })
+                .collect();
+            answer
+        })
+        .collect();
+    let mut r = AlterClientQuotasResponse::default();
+    r.entries = entries;
+    r
+}
+
 pub(super) async fn alter_client_quotas(ctx: Ctx, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    if !ctx.who().on_cluster(AclOperation::AlterConfigs) {
+        return alter_denied(&request);
+    }
     // Each entry on its own: a bad one is answered with its error, the good
     // ones are stored together (an fsync, so off the connection's task).
     let mut answers: Vec<AlterEntryData> = Vec::with_capacity(request.entries.len());
@@ -152,6 +188,12 @@ fn passes(name: Option<&EntityName>, match_type: i8, wanted: Option<&str>) -> bo
 pub(super) fn describe_client_quotas(ctx: &Ctx, request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
     let mut r = DescribeClientQuotasResponse::default();
     r.error_message = None;
+    if !ctx.who().on_cluster(AclOperation::DescribeConfigs) {
+        r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        r.error_message = Some(StrBytes::from_static_str(CLUSTER_DENIED));
+        r.entries = None;
+        return r;
+    }
     let fail = |mut r: DescribeClientQuotasResponse, message: String| {
         r.error_code = ResponseError::InvalidRequest.code();
         r.error_message = Some(StrBytes::from_string(message));

@@ -1,6 +1,12 @@
 //! The consumer group protocol of KIP-848: ConsumerGroupHeartbeat (v0 and v1)
 //! and ConsumerGroupDescribe (v0 and v1). The coordinator assigns partitions;
 //! these handlers translate between topic ids on the wire and the engine.
+//!
+//! Authorization is Kafka's (4.x): a heartbeat needs READ on the group
+//! (GROUP_AUTHORIZATION_FAILED) and DESCRIBE on every topic it subscribes to
+//! by name (TOPIC_AUTHORIZATION_FAILED); a description DESCRIBE on the group,
+//! and a group whose members' assignments name a topic the principal may not
+//! DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED without its members.
 
 use kafka_protocol::messages::consumer_group_describe_response::{self as describe, DescribedGroup};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{self as heartbeat};
@@ -10,8 +16,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+use veltrix_core::acl::{AclOperation, ResourceType};
 use veltrix_core::groups::{Assignment, ConsumerHeartbeat, GroupError};
 
+use super::authz::{GROUP_DENIED, Names, TOPIC_DENIED};
 use super::{Ctx, name, operations};
 use crate::errors::{ResponseError, group_error};
 
@@ -19,7 +27,32 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
+/// Why a heartbeat is refused for want of an ACL, if it is.
+fn heartbeat_refused(ctx: &Ctx, r: &ConsumerGroupHeartbeatRequest) -> Option<(ResponseError, &'static str)> {
+    let who = ctx.who();
+    if !who.allowed(AclOperation::Read, ResourceType::Group, r.group_id.0.as_str()) {
+        return Some((ResponseError::GroupAuthorizationFailed, GROUP_DENIED));
+    }
+    let subscribed = r.subscribed_topic_names.iter().flatten().map(|t| t.0.as_str());
+    match who.names(AclOperation::Describe, ResourceType::Topic, subscribed) {
+        Names::Only(allowed)
+            if r.subscribed_topic_names
+                .iter()
+                .flatten()
+                .any(|t| !allowed.contains(t.0.as_str())) =>
+        {
+            Some((ResponseError::TopicAuthorizationFailed, TOPIC_DENIED))
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn consumer_group_heartbeat(ctx: &Ctx, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+    if let Some((error, message)) = heartbeat_refused(ctx, &r) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(text(message)));
+    }
     let request = ConsumerHeartbeat {
         group_id: r.group_id.0.as_str().to_owned(),
         member_id: r.member_id.as_str().to_owned(),
@@ -114,6 +147,14 @@ fn describe_one(ctx: &Ctx, id: &GroupId, include_authorized_operations: bool) ->
     let mut g = DescribedGroup::default()
         .with_group_id(id.clone())
         .with_authorized_operations(operations::NOT_ASKED);
+    if !ctx
+        .who()
+        .allowed(AclOperation::Describe, ResourceType::Group, id.0.as_str())
+    {
+        g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        g.error_message = Some(text(GROUP_DENIED));
+        return g;
+    }
     if id.0.is_empty() {
         g.error_code = ResponseError::InvalidGroupId.code();
         return g;
@@ -126,7 +167,8 @@ fn describe_one(ctx: &Ctx, id: &GroupId, include_authorized_operations: bool) ->
             return g;
         }
     };
-    g.authorized_operations = operations::answered(include_authorized_operations, operations::GROUP_OPERATIONS);
+    g.authorized_operations =
+        operations::answered(ctx, include_authorized_operations, ResourceType::Group, id.0.as_str());
     g.group_state = text(d.state);
     g.group_epoch = d.group_epoch;
     g.assignment_epoch = d.assignment_epoch;
@@ -152,5 +194,34 @@ fn describe_one(ctx: &Ctx, id: &GroupId, include_authorized_operations: bool) ->
             out
         })
         .collect();
-    g
+    hide_undescribable_topics(ctx, g)
+}
+
+/// A group whose members' assignments (current or target) name a topic
+/// the principal may not DESCRIBE, answered as Kafka 4 does: without its
+/// members, TOPIC_AUTHORIZATION_FAILED.
+fn hide_undescribable_topics(ctx: &Ctx, g: DescribedGroup) -> DescribedGroup {
+    let topics = || {
+        g.members
+            .iter()
+            .flat_map(|m| {
+                m.assignment
+                    .topic_partitions
+                    .iter()
+                    .chain(&m.target_assignment.topic_partitions)
+            })
+            .map(|tp| tp.topic_name.0.as_str())
+            .filter(|n| !n.is_empty())
+    };
+    let describable = ctx.who().names(AclOperation::Describe, ResourceType::Topic, topics());
+    if topics().all(|t| describable.contains(t)) {
+        return g;
+    }
+    DescribedGroup::default()
+        .with_group_id(g.group_id)
+        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+        .with_error_message(Some(text(
+            "The group has described topic(s) that the client is not authorized to describe.",
+        )))
+        .with_authorized_operations(operations::NOT_ASKED)
 }

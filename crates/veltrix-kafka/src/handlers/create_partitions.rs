@@ -6,7 +6,7 @@
 //! what the broker would do anyway, one replica on node 0 per new partition;
 //! anything else is INVALID_REPLICA_ASSIGNMENT. Growing a topic writes the
 //! catalogue and creates partition directories, so it runs on tokio's blocking
-//! pool.
+//! pool. Each topic needs ALTER, as in Kafka (TOPIC_AUTHORIZATION_FAILED).
 
 use std::collections::HashMap;
 
@@ -14,8 +14,10 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use veltrix_core::Broker;
+use veltrix_core::acl::{AclOperation, ResourceType};
 
 use super::Ctx;
+use super::authz::TOPIC_DENIED;
 use crate::errors::{Refusal, ResponseError};
 
 /// Checks one topic's request and grows it unless `validate_only`.
@@ -63,6 +65,11 @@ fn grow(
 }
 
 pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let alterable = ctx.who().names(
+        AclOperation::Alter,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let broker = ctx.broker.clone();
     let results = tokio::task::spawn_blocking(move || {
         let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -88,6 +95,8 @@ pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest
                         ResponseError::InvalidRequest,
                         "the topic is named more than once in the request".to_owned(),
                     ))
+                } else if !alterable.contains(topic) {
+                    Err(Refusal::new(ResponseError::TopicAuthorizationFailed, TOPIC_DENIED))
                 } else {
                     grow(&broker, topic, t.count, assignments.as_deref(), request.validate_only)
                 };

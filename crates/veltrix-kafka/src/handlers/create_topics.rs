@@ -7,6 +7,12 @@
 //! be assigned twice, no replica list may be empty and the partitions must be
 //! `0..n` (INVALID_REPLICA_ASSIGNMENT). A list naming another broker or more
 //! than one replica is INVALID_REPLICA_ASSIGNMENT, saying why.
+//!
+//! Authorization is Kafka's: CREATE on the cluster, or else on each topic
+//! (TOPIC_AUTHORIZATION_FAILED, "Authorization failed."); the partition
+//! count and replication factor of a created topic are answered only with
+//! DESCRIBE_CONFIGS on it (else `topic_config_error_code` is
+//! TOPIC_AUTHORIZATION_FAILED, v5 and later).
 
 use std::collections::BTreeSet;
 
@@ -15,7 +21,9 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
+use super::authz::Names;
 use super::{Ctx, NODE_ID};
 use crate::errors::{Refusal, ResponseError};
 
@@ -27,7 +35,22 @@ pub(super) async fn create_topics(ctx: Ctx, request: CreateTopicsRequest) -> Cre
         .unwrap_or_default()
 }
 
+/// Which topics of the request may be created, and which have their
+/// settings answered.
+fn authorized(ctx: &Ctx, request: &CreateTopicsRequest) -> (Names, Names) {
+    let who = ctx.who();
+    let names = || request.topics.iter().map(|t| t.name.0.as_str());
+    let creatable = if who.allowed_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME) {
+        Names::All
+    } else {
+        who.names(AclOperation::Create, ResourceType::Topic, names())
+    };
+    let describable = who.names_quietly(AclOperation::DescribeConfigs, ResourceType::Topic, names());
+    (creatable, describable)
+}
+
 fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let (creatable, describable) = authorized(ctx, &request);
     let mut r = CreateTopicsResponse::default();
     r.topics = request
         .topics
@@ -38,6 +61,11 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
             res.num_partitions = -1;
             res.replication_factor = -1;
             let n = t.name.0.as_str();
+            if !creatable.contains(n) {
+                res.error_code = ResponseError::TopicAuthorizationFailed.code();
+                res.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+                return res;
+            }
             let configs: Vec<(String, Option<String>)> = t
                 .configs
                 .iter()
@@ -69,8 +97,12 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
             match outcome {
                 Ok(Some(topic)) => {
                     res.topic_id = Uuid::from_bytes(topic.id);
-                    res.num_partitions = topic.partitions.len() as i32;
-                    res.replication_factor = 1;
+                    if describable.contains(n) {
+                        res.num_partitions = topic.partitions.len() as i32;
+                        res.replication_factor = 1;
+                    } else {
+                        res.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    }
                 }
                 Ok(None) => {}
                 Err(Refusal { error, message }) => {

@@ -5,11 +5,14 @@
 //! currently readable. An offset below the log start changes nothing and answers
 //! the current log start; one above the high watermark, or below -1, is
 //! OFFSET_OUT_OF_RANGE, as in Kafka. The new log start is fsynced before it takes
-//! effect, so the work runs on tokio's blocking pool.
+//! effect, so the work runs on tokio's blocking pool. Each topic needs DELETE,
+//! as in Kafka (TOPIC_AUTHORIZATION_FAILED, before its existence is looked
+//! at).
 
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use veltrix_core::Broker;
+use veltrix_core::acl::{AclOperation, ResourceType};
 
 use super::Ctx;
 use crate::errors::{self, ResponseError, core_error};
@@ -39,6 +42,11 @@ fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i
 }
 
 pub(super) async fn delete_records(ctx: Ctx, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let deletable = ctx.who().names(
+        AclOperation::Delete,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let broker = ctx.broker.clone();
     let topics = tokio::task::spawn_blocking(move || {
         request
@@ -53,7 +61,12 @@ pub(super) async fn delete_records(ctx: Ctx, request: DeleteRecordsRequest) -> D
                     .map(|p| {
                         let mut rp = DeleteRecordsPartitionResult::default();
                         rp.partition_index = p.partition_index;
-                        match delete(&broker, t.name.0.as_str(), p.partition_index, p.offset) {
+                        let outcome = if deletable.contains(t.name.0.as_str()) {
+                            delete(&broker, t.name.0.as_str(), p.partition_index, p.offset)
+                        } else {
+                            Err(ResponseError::TopicAuthorizationFailed)
+                        };
+                        match outcome {
                             Ok(low_watermark) => rp.low_watermark = low_watermark,
                             Err(error) => {
                                 rp.error_code = error.code();

@@ -7,6 +7,12 @@
 //! with UNKNOWN_TOPIC_OR_PARTITION would look like a failure of the first. The
 //! deletions write the catalogue and remove directories, so they run on tokio's
 //! blocking pool.
+//!
+//! Authorization is Kafka's (its controller's `deleteTopics`): DELETE on the
+//! cluster, or else on each topic. A topic named without DESCRIBE on it is
+//! TOPIC_AUTHORIZATION_FAILED whether it exists or not; one given by id
+//! without DELETE is TOPIC_AUTHORIZATION_FAILED, named only if the principal
+//! may describe it.
 
 use std::collections::HashMap;
 
@@ -15,7 +21,9 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 use veltrix_core::CoreError;
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
+use super::authz::TOPIC_DENIED;
 use super::{Ctx, name};
 use crate::errors::{ResponseError, core_error};
 
@@ -26,9 +34,46 @@ enum Target {
     Id(Uuid),
     /// Refused before the engine is asked: the message says why.
     Invalid(&'static str),
+    /// Not authorized: answered with this name (if it may be shown) and id.
+    Denied(Option<String>, Uuid),
 }
 
-pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// `targets` with those the principal may not delete turned [`Target::Denied`].
+fn authorize(ctx: &Ctx, targets: Vec<Target>) -> Vec<Target> {
+    let who = ctx.who();
+    if !ctx.broker.authorizer().enabled()
+        || who.allowed_quietly(AclOperation::Delete, ResourceType::Cluster, CLUSTER_NAME)
+    {
+        return targets;
+    }
+    let topic = ResourceType::Topic;
+    targets
+        .into_iter()
+        .map(|target| match target {
+            Target::Name(n) => {
+                let denied = !who.allowed(AclOperation::Describe, topic, &n)
+                    || (ctx.broker.topic(&n).is_some() && !who.allowed(AclOperation::Delete, topic, &n));
+                if denied {
+                    Target::Denied(Some(n), Uuid::nil())
+                } else {
+                    Target::Name(n)
+                }
+            }
+            Target::Id(id) => match ctx.broker.topic_by_id(id.as_bytes()) {
+                Some(t) if !who.allowed(AclOperation::Delete, topic, &t.name) => {
+                    let shown = who.allowed_quietly(AclOperation::Describe, topic, &t.name);
+                    Target::Denied(shown.then(|| t.name.clone()), id)
+                }
+                _ => Target::Id(id),
+            },
+            other => other,
+        })
+        .collect()
+}
+
+/// What each entry of the request asks to delete; a topic named twice is
+/// refused, both times.
+fn targets(ctx: &Ctx, request: &DeleteTopicsRequest) -> Vec<Target> {
     // Up to v5 the request lists names; v6 lists entries with a name or an id.
     let targets: Vec<Target> = if ctx.version >= 6 {
         request
@@ -61,6 +106,11 @@ pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> Del
             _ => t.clone(),
         })
         .collect();
+    authorize(ctx, targets)
+}
+
+pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let targets = targets(&ctx, &request);
     let broker = ctx.broker.clone();
     let results = tokio::task::spawn_blocking(move || {
         targets
@@ -78,6 +128,13 @@ pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> Del
                         broker
                             .delete_topic_by_id(id.as_bytes())
                             .map(|n| r.name = Some(name(&n)))
+                    }
+                    Target::Denied(n, id) => {
+                        r.name = n.as_deref().map(name);
+                        r.topic_id = id;
+                        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        r.error_message = Some(StrBytes::from_static_str(TOPIC_DENIED));
+                        Ok(())
                     }
                     Target::Invalid(message) => {
                         r.error_code = ResponseError::InvalidRequest.code();

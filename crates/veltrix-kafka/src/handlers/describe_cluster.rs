@@ -5,11 +5,13 @@
 //! endpoints instead; as in Kafka, asking a broker for them is
 //! MISMATCHED_ENDPOINT_TYPE and an endpoint type that does not exist is
 //! UNSUPPORTED_ENDPOINT_TYPE. The broker is never fenced, so v2's
-//! `include_fenced_brokers` changes nothing.
+//! `include_fenced_brokers` changes nothing. As in Kafka, no ACL is needed
+//! to describe the cluster; its authorized operations need DESCRIBE on it.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
 use super::{Ctx, operations};
 use crate::errors::ResponseError;
@@ -38,15 +40,23 @@ pub(super) fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> De
     }
     let mut broker = DescribeClusterBroker::default();
     broker.broker_id = BrokerId(0);
-    broker.host = StrBytes::from_string(ctx.config.advertised.ip().to_string());
-    broker.port = i32::from(ctx.config.advertised.port());
+    broker.host = StrBytes::from_string(ctx.listener.advertised_host.clone());
+    broker.port = i32::from(ctx.listener.advertised_port);
     r.brokers = vec![broker];
     r.cluster_id = StrBytes::from_static_str("veltrix");
     r.controller_id = BrokerId(0);
     r.error_message = None;
-    r.cluster_authorized_operations = operations::answered(
-        request.include_cluster_authorized_operations,
-        operations::CLUSTER_OPERATIONS,
-    );
+    // As Kafka's `AuthHelper.computeDescribeClusterResponse`: the brokers for
+    // anyone; the authorized operations need DESCRIBE on the cluster (0
+    // without).
+    if request.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = if ctx.who().on_cluster(AclOperation::Describe) {
+            operations::answered(ctx, true, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
+    } else {
+        r.cluster_authorized_operations = operations::NOT_ASKED;
+    }
     r
 }

@@ -22,12 +22,17 @@
 //! The duplicate window's settings (`veltrix.dedup.*`) follow the log's. They
 //! have no broker-wide value: each is set on the topic or is the built-in
 //! default (0, the window off; the header `message-id`; the id from a header).
+//!
+//! Each resource needs DESCRIBE_CONFIGS, as in Kafka: on the topic, the
+//! group, or for the broker on the cluster (TOPIC_, GROUP_ or
+//! CLUSTER_AUTHORIZATION_FAILED).
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::AclOperation;
 use veltrix_core::{BrokerConfig, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, TopicConfig};
 use veltrix_log::{FlushPolicy, LogConfig};
 
@@ -457,7 +462,9 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
         .iter()
         .map(|res| {
             let name = res.resource_name.as_str();
-            let configs = match res.resource_type {
+            let access =
+                super::alter_configs::config_access(ctx, AclOperation::DescribeConfigs, res.resource_type, name);
+            let configs = access.and_then(|()| match res.resource_type {
                 RESOURCE_TOPIC => topic_configs(ctx, &options, name),
                 RESOURCE_BROKER => broker_configs(ctx, &options, name),
                 super::alter_configs::RESOURCE_GROUP | super::alter_configs::RESOURCE_GROUP_RDKAFKA => {
@@ -467,7 +474,7 @@ pub(super) fn describe_configs(ctx: &Ctx, request: DescribeConfigsRequest) -> De
                     ResponseError::InvalidRequest,
                     format!("unsupported resource type {other}"),
                 )),
-            };
+            });
             let mut out = DescribeConfigsResult::default();
             out.resource_type = res.resource_type;
             out.resource_name = res.resource_name.clone();

@@ -1,4 +1,8 @@
 //! Fetch: whole batches from disk, with long polling on the high watermark.
+//! As in Kafka, a consumer's fetch needs READ on each topic
+//! (TOPIC_AUTHORIZATION_FAILED for its partitions otherwise, before their
+//! existence is looked at), and a fetch naming a replica (a follower's)
+//! CLUSTER_ACTION on the cluster.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,9 +10,11 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use veltrix_core::Broker;
+use veltrix_core::acl::{AclOperation, ResourceType};
 
 use super::Ctx;
-use crate::errors::{self, core_error};
+use super::authz::Names;
+use crate::errors::{self, ResponseError, core_error};
 
 /// Reads one partition. `bytes_max` bounds the data unless `first` (no earlier
 /// partition of the response has data), when one whole batch is returned even
@@ -51,6 +57,40 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
     d
 }
 
+/// The topics the fetch may read: a follower's (`replica_id` >= 0) all of
+/// them with CLUSTER_ACTION on the cluster and none without; a consumer's
+/// those with READ.
+fn readable(ctx: &Ctx, request: &FetchRequest) -> Names {
+    if !ctx.broker.authorizer().enabled() {
+        return Names::All;
+    }
+    let who = ctx.who();
+    if request.replica_id.0 >= 0 {
+        return if who.on_cluster(AclOperation::ClusterAction) {
+            Names::All
+        } else {
+            Names::Only(Default::default())
+        };
+    }
+    who.names(
+        AclOperation::Read,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.topic.0.as_str()),
+    )
+}
+
+/// A partition's answer when its topic may not be read.
+fn denied_partition(p: i32) -> PartitionData {
+    let mut d = PartitionData::default();
+    d.partition_index = p;
+    d.error_code = ResponseError::TopicAuthorizationFailed.code();
+    d.high_watermark = -1;
+    d.last_stable_offset = -1;
+    d.log_start_offset = -1;
+    d.preferred_read_replica = BrokerId(-1);
+    d
+}
+
 /// The most a fetch may return: the client's `max_bytes`, cut to the broker's
 /// `fetch_bytes_max` (counted when it bites).
 fn response_bytes_max(ctx: &Ctx, request: &FetchRequest) -> usize {
@@ -59,6 +99,46 @@ fn response_bytes_max(ctx: &Ctx, request: &FetchRequest) -> usize {
         ctx.metrics.fetch_bytes_clamped.inc();
     }
     asked.min(ctx.config.fetch_bytes_max)
+}
+
+/// Reads every partition of the request, within `budget` bytes in all
+/// (but for the first batch, see [`fetch_partition`]): the topics' answers
+/// and the bytes read.
+fn read_all(
+    broker: &Broker,
+    request: &FetchRequest,
+    readable: &Names,
+    mut budget: usize,
+) -> (Vec<FetchableTopicResponse>, usize) {
+    let mut total = 0;
+    let responses = request
+        .topics
+        .iter()
+        .map(|t| {
+            let mut ft = FetchableTopicResponse::default();
+            ft.topic = t.topic.clone();
+            ft.topic_id = t.topic_id;
+            let may_read = readable.contains(t.topic.0.as_str());
+            ft.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    if !may_read {
+                        return denied_partition(p.partition);
+                    }
+                    let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
+                    let topic = t.topic.0.as_str();
+                    let d = fetch_partition(broker, topic, p.partition, p.fetch_offset, limit, total == 0);
+                    let n = d.records.as_ref().map_or(0, |r| r.len());
+                    budget = budget.saturating_sub(n);
+                    total += n;
+                    d
+                })
+                .collect();
+            ft
+        })
+        .collect();
+    (responses, total)
 }
 
 pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
@@ -72,11 +152,12 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         Some(cap) => response_bytes_max(&ctx, &request).min(cap),
         None => response_bytes_max(&ctx, &request),
     };
+    let readable = Arc::new(readable(&ctx, &request));
     let request = Arc::new(request);
     loop {
         // Subscribe before reading, so a record that lands in between wakes us.
         let mut watches = Vec::new();
-        for t in &request.topics {
+        for t in request.topics.iter().filter(|t| readable.contains(t.topic.0.as_str())) {
             for p in &t.partitions {
                 if let Ok(partition) = ctx.broker.partition(t.topic.0.as_str(), p.partition) {
                     watches.push(partition.watch_high_watermark());
@@ -88,43 +169,11 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         let mut reservation = ctx.responses.reserve(bytes_max, &ctx.metrics).await;
         let broker = ctx.broker.clone();
         let req = request.clone();
+        let readable = readable.clone();
         let reserved = reservation.bytes();
-        let (responses, total) = tokio::task::spawn_blocking(move || {
-            let mut budget = reserved;
-            let mut total = 0;
-            let responses: Vec<FetchableTopicResponse> = req
-                .topics
-                .iter()
-                .map(|t| {
-                    let mut ft = FetchableTopicResponse::default();
-                    ft.topic = t.topic.clone();
-                    ft.topic_id = t.topic_id;
-                    ft.partitions = t
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
-                            let d = fetch_partition(
-                                &broker,
-                                t.topic.0.as_str(),
-                                p.partition,
-                                p.fetch_offset,
-                                limit,
-                                total == 0,
-                            );
-                            let n = d.records.as_ref().map_or(0, |r| r.len());
-                            budget = budget.saturating_sub(n);
-                            total += n;
-                            d
-                        })
-                        .collect();
-                    ft
-                })
-                .collect();
-            (responses, total)
-        })
-        .await
-        .unwrap_or_default();
+        let (responses, total) = tokio::task::spawn_blocking(move || read_all(&broker, &req, &readable, reserved))
+            .await
+            .unwrap_or_default();
         // The one batch returned whole past the limit (KIP-74) is counted too;
         // the encoded response is about the records' size. Only what was read
         // is kept, also while waiting for more.

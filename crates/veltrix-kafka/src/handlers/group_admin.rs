@@ -12,6 +12,12 @@
 //! It is the one answer clients treat as final at once (librdkafka raises a
 //! fatal error, the Java client a TransactionalIdAuthorizationException);
 //! any other error is retried until `init_transactions` times out.
+//!
+//! Authorization is Kafka's: FindCoordinator needs DESCRIBE on the group (or
+//! transactional id) looked up, DescribeGroups DESCRIBE and DeleteGroups
+//! DELETE on each group (GROUP_AUTHORIZATION_FAILED for it); ListGroups
+//! lists every group for DESCRIBE on the cluster, else only the groups the
+//! principal may DESCRIBE.
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -22,7 +28,9 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
+use super::authz::{GROUP_DENIED, TRANSACTIONAL_ID_DENIED};
 use super::{Ctx, operations};
 use crate::errors::{self, Refusal, ResponseError, group_error, share_error};
 
@@ -37,10 +45,19 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
-/// Whether this broker coordinates keys of `key_type`: groups only.
-fn lookup(key_type: i8) -> Result<(), Refusal> {
+/// Whether this broker coordinates `key` of `key_type` for the principal:
+/// groups it may DESCRIBE only.
+fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(), Refusal> {
+    let who = ctx.who();
     match key_type {
-        KEY_GROUP => Ok(()),
+        KEY_GROUP if who.allowed(AclOperation::Describe, ResourceType::Group, key) => Ok(()),
+        KEY_GROUP => Err(Refusal::new(ResponseError::GroupAuthorizationFailed, GROUP_DENIED)),
+        KEY_TRANSACTION if !who.allowed(AclOperation::Describe, ResourceType::TransactionalId, key) => {
+            Err(Refusal::new(
+                ResponseError::TransactionalIdAuthorizationFailed,
+                TRANSACTIONAL_ID_DENIED,
+            ))
+        }
         KEY_TRANSACTION => Err(Refusal::new(
             ResponseError::TransactionalIdAuthorizationFailed,
             TRANSACTIONS_UNSUPPORTED,
@@ -53,25 +70,22 @@ fn lookup(key_type: i8) -> Result<(), Refusal> {
 }
 
 pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let addr = ctx.config.advertised;
-    let host = text(&addr.ip().to_string());
+    let host = text(&ctx.listener.advertised_host);
+    let port = i32::from(ctx.listener.advertised_port);
     let key_type = if ctx.version >= 1 { r.key_type } else { KEY_GROUP };
-    let (code, message) = errors::code_and_message(lookup(key_type));
     let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         resp.coordinators = r
             .coordinator_keys
             .iter()
             .map(|key| {
+                let (code, message) = errors::code_and_message(lookup(ctx, key_type, key.as_str()));
                 let mut c = Coordinator::default()
                     .with_key(key.clone())
                     .with_error_code(code)
                     .with_error_message(message.clone());
                 if code == errors::NONE {
-                    c = c
-                        .with_node_id(BrokerId(0))
-                        .with_host(host.clone())
-                        .with_port(i32::from(addr.port()));
+                    c = c.with_node_id(BrokerId(0)).with_host(host.clone()).with_port(port);
                 } else {
                     c = c.with_node_id(BrokerId(-1)).with_port(-1);
                 }
@@ -80,6 +94,7 @@ pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoor
             .collect();
         return resp;
     }
+    let (code, message) = errors::code_and_message(lookup(ctx, key_type, r.key.as_str()));
     resp.error_code = code;
     if ctx.version >= 1 {
         resp.error_message = message;
@@ -87,7 +102,7 @@ pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoor
     if code == errors::NONE {
         resp.node_id = BrokerId(0);
         resp.host = host;
-        resp.port = i32::from(addr.port());
+        resp.port = port;
     } else {
         resp.node_id = BrokerId(-1);
         resp.port = -1;
@@ -118,12 +133,17 @@ pub(super) fn list_groups(ctx: &Ctx, r: ListGroupsRequest) -> ListGroupsResponse
             group_type: "share",
             members: g.members.len(),
         });
+    // As Kafka: every group for DESCRIBE on the cluster, else those the
+    // principal may DESCRIBE; neither check is audited.
+    let who = ctx.who();
+    let all = who.allowed_quietly(AclOperation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let groups = ctx
         .broker
         .groups()
         .list()
         .into_iter()
         .chain(shares)
+        .filter(|g| all || who.allowed_quietly(AclOperation::Describe, ResourceType::Group, &g.group_id))
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
@@ -149,6 +169,16 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
         .iter()
         .map(|id| {
             let mut g = DescribedGroup::default().with_group_id(id.clone());
+            if !ctx
+                .who()
+                .allowed(AclOperation::Describe, ResourceType::Group, id.0.as_str())
+            {
+                g.error_code = ResponseError::GroupAuthorizationFailed.code();
+                if v >= 6 {
+                    g.error_message = Some(text(GROUP_DENIED));
+                }
+                return g;
+            }
             if id.0.is_empty() {
                 g.error_code = ResponseError::InvalidGroupId.code();
                 return g;
@@ -198,8 +228,12 @@ pub(super) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
         .map(|mut g| {
             // From v3, for a group answered without an error, as in Kafka.
             if v >= 3 && g.error_code == errors::NONE {
-                g.authorized_operations =
-                    operations::answered(r.include_authorized_operations, operations::GROUP_OPERATIONS);
+                g.authorized_operations = operations::answered(
+                    ctx,
+                    r.include_authorized_operations,
+                    ResourceType::Group,
+                    g.group_id.0.as_str(),
+                );
             }
             g
         })
@@ -217,7 +251,9 @@ pub(super) async fn delete_groups(ctx: Ctx, r: DeleteGroupsRequest) -> DeleteGro
             .filter(|id| seen.insert(id.0.as_str()))
             .map(|id| {
                 let id_str = id.0.as_str();
-                let deleted = if ctx.broker.share().contains(id_str) {
+                let deleted = if !ctx.who().allowed(AclOperation::Delete, ResourceType::Group, id_str) {
+                    Err(ResponseError::GroupAuthorizationFailed)
+                } else if ctx.broker.share().contains(id_str) {
                     ctx.broker.share().delete_group(id_str).map_err(|e| share_error(&e))
                 } else {
                     ctx.broker.groups().delete_group(id_str).map_err(|e| group_error(&e))

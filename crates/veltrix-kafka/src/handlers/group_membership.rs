@@ -5,6 +5,7 @@
 //! SyncGroup may wait (for the join phase to end, for the leader's assignment);
 //! the wait is a one-shot receiver the coordinator completes, so no thread is
 //! held. A connection waiting on one answers nothing else meanwhile, as in Kafka.
+//! Each needs READ on the group (GROUP_AUTHORIZATION_FAILED), as in Kafka.
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -14,10 +15,16 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::{AclOperation, ResourceType};
 use veltrix_core::groups::{Committer, GroupError, JoinRequest};
 
 use super::Ctx;
 use crate::errors::{self, ResponseError, group_error};
+
+/// Whether the principal may READ the group (take part in it).
+fn may_read(ctx: &Ctx, group: &str) -> bool {
+    ctx.who().allowed(AclOperation::Read, ResourceType::Group, group)
+}
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -25,6 +32,13 @@ fn text(s: &str) -> StrBytes {
 
 pub(super) async fn join_group(ctx: Ctx, r: JoinGroupRequest) -> JoinGroupResponse {
     let v = ctx.version;
+    if !may_read(&ctx, r.group_id.0.as_str()) {
+        let mut resp = JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_member_id(r.member_id.clone());
+        resp.protocol_name = if v >= 7 { None } else { Some(StrBytes::default()) };
+        return resp;
+    }
     let request = JoinRequest {
         group_id: r.group_id.0.as_str().to_owned(),
         member_id: r.member_id.as_str().to_owned(),
@@ -93,6 +107,10 @@ pub(super) async fn sync_group(ctx: Ctx, r: SyncGroupRequest) -> SyncGroupRespon
         generation: r.generation_id,
     };
     let mut resp = SyncGroupResponse::default();
+    if !may_read(&ctx, &group_id) {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     // v5 names the protocol; it must be the group's.
     if v >= 5 {
         let Ok(d) = ctx.broker.groups().describe(&group_id) else {
@@ -125,6 +143,9 @@ pub(super) async fn sync_group(ctx: Ctx, r: SyncGroupRequest) -> SyncGroupRespon
 }
 
 pub(super) fn heartbeat(ctx: &Ctx, r: HeartbeatRequest) -> HeartbeatResponse {
+    if !may_read(ctx, r.group_id.0.as_str()) {
+        return HeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let committer = Committer {
         member_id: r.member_id.as_str().to_owned(),
         instance_id: r.group_instance_id.as_ref().map(|i| i.as_str().to_owned()),
@@ -150,6 +171,10 @@ pub(super) fn leave_group(ctx: &Ctx, r: LeaveGroupRequest) -> LeaveGroupResponse
         vec![(r.member_id.as_str().to_owned(), None)]
     };
     let mut resp = LeaveGroupResponse::default();
+    if !may_read(ctx, r.group_id.0.as_str()) {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return resp;
+    }
     match ctx.broker.groups().leave(r.group_id.0.as_str(), &members) {
         Err(e) => resp.error_code = group_error(&e).code(),
         Ok(outcomes) if batched => {

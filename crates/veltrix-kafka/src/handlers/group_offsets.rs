@@ -4,7 +4,8 @@
 //!
 //! A commit is answered once it is durable (the coordinator fsyncs the offsets
 //! log), so it runs on the blocking pool. A partition never committed is
-//! fetched as offset -1 with no error, as Kafka answers it.
+//! fetched as offset -1 with no error, as Kafka answers it. Authorization is
+//! Kafka's, described at each handler.
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
@@ -18,13 +19,44 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::{AclOperation, ResourceType};
 use veltrix_core::groups::{Committed, CommittedPartition, Committer, OffsetCommit};
 
 use super::{Ctx, name};
 use crate::errors::{self, ResponseError, group_error};
 
+/// Every partition of a commit answered with `code`.
+fn commit_answer(r: &OffsetCommitRequest, code: impl Fn(&TopicName) -> i16) -> OffsetCommitResponse {
+    let topics = r
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t.partitions.iter().map(|p| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code(&t.name))
+            });
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions.collect())
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// As Kafka: READ on the group (GROUP_AUTHORIZATION_FAILED for every
+/// partition), then READ on each topic (TOPIC_AUTHORIZATION_FAILED for its
+/// partitions, which are not committed).
 pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let v = ctx.version;
+    if !super::authz::allowed(&ctx, AclOperation::Read, ResourceType::Group, r.group_id.0.as_str()) {
+        return commit_answer(&r, |_| ResponseError::GroupAuthorizationFailed.code());
+    }
+    let readable = ctx.who().names(
+        AclOperation::Read,
+        ResourceType::Topic,
+        r.topics.iter().map(|t| t.name.0.as_str()),
+    );
     tokio::task::spawn_blocking(move || {
         let committer = Committer {
             member_id: r.member_id.as_str().to_owned(),
@@ -38,6 +70,7 @@ pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCom
         let offsets: Vec<OffsetCommit> = r
             .topics
             .iter()
+            .filter(|t| readable.contains(t.name.0.as_str()))
             .flat_map(|t| {
                 t.partitions.iter().map(|p| OffsetCommit {
                     topic: t.name.0.as_str().to_owned(),
@@ -52,38 +85,28 @@ pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCom
                 })
             })
             .collect();
-        let broker = ctx.broker.clone();
-        let outcomes = ctx
-            .broker
-            .groups()
-            .commit(r.group_id.0.as_str(), &committer, offsets, |topic, partition| {
-                broker.partition(topic, partition).is_ok()
-            });
-        let mut outcomes = outcomes.into_iter();
-        let topics = r
-            .topics
-            .iter()
-            .map(|t| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(t.name.clone())
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                let code = match outcomes.next() {
-                                    Some(Ok(())) => errors::NONE,
-                                    Some(Err(e)) => group_error(&e).code(),
-                                    None => ResponseError::UnknownServerError.code(),
-                                };
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(code)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        OffsetCommitResponse::default().with_topics(topics)
+        // Nothing to commit: the coordinator is not asked, as in Kafka.
+        let outcomes = if offsets.is_empty() {
+            Vec::new()
+        } else {
+            let broker = ctx.broker.clone();
+            ctx.broker
+                .groups()
+                .commit(r.group_id.0.as_str(), &committer, offsets, |topic, partition| {
+                    broker.partition(topic, partition).is_ok()
+                })
+        };
+        let outcomes = std::cell::RefCell::new(outcomes.into_iter());
+        commit_answer(&r, |topic| {
+            if !readable.contains(topic.0.as_str()) {
+                return ResponseError::TopicAuthorizationFailed.code();
+            }
+            match outcomes.borrow_mut().next() {
+                Some(Ok(())) => errors::NONE,
+                Some(Err(e)) => group_error(&e).code(),
+                None => ResponseError::UnknownServerError.code(),
+            }
+        })
     })
     .await
     .unwrap_or_default()
@@ -93,6 +116,9 @@ pub(super) async fn offset_commit(ctx: Ctx, r: OffsetCommitRequest) -> OffsetCom
 struct TopicCommits {
     topic: String,
     partitions: Vec<CommittedPartition>,
+    /// Named without DESCRIBE on the topic: every partition is answered
+    /// TOPIC_AUTHORIZATION_FAILED.
+    denied: bool,
 }
 
 /// Partitions grouped by topic, topics in first-seen order.
@@ -104,6 +130,7 @@ fn by_topic(rows: Vec<CommittedPartition>) -> Vec<TopicCommits> {
             None => out.push(TopicCommits {
                 topic: row.topic.clone(),
                 partitions: vec![row],
+                denied: false,
             }),
         }
     }
@@ -111,18 +138,51 @@ fn by_topic(rows: Vec<CommittedPartition>) -> Vec<TopicCommits> {
 }
 
 /// The committed offsets of `group` a fetch asks for, grouped by topic:
-/// `wanted` partitions (of each topic, its name and indexes), or all.
+/// `wanted` partitions (of each topic, its name and indexes), or all. As
+/// in Kafka, a client sees no offsets of a topic it may not DESCRIBE: left
+/// out of "all", and named ones come after the others, denied.
 fn fetch_topics<'a>(
     ctx: &Ctx,
     group: &str,
     wanted: Option<impl Iterator<Item = (&'a str, &'a [i32])>>,
 ) -> Vec<TopicCommits> {
-    let wanted: Option<Vec<(String, i32)>> = wanted.map(|topics| {
-        topics
-            .flat_map(|(topic, partitions)| partitions.iter().map(move |p| (topic.to_owned(), *p)))
-            .collect()
-    });
-    by_topic(ctx.broker.groups().fetch_offsets(group, wanted.as_deref()))
+    let who = ctx.who();
+    let Some(wanted) = wanted else {
+        let mut all = by_topic(ctx.broker.groups().fetch_offsets(group, None));
+        all.retain(|t| who.allowed_quietly(AclOperation::Describe, ResourceType::Topic, &t.topic));
+        return all;
+    };
+    let wanted: Vec<(&str, &[i32])> = wanted.collect();
+    let describable = who.names(
+        AclOperation::Describe,
+        ResourceType::Topic,
+        wanted.iter().map(|(t, _)| *t),
+    );
+    let (allowed, denied): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(t, _)| describable.contains(t));
+    let asked: Vec<(String, i32)> = allowed
+        .iter()
+        .flat_map(|(topic, partitions)| partitions.iter().map(move |p| ((*topic).to_owned(), *p)))
+        .collect();
+    let mut out = if asked.is_empty() && !denied.is_empty() {
+        Vec::new()
+    } else {
+        by_topic(ctx.broker.groups().fetch_offsets(group, Some(&asked)))
+    };
+    out.extend(denied.into_iter().map(|(topic, partitions)| {
+        TopicCommits {
+            topic: topic.to_owned(),
+            partitions: partitions
+                .iter()
+                .map(|p| CommittedPartition {
+                    topic: topic.to_owned(),
+                    partition: *p,
+                    committed: None,
+                })
+                .collect(),
+            denied: true,
+        }
+    }));
+    out
 }
 
 /// What OffsetFetch answers for a commit, or Kafka's "none" (-1) for none.
@@ -149,11 +209,53 @@ impl From<Option<Committed>> for CommittedFields {
     }
 }
 
+/// The error of a topic's partitions in an OffsetFetch answer.
+fn topic_code(t: &TopicCommits) -> i16 {
+    if t.denied {
+        ResponseError::TopicAuthorizationFailed.code()
+    } else {
+        errors::NONE
+    }
+}
+
+/// OffsetFetch before v8 for a group the principal may not DESCRIBE: v1
+/// has no request-level error, so every partition asked for carries it.
+fn fetch_group_denied(ctx: &Ctx, r: &OffsetFetchRequest) -> OffsetFetchResponse {
+    let mut resp = OffsetFetchResponse::default();
+    let code = ResponseError::GroupAuthorizationFailed.code();
+    if ctx.version >= 2 {
+        resp.error_code = code;
+        return resp;
+    }
+    resp.topics = r
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            let partitions = t.partition_indexes.iter().map(|p| {
+                OffsetFetchResponsePartition::default()
+                    .with_partition_index(*p)
+                    .with_committed_offset(-1)
+                    .with_error_code(code)
+            });
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions.collect())
+        })
+        .collect();
+    resp
+}
+
+/// As Kafka: DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED), and no
+/// offsets of a topic the principal may not DESCRIBE.
 pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
     if ctx.version >= 8 {
         resp.groups = r.groups.iter().map(|g| fetch_group(ctx, g)).collect();
         return resp;
+    }
+    if !super::authz::allowed(ctx, AclOperation::Describe, ResourceType::Group, r.group_id.0.as_str()) {
+        return fetch_group_denied(ctx, &r);
     }
     let wanted = r.topics.as_ref().map(|topics| {
         topics
@@ -163,12 +265,14 @@ pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchRespo
     resp.topics = fetch_topics(ctx, r.group_id.0.as_str(), wanted)
         .into_iter()
         .map(|t| {
+            let code = topic_code(&t);
             let partitions = t.partitions.into_iter().map(|p| {
                 let c = CommittedFields::from(p.committed);
                 let mut out = OffsetFetchResponsePartition::default()
                     .with_partition_index(p.partition)
                     .with_committed_offset(c.offset)
-                    .with_metadata(Some(c.metadata));
+                    .with_metadata(Some(c.metadata))
+                    .with_error_code(code);
                 // The leader epoch exists from v5 on.
                 if ctx.version >= 5 {
                     out.committed_leader_epoch = c.leader_epoch;
@@ -188,15 +292,21 @@ pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchRespo
 fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGroup {
     let group_id = g.group_id.0.as_str();
     let member_id = g.member_id.as_ref().map(|m| m.as_str()).unwrap_or_default();
+    let failed = |code: i16| {
+        OffsetFetchResponseGroup::default()
+            .with_group_id(g.group_id.clone())
+            .with_error_code(code)
+    };
+    if !super::authz::allowed(ctx, AclOperation::Describe, ResourceType::Group, group_id) {
+        return failed(ResponseError::GroupAuthorizationFailed.code());
+    }
     if ctx.version >= 9
         && let Err(e) = ctx
             .broker
             .groups()
             .check_offset_fetch(group_id, member_id, g.member_epoch)
     {
-        return OffsetFetchResponseGroup::default()
-            .with_group_id(g.group_id.clone())
-            .with_error_code(group_error(&e).code());
+        return failed(group_error(&e).code());
     }
     let wanted = g.topics.as_ref().map(|topics| {
         topics
@@ -206,6 +316,7 @@ fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGro
     let topics = fetch_topics(ctx, group_id, wanted)
         .into_iter()
         .map(|t| {
+            let code = topic_code(&t);
             let partitions = t.partitions.into_iter().map(|p| {
                 let c = CommittedFields::from(p.committed);
                 OffsetFetchResponsePartitions::default()
@@ -213,6 +324,7 @@ fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGro
                     .with_committed_offset(c.offset)
                     .with_committed_leader_epoch(c.leader_epoch)
                     .with_metadata(Some(c.metadata))
+                    .with_error_code(code)
             });
             OffsetFetchResponseTopics::default()
                 .with_name(name(&t.topic))
@@ -224,11 +336,23 @@ fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGro
         .with_topics(topics)
 }
 
+/// As Kafka: DELETE on the group (GROUP_AUTHORIZATION_FAILED for the
+/// request), then READ on each topic (TOPIC_AUTHORIZATION_FAILED for its
+/// partitions, whose offsets stay).
 pub(super) async fn offset_delete(ctx: Ctx, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if !super::authz::allowed(&ctx, AclOperation::Delete, ResourceType::Group, r.group_id.0.as_str()) {
+        return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let readable = ctx.who().names(
+        AclOperation::Read,
+        ResourceType::Topic,
+        r.topics.iter().map(|t| t.name.0.as_str()),
+    );
     tokio::task::spawn_blocking(move || {
         let partitions: Vec<(String, i32)> = r
             .topics
             .iter()
+            .filter(|t| readable.contains(t.name.0.as_str()))
             .flat_map(|t| {
                 t.partitions
                     .iter()
@@ -250,18 +374,19 @@ pub(super) async fn offset_delete(ctx: Ctx, r: OffsetDeleteRequest) -> OffsetDel
             .topics
             .iter()
             .map(|t| {
+                let code = if readable.contains(t.name.0.as_str()) {
+                    partition_code
+                } else {
+                    ResponseError::TopicAuthorizationFailed.code()
+                };
+                let partitions = t.partitions.iter().map(|p| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                });
                 OffsetDeleteResponseTopic::default()
                     .with_name(t.name.clone())
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetDeleteResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(partition_code)
-                            })
-                            .collect(),
-                    )
+                    .with_partitions(partitions.collect())
             })
             .collect();
         resp

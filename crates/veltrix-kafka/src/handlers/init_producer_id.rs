@@ -6,21 +6,45 @@
 //! supported yet: a transactional id is refused with
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED (final for clients, see
 //! `group_admin.rs`) and a log line, so a transactional producer fails at once.
+//!
+//! Authorization is Kafka's: a transactional id needs WRITE on it
+//! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer
+//! IDEMPOTENT_WRITE on the cluster or, since Kafka 3.0 (KIP-679), WRITE on
+//! some topic no DENY covers (CLUSTER_AUTHORIZATION_FAILED otherwise).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
 use super::Ctx;
 use crate::errors::{ResponseError, core_error};
+
+/// Whether an idempotent producer may have a producer id.
+fn may_write_idempotently(ctx: &Ctx) -> bool {
+    let who = ctx.who();
+    let allowed = who.allowed_quietly(AclOperation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
+        || who.by_resource_type_quietly(AclOperation::Write, ResourceType::Topic);
+    if !allowed {
+        who.deny(AclOperation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME);
+    }
+    allowed
+}
 
 pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if let Some(id) = &request.transactional_id {
+        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        if !super::authz::allowed(&ctx, AclOperation::Write, ResourceType::TransactionalId, id.0.as_str()) {
+            return r;
+        }
         if let Some(suppressed) = ctx.limiter.allow("transactional_producer", Some(ctx.peer.ip())) {
             tracing::warn!(transactional_id = %id.0.as_str(), suppressed, "transactional producer refused: transactions are not supported");
         }
-        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return r;
+    }
+    if !may_write_idempotently(&ctx) {
+        r.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return r;
     }
     let broker = ctx.broker.clone();

@@ -1,9 +1,12 @@
 //! ListOffsets: earliest, latest, the first offset at or after a time, or
-//! (from v7, KIP-734) the record with the largest timestamp.
+//! (from v7, KIP-734) the record with the largest timestamp. Each topic
+//! needs DESCRIBE, as in Kafka (TOPIC_AUTHORIZATION_FAILED for its
+//! partitions otherwise).
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use veltrix_client::{DecodeLimits, decode_batches};
+use veltrix_core::acl::{AclOperation, ResourceType};
 
 use super::Ctx;
 use crate::errors::{self, ResponseError, core_error};
@@ -121,6 +124,11 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
     // Only v4 and later carry the leader epoch; the codec refuses it before.
     let with_epoch = ctx.version >= 4;
     let version = ctx.version;
+    let describable = ctx.who().names(
+        AclOperation::Describe,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let topics = tokio::task::spawn_blocking(move || {
         request
             .topics
@@ -136,9 +144,13 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                         rp.partition_index = p.partition_index;
                         rp.timestamp = -1;
                         rp.offset = -1;
-                        let answer = broker
-                            .partition(t.name.0.as_str(), p.partition_index)
-                            .map_err(|e| core_error(&e));
+                        let answer = if describable.contains(t.name.0.as_str()) {
+                            broker
+                                .partition(t.name.0.as_str(), p.partition_index)
+                                .map_err(|e| core_error(&e))
+                        } else {
+                            Err(ResponseError::TopicAuthorizationFailed)
+                        };
                         let answer =
                             answer.and_then(|partition| partition_answer(partition.log(), p.timestamp, version));
                         match answer {

@@ -1,4 +1,5 @@
-//! Metadata: the one broker, and topics with their partitions.
+//! Metadata: the one broker, and topics with their partitions: those the
+//! principal may DESCRIBE (Kafka's rules, see `named_topic`).
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -6,6 +7,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 use veltrix_core::{CoreError, Topic, TopicConfig};
 
 use super::{Ctx, name, operations};
@@ -31,65 +33,113 @@ fn metadata_topic(topic: &Topic) -> MetadataResponseTopic {
     t
 }
 
+/// A topic answered with an error only.
+fn failed_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = name.map(super::name);
+    t.topic_id = id;
+    t.error_code = error.code();
+    t
+}
+
+/// A topic asked for by name, as Kafka answers it: without DESCRIBE on it,
+/// TOPIC_AUTHORIZATION_FAILED whether it exists or not; created if missing
+/// and `auto` (with CREATE on the cluster or on the topic, else
+/// TOPIC_AUTHORIZATION_FAILED). The bool: whether the topic was authorized
+/// (and gets its authorized operations).
+fn named_topic(ctx: &Ctx, n: &str, auto: bool) -> (MetadataResponseTopic, bool) {
+    let who = ctx.who();
+    if !who.allowed(AclOperation::Describe, ResourceType::Topic, n) {
+        return (
+            failed_topic(Some(n), Uuid::nil(), ResponseError::TopicAuthorizationFailed),
+            false,
+        );
+    }
+    let found = match ctx.broker.topic(n) {
+        Some(t) => Ok(t),
+        None if auto => {
+            let may_create = who.allowed_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                || who.allowed(AclOperation::Create, ResourceType::Topic, n);
+            if !may_create {
+                return (
+                    failed_topic(Some(n), Uuid::nil(), ResponseError::TopicAuthorizationFailed),
+                    false,
+                );
+            }
+            ctx.broker.create_topic(n, None, TopicConfig::default())
+        }
+        None => Err(CoreError::UnknownTopic(n.to_owned())),
+    };
+    match found {
+        Ok(t) => (metadata_topic(&t), true),
+        Err(e) => (failed_topic(Some(n), Uuid::nil(), core_error(&e)), true),
+    }
+}
+
+/// A topic asked for by id alone (from v10; consumers of the KIP-848
+/// protocol resolve their assignment this way). Ids are not secret, as in
+/// Kafka: an undescribable topic is TOPIC_AUTHORIZATION_FAILED with its id
+/// and no name.
+fn topic_by_id(ctx: &Ctx, id: Uuid) -> (MetadataResponseTopic, bool) {
+    let Some(t) = ctx.broker.topic_by_id(id.as_bytes()) else {
+        return (failed_topic(None, id, ResponseError::UnknownTopicId), false);
+    };
+    if !ctx.who().allowed(AclOperation::Describe, ResourceType::Topic, &t.name) {
+        return (failed_topic(None, id, ResponseError::TopicAuthorizationFailed), false);
+    }
+    (metadata_topic(&t), true)
+}
+
 pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse {
     let mut r = MetadataResponse::default();
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(0);
-    broker.host = StrBytes::from_string(ctx.config.advertised.ip().to_string());
-    broker.port = i32::from(ctx.config.advertised.port());
+    broker.host = StrBytes::from_string(ctx.listener.advertised_host.clone());
+    broker.port = i32::from(ctx.listener.advertised_port);
     r.brokers = vec![broker];
     r.cluster_id = Some(StrBytes::from_static_str("veltrix"));
     r.controller_id = BrokerId(0);
-    r.topics = match request.topics {
-        None => ctx.broker.topics().iter().map(|t| metadata_topic(t)).collect(),
-        Some(wanted) => wanted
+    let who = ctx.who();
+    let topics: Vec<(MetadataResponseTopic, bool)> = match &request.topics {
+        // Every topic the principal may describe; the others are left out
+        // without a word, as Kafka does.
+        None => ctx
+            .broker
+            .topics()
             .iter()
-            .map(|w| {
-                // From v10 a topic may be asked for by id alone (consumers of
-                // the KIP-848 protocol resolve their assignment this way).
-                if w.name.is_none() && !w.topic_id.is_nil() {
-                    let id = *w.topic_id.as_bytes();
-                    return match ctx.broker.topics().into_iter().find(|t| t.id == id) {
-                        Some(t) => metadata_topic(&t),
-                        None => {
-                            let mut t = MetadataResponseTopic::default();
-                            t.topic_id = w.topic_id;
-                            t.error_code = ResponseError::UnknownTopicId.code();
-                            t
-                        }
-                    };
-                }
-                let n = w.name.as_ref().map(|n| n.0.as_str().to_owned()).unwrap_or_default();
-                let auto = ctx.broker.config().auto_create_topics && request.allow_auto_topic_creation;
-                let found = match ctx.broker.topic(&n) {
-                    Some(t) => Ok(t),
-                    None if auto => ctx.broker.create_topic(&n, None, TopicConfig::default()),
-                    None => Err(CoreError::UnknownTopic(n.clone())),
-                };
-                match found {
-                    Ok(t) => metadata_topic(&t),
-                    Err(e) => {
-                        let mut t = MetadataResponseTopic::default();
-                        t.name = Some(name(&n));
-                        t.error_code = core_error(&e).code();
-                        t
-                    }
-                }
-            })
+            .filter(|t| who.allowed_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
+            .map(|t| (metadata_topic(t), true))
             .collect(),
+        Some(wanted) => {
+            let auto = ctx.broker.config().auto_create_topics && request.allow_auto_topic_creation;
+            wanted
+                .iter()
+                .map(|w| match &w.name {
+                    None if !w.topic_id.is_nil() => topic_by_id(ctx, w.topic_id),
+                    n => named_topic(ctx, n.as_ref().map_or("", |n| n.0.as_str()), auto),
+                })
+                .collect()
+        }
     };
-    // Asked for from v8; the codec reads `false` before. Every topic in the
-    // answer gets them, as in Kafka; the cluster's field exists in v8 to v10.
-    let topic_operations = operations::answered(
-        request.include_topic_authorized_operations,
-        operations::TOPIC_OPERATIONS,
-    );
-    for t in &mut r.topics {
-        t.topic_authorized_operations = topic_operations;
+    // Asked for from v8; the codec reads `false` before. Every authorized
+    // topic in the answer gets them, as in Kafka; the cluster's field
+    // exists in v8 to v10, and needs DESCRIBE on the cluster (0 without).
+    r.topics = topics
+        .into_iter()
+        .map(|(mut t, authorized)| {
+            if authorized && request.include_topic_authorized_operations {
+                let n = t.name.as_ref().map_or("", |n| n.0.as_str());
+                t.topic_authorized_operations = who.operations(ResourceType::Topic, n);
+            }
+            t
+        })
+        .collect();
+    if request.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = if who.on_cluster(AclOperation::Describe) {
+            operations::answered(ctx, true, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
     }
-    r.cluster_authorized_operations = operations::answered(
-        request.include_cluster_authorized_operations,
-        operations::CLUSTER_OPERATIONS,
-    );
     r
 }

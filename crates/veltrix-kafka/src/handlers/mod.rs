@@ -5,12 +5,17 @@
 //! changes (topics, partitions, configs), delete-records, offset commits,
 //! ListOffsets' look into a batch, ShareFetch's and ShareAcknowledge's engine
 //! calls (sessions and acknowledgements fsync the share-state store), and
-//! share groups' offsets and deletions (the same store). Produce is the
+//! share groups' offsets and deletions (the same store), ACL changes and
+//! SCRAM credentials (both fsync their files). Produce is the
 //! exception: a request of up to `INLINE_APPEND_BYTES_MAX` is appended on the
 //! connection's task, where `try_append_batches` gives up rather than
 //! wait on a lock held across an fsync (the rest goes to the blocking pool),
 //! and the wait for durability is a channel that the partition's flusher, on
 //! the blocking pool, signals.
+//!
+//! Every handler authorizes what it does as Kafka's broker does, through
+//! `authz` (the principal's ACLs; nothing is checked when authorization is
+//! off).
 
 use std::sync::Arc;
 
@@ -20,8 +25,10 @@ use veltrix_core::Broker;
 
 use crate::server::KafkaConfig;
 
+mod acls;
 mod alter_configs;
 mod api_versions;
+mod authz;
 mod client_quotas;
 mod consumer_group;
 mod create_partitions;
@@ -39,6 +46,7 @@ pub(crate) mod list_offsets;
 mod metadata;
 mod operations;
 pub(crate) mod produce;
+mod scram_credentials;
 mod share;
 mod share_offsets;
 
@@ -71,6 +79,10 @@ pub(crate) struct Ctx {
     pub mute: Arc<crate::quota::Mute>,
     /// The critical tier's service, which throttles the other tiers.
     pub guard: Arc<crate::tiers::CriticalGuard>,
+    /// The listener the request came through.
+    pub listener: Arc<crate::security::ListenerSpec>,
+    /// Who sent it: `User:ANONYMOUS` unless authenticated.
+    pub principal: Arc<str>,
 }
 
 /// An API this broker serves, and the versions it serves of it: exactly what
@@ -140,6 +152,20 @@ pub const SERVED_APIS: &[ServedApi] = &[
     ServedApi::new(ApiKey::DeleteShareGroupOffsets, "DeleteShareGroupOffsets", 0, 0),
     ServedApi::new(ApiKey::DescribeClientQuotas, "DescribeClientQuotas", 0, 1),
     ServedApi::new(ApiKey::AlterClientQuotas, "AlterClientQuotas", 0, 1),
+    ServedApi::new(ApiKey::DescribeAcls, "DescribeAcls", 1, 3),
+    ServedApi::new(ApiKey::CreateAcls, "CreateAcls", 1, 3),
+    ServedApi::new(ApiKey::DeleteAcls, "DeleteAcls", 1, 3),
+    ServedApi::new(
+        ApiKey::DescribeUserScramCredentials,
+        "DescribeUserScramCredentials",
+        0,
+        0,
+    ),
+    ServedApi::new(ApiKey::AlterUserScramCredentials, "AlterUserScramCredentials", 0, 0),
+    // Answered by the connection itself (`security::sasl`), never by a
+    // handler: they change who the connection is.
+    ServedApi::new(ApiKey::SaslHandshake, "SaslHandshake", 1, 1),
+    ServedApi::new(ApiKey::SaslAuthenticate, "SaslAuthenticate", 0, 2),
 ];
 
 /// The served API of this key, if it is served.
@@ -204,6 +230,15 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         }
         RequestKind::AlterClientQuotas(r) => {
             ResponseKind::AlterClientQuotas(client_quotas::alter_client_quotas(ctx, r).await)
+        }
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe_acls(&ctx, r)),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(ctx, r).await),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(ctx, r).await),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe_user_scram_credentials(ctx, r).await)
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram_credentials::alter_user_scram_credentials(ctx, r).await)
         }
         _ => return None,
     })

@@ -1,74 +1,40 @@
 //! Authorized operations: what a client may do with a cluster, topic or group,
 //! as the bit field Kafka answers with (bit `n` set for the ACL operation of
-//! code `n`). There is no authoriser, so a client may do every operation Kafka
-//! defines for the resource, which is what Kafka answers without one.
+//! code `n`), asked of the authorizer as Kafka's `AuthHelper.authorizedOperations`
+//! does: each operation Kafka defines for the resource that the principal's
+//! ACLs allow. With authorization off, every one of them, which is what Kafka
+//! answers without an authorizer.
 
-/// Kafka's ACL operation codes, of the operations used below.
-const READ: u32 = 3;
-const WRITE: u32 = 4;
-const CREATE: u32 = 5;
-const DELETE: u32 = 6;
-const ALTER: u32 = 7;
-const DESCRIBE: u32 = 8;
-const CLUSTER_ACTION: u32 = 9;
-const DESCRIBE_CONFIGS: u32 = 10;
-const ALTER_CONFIGS: u32 = 11;
-const IDEMPOTENT_WRITE: u32 = 12;
+use veltrix_core::acl::ResourceType;
 
-const fn bits(codes: &[u32]) -> i32 {
-    let mut field = 0i32;
-    let mut i = 0;
-    while i < codes.len() {
-        field |= 1 << codes[i];
-        i += 1;
-    }
-    field
-}
-
-/// The cluster's operations: ALTER, ALTER_CONFIGS, CLUSTER_ACTION, CREATE,
-/// DESCRIBE, DESCRIBE_CONFIGS and IDEMPOTENT_WRITE.
-pub(super) const CLUSTER_OPERATIONS: i32 = bits(&[
-    ALTER,
-    ALTER_CONFIGS,
-    CLUSTER_ACTION,
-    CREATE,
-    DESCRIBE,
-    DESCRIBE_CONFIGS,
-    IDEMPOTENT_WRITE,
-]);
-
-/// A topic's operations: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
-/// DESCRIBE_CONFIGS and ALTER_CONFIGS.
-pub(super) const TOPIC_OPERATIONS: i32 = bits(&[
-    READ,
-    WRITE,
-    CREATE,
-    DELETE,
-    ALTER,
-    DESCRIBE,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-]);
-
-/// A group's operations: READ, DESCRIBE and DELETE.
-pub(super) const GROUP_OPERATIONS: i32 = bits(&[READ, DESCRIBE, DELETE]);
+use super::Ctx;
 
 /// The field's value when the client did not ask for the operations.
 pub(super) const NOT_ASKED: i32 = i32::MIN;
 
-/// The operations to answer with: `all` if asked for, else [`NOT_ASKED`].
-pub(super) fn answered(asked: bool, all: i32) -> i32 {
-    if asked { all } else { NOT_ASKED }
+/// The operations to answer with for the resource: the authorized ones if
+/// asked for, else [`NOT_ASKED`].
+pub(super) fn answered(ctx: &Ctx, asked: bool, resource_type: ResourceType, name: &str) -> i32 {
+    if asked {
+        ctx.who().operations(resource_type, name)
+    } else {
+        NOT_ASKED
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use veltrix_core::acl::ResourceType;
 
     #[test]
-    fn the_bit_fields_are_kafkas() {
-        assert_eq!(CLUSTER_OPERATIONS, 0b1_1111_1010_0000);
-        assert_eq!(TOPIC_OPERATIONS, 0b1101_1111_1000);
-        assert_eq!(GROUP_OPERATIONS, 0b1_0100_1000);
+    fn without_an_authorizer_the_bit_fields_are_kafkas() {
+        // ALTER, ALTER_CONFIGS, CLUSTER_ACTION, CREATE, DESCRIBE,
+        // DESCRIBE_CONFIGS and IDEMPOTENT_WRITE.
+        assert_eq!(ResourceType::Cluster.operation_bits(), 0b1_1111_1010_0000);
+        // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS and
+        // ALTER_CONFIGS.
+        assert_eq!(ResourceType::Topic.operation_bits(), 0b1101_1111_1000);
+        // READ, DESCRIBE and DELETE.
+        assert_eq!(ResourceType::Group.operation_bits(), 0b1_0100_1000);
     }
 }

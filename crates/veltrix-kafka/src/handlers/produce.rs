@@ -1,4 +1,8 @@
-//! Produce: append batches; answer after the fsync for acks=all.
+//! Produce: append batches; answer after the fsync for acks=all. As in
+//! Kafka, each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED for its
+//! partitions otherwise), and a request with transactional batches WRITE on
+//! its transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every
+//! partition otherwise), before anything else is looked at.
 
 use std::sync::Arc;
 
@@ -8,10 +12,12 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use veltrix_core::acl::{AclOperation, ResourceType};
 use veltrix_core::{AppendProgress, Partition};
 use veltrix_log::batch;
 
 use super::Ctx;
+use super::authz::{Names, TOPIC_DENIED, TRANSACTIONAL_ID_DENIED};
 use crate::errors::{self, ResponseError, core_error};
 use crate::metrics::KafkaMetrics;
 
@@ -113,6 +119,72 @@ struct ToCommit {
 /// of its worker.
 pub const INLINE_APPEND_BYTES_MAX: usize = 1 << 20;
 
+/// What a produce request's principal may write, as Kafka's
+/// `handleProduceRequest` decides it before appending anything.
+enum Authorized {
+    /// The topics it has WRITE on.
+    Topics(Names),
+    /// Transactional batches without WRITE on the request's transactional
+    /// id (or without one): every partition is refused.
+    NotTransactionalId,
+}
+
+/// Whether a batch of the request is transactional: a header walk.
+fn has_transactional_batches(request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_deref())
+        .any(|mut rest| {
+            while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
+                if batch::parse_fixed(&rest[..size]).is_ok_and(|h| h.is_transactional()) {
+                    return true;
+                }
+                rest = &rest[size..];
+            }
+            false
+        })
+}
+
+fn authorize(ctx: &Ctx, request: &ProduceRequest) -> Authorized {
+    if !ctx.broker.authorizer().enabled() {
+        return Authorized::Topics(Names::All);
+    }
+    let who = ctx.who();
+    if has_transactional_batches(request) {
+        let allowed = match &request.transactional_id {
+            Some(id) => who.allowed(AclOperation::Write, ResourceType::TransactionalId, id.0.as_str()),
+            None => {
+                who.deny(AclOperation::Write, ResourceType::TransactionalId, "");
+                false
+            }
+        };
+        if !allowed {
+            return Authorized::NotTransactionalId;
+        }
+    }
+    let topics = request.topic_data.iter().map(|t| t.name.0.as_str());
+    Authorized::Topics(who.names(AclOperation::Write, ResourceType::Topic, topics))
+}
+
+/// The refusal of a partition the principal may not write to, if it may not.
+fn refused_by_acl(authorized: &Authorized, topic: &str) -> Option<Refused> {
+    let (error, message) = match authorized {
+        Authorized::Topics(names) if names.contains(topic) => return None,
+        Authorized::Topics(_) => (ResponseError::TopicAuthorizationFailed, TOPIC_DENIED),
+        Authorized::NotTransactionalId => (
+            ResponseError::TransactionalIdAuthorizationFailed,
+            TRANSACTIONAL_ID_DENIED,
+        ),
+    };
+    Some(Refused {
+        error,
+        message: message.to_owned(),
+        record: None,
+    })
+}
+
 /// A produce request being appended, partition by partition in request order,
 /// first on the connection's task and, if that would block, on the blocking
 /// pool from where it stopped.
@@ -122,6 +194,8 @@ struct Appending {
     metrics: KafkaMetrics,
     /// The per-partition error message exists from v8.
     with_messages: bool,
+    /// What the principal may write to.
+    authorized: Authorized,
     responses: Vec<TopicProduceResponse>,
     to_commit: Vec<ToCommit>,
     /// The next partition to append.
@@ -164,13 +238,39 @@ impl Appending {
         self.broker.disk_admits(tier).map_err(|level| (tier, level))
     }
 
+    /// Why a partition of `topic` is refused before anything is appended:
+    /// no WRITE on it (or on the transactional id), or acks Kafka does not
+    /// define.
+    fn refused_before_append(&self, topic: &str) -> Option<Refused> {
+        if let Some(refused) = refused_by_acl(&self.authorized, topic) {
+            return Some(refused);
+        }
+        let acks = self.request.acks;
+        (!matches!(acks, -1..=1)).then(|| Refused {
+            error: ResponseError::InvalidRequiredAcks,
+            message: format!("acks must be -1, 0 or 1, not {acks}"),
+            record: None,
+        })
+    }
+
+    /// Adds an append to the per-topic produce counters.
+    fn count_appended(&self, topic: &str, bytes: usize, records: i64) {
+        let metrics = &self.metrics;
+        if metrics.enabled() {
+            metrics.produce_bytes.with_label_values(&[topic]).inc_by(bytes as u64);
+            metrics
+                .produce_records
+                .with_label_values(&[topic])
+                .inc_by(u64::try_from(records).unwrap_or(0));
+        }
+    }
+
     /// The answer for the partition at `at`, or `None` if its append stopped.
     fn partition(&mut self, may_block: bool) -> Option<PartitionProduceResponse> {
         let Position {
             topic: ti,
             partition: pi,
         } = self.at;
-        let acks = self.request.acks;
         let topic = &self.request.topic_data[ti];
         let topic_name = topic.name.0.as_str();
         let pd = &topic.partition_data[pi];
@@ -178,12 +278,8 @@ impl Appending {
         p.index = pd.index;
         p.base_offset = -1;
         p.log_append_time_ms = -1;
-        let result = if !matches!(acks, -1..=1) {
-            Err(Refused {
-                error: ResponseError::InvalidRequiredAcks,
-                message: format!("acks must be -1, 0 or 1, not {acks}"),
-                record: None,
-            })
+        let result = if let Some(refused) = self.refused_before_append(topic_name) {
+            Err(refused)
         } else {
             match self.broker.partition_and_dedup(topic_name, pd.index) {
                 Err(e) => Err(Refused::from(e)),
@@ -215,17 +311,7 @@ impl Appending {
                         Err(e) => Err(Refused::from(e)),
                         Ok(Some(appended)) => {
                             let (base, next) = (appended.base_offset, appended.next_offset);
-                            let metrics = &self.metrics;
-                            if metrics.enabled() {
-                                metrics
-                                    .produce_bytes
-                                    .with_label_values(&[topic_name])
-                                    .inc_by(records.len() as u64);
-                                metrics
-                                    .produce_records
-                                    .with_label_values(&[topic_name])
-                                    .inc_by(u64::try_from(next - base).unwrap_or(0));
-                            }
+                            self.count_appended(topic_name, records.len(), next - base);
                             p.log_start_offset = partition.log().log_start();
                             self.to_commit.push(ToCommit {
                                 at: self.at,
@@ -285,6 +371,7 @@ pub(crate) fn records_bytes(request: &ProduceRequest) -> usize {
 
 pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
     warn_about_risks(&ctx, &request);
+    let authorized = authorize(&ctx, &request);
     let bytes: usize = request
         .topic_data
         .iter()
@@ -297,6 +384,7 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
         broker: ctx.broker.clone(),
         metrics: ctx.metrics.clone(),
         with_messages: ctx.version >= 8,
+        authorized,
         to_commit: Vec::new(),
         at: Position { topic: 0, partition: 0 },
         progress: AppendProgress::default(),

@@ -7,7 +7,16 @@
 //! run on the blocking pool. A ShareFetch that acquires nothing waits, up to
 //! its `max_wait_ms`, for a new record on one of its session's partitions or
 //! for records to become available again (released, lock timed out).
+//!
+//! Authorization is Kafka's: a heartbeat needs READ on the group and
+//! DESCRIBE on the topics it subscribes to; a description DESCRIBE on the
+//! group (a group whose assignments name a topic the principal may not
+//! DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED without its members);
+//! ShareFetch and ShareAcknowledge READ on the group (for the request) and
+//! on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions, whose
+//! acknowledgements are not applied and records not acquired).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +31,20 @@ use kafka_protocol::messages::share_group_describe_response::{
 };
 use kafka_protocol::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
-    ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
+    GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
     ShareGroupDescribeRequest, ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+use veltrix_core::acl::{AclOperation, ResourceType};
 use veltrix_core::share::{
     AckBatch, AcquiredData, PartitionAcks, SessionRequest, SessionUse, ShareError, ShareHeartbeat,
 };
 use veltrix_core::{Broker, TopicId};
 
-use super::{Ctx, name};
-use crate::errors::{self, share_error};
+use super::authz::{GROUP_DENIED, Names, TOPIC_DENIED, Who};
+use super::{Ctx, name, operations};
+use crate::errors::{self, ResponseError, share_error};
 use crate::metrics::KafkaMetrics;
 
 /// Records one ShareFetch acquires when the client asks for no limit.
@@ -54,8 +65,31 @@ pub(super) fn is_consumer_group(broker: &Broker, group: &str) -> bool {
     broker.groups().list().iter().any(|g| g.group_id == group)
 }
 
+/// Why a share group heartbeat is refused for want of an ACL, if it is:
+/// READ on the group, DESCRIBE on every topic subscribed to.
+fn heartbeat_refused(ctx: &Ctx, r: &ShareGroupHeartbeatRequest) -> Option<(ResponseError, &'static str)> {
+    let who = ctx.who();
+    if !who.allowed(AclOperation::Read, ResourceType::Group, r.group_id.0.as_str()) {
+        return Some((ResponseError::GroupAuthorizationFailed, GROUP_DENIED));
+    }
+    let subscribed = || r.subscribed_topic_names.iter().flatten().map(|t| t.0.as_str());
+    match who.names(AclOperation::Describe, ResourceType::Topic, subscribed()) {
+        Names::Only(allowed) if subscribed().any(|t| !allowed.contains(t)) => {
+            Some((ResponseError::TopicAuthorizationFailed, TOPIC_DENIED))
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn share_group_heartbeat(ctx: &Ctx, r: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse {
     let mut resp = ShareGroupHeartbeatResponse::default();
+    if let Some((error, refusal)) = heartbeat_refused(ctx, &r) {
+        resp.error_code = error.code();
+        resp.error_message = Some(text(refusal));
+        resp.member_epoch = -1;
+        errors::count_error(&ctx.metrics, "ShareGroupHeartbeat", resp.error_code);
+        return resp;
+    }
     let group = r.group_id.0.as_str();
     if is_consumer_group(&ctx.broker, group) {
         let e = ShareError::WrongGroupType(group.to_owned());
@@ -102,54 +136,87 @@ pub(super) fn share_group_heartbeat(ctx: &Ctx, r: ShareGroupHeartbeatRequest) ->
 }
 
 pub(super) fn share_group_describe(ctx: &Ctx, r: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse {
-    let broker = &ctx.broker;
     let groups = r
         .group_ids
         .iter()
-        .map(|id| {
-            let mut g = DescribedGroup::default().with_group_id(id.clone());
-            g.authorized_operations = i32::MIN;
-            match broker.share().describe(id.0.as_str()) {
-                None => {
-                    g.error_code = errors::ResponseError::GroupIdNotFound.code();
-                    g.error_message = Some(text(&format!("no share group `{}`", id.0.as_str())));
-                    g.group_state = text("Dead");
-                }
-                Some(d) => {
-                    g.group_state = text(d.state);
-                    g.group_epoch = d.epoch;
-                    g.assignment_epoch = d.epoch;
-                    g.assignor_name = text("simple");
-                    g.members = d
-                        .members
-                        .iter()
-                        .map(|m| {
-                            let assignment = m
-                                .assignment
-                                .iter()
-                                .map(|(tid, parts)| {
-                                    let topic = broker.topic_by_id(tid).map(|t| t.name.clone()).unwrap_or_default();
-                                    DescribedTopicPartitions::default()
-                                        .with_topic_id(Uuid::from_bytes(*tid))
-                                        .with_topic_name(name(&topic))
-                                        .with_partitions(parts.clone())
-                                })
-                                .collect();
-                            Member::default()
-                                .with_member_id(text(&m.member_id))
-                                .with_member_epoch(m.member_epoch)
-                                .with_client_id(text(&m.client_id))
-                                .with_client_host(text(&m.client_host))
-                                .with_subscribed_topic_names(m.subscribed.iter().map(|t| name(t)).collect())
-                                .with_assignment(DescribedAssignment::default().with_topic_partitions(assignment))
-                        })
-                        .collect();
-                }
-            }
-            g
-        })
+        .map(|id| describe_share_group(ctx, id, r.include_authorized_operations))
         .collect();
     ShareGroupDescribeResponse::default().with_groups(groups)
+}
+
+fn describe_share_group(ctx: &Ctx, id: &GroupId, include_authorized_operations: bool) -> DescribedGroup {
+    let broker = &ctx.broker;
+    let mut g = DescribedGroup::default().with_group_id(id.clone());
+    g.authorized_operations = operations::NOT_ASKED;
+    if !ctx
+        .who()
+        .allowed(AclOperation::Describe, ResourceType::Group, id.0.as_str())
+    {
+        g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        g.error_message = Some(text(GROUP_DENIED));
+        return g;
+    }
+    let Some(d) = broker.share().describe(id.0.as_str()) else {
+        g.error_code = errors::ResponseError::GroupIdNotFound.code();
+        g.error_message = Some(text(&format!("no share group `{}`", id.0.as_str())));
+        g.group_state = text("Dead");
+        return g;
+    };
+    g.authorized_operations =
+        operations::answered(ctx, include_authorized_operations, ResourceType::Group, id.0.as_str());
+    g.group_state = text(d.state);
+    g.group_epoch = d.epoch;
+    g.assignment_epoch = d.epoch;
+    g.assignor_name = text("simple");
+    g.members = d
+        .members
+        .iter()
+        .map(|m| {
+            let assignment = m
+                .assignment
+                .iter()
+                .map(|(tid, parts)| {
+                    let topic = broker.topic_by_id(tid).map(|t| t.name.clone()).unwrap_or_default();
+                    DescribedTopicPartitions::default()
+                        .with_topic_id(Uuid::from_bytes(*tid))
+                        .with_topic_name(name(&topic))
+                        .with_partitions(parts.clone())
+                })
+                .collect();
+            Member::default()
+                .with_member_id(text(&m.member_id))
+                .with_member_epoch(m.member_epoch)
+                .with_client_id(text(&m.client_id))
+                .with_client_host(text(&m.client_host))
+                .with_subscribed_topic_names(m.subscribed.iter().map(|t| name(t)).collect())
+                .with_assignment(DescribedAssignment::default().with_topic_partitions(assignment))
+        })
+        .collect();
+    hide_undescribable_topics(ctx.who(), g)
+}
+
+/// A group whose members' assignments name a topic the principal may not
+/// DESCRIBE, answered as Kafka does: without its members,
+/// TOPIC_AUTHORIZATION_FAILED.
+fn hide_undescribable_topics(who: Who<'_>, g: DescribedGroup) -> DescribedGroup {
+    let topics = || {
+        g.members
+            .iter()
+            .flat_map(|m| &m.assignment.topic_partitions)
+            .map(|tp| tp.topic_name.0.as_str())
+            .filter(|n| !n.is_empty())
+    };
+    let describable = who.names(AclOperation::Describe, ResourceType::Topic, topics());
+    if topics().all(|t| describable.contains(t)) {
+        return g;
+    }
+    DescribedGroup::default()
+        .with_group_id(g.group_id)
+        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+        .with_error_message(Some(text(
+            "The group has described topic(s) that the client is not authorized to describe.",
+        )))
+        .with_authorized_operations(operations::NOT_ASKED)
 }
 
 /// A request's acknowledgements, in the engine's terms: ShareFetch and
@@ -211,6 +278,11 @@ fn leader() -> LeaderIdAndEpoch {
 struct PartitionAnswer {
     error: Option<ShareError>,
     ack_error: Option<ShareError>,
+    /// The principal may not read the topic: nothing acquired.
+    denied: bool,
+    /// The principal may not read the topic: the acknowledgements were not
+    /// applied.
+    ack_denied: bool,
     data: AcquiredData,
 }
 
@@ -225,7 +297,7 @@ impl PartitionAnswer {
     /// Whether the partition is worth answering now: something acquired, or
     /// an error to report.
     fn has_news(&self) -> bool {
-        !self.data.acquired.is_empty() || self.error.is_some()
+        !self.data.acquired.is_empty() || self.error.is_some() || self.denied
     }
 }
 
@@ -245,6 +317,14 @@ fn fetch_response(
         if let Some(e) = &a.ack_error {
             d.acknowledge_error_code = share_error(e).code();
             d.acknowledge_error_message = message(e);
+        }
+        if a.denied {
+            d.error_code = ResponseError::TopicAuthorizationFailed.code();
+            d.error_message = Some(text(TOPIC_DENIED));
+        }
+        if a.ack_denied {
+            d.acknowledge_error_code = ResponseError::TopicAuthorizationFailed.code();
+            d.acknowledge_error_message = Some(text(TOPIC_DENIED));
         }
         errors::count_error(metrics, "ShareFetch", d.error_code);
         errors::count_error(metrics, "ShareFetch", d.acknowledge_error_code);
@@ -317,10 +397,80 @@ async fn begin(
     begun.unwrap_or_else(|_| Err(ShareError::Storage("the share session task failed".into())))
 }
 
+/// Which topics, by id, the principal may READ: each asked once (and a
+/// denial audited once) per request. A topic id no topic has is left to
+/// the engine, which answers it.
+struct ReadableTopics<'a> {
+    ctx: &'a Ctx,
+    /// Authorization is off, or a super user asks.
+    all: bool,
+    known: HashMap<TopicId, bool>,
+}
+
+impl<'a> ReadableTopics<'a> {
+    fn new(ctx: &'a Ctx) -> ReadableTopics<'a> {
+        ReadableTopics {
+            ctx,
+            all: ctx.who().unchecked(),
+            known: HashMap::new(),
+        }
+    }
+
+    fn may_read(&mut self, topic: &TopicId) -> bool {
+        if self.all {
+            return true;
+        }
+        let ctx = self.ctx;
+        *self.known.entry(*topic).or_insert_with(|| {
+            ctx.broker
+                .topic_by_id(topic)
+                .is_none_or(|t| ctx.who().allowed(AclOperation::Read, ResourceType::Topic, &t.name))
+        })
+    }
+}
+
+/// A ShareFetch or ShareAcknowledge refused whole: the group may not be read.
+fn group_denied() -> (i16, Option<StrBytes>) {
+    (ResponseError::GroupAuthorizationFailed.code(), Some(text(GROUP_DENIED)))
+}
+
+/// The answers of a request's acknowledgements: those applied, with their
+/// results, then those of topics the principal may not read.
+fn ack_answers(
+    applied: &[PartitionAcks],
+    results: Vec<Result<(), ShareError>>,
+    denied: &[PartitionAcks],
+) -> Vec<((TopicId, i32), PartitionAnswer)> {
+    let applied = applied.iter().zip(results).map(|(a, res)| {
+        let answer = PartitionAnswer {
+            ack_error: res.err(),
+            ..PartitionAnswer::default()
+        };
+        ((a.topic, a.partition), answer)
+    });
+    let denied = denied.iter().map(|a| {
+        let answer = PartitionAnswer {
+            ack_denied: true,
+            ..PartitionAnswer::default()
+        };
+        ((a.topic, a.partition), answer)
+    });
+    applied.chain(denied).collect()
+}
+
 pub(super) async fn share_fetch(ctx: Ctx, r: ShareFetchRequest) -> ShareFetchResponse {
     let group = r.group_id.as_ref().map(|g| g.0.as_str().to_owned()).unwrap_or_default();
     let member = r.member_id.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    if !super::authz::allowed(&ctx, AclOperation::Read, ResourceType::Group, &group) {
+        let (code, message) = group_denied();
+        return ShareFetchResponse::default()
+            .with_error_code(code)
+            .with_error_message(message);
+    }
+    let mut readable = ReadableTopics::new(&ctx);
     let acks = acknowledgements!(r);
+    let has_acks = !acks.is_empty();
+    let (acks, denied_acks): (Vec<_>, Vec<_>) = acks.into_iter().partition(|a| readable.may_read(&a.topic));
     let session = SessionRequest {
         group: group.clone(),
         member: member.clone(),
@@ -335,7 +485,7 @@ pub(super) async fn share_fetch(ctx: Ctx, r: ShareFetchRequest) -> ShareFetchRes
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (*t.topic_id.as_bytes(), *p)))
             .collect(),
-        has_acks: !acks.is_empty(),
+        has_acks,
         connection: ctx.connection,
     };
     let lock_timeout_ms =
@@ -344,23 +494,18 @@ pub(super) async fn share_fetch(ctx: Ctx, r: ShareFetchRequest) -> ShareFetchRes
         Ok(begun) => begun,
         Err(e) => return fetch_error(&e),
     };
-    let mut answers: Vec<((TopicId, i32), PartitionAnswer)> = begun
-        .acks
-        .iter()
-        .zip(begun.results)
-        .map(|(a, res)| {
-            let answer = PartitionAnswer {
-                ack_error: res.err(),
-                ..PartitionAnswer::default()
-            };
-            ((a.topic, a.partition), answer)
-        })
-        .collect();
+    let mut answers = ack_answers(&begun.acks, begun.results, &denied_acks);
     if r.share_session_epoch != -1 {
+        // The session's partitions of topics the principal may not read are
+        // answered TOPIC_AUTHORIZATION_FAILED, and nothing is acquired there.
+        let (partitions, denied): (Vec<_>, Vec<_>) = begun
+            .partitions
+            .into_iter()
+            .partition(|(topic, _)| readable.may_read(topic));
         let poll = LongPoll {
             group,
             member,
-            partitions: Arc::new(begun.partitions),
+            partitions: Arc::new(partitions),
             records_max: match r.max_records {
                 n if n <= 0 => SHARE_FETCH_RECORDS_DEFAULT,
                 n => (n as usize).min(SHARE_FETCH_RECORDS_MAX),
@@ -369,11 +514,19 @@ pub(super) async fn share_fetch(ctx: Ctx, r: ShareFetchRequest) -> ShareFetchRes
             deadline: tokio::time::Instant::now()
                 + Duration::from_millis((r.max_wait_ms.max(0) as u64).min(ctx.config.fetch_wait_ms_max)),
         };
-        for (key, a) in long_poll(&ctx, poll).await {
+        let denied = denied.into_iter().map(|key| {
+            let answer = PartitionAnswer {
+                denied: true,
+                ..PartitionAnswer::default()
+            };
+            (key, answer)
+        });
+        for (key, a) in long_poll(&ctx, poll).await.into_iter().chain(denied) {
             match answers.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, existing)) => {
                     existing.data = a.data;
                     existing.error = a.error;
+                    existing.denied = a.denied;
                 }
                 None if a.has_news() => answers.push((key, a)),
                 None => {}
@@ -487,14 +640,24 @@ fn count_share_fetched(ctx: &Ctx, answers: &[((TopicId, i32), PartitionAnswer)])
 }
 
 pub(super) async fn share_acknowledge(ctx: Ctx, r: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
+    let group = r.group_id.as_ref().map(|g| g.0.as_str().to_owned()).unwrap_or_default();
+    if !super::authz::allowed(&ctx, AclOperation::Read, ResourceType::Group, &group) {
+        let (code, message) = group_denied();
+        return ShareAcknowledgeResponse::default()
+            .with_error_code(code)
+            .with_error_message(message);
+    }
+    let mut readable = ReadableTopics::new(&ctx);
     let acks = acknowledgements!(r);
+    let has_acks = !acks.is_empty();
+    let (acks, denied): (Vec<_>, Vec<_>) = acks.into_iter().partition(|a| readable.may_read(&a.topic));
     let session = SessionRequest {
-        group: r.group_id.as_ref().map(|g| g.0.as_str().to_owned()).unwrap_or_default(),
+        group,
         member: r.member_id.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default(),
         epoch: r.share_session_epoch,
         add: acks.iter().map(|a| (a.topic, a.partition)).collect(),
         forget: Vec::new(),
-        has_acks: !acks.is_empty(),
+        has_acks,
         connection: ctx.connection,
     };
     let begun = match begin(&ctx, session, SessionUse::Acknowledge, acks).await {
@@ -505,17 +668,23 @@ pub(super) async fn share_acknowledge(ctx: Ctx, r: ShareAcknowledgeRequest) -> S
                 .with_error_message(message(&e));
         }
     };
-    let partitions = begun.acks.iter().zip(begun.results).map(|(a, res)| {
-        let mut d = AckPartition::default()
-            .with_partition_index(a.partition)
-            .with_current_leader(AckLeader::default().with_leader_id(0).with_leader_epoch(0));
-        if let Err(e) = res {
-            d.error_code = share_error(&e).code();
-            d.error_message = message(&e);
-        }
-        errors::count_error(&ctx.metrics, "ShareAcknowledge", d.error_code);
-        (a.topic, d)
-    });
+    let partitions = ack_answers(&begun.acks, begun.results, &denied)
+        .into_iter()
+        .map(|((topic, partition), a)| {
+            let mut d = AckPartition::default()
+                .with_partition_index(partition)
+                .with_current_leader(AckLeader::default().with_leader_id(0).with_leader_epoch(0));
+            if let Some(e) = &a.ack_error {
+                d.error_code = share_error(e).code();
+                d.error_message = message(e);
+            }
+            if a.ack_denied {
+                d.error_code = ResponseError::TopicAuthorizationFailed.code();
+                d.error_message = Some(text(TOPIC_DENIED));
+            }
+            errors::count_error(&ctx.metrics, "ShareAcknowledge", d.error_code);
+            (topic, d)
+        });
     let topics = by_topic(partitions)
         .into_iter()
         .map(|t| {

@@ -18,6 +18,13 @@
 //! altered or deleted as one stored change, answered once durable, so all
 //! three run on the blocking pool (a describe reads share-partitions that an
 //! acquisition may hold while it reads the disk).
+//!
+//! Authorization is Kafka's (KIP-932): describing needs DESCRIBE on the
+//! group (GROUP_AUTHORIZATION_FAILED for it) and on each topic (a topic
+//! named without it is TOPIC_AUTHORIZATION_FAILED for its partitions; one
+//! not named is left out); altering READ on the group (the request) and on
+//! each topic (its partitions); deleting DELETE on the group (the request)
+//! and READ on each topic (the topic).
 
 use std::sync::Arc;
 
@@ -38,10 +45,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+use veltrix_core::acl::{AclOperation, ResourceType};
 use veltrix_core::share::{OFFSETS_PARTITIONS_MAX, PartitionStart, ShareError, check_group_id};
 use veltrix_core::{Broker, TOPIC_NAME_BYTES_MAX, Topic};
 
 use super::Ctx;
+use super::authz::{GROUP_DENIED, TOPIC_DENIED, Who};
 use crate::errors::{self, Refusal, ResponseError, share_error};
 
 /// A start offset Kafka reports for a share-partition without one.
@@ -98,8 +107,8 @@ pub(super) async fn describe_share_group_offsets(
     ctx: Ctx,
     r: DescribeShareGroupOffsetsRequest,
 ) -> DescribeShareGroupOffsetsResponse {
-    let broker = ctx.broker.clone();
-    let resp = tokio::task::spawn_blocking(move || describe(&broker, &r))
+    let asker = ctx.asker();
+    let resp = tokio::task::spawn_blocking(move || describe(asker.who(), &r))
         .await
         .unwrap_or_default();
     for g in &resp.groups {
@@ -111,7 +120,8 @@ pub(super) async fn describe_share_group_offsets(
     resp
 }
 
-fn describe(broker: &Broker, r: &DescribeShareGroupOffsetsRequest) -> DescribeShareGroupOffsetsResponse {
+fn describe(who: Who<'_>, r: &DescribeShareGroupOffsetsRequest) -> DescribeShareGroupOffsetsResponse {
+    let broker = who.broker();
     let groups_max = broker.share().config().groups_max;
     let named: usize = r
         .groups
@@ -145,17 +155,20 @@ fn describe(broker: &Broker, r: &DescribeShareGroupOffsetsRequest) -> DescribeSh
                     .with_error_message(text(&message))
             })
             .collect(),
-        None => r.groups.iter().map(|g| describe_group(broker, g)).collect(),
+        None => r.groups.iter().map(|g| describe_group(who, g)).collect(),
     };
     DescribeShareGroupOffsetsResponse::default().with_groups(groups)
 }
 
-fn describe_group(
-    broker: &Broker,
-    g: &DescribeShareGroupOffsetsRequestGroup,
-) -> DescribeShareGroupOffsetsResponseGroup {
+fn describe_group(who: Who<'_>, g: &DescribeShareGroupOffsetsRequestGroup) -> DescribeShareGroupOffsetsResponseGroup {
+    let broker = who.broker();
     let out = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
     let id = g.group_id.0.as_str();
+    if !who.allowed(AclOperation::Describe, ResourceType::Group, id) {
+        return out
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_error_message(text(GROUP_DENIED));
+    }
     if let Err(e) = check_group_id(id) {
         return out
             .with_error_code(share_error(&e).code())
@@ -164,8 +177,25 @@ fn describe_group(
     // Sorted by topic id and partition.
     let starts = broker.share().start_offsets(id);
     let topics = match &g.topics {
-        None => every_topic(broker, &starts),
-        Some(topics) => topics.iter().map(|t| named_topic(broker, &starts, t)).collect(),
+        None => {
+            let mut all = every_topic(broker, &starts);
+            all.retain(|t| who.allowed_quietly(AclOperation::Describe, ResourceType::Topic, t.topic_name.0.as_str()));
+            all
+        }
+        Some(topics) => {
+            let names = topics.iter().map(|t| t.topic_name.0.as_str());
+            let describable = who.names(AclOperation::Describe, ResourceType::Topic, names);
+            topics
+                .iter()
+                .map(|t| {
+                    if describable.contains(t.topic_name.0.as_str()) {
+                        named_topic(broker, &starts, t)
+                    } else {
+                        denied_topic(t)
+                    }
+                })
+                .collect()
+        }
     };
     out.with_topics(topics)
 }
@@ -192,6 +222,19 @@ fn every_topic(broker: &Broker, starts: &[PartitionStart]) -> Vec<DescribeShareG
         );
     }
     out
+}
+
+/// A topic named without DESCRIBE on it: every partition refused, as Kafka
+/// answers it (no topic id).
+fn denied_topic(t: &DescribeShareGroupOffsetsRequestTopic) -> DescribeShareGroupOffsetsResponseTopic {
+    let partitions = t.partitions.iter().map(|p| {
+        partition_start(*p, NO_START)
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_error_message(text(TOPIC_DENIED))
+    });
+    DescribeShareGroupOffsetsResponseTopic::default()
+        .with_topic_name(t.topic_name.clone())
+        .with_partitions(partitions.collect())
 }
 
 fn named_topic(
@@ -235,8 +278,8 @@ pub(super) async fn alter_share_group_offsets(
     ctx: Ctx,
     r: AlterShareGroupOffsetsRequest,
 ) -> AlterShareGroupOffsetsResponse {
-    let broker = ctx.broker.clone();
-    let resp = tokio::task::spawn_blocking(move || alter(&broker, &r))
+    let asker = ctx.asker();
+    let resp = tokio::task::spawn_blocking(move || alter(asker.who(), &r))
         .await
         .unwrap_or_else(|_| {
             alter_refused(&Refusal::new(
@@ -279,8 +322,12 @@ fn check_start(topic: &Topic, partition: i32, start: i64) -> Result<PartitionSta
     })
 }
 
-fn alter(broker: &Broker, r: &AlterShareGroupOffsetsRequest) -> AlterShareGroupOffsetsResponse {
+fn alter(who: Who<'_>, r: &AlterShareGroupOffsetsRequest) -> AlterShareGroupOffsetsResponse {
+    let broker = who.broker();
     let group = r.group_id.0.as_str();
+    if !who.allowed(AclOperation::Read, ResourceType::Group, group) {
+        return alter_refused(&Refusal::new(ResponseError::GroupAuthorizationFailed, GROUP_DENIED));
+    }
     if let Err(refused) = check_group(broker, group) {
         return alter_refused(&refused);
     }
@@ -292,11 +339,20 @@ fn alter(broker: &Broker, r: &AlterShareGroupOffsetsRequest) -> AlterShareGroupO
         ));
     }
     let mut starts = Vec::with_capacity(named);
+    let readable = who.names(
+        AclOperation::Read,
+        ResourceType::Topic,
+        r.topics.iter().map(|t| t.topic_name.0.as_str()),
+    );
     let topics = r
         .topics
         .iter()
         .map(|t| {
-            let topic = lookup(broker, &t.topic_name);
+            let topic = if readable.contains(t.topic_name.0.as_str()) {
+                lookup(broker, &t.topic_name)
+            } else {
+                Err(Refusal::new(ResponseError::TopicAuthorizationFailed, TOPIC_DENIED))
+            };
             let partitions = t
                 .partitions
                 .iter()
@@ -332,8 +388,8 @@ pub(super) async fn delete_share_group_offsets(
     ctx: Ctx,
     r: DeleteShareGroupOffsetsRequest,
 ) -> DeleteShareGroupOffsetsResponse {
-    let broker = ctx.broker.clone();
-    let resp = tokio::task::spawn_blocking(move || delete(&broker, &r))
+    let asker = ctx.asker();
+    let resp = tokio::task::spawn_blocking(move || delete(asker.who(), &r))
         .await
         .unwrap_or_else(|_| delete_refused(&Refusal::new(ResponseError::UnknownServerError, "the deletion failed")));
     errors::count_error(&ctx.metrics, "DeleteShareGroupOffsets", resp.error_code);
@@ -349,8 +405,12 @@ fn delete_refused(r: &Refusal) -> DeleteShareGroupOffsetsResponse {
         .with_error_message(text(&r.message))
 }
 
-fn delete(broker: &Broker, r: &DeleteShareGroupOffsetsRequest) -> DeleteShareGroupOffsetsResponse {
+fn delete(who: Who<'_>, r: &DeleteShareGroupOffsetsRequest) -> DeleteShareGroupOffsetsResponse {
+    let broker = who.broker();
     let group = r.group_id.0.as_str();
+    if !who.allowed(AclOperation::Delete, ResourceType::Group, group) {
+        return delete_refused(&Refusal::new(ResponseError::GroupAuthorizationFailed, GROUP_DENIED));
+    }
     if let Err(refused) = check_group(broker, group) {
         return delete_refused(&refused);
     }
@@ -363,7 +423,22 @@ fn delete(broker: &Broker, r: &DeleteShareGroupOffsetsRequest) -> DeleteShareGro
             ),
         ));
     }
-    let found: Vec<Result<Arc<Topic>, Refusal>> = r.topics.iter().map(|t| lookup(broker, &t.topic_name)).collect();
+    let readable = who.names(
+        AclOperation::Read,
+        ResourceType::Topic,
+        r.topics.iter().map(|t| t.topic_name.0.as_str()),
+    );
+    let found: Vec<Result<Arc<Topic>, Refusal>> = r
+        .topics
+        .iter()
+        .map(|t| {
+            if readable.contains(t.topic_name.0.as_str()) {
+                lookup(broker, &t.topic_name)
+            } else {
+                Err(Refusal::new(ResponseError::TopicAuthorizationFailed, TOPIC_DENIED))
+            }
+        })
+        .collect();
     let ids: Vec<_> = found.iter().flatten().map(|t| t.id).collect();
     let deleted = match broker.share().delete_start_offsets(group, &ids) {
         Ok(deleted) => deleted,

@@ -26,6 +26,7 @@ use veltrix_core::{Broker, BrokerConfig};
 use veltrix_kafka::{KafkaConfig, errors, serve};
 use veltrix_log::Env;
 
+mod acl_matrix;
 mod admin;
 mod admin_answers;
 mod alter_configs;
@@ -36,6 +37,7 @@ mod groups;
 mod idempotence;
 mod limits;
 mod quotas;
+mod security;
 mod share_offsets;
 mod storms;
 mod tiers;
@@ -373,6 +375,13 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::DeleteShareGroupOffsets as i16,
         ApiKey::DescribeClientQuotas as i16,
         ApiKey::AlterClientQuotas as i16,
+        ApiKey::SaslHandshake as i16,
+        ApiKey::SaslAuthenticate as i16,
+        ApiKey::DescribeAcls as i16,
+        ApiKey::CreateAcls as i16,
+        ApiKey::DeleteAcls as i16,
+        ApiKey::DescribeUserScramCredentials as i16,
+        ApiKey::AlterUserScramCredentials as i16,
     ];
     want.sort();
     assert_eq!(keys, want);
