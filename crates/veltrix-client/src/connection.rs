@@ -59,7 +59,7 @@ impl Default for ClientConfig {
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 20] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 25] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
@@ -86,6 +86,12 @@ pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 20] = [
     (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    // Security administration: v1 is the first with pattern types.
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -579,6 +585,13 @@ mod tests {
             ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::VERSIONS,
             ApiKey::ShareGroupDescribe => kafka_protocol::messages::ShareGroupDescribeRequest::VERSIONS,
             ApiKey::DescribeShareGroupOffsets => kafka_protocol::messages::DescribeShareGroupOffsetsRequest::VERSIONS,
+            ApiKey::CreateAcls => kafka_protocol::messages::CreateAclsRequest::VERSIONS,
+            ApiKey::DescribeAcls => kafka_protocol::messages::DescribeAclsRequest::VERSIONS,
+            ApiKey::DeleteAcls => kafka_protocol::messages::DeleteAclsRequest::VERSIONS,
+            ApiKey::DescribeUserScramCredentials => {
+                kafka_protocol::messages::DescribeUserScramCredentialsRequest::VERSIONS
+            }
+            ApiKey::AlterUserScramCredentials => kafka_protocol::messages::AlterUserScramCredentialsRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         for (api, min, max) in CLIENT_VERSIONS {

@@ -40,6 +40,7 @@ mod fetch;
 mod group;
 pub mod partitioner;
 mod produce;
+mod security;
 mod share;
 
 pub use admin::{
@@ -67,6 +68,7 @@ pub use group::{
 pub use kafka_protocol;
 pub use kafka_protocol::records::Record;
 pub use produce::{Acks, PartitionAck};
+pub use security::{Acl, AclFilter, ScramUpsert, UserCredentials};
 pub use share::{
     ACK_RANGES_MAX, AckOutcome, AckType, AcksSent, Acquired, Heartbeat, SessionChange, ShareConsumer,
     ShareFetchOptions, ShareFetched, SharePartition, ShareSession, acknowledged, heartbeat_request, member_id,

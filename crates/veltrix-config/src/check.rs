@@ -386,6 +386,7 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
     if parsed {
         lints::run(&mut ctx, &raw, &config, probe);
         crate::route_lints::run(&mut ctx, &raw, &config);
+        crate::security_lints::run(&mut ctx, &raw, &config, probe);
     }
     let production = config.profile == Profile::Production;
     let mut diagnostics = ctx.diagnostics;
@@ -434,6 +435,14 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         .collect();
     c.quotas = raw.quotas.iter().filter_map(resolve_quota).collect();
     c.routes = raw.routes.iter().filter_map(crate::route_lints::resolve).collect();
+    c.listeners = raw
+        .listeners
+        .iter()
+        .filter_map(crate::security_lints::resolve)
+        .collect();
+    crate::security_lints::resolve_security(&mut c.security, raw.table("security"));
+    c.broker.acl.enabled = c.security.authorization;
+    c.broker.acl.super_users = c.security.super_users.iter().cloned().collect();
     c
 }
 
@@ -474,6 +483,9 @@ fn resolve_listeners(c: &mut VeltrixConfig, l: &RawTable) {
     }
     if let Some(a) = l.str("http").and_then(|s| s.parse().ok()) {
         c.http_listener = a;
+    }
+    if let Some(p) = l.str("kafka_principal") {
+        c.kafka_principal = p.trim().to_owned();
     }
 }
 

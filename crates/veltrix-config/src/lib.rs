@@ -45,6 +45,7 @@ mod raw;
 mod route_lints;
 pub mod rules;
 pub mod schema;
+mod security_lints;
 mod share_lints;
 mod unit_lints;
 
@@ -56,9 +57,9 @@ pub use dedup_lints::{DEDUP_ID_BYTES_TYPICAL, DEDUP_WINDOW_MS_MIN_SAFE};
 pub use diagnostic::{Diagnostic, Location};
 pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SESSION_TIMEOUT_MS_MIN_SAFE};
 pub use model::{
-    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DeclaredQuota, DeclaredShareGroup,
-    DeclaredTopic, KafkaLimits, LagThreshold, Observability, Profile, RouteSpec, RuleSpec, Tier, VeltrixConfig,
-    Webhook,
+    Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DEFAULT_SASL_MECHANISMS, DeclaredListener,
+    DeclaredQuota, DeclaredShareGroup, DeclaredTopic, KafkaLimits, LagThreshold, Observability, Profile, RouteSpec,
+    RuleSpec, Security, Tier, VeltrixConfig, Webhook,
 };
 pub use path_lints::data_dir_refusal;
 pub use probe::{FixedProbe, Probe, SystemProbe};

@@ -167,6 +167,8 @@ pub struct VeltrixConfig {
     /// As written; relative paths are relative to the broker's working directory.
     pub data_dir: PathBuf,
     pub kafka_listener: SocketAddr,
+    /// The principal of the `kafka` listener's connections.
+    pub kafka_principal: String,
     pub http_listener: SocketAddr,
     /// The engine's settings, topic defaults and group settings included.
     pub broker: BrokerConfig,
@@ -185,6 +187,73 @@ pub struct VeltrixConfig {
     /// (`<name>.dead-letters` when the entry names none).
     pub routes: Vec<RouteSpec>,
     pub observability: Observability,
+    /// The `[[listener]]`s: Kafka listeners beside `[listeners] kafka`, each
+    /// with its security protocol.
+    pub listeners: Vec<DeclaredListener>,
+    pub security: Security,
+}
+
+/// A `[[listener]]`: a Kafka listener and how its connections are secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredListener {
+    pub name: String,
+    pub address: SocketAddr,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub protocol: String,
+    /// Host and port told to clients; the bound address's when not set.
+    pub advertised_host: Option<String>,
+    pub advertised_port: Option<u16>,
+    /// SASL mechanisms offered, in order (`SCRAM-SHA-512`, `SCRAM-SHA-256`,
+    /// `PLAIN`); SASL listeners only.
+    pub sasl_mechanisms: Vec<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// `none`, `requested` or `required`.
+    pub tls_client_auth: String,
+    /// Kafka's `ssl.principal.mapping.rules`, one rule a string.
+    pub principal_mapping_rules: Vec<String>,
+}
+
+impl DeclaredListener {
+    pub fn tls(&self) -> bool {
+        self.protocol.ends_with("SSL")
+    }
+
+    pub fn sasl(&self) -> bool {
+        self.protocol.starts_with("SASL_")
+    }
+}
+
+/// The SASL mechanisms a SASL listener offers when it names none: SCRAM
+/// only (PLAIN sends the password itself, so it is offered only when named).
+pub const DEFAULT_SASL_MECHANISMS: &[&str] = &["SCRAM-SHA-512", "SCRAM-SHA-256"];
+
+/// The `[security]` table: authorization, and authentication's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// Kafka ACLs enforced: once on, a principal without an ACL allowing an
+    /// operation may not do it.
+    pub authorization: bool,
+    /// Principals allowed everything (`User:admin`).
+    pub super_users: Vec<String>,
+    pub authentication_ms_max: u64,
+    pub unauthenticated_request_bytes_max: usize,
+    pub reauthentication_ms_max: u64,
+    pub authentication_failure_delay_ms: u64,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            authorization: false,
+            super_users: Vec::new(),
+            authentication_ms_max: 10_000,
+            unauthenticated_request_bytes_max: 524_288,
+            reauthentication_ms_max: 0,
+            authentication_failure_delay_ms: 100,
+        }
+    }
 }
 
 /// A `[[quota]]`: who it is for, and its rates.
@@ -229,6 +298,7 @@ impl Default for VeltrixConfig {
             profile: Profile::Development,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             kafka_listener: DEFAULT_KAFKA_LISTENER.parse().expect("valid default address"),
+            kafka_principal: "User:ANONYMOUS".to_owned(),
             http_listener: DEFAULT_HTTP_LISTENER.parse().expect("valid default address"),
             broker: BrokerConfig::default(),
             limits: KafkaLimits::default(),
@@ -239,6 +309,8 @@ impl Default for VeltrixConfig {
             quotas: Vec::new(),
             routes: Vec::new(),
             observability: Observability::default(),
+            listeners: Vec::new(),
+            security: Security::default(),
         }
     }
 }

@@ -18,6 +18,14 @@ pub trait Probe {
     /// An environment variable of the machine (`HOME`, `TMPDIR`), to show
     /// what a placeholder the file did not expand would have stood for.
     fn variable(&self, name: &str) -> Option<String>;
+    /// A file's bytes (TLS certificates and keys the listeners will load).
+    fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    /// The time now, for certificates' expiry.
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
 }
 
 /// The real machine, read from `/proc/self/mounts` and `/proc/meminfo`.
@@ -66,6 +74,10 @@ pub struct FixedProbe {
     pub enclosing_data_dir: Option<PathBuf>,
     /// The machine's environment variables.
     pub variables: Vec<(String, String)>,
+    /// Files and their bytes; any other is not found.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// The time now; the real time when `None`.
+    pub now: Option<std::time::SystemTime>,
 }
 
 impl Probe for FixedProbe {
@@ -83,6 +95,18 @@ impl Probe for FixedProbe {
 
     fn variable(&self, name: &str) -> Option<String> {
         self.variables.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn now(&self) -> std::time::SystemTime {
+        self.now.unwrap_or_else(std::time::SystemTime::now)
     }
 }
 

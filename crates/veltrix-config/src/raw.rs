@@ -138,6 +138,7 @@ pub(crate) struct Raw {
     pub share_groups: Vec<RawTable>,
     pub quotas: Vec<RawTable>,
     pub routes: Vec<RawTable>,
+    pub listeners: Vec<RawTable>,
 }
 
 impl Raw {
@@ -181,6 +182,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, doc: &Spanned<DeTable<'_>>) -> Raw {
                         "share_group" => raw.share_groups.push(read),
                         "quota" => raw.quotas.push(read),
                         "route" => raw.routes.push(read),
+                        "listener" => raw.listeners.push(read),
                         _ => raw.alerts.push(read),
                     }
                 }
@@ -247,7 +249,7 @@ fn read_table(ctx: &mut Ctx<'_>, def: &'static TableDef, table: &DeTable<'_>, sp
         };
         let origin = Origin::File(value.span());
         let val = match kd.kind {
-            Kind::Topics { .. } => topic_list(ctx, kd, value),
+            Kind::Topics { .. } | Kind::Strings { .. } => topic_list(ctx, kd, value),
             Kind::Headers { .. } => string_table(ctx, kd, value),
             Kind::Tables { table, .. } => nested_tables(ctx, kd, table, value),
             _ => from_toml(ctx, kd, value.get_ref(), &origin),
@@ -474,6 +476,7 @@ fn article(kind: &Kind) -> String {
         Kind::Int { unit, .. } => format!("an integer number of {}", unit.name()),
         Kind::Bool => "a boolean".to_owned(),
         Kind::Topics { .. } => "a topic name or a list of them".to_owned(),
+        Kind::Strings { .. } => "a list of strings".to_owned(),
         Kind::Headers { .. } => "a table of strings".to_owned(),
         Kind::Tables { .. } => "an array of tables".to_owned(),
         _ => "a string".to_owned(),
@@ -588,9 +591,28 @@ fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origi
         (Kind::Path | Kind::Name, Val::Str(s)) => not_empty(ctx, kd, s, at),
         (Kind::OffsetReset, Val::Str(s)) => offset_reset(ctx, kd, s, at),
         (Kind::HeaderName, Val::Str(s)) => header_name(ctx, kd, s, at),
+        (Kind::Strings { max }, Val::List(items)) => strings(ctx, kd, *max, items, at),
         _ => true,
     };
     valid.then_some(val)
+}
+
+/// At most `max` strings, none empty.
+fn strings(ctx: &mut Ctx<'_>, kd: &KeyDef, max: usize, items: &[(String, Range<usize>)], at: &Origin) -> bool {
+    if items.len() > max {
+        out_of_range(
+            ctx,
+            kd,
+            at,
+            &format!("has {} entries, above the maximum {max}", items.len()),
+        );
+        return false;
+    }
+    if let Some((_, span)) = items.iter().find(|(s, _)| s.trim().is_empty()) {
+        out_of_range(ctx, kd, &Origin::File(span.clone()), "has an empty entry");
+        return false;
+    }
+    true
 }
 
 /// An integer within the key's `min..=max`, or -1 where that means no limit.
@@ -934,6 +956,14 @@ fn from_env(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &str, at: &Origin) -> Option<
                 None
             }
         },
+        // Comma-separated: `VELTRIX_SECURITY__SUPER_USERS=User:admin,User:ops`.
+        Kind::Strings { .. } => Some(Val::List(
+            value
+                .split(',')
+                .map(|s| (s.trim().to_owned(), 0..0))
+                .filter(|(s, _)| !s.is_empty())
+                .collect(),
+        )),
         _ => Some(Val::Str(value.to_owned())),
     }
 }

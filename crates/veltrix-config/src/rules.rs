@@ -111,6 +111,27 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     ROUTE_OVER_LIMITS = "V030" "route-over-limits" Error Always
         "more routes, rules, targets or headers than the broker takes"
         "The broker runs at most 100 routes, each with at most 100 rules; a rule sends to at most 16 topics and adds at most 16 headers, and a `default` names at most 16 topics. Rules are tried in order for every record until one holds, and each target is a write of the record: the limits bound what one record costs. The broker refuses a route past them. Join conditions with `||` into one rule, or split the route.";
+    DUPLICATE_LISTENER = "V031" "duplicate-listener" Error Always
+        "two listeners with the same name or address"
+        "Each `[[listener]]` has a name of its own (logs and metrics tell listeners apart by it) and an address of its own: two listeners cannot bind one port, and neither can a `[[listener]]` bind the address of `[listeners] kafka` or `http`. Give each its own.";
+    LISTENER_TLS = "V032" "listener-tls" Error Always
+        "a listener's TLS settings do not fit its protocol"
+        "`SSL` and `SASL_SSL` listeners need `tls_cert_file` and `tls_key_file`; client certificates (`tls_client_auth = \"requested\"` or `\"required\"`) need `tls_client_ca_file`, the CA they must chain to. TLS files on a `PLAINTEXT` or `SASL_PLAINTEXT` listener would be ignored, which most often means the protocol is not the one meant: connections there are not encrypted.";
+    TLS_FILE_UNUSABLE = "V033" "tls-file-unusable" Error Always
+        "a TLS file cannot be read, holds no PEM certificate or key, or its certificate has expired"
+        "The broker reads a listener's certificate chain, key and client CA file at start and refuses to start when they do not load, so this is checked first: the file must exist and be readable by the broker's user, and hold PEM blocks (`-----BEGIN CERTIFICATE-----`, `-----BEGIN PRIVATE KEY-----`). An expired certificate would make every client's handshake fail.";
+    SASL_MECHANISMS = "V034" "sasl-mechanisms" Error Always
+        "SASL mechanisms that do not fit the listener"
+        "A `SASL_PLAINTEXT` or `SASL_SSL` listener offers some of `SCRAM-SHA-512`, `SCRAM-SHA-256` and `PLAIN` (both SCRAMs when `sasl_mechanisms` is left out). Other mechanisms (GSSAPI, OAUTHBEARER) are not served. Mechanisms on a listener without SASL would never be offered: the protocol is most likely not the one meant.";
+    PRINCIPAL_MAPPING_RULE = "V035" "principal-mapping-rule" Error Always
+        "a principal mapping rule that does not parse"
+        "`principal_mapping_rules` are Kafka's `ssl.principal.mapping.rules`, one rule a string: `DEFAULT`, or `RULE:pattern/replacement/` followed by nothing, `L` or `U`. The pattern is a regular expression (Rust's `regex` syntax) matched against the whole subject, such as `RULE:^CN=([^,]+),.*$/$1/L`; a slash inside a part is written `\\/`.";
+    INVALID_SUPER_USER = "V036" "invalid-super-user" Error Always
+        "a super user that is not a principal"
+        "Super users are principals as ACLs name them: a type, a colon and a name, such as `User:admin`. `admin` alone would match no connection, so nobody would have the powers it was meant to give.";
+    PRIVILEGED_PLAINTEXT_LISTENER = "V037" "privileged-plaintext-listener" Error Always
+        "the unauthenticated `kafka` listener is a super user and reachable from the network"
+        "`[listeners] kafka_principal` gives every connection to the `kafka` listener, which neither encrypts nor authenticates, one principal. When that principal is a super user, whoever connects may do everything, whatever the ACLs say: acceptable on loopback, where only this host's users reach it, never on an address the network reaches. Keep `[listeners] kafka` on `127.0.0.1` (or `[::1]`), or take its principal out of `super_users`.";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";
@@ -240,6 +261,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     ROUTE_LOWERS_TIER = "V143" "route-lowers-tier" Warning Always
         "a route sends records to a topic of a lower tier than its source"
         "Topics have a priority tier (`tier`, or `critical = true`): as the memory budget fills, produce and fetch of `bulk` topics are throttled first, then `standard` ones, while `critical` ones flow until it is really full. A route that sends records of a critical topic to a standard or bulk one, or of a standard topic to a bulk one, moves them to a lower tier: under load, the consumers of the target wait where those of the source would not, for the same records. Give the target the source's tier, or route to a topic that has it. Dead-letter topics are not compared: they hold failures to look at, not the flow.";
+    CERTIFICATE_EXPIRING = "V144" "certificate-expiring" Warning Always
+        "a listener's certificate expires within 30 days"
+        "Once a server certificate expires, every client's TLS handshake fails and the broker is unreachable over that listener. Renew it: the broker loads a changed certificate file by itself (it looks every 10 seconds), no restart needed.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";
@@ -250,8 +274,8 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "a keyed, high-volume topic has a single partition"
         "A topic with `keyed = true` and `peak_records_per_second` of 1000 or more, on one partition, can be consumed by one consumer of a group at a time: throughput cannot grow by adding consumers. Adding partitions later moves keys to other partitions (the partition is chosen by the key's hash), which breaks per-key order exactly when load is high. Choose the partition count up front.";
     NON_LOOPBACK_LISTENER = "V204" "non-loopback-listener" Warning Production
-        "a listener on a non-loopback address, without TLS or authentication"
-        "Veltrix does not yet have TLS or authentication: anyone who can reach a listener can produce, consume, reset offsets and delete topics. Listening on `0.0.0.0` or another non-loopback address exposes that to the network. Listen on loopback and reach the broker through a private network path you control, such as a TLS-terminating proxy on the same host.";
+        "a listener on a non-loopback address, without TLS"
+        "A `PLAINTEXT` or `SASL_PLAINTEXT` listener (and `[listeners] kafka`, which is plaintext) sends records, and on `SASL_PLAINTEXT` the SCRAM exchange, unencrypted; without SASL anyone who can reach it can produce, consume, reset offsets and delete topics. The HTTP listener has no TLS or authentication yet. Listening on `0.0.0.0` or another non-loopback address exposes that to the network. Keep plaintext listeners on loopback and declare a `[[listener]]` with `protocol = \"SASL_SSL\"` (or `\"SSL\"` with client certificates) for the network.";
     NO_MEMORY_BUDGET = "V205" "no-memory-budget" Warning Production
         "no memory budget is declared"
         "`limits.in_flight_bytes_max` is the broker's memory budget for requests: past it, producers are pushed back through TCP instead of the broker growing. The default (512 MiB) was not chosen for this machine. Declare a budget that fits the memory you give the broker, so overload turns into back-pressure and not into the out-of-memory killer.";
@@ -291,6 +315,12 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     DATA_DIR_TEMPORARY = "V217" "data-dir-temporary" Warning Production
         "the data directory is in a temporary directory"
         "`/tmp`, `/var/tmp`, `/dev/shm`, `/run/user` and `$TMPDIR` are for files nobody needs tomorrow: many systems empty `/tmp` at boot, and `systemd-tmpfiles` deletes files in `/tmp` and `/var/tmp` that have not changed for 10 and 30 days, which includes the segments of a quiet partition. This holds whether or not the directory is tmpfs today (when it is, V206 says so instead). Give the broker a directory of its own, such as `/var/lib/veltrix`.";
+    SASL_PLAIN_WITHOUT_TLS = "V218" "sasl-plain-without-tls" Warning Production
+        "SASL PLAIN offered without TLS"
+        "PLAIN sends the password itself. On a `SASL_PLAINTEXT` listener anyone on the path reads it and can log in as that user. Offer PLAIN only on `SASL_SSL` listeners, or offer SCRAM only, which never sends the password.";
+    AUTHORIZATION_OFF = "V219" "authorization-off" Warning Production
+        "authentication without authorization, or a network listener with neither"
+        "With `[security] authorization = false`, every client that can connect (authenticated or not) may do everything: produce and read any topic, reset any group, delete topics. Authentication then only tells who did it. Turn authorization on, grant each principal what it needs with `veltrix acl add`, and name the administrators in `super_users`.";
     PARTITIONS_DECREASE = "V301" "partitions-decrease" Error Always
         "the file declares fewer partitions than a live topic has"
         "Partitions are never removed: the records in them would be lost, and keyed records would move to other partitions, out of order. When a declared topic's `partitions` is below the count the topic already has in the data directory, `serve --config` refuses to start, pointing at the line, before it opens the data directory; `--allow-data-loss` does not change that. Declare the live count or more. (`veltrix check` alone cannot see this: it depends on the data directory.)";

@@ -65,6 +65,8 @@ pub enum Unit {
     /// Clients measured against a quota.
     Clients,
     Percent,
+    /// A TCP port.
+    Port,
 }
 
 impl Unit {
@@ -91,6 +93,7 @@ impl Unit {
             Unit::Entities => "entities",
             Unit::Clients => "clients",
             Unit::Percent => "percent",
+            Unit::Port => "port",
         }
     }
 }
@@ -132,6 +135,11 @@ pub enum Kind {
     },
     /// A CEL expression over a record (`veltrix_core::routes::expr`).
     Expression,
+    /// A list of at most `max` non-empty strings (a single string is a list
+    /// of one).
+    Strings {
+        max: usize,
+    },
     /// An array of at most `max` tables nested in an entry, each read against
     /// the table of [`NESTED_TABLES`] named `table` (`[[route.rule]]`).
     Tables {
@@ -159,6 +167,7 @@ impl Kind {
             Kind::Topics { .. } => "string or list of strings: topic names".to_owned(),
             Kind::Headers { .. } => "table of strings: header names and values".to_owned(),
             Kind::Expression => "string: a CEL expression".to_owned(),
+            Kind::Strings { .. } => "list of strings".to_owned(),
             Kind::Tables { table, .. } => format!("array of tables: `[[{table}]]`"),
         }
     }
@@ -193,6 +202,7 @@ impl Kind {
                 group_digits(EXPRESSION_BYTES_MAX as i64)
             ),
             Kind::Tables { max, .. } => format!("0..={max} tables"),
+            Kind::Strings { max } => format!("0..={max} non-empty strings"),
         }
     }
 }
@@ -367,6 +377,150 @@ static BROKER_KEYS: &[KeyDef] = &[
     },
 ];
 
+/// The security protocols of `[[listener]]`, as Kafka names them.
+pub const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// The SASL mechanisms a listener may offer.
+pub const SASL_MECHANISMS: &[&str] = &["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
+
+/// At most this many `[[listener]]`s.
+pub const LISTENERS_MAX: usize = 16;
+
+/// At most this many principal mapping rules, super users.
+pub const PRINCIPAL_RULES_MAX: usize = 64;
+pub const SUPER_USERS_MAX: usize = 256;
+
+fn security() -> crate::model::Security {
+    crate::model::Security::default()
+}
+
+static LISTENER_ENTRY_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "name",
+        kind: Kind::Name,
+        required: true,
+        default: none,
+        doc: "The listener's name, in logs and metrics; unique.",
+    },
+    KeyDef {
+        name: "address",
+        kind: Kind::Address,
+        required: true,
+        default: none,
+        doc: "Address the listener binds, `IP:PORT`.",
+    },
+    KeyDef {
+        name: "protocol",
+        kind: Kind::Word(SECURITY_PROTOCOLS),
+        required: true,
+        default: none,
+        doc: "Kafka's security protocol: `PLAINTEXT` (neither encryption nor authentication), `SSL` (TLS; client certificates optional), `SASL_PLAINTEXT` (SASL authentication without encryption) or `SASL_SSL` (both). Clients set the same word as `security.protocol`.",
+    },
+    KeyDef {
+        name: "advertised_host",
+        kind: Kind::Name,
+        required: false,
+        default: none,
+        doc: "Host name clients of this listener are told to connect to (Metadata, FindCoordinator): a name on the server certificate for TLS listeners. Default: the bound IP address.",
+    },
+    KeyDef {
+        name: "advertised_port",
+        kind: int(1, 65_535, Unit::Port),
+        required: false,
+        default: none,
+        doc: "Port clients of this listener are told to connect to. Default: the bound port.",
+    },
+    KeyDef {
+        name: "sasl_mechanisms",
+        kind: Kind::Strings { max: 3 },
+        required: false,
+        default: || Some("[\"SCRAM-SHA-512\", \"SCRAM-SHA-256\"]".to_owned()),
+        doc: "SASL mechanisms offered on a `SASL_*` listener, of `SCRAM-SHA-512`, `SCRAM-SHA-256` and `PLAIN`. PLAIN sends the password itself: offer it only over TLS. Users and their SCRAM credentials: `veltrix user add`.",
+    },
+    KeyDef {
+        name: "tls_cert_file",
+        kind: Kind::Path,
+        required: false,
+        default: none,
+        doc: "PEM file of the server's certificate chain, leaf first; required for `SSL` and `SASL_SSL`. Read again when it changes (checked every 10 s); a file that does not load leaves the previous certificate in force.",
+    },
+    KeyDef {
+        name: "tls_key_file",
+        kind: Kind::Path,
+        required: false,
+        default: none,
+        doc: "PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1); required with `tls_cert_file`.",
+    },
+    KeyDef {
+        name: "tls_client_ca_file",
+        kind: Kind::Path,
+        required: false,
+        default: none,
+        doc: "PEM file of the CA certificates client certificates must chain to; required when `tls_client_auth` is not `none`.",
+    },
+    KeyDef {
+        name: "tls_client_auth",
+        kind: Kind::Word(&["none", "requested", "required"]),
+        required: false,
+        default: || Some("\"none\"".to_owned()),
+        doc: "Client certificates (mutual TLS), as Kafka's `ssl.client.auth`: `none`, `requested` (verified when given) or `required`. A verified certificate's subject is the principal on an `SSL` listener, through `principal_mapping_rules`.",
+    },
+    KeyDef {
+        name: "principal_mapping_rules",
+        kind: Kind::Strings {
+            max: PRINCIPAL_RULES_MAX,
+        },
+        required: false,
+        default: || Some("[\"DEFAULT\"]".to_owned()),
+        doc: "How a client certificate's subject (`CN=alice,OU=payments,O=Example`, as RFC 2253 writes it) becomes the principal's name, as Kafka's `ssl.principal.mapping.rules`: `RULE:pattern/replacement/` with an optional `L` or `U` after it, or `DEFAULT` (the whole subject); the first rule whose pattern matches the whole subject decides, and a subject none matches is refused.",
+    },
+];
+
+static SECURITY_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "authorization",
+        kind: Kind::Bool,
+        required: false,
+        default: || Some(security().authorization.to_string()),
+        doc: "Kafka ACLs enforced on every request: a principal may do only what an ACL allows it (deny by default; a DENY wins over an ALLOW). ACLs: `veltrix acl add`, or any Kafka admin client.",
+    },
+    KeyDef {
+        name: "super_users",
+        kind: Kind::Strings { max: SUPER_USERS_MAX },
+        required: false,
+        default: || Some("[]".to_owned()),
+        doc: "Principals allowed everything whatever the ACLs say, such as `\"User:admin\"`.",
+    },
+    KeyDef {
+        name: "authentication_ms_max",
+        kind: int(100, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(security().authentication_ms_max.to_string()),
+        doc: "Time a connection has, from being accepted, to finish its TLS handshake and SASL authentication; past it the connection is closed.",
+    },
+    KeyDef {
+        name: "unauthenticated_request_bytes_max",
+        kind: int(512, 104_857_600, Unit::Bytes),
+        required: false,
+        default: || Some(security().unauthenticated_request_bytes_max.to_string()),
+        doc: "Largest request a connection may send before it has authenticated (Kafka's `sasl.server.max.receive.size`).",
+    },
+    KeyDef {
+        name: "reauthentication_ms_max",
+        kind: int(0, 86_400_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(security().reauthentication_ms_max.to_string()),
+        doc: "Lifetime of a SASL session (Kafka's `connections.max.reauth.ms`): clients authenticate again on the same connection before it ends, or the connection is closed. 0: sessions last as long as their connection.",
+    },
+    KeyDef {
+        name: "authentication_failure_delay_ms",
+        kind: int(0, 10_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(security().authentication_failure_delay_ms.to_string()),
+        doc: "How long the answer to a failed authentication is held back before the connection closes (Kafka's `connection.failed.authentication.delay.ms`): a password guesser gains little by reconnecting.",
+    },
+];
+
 static LISTENER_KEYS: &[KeyDef] = &[
     KeyDef {
         name: "kafka",
@@ -374,6 +528,13 @@ static LISTENER_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(format!("\"{DEFAULT_KAFKA_LISTENER}\"")),
         doc: "Address the Kafka protocol listens on. Flag: `--kafka-listener`.",
+    },
+    KeyDef {
+        name: "kafka_principal",
+        kind: Kind::Name,
+        required: false,
+        default: || Some("\"User:ANONYMOUS\"".to_owned()),
+        doc: "The principal of every connection to the `kafka` listener, which neither encrypts nor authenticates. With authorization on, name it in `[security] super_users` (say `\"User:local-admin\"`) so that the command-line tools on this host (`veltrix user`, `veltrix acl`, `veltrix topic`) can administer the broker; then keep the listener on loopback (V037).",
     },
     KeyDef {
         name: "http",
@@ -1314,8 +1475,22 @@ pub static TABLES: &[TableDef] = &[
         name: "listeners",
         array: false,
         env: true,
-        doc: "Where the broker listens. There is no TLS or authentication yet: anyone who can reach a listener can use it.",
+        doc: "Where the broker listens. `kafka` is a PLAINTEXT listener (neither TLS nor authentication): keep it on loopback and declare the network's listeners with `[[listener]]`.",
         keys: LISTENER_KEYS,
+    },
+    TableDef {
+        name: "listener",
+        array: true,
+        env: false,
+        doc: "A Kafka listener beside `[listeners] kafka`, with its security protocol: TLS (rustls) from PEM files, client certificates, SASL (SCRAM-SHA-256/512, PLAIN). See docs/security.md.",
+        keys: LISTENER_ENTRY_KEYS,
+    },
+    TableDef {
+        name: "security",
+        array: false,
+        env: true,
+        doc: "Authorization (Kafka ACLs, super users) and authentication's limits, for every listener. See docs/security.md.",
+        keys: SECURITY_KEYS,
     },
     TableDef {
         name: "limits",

@@ -20,6 +20,7 @@ use veltrix_log::io::{FsStorage, SystemClock};
 
 mod cli;
 mod files;
+mod listeners;
 
 /// How often partitions get their housekeeping (rolling, retention, flushes).
 const TICK_INTERVAL_MS: u64 = 100;
@@ -52,6 +53,10 @@ enum Command {
     /// Lists and describes the routes a broker runs (declared in its
     /// configuration file).
     Route(cli::route::RouteArgs),
+    /// Adds, lists and deletes SCRAM users (SASL).
+    User(cli::user::UserArgs),
+    /// Adds, lists and deletes ACLs.
+    Acl(cli::acl::AclArgs),
     /// Validates a configuration file without starting anything.
     Check(cli::check::CheckArgs),
     /// Explains a rule of `veltrix check`, or lists them all.
@@ -109,6 +114,8 @@ fn main() {
         Command::Group(args) => cli::group::run(args),
         Command::Dlq(args) => cli::dlq::run(args),
         Command::Route(args) => cli::route::run(args),
+        Command::User(args) => cli::user::run(args),
+        Command::Acl(args) => cli::acl::run(args),
         Command::Check(args) => cli::check::run_check(args),
         Command::Explain(args) => cli::check::run_explain(args),
         Command::Doctor(args) => cli::doctor::run(args),
@@ -170,10 +177,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.kafka_listener)
-            .await
-            .with_context(|| format!("binding the Kafka listener to {}", config.kafka_listener))?;
-        let advertised = listener.local_addr()?;
+        let (kafka_listeners, advertised) = listeners::bind(&config).await?;
         let http_listener = tokio::net::TcpListener::bind(config.http_listener)
             .await
             .with_context(|| format!("binding the HTTP listener to {}", config.http_listener))?;
@@ -210,8 +214,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             })
         };
         let router = spawn_routes(broker.clone(), stop_rx.clone());
-        let server = tokio::spawn(veltrix_kafka::serve(
-            listener,
+        let server = tokio::spawn(veltrix_kafka::serve_listeners(
+            kafka_listeners,
             broker.clone(),
             kafka_config(&config, advertised),
             stop_rx,
@@ -309,6 +313,7 @@ fn kafka_config(config: &veltrix_config::VeltrixConfig, advertised: SocketAddr) 
             throttle_ms_max: tier_throttle_ms_max,
             critical_latency_target_ms: tier_critical_latency_target_ms,
         },
+        auth: listeners::auth_limits(config),
         ..veltrix_kafka::KafkaConfig::new(advertised)
     }
 }

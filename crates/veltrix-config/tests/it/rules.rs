@@ -39,6 +39,32 @@ fn prod(rule: &'static str, body: &str, fix: &'static str) -> Case {
     case(rule, &format!("[broker]\nprofile = \"production\"\n{body}"), fix)
 }
 
+/// An SSL listener whose `tls_*` lines are `body`; `/tls/cert.pem` is a
+/// certificate valid until 2030-01-31 and `/tls/key.pem` its key, read at
+/// 2030-01-01 plus `(year - 2030)` years (2030: 30 days left; 2032: expired).
+fn tls_case(rule: &'static str, body: &str, fix: &'static str, year: u64) -> Case {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2030, 1, 31);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let jan_2030 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_893_456_000);
+    let now = jan_2030 + std::time::Duration::from_secs((year - 2030) * 366 * 86_400 + 86_400);
+    Case {
+        rule,
+        source: format!("[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SSL\"\n{body}"),
+        fix,
+        probe: FixedProbe {
+            files: vec![
+                ("/tls/cert.pem".into(), cert.pem().into_bytes()),
+                ("/tls/key.pem".into(), key.serialize_pem().into_bytes()),
+            ],
+            now: Some(now),
+            ..disk()
+        },
+    }
+}
+
 fn cases() -> Vec<Case> {
     vec![
         case(
@@ -424,6 +450,74 @@ fn cases() -> Vec<Case> {
             "V143",
             "[[topic]]\nname = \"events\"\ncritical = true\n\n[[topic]]\nname = \"events.other\"\ntier = \"bulk\"\n\n[[route]]\nname = \"r\"\nsource = \"events\"\ndead_letter = \"events.other\"\ndefault = \"events.other\" #<\n",
             "give `events.other` `tier = \"critical\"`",
+        ),
+        case(
+            "V031",
+            "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"PLAINTEXT\"\n\n[[listener]]\nname = \"a\" #<\naddress = \"127.0.0.1:9094\"\nprotocol = \"PLAINTEXT\"\n",
+            "a name of its own",
+        ),
+        case(
+            "V031",
+            "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9092\" #<\nprotocol = \"PLAINTEXT\"\n",
+            "a port of its own",
+        ),
+        case(
+            "V032",
+            "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SSL\" #<\n",
+            "add `tls_cert_file",
+        ),
+        case(
+            "V032",
+            "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SASL_PLAINTEXT\"\ntls_cert_file = \"/etc/c.pem\" #<\n",
+            "write `protocol = \"SASL_SSL\"`",
+        ),
+        tls_case(
+            "V033",
+            "tls_cert_file = \"/tls/missing.pem\" #<\ntls_key_file = \"/tls/key.pem\"\n",
+            "check the path",
+            2030,
+        ),
+        tls_case(
+            "V033",
+            "tls_cert_file = \"/tls/cert.pem\" #<\ntls_key_file = \"/tls/key.pem\"\n",
+            "check the path",
+            2032,
+        ),
+        case(
+            "V034",
+            "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"GSSAPI\"] #<\n",
+            "use some of SCRAM-SHA-512",
+        ),
+        case(
+            "V035",
+            "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"PLAINTEXT\"\nprincipal_mapping_rules = [\"RULE:^CN=(.*$/$1/\"] #<\n",
+            "write `DEFAULT`",
+        ),
+        case(
+            "V036",
+            "[security]\nsuper_users = [\"admin\"] #<\n",
+            "write `\"User:admin\"`",
+        ),
+        case(
+            "V037",
+            "[listeners]\nkafka = \"0.0.0.0:9092\" #<\nkafka_principal = \"User:local\"\n\n[security]\nsuper_users = [\"User:local\"]\n",
+            "listen on `\"127.0.0.1:9092\"`",
+        ),
+        tls_case(
+            "V144",
+            "tls_cert_file = \"/tls/cert.pem\" #<\ntls_key_file = \"/tls/key.pem\"\n",
+            "renew it",
+            2030,
+        ),
+        prod(
+            "V218",
+            "\n[security]\nauthorization = true\n\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"PLAIN\"] #<\n",
+            "offer only SCRAM-SHA-512",
+        ),
+        prod(
+            "V219",
+            "\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SASL_PLAINTEXT\" #<\n",
+            "set `[security] authorization = true`",
         ),
         case(
             "V140",

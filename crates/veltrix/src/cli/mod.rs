@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use veltrix_client::{Client, ClientConfig};
 
+pub mod acl;
 pub mod bench;
 pub mod check;
 pub mod consume;
@@ -24,6 +25,7 @@ pub mod produce;
 pub mod route;
 mod time;
 pub mod topic;
+pub mod user;
 
 /// Where the broker is and how long to wait for it.
 #[derive(clap::Args, Debug, Clone)]

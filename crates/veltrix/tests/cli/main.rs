@@ -16,6 +16,7 @@ mod fetch_memory;
 mod files;
 mod groups;
 mod limits;
+mod security;
 mod serve;
 mod topics;
 mod wire_attack;
