@@ -365,7 +365,16 @@ fn files_explicit_partitions_and_acks_1() {
         out.stdout,
         "acknowledged 4 records in 1 request to f\n  partition 2: 4 records, offsets 0 to 3\n"
     );
-    let records = b.records("f", &["--from-beginning"]);
+    // acks=1 answers before the fsync; the records are readable once it is
+    // done, which a loaded machine can delay past the answer.
+    let mut records = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            records = b.records("f", &["--from-beginning"]);
+            records.len() >= 4
+        }),
+        "{records:?}"
+    );
     let values: Vec<(u64, &str)> = records
         .iter()
         .map(|r| (r["partition"].as_u64().unwrap(), r["value"].as_str().unwrap()))
