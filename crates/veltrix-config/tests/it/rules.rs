@@ -1049,3 +1049,22 @@ fn a_sound_duplicate_window_is_clean() {
     assert!(report.diagnostics.is_empty(), "{}", report.render(false));
     assert_eq!(report.exit_code(true), 0);
 }
+
+#[test]
+fn super_users_and_listeners_resolve_from_the_file_and_the_environment() {
+    let source = "[listeners]\nkafka_principal = \"User:local\"\n\n[[listener]]\nname = \"net\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SASL_PLAINTEXT\"\n";
+    let env = [(
+        "VELTRIX_SECURITY__SUPER_USERS".to_owned(),
+        "User:local, User:ops".to_owned(),
+    )];
+    let report = check_source("veltrix.toml", source, &env, &disk());
+    let config = report.config.expect("a valid configuration");
+    assert_eq!(config.security.super_users, ["User:local", "User:ops"]);
+    assert!(config.broker.acl.super_users.contains("User:ops"));
+    assert_eq!(config.kafka_principal, "User:local");
+    let [listener] = config.listeners.as_slice() else {
+        panic!("{:?}", config.listeners)
+    };
+    // A SASL listener naming no mechanism offers both SCRAMs, not PLAIN.
+    assert_eq!(listener.sasl_mechanisms, ["SCRAM-SHA-512", "SCRAM-SHA-256"]);
+}
