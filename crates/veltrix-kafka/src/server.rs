@@ -388,7 +388,7 @@ fn client_principal(
     let Some(leaf) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
         return Ok(None);
     };
-    let name = crate::security::principal::subject_name(leaf).map_err(|e| e.to_string())?;
+    let name = crate::security::subject_name(leaf).map_err(|e| e.to_string())?;
     listener
         .principal_mapping
         .map(&name)

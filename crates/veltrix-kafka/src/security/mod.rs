@@ -1,6 +1,6 @@
 //! Who a connection is: listeners' security protocols (Kafka's PLAINTEXT,
-//! SSL, SASL_PLAINTEXT and SASL_SSL), TLS ([`tls`]), principals from client
-//! certificates ([`principal`]) and SASL authentication ([`sasl`]).
+//! SSL, SASL_PLAINTEXT and SASL_SSL), TLS ([`tls`], shared with the HTTP
+//! listener), principals from client certificates and SASL authentication ([`sasl`]).
 //!
 //! A connection's principal is `User:ANONYMOUS` on a listener without
 //! authentication, `User:<mapped subject>` when it presented a client
@@ -10,12 +10,11 @@
 use std::sync::Arc;
 
 pub(crate) mod audit;
-pub mod principal;
 pub(crate) mod sasl;
-pub mod tls;
 
-pub use tls::{ClientAuth, TlsError, TlsFiles, TlsServer};
 pub use veltrix_core::principal::{PrincipalError, PrincipalMapping};
+pub use veltrix_tls as tls;
+pub use veltrix_tls::{ClientAuth, TlsError, TlsFiles, TlsServer, subject_name};
 
 /// The principal of a connection nothing authenticated.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";

@@ -5,6 +5,14 @@
 //! does not build, the one serving stays and the error is logged: a
 //! certificate is renewed without a restart, and a half-written file never
 //! takes a listener down.
+//!
+//! [`subject_name`] writes a client certificate's subject as RFC 2253 does,
+//! for the principal mapping rules of the adapters that use it (Kafka's
+//! listeners, the HTTP listener).
+
+mod subject;
+
+pub use subject::{BadCertificate, subject_name};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

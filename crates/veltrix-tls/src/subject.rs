@@ -1,5 +1,5 @@
-//! The subject of a client certificate, as RFC 2253 writes it, for
-//! [`veltrix_core::principal::PrincipalMapping`].
+//! The subject of a client certificate, as RFC 2253 writes it, for principal
+//! mapping rules (veltrix-core's `PrincipalMapping`).
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
