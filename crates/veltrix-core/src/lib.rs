@@ -16,6 +16,7 @@
 
 pub mod acl;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 mod broker;
 mod catalog;

@@ -34,7 +34,7 @@ pub(crate) fn run(s: &Settings<'_>, role: Role, options: &LintOptions) -> Vec<Fi
     undetermined(s, role, options, &mut out);
     keys_and_values(s, &mut out);
     duplicates(s, &mut out);
-    security(s, &mut out);
+    crate::security::check(s, options, &mut out);
     bootstrap(s, &mut out);
     // Past a syntax error the settings are unknown: a rule about a default
     // could be wrong about a setting the file makes further down.
@@ -69,7 +69,7 @@ fn flag(v: bool) -> &'static str {
 
 /// How the finding names a setting: ``acks=1`` when the file sets it, ``acks``
 /// (default 1) when it does not.
-fn setting<T: std::fmt::Display + Copy>(key: &str, v: &Value<'_, T>) -> String {
+pub(crate) fn setting<T: std::fmt::Display + Copy>(key: &str, v: &Value<'_, T>) -> String {
     match v {
         Value::Set(e, _) => format!("`{}={}`", e.key, e.value),
         Value::Default(d) => format!("`{key}` left at its default `{d}`"),
@@ -387,46 +387,6 @@ fn swallowed_key(s: &Settings<'_>, entry: &Entry) -> Option<Finding> {
             text,
         }),
     )
-}
-
-/// D009: a security protocol or SASL mechanism the broker does not serve.
-fn security(s: &Settings<'_>, out: &mut Vec<Finding>) {
-    let protocol = s.entry("security.protocol");
-    if protocol.is_none_or(|e| e.value.trim().eq_ignore_ascii_case("PLAINTEXT")) {
-        // Without SASL in the protocol the mechanism is never used: the file
-        // reads as if the client authenticates, and it does not.
-        // One entry, whichever of librdkafka's two spellings the file uses.
-        if let Some(entry) = s.entry("sasl.mechanism").or_else(|| s.entry("sasl.mechanisms")) {
-            let key = &entry.key;
-            out.push(
-                Finding::new(
-                    &rules::SECURITY_NOT_OFFERED,
-                    format!("`{key}={}`: the broker offers no SASL mechanism", entry.value),
-                )
-                .severity(Severity::Warning)
-                .at(entry.value_span.clone(), "not offered by the broker, and unused over PLAINTEXT")
-                .help(format!(
-                    "remove `{key}` (and the credentials) until the broker offers SASL; the connection is not authenticated"
-                ))
-                .why("with `security.protocol` PLAINTEXT the client never authenticates, whatever the file's credentials say")
-                .fix(Fix::delete(entry)),
-            );
-        }
-        return;
-    }
-    let Some(entry) = protocol else {
-        return;
-    };
-    out.push(
-        Finding::new(
-            &rules::SECURITY_NOT_OFFERED,
-            format!("`security.protocol={}`: the broker serves PLAINTEXT only", entry.value),
-        )
-        .at(entry.value_span.clone(), "not offered by the broker")
-        .help("use `security.protocol=PLAINTEXT` on a network you trust, until the broker offers TLS and SASL")
-        .why("the client starts a handshake the broker does not answer and never connects; its errors do not say why")
-        .fix(Fix::replace(s.file, entry, &entry.key, "PLAINTEXT")),
-    );
 }
 
 /// D010: a `bootstrap.servers` that is not a comma-separated `host:port` list.

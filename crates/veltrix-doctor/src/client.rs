@@ -228,6 +228,13 @@ pub fn default_value(dialect: Dialect, key: &str) -> Option<&'static str> {
         (_, "group.protocol") => "classic",
         (_, "compression.type") => "none",
         (Librdkafka, "compression.codec") => "none",
+        // Both clients connect without TLS or SASL unless told, and a SASL
+        // client that names no mechanism asks for Kerberos (Kafka's
+        // `SaslConfigs.DEFAULT_SASL_MECHANISM`; librdkafka's CONFIGURATION.md).
+        (Java, "security.protocol") => "PLAINTEXT",
+        (Librdkafka, "security.protocol") => "plaintext",
+        (Java, "sasl.mechanism") => "GSSAPI",
+        (Librdkafka, "sasl.mechanisms") => "GSSAPI",
         _ => return None,
     };
     Some(v)

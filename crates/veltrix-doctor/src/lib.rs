@@ -11,14 +11,17 @@
 //! client, values of the wrong type, and the settings that lose, duplicate or
 //! reorder records: acks, idempotence and what silently disables it,
 //! retries, timeouts, buffers, auto-commit, offset reset, group timings,
-//! isolation, partitioners, and record sizes against the broker's limits.
+//! isolation, partitioners, and record sizes against the broker's limits;
+//! and whether the client can connect at all: its security protocol and SASL
+//! mechanism against what Veltrix serves and what the broker's listener at
+//! the client's address wants ([`security`]).
 //!
 //! Each [`Finding`] names the place (file, line and column, or the default in
 //! force), says what is wrong, what it leads to in plain words, how to fix it,
 //! and, when one line fixes it, the exact edit; it renders like rustc's
-//! diagnostics. The broker's limits come in as plain data ([`BrokerLimits`]),
-//! so the crate does no I/O: the `veltrix` binary reads the file and asks the
-//! broker.
+//! diagnostics. The broker's limits and listeners come in as plain data
+//! ([`BrokerLimits`]), so the crate does no I/O: the `veltrix` binary reads
+//! the file and asks the broker.
 
 mod checks;
 pub mod client;
@@ -26,6 +29,7 @@ mod diagnostic;
 pub mod keys;
 pub mod parse;
 pub mod rules;
+pub mod security;
 
 use serde_json::{Value, json};
 use veltrix_diagnostic::LineIndex;
@@ -34,6 +38,7 @@ pub use client::{Dialect, Role, Settings};
 pub use diagnostic::{Finding, Fix, FixKind, Location};
 pub use parse::{Format, ParsedFile};
 pub use rules::{CATALOGUE, Rule, Scope, Severity};
+pub use security::{Protocol, broker_listeners};
 
 /// The session timeouts a Veltrix broker accepts by default (its
 /// `[groups] session_timeout_ms_min` and `session_timeout_ms_max`).
@@ -63,6 +68,29 @@ pub struct BrokerLimits {
     pub message_max_bytes: Option<u64>,
     /// The topics the client uses.
     pub topics: Vec<TopicLimits>,
+    /// The broker's Kafka listeners, as its DescribeConfigs tells them
+    /// ([`broker_listeners`]); empty when it does not, and then the client's
+    /// security settings are not compared with them.
+    pub listeners: Vec<BrokerListener>,
+}
+
+/// One Kafka listener of the broker: what a client connecting to its address
+/// must speak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerListener {
+    /// Its name (`kafka`, `secure`), for messages.
+    pub name: String,
+    /// Its security protocol, which the client's `security.protocol` must be.
+    pub protocol: Protocol,
+    /// The `host:port` clients are told to connect to (`advertised.listeners`).
+    pub advertised: String,
+    /// The `host:port` it is bound to (`listeners`), when known; a wildcard
+    /// host (`0.0.0.0`, `::`, none) takes connections to any of the
+    /// machine's addresses.
+    pub bound: Option<String>,
+    /// The SASL mechanisms it offers, in the broker's order (SASL listeners
+    /// only).
+    pub mechanisms: Vec<String>,
 }
 
 /// One topic's limits.

@@ -149,6 +149,19 @@ pub struct KafkaListener {
     pub spec: ListenerSpec,
 }
 
+/// A listener as the broker describes it to clients (DescribeConfigs'
+/// `listeners`, `advertised.listeners`, ...): every listener is told on
+/// every one, so that a client, or `veltrix doctor`, reaching one learns
+/// what the others want.
+#[derive(Debug, Clone)]
+pub(crate) struct BoundListener {
+    /// Its name, protocol, advertised address and mechanisms; the same
+    /// `Arc` its accept loop serves with.
+    pub spec: Arc<ListenerSpec>,
+    /// The address its socket is bound to (Kafka's `listeners`).
+    pub bound: SocketAddr,
+}
+
 /// Serves Kafka clients on `listener` (PLAINTEXT, advertising
 /// `config.advertised`) until `shutdown` turns true; see [`serve_listeners`].
 pub async fn serve(
@@ -198,11 +211,13 @@ pub async fn serve_listeners(
             guard: Arc::new(crate::tiers::CriticalGuard::new(&config.tiers, Instant::now())),
             config: Arc::new(config),
             listener: Arc::new(ListenerSpec::plaintext("kafka", ([127, 0, 0, 1], 0).into())),
+            listeners: bound_listeners(&listeners)?,
         },
     });
     let mut loops = JoinSet::new();
-    for listener in listeners {
-        loops.spawn(accept_loop(listener, common.clone(), shutdown.clone()));
+    for (listener, described) in listeners.into_iter().zip(common.shared.listeners.iter()) {
+        let spec = described.spec.clone();
+        loops.spawn(accept_loop(listener.tcp, spec, common.clone(), shutdown.clone()));
     }
     let mut result = Ok(());
     while let Some(done) = loops.join_next().await {
@@ -211,6 +226,19 @@ pub async fn serve_listeners(
         }
     }
     result
+}
+
+/// Every listener as DescribeConfigs tells it, in the order given.
+fn bound_listeners(listeners: &[KafkaListener]) -> std::io::Result<Arc<[BoundListener]>> {
+    listeners
+        .iter()
+        .map(|l| {
+            Ok(BoundListener {
+                spec: Arc::new(l.spec.clone()),
+                bound: l.tcp.local_addr()?,
+            })
+        })
+        .collect()
 }
 
 /// What the listeners share.
@@ -224,12 +252,11 @@ struct Common {
 
 /// Accepts one listener's connections until `shutdown`, then drains them.
 async fn accept_loop(
-    listener: KafkaListener,
+    tcp: TcpListener,
+    spec: Arc<ListenerSpec>,
     common: Arc<Common>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let KafkaListener { tcp, spec } = listener;
-    let spec = Arc::new(spec);
     let shared = Shared {
         listener: spec.clone(),
         ..common.shared.clone()
@@ -370,7 +397,7 @@ async fn secure_connection(
     let certificate = match client_principal(&stream, &listener) {
         Ok(name) => name,
         Err(e) => {
-            crate::security::audit::authentication_failed(&shared.limiter, peer, &listener.name, "SSL", None, &e);
+            veltrix_core::audit::authentication_failed(&shared.limiter, peer, &listener.name, "SSL", None, &e);
             return Err(Close::Protocol(e));
         }
     };
@@ -544,6 +571,8 @@ struct Shared {
     guard: Arc<crate::tiers::CriticalGuard>,
     /// The listener the connection came through.
     listener: Arc<ListenerSpec>,
+    /// Every listener of the broker, for DescribeConfigs.
+    listeners: Arc<[BoundListener]>,
 }
 
 async fn connection<R, W>(
@@ -669,7 +698,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
                         .inc();
                     let why = "did not authenticate in time";
                     let listener = &auth.listener().name;
-                    crate::security::audit::authentication_failed(&shared.limiter, peer, listener, "", None, why);
+                    veltrix_core::audit::authentication_failed(&shared.limiter, peer, listener, "", None, why);
                     return Err(Close::Protocol(why.into()));
                 }
             }
@@ -752,7 +781,7 @@ async fn sasl_in_flight(
                 Outcome::Done => Some("ok"),
                 Outcome::Failed { reason, user } => {
                     let listener = &auth.listener().name;
-                    crate::security::audit::authentication_failed(
+                    veltrix_core::audit::authentication_failed(
                         &shared.limiter,
                         peer,
                         listener,
@@ -933,6 +962,7 @@ async fn dispatch(
         mute: pipeline.mute.clone(),
         guard: shared.guard.clone(),
         listener: shared.listener.clone(),
+        listeners: shared.listeners.clone(),
         principal: auth.principal(),
     };
     let answer = Answer {

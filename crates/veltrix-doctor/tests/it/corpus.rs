@@ -94,6 +94,7 @@ fn parse_options(options: &mut LintOptions, text: &str) -> Result<(), String> {
                     source: "127.0.0.1:9092".to_owned(),
                     message_max_bytes: Some(value.parse().map_err(|_| format!("bad {name} {value}"))?),
                     topics: Vec::new(),
+                    listeners: Vec::new(),
                 });
             }
             _ => return Err(format!("unknown option {name}")),

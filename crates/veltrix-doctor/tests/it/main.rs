@@ -5,6 +5,7 @@ mod docs;
 mod fixtures;
 mod parse;
 mod rules;
+mod security;
 mod snapshots;
 
 use veltrix_doctor::{Dialect, Finding, LintOptions, Report, Role, lint};

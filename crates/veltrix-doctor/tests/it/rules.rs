@@ -177,15 +177,27 @@ fn d008_continuation_swallows_key() {
     );
 }
 
+/// The rule's main cases; `security.rs` has the rest, and the broker's
+/// listeners.
 #[test]
 fn d009_security_not_offered() {
-    let r = props("bootstrap.servers=x:9092\nsecurity.protocol=SASL_SSL\n", J, P);
-    let f = expect(&r, "D009", Some(2), Some("security.protocol=PLAINTEXT"));
+    // Not a protocol: the one it means is the fix.
+    let r = props("bootstrap.servers=x:9092\nsecurity.protocol=SSL_SASL\n", J, P);
+    let f = expect(&r, "D009", Some(2), Some("security.protocol=SASL_SSL"));
     assert_eq!(f.severity, Severity::Error);
-    absent(
-        &props("bootstrap.servers=x:9092\nsecurity.protocol=plaintext\n", J, P),
-        "D009",
-    );
+    // Every protocol is served now, in any case.
+    for protocol in ["PLAINTEXT", "plaintext", "SSL", "ssl"] {
+        let r = props(
+            &format!("bootstrap.servers=x:9092\nsecurity.protocol={protocol}\n"),
+            J,
+            P,
+        );
+        absent(&r, "D009");
+    }
+    // A mechanism Veltrix does not offer.
+    let r = props("security.protocol=SASL_SSL\nsasl.mechanism=GSSAPI\n", J, P);
+    let f = expect(&r, "D009", Some(2), Some("sasl.mechanism=SCRAM-SHA-512"));
+    assert!(f.message.contains("Veltrix does not offer GSSAPI"), "{}", f.message);
     // A mechanism over PLAINTEXT is never used: the client does not
     // authenticate, whatever the file says.
     let r = props("bootstrap.servers=x:9092\nsasl.mechanisms=SCRAM-SHA-512\n", R, P);
@@ -367,6 +379,7 @@ fn limits(broker: u64, topic: Option<u64>) -> LintOptions {
                 max_message_bytes: topic,
                 retention_ms: Some(86_400_000),
             }],
+            listeners: Vec::new(),
         }),
         ..opts(J, P)
     }

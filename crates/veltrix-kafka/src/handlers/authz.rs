@@ -140,7 +140,7 @@ impl<'a> Who<'a> {
     }
 
     fn denied(self, op: AclOperation, rt: ResourceType, name: &str) {
-        crate::security::audit::denied(
+        veltrix_core::audit::denied(
             self.limiter,
             self.peer,
             self.principal,

@@ -19,6 +19,14 @@
 //! topic with `flush.ms` = 0 is refused, so the default cannot be mistaken for an
 //! interval. `retention.ms` and `retention.bytes` are -1 when there is no limit.
 //!
+//! The broker also tells its Kafka listeners, read-only, as Kafka brokers do:
+//! `listeners` (bound addresses), `advertised.listeners`,
+//! `listener.security.protocol.map`, `sasl.enabled.mechanisms` (every SASL
+//! listener's together) and, per listener,
+//! `listener.name.<name>.sasl.enabled.mechanisms` and
+//! `listener.name.<name>.ssl.client.auth`, so that a client can learn from
+//! one listener what the others want.
+//!
 //! The duplicate window's settings (`veltrix.dedup.*`) follow the log's. They
 //! have no broker-wide value: each is set on the topic or is the built-in
 //! default (0, the window off; the header `message-id`; the id from a header).
@@ -38,7 +46,8 @@ use veltrix_log::{FlushPolicy, LogConfig};
 
 use super::Ctx;
 use crate::errors::{Refusal, ResponseError};
-use crate::server::KafkaConfig;
+use crate::security::{ClientAuth, SaslMechanism};
+use crate::server::{BoundListener, KafkaConfig};
 use crate::topic_configs::{DEDUP_ID_HEADER, DEDUP_ID_SOURCE, DEDUP_WINDOW_MS, TIER};
 
 /// Kafka's resource types.
@@ -383,7 +392,121 @@ fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Descri
     out.extend(broker_only.into_iter().map(|(name, config_type, doc, value, default)| {
         entry(options, name, config_type, doc, broker_layers(name, value, default))
     }));
+    out.extend(listener_configs(options, &ctx.listeners));
     Ok(out)
+}
+
+/// One setting of the broker's configuration file, without a default.
+fn configured(
+    options: &Options,
+    name: &str,
+    config_type: i8,
+    doc: &'static str,
+    value: String,
+) -> DescribeConfigsResourceResult {
+    let layer = Layer {
+        name,
+        value,
+        source: SOURCE_STATIC_BROKER,
+    };
+    entry(options, name, config_type, doc, vec![layer])
+}
+
+/// `host:port`, an IPv6 host in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The listeners, as Kafka brokers tell them: where each is bound and
+/// advertised, its security protocol, and the SASL mechanisms offered (all
+/// listeners' together, then each SASL listener's own); each TLS listener's
+/// client certificate policy. Clients of one listener, and `veltrix doctor`,
+/// learn from them what the others want.
+fn listener_configs(options: &Options, listeners: &[BoundListener]) -> Vec<DescribeConfigsResourceResult> {
+    let joined = |f: &dyn Fn(&BoundListener) -> String| listeners.iter().map(f).collect::<Vec<_>>().join(",");
+    let mut mechanisms: Vec<SaslMechanism> = Vec::new();
+    for m in listeners.iter().flat_map(|l| &l.spec.sasl_mechanisms) {
+        if !mechanisms.contains(m) {
+            mechanisms.push(*m);
+        }
+    }
+    let mut out = vec![
+        configured(
+            options,
+            "listeners",
+            TYPE_LIST,
+            "Each Kafka listener's name and the address it is bound to.",
+            joined(&|l| format!("{}://{}", l.spec.name, l.bound)),
+        ),
+        configured(
+            options,
+            "advertised.listeners",
+            TYPE_LIST,
+            "Each Kafka listener's name and the address its clients are told to connect to.",
+            joined(&|l| {
+                format!(
+                    "{}://{}",
+                    l.spec.name,
+                    host_port(&l.spec.advertised_host, l.spec.advertised_port)
+                )
+            }),
+        ),
+        configured(
+            options,
+            "listener.security.protocol.map",
+            TYPE_STRING,
+            "Each Kafka listener's security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+            joined(&|l| format!("{}:{}", l.spec.name, l.spec.protocol.name())),
+        ),
+        configured(
+            options,
+            "sasl.enabled.mechanisms",
+            TYPE_LIST,
+            "The SASL mechanisms some listener offers; each SASL listener's own are under listener.name.<name>.sasl.enabled.mechanisms.",
+            names(&mechanisms),
+        ),
+    ];
+    for l in listeners {
+        out.extend(own_listener_configs(options, l));
+    }
+    out
+}
+
+/// A listener's own settings: its mechanisms (SASL listeners) and its client
+/// certificate policy (TLS listeners), under Kafka's per-listener names.
+fn own_listener_configs(options: &Options, l: &BoundListener) -> Vec<DescribeConfigsResourceResult> {
+    let prefix = format!("listener.name.{}.", l.spec.name.to_ascii_lowercase());
+    let mut out = Vec::new();
+    if l.spec.protocol.sasl() {
+        let name = format!("{prefix}sasl.enabled.mechanisms");
+        let doc = "The SASL mechanisms this listener offers, in the order offered.";
+        out.push(configured(
+            options,
+            &name,
+            TYPE_LIST,
+            doc,
+            names(&l.spec.sasl_mechanisms),
+        ));
+    }
+    if let Some(tls) = &l.spec.tls {
+        let auth = match tls.files().client_auth {
+            ClientAuth::None => "none",
+            ClientAuth::Requested => "requested",
+            ClientAuth::Required => "required",
+        };
+        let name = format!("{prefix}ssl.client.auth");
+        let doc = "Whether this listener's clients present certificates: none, requested or required.";
+        out.push(configured(options, &name, TYPE_STRING, doc, auth.to_owned()));
+    }
+    out
+}
+
+fn names(mechanisms: &[SaslMechanism]) -> String {
+    mechanisms.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
 }
 
 /// A share group's settings: its own, over the broker's defaults.

@@ -81,6 +81,8 @@ pub(crate) struct Ctx {
     pub guard: Arc<crate::tiers::CriticalGuard>,
     /// The listener the request came through.
     pub listener: Arc<crate::security::ListenerSpec>,
+    /// Every listener of the broker, which DescribeConfigs describes.
+    pub listeners: Arc<[crate::server::BoundListener]>,
     /// Who sent it: `User:ANONYMOUS` unless authenticated.
     pub principal: Arc<str>,
 }

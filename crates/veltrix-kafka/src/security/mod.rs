@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-pub(crate) mod audit;
 pub(crate) mod sasl;
 
 pub use veltrix_core::principal::{PrincipalError, PrincipalMapping};

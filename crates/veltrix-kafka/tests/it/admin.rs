@@ -593,8 +593,9 @@ async fn describe_configs_lists_synonyms_documentation_and_only_the_keys_asked_f
 
 /// The broker resource: "0" reports the topic defaults under Kafka's broker
 /// names, marked STATIC_BROKER_CONFIG where the broker's settings differ from
-/// the built-in defaults, and a topic without overrides inherits them with that
-/// source; "" (cluster-wide dynamic defaults) is empty; another id, or a
+/// the built-in defaults, and its listener (STATIC_BROKER_CONFIG: from the
+/// configuration); a topic without overrides inherits the defaults with
+/// their source; "" (cluster-wide dynamic defaults) is empty; another id, or a
 /// resource type that is not served, is INVALID_REQUEST.
 #[tokio::test]
 async fn describe_configs_reports_the_broker_and_its_defaults() {
@@ -645,7 +646,16 @@ async fn describe_configs_reports_the_broker_and_its_defaults() {
     ] {
         assert_eq!(value_and_source(broker, name), (value.to_owned(), source), "{name}");
     }
-    assert_eq!(broker.configs.len(), 13);
+    // The one listener, as `serve` names it; no SASL mechanism.
+    for (name, value) in [
+        ("listeners", format!("kafka://{}", s.addr)),
+        ("advertised.listeners", format!("kafka://{}", s.addr)),
+        ("listener.security.protocol.map", "kafka:PLAINTEXT".to_owned()),
+        ("sasl.enabled.mechanisms", String::new()),
+    ] {
+        assert_eq!(value_and_source(broker, name), (value, SOURCE_STATIC_BROKER), "{name}");
+    }
+    assert_eq!(broker.configs.len(), 17);
     assert!(r.results[1].configs.is_empty());
 
     let topic = &r.results[4];

@@ -1265,3 +1265,75 @@ async fn a_reloaded_certificate_serves_new_connections_old_ones_keep_theirs_and_
     assert!(c.metadata().await.is_some());
     assert!(old.metadata().await.is_some());
 }
+
+// ---------------------------------------------------------------------------
+// The listeners, as DescribeConfigs tells them
+
+/// The broker's DescribeConfigs answers, read-only and from the broker's
+/// configuration, every listener on every listener: where each is bound and
+/// advertised, its protocol, the mechanisms of the SASL ones (all together,
+/// and each its own), a TLS listener's client certificate policy. Asked on
+/// the PLAINTEXT listener, it describes the SASL_SSL one too, which is what
+/// `veltrix doctor --broker` relies on.
+#[tokio::test]
+async fn describe_configs_tells_every_listener_protocol_address_and_mechanisms() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+    let pki = Pki::new();
+    let tls = pki.server_tls("broker", &pki.server("broker", 1), ClientAuth::Requested);
+    let mechanisms = [SaslMechanism::ScramSha512, SaslMechanism::Plain];
+    let s = serve_secured(
+        vec![
+            listener("kafka", SecurityProtocol::Plaintext, &[], None),
+            listener("secure", SecurityProtocol::SaslSsl, &mechanisms, Some(tls)),
+        ],
+        relaxed(),
+    )
+    .await;
+    let (plain, secure) = (s.addrs[0].port(), s.addrs[1].port());
+    let mut c = Conn::plain(s.addrs[0]).await;
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str("0"))
+        .with_configuration_keys(None);
+    let r: DescribeConfigsResponse = c
+        .call(DescribeConfigsRequest::default().with_resources(vec![resource]), 4)
+        .await;
+    let broker = &r.results[0];
+    assert_eq!(broker.error_code, errors::NONE);
+    let value = |name: &str| {
+        let found: Vec<_> = broker.configs.iter().filter(|e| e.name.as_str() == name).collect();
+        assert_eq!(found.len(), 1, "`{name}` once");
+        let e = found[0];
+        assert!(e.read_only, "{name} is read-only");
+        assert_eq!(e.config_source, 4, "{name} is STATIC_BROKER_CONFIG");
+        e.value.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default()
+    };
+    assert_eq!(
+        value("listeners"),
+        format!("kafka://127.0.0.1:{plain},secure://127.0.0.1:{secure}")
+    );
+    assert_eq!(
+        value("advertised.listeners"),
+        format!("kafka://localhost:{plain},secure://localhost:{secure}")
+    );
+    assert_eq!(
+        value("listener.security.protocol.map"),
+        "kafka:PLAINTEXT,secure:SASL_SSL"
+    );
+    assert_eq!(value("sasl.enabled.mechanisms"), "SCRAM-SHA-512,PLAIN");
+    assert_eq!(
+        value("listener.name.secure.sasl.enabled.mechanisms"),
+        "SCRAM-SHA-512,PLAIN"
+    );
+    assert_eq!(value("listener.name.secure.ssl.client.auth"), "requested");
+    // The PLAINTEXT listener has no SASL and no TLS setting of its own.
+    assert!(
+        !broker
+            .configs
+            .iter()
+            .any(|e| e.name.starts_with("listener.name.kafka.")),
+        "no per-listener keys for `kafka`"
+    );
+}

@@ -4,12 +4,16 @@
 //!
 //! The linting is `veltrix-doctor`'s; this module reads the file, and with
 //! `--broker` asks a running broker (DescribeConfigs) for its and the
-//! topics' size limits and retention, handed to the lint as plain data. It
+//! topics' size limits and retention, and for its listeners (protocol,
+//! address, SASL mechanisms), handed to the lint as plain data. It connects
+//! without TLS or SASL (`veltrix-client` has neither yet), so `--broker`
+//! names a PLAINTEXT listener; the broker's answer describes all of them. It
 //! prints every finding (rustc's layout, or JSON with `--format json`) and a
 //! summary line. Exit status: 0 without errors, 1 with one (or, with
 //! `--strict`, a warning), 2 when the check could not run: a usage error, an
 //! unreadable file, a broker that cannot be asked, an unknown rule.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,7 +56,9 @@ pub struct DoctorArgs {
     /// Output format: `text` (rustc-style diagnostics) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
-    /// A running broker, as HOST:PORT, to compare record sizes with its limits.
+    /// A running broker, as HOST:PORT, to compare record sizes with its limits
+    /// and the security settings with its listeners. It is reached without
+    /// TLS or SASL: name a PLAINTEXT listener.
     #[arg(long, value_name = "HOST:PORT")]
     pub broker: Option<String>,
     /// A topic the client uses, whose limits and retention `--broker` reads;
@@ -171,7 +177,7 @@ fn explain(wanted: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The broker's `message.max.bytes` and, for each topic, its
+/// The broker's `message.max.bytes` and listeners and, for each topic, its
 /// `max.message.bytes` and `retention.ms`, as DescribeConfigs reports them.
 async fn broker_limits(addr: &str, topics: &[String], timeout_ms: u64) -> anyhow::Result<BrokerLimits> {
     let timeout = Duration::from_millis(timeout_ms);
@@ -194,13 +200,12 @@ async fn broker_limits(addr: &str, topics: &[String], timeout_ms: u64) -> anyhow
         .find(|b| format!("{}:{}", b.host, b.port) == addr)
         .or_else(|| metadata.brokers.first())
         .map_or(0, |b| b.node_id);
-    let message_max_bytes = broker_config(&mut client, broker_id, "message.max.bytes")
-        .await?
-        .and_then(|v| v.parse().ok());
+    let configs = broker_configs(&mut client, broker_id).await?;
     let mut limits = BrokerLimits {
         source: addr.to_owned(),
-        message_max_bytes,
+        message_max_bytes: configs.get("message.max.bytes").and_then(|v| v.parse().ok()),
         topics: Vec::new(),
+        listeners: veltrix_doctor::broker_listeners(&configs),
     };
     for name in topics {
         let entries = client
@@ -218,14 +223,16 @@ async fn broker_limits(addr: &str, topics: &[String], timeout_ms: u64) -> anyhow
     Ok(limits)
 }
 
-/// One setting of broker `broker_id`, if it reports it.
-async fn broker_config(client: &mut Client, broker_id: i32, key: &str) -> anyhow::Result<Option<String>> {
+/// Every setting broker `broker_id` reports, by name. All of them are asked
+/// for: the per-listener keys (`listener.name.<name>.sasl.enabled.mechanisms`)
+/// cannot be named before the listeners are known.
+async fn broker_configs(client: &mut Client, broker_id: i32) -> anyhow::Result<BTreeMap<String, String>> {
     let connection = client.connection();
     let version = connection.version(ApiKey::DescribeConfigs)?;
     let resource = DescribeConfigsResource::default()
         .with_resource_type(RESOURCE_BROKER)
         .with_resource_name(StrBytes::from_string(broker_id.to_string()))
-        .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_owned())]));
+        .with_configuration_keys(None);
     let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
     let response = connection.call(&request, version).await?;
     let Some(result) = response.results.iter().find(|r| r.resource_type == RESOURCE_BROKER) else {
@@ -245,6 +252,6 @@ async fn broker_config(client: &mut Client, broker_id: i32, key: &str) -> anyhow
     Ok(result
         .configs
         .iter()
-        .find(|c| c.name.as_str() == key)
-        .and_then(|c| c.value.as_ref().map(|v| v.as_str().to_owned())))
+        .filter_map(|c| Some((c.name.as_str().to_owned(), c.value.as_ref()?.as_str().to_owned())))
+        .collect())
 }

@@ -1,17 +1,20 @@
 //! `veltrix doctor` as a user runs it: exit statuses (0 clean, 1 on errors,
 //! 1 on warnings with `--strict`, 2 when the check cannot run), rendered and
-//! JSON reports, `--explain`, and `--broker` reading the limits of a real
-//! `veltrix serve` on an ephemeral port of 127.0.0.1.
+//! JSON reports, `--explain`, and `--broker` reading the limits and the
+//! listeners of a real `veltrix serve` on ephemeral ports of 127.0.0.1.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::{BIN, shared, start_broker};
+use crate::common::{BIN, BrokerGuard, Serve, eventually, shared, start_broker};
 
 const CLEAN: &str = "bootstrap.servers=127.0.0.1:9092\nkey.serializer=org.apache.kafka.common.serialization.StringSerializer\nacks=all\nenable.idempotence=true\n";
 const ERROR: &str = "bootstrap.servers=127.0.0.1:9092\nacks=0\n";
+/// A Java producer's settings that no rule but D009 finds fault with.
+const CLEAN_PRODUCER: &str =
+    "key.serializer=org.apache.kafka.common.serialization.StringSerializer\nacks=all\nenable.idempotence=true\n";
 const WARNING: &str = "bootstrap.servers=127.0.0.1:9092\nkey.serializer=x\nacks=1\nenable.idempotence=false\n";
 
 fn doctor(dir: &Path, args: &[&str]) -> Output {
@@ -185,7 +188,10 @@ fn broker_limits_come_from_a_running_broker() {
     write(
         dir.path(),
         "service.properties",
-        "bootstrap.servers=127.0.0.1:9092\ngroup.id=billing\nenable.auto.commit=false\nisolation.level=read_committed\nauto.offset.reset=latest\nacks=all\nmax.request.size=524288\n",
+        &format!(
+            "bootstrap.servers={}\ngroup.id=billing\nenable.auto.commit=false\nisolation.level=read_committed\nauto.offset.reset=latest\nacks=all\nmax.request.size=524288\n",
+            broker.addr
+        ),
     );
     let args = [
         "service.properties",
@@ -235,4 +241,101 @@ fn broker_limits_come_from_a_running_broker() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("UNKNOWN_TOPIC_OR_PARTITION"), "{}", stderr(&o));
+}
+
+/// A broker with its loopback PLAINTEXT listener and a SASL_PLAINTEXT one
+/// offering SCRAM-SHA-512 only, both on ephemeral ports.
+const TWO_LISTENERS: &str = r#"
+[[listener]]
+name = "secure"
+address = "127.0.0.1:0"
+protocol = "SASL_PLAINTEXT"
+sasl_mechanisms = ["SCRAM-SHA-512"]
+"#;
+
+/// The address of the broker's listener `name`, from its "kafka listener
+/// ready" log line (the harness keeps one Kafka address, whichever listener
+/// logged last).
+fn listener_addr(broker: &BrokerGuard, name: &str) -> String {
+    let mut addr = None;
+    let logged = eventually(std::time::Duration::from_secs(10), || {
+        addr = broker.messages().into_iter().find_map(|v| {
+            let f = &v["fields"];
+            (f["message"] == "kafka listener ready" && f["listener"] == name)
+                .then(|| f["addr"].as_str().unwrap_or_default().to_owned())
+        });
+        addr.is_some()
+    });
+    assert!(logged, "no listener `{name}` in:\n{}", broker.log());
+    addr.unwrap_or_default()
+}
+
+/// `--broker` on the PLAINTEXT listener reads every listener: a client file
+/// for the SASL listener that says PLAINTEXT, and one for the PLAINTEXT
+/// listener that says SASL_SSL, are errors naming the listener at their
+/// address, with its protocol as the fix; a mechanism that listener does
+/// not offer is one too; the right settings pass.
+#[test]
+fn broker_listeners_decide_the_security_protocol_and_mechanism() {
+    let _machine = shared();
+    let broker = Serve::new().config(TWO_LISTENERS).start();
+    let plain = listener_addr(&broker, "kafka");
+    let secure = listener_addr(&broker, "secure");
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, settings: &str| {
+        write(
+            dir.path(),
+            name,
+            &format!("bootstrap.servers={settings}{CLEAN_PRODUCER}"),
+        );
+        let o = doctor(dir.path(), &[name, "--client", "java", "--broker", &plain]);
+        (o.status.code(), stdout(&o), stderr(&o))
+    };
+
+    let (code, out, err) = check(
+        "to-secure.properties",
+        &format!("{secure}\nsecurity.protocol=PLAINTEXT\n"),
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "error[D009]: `security.protocol=PLAINTEXT`, but the listener `secure` at {secure} is SASL_PLAINTEXT"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("help: write `security.protocol=SASL_PLAINTEXT`"), "{out}");
+    // The Java client's default mechanism, GSSAPI, is not offered; the
+    // listener's is the fix.
+    assert!(out.contains("left at its default `GSSAPI`"), "{out}");
+    assert!(out.contains("help: add `sasl.mechanism=SCRAM-SHA-512`"), "{out}");
+
+    let (code, out, err) = check(
+        "to-plain.properties",
+        &format!("{plain}\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"),
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "error[D009]: `security.protocol=SASL_SSL`, but the listener `kafka` at {plain} is PLAINTEXT"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("help: write `security.protocol=PLAINTEXT`"), "{out}");
+
+    let (code, out, err) = check(
+        "wrong-mechanism.properties",
+        &format!("{secure}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"),
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!("the listener `secure` at {secure} offers SCRAM-SHA-512")),
+        "{out}"
+    );
+
+    let (code, out, err) = check(
+        "right.properties",
+        &format!("{secure}\nsecurity.protocol=sasl_plaintext\nsasl.mechanism=SCRAM-SHA-512\n"),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains("D009"), "{out}");
 }

@@ -7,10 +7,11 @@
 
 use std::net::SocketAddr;
 
-use veltrix_core::warn_limit::WarnLimiter;
+use crate::warn_limit::WarnLimiter;
 
-/// A client failed to authenticate (TLS certificate, SASL, or in time).
-pub(crate) fn authentication_failed(
+/// A client failed to authenticate (TLS certificate, SASL, HTTP credentials,
+/// or in time).
+pub fn authentication_failed(
     limiter: &WarnLimiter,
     peer: SocketAddr,
     listener: &str,
@@ -34,7 +35,7 @@ pub(crate) fn authentication_failed(
 }
 
 /// An operation was refused for want of an ACL.
-pub(crate) fn denied(
+pub fn denied(
     limiter: &WarnLimiter,
     peer: SocketAddr,
     principal: &str,
