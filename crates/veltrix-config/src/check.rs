@@ -441,6 +441,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         .filter_map(crate::security_lints::resolve)
         .collect();
     crate::security_lints::resolve_security(&mut c.security, raw.table("security"));
+    crate::security_lints::resolve_http(&mut c, raw);
     c.broker.acl.enabled = c.security.authorization;
     c.broker.acl.super_users = c.security.super_users.iter().cloned().collect();
     c

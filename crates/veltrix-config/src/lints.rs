@@ -841,7 +841,9 @@ fn production_topics(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
 fn production_listeners(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
     let l = raw.table("listeners");
     for (key, addr) in [("kafka", c.kafka_listener), ("http", c.http_listener)] {
-        if !addr.ip().is_loopback() {
+        // HTTPS: authentication is V220's.
+        let encrypted = key == "http" && c.http_tls.is_some();
+        if !addr.ip().is_loopback() && !encrypted {
             let what = if addr.ip().is_unspecified() {
                 "every interface"
             } else {

@@ -175,6 +175,10 @@ pub struct VeltrixConfig {
     pub limits: KafkaLimits,
     /// The HTTP listener's limits.
     pub http_limits: HttpLimits,
+    /// The HTTP listener's certificate chain and key, when it serves HTTPS.
+    pub http_tls: Option<HttpTlsFiles>,
+    /// Who may use the HTTP listener's paths, and its authentication limits.
+    pub http_security: veltrix_http::HttpSecurityConfig,
     /// The declared topics, in file order.
     pub topics: Vec<DeclaredTopic>,
     /// The declared alerts, in file order.
@@ -256,6 +260,13 @@ impl Default for Security {
     }
 }
 
+/// `[listeners] http_tls_cert_file` and `http_tls_key_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// A `[[quota]]`: who it is for, and its rates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredQuota {
@@ -303,6 +314,8 @@ impl Default for VeltrixConfig {
             broker: BrokerConfig::default(),
             limits: KafkaLimits::default(),
             http_limits: HttpLimits::default(),
+            http_tls: None,
+            http_security: veltrix_http::HttpSecurityConfig::default(),
             topics: Vec::new(),
             alerts: Vec::new(),
             share_groups: Vec::new(),

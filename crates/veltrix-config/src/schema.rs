@@ -64,6 +64,8 @@ pub enum Unit {
     Entities,
     /// Clients measured against a quota.
     Clients,
+    /// Entries of a cache.
+    Entries,
     Percent,
     /// A TCP port.
     Port,
@@ -92,6 +94,7 @@ impl Unit {
             Unit::BytesPerSecond => "bytes per second",
             Unit::Entities => "entities",
             Unit::Clients => "clients",
+            Unit::Entries => "entries",
             Unit::Percent => "percent",
             Unit::Port => "port",
         }
@@ -517,7 +520,14 @@ static SECURITY_KEYS: &[KeyDef] = &[
         kind: int(0, 10_000, Unit::Milliseconds),
         required: false,
         default: || Some(security().authentication_failure_delay_ms.to_string()),
-        doc: "How long the answer to a failed authentication is held back before the connection closes (Kafka's `connection.failed.authentication.delay.ms`): a password guesser gains little by reconnecting.",
+        doc: "How long the answer to a failed authentication is held back before the connection closes (Kafka's `connection.failed.authentication.delay.ms`): a password guesser gains little by reconnecting. HTTP requests with bad credentials are answered 401 after it too.",
+    },
+    KeyDef {
+        name: "http_token_ttl_ms_max",
+        kind: int(60_000, 31_536_000_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(veltrix_http::HttpSecurityConfig::default().token_ttl_ms_max.to_string()),
+        doc: "Lifetime of the HTTP API's bearer tokens (`POST /api/v1/tokens` with basic credentials; a shorter one on request). A token also ends when its user's password changes or the user is deleted.",
     },
 ];
 
@@ -542,6 +552,48 @@ static LISTENER_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(format!("\"{DEFAULT_HTTP_LISTENER}\"")),
         doc: "Address of the HTTP API: `/metrics`, `/health`, `/ready`, `/alerts` and the JSON API under `/api/v1/`. Flag: `--http-listener`.",
+    },
+    KeyDef {
+        name: "http_tls_cert_file",
+        kind: Kind::Path,
+        required: false,
+        default: none,
+        doc: "PEM file of the HTTP listener's certificate chain, leaf first: with `http_tls_key_file`, the listener serves HTTPS only. Read again when it changes (checked every 10 s); a file that does not load leaves the previous certificate in force.",
+    },
+    KeyDef {
+        name: "http_tls_key_file",
+        kind: Kind::Path,
+        required: false,
+        default: none,
+        doc: "PEM file of the HTTP certificate's private key (PKCS#8, PKCS#1 or SEC1); goes with `http_tls_cert_file`.",
+    },
+    KeyDef {
+        name: "http_authentication",
+        kind: Kind::Word(&["none", "required"]),
+        required: false,
+        default: || Some("\"none\"".to_owned()),
+        doc: "Whether the JSON API (`/api/v1/`) and `/alerts` require the broker's users: basic credentials (a user's password, as `veltrix user add` set it) or a bearer token from `POST /api/v1/tokens`. With `none`, requests without credentials act as `http_principal`. Either way, with `[security] authorization` on, each route checks the caller's ACLs (docs/security.md lists them).",
+    },
+    KeyDef {
+        name: "http_metrics_authentication",
+        kind: Kind::Word(&["none", "required"]),
+        required: false,
+        default: none,
+        doc: "Whether `/metrics` requires credentials (default: as `http_authentication`); when it does, the user needs DESCRIBE on the cluster (with authorization on). Prometheus sends basic credentials or a bearer token (`basic_auth`, `authorization` in its scrape configuration).",
+    },
+    KeyDef {
+        name: "http_health_authentication",
+        kind: Kind::Word(&["none", "required"]),
+        required: false,
+        default: || Some("\"none\"".to_owned()),
+        doc: "Whether `/health` and `/ready` require credentials. They say only whether the broker serves (and which partitions refuse writes), so load balancers and orchestrators usually probe them without.",
+    },
+    KeyDef {
+        name: "http_principal",
+        kind: Kind::Name,
+        required: false,
+        default: || Some("\"User:ANONYMOUS\"".to_owned()),
+        doc: "The principal of HTTP requests without credentials, where no authentication is required; with authorization on, its ACLs decide what they may do.",
     },
 ];
 
@@ -685,6 +737,32 @@ static LIMIT_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(HttpLimits::default().idle_ms_max.to_string()),
         doc: "Time an HTTP connection has to send a whole request head, from when it opens or from its previous response; past it the connection is closed (idle keep-alive connections and slow headers alike).",
+    },
+    KeyDef {
+        name: "http_verified_passwords_max",
+        kind: int(0, 1_000_000, Unit::Entries),
+        required: false,
+        default: || {
+            Some(
+                veltrix_http::HttpSecurityConfig::default()
+                    .verified_passwords_max
+                    .to_string(),
+            )
+        },
+        doc: "HTTP basic credentials remembered as verified (an HMAC of each, under a key held in memory), so that a client sending them with every request costs one PBKDF2 run; the oldest is forgotten first (counted in `veltrix_http_verified_passwords_evicted_total`). 0: every request runs PBKDF2.",
+    },
+    KeyDef {
+        name: "http_password_checks_in_flight_max",
+        kind: int(1, 64, Unit::Requests),
+        required: false,
+        default: || {
+            Some(
+                veltrix_http::HttpSecurityConfig::default()
+                    .password_checks_in_flight_max
+                    .to_string(),
+            )
+        },
+        doc: "HTTP password checks (PBKDF2, a few milliseconds of CPU each) run at once; more wait (counted in `veltrix_http_password_checks_waited_total`), so a password guesser cannot take every core.",
     },
     KeyDef {
         name: "shutdown_drain_ms_max",

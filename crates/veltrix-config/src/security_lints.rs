@@ -76,6 +76,46 @@ pub(crate) fn resolve_security(s: &mut Security, t: &RawTable) {
     }
 }
 
+/// The HTTP listener's TLS and authentication: `[listeners] http_*`,
+/// `[security] http_token_ttl_ms_max` and `[limits] http_verified_passwords_max`
+/// and `http_password_checks_in_flight_max`; after `[security]` and
+/// `[limits]`, whose failure delay and warning interval it shares.
+pub(crate) fn resolve_http(c: &mut VeltrixConfig, raw: &Raw) {
+    let l = raw.table("listeners");
+    let access = |key: &str| l.str(key).and_then(|w| veltrix_http::Access::parse(w.trim()));
+    let h = &mut c.http_security;
+    if let Some(a) = access("http_authentication") {
+        h.api = a;
+    }
+    h.metrics = access("http_metrics_authentication").unwrap_or(h.api);
+    if let Some(a) = access("http_health_authentication") {
+        h.health = a;
+    }
+    if let Some(p) = l.str("http_principal") {
+        h.anonymous_principal = p.trim().to_owned();
+    }
+    let int = |t: &RawTable, key: &str| t.int(key).and_then(|n| u64::try_from(n).ok());
+    if let Some(n) = int(raw.table("security"), "http_token_ttl_ms_max") {
+        h.token_ttl_ms_max = n;
+    }
+    let limits = raw.table("limits");
+    if let Some(n) = int(limits, "http_verified_passwords_max").and_then(|n| usize::try_from(n).ok()) {
+        h.verified_passwords_max = n;
+    }
+    if let Some(n) = int(limits, "http_password_checks_in_flight_max").and_then(|n| usize::try_from(n).ok()) {
+        h.password_checks_in_flight_max = n;
+    }
+    h.authentication_failure_delay_ms = c.security.authentication_failure_delay_ms;
+    h.warning_interval_ms = c.limits.warning_interval_ms;
+    c.http_tls = match (l.str("http_tls_cert_file"), l.str("http_tls_key_file")) {
+        (Some(cert), Some(key)) => Some(crate::model::HttpTlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        _ => None,
+    };
+}
+
 /// Every rule of listeners and security.
 pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
     duplicates(ctx, raw, c);
@@ -88,6 +128,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn P
     }
     super_users(ctx, raw);
     privileged_plaintext(ctx, raw, c);
+    http_listener(ctx, raw, c, probe);
     plain_without_tls(ctx, raw);
     authorization_off(ctx, raw, c);
 }
@@ -197,29 +238,35 @@ fn tls_files(ctx: &mut Ctx<'_>, t: &RawTable, l: &DeclaredListener, probe: &dyn 
     if !l.tls() {
         return;
     }
+    let who = what(t);
     if let Some(path) = &l.tls_cert_file {
-        certificates(ctx, t, "tls_cert_file", path, probe, true);
+        certificates(ctx, t, &who, "tls_cert_file", path, probe, true);
     }
     if let Some(path) = &l.tls_client_ca_file {
-        certificates(ctx, t, "tls_client_ca_file", path, probe, false);
+        certificates(ctx, t, &who, "tls_client_ca_file", path, probe, false);
     }
     if let Some(path) = &l.tls_key_file {
-        let loaded = probe.read_file(path).map_err(|e| e.to_string()).and_then(|bytes| {
-            PrivateKeyDer::from_pem_slice(&bytes)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
-        if let Err(why) = loaded {
-            unusable(ctx, t, "tls_key_file", path, &why);
-        }
+        private_key(ctx, t, &who, "tls_key_file", path, probe);
     }
 }
 
-fn unusable(ctx: &mut Ctx<'_>, t: &RawTable, key: &str, path: &Path, why: &str) {
+/// A PEM private key: readable and parsed.
+fn private_key(ctx: &mut Ctx<'_>, t: &RawTable, who: &str, key: &str, path: &Path, probe: &dyn Probe) {
+    let loaded = probe.read_file(path).map_err(|e| e.to_string()).and_then(|bytes| {
+        PrivateKeyDer::from_pem_slice(&bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    if let Err(why) = loaded {
+        unusable(ctx, t, who, key, path, &why);
+    }
+}
+
+fn unusable(ctx: &mut Ctx<'_>, t: &RawTable, who: &str, key: &str, path: &Path, why: &str) {
     ctx.emit(
         &rules::TLS_FILE_UNUSABLE,
         t.at(key).as_ref(),
-        format!("{}'s `{key}` {} cannot be used: {why}", what(t), path.display()),
+        format!("{who}'s `{key}` {} cannot be used: {why}", path.display()),
     )
     .label("the broker would refuse to start")
     .help("check the path, the file's permissions for the broker's user, and that it holds PEM blocks")
@@ -228,16 +275,16 @@ fn unusable(ctx: &mut Ctx<'_>, t: &RawTable, key: &str, path: &Path, why: &str) 
 
 /// A PEM file of certificates: readable, at least one, none expired; with
 /// `leaf`, the first (the server's own) not expiring within 30 days.
-fn certificates(ctx: &mut Ctx<'_>, t: &RawTable, key: &str, path: &Path, probe: &dyn Probe, leaf: bool) {
+fn certificates(ctx: &mut Ctx<'_>, t: &RawTable, who: &str, key: &str, path: &Path, probe: &dyn Probe, leaf: bool) {
     let bytes = match probe.read_file(path) {
         Ok(b) => b,
-        Err(e) => return unusable(ctx, t, key, path, &e.to_string()),
+        Err(e) => return unusable(ctx, t, who, key, path, &e.to_string()),
     };
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&bytes).collect();
     let certs = match certs {
         Ok(c) if !c.is_empty() => c,
-        Ok(_) => return unusable(ctx, t, key, path, "no PEM certificate in it"),
-        Err(e) => return unusable(ctx, t, key, path, &e.to_string()),
+        Ok(_) => return unusable(ctx, t, who, key, path, "no PEM certificate in it"),
+        Err(e) => return unusable(ctx, t, who, key, path, &e.to_string()),
     };
     let now = probe.now();
     let first = certs.first().and_then(|c| not_after(c));
@@ -248,6 +295,7 @@ fn certificates(ctx: &mut Ctx<'_>, t: &RawTable, key: &str, path: &Path, probe: 
             return unusable(
                 ctx,
                 t,
+                who,
                 key,
                 path,
                 &format!("a certificate in it expired {}", ago(now, end)),
@@ -262,7 +310,7 @@ fn certificates(ctx: &mut Ctx<'_>, t: &RawTable, key: &str, path: &Path, probe: 
         ctx.emit(
             &rules::CERTIFICATE_EXPIRING,
             t.at(key).as_ref(),
-            format!("{}'s certificate {} expires in {days} days", what(t), path.display()),
+            format!("{who}'s certificate {} expires in {days} days", path.display()),
         )
         .label("expires soon")
         .help("renew it; the broker loads the new file by itself within 10 seconds")
@@ -398,6 +446,76 @@ fn privileged_plaintext(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig) {
         .related(raw.table("security").set_at("super_users"), "a super user")
         .help(format!("listen on `\"127.0.0.1:{}\"`", c.kafka_listener.port()))
         .note("whoever reaches the listener could do everything, whatever the ACLs say");
+    }
+}
+
+/// The HTTP listener: V032 a certificate without its key (or the reverse),
+/// V033 and V144 its files, V036 its principal, V037 a super user's powers
+/// to unauthenticated requests from the network, V220 the API open to the
+/// network.
+fn http_listener(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn Probe) {
+    let l = raw.table("listeners");
+    let who = "the HTTP listener";
+    match (l.declares("http_tls_cert_file"), l.declares("http_tls_key_file")) {
+        (true, false) | (false, true) => {
+            let (set, missing) = if l.declares("http_tls_cert_file") {
+                ("http_tls_cert_file", "http_tls_key_file")
+            } else {
+                ("http_tls_key_file", "http_tls_cert_file")
+            };
+            ctx.emit(
+                &rules::LISTENER_TLS,
+                l.at(set).as_ref(),
+                format!("the HTTP listener has `{set}` but no `{missing}`"),
+            )
+            .label("TLS needs a certificate and its key")
+            .help(format!("add `{missing}` to `[listeners]`, or remove `{set}`"))
+            .note("without both the broker would serve plain HTTP");
+        }
+        _ => {}
+    }
+    if let Some(files) = &c.http_tls {
+        certificates(ctx, l, who, "http_tls_cert_file", &files.cert, probe, true);
+        private_key(ctx, l, who, "http_tls_key_file", &files.key, probe);
+    }
+    let principal = &c.http_security.anonymous_principal;
+    if !is_principal(principal) {
+        ctx.emit(
+            &rules::INVALID_SUPER_USER,
+            l.at("http_principal").as_ref(),
+            format!("`http_principal` `{}` is not a principal", shown(principal)),
+        )
+        .label("expected `User:NAME`")
+        .help(format!("write `\"User:{}\"`", principal.trim()))
+        .note("requests are principals such as `User:alice`; a bare name matches none");
+    }
+    let networked = !c.http_listener.ip().is_loopback();
+    let open = c.http_security.api == veltrix_http::Access::Open;
+    if networked && open && c.security.super_users.contains(principal) {
+        ctx.emit(
+            &rules::PRIVILEGED_PLAINTEXT_LISTENER,
+            l.set_at("http").or_else(|| l.at("http_principal")).as_ref(),
+            format!(
+                "the HTTP listener {} gives every request without credentials the super user `{principal}`",
+                c.http_listener
+            ),
+        )
+        .label("reachable from the network, without authentication")
+        .related(raw.table("security").set_at("super_users"), "a super user")
+        .help("set `http_authentication = \"required\"`, or listen on loopback")
+        .note("whoever reaches the listener could redrive dead letters and read every topic, whatever the ACLs say");
+    } else if networked && open {
+        ctx.emit(
+            &rules::HTTP_AUTHENTICATION_OFF,
+            l.set_at("http_authentication").or_else(|| l.at("http")).as_ref(),
+            format!(
+                "the HTTP API at {} is reachable from the network without authentication",
+                c.http_listener
+            ),
+        )
+        .label("anyone reaching it acts as `http_principal`")
+        .help("set `[listeners] http_authentication = \"required\"` (the broker's users, as `veltrix user add` makes them)")
+        .note("the API reads dead letters, which hold records' keys and values, and starts redrives");
     }
 }
 

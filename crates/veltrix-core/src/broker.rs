@@ -117,6 +117,7 @@ pub struct Broker {
     authorizer: crate::acl::Authorizer,
     /// SCRAM credentials, which SASL authenticates against.
     credentials: crate::auth::Credentials,
+    http_tokens: crate::auth::TokenKey,
     disk: crate::disk::DiskState,
     metrics: Metrics,
     /// The exclusive lock on the data directory, held for the broker's lifetime:
@@ -240,7 +241,9 @@ impl Broker {
         let credential_store = crate::auth::FileCredentialStore::new(env.storage.clone(), &dir);
         // Unknown users' decoys stay the same across restarts, as real
         // users' salts do.
-        let decoy = sasl_decoy(&env, &dir)?;
+        let decoy = crate::auth::DecoyKey::new(secret_file(&env, &dir, SASL_DECOY_FILE)?);
+        // Bearer tokens stay valid across restarts.
+        let http_tokens = crate::auth::TokenKey::new(secret_file(&env, &dir, HTTP_TOKEN_SECRET_FILE)?);
         let credentials =
             crate::auth::Credentials::open_with_decoy(config.credentials, Arc::new(credential_store), decoy)?;
         let metrics = Metrics::new(config.metrics_enabled);
@@ -256,6 +259,7 @@ impl Broker {
             quotas,
             authorizer,
             credentials,
+            http_tokens,
             disk: crate::disk::DiskState::default(),
             env,
             dir,
@@ -774,6 +778,11 @@ impl Broker {
         &self.credentials
     }
 
+    /// The key the HTTP API's bearer tokens are signed with.
+    pub fn http_tokens(&self) -> &crate::auth::TokenKey {
+        &self.http_tokens
+    }
+
     /// Redrive jobs of dead letters.
     pub fn redriver(&self) -> &Redriver {
         &self.redriver
@@ -929,12 +938,19 @@ fn open_topic(
 /// The file of the secret behind SCRAM's answers to unknown users.
 pub const SASL_DECOY_FILE: &str = "sasl-decoy-secret";
 
-/// The decoy secret in `dir`, made (random, stored durably) the first time.
-/// A file of the wrong length (torn by a crash while it was first written)
-/// is made anew: it protects no data, only the answers to unknown users.
-fn sasl_decoy(env: &Env, dir: &Path) -> Result<crate::auth::DecoyKey> {
-    use crate::auth::DECOY_KEY_BYTES;
-    let path = dir.join(SASL_DECOY_FILE);
+/// The file of the key the HTTP API's bearer tokens are signed with.
+pub const HTTP_TOKEN_SECRET_FILE: &str = "http-token-secret";
+
+/// Bytes of each secret file.
+const SECRET_BYTES: usize = 32;
+const _: () = assert!(SECRET_BYTES == crate::auth::DECOY_KEY_BYTES && SECRET_BYTES == crate::auth::TOKEN_KEY_BYTES);
+
+/// The secret in the file `name` of `dir`, made (random, stored durably) the
+/// first time. A file of the wrong length (torn by a crash while it was
+/// first written) is made anew: a secret protects no data, only the answers
+/// to unknown users (SCRAM's decoys) or the tokens issued before it.
+fn secret_file(env: &Env, dir: &Path, name: &str) -> Result<[u8; SECRET_BYTES]> {
+    let path = dir.join(name);
     let io = |op, source| CoreError::Io {
         op,
         path: path.clone(),
@@ -945,16 +961,15 @@ fn sasl_decoy(env: &Env, dir: &Path) -> Result<crate::auth::DecoyKey> {
             .storage
             .open(&path, veltrix_log::io::OpenMode::Existing)
             .map_err(|e| io("open", e))?;
-        if file.len().map_err(|e| io("stat", e))? == DECOY_KEY_BYTES as u64 {
-            let mut secret = [0u8; DECOY_KEY_BYTES];
+        if file.len().map_err(|e| io("stat", e))? == SECRET_BYTES as u64 {
+            let mut secret = [0u8; SECRET_BYTES];
             file.read_exact_at(&mut secret, 0).map_err(|e| io("read", e))?;
-            return Ok(crate::auth::DecoyKey::new(secret));
+            return Ok(secret);
         }
     }
-    let secret: [u8; DECOY_KEY_BYTES] = rand::random();
-    veltrix_log::checkpoint::replace_file(env.storage.as_ref(), dir, SASL_DECOY_FILE, &secret)
-        .map_err(|e| io("write", e))?;
-    Ok(crate::auth::DecoyKey::new(secret))
+    let secret: [u8; SECRET_BYTES] = rand::random();
+    veltrix_log::checkpoint::replace_file(env.storage.as_ref(), dir, name, &secret).map_err(|e| io("write", e))?;
+    Ok(secret)
 }
 
 #[cfg(test)]

@@ -163,6 +163,21 @@ pub struct HttpMetrics {
     pub connections_refused: IntCounter,
     /// HTTP connections the broker closed, by why: `idle`.
     pub connections_closed: IntCounterVec,
+    /// Requests' authentications, by `method` (`basic`, `bearer`) and
+    /// `result` (`ok`, `failed`).
+    pub authentications: IntCounterVec,
+    /// Requests refused for want of an ACL, by operation and resource type.
+    pub authorization_denied: IntCounterVec,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_handshake_failures: IntCounter,
+    /// Certificates loaded again after their files changed, by `result`.
+    pub tls_reloads: IntCounterVec,
+    /// Remembered password checks dropped to keep within
+    /// `http_verified_passwords_max`.
+    pub verified_passwords_evicted: IntCounter,
+    /// Password checks that waited for one of the
+    /// `http_password_checks_in_flight_max` slots.
+    pub password_checks_waited: IntCounter,
 }
 
 fn check<T>(r: prometheus::Result<T>) -> T {
@@ -663,6 +678,33 @@ impl HttpMetrics {
                 "veltrix_http_connections_closed_total",
                 "HTTP connections the broker closed for a limit, by reason (idle: no whole request head within http_idle_ms_max).",
                 &["reason"],
+            ),
+            authentications: r.int_counter_vec(
+                "veltrix_http_authentications_total",
+                "HTTP requests' authentications, by method (basic, bearer) and result (ok, failed).",
+                &["method", "result"],
+            ),
+            authorization_denied: r.int_counter_vec(
+                "veltrix_http_authorization_denied_total",
+                "HTTP requests refused for want of an ACL, by operation and resource type.",
+                &["operation", "resource_type"],
+            ),
+            tls_handshake_failures: r.int_counter(
+                "veltrix_http_tls_handshake_failures_total",
+                "TLS handshakes of HTTP connections that failed or did not finish within http_idle_ms_max.",
+            ),
+            tls_reloads: r.int_counter_vec(
+                "veltrix_http_tls_reloads_total",
+                "The HTTP listener's certificate loaded again after its files changed, by result (failed: the previous one stays in force).",
+                &["result"],
+            ),
+            verified_passwords_evicted: r.int_counter(
+                "veltrix_http_verified_passwords_evicted_total",
+                "Remembered HTTP password checks dropped to keep within http_verified_passwords_max (the next request with that password runs PBKDF2 again).",
+            ),
+            password_checks_waited: r.int_counter(
+                "veltrix_http_password_checks_waited_total",
+                "HTTP password checks (PBKDF2) that waited for one of the http_password_checks_in_flight_max slots.",
             ),
         }
     }

@@ -4,6 +4,7 @@
 //! `"dry_run": true`, else a job) and `/api/v1/redrives[/{id}]`. The work is
 //! the engine's; reading logs and storing jobs happen on the blocking pool.
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +13,9 @@ use serde_json::{Value, json};
 use veltrix_core::CoreError;
 use veltrix_core::redrive::{LetterFilter, LetterView, RedriveJob, RedriveSpec};
 
+use veltrix_core::acl::{AclOperation, ResourceType};
+
+use crate::security::Caller;
 use crate::server::{HttpState, error};
 
 /// Bytes of a key or value a listing shows; a single letter shows them whole.
@@ -124,7 +128,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, CoreError> + 
     }
 }
 
-pub async fn letters(State(s): State<HttpState>, Path(topic): Path<String>, Query(q): Query<Filters>) -> Response {
+/// Listing or reading letters reads the dead-letter topic: READ on it.
+pub async fn letters(
+    State(s): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    Path(topic): Path<String>,
+    Query(q): Query<Filters>,
+) -> Response {
+    if let Err(denied) = caller.check(&s, AclOperation::Read, ResourceType::Topic, &topic) {
+        return denied.into_response();
+    }
     let filter = match q.filter() {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -143,8 +156,12 @@ pub async fn letters(State(s): State<HttpState>, Path(topic): Path<String>, Quer
 
 pub async fn letter(
     State(s): State<HttpState>,
+    Extension(caller): Extension<Caller>,
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Response {
+    if let Err(denied) = caller.check(&s, AclOperation::Read, ResourceType::Topic, &topic) {
+        return denied.into_response();
+    }
     let broker = s.broker.clone();
     let name = topic.clone();
     match blocking(move || broker.dead_letter(&name, partition, offset)).await {
@@ -170,12 +187,26 @@ pub struct RedriveBody {
     filters: Filters,
 }
 
+/// A redrive reads the dead-letter topic and writes to its target: READ on
+/// the one, WRITE on the other; without a target, letters go back to
+/// whichever topics they came from, named in their headers, so it takes
+/// ALTER on the cluster.
 pub async fn redrive(
     State(s): State<HttpState>,
+    Extension(caller): Extension<Caller>,
     Path(topic): Path<String>,
     body: Option<axum::Json<RedriveBody>>,
 ) -> Response {
     let body = body.map(|b| b.0).unwrap_or_default();
+    let allowed = caller
+        .check(&s, AclOperation::Read, ResourceType::Topic, &topic)
+        .and_then(|()| match &body.target {
+            Some(target) => caller.check(&s, AclOperation::Write, ResourceType::Topic, target),
+            None => caller.check_cluster(&s, AclOperation::Alter),
+        });
+    if let Err(denied) = allowed {
+        return denied.into_response();
+    }
     let filter = match body.filters.filter() {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -199,12 +230,23 @@ pub async fn redrive(
     }
 }
 
-pub async fn redrives(State(s): State<HttpState>) -> Response {
+/// Redrive jobs: DESCRIBE on the cluster.
+pub async fn redrives(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(denied) = caller.check_cluster(&s, AclOperation::Describe) {
+        return denied.into_response();
+    }
     let jobs: Vec<Value> = s.broker.redriver().jobs().iter().map(job_json).collect();
     axum::Json(json!({ "redrives": jobs })).into_response()
 }
 
-pub async fn redrive_job(State(s): State<HttpState>, Path(id): Path<u64>) -> Response {
+pub async fn redrive_job(
+    State(s): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+) -> Response {
+    if let Err(denied) = caller.check_cluster(&s, AclOperation::Describe) {
+        return denied.into_response();
+    }
     match s.broker.redriver().job(id) {
         Some(j) => axum::Json(job_json(&j)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no redrive {id}")),

@@ -4,13 +4,18 @@
 //! `/api/v1/redrives`, routes under `/api/v1/routes`), the alerts (`/alerts`), and the monitor that computes
 //! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
 //!
+//! TLS, authentication (the broker's users: basic credentials or bearer
+//! tokens) and the broker's ACLs guard every route (`security.rs`).
+//!
 //! Like the Kafka adapter it is thin: every number comes from the engine
 //! (`veltrix-core`'s lag, alerts and metrics).
 
 pub mod dlq;
 pub mod monitor;
 pub mod routes;
+pub mod security;
 pub mod server;
 
 pub use monitor::{Monitor, MonitorConfig, WebhookConfig};
+pub use security::{Access, HttpSecurity, HttpSecurityConfig};
 pub use server::{HttpLimits, HttpState, router, serve};

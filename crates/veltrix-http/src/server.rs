@@ -7,11 +7,17 @@
 //! previous response): idle keep-alive connections and clients that trickle
 //! their headers alike. At most [`HTTP_REQUESTS_IN_FLIGHT_MAX`] requests are
 //! served at once.
+//!
+//! With TLS (`HttpSecurity::tls`) every connection is HTTPS: its handshake
+//! must finish within `idle_ms_max` too, and the certificate files are
+//! looked at every 10 s and taken again when they change. Who each request
+//! is, and what it may do, is `security.rs`'s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -20,13 +26,16 @@ use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use veltrix_core::warn_limit::WarnLimiter;
 use veltrix_core::{Broker, Metrics};
 
 use crate::monitor::Monitor;
+use crate::security::{Caller, HttpSecurity, Peer};
+use veltrix_core::acl::{AclOperation, ResourceType};
 
 /// Requests served at once; more wait for a slot.
 pub const HTTP_REQUESTS_IN_FLIGHT_MAX: usize = 64;
@@ -72,6 +81,8 @@ pub struct HttpState {
     pub info: Value,
     /// Set once every listener is bound and the broker serves.
     pub ready: Arc<AtomicBool>,
+    /// TLS, authentication and their limits.
+    pub security: Arc<HttpSecurity>,
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true; then every
@@ -83,8 +94,12 @@ pub async fn serve(
     limits: HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "http listener ready");
+    let tls = state.security.tls().cloned();
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "http listener ready");
     let metrics = state.broker.metrics().clone();
+    if let Some(tls) = &tls {
+        tokio::spawn(reload_tls(tls.clone(), metrics.clone(), shutdown.clone()));
+    }
     let app = router(state);
     let limiter = WarnLimiter::new(
         Duration::from_millis(limits.warning_interval_ms),
@@ -114,9 +129,20 @@ pub async fn serve(
             }
             continue;
         };
-        let served = connection(stream, app.clone(), limits, metrics.clone(), shutdown.clone());
+        let (app, metrics, stop, tls) = (app.clone(), metrics.clone(), shutdown.clone(), tls.clone());
         connections.spawn(async move {
-            served.await;
+            match tls {
+                None => connection(stream, peer, app, limits, metrics, stop).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_millis(limits.idle_ms_max), tls.acceptor().accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => connection(stream, peer, app, limits, metrics, stop).await,
+                        Ok(Err(e)) => handshake_failed(&metrics, peer, &e.to_string()),
+                        Err(_) => handshake_failed(&metrics, peer, "the TLS handshake did not finish in time"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -139,20 +165,62 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// A TLS handshake that failed: counted and logged at debug level (port
+/// scanners and plain-HTTP clients make them all day).
+fn handshake_failed(metrics: &Metrics, peer: std::net::SocketAddr, why: &str) {
+    metrics.http.tls_handshake_failures.inc();
+    tracing::debug!(%peer, reason = why, "http tls handshake failed");
+}
+
+/// Every [`veltrix_tls::RELOAD_CHECK_MS`], the certificate files looked at,
+/// and the configuration taken again if they changed, until `shutdown`.
+async fn reload_tls(tls: Arc<veltrix_tls::TlsServer>, metrics: Metrics, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_millis(veltrix_tls::RELOAD_CHECK_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stopped(&mut shutdown) => return,
+        }
+        let server = tls.clone();
+        match tokio::task::spawn_blocking(move || server.reload_if_changed()).await {
+            Ok(Ok(true)) => {
+                metrics.http.tls_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!("http listener's certificate loaded again");
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                metrics.http.tls_reloads.with_label_values(&["failed"]).inc();
+                tracing::warn!(error = %e, "the http listener's changed certificate files do not load; the previous certificate stays in force");
+            }
+            Err(e) => tracing::warn!(error = %e, "checking the http listener's certificate files failed"),
+        }
+    }
+}
+
 /// Serves one connection until it closes, or until `shutdown`, after which it
-/// finishes the request it is serving.
-async fn connection(
-    stream: TcpStream,
+/// finishes the request it is serving. Each request carries the client's
+/// address ([`Peer`]).
+async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
     app: Router,
     limits: HttpLimits,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     metrics.http.connections.inc();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.idle_ms_max));
+    let app = tower::ServiceExt::map_request(app, move |mut request: axum::http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(Peer(peer));
+        request
+    });
     let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     tokio::pin!(served);
     let outcome = tokio::select! {
@@ -170,7 +238,7 @@ async fn connection(
     metrics.http.connections.dec();
 }
 
-/// Every route.
+/// Every route, behind [`crate::security::authenticate`].
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -193,8 +261,15 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/routes/{name}", get(crate::routes::route))
         .route("/api/v1/redrives", get(crate::dlq::redrives))
         .route("/api/v1/redrives/{id}", get(crate::dlq::redrive_job))
+        .route("/api/v1/tokens", post(crate::security::issue_token))
         .fallback(not_found)
         .layer(tower::limit::ConcurrencyLimitLayer::new(HTTP_REQUESTS_IN_FLIGHT_MAX))
+        // Outside the limit: requests waiting for a password check, or
+        // held back after a failed one, take no slot of the routes'.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::authenticate,
+        ))
         .with_state(state)
 }
 
@@ -256,7 +331,11 @@ async fn ready(State(s): State<HttpState>) -> Response {
     }
 }
 
-async fn alerts(State(s): State<HttpState>) -> Response {
+/// Alerts name groups and topics: DESCRIBE on the cluster.
+async fn alerts(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(denied) = caller.check_cluster(&s, AclOperation::Describe) {
+        return denied.into_response();
+    }
     axum::Json(json!({
         "evaluation_interval_ms": s.monitor.config().evaluation_interval_ms,
         "alerts": s.monitor.alerts(),
@@ -265,7 +344,11 @@ async fn alerts(State(s): State<HttpState>) -> Response {
     .into_response()
 }
 
-async fn broker_info(State(s): State<HttpState>) -> Response {
+/// The broker's settings: DESCRIBE_CONFIGS on the cluster.
+async fn broker_info(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(denied) = caller.check_cluster(&s, AclOperation::DescribeConfigs) {
+        return denied.into_response();
+    }
     let m = s.broker.metrics();
     let topics = s.broker.topics();
     let groups = s.broker.groups().list();
@@ -332,25 +415,50 @@ fn topic_json(t: &veltrix_core::Topic) -> Value {
     })
 }
 
-async fn topics(State(s): State<HttpState>) -> Response {
-    let list: Vec<Value> = s.broker.topics().iter().map(|t| topic_json(t)).collect();
+/// The topics the caller may DESCRIBE, as Metadata lists them.
+async fn topics(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
+    let list: Vec<Value> = s
+        .broker
+        .topics()
+        .iter()
+        .filter(|t| caller.may(&s, AclOperation::Describe, ResourceType::Topic, &t.name))
+        .map(|t| topic_json(t))
+        .collect();
     axum::Json(json!({ "topics": list })).into_response()
 }
 
-async fn topic(State(s): State<HttpState>, Path(name): Path<String>) -> Response {
+/// DESCRIBE on the topic, asked before whether it exists, so that a
+/// refusal does not tell.
+async fn topic(State(s): State<HttpState>, Extension(caller): Extension<Caller>, Path(name): Path<String>) -> Response {
+    if let Err(denied) = caller.check(&s, AclOperation::Describe, ResourceType::Topic, &name) {
+        return denied.into_response();
+    }
     match s.broker.topic(&name) {
         Some(t) => axum::Json(topic_json(&t)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no topic `{name}`")),
     }
 }
 
-async fn groups(State(s): State<HttpState>) -> Response {
+/// The groups the caller may DESCRIBE, as ListGroups lists them; their lag
+/// by the topics the caller may DESCRIBE.
+async fn groups(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
     let snapshot = s.monitor.snapshot();
+    let visible = |group: &str| caller.may(&s, AclOperation::Describe, ResourceType::Group, group);
+    let topic_lag = |snapshot: &crate::monitor::Snapshot, group: &str| {
+        let mut lag = topic_lag(snapshot, group);
+        lag.retain(|l| {
+            l["topic"]
+                .as_str()
+                .is_some_and(|t| caller.may(&s, AclOperation::Describe, ResourceType::Topic, t))
+        });
+        lag
+    };
     let mut list: Vec<Value> = s
         .broker
         .groups()
         .list()
         .into_iter()
+        .filter(|g| visible(&g.group_id))
         .map(|g| {
             let lag = topic_lag(&snapshot, &g.group_id);
             json!({
@@ -363,16 +471,23 @@ async fn groups(State(s): State<HttpState>) -> Response {
             })
         })
         .collect();
-    list.extend(s.broker.share().list().into_iter().map(|g| {
-        json!({
-            "group_id": g.group_id,
-            "type": "share",
-            "protocol_type": "share",
-            "state": g.state,
-            "members": g.members.len(),
-            "lag": topic_lag(&snapshot, &g.group_id),
-        })
-    }));
+    list.extend(
+        s.broker
+            .share()
+            .list()
+            .into_iter()
+            .filter(|g| visible(&g.group_id))
+            .map(|g| {
+                json!({
+                    "group_id": g.group_id,
+                    "type": "share",
+                    "protocol_type": "share",
+                    "state": g.state,
+                    "members": g.members.len(),
+                    "lag": topic_lag(&snapshot, &g.group_id),
+                })
+            }),
+    );
     axum::Json(json!({ "lag_evaluated_at_ms": snapshot.at_ms, "groups": list })).into_response()
 }
 
@@ -389,7 +504,7 @@ fn topic_lag(snapshot: &crate::monitor::Snapshot, group: &str) -> Vec<Value> {
 /// share-partition the window (SPSO, SPEO), the records in flight, the
 /// delivery counts of the records in the window, what happened to records
 /// since the broker started, and the lag.
-fn share_group(s: &HttpState, id: &str) -> Option<Value> {
+fn share_group(s: &HttpState, caller: &Caller, id: &str) -> Option<Value> {
     let share = s.broker.share();
     let group = share.describe(id)?;
     let names: std::collections::HashMap<[u8; 16], String> =
@@ -416,8 +531,9 @@ fn share_group(s: &HttpState, id: &str) -> Option<Value> {
         .stats()
         .into_iter()
         .filter(|p| p.key.group == id)
-        .map(|p| {
-            let topic = topic_name(&p.key.topic);
+        .map(|p| (topic_name(&p.key.topic), p))
+        .filter(|(topic, _)| caller.may(s, AclOperation::Describe, ResourceType::Topic, topic))
+        .map(|(topic, p)| {
             let lag = snapshot
                 .partitions
                 .iter()
@@ -489,10 +605,15 @@ fn member_json(member_id: &str, instance_id: Option<&str>, client_id: &str, clie
     })
 }
 
-async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
+/// DESCRIBE on the group (asked before whether it exists); its offsets of
+/// the topics the caller may DESCRIBE, as OffsetFetch answers.
+async fn group(State(s): State<HttpState>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    if let Err(denied) = caller.check(&s, AclOperation::Describe, ResourceType::Group, &id) {
+        return denied.into_response();
+    }
     let coordinator = s.broker.groups();
     let Some(listing) = coordinator.list().into_iter().find(|g| g.group_id == id) else {
-        return match share_group(&s, &id) {
+        return match share_group(&s, &caller, &id) {
             Some(v) => axum::Json(v).into_response(),
             None => error(StatusCode::NOT_FOUND, format!("no group `{id}`")),
         };
@@ -537,7 +658,7 @@ async fn group(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
     let offsets: Vec<Value> = snapshot
         .partitions
         .iter()
-        .filter(|p| p.group == id)
+        .filter(|p| p.group == id && caller.may(&s, AclOperation::Describe, ResourceType::Topic, &p.topic))
         .map(|p| {
             json!({
                 "topic": p.topic,

@@ -42,6 +42,7 @@ async fn start_with(monitor: MonitorConfig, limits: HttpLimits) -> Running {
         started: Instant::now(),
         info: serde_json::json!({ "kafka_listener": "127.0.0.1:9092" }),
         ready: Arc::new(AtomicBool::new(true)),
+        security: Arc::new(veltrix_http::HttpSecurity::open(broker.metrics())),
     };
     tokio::spawn(veltrix_http::serve(listener, state, limits, stop_rx));
     Running {

@@ -68,6 +68,33 @@ fn spec(l: &DeclaredListener, bound: SocketAddr) -> anyhow::Result<ListenerSpec>
     })
 }
 
+/// The HTTP listener's TLS (its files loaded: an error stops the start) and
+/// authentication.
+pub fn http_security(
+    config: &VeltrixConfig,
+    metrics: &veltrix_core::Metrics,
+) -> anyhow::Result<veltrix_http::HttpSecurity> {
+    let tls = match &config.http_tls {
+        Some(files) => {
+            let files = TlsFiles {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+                client_ca: None,
+                client_auth: ClientAuth::None,
+            };
+            Some(Arc::new(
+                TlsServer::load(files).context("the HTTP listener's TLS files")?,
+            ))
+        }
+        None => None,
+    };
+    Ok(veltrix_http::HttpSecurity::new(
+        config.http_security.clone(),
+        tls,
+        metrics,
+    ))
+}
+
 /// `[security]`'s limits for the Kafka adapter.
 pub fn auth_limits(config: &VeltrixConfig) -> AuthLimits {
     let veltrix_config::Security {

@@ -193,6 +193,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 started: Instant::now(),
                 info: settings_json(&config, advertised),
                 ready: ready.clone(),
+                security: Arc::new(listeners::http_security(&config, broker.metrics())?),
             },
             config.http_limits,
             stop_rx.clone(),
@@ -358,6 +359,14 @@ fn monitor_config(config: &veltrix_config::VeltrixConfig) -> veltrix_http::Monit
     }
 }
 
+/// `none` or `required`, as the configuration writes it.
+fn access_word(access: veltrix_http::Access) -> &'static str {
+    match access {
+        veltrix_http::Access::Open => "none",
+        veltrix_http::Access::Authenticated => "required",
+    }
+}
+
 /// What `/api/v1/broker` shows of the settings.
 fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> serde_json::Value {
     let g = &config.broker.groups;
@@ -365,6 +374,13 @@ fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> s
         "profile": format!("{:?}", config.profile).to_lowercase(),
         "kafka_listener": kafka.to_string(),
         "http_listener": config.http_listener.to_string(),
+        "http_tls": config.http_tls.is_some(),
+        "http_authentication": {
+            "api": access_word(config.http_security.api),
+            "metrics": access_word(config.http_security.metrics),
+            "health": access_word(config.http_security.health),
+        },
+        "authorization": config.security.authorization,
         "auto_create_topics": config.broker.auto_create_topics,
         "default_partitions": config.broker.default_partitions,
         "limits": {

@@ -43,6 +43,23 @@ fn prod(rule: &'static str, body: &str, fix: &'static str) -> Case {
 /// certificate valid until 2030-01-31 and `/tls/key.pem` its key, read at
 /// 2030-01-01 plus `(year - 2030)` years (2030: 30 days left; 2032: expired).
 fn tls_case(rule: &'static str, body: &str, fix: &'static str, year: u64) -> Case {
+    let source = format!("[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SSL\"\n{body}");
+    Case {
+        source,
+        ..tls_files_case(rule, fix, year)
+    }
+}
+
+/// `[listeners]` with the HTTP listener's `http_tls_*` lines `body`, the
+/// files as [`tls_case`]'s.
+fn http_tls_case(rule: &'static str, body: &str, fix: &'static str, year: u64) -> Case {
+    Case {
+        source: format!("[listeners]\n{body}"),
+        ..tls_files_case(rule, fix, year)
+    }
+}
+
+fn tls_files_case(rule: &'static str, fix: &'static str, year: u64) -> Case {
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     params.not_after = rcgen::date_time_ymd(2030, 1, 31);
@@ -52,7 +69,7 @@ fn tls_case(rule: &'static str, body: &str, fix: &'static str, year: u64) -> Cas
     let now = jan_2030 + std::time::Duration::from_secs((year - 2030) * 366 * 86_400 + 86_400);
     Case {
         rule,
-        source: format!("[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SSL\"\n{body}"),
+        source: String::new(),
         fix,
         probe: FixedProbe {
             files: vec![
@@ -508,6 +525,38 @@ fn cases() -> Vec<Case> {
             "tls_cert_file = \"/tls/cert.pem\" #<\ntls_key_file = \"/tls/key.pem\"\n",
             "renew it",
             2030,
+        ),
+        case(
+            "V032",
+            "[listeners]\nhttp_tls_cert_file = \"/etc/c.pem\" #<\n",
+            "add `http_tls_key_file`",
+        ),
+        http_tls_case(
+            "V033",
+            "http_tls_cert_file = \"/tls/cert.pem\"\nhttp_tls_key_file = \"/tls/missing.pem\" #<\n",
+            "check the path",
+            2030,
+        ),
+        http_tls_case(
+            "V144",
+            "http_tls_cert_file = \"/tls/cert.pem\" #<\nhttp_tls_key_file = \"/tls/key.pem\"\n",
+            "renew it",
+            2030,
+        ),
+        case(
+            "V036",
+            "[listeners]\nhttp_principal = \"local\" #<\n",
+            "write `\"User:local\"`",
+        ),
+        case(
+            "V037",
+            "[listeners]\nhttp = \"0.0.0.0:8080\" #<\nhttp_principal = \"User:local\"\n\n[security]\nsuper_users = [\"User:local\"]\n",
+            "set `http_authentication = \"required\"`",
+        ),
+        prod(
+            "V220",
+            "\n[listeners]\nhttp = \"0.0.0.0:8080\" #<\n",
+            "set `[listeners] http_authentication = \"required\"`",
         ),
         prod(
             "V218",

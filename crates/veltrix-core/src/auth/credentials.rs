@@ -344,6 +344,30 @@ impl Credentials {
         Ok(())
     }
 
+    /// A digest of every credential `user` has (mechanisms, salts,
+    /// iterations and keys), or `None` for a user without any. It changes
+    /// whenever one of the user's credentials is set or deleted: what a
+    /// bearer token or a remembered password check is bound to, so that a
+    /// new password, or a deleted user, ends them.
+    pub fn fingerprint(&self, user: &str) -> Option<[u8; 32]> {
+        let all = self.users();
+        let credentials = all.get(user).filter(|c| !c.is_empty())?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"veltrix credential fingerprint\0");
+        // A BTreeMap: the mechanisms in one order.
+        for c in credentials.values() {
+            ctx.update(&[c.mechanism().code() as u8]);
+            ctx.update(&c.iterations().to_be_bytes());
+            for part in [c.salt(), c.stored_key(), c.server_key()] {
+                ctx.update(&(part.len() as u32).to_be_bytes());
+                ctx.update(part);
+            }
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Some(out)
+    }
+
     /// The mechanisms and iterations of `users` (each asked for, in the
     /// order asked, those without credentials with none), or of every user
     /// with credentials, by name. Never a salt or a key.

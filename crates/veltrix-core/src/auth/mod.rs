@@ -22,6 +22,8 @@ mod plain;
 mod scram;
 #[cfg(test)]
 mod tests;
+mod token;
+mod verified;
 
 pub use credentials::{
     AllCredentials, CREDENTIALS_FILE, CredentialInfo, CredentialStore, Credentials, CredentialsConfig,
@@ -34,6 +36,8 @@ pub use scram::{
     SERVER_NONCE_CHARS_MAX, SERVER_NONCE_RANDOM_BYTES, ScramCredential, ScramMechanism, ScramServer, ScramStep,
     ServerNonce,
 };
+pub use token::{TOKEN_CHARS_MAX, TOKEN_KEY_BYTES, TokenError, TokenKey};
+pub use verified::VerifiedPasswords;
 
 /// Why an authentication failed. Messages never contain a password, a key or
 /// more of the client's bytes than a validated user name.

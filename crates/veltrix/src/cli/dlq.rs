@@ -38,9 +38,19 @@ enum DlqCommand {
 
 #[derive(clap::Args, Debug, Clone)]
 pub(super) struct HttpArgs {
-    /// The broker's HTTP listener, HOST:PORT.
+    /// The broker's HTTP listener: HOST:PORT, or https://HOST:PORT when it
+    /// serves HTTPS.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(super) http: String,
+    /// PEM file of the CA that signed the HTTP listener's certificate
+    /// (otherwise the public CAs are trusted).
+    #[arg(long, value_name = "FILE")]
+    pub(super) http_ca_file: Option<std::path::PathBuf>,
+    /// The user to authenticate as, with the password in the environment
+    /// variable VELTRIX_HTTP_PASSWORD (never on the command line). A bearer
+    /// token in VELTRIX_HTTP_TOKEN is sent instead when that is set.
+    #[arg(long, value_name = "USER")]
+    pub(super) http_user: Option<String>,
     /// Time limit of each request, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) timeout_ms: u64,
@@ -172,18 +182,65 @@ pub fn run(args: DlqArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The `Authorization` header: a bearer token from the environment, or
+/// `--http-user` with its password from the environment.
+fn authorization(h: &HttpArgs) -> anyhow::Result<Option<String>> {
+    use base64::Engine;
+    if let Ok(token) = std::env::var(TOKEN_VARIABLE)
+        && !token.trim().is_empty()
+    {
+        return Ok(Some(format!("Bearer {}", token.trim())));
+    }
+    let Some(user) = &h.http_user else {
+        return Ok(None);
+    };
+    let password = std::env::var(PASSWORD_VARIABLE).with_context(|| {
+        format!("--http-user {user}: set its password in the environment variable {PASSWORD_VARIABLE}")
+    })?;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    Ok(Some(format!("Basic {pair}")))
+}
+
 pub(super) struct Api {
     base: String,
     client: reqwest::Client,
 }
 
+/// The environment variable holding `--http-user`'s password.
+const PASSWORD_VARIABLE: &str = "VELTRIX_HTTP_PASSWORD";
+/// The environment variable holding a bearer token for the HTTP API.
+const TOKEN_VARIABLE: &str = "VELTRIX_HTTP_TOKEN";
+
+/// `HOST:PORT` as `http://HOST:PORT`; a URL as it is.
+pub(super) fn base_url(http: &str) -> String {
+    if http.starts_with("http://") || http.starts_with("https://") {
+        http.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{http}")
+    }
+}
+
 impl Api {
     pub(super) fn new(h: &HttpArgs) -> anyhow::Result<Api> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_millis(h.timeout_ms));
+        if let Some(ca) = &h.http_ca_file {
+            let pem = std::fs::read(ca).with_context(|| format!("reading --http-ca-file {}", ca.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--http-ca-file {}", ca.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization(h)? {
+            let mut value = reqwest::header::HeaderValue::from_str(&value)
+                .context("the HTTP credentials are not a valid header value")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         Ok(Api {
-            base: format!("http://{}", h.http),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_millis(h.timeout_ms))
-                .build()?,
+            base: base_url(&h.http),
+            client: builder.default_headers(headers).build()?,
         })
     }
 

@@ -213,7 +213,7 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
 /// The topic's `dedup` object from `GET /api/v1/topics/{name}`, `None` if it
 /// has no window.
 async fn dedup_figures(http: &str, name: &str, timeout_ms: u64) -> anyhow::Result<Option<serde_json::Value>> {
-    let url = format!("http://{http}/api/v1/topics/{name}");
+    let url = format!("{}/api/v1/topics/{name}", super::dlq::base_url(http));
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(timeout_ms))
         .build()?;

@@ -134,3 +134,77 @@ fn acls_are_refused_while_authorization_is_off() {
     let broker = Serve::new().start();
     broker.fails_with(&["acl", "list"], b"", "SECURITY_DISABLED");
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed, in `dir`: the paths of the
+/// CA's PEM, the certificate's and its key's.
+fn http_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = [dir.join("ca.pem"), dir.join("http.pem"), dir.join("http.key")];
+    std::fs::write(&paths[0], ca.pem()).unwrap();
+    std::fs::write(&paths[1], cert.pem()).unwrap();
+    std::fs::write(&paths[2], key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn the_http_api_over_https_takes_the_brokers_users() {
+    let _machine = shared();
+    let certs = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = http_certificates(certs.path());
+    let config = format!(
+        "[listeners]\nkafka_principal = \"User:local-admin\"\nhttp_tls_cert_file = \"{}\"\nhttp_tls_key_file = \"{}\"\nhttp_authentication = \"required\"\n\n[security]\nauthorization = true\nsuper_users = [\"User:local-admin\"]\n",
+        cert.display(),
+        key.display()
+    );
+    let broker = Serve::new().config(&config).start();
+    broker.ok_with(&["user", "add", "alice", "--password-stdin"], b"s3cret-alice\n");
+    let url = format!("https://{}", broker.http);
+    let routes = |user: Option<(&str, &str)>| {
+        let mut c = std::process::Command::new(crate::common::BIN);
+        c.args(["route", "list", "--http", &url, "--http-ca-file"]).arg(&ca);
+        if let Some((name, password)) = user {
+            c.args(["--http-user", name]).env("VELTRIX_HTTP_PASSWORD", password);
+        }
+        crate::common::run(c, b"")
+    };
+    let anonymous = routes(None);
+    assert_eq!(anonymous.code, Some(1), "{anonymous:?}");
+    assert!(anonymous.stderr.contains("401"), "{anonymous:?}");
+    let wrong = routes(Some(("alice", "guess")));
+    assert!(wrong.stderr.contains("invalid credentials"), "{wrong:?}");
+    // Authenticated, but no ACL yet.
+    let denied = routes(Some(("alice", "s3cret-alice")));
+    assert!(
+        denied.stderr.contains("User:alice may not DESCRIBE the cluster"),
+        "{denied:?}"
+    );
+    broker.ok(&[
+        "acl",
+        "add",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "DESCRIBE",
+        "--cluster",
+    ]);
+    let allowed = routes(Some(("alice", "s3cret-alice")));
+    assert_eq!(allowed.code, Some(0), "{allowed:?}");
+    // Plain HTTP to the HTTPS listener gets nowhere.
+    let mut plain = std::process::Command::new(crate::common::BIN);
+    plain.args(["route", "list", "--http", &broker.http, "--timeout-ms", "5000"]);
+    assert_eq!(crate::common::run(plain, b"").code, Some(1));
+    let failures = broker
+        .messages()
+        .into_iter()
+        .filter(|m| m["target"] == "veltrix::audit" && m["fields"]["event"] == "authentication_failed");
+    assert!(failures.count() >= 1, "{}", broker.log());
+}
