@@ -132,6 +132,9 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     PRIVILEGED_PLAINTEXT_LISTENER = "V037" "privileged-plaintext-listener" Error Always
         "the unauthenticated `kafka` listener is a super user and reachable from the network"
         "`[listeners] kafka_principal` gives every connection to the `kafka` listener, which neither encrypts nor authenticates, one principal. When that principal is a super user, whoever connects may do everything, whatever the ACLs say: acceptable on loopback, where only this host's users reach it, never on an address the network reaches. Keep `[listeners] kafka` on `127.0.0.1` (or `[::1]`), or take its principal out of `super_users`.";
+    ANONYMOUS_SUPER_USER = "V038" "anonymous-super-user" Error Always
+        "`User:ANONYMOUS` is a super user"
+        "`User:ANONYMOUS` is the principal of every connection nothing authenticated: the `kafka` listener (unless `kafka_principal` names another), every `PLAINTEXT` listener, an `SSL` listener's clients without a certificate, and HTTP requests without credentials where none are required. As a super user it lets all of them do everything, whatever the ACLs say: the weakest password there is, none. Give local tools a principal of their own (`[listeners] kafka_principal = \"User:local-admin\"`, on a loopback listener) and make that the super user, and give people users with passwords (`veltrix user add`).";
     BATCH_LARGER_THAN_SEGMENT = "V101" "batch-larger-than-segment" Error Always
         "`batch_bytes_max` is larger than `segment_bytes_max`"
         "A batch is never split across segments, so the largest batch must fit in one segment. The log engine refuses such a topic at creation; the check reports it before the broker starts. Raise `segment_bytes_max` or lower `batch_bytes_max` (the maximum message size).";

@@ -22,6 +22,9 @@ use crate::raw::{Raw, RawTable};
 use crate::rules;
 use crate::schema::SASL_MECHANISMS;
 
+/// The principal of connections and requests nothing authenticated.
+const ANONYMOUS_PRINCIPAL: &str = "User:ANONYMOUS";
+
 /// A certificate expiring sooner than this is warned about.
 pub const CERTIFICATE_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -397,10 +400,27 @@ pub fn is_principal(p: &str) -> bool {
         .is_some_and(|(kind, name)| !kind.is_empty() && !name.is_empty() && !kind.contains(char::is_whitespace))
 }
 
-/// V036: super users are principals.
+/// V036: super users are principals. V038: none is the principal of
+/// connections nothing authenticated.
 fn super_users(ctx: &mut Ctx<'_>, raw: &Raw) {
     let t = raw.table("security");
     for (user, span) in t.list("super_users").unwrap_or_default() {
+        if user.trim() == ANONYMOUS_PRINCIPAL {
+            let at = if span.is_empty() {
+                t.at("super_users")
+            } else {
+                Some(crate::raw::Origin::File(span.clone()))
+            };
+            ctx.emit(
+                &rules::ANONYMOUS_SUPER_USER,
+                at.as_ref(),
+                format!("`{ANONYMOUS_PRINCIPAL}` is a super user: every connection nothing authenticated may do everything"),
+            )
+            .label("no password, no certificate")
+            .help("take it out of `super_users`; name a principal of its own for local tools (`[listeners] kafka_principal = \"User:local-admin\"`) and list that")
+            .note("the `kafka` listener, plaintext listeners and the HTTP listener without authentication all give their clients this principal");
+            continue;
+        }
         if !is_principal(user.trim()) {
             let at = if span.is_empty() {
                 t.at("super_users")

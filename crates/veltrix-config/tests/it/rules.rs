@@ -516,6 +516,11 @@ fn cases() -> Vec<Case> {
             "write `\"User:admin\"`",
         ),
         case(
+            "V038",
+            "[security]\nsuper_users = [\"User:admin\", \"User:ANONYMOUS\"] #<\n",
+            "take it out of `super_users`",
+        ),
+        case(
             "V037",
             "[listeners]\nkafka = \"0.0.0.0:9092\" #<\nkafka_principal = \"User:local\"\n\n[security]\nsuper_users = [\"User:local\"]\n",
             "listen on `\"127.0.0.1:9092\"`",

@@ -101,14 +101,34 @@ fn mechanisms(names: &[String]) -> anyhow::Result<Vec<ScramMechanism>> {
         .collect()
 }
 
+/// A password file other users can read (or write) is refused: whoever
+/// reads it can act as the user, a super user as likely as not.
+fn private(path: &std::path::Path, file: &std::fs::File) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .with_context(|| format!("reading {}'s permissions", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is open to other users (mode {:03o}): `chmod 600 {}`, or pass the password on stdin",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// The password: the first line of stdin or of the file, without its end.
 fn password(a: &AddArgs) -> anyhow::Result<String> {
     let mut raw = String::new();
     match &a.password_file {
         Some(path) => {
-            std::fs::File::open(path)
-                .with_context(|| format!("opening {}", path.display()))?
-                .take(PASSWORD_BYTES_MAX as u64 + 2)
+            let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            private(path, &file)?;
+            file.take(PASSWORD_BYTES_MAX as u64 + 2)
                 .read_to_string(&mut raw)
                 .with_context(|| format!("reading {}", path.display()))?;
         }

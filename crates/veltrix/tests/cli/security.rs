@@ -208,3 +208,24 @@ fn the_http_api_over_https_takes_the_brokers_users() {
         .filter(|m| m["target"] == "veltrix::audit" && m["fields"]["event"] == "authentication_failed");
     assert!(failures.count() >= 1, "{}", broker.log());
 }
+
+#[test]
+fn a_password_file_other_users_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let _machine = shared();
+    let broker = Serve::new().config(SECURED).start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, "s3cret-carol\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = file.to_str().unwrap();
+    broker.fails_with(
+        &["user", "add", "carol", "--password-file", path],
+        b"",
+        "is open to other users (mode 644)",
+    );
+    assert!(!broker.ok(&["user", "list"]).stdout.contains("carol"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    broker.ok(&["user", "add", "carol", "--password-file", path]);
+    assert!(broker.ok(&["user", "list"]).stdout.contains("carol"));
+}
