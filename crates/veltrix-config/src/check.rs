@@ -686,6 +686,7 @@ fn resolve_observability(c: &mut VeltrixConfig, o: &RawTable) {
     }
     c.broker.metrics_enabled = obs.metrics_enabled;
     set(&mut obs.lag_evaluation_interval_ms, o.int("lag_evaluation_interval_ms"));
+    set(&mut obs.lag_history_points_max, o.int("lag_history_points_max"));
     if let Some(url) = o.str("webhook_url") {
         let mut w = Webhook {
             url: url.to_owned(),

@@ -289,6 +289,8 @@ pub struct Webhook {
 pub struct Observability {
     pub metrics_enabled: bool,
     pub lag_evaluation_interval_ms: u64,
+    /// Evaluations of each group's lag kept for its chart.
+    pub lag_history_points_max: usize,
     pub webhook: Option<Webhook>,
 }
 
@@ -297,6 +299,7 @@ impl Default for Observability {
         Observability {
             metrics_enabled: true,
             lag_evaluation_interval_ms: 5_000,
+            lag_history_points_max: 720,
             webhook: None,
         }
     }

@@ -1308,6 +1308,13 @@ static OBSERVABILITY_KEYS: &[KeyDef] = &[
         doc: "How often the broker computes every group's lag and evaluates the `[[alert]]`s. An alert fires at most this long after its `for_ms` has passed.",
     },
     KeyDef {
+        name: "lag_history_points_max",
+        kind: int(1, 100_000, Unit::Entries),
+        required: false,
+        default: || Some("720".to_owned()),
+        doc: "Evaluations of each group's total lag kept for its chart (`/api/v1/groups/{id}/lag-history`, the console): at the default interval, 720 are the last hour. Groups that are gone are forgotten.",
+    },
+    KeyDef {
         name: "webhook_url",
         kind: Kind::Url,
         required: false,

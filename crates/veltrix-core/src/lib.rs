@@ -19,6 +19,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 mod broker;
+pub mod browse;
 mod catalog;
 mod changelog;
 pub mod dead_letters;

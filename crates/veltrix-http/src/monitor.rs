@@ -54,6 +54,11 @@ pub struct MonitorConfig {
     pub webhook: Option<WebhookConfig>,
     /// Transitions kept for `/alerts`.
     pub history_max: usize,
+    /// Evaluations of each group's lag kept for its chart
+    /// (`/api/v1/groups/{id}/lag-history`): at the default interval of 5 s,
+    /// 720 points are the last hour. Groups that are gone are forgotten, so
+    /// the whole is bounded by the broker's groups.
+    pub lag_history_points_max: usize,
 }
 
 impl Default for MonitorConfig {
@@ -63,6 +68,7 @@ impl Default for MonitorConfig {
             alerts: Vec::new(),
             webhook: None,
             history_max: 100,
+            lag_history_points_max: 720,
         }
     }
 }
@@ -76,6 +82,33 @@ pub struct Snapshot {
     pub topics: Vec<TopicLag>,
 }
 
+/// Each group's total lag over its last evaluations.
+#[derive(Debug, Default)]
+struct LagHistory(std::collections::HashMap<String, VecDeque<(i64, i64)>>);
+
+impl LagHistory {
+    fn get(&self, group: &str) -> Option<&VecDeque<(i64, i64)>> {
+        self.0.get(group)
+    }
+
+    /// Adds one point per group of `topics` (their lags summed); forgets
+    /// groups no longer there; keeps `points_max` points per group.
+    fn record(&mut self, at_ms: i64, topics: &[TopicLag], points_max: usize) {
+        let mut totals: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for t in topics {
+            *totals.entry(t.group.as_str()).or_default() += t.lag_records;
+        }
+        self.0.retain(|group, _| totals.contains_key(group.as_str()));
+        for (group, lag) in totals {
+            let points = self.0.entry(group.to_owned()).or_default();
+            points.push_back((at_ms, lag));
+            while points.len() > points_max.max(1) {
+                points.pop_front();
+            }
+        }
+    }
+}
+
 /// Lag, alerts and their notifications.
 pub struct Monitor {
     broker: Arc<Broker>,
@@ -84,6 +117,7 @@ pub struct Monitor {
     cache: Mutex<LagCache>,
     snapshot: Mutex<Arc<Snapshot>>,
     history: Mutex<VecDeque<AlertEvent>>,
+    lag_history: Mutex<LagHistory>,
     outbox: Mutex<VecDeque<AlertEvent>>,
     outbox_ready: Notify,
     webhook_outcomes: IntCounterVec,
@@ -119,6 +153,7 @@ impl Monitor {
             cache: Mutex::new(LagCache::default()),
             snapshot: Mutex::new(Arc::new(Snapshot::default())),
             history: Mutex::new(VecDeque::new()),
+            lag_history: Mutex::new(LagHistory::default()),
             outbox: Mutex::new(VecDeque::new()),
             outbox_ready: Notify::new(),
             webhook_outcomes,
@@ -138,6 +173,14 @@ impl Monitor {
     /// Every alert's state.
     pub fn alerts(&self) -> Vec<AlertStatus> {
         lock(&self.alerts).statuses().to_vec()
+    }
+
+    /// `group`'s total lag (records) at each of the last evaluations, oldest
+    /// first: `(at_ms, lag_records)`. `None` for a group none saw.
+    pub fn lag_history(&self, group: &str) -> Option<Vec<(i64, i64)>> {
+        lock(&self.lag_history)
+            .get(group)
+            .map(|points| points.iter().copied().collect())
     }
 
     /// The latest transitions, oldest first.
@@ -160,6 +203,7 @@ impl Monitor {
             metrics.publish_alerts(alerts.statuses());
             events
         };
+        lock(&self.lag_history).record(now, &topics, self.config.lag_history_points_max);
         *lock(&self.snapshot) = Arc::new(Snapshot {
             at_ms: now,
             partitions,

@@ -249,6 +249,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/broker", get(broker_info))
         .route("/api/v1/topics", get(topics))
         .route("/api/v1/topics/{name}", get(topic))
+        .route("/api/v1/topics/{name}/records", get(crate::records::records))
+        .route("/api/v1/groups/{id}/lag-history", get(lag_history))
         .route("/api/v1/groups", get(groups))
         .route("/api/v1/groups/{id}", get(group))
         .route("/api/v1/dlq/{topic}/letters", get(crate::dlq::letters))
@@ -415,16 +417,49 @@ fn topic_json(t: &veltrix_core::Topic) -> Value {
     })
 }
 
-/// The topics the caller may DESCRIBE, as Metadata lists them.
-async fn topics(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
-    let list: Vec<Value> = s
+/// Topics listed at most per page.
+pub const TOPICS_PAGE_MAX: usize = 1_000;
+
+/// `GET /api/v1/topics`' paging: names containing `q`, from the `offset`th
+/// in name order, `limit` of them (every one when none of the three is
+/// given).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsQuery {
+    q: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The topics the caller may DESCRIBE, as Metadata lists them, by name; a
+/// page of them when asked (`total` counts every match).
+async fn topics(
+    State(s): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Query(page): axum::extract::Query<TopicsQuery>,
+) -> Response {
+    let paged = page.q.is_some() || page.offset.is_some() || page.limit.is_some();
+    let mut all: Vec<Arc<veltrix_core::Topic>> = s
         .broker
         .topics()
-        .iter()
+        .into_iter()
+        .filter(|t| page.q.as_deref().is_none_or(|q| t.name.contains(q)))
         .filter(|t| caller.may(&s, AclOperation::Describe, ResourceType::Topic, &t.name))
-        .map(|t| topic_json(t))
         .collect();
-    axum::Json(json!({ "topics": list })).into_response()
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let total = all.len();
+    let offset = page.offset.unwrap_or(0);
+    let limit = if paged {
+        page.limit.unwrap_or(50).clamp(1, TOPICS_PAGE_MAX)
+    } else {
+        total
+    };
+    let list: Vec<Value> = all.iter().skip(offset).take(limit).map(|t| topic_json(t)).collect();
+    if paged {
+        axum::Json(json!({ "total": total, "offset": offset, "limit": limit, "topics": list })).into_response()
+    } else {
+        axum::Json(json!({ "total": total, "topics": list })).into_response()
+    }
 }
 
 /// DESCRIBE on the topic, asked before whether it exists, so that a
@@ -498,6 +533,26 @@ fn topic_lag(snapshot: &crate::monitor::Snapshot, group: &str) -> Vec<Value> {
         .filter(|t| t.group == group)
         .map(|t| json!({ "topic": t.topic, "lag_records": t.lag_records, "lag_seconds": t.lag_ms as f64 / 1000.0 }))
         .collect()
+}
+
+/// `group`'s total lag at each recent evaluation, for its chart: DESCRIBE
+/// on the group, as the group itself.
+async fn lag_history(
+    State(s): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(denied) = caller.check(&s, AclOperation::Describe, ResourceType::Group, &id) {
+        return denied.into_response();
+    }
+    match s.monitor.lag_history(&id) {
+        Some(points) => axum::Json(json!({
+            "interval_ms": s.monitor.config().evaluation_interval_ms,
+            "points": points.iter().map(|(at, lag)| json!({ "at_ms": at, "lag_records": lag })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no lag evaluated for group `{id}`")),
+    }
 }
 
 /// A share group: its members and their assignments, its settings, and per

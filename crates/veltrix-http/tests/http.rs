@@ -552,3 +552,128 @@ async fn a_lag_alert_on_a_share_group_fires_and_resolves() {
     );
     let _ = r.stop.send(true);
 }
+
+/// Records with keys `k0..`, a `kind` header (`ten` on every tenth) and JSON
+/// values, in batches of 10, in `topic`'s partition 0.
+fn produce_keyed(broker: &Broker, topic: &str, count: usize) {
+    let p = broker.partition(topic, 0).unwrap();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10) {
+        let records: Vec<veltrix_core::records::OwnedRecord> = chunk
+            .iter()
+            .map(|i| veltrix_core::records::OwnedRecord {
+                key: Some(format!("k{i}").into_bytes()),
+                value: Some(format!("{{\"n\":{i}}}").into_bytes()),
+                headers: vec![(
+                    b"kind".to_vec(),
+                    Some(if i % 10 == 0 { &b"ten"[..] } else { b"one" }.to_vec()),
+                )],
+                timestamp_ms: 1_000 + *i as i64,
+            })
+            .collect();
+        let appended = p.append(&veltrix_core::records::encode_batch(&records)).unwrap();
+        p.commit(appended.next_offset).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_found_by_key_header_text_offset_and_time() {
+    let r = start(MonitorConfig::default()).await;
+    r.broker
+        .create_topic("events", Some(1), TopicConfig::default())
+        .unwrap();
+    produce_keyed(&r.broker, "events", 100);
+    let json = |body: String| -> Value { serde_json::from_str(&body).unwrap() };
+    let offsets = |v: &Value| -> Vec<i64> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["offset"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, body) = get(r.addr, "/api/v1/topics/events/records?offset=0&key=k42").await;
+    assert_eq!(status, 200, "{body}");
+    let v = json(body);
+    assert_eq!(offsets(&v), [42]);
+    assert_eq!(v["records"][0]["value"]["text"], "{\"n\":42}");
+    assert_eq!(v["records"][0]["headers"][0]["key"], "kind");
+    assert_eq!(v["scanned"], 100);
+    let (_, body) = get(
+        r.addr,
+        "/api/v1/topics/events/records?offset=0&header=kind&header_value=ten&limit=3",
+    )
+    .await;
+    let v = json(body);
+    assert_eq!(offsets(&v), [0, 10, 20]);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["next_offsets"]["0"], 21);
+    let (_, body) = get(r.addr, "/api/v1/topics/events/records?offset=0&text=%22n%22%3A7%7D").await;
+    assert_eq!(offsets(&json(body)), [7]);
+    let (_, body) = get(r.addr, "/api/v1/topics/events/records?time_ms=1097").await;
+    assert_eq!(offsets(&json(body)), [97, 98, 99]);
+    let (_, body) = get(r.addr, "/api/v1/topics/events/records?limit=2").await;
+    assert_eq!(offsets(&json(body)), [98, 99]);
+    assert_eq!(get(r.addr, "/api/v1/topics/nope/records").await.0, 404);
+    assert_eq!(
+        get(r.addr, "/api/v1/topics/events/records?offset=1&time_ms=2").await.0,
+        400
+    );
+    assert_eq!(get(r.addr, "/api/v1/topics/events/records?bogus=1").await.0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_paged_and_searched() {
+    let r = start(MonitorConfig::default()).await;
+    for i in 0..30 {
+        r.broker
+            .create_topic(&format!("t-{i:02}"), Some(1), TopicConfig::default())
+            .unwrap();
+    }
+    r.broker.create_topic("other", Some(1), TopicConfig::default()).unwrap();
+    let (_, body) = get(r.addr, "/api/v1/topics?q=t-&offset=10&limit=5").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["total"], 30);
+    let names: Vec<&str> = v["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["t-10", "t-11", "t-12", "t-13", "t-14"]);
+    let (_, body) = get(r.addr, "/api/v1/topics").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["total"].as_u64(), v["topics"].as_array().unwrap().len()),
+        (Some(31), 31)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_lag_is_kept_over_time() {
+    let config = MonitorConfig {
+        evaluation_interval_ms: 50,
+        lag_history_points_max: 5,
+        ..MonitorConfig::default()
+    };
+    let r = start(config).await;
+    r.broker
+        .create_topic("orders", Some(1), TopicConfig::default())
+        .unwrap();
+    produce(&r.broker, "orders", 10);
+    commit(&r.broker, "billing", "orders", 4);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let points = loop {
+        let (status, body) = get(r.addr, "/api/v1/groups/billing/lag-history").await;
+        if status == 200 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let points = v["points"].as_array().unwrap().clone();
+            if points.len() == 5 {
+                break points;
+            }
+        }
+        assert!(Instant::now() < deadline, "no lag history within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(points.iter().all(|p| p["lag_records"] == 6), "{points:?}");
+    assert_eq!(get(r.addr, "/api/v1/groups/nobody/lag-history").await.0, 404);
+}

@@ -347,6 +347,7 @@ fn monitor_config(config: &veltrix_config::VeltrixConfig) -> veltrix_http::Monit
     let o = &config.observability;
     veltrix_http::MonitorConfig {
         evaluation_interval_ms: o.lag_evaluation_interval_ms,
+        lag_history_points_max: o.lag_history_points_max,
         alerts,
         webhook: o.webhook.as_ref().map(|w| veltrix_http::WebhookConfig {
             url: w.url.clone(),
