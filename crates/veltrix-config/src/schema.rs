@@ -589,6 +589,13 @@ static LISTENER_KEYS: &[KeyDef] = &[
         doc: "Whether `/health` and `/ready` require credentials. They say only whether the broker serves (and which partitions refuse writes), so load balancers and orchestrators usually probe them without.",
     },
     KeyDef {
+        name: "http_mutations",
+        kind: Kind::Bool,
+        required: false,
+        default: || Some("false".to_owned()),
+        doc: "Whether the HTTP API (and the console) may change what the Kafka APIs change: reset a group's offsets (`POST /api/v1/groups/{id}/offsets/reset` with `\"execute\": true`). Off, such requests are refused and only their plans are answered. Each change still needs its ACLs.",
+    },
+    KeyDef {
         name: "http_principal",
         kind: Kind::Name,
         required: false,

@@ -97,6 +97,9 @@ pub(crate) fn resolve_http(c: &mut VeltrixConfig, raw: &Raw) {
     if let Some(p) = l.str("http_principal") {
         h.anonymous_principal = p.trim().to_owned();
     }
+    if let Some(b) = l.bool("http_mutations") {
+        h.mutations = b;
+    }
     let int = |t: &RawTable, key: &str| t.int(key).and_then(|n| u64::try_from(n).ok());
     if let Some(n) = int(raw.table("security"), "http_token_ttl_ms_max") {
         h.token_ttl_ms_max = n;

@@ -29,6 +29,7 @@ mod error;
 pub mod groups;
 pub mod lag;
 pub mod metrics;
+pub mod offset_reset;
 pub mod principal;
 mod producer_ids;
 pub mod quotas;

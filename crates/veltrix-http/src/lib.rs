@@ -12,6 +12,7 @@
 
 pub mod dlq;
 pub mod monitor;
+pub mod offsets;
 pub mod records;
 pub mod routes;
 pub mod security;

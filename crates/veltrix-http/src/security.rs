@@ -95,6 +95,10 @@ pub struct HttpSecurityConfig {
     /// An audit line of one kind and client address at most once per this
     /// interval.
     pub warning_interval_ms: u64,
+    /// Whether requests may change things the Kafka APIs change (reset a
+    /// group's offsets); off by default, so an HTTP listener opened for
+    /// looking is only for looking.
+    pub mutations: bool,
 }
 
 impl Default for HttpSecurityConfig {
@@ -109,6 +113,7 @@ impl Default for HttpSecurityConfig {
             verified_passwords_max: 1024,
             password_checks_in_flight_max: 2,
             warning_interval_ms: 10_000,
+            mutations: false,
         }
     }
 }

@@ -251,6 +251,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/topics/{name}", get(topic))
         .route("/api/v1/topics/{name}/records", get(crate::records::records))
         .route("/api/v1/groups/{id}/lag-history", get(lag_history))
+        .route("/api/v1/groups/{id}/offsets/reset", post(crate::offsets::reset))
         .route("/api/v1/groups", get(groups))
         .route("/api/v1/groups/{id}", get(group))
         .route("/api/v1/dlq/{topic}/letters", get(crate::dlq::letters))

@@ -29,6 +29,14 @@ async fn start(monitor: MonitorConfig) -> Running {
 }
 
 async fn start_with(monitor: MonitorConfig, limits: HttpLimits) -> Running {
+    start_secured(monitor, limits, veltrix_http::HttpSecurityConfig::default()).await
+}
+
+async fn start_secured(
+    monitor: MonitorConfig,
+    limits: HttpLimits,
+    security: veltrix_http::HttpSecurityConfig,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let broker = Arc::new(Broker::open(Env::system(), dir.path(), BrokerConfig::default()).unwrap());
     let monitor = Monitor::new(broker.clone(), monitor);
@@ -42,7 +50,7 @@ async fn start_with(monitor: MonitorConfig, limits: HttpLimits) -> Running {
         started: Instant::now(),
         info: serde_json::json!({ "kafka_listener": "127.0.0.1:9092" }),
         ready: Arc::new(AtomicBool::new(true)),
-        security: Arc::new(veltrix_http::HttpSecurity::open(broker.metrics())),
+        security: Arc::new(veltrix_http::HttpSecurity::new(security, None, broker.metrics())),
     };
     tokio::spawn(veltrix_http::serve(listener, state, limits, stop_rx));
     Running {
@@ -676,4 +684,75 @@ async fn a_groups_lag_is_kept_over_time() {
     };
     assert!(points.iter().all(|p| p["lag_records"] == 6), "{points:?}");
     assert_eq!(get(r.addr, "/api/v1/groups/nobody/lag-history").await.0, 404);
+}
+
+async fn post_json(addr: std::net::SocketAddr, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_reset_after_a_plan_and_only_when_changes_are_on() {
+    let security = veltrix_http::HttpSecurityConfig {
+        mutations: true,
+        ..veltrix_http::HttpSecurityConfig::default()
+    };
+    let r = start_secured(MonitorConfig::default(), HttpLimits::default(), security).await;
+    r.broker
+        .create_topic("orders", Some(1), TopicConfig::default())
+        .unwrap();
+    produce(&r.broker, "orders", 10);
+    commit(&r.broker, "billing", "orders", 4);
+    let path = "/api/v1/groups/billing/offsets/reset";
+    let (status, plan) = post_json(
+        r.addr,
+        path,
+        serde_json::json!({ "topic": "orders", "to": "offset", "offset": 50 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["executed"], false);
+    assert_eq!(plan["plan"][0]["current"], 4);
+    assert_eq!(
+        (plan["plan"][0]["new"].as_i64(), plan["plan"][0]["clamped"].as_bool()),
+        (Some(10), Some(true))
+    );
+    let committed = |b: &Broker| {
+        b.groups().fetch_offsets("billing", None)[0]
+            .committed
+            .as_ref()
+            .map(|c| c.offset)
+    };
+    assert_eq!(committed(&r.broker), Some(4), "a plan changes nothing");
+    let (status, done) = post_json(
+        r.addr,
+        path,
+        serde_json::json!({ "topic": "orders", "to": "earliest", "execute": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["executed"], true);
+    assert_eq!(committed(&r.broker), Some(0));
+    let (status, _) = post_json(r.addr, path, serde_json::json!({ "topic": "orders", "to": "time" })).await;
+    assert_eq!(status, 400);
+    let (status, _) = post_json(r.addr, path, serde_json::json!({ "topic": "nope", "to": "latest" })).await;
+    assert_eq!(status, 404);
+
+    let off = start(MonitorConfig::default()).await;
+    off.broker
+        .create_topic("orders", Some(1), TopicConfig::default())
+        .unwrap();
+    let (status, body) = post_json(
+        off.addr,
+        path,
+        serde_json::json!({ "topic": "orders", "to": "latest", "execute": true }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(body["error"].as_str().unwrap().contains("http_mutations"), "{body}");
 }
