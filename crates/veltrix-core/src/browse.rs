@@ -28,7 +28,9 @@ pub enum BrowseStart {
     Offset(i64),
     /// At the first record stamped at or after this time (ms since the epoch).
     Time(i64),
-    /// At the last `limit` records of each partition.
+    /// The newest records: each partition's last `limit` (with a filter,
+    /// its share of `scan_max`) looked at, the `limit` newest that match
+    /// kept.
     Latest,
 }
 
@@ -148,6 +150,10 @@ impl Broker {
             ..spec.clone()
         };
         let mut found = Browsed::default();
+        if spec.start == BrowseStart::Latest {
+            latest(&partitions, &spec, &mut found)?;
+            return Ok(found);
+        }
         for p in partitions {
             let next = scan(&p, &spec, &mut found)?;
             found.next_offsets.push((p.index, next));
@@ -167,22 +173,109 @@ fn start_offset(p: &crate::Partition, spec: &BrowseSpec) -> Result<i64> {
     })
 }
 
-/// Scans one partition into `found`; the offset after the last record
+/// Scans one partition forward from the start `spec` gives into `found`,
+/// until the end, the limit or `scan_max`; the offset after the last record
 /// looked at.
 fn scan(p: &crate::Partition, spec: &BrowseSpec, found: &mut Browsed) -> Result<i64> {
-    let mut at = start_offset(p, spec)?;
+    let from = start_offset(p, spec)?;
+    let end = p.log().high_watermark();
     // The batch found by time may begin with older records: passed over
     // until the first at or after the time, as Kafka's ListOffsets by time.
     let mut before = match spec.start {
         BrowseStart::Time(ms) => Some(ms),
         _ => None,
     };
-    let end = p.log().high_watermark();
-    while at < end {
-        if found.records.len() >= spec.limit || found.scanned >= spec.scan_max {
-            found.truncated = true;
-            return Ok(at);
+    let (limit, scan_max, shown_max) = (spec.limit, spec.scan_max, spec.shown_bytes_max);
+    let records = &mut found.records;
+    let walked = walk(p, from, end, &mut found.scanned, scan_max, &mut |offset, record| {
+        if records.len() >= limit {
+            return false;
         }
+        if before.is_some_and(|ms| record.timestamp_ms < ms) {
+            return true;
+        }
+        before = None;
+        if spec.filter.matches(&record) {
+            records.push(shown(p.index, offset, record, shown_max));
+        }
+        true
+    })?;
+    found.truncated |= walked < end;
+    Ok(walked)
+}
+
+/// The newest records that match, across partitions: each partition's last
+/// records are looked at (its last `limit` without a filter; with one, its
+/// share of `scan_max`), and the `limit` newest matches by timestamp kept.
+fn latest(partitions: &[std::sync::Arc<crate::Partition>], spec: &BrowseSpec, found: &mut Browsed) -> Result<()> {
+    let filtered = spec.filter != BrowseFilter::default();
+    let share = (spec.scan_max / partitions.len().max(1) as u64).max(spec.limit as u64);
+    let window = i64::try_from(if filtered { share } else { spec.limit as u64 }).unwrap_or(i64::MAX);
+    let mut newest = std::collections::BinaryHeap::new();
+    for p in partitions {
+        let (first, end) = (p.log().log_start(), p.log().high_watermark());
+        let from = end.saturating_sub(window).max(first);
+        found.truncated |= from > first;
+        let next = walk(p, from, end, &mut found.scanned, u64::MAX, &mut |offset, record| {
+            if spec.filter.matches(&record) {
+                newest.push(std::cmp::Reverse(Newest(shown(p.index, offset, record, spec.shown_bytes_max))));
+                if newest.len() > spec.limit {
+                    newest.pop();
+                    found.truncated = true;
+                }
+            }
+            true
+        })?;
+        found.next_offsets.push((p.index, next));
+    }
+    found.records = newest.into_iter().map(|std::cmp::Reverse(Newest(r))| r).collect();
+    found.records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(())
+}
+
+/// A record ordered by when it was stamped (then where it is), for keeping
+/// the newest.
+struct Newest(BrowsedRecord);
+
+impl Newest {
+    fn key(&self) -> (i64, i32, i64) {
+        (self.0.timestamp_ms, self.0.partition, self.0.offset)
+    }
+}
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Newest {}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Hands each record of `p` from `from` to `end` to `visit`, counting them
+/// in `scanned`, until `visit` says stop or `scanned` reaches `scan_max`;
+/// the offset after the last record handed over.
+fn walk(
+    p: &crate::Partition,
+    from: i64,
+    end: i64,
+    scanned: &mut u64,
+    scan_max: u64,
+    visit: &mut dyn FnMut(i64, OwnedRecord) -> bool,
+) -> Result<i64> {
+    let mut at = from;
+    while at < end {
         let read = match p.log().read(at, READ_BYTES) {
             Ok(r) => r,
             Err(veltrix_log::LogError::OffsetOutOfRange { .. }) => return Ok(at),
@@ -198,19 +291,11 @@ fn scan(p: &crate::Partition, spec: &BrowseSpec, found: &mut Browsed) -> Result<
             let records =
                 records_of(one, at, usize::MAX).map_err(|source| CoreError::InvalidBatch { batch: 0, source })?;
             for (offset, record) in records {
-                if offset >= end || found.records.len() >= spec.limit || found.scanned >= spec.scan_max {
-                    found.truncated |= offset < end;
-                    return Ok(offset);
+                if offset >= end || *scanned >= scan_max || !visit(offset, record) {
+                    return Ok(offset.min(end));
                 }
-                found.scanned += 1;
+                *scanned += 1;
                 at = offset + 1;
-                if before.is_some_and(|ms| record.timestamp_ms < ms) {
-                    continue;
-                }
-                before = None;
-                if spec.filter.matches(&record) {
-                    found.records.push(shown(p.index, offset, record, spec.shown_bytes_max));
-                }
             }
         }
         at = at.max(read.next_offset);
@@ -335,6 +420,39 @@ mod tests {
             ..spec(BrowseStart::Offset(-5), all)
         };
         assert_eq!(b.browse("t", &one).unwrap().records.len(), 100);
+    }
+
+    #[test]
+    fn the_newest_matches_come_from_every_partition() {
+        let b = broker();
+        let ten = BrowseFilter {
+            header: Some((b"kind".to_vec(), Some(b"ten".to_vec()))),
+            ..BrowseFilter::default()
+        };
+        let newest = BrowseSpec {
+            limit: 3,
+            ..spec(BrowseStart::Latest, ten)
+        };
+        let found = b.browse("t", &newest).unwrap();
+        assert_eq!(offsets(&found), [70, 80, 90], "older matches than the last 3 records");
+        assert!(found.truncated);
+        // Partition 1 gets newer records: the newest 4 are all its own.
+        let p1 = b.partition("t", 1).unwrap();
+        let later: Vec<_> = (0..5)
+            .map(|i| OwnedRecord {
+                timestamp_ms: 5_000 + i,
+                ..record(i)
+            })
+            .collect();
+        let appended = p1.append(&crate::records::encode_batch(&later)).unwrap();
+        p1.commit(appended.next_offset).unwrap();
+        let four = BrowseSpec {
+            limit: 4,
+            ..spec(BrowseStart::Latest, BrowseFilter::default())
+        };
+        let found = b.browse("t", &four).unwrap();
+        let at: Vec<(i32, i64)> = found.records.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(at, [(1, 1), (1, 2), (1, 3), (1, 4)]);
     }
 
     #[test]

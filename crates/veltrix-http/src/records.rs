@@ -3,7 +3,8 @@
 //! partition, by key, header and value text. READ on the topic, as a fetch.
 //!
 //! Parameters, all optional: `partition`; `offset` or `time_ms` (else the
-//! last `limit` records of each partition); `key`; `header` (a name) with
+//! newest: the `limit` newest matches among each partition's last records,
+//! its last `limit` without a filter, its share of `scan_max` with one); `key`; `header` (a name) with
 //! `header_value`; `text` (bytes the value contains); `limit` (default 50,
 //! at most 500); `scan_max` (records looked at, default 1,000,000). Each
 //! key, value and header value is answered as `{"size", "text", "hex",

@@ -181,6 +181,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let http_listener = tokio::net::TcpListener::bind(config.http_listener)
             .await
             .with_context(|| format!("binding the HTTP listener to {}", config.http_listener))?;
+        let http_bound = http_listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let monitor = veltrix_http::Monitor::new(broker.clone(), monitor_config(&config));
         let monitoring = tokio::spawn(monitor.clone().run(stop_rx.clone()));
@@ -191,7 +192,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 broker: broker.clone(),
                 monitor,
                 started: Instant::now(),
-                info: settings_json(&config, advertised),
+                info: settings_json(&config, advertised, http_bound),
                 ready: ready.clone(),
                 security: Arc::new(listeners::http_security(&config, broker.metrics())?),
             },
@@ -369,12 +370,12 @@ fn access_word(access: veltrix_http::Access) -> &'static str {
 }
 
 /// What `/api/v1/broker` shows of the settings.
-fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr) -> serde_json::Value {
+fn settings_json(config: &veltrix_config::VeltrixConfig, kafka: SocketAddr, http: SocketAddr) -> serde_json::Value {
     let g = &config.broker.groups;
     serde_json::json!({
         "profile": format!("{:?}", config.profile).to_lowercase(),
         "kafka_listener": kafka.to_string(),
-        "http_listener": config.http_listener.to_string(),
+        "http_listener": http.to_string(),
         "http_tls": config.http_tls.is_some(),
         "http_authentication": {
             "api": access_word(config.http_security.api),
