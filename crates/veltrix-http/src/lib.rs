@@ -4,12 +4,16 @@
 //! `/api/v1/redrives`, routes under `/api/v1/routes`), the alerts (`/alerts`), and the monitor that computes
 //! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
 //!
+//! The web console (`/`, `/console/*`) is served from the same listener: its
+//! pages read the JSON API.
+//!
 //! TLS, authentication (the broker's users: basic credentials or bearer
 //! tokens) and the broker's ACLs guard every route (`security.rs`).
 //!
 //! Like the Kafka adapter it is thin: every number comes from the engine
 //! (`veltrix-core`'s lag, alerts and metrics).
 
+pub mod console;
 pub mod dlq;
 pub mod monitor;
 pub mod offsets;

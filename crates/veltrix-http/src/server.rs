@@ -265,6 +265,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/redrives", get(crate::dlq::redrives))
         .route("/api/v1/redrives/{id}", get(crate::dlq::redrive_job))
         .route("/api/v1/tokens", post(crate::security::issue_token))
+        .merge(crate::console::routes())
         .fallback(not_found)
         .layer(tower::limit::ConcurrencyLimitLayer::new(HTTP_REQUESTS_IN_FLIGHT_MAX))
         // Outside the limit: requests waiting for a password check, or
