@@ -218,7 +218,12 @@ fn latest(partitions: &[std::sync::Arc<crate::Partition>], spec: &BrowseSpec, fo
         found.truncated |= from > first;
         let next = walk(p, from, end, &mut found.scanned, u64::MAX, &mut |offset, record| {
             if spec.filter.matches(&record) {
-                newest.push(std::cmp::Reverse(Newest(shown(p.index, offset, record, spec.shown_bytes_max))));
+                newest.push(std::cmp::Reverse(Newest(shown(
+                    p.index,
+                    offset,
+                    record,
+                    spec.shown_bytes_max,
+                ))));
                 if newest.len() > spec.limit {
                     newest.pop();
                     found.truncated = true;
