@@ -6,6 +6,7 @@
 //!
 //!     cargo bench -p veltrix-core --bench browse
 //!     cargo bench -p veltrix-core --bench browse -- --records 200000
+//!     cargo test -p veltrix-core --bench browse -- --records 20000   # CI's smoke run
 
 use std::sync::Arc;
 use std::time::Instant;
