@@ -20,8 +20,10 @@ from test_share import (
     PARTITIONS,
     Workers,
     all_records,
+    assert_every_record_done,
     done_records,
     setup,
+    wait_for_kill_rounds,
     wait_until,
 )
 
@@ -85,16 +87,12 @@ def test_rejected_records_get_exactly_one_letter_each_across_five_broker_kills(s
     workers.start(3, "--reject-every", "100")
     expected = all_records(records)
     try:
-        for _ in range(5):
-            target = min(len(done_records(workers.log())) + records // 8, records)
-            wait_until(lambda: len(done_records(workers.log())) >= target, 120, "progress")
-            broker.kill()
-            broker.start(same_port=True)
-        wait_until(lambda: done_records(workers.log()) >= expected, 180, "every record to be acknowledged")
+        assert wait_for_kill_rounds(workers, broker, "sg", "q", expected) == 5
     finally:
         problems = workers.stop()
         workers.kill_all()
     assert not problems, problems
+    assert_every_record_done(workers.log(), expected)
 
     rejected = {(p, o) for (p, o) in expected if o % 100 == 0}
     letters = read_letters(broker.bootstrap, DLQ, len(rejected), 90)
