@@ -4,6 +4,7 @@
 //! topic's), checked by [`LogConfig::validate`], and then only read.
 
 use crate::batch::HEADER_BYTES;
+use crate::compact::CompactionConfig;
 
 /// When appended batches are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,11 @@ pub struct LogConfig {
     /// An idempotent producer idle this long is forgotten (Kafka's
     /// `producer.id.expiration.ms`).
     pub producer_id_expiration_ms: u64,
+    /// `Some` for a compacted log (Kafka's `cleanup.policy` with `compact`):
+    /// the cleaner keeps the latest record per key (see [`crate::compact`]).
+    /// Retention by time and size applies only if the policy also says
+    /// `delete`; the caller leaves `retention_*` unset otherwise.
+    pub compaction: Option<CompactionConfig>,
 }
 
 /// Largest segment: index positions are 32-bit.
@@ -61,6 +67,7 @@ impl Default for LogConfig {
             flush: FlushPolicy::EveryAppend,
             producers_max: 10_000,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            compaction: None,
         }
     }
 }
@@ -127,6 +134,9 @@ impl LogConfig {
         }
         if self.producer_id_expiration_ms == 0 {
             return bad("producer_id_expiration_ms", "must be at least 1 ms".into());
+        }
+        if let Some(c) = &self.compaction {
+            c.validate()?;
         }
         if self.retention_bytes == Some(0) {
             return bad(

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod compact;
 pub mod config;
 pub mod env;
 pub mod error;
@@ -24,7 +25,9 @@ pub mod producer;
 mod recovery;
 pub mod segment;
 pub mod sim;
+mod swap;
 
+pub use compact::{CleanLimits, CleanOutcome, CleanerStats, CompactionConfig, RecordRewriter, RecordView, Rewritten};
 pub use config::{FlushPolicy, LogConfig};
 pub use env::{Env, FsyncObserver};
 pub use error::{LogError, Result};

@@ -44,6 +44,7 @@ use crate::io::{OpenMode, StorageFile, child};
 use crate::producer::{self, Producers, Verdict};
 use crate::segment::{index_file_name, log_file_name};
 
+mod clean;
 mod housekeeping;
 mod read;
 
@@ -188,6 +189,10 @@ pub(crate) struct State {
     pub(crate) recovery_point_ms: u64,
     /// Idempotent producers' sequence state, checked and updated with each append.
     pub(crate) producers: Producers,
+    /// Set while a compaction round works on the sealed segments below this
+    /// offset: retention leaves them in place until the round ends (it is
+    /// about to replace them).
+    pub(crate) clean_claim: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -256,6 +261,14 @@ pub struct Log {
     fsync_under_state_lock: AtomicBool,
     /// The last recovery point could not be opened (warned about once).
     recovery_point_failing: AtomicBool,
+    /// Bumped under the state lock each time compaction swaps segment files:
+    /// a read that opened files after the swap with a snapshot from before
+    /// it starts over (see `log/clean.rs`).
+    layout_generation: AtomicU64,
+    /// One compaction round at a time, and what rounds remember.
+    cleaner: Mutex<clean::CleanerSlot>,
+    /// Counters of the cleaner, for the metrics adapter.
+    cleaner_stats: crate::compact::CleanerStats,
 }
 
 /// Clears [`Log::fsync_under_state_lock`] when the section ends, however.
@@ -302,6 +315,9 @@ impl Log {
             published: Published::default(),
             fsync_under_state_lock: AtomicBool::new(false),
             recovery_point_failing: AtomicBool::new(false),
+            layout_generation: AtomicU64::new(0),
+            cleaner: Mutex::new(clean::CleanerSlot::default()),
+            cleaner_stats: crate::compact::CleanerStats::default(),
         };
         log.publish(&lock(&log.state));
         if config.flush != FlushPolicy::EveryAppend {
@@ -816,9 +832,13 @@ impl Log {
         let too_big = a.size + len > self.cfg().segment_bytes_max;
         let rel_end = a.next - a.base + i64::from(last_offset_delta) + 1;
         let too_many = rel_end > i64::from(u32::MAX);
+        // A compacted log also rolls once its active segment is as old as
+        // `max_compaction_lag_ms`, so the cleaner may compact it in time.
+        let compaction_lag = self.cfg().compaction.map_or(u64::MAX, |c| c.max_compaction_lag_ms);
+        let age_max = self.cfg().segment_age_ms_max.min(compaction_lag);
         let too_old = a
             .first_append_ms
-            .is_some_and(|t| self.env.clock.monotonic_ms().saturating_sub(t) >= self.cfg().segment_age_ms_max);
+            .is_some_and(|t| self.env.clock.monotonic_ms().saturating_sub(t) >= age_max);
         too_big || too_many || too_old
     }
 

@@ -114,6 +114,16 @@ impl Producers {
         self.entries.len()
     }
 
+    /// `(producer id, base offset)` of every batch the state remembers:
+    /// compaction keeps these batches (emptied of records if need be), so
+    /// that a replay of the headers rebuilds the same state.
+    pub(crate) fn retained_batches(&self) -> std::collections::HashSet<(i64, i64)> {
+        self.entries
+            .iter()
+            .flat_map(|(pid, e)| e.batches.iter().map(move |b| (*pid, b.base_offset)))
+            .collect()
+    }
+
     /// Checks a producer's batch against the state. Changes nothing.
     pub(crate) fn check(&self, h: &BatchHeader) -> Result<Verdict> {
         if !is_idempotent(h) {

@@ -76,6 +76,7 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
     storage
         .create_dir_all(dir)
         .map_err(|e| LogError::io("create directory", dir, e))?;
+    crate::swap::finish_interrupted(storage, dir)?;
     let DirListing { logs, clean } = list_dir(storage, dir)?;
     let checkpoint = read_checkpoint(storage, dir, LOG_START_FILE)?;
     // The recovery point is a hint; without it, damage anywhere in the newest
@@ -139,6 +140,7 @@ pub(crate) fn recover(env: &Env, dir: &Path, config: &LogConfig) -> Result<(Stat
         recovery_point: recovery_point.unwrap_or(i64::MIN),
         recovery_point_ms: env.clock.monotonic_ms(),
         producers: Producers::default(),
+        clean_claim: None,
     };
     Ok((state, stats))
 }
@@ -406,6 +408,14 @@ fn load_sealed(ctx: &Ctx<'_>, base: i64) -> Result<Sealed> {
     })
 }
 
+/// When a recovered active segment holding batches counts as first appended
+/// to, for rolling by age: the moment of recovery (its batches are older, so
+/// it rolls late, never early). Without it an idle segment would never roll,
+/// and a compacted log's tail would never be compacted.
+fn first_append(ctx: &Ctx<'_>, has_batches: bool) -> Option<u64> {
+    has_batches.then(|| ctx.env.clock.monotonic_ms())
+}
+
 fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Result<Active> {
     let (storage, dir, config, now_ms, stats) = (ctx.storage, ctx.dir, ctx.config, ctx.now_ms, ctx.stats);
     let path = child(dir, &log_file_name(base));
@@ -419,6 +429,7 @@ fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Resu
         && let Some(entries) = read_sealed_entries(&*index_file, &footer)
     {
         return Ok(Active {
+            first_append_ms: first_append(ctx, footer.file_bytes > 0),
             next: base + i64::from(footer.next_rel_offset),
             size: u64::from(footer.file_bytes),
             max_timestamp: footer.max_timestamp,
@@ -439,6 +450,7 @@ fn load_active(ctx: &Ctx<'_>, base: i64, clean: bool, resync_below: i64) -> Resu
     }
     file.sync().map_err(|e| LogError::io("fsync", &path, e))?;
     Ok(Active {
+        first_append_ms: first_append(ctx, scan.batches > 0),
         next: scan.next_offset,
         size: scan.valid_end,
         max_timestamp: scan.max_timestamp,

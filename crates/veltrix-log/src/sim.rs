@@ -86,6 +86,10 @@ struct Faults {
     fail_open: bool,
     capacity_bytes: Option<u64>,
     sync_delay: Option<Duration>,
+    /// Changes (writes, syncs, creates, renames, removals) still allowed
+    /// before the simulated process stops: later ones fail and change
+    /// nothing, as if it had been killed there.
+    ops_left: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -167,7 +171,35 @@ fn apply(content: &mut Vec<u8>, op: &Pending) {
     }
 }
 
+impl Shared {
+    /// Counts one change against [`SimStorage::stop_after`]; `true` once the
+    /// process is stopped.
+    fn halted(&self) -> bool {
+        let mut faults = lock(&self.faults);
+        match &mut faults.ops_left {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+fn halted_error() -> io::Error {
+    io::Error::other("simulated process stop")
+}
+
 impl SimStorage {
+    /// Lets `ops` more changes (writes, syncs, set_len, file creations,
+    /// renames, removals, directory syncs) through and fails every later one
+    /// without changing anything: with [`SimStorage::crash`] afterwards, a
+    /// process killed at an exact step. `None` lifts it.
+    pub fn stop_after(&self, ops: Option<u64>) {
+        lock(&self.shared.faults).ops_left = ops;
+    }
+
     pub fn new() -> Self {
         SimStorage {
             ns: Arc::new(Mutex::new(Namespace::default())),
@@ -401,6 +433,9 @@ impl StorageFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.storage.halted() {
+            return Err(halted_error());
+        }
         let faults = lock(&self.storage.faults);
         if faults.fail_write {
             return Err(io::Error::other("simulated write failure"));
@@ -437,6 +472,9 @@ impl StorageFile for SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
+        if self.storage.halted() {
+            return Err(halted_error());
+        }
         let (fail, delay) = {
             let faults = lock(&self.storage.faults);
             (faults.fail_sync, faults.sync_delay)
@@ -470,6 +508,9 @@ impl StorageFile for SimFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        if self.storage.halted() {
+            return Err(halted_error());
+        }
         let mut st = lock(&self.state);
         let before = st.live.len() as u64;
         let op = Pending::SetLen(len);
@@ -532,6 +573,7 @@ impl Storage for SimStorage {
             (Some(_), OpenMode::CreateNew) => Err(io::ErrorKind::AlreadyExists.into()),
             (Some(file), _) => Ok(SimHandle::open(file.clone())),
             (None, OpenMode::Existing) => Err(not_found(path)),
+            (None, _) if self.shared.halted() => Err(halted_error()),
             (None, _) => {
                 let file = Arc::new(SimFile {
                     state: Mutex::new(FileState::default()),
@@ -549,6 +591,9 @@ impl Storage for SimStorage {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        if self.shared.halted() {
+            return Err(halted_error());
+        }
         let mut ns = lock(&self.ns);
         ns.live.remove(path).ok_or_else(|| not_found(path))?;
         self.recount(&ns);
@@ -565,6 +610,9 @@ impl Storage for SimStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.shared.halted() {
+            return Err(halted_error());
+        }
         let mut ns = lock(&self.ns);
         let file = ns.live.remove(from).ok_or_else(|| not_found(from))?;
         ns.live.insert(to.to_path_buf(), file);
@@ -582,6 +630,9 @@ impl Storage for SimStorage {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if self.shared.halted() {
+            return Err(halted_error());
+        }
         if lock(&self.shared.faults).fail_sync {
             self.shared.failed_syncs.fetch_add(1, Ordering::Relaxed);
             return Err(io::Error::other("simulated directory fsync failure"));

@@ -158,7 +158,9 @@ impl Log {
     }
 
     fn apply_retention(&self, st: &mut State) -> Result<usize> {
-        let mut deleted = 0;
+        // Segments a delete-records left below the log start while a
+        // compaction round held them.
+        let mut deleted = self.delete_segments_while(st, |s, log_start, _| s.next <= log_start)?;
         if let Some(horizon) = self.retention_horizon() {
             deleted += self.delete_segments_while(st, |s, _, _| {
                 retention_time(s.max_timestamp, s.last_append_ms) < horizon
@@ -180,7 +182,9 @@ impl Log {
         // across slow I/O: appends on asynchronous tasks must not wait for it.
         let mut section = None;
         while let Some(&oldest) = st.sealed.front() {
-            if !doomed(&oldest, st.log_start, total) {
+            // A compaction round is rewriting it; the next tick decides.
+            let claimed = st.clean_claim.is_some_and(|end| oldest.base < end);
+            if claimed || !doomed(&oldest, st.log_start, total) {
                 break;
             }
             section.get_or_insert_with(|| self.fsync_section());

@@ -25,6 +25,10 @@ use crate::segment::{self, ReadFault, ReadWindow, index_file_name, log_file_name
 /// bound suffices; past it the read reports the error.
 const READ_RESTARTS_MAX: usize = 8;
 
+/// How many times a read starts over because compaction swapped segments
+/// under it (see [`Log::swapped_since`]).
+const SWAP_RESTARTS_MAX: usize = 64;
+
 /// Start of a segment, used when no index entry helps.
 const SEGMENT_START: IndexEntry = IndexEntry {
     rel_offset: 0,
@@ -120,10 +124,12 @@ impl Log {
     pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadResult> {
         let mut at = offset;
         let mut restarts = 0;
+        let mut swaps = 0;
         loop {
-            let (snap, log_start, hw) = {
+            let (snap, log_start, hw, generation) = {
                 let st = lock(&self.state);
                 let hw = lock(&self.sync).high_watermark;
+                let generation = self.layout_generation.load(Ordering::SeqCst);
                 if at < st.log_start || at > hw {
                     return Err(LogError::OffsetOutOfRange {
                         offset,
@@ -141,7 +147,7 @@ impl Log {
                     return Ok(empty(hw));
                 }
                 match locate(&st, at) {
-                    Located::Segment(which) => (snapshot(&st, which, Seek::Offset(at)), st.log_start, hw),
+                    Located::Segment(which) => (snapshot(&st, which, Seek::Offset(at)), st.log_start, hw, generation),
                     Located::GapUntil(next) => {
                         at = next.min(hw);
                         continue;
@@ -155,6 +161,9 @@ impl Log {
                 }
                 other => other?,
             };
+            if self.swapped_since(generation, &mut swaps) {
+                continue;
+            }
             let result = self.walk(&opened, |w| segment::read(&*opened.file, w, at, bytes_max));
             match result {
                 Ok(Some((records, next_offset))) => {
@@ -188,10 +197,12 @@ impl Log {
     /// checksum is verified before it is used as the answer.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampHit>> {
         let mut restarts = 0;
+        let mut swaps = 0;
         'restart: loop {
-            let (snaps, log_start, hw) = {
+            let (snaps, log_start, hw, generation) = {
                 let st = lock(&self.state);
                 let hw = lock(&self.sync).high_watermark;
+                let generation = self.layout_generation.load(Ordering::SeqCst);
                 let mut snaps: Vec<SegmentSnapshot> = Vec::new();
                 for (i, s) in st.sealed.iter().enumerate() {
                     if s.max_timestamp >= ts && s.next > st.log_start {
@@ -201,7 +212,7 @@ impl Log {
                 if st.active.max_timestamp >= ts {
                     snaps.push(snapshot(&st, None, Seek::Time(ts)));
                 }
-                (snaps, st.log_start, hw)
+                (snaps, st.log_start, hw, generation)
             };
             for snap in &snaps {
                 let opened = match self.open_segment(snap, hw, Seek::Time(ts)) {
@@ -211,6 +222,9 @@ impl Log {
                     }
                     other => other?,
                 };
+                if self.swapped_since(generation, &mut swaps) {
+                    continue 'restart;
+                }
                 let found = self.walk(&opened, |w| segment::find_by_time(&*opened.file, w, ts, log_start));
                 match found {
                     Ok(Some(h)) => {
@@ -242,6 +256,20 @@ impl Log {
             .chain((st.active.next > st.log_start).then_some(st.active.max_timestamp))
             .filter(|&ts| ts != i64::MIN)
             .max()
+    }
+
+    /// Whether compaction swapped segment files since a snapshot taken at
+    /// `generation`: files opened now may be newer than the snapshot, so the
+    /// read starts over. Swaps are rare and quick; past
+    /// [`SWAP_RESTARTS_MAX`] in one read it goes on (a mismatch then fails
+    /// its checks loudly, never silently).
+    fn swapped_since(&self, generation: u64, swaps: &mut usize) -> bool {
+        let moved = self.layout_generation.load(Ordering::SeqCst) != generation;
+        if moved && *swaps < SWAP_RESTARTS_MAX {
+            *swaps += 1;
+            return true;
+        }
+        false
     }
 
     /// Runs a walk over the window; if it started at an index entry and found

@@ -3,10 +3,12 @@
 
 mod alloc;
 mod basics;
+mod compaction;
 mod crash;
 mod faults;
 mod fuzz_smoke;
 mod handles;
+mod kv;
 mod model;
 mod producers;
 mod review;
