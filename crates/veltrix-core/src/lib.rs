@@ -39,6 +39,7 @@ pub mod routes;
 pub mod share;
 mod small_file;
 mod topic;
+pub mod txn;
 pub mod validate;
 pub mod warn_limit;
 
