@@ -573,13 +573,68 @@ impl GroupCoordinator {
         partition_exists: impl Fn(&str, i32) -> bool,
     ) -> Vec<std::result::Result<(), GroupError>> {
         let now = self.now_ms();
-        let allowed = self.with_any(group_id, true, |any| {
+        let allowed = self.committer_allowed(group_id, committer, false);
+        tracing::debug!(
+            group = group_id,
+            member = committer.member_id,
+            generation = committer.generation,
+            outcome = ?allowed,
+            "offset commit"
+        );
+        self.commit_valid(allowed, offsets, partition_exists, |valid| {
+            self.offsets.commit(group_id, valid, now)
+        })
+    }
+
+    /// TxnOffsetCommit: as [`GroupCoordinator::commit`], but the offsets stay
+    /// pending in the transaction of `producer_id` until
+    /// [`GroupCoordinator::end_transaction`]. The caller has checked the
+    /// producer against its transaction. As in Kafka, a committer naming no
+    /// member and no generation is not checked against the group's members.
+    pub fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        committer: &Committer,
+        offsets: Vec<OffsetCommit>,
+        partition_exists: impl Fn(&str, i32) -> bool,
+    ) -> Vec<std::result::Result<(), GroupError>> {
+        let now = self.now_ms();
+        let allowed = self.committer_allowed(group_id, committer, true);
+        self.commit_valid(allowed, offsets, partition_exists, |valid| {
+            self.offsets.txn_commit(group_id, producer_id, valid, now)
+        })
+    }
+
+    /// The transaction of `producer_id` ended: its offsets pending for
+    /// `group_id` are applied (`commit`) or dropped, durably. Blocks for the
+    /// fsync; with nothing pending, writes nothing.
+    pub fn end_transaction(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<()> {
+        self.offsets.txn_end(group_id, producer_id, commit, self.now_ms())
+    }
+
+    /// The partitions of `group_id` with offsets pending in an open
+    /// transaction: OffsetFetch with `require_stable` answers
+    /// UNSTABLE_OFFSET_COMMIT for them (KIP-447).
+    pub fn unstable_partitions(&self, group_id: &str) -> std::collections::BTreeSet<(String, i32)> {
+        self.offsets.pending_partitions(group_id)
+    }
+
+    /// Whether `committer` may commit offsets of `group_id` now.
+    fn committer_allowed(
+        &self,
+        group_id: &str,
+        committer: &Committer,
+        transactional: bool,
+    ) -> std::result::Result<(), GroupError> {
+        self.with_any(group_id, true, |any| {
             let simple = committer.generation < 0 && committer.member_id.is_empty();
             if simple {
                 // Only a group that no consumer coordinates may be written this
                 // way; to a group with members the committer is an unknown
-                // member, as Kafka answers it.
-                return if any.is_empty() {
+                // member, as Kafka answers it. A transaction's commit is not
+                // checked (Kafka's TxnOffsetCommit before KIP-447's fields).
+                return if any.is_empty() || transactional {
                     Ok(())
                 } else {
                     Err(GroupError::UnknownMemberId)
@@ -609,14 +664,18 @@ impl GroupCoordinator {
                 GroupState::CompletingRebalance => Err(GroupError::RebalanceInProgress),
                 GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
             }
-        });
-        tracing::debug!(
-            group = group_id,
-            member = committer.member_id,
-            generation = committer.generation,
-            outcome = ?allowed,
-            "offset commit"
-        );
+        })
+    }
+
+    /// Checks each offset, then stores the valid ones with `store`. Returns
+    /// one outcome per offset, in order.
+    fn commit_valid(
+        &self,
+        allowed: std::result::Result<(), GroupError>,
+        offsets: Vec<OffsetCommit>,
+        partition_exists: impl Fn(&str, i32) -> bool,
+        store: impl FnOnce(&[OffsetCommit]) -> Result<()>,
+    ) -> Vec<std::result::Result<(), GroupError>> {
         if let Err(e) = allowed {
             return offsets.iter().map(|_| Err(e.clone())).collect();
         }
@@ -642,7 +701,7 @@ impl GroupCoordinator {
             outcomes.push(check);
         }
         if !valid.is_empty()
-            && let Err(e) = self.offsets.commit(group_id, &valid, now)
+            && let Err(e) = store(&valid)
         {
             let failed = GroupError::Storage(e.to_string());
             for o in outcomes.iter_mut().filter(|o| o.is_ok()) {

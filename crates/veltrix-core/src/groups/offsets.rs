@@ -17,6 +17,12 @@
 //! Concurrent commits share fsyncs (the log's group commit). Each entry in memory
 //! remembers the log offset of the change that set it, and a change is applied
 //! only over older ones, so memory always agrees with the log's order.
+//!
+//! Offsets committed in a transaction (TxnOffsetCommit) are pending, kept by
+//! group and producer id, until the transaction ends: a commit applies them as
+//! one change, an abort drops them. Pending offsets are stored like the others
+//! (and in snapshots), so a transaction decided before a crash finds them
+//! after it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,9 +82,28 @@ enum Change {
     DeleteTopic {
         topic: String,
     },
+    /// Offsets committed in a transaction of `producer_id`, pending until it
+    /// ends.
+    TxnCommit {
+        group: String,
+        producer_id: i64,
+        offsets: GroupOffsets,
+    },
+    /// The transaction of `producer_id` ended: its pending offsets of
+    /// `group` are applied (commit) or dropped (abort).
+    TxnEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
     SnapshotBegin,
     SnapshotChunk {
         groups: Vec<(String, GroupOffsets)>,
+    },
+    /// Pending transactional offsets in a snapshot: (group, producer id,
+    /// offsets).
+    SnapshotPending {
+        pending: PendingOffsets,
     },
     SnapshotEnd,
 }
@@ -86,13 +111,21 @@ enum Change {
 /// `(topic, partition, committed)` entries of one group.
 type GroupOffsets = Vec<(String, i32, Committed)>;
 
+/// Pending transactional offsets as snapshots keep them: (group, producer
+/// id, offsets).
+type PendingOffsets = Vec<(String, i64, GroupOffsets)>;
+
 /// Group, then `(topic, partition)`, to the committed offset and the log offset
 /// of the change that set it.
 type Offsets = BTreeMap<String, BTreeMap<(String, i32), (Committed, i64)>>;
 
-#[derive(Debug)]
+/// (group, producer id) to the offsets its open transaction committed.
+type Pending = BTreeMap<(String, i64), BTreeMap<(String, i32), Committed>>;
+
+#[derive(Debug, Default)]
 struct State {
     offsets: Offsets,
+    pending: Pending,
 }
 
 #[derive(Debug)]
@@ -104,11 +137,26 @@ pub(crate) struct OffsetStore {
     writers: std::sync::RwLock<()>,
 }
 
+/// What the store keeps of one committed offset.
+fn committed(o: &OffsetCommit, now_ms: i64) -> (String, i32, Committed) {
+    (
+        o.topic.clone(),
+        o.partition,
+        Committed {
+            offset: o.offset,
+            leader_epoch: o.leader_epoch,
+            metadata: o.metadata.clone(),
+            commit_ms: now_ms,
+        },
+    )
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn apply(offsets: &mut Offsets, change: Change, at: i64, snapshot: &mut Option<Offsets>) {
+fn apply(state: &mut State, change: Change, at: i64, snapshot: &mut Option<State>) {
+    let State { offsets, pending } = state;
     match change {
         Change::Commit { group, offsets: list } => {
             let g = offsets.entry(group).or_default();
@@ -133,27 +181,69 @@ fn apply(offsets: &mut Offsets, change: Change, at: i64, snapshot: &mut Option<O
         }
         Change::DeleteGroup { group } => {
             offsets.remove(&group);
+            pending.retain(|(g, _), _| *g != group);
         }
         Change::DeleteTopic { topic } => {
             for g in offsets.values_mut() {
                 g.retain(|(t, _), (_, set_at)| *t != topic || *set_at > at);
             }
             offsets.retain(|_, g| !g.is_empty());
+            for list in pending.values_mut() {
+                list.retain(|(t, _), _| *t != topic);
+            }
+            pending.retain(|_, list| !list.is_empty());
         }
-        Change::SnapshotBegin => *snapshot = Some(Offsets::new()),
+        Change::TxnCommit {
+            group,
+            producer_id,
+            offsets: list,
+        } => {
+            let p = pending.entry((group, producer_id)).or_default();
+            for (topic, partition, c) in list {
+                p.insert((topic, partition), c);
+            }
+        }
+        Change::TxnEnd {
+            group,
+            producer_id,
+            commit,
+        } => {
+            if let Some(list) = pending.remove(&(group.clone(), producer_id))
+                && commit
+            {
+                let g = offsets.entry(group).or_default();
+                for (key, c) in list {
+                    let slot = g.entry(key).or_insert((c.clone(), at));
+                    if slot.1 <= at {
+                        *slot = (c, at);
+                    }
+                }
+            }
+        }
+        Change::SnapshotBegin => *snapshot = Some(State::default()),
         Change::SnapshotChunk { groups } => {
             if let Some(s) = snapshot {
                 for (group, list) in groups {
-                    let g = s.entry(group).or_default();
+                    let g = s.offsets.entry(group).or_default();
                     for (topic, partition, c) in list {
                         g.insert((topic, partition), (c, at));
                     }
                 }
             }
         }
+        Change::SnapshotPending { pending: list } => {
+            if let Some(s) = snapshot {
+                for (group, producer_id, offsets) in list {
+                    let p = s.pending.entry((group, producer_id)).or_default();
+                    for (topic, partition, c) in offsets {
+                        p.insert((topic, partition), c);
+                    }
+                }
+            }
+        }
         Change::SnapshotEnd => {
             if let Some(s) = snapshot.take() {
-                *offsets = s;
+                *state = s;
             }
         }
     }
@@ -161,14 +251,14 @@ fn apply(offsets: &mut Offsets, change: Change, at: i64, snapshot: &mut Option<O
 
 impl OffsetStore {
     pub(crate) fn open(env: Arc<Env>, dir: &Path) -> Result<OffsetStore> {
-        let mut offsets = Offsets::new();
+        let mut state = State::default();
         let mut snapshot = None;
         let log = ChangeLog::open(env, dir, "offsets", |change: Change, at| {
-            apply(&mut offsets, change, at, &mut snapshot)
+            apply(&mut state, change, at, &mut snapshot)
         })?;
         Ok(OffsetStore {
             log,
-            state: Mutex::new(State { offsets }),
+            state: Mutex::new(state),
             writers: std::sync::RwLock::new(()),
         })
     }
@@ -192,6 +282,7 @@ impl OffsetStore {
             .offsets
             .values()
             .flat_map(|g| g.keys().map(|(t, _)| t.clone()))
+            .chain(state.pending.values().flat_map(|p| p.keys().map(|(t, _)| t.clone())))
             .collect();
         topics.sort();
         topics.dedup();
@@ -208,7 +299,7 @@ impl OffsetStore {
             topic: topic.to_owned(),
         };
         let at = self.write(&change, now_ms)?;
-        apply(&mut lock(&self.state).offsets, change, at, &mut None);
+        apply(&mut lock(&self.state), change, at, &mut None);
         Ok(())
     }
 
@@ -222,24 +313,10 @@ impl OffsetStore {
         let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
         let change = Change::Commit {
             group: group.to_owned(),
-            offsets: offsets
-                .iter()
-                .map(|o| {
-                    (
-                        o.topic.clone(),
-                        o.partition,
-                        Committed {
-                            offset: o.offset,
-                            leader_epoch: o.leader_epoch,
-                            metadata: o.metadata.clone(),
-                            commit_ms: now_ms,
-                        },
-                    )
-                })
-                .collect(),
+            offsets: offsets.iter().map(|o| committed(o, now_ms)).collect(),
         };
         let at = self.write(&change, now_ms)?;
-        apply(&mut lock(&self.state).offsets, change, at, &mut None);
+        apply(&mut lock(&self.state), change, at, &mut None);
         Ok(())
     }
 
@@ -251,22 +328,73 @@ impl OffsetStore {
             partitions: partitions.to_vec(),
         };
         let at = self.write(&change, now_ms)?;
-        apply(&mut lock(&self.state).offsets, change, at, &mut None);
+        apply(&mut lock(&self.state), change, at, &mut None);
         Ok(())
     }
 
     /// Durably deletes every offset of `group`.
     pub(crate) fn delete_group(&self, group: &str, now_ms: i64) -> Result<()> {
-        if !lock(&self.state).offsets.contains_key(group) {
-            return Ok(());
+        {
+            let state = lock(&self.state);
+            if !state.offsets.contains_key(group) && !state.pending.keys().any(|(g, _)| g == group) {
+                return Ok(());
+            }
         }
         let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
         let change = Change::DeleteGroup {
             group: group.to_owned(),
         };
         let at = self.write(&change, now_ms)?;
-        apply(&mut lock(&self.state).offsets, change, at, &mut None);
+        apply(&mut lock(&self.state), change, at, &mut None);
         Ok(())
+    }
+
+    /// Durably records `offsets` for `group` as pending in the transaction of
+    /// `producer_id`.
+    pub(crate) fn txn_commit(
+        &self,
+        group: &str,
+        producer_id: i64,
+        offsets: &[OffsetCommit],
+        now_ms: i64,
+    ) -> Result<()> {
+        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+        let change = Change::TxnCommit {
+            group: group.to_owned(),
+            producer_id,
+            offsets: offsets.iter().map(|o| committed(o, now_ms)).collect(),
+        };
+        let at = self.write(&change, now_ms)?;
+        apply(&mut lock(&self.state), change, at, &mut None);
+        Ok(())
+    }
+
+    /// Durably ends the transaction of `producer_id` for `group`: its pending
+    /// offsets applied (`commit`) or dropped. Nothing pending, nothing written.
+    pub(crate) fn txn_end(&self, group: &str, producer_id: i64, commit: bool, now_ms: i64) -> Result<()> {
+        if !lock(&self.state).pending.contains_key(&(group.to_owned(), producer_id)) {
+            return Ok(());
+        }
+        let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
+        let change = Change::TxnEnd {
+            group: group.to_owned(),
+            producer_id,
+            commit,
+        };
+        let at = self.write(&change, now_ms)?;
+        apply(&mut lock(&self.state), change, at, &mut None);
+        Ok(())
+    }
+
+    /// The partitions of `group` with offsets pending in an open transaction
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT there).
+    pub(crate) fn pending_partitions(&self, group: &str) -> std::collections::BTreeSet<(String, i32)> {
+        lock(&self.state)
+            .pending
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .flat_map(|(_, list)| list.keys().cloned())
+            .collect()
     }
 
     /// Committed offsets of `partitions` (all of the group's when `None`).
@@ -315,15 +443,27 @@ impl OffsetStore {
     /// Writes the whole state as a snapshot and deletes everything before it.
     pub(crate) fn compact(&self, now_ms: i64) -> Result<()> {
         let _exclusive = self.writers.write().unwrap_or_else(|p| p.into_inner());
-        let groups: Vec<(String, GroupOffsets)> = lock(&self.state)
-            .offsets
-            .iter()
-            .map(|(g, list)| {
-                let list = list.iter().map(|((t, p), (c, _))| (t.clone(), *p, c.clone())).collect();
-                (g.clone(), list)
-            })
-            .collect();
-        let records = snapshot_records(
+        let (groups, pending): (Vec<(String, GroupOffsets)>, PendingOffsets) = {
+            let state = lock(&self.state);
+            let groups = state
+                .offsets
+                .iter()
+                .map(|(g, list)| {
+                    let list = list.iter().map(|((t, p), (c, _))| (t.clone(), *p, c.clone())).collect();
+                    (g.clone(), list)
+                })
+                .collect();
+            let pending = state
+                .pending
+                .iter()
+                .map(|((g, pid), list)| {
+                    let list = list.iter().map(|((t, p), c)| (t.clone(), *p, c.clone())).collect();
+                    (g.clone(), *pid, list)
+                })
+                .collect();
+            (groups, pending)
+        };
+        let mut records = snapshot_records(
             groups,
             |(group, list)| {
                 group.len()
@@ -336,6 +476,24 @@ impl OffsetStore {
             |groups| Change::SnapshotChunk { groups },
             Change::SnapshotEnd,
         );
+        // Pending offsets go before the end marker, cut the same way.
+        let end = records.pop();
+        let pending_records = snapshot_records(
+            pending,
+            |(group, _, list)| {
+                group.len()
+                    + list
+                        .iter()
+                        .map(|(t, _, c)| t.len() + c.metadata.len() + 64)
+                        .sum::<usize>()
+            },
+            Change::SnapshotBegin,
+            |pending| Change::SnapshotPending { pending },
+            Change::SnapshotEnd,
+        );
+        let inner = pending_records.len().saturating_sub(1);
+        records.extend(pending_records.into_iter().take(inner).skip(1));
+        records.extend(end);
         self.log.replace_with(&records, now_ms)
     }
 

@@ -757,3 +757,114 @@ fn a_group_being_deleted_turns_joins_away_until_it_is_gone() {
     w.advance(&c, 3_000);
     assert_eq!(ready(&mut rx).unwrap().unwrap().generation, 1);
 }
+
+fn offset(topic: &str, partition: i32, offset: i64) -> OffsetCommit {
+    OffsetCommit {
+        topic: topic.into(),
+        partition,
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+    }
+}
+
+fn committed_at(c: &GroupCoordinator, topic: &str, partition: i32) -> Option<i64> {
+    c.fetch_offsets("g", Some(&[(topic.to_owned(), partition)]))[0]
+        .committed
+        .as_ref()
+        .map(|c| c.offset)
+}
+
+#[test]
+fn transactional_offsets_wait_for_the_transaction_and_an_abort_drops_them() {
+    let w = World::new();
+    let c = w.open();
+    let anyone = committer("", -1);
+    assert_eq!(commit_one(&c, &anyone, 5), Ok(()));
+    let outcomes = c.txn_commit("g", 42, &anyone, vec![offset("t", 0, 9), offset("t", 1, 3)], |_, _| {
+        true
+    });
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(committed_at(&c, "t", 0), Some(5), "pending: not visible yet");
+    assert_eq!(committed_at(&c, "t", 1), None);
+    let unstable: Vec<_> = c.unstable_partitions("g").into_iter().collect();
+    assert_eq!(unstable, [("t".to_owned(), 0), ("t".to_owned(), 1)]);
+    // Another producer's transaction is apart.
+    c.txn_commit("g", 43, &anyone, vec![offset("t", 0, 100)], |_, _| true);
+    c.end_transaction("g", 43, false).unwrap();
+    assert_eq!(committed_at(&c, "t", 0), Some(5), "an abort drops its offsets");
+    c.end_transaction("g", 42, true).unwrap();
+    assert_eq!(committed_at(&c, "t", 0), Some(9));
+    assert_eq!(committed_at(&c, "t", 1), Some(3));
+    assert!(c.unstable_partitions("g").is_empty());
+    // Ending again (a completion written twice) changes nothing.
+    c.end_transaction("g", 42, true).unwrap();
+    assert_eq!(committed_at(&c, "t", 0), Some(9));
+}
+
+#[test]
+fn transactional_offsets_are_checked_like_commits() {
+    let w = World::new();
+    let c = w.open();
+    let outcomes = c.txn_commit(
+        "g",
+        42,
+        &committer("", -1),
+        vec![offset("t", 0, 1), offset("gone", 0, 1)],
+        |t, _| t == "t",
+    );
+    assert_eq!(outcomes[0], Ok(()));
+    assert!(matches!(outcomes[1], Err(GroupError::UnknownTopicOrPartition { .. })));
+    // A member of a group with members must be one of them.
+    let joined = lone_member(&w, &c);
+    let stranger = c.txn_commit(
+        "g",
+        42,
+        &committer("nobody", joined.generation),
+        vec![offset("t", 0, 2)],
+        |_, _| true,
+    );
+    assert!(stranger[0].is_err(), "{stranger:?}");
+    let member = c.txn_commit(
+        "g",
+        42,
+        &committer(&joined.member_id, joined.generation),
+        vec![offset("t", 0, 2)],
+        |_, _| true,
+    );
+    assert_eq!(member[0], Ok(()));
+    // Without member and generation (a producer outside the group) it is
+    // not checked, as Kafka does.
+    assert_eq!(
+        c.txn_commit("g", 42, &committer("", -1), vec![offset("t", 0, 4)], |_, _| true)[0],
+        Ok(())
+    );
+    c.end_transaction("g", 42, true).unwrap();
+    assert_eq!(committed_at(&c, "t", 0), Some(4));
+}
+
+#[test]
+fn pending_transactional_offsets_survive_a_crash_and_a_compaction() {
+    let w = World::new();
+    let c = w.open();
+    let anyone = committer("", -1);
+    c.txn_commit("g", 42, &anyone, vec![offset("t", 0, 9)], |_, _| true);
+    c.txn_commit("g", 44, &anyone, vec![offset("t", 2, 1)], |_, _| true);
+    drop(c);
+    w.storage.crash(true, 3);
+    let c = w.open();
+    assert_eq!(c.unstable_partitions("g").len(), 2, "pending offsets are durable");
+    c.offsets.compact(c.now_ms()).unwrap();
+    drop(c);
+    w.storage.crash(true, 4);
+    let c = w.open();
+    assert_eq!(c.unstable_partitions("g").len(), 2, "and in the snapshot");
+    c.end_transaction("g", 42, true).unwrap();
+    c.end_transaction("g", 44, false).unwrap();
+    drop(c);
+    w.storage.crash(true, 5);
+    let c = w.open();
+    assert_eq!(committed_at(&c, "t", 0), Some(9));
+    assert_eq!(committed_at(&c, "t", 2), None);
+    assert!(c.unstable_partitions("g").is_empty());
+}
