@@ -282,6 +282,13 @@ pub fn encode_batch(records: &[OwnedRecord]) -> Vec<u8> {
 
 /// [`encode_batch`], stamped by an idempotent producer when `producer` is set.
 pub fn encode_batch_as(records: &[OwnedRecord], producer: Option<ProducerStamp>) -> Vec<u8> {
+    encode_batch_with(records, producer, 0)
+}
+
+/// [`encode_batch_as`] with the batch's `attributes` (no codec bits: the
+/// records are not compressed).
+pub(crate) fn encode_batch_with(records: &[OwnedRecord], producer: Option<ProducerStamp>, attributes: i16) -> Vec<u8> {
+    assert!(attributes & 0x7 == 0, "encode_batch_with does not compress");
     assert!(!records.is_empty(), "a batch holds at least one record");
     let base_ts = records.iter().map(|r| r.timestamp_ms).min().unwrap_or(0);
     let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0);
@@ -306,7 +313,7 @@ pub fn encode_batch_as(records: &[OwnedRecord], producer: Option<ProducerStamp>)
     buf[8..12].copy_from_slice(&len.to_be_bytes());
     buf[12..16].copy_from_slice(&(-1i32).to_be_bytes()); // leader epoch
     buf[16] = MAGIC_V2 as u8;
-    buf[21..23].copy_from_slice(&0i16.to_be_bytes()); // attributes
+    buf[21..23].copy_from_slice(&attributes.to_be_bytes());
     buf[23..27].copy_from_slice(&((records.len() - 1) as i32).to_be_bytes());
     buf[27..35].copy_from_slice(&base_ts.to_be_bytes());
     buf[35..43].copy_from_slice(&max_ts.to_be_bytes());

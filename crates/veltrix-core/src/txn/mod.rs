@@ -43,6 +43,7 @@ use veltrix_log::Env;
 
 use crate::topic::TopicId;
 
+pub mod marker;
 pub mod store;
 #[cfg(test)]
 mod tests;
