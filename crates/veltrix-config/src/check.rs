@@ -734,6 +734,9 @@ fn resolve_topic(t: &RawTable, defaults: &RawTable, default_partitions: u32) -> 
             dedup_id_source: t.str("dedup_id_source").and_then(veltrix_core::DedupIdSource::parse),
             // `critical = true` makes the topic critical for admission too.
             tier: if critical { Some(Tier::Critical) } else { tier },
+            // Compaction is set through the Kafka API (cleanup.policy);
+            // declared topics keep the default `delete`.
+            ..TopicConfig::default()
         },
         critical,
         tier,

@@ -124,6 +124,8 @@ pub struct Broker {
     /// two brokers on one directory would hand out the same offsets and
     /// overwrite each other's acknowledged records.
     _dir_lock: LockGuard,
+    /// The cleaner's counters across partitions (`compaction.rs`).
+    pub(crate) cleaner_totals: crate::compaction::CleanerTotals,
 }
 
 /// The file in the data directory that the broker holds locked while it runs.
@@ -250,6 +252,7 @@ impl Broker {
         env.set_fsync_observer(metrics.fsync_observer());
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         Ok(Broker {
+            cleaner_totals: crate::compaction::CleanerTotals::default(),
             metrics,
             producer_ids,
             groups,

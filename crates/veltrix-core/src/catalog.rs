@@ -56,6 +56,74 @@ pub struct TopicConfig {
     /// fills ([`Tier::Standard`] when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// `cleanup.policy`: delete by retention, compact by key, or both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// `delete.retention.ms`: how long a tombstone outlives its compaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_retention_ms: Option<u64>,
+    /// `min.compaction.lag.ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_compaction_lag_ms: Option<u64>,
+    /// `max.compaction.lag.ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_compaction_lag_ms: Option<u64>,
+    /// `min.cleanable.dirty.ratio`, in millionths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cleanable_dirty_ppm: Option<u32>,
+}
+
+/// Kafka's `cleanup.policy`: a list of `delete` and `compact`, in any order,
+/// each at most once, not empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+
+    /// Parses the list as Kafka does (spaces around words ignored); an
+    /// unknown word, a word given twice or an empty list is refused with a
+    /// message saying what is allowed.
+    pub fn parse(list: &str) -> Result<CleanupPolicy, String> {
+        let mut p = CleanupPolicy::default();
+        for word in list.split(',').map(str::trim) {
+            let flag = match word {
+                "delete" => &mut p.delete,
+                "compact" => &mut p.compact,
+                "" => {
+                    return Err(format!(
+                        "`cleanup.policy` = `{list}` has an empty entry; use `delete`, `compact` or `compact,delete`"
+                    ));
+                }
+                other => {
+                    return Err(format!(
+                        "`cleanup.policy` = `{list}`: unknown policy `{other}`; use `delete`, `compact` or both (`compact,delete`)"
+                    ));
+                }
+            };
+            if *flag {
+                return Err(format!("`cleanup.policy` = `{list}` names `{word}` twice"));
+            }
+            *flag = true;
+        }
+        Ok(p)
+    }
+
+    /// Kafka's spelling: `delete`, `compact` or `compact,delete`.
+    pub fn name(self) -> &'static str {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            (false, true) => "delete",
+            (false, false) => "",
+        }
+    }
 }
 
 /// A topic's priority tier. As the memory budget fills, produce and fetch
@@ -144,6 +212,33 @@ impl TopicConfig {
             },
             ..*defaults
         }
+        .with_cleanup(self)
+    }
+}
+
+/// What `cleanup.policy` and the compaction settings do to a log's settings.
+trait WithCleanup {
+    fn with_cleanup(self, c: &TopicConfig) -> Self;
+}
+
+impl WithCleanup for LogConfig {
+    /// Retention applies only with `delete`; compaction only with `compact`.
+    fn with_cleanup(mut self, c: &TopicConfig) -> LogConfig {
+        let policy = c.cleanup_policy.unwrap_or(CleanupPolicy::DELETE);
+        if !policy.delete {
+            self.retention_ms = None;
+            self.retention_bytes = None;
+        }
+        self.compaction = policy.compact.then(|| {
+            let d = veltrix_log::CompactionConfig::default();
+            veltrix_log::CompactionConfig {
+                delete_retention_ms: c.delete_retention_ms.unwrap_or(d.delete_retention_ms),
+                min_compaction_lag_ms: c.min_compaction_lag_ms.unwrap_or(d.min_compaction_lag_ms),
+                max_compaction_lag_ms: c.max_compaction_lag_ms.unwrap_or(d.max_compaction_lag_ms),
+                min_cleanable_dirty_ppm: c.min_cleanable_dirty_ppm.unwrap_or(d.min_cleanable_dirty_ppm),
+            }
+        });
+        self
     }
 }
 

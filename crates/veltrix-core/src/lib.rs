@@ -22,6 +22,7 @@ mod broker;
 pub mod browse;
 mod catalog;
 mod changelog;
+pub mod compaction;
 pub mod dead_letters;
 pub mod dedup;
 pub mod disk;
@@ -45,7 +46,7 @@ pub mod warn_limit;
 
 pub use broker::{Broker, BrokerConfig, DIR_LOCK_FILE, LOGS_DIR, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use catalog::{
-    DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, DedupSettings, Tier, TopicConfig,
+    CleanupPolicy, DEDUP_ID_HEADER_BYTES_MAX, DEDUP_ID_HEADER_DEFAULT, DedupIdSource, DedupSettings, Tier, TopicConfig,
 };
 pub use error::{CoreError, Result};
 pub use metrics::Metrics;

@@ -213,12 +213,16 @@ impl Partition {
     /// Validates every batch of a producer's `records`, at least one.
     pub(crate) fn check_batches<'a>(&self, records: &'a [u8]) -> Result<Vec<Checked<'a>>> {
         let batch_bytes_max = self.log.config().batch_bytes_max as usize;
+        let compacted = self.log.config().compaction.is_some();
         // One entry per batch, not per record. A batch whose max timestamp must
         // be corrected is copied; the others are appended from the request.
         let mut checked = Vec::with_capacity(1);
         for (batch, bytes) in validate::split(records).enumerate() {
             let invalid = |source| CoreError::InvalidBatch { batch, source };
             let validated = validate::validate(bytes.map_err(invalid)?, batch_bytes_max).map_err(invalid)?;
+            if compacted {
+                validate::require_keys(validated.verified.bytes(), &validated.header).map_err(invalid)?;
+            }
             let copy = validated
                 .needs_correction
                 .then(|| validate::corrected(validated.verified.bytes(), &validated).into_owned());

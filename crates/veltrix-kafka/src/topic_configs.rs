@@ -11,7 +11,7 @@
 //! prefix so that they can never collide with a setting Kafka adds later.
 
 use veltrix_core::dedup::DEDUP_WINDOW_MS_MAX;
-use veltrix_core::{DEDUP_ID_HEADER_BYTES_MAX, DedupIdSource, TopicConfig};
+use veltrix_core::{CleanupPolicy, DEDUP_ID_HEADER_BYTES_MAX, DedupIdSource, TopicConfig};
 
 /// `veltrix.dedup.window.ms`: how long a message id is remembered, 0 for off.
 pub(crate) const DEDUP_WINDOW_MS: &str = "veltrix.dedup.window.ms";
@@ -22,19 +22,71 @@ pub(crate) const DEDUP_ID_SOURCE: &str = "veltrix.dedup.id.source";
 /// `veltrix.tier`: `critical`, `standard` or `bulk`.
 pub(crate) const TIER: &str = "veltrix.tier";
 
+/// `cleanup.policy`: `delete`, `compact` or both, a list.
+pub(crate) const CLEANUP_POLICY: &str = "cleanup.policy";
+
 /// The topic settings that can be set, by Kafka name.
-pub(crate) const SETTABLE: [&str; 10] = [
+pub(crate) const SETTABLE: [&str; 15] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
     "segment.ms",
     "max.message.bytes",
     "flush.ms",
+    CLEANUP_POLICY,
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
     DEDUP_WINDOW_MS,
     DEDUP_ID_HEADER,
     DEDUP_ID_SOURCE,
     TIER,
 ];
+
+/// IncrementalAlterConfigs' APPEND (`append`) or SUBTRACT of the words in
+/// `value` to or from the topic's `cleanup.policy` (the default `delete` when
+/// unset), as Kafka does for list settings: words already there (or absent)
+/// are ignored; a list left empty is refused.
+pub(crate) fn append_or_subtract(
+    c: &mut TopicConfig,
+    key: &str,
+    value: Option<&str>,
+    append: bool,
+) -> Result<(), String> {
+    if key != CLEANUP_POLICY {
+        return Err(format!("APPEND and SUBTRACT change list settings; `{key}` is not one"));
+    }
+    let value = value.ok_or_else(|| format!("`{key}` has no value"))?;
+    let mut policy = c.cleanup_policy.unwrap_or(CleanupPolicy::DELETE);
+    for word in value.split(',').map(str::trim) {
+        let one = CleanupPolicy::parse(word)?;
+        if append {
+            policy.delete |= one.delete;
+            policy.compact |= one.compact;
+        } else {
+            policy.delete &= !one.delete;
+            policy.compact &= !one.compact;
+        }
+    }
+    if !policy.delete && !policy.compact {
+        return Err(format!("`{key}` would be left empty; keep `delete`, `compact` or both"));
+    }
+    c.cleanup_policy = Some(policy);
+    Ok(())
+}
+
+/// `min.cleanable.dirty.ratio`: a number from 0 to 1, kept in millionths.
+fn dirty_ratio(key: &str, value: &str) -> Result<u32, String> {
+    let ratio: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{key}` = `{value}` is not a number"))?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(format!("`{key}` = {value} must be between 0 and 1"));
+    }
+    Ok((ratio * 1_000_000.0).round() as u32)
+}
 
 /// Sets `key` to `value` in `c`.
 pub(crate) fn set(c: &mut TopicConfig, key: &str, value: Option<&str>) -> Result<(), String> {
@@ -65,6 +117,17 @@ pub(crate) fn set(c: &mut TopicConfig, key: &str, value: Option<&str>) -> Result
             c.batch_bytes_max = Some(u32::try_from(n).map_err(|_| format!("`{key}` = {n} is out of range"))?);
         }
         "flush.ms" => c.flush_interval_ms = Some(non_negative(num()?)?),
+        CLEANUP_POLICY => c.cleanup_policy = Some(CleanupPolicy::parse(value)?),
+        "delete.retention.ms" => c.delete_retention_ms = Some(non_negative(num()?)?),
+        "min.compaction.lag.ms" => c.min_compaction_lag_ms = Some(non_negative(num()?)?),
+        "max.compaction.lag.ms" => {
+            let n = non_negative(num()?)?;
+            if n == 0 {
+                return Err(format!("`{key}` = 0 must be at least 1"));
+            }
+            c.max_compaction_lag_ms = Some(n);
+        }
+        "min.cleanable.dirty.ratio" => c.min_cleanable_dirty_ppm = Some(dirty_ratio(key, value)?),
         DEDUP_WINDOW_MS => c.dedup_window_ms = Some(dedup_window_ms(non_negative(num()?)?)?),
         DEDUP_ID_HEADER => c.dedup_id_header = Some(dedup_id_header(value)?),
         DEDUP_ID_SOURCE => c.dedup_id_source = Some(dedup_id_source(value)?),
@@ -127,6 +190,11 @@ pub(crate) fn unset(c: &mut TopicConfig, key: &str) -> Result<(), String> {
         "segment.ms" => c.segment_age_ms_max = None,
         "max.message.bytes" => c.batch_bytes_max = None,
         "flush.ms" => c.flush_interval_ms = None,
+        CLEANUP_POLICY => c.cleanup_policy = None,
+        "delete.retention.ms" => c.delete_retention_ms = None,
+        "min.compaction.lag.ms" => c.min_compaction_lag_ms = None,
+        "max.compaction.lag.ms" => c.max_compaction_lag_ms = None,
+        "min.cleanable.dirty.ratio" => c.min_cleanable_dirty_ppm = None,
         DEDUP_WINDOW_MS => c.dedup_window_ms = None,
         DEDUP_ID_HEADER => c.dedup_id_header = None,
         DEDUP_ID_SOURCE => c.dedup_id_source = None,
@@ -164,13 +232,18 @@ mod tests {
     use super::*;
 
     /// A valid value for every settable name.
-    const VALID: [(&str, &str); 10] = [
+    const VALID: [(&str, &str); 15] = [
         ("retention.ms", "5000"),
         ("retention.bytes", "5000"),
         ("segment.bytes", "5000"),
         ("segment.ms", "5000"),
         ("max.message.bytes", "5000"),
         ("flush.ms", "5000"),
+        (CLEANUP_POLICY, "compact"),
+        ("delete.retention.ms", "5000"),
+        ("min.compaction.lag.ms", "5000"),
+        ("max.compaction.lag.ms", "5000"),
+        ("min.cleanable.dirty.ratio", "0.25"),
         (DEDUP_WINDOW_MS, "120000"),
         (DEDUP_ID_HEADER, "event-id"),
         (DEDUP_ID_SOURCE, "key"),
@@ -187,6 +260,52 @@ mod tests {
             unset(&mut c, key).unwrap();
             assert_eq!(c, TopicConfig::default(), "{key}");
         }
+    }
+
+    #[test]
+    fn cleanup_policy_is_a_list_in_any_order_and_appends_and_subtracts() {
+        let mut c = TopicConfig::default();
+        set(&mut c, CLEANUP_POLICY, Some(" delete , compact")).unwrap();
+        assert_eq!(c.cleanup_policy.unwrap().name(), "compact,delete");
+        for (bad, why) in [
+            ("compact,compact", "twice"),
+            ("", "empty"),
+            ("compact,", "empty"),
+            ("Compact", "unknown"),
+        ] {
+            let e = set(&mut TopicConfig::default(), CLEANUP_POLICY, Some(bad)).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let mut c = TopicConfig::default();
+        append_or_subtract(&mut c, CLEANUP_POLICY, Some("compact"), true).unwrap();
+        assert_eq!(
+            c.cleanup_policy.unwrap().name(),
+            "compact,delete",
+            "appended to the default delete"
+        );
+        append_or_subtract(&mut c, CLEANUP_POLICY, Some("compact"), true).unwrap();
+        append_or_subtract(&mut c, CLEANUP_POLICY, Some("delete"), false).unwrap();
+        assert_eq!(c.cleanup_policy.unwrap().name(), "compact");
+        let e = append_or_subtract(&mut c, CLEANUP_POLICY, Some("compact"), false).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        assert!(
+            append_or_subtract(&mut c, "retention.ms", Some("1"), true)
+                .unwrap_err()
+                .contains("list settings")
+        );
+        let mut r = TopicConfig::default();
+        assert!(
+            set(&mut r, "min.cleanable.dirty.ratio", Some("1.5"))
+                .unwrap_err()
+                .contains("between 0 and 1")
+        );
+        assert!(
+            set(&mut r, "max.compaction.lag.ms", Some("0"))
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        set(&mut r, "min.cleanable.dirty.ratio", Some("0.1")).unwrap();
+        assert_eq!(r.min_cleanable_dirty_ppm, Some(100_000));
     }
 
     #[test]
@@ -215,7 +334,7 @@ mod tests {
         let refused: [(&str, Option<&str>, &str); 13] = [
             ("retention.ms", Some("-2"), "-1 for no limit"),
             ("segment.bytes", Some("1GB"), "not a whole number"),
-            ("cleanup.policy", Some("compact"), "settable"),
+            ("cleanup.policy", Some("compact,shred"), "unknown policy `shred`"),
             ("segment.ms", None, "no value"),
             (DEDUP_WINDOW_MS, Some("-1"), "must be at least 0"),
             (DEDUP_WINDOW_MS, Some("2m"), "not a whole number"),

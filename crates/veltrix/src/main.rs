@@ -242,6 +242,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Routes' readers: steps taken on the blocking pool while they have work,
 /// then a look every [`ROUTE_INTERVAL_MS`] for new records, until `stop`.
 fn spawn_routes(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    // The log cleaner runs beside the routes and stops with them.
+    let cleaner = spawn_cleaner(broker.clone(), stop.clone());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(ROUTE_INTERVAL_MS));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -258,6 +260,32 @@ fn spawn_routes(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::
                         }
                     })
                     .await;
+                }
+                _ = stop.changed() => {
+                    let _ = cleaner.await;
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// How often the log cleaner looks for compacted partitions due a round.
+const CLEANER_INTERVAL_MS: u64 = 1000;
+
+/// The log cleaner: a pass over the compacted partitions on the blocking pool
+/// every [`CLEANER_INTERVAL_MS`], one pass at a time, until `stop` (a round in
+/// progress finishes first: the logs are closed after it).
+fn spawn_cleaner(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(CLEANER_INTERVAL_MS));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let limits = veltrix_log::CleanLimits::default();
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.run_cleaner(&limits)).await;
                 }
                 _ = stop.changed() => return,
             }

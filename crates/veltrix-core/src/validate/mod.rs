@@ -132,6 +132,11 @@ pub enum RecordProblem {
     NegativeFieldLength { field: &'static str, length: i32 },
     #[error("timestamp delta {delta} overflows the base timestamp")]
     TimestampOverflow { delta: i64 },
+    /// On a compacted topic (`cleanup.policy` with `compact`): a null key.
+    #[error(
+        "a compacted topic cannot accept a record without a key (cleanup.policy=compact keeps the latest record per key)"
+    )]
+    KeyMissing,
     /// On a topic with a duplicate window: an id it cannot hold.
     #[error("{0}")]
     MessageId(crate::dedup::filter::BadId),
@@ -186,6 +191,29 @@ pub(crate) fn read_records(
         });
     }
     Ok((codec, codec::walk(codec, payload, header, reading, visit)?))
+}
+
+/// Refuses a batch with a record without a key: what a compacted topic
+/// takes (Kafka answers INVALID_RECORD). Reads the records once more.
+pub fn require_keys(bytes: &[u8], header: &BatchHeader) -> Result<(), InvalidBatch> {
+    let reading = Reading {
+        deltas: Deltas::Dense,
+        field: Field::Key,
+        field_bytes_max: 0,
+        body: false,
+    };
+    let mut index = 0;
+    read_records(bytes, header, &reading, &mut |seen| {
+        if seen.field == FieldValue::Absent {
+            return Err(InvalidBatch::Record {
+                index,
+                problem: RecordProblem::KeyMissing,
+            });
+        }
+        index += 1;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The batch to store: `bytes` unchanged in the common case, or a copy with the

@@ -154,9 +154,12 @@ fn incremental_blocking(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> I
                 match op.config_operation {
                     OP_SET => topic_configs::set(c, key, op.value.as_ref().map(|v| v.as_str()))?,
                     OP_DELETE => topic_configs::unset(c, key)?,
-                    OP_APPEND | OP_SUBTRACT => {
-                        return Err(format!("APPEND and SUBTRACT change list settings; `{key}` is not one"));
-                    }
+                    OP_APPEND | OP_SUBTRACT => topic_configs::append_or_subtract(
+                        c,
+                        key,
+                        op.value.as_ref().map(|v| v.as_str()),
+                        op.config_operation == OP_APPEND,
+                    )?,
                     other => return Err(format!("unknown config operation {other} for `{key}`")),
                 }
             }

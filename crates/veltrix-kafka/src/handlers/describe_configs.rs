@@ -48,7 +48,7 @@ use super::Ctx;
 use crate::errors::{Refusal, ResponseError};
 use crate::security::{ClientAuth, SaslMechanism};
 use crate::server::{BoundListener, KafkaConfig};
-use crate::topic_configs::{DEDUP_ID_HEADER, DEDUP_ID_SOURCE, DEDUP_WINDOW_MS, TIER};
+use crate::topic_configs::{CLEANUP_POLICY, DEDUP_ID_HEADER, DEDUP_ID_SOURCE, DEDUP_WINDOW_MS, TIER};
 
 /// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -64,6 +64,7 @@ const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
 
 /// The id this broker answers to.
@@ -161,9 +162,10 @@ static LOG_SETTINGS: [LogSetting; 9] = [
         topic_name: "cleanup.policy",
         broker_name: "log.cleanup.policy",
         config_type: TYPE_LIST,
-        doc: "Old segments are deleted; compaction is not supported.",
+        doc: "delete: old segments are deleted by retention.ms and retention.bytes; compact: the latest record of \
+              each key is kept (records need a key); compact,delete: both.",
         value: |_| "delete".to_owned(),
-        at_topic_level: |_| false,
+        at_topic_level: |t| t.cleanup_policy.is_some(),
     },
 ];
 
@@ -176,6 +178,49 @@ struct TopicSetting {
     /// The topic's own value, if it sets one.
     value: fn(&TopicConfig) -> Option<String>,
     default: fn() -> String,
+}
+
+/// Log compaction's settings, Kafka's names and defaults.
+static COMPACTION_SETTINGS: [TopicSetting; 4] = [
+    TopicSetting {
+        name: "delete.retention.ms",
+        config_type: TYPE_LONG,
+        doc: "How long a tombstone (a record with a null value) is kept after the compaction round that first \
+              reached it, on a compacted topic.",
+        value: |t| t.delete_retention_ms.map(|v| v.to_string()),
+        default: || veltrix_log::CompactionConfig::default().delete_retention_ms.to_string(),
+    },
+    TopicSetting {
+        name: "min.compaction.lag.ms",
+        config_type: TYPE_LONG,
+        doc: "A segment whose newest record is younger than this is not compacted.",
+        value: |t| t.min_compaction_lag_ms.map(|v| v.to_string()),
+        default: || "0".to_owned(),
+    },
+    TopicSetting {
+        name: "max.compaction.lag.ms",
+        config_type: TYPE_LONG,
+        doc: "Dirty data older than this is compacted whatever the dirty ratio.",
+        value: |t| t.max_compaction_lag_ms.map(|v| v.to_string()),
+        default: || i64::MAX.to_string(),
+    },
+    TopicSetting {
+        name: "min.cleanable.dirty.ratio",
+        config_type: TYPE_DOUBLE,
+        doc: "A compaction round runs once this share of the log was written since the last one.",
+        value: |t| t.min_cleanable_dirty_ppm.map(ratio),
+        default: || "0.5".to_owned(),
+    },
+];
+
+/// A ratio kept in millionths, as Kafka writes a double.
+fn ratio(ppm: u32) -> String {
+    let r = f64::from(ppm) / 1_000_000.0;
+    if r.fract() == 0.0 {
+        format!("{r:.1}")
+    } else {
+        r.to_string()
+    }
 }
 
 /// Veltrix's own topic settings: the duplicate window's and the tier.
@@ -306,9 +351,14 @@ fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Describ
     let log = LOG_SETTINGS.iter().map(|s| {
         let mut layers = Vec::new();
         if (s.at_topic_level)(&topic.config) {
+            // The policy is the topic's alone: the log settings do not say it.
+            let value = match (s.topic_name, topic.config.cleanup_policy) {
+                (CLEANUP_POLICY, Some(p)) => p.name().to_owned(),
+                _ => (s.value)(&effective),
+            };
             layers.push(Layer {
                 name: s.topic_name,
-                value: (s.value)(&effective),
+                value,
                 source: SOURCE_TOPIC,
             });
         }
@@ -319,7 +369,7 @@ fn topic_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Describ
         ));
         entry(options, s.topic_name, s.config_type, s.doc, layers)
     });
-    let dedup = VELTRIX_SETTINGS.iter().map(|s| {
+    let dedup = COMPACTION_SETTINGS.iter().chain(&VELTRIX_SETTINGS).map(|s| {
         let mut layers = Vec::new();
         if let Some(value) = (s.value)(&topic.config) {
             layers.push(Layer {

@@ -439,6 +439,10 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
             ("flush.messages", "1"),
             ("index.interval.bytes", "4096"),
             ("cleanup.policy", "delete"),
+            ("delete.retention.ms", "86400000"),
+            ("min.compaction.lag.ms", "0"),
+            ("max.compaction.lag.ms", "9223372036854775807"),
+            ("min.cleanable.dirty.ratio", "0.5"),
             ("veltrix.dedup.window.ms", "0"),
             ("veltrix.dedup.id.header", "message-id"),
             ("veltrix.dedup.id.source", "header"),
@@ -453,7 +457,7 @@ async fn describe_configs_reports_effective_topic_settings_and_where_they_come_f
                 "{name}"
             );
             let s = setting(plain, name);
-            let settable = !matches!(name, "flush.messages" | "index.interval.bytes" | "cleanup.policy");
+            let settable = !matches!(name, "flush.messages" | "index.interval.bytes");
             assert_eq!(
                 s.read_only, !settable,
                 "{name}: only what AlterConfigs can change is writable"

@@ -127,7 +127,7 @@ async fn a_bad_change_is_refused_whole_and_validate_only_changes_nothing() {
             vec![op("retention.ms", 0, Some("1")), op("segment.bytes", 0, Some("8192"))],
             "batch_bytes_max",
         ),
-        (vec![op("cleanup.policy", 0, Some("compact"))], "settable"),
+        (vec![op("cleanup.policy", 0, Some("compact,shred"))], "unknown policy"),
         (vec![op("retention.ms", 0, Some("soon"))], "whole number"),
         (vec![op("retention.ms", 2, Some("5"))], "list settings"),
         (

@@ -1,0 +1,176 @@
+//! The engine's side of log compaction: reading keys and tombstones out of
+//! stored batches of any codec, re-encoding a batch with some of its records
+//! (`veltrix_log::RecordRewriter`), and the cleaner's round over every
+//! compacted partition, which the host runs on a thread that may block.
+//!
+//! Records are read with the validator's walker (`validate/records.rs`):
+//! the same rules and memory bounds as when they were produced, compressed
+//! records streamed through the codec's decoder. A batch is re-encoded by the
+//! duplicate filter's `without` (`dedup/filter.rs`): same codec, base offset,
+//! `last_offset_delta` and producer fields, kept records at their offsets.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use veltrix_log::batch;
+use veltrix_log::{CleanLimits, RecordRewriter, RecordView, Rewritten};
+
+use crate::Broker;
+use crate::validate::{self, Deltas, Field, InvalidBatch, Reading};
+
+/// Default of `[broker] compaction_key_map_bytes_max`.
+pub const KEY_MAP_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+
+/// The key and whether the value is null, from a record's bytes after its
+/// length: attributes, timestamp delta, offset delta, key, value.
+fn key_and_tombstone(body: &[u8]) -> Option<(Option<&[u8]>, bool)> {
+    let mut at = 1usize;
+    varint(body, &mut at)?;
+    varint(body, &mut at)?;
+    let key_len = varint(body, &mut at)?;
+    let key = if key_len < 0 {
+        None
+    } else {
+        let end = at.checked_add(usize::try_from(key_len).ok()?)?;
+        let key = body.get(at..end)?;
+        at = end;
+        Some(key)
+    };
+    Some((key, varint(body, &mut at)? < 0))
+}
+
+/// A zigzag varint (or varlong) at `at`.
+fn varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut u = 0u64;
+    for shift in (0..70).step_by(7) {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        u |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(((u >> 1) as i64) ^ -((u & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Reads the records of stored batches for the cleaner.
+#[derive(Debug, Default)]
+pub struct EngineRewriter;
+
+const WHOLE: Reading<'static> = Reading {
+    deltas: Deltas::Rising,
+    field: Field::Nothing,
+    field_bytes_max: 0,
+    body: true,
+};
+
+fn walk(bytes: &[u8], visit: &mut dyn FnMut(i32, RecordView<'_>)) -> Result<(), String> {
+    let header = batch::parse_header(bytes).map_err(|e| e.to_string())?;
+    validate::read_records(bytes, &header, &WHOLE, &mut |seen| {
+        let (key, tombstone) = key_and_tombstone(seen.body).ok_or(InvalidBatch::Record {
+            index: seen.offset_delta,
+            problem: validate::RecordProblem::Truncated,
+        })?;
+        let offset = header.base_offset + i64::from(seen.offset_delta);
+        visit(seen.offset_delta, RecordView { offset, key, tombstone });
+        Ok(())
+    })
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+impl RecordRewriter for EngineRewriter {
+    fn records(&self, bytes: &[u8], visit: &mut dyn FnMut(RecordView<'_>)) -> Result<(), String> {
+        walk(bytes, &mut |_, r| visit(r))
+    }
+
+    fn retain(&self, bytes: &[u8], keep: &mut dyn FnMut(RecordView<'_>) -> bool) -> Result<Rewritten, String> {
+        let mut drop = Vec::new();
+        let mut count = 0usize;
+        walk(bytes, &mut |delta, r| {
+            count += 1;
+            if !keep(r) {
+                drop.push(delta);
+            }
+        })?;
+        if drop.is_empty() {
+            return Ok(Rewritten::Unchanged);
+        }
+        if drop.len() == count {
+            return Ok(Rewritten::Emptied);
+        }
+        crate::dedup::filter::without(bytes, &drop)
+            .map(Rewritten::Rebuilt)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The cleaner's counters across partitions, for the metrics.
+#[derive(Debug, Default)]
+pub struct CleanerTotals {
+    pub rounds: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub bytes_removed: AtomicU64,
+    pub records_removed: AtomicU64,
+    pub key_map_full: AtomicU64,
+    pub failures: AtomicU64,
+    pub micros: AtomicU64,
+}
+
+impl Broker {
+    /// One pass of the cleaner over every compacted partition: a round where
+    /// one is due (see `veltrix_log::Log::clean`). Blocks for the rounds'
+    /// I/O and throttle: the host calls it on a thread that may block, one
+    /// pass at a time. Returns whether any round ran. An error abandons that
+    /// partition's round only (logged and counted by the log).
+    pub fn run_cleaner(&self, limits: &CleanLimits) -> bool {
+        let mut ran = false;
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if p.log().config().compaction.is_none() {
+                    continue;
+                }
+                let t = &self.cleaner_totals;
+                match p.log().clean(&EngineRewriter, limits) {
+                    Ok(o) if o.ran => {
+                        ran = true;
+                        t.rounds.fetch_add(1, Ordering::Relaxed);
+                        t.bytes_read.fetch_add(o.bytes_read, Ordering::Relaxed);
+                        t.bytes_written.fetch_add(o.bytes_written, Ordering::Relaxed);
+                        t.bytes_removed.fetch_add(o.bytes_removed, Ordering::Relaxed);
+                        t.records_removed.fetch_add(o.records_removed, Ordering::Relaxed);
+                        t.key_map_full.fetch_add(u64::from(o.key_map_full), Ordering::Relaxed);
+                        t.micros.fetch_add(o.micros, Ordering::Relaxed);
+                        tracing::debug!(topic = %topic.name, partition = p.index, ?o, "compaction round");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        t.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "compaction round failed");
+                    }
+                }
+            }
+        }
+        ran
+    }
+
+    /// The cleaner's counters across partitions.
+    pub fn cleaner_totals(&self) -> &CleanerTotals {
+        &self.cleaner_totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_tombstones_are_read_from_a_record_body() {
+        // attributes 0, ts delta 0, offset delta 1, key "ab", value null, 0 headers
+        let body = [0u8, 0, 2, 4, b'a', b'b', 1, 0];
+        assert_eq!(key_and_tombstone(&body), Some((Some(&b"ab"[..]), true)));
+        let keyless = [0u8, 0, 0, 1, 2, b'x', 0];
+        assert_eq!(key_and_tombstone(&keyless), Some((None, false)));
+        assert_eq!(key_and_tombstone(&[0u8, 0, 0, 8, b'a']), None, "a key past the end");
+    }
+}
