@@ -14,6 +14,15 @@
 //! frame, a timeout with a response possibly still on its way) the connection is
 //! marked broken and refuses further requests rather than misreading them.
 //!
+//! With [`Security`], the connection runs TLS ([`TlsSettings`]) and
+//! authenticates with SASL ([`SaslSettings`]) as Kafka's `SSL`, `SASL_PLAINTEXT`
+//! and `SASL_SSL` clients do: the TLS handshake, ApiVersions, then
+//! SaslHandshake and SaslAuthenticate, all within
+//! [`ClientConfig::connect_timeout`], and no answer before authentication
+//! longer than [`UNAUTHENTICATED_RESPONSE_BYTES_MAX`]. A connection without
+//! TLS answered in TLS fails with [`ClientError::TlsListener`], so a client of
+//! the wrong protocol hears why.
+//!
 //! On connect the client asks the broker which versions of each API it serves
 //! (ApiVersions) and from then on uses, for each API, the highest version that
 //! both the broker and this client speak ([`CLIENT_VERSIONS`]). An API with no
@@ -27,9 +36,26 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, 
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::{ClientError, KafkaError};
+use crate::sasl::SaslSettings;
+use crate::stream::{Stream, StreamReader, StreamWriter};
+use crate::tls::{self, TlsSettings};
+
+/// The largest answer read before the connection has authenticated
+/// (ApiVersions, SaslHandshake, SaslAuthenticate): a few kilobytes in
+/// practice.
+pub const UNAUTHENTICATED_RESPONSE_BYTES_MAX: usize = 1 << 20;
+
+/// How a connection protects itself: Kafka's security protocols are the
+/// four combinations (`PLAINTEXT` is the default, neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// TLS (`SSL`, `SASL_SSL`).
+    pub tls: Option<TlsSettings>,
+    /// SASL authentication (`SASL_PLAINTEXT`, `SASL_SSL`).
+    pub sasl: Option<SaslSettings>,
+}
 
 /// Settings of a connection. Names end in their unit.
 #[derive(Debug, Clone)]
@@ -44,6 +70,8 @@ pub struct ClientConfig {
     /// The largest response frame accepted; a longer one breaks the connection
     /// before its body is read.
     pub response_bytes_max: usize,
+    /// TLS and SASL; by default neither.
+    pub security: Security,
 }
 
 impl Default for ClientConfig {
@@ -53,14 +81,18 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             response_bytes_max: 64 << 20,
+            security: Security::default(),
         }
     }
 }
 
 /// The versions of each API this client speaks: what its typed helpers build
 /// requests for and read responses of.
-pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 25] = [
+pub const CLIENT_VERSIONS: [(ApiKey, i16, i16); 27] = [
     (ApiKey::ApiVersions, 0, 3),
+    // v1: the SASL messages in SaslAuthenticate requests (KIP-152).
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::Produce, 3, 12),
     // From v13 on, Fetch names topics by id only.
@@ -122,7 +154,7 @@ fn api_of<R: Request>() -> Result<ApiKey, ClientError> {
 pub struct Connection {
     /// Where the connection goes, as given; used in error messages.
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     config: ClientConfig,
     /// The id of the last request sent.
     correlation_id: i32,
@@ -132,30 +164,53 @@ pub struct Connection {
     broken: bool,
     /// Where responses are read; reused once the previous one is dropped.
     read_buf: BytesMut,
+    /// Until authenticated, answers are at most
+    /// [`UNAUTHENTICATED_RESPONSE_BYTES_MAX`].
+    authenticated: bool,
 }
 
 impl Connection {
-    /// Connects to `addr` (`HOST:PORT`) and negotiates API versions, within
+    /// Connects to `addr` (`HOST:PORT`), runs the TLS handshake if asked,
+    /// negotiates API versions and authenticates if asked, all within
     /// `config.connect_timeout`.
     pub async fn connect(addr: &str, config: ClientConfig) -> Result<Connection, ClientError> {
         let timeout = config.connect_timeout;
-        let timed_out = || ClientError::ConnectTimeout {
-            addr: addr.to_owned(),
-            timeout_ms: duration_ms(timeout),
-        };
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        tokio::time::timeout(timeout, Connection::open(addr, config))
             .await
-            .map_err(|_| timed_out())?
-            .map_err(|source| ClientError::Connect {
+            .map_err(|_| ClientError::ConnectTimeout {
                 addr: addr.to_owned(),
-                source,
-            })?;
-        // Requests are small and each waits for its answer: Nagle's delay would
-        // only add latency.
-        stream.set_nodelay(true).map_err(|source| ClientError::Io {
+                timeout_ms: duration_ms(timeout),
+            })?
+    }
+
+    async fn open(addr: &str, config: ClientConfig) -> Result<Connection, ClientError> {
+        // The TLS settings are read before anything is sent.
+        let tls = match &config.security.tls {
+            Some(settings) => Some((tls::client_config(settings)?, tls_server_name(addr, settings)?)),
+            None => None,
+        };
+        let tcp = TcpStream::connect(addr).await.map_err(|source| ClientError::Connect {
             addr: addr.to_owned(),
             source,
         })?;
+        // Requests are small and each waits for its answer: Nagle's delay would
+        // only add latency.
+        tcp.set_nodelay(true).map_err(|source| ClientError::Io {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some((tls_config, name)) => {
+                let shown = name.to_str().into_owned();
+                let tls = tokio_rustls::TlsConnector::from(tls_config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| handshake_error(addr, &shown, e))?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
+        let sasl = config.security.sasl.clone();
         let mut connection = Connection {
             addr: addr.to_owned(),
             stream,
@@ -164,11 +219,19 @@ impl Connection {
             broker_versions: HashMap::new(),
             broken: false,
             read_buf: BytesMut::new(),
+            authenticated: false,
         };
-        tokio::time::timeout(timeout, connection.negotiate())
-            .await
-            .map_err(|_| timed_out())??;
+        connection.negotiate().await?;
+        if let Some(sasl) = &sasl {
+            crate::sasl::authenticate(&mut connection, sasl).await?;
+        }
+        connection.authenticated = true;
         Ok(connection)
+    }
+
+    /// Whether the connection runs TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 
     /// The address this connection was opened to.
@@ -325,13 +388,15 @@ impl Connection {
         }
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let frame = encode_request(&self.config.client_id, self.correlation_id, request, version)?;
-        self.stream.write_all(&frame).await.map_err(|source| {
+        let written = async {
+            self.stream.write_all(&frame).await?;
+            // TLS keeps records until flushed; TCP's flush does nothing.
+            self.stream.flush().await
+        };
+        if let Err(e) = written.await {
             self.broken = true;
-            ClientError::Io {
-                addr: self.addr.clone(),
-                source,
-            }
-        })?;
+            return Err(io_error(&self.addr, e));
+        }
         Ok(self.correlation_id)
     }
 
@@ -363,13 +428,12 @@ impl Connection {
     /// Reads one response frame, refusing lengths outside `4..=response_bytes_max`
     /// before reading the body.
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
-        let result = read_frame(
-            &mut self.stream,
-            &mut self.read_buf,
-            &self.addr,
-            self.config.response_bytes_max,
-        )
-        .await;
+        let max = if self.authenticated {
+            self.config.response_bytes_max
+        } else {
+            self.config.response_bytes_max.min(UNAUTHENTICATED_RESPONSE_BYTES_MAX)
+        };
+        let result = read_frame(&mut self.stream, &mut self.read_buf, &self.addr, max).await;
         self.broken |= result.is_err();
         result
     }
@@ -386,7 +450,7 @@ impl Connection {
 #[derive(Debug)]
 pub struct ConnectionWriter {
     addr: String,
-    write: OwnedWriteHalf,
+    write: StreamWriter,
     client_id: String,
     correlation_id: i32,
 }
@@ -399,10 +463,11 @@ impl ConnectionWriter {
     pub async fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let frame = encode_request(&self.client_id, self.correlation_id, request, version)?;
-        self.write.write_all(&frame).await.map_err(|source| ClientError::Io {
-            addr: self.addr.clone(),
-            source,
-        })?;
+        let written = async {
+            self.write.write_all(&frame).await?;
+            self.write.flush().await
+        };
+        written.await.map_err(|e| io_error(&self.addr, e))?;
         Ok(self.correlation_id)
     }
 }
@@ -411,7 +476,7 @@ impl ConnectionWriter {
 #[derive(Debug)]
 pub struct ConnectionReader {
     addr: String,
-    read: OwnedReadHalf,
+    read: StreamReader,
     read_buf: BytesMut,
     response_bytes_max: usize,
 }
@@ -485,17 +550,17 @@ async fn read_frame<S: AsyncRead + Unpin>(
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             ClientError::Closed { addr: addr.to_owned() }
         } else {
-            ClientError::Io {
-                addr: addr.to_owned(),
-                source: e,
-            }
+            io_error(addr, e)
         }
     };
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await.map_err(read_error)?;
-    let len = i32::from_be_bytes(len);
+    let mut len_bytes = [0u8; 4];
+    stream.read_exact(&mut len_bytes).await.map_err(read_error)?;
+    let len = i32::from_be_bytes(len_bytes);
     let size = usize::try_from(len).ok().filter(|n| (4..=max).contains(n));
     let Some(size) = size else {
+        if looks_like_tls(len_bytes) {
+            return Err(ClientError::TlsListener { addr: addr.to_owned() });
+        }
         return Err(ClientError::BadFrame {
             addr: addr.to_owned(),
             len: i64::from(len),
@@ -506,6 +571,66 @@ async fn read_frame<S: AsyncRead + Unpin>(
     buf.resize(size, 0);
     stream.read_exact(&mut buf[..]).await.map_err(read_error)?;
     Ok(buf.split().freeze())
+}
+
+/// Whether the first bytes of an answer are a TLS record's header (an alert
+/// or a handshake record, TLS 1.0 to 1.3): the answer of a TLS listener to
+/// a request sent in clear. As a frame length that is over 350 MB, which no
+/// answer of this client may be.
+fn looks_like_tls(first: [u8; 4]) -> bool {
+    matches!(first, [0x15 | 0x16, 0x03, 0x00..=0x04, _])
+}
+
+/// An I/O error, as the TLS failure it carries when there is one.
+fn io_error(addr: &str, e: std::io::Error) -> ClientError {
+    match tls::failure(&e, "") {
+        Some(failure) => ClientError::Tls {
+            addr: addr.to_owned(),
+            failure,
+        },
+        None => ClientError::Io {
+            addr: addr.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// A failed TLS handshake with `addr`, the certificate checked for `name`.
+fn handshake_error(addr: &str, name: &str, e: std::io::Error) -> ClientError {
+    let failure = match tls::failure(&e, name) {
+        Some(f) => f,
+        // The peer closed the connection, or reset it, instead of answering
+        // the ClientHello: what a listener without TLS does with one.
+        None if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ) =>
+        {
+            tls::TlsFailure::NotTls
+        }
+        None => {
+            return ClientError::Io {
+                addr: addr.to_owned(),
+                source: e,
+            };
+        }
+    };
+    ClientError::Tls {
+        addr: addr.to_owned(),
+        failure,
+    }
+}
+
+/// The name the broker's certificate must be valid for: the settings', or
+/// the host of `addr`.
+fn tls_server_name(addr: &str, settings: &TlsSettings) -> Result<rustls::pki_types::ServerName<'static>, ClientError> {
+    match &settings.server_name {
+        Some(name) => tls::server_name(name),
+        None => {
+            let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+            tls::server_name(host)
+        }
+    }
 }
 
 /// Decodes the response header and checks its correlation id.
@@ -535,6 +660,8 @@ fn breaks_stream(e: &ClientError) -> bool {
             | ClientError::Closed { .. }
             | ClientError::BadFrame { .. }
             | ClientError::CorrelationMismatch { .. }
+            | ClientError::Tls { .. }
+            | ClientError::TlsListener { .. }
     )
 }
 
@@ -566,6 +693,8 @@ mod tests {
         use kafka_protocol::protocol::Message;
         let codec = |api| match api {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+            ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
             ApiKey::Metadata => MetadataRequest::VERSIONS,
             ApiKey::Produce => ProduceRequest::VERSIONS,
             ApiKey::Fetch => FetchRequest::VERSIONS,

@@ -10,6 +10,9 @@ use std::fmt;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
 
+use crate::sasl::ScramError;
+use crate::tls::TlsFailure;
+
 /// A non-zero Kafka error code from a response, with the broker's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaError {
@@ -135,6 +138,52 @@ pub enum ClientError {
     /// A well-formed response that does not answer the request.
     #[error("unexpected response: {0}")]
     UnexpectedResponse(String),
+    /// A TLS file (CA, client certificate, key) that cannot be used.
+    #[error("cannot use the {what} {}: {message}", path.display())]
+    TlsFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// TLS settings that cannot be used, caught before connecting.
+    #[error("TLS settings: {0}")]
+    TlsSettings(String),
+    /// The TLS handshake failed.
+    #[error("TLS handshake with {addr} failed: {failure}")]
+    Tls { addr: String, failure: TlsFailure },
+    /// A connection without TLS was answered in TLS: the listener is an SSL
+    /// or SASL_SSL one.
+    #[error("{addr} answered in TLS: the listener there expects TLS, and this connection has none")]
+    TlsListener { addr: String },
+    /// SaslHandshake refused the mechanism; `offered` are the listener's.
+    #[error(
+        "the listener at {addr} does not offer the SASL mechanism {mechanism}; it offers {}",
+        if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+    )]
+    SaslMechanism {
+        addr: String,
+        mechanism: &'static str,
+        offered: Vec<String>,
+    },
+    /// SaslHandshake on a listener without SASL.
+    #[error("the listener at {addr} does not use SASL")]
+    SaslNotEnabled { addr: String },
+    /// The broker refused the credentials.
+    #[error(
+        "authentication as `{user}` with {mechanism} at {addr} failed{}",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    Authentication {
+        addr: String,
+        mechanism: &'static str,
+        user: String,
+        /// The broker's message, when it sent one.
+        message: Option<String>,
+    },
+    /// A SCRAM exchange the client gave up: the server's messages, or its
+    /// signature, are wrong.
+    #[error("SASL authentication with {addr}: {error}")]
+    Sasl { addr: String, error: ScramError },
 }
 
 impl ClientError {

@@ -27,6 +27,11 @@
 //! refuses a count on the wire larger than the bytes that follow it before it
 //! sizes anything from it.
 //!
+//! Connections speak Kafka's four security protocols ([`Security`]): TLS
+//! with rustls ([`TlsSettings`]: the CAs of a PEM file or the built-in roots,
+//! an optional client certificate) and SASL ([`SaslSettings`]: PLAIN,
+//! SCRAM-SHA-256, SCRAM-SHA-512, the server's SCRAM signature checked).
+//!
 //! Errors are [`ClientError`]; a Kafka error code is reported under its Java
 //! name ([`KafkaError`]). Nothing read from the network is unwrapped.
 
@@ -40,8 +45,11 @@ mod fetch;
 mod group;
 pub mod partitioner;
 mod produce;
+mod sasl;
 mod security;
 mod share;
+mod stream;
+mod tls;
 
 pub use admin::{
     BrokerMetadata, ClusterMetadata, ConfigEntry, CreatedTopic, PartitionMetadata, TopicMetadata, config_source_name,
@@ -51,7 +59,8 @@ pub use batch::{
     encode_records, plain_record,
 };
 pub use connection::{
-    CLIENT_VERSIONS, ClientConfig, Connection, ConnectionReader, ConnectionWriter, client_versions, pick_version,
+    CLIENT_VERSIONS, ClientConfig, Connection, ConnectionReader, ConnectionWriter, Security,
+    UNAUTHENTICATED_RESPONSE_BYTES_MAX, client_versions, pick_version,
 };
 pub use consumer_protocol::{
     CONSUMER_PROTOCOL_TYPE, ConsumerAssignment, ConsumerSubscription, TopicPartitions, decode_assignment,
@@ -68,12 +77,17 @@ pub use group::{
 pub use kafka_protocol;
 pub use kafka_protocol::records::Record;
 pub use produce::{Acks, PartitionAck};
+pub use sasl::{
+    CLIENT_NONCE_RANDOM_BYTES, Password, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_MESSAGE_BYTES_MAX,
+    SaslMechanism, SaslSettings, ScramClient, ScramError, ScramHash, client_nonce,
+};
 pub use security::{Acl, AclFilter, ScramUpsert, UserCredentials};
 pub use share::{
     ACK_RANGES_MAX, AckOutcome, AckType, AcksSent, Acquired, Heartbeat, SessionChange, ShareConsumer,
     ShareFetchOptions, ShareFetched, SharePartition, ShareSession, acknowledged, heartbeat_request, member_id,
     read_heartbeat,
 };
+pub use tls::{ClientCertificate, PEM_CERTIFICATES_MAX, TlsFailure, TlsSettings};
 
 /// A client of one broker: a negotiated connection and typed helpers on it.
 #[derive(Debug)]
