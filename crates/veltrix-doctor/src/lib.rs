@@ -21,10 +21,13 @@
 //! and, when one line fixes it, the exact edit; it renders like rustc's
 //! diagnostics. The broker's limits and listeners come in as plain data
 //! ([`BrokerLimits`]), so the crate does no I/O: the `veltrix` binary reads
-//! the file and asks the broker.
+//! the file and asks the broker, connecting as the client does
+//! ([`broker_connection`] reads how from the file) and reporting a failed
+//! connection back ([`BrokerFailure`]), which becomes a finding.
 
 mod checks;
 pub mod client;
+pub mod connect;
 mod diagnostic;
 pub mod keys;
 pub mod parse;
@@ -35,6 +38,7 @@ use serde_json::{Value, json};
 use veltrix_diagnostic::LineIndex;
 
 pub use client::{Dialect, Role, Settings};
+pub use connect::{BrokerConnection, BrokerFailure, ConnectFailure, SaslCredentials, TlsFiles, broker_connection};
 pub use diagnostic::{Finding, Fix, FixKind, Location};
 pub use parse::{Format, ParsedFile};
 pub use rules::{CATALOGUE, Rule, Scope, Severity};
@@ -115,6 +119,9 @@ pub struct LintOptions {
     pub role: Option<Role>,
     /// The broker's and topics' limits, when known.
     pub broker: Option<BrokerLimits>,
+    /// Why the connection to the broker failed, when it did: reported as a
+    /// finding ([`connect`]).
+    pub broker_failure: Option<BrokerFailure>,
     /// The longest time the application spends on the records of one poll,
     /// in milliseconds, when known.
     pub processing_ms: Option<u64>,
@@ -129,6 +136,7 @@ impl Default for LintOptions {
             client: None,
             role: None,
             broker: None,
+            broker_failure: None,
             processing_ms: None,
             session_timeout_ms_range: (SESSION_TIMEOUT_MS_MIN, SESSION_TIMEOUT_MS_MAX),
         }

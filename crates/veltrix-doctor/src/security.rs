@@ -168,7 +168,7 @@ fn lookup<'v>(pairs: &[(&str, &'v str)], name: &str) -> Option<&'v str> {
         .map(|&(_, v)| v)
 }
 
-fn list_items(value: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn list_items(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -189,7 +189,7 @@ fn loopback(host: &str) -> bool {
 
 /// Whether two `host:port` name the same place: the same port, and the same
 /// host ignoring case, or both the loopback.
-fn same_address(a: &str, b: &str) -> bool {
+pub(crate) fn same_address(a: &str, b: &str) -> bool {
     match (host_port(a), host_port(b)) {
         (Some((ha, pa)), Some((hb, pb))) => pa == pb && (ha.eq_ignore_ascii_case(hb) || (loopback(ha) && loopback(hb))),
         _ => false,
@@ -234,6 +234,9 @@ impl BrokerListener {
 
 /// D009: every finding about the client's security protocol and mechanism.
 pub(crate) fn check(s: &Settings<'_>, options: &LintOptions, out: &mut Vec<Finding>) {
+    if let Some(failure) = &options.broker_failure {
+        out.push(crate::connect::finding(s, failure, options.broker.is_some()));
+    }
     let listener = options.broker.as_ref().and_then(|b| listener(s, b, out));
     let Some(protocol) = protocol(s, listener, out) else {
         return;

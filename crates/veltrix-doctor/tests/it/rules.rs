@@ -607,3 +607,125 @@ fn acks_zero_reports_losses_not_duplicates() {
     let r = props("enable.idempotence=true\nacks=0\n", J, P);
     expect(&r, "D104", Some(2), Some(""));
 }
+
+/// A connection made as the client that failed: the lint says why, in the
+/// file's terms, and never shows the password.
+fn failed(source: &str, client: Dialect, failure: veltrix_doctor::ConnectFailure) -> veltrix_doctor::Report {
+    let options = opts(client, P);
+    let connection = veltrix_doctor::broker_connection("client.properties", source, &options, None);
+    let options = LintOptions {
+        broker_failure: Some(veltrix_doctor::BrokerFailure { connection, failure }),
+        ..options
+    };
+    let report = lint("client.properties", source, &options);
+    let rendered = format!("{}{}", report.render(false), report.to_json());
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    report
+}
+
+const SASL_SSL: &str = "bootstrap.servers=127.0.0.1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=alice\nsasl.password=hunter2\nssl.ca.location=/etc/ca.pem\nacks=all\nenable.idempotence=true\n";
+
+#[test]
+fn d011_broker_connection_failed() {
+    use veltrix_doctor::ConnectFailure as F;
+    let r = failed(SASL_SSL, R, F::UnknownCa);
+    let f = expect(&r, "D011", Some(6), None);
+    assert!(
+        f.message.contains("not signed by a CA the client trusts"),
+        "{}",
+        f.message
+    );
+    assert_eq!(r.exit_code(false), 1);
+
+    let r = failed(
+        SASL_SSL,
+        R,
+        F::AuthenticationFailed {
+            mechanism: "SCRAM-SHA-512".into(),
+            user: "alice".into(),
+            message: Some("invalid credentials".into()),
+        },
+    );
+    // On the user's line, never the password's.
+    let f = expect(&r, "D011", Some(4), None);
+    assert!(
+        f.message.contains("refused the credentials of user `alice`"),
+        "{}",
+        f.message
+    );
+
+    let r = failed(
+        SASL_SSL,
+        R,
+        F::NameMismatch {
+            expected: "127.0.0.1".into(),
+            presented: vec!["DnsName(\"broker-1\")".into()],
+        },
+    );
+    let f = expect(&r, "D011", Some(1), None);
+    assert!(f.message.contains("not valid for `127.0.0.1`"), "{}", f.message);
+
+    let r = failed(SASL_SSL, R, F::HandshakeRefused("CertificateRequired".into()));
+    let f = expect(&r, "D011", None, None);
+    assert!(f.help.contains("ssl.certificate.location"), "{}", f.help);
+
+    // A Java file's credentials are in `sasl.jaas.config`, beside the
+    // password: the finding has no line.
+    let java = "bootstrap.servers=127.0.0.1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"alice\" password=\"hunter2\";\nacks=all\n";
+    let r = failed(
+        java,
+        J,
+        F::AuthenticationFailed {
+            mechanism: "PLAIN".into(),
+            user: "alice".into(),
+            message: None,
+        },
+    );
+    expect(&r, "D011", None, None);
+
+    // Settings the doctor cannot follow: a warning.
+    let r = failed(SASL_SSL, R, F::Settings("the trust store is a JKS file".into()));
+    let f = expect(&r, "D011", None, None);
+    assert_eq!(f.severity, Severity::Warning);
+}
+
+#[test]
+fn d009_a_failed_connection_tells_the_listeners_protocol_and_mechanisms() {
+    use veltrix_doctor::ConnectFailure as F;
+    let plain = "bootstrap.servers=127.0.0.1:9093\nsecurity.protocol=PLAINTEXT\nacks=all\nenable.idempotence=true\n";
+    let r = failed(plain, R, F::ListenerIsTls);
+    let f = expect(&r, "D009", Some(2), Some("security.protocol=SSL"));
+    assert!(f.message.contains("speaks TLS"), "{}", f.message);
+
+    let r = failed(SASL_SSL, R, F::ListenerNotTls);
+    expect(&r, "D009", Some(2), Some("security.protocol=SASL_PLAINTEXT"));
+
+    let r = failed(
+        SASL_SSL,
+        R,
+        F::MechanismNotEnabled {
+            mechanism: "SCRAM-SHA-512".into(),
+            offered: vec!["PLAIN".into(), "SCRAM-SHA-256".into()],
+        },
+    );
+    let f = expect(&r, "D009", Some(3), Some("sasl.mechanism=PLAIN"));
+    assert!(f.message.contains("it offers PLAIN, SCRAM-SHA-256"), "{}", f.message);
+
+    let ssl = "bootstrap.servers=127.0.0.1:9093\nsecurity.protocol=SSL\nacks=all\nenable.idempotence=true\n";
+    let r = failed(
+        ssl,
+        R,
+        F::SaslRequired {
+            offered: vec!["SCRAM-SHA-512".into()],
+        },
+    );
+    let f = expect(&r, "D009", Some(2), Some("security.protocol=SASL_SSL"));
+    assert!(
+        f.message.contains("wants SASL authentication (SCRAM-SHA-512)"),
+        "{}",
+        f.message
+    );
+
+    let r = failed(SASL_SSL, R, F::SaslNotEnabled);
+    expect(&r, "D009", Some(2), Some("security.protocol=SSL"));
+}

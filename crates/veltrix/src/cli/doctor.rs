@@ -5,10 +5,12 @@
 //! The linting is `veltrix-doctor`'s; this module reads the file, and with
 //! `--broker` asks a running broker (DescribeConfigs) for its and the
 //! topics' size limits and retention, and for its listeners (protocol,
-//! address, SASL mechanisms), handed to the lint as plain data. It connects
-//! without TLS or SASL (`veltrix-client` has neither yet), so `--broker`
-//! names a PLAINTEXT listener; the broker's answer describes all of them. It
-//! prints every finding (rustc's layout, or JSON with `--format json`) and a
+//! address, SASL mechanisms), handed to the lint as plain data. At one of
+//! the client's own addresses it connects as the client does (TLS and SASL
+//! from the file, `veltrix_doctor::broker_connection`); at another, in
+//! clear. A connection that fails because of the client's settings (TLS
+//! trust, credentials, protocol, mechanism) is handed to the lint too, which
+//! reports why. It prints every finding (rustc's layout, or JSON with `--format json`) and a
 //! summary line. Exit status: 0 without errors, 1 with one (or, with
 //! `--strict`, a warning), 2 when the check could not run: a usage error, an
 //! unreadable file, a broker that cannot be asked, an unknown rule.
@@ -19,11 +21,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use veltrix_client::kafka_protocol::messages::SaslHandshakeRequest;
 use veltrix_client::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use veltrix_client::kafka_protocol::messages::{ApiKey, DescribeConfigsRequest};
 use veltrix_client::kafka_protocol::protocol::StrBytes;
-use veltrix_client::{Client, ClientConfig, error_name};
-use veltrix_doctor::{BrokerLimits, Dialect, LintOptions, Role, TopicLimits, rules};
+use veltrix_client::{
+    Client, ClientCertificate, ClientConfig, ClientError, Password, SaslMechanism, SaslSettings, Security, TlsFailure,
+    TlsSettings, error_name,
+};
+use veltrix_doctor::{
+    BrokerConnection, BrokerFailure, BrokerLimits, ConnectFailure, Dialect, LintOptions, Role, TopicLimits, rules,
+};
 
 /// The largest configuration file read: client configurations are a few
 /// kilobytes, and a bound keeps a wrong path (a log, a binary) from being
@@ -57,9 +65,11 @@ pub struct DoctorArgs {
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     /// A running broker, as HOST:PORT, to compare record sizes with its limits
-    /// and the security settings with its listeners. It is reached without
-    /// TLS or SASL: name a PLAINTEXT listener.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// and the security settings with its listeners. One of the client's
+    /// `bootstrap.servers` (or, alone, the first of them) is reached as the
+    /// client does, with its TLS and SASL settings; another address without
+    /// them (the broker's loopback PLAINTEXT listener).
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "")]
     pub broker: Option<String>,
     /// A topic the client uses, whose limits and retention `--broker` reads;
     /// repeatable.
@@ -106,26 +116,19 @@ fn check(args: &DoctorArgs) -> anyhow::Result<i32> {
         anyhow::bail!("no file given");
     };
     let source = read(path)?;
-    let broker = match &args.broker {
-        Some(addr) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            let limits = runtime
-                .block_on(broker_limits(addr, &args.topics, args.timeout_ms))
-                .with_context(|| format!("reading the limits of the broker at {addr}"))?;
-            Some(limits)
-        }
-        None => None,
-    };
-    let options = LintOptions {
+    let mut options = LintOptions {
         client: args.client.as_deref().and_then(Dialect::from_name),
         role: args.role.as_deref().and_then(Role::from_name),
-        broker,
         processing_ms: args.processing_ms,
         ..LintOptions::default()
     };
+    if let Some(broker) = &args.broker {
+        let wanted = Some(broker.as_str()).filter(|b| !b.is_empty());
+        let connection = veltrix_doctor::broker_connection(&path.display().to_string(), &source, &options, wanted);
+        let (limits, failure) = ask_broker(&connection, &args.topics, args.timeout_ms)?;
+        options.broker = limits;
+        options.broker_failure = failure.map(|failure| BrokerFailure { connection, failure });
+    }
     let report = veltrix_doctor::lint(&path.display().to_string(), &source, &options);
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -177,16 +180,160 @@ fn explain(wanted: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The broker's `message.max.bytes` and listeners and, for each topic, its
-/// `max.message.bytes` and `retention.ms`, as DescribeConfigs reports them.
-async fn broker_limits(addr: &str, topics: &[String], timeout_ms: u64) -> anyhow::Result<BrokerLimits> {
+/// The broker's limits and listeners read through `connection`, and the
+/// failure the client's settings explain, if any; an error when the broker
+/// cannot be asked at all (not running, a timeout, a refusal of the request).
+/// Settings the doctor cannot follow are reported, and the broker is asked
+/// in clear instead: its listeners still judge the client's protocol.
+fn ask_broker(
+    connection: &BrokerConnection,
+    topics: &[String],
+    timeout_ms: u64,
+) -> anyhow::Result<(Option<BrokerLimits>, Option<ConnectFailure>)> {
+    if let Some(problem) = &connection.problem {
+        let settings = Some(ConnectFailure::Settings(problem.clone()));
+        if connection.address.is_empty() {
+            return Ok((None, settings));
+        }
+        let plain = BrokerConnection {
+            tls: None,
+            sasl: None,
+            problem: None,
+            ..connection.clone()
+        };
+        return Ok(match ask_broker(&plain, topics, timeout_ms)? {
+            (Some(limits), _) => (Some(limits), settings),
+            (None, _) => (None, settings),
+        });
+    }
+    let addr = connection.address.as_str();
     let timeout = Duration::from_millis(timeout_ms);
     let config = ClientConfig {
         client_id: "veltrix-doctor".to_owned(),
         connect_timeout: timeout,
         request_timeout: timeout,
+        security: security(connection)?,
         ..ClientConfig::default()
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match broker_limits(addr, config.clone(), topics).await {
+            Ok(limits) => Ok((Some(limits), None)),
+            Err(e) => match failure_of(&e, addr, &config).await {
+                Some(failure) => Ok((None, Some(failure))),
+                None => Err(e.context(format!("reading the limits of the broker at {addr}"))),
+            },
+        }
+    })
+}
+
+/// The client library's settings for the doctor's connection.
+fn security(c: &BrokerConnection) -> anyhow::Result<Security> {
+    let tls = c.tls.as_ref().map(|t| TlsSettings {
+        ca_file: t.ca_file.as_ref().map(PathBuf::from),
+        client_certificate: match (&t.cert_file, &t.key_file) {
+            (Some(cert), Some(key)) => Some(ClientCertificate {
+                cert_file: cert.into(),
+                key_file: key.into(),
+            }),
+            _ => None,
+        },
+        server_name: None,
+        verify_name: t.verify_name,
+    });
+    let sasl = match &c.sasl {
+        Some(s) => Some(SaslSettings {
+            mechanism: SaslMechanism::from_name(&s.mechanism)
+                .with_context(|| format!("the SASL mechanism `{}` is not spoken", s.mechanism))?,
+            user: s.user.clone(),
+            password: Password::new(s.password.clone()),
+        }),
+        None => None,
+    };
+    Ok(Security { tls, sasl })
+}
+
+/// What a failed connection says about the client's settings, if anything:
+/// a TLS handshake or file, the credentials, the protocol or the mechanism.
+/// A connection without SASL closed at its first request is probed once
+/// more with a SaslHandshake, whose answer lists the listener's mechanisms.
+async fn failure_of(e: &anyhow::Error, addr: &str, config: &ClientConfig) -> Option<ConnectFailure> {
+    let error = e.downcast_ref::<ClientError>()?;
+    Some(match error {
+        ClientError::TlsFile { what, path, message } => ConnectFailure::TlsFile {
+            what: (*what).to_owned(),
+            path: path.display().to_string(),
+            message: message.clone(),
+        },
+        ClientError::TlsSettings(message) => ConnectFailure::Settings(message.clone()),
+        ClientError::Tls { failure, .. } => tls_failure(failure),
+        ClientError::TlsListener { .. } => ConnectFailure::ListenerIsTls,
+        ClientError::SaslMechanism { mechanism, offered, .. } => ConnectFailure::MechanismNotEnabled {
+            mechanism: (*mechanism).to_owned(),
+            offered: offered.clone(),
+        },
+        ClientError::SaslNotEnabled { .. } => ConnectFailure::SaslNotEnabled,
+        ClientError::Authentication {
+            mechanism,
+            user,
+            message,
+            ..
+        } => ConnectFailure::AuthenticationFailed {
+            mechanism: (*mechanism).to_owned(),
+            user: user.clone(),
+            message: message.clone(),
+        },
+        ClientError::Sasl { error, .. } => ConnectFailure::ServerNotProven(error.to_string()),
+        ClientError::Closed { .. } if config.security.sasl.is_none() => ConnectFailure::SaslRequired {
+            offered: sasl_offered(addr, config).await?,
+        },
+        _ => return None,
+    })
+}
+
+fn tls_failure(failure: &TlsFailure) -> ConnectFailure {
+    match failure {
+        TlsFailure::UnknownCa => ConnectFailure::UnknownCa,
+        TlsFailure::NameMismatch { expected, presented } => ConnectFailure::NameMismatch {
+            expected: expected.clone(),
+            presented: presented.clone(),
+        },
+        TlsFailure::Expired => ConnectFailure::BadCertificate("it has expired".into()),
+        TlsFailure::NotYetValid => ConnectFailure::BadCertificate("it is not valid yet".into()),
+        TlsFailure::BadCertificate(why) => ConnectFailure::BadCertificate(why.clone()),
+        TlsFailure::Refused(alert) => ConnectFailure::HandshakeRefused(alert.clone()),
+        TlsFailure::NotTls => ConnectFailure::ListenerNotTls,
+        other => ConnectFailure::HandshakeRefused(other.to_string()),
+    }
+}
+
+/// The mechanisms a listener offers, from its answer to a SaslHandshake on a
+/// connection of its own; `None` when it has no SASL.
+async fn sasl_offered(addr: &str, config: &ClientConfig) -> Option<Vec<String>> {
+    // Kafka's UNSUPPORTED_SASL_MECHANISM.
+    const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    let mut client = Client::connect(addr, config.clone()).await.ok()?;
+    let connection = client.connection();
+    let version = connection.version(ApiKey::SaslHandshake).ok()?;
+    let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    let response = connection.call(&request, version).await.ok()?;
+    // Accepted, or refused with the list: either way a SASL listener.
+    matches!(response.error_code, 0 | UNSUPPORTED_SASL_MECHANISM).then(|| {
+        response
+            .mechanisms
+            .iter()
+            .take(32)
+            .map(|m| m.as_str().chars().take(64).collect())
+            .collect()
+    })
+}
+
+/// The broker's `message.max.bytes` and listeners and, for each topic, its
+/// `max.message.bytes` and `retention.ms`, as DescribeConfigs reports them.
+async fn broker_limits(addr: &str, config: ClientConfig, topics: &[String]) -> anyhow::Result<BrokerLimits> {
     let mut client = Client::connect(addr, config).await?;
     let metadata = client
         .metadata(Some(&[]))
