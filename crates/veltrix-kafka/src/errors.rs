@@ -166,7 +166,6 @@ pub fn log_error(e: &LogError) -> ResponseError {
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         LogError::InvalidProducerFields { .. } => ResponseError::CorruptMessage,
-        LogError::TransactionsUnsupported { .. } => ResponseError::InvalidTxnState,
         LogError::Config(_) => ResponseError::InvalidConfig,
     }
 }

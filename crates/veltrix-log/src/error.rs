@@ -51,9 +51,6 @@ pub enum LogError {
         epoch: i16,
         sequence: i32,
     },
-    /// A transactional or control batch: the broker has no transactions.
-    #[error("producer {producer_id}: transactional batches are not supported")]
-    TransactionsUnsupported { producer_id: i64 },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -26,6 +26,7 @@ mod recovery;
 pub mod segment;
 pub mod sim;
 mod swap;
+pub mod txn;
 
 pub use compact::{CleanLimits, CleanOutcome, CleanerStats, CompactionConfig, RecordRewriter, RecordView, Rewritten};
 pub use config::{FlushPolicy, LogConfig};

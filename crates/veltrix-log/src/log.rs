@@ -415,6 +415,27 @@ impl Log {
         FsyncSection(&self.fsync_under_state_lock)
     }
 
+    /// The last stable offset: the first offset of the oldest transaction
+    /// open in this partition, or the high watermark when none is open (or
+    /// it is lower). `read_committed` readers stop here.
+    pub fn last_stable_offset(&self) -> i64 {
+        let first_unstable = lock(&self.state).producers.txns.first_unstable();
+        let hw = self.high_watermark();
+        first_unstable.map_or(hw, |f| f.min(hw))
+    }
+
+    /// The aborted transactions whose records lie in `[from, to)`, oldest
+    /// marker first: what a `read_committed` fetch of that range names.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<crate::txn::AbortedTxn> {
+        lock(&self.state).producers.txns.aborted_between(from, to)
+    }
+
+    /// Transactions open in this partition, and aborted ones remembered.
+    pub fn transaction_counts(&self) -> (usize, usize) {
+        let st = lock(&self.state);
+        (st.producers.txns.open_count(), st.producers.txns.aborted_count())
+    }
+
     /// Idempotent producers whose sequence state this partition keeps.
     pub fn producer_count(&self) -> usize {
         lock(&self.state).producers.len()
@@ -618,7 +639,15 @@ impl Log {
         }
         let next = a.next;
         header.base_offset = base;
-        if let Some(evicted) = st.producers.record(&header, now_ms, self.cfg().producers_max as usize) {
+        let control = if header.is_control() {
+            crate::txn::control_type(batch)
+        } else {
+            None
+        };
+        if let Some(evicted) = st
+            .producers
+            .record(&header, control, now_ms, self.cfg().producers_max as usize)
+        {
             tracing::warn!(
                 dir = %self.dir.display(),
                 evicted,

@@ -28,6 +28,15 @@
 //!
 //! # Limits
 //!
+//! # Transactions
+//!
+//! The same state follows the producers' transactions in this partition
+//! ([`crate::txn`]): a transactional batch is checked as any idempotent one
+//! and opens its producer's transaction here; a control batch (a marker the
+//! broker writes, with no sequence) ends it, and may carry a newer epoch (the
+//! coordinator fenced the producer), after which the older epoch is refused.
+//! Snapshots keep the open transactions and the aborted ones.
+//!
 //! A producer that has not appended for `producer_id_expiration_ms` is forgotten,
 //! and at most `producers_max` producers are remembered per partition; when a new
 //! one arrives at the limit the least recently active one is forgotten, with a
@@ -40,6 +49,7 @@ use crate::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::error::{LogError, Result};
 use crate::io::{OpenMode, Storage, StorageFile, child};
 use crate::segment::parse_file_name;
+use crate::txn::{CONTROL_KEY_BYTES_MAX, ControlType, Transactions, control_type};
 
 /// Batches remembered per producer for duplicate detection (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence).
@@ -48,7 +58,9 @@ pub const BATCHES_CACHED: usize = 5;
 pub(crate) const SNAPSHOT_EXT: &str = "producers";
 /// Snapshots kept; the older one is the fallback if the newest is damaged.
 const SNAPSHOTS_KEPT: usize = 2;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"VXPRD001";
+/// Snapshots before transactions, still read (as having none open).
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"VXPRD001";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"VXPRD002";
 /// Largest snapshot file read: far above what `producers_max` allows.
 const SNAPSHOT_BYTES_LIMIT: u64 = 256 << 20;
 const ENTRY_HEAD_BYTES: usize = 8 + 2 + 8 + 1;
@@ -87,6 +99,8 @@ pub(crate) enum Verdict {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Producers {
     entries: HashMap<i64, Entry>,
+    /// Their transactions in this partition.
+    pub(crate) txns: Transactions,
 }
 
 /// The last sequence of a batch, wrapping past `i32::MAX` to 0 as producers do.
@@ -129,10 +143,17 @@ impl Producers {
         if !is_idempotent(h) {
             return Ok(Verdict::Append);
         }
-        if h.is_transactional() || h.is_control() {
-            return Err(LogError::TransactionsUnsupported {
-                producer_id: h.producer_id,
-            });
+        if h.is_control() {
+            // A marker: no sequence; an epoch older than the producer's is a
+            // fenced producer's.
+            return match self.entries.get(&h.producer_id) {
+                Some(e) if h.producer_epoch < e.epoch => Err(LogError::InvalidProducerEpoch {
+                    producer_id: h.producer_id,
+                    current: e.epoch,
+                    got: h.producer_epoch,
+                }),
+                _ => Ok(Verdict::Append),
+            };
         }
         if h.producer_epoch < 0 || h.base_sequence < 0 {
             return Err(LogError::InvalidProducerFields {
@@ -184,10 +205,29 @@ impl Producers {
         }
     }
 
-    /// Records a batch written at `h.base_offset`. `producers_max` bounds the
-    /// number of producers; returns the producer forgotten to make room, if any.
-    pub(crate) fn record(&mut self, h: &BatchHeader, now_ms: i64, producers_max: usize) -> Option<i64> {
+    /// Records a batch written at `h.base_offset`; `control` is what it says
+    /// if it is a control batch. `producers_max` bounds the number of
+    /// producers; returns the producer forgotten to make room, if any.
+    pub(crate) fn record(
+        &mut self,
+        h: &BatchHeader,
+        control: Option<ControlType>,
+        now_ms: i64,
+        producers_max: usize,
+    ) -> Option<i64> {
         if !is_idempotent(h) {
+            return None;
+        }
+        self.txns.record(h, control);
+        if h.is_control() {
+            if let Some(e) = self.entries.get_mut(&h.producer_id) {
+                if h.producer_epoch > e.epoch {
+                    // Fenced: the next batch is the new epoch's first.
+                    e.epoch = h.producer_epoch;
+                    e.batches.clear();
+                }
+                e.last_seen_ms = e.last_seen_ms.max(now_ms);
+            }
             return None;
         }
         let mut evicted = None;
@@ -252,6 +292,8 @@ impl Producers {
                 buf.extend_from_slice(&b.last_offset_delta.to_be_bytes());
             }
         }
+        buf.reserve(self.txns.encoded_len() + 4);
+        self.txns.encode_into(&mut buf);
         let crc = crc32c::crc32c(&buf);
         buf.extend_from_slice(&crc.to_be_bytes());
         buf
@@ -265,7 +307,9 @@ impl Producers {
             return None;
         }
         let mut r = Reader(body);
-        if r.take(8)? != SNAPSHOT_MAGIC {
+        let magic = r.take(8)?;
+        let with_txns = magic == SNAPSHOT_MAGIC;
+        if !with_txns && magic != SNAPSHOT_MAGIC_V1 {
             return None;
         }
         let count = u32::from_be_bytes(r.take(4)?.try_into().ok()?) as usize;
@@ -300,7 +344,14 @@ impl Producers {
                 },
             );
         }
-        r.0.is_empty().then_some(Producers { entries })
+        let txns = if with_txns {
+            let (txns, rest) = Transactions::decode(r.0)?;
+            r.0 = rest;
+            txns
+        } else {
+            Transactions::default()
+        };
+        r.0.is_empty().then_some(Producers { entries, txns })
     }
 }
 
@@ -401,7 +452,7 @@ pub(crate) fn walk_headers(
     path: &Path,
     (size, next): (u64, i64),
     from: i64,
-    mut visit: impl FnMut(&BatchHeader),
+    mut visit: impl FnMut(&BatchHeader, Option<ControlType>),
 ) -> Result<bool> {
     let mut buf = vec![0u8; WALK_BUFFER_BYTES];
     let mut pos = 0u64;
@@ -424,7 +475,18 @@ pub(crate) fn walk_headers(
                 return Ok(false);
             }
             if h.base_offset >= from {
-                visit(&h);
+                let control = if !h.is_control() {
+                    None
+                } else if at + h.size <= want {
+                    control_type(&buf[at..at + h.size])
+                } else {
+                    // The marker's record is past the buffer: read its start.
+                    let mut head = vec![0u8; h.size.min(HEADER_BYTES + CONTROL_KEY_BYTES_MAX)];
+                    file.read_exact_at(&mut head, pos + at as u64)
+                        .map_err(|e| LogError::io("read", path, e))?;
+                    control_type(&head)
+                };
+                visit(&h, control);
             }
             expected = h.next_offset();
             at += h.size;
@@ -469,7 +531,7 @@ mod tests {
         for i in 0..6 {
             let h = header(7, 0, i * 2, 2, i64::from(i) * 2);
             assert_eq!(p.check(&h).unwrap(), Verdict::Append);
-            p.record(&h, 0, 10);
+            p.record(&h, None, 0, 10);
         }
         // Batch 0 fell out of the cache: a retry of it is now out of order.
         assert!(matches!(
@@ -485,7 +547,7 @@ mod tests {
     #[test]
     fn epochs_fence_and_restart_sequences() {
         let mut p = Producers::default();
-        p.record(&header(1, 3, 0, 1, 0), 0, 10);
+        p.record(&header(1, 3, 0, 1, 0), None, 0, 10);
         assert!(matches!(
             p.check(&header(1, 2, 1, 1, -1)),
             Err(LogError::InvalidProducerEpoch { current: 3, got: 2, .. })
@@ -500,9 +562,9 @@ mod tests {
     #[test]
     fn at_the_limit_the_least_recently_seen_producer_is_forgotten() {
         let mut p = Producers::default();
-        p.record(&header(1, 0, 0, 1, 0), 100, 2);
-        p.record(&header(2, 0, 0, 1, 1), 50, 2);
-        assert_eq!(p.record(&header(3, 0, 0, 1, 2), 200, 2), Some(2));
+        p.record(&header(1, 0, 0, 1, 0), None, 100, 2);
+        p.record(&header(2, 0, 0, 1, 1), None, 50, 2);
+        assert_eq!(p.record(&header(3, 0, 0, 1, 2), None, 200, 2), Some(2));
         assert_eq!(p.len(), 2);
         assert_eq!(p.expire(1_000, 850), 1);
         assert_eq!(p.len(), 1);
@@ -513,7 +575,7 @@ mod tests {
         let mut p = Producers::default();
         for pid in 0..20 {
             for seq in 0..7 {
-                p.record(&header(pid, 1, seq, 1, pid * 100 + i64::from(seq)), pid, 100);
+                p.record(&header(pid, 1, seq, 1, pid * 100 + i64::from(seq)), None, pid, 100);
             }
         }
         let bytes = p.encode();

@@ -173,8 +173,8 @@ pub(crate) fn load_producers(env: &Env, dir: &Path, state: &State, config: &LogC
             env.sealed_file(&path)
         }
         .map_err(|e| LogError::io("open", &path, e))?;
-        let whole = producer::walk_headers(&*file, &path, (size, next), from, |h| {
-            producers.record(h, now_ms, producers_max);
+        let whole = producer::walk_headers(&*file, &path, (size, next), from, |h, control| {
+            producers.record(h, control, now_ms, producers_max);
         })?;
         replayed += 1;
         if !whole {

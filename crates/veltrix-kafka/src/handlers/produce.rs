@@ -147,12 +147,12 @@ fn has_transactional_batches(request: &ProduceRequest) -> bool {
         })
 }
 
-fn authorize(ctx: &Ctx, request: &ProduceRequest) -> Authorized {
+fn authorize(ctx: &Ctx, request: &ProduceRequest, transactional: bool) -> Authorized {
     if !ctx.broker.authorizer().enabled() {
         return Authorized::Topics(Names::All);
     }
     let who = ctx.who();
-    if has_transactional_batches(request) {
+    if transactional {
         let allowed = match &request.transactional_id {
             Some(id) => who.allowed(AclOperation::Write, ResourceType::TransactionalId, id.0.as_str()),
             None => {
@@ -196,6 +196,8 @@ struct Appending {
     with_messages: bool,
     /// What the principal may write to.
     authorized: Authorized,
+    /// Whether the request carries transactional batches.
+    transactional: bool,
     responses: Vec<TopicProduceResponse>,
     to_commit: Vec<ToCommit>,
     /// The next partition to append.
@@ -239,11 +241,21 @@ impl Appending {
     }
 
     /// Why a partition of `topic` is refused before anything is appended:
-    /// no WRITE on it (or on the transactional id), or acks Kafka does not
+    /// no WRITE on it (or on the transactional id), transactional batches
+    /// (the broker does not serve transactions yet, so no producer can have
+    /// added the partition to one: a transaction opened here would hold
+    /// back `read_committed` readers for good), or acks Kafka does not
     /// define.
     fn refused_before_append(&self, topic: &str) -> Option<Refused> {
         if let Some(refused) = refused_by_acl(&self.authorized, topic) {
             return Some(refused);
+        }
+        if self.transactional {
+            return Some(Refused {
+                error: ResponseError::InvalidTxnState,
+                message: "transactional batches are refused: this broker does not serve transactions yet".to_owned(),
+                record: None,
+            });
         }
         let acks = self.request.acks;
         (!matches!(acks, -1..=1)).then(|| Refused {
@@ -371,7 +383,8 @@ pub(crate) fn records_bytes(request: &ProduceRequest) -> usize {
 
 pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
     warn_about_risks(&ctx, &request);
-    let authorized = authorize(&ctx, &request);
+    let transactional = has_transactional_batches(&request);
+    let authorized = authorize(&ctx, &request, transactional);
     let bytes: usize = request
         .topic_data
         .iter()
@@ -385,6 +398,7 @@ pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> 
         metrics: ctx.metrics.clone(),
         with_messages: ctx.version >= 8,
         authorized,
+        transactional,
         to_commit: Vec::new(),
         at: Position { topic: 0, partition: 0 },
         progress: AppendProgress::default(),

@@ -77,6 +77,8 @@ impl Log {
             outcome.segments_deleted = self.apply_retention(&mut st)?;
             let now_ms = self.env.clock.now_ms();
             outcome.producers_expired = st.producers.expire(now_ms, self.cfg().producer_id_expiration_ms);
+            let log_start = st.log_start;
+            st.producers.txns.trim(log_start);
             let recovery_point = self.recovery_point_due(&mut st);
             let flush_due = match self.cfg().flush {
                 FlushPolicy::Interval { flush_interval_ms } => {

@@ -122,13 +122,24 @@ impl Log {
     /// Only batches below the high watermark are returned.
     /// Offsets lost between segments (reported by recovery) are skipped.
     pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadResult> {
+        self.read_isolated(offset, bytes_max, false)
+    }
+
+    /// [`Log::read`] for a `read_committed` reader when `committed`: only
+    /// batches below the last stable offset are returned (an offset between
+    /// it and the high watermark reads nothing, and is no error).
+    pub fn read_isolated(&self, offset: i64, bytes_max: usize, committed: bool) -> Result<ReadResult> {
         let mut at = offset;
         let mut restarts = 0;
         let mut swaps = 0;
         loop {
-            let (snap, log_start, hw, generation) = {
+            let (snap, log_start, hw, visible, generation) = {
                 let st = lock(&self.state);
                 let hw = lock(&self.sync).high_watermark;
+                let visible = match st.producers.txns.first_unstable() {
+                    Some(first) if committed => first.min(hw),
+                    _ => hw,
+                };
                 let generation = self.layout_generation.load(Ordering::SeqCst);
                 if at < st.log_start || at > hw {
                     return Err(LogError::OffsetOutOfRange {
@@ -143,18 +154,24 @@ impl Log {
                     high_watermark: hw,
                     log_start: st.log_start,
                 };
-                if at == hw {
-                    return Ok(empty(hw));
+                if at >= visible {
+                    return Ok(empty(at));
                 }
                 match locate(&st, at) {
-                    Located::Segment(which) => (snapshot(&st, which, Seek::Offset(at)), st.log_start, hw, generation),
+                    Located::Segment(which) => (
+                        snapshot(&st, which, Seek::Offset(at)),
+                        st.log_start,
+                        hw,
+                        visible,
+                        generation,
+                    ),
                     Located::GapUntil(next) => {
-                        at = next.min(hw);
+                        at = next.min(visible);
                         continue;
                     }
                 }
             };
-            let opened = match self.open_segment(&snap, hw, Seek::Offset(at)) {
+            let opened = match self.open_segment(&snap, visible, Seek::Offset(at)) {
                 Err(e) if is_not_found(&e) && restarts < READ_RESTARTS_MAX => {
                     restarts += 1;
                     continue;
@@ -176,8 +193,10 @@ impl Log {
                 }
                 // No visible batch in this segment at or after `at`: the rest of a
                 // sealed segment, or nothing yet in the active one.
+                // (A sealed segment reaching past what is visible may hold the
+                // next batches beyond it: nothing more to read then.)
                 Ok(None) => match snap {
-                    SegmentSnapshot::Sealed(s) if s.next > at => at = s.next,
+                    SegmentSnapshot::Sealed(s) if s.next > at && s.next <= visible => at = s.next,
                     _ => {
                         return Ok(ReadResult {
                             records: Bytes::new(),

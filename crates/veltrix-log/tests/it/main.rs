@@ -13,6 +13,7 @@ mod model;
 mod producers;
 mod review;
 mod support;
+mod transactions;
 
 #[global_allocator]
 static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;

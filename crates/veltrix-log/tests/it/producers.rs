@@ -93,28 +93,6 @@ fn gaps_and_fenced_epochs_are_refused_and_leave_no_trace() {
         .unwrap();
 }
 
-#[test]
-fn transactional_batches_are_refused() {
-    let w = World::new();
-    let log = w.open(small_config());
-    let mut b = build::batch(
-        build::Spec {
-            producer_id: 3,
-            producer_epoch: 0,
-            base_sequence: 0,
-            attributes: 0x10,
-            ..build::Spec::default()
-        },
-        100,
-        0,
-    );
-    assert!(matches!(
-        log.append(&mut b),
-        Err(LogError::TransactionsUnsupported { producer_id: 3 })
-    ));
-    assert_eq!(log.log_end(), 0);
-}
-
 /// Appends `n` single-record batches of producer 9 from sequence `from`; with
 /// `small_config` they span several segments.
 fn fill(log: &veltrix_log::Log, from: i32, n: i32) {
