@@ -117,6 +117,75 @@ pub struct CleanerTotals {
     pub micros: AtomicU64,
 }
 
+/// The cleaner's metrics, set from [`CleanerTotals`] before each scrape.
+#[derive(Debug, Clone)]
+pub(crate) struct CleanerMetrics {
+    /// One counter per total of [`CleanerTotals`], in its order.
+    counters: [prometheus::IntCounter; 7],
+    seconds: prometheus::Counter,
+}
+
+impl CleanerMetrics {
+    pub(crate) fn new(r: &crate::metrics::Registrar<'_>) -> CleanerMetrics {
+        let c = |name: &str, help: &str| r.int_counter(name, help);
+        CleanerMetrics {
+            counters: [
+                c("veltrix_log_cleaner_rounds_total", "Compaction rounds that ran."),
+                c(
+                    "veltrix_log_cleaner_read_bytes_total",
+                    "Bytes of sealed segments compaction read.",
+                ),
+                c(
+                    "veltrix_log_cleaner_written_bytes_total",
+                    "Bytes of compacted segments written.",
+                ),
+                c(
+                    "veltrix_log_cleaner_removed_bytes_total",
+                    "Bytes compaction removed from the logs.",
+                ),
+                c(
+                    "veltrix_log_cleaner_removed_records_total",
+                    "Records compaction removed (superseded, expired tombstones, keyless).",
+                ),
+                c(
+                    "veltrix_log_cleaner_key_map_full_total",
+                    "Compaction rounds cut short by the key map's limit (key_map_bytes_max); the rest waited for the next round.",
+                ),
+                c(
+                    "veltrix_log_cleaner_failures_total",
+                    "Compaction rounds abandoned on an error (the log left as it was).",
+                ),
+            ],
+            seconds: r
+                .counter_vec(
+                    "veltrix_log_cleaner_seconds_total",
+                    "Time compaction rounds took, throttle included.",
+                    &[],
+                )
+                .with_label_values(&[] as &[&str]),
+        }
+    }
+
+    pub(crate) fn refresh(&self, broker: &Broker) {
+        let t = broker.cleaner_totals();
+        let totals = [
+            &t.rounds,
+            &t.bytes_read,
+            &t.bytes_written,
+            &t.bytes_removed,
+            &t.records_removed,
+            &t.key_map_full,
+            &t.failures,
+        ];
+        for (counter, total) in self.counters.iter().zip(totals) {
+            let total = total.load(Ordering::Relaxed);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        let seconds = t.micros.load(Ordering::Relaxed) as f64 / 1e6;
+        self.seconds.inc_by((seconds - self.seconds.get()).max(0.0));
+    }
+}
+
 impl Broker {
     /// One pass of the cleaner over every compacted partition: a round where
     /// one is due (see `veltrix_log::Log::clean`). Blocks for the rounds'

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub disk_level: IntGauge,
     /// Watermark crossings, by the level crossed into.
     pub disk_crossings: IntCounterVec,
+    /// The log cleaner's work (`compaction.rs`).
+    cleaner: crate::compaction::CleanerMetrics,
 }
 
 /// The logs' metrics.
@@ -729,6 +731,7 @@ impl Metrics {
             share: ShareMetrics::new(&r),
             dedup: DedupMetrics::new(&r),
             routes: RouteMetrics::new(&r),
+            cleaner: crate::compaction::CleanerMetrics::new(&r),
             uptime_seconds: r.gauge("veltrix_uptime_seconds", "Seconds since the broker started."),
             warnings_suppressed: r.int_counter_vec(
                 "veltrix_warnings_suppressed_total",
@@ -818,6 +821,7 @@ impl Metrics {
         }
         self.share.refresh(broker);
         self.dedup.refresh(broker);
+        self.cleaner.refresh(broker);
     }
 
     /// Publishes a lag evaluation: per partition up to

@@ -333,6 +333,13 @@ impl Log {
             return Ok(CleanOutcome::default());
         };
         let _claim = Claim(self);
+        tracing::info!(
+            dir = %self.dir.display(),
+            dirty_from = plan.dirty_start,
+            dirty_to = plan.cleanable_end,
+            forced = plan.forced,
+            "compaction round started"
+        );
         let mut outcome = CleanOutcome {
             ran: true,
             forced: plan.forced,
@@ -341,6 +348,15 @@ impl Log {
         match self.run_round(&plan, &compaction, &history, rewriter, limits, &mut outcome) {
             Ok(history) => {
                 outcome.micros = started.elapsed().as_micros() as u64;
+                tracing::info!(
+                    dir = %self.dir.display(),
+                    read_bytes = outcome.bytes_read,
+                    removed_bytes = outcome.bytes_removed,
+                    removed_records = outcome.records_removed,
+                    segments_swapped = outcome.segments_swapped,
+                    ms = outcome.micros / 1000,
+                    "compaction round done"
+                );
                 self.cleaner_stats.add(&outcome);
                 self.save_clean_history(&history);
                 slot.history = Some(history);
