@@ -19,6 +19,8 @@ use crate::share::{LogShareStore, ShareConfig, ShareCoordinator};
 /// Directory of the committed offsets log, under the data directory.
 const GROUPS_DIR: &str = "groups";
 const SHARE_DIR: &str = "share";
+/// The transaction coordinator's state (`crate::txn`).
+const TRANSACTIONS_DIR: &str = "transactions";
 /// Redrive jobs and the dead letters they moved.
 const REDRIVE_DIR: &str = "redrive";
 const ROUTES_DIR: &str = "routes";
@@ -57,6 +59,8 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Share groups: limits, timings and the default group settings.
     pub share: ShareConfig,
+    /// Transactions: timeouts and limits.
+    pub transactions: crate::txn::TxnConfig,
     /// Limits of topics' duplicate windows.
     pub dedup: DedupLimits,
     /// Client quotas: how rates are measured, and how many quotas and
@@ -86,6 +90,7 @@ impl Default for BrokerConfig {
             active_files_max: veltrix_log::env::ACTIVE_FILES_MAX_DEFAULT,
             groups: GroupConfig::default(),
             share: ShareConfig::default(),
+            transactions: crate::txn::TxnConfig::default(),
             dedup: DedupLimits::default(),
             quotas: crate::quotas::QuotaConfig::default(),
             disk: crate::disk::DiskWatermarks::default(),
@@ -110,6 +115,7 @@ pub struct Broker {
     producer_ids: ProducerIds,
     groups: GroupCoordinator,
     share: ShareCoordinator,
+    pub(crate) txn: crate::txn::TxnCoordinator,
     redriver: Redriver,
     router: crate::routes::Router,
     quotas: crate::quotas::Quotas,
@@ -233,6 +239,8 @@ impl Broker {
         let share_store = LogShareStore::open(env.clone(), &dir.join(SHARE_DIR))?;
         let ids: Vec<TopicId> = topics.values().map(|t| t.id).collect();
         let share = ShareCoordinator::open(env.clone(), config.share, Box::new(share_store), &|id| ids.contains(id))?;
+        let txn_store = crate::txn::LogTxnStore::open(env.clone(), &dir.join(TRANSACTIONS_DIR))?;
+        let txn = crate::txn::TxnCoordinator::open(env.clone(), config.transactions, Box::new(txn_store))?;
         let redriver = Redriver::open(Box::new(LogRedriveStore::open(env.clone(), &dir.join(REDRIVE_DIR))?))?;
         let route_store = crate::routes::LogRouteStore::open(env.clone(), &dir.join(ROUTES_DIR))?;
         let router = crate::routes::Router::open(Box::new(route_store))?;
@@ -257,6 +265,7 @@ impl Broker {
             producer_ids,
             groups,
             share,
+            txn,
             redriver,
             router,
             quotas,
@@ -682,6 +691,7 @@ impl Broker {
         self.read_disk();
         self.groups.tick(&|name| self.topic_meta(name));
         self.share.tick();
+        self.tick_transactions();
         self.write_dead_letters();
         self.run_redrives();
     }
@@ -807,6 +817,7 @@ impl Broker {
     pub fn close(&self) {
         self.groups.close();
         self.share.close();
+        self.txn.close();
         self.redriver.close();
         self.router.close(self.env.clock.now_ms());
         for topic in self.topics() {

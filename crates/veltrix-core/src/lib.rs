@@ -40,6 +40,7 @@ pub mod routes;
 pub mod share;
 mod small_file;
 mod topic;
+mod transactions;
 pub mod txn;
 pub mod validate;
 pub mod warn_limit;

@@ -430,6 +430,18 @@ impl Log {
         lock(&self.state).producers.txns.aborted_between(from, to)
     }
 
+    /// Every transaction open in this partition: producer id, the epoch
+    /// its producer last wrote with (-1 if forgotten), first offset.
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        let st = lock(&self.state);
+        st.producers
+            .txns
+            .open()
+            .into_iter()
+            .map(|(pid, first)| (pid, st.producers.epoch(pid).unwrap_or(-1), first))
+            .collect()
+    }
+
     /// Transactions open in this partition, and aborted ones remembered.
     pub fn transaction_counts(&self) -> (usize, usize) {
         let st = lock(&self.state);

@@ -123,6 +123,11 @@ pub(crate) fn is_idempotent(h: &BatchHeader) -> bool {
 }
 
 impl Producers {
+    /// The epoch the state holds for `producer_id`.
+    pub(crate) fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.entries.get(&producer_id).map(|e| e.epoch)
+    }
+
     /// Producers remembered.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

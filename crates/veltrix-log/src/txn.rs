@@ -157,6 +157,13 @@ impl Transactions {
         }
     }
 
+    /// `(producer id, first offset)` of every transaction open here.
+    pub(crate) fn open(&self) -> Vec<(i64, i64)> {
+        let mut open: Vec<(i64, i64)> = self.open.iter().map(|(p, f)| (*p, *f)).collect();
+        open.sort_unstable();
+        open
+    }
+
     /// Transactions open here.
     pub(crate) fn open_count(&self) -> usize {
         self.open.len()

@@ -730,6 +730,20 @@ impl TxnCoordinator {
         Ok(())
     }
 
+    /// Whether a transaction of `pid` found open in `partition` of `topic`
+    /// is one this coordinator knows: open or decided, with the partition in
+    /// it. One it does not know is hanging (a batch appended after its
+    /// transaction ended) and is aborted by the broker.
+    pub fn knows_open(&self, pid: i64, topic: TopicId, partition: i32) -> bool {
+        let st = lock(&self.state);
+        st.by_producer
+            .get(&pid)
+            .and_then(|id| st.txns.get(id))
+            .is_some_and(|r| {
+                (r.state == TxnState::Ongoing || r.state.prepared()) && r.partitions.contains(&(topic, partition))
+            })
+    }
+
     /// DescribeTransactions of one id.
     pub fn describe(&self, id: &str) -> Result<TxnDescription, TxnError> {
         lock(&self.state)

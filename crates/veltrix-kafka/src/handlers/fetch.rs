@@ -1,4 +1,8 @@
 //! Fetch: whole batches from disk, with long polling on the high watermark.
+//! A `read_committed` fetch (isolation level 1) reads up to the last stable
+//! offset and names the aborted transactions in the range it returns, so the
+//! client drops their records; a `read_uncommitted` one reads up to the high
+//! watermark.
 //! As in Kafka, a consumer's fetch needs READ on each topic
 //! (TOPIC_AUTHORIZATION_FAILED for its partitions otherwise, before their
 //! existence is looked at), and a fetch naming a replica (a follower's)
@@ -7,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use veltrix_core::Broker;
 use veltrix_core::acl::{AclOperation, ResourceType};
 
@@ -16,10 +20,24 @@ use super::Ctx;
 use super::authz::Names;
 use crate::errors::{self, ResponseError, core_error};
 
-/// Reads one partition. `bytes_max` bounds the data unless `first` (no earlier
-/// partition of the response has data), when one whole batch is returned even
-/// if larger, so that a consumer can always make progress (KIP-74).
-fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max: usize, first: bool) -> PartitionData {
+/// How one partition is read: `bytes_max` bounds the data unless `first` (no
+/// earlier partition of the response has data), when one whole batch is
+/// returned even if larger, so that a consumer can always make progress
+/// (KIP-74); `committed` for a `read_committed` reader.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    bytes_max: usize,
+    first: bool,
+    committed: bool,
+}
+
+/// Reads one partition, as `read` says.
+fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, read: Read) -> PartitionData {
+    let Read {
+        bytes_max,
+        first,
+        committed,
+    } = read;
     let mut d = PartitionData::default();
     d.partition_index = p;
     d.high_watermark = -1;
@@ -31,23 +49,34 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, bytes_max:
         Ok(partition) => {
             let log = partition.log();
             d.high_watermark = log.high_watermark();
-            d.last_stable_offset = d.high_watermark;
+            d.last_stable_offset = log.last_stable_offset();
             d.log_start_offset = log.log_start();
             if !first && bytes_max == 0 {
                 d.records = Some(Default::default());
                 return d;
             }
-            match log.read(offset, bytes_max.max(1)) {
+            match log.read_isolated(offset, bytes_max.max(1), committed) {
                 Ok(r) if !first && r.records.len() > bytes_max => {
                     d.high_watermark = r.high_watermark;
-                    d.last_stable_offset = r.high_watermark;
                     d.log_start_offset = r.log_start;
                     d.records = Some(Default::default());
                 }
                 Ok(r) => {
                     d.high_watermark = r.high_watermark;
-                    d.last_stable_offset = r.high_watermark;
                     d.log_start_offset = r.log_start;
+                    if committed {
+                        let aborted = log.aborted_transactions(offset, r.next_offset);
+                        d.aborted_transactions = Some(
+                            aborted
+                                .into_iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id))
+                                        .with_first_offset(a.first_offset)
+                                })
+                                .collect(),
+                        );
+                    }
                     d.records = Some(r.records);
                 }
                 Err(e) => d.error_code = errors::log_error(&e).code(),
@@ -128,7 +157,12 @@ fn read_all(
                     }
                     let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
                     let topic = t.topic.0.as_str();
-                    let d = fetch_partition(broker, topic, p.partition, p.fetch_offset, limit, total == 0);
+                    let read = Read {
+                        bytes_max: limit,
+                        first: total == 0,
+                        committed: request.isolation_level == 1,
+                    };
+                    let d = fetch_partition(broker, topic, p.partition, p.fetch_offset, read);
                     let n = d.records.as_ref().map_or(0, |r| r.len());
                     budget = budget.saturating_sub(n);
                     total += n;

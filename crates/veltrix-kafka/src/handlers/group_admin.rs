@@ -7,11 +7,7 @@
 //! only: as Kafka 4 does, a share group's id gets the answer for a group it
 //! does not know (Dead, no error; GROUP_ID_NOT_FOUND from v6), since its
 //! members are described by ShareGroupDescribe.
-//! Transactions are not supported yet: a transaction coordinator lookup is
-//! refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying so.
-//! It is the one answer clients treat as final at once (librdkafka raises a
-//! fatal error, the Java client a TransactionalIdAuthorizationException);
-//! any other error is retried until `init_transactions` times out.
+//! It is also every transactional id's coordinator (key type 1).
 //!
 //! Authorization is Kafka's: FindCoordinator needs DESCRIBE on the group (or
 //! transactional id) looked up, DescribeGroups DESCRIBE and DeleteGroups
@@ -38,9 +34,6 @@ use crate::errors::{self, Refusal, ResponseError, group_error, share_error};
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 
-/// Why a transactional producer is refused, wherever it asks.
-const TRANSACTIONS_UNSUPPORTED: &str = "transactions are not supported by this broker yet; use an idempotent producer (enable.idempotence) without transactional.id";
-
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
@@ -58,13 +51,11 @@ fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(), Refusal> {
                 TRANSACTIONAL_ID_DENIED,
             ))
         }
-        KEY_TRANSACTION => Err(Refusal::new(
-            ResponseError::TransactionalIdAuthorizationFailed,
-            TRANSACTIONS_UNSUPPORTED,
-        )),
+        KEY_TRANSACTION => veltrix_core::txn::check_transactional_id(key)
+            .map_err(|e| Refusal::new(ResponseError::InvalidRequest, e.to_string())),
         _ => Err(Refusal::new(
             ResponseError::InvalidRequest,
-            format!("coordinator key type {key_type}: only group coordinators (key type 0) exist here"),
+            format!("coordinator key type {key_type}: only groups (0) and transactional ids (1) have coordinators"),
         )),
     }
 }

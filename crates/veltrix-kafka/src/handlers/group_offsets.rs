@@ -251,7 +251,7 @@ fn fetch_group_denied(ctx: &Ctx, r: &OffsetFetchRequest) -> OffsetFetchResponse 
 pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
     if ctx.version >= 8 {
-        resp.groups = r.groups.iter().map(|g| fetch_group(ctx, g)).collect();
+        resp.groups = r.groups.iter().map(|g| fetch_group(ctx, g, r.require_stable)).collect();
         return resp;
     }
     if !super::authz::allowed(ctx, AclOperation::Describe, ResourceType::Group, r.group_id.0.as_str()) {
@@ -262,11 +262,13 @@ pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchRespo
             .iter()
             .map(|t| (t.name.0.as_str(), t.partition_indexes.as_slice()))
     });
+    let unstable = unstable(ctx, r.group_id.0.as_str(), ctx.version >= 7 && r.require_stable);
     resp.topics = fetch_topics(ctx, r.group_id.0.as_str(), wanted)
         .into_iter()
         .map(|t| {
             let code = topic_code(&t);
             let partitions = t.partitions.into_iter().map(|p| {
+                let code = unstable_code(&unstable, &t.topic, p.partition, code);
                 let c = CommittedFields::from(p.committed);
                 let mut out = OffsetFetchResponsePartition::default()
                     .with_partition_index(p.partition)
@@ -280,16 +282,36 @@ pub(super) fn offset_fetch(ctx: &Ctx, r: OffsetFetchRequest) -> OffsetFetchRespo
                 out
             });
             OffsetFetchResponseTopic::default()
-                .with_name(TopicName(StrBytes::from_string(t.topic)))
                 .with_partitions(partitions.collect())
+                .with_name(TopicName(StrBytes::from_string(t.topic.clone())))
         })
         .collect();
     resp
 }
 
+/// The partitions of `group` with offsets pending in an open transaction,
+/// when the fetch requires stable offsets (KIP-447).
+fn unstable(ctx: &Ctx, group: &str, require_stable: bool) -> std::collections::BTreeSet<(String, i32)> {
+    if require_stable {
+        ctx.broker.groups().unstable_partitions(group)
+    } else {
+        Default::default()
+    }
+}
+
+/// UNSTABLE_OFFSET_COMMIT for a partition in `unstable` (the consumer
+/// retries until the transaction ends), `code` otherwise.
+fn unstable_code(unstable: &std::collections::BTreeSet<(String, i32)>, topic: &str, partition: i32, code: i16) -> i16 {
+    if code == crate::errors::NONE && unstable.contains(&(topic.to_owned(), partition)) {
+        ResponseError::UnstableOffsetCommit.code()
+    } else {
+        code
+    }
+}
+
 /// One group of an OffsetFetch of v8 on, which asks for several. From v9 a
 /// consumer-protocol member must give its current member epoch.
-fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGroup {
+fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup, require_stable: bool) -> OffsetFetchResponseGroup {
     let group_id = g.group_id.0.as_str();
     let member_id = g.member_id.as_ref().map(|m| m.as_str()).unwrap_or_default();
     let failed = |code: i16| {
@@ -313,11 +335,13 @@ fn fetch_group(ctx: &Ctx, g: &OffsetFetchRequestGroup) -> OffsetFetchResponseGro
             .iter()
             .map(|t| (t.name.0.as_str(), t.partition_indexes.as_slice()))
     });
+    let unstable = unstable(ctx, group_id, require_stable);
     let topics = fetch_topics(ctx, group_id, wanted)
         .into_iter()
         .map(|t| {
             let code = topic_code(&t);
             let partitions = t.partitions.into_iter().map(|p| {
+                let code = unstable_code(&unstable, &t.topic, p.partition, code);
                 let c = CommittedFields::from(p.committed);
                 OffsetFetchResponsePartitions::default()
                     .with_partition_index(p.partition)

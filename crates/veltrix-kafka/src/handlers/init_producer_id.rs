@@ -2,10 +2,11 @@
 //!
 //! As in Kafka, a request without a transactional id always gets a new id with
 //! epoch 0, even when it names its current id and epoch (v3+, KIP-360): that is
-//! how a producer resets its sequence numbers after an error. Transactions are not
-//! supported yet: a transactional id is refused with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED (final for clients, see
-//! `group_admin.rs`) and a log line, so a transactional producer fails at once.
+//! how a producer resets its sequence numbers after an error. A request with a
+//! transactional id goes to the transaction coordinator: the id's producer id
+//! with its epoch bumped (fencing the older producer, whose open transaction
+//! is aborted first), the transaction timeout checked against
+//! `transaction.max.timeout.ms`.
 //!
 //! Authorization is Kafka's: a transactional id needs WRITE on it
 //! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer
@@ -34,12 +35,23 @@ pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if let Some(id) = &request.transactional_id {
-        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         if !super::authz::allowed(&ctx, AclOperation::Write, ResourceType::TransactionalId, id.0.as_str()) {
+            r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
             return r;
         }
-        if let Some(suppressed) = ctx.limiter.allow("transactional_producer", Some(ctx.peer.ip())) {
-            tracing::warn!(transactional_id = %id.0.as_str(), suppressed, "transactional producer refused: transactions are not supported");
+        let id = id.0.to_string();
+        let timeout_ms = request.transaction_timeout_ms;
+        let expected = (ctx.version >= 3).then_some((request.producer_id.0, request.producer_epoch));
+        let broker = ctx.broker.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || broker.init_transactional_producer(&id, timeout_ms, expected)).await;
+        match outcome {
+            Ok(Ok((pid, epoch))) => {
+                r.producer_id = ProducerId(pid);
+                r.producer_epoch = epoch;
+            }
+            Ok(Err(e)) => r.error_code = super::transactions::txn_error(&e, ctx.version, 4).code(),
+            Err(_) => r.error_code = ResponseError::UnknownServerError.code(),
         }
         return r;
     }

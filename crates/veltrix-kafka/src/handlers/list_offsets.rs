@@ -80,12 +80,22 @@ const NOT_FOUND: Found = Found {
     offset: -1,
 };
 
-/// One partition's answer for `timestamp`, asked in ListOffsets `version`.
-fn partition_answer(log: &veltrix_log::Log, timestamp: i64, version: i16) -> Result<Found, ResponseError> {
+/// One partition's answer for `timestamp`, asked in ListOffsets `version`;
+/// the end is the last stable offset for a `read_committed` reader.
+fn partition_answer(
+    log: &veltrix_log::Log,
+    timestamp: i64,
+    version: i16,
+    committed: bool,
+) -> Result<Found, ResponseError> {
     match timestamp {
         LATEST => Ok(Found {
             timestamp: -1,
-            offset: log.high_watermark(),
+            offset: if committed {
+                log.last_stable_offset()
+            } else {
+                log.high_watermark()
+            },
         }),
         EARLIEST => Ok(Found {
             timestamp: -1,
@@ -124,6 +134,8 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
     // Only v4 and later carry the leader epoch; the codec refuses it before.
     let with_epoch = ctx.version >= 4;
     let version = ctx.version;
+    // The isolation level exists from v2 on.
+    let committed = version >= 2 && request.isolation_level == 1;
     let describable = ctx.who().names(
         AclOperation::Describe,
         ResourceType::Topic,
@@ -151,8 +163,8 @@ pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListO
                         } else {
                             Err(ResponseError::TopicAuthorizationFailed)
                         };
-                        let answer =
-                            answer.and_then(|partition| partition_answer(partition.log(), p.timestamp, version));
+                        let answer = answer
+                            .and_then(|partition| partition_answer(partition.log(), p.timestamp, version, committed));
                         match answer {
                             Ok(Found { timestamp, offset }) => {
                                 rp.timestamp = timestamp;

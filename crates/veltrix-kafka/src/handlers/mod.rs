@@ -49,6 +49,7 @@ pub(crate) mod produce;
 mod scram_credentials;
 mod share;
 mod share_offsets;
+mod transactions;
 
 pub(crate) use api_versions::api_versions_unsupported;
 
@@ -130,6 +131,12 @@ pub const SERVED_APIS: &[ServedApi] = &[
     ServedApi::new(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
     ServedApi::new(ApiKey::DescribeCluster, "DescribeCluster", 0, 2),
     ServedApi::new(ApiKey::InitProducerId, "InitProducerId", 0, 4),
+    ServedApi::new(ApiKey::AddPartitionsToTxn, "AddPartitionsToTxn", 0, 3),
+    ServedApi::new(ApiKey::AddOffsetsToTxn, "AddOffsetsToTxn", 0, 3),
+    ServedApi::new(ApiKey::TxnOffsetCommit, "TxnOffsetCommit", 0, 3),
+    ServedApi::new(ApiKey::EndTxn, "EndTxn", 0, 3),
+    ServedApi::new(ApiKey::DescribeTransactions, "DescribeTransactions", 0, 0),
+    ServedApi::new(ApiKey::ListTransactions, "ListTransactions", 0, 1),
     ServedApi::new(ApiKey::IncrementalAlterConfigs, "IncrementalAlterConfigs", 0, 1),
     ServedApi::new(ApiKey::AlterConfigs, "AlterConfigs", 0, 2),
     ServedApi::new(ApiKey::FindCoordinator, "FindCoordinator", 0, 4),
@@ -242,6 +249,18 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(scram_credentials::alter_user_scram_credentials(ctx, r).await)
         }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions_to_txn(ctx, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets_to_txn(ctx, r).await)
+        }
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(transactions::txn_offset_commit(ctx, r).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(transactions::end_txn(ctx, r).await),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(transactions::describe_transactions(&ctx, r))
+        }
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(transactions::list_transactions(&ctx, r)),
         _ => return None,
     })
 }

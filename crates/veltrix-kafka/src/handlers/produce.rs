@@ -168,6 +168,32 @@ fn authorize(ctx: &Ctx, request: &ProduceRequest, transactional: bool) -> Author
     Authorized::Topics(who.names(AclOperation::Write, ResourceType::Topic, topics))
 }
 
+/// Why a partition's transactional batches are refused: their producer has
+/// no transaction open at the coordinator that names this partition
+/// (INVALID_TXN_STATE), another producer id holds the transactional id
+/// (INVALID_PRODUCER_ID_MAPPING), or a newer producer fenced this one
+/// (INVALID_PRODUCER_EPOCH). Appending them would open a transaction here
+/// that no marker would end, holding `read_committed` readers back.
+fn transaction_refusal(broker: &veltrix_core::Broker, topic: &str, partition: i32, mut rest: &[u8]) -> Option<Refused> {
+    let topic_id = broker.topic(topic)?.id;
+    while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
+        if let Ok(h) = batch::parse_fixed(&rest[..size])
+            && h.is_transactional()
+            && let Err(e) = broker
+                .transactions()
+                .verify_partition(h.producer_id, h.producer_epoch, topic_id, partition)
+        {
+            return Some(Refused {
+                error: super::transactions::txn_error(&e, 0, i16::MAX),
+                message: e.to_string(),
+                record: None,
+            });
+        }
+        rest = &rest[size..];
+    }
+    None
+}
+
 /// The refusal of a partition the principal may not write to, if it may not.
 fn refused_by_acl(authorized: &Authorized, topic: &str) -> Option<Refused> {
     let (error, message) = match authorized {
@@ -241,21 +267,11 @@ impl Appending {
     }
 
     /// Why a partition of `topic` is refused before anything is appended:
-    /// no WRITE on it (or on the transactional id), transactional batches
-    /// (the broker does not serve transactions yet, so no producer can have
-    /// added the partition to one: a transaction opened here would hold
-    /// back `read_committed` readers for good), or acks Kafka does not
+    /// no WRITE on it (or on the transactional id), or acks Kafka does not
     /// define.
     fn refused_before_append(&self, topic: &str) -> Option<Refused> {
         if let Some(refused) = refused_by_acl(&self.authorized, topic) {
             return Some(refused);
-        }
-        if self.transactional {
-            return Some(Refused {
-                error: ResponseError::InvalidTxnState,
-                message: "transactional batches are refused: this broker does not serve transactions yet".to_owned(),
-                record: None,
-            });
         }
         let acks = self.request.acks;
         (!matches!(acks, -1..=1)).then(|| Refused {
@@ -290,7 +306,13 @@ impl Appending {
         p.index = pd.index;
         p.base_offset = -1;
         p.log_append_time_ms = -1;
+        let transaction_refused = || {
+            let records = pd.records.as_deref().unwrap_or_default();
+            transaction_refusal(&self.broker, topic_name, pd.index, records)
+        };
         let result = if let Some(refused) = self.refused_before_append(topic_name) {
+            Err(refused)
+        } else if let Some(refused) = self.transactional.then(transaction_refused).flatten() {
             Err(refused)
         } else {
             match self.broker.partition_and_dedup(topic_name, pd.index) {

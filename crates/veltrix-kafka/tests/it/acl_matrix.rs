@@ -32,6 +32,7 @@ mod data;
 mod groups;
 mod security;
 mod share;
+mod transactions;
 
 const ALICE: &str = "User:alice";
 const ADMIN: &str = "User:admin";
@@ -244,6 +245,12 @@ async fn case(m: &mut Matrix, api: ApiKey) -> bool {
         ApiKey::DescribeShareGroupOffsets => share::describe_share_group_offsets(m).await,
         ApiKey::AlterShareGroupOffsets => share::alter_share_group_offsets(m).await,
         ApiKey::DeleteShareGroupOffsets => share::delete_share_group_offsets(m).await,
+        ApiKey::AddPartitionsToTxn => transactions::add_partitions_to_txn(m).await,
+        ApiKey::AddOffsetsToTxn => transactions::add_offsets_to_txn(m).await,
+        ApiKey::TxnOffsetCommit => transactions::txn_offset_commit(m).await,
+        ApiKey::EndTxn => transactions::end_txn(m).await,
+        ApiKey::DescribeTransactions => transactions::describe_transactions(m).await,
+        ApiKey::ListTransactions => transactions::list_transactions(m).await,
         _ => return false,
     }
     true

@@ -37,7 +37,7 @@ async fn init(c: &mut Client, version: i16) -> (i16, i64, i16) {
 }
 
 #[tokio::test]
-async fn init_producer_id_hands_out_distinct_ids_and_refuses_transactions() {
+async fn init_producer_id_hands_out_distinct_ids_and_bumps_a_transactional_ids_epoch() {
     let s = start(|_| {}).await;
     let mut c = Client::connect(s.addr).await;
     let mut ids = Vec::new();
@@ -49,17 +49,26 @@ async fn init_producer_id_hands_out_distinct_ids_and_refuses_transactions() {
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(unique, ids);
-    let r = c
-        .call(
-            InitProducerIdRequest::default()
-                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
-                .with_transaction_timeout_ms(60_000),
-            4,
-        )
-        .await;
+    let transactional = |timeout_ms: i32| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    let first = c.call(transactional(60_000), 4).await;
+    assert_eq!((first.error_code, first.producer_epoch), (errors::NONE, 0));
+    assert!(!ids.contains(&first.producer_id.0));
+    let again = c.call(transactional(60_000), 4).await;
     assert_eq!(
-        (r.error_code, r.producer_id.0),
-        (errors::ResponseError::TransactionalIdAuthorizationFailed.code(), -1)
+        (again.error_code, again.producer_id, again.producer_epoch),
+        (errors::NONE, first.producer_id, 1),
+        "the same id, the epoch bumped: the first producer is fenced"
+    );
+    let too_long = c.call(transactional(900_001), 4).await;
+    assert_eq!(
+        (too_long.error_code, too_long.producer_id.0),
+        (errors::ResponseError::InvalidTransactionTimeout.code(), -1)
     );
 }
 

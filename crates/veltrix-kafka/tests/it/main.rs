@@ -382,6 +382,12 @@ async fn api_versions_advertises_exactly_what_is_served() {
         ApiKey::DeleteAcls as i16,
         ApiKey::DescribeUserScramCredentials as i16,
         ApiKey::AlterUserScramCredentials as i16,
+        ApiKey::AddPartitionsToTxn as i16,
+        ApiKey::AddOffsetsToTxn as i16,
+        ApiKey::TxnOffsetCommit as i16,
+        ApiKey::EndTxn as i16,
+        ApiKey::DescribeTransactions as i16,
+        ApiKey::ListTransactions as i16,
     ];
     want.sort();
     assert_eq!(keys, want);

@@ -179,8 +179,8 @@ pub(super) async fn produce(m: &mut Matrix) {
     let r = m.alice.call(transactional_produce("pr-t", Some("pr-tx")), 9).await;
     let code = r.responses[0].partition_responses[0].error_code;
     assert_eq!(
-        code, 48,
-        "allowed, and refused as INVALID_TXN_STATE: no transaction was opened"
+        code, 49,
+        "allowed, and refused as INVALID_PRODUCER_ID_MAPPING: producer 7 has no transaction"
     );
     m.deny(Op::Write, Rt::Topic, "pr-t");
     assert_eq!(
@@ -264,13 +264,14 @@ pub(super) async fn init_producer_id(m: &mut Matrix) {
     assert_eq!(m.alice.call(idempotent.clone(), 4).await.error_code, CLUSTER_DENIED);
     m.allow_cluster(Op::IdempotentWrite);
     assert_eq!(m.alice.call(idempotent.clone(), 4).await.error_code, NONE);
-    // A transactional id needs WRITE on it; transactions are refused anyway,
-    // so the denial is told apart by the audit metric.
-    let transactional = idempotent.with_transactional_id(Some(TransactionalId(text("ipi-tx"))));
+    // A transactional id needs WRITE on it.
+    let transactional = idempotent
+        .with_transactional_id(Some(TransactionalId(text("ipi-tx"))))
+        .with_transaction_timeout_ms(60_000);
     let before = m.denied_count("WRITE", "TRANSACTIONAL_ID");
     assert_eq!(m.alice.call(transactional.clone(), 4).await.error_code, TXN_DENIED);
     assert_eq!(m.denied_count("WRITE", "TRANSACTIONAL_ID"), before + 1);
     m.allow(Op::Write, Rt::TransactionalId, "ipi-tx");
-    assert_eq!(m.alice.call(transactional, 4).await.error_code, TXN_DENIED);
+    assert_eq!(m.alice.call(transactional, 4).await.error_code, NONE);
     assert_eq!(m.denied_count("WRITE", "TRANSACTIONAL_ID"), before + 1);
 }
