@@ -45,6 +45,7 @@ use crate::index::{self, IndexEntry};
 use crate::io::{OpenMode, StorageFile, child};
 use crate::segment::{STORED_BATCH_BYTES_LIMIT, index_file_name, log_file_name};
 use crate::swap;
+use crate::txn::AbortedTxn;
 
 /// Bytes read from a segment at a time.
 const READ_CHUNK_BYTES: usize = 4 << 20;
@@ -68,8 +69,22 @@ struct Plan {
     /// `(producer id, base offset)` of the batches the producer state
     /// remembers: kept (emptied if need be) so a replay rebuilds it.
     producer_batches: HashSet<(i64, i64)>,
+    /// Aborted transactions in the range: their records are removed and
+    /// never supersede another record, as Kafka's cleaner does.
+    aborted: Vec<AbortedTxn>,
     segment_bytes_max: u64,
     index_interval_bytes: u32,
+}
+
+impl Plan {
+    /// Whether `h` holds records of an aborted transaction.
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.iter().any(|a| {
+                a.producer_id == h.producer_id && a.first_offset <= h.base_offset && h.base_offset < a.last_offset
+            })
+    }
 }
 
 /// What decides a record's fate in the rewrite.
@@ -431,7 +446,10 @@ impl Log {
             .take_while(|s| retention_time(s.max_timestamp, s.last_append_ms) <= young)
             .copied()
             .collect();
-        let cleanable_end = segments.last()?.next;
+        // Never past the last stable offset: a record of an open
+        // transaction may yet be aborted, so it must not supersede anything.
+        let first_unstable = st.producers.txns.first_unstable().unwrap_or(i64::MAX);
+        let cleanable_end = segments.last()?.next.min(first_unstable);
         let dirty_start = history.clean_point().max(st.log_start);
         if dirty_start >= cleanable_end {
             return None;
@@ -453,6 +471,7 @@ impl Log {
             cleanable_end,
             forced: forced && !due,
             producer_batches: st.producers.retained_batches(),
+            aborted: st.producers.txns.aborted_between(st.log_start, cleanable_end),
             segment_bytes_max: cfg.segment_bytes_max,
             index_interval_bytes: cfg.index_interval_bytes,
         })
@@ -473,12 +492,14 @@ impl Log {
             let mut batches = Batches::open(self, s)?;
             let path = batches.path.clone();
             while let Some((bytes, h, position)) = batches.next(&mut io.0, &mut io.1)? {
-                if h.next_offset() <= plan.dirty_start || h.is_control() || h.record_count == 0 {
+                let skip = h.is_control() || h.record_count == 0 || plan.is_aborted(&h);
+                if h.next_offset() <= plan.dirty_start || h.base_offset >= plan.cleanable_end || skip {
                     continue;
                 }
                 rewriter
                     .records(bytes, &mut |r| {
-                        if r.offset < plan.dirty_start || full_at.is_some() {
+                        let dirty = (plan.dirty_start..plan.cleanable_end).contains(&r.offset);
+                        if !dirty || full_at.is_some() {
                             return;
                         }
                         if let Some(key) = r.key
@@ -605,6 +626,15 @@ impl Log {
                     continue;
                 }
                 let retained = plan.producer_batches.contains(&(h.producer_id, h.base_offset));
+                if plan.is_aborted(&h) {
+                    judge.removed += u64::try_from(h.record_count).unwrap_or(0);
+                    out.changed = true;
+                    match retained {
+                        true => out.push(&batch::empty_of(bytes), throttle)?,
+                        false => out.drop_batch(&h),
+                    }
+                    continue;
+                }
                 if h.record_count == 0 {
                     // Left by an earlier round (or the duplicate filter):
                     // an empty producer batch stays while the producer

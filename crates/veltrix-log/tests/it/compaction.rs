@@ -344,3 +344,51 @@ fn reads_running_during_rounds_never_fail_or_skip_a_latest_record() {
     reader.join().unwrap();
     assert_compacted(&log, &model);
 }
+
+/// Records of the non-control batches, as `(offset, key, value)`.
+fn data_records(log: &Log) -> Vec<Row> {
+    let mut out = Vec::new();
+    for (_, b) in read_all(log, 0) {
+        if veltrix_log::batch::parse_header(&b).unwrap().is_control() {
+            continue;
+        }
+        for r in decode(&b).unwrap() {
+            out.push((r.offset, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec)));
+        }
+    }
+    out
+}
+
+#[test]
+fn aborted_records_are_removed_and_open_transactions_supersede_nothing() {
+    use crate::kv::{marker, with_attributes};
+    let w = World::new();
+    let log = w.open(config(always()));
+    let txn = |records: &[Kv], pid: i64, seq: i32| with_attributes(batch_of(records, 0, (pid, 0, seq)), 0x10);
+    let kv = |k: &str, v: &str| (Some(k.as_bytes().to_vec()), Some(v.as_bytes().to_vec()));
+    let mut batches = vec![
+        txn(&[kv("a", "committed")], 7, 0),
+        marker(7, 0, true),
+        txn(&[kv("a", "aborted"), kv("c", "aborted")], 7, 1),
+        marker(7, 0, false),
+        batch_of(&[kv("b", "plain")], 0, (-1, -1, -1)),
+        txn(&[kv("a", "pending")], 8, 0),
+        batch_of(&[kv("b", "after")], 0, (-1, -1, -1)),
+    ];
+    for b in &mut batches {
+        log.append_durable(b).unwrap();
+    }
+    clean_all(&w, &log, &CleanLimits::default());
+    let rows = data_records(&log);
+    let row = |o: i64, k: &str, v: &str| (o, Some(k.as_bytes().to_vec()), Some(v.as_bytes().to_vec()));
+    assert_eq!(
+        rows,
+        vec![
+            row(0, "a", "committed"),
+            row(5, "b", "plain"),
+            row(6, "a", "pending"),
+            row(7, "b", "after")
+        ],
+        "the aborted records are gone and superseded nothing; past the open transaction nothing is compacted"
+    );
+}

@@ -161,3 +161,20 @@ impl RecordRewriter for KvRewriter {
         Ok(Rewritten::Rebuilt(out))
     }
 }
+
+/// `b` with its attributes set to `attributes` (0x10 transactional, 0x20
+/// control) and its CRC recomputed.
+pub fn with_attributes(mut b: Vec<u8>, attributes: i16) -> Vec<u8> {
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// A transaction marker of producer `(id, epoch)`: a control batch whose one
+/// record's key says commit or abort.
+pub fn marker(producer_id: i64, epoch: i16, commit: bool) -> Vec<u8> {
+    let key = vec![0, 0, 0, u8::from(commit)];
+    let b = batch_of(&[(Some(key), Some(vec![0; 6]))], 0, (producer_id, epoch, -1));
+    with_attributes(b, 0x30)
+}
