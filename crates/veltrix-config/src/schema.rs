@@ -593,7 +593,7 @@ static LISTENER_KEYS: &[KeyDef] = &[
         kind: Kind::Bool,
         required: false,
         default: || Some("false".to_owned()),
-        doc: "Whether the HTTP API (and the console) may change what the Kafka APIs change: reset a group's offsets (`POST /api/v1/groups/{id}/offsets/reset` with `\"execute\": true`). Off, such requests are refused and only their plans are answered. Each change still needs its ACLs.",
+        doc: "Whether the HTTP API (and the console) may change what the Kafka APIs change: reset a group's offsets (`POST /api/v1/groups/{id}/offsets/reset` with `\"execute\": true`) and produce a record (`POST /api/v1/topics/{name}/records`). Off, such requests are refused (403) and only plans are answered. Each change still needs its ACLs.",
     },
     KeyDef {
         name: "http_principal",
@@ -770,6 +770,19 @@ static LIMIT_KEYS: &[KeyDef] = &[
             )
         },
         doc: "HTTP password checks (PBKDF2, a few milliseconds of CPU each) run at once; more wait (counted in `veltrix_http_password_checks_waited_total`), so a password guesser cannot take every core.",
+    },
+    KeyDef {
+        name: "http_produce_bytes_max",
+        kind: int(1_024, 16 * 1_048_576, Unit::Bytes),
+        required: false,
+        default: || {
+            Some(
+                veltrix_http::HttpSecurityConfig::default()
+                    .produce_bytes_max
+                    .to_string(),
+            )
+        },
+        doc: "The largest body (JSON: key, value, headers) of a record produced over HTTP (`POST /api/v1/topics/{name}/records`, the console's \"produce a test record\", with `[listeners] http_mutations`). A larger one is refused with 413, unread when its `Content-Length` says so (counted in `veltrix_http_produce_refused_total`). The topic's `batch_bytes_max` applies too.",
     },
     KeyDef {
         name: "shutdown_drain_ms_max",

@@ -80,8 +80,8 @@ pub(crate) fn resolve_security(s: &mut Security, t: &RawTable) {
 }
 
 /// The HTTP listener's TLS and authentication: `[listeners] http_*`,
-/// `[security] http_token_ttl_ms_max` and `[limits] http_verified_passwords_max`
-/// and `http_password_checks_in_flight_max`; after `[security]` and
+/// `[security] http_token_ttl_ms_max` and `[limits] http_verified_passwords_max`,
+/// `http_password_checks_in_flight_max` and `http_produce_bytes_max`; after `[security]` and
 /// `[limits]`, whose failure delay and warning interval it shares.
 pub(crate) fn resolve_http(c: &mut VeltrixConfig, raw: &Raw) {
     let l = raw.table("listeners");
@@ -110,6 +110,9 @@ pub(crate) fn resolve_http(c: &mut VeltrixConfig, raw: &Raw) {
     }
     if let Some(n) = int(limits, "http_password_checks_in_flight_max").and_then(|n| usize::try_from(n).ok()) {
         h.password_checks_in_flight_max = n;
+    }
+    if let Some(n) = int(limits, "http_produce_bytes_max").and_then(|n| usize::try_from(n).ok()) {
+        h.produce_bytes_max = n;
     }
     h.authentication_failure_delay_ms = c.security.authentication_failure_delay_ms;
     h.warning_interval_ms = c.limits.warning_interval_ms;

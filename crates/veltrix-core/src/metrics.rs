@@ -10,6 +10,7 @@
 //! `veltrix_group_lag_series_dropped` says how many were left out).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -56,6 +57,11 @@ pub struct Metrics {
     pub in_flight_bytes: IntGauge,
     /// The memory budget for requests (`in_flight_bytes_max`).
     pub in_flight_bytes_max: IntGauge,
+    /// Open Kafka connections (the Kafka adapter counts them; the HTTP API
+    /// shows them).
+    pub kafka_connections: IntGauge,
+    /// Bytes and records produced and fetched since start, over every topic.
+    pub traffic: Traffic,
     /// Free bytes of the data directory's file system, as last read.
     pub disk_available_bytes: IntGauge,
     /// The disk watermark level: 0 all accepted, 1 bulk refused, 2 standard
@@ -65,6 +71,55 @@ pub struct Metrics {
     pub disk_crossings: IntCounterVec,
     /// The log cleaner's work (`compaction.rs`).
     cleaner: crate::compaction::CleanerMetrics,
+}
+
+/// Bytes and records produced and fetched since the broker started, over
+/// every topic: the totals the HTTP API answers (and the console turns into
+/// rates). Not in the registry: `/metrics` has them per topic
+/// (`veltrix_produce_bytes_total`...). Four relaxed atomic additions per
+/// request that moves records.
+#[derive(Debug, Clone, Default)]
+pub struct Traffic(Arc<TrafficTotals>);
+
+/// The counters behind [`Traffic`].
+#[derive(Debug, Default)]
+struct TrafficTotals {
+    produce_bytes: AtomicU64,
+    produce_records: AtomicU64,
+    fetch_bytes: AtomicU64,
+    fetch_records: AtomicU64,
+}
+
+/// What [`Traffic`] counted, as of one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct TrafficTotalsSnapshot {
+    pub produce_bytes: u64,
+    pub produce_records: u64,
+    pub fetch_bytes: u64,
+    pub fetch_records: u64,
+}
+
+impl Traffic {
+    /// Record batch bytes and records appended for producers.
+    pub fn produced(&self, bytes: u64, records: u64) {
+        self.0.produce_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.0.produce_records.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Record batch bytes and records sent to consumers.
+    pub fn fetched(&self, bytes: u64, records: u64) {
+        self.0.fetch_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.0.fetch_records.fetch_add(records, Ordering::Relaxed);
+    }
+
+    pub fn totals(&self) -> TrafficTotalsSnapshot {
+        TrafficTotalsSnapshot {
+            produce_bytes: self.0.produce_bytes.load(Ordering::Relaxed),
+            produce_records: self.0.produce_records.load(Ordering::Relaxed),
+            fetch_bytes: self.0.fetch_bytes.load(Ordering::Relaxed),
+            fetch_records: self.0.fetch_records.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The logs' metrics.
@@ -180,6 +235,9 @@ pub struct HttpMetrics {
     /// Password checks that waited for one of the
     /// `http_password_checks_in_flight_max` slots.
     pub password_checks_waited: IntCounter,
+    /// Records produced over HTTP refused for their body, by `reason`:
+    /// `too_large` (past `http_produce_bytes_max`), `slow_body`.
+    pub produce_refused: IntCounterVec,
 }
 
 fn check<T>(r: prometheus::Result<T>) -> T {
@@ -708,6 +766,11 @@ impl HttpMetrics {
                 "veltrix_http_password_checks_waited_total",
                 "HTTP password checks (PBKDF2) that waited for one of the http_password_checks_in_flight_max slots.",
             ),
+            produce_refused: r.int_counter_vec(
+                "veltrix_http_produce_refused_total",
+                "Records produced over HTTP refused for their body, by reason (too_large: past http_produce_bytes_max; slow_body: not whole within 10 s).",
+                &["reason"],
+            ),
         }
     }
 }
@@ -746,6 +809,8 @@ impl Metrics {
                 "veltrix_kafka_in_flight_bytes_max",
                 "The memory budget for requests (in_flight_bytes_max).",
             ),
+            kafka_connections: r.int_gauge("veltrix_kafka_connections", "Open Kafka connections."),
+            traffic: Traffic::default(),
             disk_available_bytes: r.int_gauge(
                 "veltrix_disk_available_bytes",
                 "Free bytes of the data directory's file system, as last read by housekeeping.",

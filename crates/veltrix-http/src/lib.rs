@@ -17,6 +17,7 @@ pub mod console;
 pub mod dlq;
 pub mod monitor;
 pub mod offsets;
+pub mod produce;
 pub mod records;
 pub mod routes;
 pub mod security;

@@ -96,9 +96,12 @@ pub struct HttpSecurityConfig {
     /// interval.
     pub warning_interval_ms: u64,
     /// Whether requests may change things the Kafka APIs change (reset a
-    /// group's offsets); off by default, so an HTTP listener opened for
-    /// looking is only for looking.
+    /// group's offsets, produce a record); off by default, so an HTTP
+    /// listener opened for looking is only for looking.
     pub mutations: bool,
+    /// The largest body of a record produced over HTTP
+    /// (`POST /api/v1/topics/{name}/records`).
+    pub produce_bytes_max: usize,
 }
 
 impl Default for HttpSecurityConfig {
@@ -114,6 +117,7 @@ impl Default for HttpSecurityConfig {
             password_checks_in_flight_max: 2,
             warning_interval_ms: 10_000,
             mutations: false,
+            produce_bytes_max: 1 << 20,
         }
     }
 }

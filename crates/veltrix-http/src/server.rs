@@ -83,6 +83,10 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// TLS, authentication and their limits.
     pub security: Arc<HttpSecurity>,
+    /// What `veltrix check` said of the configuration the broker started
+    /// with, as its JSON report (`file` null when it started without one),
+    /// shown by `/api/v1/config/check`; `None` when the host did not say.
+    pub config_check: Option<Arc<Value>>,
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true; then every
@@ -249,7 +253,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/broker", get(broker_info))
         .route("/api/v1/topics", get(topics))
         .route("/api/v1/topics/{name}", get(topic))
-        .route("/api/v1/topics/{name}/records", get(crate::records::records))
+        .route(
+            "/api/v1/topics/{name}/records",
+            get(crate::records::records).post(crate::produce::produce),
+        )
+        .route("/api/v1/config/check", get(config_check))
         .route("/api/v1/groups/{id}/lag-history", get(lag_history))
         .route("/api/v1/groups/{id}/offsets/reset", post(crate::offsets::reset))
         .route("/api/v1/groups", get(groups))
@@ -356,20 +364,51 @@ async fn broker_info(State(s): State<HttpState>, Extension(caller): Extension<Ca
     let m = s.broker.metrics();
     let topics = s.broker.topics();
     let groups = s.broker.groups().list();
+    let log_bytes: u64 = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| p.log().size_bytes())
+        .sum();
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": s.started.elapsed().as_secs(),
+        // When the totals below were read, for rates between two answers.
+        "sampled_at_ms": s.started.elapsed().as_millis() as u64,
         "data_dir": s.broker.data_dir(),
         "topics": topics.len(),
         "partitions": topics.iter().map(|t| t.partitions.len()).sum::<usize>(),
-        "groups": groups.len(),
+        "groups": groups.len() + s.broker.share().list().len(),
         "memory": {
             "in_flight_bytes": m.in_flight_bytes.get(),
             "in_flight_bytes_max": m.in_flight_bytes_max.get(),
         },
+        "traffic": m.traffic.totals(),
+        "connections": {
+            "kafka": m.kafka_connections.get(),
+            "http": m.http.connections.get(),
+        },
+        "storage": {
+            "log_bytes": log_bytes,
+            "disk_available_bytes": m.disk_available_bytes.get(),
+        },
         "settings": s.info,
     }))
     .into_response()
+}
+
+/// What `veltrix check` said of the configuration file the broker started
+/// with: DESCRIBE_CONFIGS on the cluster, as the settings.
+async fn config_check(State(s): State<HttpState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(denied) = caller.check_cluster(&s, AclOperation::DescribeConfigs) {
+        return denied.into_response();
+    }
+    match &s.config_check {
+        Some(report) => axum::Json(report.as_ref()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "this broker was not told what `veltrix check` says of its configuration",
+        ),
+    }
 }
 
 fn hex(id: &[u8; 16]) -> String {

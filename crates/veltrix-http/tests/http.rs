@@ -51,6 +51,10 @@ async fn start_secured(
         info: serde_json::json!({ "kafka_listener": "127.0.0.1:9092" }),
         ready: Arc::new(AtomicBool::new(true)),
         security: Arc::new(veltrix_http::HttpSecurity::new(security, None, broker.metrics())),
+        config_check: Some(Arc::new(serde_json::json!({
+            "file": "veltrix.toml", "errors": 0, "warnings": 1,
+            "diagnostics": [{ "rule": "V202", "severity": "warning", "message": "auto-create is on" }],
+        }))),
     };
     tokio::spawn(veltrix_http::serve(listener, state, limits, stop_rx));
     Running {
@@ -755,4 +759,135 @@ async fn offsets_are_reset_after_a_plan_and_only_when_changes_are_on() {
     .await;
     assert_eq!(status, 403);
     assert!(body["error"].as_str().unwrap().contains("http_mutations"), "{body}");
+}
+
+async fn post_raw(addr: std::net::SocketAddr, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_is_produced_durably_only_when_changes_are_on_and_within_the_limit() {
+    let security = veltrix_http::HttpSecurityConfig {
+        mutations: true,
+        produce_bytes_max: 4096,
+        ..veltrix_http::HttpSecurityConfig::default()
+    };
+    let r = start_secured(MonitorConfig::default(), HttpLimits::default(), security).await;
+    r.broker
+        .create_topic("orders", Some(3), TopicConfig::default())
+        .unwrap();
+    let path = "/api/v1/topics/orders/records";
+    let record = serde_json::json!({
+        "key": "k1", "value": "{\"n\":1}", "headers": [{ "key": "trace", "value": "t-1" }, { "key": "empty" }],
+    });
+    let (status, done) = post_json(r.addr, path, record).await;
+    assert_eq!(status, 201, "{done}");
+    let partition = done["partition"].as_i64().unwrap() as i32;
+    assert_eq!(done["offset"], 0);
+    // Durable before the answer: the high watermark is past it already.
+    assert_eq!(
+        r.broker.partition("orders", partition).unwrap().log().high_watermark(),
+        1
+    );
+    let (_, found) = get(
+        r.addr,
+        &format!("/api/v1/topics/orders/records?partition={partition}&offset=0"),
+    )
+    .await;
+    let found: Value = serde_json::from_str(&found).unwrap();
+    let rec = &found["records"][0];
+    assert_eq!(
+        (rec["key"]["text"].as_str(), rec["value"]["text"].as_str()),
+        (Some("k1"), Some("{\"n\":1}"))
+    );
+    assert_eq!(rec["headers"][0]["value"]["text"], "t-1");
+    assert_eq!(rec["headers"][1]["value"], Value::Null);
+    // The same key goes to the same partition; a chosen one is taken.
+    let (_, again) = post_json(r.addr, path, serde_json::json!({ "key": "k1", "value": "2" })).await;
+    assert_eq!(again["partition"].as_i64(), Some(i64::from(partition)));
+    let (status, chosen) = post_json(r.addr, path, serde_json::json!({ "value": "x", "partition": 2 })).await;
+    assert_eq!((status, chosen["partition"].as_i64()), (201, Some(2)));
+    let (_, broker) = get(r.addr, "/api/v1/broker").await;
+    let broker: Value = serde_json::from_str(&broker).unwrap();
+    assert_eq!(broker["traffic"]["produce_records"], 3, "{broker}");
+    assert!(broker["traffic"]["produce_bytes"].as_u64().unwrap() > 0);
+    assert!(broker["storage"]["log_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(broker["connections"]["kafka"], 0);
+
+    for (body, want) in [
+        (serde_json::json!({ "value": "x", "partition": 3 }), 404),
+        (serde_json::json!({ "value": 5 }), 400),
+        (serde_json::json!({ "value": "x", "other": 1 }), 400),
+    ] {
+        assert_eq!(post_json(r.addr, path, body.clone()).await.0, want, "{body}");
+    }
+    assert_eq!(
+        post_json(r.addr, "/api/v1/topics/nope/records", serde_json::json!({}))
+            .await
+            .0,
+        404
+    );
+    let headers: Vec<Value> = (0..65).map(|i| serde_json::json!({ "key": format!("h{i}") })).collect();
+    assert_eq!(
+        post_json(r.addr, path, serde_json::json!({ "headers": headers }))
+            .await
+            .0,
+        400
+    );
+    // Too large: announced, and sent without a length (chunked).
+    let before = r.broker.partition("orders", 2).unwrap().log().high_watermark();
+    let big = serde_json::to_vec(&serde_json::json!({ "value": "x".repeat(5000) })).unwrap();
+    let (status, body) = post_raw(r.addr, path, big.clone()).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("http_produce_bytes_max"),
+        "{body}"
+    );
+    assert_eq!(chunked(r.addr, path, &big).await, 413);
+    assert_eq!(r.broker.partition("orders", 2).unwrap().log().high_watermark(), before);
+
+    let off = start(MonitorConfig::default()).await;
+    off.broker
+        .create_topic("orders", Some(1), TopicConfig::default())
+        .unwrap();
+    let (status, body) = post_json(off.addr, path, serde_json::json!({ "value": "x" })).await;
+    assert_eq!(status, 403);
+    assert!(body["error"].as_str().unwrap().contains("http_mutations"), "{body}");
+}
+
+/// `body` posted in 1 KiB chunks, with no `Content-Length`: the status.
+async fn chunked(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(1024) {
+        let chunk = [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat();
+        // The broker may answer and close before the whole body is sent.
+        if s.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut answer = vec![0; 12];
+    s.read_exact(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[9..12]).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_check_is_answered_as_the_host_gave_it() {
+    let r = start(MonitorConfig::default()).await;
+    let (status, body) = get(r.addr, "/api/v1/config/check").await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["diagnostics"][0]["rule"], "V202");
 }

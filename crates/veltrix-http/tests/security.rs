@@ -156,6 +156,7 @@ async fn start(security: HttpSecurityConfig, tls: bool, authorization: bool) -> 
         info: serde_json::json!({}),
         ready: Arc::new(AtomicBool::new(true)),
         security: Arc::new(HttpSecurity::new(security, tls_server, broker.metrics())),
+        config_check: None,
     };
     tokio::spawn(veltrix_http::serve(listener, state, HttpLimits::default(), stop_rx));
     Running {
@@ -402,6 +403,53 @@ async fn open_paths_act_as_the_anonymous_principal() {
         r.get("/metrics", Auth::Basic("ghost", "x")).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Producing over HTTP takes WRITE on the topic (asked before whether it
+/// exists) and is refused from another site; the configuration's check
+/// takes DESCRIBE_CONFIGS on the cluster.
+#[tokio::test]
+async fn a_produce_takes_write_on_the_topic_and_the_same_site() {
+    let security = HttpSecurityConfig {
+        mutations: true,
+        ..required()
+    };
+    let r = start(security, false, true).await;
+    r.add_user("alice", "pw");
+    r.broker
+        .create_topic("orders", Some(1), TopicConfig::default())
+        .unwrap();
+    let produce = |topic: &str, origin: Option<&str>| {
+        let mut request = r
+            .client
+            .post(r.url(&format!("/api/v1/topics/{topic}/records")))
+            .basic_auth("alice", Some("pw"))
+            .json(&serde_json::json!({ "value": "v" }));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(produce("orders", None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(produce("nope", None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    r.allow(
+        "User:alice",
+        AclOperation::Write,
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+    );
+    assert_eq!(produce("orders", None).await.unwrap().status(), StatusCode::CREATED);
+    let same = format!("http://localhost:{}", r.addr.port());
+    assert_eq!(
+        produce("orders", Some(&same)).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let cross = produce("orders", Some("https://evil.example")).await.unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.broker.partition("orders", 0).unwrap().log().high_watermark(), 2);
+    let alice = Auth::Basic("alice", "pw");
+    assert_eq!(r.get("/api/v1/config/check", alice).await.0, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ pub struct KafkaMetricSet {
     pub request_errors: IntCounterVec,
     /// Time from a request read to its response ready, per API.
     pub request_seconds: HistogramVec,
-    /// Open connections.
+    /// Open connections: the engine's gauge, which the HTTP API shows too.
     pub connections: IntGauge,
     /// Connections accepted.
     pub connections_accepted: IntCounter,
@@ -98,6 +98,9 @@ pub struct KafkaMetricSet {
     pub fetch_bytes: IntCounterVec,
     /// Records fetched (whole batches), per topic.
     pub fetch_records: IntCounterVec,
+    /// The same, over every topic: the engine's totals, which the HTTP API
+    /// shows.
+    pub traffic: veltrix_core::metrics::Traffic,
 }
 
 impl KafkaMetrics {
@@ -126,7 +129,7 @@ impl KafkaMetrics {
                 LATENCY_BUCKETS,
                 &["api"],
             ),
-            connections: r.int_gauge("veltrix_kafka_connections", "Open Kafka connections."),
+            connections: engine.kafka_connections.clone(),
             connections_accepted: r.int_counter(
                 "veltrix_kafka_connections_accepted_total",
                 "Kafka connections accepted.",
@@ -240,6 +243,7 @@ impl KafkaMetrics {
                 "Records fetched (whole batches), per topic.",
                 topic,
             ),
+            traffic: engine.traffic.clone(),
         }))
     }
 }

@@ -150,7 +150,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         default_partitions: args.default_partitions,
         allow_data_loss: args.allow_data_loss,
     };
-    let mut config = cli::check::serve_config(args.config.as_deref(), overrides)?;
+    let (mut config, config_check) = cli::check::serve_config(args.config.as_deref(), overrides)?;
     let limit = files::raise_limit();
     let worker_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     files::fit_caches(&mut config, limit.soft, files::files_reserve(worker_threads));
@@ -195,6 +195,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 info: settings_json(&config, advertised, http_bound),
                 ready: ready.clone(),
                 security: Arc::new(listeners::http_security(&config, broker.metrics())?),
+                config_check: Some(Arc::new(config_check)),
             },
             config.http_limits,
             stop_rx.clone(),

@@ -16,13 +16,30 @@ export class ApiError extends Error {
  * GET a path of the API as JSON. Same origin, so the browser sends the
  * credentials it holds for the broker (basic credentials) by itself.
  */
-export async function api(path) {
+export function api(path) {
+  return request(path, { method: 'GET' });
+}
+
+/**
+ * POST `body` as JSON to a path of the API; its JSON answer. The browser
+ * sends its `Origin`, which the broker checks against its own host.
+ */
+export function apiPost(path, body) {
+  return request(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+async function request(path, init) {
   let response;
   try {
     response = await fetch(path, {
+      ...init,
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: { Accept: 'application/json' },
+      headers: { Accept: 'application/json', ...(init.headers || {}) },
     });
   } catch (e) {
     throw new ApiError(0, `the broker did not answer (${e.message})`, path);

@@ -1,7 +1,8 @@
 // A group of any kind: its state, members and assignments, per partition
 // the committed offset, the end and the lag (share groups: the window,
 // records in flight and delivery counts), polled; and its lag over time
-// as a chart, from the broker's bounded history.
+// as a chart, from the broker's bounded history; and its offsets reset
+// (reset.js).
 
 import {
   ApiError,
@@ -19,6 +20,7 @@ import {
   topicLink,
 } from './common.js';
 import { lagChart } from './chart.js';
+import { setResetTopics, startReset } from './reset.js';
 
 const POLL_MS = 3000;
 const id = nameFromPath('/console/groups');
@@ -142,6 +144,7 @@ async function refresh() {
   );
   fill('members', membersTable(g.members || []));
   renderSettings(share ? g.settings : null);
+  setResetTopics(share ? [] : rows);
 }
 
 let lagPoll = null;
@@ -169,5 +172,6 @@ async function refreshHistory() {
 
 document.getElementById('group-name').textContent = id;
 document.title = `${id} · Groups · Veltrix`;
+startReset(apiPath);
 poll('group', refresh, POLL_MS);
 lagPoll = poll('lag-history', refreshHistory, POLL_MS);

@@ -1,5 +1,7 @@
-// The overview: the broker (version, uptime, counts, memory budget), the
-// alerts firing now, and the partitions refusing writes. Polled.
+// The overview: the broker (version, uptime, counts, memory budget,
+// connections, storage), throughput in and out (rates from the totals of
+// two successive answers), the alerts firing now, and the partitions
+// refusing writes. Polled.
 
 import {
   api,
@@ -25,12 +27,43 @@ import {
 
 const POLL_MS = 3000;
 
+/** The previous answer's totals and when they were read, for rates. */
+let previous = null;
+
+/** Per second between two answers; null until there are two, or after a restart. */
+function rates(b) {
+  const t = b.traffic;
+  const at = b.sampled_at_ms;
+  if (!t || typeof at !== 'number') return null;
+  const prev = previous;
+  previous = { t, at };
+  if (!prev || at <= prev.at) return null;
+  const seconds = (at - prev.at) / 1000;
+  const rate = (k) => Math.max(0, (t[k] - prev.t[k]) / seconds);
+  return {
+    inBytes: rate('produce_bytes'),
+    inRecords: rate('produce_records'),
+    outBytes: rate('fetch_bytes'),
+    outRecords: rate('fetch_records'),
+  };
+}
+
+function fmtRate(r, bytesKey, recordsKey) {
+  if (!r) return 'measuring…';
+  return `${fmtBytes(Math.round(r[bytesKey]))}/s · ${fmtInt(Math.round(r[recordsKey]))} records/s`;
+}
+
 function renderBroker(b) {
   const memory = b.memory || {};
   const max = memory.in_flight_bytes_max || 0;
   const used = memory.in_flight_bytes || 0;
   const meter =
     max > 0 ? el('meter', { min: 0, max, value: used, title: `${fmtBytes(used)} of ${fmtBytes(max)}` }) : null;
+  const r = rates(b);
+  const t = b.traffic || {};
+  const c = b.connections || {};
+  const storage = b.storage || {};
+  const total = (bytes, records) => `${fmtBytes(bytes)}, ${plural(records || 0, 'record')} since start`;
   fill(
     'broker',
     cards([
@@ -39,6 +72,14 @@ function renderBroker(b) {
       ['Topics', el('a', { href: '/console/topics' }, fmtInt(b.topics))],
       ['Partitions', fmtInt(b.partitions)],
       ['Groups', el('a', { href: '/console/groups' }, fmtInt(b.groups))],
+      ['In (produced)', el('span', { id: 'rate-in' }, fmtRate(r, 'inBytes', 'inRecords')), total(t.produce_bytes, t.produce_records)],
+      ['Out (fetched)', el('span', { id: 'rate-out' }, fmtRate(r, 'outBytes', 'outRecords')), total(t.fetch_bytes, t.fetch_records)],
+      ['Connections', `${fmtInt(c.kafka)} Kafka`, `${fmtInt(c.http)} HTTP`],
+      [
+        'Storage',
+        `${fmtBytes(storage.log_bytes)} in logs`,
+        storage.disk_available_bytes > 0 ? `${fmtBytes(storage.disk_available_bytes)} free on the disk` : null,
+      ],
       ['Memory budget in use', `${fmtBytes(used)} of ${fmtBytes(max)}`, meter],
     ]),
   );

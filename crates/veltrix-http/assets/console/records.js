@@ -199,6 +199,20 @@ function readLocation() {
   return true;
 }
 
+/** Shows the record at `offset` of `partition` (just produced, say). */
+export function showRecord(partition, offset) {
+  const select = input('partition');
+  if (![...select.options].some((o) => o.value === String(partition)))
+    select.append(el('option', { value: partition }, String(partition)));
+  select.value = String(partition);
+  input('seek').value = 'offset';
+  input('offset').value = String(offset);
+  for (const field of ['key', 'header', 'header_value', 'text']) input(field).value = '';
+  input('limit').value = '1';
+  showSeek();
+  search();
+}
+
 /** Wires the form of the topic `name`'s page; runs a search the address holds. */
 export function startBrowser(name) {
   topic = name;

@@ -1,9 +1,9 @@
 // A topic: its partitions (log start, end, size, segments, poisoned),
 // polled; its settings and duplicate window; and the message browser
-// (records.js).
+// (records.js); and a form that produces a test record.
 
-import { api, badge, el, fill, fmtBytes, fmtInt, nameFromPath, poll, table } from './common.js';
-import { setPartitions, startBrowser } from './records.js';
+import { api, apiPost, badge, describeError, el, fill, fmtBytes, fmtInt, nameFromPath, poll, table } from './common.js';
+import { setPartitions, showRecord, startBrowser } from './records.js';
 
 const POLL_MS = 3000;
 const name = nameFromPath('/console/topics');
@@ -55,7 +55,67 @@ async function refresh() {
   renderSettings(t.config);
   renderDedup(t.dedup);
   setPartitions(partitions.map((p) => p.partition));
+  setProducePartitions(partitions.map((p) => p.partition));
 }
+
+let producePartitions = 0;
+
+function setProducePartitions(partitions) {
+  if (partitions.length === producePartitions) return;
+  producePartitions = partitions.length;
+  const select = document.getElementById('produce-partition');
+  const chosen = select.value;
+  select.replaceChildren(
+    el('option', { value: '' }, 'by key (any without one)'),
+    ...partitions.map((p) => el('option', { value: p }, String(p))),
+  );
+  select.value = partitions.includes(Number(chosen)) ? chosen : '';
+}
+
+/** `name: value` lines as headers; a line without `:` is a header without a value. */
+function parseHeaders(text) {
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .map((line) => {
+      const at = line.indexOf(':');
+      return at < 0 ? { key: line, value: null } : { key: line.slice(0, at).trim(), value: line.slice(at + 1).trim() };
+    });
+}
+
+async function produce(e) {
+  e.preventDefault();
+  const value = (id) => document.getElementById(id).value;
+  const body = { value: value('produce-value'), headers: parseHeaders(value('produce-headers')) };
+  if (value('produce-key') !== '') body.key = value('produce-key');
+  if (value('produce-partition') !== '') body.partition = Number(value('produce-partition'));
+  const button = document.getElementById('produce-submit');
+  button.disabled = true;
+  fill('produce-result', 'Producing…');
+  try {
+    const done = await apiPost(`${apiPath}/records`, body);
+    const where = `partition ${done.partition}, offset ${done.offset}`;
+    fill(
+      'produce-result',
+      done.duplicate
+        ? el('span', { class: 'badge badge-pending' }, 'dropped as a duplicate by the topic’s window')
+        : el(
+            'span',
+            { id: 'produce-done' },
+            badge('produced', 'ok'),
+            ` at ${where}. `,
+            el('button', { type: 'button', class: 'link', onclick: () => showRecord(done.partition, done.offset) }, 'Show it'),
+          ),
+    );
+  } catch (err) {
+    fill('produce-result', el('span', { id: 'produce-error', class: 'error' }, describeError(err)));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.getElementById('produce').addEventListener('submit', produce);
 
 document.getElementById('topic-name').textContent = name;
 document.title = `${name} · Topics · Veltrix`;

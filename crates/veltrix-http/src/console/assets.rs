@@ -51,6 +51,8 @@ pub(super) const ASSETS: &[Asset] = &[
     asset!("records.js", JS),
     asset!("groups.js", JS),
     asset!("group.js", JS),
+    asset!("reset.js", JS),
+    asset!("queues.js", JS),
     asset!("alerts.js", JS),
     asset!("config.js", JS),
 ];

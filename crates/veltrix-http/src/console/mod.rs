@@ -1,4 +1,4 @@
-//! The web console: read-only pages served on the HTTP listener, at `/`
+//! The web console: pages served on the HTTP listener, at `/`
 //! and under `/console/`, with their assets embedded in the binary.
 //!
 //! The server sends static shells only (a shared header and navigation, and
@@ -44,6 +44,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/console/topics/{name}", get(|| async { pages::TOPIC.response() }))
         .route("/console/groups", get(|| async { pages::GROUPS.response() }))
         .route("/console/groups/{id}", get(|| async { pages::GROUP.response() }))
+        .route("/console/queues", get(|| async { pages::QUEUES.response() }))
         .route("/console/alerts", get(|| async { pages::ALERTS.response() }))
         .route("/console/config", get(|| async { pages::CONFIG.response() }))
         .route("/console/assets/{name}", get(assets::asset))

@@ -57,6 +57,13 @@ pub(super) const GROUP: Page = Page {
     script: "group.js",
 };
 
+pub(super) const QUEUES: Page = Page {
+    title: "Queues",
+    section: "queues",
+    body: include_str!("../../assets/console/queues.html"),
+    script: "queues.js",
+};
+
 pub(super) const ALERTS: Page = Page {
     title: "Alerts",
     section: "alerts",

@@ -10,13 +10,14 @@ use tower::ServiceExt;
 use super::assets::ASSETS;
 use super::pages;
 
-const PAGES: [&str; 8] = [
+const PAGES: [&str; 9] = [
     "/",
     "/console",
     "/console/topics",
     "/console/topics/orders",
     "/console/groups",
     "/console/groups/billing%2Feu",
+    "/console/queues",
     "/console/alerts",
     "/console/config",
 ];
@@ -234,6 +235,7 @@ async fn the_broker_router_serves_the_console_beside_the_api() {
         started: std::time::Instant::now(),
         info: serde_json::json!({}),
         ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        config_check: None,
     };
     let app = crate::server::router(state);
     let answer = |path: &'static str| {

@@ -269,6 +269,7 @@ fn count_fetched(ctx: &Ctx, responses: &[FetchableTopicResponse]) {
             let name = [t.topic.0.as_str()];
             metrics.fetch_bytes.with_label_values(&name).inc_by(bytes);
             metrics.fetch_records.with_label_values(&name).inc_by(records);
+            metrics.traffic.fetched(bytes, records);
         }
     }
 }

@@ -286,10 +286,9 @@ impl Appending {
         let metrics = &self.metrics;
         if metrics.enabled() {
             metrics.produce_bytes.with_label_values(&[topic]).inc_by(bytes as u64);
-            metrics
-                .produce_records
-                .with_label_values(&[topic])
-                .inc_by(u64::try_from(records).unwrap_or(0));
+            let records = u64::try_from(records).unwrap_or(0);
+            metrics.produce_records.with_label_values(&[topic]).inc_by(records);
+            metrics.traffic.produced(bytes as u64, records);
         }
     }
 

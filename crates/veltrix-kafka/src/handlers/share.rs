@@ -631,10 +631,9 @@ fn count_share_fetched(ctx: &Ctx, answers: &[((TopicId, i32), PartitionAnswer)])
             let records: i64 = a.data.acquired.iter().map(|r| r.last - r.first + 1).sum();
             let name = [t.name.as_str()];
             metrics.fetch_bytes.with_label_values(&name).inc_by(bytes);
-            metrics
-                .fetch_records
-                .with_label_values(&name)
-                .inc_by(u64::try_from(records).unwrap_or(0));
+            let records = u64::try_from(records).unwrap_or(0);
+            metrics.fetch_records.with_label_values(&name).inc_by(records);
+            metrics.traffic.fetched(bytes, records);
         }
     }
 }

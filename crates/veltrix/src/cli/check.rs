@@ -113,8 +113,9 @@ pub struct ServeOverrides {
 /// The configuration `veltrix serve` runs with: the file's, checked exactly
 /// as `veltrix check` does (environment overrides included), or the embedded
 /// default without a file; then the flags over it. Warnings are printed and
-/// the broker starts; errors are printed and it does not.
-pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Result<VeltrixConfig> {
+/// the broker starts; errors are printed and it does not. With it, what
+/// `veltrix check` said as JSON, for the console (`file` null without one).
+pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Result<(VeltrixConfig, serde_json::Value)> {
     // Without a file the embedded default is an empty file: the environment's
     // overrides still apply and are checked, so a bad value never starts silently.
     let report = match file {
@@ -128,6 +129,10 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
     };
     if !report.diagnostics.is_empty() {
         eprint!("{}", report.render(std::io::stderr().is_terminal()));
+    }
+    let mut check = report.to_json();
+    if file.is_none() {
+        check["file"] = serde_json::Value::Null;
     }
     let Some(mut config) = report.config.clone() else {
         let errors = super::plural(report.errors() as u64, "error");
@@ -178,7 +183,7 @@ pub fn serve_config(file: Option<&Path>, flags: ServeOverrides) -> anyhow::Resul
             d.id()
         );
     }
-    Ok(config)
+    Ok((config, check))
 }
 
 /// Makes the broker's topics match the declared ones, runs the declared
