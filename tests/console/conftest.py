@@ -16,12 +16,18 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness import Broker, Page, chromium, veltrix_binary, wait_until
 
 CONFIG = """
+[listeners]
+http_mutations = true
+
 [observability]
 lag_evaluation_interval_ms = 500
 
 [[topic]]
 name = "orders"
 partitions = 2
+# A warning of `veltrix check` (V118: under one segment) for the
+# configuration page to show; orders' few records never fill a segment.
+retention_bytes = 1048576
 
 [[alert]]
 name = "billing-behind"

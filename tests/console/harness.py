@@ -241,9 +241,22 @@ class Page:
             return
         directory = Path(where) if Path(where).is_absolute() else REPO / where
         directory.mkdir(parents=True, exist_ok=True)
+        self.driver.execute_script("window.scrollTo(0, 0);")
         height = self.driver.execute_script("return document.documentElement.scrollHeight;")
         self.driver.set_window_size(1280, max(700, min(int(height) + 120, 1600)))
         try:
             self.driver.save_screenshot(str(directory / f"{name}.png"))
         finally:
             self.driver.set_window_size(1280, 900)
+
+    def screenshot_of(self, name: str, css: str) -> None:
+        """Saves one element (a section of a long page) as NAME.png under
+        $VELTRIX_SCREENSHOTS, if set."""
+        where = os.environ.get("VELTRIX_SCREENSHOTS")
+        if not where:
+            return
+        directory = Path(where) if Path(where).is_absolute() else REPO / where
+        directory.mkdir(parents=True, exist_ok=True)
+        element = self.driver.find_element("css selector", css)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
+        element.screenshot(str(directory / f"{name}.png"))
