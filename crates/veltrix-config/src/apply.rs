@@ -234,6 +234,13 @@ fn plan<'a>(
 /// How going from `old` to `new` shortens retention, if it does, with the
 /// key that does it.
 fn retention_loss(old: &TopicConfig, new: &TopicConfig, defaults: &LogConfig) -> Option<(&'static str, String)> {
+    let compacts = |c: &TopicConfig| c.cleanup_policy.is_some_and(|p| p.compact);
+    if compacts(new) && !compacts(old) {
+        return Some((
+            "cleanup_policy",
+            "`cleanup_policy` turns compaction on, which removes every record but each key's latest".to_owned(),
+        ));
+    }
     let (old, new) = (old.log_config(defaults), new.log_config(defaults));
     let shorter = |o: Option<u64>, n: Option<u64>| match (o, n) {
         (_, None) => false,

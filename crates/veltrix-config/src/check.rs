@@ -475,6 +475,13 @@ fn resolve_broker(c: &mut VeltrixConfig, b: &RawTable) {
     );
     set(&mut c.broker.disk.reserve_bytes_min, b.int("disk_reserve_bytes_min"));
     set(&mut c.broker.active_files_max, b.int("active_files_max"));
+    set(
+        &mut c.broker.compaction.key_map_bytes_max,
+        b.int("compaction_key_map_bytes_max"),
+    );
+    if let Some(rate) = b.int("compaction_io_byte_rate_max") {
+        c.broker.compaction.io_bytes_per_sec_max = u64::try_from(rate).ok();
+    }
 }
 
 /// `[listeners]`.
@@ -734,9 +741,16 @@ fn resolve_topic(t: &RawTable, defaults: &RawTable, default_partitions: u32) -> 
             dedup_id_source: t.str("dedup_id_source").and_then(veltrix_core::DedupIdSource::parse),
             // `critical = true` makes the topic critical for admission too.
             tier: if critical { Some(Tier::Critical) } else { tier },
-            // Compaction is set through the Kafka API (cleanup.policy);
-            // declared topics keep the default `delete`.
-            ..TopicConfig::default()
+            cleanup_policy: t
+                .str("cleanup_policy")
+                .and_then(|p| veltrix_core::CleanupPolicy::parse(p).ok()),
+            delete_retention_ms: unsigned("delete_retention_ms"),
+            min_compaction_lag_ms: unsigned("compaction_lag_ms_min"),
+            max_compaction_lag_ms: unsigned("compaction_lag_ms_max"),
+            min_cleanable_dirty_ppm: t
+                .int("cleanable_dirty_percent_min")
+                .and_then(|p| u32::try_from(p).ok())
+                .map(|p| p * 10_000),
         },
         critical,
         tier,

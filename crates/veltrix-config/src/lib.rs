@@ -33,6 +33,7 @@ mod apply;
 mod apply_quota;
 mod apply_share;
 mod check;
+mod compaction_lints;
 mod dedup_lints;
 mod diagnostic;
 mod lints;

@@ -58,6 +58,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, raw: &Raw, c: &VeltrixConfig, probe: &dyn P
     crate::quota_lints::run(ctx, raw);
     crate::share_lints::run(ctx, raw, c);
     crate::dedup_lints::run(ctx, raw, c);
+    crate::compaction_lints::run(ctx, raw, c);
     production(ctx, raw, c, probe);
 }
 

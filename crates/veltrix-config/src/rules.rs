@@ -267,6 +267,18 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     CERTIFICATE_EXPIRING = "V144" "certificate-expiring" Warning Always
         "a listener's certificate expires within 30 days"
         "Once a server certificate expires, every client's TLS handshake fails and the broker is unreachable over that listener. Renew it: the broker loads a changed certificate file by itself (it looks every 10 seconds), no restart needed.";
+    COMPACTION_LAG_REVERSED = "V145" "compaction-lag-reversed" Error Always
+        "a topic's `compaction_lag_ms_min` is above its `compaction_lag_ms_max`"
+        "On a compacted topic, `compaction_lag_ms_min` keeps records younger than it out of compaction, and `compaction_lag_ms_max` forces compaction of anything older than it. With the minimum above the maximum no segment can ever be compacted in time, and the broker refuses the topic's settings. One of the two is most likely in the wrong unit. Lower the minimum or raise the maximum (see docs/compaction.md).";
+    COMPACTION_SETTINGS_WITHOUT_COMPACT = "V146" "compaction-settings-without-compact" Warning Always
+        "compaction settings on a topic whose `cleanup_policy` does not compact"
+        "`delete_retention_ms`, `compaction_lag_ms_min`, `compaction_lag_ms_max` and `cleanable_dirty_percent_min` tune log compaction, which runs only on a topic whose `cleanup_policy` is `compact` or `compact,delete`. On a `delete` topic (the default) they do nothing, which is most likely not what whoever set them expected. Set `cleanup_policy`, or remove them.";
+    RETENTION_ON_COMPACT_ONLY = "V147" "retention-on-compact-only" Warning Always
+        "a retention on a topic whose `cleanup_policy` is `compact` only"
+        "With `cleanup_policy = \"compact\"` the broker keeps the latest record of each key forever and deletes nothing by age or size: `retention_ms` and `retention_bytes` are not applied. If old keys must go too, write `cleanup_policy = \"compact,delete\"`; if not, remove the retention so the file says what the broker does.";
+    COMPACT_DEDUP_BY_KEY = "V148" "compact-dedup-by-key" Warning Always
+        "a compacted topic deduplicates on the record key"
+        "A compacted topic keeps each key's latest value; a duplicate window on the key (`dedup_id_source = \"key\"`) drops every record whose key was stored within the window. Together, a key updated twice within the window keeps its older value: the update is dropped as a duplicate and compaction then keeps the stale record. Deduplicate on a message-id header (`dedup_id_source = \"header\"`) instead.";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";

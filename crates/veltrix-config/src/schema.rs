@@ -344,6 +344,20 @@ static BROKER_KEYS: &[KeyDef] = &[
         doc: "Partitions across all topics.",
     },
     KeyDef {
+        name: "compaction_key_map_bytes_max",
+        kind: int(veltrix_log::compact::KEY_MAP_BYTES_MIN as i64, 16 << 30, Unit::Bytes),
+        required: false,
+        default: || Some(BrokerConfig::default().compaction.key_map_bytes_max.to_string()),
+        doc: "Memory of the log cleaner's key map (a key's digest to its latest offset, 32 bytes a key) in one compaction round of a compacted topic's partition. A dirty part with more keys is compacted up to where the map filled, the rest in the next round (counted in `veltrix_log_cleaner_key_map_full_total`). See docs/compaction.md.",
+    },
+    KeyDef {
+        name: "compaction_io_byte_rate_max",
+        kind: limit(1, i64::MAX, Unit::BytesPerSecond),
+        required: false,
+        default: || Some("-1".to_owned()),
+        doc: "Bytes per second a compaction round reads and writes, so that compaction leaves the disk to producers and consumers; -1 for no limit.",
+    },
+    KeyDef {
         name: "open_files_max",
         kind: int(1, FILES_LIMIT, Unit::Files),
         required: false,
@@ -891,6 +905,9 @@ static DEFAULT_KEYS: &[KeyDef] = &{
     ]
 };
 
+/// `cleanup_policy`'s values (Kafka's `cleanup.policy` lists).
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact", "compact,delete"];
+
 static TOPIC_KEYS: &[KeyDef] = &{
     let [a, b, c, d, e, f, g] = log_keys!();
     [
@@ -915,6 +932,41 @@ static TOPIC_KEYS: &[KeyDef] = &{
         e,
         f,
         g,
+        KeyDef {
+            name: "cleanup_policy",
+            kind: Kind::Word(CLEANUP_POLICIES),
+            required: false,
+            default: || Some("\"delete\"".to_owned()),
+            doc: "`delete`: retention deletes old segments. `compact`: the latest record of each key is kept (records must have a key) and retention does not apply. `compact,delete`: both (Kafka's `cleanup.policy`; see docs/compaction.md).",
+        },
+        KeyDef {
+            name: "delete_retention_ms",
+            kind: int(0, MS, Unit::Milliseconds),
+            required: false,
+            default: || Some(veltrix_log::CompactionConfig::default().delete_retention_ms.to_string()),
+            doc: "On a compacted topic: how long a tombstone (a null value) stays after the compaction round that first reached it (Kafka's `delete.retention.ms`).",
+        },
+        KeyDef {
+            name: "compaction_lag_ms_min",
+            kind: int(0, MS, Unit::Milliseconds),
+            required: false,
+            default: || Some("0".to_owned()),
+            doc: "On a compacted topic: a segment whose newest record is younger than this is not compacted (Kafka's `min.compaction.lag.ms`).",
+        },
+        KeyDef {
+            name: "compaction_lag_ms_max",
+            kind: int(1, MS, Unit::Milliseconds),
+            required: false,
+            default: || Some(i64::MAX.to_string()),
+            doc: "On a compacted topic: dirty data older than this is compacted whatever the dirty share, and the active segment rolls at this age (Kafka's `max.compaction.lag.ms`).",
+        },
+        KeyDef {
+            name: "cleanable_dirty_percent_min",
+            kind: int(0, 100, Unit::Percent),
+            required: false,
+            default: || Some("50".to_owned()),
+            doc: "On a compacted topic: a compaction round runs once this share of the log was written since the last one (Kafka's `min.cleanable.dirty.ratio`, as a percentage).",
+        },
         KeyDef {
             name: "dedup_window_ms",
             kind: int(0, DEDUP_WINDOW_MS_MAX as i64, Unit::Milliseconds),

@@ -75,6 +75,9 @@ pub struct BrokerConfig {
     /// Record metrics on hot paths (produce, fetch, every request). Off only
     /// to measure what they cost; lag and alerts are computed either way.
     pub metrics_enabled: bool,
+    /// The log cleaner's bounds: its key map's memory and its I/O rate
+    /// (`[broker] compaction_key_map_bytes_max`, `compaction_io_byte_rate_max`).
+    pub compaction: veltrix_log::CleanLimits,
 }
 
 impl Default for BrokerConfig {
@@ -97,6 +100,7 @@ impl Default for BrokerConfig {
             acl: crate::acl::AclConfig::default(),
             credentials: crate::auth::CredentialsConfig::default(),
             metrics_enabled: true,
+            compaction: veltrix_log::CleanLimits::default(),
         }
     }
 }

@@ -275,13 +275,14 @@ fn spawn_routes(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::
 const CLEANER_INTERVAL_MS: u64 = 1000;
 
 /// The log cleaner: a pass over the compacted partitions on the blocking pool
-/// every [`CLEANER_INTERVAL_MS`], one pass at a time, until `stop` (a round in
-/// progress finishes first: the logs are closed after it).
+/// every [`CLEANER_INTERVAL_MS`] within `[broker]`'s compaction bounds, one
+/// pass at a time, until `stop` (a round in progress finishes first: the logs
+/// are closed after it).
 fn spawn_cleaner(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(CLEANER_INTERVAL_MS));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let limits = veltrix_log::CleanLimits::default();
+        let limits = broker.config().compaction;
         loop {
             tokio::select! {
                 _ = every.tick() => {

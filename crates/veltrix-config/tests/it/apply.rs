@@ -92,6 +92,29 @@ fn a_shorter_retention_needs_permission_and_nothing_changes_without_it() {
 }
 
 #[test]
+fn turning_compaction_on_needs_permission_and_then_compacts_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(V1);
+    let broker = open(dir.path(), &c);
+    apply_topics(&broker, &c, false).unwrap();
+    let compacted = config(
+        "[[topic]]\nname = \"orders\"\npartitions = 2\ncleanup_policy = \"compact,delete\"\nretention_ms = 86_400_000\ncompaction_lag_ms_min = 1_000\ncleanable_dirty_percent_min = 10\n\n[[topic]]\nname = \"clicks\"\n",
+    );
+    let err = apply_topics(&broker, &compacted, false).unwrap_err();
+    assert!(err.to_string().contains("cleanup_policy"), "{err}");
+    assert_eq!(broker.topic("orders").unwrap().config.cleanup_policy, None);
+    apply_topics(&broker, &compacted, true).unwrap();
+    let log = broker.topic("orders").unwrap().partitions[0].log().config();
+    let compaction = log.compaction.expect("compacted");
+    assert_eq!(
+        (compaction.min_compaction_lag_ms, compaction.min_cleanable_dirty_ppm),
+        (1_000, 100_000)
+    );
+    assert_eq!(log.retention_ms, Some(86_400_000), "compact,delete keeps the retention");
+    broker.close();
+}
+
+#[test]
 fn partitions_are_never_removed() {
     let dir = tempfile::tempdir().unwrap();
     let c = config(V1);

@@ -532,6 +532,26 @@ fn cases() -> Vec<Case> {
             2030,
         ),
         case(
+            "V145",
+            "[[topic]]\nname = \"t\"\ncleanup_policy = \"compact\"\ncompaction_lag_ms_min = 600000 #<\ncompaction_lag_ms_max = 60000\n",
+            "lower `compaction_lag_ms_min` to 60000",
+        ),
+        case(
+            "V146",
+            "[[topic]]\nname = \"t\"\ndelete_retention_ms = 1000 #<\n",
+            "add `cleanup_policy = \"compact\"`",
+        ),
+        case(
+            "V147",
+            "[[topic]]\nname = \"t\"\ncleanup_policy = \"compact\"\nretention_ms = 86400000 #<\n",
+            "`cleanup_policy = \"compact,delete\"`",
+        ),
+        case(
+            "V148",
+            "[[topic]]\nname = \"t\"\ncleanup_policy = \"compact\"\ndedup_window_ms = 60000\ndedup_id_source = \"key\" #<\n",
+            "take message ids from a header",
+        ),
+        case(
             "V032",
             "[listeners]\nhttp_tls_cert_file = \"/etc/c.pem\" #<\n",
             "add `http_tls_key_file`",
