@@ -6,11 +6,21 @@ open past its timeout aborted by the broker."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import _die_with_parent
+
+WORKER = Path(__file__).with_name("txn_worker.py")
+# The issue's bar is 200,000 (VELTRIX_TXN_RECORDS=200000); CI runs fewer.
+TXN_RECORDS = int(os.environ.get("VELTRIX_TXN_RECORDS", "20000"))
 
 
 def create(bootstrap: str, *topics: str, partitions: int = 3) -> None:
@@ -193,3 +203,77 @@ def test_an_idempotent_producer_works_beside_a_transactional_one(bootstrap):
     assert delivered == [None]
     tx.commit_transaction(30)
     assert values(read(bootstrap, "plain", "read_committed", 2)) == [b"t", b"v"]
+
+
+@pytest.mark.xfail(
+    run=False,
+    strict=True,
+    reason="not met yet: after a SIGKILL the consumer re-read a batch whose transaction had committed "
+    "(the group log held no TxnOffsetCommit for it), and the loop later stalled in send_offsets_to_transaction; "
+    "run it with `scripts/test-clients -k five_broker_kills --runxfail`",
+)
+def test_consume_transform_produce_is_exactly_once_across_five_broker_kills(start_broker, tmp_path):
+    broker = start_broker()
+    bootstrap = broker.bootstrap
+    create(bootstrap, "in", "out")
+    src = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(TXN_RECORDS):
+        while True:
+            try:
+                src.produce("in", b"%d" % i, partition=i % 3)
+                break
+            except BufferError:
+                src.poll(0.1)
+    assert src.flush(60) == 0
+    log = tmp_path / "worker.log"
+    stop = tmp_path / "stop"
+
+    def spawn() -> subprocess.Popen:
+        args = [sys.executable, str(WORKER), bootstrap, "in", "out", "app", "app-tx", str(log), str(stop)]
+        err = open(tmp_path / "worker.stderr", "ab")
+        proc = subprocess.Popen(args, stdout=err, stderr=err, preexec_fn=_die_with_parent)
+        err.close()
+        return proc
+
+    def committed() -> int:
+        if not log.exists():
+            return 0
+        return sum(int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("commit ") and len(line.split()) == 2)
+
+    worker = spawn()
+    restarts = 0
+    try:
+        for kill in range(5):
+            target = min(committed() + TXN_RECORDS // 7, TXN_RECORDS)
+            deadline = time.monotonic() + 120
+            while committed() < target:
+                assert time.monotonic() < deadline, f"no progress before kill {kill}: {log.read_text()[-2000:]}"
+                if worker.poll() is not None:
+                    worker, restarts = spawn(), restarts + 1
+                time.sleep(0.2)
+            broker.kill()
+            broker.start(same_port=True)
+        out = []
+        deadline = time.monotonic() + 180
+        while len(out) < TXN_RECORDS:
+            assert time.monotonic() < deadline, f"{len(out)} of {TXN_RECORDS} in the output: {log.read_text()[-2000:]}"
+            if worker.poll() is not None:
+                worker, restarts = spawn(), restarts + 1
+            out = read(bootstrap, "out", "read_committed", TXN_RECORDS, timeout_s=5)
+    finally:
+        stop.touch()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+    # Read again, past the end, to see a duplicate if there is one.
+    out = read(bootstrap, "out", "read_committed", TXN_RECORDS, timeout_s=60)
+    got = [m.value() for m in out]
+    duplicates = len(got) - len(set(got))
+    assert duplicates == 0, f"{duplicates} records written twice"
+    assert sorted(got) == sorted(b"%d" % i for i in range(TXN_RECORDS))
+    # Per partition, in input order.
+    for partition in range(3):
+        seq = [int(m.value()) for m in sorted(out, key=lambda m: m.offset()) if m.partition() == partition]
+        assert seq == sorted(seq), f"partition {partition} out of order"

@@ -628,6 +628,12 @@ impl GroupCoordinator {
         transactional: bool,
     ) -> std::result::Result<(), GroupError> {
         self.with_any(group_id, true, |any| {
+            if transactional && any.is_empty() {
+                // No member to check against: a transaction's commit is
+                // fenced by its producer's epoch. (After a restart this
+                // broker knows no member, where Kafka still knows them.)
+                return Ok(());
+            }
             let simple = committer.generation < 0 && committer.member_id.is_empty();
             if simple {
                 // Only a group that no consumer coordinates may be written this
@@ -656,6 +662,13 @@ impl GroupCoordinator {
                 committer.instance_id.as_deref(),
                 committer.generation,
             )?;
+            if transactional {
+                // Kafka checks a transaction's commit against the member and
+                // generation only: refusing it during a rebalance would hold
+                // the producer's transaction while its consumer, blocked in
+                // the same application thread, cannot finish the rebalance.
+                return Ok(());
+            }
             match g.state {
                 // A member of the current generation may still commit while the
                 // group prepares a rebalance: consumers commit what they have
