@@ -557,7 +557,8 @@ impl Log {
         for group in groups(&rewrite, plan.segment_bytes_max) {
             self.clean_group(plan, group, rewriter, &mut judge, &mut io.0, outcome)?;
         }
-        outcome.bytes_read = io.1;
+        // The key map's reads; the rewrite's were counted as they happened.
+        outcome.bytes_read += io.1;
         outcome.records_removed = judge.removed;
         let mut history = history.clone();
         history.push(map_end, judge.now_ms);
