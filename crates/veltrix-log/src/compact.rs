@@ -129,7 +129,8 @@ pub const KEY_MAP_BYTES_MIN: u64 = 1 << 20;
 /// Keys the map takes whatever its bound.
 const KEY_MAP_KEYS_MIN: usize = 16;
 /// Memory charged per slot of the key map: a 16-byte digest, an 8-byte
-/// offset and the table's control byte, with the table's spare room.
+/// offset and the table's control byte (25 bytes a bucket), with the
+/// table's spare room (at most 8 buckets for 7 slots: 28.6 bytes a slot).
 pub const KEY_MAP_SLOT_BYTES: u64 = 32;
 
 impl Default for CleanLimits {
@@ -222,7 +223,9 @@ impl Digester {
 /// Key digest to the latest offset of the key in the dirty section, within
 /// a memory bound.
 pub(crate) struct KeyMap {
-    map: HashMap<u128, i64>,
+    /// The digest as two words: a `u128` key would be 16-byte aligned and
+    /// make each entry 32 bytes instead of 24.
+    map: HashMap<(u64, u64), i64>,
     bytes_max: u64,
 }
 
@@ -237,6 +240,7 @@ impl KeyMap {
     /// Records `offset` as the latest of `digest`; `false` (nothing changed)
     /// when a new key would grow the table past the bound.
     pub(crate) fn put(&mut self, digest: u128, offset: i64) -> bool {
+        let digest = split(digest);
         if let Some(o) = self.map.get_mut(&digest) {
             *o = offset;
             return true;
@@ -253,12 +257,16 @@ impl KeyMap {
     }
 
     pub(crate) fn get(&self, digest: u128) -> Option<i64> {
-        self.map.get(&digest).copied()
+        self.map.get(&split(digest)).copied()
     }
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
+}
+
+fn split(digest: u128) -> (u64, u64) {
+    ((digest >> 64) as u64, digest as u64)
 }
 
 /// Paces a round's I/O to a rate: each call after bytes moved sleeps until
