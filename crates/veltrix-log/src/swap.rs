@@ -82,6 +82,31 @@ pub(crate) fn discard(storage: &dyn Storage, dir: &Path, base: i64) -> io::Resul
     Ok(())
 }
 
+/// The end offset a marker records. A marker is replaced whole, so it can
+/// only be unreadable by damage; then the end is read from the new segment
+/// itself (its batches scanned, as recovery scans any segment), which covers
+/// the same offsets.
+fn marker_end(storage: &dyn Storage, dir: &Path, base: i64) -> Result<i64> {
+    match read_checkpoint(storage, dir, &marker_name(base)) {
+        Ok(Some(end)) => return Ok(end),
+        Ok(None) => return Ok(base),
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), base, error = %e, "damaged swap marker; reading the end from the new segment")
+        }
+    }
+    let swap = child(dir, &format!("{}{SWAP}", log_file_name(base)));
+    let path = if storage.exists(&swap) {
+        swap
+    } else {
+        child(dir, &log_file_name(base))
+    };
+    let file = storage
+        .open(&path, crate::io::OpenMode::Existing)
+        .map_err(|e| LogError::io("open", &path, e))?;
+    let scan = crate::segment::scan(&*file, base, u32::MAX, i64::MAX).map_err(|e| LogError::io("scan", &path, e))?;
+    Ok(scan.next_offset)
+}
+
 /// Finishes or rolls back every swap a crash interrupted (see the module
 /// docs), before recovery lists the segments. Returns how many it finished.
 pub(crate) fn finish_interrupted(storage: &dyn Storage, dir: &Path) -> Result<usize> {
@@ -90,7 +115,7 @@ pub(crate) fn finish_interrupted(storage: &dyn Storage, dir: &Path) -> Result<us
     let markers: Vec<i64> = names.iter().filter_map(|n| parse_file_name(n, MARKER_EXT)).collect();
     let mut changed = false;
     for &base in &markers {
-        let end = read_checkpoint(storage, dir, &marker_name(base))?.unwrap_or(base);
+        let end = marker_end(storage, dir, base)?;
         install(storage, dir, base, end, &names).map_err(|e| LogError::io("finish swap in", dir, e))?;
         tracing::info!(dir = %dir.display(), base, end, "finished a compacted segment's swap interrupted by a crash");
         changed = true;
@@ -116,4 +141,44 @@ pub(crate) fn finish_interrupted(storage: &dyn Storage, dir: &Path) -> Result<us
             .map_err(|e| LogError::io("sync directory", dir, e))?;
     }
     Ok(markers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::build::{Spec, batch};
+    use crate::io::OpenMode;
+    use crate::sim::SimStorage;
+
+    /// A damaged marker: the group's end is read from the new segment, and
+    /// the old segments it replaced are removed, the later one kept.
+    #[test]
+    fn a_damaged_marker_takes_the_end_from_the_new_segment() {
+        let storage = SimStorage::new();
+        let dir = Path::new("/d");
+        storage.create_dir_all(dir).unwrap();
+        let put = |name: &str, bytes: &[u8]| {
+            let f = storage.open(&child(dir, name), OpenMode::CreateOrOpen).unwrap();
+            f.write_all_at(bytes, 0).unwrap();
+        };
+        let mut b = batch(
+            Spec {
+                record_count: 20,
+                ..Spec::default()
+            },
+            200,
+            1,
+        );
+        crate::batch::assign(&mut b, 0, 0);
+        put(&format!("{}{SWAP}", log_file_name(0)), &b);
+        put(&log_file_name(0), b"old");
+        put(&log_file_name(10), b"old, inside the group");
+        put(&log_file_name(20), b"after the group");
+        put(&marker_name(0), b"not a checkpoint");
+        assert_eq!(finish_interrupted(&storage, dir).unwrap(), 1);
+        let mut names = storage.list_dir(dir).unwrap();
+        names.sort();
+        assert_eq!(names, vec![log_file_name(0), log_file_name(20)]);
+        assert_eq!(storage.read_file(&child(dir, &log_file_name(0))).unwrap(), b);
+    }
 }
