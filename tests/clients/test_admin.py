@@ -46,6 +46,11 @@ SETTABLE = [
     "segment.ms",
     "max.message.bytes",
     "flush.ms",
+    "cleanup.policy",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
     "veltrix.dedup.window.ms",
     "veltrix.dedup.id.header",
     "veltrix.dedup.id.source",
@@ -100,7 +105,8 @@ def test_incremental_alter_configs_changes_a_running_topic(broker):
     DELETE retention.ms: describe_configs must show max.message.bytes as a
     topic setting and retention.ms back at the default (source DEFAULT_CONFIG),
     and a 20 KB record must now be refused with MSG_SIZE_TOO_LARGE. A change
-    naming an unknown setting fails with INVALID_CONFIG and changes nothing.
+    with a value the setting does not take fails with INVALID_CONFIG and
+    changes nothing.
     """
     require(broker, API_INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs")
     a = admin(broker.bootstrap)
@@ -136,7 +142,7 @@ def test_incremental_alter_configs_changes_a_running_topic(broker):
     bad = ConfigResource(
         ConfigResource.Type.TOPIC,
         topic,
-        incremental_configs=[ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)],
+        incremental_configs=[ConfigEntry("cleanup.policy", "compact,shred", incremental_operation=AlterConfigOpType.SET)],
     )
     with pytest.raises(KafkaException) as refused:
         a.incremental_alter_configs([bad])[bad].result(timeout=20)
