@@ -208,8 +208,8 @@ def test_an_idempotent_producer_works_beside_a_transactional_one(bootstrap):
 @pytest.mark.xfail(
     run=False,
     strict=True,
-    reason="not met yet: after a SIGKILL the consumer re-read a batch whose transaction had committed "
-    "(the group log held no TxnOffsetCommit for it), and the loop later stalled in send_offsets_to_transaction; "
+    reason="not met yet: after the first SIGKILL the loop stalls in send_offsets_to_transaction "
+    "(the broker answers EndTxn and AddPartitionsToTxn after the restart, then no TxnOffsetCommit comes); "
     "run it with `scripts/test-clients -k five_broker_kills --runxfail`",
 )
 def test_consume_transform_produce_is_exactly_once_across_five_broker_kills(start_broker, tmp_path):

@@ -65,7 +65,13 @@ def main() -> int:
                         except BufferError:
                             p.poll(0.1)
                 log.write("send offsets\n")
-                p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 60)
+                # The offsets of what was consumed (not the consumer's
+                # position, which a rebalance may have moved meanwhile).
+                ends: dict[tuple[str, int], int] = {}
+                for m in msgs:
+                    ends[(m.topic(), m.partition())] = max(ends.get((m.topic(), m.partition()), 0), m.offset() + 1)
+                offsets = [TopicPartition(t, part, o) for (t, part), o in ends.items()]
+                p.send_offsets_to_transaction(offsets, c.consumer_group_metadata(), 60)
                 log.write("commit\n")
                 p.commit_transaction(60)
                 log.write(f"commit {len(msgs)}\n")
