@@ -76,7 +76,20 @@ def read_all(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60.
     c = consumer(bootstrap, errors)
     out: list[Stored] = []
     try:
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        # The ends once they stop moving: a producer abandoned at a kill may
+        # still have a request on its way, whose records the window drops,
+        # each drop taking offsets.
+        def watermarks() -> dict[int, int]:
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+
+        ends = watermarks()
+        settle_by = time.monotonic() + 30
+        while time.monotonic() < settle_by:
+            time.sleep(1.0)
+            again = watermarks()
+            if again == ends:
+                break
+            ends = again
 
         def keep(m):
             out.append(Stored(m.partition(), m.offset(), m.key(), tuple(m.headers() or ()), m.value()))
