@@ -1056,19 +1056,30 @@ fn partitioner(s: &Settings<'_>, out: &mut Vec<Finding>) {
 }
 
 fn transactions(s: &Settings<'_>, out: &mut Vec<Finding>) {
+    if s.dialect != Dialect::Librdkafka {
+        return;
+    }
     let Some(e) = s.entry("transactional.id") else { return };
     if e.value.is_empty() {
         return;
     }
+    let strategy = s.text("metadata.recovery.strategy");
+    if strategy.as_ref().is_some_and(|v| v.get().eq_ignore_ascii_case("none")) {
+        return;
+    }
+    let finding = Finding::new(
+        &rules::TRANSACTIONAL_REBOOTSTRAP,
+        "a transactional librdkafka producer re-bootstraps when its only broker restarts, and can hang",
+    );
+    let finding = match strategy.as_ref().and_then(Value::entry) {
+        Some(set) => finding.at(set.value_span.clone(), "re-bootstraps when every broker is down"),
+        None => finding.at(e.span.clone(), "re-bootstraps by default when every broker is down"),
+    };
     out.push(
-        Finding::new(
-            &rules::TRANSACTIONS_UNSUPPORTED,
-            "`transactional.id` makes a transactional producer, which Veltrix refuses",
-        )
-        .at(e.span.clone(), "transactions are not supported yet")
-        .help("delete the line and keep `enable.idempotence=true` for exactly-once writes per partition")
-        .why("the broker refuses the transactional producer id, so the producer fails to initialize and sends nothing")
-        .fix(Fix::delete(e)),
+        finding
+            .help("set `metadata.recovery.strategy=none`")
+            .why("after a re-bootstrap, send_offsets_to_transaction waits for the decommissioned coordinator forever (librdkafka issue 5511)")
+            .fix(Fix::set(s, "metadata.recovery.strategy", "none")),
     );
 }
 
@@ -1203,8 +1214,8 @@ fn isolation(s: &Settings<'_>, out: &mut Vec<Finding>) {
             ),
         )
         .at_value(level.entry(), "reads uncommitted data")
-        .help("set `isolation.level=read_committed`; Veltrix has no transactions yet, so nothing changes today")
-        .why("once transactional producers write to the topic, this consumer acts on records that were rolled back")
+        .help("set `isolation.level=read_committed`")
+        .why("when transactional producers write to the topic, this consumer acts on records that were rolled back")
         .fix(Fix::set(s, "isolation.level", "read_committed")),
     );
 }

@@ -56,7 +56,7 @@ fn bad_configurations_find_what_they_hold() {
     assert_eq!(r.exit_code(false), 1);
 
     let r = check("librdkafka-producer-bad.json", Dialect::Librdkafka, Role::Producer);
-    assert_eq!(ids(&r), ["D004", "D104", "D110", "D111", "D115", "D117"]);
+    assert_eq!(ids(&r), ["D004", "D104", "D110", "D111", "D115", "D118"]);
 
     let r = check(
         "librdkafka-consumer-bad.properties",
