@@ -46,7 +46,22 @@ def main() -> int:
         }
     )
     c.subscribe([topic_in])
-    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tx_id, "linger.ms": 5})
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "transactional.id": tx_id,
+        "linger.ms": 5,
+        # With one broker, a restart takes every broker down, and librdkafka
+        # (up to 2.16 at least) then re-bootstraps: it decommissions the
+        # broker it knew, which its coordinator cache keeps as the group's
+        # coordinator, and send_offsets_to_transaction waits forever for that
+        # handle to come up (confluentinc/librdkafka#5511). Without
+        # re-bootstrap the broker handle survives and reconnects.
+        "metadata.recovery.strategy": "none",
+    }
+    # librdkafka's own trace of the transaction manager, to stderr, when asked.
+    if os.environ.get("VELTRIX_TXN_DEBUG"):
+        conf["debug"] = os.environ["VELTRIX_TXN_DEBUG"]
+    p = Producer(conf)
     p.init_transactions(60)
     deadline = time.monotonic() + DEADLINE_S
     try:
