@@ -543,6 +543,15 @@ fn resolve_limits(c: &mut VeltrixConfig, k: &RawTable) {
     c.http_limits.warning_interval_ms = c.limits.warning_interval_ms;
     set(&mut c.limits.shutdown_drain_ms_max, k.int("shutdown_drain_ms_max"));
     c.http_limits.shutdown_drain_ms_max = c.limits.shutdown_drain_ms_max;
+    let txn = &mut c.broker.transactions;
+    set(&mut txn.transaction_timeout_ms_max, k.int("transaction_timeout_ms_max"));
+    set(&mut txn.transactional_ids_max, k.int("transactional_ids_max"));
+    set(&mut txn.transaction_partitions_max, k.int("transaction_partitions_max"));
+    set(&mut txn.transaction_groups_max, k.int("transaction_groups_max"));
+    set(
+        &mut txn.transactional_id_expiration_ms,
+        k.int("transactional_id_expiration_ms"),
+    );
 }
 
 /// `[defaults]`: the partition count and log settings of topics.

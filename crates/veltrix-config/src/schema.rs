@@ -805,7 +805,46 @@ static LIMIT_KEYS: &[KeyDef] = &[
         default: || Some(kafka().shutdown_drain_ms_max.to_string()),
         doc: "At shutdown (SIGTERM, SIGINT), how long the Kafka and HTTP connections may take to answer the requests they have read, after the listeners stop accepting; past it they are closed. The logs are closed after.",
     },
+    KeyDef {
+        name: "transaction_timeout_ms_max",
+        kind: int(1_000, i32::MAX as i64, Unit::Milliseconds),
+        required: false,
+        default: || Some(txn().transaction_timeout_ms_max.to_string()),
+        doc: "Kafka's `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a transactional producer may ask for; InitProducerId asking more is refused with INVALID_TRANSACTION_TIMEOUT. A transaction open longer than its timeout is aborted and its producer fenced. See docs/transactions.md.",
+    },
+    KeyDef {
+        name: "transactional_ids_max",
+        kind: int(1, 100_000_000, Unit::Ids),
+        required: false,
+        default: || Some(txn().transactional_ids_max.to_string()),
+        doc: "Transactional ids the coordinator knows at once (each a few hundred bytes of memory and of its change log); InitProducerId for one more is refused with POLICY_VIOLATION (counted in `veltrix_transaction_refused_total{limit=\"transactional_ids_max\"}`). Ids unused for `transactional_id_expiration_ms` are forgotten.",
+    },
+    KeyDef {
+        name: "transaction_partitions_max",
+        kind: int(1, 1_000_000, Unit::Partitions),
+        required: false,
+        default: || Some(txn().transaction_partitions_max.to_string()),
+        doc: "Partitions one transaction may write to; AddPartitionsToTxn past it is refused with POLICY_VIOLATION and adds nothing (counted in `veltrix_transaction_refused_total`).",
+    },
+    KeyDef {
+        name: "transaction_groups_max",
+        kind: int(1, 100_000, Unit::Groups),
+        required: false,
+        default: || Some(txn().transaction_groups_max.to_string()),
+        doc: "Consumer groups one transaction may commit offsets of; AddOffsetsToTxn past it is refused with POLICY_VIOLATION (counted in `veltrix_transaction_refused_total`).",
+    },
+    KeyDef {
+        name: "transactional_id_expiration_ms",
+        kind: int(60_000, i32::MAX as i64, Unit::Milliseconds),
+        required: false,
+        default: || Some(txn().transactional_id_expiration_ms.to_string()),
+        doc: "Kafka's `transactional.id.expiration.ms`: a transactional id with no transaction open, unused this long, is forgotten (its producer then starts over with InitProducerId, as Kafka's does).",
+    },
 ];
+
+fn txn() -> veltrix_core::txn::TxnConfig {
+    veltrix_core::txn::TxnConfig::default()
+}
 
 /// Log keys shared by `[defaults]` and `[[topic]]`.
 macro_rules! log_keys {

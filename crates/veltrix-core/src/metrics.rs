@@ -71,6 +71,8 @@ pub struct Metrics {
     pub disk_crossings: IntCounterVec,
     /// The log cleaner's work (`compaction.rs`).
     cleaner: crate::compaction::CleanerMetrics,
+    /// The transaction coordinator's decisions and state (`txn`).
+    transactions: crate::txn::metrics::TxnMetrics,
 }
 
 /// Bytes and records produced and fetched since the broker started, over
@@ -795,6 +797,7 @@ impl Metrics {
             dedup: DedupMetrics::new(&r),
             routes: RouteMetrics::new(&r),
             cleaner: crate::compaction::CleanerMetrics::new(&r),
+            transactions: crate::txn::metrics::TxnMetrics::new(&r),
             uptime_seconds: r.gauge("veltrix_uptime_seconds", "Seconds since the broker started."),
             warnings_suppressed: r.int_counter_vec(
                 "veltrix_warnings_suppressed_total",
@@ -887,6 +890,7 @@ impl Metrics {
         self.share.refresh(broker);
         self.dedup.refresh(broker);
         self.cleaner.refresh(broker);
+        self.transactions.refresh(broker);
     }
 
     /// Publishes a lag evaluation: per partition up to

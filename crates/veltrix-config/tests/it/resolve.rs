@@ -574,3 +574,28 @@ dead_letters_per_minute_max = 10
     assert_eq!(g.settings.delay_max_ms, 60_000);
     assert_eq!(c.alerts[0].threshold, LagThreshold::DeadLettersPerMinute(10));
 }
+
+#[test]
+fn transaction_limits_land_in_the_coordinators_config() {
+    let src = "[limits]\ntransaction_timeout_ms_max = 60000\ntransactional_ids_max = 500\n\
+               transaction_partitions_max = 20\ntransaction_groups_max = 2\n\
+               transactional_id_expiration_ms = 3600000\n";
+    let report = check_source("veltrix.toml", src, &[], &probe());
+    let c = report.config.expect("valid");
+    let t = c.broker.transactions;
+    assert_eq!(
+        (
+            t.transaction_timeout_ms_max,
+            t.transactional_ids_max,
+            t.transaction_partitions_max,
+            t.transaction_groups_max,
+            t.transactional_id_expiration_ms
+        ),
+        (60_000, 500, 20, 2, 3_600_000)
+    );
+    let empty = check_source("veltrix.toml", "", &[], &probe()).config.unwrap();
+    assert_eq!(empty.broker.transactions, veltrix_core::txn::TxnConfig::default());
+    // Out of range: refused, not clamped.
+    let report = check_source("veltrix.toml", "[limits]\ntransaction_groups_max = 0\n", &[], &probe());
+    assert!(report.config.is_none(), "{:?}", report.diagnostics);
+}

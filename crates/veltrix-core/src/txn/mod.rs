@@ -35,7 +35,7 @@
 //! only take the in-memory state's lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,7 @@ use veltrix_log::Env;
 use crate::topic::TopicId;
 
 pub mod marker;
+pub(crate) mod metrics;
 pub mod store;
 #[cfg(test)]
 mod tests;
@@ -239,6 +240,33 @@ pub struct TxnCoordinator {
     /// Set when the store failed: memory may be ahead of disk, so nothing is
     /// answered from it any more.
     failed: AtomicBool,
+    /// What was decided and refused since the broker started.
+    totals: TxnTotals,
+}
+
+/// Transactions decided and requests refused by a limit since the broker
+/// started (the metrics read them).
+#[derive(Debug, Default)]
+pub struct TxnTotals {
+    /// Committed by their producer (EndTxn).
+    pub committed: AtomicU64,
+    /// Aborted by their producer (EndTxn).
+    pub aborted_by_producer: AtomicU64,
+    /// Aborted because they stayed open longer than their timeout.
+    pub aborted_by_timeout: AtomicU64,
+    /// Aborted because a new producer of the same transactional id started
+    /// (InitProducerId), fencing the one that left them open.
+    pub aborted_by_new_producer: AtomicU64,
+    /// InitProducerId refused by `transactional_ids_max`.
+    pub refused_ids: AtomicU64,
+    /// AddPartitionsToTxn refused by `transaction_partitions_max`.
+    pub refused_partitions: AtomicU64,
+    /// AddOffsetsToTxn refused by `transaction_groups_max`.
+    pub refused_groups: AtomicU64,
+}
+
+fn count(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 #[derive(Debug, Default)]
@@ -325,11 +353,17 @@ impl TxnCoordinator {
             store,
             writers: RwLock::new(()),
             failed: AtomicBool::new(false),
+            totals: TxnTotals::default(),
         })
     }
 
     pub fn config(&self) -> &TxnConfig {
         &self.config
+    }
+
+    /// What was decided and refused since the broker started.
+    pub fn totals(&self) -> &TxnTotals {
+        &self.totals
     }
 
     fn now_ms(&self) -> i64 {
@@ -411,6 +445,9 @@ impl TxnCoordinator {
             }
         };
         self.durable(ticket)?;
+        if matches!(outcome, InitOutcome::AbortFirst(_)) {
+            count(&self.totals.aborted_by_new_producer);
+        }
         Ok(outcome)
     }
 
@@ -424,6 +461,7 @@ impl TxnCoordinator {
         allocate: &mut dyn FnMut() -> crate::Result<i64>,
     ) -> Result<(InitOutcome, Ticket), TxnError> {
         if st.txns.len() >= self.config.transactional_ids_max {
+            count(&self.totals.refused_ids);
             return Err(TxnError::LimitReached(format!(
                 "{} transactional ids are known, the most allowed \
                  ([limits] transactional_ids_max); expired ones are forgotten after \
@@ -542,12 +580,14 @@ impl TxnCoordinator {
             r.partitions.extend(partitions.iter().copied());
             r.groups.extend(groups.iter().map(|g| (*g).to_owned()));
             if r.partitions.len() > self.config.transaction_partitions_max {
+                count(&self.totals.refused_partitions);
                 return Err(TxnError::LimitReached(format!(
                     "a transaction may write to at most {} partitions ([limits] transaction_partitions_max)",
                     self.config.transaction_partitions_max
                 )));
             }
             if r.groups.len() > self.config.transaction_groups_max {
+                count(&self.totals.refused_groups);
                 return Err(TxnError::LimitReached(format!(
                     "a transaction may commit offsets of at most {} groups ([limits] transaction_groups_max)",
                     self.config.transaction_groups_max
@@ -592,6 +632,11 @@ impl TxnCoordinator {
             (completion, self.persist(&mut st, r)?)
         };
         self.durable(ticket)?;
+        count(if commit {
+            &self.totals.committed
+        } else {
+            &self.totals.aborted_by_producer
+        });
         Ok(EndOutcome::Complete(completion))
     }
 
@@ -695,6 +740,9 @@ impl TxnCoordinator {
         if let Some(ticket) = last {
             self.durable(ticket)?;
         }
+        self.totals
+            .aborted_by_timeout
+            .fetch_add(aborts.len() as u64, Ordering::Relaxed);
         Ok(aborts)
     }
 

@@ -316,6 +316,58 @@ fn limits_and_bad_input_are_refused_with_what_is_wrong() {
     assert_eq!(w.init(&c, "b", Some((12345, 0))), Err(TxnError::ProducerFenced(0, 0)));
 }
 
+/// What the metrics read: each decision counted once, by its cause, and each
+/// refusal by its limit.
+#[test]
+fn decisions_and_refusals_are_counted_by_cause() {
+    let mut w = World::new();
+    w.config.transactional_ids_max = 3;
+    w.config.transaction_partitions_max = 1;
+    w.config.transaction_groups_max = 1;
+    let c = w.open();
+    let totals = |c: &TxnCoordinator| {
+        let t = c.totals();
+        [
+            &t.committed,
+            &t.aborted_by_producer,
+            &t.aborted_by_timeout,
+            &t.aborted_by_new_producer,
+            &t.refused_ids,
+            &t.refused_partitions,
+            &t.refused_groups,
+        ]
+        .map(|a| a.load(Ordering::Relaxed))
+    };
+    let (pid, epoch) = w.ready(&c, "a");
+    c.add("a", pid, epoch, &[(T, 0)], &["g"]).unwrap();
+    complete(&c, c.end("a", pid, epoch, true).unwrap());
+    // A retried EndTxn, already done, is no second decision.
+    assert_eq!(c.end("a", pid, epoch, true), Ok(EndOutcome::Done));
+    c.add("a", pid, epoch, &[(T, 0)], &[]).unwrap();
+    complete(&c, c.end("a", pid, epoch, false).unwrap());
+    assert_eq!(totals(&c), [1, 1, 0, 0, 0, 0, 0]);
+
+    c.add("a", pid, epoch, &[(T, 0)], &[]).unwrap();
+    assert!(c.add("a", pid, epoch, &[(U, 0)], &[]).is_err());
+    assert!(c.add("a", pid, epoch, &[], &["g", "h"]).is_err());
+    let InitOutcome::AbortFirst(abort) = w.init(&c, "a", None).unwrap() else {
+        panic!()
+    };
+    c.completed(&abort).unwrap();
+    assert_eq!(totals(&c), [1, 1, 0, 1, 0, 1, 1]);
+
+    let (pid, epoch) = w.ready(&c, "b");
+    c.add("b", pid, epoch, &[(T, 1)], &[]).unwrap();
+    w.clock.advance(60_000);
+    let aborts = c.expire(&mut || Ok(5000)).unwrap();
+    assert_eq!(aborts.len(), 1);
+    w.ready(&c, "c");
+    assert!(matches!(w.init(&c, "d", None), Err(TxnError::LimitReached(_))));
+    assert_eq!(totals(&c), [1, 1, 1, 1, 1, 1, 1]);
+    assert_eq!(c.counts(), (3, 1), "b's abort is decided, not yet complete");
+    assert_eq!(c.pending().len(), 1);
+}
+
 #[test]
 fn an_exhausted_epoch_moves_to_a_new_producer_id() {
     let w = World::new();
