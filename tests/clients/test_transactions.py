@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,16 @@ def values(msgs) -> list[bytes]:
     return sorted(m.value() for m in msgs)
 
 
-def test_committed_records_are_read_committed_and_aborted_ones_are_not(bootstrap):
+def ended(broker, result: str, cause: str) -> float:
+    """`veltrix_transactions_ended_total{result, cause}` now."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith("veltrix_transactions_ended_total{") and f'cause="{cause}"' in line and f'result="{result}"' in line:
+            return float(line.split()[-1])
+    raise AssertionError(f"no veltrix_transactions_ended_total{{result={result}, cause={cause}}}")
+
+
+def test_committed_records_are_read_committed_and_aborted_ones_are_not(broker, bootstrap):
     create(bootstrap, "t")
     p = transactional(bootstrap, "tx-1")
     p.begin_transaction()
@@ -93,6 +103,7 @@ def test_committed_records_are_read_committed_and_aborted_ones_are_not(bootstrap
     assert len(everything) == 61, "read_uncommitted sees aborted records too"
     # Offsets are unchanged: the markers take one offset each.
     assert max(m.offset() for m in committed if m.partition() == 0) > 10
+    assert (ended(broker, "committed", "producer"), ended(broker, "aborted", "producer")) == (2, 1)
 
 
 def test_consume_transform_produce_commits_offsets_in_the_transaction(bootstrap):
@@ -137,7 +148,7 @@ def test_consume_transform_produce_commits_offsets_in_the_transaction(bootstrap)
     assert sum(tp.offset for tp in committed) == 300, committed
 
 
-def test_a_zombie_producer_is_fenced(bootstrap):
+def test_a_zombie_producer_is_fenced(broker, bootstrap):
     create(bootstrap, "z", partitions=1)
     old = transactional(bootstrap, "shared-id")
     old.begin_transaction()
@@ -151,6 +162,7 @@ def test_a_zombie_producer_is_fenced(bootstrap):
     new.produce("z", b"new")
     new.commit_transaction(30)
     assert values(read(bootstrap, "z", "read_committed", 1)) == [b"new"], "the zombie's record was aborted"
+    assert ended(broker, "aborted", "new_producer") == 1
 
 
 def test_an_open_transaction_holds_read_committed_readers_until_it_ends(bootstrap):
