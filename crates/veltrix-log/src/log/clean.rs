@@ -96,6 +96,13 @@ struct Judge<'a> {
     now_ms: i64,
     delete_retention_ms: u64,
     removed: u64,
+    /// Producers whose current transaction (since their last marker, in
+    /// offset order) has a batch in the rewritten log: its marker stays.
+    txn_kept: HashSet<i64>,
+    /// Markers end before this offset to go: the oldest producer snapshot's.
+    /// An open that starts from a snapshot replays the batches after it, and
+    /// one taken while a transaction was open needs its marker to close it.
+    markers_end_max: i64,
 }
 
 impl Judge<'_> {
@@ -113,6 +120,27 @@ impl Judge<'_> {
         };
         self.removed += u64::from(!keep);
         keep
+    }
+
+    /// A transactional batch of `h`'s producer goes into the rewritten log.
+    fn kept(&mut self, h: &BatchHeader) {
+        if h.is_transactional() {
+            self.txn_kept.insert(h.producer_id);
+        }
+    }
+
+    /// Whether the transaction marker `h` goes, as Kafka's cleaner removes
+    /// them: once nothing of its transaction is left (its records removed:
+    /// aborted, superseded, or gone with the log start, and no emptied batch
+    /// kept for the producer state, whose replay would otherwise see a
+    /// transaction without its end) and `delete_retention_ms` after the
+    /// round that first compacted it, as for tombstones.
+    fn marker_goes(&mut self, h: &BatchHeader) -> bool {
+        let kept = self.txn_kept.remove(&h.producer_id);
+        !kept
+            && h.base_offset < self.map_end
+            && h.next_offset() <= self.markers_end_max
+            && self.tombstone_expired(h.base_offset)
     }
 
     fn tombstone_expired(&self, offset: i64) -> bool {
@@ -521,6 +549,21 @@ impl Log {
         Ok(plan.cleanable_end)
     }
 
+    /// The offset of the oldest producer snapshot (`i64::MAX` when there is
+    /// none: an open then replays the whole log, markers or not). Snapshots
+    /// only ever get newer, so a value read before a round bounds it.
+    fn oldest_producer_snapshot(&self) -> Result<i64> {
+        let names = self
+            .env
+            .storage
+            .list_dir(&self.dir)
+            .map_err(|e| LogError::io("list", &self.dir, e))?;
+        Ok(crate::producer::snapshot_offsets(&names)
+            .first()
+            .copied()
+            .unwrap_or(i64::MAX))
+    }
+
     fn run_round(
         &self,
         plan: &Plan,
@@ -552,6 +595,8 @@ impl Log {
             now_ms: self.env.clock.now_ms(),
             delete_retention_ms: c.delete_retention_ms,
             removed: 0,
+            txn_kept: HashSet::new(),
+            markers_end_max: self.oldest_producer_snapshot()?,
         };
         let rewrite: Vec<Sealed> = plan.segments.iter().filter(|s| s.base < map_end).copied().collect();
         for group in groups(&rewrite, plan.segment_bytes_max) {
@@ -618,11 +663,18 @@ impl Log {
             let mut batches = Batches::open(self, s)?;
             let path = batches.path.clone();
             while let Some((bytes, h, position)) = batches.next(throttle, read)? {
-                if h.is_control() || h.base_offset >= judge.map_end {
-                    // Control batches (transaction markers) are kept as they
-                    // are: no records with keys; when transactions land,
-                    // aborted data and markers past delete_retention_ms are
-                    // removed here, as Kafka's cleaner does.
+                if h.is_control() {
+                    if judge.marker_goes(&h) {
+                        judge.removed += 1;
+                        out.changed = true;
+                        out.drop_batch(&h);
+                    } else {
+                        out.push(bytes, throttle)?;
+                    }
+                    continue;
+                }
+                if h.base_offset >= judge.map_end {
+                    judge.kept(&h);
                     out.push(bytes, throttle)?;
                     continue;
                 }
@@ -631,7 +683,10 @@ impl Log {
                     judge.removed += u64::try_from(h.record_count).unwrap_or(0);
                     out.changed = true;
                     match retained {
-                        true => out.push(&batch::empty_of(bytes), throttle)?,
+                        true => {
+                            judge.kept(&h);
+                            out.push(&batch::empty_of(bytes), throttle)?;
+                        }
                         false => out.drop_batch(&h),
                     }
                     continue;
@@ -641,7 +696,10 @@ impl Log {
                     // an empty producer batch stays while the producer
                     // state needs it; an empty gap merges with its neighbours.
                     match retained {
-                        true => out.push(bytes, throttle)?,
+                        true => {
+                            judge.kept(&h);
+                            out.push(bytes, throttle)?;
+                        }
                         false => out.drop_batch(&h),
                     }
                     continue;
@@ -654,12 +712,17 @@ impl Log {
                         reason,
                     })?;
                 match rewritten {
-                    Rewritten::Unchanged => out.push(bytes, throttle)?,
+                    Rewritten::Unchanged => {
+                        judge.kept(&h);
+                        out.push(bytes, throttle)?;
+                    }
                     Rewritten::Rebuilt(b) => {
+                        judge.kept(&h);
                         out.changed = true;
                         out.push(&b, throttle)?;
                     }
                     Rewritten::Emptied if retained => {
+                        judge.kept(&h);
                         out.changed = true;
                         out.push(&batch::empty_of(bytes), throttle)?;
                     }

@@ -429,3 +429,89 @@ fn aborted_records_are_removed_and_open_transactions_supersede_nothing() {
         "the aborted records are gone and superseded nothing; past the open transaction nothing is compacted"
     );
 }
+
+/// The control batches of a log, as `(offset, producer id)`.
+fn markers(log: &Log) -> Vec<(i64, i64)> {
+    read_all(log, 0)
+        .iter()
+        .map(|(_, b)| veltrix_log::batch::parse_header(b).unwrap())
+        .filter(|h| h.is_control())
+        .map(|h| (h.base_offset, h.producer_id))
+        .collect()
+}
+
+/// A marker goes once nothing of its transaction is left and
+/// delete_retention_ms has passed since the round that first compacted it;
+/// a transaction with a record left, or a batch the producer state keeps,
+/// keeps its marker. Offsets never change, and the log reopened from its
+/// snapshots or from nothing has no transaction open.
+#[test]
+fn markers_go_once_their_transaction_is_gone_and_delete_retention_has_passed() {
+    use crate::kv::{marker, with_attributes};
+    let w = World::new();
+    let c = CompactionConfig {
+        delete_retention_ms: 60_000,
+        ..always()
+    };
+    let mut log = w.open(config(c));
+    let txn = |records: &[Kv], seq: i32| with_attributes(batch_of(records, 0, (7, 0, seq)), 0x10);
+    let kv = |k: &str, v: &str| (Some(k.as_bytes().to_vec()), Some(v.as_bytes().to_vec()));
+    let mut batches = vec![
+        // 0, 1: committed, its record superseded at 15 below.
+        txn(&[kv("a", "committed")], 0),
+        marker(7, 0, true),
+        // 2..4: aborted.
+        txn(&[kv("b", "aborted"), kv("c", "aborted")], 1),
+        marker(7, 0, false),
+        // 5, 6: committed, its record the latest of its key.
+        txn(&[kv("d", "kept")], 3),
+    ];
+    batches.push(marker(7, 0, true));
+    // 7..16: five more transactions, all of one key: the producer state
+    // keeps their batches, so their markers stay whatever their records.
+    for seq in 4..9 {
+        batches.push(txn(&[kv("z", &seq.to_string())], seq));
+        batches.push(marker(7, 0, true));
+    }
+    batches.push(batch_of(&[kv("a", "plain")], 0, (-1, -1, -1)));
+    for b in &mut batches {
+        log.append_durable(b).unwrap();
+    }
+    let before: Vec<i64> = markers(&log).iter().map(|m| m.0).collect();
+    assert_eq!(before, vec![1, 4, 6, 8, 10, 12, 14, 16]);
+    let limits = CleanLimits::default();
+    clean_all(&w, &log, &limits);
+    assert_eq!(
+        markers(&log).iter().map(|m| m.0).collect::<Vec<_>>(),
+        before,
+        "within delete_retention_ms every marker stays"
+    );
+    w.clock.advance(61_000);
+    log.append_durable(&mut batch_of(&[kv("y", "1")], 0, (-1, -1, -1)))
+        .unwrap();
+    clean_all(&w, &log, &limits);
+    assert_eq!(
+        markers(&log).iter().map(|m| m.0).collect::<Vec<_>>(),
+        vec![6, 8, 10, 12, 14, 16],
+        "the markers of the superseded and the aborted transaction are gone"
+    );
+    let rows = data_records(&log);
+    let offsets: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![5, 15, 17, 18], "{rows:?}");
+    let end = log.high_watermark();
+    assert_eq!(log.last_stable_offset(), end);
+    drop(log);
+    log = w.open(config(c));
+    assert_eq!((log.high_watermark(), log.last_stable_offset()), (end, end));
+    assert!(log.open_transactions().is_empty());
+    drop(log);
+    // From nothing: every batch header replayed.
+    for f in w.storage.files() {
+        if f.extension().is_some_and(|e| e == "producers") {
+            veltrix_log::io::Storage::remove_file(&w.storage, &f).unwrap();
+        }
+    }
+    log = w.open(config(c));
+    assert_eq!((log.high_watermark(), log.last_stable_offset()), (end, end));
+    assert!(log.open_transactions().is_empty(), "{:?}", log.open_transactions());
+}
