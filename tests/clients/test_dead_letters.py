@@ -2,7 +2,8 @@
 poison records are copied to its dead-letter topic with their story, one
 letter per record, across kill -9 of the broker (5 times while letters
 are written, 5 times during a redrive); read back with a plain
-consumer."""
+consumer. A redrive (not its dry run) needs the broker to take changes
+over HTTP: it is refused, with the setting to change, until it does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.request
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from harness import run
 from test_share import (
@@ -175,6 +176,15 @@ def test_a_poison_record_gets_a_letter_saying_it_reached_the_delivery_limit(star
     wait_until(counted, 30, "the dead letter counted by reason")
 
 
+def changes_on(tmp_path) -> list[str]:
+    """`veltrix serve` flags of a broker that takes changes over HTTP
+    (`[listeners] http_mutations = true`), which a redrive needs; its
+    dry run does not."""
+    config = tmp_path / "changes-on.toml"
+    config.write_text("[listeners]\nhttp_mutations = true\n")
+    return ["--config", str(config)]
+
+
 def cli(broker, *args: str, timeout_s: float = 120) -> str:
     """Runs `veltrix dlq ...` against the broker's HTTP listener."""
     out = run(
@@ -219,7 +229,7 @@ def letters_of_rejects(broker, tmp_path, records: int, reject_every: int) -> set
 
 
 def test_redrive_brings_1000_letters_back_and_a_second_run_moves_nothing(start_broker, tmp_path):
-    broker = start_broker()
+    broker = start_broker(*changes_on(tmp_path))
     if not broker.serves(API_SHARE_FETCH):
         pytest.skip("the broker does not serve ShareFetch")
     # 1,667 or 1,666 records in each of 6 partitions: 1,002 letters.
@@ -260,7 +270,7 @@ def test_redrive_brings_1000_letters_back_and_a_second_run_moves_nothing(start_b
 
 
 def test_a_redrive_killed_five_times_moves_each_letter_once(start_broker, tmp_path):
-    broker = start_broker()
+    broker = start_broker(*changes_on(tmp_path))
     if not broker.serves(API_SHARE_FETCH):
         pytest.skip("the broker does not serve ShareFetch")
     rejected = letters_of_rejects(broker, tmp_path, 10_000, 10)
@@ -283,3 +293,25 @@ def test_a_redrive_killed_five_times_moves_each_letter_once(start_broker, tmp_pa
     duplicates = {o for o in origins if origins.count(o) > 1}
     assert not duplicates, sorted(duplicates)[:5]
     assert len(origins) == len(rejected)
+
+
+def test_a_redrive_is_refused_with_the_setting_to_change_until_the_broker_takes_changes(start_broker, tmp_path):
+    """The dry run is answered either way; the redrive only once
+    `[listeners] http_mutations = true`, and the refusal says so."""
+    broker = start_broker()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic(DLQ, 1, 1)]).values():
+        future.result(30)
+    plan = json.loads(cli(broker, "redrive", DLQ, "--dry-run", "--format", "json"))["plan"]
+    assert plan["selected"] == 0
+    out = run([str(broker.binary), "dlq", "redrive", DLQ, "--http", f"127.0.0.1:{broker.http_port}"], 60)
+    stderr = out.stderr.decode(errors="replace")
+    assert out.returncode == 1, stderr
+    assert "set `[listeners] http_mutations = true`" in stderr, stderr
+    assert "VELTRIX_LISTENERS__HTTP_MUTATIONS=true" in stderr, stderr
+    assert json.loads(cli(broker, "jobs", "--format", "json"))["redrives"] == []
+
+    assert broker.stop() == []
+    broker.extra_args += changes_on(tmp_path)
+    broker.start()
+    assert "started" in cli(broker, "redrive", DLQ)

@@ -1,8 +1,10 @@
 //! Dead letters and their redrive over HTTP: `/api/v1/dlq/{topic}/letters`
 //! (list, filtered), `/api/v1/dlq/{topic}/letters/{partition}/{offset}`
 //! (one, whole), `POST /api/v1/dlq/{topic}/redrive` (a plan with
-//! `"dry_run": true`, else a job) and `/api/v1/redrives[/{id}]`. The work is
-//! the engine's; reading logs and storing jobs happen on the blocking pool.
+//! `"dry_run": true`, else a job, which moves records: only with
+//! `[listeners] http_mutations = true`) and `/api/v1/redrives[/{id}]`. The
+//! work is the engine's; reading logs and storing jobs happen on the
+//! blocking pool.
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -190,7 +192,8 @@ pub struct RedriveBody {
 /// A redrive reads the dead-letter topic and writes to its target: READ on
 /// the one, WRITE on the other; without a target, letters go back to
 /// whichever topics they came from, named in their headers, so it takes
-/// ALTER on the cluster.
+/// ALTER on the cluster. The plan (`dry_run`) changes nothing and is always
+/// answered; a job moves records, so it needs `[listeners] http_mutations`.
 pub async fn redrive(
     State(s): State<HttpState>,
     Extension(caller): Extension<Caller>,
@@ -206,6 +209,11 @@ pub async fn redrive(
         });
     if let Err(denied) = allowed {
         return denied.into_response();
+    }
+    if !body.dry_run
+        && let Err(off) = s.security.allow_change(None)
+    {
+        return off.into_response();
     }
     let filter = match body.filters.filter() {
         Ok(f) => f,

@@ -4,6 +4,9 @@
 //! `/api/v1/redrives`, routes under `/api/v1/routes`), the alerts (`/alerts`), and the monitor that computes
 //! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
 //!
+//! Changes (producing, offset resets, redrives) are refused unless
+//! `[listeners] http_mutations = true`.
+//!
 //! The web console (`/`, `/console/*`) is served from the same listener: its
 //! pages read the JSON API.
 //!

@@ -77,11 +77,12 @@ pub async fn reset(
     if let Err(denied) = allowed {
         return denied.into_response();
     }
-    if body.execute && !s.security.config().mutations {
-        return error(
-            StatusCode::FORBIDDEN,
-            "changes over HTTP are off: set `[listeners] http_mutations = true` (or reset with `veltrix group reset-offsets --execute`)",
-        );
+    if body.execute
+        && let Err(off) = s
+            .security
+            .allow_change(Some("reset with `veltrix group reset-offsets --execute`"))
+    {
+        return off.into_response();
     }
     let to = match body.to() {
         Ok(to) => to,

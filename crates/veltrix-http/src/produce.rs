@@ -75,13 +75,10 @@ pub async fn produce(
     if let Err(denied) = caller.check(&s, AclOperation::Write, ResourceType::Topic, &topic) {
         return denied.into_response();
     }
-    let config = s.security.config();
-    if !config.mutations {
-        return error(
-            StatusCode::FORBIDDEN,
-            "changes over HTTP are off: set `[listeners] http_mutations = true` (or produce with `veltrix produce`)",
-        );
+    if let Err(off) = s.security.allow_change(Some("produce with `veltrix produce`")) {
+        return off.into_response();
     }
+    let config = s.security.config();
     let body = match read_body(&s, &headers, body, config.produce_bytes_max).await {
         Ok(body) => body,
         Err(refused) => return refused,

@@ -26,6 +26,11 @@
 //! browser from another site are refused: an `Origin` not this host, or
 //! `Sec-Fetch-Site: cross-site`. With basic credentials a browser would
 //! otherwise attach them to a form another site posts.
+//!
+//! The routes that change what the Kafka APIs change (produce, offset
+//! resets, redrives) are off unless
+//! `[listeners] http_mutations = true`: each asks
+//! [`HttpSecurity::allow_change`] after its ACLs.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -95,9 +100,9 @@ pub struct HttpSecurityConfig {
     /// An audit line of one kind and client address at most once per this
     /// interval.
     pub warning_interval_ms: u64,
-    /// Whether requests may change things the Kafka APIs change (reset a
-    /// group's offsets, produce a record); off by default, so an HTTP
-    /// listener opened for looking is only for looking.
+    /// Whether requests may change things the Kafka APIs change (produce a
+    /// record, reset a group's offsets, redrive dead letters); off by
+    /// default, so an HTTP listener opened for looking is only for looking.
     pub mutations: bool,
     /// The largest body of a record produced over HTTP
     /// (`POST /api/v1/topics/{name}/records`).
@@ -175,6 +180,45 @@ impl HttpSecurity {
 
     pub(crate) fn limiter(&self) -> &WarnLimiter {
         &self.limiter
+    }
+
+    /// `Ok` when the listener takes changes (`[listeners] http_mutations`);
+    /// else the refusal to answer. `instead`: another way to make the
+    /// change, which the refusal names.
+    pub fn allow_change(&self, instead: Option<&'static str>) -> Result<(), ChangesOff> {
+        if self.config.mutations {
+            Ok(())
+        } else {
+            Err(ChangesOff { instead })
+        }
+    }
+}
+
+/// The setting that lets the HTTP API change things, as refusals name it
+/// (in `error`, and alone in `setting`, which `veltrix` reads).
+pub const MUTATIONS_SETTING: &str = "[listeners] http_mutations";
+
+/// A change refused because the listener takes none: answered 403.
+#[derive(Debug)]
+pub struct ChangesOff {
+    instead: Option<&'static str>,
+}
+
+impl ChangesOff {
+    /// What the refusal says.
+    pub fn message(&self) -> String {
+        let mut message = format!("changes over HTTP are off: set `{MUTATIONS_SETTING} = true`");
+        if let Some(instead) = self.instead {
+            message.push_str(&format!(" (or {instead})"));
+        }
+        message
+    }
+}
+
+impl IntoResponse for ChangesOff {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.message(), "setting": MUTATIONS_SETTING });
+        (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
     }
 }
 

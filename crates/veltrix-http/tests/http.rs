@@ -891,3 +891,86 @@ async fn the_configuration_check_is_answered_as_the_host_gave_it() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["diagnostics"][0]["rule"], "V202");
 }
+
+/// A broker with `[listeners] http_mutations` on or off.
+async fn start_changes(on: bool) -> Running {
+    let security = veltrix_http::HttpSecurityConfig {
+        mutations: on,
+        ..veltrix_http::HttpSecurityConfig::default()
+    };
+    start_secured(MonitorConfig::default(), HttpLimits::default(), security).await
+}
+
+/// Dead-letter topic `dlq` holding one letter of a record of `orders`
+/// (partition 0), which exists and is empty.
+fn one_letter(broker: &Broker) {
+    broker.create_topic("orders", Some(1), TopicConfig::default()).unwrap();
+    broker.create_topic("dlq", Some(1), TopicConfig::default()).unwrap();
+    let mut b = BatchBuilder::new(1 << 20).unwrap();
+    let header = |k: &str, v: &str| veltrix_client::Header {
+        key: k.to_owned(),
+        value: Some(Bytes::from(v.to_owned())),
+    };
+    let record = ProducerRecord {
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"poison")),
+        headers: vec![
+            header("__dlq.errors.topic", "orders"),
+            header("__dlq.errors.partition", "0"),
+        ],
+        timestamp_ms: 1_700_000_000_000,
+    };
+    b.try_push(record).unwrap();
+    let batch = bytes::BytesMut::from(&b.build().unwrap()[..]);
+    let p = broker.partition("dlq", 0).unwrap();
+    let appended = p.append(&batch).unwrap();
+    p.commit(appended.next_offset).unwrap();
+}
+
+/// A redrive's plan is answered whatever the setting; the redrive itself
+/// (which writes records) only with `http_mutations`, and it then moves
+/// the letter back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_moves_letters_only_when_changes_are_on() {
+    let path = "/api/v1/dlq/dlq/redrive";
+    let off = start_changes(false).await;
+    one_letter(&off.broker);
+    let (status, plan) = post_json(off.addr, path, serde_json::json!({ "dry_run": true })).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["plan"]["selected"], 1);
+    let (status, body) = post_json(off.addr, path, serde_json::json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["setting"], "[listeners] http_mutations");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("set `[listeners] http_mutations = true`"),
+        "{body}"
+    );
+    assert!(off.broker.redriver().jobs().is_empty());
+
+    let on = start_changes(true).await;
+    one_letter(&on.broker);
+    let (status, job) = post_json(on.addr, path, serde_json::json!({ "records_per_second": 100 })).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let broker = on.broker.clone();
+        tokio::task::spawn_blocking(move || broker.tick()).await.unwrap();
+        let (_, job) = get(on.addr, &format!("/api/v1/redrives/{id}")).await;
+        let job: Value = serde_json::from_str(&job).unwrap();
+        if job["state"]["state"] != "running" {
+            assert_eq!(
+                (job["state"]["state"].as_str(), job["moved"].as_u64()),
+                (Some("done"), Some(1)),
+                "{job}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the redrive did not end: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(on.broker.partition("orders", 0).unwrap().log().high_watermark(), 1);
+}

@@ -452,6 +452,92 @@ async fn a_produce_takes_write_on_the_topic_and_the_same_site() {
     assert_eq!(r.get("/api/v1/config/check", alice).await.0, StatusCode::FORBIDDEN);
 }
 
+/// A change sent with basic credentials and, when given, an `Origin`.
+fn change(
+    r: &Running,
+    method: reqwest::Method,
+    path: &str,
+    user: &str,
+    origin: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::RequestBuilder {
+    let mut request = r.client.request(method, r.url(path)).basic_auth(user, Some("pw"));
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request
+}
+
+/// A redrive that moves letters takes its ACLs (READ on the dead-letter
+/// topic, WRITE on the target) and is refused from another site, before
+/// anything is started.
+#[tokio::test]
+async fn a_redrive_takes_its_acls_and_the_same_site() {
+    let security = HttpSecurityConfig {
+        mutations: true,
+        ..required()
+    };
+    let r = start(security, false, true).await;
+    r.add_user("alice", "pw");
+    for t in ["dlq", "orders"] {
+        r.broker.create_topic(t, Some(1), TopicConfig::default()).unwrap();
+    }
+    let body = serde_json::json!({ "target": "orders" });
+    let redrive = |origin: Option<&str>| {
+        change(
+            &r,
+            reqwest::Method::POST,
+            "/api/v1/dlq/dlq/redrive",
+            "alice",
+            origin,
+            Some(body.clone()),
+        )
+        .send()
+    };
+    assert_eq!(redrive(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    r.allow(
+        "User:alice",
+        AclOperation::Read,
+        ResourceType::Topic,
+        "dlq",
+        PatternType::Literal,
+    );
+    assert_eq!(redrive(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    r.allow(
+        "User:alice",
+        AclOperation::Write,
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+    );
+    for cross in [
+        redrive(Some("https://evil.example")).await.unwrap(),
+        change(
+            &r,
+            reqwest::Method::POST,
+            "/api/v1/dlq/dlq/redrive",
+            "alice",
+            None,
+            Some(body.clone()),
+        )
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap(),
+    ] {
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+        let answer: Value = cross.json().await.unwrap();
+        assert_eq!(answer["error"], "a cross-site request may not change anything");
+    }
+    assert!(r.broker.redriver().jobs().is_empty());
+    let same = format!("http://localhost:{}", r.addr.port());
+    assert_eq!(redrive(Some(&same)).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(r.broker.redriver().jobs().len(), 1);
+}
+
 #[tokio::test]
 async fn cross_site_changes_are_refused() {
     let r = start(required(), false, false).await;

@@ -6,7 +6,9 @@
 //! it was written, the record's source, group, reason, deliveries, whether
 //! it was redriven); `show` one letter whole, with every header; `redrive`
 //! prints the plan with `--dry-run`, else starts the job (and with `--wait`
-//! follows it to its end). `--format json` prints the API's answer.
+//! follows it to its end), which the broker refuses unless its
+//! `[listeners] http_mutations = true`. `--format json` prints the API's
+//! answer.
 
 use std::time::Duration;
 
@@ -30,7 +32,8 @@ enum DlqCommand {
     /// Shows one letter with every header.
     Show(ShowArgs),
     /// Moves letters back to the topic they came from (or another), at a
-    /// set rate; `--dry-run` prints what it would move.
+    /// set rate, if the broker takes changes over HTTP (`[listeners]
+    /// http_mutations = true`); `--dry-run` prints what it would move.
     Redrive(RedriveArgs),
     /// Lists redrives, running and finished.
     Jobs(HttpArgs),
@@ -250,6 +253,9 @@ impl Api {
         let body: Value = response.json().await.with_context(|| what.to_owned())?;
         if !status.is_success() {
             let message = body.get("error").and_then(Value::as_str).unwrap_or("no reason given");
+            if let Some(setting) = body.get("setting").and_then(Value::as_str) {
+                bail!("{what}: {status}: {}", changes_off(setting));
+            }
             bail!("{what}: {status}: {message}");
         }
         Ok(body)
@@ -268,6 +274,22 @@ impl Api {
         let url = format!("{}{path}", self.base);
         Self::answer(self.client.post(&url).json(body), &format!("POST {url}")).await
     }
+}
+
+/// What to do when the broker's HTTP listener takes no changes: it names
+/// `setting` (`[listeners] http_mutations`), which is set in the broker's
+/// file or its environment and read at start.
+fn changes_off(setting: &str) -> String {
+    let variable = setting
+        .strip_prefix('[')
+        .and_then(|s| s.split_once("] "))
+        .map(|(table, key)| format!("VELTRIX_{}__{}", table.to_uppercase(), key.to_uppercase()));
+    let mut advice = format!("the broker takes no changes over HTTP; set `{setting} = true` in its configuration file");
+    if let Some(variable) = variable {
+        advice.push_str(&format!(" (or {variable}=true in its environment)"));
+    }
+    advice.push_str(" and restart it");
+    advice
 }
 
 pub(super) fn text(v: &Value) -> String {

@@ -11,6 +11,7 @@ mod common;
 
 mod bench;
 mod check;
+mod dlq;
 mod doctor;
 mod fetch_memory;
 mod files;
