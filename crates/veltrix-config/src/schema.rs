@@ -607,7 +607,7 @@ static LISTENER_KEYS: &[KeyDef] = &[
         kind: Kind::Bool,
         required: false,
         default: || Some("false".to_owned()),
-        doc: "Whether the HTTP API (and the console) may change what the Kafka APIs change: produce a record (`POST /api/v1/topics/{name}/records`), reset a group's offsets (`POST /api/v1/groups/{id}/offsets/reset` with `\"execute\": true`), and redrive dead letters (`POST /api/v1/dlq/{topic}/redrive` without `\"dry_run\": true`; `veltrix dlq redrive` uses it). Off, such requests are refused (403, naming this key) and only plans are answered. Each change still needs its ACLs, and the listener refuses changes another site sends.",
+        doc: "Whether the HTTP API (and the console) may change what the Kafka APIs change: produce a record (`POST /api/v1/topics/{name}/records`), reset a group's offsets (`POST /api/v1/groups/{id}/offsets/reset` with `\"execute\": true`), redrive dead letters (`POST /api/v1/dlq/{topic}/redrive` without `\"dry_run\": true`; `veltrix dlq redrive` uses it), delete a topic (`DELETE /api/v1/topics/{name}`) or a group (`DELETE /api/v1/groups/{id}`). Off, such requests are refused (403, naming this key) and only plans are answered. Each change still needs its ACLs, and the listener refuses changes another site sends.",
     },
     KeyDef {
         name: "http_principal",

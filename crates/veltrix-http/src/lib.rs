@@ -4,8 +4,8 @@
 //! `/api/v1/redrives`, routes under `/api/v1/routes`), the alerts (`/alerts`), and the monitor that computes
 //! consumer lag, evaluates the declared backlog alerts and notifies a webhook.
 //!
-//! Changes (producing, offset resets, redrives) are refused unless
-//! `[listeners] http_mutations = true`.
+//! Changes (producing, offset resets, redrives, deleting topics and groups)
+//! are refused unless `[listeners] http_mutations = true`.
 //!
 //! The web console (`/`, `/console/*`) is served from the same listener: its
 //! pages read the JSON API.
@@ -17,6 +17,7 @@
 //! (`veltrix-core`'s lag, alerts and metrics).
 
 pub mod console;
+pub mod delete;
 pub mod dlq;
 pub mod monitor;
 pub mod offsets;

@@ -28,7 +28,7 @@
 //! otherwise attach them to a form another site posts.
 //!
 //! The routes that change what the Kafka APIs change (produce, offset
-//! resets, redrives) are off unless
+//! resets, redrives, deleting topics and groups) are off unless
 //! `[listeners] http_mutations = true`: each asks
 //! [`HttpSecurity::allow_change`] after its ACLs.
 
@@ -101,8 +101,9 @@ pub struct HttpSecurityConfig {
     /// interval.
     pub warning_interval_ms: u64,
     /// Whether requests may change things the Kafka APIs change (produce a
-    /// record, reset a group's offsets, redrive dead letters); off by
-    /// default, so an HTTP listener opened for looking is only for looking.
+    /// record, reset a group's offsets, redrive dead letters, delete a topic
+    /// or a group); off by default, so an HTTP listener opened for looking
+    /// is only for looking.
     pub mutations: bool,
     /// The largest body of a record produced over HTTP
     /// (`POST /api/v1/topics/{name}/records`).

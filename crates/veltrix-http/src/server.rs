@@ -252,7 +252,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/broker", get(broker_info))
         .route("/api/v1/topics", get(topics))
-        .route("/api/v1/topics/{name}", get(topic))
+        .route("/api/v1/topics/{name}", get(topic).delete(crate::delete::delete_topic))
         .route(
             "/api/v1/topics/{name}/records",
             get(crate::records::records).post(crate::produce::produce),
@@ -261,7 +261,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/groups/{id}/lag-history", get(lag_history))
         .route("/api/v1/groups/{id}/offsets/reset", post(crate::offsets::reset))
         .route("/api/v1/groups", get(groups))
-        .route("/api/v1/groups/{id}", get(group))
+        .route("/api/v1/groups/{id}", get(group).delete(crate::delete::delete_group))
         .route("/api/v1/dlq/{topic}/letters", get(crate::dlq::letters))
         .route(
             "/api/v1/dlq/{topic}/letters/{partition}/{offset}",
@@ -510,7 +510,11 @@ async fn topic(State(s): State<HttpState>, Extension(caller): Extension<Caller>,
         return denied.into_response();
     }
     match s.broker.topic(&name) {
-        Some(t) => axum::Json(topic_json(&t)).into_response(),
+        Some(t) => {
+            let mut answer = topic_json(&t);
+            answer["deletion"] = crate::delete::topic_deletion(&s, &caller, &name);
+            axum::Json(answer).into_response()
+        }
         None => error(StatusCode::NOT_FOUND, format!("no topic `{name}`")),
     }
 }
@@ -710,7 +714,10 @@ async fn group(State(s): State<HttpState>, Extension(caller): Extension<Caller>,
     let coordinator = s.broker.groups();
     let Some(listing) = coordinator.list().into_iter().find(|g| g.group_id == id) else {
         return match share_group(&s, &caller, &id) {
-            Some(v) => axum::Json(v).into_response(),
+            Some(mut v) => {
+                v["deletion"] = crate::delete::group_deletion(&s, &caller, &id);
+                axum::Json(v).into_response()
+            }
             None => error(StatusCode::NOT_FOUND, format!("no group `{id}`")),
         };
     };
@@ -774,6 +781,7 @@ async fn group(State(s): State<HttpState>, Extension(caller): Extension<Caller>,
         "members": members,
         "lag_evaluated_at_ms": snapshot.at_ms,
         "offsets": offsets,
+        "deletion": crate::delete::group_deletion(&s, &caller, &id),
     }))
     .into_response()
 }

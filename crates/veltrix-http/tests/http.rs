@@ -892,6 +892,15 @@ async fn the_configuration_check_is_answered_as_the_host_gave_it() {
     assert_eq!(v["diagnostics"][0]["rule"], "V202");
 }
 
+async fn delete(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .delete(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 /// A broker with `[listeners] http_mutations` on or off.
 async fn start_changes(on: bool) -> Running {
     let security = veltrix_http::HttpSecurityConfig {
@@ -973,4 +982,94 @@ async fn a_redrive_moves_letters_only_when_changes_are_on() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(on.broker.partition("orders", 0).unwrap().log().high_watermark(), 1);
+}
+
+/// Deleting a topic or a group: offered (`deletion`) and done only with
+/// `http_mutations`; a group only while it has no members; gone from the
+/// listings after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_and_groups_are_deleted_only_when_changes_are_on() {
+    let off = start_changes(false).await;
+    off.broker
+        .create_topic("doomed", Some(2), TopicConfig::default())
+        .unwrap();
+    let (_, topic) = get(off.addr, "/api/v1/topics/doomed").await;
+    let topic: Value = serde_json::from_str(&topic).unwrap();
+    assert_eq!(topic["deletion"]["allowed"], false);
+    assert!(
+        topic["deletion"]["why_not"]
+            .as_str()
+            .unwrap()
+            .contains("http_mutations"),
+        "{topic}"
+    );
+    let (status, body) = delete(off.addr, "/api/v1/topics/doomed").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["setting"], "[listeners] http_mutations");
+    assert!(
+        body["error"].as_str().unwrap().contains("veltrix topic delete"),
+        "{body}"
+    );
+    assert!(off.broker.topic("doomed").is_some());
+    commit(&off.broker, "idle", "doomed", 1);
+    let (status, body) = delete(off.addr, "/api/v1/groups/idle").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["setting"], "[listeners] http_mutations");
+
+    let on = start_changes(true).await;
+    for t in ["doomed", "kept"] {
+        on.broker.create_topic(t, Some(2), TopicConfig::default()).unwrap();
+    }
+    produce(&on.broker, "doomed", 5);
+    commit(&on.broker, "idle", "kept", 0);
+    let (_, topic) = get(on.addr, "/api/v1/topics/doomed").await;
+    let topic: Value = serde_json::from_str(&topic).unwrap();
+    assert_eq!(
+        topic["deletion"],
+        serde_json::json!({ "allowed": true, "why_not": null })
+    );
+    let (status, body) = delete(on.addr, "/api/v1/topics/doomed").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["deleted"].as_str(), body["id"].as_str()),
+        (Some("doomed"), topic["id"].as_str())
+    );
+    assert_eq!(get(on.addr, "/api/v1/topics/doomed").await.0, 404);
+    let (_, listed) = get(on.addr, "/api/v1/topics").await;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let names: Vec<&str> = listed["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kept"]);
+    assert_eq!(delete(on.addr, "/api/v1/topics/doomed").await.0, 404);
+
+    let (_, group) = get(on.addr, "/api/v1/groups/idle").await;
+    let group: Value = serde_json::from_str(&group).unwrap();
+    assert_eq!(group["deletion"]["allowed"], true, "{group}");
+    let (status, body) = delete(on.addr, "/api/v1/groups/idle").await;
+    assert_eq!((status, body["deleted"].as_str()), (200, Some("idle")), "{body}");
+    assert_eq!(get(on.addr, "/api/v1/groups/idle").await.0, 404);
+    assert_eq!(delete(on.addr, "/api/v1/groups/idle").await.0, 404);
+
+    // A share group with a member is refused until the member leaves.
+    ten_acquired_four_accepted(&on.broker);
+    let (status, body) = delete(on.addr, "/api/v1/groups/workers").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("members"), "{body}");
+    let leave = veltrix_core::share::ShareHeartbeat {
+        group: "workers".into(),
+        member_id: "m1".into(),
+        member_epoch: -1,
+        ..veltrix_core::share::ShareHeartbeat::default()
+    };
+    on.broker
+        .share()
+        .heartbeat(leave, &|name| on.broker.topic_meta(name))
+        .unwrap();
+    let (status, body) = delete(on.addr, "/api/v1/groups/workers").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!on.broker.share().contains("workers"));
 }

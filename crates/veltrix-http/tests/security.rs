@@ -538,6 +538,99 @@ async fn a_redrive_takes_its_acls_and_the_same_site() {
     assert_eq!(r.broker.redriver().jobs().len(), 1);
 }
 
+/// Deleting a topic takes DeleteTopics' ACLs: DELETE on the cluster, or
+/// else DESCRIBE on the topic (refused whether it exists or not) and DELETE
+/// on it; a group takes DELETE on the group. Both are refused from another
+/// site, and `deletion` says beforehand whether the caller could.
+#[tokio::test]
+async fn deleting_takes_kafkas_acls_and_the_same_site() {
+    let security = HttpSecurityConfig {
+        mutations: true,
+        ..required()
+    };
+    let r = start(security, false, true).await;
+    r.add_user("alice", "pw");
+    r.add_user("admin", "pw");
+    for t in ["orders", "payments"] {
+        r.broker.create_topic(t, Some(1), TopicConfig::default()).unwrap();
+    }
+    let delete =
+        |path: &str, origin: Option<&str>| change(&r, reqwest::Method::DELETE, path, "alice", origin, None).send();
+    let status = |path: &'static str| async move { delete(path, None).await.unwrap().status() };
+    assert_eq!(status("/api/v1/topics/orders").await, StatusCode::FORBIDDEN);
+    assert_eq!(status("/api/v1/topics/nope").await, StatusCode::FORBIDDEN);
+    r.allow(
+        "User:alice",
+        AclOperation::Describe,
+        ResourceType::Topic,
+        "*",
+        PatternType::Literal,
+    );
+    assert_eq!(status("/api/v1/topics/nope").await, StatusCode::NOT_FOUND);
+    let refused = delete("/api/v1/topics/orders", None).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"], "User:alice may not DELETE topic `orders`");
+    let alice = Auth::Basic("alice", "pw");
+    let (_, topic) = r.get("/api/v1/topics/orders", alice).await;
+    assert_eq!(topic["deletion"]["allowed"], false);
+    assert_eq!(topic["deletion"]["why_not"], "User:alice may not DELETE topic `orders`");
+
+    r.allow(
+        "User:alice",
+        AclOperation::Delete,
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+    );
+    let (_, topic) = r.get("/api/v1/topics/orders", alice).await;
+    assert_eq!(topic["deletion"]["allowed"], true);
+    let cross = delete("/api/v1/topics/orders", Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert!(r.broker.topic("orders").is_some());
+    let same = format!("http://localhost:{}", r.addr.port());
+    assert_eq!(
+        delete("/api/v1/topics/orders", Some(&same)).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(r.broker.topic("orders").is_none());
+    // DELETE on the cluster is enough for any topic.
+    assert_eq!(status("/api/v1/topics/payments").await, StatusCode::FORBIDDEN);
+    r.allow(
+        "User:alice",
+        AclOperation::Delete,
+        ResourceType::Cluster,
+        "kafka-cluster",
+        PatternType::Literal,
+    );
+    let (_, topic) = r.get("/api/v1/topics/payments", alice).await;
+    assert_eq!(topic["deletion"]["allowed"], true);
+    assert_eq!(status("/api/v1/topics/payments").await, StatusCode::OK);
+
+    // A group: DELETE on it (asked before whether it exists).
+    assert_eq!(status("/api/v1/groups/nobody").await, StatusCode::FORBIDDEN);
+    r.allow(
+        "User:alice",
+        AclOperation::Delete,
+        ResourceType::Group,
+        "nobody",
+        PatternType::Literal,
+    );
+    assert_eq!(status("/api/v1/groups/nobody").await, StatusCode::NOT_FOUND);
+    let admin = change(
+        &r,
+        reqwest::Method::DELETE,
+        "/api/v1/groups/nobody",
+        "admin",
+        None,
+        None,
+    );
+    assert_eq!(admin.send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert!(r.metric("veltrix_http_authorization_denied_total", &[("operation", "DELETE")]) >= 3.0);
+}
+
 #[tokio::test]
 async fn cross_site_changes_are_refused() {
     let r = start(required(), false, false).await;

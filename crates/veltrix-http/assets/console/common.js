@@ -32,6 +32,14 @@ export function apiPost(path, body) {
   });
 }
 
+/**
+ * DELETE a path of the API; its JSON answer. Same origin, like `apiPost`:
+ * the broker refuses a change another site sends.
+ */
+export function apiDelete(path) {
+  return request(path, { method: 'DELETE' });
+}
+
 async function request(path, init) {
   let response;
   try {
@@ -326,7 +334,26 @@ export function debounce(fn, ms) {
   };
 }
 
+/**
+ * After a deletion the list is opened with `?deleted=NAME`: said once under
+ * the navigation, and taken out of the address so a reload does not say it
+ * again.
+ */
+function announceDeleted() {
+  const params = new URLSearchParams(location.search);
+  const gone = params.get('deleted');
+  const notice = document.getElementById('notice');
+  if (gone === null || notice === null) return;
+  const kind = { topics: 'topic ', groups: 'group ' }[document.body.dataset.section] || '';
+  notice.textContent = `Deleted ${kind}“${gone}”.`;
+  notice.hidden = false;
+  params.delete('deleted');
+  const query = params.toString();
+  history.replaceState(null, '', query ? `?${query}` : location.pathname);
+}
+
 markNav();
+announceDeleted();
 
 /** An alert's threshold (`{"lag_records": n}` and the like) in words. */
 export function thresholdText(threshold) {

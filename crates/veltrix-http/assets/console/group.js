@@ -1,8 +1,8 @@
 // A group of any kind: its state, members and assignments, per partition
 // the committed offset, the end and the lag (share groups: the window,
 // records in flight and delivery counts), polled; and its lag over time
-// as a chart, from the broker's bounded history; and its offsets reset
-// (reset.js).
+// as a chart, from the broker's bounded history; its offsets reset
+// (reset.js); and its deletion (deletion.js).
 
 import {
   ApiError,
@@ -20,6 +20,7 @@ import {
   topicLink,
 } from './common.js';
 import { lagChart } from './chart.js';
+import { deleting, offerDeletion, startDeletion } from './deletion.js';
 import { setResetTopics, startReset } from './reset.js';
 
 const POLL_MS = 3000;
@@ -128,7 +129,9 @@ function renderSettings(settings) {
 }
 
 async function refresh() {
+  if (deleting()) return;
   const g = await api(apiPath);
+  if (deleting()) return;
   const share = g.type === 'share';
   const rows = share ? g.partitions || [] : g.offsets || [];
   const lagRecords = rows.reduce((n, r) => n + (r.lag_records || 0), 0);
@@ -145,6 +148,8 @@ async function refresh() {
   fill('members', membersTable(g.members || []));
   renderSettings(share ? g.settings : null);
   setResetTopics(share ? [] : rows);
+  const members = (g.members || []).length;
+  offerDeletion(g.deletion, members > 0 ? 'The group has members: stop its consumers first.' : null);
 }
 
 let lagPoll = null;
@@ -158,7 +163,7 @@ let hasPartitions = false;
  */
 async function refreshHistory() {
   const section = document.getElementById('lag-chart-section');
-  if (!hasPartitions) return;
+  if (!hasPartitions || deleting()) return;
   try {
     const body = await api(`${apiPath}/lag-history`);
     section.hidden = false;
@@ -173,5 +178,6 @@ async function refreshHistory() {
 document.getElementById('group-name').textContent = id;
 document.title = `${id} · Groups · Veltrix`;
 startReset(apiPath);
+startDeletion(id, apiPath, '/console/groups');
 poll('group', refresh, POLL_MS);
 lagPoll = poll('lag-history', refreshHistory, POLL_MS);

@@ -1,8 +1,10 @@
 // A topic: its partitions (log start, end, size, segments, poisoned),
 // polled; its settings and duplicate window; and the message browser
-// (records.js); and a form that produces a test record.
+// (records.js); a form that produces a test record; and its deletion
+// (deletion.js).
 
 import { api, apiPost, badge, describeError, el, fill, fmtBytes, fmtInt, nameFromPath, poll, table } from './common.js';
+import { deleting, offerDeletion, startDeletion } from './deletion.js';
 import { setPartitions, showRecord, startBrowser } from './records.js';
 
 const POLL_MS = 3000;
@@ -48,7 +50,9 @@ function renderDedup(dedup) {
 }
 
 async function refresh() {
+  if (deleting()) return;
   const t = await api(apiPath);
+  if (deleting()) return;
   const partitions = t.partitions || [];
   fill('partitions', table(PARTITION_COLUMNS, partitions.map(partitionRow), 'No partitions.'));
   document.getElementById('topic-id').textContent = `id ${t.id}`;
@@ -56,6 +60,7 @@ async function refresh() {
   renderDedup(t.dedup);
   setPartitions(partitions.map((p) => p.partition));
   setProducePartitions(partitions.map((p) => p.partition));
+  offerDeletion(t.deletion);
 }
 
 let producePartitions = 0;
@@ -121,3 +126,4 @@ document.getElementById('topic-name').textContent = name;
 document.title = `${name} · Topics · Veltrix`;
 poll('topic', refresh, POLL_MS);
 startBrowser(name);
+startDeletion(name, apiPath, '/console/topics');

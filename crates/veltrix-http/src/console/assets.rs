@@ -52,6 +52,7 @@ pub(super) const ASSETS: &[Asset] = &[
     asset!("groups.js", JS),
     asset!("group.js", JS),
     asset!("reset.js", JS),
+    asset!("deletion.js", JS),
     asset!("queues.js", JS),
     asset!("alerts.js", JS),
     asset!("config.js", JS),
