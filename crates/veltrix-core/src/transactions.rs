@@ -67,9 +67,24 @@ impl Broker {
     }
 
     /// Writes the markers and group offsets of a decided transaction, then
-    /// records it complete. Writing it twice is harmless (a second marker
-    /// finds no transaction open, a second group end nothing pending).
+    /// records it complete. `c` must have been handed to the caller (by
+    /// EndTxn, InitProducerId, the timeout's abort or
+    /// [`TxnCoordinator::claim_pending`]), which makes it the only writer:
+    /// a marker ends whatever transaction of its producer is open in the
+    /// partition, so a second writer's late marker could end the producer's
+    /// next transaction there. On failure the claim is released, and the
+    /// next housekeeping writes it again (after a partial write, a second
+    /// marker in a partition finds no transaction open: it only takes an
+    /// offset).
     pub fn complete_transaction(&self, c: &Completion) -> Result<()> {
+        let written = self.write_completion(c);
+        if written.is_err() {
+            self.txn.release(c);
+        }
+        written
+    }
+
+    fn write_completion(&self, c: &Completion) -> Result<()> {
         for (topic, partition) in &c.partitions {
             // A topic deleted since has nothing left to end.
             if let Some(p) = self.topic_by_id(topic).and_then(|t| t.partition(*partition).cloned()) {
@@ -105,8 +120,10 @@ impl Broker {
                 Vec::new()
             }
         };
-        due.extend(self.txn.pending());
-        due.dedup_by(|a, b| a.transactional_id == b.transactional_id);
+        // Those being written by their EndTxn or InitProducerId right now
+        // are not handed out: written twice, they could end a later
+        // transaction of the same producer.
+        due.extend(self.txn.claim_pending());
         for c in due {
             if let Err(e) = self.complete_transaction(&c) {
                 tracing::error!(

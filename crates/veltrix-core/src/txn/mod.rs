@@ -17,9 +17,15 @@
 //! or dropped. When the caller has written those durably it calls
 //! [`TxnCoordinator::completed`], which stores `CompleteCommit` or
 //! `CompleteAbort`. A crash in between leaves the transaction prepared; after
-//! the restart [`TxnCoordinator::pending`] hands out its completion again, so
-//! a transaction is never left half-visible (writing a marker twice is
-//! harmless: the second finds no open transaction of that producer).
+//! the restart [`TxnCoordinator::claim_pending`] hands out its completion
+//! again, so a transaction is never left half-visible.
+//!
+//! A completion has one writer at a time: whoever it was handed to (EndTxn,
+//! InitProducerId, the timeout's abort, housekeeping) holds it until
+//! [`TxnCoordinator::completed`] or [`TxnCoordinator::release`]. A second
+//! writer would be harmful, not merely redundant: a marker closes whatever
+//! transaction of its producer is open in the partition, so one written late,
+//! after the producer's next transaction began there, would end that one too.
 //!
 //! A transaction open longer than its timeout is aborted the same way by
 //! [`TxnCoordinator::expire`], with the epoch bumped so the producer that
@@ -34,7 +40,7 @@
 //! ([`TxnCoordinator::verify_partition`], [`TxnCoordinator::verify_group`])
 //! only take the in-memory state's lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -274,6 +280,11 @@ struct State {
     txns: BTreeMap<String, TxnRecord>,
     /// Producer id → transactional id, for the checks of Produce.
     by_producer: HashMap<i64, String>,
+    /// Transactional ids whose decided transaction is being written by the
+    /// caller it was handed to; no one else is handed it meanwhile. Only
+    /// prepared transactions are here. In memory only: after a restart
+    /// nothing is being written.
+    writing: HashSet<String>,
 }
 
 impl State {
@@ -444,7 +455,12 @@ impl TxnCoordinator {
                 Some(r) => self.init_known(&mut st, r, timeout_ms, expected, allocate)?,
             }
         };
-        self.durable(ticket)?;
+        if let Err(e) = self.durable(ticket) {
+            if let InitOutcome::AbortFirst(abort) = &outcome {
+                self.release(abort);
+            }
+            return Err(e);
+        }
         if matches!(outcome, InitOutcome::AbortFirst(_)) {
             count(&self.totals.aborted_by_new_producer);
         }
@@ -521,7 +537,9 @@ impl TxnCoordinator {
                 bump(&mut r, allocate)?;
                 r.state = TxnState::PrepareAbort;
                 let completion = completion_of(&r);
-                Ok((InitOutcome::AbortFirst(completion), self.persist(st, r)?))
+                let ticket = self.persist(st, r)?;
+                st.writing.insert(completion.transactional_id.clone());
+                Ok((InitOutcome::AbortFirst(completion), ticket))
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
                 // A producer fenced by a timeout that names its old epoch
@@ -629,9 +647,14 @@ impl TxnCoordinator {
             };
             r.updated_ms = now;
             let completion = completion_of(&r);
-            (completion, self.persist(&mut st, r)?)
+            let ticket = self.persist(&mut st, r)?;
+            st.writing.insert(id.to_owned());
+            (completion, ticket)
         };
-        self.durable(ticket)?;
+        if let Err(e) = self.durable(ticket) {
+            self.release(&completion);
+            return Err(e);
+        }
         count(if commit {
             &self.totals.committed
         } else {
@@ -651,15 +674,7 @@ impl TxnCoordinator {
             let Some(current) = st.txns.get(&c.transactional_id) else {
                 return Ok(());
             };
-            let prepared = if c.commit {
-                TxnState::PrepareCommit
-            } else {
-                TxnState::PrepareAbort
-            };
-            if current.state != prepared
-                || current.producer_id != c.producer_id
-                || current.producer_epoch != c.producer_epoch
-            {
+            if !Self::is_decided(current, c) {
                 return Ok(());
             }
             let mut r = current.clone();
@@ -672,13 +687,35 @@ impl TxnCoordinator {
             r.groups.clear();
             r.started_ms = -1;
             r.updated_ms = now;
-            self.persist(&mut st, r)?
+            let ticket = self.persist(&mut st, r)?;
+            st.writing.remove(&c.transactional_id);
+            ticket
         };
         self.durable(ticket)
     }
 
-    /// Every decided transaction not yet complete: after a restart, or when
-    /// writing a completion failed, they are written (again) from here.
+    /// Whether `r` is the decided transaction `c` is the completion of.
+    fn is_decided(r: &TxnRecord, c: &Completion) -> bool {
+        let prepared = if c.commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        r.state == prepared && r.producer_id == c.producer_id && r.producer_epoch == c.producer_epoch
+    }
+
+    /// Writing `c` failed (or was not tried): it is handed out again by the
+    /// next [`TxnCoordinator::claim_pending`]. Nothing if `c`'s transaction
+    /// is no longer the decided one (then the claim is not `c`'s).
+    pub fn release(&self, c: &Completion) {
+        let mut st = lock(&self.state);
+        if st.txns.get(&c.transactional_id).is_some_and(|r| Self::is_decided(r, c)) {
+            st.writing.remove(&c.transactional_id);
+        }
+    }
+
+    /// Every decided transaction not yet complete (what the metrics count),
+    /// whether or not someone is writing it.
     pub fn pending(&self) -> Vec<Completion> {
         lock(&self.state)
             .txns
@@ -688,6 +725,27 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// The decided transactions not yet complete that no one is writing:
+    /// after a restart, or when writing a completion failed. The caller
+    /// writes them and calls [`TxnCoordinator::completed`] (or
+    /// [`TxnCoordinator::release`] when it fails); until then they are
+    /// handed to no one else. One being written by the EndTxn that decided
+    /// it is not handed out: written again later, its markers could land
+    /// after the producer's next transaction began in the partition.
+    pub fn claim_pending(&self) -> Vec<Completion> {
+        let mut st = lock(&self.state);
+        let due: Vec<Completion> = st
+            .txns
+            .values()
+            .filter(|r| r.state.prepared() && !st.writing.contains(&r.transactional_id))
+            .map(completion_of)
+            .collect();
+        for c in &due {
+            st.writing.insert(c.transactional_id.clone());
+        }
+        due
+    }
+
     /// Aborts every transaction open longer than its timeout (bumping the
     /// epoch, so the producer that left it is fenced) and forgets ids idle
     /// longer than the expiration. Returns the aborts to write.
@@ -695,6 +753,34 @@ impl TxnCoordinator {
         self.available()?;
         let now = self.now_ms();
         let mut aborts = Vec::new();
+        let decided = self.expire_locked(now, allocate, &mut aborts);
+        let decided = match decided {
+            Ok(Some(ticket)) => self.durable(ticket),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = decided {
+            // The claims go with the aborts; the next housekeeping takes them.
+            for abort in &aborts {
+                self.release(abort);
+            }
+            return Err(e);
+        }
+        self.totals
+            .aborted_by_timeout
+            .fetch_add(aborts.len() as u64, Ordering::Relaxed);
+        Ok(aborts)
+    }
+
+    /// The changes of [`TxnCoordinator::expire`], under the locks; the
+    /// aborts decided (and claimed) go to `aborts`. The ticket of the last
+    /// change, if any.
+    fn expire_locked(
+        &self,
+        now: i64,
+        allocate: &mut dyn FnMut() -> crate::Result<i64>,
+        aborts: &mut Vec<Completion>,
+    ) -> Result<Option<Ticket>, TxnError> {
         let mut last = None;
         {
             let _writer = self.writer();
@@ -715,8 +801,10 @@ impl TxnCoordinator {
                 bump(&mut r, allocate)?;
                 r.state = TxnState::PrepareAbort;
                 r.updated_ms = now;
-                aborts.push(completion_of(&r));
+                let abort = completion_of(&r);
                 last = Some(self.persist(&mut st, r)?);
+                st.writing.insert(abort.transactional_id.clone());
+                aborts.push(abort);
             }
             let idle: Vec<String> = st
                 .txns
@@ -737,13 +825,7 @@ impl TxnCoordinator {
                 st.remove(&id);
             }
         }
-        if let Some(ticket) = last {
-            self.durable(ticket)?;
-        }
-        self.totals
-            .aborted_by_timeout
-            .fetch_add(aborts.len() as u64, Ordering::Relaxed);
-        Ok(aborts)
+        Ok(last)
     }
 
     /// Whether producer `pid` at `epoch` may write a transactional batch to

@@ -433,6 +433,57 @@ fn a_transaction_decided_before_a_crash_is_completed_after_it() {
 }
 
 #[test]
+fn a_decided_transaction_has_one_writer_at_a_time() {
+    let mut w = World::new();
+    let c = w.open();
+    let (pid, epoch) = w.ready(&c, "tx");
+    c.add("tx", pid, epoch, &[(T, 0)], &[]).unwrap();
+    let EndOutcome::Complete(decided) = c.end("tx", pid, epoch, true).unwrap() else {
+        panic!()
+    };
+    // The EndTxn that decided it is writing it: housekeeping is not handed
+    // it (its late markers could end the producer's next transaction).
+    assert_eq!(c.pending(), vec![decided.clone()]);
+    assert!(c.claim_pending().is_empty());
+    // The write failed: housekeeping is handed it, once.
+    c.release(&decided);
+    assert_eq!(c.claim_pending(), vec![decided.clone()]);
+    assert!(c.claim_pending().is_empty());
+    c.completed(&decided).unwrap();
+    assert!(c.pending().is_empty() && c.claim_pending().is_empty());
+
+    // A release of a completion no longer decided frees no one else's claim.
+    c.add("tx", pid, epoch, &[(T, 0)], &[]).unwrap();
+    let EndOutcome::Complete(next) = c.end("tx", pid, epoch, false).unwrap() else {
+        panic!()
+    };
+    c.release(&decided);
+    assert!(c.claim_pending().is_empty());
+    c.completed(&next).unwrap();
+
+    // The abort an InitProducerId decides, and a timeout's, are their callers' to write.
+    c.add("tx", pid, epoch, &[(T, 0)], &[]).unwrap();
+    let InitOutcome::AbortFirst(fenced) = w.init(&c, "tx", None).unwrap() else {
+        panic!()
+    };
+    assert!(c.claim_pending().is_empty());
+    c.completed(&fenced).unwrap();
+    let (pid, epoch) = w.ready(&c, "tx");
+    c.add("tx", pid, epoch, &[(T, 0)], &[]).unwrap();
+    w.clock.advance(60_000);
+    let aborts = c.expire(&mut || unreachable!("epochs stay small")).unwrap();
+    assert_eq!(aborts.len(), 1);
+    assert!(c.claim_pending().is_empty());
+
+    // After a restart no one is writing anything: the abort is handed out.
+    drop(c);
+    w.crash(3);
+    let c = w.open();
+    assert_eq!(c.claim_pending(), aborts);
+    assert!(c.claim_pending().is_empty());
+}
+
+#[test]
 fn a_failed_store_refuses_everything_after() {
     let mut w = World::new();
     let c = w.open();

@@ -41,6 +41,7 @@ mod security;
 mod share_offsets;
 mod storms;
 mod tiers;
+mod transactions;
 mod validation;
 
 /// A broker serving on an ephemeral port until dropped.
