@@ -151,6 +151,85 @@ impl Judge<'_> {
     }
 }
 
+/// One batch of a group into the rewritten segment: kept, rebuilt with the
+/// records the judge keeps, emptied, or dropped (its offsets joining a gap).
+fn rewrite_batch(
+    plan: &Plan,
+    judge: &mut Judge<'_>,
+    rewriter: &dyn RecordRewriter,
+    out: &mut Output,
+    (bytes, h): (&[u8], &BatchHeader),
+    (path, position): (&std::path::Path, u64),
+    throttle: &mut Throttle,
+) -> Result<()> {
+    if h.is_control() {
+        if judge.marker_goes(h) {
+            judge.removed += 1;
+            out.changed = true;
+            out.drop_batch(h);
+        } else {
+            out.push(bytes, throttle)?;
+        }
+        return Ok(());
+    }
+    if h.base_offset >= judge.map_end {
+        judge.kept(h);
+        out.push(bytes, throttle)?;
+        return Ok(());
+    }
+    let retained = plan.producer_batches.contains(&(h.producer_id, h.base_offset));
+    if plan.is_aborted(h) {
+        judge.removed += u64::try_from(h.record_count).unwrap_or(0);
+        out.changed = true;
+        match retained {
+            true => {
+                judge.kept(h);
+                out.push(&batch::empty_of(bytes), throttle)?;
+            }
+            false => out.drop_batch(h),
+        }
+        return Ok(());
+    }
+    if h.record_count == 0 {
+        // Left by an earlier round (or the duplicate filter):
+        // an empty producer batch stays while the producer
+        // state needs it; an empty gap merges with its neighbours.
+        match retained {
+            true => {
+                judge.kept(h);
+                out.push(bytes, throttle)?;
+            }
+            false => out.drop_batch(h),
+        }
+        return Ok(());
+    }
+    let rewritten = rewriter
+        .retain(bytes, &mut |r| judge.keep(r))
+        .map_err(|reason| LogError::Corrupt {
+            path: path.to_path_buf(),
+            position,
+            reason,
+        })?;
+    match rewritten {
+        Rewritten::Unchanged => {
+            judge.kept(h);
+            out.push(bytes, throttle)?;
+        }
+        Rewritten::Rebuilt(b) => {
+            judge.kept(h);
+            out.changed = true;
+            out.push(&b, throttle)?;
+        }
+        Rewritten::Emptied if retained => {
+            judge.kept(h);
+            out.changed = true;
+            out.push(&batch::empty_of(bytes), throttle)?;
+        }
+        Rewritten::Emptied => out.drop_batch(h),
+    }
+    Ok(())
+}
+
 /// The batches of one sealed segment, read a chunk at a time and verified.
 struct Batches {
     file: Arc<dyn StorageFile>,
@@ -663,71 +742,15 @@ impl Log {
             let mut batches = Batches::open(self, s)?;
             let path = batches.path.clone();
             while let Some((bytes, h, position)) = batches.next(throttle, read)? {
-                if h.is_control() {
-                    if judge.marker_goes(&h) {
-                        judge.removed += 1;
-                        out.changed = true;
-                        out.drop_batch(&h);
-                    } else {
-                        out.push(bytes, throttle)?;
-                    }
-                    continue;
-                }
-                if h.base_offset >= judge.map_end {
-                    judge.kept(&h);
-                    out.push(bytes, throttle)?;
-                    continue;
-                }
-                let retained = plan.producer_batches.contains(&(h.producer_id, h.base_offset));
-                if plan.is_aborted(&h) {
-                    judge.removed += u64::try_from(h.record_count).unwrap_or(0);
-                    out.changed = true;
-                    match retained {
-                        true => {
-                            judge.kept(&h);
-                            out.push(&batch::empty_of(bytes), throttle)?;
-                        }
-                        false => out.drop_batch(&h),
-                    }
-                    continue;
-                }
-                if h.record_count == 0 {
-                    // Left by an earlier round (or the duplicate filter):
-                    // an empty producer batch stays while the producer
-                    // state needs it; an empty gap merges with its neighbours.
-                    match retained {
-                        true => {
-                            judge.kept(&h);
-                            out.push(bytes, throttle)?;
-                        }
-                        false => out.drop_batch(&h),
-                    }
-                    continue;
-                }
-                let rewritten = rewriter
-                    .retain(bytes, &mut |r| judge.keep(r))
-                    .map_err(|reason| LogError::Corrupt {
-                        path: path.clone(),
-                        position,
-                        reason,
-                    })?;
-                match rewritten {
-                    Rewritten::Unchanged => {
-                        judge.kept(&h);
-                        out.push(bytes, throttle)?;
-                    }
-                    Rewritten::Rebuilt(b) => {
-                        judge.kept(&h);
-                        out.changed = true;
-                        out.push(&b, throttle)?;
-                    }
-                    Rewritten::Emptied if retained => {
-                        judge.kept(&h);
-                        out.changed = true;
-                        out.push(&batch::empty_of(bytes), throttle)?;
-                    }
-                    Rewritten::Emptied => out.drop_batch(&h),
-                }
+                rewrite_batch(
+                    plan,
+                    judge,
+                    rewriter,
+                    &mut out,
+                    (bytes, &h),
+                    (&path, position),
+                    throttle,
+                )?;
             }
         }
         if !out.changed {
