@@ -434,3 +434,104 @@ async fn damaged_or_missing_object_fails_that_read_only() {
     // Other partitions are served as before.
     assert_eq!(read_all(&reader, 1).await, vec![(0, "second object".into())]);
 }
+
+fn percentiles(mut micros: Vec<u128>) -> String {
+    micros.sort_unstable();
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n = {})",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        micros.len()
+    )
+}
+
+/// Latencies against the local services, printed; run by hand:
+/// `cargo test -p veltrix-shared --test cloud -- --ignored --nocapture measure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn measure_flush_latency() {
+    let Some(env) = Env::start().await else { return };
+    let flushes = 300;
+    let batch_bytes = 16 << 10;
+    let (mut puts, mut commits) = (Vec::new(), Vec::new());
+    for n in 0..flushes {
+        let body = Bytes::from(vec![b'x'; batch_bytes * 16]);
+        let key = format!("veltrix/objects/measure-{n:06}");
+        let started = Instant::now();
+        env.store.put(&Path::from(key.as_str()), body.into()).await.unwrap();
+        puts.push(started.elapsed().as_micros());
+        let batches = (0..16)
+            .map(|i| veltrix_shared::BatchEntry {
+                topic: Arc::from(TOPIC),
+                partition: i % 4,
+                record_count: 10,
+                max_timestamp: 0,
+                producer: Some(ProducerStamp {
+                    producer_id: i64::from(i),
+                    epoch: 0,
+                    first_seq: n * 10,
+                }),
+                byte_start: (i as usize * batch_bytes) as u64,
+                byte_len: batch_bytes as u32,
+                crc32c: 0,
+            })
+            .collect();
+        let object = ObjectCommit {
+            key,
+            size: (batch_bytes * 16) as u64,
+            batches,
+        };
+        let started = Instant::now();
+        let outcomes = env.catalog.commit(&object).await.unwrap();
+        commits.push(started.elapsed().as_micros());
+        assert!(outcomes.iter().all(|o| o.is_ok()));
+    }
+    println!("PUT of a 256 KiB object: {}", percentiles(puts));
+    println!(
+        "commit of 16 idempotent batches over 4 partitions: {}",
+        percentiles(commits)
+    );
+    // Acknowledgement latency through the writer, 50 ms flush interval,
+    // 8 producers each sending one batch after the other.
+    let writer = Arc::new(
+        Writer::start(
+            WriterConfig {
+                flush_interval_ms: 50,
+                writer_id: "measure".into(),
+                ..WriterConfig::default()
+            },
+            env.catalog.clone(),
+            env.store.clone(),
+        )
+        .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for _ in 0..60 {
+                let mut request = batch(p % 4, 10, "");
+                request.bytes = Bytes::from(vec![b'y'; batch_bytes]);
+                let started = Instant::now();
+                writer.append(request).await.unwrap();
+                acks.push(started.elapsed().as_micros());
+            }
+            acks
+        }));
+    }
+    let mut acks = Vec::new();
+    for t in tasks {
+        acks.extend(t.await.unwrap());
+    }
+    let objects = writer
+        .stats()
+        .objects_written
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "append acknowledged, 50 ms flush interval, 8 producers, 16 KiB batches: {} over {objects} objects",
+        percentiles(acks)
+    );
+}
