@@ -1,17 +1,15 @@
 //! Shared storage against real services: a PostgreSQL cluster and a moto S3
-//! server, started by the tests (tests/support). Skipped, loudly, only when
+//! server, started by the tests (tests/it/support.rs). Skipped, loudly, only when
 //! the services are not installed (scripts/cloud-services install).
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{self, Moto, Postgres};
 use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use support::{Moto, Postgres};
 use veltrix_shared::{
     AppendRequest, Appended, Catalog, CollectorConfig, Error, ObjectCommit, OrphanCollector, PgCatalog, PgConfig,
     ProducerStamp, Reader, ReaderConfig, S3Config, Writer, WriterConfig,
