@@ -1,6 +1,6 @@
 //! Test services started by the tests themselves on 127.0.0.1 with
 //! ephemeral ports: a throwaway PostgreSQL cluster (Debian's package,
-//! `initdb` once per test binary into a template, copied per test, the
+//! `initdb` once into a template in the temporary directory, copied per test, the
 //! `postgres` server run directly so its PID is the server's) and a `moto`
 //! S3 server. Each is stopped by its PID; readiness is polled against a
 //! deadline. scripts/cloud-services installs both and says how.
@@ -172,8 +172,9 @@ fn chown_tree(path: &Path) {
     }
 }
 
-/// A cluster initialised once, kept in the target directory
-/// (`cloud-pg-template-<PostgreSQL major version>`) and copied for each test.
+/// A cluster initialised once, kept in the temporary directory
+/// (`veltrix-pg-template-<PostgreSQL major version>`, where the `postgres`
+/// user can reach it wherever the checkout is) and copied for each test.
 fn template(bin: &Path) -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
@@ -181,13 +182,13 @@ fn template(bin: &Path) -> &'static Path {
             .parent()
             .and_then(|p| p.file_name())
             .map_or("pg".into(), |v| v.to_string_lossy().into_owned());
-        let root = target_dir().unwrap_or_else(std::env::temp_dir);
-        let template = root.join(format!("cloud-pg-template-{version}"));
+        let root = std::env::temp_dir();
+        let template = root.join(format!("veltrix-pg-template-{version}"));
         if template.join("PG_VERSION").exists() {
             return template;
         }
         let dir = tempfile::Builder::new()
-            .prefix("cloud-pg-init")
+            .prefix("veltrix-pg-init")
             .tempdir_in(&root)
             .unwrap();
         chown_tree(dir.path());
