@@ -1,0 +1,111 @@
+//! The metadata store's interface: what the writer, reader and orphan
+//! collector need from PostgreSQL, and nothing more.
+//!
+//! [`crate::PgCatalog`] is the real one; [`crate::MemCatalog`] keeps the same
+//! rules in memory for unit tests.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::error::Result;
+
+/// An idempotent producer's stamp on a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_seq: i32,
+}
+
+/// One batch of an object, as the writer commits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEntry {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// Records in the batch (its `last_offset_delta + 1`).
+    pub record_count: i32,
+    pub max_timestamp: i64,
+    pub producer: Option<ProducerStamp>,
+    /// Where the batch lies in the object.
+    pub byte_start: u64,
+    pub byte_len: u32,
+    /// CRC32C of the batch's bytes, checked by the reader.
+    pub crc32c: u32,
+}
+
+/// An object written to the bucket, with its batches, to commit at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectCommit {
+    pub key: String,
+    pub size: u64,
+    pub batches: Vec<BatchEntry>,
+}
+
+/// Where a committed batch's records are in its partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The batch was a retry of one already committed: these are the
+    /// original's offsets and nothing was added.
+    pub duplicate: bool,
+}
+
+/// A committed batch, as the reader looks it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRow {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub object_key: String,
+    pub byte_start: u64,
+    pub byte_len: u32,
+    pub crc32c: u32,
+}
+
+/// What the catalog knows of an object's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    /// Batches in it were committed.
+    Committed,
+    /// Claimed by the orphan collector: never committed, deleted or being deleted.
+    Orphan,
+}
+
+/// The metadata store.
+pub trait Catalog: Send + Sync + 'static {
+    /// Creates the partitions `0..count` of a topic that do not exist yet,
+    /// each starting at offset 0.
+    fn create_partitions(&self, topic: &str, count: i32) -> impl Future<Output = Result<()>> + Send;
+
+    /// One transaction: records the object as committed (refused with
+    /// [`crate::Error::ObjectCollected`] if the collector claimed it), checks
+    /// each idempotent batch against its producer's state, assigns each new
+    /// batch the next offsets of its partition, in the object's order, and
+    /// records where it lies. Answers one outcome per batch, in order; a
+    /// batch refused (unknown partition, sequence, epoch) takes no offsets.
+    /// `Err` means nothing was committed, or, when the connection was lost
+    /// during COMMIT, that it is unknown whether it was.
+    fn commit(&self, object: &ObjectCommit) -> impl Future<Output = Result<Vec<Result<Appended>>>> + Send;
+
+    /// The partition's next offset (its high watermark); `None` if unknown.
+    fn end_offset(&self, topic: &str, partition: i32) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Up to `rows_max` committed batches of a partition, in offset order,
+    /// from the one holding `offset`.
+    fn batches(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        rows_max: usize,
+    ) -> impl Future<Output = Result<Vec<BatchRow>>> + Send;
+
+    /// What is known of these keys; a key absent from the answer is unknown.
+    fn object_states(&self, keys: &[String]) -> impl Future<Output = Result<HashMap<String, ObjectState>>> + Send;
+
+    /// Claims unknown keys as orphans, so no commit can take them any more;
+    /// answers the keys claimed (a key committed meanwhile is not).
+    fn claim_orphans(&self, keys: &[(String, u64)]) -> impl Future<Output = Result<Vec<String>>> + Send;
+}

@@ -1,0 +1,37 @@
+//! Shared storage for stateless brokers: record batches in objects of an
+//! S3-compatible bucket, their offsets sequenced in PostgreSQL transactions
+//! (the design of docs/scale-out.md).
+//!
+//! - [`Writer`]: batches of any partitions gathered for a short interval,
+//!   written as one object, then committed in one transaction that assigns
+//!   their offsets and checks idempotent producers; callers are answered
+//!   after the commit only.
+//! - [`Reader`]: offsets to objects and byte ranges, ranged GETs, a bounded
+//!   read cache.
+//! - [`OrphanCollector`]: objects written and never committed, deleted.
+//! - [`Catalog`]: the metadata store's narrow interface; [`PgCatalog`] on
+//!   PostgreSQL, [`MemCatalog`] in memory for tests.
+//!
+//! Not yet wired into the broker's produce and fetch paths.
+
+mod cache;
+mod catalog;
+mod error;
+mod limits;
+mod mem;
+mod orphans;
+mod pg;
+mod reader;
+pub mod sequence;
+mod store;
+mod writer;
+
+pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp};
+pub use error::{Error, Result};
+pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
+pub use mem::MemCatalog;
+pub use orphans::{CollectReport, OrphanCollector};
+pub use pg::{PgCatalog, PgConfig};
+pub use reader::{FetchedBatch, Reader};
+pub use store::S3Config;
+pub use writer::{AppendRequest, Writer, WriterStats};

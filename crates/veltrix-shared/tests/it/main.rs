@@ -1,0 +1,6 @@
+//! The crate's integration tests: shared storage against a real PostgreSQL
+//! and S3 server (moto) that `support` starts.
+
+mod cloud;
+mod mem;
+mod support;
