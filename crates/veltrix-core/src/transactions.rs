@@ -107,6 +107,18 @@ impl Broker {
         p.commit(appended.next_offset)
     }
 
+    /// Appends an abort marker for `pid`'s transaction open in `p` since
+    /// `first`, durably, unless that transaction ended meanwhile (its EndTxn
+    /// completing between the look and the write): a marker written then
+    /// would end the producer's next transaction in the partition instead.
+    fn abort_hanging(&self, p: &Arc<Partition>, (pid, epoch): (i64, i16), first: i64) -> Result<()> {
+        let mut marker = marker_batch(pid, epoch, false, 0, self.env().clock.now_ms());
+        match p.log().append_marker_if_open(&mut marker, first)? {
+            Some(appended) => p.commit(appended.next_offset),
+            None => Ok(()),
+        }
+    }
+
     /// Periodic: transactions past their timeout are aborted, decided ones a
     /// failure left unwritten are written again, and a transaction open in a
     /// partition that the coordinator does not know (a batch appended after
@@ -153,7 +165,7 @@ impl Broker {
                         first_offset = first,
                         "aborting a transaction open in a partition with no transaction at its coordinator"
                     );
-                    if let Err(e) = self.write_marker(p, pid, epoch.max(0), false) {
+                    if let Err(e) = self.abort_hanging(p, (pid, epoch.max(0)), first) {
                         tracing::error!(topic = %topic.name, partition = p.index, error = %e, "aborting a hanging transaction failed");
                     }
                 }

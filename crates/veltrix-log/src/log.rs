@@ -536,6 +536,29 @@ impl Log {
         Ok(appended.expect("an append that may roll always happens"))
     }
 
+    /// Appends the transaction marker `batch` only if its producer's
+    /// transaction open here is still the one that began at `first_offset`
+    /// (as [`Log::open_transactions`] told): checked and appended under one
+    /// hold of the state lock, so a marker meant for a transaction that ended
+    /// meanwhile can never end the producer's next one. `None` when it is not
+    /// open any more (nothing written).
+    pub fn append_marker_if_open(&self, batch: &mut [u8], first_offset: i64) -> Result<Option<Appended>> {
+        let verified = batch::Verified::new(batch, self.cfg().batch_bytes_max as usize)?;
+        let (header, bytes) = self.within_limit(&verified)?;
+        let mut st = lock(&self.state);
+        if st.producers.txns.open_since(header.producer_id) != Some(first_offset) {
+            return Ok(None);
+        }
+        let appended = self
+            .append_locked(&mut st, header, bytes, true)?
+            .expect("an append that may roll always happens");
+        drop(st);
+        if !appended.duplicate {
+            batch::assign(batch, appended.base_offset, LEADER_EPOCH);
+        }
+        Ok(Some(appended))
+    }
+
     /// [`Log::append_shared`] for a caller that must never block on I/O other
     /// than the write itself (an asynchronous task): `Ok(None)` instead of
     /// rolling the segment, and instead of waiting for the state lock while an

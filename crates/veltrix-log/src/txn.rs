@@ -164,6 +164,11 @@ impl Transactions {
         open
     }
 
+    /// The first offset of `producer_id`'s transaction open here.
+    pub(crate) fn open_since(&self, producer_id: i64) -> Option<i64> {
+        self.open.get(&producer_id).copied()
+    }
+
     /// Transactions open here.
     pub(crate) fn open_count(&self) -> usize {
         self.open.len()

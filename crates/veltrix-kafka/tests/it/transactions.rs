@@ -240,3 +240,36 @@ async fn end_txn_beside_running_housekeeping_writes_each_marker_once() {
     let end = 2 * i64::from(TRANSACTIONS);
     assert_eq!(ends(&mut c, "t").await, (end, end));
 }
+
+/// A transaction open in a partition that no coordinator knows (a batch
+/// that landed after its transaction ended, here one written straight into
+/// the log) holds read_committed readers back until housekeeping aborts it
+/// there; the abort is written once, and only while that transaction is the
+/// one open (a conditional append in the log).
+#[tokio::test]
+async fn housekeeping_aborts_a_transaction_no_coordinator_knows() {
+    let s = start(|_| {}).await;
+    let mut c = Client::connect(s.addr).await;
+    create_topic(&mut c, "t", 1).await;
+    let record = Record {
+        transactional: true,
+        producer_id: 999,
+        producer_epoch: 0,
+        value: Some(Bytes::from_static(b"stray")),
+        ..plain_record(0, 0, 1_700_000_000_000)
+    };
+    let mut stray = encode_records(&[record], Compression::None).unwrap().to_vec();
+    let topic = s.broker.topic("t").unwrap();
+    let log = topic.partitions[0].log();
+    log.append_durable(&mut stray).unwrap();
+    assert_eq!(ends(&mut c, "t").await, (0, 1), "held back by the stray transaction");
+    let b = s.broker.clone();
+    tokio::task::spawn_blocking(move || {
+        b.tick();
+        b.tick();
+    })
+    .await
+    .unwrap();
+    assert_eq!(batches(&mut c, "t").await, vec![(0, None), (1, Some(false))]);
+    assert_eq!(ends(&mut c, "t").await, (2, 2));
+}

@@ -175,3 +175,34 @@ fn open_and_aborted_transactions_survive_restarts_and_crashes() {
     log.append_durable(&mut marker(6, 0, true)).unwrap();
     assert_eq!(log.last_stable_offset(), log.high_watermark());
 }
+
+/// An abort for a transaction seen open is appended only while that very
+/// transaction is still open: once it ended and the producer began its next
+/// one, the late marker is not written (it would end the next one).
+#[test]
+fn a_conditional_marker_is_written_only_while_its_transaction_is_open() {
+    let w = World::new();
+    let log = w.open(small_config());
+    log.append_durable(&mut txn_batch(7, 0, 0, 2)).unwrap();
+    let seen = log.open_transactions();
+    assert_eq!(seen, vec![(7, 0, 0)]);
+    // The transaction ends, and the next one begins, before the abort.
+    log.append_durable(&mut marker(7, 0, true)).unwrap();
+    log.append_durable(&mut txn_batch(7, 0, 2, 1)).unwrap();
+    let end = log.high_watermark();
+    assert_eq!(log.append_marker_if_open(&mut marker(7, 0, false), 0).unwrap(), None);
+    assert_eq!(log.high_watermark(), end, "nothing written");
+    assert_eq!(log.open_transactions(), vec![(7, 0, 3)], "the next one is still open");
+    // While it is the one seen, it is ended.
+    let appended = log.append_marker_if_open(&mut marker(7, 0, false), 3).unwrap();
+    assert_eq!(appended.map(|a| a.base_offset), Some(4));
+    assert!(log.open_transactions().is_empty());
+    assert_eq!(
+        log.aborted_transactions(0, 5),
+        vec![AbortedTxn {
+            producer_id: 7,
+            first_offset: 3,
+            last_offset: 4
+        }]
+    );
+}
