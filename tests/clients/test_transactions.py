@@ -218,6 +218,8 @@ def test_an_idempotent_producer_works_beside_a_transactional_one(bootstrap):
     assert values(read(bootstrap, "plain", "read_committed", 2)) == [b"t", b"v"]
 
 
+# About 50 s here; its own deadlines bound each phase on a slower machine.
+@pytest.mark.timeout(600)
 def test_consume_transform_produce_is_exactly_once_across_five_broker_kills(start_broker, tmp_path):
     broker = start_broker()
     bootstrap = broker.bootstrap
