@@ -62,6 +62,19 @@ pub enum Error {
         min: u64,
         max: u64,
     },
+    /// Another live broker process holds this broker id's lease.
+    #[error("broker id {0} is in use by another live broker")]
+    BrokerIdInUse(i32),
+    /// This broker's lease expired or was taken over: it must not acknowledge
+    /// anything that depends on it until it registers again.
+    #[error("broker {0}'s lease was lost")]
+    LeaseLost(i32),
+    /// A topic of that name exists.
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    /// No topic of that name.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
     /// Any other failure of the catalog or the store (a bug, a permission).
     #[error("{0}")]
     Other(String),
@@ -77,6 +90,7 @@ impl Error {
                 | Error::Busy { .. }
                 | Error::ObjectCollected(_)
                 | Error::Conflict(_)
+                | Error::LeaseLost(_)
         )
     }
 }

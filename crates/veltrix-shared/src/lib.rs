@@ -16,6 +16,7 @@
 
 mod cache;
 mod catalog;
+mod cluster;
 mod error;
 mod limits;
 mod mem;
@@ -27,6 +28,7 @@ mod store;
 mod writer;
 
 pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp};
+pub use cluster::{BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow};
 pub use error::{Error, Result};
 pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
 pub use mem::MemCatalog;

@@ -1,0 +1,120 @@
+//! The cluster's shared state beside the log: which brokers are alive (by
+//! lease), the topics, producer ids, and consumer groups' committed offsets.
+//! What a stateless broker needs from PostgreSQL besides the [`Catalog`]'s
+//! batches, and nothing more.
+//!
+//! [`crate::PgCluster`] is the real one; [`crate::MemCluster`] keeps the same
+//! rules in memory for unit tests. Time, for leases, is the database's clock
+//! (`now()`), never a broker's, so brokers' clocks may disagree.
+//!
+//! [`Catalog`]: crate::Catalog
+
+use std::future::Future;
+
+use crate::error::Result;
+
+/// A broker process, as it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerLease {
+    /// The broker's id (Kafka's node id), unique among live brokers.
+    pub broker_id: i32,
+    /// Random per process start: tells a restarted broker from a second
+    /// process claiming the same id.
+    pub incarnation: i64,
+    /// Host and port its clients are told (Metadata).
+    pub host: String,
+    pub port: i32,
+}
+
+/// A broker whose lease has not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBroker {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// A topic as every broker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRow {
+    pub name: String,
+    /// The topic's id, the same on every broker.
+    pub id: [u8; 16],
+    pub partitions: i32,
+    /// The topic's settings, as the engine serializes them (opaque here).
+    pub config: String,
+}
+
+/// A group's committed offset of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetRow {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// The cluster's shared state.
+pub trait Cluster: Send + Sync + 'static {
+    /// Registers a broker with a lease of `lease_ms` from now. Refused with
+    /// [`crate::Error::BrokerIdInUse`] while another incarnation holds a live
+    /// lease on the same id; an expired lease (a dead process) is taken over.
+    fn register(&self, lease: &BrokerLease, lease_ms: u64) -> impl Future<Output = Result<()>> + Send;
+
+    /// Extends the lease to `lease_ms` from now. [`crate::Error::LeaseLost`]
+    /// when it expired meanwhile or another incarnation holds the id: the
+    /// broker must stop acknowledging what depends on it and register anew.
+    fn renew(&self, broker_id: i32, incarnation: i64, lease_ms: u64) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends the lease at once (a clean shutdown), if this incarnation holds it.
+    fn resign(&self, broker_id: i32, incarnation: i64) -> impl Future<Output = Result<()>> + Send;
+
+    /// The brokers whose leases have not expired, by id.
+    fn live_brokers(&self) -> impl Future<Output = Result<Vec<LiveBroker>>> + Send;
+
+    /// Creates a topic and its partitions (each at offset 0) in one
+    /// transaction; [`crate::Error::TopicExists`] if the name is taken.
+    fn create_topic(&self, topic: &TopicRow) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every topic, by name.
+    fn topics(&self) -> impl Future<Output = Result<Vec<TopicRow>>> + Send;
+
+    /// Deletes a topic with its partitions, batches, producers' state and
+    /// groups' offsets in one transaction; the objects stay for the
+    /// collector. False if there was no such topic.
+    fn delete_topic(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Grows a topic to `total` partitions (never shrinks; the new ones start
+    /// at offset 0). [`crate::Error::UnknownTopic`] if there is no such topic.
+    fn set_partitions(&self, name: &str, total: i32) -> impl Future<Output = Result<()>> + Send;
+
+    /// Replaces a topic's settings. [`crate::Error::UnknownTopic`] if there
+    /// is no such topic.
+    fn set_topic_config(&self, name: &str, config: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Reserves `count` producer ids, never handed out before by any broker:
+    /// answers the first (ids are `first..first + count`, all >= 0).
+    fn allocate_producer_ids(&self, count: i64) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Stores a group's offsets in one transaction, only while the broker's
+    /// lease (`broker_id`, `incarnation`) is live, checked in the same
+    /// transaction: [`crate::Error::LeaseLost`] otherwise, and nothing stored.
+    fn commit_offsets(
+        &self,
+        group: &str,
+        broker_id: i32,
+        incarnation: i64,
+        offsets: &[OffsetRow],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A group's committed offsets, by topic and partition.
+    fn fetch_offsets(&self, group: &str) -> impl Future<Output = Result<Vec<OffsetRow>>> + Send;
+
+    /// Deletes a group's offsets: of the partitions named, or all of them.
+    fn delete_offsets(&self, group: &str, partitions: Option<&[(String, i32)]>)
+    -> impl Future<Output = Result<()>> + Send;
+
+    /// The groups with committed offsets, by name.
+    fn groups(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
