@@ -112,8 +112,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn fetch_offsets(&self, group: &str) -> impl Future<Output = Result<Vec<OffsetRow>>> + Send;
 
     /// Deletes a group's offsets: of the partitions named, or all of them.
-    fn delete_offsets(&self, group: &str, partitions: Option<&[(String, i32)]>)
-    -> impl Future<Output = Result<()>> + Send;
+    fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The groups with committed offsets, by name.
     fn groups(&self) -> impl Future<Output = Result<Vec<String>>> + Send;

@@ -58,6 +58,20 @@ pub struct WriterStats {
     pub flush_micros_total: AtomicU64,
 }
 
+/// A batch queued by [`Writer::submit`]: resolves to its offsets once
+/// committed, or to the error that failed its flush.
+pub struct Submitted(oneshot::Receiver<Result<Appended>>);
+
+impl std::future::Future for Submitted {
+    type Output = Result<Appended>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+    }
+}
+
 /// The write path. Cheap to share behind an `Arc`; [`Writer::close`] flushes
 /// what it holds and stops.
 pub struct Writer {
@@ -94,6 +108,15 @@ impl Writer {
 
     /// Appends one batch; answers its offsets once they are committed.
     pub async fn append(&self, request: AppendRequest) -> Result<Appended> {
+        self.submit(request).await?.await
+    }
+
+    /// Hands one batch to the flusher and returns once it is queued, with the
+    /// answer to wait for. Batches submitted one after another (each awaited
+    /// before the next) are committed in that order, the same flush or a
+    /// later one: what a producer's consecutive batches need, without waiting
+    /// for one's commit before queueing the next.
+    pub async fn submit(&self, request: AppendRequest) -> Result<Submitted> {
         let len = request.bytes.len();
         if len > self.config.batch_bytes_max || len == 0 {
             return Err(Error::BatchTooLarge {
@@ -128,7 +151,7 @@ impl Writer {
                 },
                 mpsc::error::SendTimeoutError::Closed(_) => Error::Closed,
             })?;
-        answered.await.map_err(|_| Error::Closed)?
+        Ok(Submitted(answered))
     }
 
     pub fn stats(&self) -> &WriterStats {
