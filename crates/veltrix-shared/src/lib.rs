@@ -11,6 +11,9 @@
 //! - [`OrphanCollector`]: objects written and never committed, deleted.
 //! - [`Catalog`]: the metadata store's narrow interface; [`PgCatalog`] on
 //!   PostgreSQL, [`MemCatalog`] in memory for tests.
+//! - [`Cluster`]: the cluster's state beside the log (brokers' leases,
+//!   topics, producer ids, groups' offsets); [`MemCluster`], the same type
+//!   as the in-memory catalog, on the same state.
 //!
 //! Not yet wired into the broker's produce and fetch paths.
 
@@ -20,6 +23,7 @@ mod cluster;
 mod error;
 mod limits;
 mod mem;
+mod mem_cluster;
 mod orphans;
 mod pg;
 mod reader;
@@ -28,10 +32,14 @@ mod store;
 mod writer;
 
 pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp};
-pub use cluster::{BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow};
+pub use cluster::{
+    BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, LiveBroker, OffsetRow, PRODUCER_IDS_MAX, TOPIC_PARTITIONS_MAX,
+    TopicRow,
+};
 pub use error::{Error, Result};
 pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
 pub use mem::MemCatalog;
+pub use mem_cluster::MemCluster;
 pub use orphans::{CollectReport, OrphanCollector};
 pub use pg::{PgCatalog, PgConfig};
 pub use reader::{FetchedBatch, Reader};
