@@ -12,8 +12,8 @@
 //! - [`Catalog`]: the metadata store's narrow interface; [`PgCatalog`] on
 //!   PostgreSQL, [`MemCatalog`] in memory for tests.
 //! - [`Cluster`]: the cluster's state beside the log (brokers' leases,
-//!   topics, producer ids, groups' offsets); [`MemCluster`], the same type
-//!   as the in-memory catalog, on the same state.
+//!   topics, producer ids, groups' offsets); [`PgCluster`] and
+//!   [`MemCluster`], the same two types as the catalogs, on the same state.
 //!
 //! Not yet wired into the broker's produce and fetch paths.
 
@@ -41,7 +41,7 @@ pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
 pub use mem::MemCatalog;
 pub use mem_cluster::MemCluster;
 pub use orphans::{CollectReport, OrphanCollector};
-pub use pg::{PgCatalog, PgConfig};
+pub use pg::{PgCatalog, PgCluster, PgConfig};
 pub use reader::{FetchedBatch, Reader};
 pub use store::S3Config;
 pub use writer::{AppendRequest, Writer, WriterStats};
