@@ -12,6 +12,7 @@
 use std::future::Future;
 
 use crate::error::Result;
+use crate::limits::check;
 
 /// A broker process, as it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,4 +121,30 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// The groups with committed offsets, by name.
     fn groups(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// The shortest lease `register` and `renew` accept (ms).
+pub const LEASE_MS_MIN: u64 = 100;
+/// The longest lease `register` and `renew` accept (ms): a dead broker's
+/// share waits at most this long.
+pub const LEASE_MS_MAX: u64 = 600_000;
+/// Partitions of one topic, at most.
+pub const TOPIC_PARTITIONS_MAX: i32 = 100_000;
+/// Producer ids reserved by one `allocate_producer_ids`, at most.
+pub const PRODUCER_IDS_MAX: i64 = 1_000_000;
+
+pub(crate) fn check_lease_ms(lease_ms: u64) -> Result<()> {
+    check("lease_ms", lease_ms, LEASE_MS_MIN, LEASE_MS_MAX)
+}
+
+/// A topic's partition count, at least `min` (1 for a new topic, its
+/// current count when it grows).
+pub(crate) fn check_partitions(partitions: i32, min: i32) -> Result<()> {
+    let value = u64::try_from(partitions).unwrap_or(0);
+    check("partitions", value, min.max(1) as u64, TOPIC_PARTITIONS_MAX as u64)
+}
+
+pub(crate) fn check_producer_ids(count: i64) -> Result<()> {
+    let value = u64::try_from(count).unwrap_or(0);
+    check("producer ids", value, 1, PRODUCER_IDS_MAX as u64)
 }

@@ -11,6 +11,9 @@
 //! - [`OrphanCollector`]: objects written and never committed, deleted.
 //! - [`Catalog`]: the metadata store's narrow interface; [`PgCatalog`] on
 //!   PostgreSQL, [`MemCatalog`] in memory for tests.
+//! - [`Cluster`]: the cluster's state beside the log (brokers' leases,
+//!   topics, producer ids, groups' offsets); [`PgCluster`] and
+//!   [`MemCluster`], the same two types as the catalogs, on the same state.
 //!
 //! Not yet wired into the broker's produce and fetch paths.
 
@@ -21,6 +24,7 @@ mod error;
 mod limits;
 mod mem;
 mod node;
+mod mem_cluster;
 mod orphans;
 mod pg;
 mod reader;
@@ -29,13 +33,17 @@ mod store;
 mod writer;
 
 pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp};
-pub use cluster::{BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow};
+pub use cluster::{
+    BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, LiveBroker, OffsetRow, PRODUCER_IDS_MAX, TOPIC_PARTITIONS_MAX,
+    TopicRow,
+};
 pub use error::{Error, Result};
 pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
 pub use mem::MemCatalog;
 pub use node::{NodeConfig, NodeStats, Shared, SharedNode, SharedStats};
+pub use mem_cluster::MemCluster;
 pub use orphans::{CollectReport, OrphanCollector};
-pub use pg::{PgCatalog, PgConfig};
+pub use pg::{PgCatalog, PgCluster, PgConfig};
 pub use reader::{FetchedBatch, Reader};
 pub use store::S3Config;
 pub use writer::{AppendRequest, Submitted, Writer, WriterStats};

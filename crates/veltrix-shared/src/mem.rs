@@ -1,23 +1,28 @@
 //! [`MemCatalog`]: the catalog's rules in memory, for unit tests of the
 //! writer, reader and collector without a PostgreSQL server. Its commit is
 //! atomic under one lock, and it can be told to fail as an unreachable
-//! server would.
+//! server would. It is the in-memory [`crate::Cluster`] too
+//! (`mem_cluster.rs`), on the same state, so a topic created there is
+//! writable here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState};
 use crate::error::{Error, Result};
+use crate::mem_cluster::ClusterState;
 use crate::sequence::{self, CommitState, PartitionKey, ProducerKey, ProducerState};
 
 #[derive(Debug, Default)]
-struct State {
-    next_offsets: HashMap<PartitionKey, i64>,
-    producers: HashMap<ProducerKey, ProducerState>,
+pub(crate) struct State {
+    pub(crate) next_offsets: HashMap<PartitionKey, i64>,
+    pub(crate) producers: HashMap<ProducerKey, ProducerState>,
     /// Per partition, by last offset.
-    batches: HashMap<PartitionKey, BTreeMap<i64, BatchRow>>,
+    pub(crate) batches: HashMap<PartitionKey, BTreeMap<i64, BatchRow>>,
     objects: HashMap<String, ObjectState>,
+    /// Brokers, topics, producer ids and groups' offsets.
+    pub(crate) cluster: ClusterState,
 }
 
 /// The catalog in memory.
@@ -25,6 +30,9 @@ struct State {
 pub struct MemCatalog {
     state: Mutex<State>,
     unavailable: AtomicBool,
+    /// The clock leases are measured by (ms), moved by the tests only
+    /// ([`MemCatalog::set_now_ms`], [`MemCatalog::advance`]).
+    pub(crate) now_ms: AtomicU64,
 }
 
 impl MemCatalog {
@@ -37,7 +45,7 @@ impl MemCatalog {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
-    fn check(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+    pub(crate) fn check(&self) -> Result<std::sync::MutexGuard<'_, State>> {
         if self.unavailable.load(Ordering::SeqCst) {
             return Err(Error::CatalogUnavailable("unavailable (simulated)".into()));
         }

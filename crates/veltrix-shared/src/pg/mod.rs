@@ -1,4 +1,5 @@
-//! [`PgCatalog`]: the catalog on PostgreSQL, with `tokio-postgres`.
+//! [`PgCatalog`]: the catalog on PostgreSQL, with `tokio-postgres`; it is
+//! the [`crate::Cluster`] too (`cluster.rs`), on the same pool.
 //!
 //! A small pool of connections (`connections_max`); a connection that saw
 //! any error is dropped, not reused, and a new one is made on demand, so a
@@ -7,8 +8,11 @@
 //! a client-side deadline, so an unreachable or stalled server yields
 //! [`Error::CatalogUnavailable`] in bounded time.
 
+mod cluster;
 mod commit;
 mod schema;
+
+pub use cluster::PgCluster;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -94,6 +98,23 @@ impl Conn<'_> {
             && !client.is_closed()
         {
             self.pool.idle.lock().expect("pool lock").push(client);
+        }
+    }
+
+    /// Back to the pool after a success or a refusal the server answered
+    /// (a transaction refused is rolled back before, so the connection is
+    /// sound); dropped after anything else.
+    pub(crate) fn finish<T>(self, result: &Result<T>) {
+        let refused = matches!(
+            result,
+            Err(Error::BrokerIdInUse(_)
+                | Error::LeaseLost(_)
+                | Error::TopicExists(_)
+                | Error::UnknownTopic(_)
+                | Error::InvalidLimit { .. })
+        );
+        if result.is_ok() || refused {
+            self.release();
         }
     }
 }

@@ -48,6 +48,42 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (topic, partition, producer_id)
     );
     ",
+    // 2: the cluster's state beside the log (crate::Cluster): brokers'
+    // leases (times are the server's clock), topics, the producer id
+    // counter (one row, so a block is reserved by one UPDATE and never
+    // handed out twice), groups' committed offsets.
+    r"
+    CREATE TABLE veltrix_brokers (
+        broker_id integer PRIMARY KEY,
+        incarnation bigint NOT NULL,
+        host text NOT NULL,
+        port integer NOT NULL,
+        lease_until timestamptz NOT NULL
+    );
+    CREATE TABLE veltrix_topics (
+        name text PRIMARY KEY,
+        id bytea NOT NULL UNIQUE CHECK (length(id) = 16),
+        partitions integer NOT NULL CHECK (partitions > 0),
+        config text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE veltrix_producer_ids (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        next_id bigint NOT NULL CHECK (next_id >= 0)
+    );
+    INSERT INTO veltrix_producer_ids (next_id) VALUES (0);
+    CREATE TABLE veltrix_group_offsets (
+        group_id text NOT NULL,
+        topic text NOT NULL,
+        partition integer NOT NULL,
+        committed_offset bigint NOT NULL,
+        leader_epoch integer NOT NULL,
+        metadata text NOT NULL,
+        committed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (group_id, topic, partition)
+    );
+    CREATE INDEX veltrix_group_offsets_topic ON veltrix_group_offsets (topic);
+    ",
 ];
 
 /// The version this build writes.

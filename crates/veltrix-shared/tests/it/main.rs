@@ -2,5 +2,6 @@
 //! and S3 server (moto) that `support` starts.
 
 mod cloud;
+mod cluster;
 mod mem;
 mod support;

@@ -1,0 +1,466 @@
+//! The [`Cluster`] on PostgreSQL: [`PgCatalog`] itself, on the same pool,
+//! timeouts and error mapping, so a topic created here is at once writable
+//! through [`crate::Catalog::commit`] (its `veltrix_partitions` rows are
+//! created in the same transaction).
+//!
+//! Leases are timestamps of the server's clock (`clock_timestamp()`, the
+//! time of the statement itself, not of its transaction's start): a lease is
+//! live while `lease_until > clock_timestamp()`. Every refusal is decided by
+//! a statement's own `WHERE`, so two brokers racing for an id or a lease are
+//! ordered by the row's lock, never by what either read before.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Client;
+
+use super::{PgCatalog, pg_error};
+use crate::cluster::{
+    BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow, check_lease_ms, check_partitions, check_producer_ids,
+};
+use crate::error::{Error, Result};
+
+/// The cluster's state on PostgreSQL: the catalog's own type.
+pub type PgCluster = PgCatalog;
+
+impl Cluster for PgCatalog {
+    async fn register(&self, lease: &BrokerLease, lease_ms: u64) -> Result<()> {
+        check_lease_ms(lease_ms)?;
+        let ms = lease_ms as f64;
+        self.timed(self.statement_timeout, "register", async {
+            let mut conn = self.conn().await?;
+            // Inserted, or the row taken over only when it is this
+            // incarnation's or its lease has run out.
+            let taken = conn
+                .client()
+                .execute(
+                    "INSERT INTO veltrix_brokers AS b (broker_id, incarnation, host, port, lease_until) \
+                     VALUES ($1, $2, $3, $4, clock_timestamp() + $5::float8 * interval '1 millisecond') \
+                     ON CONFLICT (broker_id) DO UPDATE SET incarnation = EXCLUDED.incarnation, \
+                     host = EXCLUDED.host, port = EXCLUDED.port, lease_until = EXCLUDED.lease_until \
+                     WHERE b.incarnation = EXCLUDED.incarnation OR b.lease_until <= clock_timestamp()",
+                    &[&lease.broker_id, &lease.incarnation, &lease.host, &lease.port, &ms],
+                )
+                .await
+                .map_err(pg_error)
+                .and_then(|n| {
+                    if n == 1 {
+                        Ok(())
+                    } else {
+                        Err(Error::BrokerIdInUse(lease.broker_id))
+                    }
+                });
+            conn.finish(&taken);
+            taken
+        })
+        .await
+    }
+
+    async fn renew(&self, broker_id: i32, incarnation: i64, lease_ms: u64) -> Result<()> {
+        check_lease_ms(lease_ms)?;
+        let ms = lease_ms as f64;
+        self.timed(self.statement_timeout, "renew", async {
+            let mut conn = self.conn().await?;
+            let renewed = conn
+                .client()
+                .execute(
+                    "UPDATE veltrix_brokers \
+                     SET lease_until = clock_timestamp() + $3::float8 * interval '1 millisecond' \
+                     WHERE broker_id = $1 AND incarnation = $2 AND lease_until > clock_timestamp()",
+                    &[&broker_id, &incarnation, &ms],
+                )
+                .await
+                .map_err(pg_error)
+                .and_then(|n| {
+                    if n == 1 {
+                        Ok(())
+                    } else {
+                        Err(Error::LeaseLost(broker_id))
+                    }
+                });
+            conn.finish(&renewed);
+            renewed
+        })
+        .await
+    }
+
+    async fn resign(&self, broker_id: i32, incarnation: i64) -> Result<()> {
+        self.timed(self.statement_timeout, "resign", async {
+            let mut conn = self.conn().await?;
+            let done = conn
+                .client()
+                .execute(
+                    "DELETE FROM veltrix_brokers WHERE broker_id = $1 AND incarnation = $2",
+                    &[&broker_id, &incarnation],
+                )
+                .await
+                .map_err(pg_error)
+                .map(drop);
+            conn.finish(&done);
+            done
+        })
+        .await
+    }
+
+    async fn live_brokers(&self) -> Result<Vec<LiveBroker>> {
+        self.timed(self.statement_timeout, "live brokers", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT broker_id, host, port FROM veltrix_brokers \
+                     WHERE lease_until > clock_timestamp() ORDER BY broker_id",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows
+                .iter()
+                .map(|r| LiveBroker {
+                    broker_id: r.get(0),
+                    host: r.get(1),
+                    port: r.get(2),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_topic(&self, topic: &TopicRow) -> Result<()> {
+        check_partitions(topic.partitions, 1)?;
+        self.timed(self.statement_timeout * 3, "create topic", async {
+            let mut conn = self.conn().await?;
+            let created = create_topic_on(conn.client(), topic).await;
+            conn.finish(&created);
+            created
+        })
+        .await
+    }
+
+    async fn topics(&self) -> Result<Vec<TopicRow>> {
+        self.timed(self.statement_timeout, "topics", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT name, id, partitions, config FROM veltrix_topics ORDER BY name",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            rows.iter()
+                .map(|r| {
+                    let id: &[u8] = r.get(1);
+                    Ok(TopicRow {
+                        name: r.get(0),
+                        id: id
+                            .try_into()
+                            .map_err(|_| Error::Other("a topic id not of 16 bytes".into()))?,
+                        partitions: r.get(2),
+                        config: r.get(3),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<bool> {
+        self.timed(self.statement_timeout * 7, "delete topic", async {
+            let mut conn = self.conn().await?;
+            let deleted = delete_topic_on(conn.client(), name).await;
+            conn.finish(&deleted);
+            deleted
+        })
+        .await
+    }
+
+    async fn set_partitions(&self, name: &str, total: i32) -> Result<()> {
+        check_partitions(total, 1)?;
+        self.timed(self.statement_timeout * 4, "set partitions", async {
+            let mut conn = self.conn().await?;
+            let grown = set_partitions_on(conn.client(), name, total).await;
+            conn.finish(&grown);
+            grown
+        })
+        .await
+    }
+
+    async fn set_topic_config(&self, name: &str, config: &str) -> Result<()> {
+        self.timed(self.statement_timeout, "set topic config", async {
+            let mut conn = self.conn().await?;
+            let set = conn
+                .client()
+                .execute(
+                    "UPDATE veltrix_topics SET config = $2 WHERE name = $1",
+                    &[&name, &config],
+                )
+                .await
+                .map_err(pg_error)
+                .and_then(|n| {
+                    if n == 1 {
+                        Ok(())
+                    } else {
+                        Err(Error::UnknownTopic(name.into()))
+                    }
+                });
+            conn.finish(&set);
+            set
+        })
+        .await
+    }
+
+    async fn allocate_producer_ids(&self, count: i64) -> Result<i64> {
+        check_producer_ids(count)?;
+        self.timed(self.statement_timeout, "allocate producer ids", async {
+            let mut conn = self.conn().await?;
+            // One statement, so one transaction: the counter's row lock
+            // orders concurrent brokers, and a block whose answer was lost
+            // is skipped, never handed out again.
+            let row = conn
+                .client()
+                .query_one(
+                    "UPDATE veltrix_producer_ids SET next_id = next_id + $1 RETURNING next_id - $1",
+                    &[&count],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    async fn commit_offsets(&self, group: &str, broker_id: i32, incarnation: i64, offsets: &[OffsetRow]) -> Result<()> {
+        self.timed(self.statement_timeout * 4, "commit offsets", async {
+            let mut conn = self.conn().await?;
+            let committed = commit_offsets_on(conn.client(), group, (broker_id, incarnation), offsets).await;
+            conn.finish(&committed);
+            committed
+        })
+        .await
+    }
+
+    async fn fetch_offsets(&self, group: &str) -> Result<Vec<OffsetRow>> {
+        self.timed(self.statement_timeout, "fetch offsets", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT topic, partition, committed_offset, leader_epoch, metadata \
+                     FROM veltrix_group_offsets WHERE group_id = $1 ORDER BY topic, partition",
+                    &[&group],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows
+                .iter()
+                .map(|r| OffsetRow {
+                    topic: r.get(0),
+                    partition: r.get(1),
+                    offset: r.get(2),
+                    leader_epoch: r.get(3),
+                    metadata: r.get(4),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: Option<&[(String, i32)]>) -> Result<()> {
+        self.timed(self.statement_timeout, "delete offsets", async {
+            let mut conn = self.conn().await?;
+            let deleted = match partitions {
+                None => {
+                    conn.client()
+                        .execute("DELETE FROM veltrix_group_offsets WHERE group_id = $1", &[&group])
+                        .await
+                }
+                Some(named) => {
+                    let topics: Vec<&str> = named.iter().map(|(t, _)| t.as_str()).collect();
+                    let numbers: Vec<i32> = named.iter().map(|(_, p)| *p).collect();
+                    conn.client()
+                        .execute(
+                            "DELETE FROM veltrix_group_offsets o \
+                             USING UNNEST($2::text[], $3::int4[]) AS u(topic, partition) \
+                             WHERE o.group_id = $1 AND o.topic = u.topic AND o.partition = u.partition",
+                            &[&group, &topics, &numbers],
+                        )
+                        .await
+                }
+            };
+            let deleted = deleted.map_err(pg_error).map(drop);
+            conn.finish(&deleted);
+            deleted
+        })
+        .await
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        self.timed(self.statement_timeout, "groups", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT DISTINCT group_id FROM veltrix_group_offsets ORDER BY group_id",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+}
+
+/// The topic's row and its partitions' rows, in one transaction. Partition
+/// rows already there (made by [`crate::Catalog::create_partitions`]) are
+/// kept as they are.
+async fn create_topic_on(client: &mut Client, topic: &TopicRow) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO veltrix_topics (name, id, partitions, config) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+            &[&topic.name, &&topic.id[..], &topic.partitions, &topic.config],
+        )
+        .await
+        .map_err(pg_error)?;
+    if inserted == 0 {
+        tx.rollback().await.map_err(pg_error)?;
+        return Err(Error::TopicExists(topic.name.clone()));
+    }
+    tx.execute(
+        "INSERT INTO veltrix_partitions (topic, partition) \
+         SELECT $1, generate_series(0, $2 - 1) ON CONFLICT DO NOTHING",
+        &[&topic.name, &topic.partitions],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)
+}
+
+/// The topic and everything of it, in one transaction. Its partitions' rows
+/// are locked first, in partition order (the order commits lock them in), so
+/// a commit racing the delete either finishes before it or finds no
+/// partition after it, and never leaves a batch row behind.
+async fn delete_topic_on(client: &mut Client, name: &str) -> Result<bool> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let deleted = tx
+        .execute("DELETE FROM veltrix_topics WHERE name = $1", &[&name])
+        .await
+        .map_err(pg_error)?;
+    if deleted == 0 {
+        tx.rollback().await.map_err(pg_error)?;
+        return Ok(false);
+    }
+    tx.execute(
+        "SELECT 1 FROM veltrix_partitions WHERE topic = $1 ORDER BY partition FOR UPDATE",
+        &[&name],
+    )
+    .await
+    .map_err(pg_error)?;
+    for table in [
+        "veltrix_batches",
+        "veltrix_producers",
+        "veltrix_partitions",
+        "veltrix_group_offsets",
+    ] {
+        let sql = format!("DELETE FROM {table} WHERE topic = $1");
+        tx.execute(sql.as_str(), &[&name]).await.map_err(pg_error)?;
+    }
+    tx.commit().await.map_err(pg_error)?;
+    Ok(true)
+}
+
+/// Grows the topic under its row's lock; asking for its current count is
+/// answered as done, for fewer with [`Error::InvalidLimit`].
+async fn set_partitions_on(client: &mut Client, name: &str, total: i32) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let row = tx
+        .query_opt(
+            "SELECT partitions FROM veltrix_topics WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )
+        .await
+        .map_err(pg_error)?;
+    let current: Option<i32> = row.map(|r| r.get(0));
+    let checked = match current {
+        None => Err(Error::UnknownTopic(name.into())),
+        Some(current) => check_partitions(total, current).map(|()| current),
+    };
+    let current = match checked {
+        Ok(current) => current,
+        Err(refusal) => {
+            tx.rollback().await.map_err(pg_error)?;
+            return Err(refusal);
+        }
+    };
+    if current < total {
+        tx.execute(
+            "UPDATE veltrix_topics SET partitions = $2 WHERE name = $1",
+            &[&name, &total],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.execute(
+            "INSERT INTO veltrix_partitions (topic, partition) \
+             SELECT $1, generate_series($2, $3 - 1) ON CONFLICT DO NOTHING",
+            &[&name, &current, &total],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
+    tx.commit().await.map_err(pg_error)
+}
+
+/// The lease checked and its row share-locked, then the offsets stored, in
+/// one transaction. The lock makes a take-over of the id wait for this
+/// transaction's end, so once another incarnation holds the id no offset of
+/// the old one is stored.
+async fn commit_offsets_on(
+    client: &mut Client,
+    group: &str,
+    (broker_id, incarnation): (i32, i64),
+    offsets: &[OffsetRow],
+) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let live = tx
+        .query_opt(
+            "SELECT 1 FROM veltrix_brokers WHERE broker_id = $1 AND incarnation = $2 \
+             AND lease_until > clock_timestamp() FOR SHARE",
+            &[&broker_id, &incarnation],
+        )
+        .await
+        .map_err(pg_error)?;
+    if live.is_none() {
+        tx.rollback().await.map_err(pg_error)?;
+        return Err(Error::LeaseLost(broker_id));
+    }
+    // One row per partition (the last one named wins): an upsert may not
+    // touch a row twice.
+    let by_partition: BTreeMap<(&str, i32), &OffsetRow> =
+        offsets.iter().map(|o| ((o.topic.as_str(), o.partition), o)).collect();
+    let rows: Vec<&OffsetRow> = by_partition.into_values().collect();
+    let topics: Vec<&str> = rows.iter().map(|o| o.topic.as_str()).collect();
+    let partitions: Vec<i32> = rows.iter().map(|o| o.partition).collect();
+    let committed: Vec<i64> = rows.iter().map(|o| o.offset).collect();
+    let epochs: Vec<i32> = rows.iter().map(|o| o.leader_epoch).collect();
+    let metadata: Vec<&str> = rows.iter().map(|o| o.metadata.as_str()).collect();
+    tx.execute(
+        "INSERT INTO veltrix_group_offsets \
+         (group_id, topic, partition, committed_offset, leader_epoch, metadata) \
+         SELECT $1::text, t, p, o, e, m \
+         FROM UNNEST($2::text[], $3::int4[], $4::int8[], $5::int4[], $6::text[]) AS u(t, p, o, e, m) \
+         ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
+         committed_offset = EXCLUDED.committed_offset, leader_epoch = EXCLUDED.leader_epoch, \
+         metadata = EXCLUDED.metadata, committed_at = now()",
+        &[&group, &topics, &partitions, &committed, &epochs, &metadata],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)
+}
