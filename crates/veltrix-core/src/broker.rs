@@ -357,8 +357,14 @@ impl Broker {
 
     /// Creates a topic with `partitions` partitions (the broker default if `None`).
     pub fn create_topic(&self, name: &str, partitions: Option<u32>, config: TopicConfig) -> Result<Arc<Topic>> {
-        validate_topic_name(name)?;
         let count = partitions.unwrap_or(self.config.default_partitions);
+        self.create_topic_with_id(name, new_topic_id(), count, config)
+    }
+
+    /// Creates a topic whose id was chosen elsewhere: a copy of a topic of
+    /// the shared metadata store, with the same id on every broker.
+    pub fn create_topic_with_id(&self, name: &str, id: TopicId, count: u32, config: TopicConfig) -> Result<Arc<Topic>> {
+        validate_topic_name(name)?;
         self.check_partitions(i64::from(count))?;
         let log_config = config.log_config(&self.config.log);
         log_config
@@ -383,7 +389,7 @@ impl Broker {
             )));
         }
         let entry = TopicEntry {
-            id: id_hex(&new_topic_id()),
+            id: id_hex(&id),
             partitions: count,
             config,
         };
@@ -616,6 +622,16 @@ impl Broker {
         }
         tracing::info!(topic = name, ?config, "altered topic config");
         Ok(config)
+    }
+
+    /// Replaces a topic's settings whole (a copy of the shared metadata
+    /// store's), checked as [`Broker::alter_topic_config`] checks a change.
+    pub fn replace_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.alter_topic_config(name, false, |c| {
+            *c = config;
+            Ok(())
+        })
+        .map(|_| ())
     }
 
     /// Runs every check of [`Broker::create_partitions`] and changes nothing

@@ -210,6 +210,23 @@ impl Partition {
         Ok(Some(progress.so_far))
     }
 
+    /// Validates every batch of a producer's `records` as an append would
+    /// (at least one batch; keys on a compacted topic; the max timestamp
+    /// corrected), and answers each batch's bytes to store with its header:
+    /// for partitions whose records live elsewhere (shared storage).
+    pub fn checked_batches(&self, records: &[u8]) -> Result<Vec<(Vec<u8>, veltrix_log::batch::BatchHeader)>> {
+        Ok(self
+            .check_batches(records)?
+            .iter()
+            .map(|c| {
+                let bytes = c.verified().bytes().to_vec();
+                let mut header = c.validated.header;
+                header.max_timestamp = c.max_timestamp();
+                (bytes, header)
+            })
+            .collect())
+    }
+
     /// Validates every batch of a producer's `records`, at least one.
     pub(crate) fn check_batches<'a>(&self, records: &'a [u8]) -> Result<Vec<Checked<'a>>> {
         let batch_bytes_max = self.log.config().batch_bytes_max as usize;

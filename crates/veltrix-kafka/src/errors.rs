@@ -215,6 +215,34 @@ pub fn share_error(e: &ShareError) -> ResponseError {
     }
 }
 
+/// A shared-storage error as Kafka answers it. The bucket or the catalog
+/// unavailable is KAFKA_STORAGE_ERROR, which clients retry; nothing was
+/// acknowledged (an idempotent producer's retry of a batch whose commit
+/// did happen gets its original offsets).
+pub fn shared_error(e: &veltrix_shared::Error) -> ResponseError {
+    use veltrix_shared::Error as E;
+    match e {
+        E::CatalogUnavailable(_)
+        | E::StoreUnavailable(_)
+        | E::Busy { .. }
+        | E::ObjectCollected(_)
+        | E::Conflict(_)
+        | E::Closed
+        | E::ObjectMissing(_) => ResponseError::KafkaStorageError,
+        E::ObjectCorrupt { .. } => ResponseError::CorruptMessage,
+        E::UnknownPartition { .. } | E::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        E::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        E::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        E::DuplicateSequence { .. } => ResponseError::DuplicateSequenceNumber,
+        E::LeaseLost(_) => ResponseError::NotCoordinator,
+        E::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        E::BrokerIdInUse(_) | E::SchemaTooNew { .. } | E::InvalidLimit { .. } | E::Other(_) => {
+            ResponseError::UnknownServerError
+        }
+    }
+}
+
 #[cfg(test)]
 mod label_tests {
     use super::*;

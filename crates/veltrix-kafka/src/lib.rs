@@ -15,6 +15,7 @@ mod per_ip;
 mod quota;
 pub mod security;
 mod server;
+pub mod shared;
 pub mod tiers;
 pub use breaker::BreakerLimits;
 mod topic_configs;

@@ -116,6 +116,9 @@ pub struct KafkaConfig {
     pub breaker: crate::breaker::BreakerLimits,
     /// Authentication's time and size limits, for every listener.
     pub auth: crate::security::AuthLimits,
+    /// Shared storage, when partitions live in a bucket and PostgreSQL
+    /// rather than on local disk (docs/scale-out.md).
+    pub shared: Option<crate::shared::SharedStorage>,
 }
 
 impl KafkaConfig {
@@ -139,6 +142,7 @@ impl KafkaConfig {
             connections_per_ip_per_second_max: 1000,
             breaker: crate::breaker::BreakerLimits::default(),
             auth: crate::security::AuthLimits::default(),
+            shared: None,
         }
     }
 }
@@ -964,6 +968,7 @@ async fn dispatch(
         listener: shared.listener.clone(),
         listeners: shared.listeners.clone(),
         principal: auth.principal(),
+        shared_commits: None,
     };
     let answer = Answer {
         api,

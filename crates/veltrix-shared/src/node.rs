@@ -30,6 +30,11 @@ use crate::limits::{ReaderConfig, WriterConfig, check};
 use crate::reader::Reader;
 use crate::writer::{AppendRequest, Submitted, Writer};
 
+/// ListOffsets by time walks the batch rows in pages of this many, at most
+/// this many pages: there is no time index in the catalog yet.
+const TIMESTAMP_SCAN_ROWS: usize = 1_000;
+const TIMESTAMP_SCAN_PAGES_MAX: usize = 100;
+
 /// Ids reserved from the metadata store at a time for InitProducerId.
 const PRODUCER_ID_BLOCK: i64 = 1_000;
 
@@ -438,6 +443,14 @@ pub trait Shared: Send + Sync + 'static {
     fn set_partitions<'a>(&'a self, name: &'a str, total: i32) -> BoxFuture<'a, Result<()>>;
     fn set_topic_config<'a>(&'a self, name: &'a str, config: &'a str) -> BoxFuture<'a, Result<()>>;
     fn delete_offsets<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// The first batch whose largest timestamp reaches `timestamp`: its base
+    /// offset and that timestamp (ListOffsets by time); `None` past the end.
+    fn offset_for_timestamp<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: i32,
+        timestamp: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>>>;
     fn stats(&self) -> SharedStats;
 }
 
@@ -535,6 +548,34 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
 
     fn delete_offsets<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.catalog.delete_offsets(group, None))
+    }
+
+    fn offset_for_timestamp<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: i32,
+        timestamp: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>>> {
+        Box::pin(async move {
+            let mut offset = 0;
+            for _ in 0..TIMESTAMP_SCAN_PAGES_MAX {
+                let rows = self
+                    .catalog
+                    .batches(topic, partition, offset, TIMESTAMP_SCAN_ROWS)
+                    .await?;
+                if let Some(hit) = rows.iter().find(|r| r.max_timestamp >= timestamp) {
+                    return Ok(Some((hit.base_offset, hit.max_timestamp)));
+                }
+                match rows.last() {
+                    Some(last) => offset = last.last_offset + 1,
+                    None => return Ok(None),
+                }
+            }
+            Err(Error::Other(format!(
+                "no batch reaching timestamp {timestamp} among the first {} of {topic}-{partition}",
+                TIMESTAMP_SCAN_PAGES_MAX * TIMESTAMP_SCAN_ROWS
+            )))
+        })
     }
 
     fn stats(&self) -> SharedStats {

@@ -8,10 +8,16 @@ use super::SERVED_APIS;
 use crate::errors::ResponseError;
 
 pub(super) fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    api_versions_for(error_code, false)
+}
+
+/// The APIs served: on shared storage, without those it does not serve yet.
+pub(super) fn api_versions_for(error_code: i16, shared: bool) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.error_code = error_code;
     r.api_keys = SERVED_APIS
         .iter()
+        .filter(|api| !shared || super::served_on_shared_storage_key(api.key))
         .map(|api| {
             ApiVersion::default()
                 .with_api_key(api.key as i16)

@@ -27,6 +27,7 @@ fn grow(
     count: i32,
     assignments: Option<&[Vec<BrokerId>]>,
     validate_only: bool,
+    shared: Option<&crate::shared::SharedStorage>,
 ) -> Result<(), Refusal> {
     let total = u32::try_from(count).map_err(|_| {
         Refusal::new(
@@ -56,12 +57,18 @@ fn grow(
             ));
         }
     }
-    let outcome = if validate_only {
-        broker.validate_create_partitions(topic, total)
-    } else {
-        broker.create_partitions(topic, total).map(|_| ())
-    };
-    outcome.map_err(|e| Refusal::core(&e))
+    match shared {
+        Some(shared) if !validate_only => shared
+            .create_partitions_blocking(broker, topic, total)
+            .map_err(|e| e.refusal()),
+        _ if validate_only => broker
+            .validate_create_partitions(topic, total)
+            .map_err(|e| Refusal::core(&e)),
+        _ => broker
+            .create_partitions(topic, total)
+            .map(|_| ())
+            .map_err(|e| Refusal::core(&e)),
+    }
 }
 
 pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -71,6 +78,7 @@ pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest
         request.topics.iter().map(|t| t.name.0.as_str()),
     );
     let broker = ctx.broker.clone();
+    let shared = ctx.config.shared.clone();
     let results = tokio::task::spawn_blocking(move || {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for t in &request.topics {
@@ -98,7 +106,14 @@ pub(super) async fn create_partitions(ctx: Ctx, request: CreatePartitionsRequest
                 } else if !alterable.contains(topic) {
                     Err(Refusal::new(ResponseError::TopicAuthorizationFailed, TOPIC_DENIED))
                 } else {
-                    grow(&broker, topic, t.count, assignments.as_deref(), request.validate_only)
+                    grow(
+                        &broker,
+                        topic,
+                        t.count,
+                        assignments.as_deref(),
+                        request.validate_only,
+                        shared.as_ref(),
+                    )
                 };
                 let mut r = CreatePartitionsTopicResult::default();
                 r.name = t.name.clone();

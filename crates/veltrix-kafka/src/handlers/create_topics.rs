@@ -88,10 +88,17 @@ fn create_blocking(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                         if request.validate_only {
                             return Ok(None);
                         }
-                        ctx.broker
-                            .create_topic(n, partitions, config)
-                            .map(Some)
-                            .map_err(|e| Refusal::core(&e))
+                        match &ctx.config.shared {
+                            Some(shared) => shared
+                                .create_topic_blocking(&ctx.broker, n, partitions, config)
+                                .map(Some)
+                                .map_err(|e| e.refusal()),
+                            None => ctx
+                                .broker
+                                .create_topic(n, partitions, config)
+                                .map(Some)
+                                .map_err(|e| Refusal::core(&e)),
+                        }
                     })
             });
             match outcome {

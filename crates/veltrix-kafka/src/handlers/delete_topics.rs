@@ -20,12 +20,11 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
-use veltrix_core::CoreError;
 use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
 use super::authz::TOPIC_DENIED;
 use super::{Ctx, name};
-use crate::errors::{ResponseError, core_error};
+use crate::errors::{Refusal, ResponseError};
 
 /// What one entry of the request asks to delete.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -109,9 +108,29 @@ fn targets(ctx: &Ctx, request: &DeleteTopicsRequest) -> Vec<Target> {
     authorize(ctx, targets)
 }
 
+/// Deletes a topic: from the shared metadata store first when there is one.
+fn delete(
+    broker: &veltrix_core::Broker,
+    shared: Option<&crate::shared::SharedStorage>,
+    n: &str,
+) -> Result<veltrix_core::TopicId, Refusal> {
+    let outcome = match shared {
+        Some(shared) => shared.delete_topic_blocking(broker, n).map_err(|e| e.refusal()),
+        None => broker.delete_topic(n).map_err(|e| Refusal::core(&e)),
+    };
+    if let Err(refusal) = &outcome
+        && refusal.error != ResponseError::UnknownTopicOrPartition
+        && refusal.error != ResponseError::UnknownTopicId
+    {
+        tracing::warn!(topic = n, error = %refusal.message, "deleting a topic failed");
+    }
+    outcome
+}
+
 pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let targets = targets(&ctx, &request);
     let broker = ctx.broker.clone();
+    let shared = ctx.config.shared.clone();
     let results = tokio::task::spawn_blocking(move || {
         targets
             .into_iter()
@@ -120,14 +139,20 @@ pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> Del
                 let outcome = match target {
                     Target::Name(n) => {
                         r.name = Some(name(&n));
-                        broker.delete_topic(&n).map(|id| r.topic_id = Uuid::from_bytes(id))
+                        delete(&broker, shared.as_ref(), &n).map(|id| r.topic_id = Uuid::from_bytes(id))
                     }
                     Target::Id(id) => {
                         r.name = None;
                         r.topic_id = id;
-                        broker
-                            .delete_topic_by_id(id.as_bytes())
-                            .map(|n| r.name = Some(name(&n)))
+                        match (&shared, broker.topic_by_id(id.as_bytes())) {
+                            (Some(shared), Some(t)) => {
+                                delete(&broker, Some(shared), &t.name).map(|_| r.name = Some(name(&t.name)))
+                            }
+                            _ => broker
+                                .delete_topic_by_id(id.as_bytes())
+                                .map_err(|e| Refusal::core(&e))
+                                .map(|n: String| r.name = Some(name(&n))),
+                        }
                     }
                     Target::Denied(n, id) => {
                         r.name = n.as_deref().map(name);
@@ -142,12 +167,9 @@ pub(super) async fn delete_topics(ctx: Ctx, request: DeleteTopicsRequest) -> Del
                         Ok(())
                     }
                 };
-                if let Err(e) = outcome {
-                    r.error_code = core_error(&e).code();
-                    if !matches!(e, CoreError::UnknownTopic(_) | CoreError::UnknownTopicId(_)) {
-                        tracing::warn!(error = %e, "deleting a topic failed");
-                    }
-                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                if let Err(refusal) = outcome {
+                    r.error_code = refusal.error.code();
+                    r.error_message = Some(StrBytes::from_string(refusal.message));
                 }
                 r
             })

@@ -109,7 +109,7 @@ fn readable(ctx: &Ctx, request: &FetchRequest) -> Names {
 }
 
 /// A partition's answer when its topic may not be read.
-fn denied_partition(p: i32) -> PartitionData {
+pub(super) fn denied_partition(p: i32) -> PartitionData {
     let mut d = PartitionData::default();
     d.partition_index = p;
     d.error_code = ResponseError::TopicAuthorizationFailed.code();
@@ -193,7 +193,9 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         let mut watches = Vec::new();
         for t in request.topics.iter().filter(|t| readable.contains(t.topic.0.as_str())) {
             for p in &t.partitions {
-                if let Ok(partition) = ctx.broker.partition(t.topic.0.as_str(), p.partition) {
+                if let Some(shared) = &ctx.config.shared {
+                    watches.push(shared.node().watch(t.topic.0.as_str(), p.partition));
+                } else if let Ok(partition) = ctx.broker.partition(t.topic.0.as_str(), p.partition) {
                     watches.push(partition.watch_high_watermark());
                 }
             }
@@ -205,9 +207,12 @@ pub(super) async fn fetch(ctx: Ctx, request: FetchRequest) -> FetchResponse {
         let req = request.clone();
         let readable = readable.clone();
         let reserved = reservation.bytes();
-        let (responses, total) = tokio::task::spawn_blocking(move || read_all(&broker, &req, &readable, reserved))
-            .await
-            .unwrap_or_default();
+        let (responses, total) = match &ctx.config.shared {
+            Some(shared) => super::fetch_shared::read_all(shared, &broker, &req, &readable, reserved).await,
+            None => tokio::task::spawn_blocking(move || read_all(&broker, &req, &readable, reserved))
+                .await
+                .unwrap_or_default(),
+        };
         // The one batch returned whole past the limit (KIP-74) is counted too;
         // the encoded response is about the records' size. Only what was read
         // is kept, also while waiting for more.

@@ -60,9 +60,36 @@ fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(), Refusal> {
     }
 }
 
+/// The broker that coordinates `key`: this one, or on shared storage the
+/// live broker the group's name places it on (transactions are not served
+/// there).
+fn coordinator(ctx: &Ctx, key_type: i8, key: &str) -> Result<(BrokerId, StrBytes, i32), Refusal> {
+    lookup(ctx, key_type, key)?;
+    let own = || {
+        (
+            text(&ctx.listener.advertised_host),
+            i32::from(ctx.listener.advertised_port),
+        )
+    };
+    let Some(shared) = &ctx.config.shared else {
+        let (host, port) = own();
+        return Ok((BrokerId(0), host, port));
+    };
+    if key_type == KEY_TRANSACTION {
+        return Err(Refusal::new(
+            ResponseError::CoordinatorNotAvailable,
+            "transactions are not served on shared storage (docs/scale-out.md)",
+        ));
+    }
+    let c = shared.node().coordinator_of(key);
+    if c.broker_id == shared.broker_id() {
+        let (host, port) = own();
+        return Ok((BrokerId(c.broker_id), host, port));
+    }
+    Ok((BrokerId(c.broker_id), text(&c.host), c.port))
+}
+
 pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let host = text(&ctx.listener.advertised_host);
-    let port = i32::from(ctx.listener.advertised_port);
     let key_type = if ctx.version >= 1 { r.key_type } else { KEY_GROUP };
     let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
@@ -70,28 +97,30 @@ pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoor
             .coordinator_keys
             .iter()
             .map(|key| {
-                let (code, message) = errors::code_and_message(lookup(ctx, key_type, key.as_str()));
-                let mut c = Coordinator::default()
+                let found = coordinator(ctx, key_type, key.as_str());
+                let at = found.as_ref().ok().cloned();
+                let (code, message) = errors::code_and_message(found.map(|_| ()));
+                let c = Coordinator::default()
                     .with_key(key.clone())
                     .with_error_code(code)
-                    .with_error_message(message.clone());
-                if code == errors::NONE {
-                    c = c.with_node_id(BrokerId(0)).with_host(host.clone()).with_port(port);
-                } else {
-                    c = c.with_node_id(BrokerId(-1)).with_port(-1);
+                    .with_error_message(message);
+                match at {
+                    Some((node, host, port)) => c.with_node_id(node).with_host(host).with_port(port),
+                    None => c.with_node_id(BrokerId(-1)).with_port(-1),
                 }
-                c
             })
             .collect();
         return resp;
     }
-    let (code, message) = errors::code_and_message(lookup(ctx, key_type, r.key.as_str()));
+    let found = coordinator(ctx, key_type, r.key.as_str());
+    let at = found.as_ref().ok().cloned();
+    let (code, message) = errors::code_and_message(found.map(|_| ()));
     resp.error_code = code;
     if ctx.version >= 1 {
         resp.error_message = message;
     }
-    if code == errors::NONE {
-        resp.node_id = BrokerId(0);
+    if let Some((node, host, port)) = at {
+        resp.node_id = node;
         resp.host = host;
         resp.port = port;
     } else {

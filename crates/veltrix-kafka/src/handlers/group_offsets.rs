@@ -26,7 +26,7 @@ use super::{Ctx, name};
 use crate::errors::{self, ResponseError, group_error};
 
 /// Every partition of a commit answered with `code`.
-fn commit_answer(r: &OffsetCommitRequest, code: impl Fn(&TopicName) -> i16) -> OffsetCommitResponse {
+pub(super) fn commit_answer(r: &OffsetCommitRequest, code: impl Fn(&TopicName) -> i16) -> OffsetCommitResponse {
     let topics = r
         .topics
         .iter()
@@ -141,6 +141,41 @@ fn by_topic(rows: Vec<CommittedPartition>) -> Vec<TopicCommits> {
 /// `wanted` partitions (of each topic, its name and indexes), or all. As
 /// in Kafka, a client sees no offsets of a topic it may not DESCRIBE: left
 /// out of "all", and named ones come after the others, denied.
+/// The committed offsets of a group: the engine's, or on shared storage
+/// those read from the metadata store for this request.
+fn committed(ctx: &Ctx, group: &str, partitions: Option<&[(String, i32)]>) -> Vec<CommittedPartition> {
+    let Some(stored) = ctx.shared_commits.as_ref() else {
+        return ctx.broker.groups().fetch_offsets(group, partitions);
+    };
+    let rows = stored.get(group).map(Vec::as_slice).unwrap_or_default();
+    let of = |r: &veltrix_shared::OffsetRow| CommittedPartition {
+        topic: r.topic.clone(),
+        partition: r.partition,
+        committed: Some(Committed {
+            offset: r.offset,
+            leader_epoch: r.leader_epoch,
+            metadata: r.metadata.clone(),
+            commit_ms: 0,
+        }),
+    };
+    match partitions {
+        None => rows.iter().map(of).collect(),
+        Some(asked) => asked
+            .iter()
+            .map(
+                |(t, p)| match rows.iter().find(|r| r.topic == *t && r.partition == *p) {
+                    Some(r) => of(r),
+                    None => CommittedPartition {
+                        topic: t.clone(),
+                        partition: *p,
+                        committed: None,
+                    },
+                },
+            )
+            .collect(),
+    }
+}
+
 fn fetch_topics<'a>(
     ctx: &Ctx,
     group: &str,
@@ -148,7 +183,7 @@ fn fetch_topics<'a>(
 ) -> Vec<TopicCommits> {
     let who = ctx.who();
     let Some(wanted) = wanted else {
-        let mut all = by_topic(ctx.broker.groups().fetch_offsets(group, None));
+        let mut all = by_topic(committed(ctx, group, None));
         all.retain(|t| who.allowed_quietly(AclOperation::Describe, ResourceType::Topic, &t.topic));
         return all;
     };
@@ -166,7 +201,7 @@ fn fetch_topics<'a>(
     let mut out = if asked.is_empty() && !denied.is_empty() {
         Vec::new()
     } else {
-        by_topic(ctx.broker.groups().fetch_offsets(group, Some(&asked)))
+        by_topic(committed(ctx, group, Some(&asked)))
     };
     out.extend(denied.into_iter().map(|(topic, partitions)| {
         TopicCommits {

@@ -74,3 +74,37 @@ pub(super) async fn init_producer_id(ctx: Ctx, request: InitProducerIdRequest) -
     }
     r
 }
+
+/// InitProducerId on shared storage: an id from the metadata store's
+/// counter, never handed out by any broker before, at epoch 0 (as a local
+/// broker answers, also when a producer asks to bump its epoch).
+/// Transactional ids are refused: transactions are not served there yet.
+pub(super) async fn init_producer_id_shared(ctx: Ctx, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut r = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return r;
+    }
+    if !may_write_idempotently(&ctx) {
+        r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return r;
+    }
+    let shared = ctx.config.shared.as_ref().expect("shared storage");
+    match shared.node().producer_id().await {
+        Ok(id) => {
+            r.producer_id = ProducerId(id);
+            r.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "allocating a producer id from the metadata store failed");
+            r.error_code = if e.is_retriable() {
+                ResponseError::CoordinatorNotAvailable.code()
+            } else {
+                crate::errors::shared_error(&e).code()
+            };
+        }
+    }
+    r
+}

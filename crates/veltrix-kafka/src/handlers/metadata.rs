@@ -13,7 +13,8 @@ use veltrix_core::{CoreError, Topic, TopicConfig};
 use super::{Ctx, name, operations};
 use crate::errors::{ResponseError, core_error};
 
-fn metadata_topic(topic: &Topic) -> MetadataResponseTopic {
+fn metadata_topic(ctx: &Ctx, topic: &Topic) -> MetadataResponseTopic {
+    let shared = ctx.config.shared.as_ref();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(name(&topic.name));
     t.topic_id = Uuid::from_bytes(topic.id);
@@ -23,10 +24,11 @@ fn metadata_topic(topic: &Topic) -> MetadataResponseTopic {
         .map(|p| {
             let mut m = MetadataResponsePartition::default();
             m.partition_index = p.index;
-            m.leader_id = BrokerId(0);
+            let leader = BrokerId(shared.map_or(0, |s| s.node().leader_of(&topic.name, p.index)));
+            m.leader_id = leader;
             m.leader_epoch = veltrix_log::LEADER_EPOCH;
-            m.replica_nodes = vec![BrokerId(0)];
-            m.isr_nodes = vec![BrokerId(0)];
+            m.replica_nodes = vec![leader];
+            m.isr_nodes = vec![leader];
             m
         })
         .collect();
@@ -71,7 +73,7 @@ fn named_topic(ctx: &Ctx, n: &str, auto: bool) -> (MetadataResponseTopic, bool) 
         None => Err(CoreError::UnknownTopic(n.to_owned())),
     };
     match found {
-        Ok(t) => (metadata_topic(&t), true),
+        Ok(t) => (metadata_topic(ctx, &t), true),
         Err(e) => (failed_topic(Some(n), Uuid::nil(), core_error(&e)), true),
     }
 }
@@ -87,18 +89,93 @@ fn topic_by_id(ctx: &Ctx, id: Uuid) -> (MetadataResponseTopic, bool) {
     if !ctx.who().allowed(AclOperation::Describe, ResourceType::Topic, &t.name) {
         return (failed_topic(None, id, ResponseError::TopicAuthorizationFailed), false);
     }
-    (metadata_topic(&t), true)
+    (metadata_topic(ctx, &t), true)
+}
+
+/// The brokers clients are told: this one alone, or on shared storage the
+/// live brokers by id (this one's own listener for itself).
+fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
+    let own = |id: i32| {
+        let mut b = MetadataResponseBroker::default();
+        b.node_id = BrokerId(id);
+        b.host = StrBytes::from_string(ctx.listener.advertised_host.clone());
+        b.port = i32::from(ctx.listener.advertised_port);
+        b
+    };
+    let Some(shared) = &ctx.config.shared else {
+        return vec![own(0)];
+    };
+    let live = shared.node().live_brokers();
+    if live.is_empty() {
+        return vec![own(shared.broker_id())];
+    }
+    live.into_iter()
+        .map(|l| {
+            if l.broker_id == shared.broker_id() {
+                return own(l.broker_id);
+            }
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(l.broker_id);
+            b.host = StrBytes::from_string(l.host);
+            b.port = l.port;
+            b
+        })
+        .collect()
+}
+
+/// On shared storage, before a Metadata answer: the topics named that this
+/// broker does not know are read from the metadata store, and those still
+/// missing are created there when auto-creation is on and the principal may.
+pub(super) async fn prepare_shared(ctx: &Ctx, request: &MetadataRequest) {
+    let Some(shared) = &ctx.config.shared else { return };
+    let Some(wanted) = &request.topics else {
+        shared.sync_soon(&ctx.broker).await;
+        return;
+    };
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter_map(|w| w.name.as_ref().map(|n| n.0.as_str().to_owned()))
+        .filter(|n| ctx.broker.topic(n).is_none())
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    shared.sync_soon(&ctx.broker).await;
+    if !(ctx.broker.config().auto_create_topics && request.allow_auto_topic_creation) {
+        return;
+    }
+    let who = ctx.who();
+    let creatable: Vec<String> = unknown
+        .into_iter()
+        .filter(|n| ctx.broker.topic(n).is_none())
+        .filter(|n| {
+            who.allowed_quietly(AclOperation::Describe, ResourceType::Topic, n)
+                && (who.allowed_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                    || who.allowed_quietly(AclOperation::Create, ResourceType::Topic, n))
+        })
+        .collect();
+    if creatable.is_empty() {
+        return;
+    }
+    let (creator, broker) = (shared.clone(), ctx.broker.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        for n in creatable {
+            match creator.create_topic_blocking(&broker, &n, None, TopicConfig::default()) {
+                Ok(_) => tracing::info!(topic = %n, "created topic on first use"),
+                Err(e) => tracing::debug!(topic = %n, error = %e, "creating a topic on first use failed"),
+            }
+        }
+    })
+    .await;
+    // Another broker may have created one of them meanwhile.
+    shared.sync_soon(&ctx.broker).await;
 }
 
 pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse {
     let mut r = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(0);
-    broker.host = StrBytes::from_string(ctx.listener.advertised_host.clone());
-    broker.port = i32::from(ctx.listener.advertised_port);
-    r.brokers = vec![broker];
+    r.brokers = brokers(ctx);
     r.cluster_id = Some(StrBytes::from_static_str("veltrix"));
-    r.controller_id = BrokerId(0);
+    r.controller_id = r.brokers.first().map_or(BrokerId(0), |b| b.node_id);
     let who = ctx.who();
     let topics: Vec<(MetadataResponseTopic, bool)> = match &request.topics {
         // Every topic the principal may describe; the others are left out
@@ -108,10 +185,14 @@ pub(super) fn metadata(ctx: &Ctx, request: MetadataRequest) -> MetadataResponse 
             .topics()
             .iter()
             .filter(|t| who.allowed_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
-            .map(|t| (metadata_topic(t), true))
+            .map(|t| (metadata_topic(ctx, t), true))
             .collect(),
         Some(wanted) => {
-            let auto = ctx.broker.config().auto_create_topics && request.allow_auto_topic_creation;
+            // On shared storage, topics are created in the metadata store
+            // before this answer is built (`prepare_shared`).
+            let auto = ctx.broker.config().auto_create_topics
+                && request.allow_auto_topic_creation
+                && ctx.config.shared.is_none();
             wanted
                 .iter()
                 .map(|w| match &w.name {

@@ -38,14 +38,18 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod fetch_shared;
 mod group_admin;
 mod group_membership;
 mod group_offsets;
+mod group_shared;
 mod init_producer_id;
 pub(crate) mod list_offsets;
+mod list_offsets_shared;
 mod metadata;
 mod operations;
 pub(crate) mod produce;
+mod produce_shared;
 mod scram_credentials;
 mod share;
 mod share_offsets;
@@ -86,6 +90,9 @@ pub(crate) struct Ctx {
     pub listeners: Arc<[crate::server::BoundListener]>,
     /// Who sent it: `User:ANONYMOUS` unless authenticated.
     pub principal: Arc<str>,
+    /// On shared storage, an OffsetFetch's groups' committed offsets, read
+    /// from the metadata store before it is answered.
+    pub shared_commits: Option<std::collections::HashMap<String, Vec<veltrix_shared::OffsetRow>>>,
 }
 
 /// An API this broker serves, and the versions it serves of it: exactly what
@@ -183,9 +190,88 @@ pub fn served_api(api: ApiKey) -> Option<&'static ServedApi> {
 }
 
 pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
+    if ctx.config.shared.is_some() {
+        if let Some(redirected) = group_shared::redirect(&ctx, &request) {
+            return Some(redirected);
+        }
+        match request {
+            RequestKind::OffsetCommit(r) => {
+                return Some(ResponseKind::OffsetCommit(group_shared::offset_commit(ctx, r).await));
+            }
+            RequestKind::OffsetFetch(r) => {
+                return Some(ResponseKind::OffsetFetch(group_shared::offset_fetch(ctx, r).await));
+            }
+            RequestKind::InitProducerId(r) => {
+                return Some(ResponseKind::InitProducerId(
+                    init_producer_id::init_producer_id_shared(ctx, r).await,
+                ));
+            }
+            RequestKind::ListOffsets(r) => {
+                return Some(ResponseKind::ListOffsets(
+                    list_offsets_shared::list_offsets(ctx, r).await,
+                ));
+            }
+            r if !served_on_shared_storage(&r) => return None,
+            r => return handle_local(ctx, r).await,
+        }
+    }
+    handle_local(ctx, request).await
+}
+
+/// Whether an API is served on shared storage: not transactions, share
+/// groups or DeleteRecords yet (docs/scale-out.md). ApiVersions leaves them
+/// out there too.
+pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
+    !matches!(
+        key,
+        ApiKey::AddPartitionsToTxn
+            | ApiKey::AddOffsetsToTxn
+            | ApiKey::TxnOffsetCommit
+            | ApiKey::EndTxn
+            | ApiKey::DescribeTransactions
+            | ApiKey::ListTransactions
+            | ApiKey::ShareGroupHeartbeat
+            | ApiKey::ShareGroupDescribe
+            | ApiKey::ShareFetch
+            | ApiKey::ShareAcknowledge
+            | ApiKey::DescribeShareGroupOffsets
+            | ApiKey::AlterShareGroupOffsets
+            | ApiKey::DeleteShareGroupOffsets
+            | ApiKey::DeleteRecords
+    )
+}
+
+fn served_on_shared_storage(request: &RequestKind) -> bool {
+    let key = match request {
+        RequestKind::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+        RequestKind::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+        RequestKind::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
+        RequestKind::EndTxn(_) => ApiKey::EndTxn,
+        RequestKind::DescribeTransactions(_) => ApiKey::DescribeTransactions,
+        RequestKind::ListTransactions(_) => ApiKey::ListTransactions,
+        RequestKind::ShareGroupHeartbeat(_) => ApiKey::ShareGroupHeartbeat,
+        RequestKind::ShareGroupDescribe(_) => ApiKey::ShareGroupDescribe,
+        RequestKind::ShareFetch(_) => ApiKey::ShareFetch,
+        RequestKind::ShareAcknowledge(_) => ApiKey::ShareAcknowledge,
+        RequestKind::DescribeShareGroupOffsets(_) => ApiKey::DescribeShareGroupOffsets,
+        RequestKind::AlterShareGroupOffsets(_) => ApiKey::AlterShareGroupOffsets,
+        RequestKind::DeleteShareGroupOffsets(_) => ApiKey::DeleteShareGroupOffsets,
+        RequestKind::DeleteRecords(_) => ApiKey::DeleteRecords,
+        _ => return true,
+    };
+    served_on_shared_storage_key(key)
+}
+
+async fn handle_local(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
     Some(match request {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::api_versions(crate::errors::NONE)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(&ctx, r)),
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::api_versions_for(
+            crate::errors::NONE,
+            ctx.config.shared.is_some(),
+        )),
+        RequestKind::Metadata(r) => {
+            metadata::prepare_shared(&ctx, &r).await;
+            ResponseKind::Metadata(metadata::metadata(&ctx, r))
+        }
         RequestKind::Produce(r) => return produce::produce(ctx, r).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::list_offsets(ctx, r).await),

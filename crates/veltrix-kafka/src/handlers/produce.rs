@@ -24,10 +24,10 @@ use crate::metrics::KafkaMetrics;
 /// A partition's produce failed: its error code and message, and for a batch
 /// refused because of one record, that record's position (Produce v8+
 /// `record_errors`).
-struct Refused {
-    error: ResponseError,
-    message: String,
-    record: Option<i32>,
+pub(super) struct Refused {
+    pub(super) error: ResponseError,
+    pub(super) message: String,
+    pub(super) record: Option<i32>,
 }
 
 impl From<veltrix_core::CoreError> for Refused {
@@ -47,7 +47,7 @@ impl From<veltrix_core::CoreError> for Refused {
 /// Logs, once per client id, a producer's settings that can lose or
 /// duplicate records: acks=0 or 1 to a topic marked critical, and batches
 /// without a producer id (idempotence off).
-fn warn_about_risks(ctx: &Ctx, request: &ProduceRequest) {
+pub(super) fn warn_about_risks(ctx: &Ctx, request: &ProduceRequest) {
     let client = ctx.client_id.as_str();
     if request.acks != -1
         && let Some(topic) = request
@@ -88,24 +88,27 @@ fn warn_about_risks(ctx: &Ctx, request: &ProduceRequest) {
 /// them to be durable (acks=all) and answer. Splitting the two lets a connection
 /// append its next request while this one's fsync runs; see `server.rs`.
 pub(crate) struct Written {
-    acks: i16,
-    responses: Vec<TopicProduceResponse>,
+    pub(super) acks: i16,
+    pub(super) responses: Vec<TopicProduceResponse>,
     /// The partitions appended to, to wait for.
-    to_commit: Vec<ToCommit>,
-    metrics: KafkaMetrics,
+    pub(super) to_commit: Vec<ToCommit>,
+    /// On shared storage: each partition's batches queued for an object,
+    /// whose commits give their offsets.
+    pub(super) shared: Vec<super::produce_shared::Queued>,
+    pub(super) metrics: KafkaMetrics,
 }
 
 /// Where a partition of a request stands in its response: topic and
 /// partition positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Position {
-    topic: usize,
-    partition: usize,
+pub(super) struct Position {
+    pub(super) topic: usize,
+    pub(super) partition: usize,
 }
 
 /// A partition appended to, and the offset after its batches: the commit to
 /// wait for before answering.
-struct ToCommit {
+pub(super) struct ToCommit {
     at: Position,
     partition: Arc<Partition>,
     next: i64,
@@ -121,7 +124,7 @@ pub const INLINE_APPEND_BYTES_MAX: usize = 1 << 20;
 
 /// What a produce request's principal may write, as Kafka's
 /// `handleProduceRequest` decides it before appending anything.
-enum Authorized {
+pub(super) enum Authorized {
     /// The topics it has WRITE on.
     Topics(Names),
     /// Transactional batches without WRITE on the request's transactional
@@ -130,7 +133,7 @@ enum Authorized {
 }
 
 /// Whether a batch of the request is transactional: a header walk.
-fn has_transactional_batches(request: &ProduceRequest) -> bool {
+pub(super) fn has_transactional_batches(request: &ProduceRequest) -> bool {
     request
         .topic_data
         .iter()
@@ -147,7 +150,7 @@ fn has_transactional_batches(request: &ProduceRequest) -> bool {
         })
 }
 
-fn authorize(ctx: &Ctx, request: &ProduceRequest, transactional: bool) -> Authorized {
+pub(super) fn authorize(ctx: &Ctx, request: &ProduceRequest, transactional: bool) -> Authorized {
     if !ctx.broker.authorizer().enabled() {
         return Authorized::Topics(Names::All);
     }
@@ -195,7 +198,7 @@ fn transaction_refusal(broker: &veltrix_core::Broker, topic: &str, partition: i3
 }
 
 /// The refusal of a partition the principal may not write to, if it may not.
-fn refused_by_acl(authorized: &Authorized, topic: &str) -> Option<Refused> {
+pub(super) fn refused_by_acl(authorized: &Authorized, topic: &str) -> Option<Refused> {
     let (error, message) = match authorized {
         Authorized::Topics(names) if names.contains(topic) => return None,
         Authorized::Topics(_) => (ResponseError::TopicAuthorizationFailed, TOPIC_DENIED),
@@ -359,20 +362,7 @@ impl Appending {
         };
         match result {
             Ok(base) => p.base_offset = base,
-            Err(refused) => {
-                p.error_code = refused.error.code();
-                errors::count_error(&self.metrics, "Produce", p.error_code);
-                if self.with_messages {
-                    if let Some(index) = refused.record {
-                        p.record_errors = vec![
-                            BatchIndexAndErrorMessage::default()
-                                .with_batch_index(index)
-                                .with_batch_index_error_message(Some(StrBytes::from_string(refused.message.clone()))),
-                        ];
-                    }
-                    p.error_message = Some(StrBytes::from_string(refused.message));
-                }
-            }
+            Err(refused) => answer_refused(&mut p, refused, self.with_messages, &self.metrics),
         }
         Some(p)
     }
@@ -382,8 +372,31 @@ impl Appending {
             acks: self.request.acks,
             responses: self.responses,
             to_commit: self.to_commit,
+            shared: Vec::new(),
             metrics: self.metrics,
         }
+    }
+}
+
+/// A partition's answer for a refusal: its code, counted, and from v8 its
+/// message (and the record it is about).
+pub(super) fn answer_refused(
+    p: &mut PartitionProduceResponse,
+    refused: Refused,
+    with_messages: bool,
+    metrics: &KafkaMetrics,
+) {
+    p.error_code = refused.error.code();
+    errors::count_error(metrics, "Produce", p.error_code);
+    if with_messages {
+        if let Some(index) = refused.record {
+            p.record_errors = vec![
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(index)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(refused.message.clone()))),
+            ];
+        }
+        p.error_message = Some(StrBytes::from_string(refused.message));
     }
 }
 
@@ -403,6 +416,9 @@ pub(crate) fn records_bytes(request: &ProduceRequest) -> usize {
 }
 
 pub(crate) async fn write(ctx: Ctx, request: ProduceRequest) -> Option<Written> {
+    if ctx.config.shared.is_some() {
+        return Some(super::produce_shared::write(ctx, request).await);
+    }
     warn_about_risks(&ctx, &request);
     let transactional = has_transactional_batches(&request);
     let authorized = authorize(&ctx, &request, transactional);
@@ -441,11 +457,15 @@ impl Written {
     /// and the partitions' fsyncs run concurrently. With acks=0 and 1 the answer
     /// does not wait, but the commit still runs so that the high watermark moves.
     pub(crate) async fn finish(self) -> Option<ProduceResponse> {
+        if !self.shared.is_empty() {
+            return super::produce_shared::finish(self).await;
+        }
         let Written {
             acks,
             mut responses,
             to_commit,
             metrics,
+            shared: _,
         } = self;
         if acks != -1 {
             // Not waited for, but the batches still become durable and visible.

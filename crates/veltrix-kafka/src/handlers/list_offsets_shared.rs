@@ -1,0 +1,75 @@
+//! ListOffsets on shared storage: the latest offset is the metadata store's
+//! high watermark, the earliest 0 (no retention yet), and a time the first
+//! batch whose largest timestamp reaches it (by batch, not by record as a
+//! local partition narrows it: a consumer may re-read a few earlier
+//! records). The largest timestamp (-3) is not served there yet.
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use veltrix_core::acl::{AclOperation, ResourceType};
+
+use super::Ctx;
+use crate::errors::{ResponseError, shared_error};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+async fn answer(ctx: &Ctx, topic: &str, partition: i32, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    let shared = ctx.config.shared.as_ref().expect("shared storage");
+    ctx.broker
+        .partition(topic, partition)
+        .map_err(|e| crate::errors::core_error(&e))?;
+    let node = shared.node();
+    match timestamp {
+        LATEST => node
+            .end_offset(topic, partition)
+            .await
+            .map(|o| (-1, o))
+            .map_err(|e| shared_error(&e)),
+        EARLIEST => Ok((-1, 0)),
+        ts if ts < 0 => Err(ResponseError::UnsupportedVersion),
+        ts => match node.offset_for_timestamp(topic, partition, ts).await {
+            Ok(Some((offset, at))) => Ok((at, offset)),
+            Ok(None) => Ok((-1, -1)),
+            Err(e) => Err(shared_error(&e)),
+        },
+    }
+}
+
+pub(super) async fn list_offsets(ctx: Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let with_epoch = ctx.version >= 4;
+    let describable = ctx.who().names(
+        AclOperation::Describe,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
+    let mut r = ListOffsetsResponse::default();
+    for t in &request.topics {
+        let mut rt = ListOffsetsTopicResponse::default();
+        rt.name = t.name.clone();
+        for p in &t.partitions {
+            let mut rp = ListOffsetsPartitionResponse::default();
+            rp.partition_index = p.partition_index;
+            rp.timestamp = -1;
+            rp.offset = -1;
+            let found = if describable.contains(t.name.0.as_str()) {
+                answer(&ctx, t.name.0.as_str(), p.partition_index, p.timestamp).await
+            } else {
+                Err(ResponseError::TopicAuthorizationFailed)
+            };
+            match found {
+                Ok((timestamp, offset)) => {
+                    rp.timestamp = timestamp;
+                    rp.offset = offset;
+                    if with_epoch {
+                        rp.leader_epoch = veltrix_log::LEADER_EPOCH;
+                    }
+                }
+                Err(e) => rp.error_code = e.code(),
+            }
+            rt.partitions.push(rp);
+        }
+        r.topics.push(rt);
+    }
+    r
+}

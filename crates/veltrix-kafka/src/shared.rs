@@ -1,0 +1,223 @@
+//! The front door's link to shared storage (`[storage] mode = "shared"`,
+//! docs/scale-out.md): the node it reaches through, and the topics'
+//! catalogue kept in step with the metadata store.
+//!
+//! In shared mode the engine's `Broker` still holds the topics (names, ids,
+//! partition counts and settings: what Metadata, DescribeConfigs and the
+//! ACLs read), but as a copy of the metadata store's: a topic is created,
+//! grown, reconfigured or deleted there first, and every broker applies the
+//! store's catalogue to its own (`sync_topics`) every second and whenever a
+//! client names a topic it does not know. Partitions' records, offsets,
+//! producers' state and groups' committed offsets are the store's alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use veltrix_core::{Broker, TopicConfig};
+use veltrix_shared::{Shared, TopicRow};
+
+/// A broker's shared-storage node, as the front doors hold it.
+#[derive(Clone)]
+pub struct SharedStorage {
+    node: Arc<dyn Shared>,
+    /// When the topics were last read from the store, to bound how often a
+    /// client naming an unknown topic makes us read them again.
+    synced: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl std::fmt::Debug for SharedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStorage")
+            .field("broker_id", &self.node.broker_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads of the store's topics asked for by clients naming unknown topics:
+/// at most one per this interval.
+const ON_DEMAND_SYNC_MS: u64 = 200;
+
+impl SharedStorage {
+    pub fn new(node: Arc<dyn Shared>) -> SharedStorage {
+        SharedStorage {
+            node,
+            synced: Arc::default(),
+        }
+    }
+
+    pub fn node(&self) -> &Arc<dyn Shared> {
+        &self.node
+    }
+
+    pub fn broker_id(&self) -> i32 {
+        self.node.broker_id()
+    }
+
+    /// Reads the store's topics and applies them to the engine's catalogue,
+    /// unless that was done less than [`ON_DEMAND_SYNC_MS`] ago.
+    pub async fn sync_soon(&self, broker: &Arc<Broker>) {
+        {
+            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+            if synced.is_some_and(|at| at.elapsed() < Duration::from_millis(ON_DEMAND_SYNC_MS)) {
+                return;
+            }
+            *synced = Some(Instant::now());
+        }
+        if let Err(e) = self.sync(broker).await {
+            tracing::debug!(error = %e, "reading the topics from the metadata store failed");
+        }
+    }
+
+    /// Reads the store's topics and applies them to the engine's catalogue.
+    pub async fn sync(&self, broker: &Arc<Broker>) -> Result<(), veltrix_shared::Error> {
+        let topics = self.node.topics().await?;
+        *self.synced.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let broker = broker.clone();
+        tokio::task::spawn_blocking(move || apply_topics(&broker, &topics))
+            .await
+            .map_err(|e| veltrix_shared::Error::Other(e.to_string()))
+    }
+}
+
+/// The engine's catalogue made the store's: topics created (with the
+/// store's ids), grown, reconfigured, or deleted. Failures are logged and
+/// tried again at the next sync.
+fn apply_topics(broker: &Broker, topics: &[TopicRow]) {
+    for row in topics {
+        let config: TopicConfig = match serde_json::from_str(&row.config) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(topic = %row.name, error = %e, "a topic's settings in the metadata store do not parse");
+                continue;
+            }
+        };
+        let partitions = u32::try_from(row.partitions).unwrap_or(0);
+        let result = match broker.topic(&row.name) {
+            Some(t) if t.id != row.id => broker
+                .delete_topic(&row.name)
+                .and_then(|_| broker.create_topic_with_id(&row.name, row.id, partitions, config))
+                .map(|_| ()),
+            Some(t) if (t.partitions.len() as u32) < partitions => {
+                broker.create_partitions(&row.name, partitions).map(|_| ())
+            }
+            Some(t) if t.config != config => broker.replace_topic_config(&row.name, config),
+            Some(_) => Ok(()),
+            None => broker
+                .create_topic_with_id(&row.name, row.id, partitions, config)
+                .map(|_| ()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(topic = %row.name, error = %e, "applying a topic from the metadata store failed");
+        }
+    }
+    for t in broker.topics() {
+        if !topics.iter().any(|row| row.name == t.name)
+            && let Err(e) = broker.delete_topic(&t.name)
+        {
+            tracing::warn!(topic = %t.name, error = %e, "deleting a topic the metadata store no longer has failed");
+        }
+    }
+}
+
+/// A topic as the store keeps it.
+pub fn topic_row(name: &str, id: [u8; 16], partitions: u32, config: &TopicConfig) -> TopicRow {
+    TopicRow {
+        name: name.to_owned(),
+        id,
+        partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
+        config: serde_json::to_string(config).unwrap_or_else(|_| "{}".to_owned()),
+    }
+}
+
+/// A topic change refused: the engine's reason, or the store's.
+#[derive(Debug)]
+pub enum TopicChangeError {
+    Core(veltrix_core::CoreError),
+    Shared(veltrix_shared::Error),
+}
+
+impl std::fmt::Display for TopicChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopicChangeError::Core(e) => e.fmt(f),
+            TopicChangeError::Shared(e) => e.fmt(f),
+        }
+    }
+}
+
+impl TopicChangeError {
+    pub fn refusal(&self) -> crate::errors::Refusal {
+        match self {
+            TopicChangeError::Core(e) => crate::errors::Refusal::core(e),
+            TopicChangeError::Shared(veltrix_shared::Error::TopicExists(n)) => {
+                crate::errors::Refusal::core(&veltrix_core::CoreError::TopicExists(n.clone()))
+            }
+            TopicChangeError::Shared(e) => crate::errors::Refusal::new(crate::errors::shared_error(e), e.to_string()),
+        }
+    }
+}
+
+/// The topic changes of the admin APIs on shared storage, called from the
+/// blocking pool: the store first, then this broker's copy.
+impl SharedStorage {
+    fn block_on<T>(&self, f: impl Future<Output = T>) -> T {
+        tokio::runtime::Handle::current().block_on(f)
+    }
+
+    /// Creates a topic in the store, then here with the store's id. A topic
+    /// this broker's engine refuses (name, partitions, settings) is removed
+    /// from the store again.
+    pub fn create_topic_blocking(
+        &self,
+        broker: &Broker,
+        name: &str,
+        partitions: Option<u32>,
+        config: TopicConfig,
+    ) -> Result<Arc<veltrix_core::Topic>, TopicChangeError> {
+        veltrix_core::validate_topic_name(name).map_err(TopicChangeError::Core)?;
+        let count = partitions.unwrap_or(broker.config().default_partitions);
+        let id: [u8; 16] = rand::random();
+        let row = topic_row(name, id, count, &config);
+        self.block_on(self.node.create_topic(&row))
+            .map_err(TopicChangeError::Shared)?;
+        match broker.create_topic_with_id(name, id, count, config) {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                if let Err(undo) = self.block_on(self.node.delete_topic(name)) {
+                    tracing::warn!(topic = name, error = %undo, "removing a refused topic from the metadata store failed");
+                }
+                Err(TopicChangeError::Core(e))
+            }
+        }
+    }
+
+    /// Deletes a topic from the store, then here.
+    pub fn delete_topic_blocking(
+        &self,
+        broker: &Broker,
+        name: &str,
+    ) -> Result<veltrix_core::TopicId, TopicChangeError> {
+        let id = broker
+            .topic(name)
+            .map(|t| t.id)
+            .ok_or_else(|| TopicChangeError::Core(veltrix_core::CoreError::UnknownTopic(name.to_owned())))?;
+        self.block_on(self.node.delete_topic(name))
+            .map_err(TopicChangeError::Shared)?;
+        broker.delete_topic(name).map_err(TopicChangeError::Core)?;
+        Ok(id)
+    }
+
+    /// Grows a topic in the store, then here.
+    pub fn create_partitions_blocking(&self, broker: &Broker, name: &str, total: u32) -> Result<(), TopicChangeError> {
+        broker
+            .validate_create_partitions(name, total)
+            .map_err(TopicChangeError::Core)?;
+        let total_i32 = i32::try_from(total).unwrap_or(i32::MAX);
+        self.block_on(self.node.set_partitions(name, total_i32))
+            .map_err(TopicChangeError::Shared)?;
+        broker
+            .create_partitions(name, total)
+            .map(|_| ())
+            .map_err(TopicChangeError::Core)
+    }
+}
