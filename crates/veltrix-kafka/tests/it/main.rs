@@ -39,6 +39,7 @@ mod limits;
 mod quotas;
 mod security;
 mod share_offsets;
+mod shared;
 mod storms;
 mod tiers;
 mod transactions;

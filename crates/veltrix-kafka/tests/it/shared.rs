@@ -1,0 +1,236 @@
+//! The front door on shared storage, in one process: two brokers, each with
+//! its own engine directory, on one in-memory catalog and bucket (the same
+//! rules as PostgreSQL and S3, `MemCatalog` and `InMemory`). What the
+//! three-broker suite (tests/shared) checks with real services and clients,
+//! here at the protocol level and fast.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, OffsetFetchRequest};
+use kafka_protocol::records::RecordBatchDecoder;
+use object_store::memory::InMemory;
+use veltrix_kafka::errors::ResponseError;
+use veltrix_kafka::shared::SharedStorage;
+use veltrix_shared::{MemCatalog, NodeConfig, ReaderConfig, SharedNode, WriterConfig};
+
+use super::*;
+
+struct Pair {
+    a: Server,
+    b: Server,
+}
+
+async fn node(catalog: &Arc<MemCatalog>, store: &Arc<InMemory>, id: i32, addr: SocketAddr) -> SharedStorage {
+    let config = NodeConfig {
+        broker_id: id,
+        incarnation: i64::from(id) * 7919,
+        host: addr.ip().to_string(),
+        port: i32::from(addr.port()),
+        lease_ms: 1_000,
+        watch_poll_ms: 5,
+        writer: WriterConfig {
+            flush_interval_ms: 5,
+            writer_id: format!("broker-{id}"),
+            ..WriterConfig::default()
+        },
+        reader: ReaderConfig::default(),
+    };
+    let node = SharedNode::start(config, catalog.clone(), store.clone()).await.unwrap();
+    SharedStorage::new(node)
+}
+
+async fn pair() -> Pair {
+    let catalog = Arc::new(MemCatalog::new());
+    let store = Arc::new(InMemory::new());
+    let mut servers = Vec::new();
+    for id in [1, 2] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut kafka = KafkaConfig::new(addr);
+        kafka.shared = Some(node(&catalog, &store, id, addr).await);
+        servers.push(serve_in(
+            Env::system(),
+            tempfile::tempdir().unwrap(),
+            listener,
+            BrokerConfig::default(),
+            kafka,
+        ));
+    }
+    let b = servers.pop().unwrap();
+    let a = servers.pop().unwrap();
+    Pair { a, b }
+}
+
+/// The values of the records in a fetch answer, by offset.
+fn fetched(records: &Bytes) -> BTreeMap<i64, String> {
+    let mut buf = records.clone();
+    RecordBatchDecoder::decode_all(&mut buf)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| (r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()))
+        .collect()
+}
+
+async fn metadata(c: &mut Client, name: &str) -> kafka_protocol::messages::MetadataResponse {
+    let t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(topic(name)));
+    c.call(MetadataRequest::default().with_topics(Some(vec![t])), 12).await
+}
+
+#[tokio::test]
+async fn a_topic_created_on_one_broker_is_served_by_both_and_both_brokers_are_advertised() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "t", 4).await;
+    let m = metadata(&mut b, "t").await;
+    assert_eq!(m.topics[0].error_code, errors::NONE);
+    assert_eq!(m.topics[0].partitions.len(), 4);
+    let ids: Vec<i32> = m.brokers.iter().map(|br| br.node_id.0).collect();
+    assert_eq!(ids, [1, 2]);
+    let leaders: std::collections::BTreeSet<i32> = m.topics[0].partitions.iter().map(|p| p.leader_id.0).collect();
+    assert_eq!(leaders.len(), 2, "four partitions spread over two brokers: {leaders:?}");
+    // Both brokers agree on who leads each partition.
+    let from_a = metadata(&mut a, "t").await;
+    let lead = |m: &kafka_protocol::messages::MetadataResponse| {
+        m.topics[0].partitions.iter().map(|p| p.leader_id.0).collect::<Vec<_>>()
+    };
+    assert_eq!(lead(&from_a), lead(&m));
+    assert_eq!(from_a.topics[0].topic_id, m.topics[0].topic_id);
+}
+
+#[tokio::test]
+async fn batches_produced_through_both_brokers_get_contiguous_offsets_and_are_fetched_from_either() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "t", 1).await;
+    metadata(&mut b, "t").await;
+    assert_eq!(
+        produce(&mut a, "t", 0, -1, records(&["a0", "a1"], Compression::None)).await,
+        (errors::NONE, 0)
+    );
+    assert_eq!(
+        produce(&mut b, "t", 0, -1, records(&["b0"], Compression::None)).await,
+        (errors::NONE, 2)
+    );
+    assert_eq!(
+        produce(&mut a, "t", 0, 1, records(&["a2"], Compression::Snappy)).await,
+        (errors::NONE, 3)
+    );
+    for c in [&mut a, &mut b] {
+        let r = c.call(fetch_request("t", 0, 0, 0), 12).await;
+        let part = &r.responses[0].partitions[0];
+        assert_eq!(part.error_code, errors::NONE);
+        assert_eq!(part.high_watermark, 4);
+        let values = fetched(part.records.as_ref().unwrap());
+        let want: BTreeMap<i64, String> = [(0, "a0"), (1, "a1"), (2, "b0"), (3, "a2")]
+            .map(|(o, v)| (o, v.to_owned()))
+            .into();
+        assert_eq!(values, want);
+    }
+    // Past the end: out of range; at the end: a long poll woken by the other
+    // broker's produce.
+    let past = b.call(fetch_request("t", 0, 5, 0), 12).await;
+    assert_eq!(
+        past.responses[0].partitions[0].error_code,
+        ResponseError::OffsetOutOfRange.code()
+    );
+    let waiting = tokio::spawn(async move { b.call(fetch_request("t", 0, 4, 10_000), 12).await });
+    // Most likely waiting by now; if not, it reads the record at once, and
+    // the assertions hold either way.
+    tokio::task::yield_now().await;
+    assert_eq!(
+        produce(&mut a, "t", 0, -1, records(&["late"], Compression::None)).await,
+        (errors::NONE, 4)
+    );
+    let woke = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken")
+        .unwrap();
+    let values = fetched(woke.responses[0].partitions[0].records.as_ref().unwrap());
+    assert_eq!(values.get(&4).map(String::as_str), Some("late"));
+}
+
+#[tokio::test]
+async fn one_broker_coordinates_a_group_and_its_commits_are_read_from_the_other() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "t", 1).await;
+    metadata(&mut b, "t").await;
+    let find = |c: &'static str| {
+        FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str(c))
+            .with_key_type(0)
+    };
+    let on_a = a.call(find("g"), 3).await;
+    let on_b = b.call(find("g"), 3).await;
+    assert_eq!(on_a.error_code, errors::NONE);
+    assert_eq!(on_a.node_id, on_b.node_id);
+    let (coordinator, other) = if on_a.node_id.0 == 1 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let refused = other.call(commit_to_t0("g", -1, "", 7), 8).await;
+    assert_eq!(
+        refused.topics[0].partitions[0].error_code,
+        ResponseError::NotCoordinator.code()
+    );
+    let stored = coordinator.call(commit_to_t0("g", -1, "", 7), 8).await;
+    assert_eq!(stored.topics[0].partitions[0].error_code, errors::NONE);
+    let fetch = OffsetFetchRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_static_str("g")))
+        .with_topics(None);
+    let r = other.call(fetch, 7).await;
+    assert_eq!(r.error_code, errors::NONE);
+    assert_eq!(r.topics[0].partitions[0].committed_offset, 7);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_through_the_other_broker_gets_the_original_offsets() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "t", 1).await;
+    metadata(&mut b, "t").await;
+    let init = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+        .with_producer_epoch(-1);
+    let from_a = a.call(init.clone(), 4).await;
+    let from_b = b.call(init, 4).await;
+    assert_eq!((from_a.error_code, from_b.error_code), (errors::NONE, errors::NONE));
+    assert_ne!(from_a.producer_id, from_b.producer_id, "ids are unique across brokers");
+    let pid = from_a.producer_id.0;
+    let batch = |seq: i32, v: &str| {
+        let r = Record {
+            producer_id: pid,
+            producer_epoch: 0,
+            value: Some(Bytes::from(v.to_owned())),
+            ..veltrix_client::plain_record(0, seq, 1_700_000_000_000)
+        };
+        veltrix_client::encode_records(&[r], Compression::None).unwrap()
+    };
+    assert_eq!(produce(&mut a, "t", 0, -1, batch(0, "x")).await, (errors::NONE, 0));
+    assert_eq!(produce(&mut b, "t", 0, -1, batch(0, "x")).await, (errors::NONE, 0));
+    assert_eq!(produce(&mut b, "t", 0, -1, batch(1, "y")).await, (errors::NONE, 1));
+    let gap = produce(&mut a, "t", 0, -1, batch(5, "z")).await;
+    assert_eq!(gap.0, ResponseError::OutOfOrderSequenceNumber.code());
+    let r = a.call(fetch_request("t", 0, 0, 0), 12).await;
+    assert_eq!(fetched(r.responses[0].partitions[0].records.as_ref().unwrap()).len(), 2);
+}
+
+#[tokio::test]
+async fn transactions_and_share_groups_are_not_offered_on_shared_storage() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let r = a.call(kafka_protocol::messages::ApiVersionsRequest::default(), 3).await;
+    let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+    assert!(keys.contains(&(ApiKey::Produce as i16)));
+    for absent in [ApiKey::EndTxn, ApiKey::ShareFetch, ApiKey::DeleteRecords] {
+        assert!(!keys.contains(&(absent as i16)), "{absent:?} offered");
+    }
+}
