@@ -27,6 +27,7 @@ mod mem_cluster;
 mod node;
 mod orphans;
 mod pg;
+mod probe;
 mod reader;
 pub mod sequence;
 mod store;
@@ -44,6 +45,10 @@ pub use mem_cluster::MemCluster;
 pub use node::{NodeConfig, NodeStats, Shared, SharedNode, SharedStats};
 pub use orphans::{CollectReport, OrphanCollector};
 pub use pg::{PgCatalog, PgCluster, PgConfig};
+pub use probe::{
+    BUCKET_PROBE_OBJECTS_MAX, BucketProbeError, BucketProbeReport, BucketProblem, PgProbeReport, bucket_probe_deadline,
+    postgres_probe_deadline, probe_bucket, probe_postgres,
+};
 pub use reader::{FetchedBatch, Reader};
 pub use store::S3Config;
 pub use writer::{AppendRequest, Submitted, Writer, WriterStats};

@@ -4,4 +4,5 @@
 mod cloud;
 mod cluster;
 mod mem;
+mod probe;
 mod support;
