@@ -29,7 +29,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(source: &'a str) -> Ctx<'a> {
+    pub(crate) fn new(source: &'a str) -> Ctx<'a> {
         Ctx {
             source,
             lines: LineIndex::new(source),
@@ -54,9 +54,10 @@ impl<'a> Ctx<'a> {
                     column,
                 }
             }
+            // A PostgreSQL URL's password is never shown, wherever it is.
             Origin::Env { var, value, name } => Location::Env {
                 var: var.clone(),
-                value: value.clone(),
+                value: crate::model::redact_password(value),
                 name: *name,
             },
         });
@@ -71,6 +72,11 @@ impl<'a> Ctx<'a> {
             note: String::new(),
         });
         self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    /// What was found.
+    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diagnostics
     }
 
     /// The file's text.
@@ -125,7 +131,7 @@ impl Diagnostic {
 pub struct Report {
     /// The file's name as diagnostics show it.
     pub path: String,
-    /// The file's text.
+    /// The file's text, a PostgreSQL password in it replaced by `*`s.
     pub source: String,
     /// Every problem, in file order (environment overrides last).
     pub diagnostics: Vec<Diagnostic>,
@@ -387,6 +393,7 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
         lints::run(&mut ctx, &raw, &config, probe);
         crate::route_lints::run(&mut ctx, &raw, &config);
         crate::security_lints::run(&mut ctx, &raw, &config, probe);
+        crate::storage_lints::run(&mut ctx, &raw);
     }
     let production = config.profile == Profile::Production;
     let mut diagnostics = ctx.diagnostics;
@@ -400,7 +407,7 @@ pub fn check_source(path: &str, source: &str, env: &[(String, String)], probe: &
     let ok = diagnostics.iter().all(|d| d.severity != Severity::Error);
     Report {
         path: path.to_owned(),
-        source: source.to_owned(),
+        source: crate::storage_lints::redact_source(source, &raw),
         diagnostics,
         config: ok.then_some(config),
     }
@@ -442,6 +449,7 @@ fn resolve(raw: &Raw) -> VeltrixConfig {
         .collect();
     crate::security_lints::resolve_security(&mut c.security, raw.table("security"));
     crate::security_lints::resolve_http(&mut c, raw);
+    c.storage = crate::storage_lints::resolve(raw.table("storage"));
     c.broker.acl.enabled = c.security.authorization;
     c.broker.acl.super_users = c.security.super_users.iter().cloned().collect();
     c

@@ -48,6 +48,7 @@ pub mod rules;
 pub mod schema;
 mod security_lints;
 mod share_lints;
+mod storage_lints;
 mod unit_lints;
 
 pub use apply::{Applied, ApplyError, DECLARED_TOPICS_FILE, apply_topics, preflight_topics};
@@ -60,13 +61,14 @@ pub use lints::{HIGH_VOLUME_RECORDS_PER_SECOND, SESSION_TIMEOUT_MS_MAX_SAFE, SES
 pub use model::{
     Alert, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTENER, DEFAULT_KAFKA_LISTENER, DEFAULT_SASL_MECHANISMS, DeclaredListener,
     DeclaredQuota, DeclaredShareGroup, DeclaredTopic, KafkaLimits, LagThreshold, Observability, Profile, RouteSpec,
-    RuleSpec, Security, Tier, VeltrixConfig, Webhook,
+    RuleSpec, Security, SharedStorage, Tier, VeltrixConfig, Webhook, redact_password,
 };
 pub use path_lints::data_dir_refusal;
 pub use probe::{FixedProbe, Probe, SystemProbe};
 pub use route_lints::default_dead_letter;
 pub use rules::{Rule, RuleProfile, Severity};
 pub use share_lints::POISON_RECORD_HOLD_MS_MAX_SAFE;
+pub use storage_lints::OnlineFinding;
 
 /// The reference part of `docs/configuration.md`: the rule catalogue, every
 /// rule's explanation and every key. A test keeps the document equal to it.

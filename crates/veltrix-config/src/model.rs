@@ -195,6 +195,129 @@ pub struct VeltrixConfig {
     /// with its security protocol.
     pub listeners: Vec<DeclaredListener>,
     pub security: Security,
+    /// `[storage]` in shared mode: where the partitions' batches, offsets and
+    /// the cluster's state are kept instead of the data directory. `None`:
+    /// local storage (the default).
+    pub storage: Option<SharedStorage>,
+}
+
+/// `[storage]` with `mode = "shared"`: record batches in objects of an
+/// S3-compatible bucket, their offsets and the cluster's state in PostgreSQL
+/// (docs/scale-out.md). Plain data: the binary turns it into the shared
+/// storage crate's settings. The bucket's credentials are not here: they come
+/// from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, and
+/// the other `AWS_*` variables), as the S3 client reads them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedStorage {
+    /// This broker's id (Kafka's node id), unique among the brokers sharing
+    /// one catalog (0..=1023).
+    pub broker_id: i32,
+    /// The bucket's name.
+    pub bucket: String,
+    /// An S3-compatible server (`https://minio.internal:9000`); `None` for AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Plain HTTP to `endpoint`: tests on loopback only.
+    pub allow_http: bool,
+    /// Prefix of every key the brokers write in the bucket.
+    pub key_prefix: String,
+    /// The catalog: a libpq URL (`postgresql://veltrix@db:5432/veltrix`),
+    /// password included when one is needed (best given by the environment,
+    /// `VELTRIX_STORAGE__POSTGRES_URL`). Never printed whole: see
+    /// [`SharedStorage::postgres_url_redacted`].
+    pub postgres_url: String,
+    /// How long the first batch of an object waits for others.
+    pub flush_interval_ms: u64,
+    /// An object is written once its batches reach this size.
+    pub flush_bytes_max: usize,
+    /// Bytes accepted and not yet answered, across the object being written
+    /// and the next one filling.
+    pub buffered_bytes_max: usize,
+    /// The local read cache of batches' bytes; 0: none.
+    pub cache_bytes_max: usize,
+    /// An object's PUT, retries included.
+    pub put_timeout_ms: u64,
+    /// An object's commit transaction, retries included.
+    pub commit_timeout_ms: u64,
+    /// A ranged GET, retries included.
+    pub get_timeout_ms: u64,
+    /// PostgreSQL connections kept at most.
+    pub postgres_connections_max: usize,
+    /// The server's `statement_timeout` and `lock_timeout`, and the client's
+    /// deadline for one statement.
+    pub postgres_statement_timeout_ms: u64,
+    /// A broker's lease: a broker that does not renew it within this long is
+    /// taken for dead.
+    pub lease_ms: u64,
+    /// An object written and never committed is deleted once this old.
+    pub orphan_grace_ms: u64,
+}
+
+impl SharedStorage {
+    /// The settings with every default, for the three that have none.
+    pub fn new(broker_id: i32, bucket: impl Into<String>, postgres_url: impl Into<String>) -> SharedStorage {
+        SharedStorage {
+            broker_id,
+            bucket: bucket.into(),
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            allow_http: false,
+            key_prefix: "veltrix".to_owned(),
+            postgres_url: postgres_url.into(),
+            flush_interval_ms: 50,
+            flush_bytes_max: 8 << 20,
+            buffered_bytes_max: 64 << 20,
+            cache_bytes_max: 256 << 20,
+            put_timeout_ms: 10_000,
+            commit_timeout_ms: 10_000,
+            get_timeout_ms: 10_000,
+            postgres_connections_max: 4,
+            postgres_statement_timeout_ms: 5_000,
+            lease_ms: 10_000,
+            orphan_grace_ms: 3_600_000,
+        }
+    }
+
+    /// `postgres_url` with its password, if any, replaced by `***`: for logs
+    /// and messages.
+    pub fn postgres_url_redacted(&self) -> String {
+        redact_password(&self.postgres_url)
+    }
+}
+
+/// The password of a libpq URL (`postgresql://user:secret@host/db`) or
+/// key=value string (`host=db password=secret`) replaced by `***`; other
+/// text as it is.
+pub fn redact_password(text: &str) -> String {
+    match crate::storage_lints::password_span(text) {
+        Some(span) => format!("{}***{}", &text[..span.start], &text[span.end..]),
+        None => text.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for SharedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStorage")
+            .field("broker_id", &self.broker_id)
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("allow_http", &self.allow_http)
+            .field("key_prefix", &self.key_prefix)
+            .field("postgres_url", &self.postgres_url_redacted())
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("flush_bytes_max", &self.flush_bytes_max)
+            .field("buffered_bytes_max", &self.buffered_bytes_max)
+            .field("cache_bytes_max", &self.cache_bytes_max)
+            .field("put_timeout_ms", &self.put_timeout_ms)
+            .field("commit_timeout_ms", &self.commit_timeout_ms)
+            .field("get_timeout_ms", &self.get_timeout_ms)
+            .field("postgres_connections_max", &self.postgres_connections_max)
+            .field("postgres_statement_timeout_ms", &self.postgres_statement_timeout_ms)
+            .field("lease_ms", &self.lease_ms)
+            .field("orphan_grace_ms", &self.orphan_grace_ms)
+            .finish()
+    }
 }
 
 /// A `[[listener]]`: a Kafka listener and how its connections are secured.
@@ -327,6 +450,7 @@ impl Default for VeltrixConfig {
             observability: Observability::default(),
             listeners: Vec::new(),
             security: Security::default(),
+            storage: None,
         }
     }
 }

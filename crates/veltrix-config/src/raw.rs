@@ -131,7 +131,7 @@ impl RawTable {
 #[derive(Debug, Default)]
 pub(crate) struct Raw {
     /// `[broker]`, `[listeners]`, `[limits]`, `[defaults]`, `[groups]`,
-    /// `[share]`, `[dedup]`, `[observability]`, by name.
+    /// `[share]`, `[dedup]`, `[observability]`, `[storage]`, by name.
     pub tables: BTreeMap<&'static str, RawTable>,
     pub topics: Vec<RawTable>,
     pub alerts: Vec<RawTable>,
@@ -437,6 +437,8 @@ fn from_toml(ctx: &mut Ctx<'_>, kd: &KeyDef, value: &DeValue<'_>, at: &Origin) -
             | Kind::Name
             | Kind::HeaderName
             | Kind::Url
+            | Kind::PostgresUrl
+            | Kind::KeyPrefix
             | Kind::OffsetReset
             | Kind::Expression,
             DeValue::String(s),
@@ -587,6 +589,8 @@ fn validate(ctx: &mut Ctx<'_>, def: &TableDef, kd: &KeyDef, val: Val, at: &Origi
         (Kind::Int { .. }, Val::Int(n)) => int_in_range(ctx, kd, *n, at),
         (Kind::Word(words), Val::Str(s)) => known_word(ctx, kd, words, s, at),
         (Kind::Url, Val::Str(s)) => http_url(ctx, kd, s, at),
+        (Kind::PostgresUrl, Val::Str(s)) => postgres_url(ctx, kd, s, at),
+        (Kind::KeyPrefix, Val::Str(s)) => key_prefix(ctx, kd, s, at),
         (Kind::Address, Val::Str(s)) => ip_and_port(ctx, def, kd, s, at),
         (Kind::Path | Kind::Name, Val::Str(s)) => not_empty(ctx, kd, s, at),
         (Kind::OffsetReset, Val::Str(s)) => offset_reset(ctx, kd, s, at),
@@ -691,6 +695,71 @@ fn http_url(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
     .label("expected http://HOST/... or https://HOST/...")
     .help(help)
     .note(kd.doc);
+    false
+}
+
+/// A connection string libpq (and the broker's client) takes: a
+/// `postgresql://` or `postgres://` URL with a host or a socket directory, or
+/// `key=value` pairs.
+fn postgres_url(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    let t = s.trim();
+    let rest = t
+        .strip_prefix("postgresql://")
+        .or_else(|| t.strip_prefix("postgres://"));
+    let fine = match rest {
+        Some(r) => !r.is_empty() && !r.contains(char::is_whitespace),
+        None => t.contains('=') && !t.contains("://"),
+    };
+    if fine {
+        return true;
+    }
+    let help = match rest {
+        Some(_) => {
+            "write the server after the scheme, such as `\"postgresql://veltrix@db.internal:5432/veltrix\"`".to_owned()
+        }
+        None => "write a libpq URL, such as `\"postgresql://veltrix@db.internal:5432/veltrix\"`".to_owned(),
+    };
+    ctx.emit(
+        &rules::INVALID_URL,
+        Some(at),
+        format!("`{}` is not a PostgreSQL URL", kd.name),
+    )
+    .label("expected postgresql://USER@HOST[:PORT]/DATABASE")
+    .help(help)
+    .note(kd.doc);
+    false
+}
+
+/// 1 to 64 ASCII letters, digits, `.`, `_` and `-`: a part of the bucket's
+/// keys the shared storage accepts.
+fn key_prefix(ctx: &mut Ctx<'_>, kd: &KeyDef, s: &str, at: &Origin) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if (1..=schema::KEY_PREFIX_BYTES_MAX).contains(&s.len()) && s.bytes().all(allowed) {
+        return true;
+    }
+    let what = if s.is_empty() {
+        "is empty".to_owned()
+    } else if s.len() > schema::KEY_PREFIX_BYTES_MAX {
+        format!("is {} bytes long", s.len())
+    } else {
+        let bad = s.chars().find(|c| !c.is_ascii() || !allowed(*c as u8)).unwrap_or(' ');
+        format!("has `{bad}` in it")
+    };
+    let fixed: String = s
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii() && allowed(c as u8) { c } else { '-' })
+        .take(schema::KEY_PREFIX_BYTES_MAX)
+        .collect();
+    let help = if fixed.is_empty() {
+        "write a name such as `\"veltrix\"`, or remove the line for the default".to_owned()
+    } else {
+        format!("write `{} = \"{fixed}\"`", kd.name)
+    };
+    ctx.emit(&rules::OUT_OF_RANGE, Some(at), format!("`{}` {what}", kd.name))
+        .label(format!("allowed: {}", kd.kind.range()))
+        .help(help)
+        .note(kd.doc);
     false
 }
 

@@ -38,7 +38,7 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "Keys such as `profile`, `durability` and `tier` take one of a few words; anything else is an error, with the nearest allowed word suggested. Words are lower case.";
     MISSING_KEY = "V006" "missing-key" Error Always
         "a required key is missing"
-        "A `[[topic]]` and a `[[share_group]]` need a `name`; an `[[alert]]` needs a `group` and a `topic`; a `[[route]]` a `name` and a `source`, and each of its `[[route.rule]]`s a `when` and a `to`. Without them the entry cannot be applied or evaluated.";
+        "A `[[topic]]` and a `[[share_group]]` need a `name`; an `[[alert]]` needs a `group` and a `topic`; a `[[route]]` a `name` and a `source`, and each of its `[[route.rule]]`s a `when` and a `to`; `[storage]` with `mode = \"shared\"` a `broker_id`, a `bucket` and a `postgres_url`. Without them the entry cannot be applied or evaluated, or the broker cannot store anything.";
     INVALID_TOPIC_NAME = "V007" "invalid-topic-name" Error Always
         "a topic name Kafka does not allow"
         "Kafka topic names are 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, and neither `.` nor `..`. The broker refuses anything else, and so does every Kafka client, so the name is checked before the broker starts.";
@@ -49,8 +49,8 @@ veltrix_diagnostic::catalogue! { RuleProfile;
         "a listener address that is not IP:PORT"
         "Listeners bind to an IP address and a port, such as `127.0.0.1:9092` or `[::1]:9092`. Host names are not resolved: write `127.0.0.1` rather than `localhost`, so the broker listens where the file says whatever the resolver returns.";
     INVALID_URL = "V010" "invalid-url" Error Always
-        "a URL that is not http:// or https://"
-        "The alert webhook is POSTed to over HTTP or HTTPS; anything else could never be reached, and alerts would go unheard exactly when they fire. Write the whole URL with its scheme and host.";
+        "a URL that is not of the kind its key takes"
+        "The alert webhook is POSTed to over HTTP or HTTPS, and `[storage] endpoint` is an S3-compatible server's `http://` or `https://` URL; anything else could never be reached, and alerts would go unheard exactly when they fire. `[storage] postgres_url` is a PostgreSQL connection string as libpq takes it: a `postgresql://` (or `postgres://`) URL such as `postgresql://veltrix@db.internal:5432/veltrix`, or `key=value` pairs (`host=db.internal dbname=veltrix user=veltrix`). Write the whole URL with its scheme and host.";
     INVALID_GROUP_NAME = "V011" "invalid-group-name" Error Always
         "a share group name no consumer could use"
         "A `[[share_group]]`'s name is the group id its consumers give (`group.id`). The broker takes share group ids of at most 255 bytes (`GROUP_ID_BYTES_MAX`: the id is written in every stored change of the group's state) and refuses a longer one, from the file or from a consumer. A control character (a newline, a tab) or a space at either end is almost always a slip of quoting: the settings would land on a group no consumer joins, while the one they do join keeps the defaults. An empty name is reported as V004.";
@@ -279,6 +279,24 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     COMPACT_DEDUP_BY_KEY = "V148" "compact-dedup-by-key" Warning Always
         "a compacted topic deduplicates on the record key"
         "A compacted topic keeps each key's latest value; a duplicate window on the key (`dedup_id_source = \"key\"`) drops every record whose key was stored within the window. Together, a key updated twice within the window keeps its older value: the update is dropped as a duplicate and compaction then keeps the stale record. Deduplicate on a message-id header (`dedup_id_source = \"header\"`) instead.";
+    STORAGE_HTTP_NOT_ALLOWED = "V149" "storage-http-not-allowed" Error Always
+        "the bucket's `endpoint` is `http://` without `allow_http = true`"
+        "The S3 client refuses plain HTTP unless `[storage] allow_http` allows it, so with an `http://` endpoint every PUT and GET would fail and no produce would ever be acknowledged. Write the endpoint with `https://`; only for a test server on this host (MinIO, moto on `127.0.0.1`) add `allow_http = true`.";
+    STORAGE_HTTP_IN_CLEAR = "V150" "storage-http-in-clear" Warning Always
+        "plain HTTP to a bucket endpoint that is not on loopback"
+        "With `allow_http = true` and an `http://` endpoint on another host, every record batch crosses the network unencrypted, and so do the requests signed with the bucket's credentials: anyone on the path reads the records and sees the access key's id. `allow_http` is for a test server on this host (`127.0.0.1`, `[::1]`, `localhost`). Serve the bucket over HTTPS and remove `allow_http`.";
+    STORAGE_SETTINGS_WHILE_LOCAL = "V151" "storage-settings-while-local" Warning Always
+        "`[storage]` keys set while the storage is local"
+        "Every key of `[storage]` but `mode` configures shared storage. With `mode = \"local\"` (the default) the broker keeps its partitions in `data_dir` and reads none of them: a file that names a bucket and a database while the broker writes to its own disk says something it does not do, and most often `mode = \"shared\"` was forgotten. Add it, or remove the other keys.";
+    STORAGE_PASSWORD_IN_FILE = "V152" "storage-password-in-file" Warning Always
+        "the PostgreSQL password is written in the configuration file"
+        "A configuration file is copied to machines, committed to repositories and pasted into reviews and support tickets; a password in it spreads with it. Write `postgres_url` without the password (`postgresql://veltrix@db.internal:5432/veltrix`), or leave it out, and give the broker the whole URL, password included, in its environment as `VELTRIX_STORAGE__POSTGRES_URL`, from the deployment's secret store: the environment wins over the file. `veltrix check` never prints the password, neither from the file nor from the environment. The bucket's credentials are never in the file: the S3 client reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment.";
+    SHARED_STORAGE_UNSUPPORTED = "V153" "shared-storage-unsupported" Error Always
+        "a declared feature that shared storage does not serve yet"
+        "Shared storage (`[storage] mode = \"shared\"`) keeps record batches in a bucket and offsets in PostgreSQL. Some features of the local log are not built on it yet: compacted topics (`cleanup_policy` with `compact`), duplicate windows (`dedup_window_ms`), share groups (`[[share_group]]`) and routes (`[[route]]`). A broker in shared mode would leave such a declaration unkept (keys never compacted, duplicates stored, queues and routes not run), so the file is refused instead. Remove the declaration, or serve it from a broker with local storage. docs/scale-out.md lists what is built and what is still to come.";
+    STORAGE_BUFFER_UNDER_FLUSH = "V154" "storage-buffer-under-flush" Error Always
+        "`[storage] buffered_bytes_max` is below `flush_bytes_max`"
+        "`buffered_bytes_max` bounds the produced bytes a broker holds before they are acknowledged: the object being written and the next one filling. An object is written once its batches reach `flush_bytes_max`, so a buffer smaller than that could never fill one, and the shared storage refuses it at start. Make `buffered_bytes_max` at least `flush_bytes_max` (twice it lets the next object fill while one is written).";
     RELAXED_FSYNC_CRITICAL = "V201" "relaxed-fsync-critical" Warning Production
         "a critical topic acknowledges records before they are fsynced"
         "A topic marked critical (`critical = true` or `tier = \"critical\"`) with `durability = \"interval\"` acknowledges appends once they are in the page cache. A power loss or kernel crash within `flush_interval_ms` loses records that producers were told are stored. Use `durability = \"fsync\"` on critical topics; group commit keeps the cost of fsync low under load.";
@@ -345,6 +363,21 @@ veltrix_diagnostic::catalogue! { RuleProfile;
     DATA_LOSS_REFUSED = "V302" "data-loss-refused" Error Always
         "a change to a live topic that deletes records, without `--allow-data-loss`"
         "Two changes from the file delete records that are stored: a shorter `retention_ms` or `retention_bytes` on a live topic (the next housekeeping deletes what is now too old or too much), and the removal of a `[[topic]]` that an earlier start applied (the topic is deleted with its records). `serve --config` refuses them, pointing at the line (or, for a removed topic, naming it), before it opens the data directory. If the loss is intended, start once with `--allow-data-loss`; otherwise restore the value or the declaration.";
+    CATALOG_REACHABLE = "V401" "catalog-reachable" Note Always
+        "`--online`: PostgreSQL answered, and the catalog's schema version"
+        "`veltrix check --online`, in shared mode, connects to `[storage] postgres_url` as the broker will (without TLS, within the connection timeout and `postgres_statement_timeout_ms`), in a read-only session, and says which server answered and which version of the catalog's tables it holds. A database without them is fine: the broker creates them at its first start. `check` itself never creates or changes anything.";
+    CATALOG_UNREACHABLE = "V402" "catalog-unreachable" Error Always
+        "`--online`: PostgreSQL could not be reached or refused the connection"
+        "The broker in shared mode cannot acknowledge a single produce without its catalog, and refuses to start without it. The diagnostic says what failed: no server at the address (a wrong host or port, a firewall), no answer within the timeout, the login refused (a wrong user or password: give the password in `VELTRIX_STORAGE__POSTGRES_URL`), or a database that does not exist (create it: `createdb veltrix`).";
+    CATALOG_SCHEMA_TOO_NEW = "V403" "catalog-schema-too-new" Error Always
+        "`--online`: the catalog's tables were made by a newer Veltrix"
+        "The catalog records the version of its tables. A newer build migrated them, and this one does not know their rules: it refuses to start rather than write with old ones. Run the newer build, or point `postgres_url` at another database.";
+    BUCKET_REACHABLE = "V404" "bucket-reachable" Note Always
+        "`--online`: the bucket answered a listing under the key prefix"
+        "`veltrix check --online`, in shared mode, lists the bucket under `<key_prefix>/` with the credentials of the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), within `get_timeout_ms`, and says how many objects it saw in the first page. It reads nothing else and writes nothing; whether the credentials may write is only known at the first produce.";
+    BUCKET_UNREACHABLE = "V405" "bucket-unreachable" Error Always
+        "`--online`: the bucket could not be listed"
+        "The broker in shared mode writes every produce to the bucket and cannot start without it. The diagnostic says what failed: the bucket does not exist (create it, or correct `bucket` and `region`), the credentials were refused or lack the right to list (`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment, and the bucket's policy), or the endpoint did not answer within `get_timeout_ms` (a wrong `endpoint`, a firewall, a server down).";
 }
 
 /// The rule with this id (`V101`) or name (`batch-larger-than-segment`),

@@ -69,6 +69,8 @@ pub enum Unit {
     Percent,
     /// A TCP port.
     Port,
+    /// A broker's id (Kafka's node id).
+    NodeId,
 }
 
 impl Unit {
@@ -97,6 +99,7 @@ impl Unit {
             Unit::Entries => "entries",
             Unit::Percent => "percent",
             Unit::Port => "port",
+            Unit::NodeId => "node id",
         }
     }
 }
@@ -125,6 +128,12 @@ pub enum Kind {
     HeaderName,
     /// An `http://` or `https://` URL.
     Url,
+    /// A PostgreSQL connection string, as libpq takes it: a
+    /// `postgresql://` (or `postgres://`) URL, or `key=value` pairs.
+    PostgresUrl,
+    /// A part of the bucket's keys: 1 to 64 ASCII letters, digits, `.`, `_`
+    /// and `-`.
+    KeyPrefix,
     /// Where a share group starts: `latest`, `earliest` or
     /// `by_duration:<ISO 8601 duration>`.
     OffsetReset,
@@ -166,6 +175,8 @@ impl Kind {
             Kind::Name => "string".to_owned(),
             Kind::HeaderName => "string: a record header's name".to_owned(),
             Kind::Url => "string: \"http(s)://HOST[:PORT]/PATH\"".to_owned(),
+            Kind::PostgresUrl => "string: \"postgresql://USER@HOST[:PORT]/DATABASE\"".to_owned(),
+            Kind::KeyPrefix => "string".to_owned(),
             Kind::OffsetReset => "string: \"latest\", \"earliest\" or \"by_duration:DURATION\"".to_owned(),
             Kind::Topics { .. } => "string or list of strings: topic names".to_owned(),
             Kind::Headers { .. } => "table of strings: header names and values".to_owned(),
@@ -197,6 +208,8 @@ impl Kind {
             Kind::Name => "non-empty".to_owned(),
             Kind::HeaderName => format!("1..={DEDUP_ID_HEADER_BYTES_MAX} bytes"),
             Kind::Url => "an http:// or https:// URL".to_owned(),
+            Kind::PostgresUrl => "a libpq URL (postgresql:// or postgres://) or key=value string".to_owned(),
+            Kind::KeyPrefix => format!("1..={KEY_PREFIX_BYTES_MAX} of ASCII letters, digits, `.`, `_`, `-`"),
             Kind::OffsetReset => "latest, earliest, by_duration:<ISO 8601 duration> (`PT1H`, `P1DT12H`)".to_owned(),
             Kind::Topics { max } => format!("1..={max} declared topics"),
             Kind::Headers { max } => format!("0..={max} headers"),
@@ -391,6 +404,153 @@ static BROKER_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(disk().reserve_bytes_min.to_string()),
         doc: "Free bytes kept for the broker's own state (catalogue, offsets, share-group state): below it, produce to every topic is refused, critical ones included.",
+    },
+];
+
+/// `[storage] mode`'s words.
+pub const STORAGE_MODES: &[&str] = &["local", "shared"];
+/// Largest broker id of shared storage.
+pub const BROKER_ID_MAX: i64 = 1023;
+/// Longest `[storage] key_prefix`.
+pub const KEY_PREFIX_BYTES_MAX: usize = 64;
+
+fn storage() -> crate::model::SharedStorage {
+    crate::model::SharedStorage::new(0, "", "")
+}
+
+static STORAGE_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "mode",
+        kind: Kind::Word(STORAGE_MODES),
+        required: false,
+        default: || Some("\"local\"".to_owned()),
+        doc: "`local`: every partition on this broker's disk, in `data_dir`. `shared`: record batches in objects of an S3-compatible bucket, their offsets and the cluster's state in PostgreSQL, so brokers keep nothing another could not rebuild (docs/scale-out.md). The other keys of this table apply to `shared` only. Shared mode does not serve compacted topics, duplicate windows, share groups or routes yet.",
+    },
+    KeyDef {
+        name: "broker_id",
+        kind: int(0, BROKER_ID_MAX, Unit::NodeId),
+        required: false,
+        default: none,
+        doc: "Required in shared mode: this broker's id (Kafka's node id), unique among the brokers sharing one catalog; a second live broker with the same id is refused at start.",
+    },
+    KeyDef {
+        name: "bucket",
+        kind: Kind::Name,
+        required: false,
+        default: none,
+        doc: "Required in shared mode: the bucket holding the record batches. Its credentials come from the environment, never from this file: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`, or the other `AWS_*` variables the S3 client reads).",
+    },
+    KeyDef {
+        name: "endpoint",
+        kind: Kind::Url,
+        required: false,
+        default: none,
+        doc: "An S3-compatible server (MinIO, Ceph, R2: `https://minio.internal:9000`); left out for AWS S3 itself. An `http://` endpoint needs `allow_http = true`.",
+    },
+    KeyDef {
+        name: "region",
+        kind: Kind::Name,
+        required: false,
+        default: || Some(format!("\"{}\"", storage().region)),
+        doc: "The bucket's region, as its requests are signed for it.",
+    },
+    KeyDef {
+        name: "allow_http",
+        kind: Kind::Bool,
+        required: false,
+        default: || Some(storage().allow_http.to_string()),
+        doc: "Plain HTTP to `endpoint`: records and the credentials' signatures in clear. For a test server on loopback only.",
+    },
+    KeyDef {
+        name: "key_prefix",
+        kind: Kind::KeyPrefix,
+        required: false,
+        default: || Some(format!("\"{}\"", storage().key_prefix)),
+        doc: "Prefix of every key the brokers write in the bucket (`<key_prefix>/objects/...`): brokers sharing one catalog share it; another catalog in the same bucket needs another.",
+    },
+    KeyDef {
+        name: "postgres_url",
+        kind: Kind::PostgresUrl,
+        required: false,
+        default: none,
+        doc: "Required in shared mode: the PostgreSQL database holding offsets and the cluster's state, as libpq takes it (`postgresql://veltrix@db.internal:5432/veltrix`). Give the URL with its password through the environment, `VELTRIX_STORAGE__POSTGRES_URL`, rather than in this file (V152). The broker creates its tables at first start.",
+    },
+    KeyDef {
+        name: "flush_interval_ms",
+        kind: int(1, 10_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().flush_interval_ms.to_string()),
+        doc: "How long the first batch of an object waits for others before the object is written: the floor of a produce's latency, and what keeps PUTs and commits few.",
+    },
+    KeyDef {
+        name: "flush_bytes_max",
+        kind: int(64 << 10, 256 << 20, Unit::Bytes),
+        required: false,
+        default: || Some(storage().flush_bytes_max.to_string()),
+        doc: "An object is written as soon as its batches reach this size.",
+    },
+    KeyDef {
+        name: "buffered_bytes_max",
+        kind: int(64 << 10, 2 << 30, Unit::Bytes),
+        required: false,
+        default: || Some(storage().buffered_bytes_max.to_string()),
+        doc: "Bytes of produced batches accepted and not yet answered, across the object being written and the next one filling; past it a produce waits, then gets a retriable error. At least `flush_bytes_max`.",
+    },
+    KeyDef {
+        name: "cache_bytes_max",
+        kind: int(0, 64 << 30, Unit::Bytes),
+        required: false,
+        default: || Some(storage().cache_bytes_max.to_string()),
+        doc: "Memory of the read cache of batches' bytes (least recently used evicted first); 0: every fetch reads the bucket.",
+    },
+    KeyDef {
+        name: "put_timeout_ms",
+        kind: int(100, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().put_timeout_ms.to_string()),
+        doc: "An object's PUT, retries included; past it the object's produces get a retriable error and nothing is acknowledged.",
+    },
+    KeyDef {
+        name: "commit_timeout_ms",
+        kind: int(100, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().commit_timeout_ms.to_string()),
+        doc: "An object's commit transaction in PostgreSQL, retries included; past it the object's produces get a retriable error.",
+    },
+    KeyDef {
+        name: "get_timeout_ms",
+        kind: int(100, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().get_timeout_ms.to_string()),
+        doc: "A ranged GET of a fetch, retries included. `veltrix check --online` gives the bucket this long to answer.",
+    },
+    KeyDef {
+        name: "postgres_connections_max",
+        kind: int(1, 64, Unit::Connections),
+        required: false,
+        default: || Some(storage().postgres_connections_max.to_string()),
+        doc: "PostgreSQL connections this broker keeps at most.",
+    },
+    KeyDef {
+        name: "postgres_statement_timeout_ms",
+        kind: int(100, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().postgres_statement_timeout_ms.to_string()),
+        doc: "One statement's limit: the server's `statement_timeout` and `lock_timeout`, and the broker's own deadline, so a stalled server costs a bounded wait.",
+    },
+    KeyDef {
+        name: "lease_ms",
+        kind: int(1_000, 300_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().lease_ms.to_string()),
+        doc: "A broker's lease in the catalog: one that has not renewed it for this long is taken for dead, and its share of the partitions moves to the others.",
+    },
+    KeyDef {
+        name: "orphan_grace_ms",
+        kind: int(1_000, 7 * 86_400_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().orphan_grace_ms.to_string()),
+        doc: "An object written and never committed (its broker died between the PUT and the commit) is deleted once this old; far above `put_timeout_ms` plus `commit_timeout_ms`, so an object on its way to a commit is never taken.",
     },
 ];
 
@@ -1736,6 +1896,13 @@ pub static TABLES: &[TableDef] = &[
         env: true,
         doc: "Client quotas (`[[quota]]`, and AlterClientQuotas over the Kafka protocol): how a client's rate is measured, and how many quotas and measured clients the broker keeps.",
         keys: QUOTAS_KEYS,
+    },
+    TableDef {
+        name: "storage",
+        array: false,
+        env: true,
+        doc: "Where partitions are kept: on this broker's disk (`local`, the default) or shared by stateless brokers, batches in an S3-compatible bucket and offsets in PostgreSQL (`shared`; docs/scale-out.md). The bucket's credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never from this file.",
+        keys: STORAGE_KEYS,
     },
     TableDef {
         name: "topic",

@@ -823,7 +823,93 @@ fn cases() -> Vec<Case> {
             "\n[[topic]]\nname = \"purchases\"\ncritical = true #<\n",
             "add `[[alert]]`",
         ),
+        case(
+            "V006",
+            "[storage]\nmode = \"shared\" #<\nbroker_id = 1\nbucket = \"veltrix-data\"\n",
+            "add `postgres_url = \"postgresql://",
+        ),
+        case(
+            "V006",
+            "[storage]\nmode = \"shared\" #<\nbucket = \"veltrix-data\"\npostgres_url = \"postgresql://veltrix@db/veltrix\"\n",
+            "add `broker_id = 0` to `[storage]` (or set `VELTRIX_STORAGE__BROKER_ID`)",
+        ),
+        case(
+            "V006",
+            "[storage]\nmode = \"shared\" #<\nbroker_id = 1\npostgres_url = \"postgresql://veltrix@db/veltrix\"\n",
+            "add `bucket = ",
+        ),
+        case(
+            "V010",
+            "[storage]\nmode = \"shared\"\nbroker_id = 1\nbucket = \"b\"\npostgres_url = \"mysql://db/veltrix\" #<\n",
+            "write a libpq URL",
+        ),
+        case(
+            "V004",
+            &shared("key_prefix = \"veltrix/prod\" #<\n"),
+            "write `key_prefix = \"veltrix-prod\"`",
+        ),
+        case(
+            "V149",
+            &shared("endpoint = \"http://minio.internal:9000\" #<\n"),
+            "write `endpoint = \"https://minio.internal:9000\"`",
+        ),
+        case(
+            "V150",
+            &shared("endpoint = \"http://minio.internal:9000\"\nallow_http = true #<\n"),
+            "remove `allow_http`",
+        ),
+        case(
+            "V151",
+            "[storage]\nbucket = \"veltrix-data\" #<\nregion = \"eu-west-1\"\n",
+            "add `mode = \"shared\"`",
+        ),
+        case(
+            "V152",
+            "[storage]\nmode = \"shared\"\nbroker_id = 1\nbucket = \"b\"\npostgres_url = \"postgresql://veltrix:hunter2@db/veltrix\" #<\n",
+            "`VELTRIX_STORAGE__POSTGRES_URL`",
+        ),
+        case(
+            "V153",
+            &format!(
+                "{}\n[[topic]]\nname = \"accounts\"\ncleanup_policy = \"compact\" #<\n",
+                shared("")
+            ),
+            "write `cleanup_policy = \"delete\"`",
+        ),
+        case(
+            "V153",
+            &format!(
+                "{}\n[[topic]]\nname = \"rewards\"\ndedup_window_ms = 60_000 #<\n",
+                shared("")
+            ),
+            "remove `dedup_window_ms`",
+        ),
+        case(
+            "V153",
+            &format!("{}\n[[share_group]]\nname = \"jobs\" #<\n", shared("")),
+            "remove the `[[share_group]]`",
+        ),
+        case(
+            "V153",
+            &format!(
+                "{}\n[[topic]]\nname = \"e\"\n\n[[topic]]\nname = \"f\"\n\n[[route]]\nname = \"r\" #<\nsource = \"e\"\ndefault = \"f\"\ndead_letter = \"f\"\n",
+                shared("")
+            ),
+            "remove the `[[route]]`",
+        ),
+        case(
+            "V154",
+            &shared("flush_bytes_max = 16_777_216\nbuffered_bytes_max = 8_388_608 #<\n"),
+            "set `buffered_bytes_max = 33554432` or more",
+        ),
     ]
+}
+
+/// A valid shared `[storage]` table followed by the lines `more`.
+fn shared(more: &str) -> String {
+    format!(
+        "[storage]\nmode = \"shared\"\nbroker_id = 1\nbucket = \"veltrix-data\"\npostgres_url = \"postgresql://veltrix@db.internal/veltrix\"\n{more}"
+    )
 }
 
 /// The 1-based line holding the `#<` marker.
@@ -890,7 +976,12 @@ fn production_lints_are_silent_under_the_development_profile() {
 
 /// Rules about the file as a whole, with tests of their own below.
 /// V301 and V302 need a data directory: `apply::refusals_are_planned_before_opening_and_told_at_their_line`.
-const TESTED_APART: [&str; 6] = ["V016", "V017", "V134", "V135", "V301", "V302"];
+/// V401 to V405 need a PostgreSQL server and a bucket: `veltrix check
+/// --online`'s tests in `crates/veltrix/tests/cli/check.rs`, and
+/// `online_findings_point_at_their_key` below.
+const TESTED_APART: [&str; 11] = [
+    "V016", "V017", "V134", "V135", "V301", "V302", "V401", "V402", "V403", "V404", "V405",
+];
 
 #[test]
 fn every_rule_of_the_catalogue_has_a_case() {
@@ -1141,4 +1232,177 @@ fn super_users_and_listeners_resolve_from_the_file_and_the_environment() {
     };
     // A SASL listener naming no mechanism offers both SCRAMs, not PLAIN.
     assert_eq!(listener.sasl_mechanisms, ["SCRAM-SHA-512", "SCRAM-SHA-256"]);
+}
+
+#[test]
+fn a_shared_storage_with_every_required_key_is_clean() {
+    let report = check_source("veltrix.toml", &shared(""), &[], &disk());
+    assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+    // Plain HTTP to a test server on this host is fine.
+    for endpoint in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000/"] {
+        let src = shared(&format!("endpoint = \"{endpoint}\"\nallow_http = true\n"));
+        let report = check_source("veltrix.toml", &src, &[], &disk());
+        assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+    }
+    // Local storage, said out loud, is no finding either.
+    let report = check_source("veltrix.toml", "[storage]\nmode = \"local\"\n", &[], &disk());
+    assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+}
+
+#[test]
+fn shared_storage_s_required_keys_may_come_from_the_environment() {
+    let env: Vec<(String, String)> = [
+        ("VELTRIX_STORAGE__MODE", "shared"),
+        ("VELTRIX_STORAGE__BROKER_ID", "7"),
+        ("VELTRIX_STORAGE__BUCKET", "veltrix-data"),
+        (
+            "VELTRIX_STORAGE__POSTGRES_URL",
+            "postgresql://veltrix:s3cret@db/veltrix",
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let report = check_source("veltrix.toml", "[broker]\nprofile = \"development\"\n", &env, &disk());
+    assert!(report.diagnostics.is_empty(), "{}", report.render(false));
+    let storage = report.config.unwrap().storage.expect("shared");
+    assert_eq!(
+        (storage.broker_id, storage.postgres_url.as_str()),
+        (7, "postgresql://veltrix:s3cret@db/veltrix")
+    );
+    assert!(!format!("{storage:?}").contains("s3cret"), "{storage:?}");
+}
+
+#[test]
+fn a_password_is_never_printed_from_the_file_or_the_environment() {
+    // In the file: the warning points at the password, and the rendered
+    // snippet shows stars in its place.
+    let src = "[storage]\nmode = \"shared\"\nbroker_id = 1\nbucket = \"b\"\npostgres_url = \"postgresql://veltrix:hunter2@db/veltrix\"\nregion = 5\n";
+    let report = check_source("veltrix.toml", src, &[], &disk());
+    let rendered = report.render(false);
+    assert!(rendered.contains("V152") && rendered.contains("V003"), "{rendered}");
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    assert!(rendered.contains("veltrix:*******@db"), "{rendered}");
+    assert!(!serde_json::to_string(&report.to_json()).unwrap().contains("hunter2"));
+    // From the environment: no V152, and a diagnostic about the variable
+    // shows it without its password.
+    let env = vec![(
+        "VELTRIX_STORAGE__POSTGRES_URL".to_owned(),
+        "postgresql://veltrix:hunter2@db/veltrix".to_owned(),
+    )];
+    let report = check_source("veltrix.toml", "[broker]\nprofile = \"development\"\n", &env, &disk());
+    let rendered = report.render(false);
+    assert_eq!(
+        report.diagnostics.iter().map(Diagnostic::id).collect::<Vec<_>>(),
+        ["V151"],
+        "{rendered}"
+    );
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    assert!(rendered.contains("postgresql://veltrix:***@db/veltrix"), "{rendered}");
+    // The form with one underscore overrides nothing, and says so, without
+    // the password either.
+    let env = vec![(
+        "VELTRIX_STORAGE_POSTGRES_URL".to_owned(),
+        "host=db user=veltrix password=hunter2".to_owned(),
+    )];
+    let report = check_source("veltrix.toml", "[broker]\nprofile = \"development\"\n", &env, &disk());
+    let rendered = report.render(false);
+    assert!(rendered.contains("VELTRIX_STORAGE__POSTGRES_URL"), "{rendered}");
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+}
+
+#[test]
+fn passwords_are_found_in_every_form_libpq_takes() {
+    for (url, redacted) in [
+        ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
+        (
+            "postgres://u:p%40ss@h:5432/db?sslmode=disable",
+            "postgres://u:***@h:5432/db?sslmode=disable",
+        ),
+        (
+            "postgresql://u@h/db?password=pw&x=1",
+            "postgresql://u@h/db?password=***&x=1",
+        ),
+        (
+            "host=h user=u password=pw dbname=db",
+            "host=h user=u password=*** dbname=db",
+        ),
+        ("host=h password = 'a b' dbname=db", "host=h password = *** dbname=db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql://u:@h/db", "postgresql://u:@h/db"),
+        ("host=h user=u", "host=h user=u"),
+    ] {
+        assert_eq!(veltrix_config::redact_password(url), redacted, "{url}");
+    }
+}
+
+#[test]
+fn shared_storage_keys_reach_their_fields() {
+    let src = shared(
+        "endpoint = \"https://s3.internal\"\nregion = \"eu-west-1\"\nkey_prefix = \"prod\"\nflush_interval_ms = 20\n\
+         flush_bytes_max = 1_048_576\nbuffered_bytes_max = 4_194_304\ncache_bytes_max = 0\nput_timeout_ms = 1_000\n\
+         commit_timeout_ms = 2_000\nget_timeout_ms = 3_000\npostgres_connections_max = 8\npostgres_statement_timeout_ms = 4_000\n\
+         lease_ms = 5_000\norphan_grace_ms = 60_000\n",
+    );
+    let report = check_source("veltrix.toml", &src, &[], &disk());
+    let s = report
+        .config
+        .clone()
+        .and_then(|c| c.storage)
+        .unwrap_or_else(|| panic!("{}", report.render(false)));
+    let mut expected =
+        veltrix_config::SharedStorage::new(1, "veltrix-data", "postgresql://veltrix@db.internal/veltrix");
+    expected.endpoint = Some("https://s3.internal".to_owned());
+    expected.region = "eu-west-1".to_owned();
+    expected.key_prefix = "prod".to_owned();
+    expected.flush_interval_ms = 20;
+    expected.flush_bytes_max = 1 << 20;
+    expected.buffered_bytes_max = 4 << 20;
+    expected.cache_bytes_max = 0;
+    expected.put_timeout_ms = 1_000;
+    expected.commit_timeout_ms = 2_000;
+    expected.get_timeout_ms = 3_000;
+    expected.postgres_connections_max = 8;
+    expected.postgres_statement_timeout_ms = 4_000;
+    expected.lease_ms = 5_000;
+    expected.orphan_grace_ms = 60_000;
+    assert_eq!(s, expected);
+    // Local, the default: no shared storage, whatever else the table says.
+    let local = check_source("veltrix.toml", "[storage]\nbucket = \"b\"\n", &[], &disk());
+    assert!(local.config.unwrap().storage.is_none());
+}
+
+#[test]
+fn online_findings_point_at_their_key() {
+    let src = shared("");
+    let env = vec![("VELTRIX_STORAGE__BUCKET".to_owned(), "from-env".to_owned())];
+    let mut report = check_source("veltrix.toml", &src, &env, &disk());
+    assert!(report.config.is_some());
+    let finding = |rule: &'static veltrix_config::Rule, key: &'static str| veltrix_config::OnlineFinding {
+        rule,
+        key,
+        message: format!("about {key}"),
+        label: "here".to_owned(),
+        help: "do this".to_owned(),
+        note: "because".to_owned(),
+    };
+    report.add_online(
+        &env,
+        vec![
+            finding(&veltrix_config::rules::CATALOG_REACHABLE, "postgres_url"),
+            finding(&veltrix_config::rules::BUCKET_UNREACHABLE, "bucket"),
+        ],
+    );
+    let d = &report.diagnostics;
+    assert_eq!(d.len(), 2);
+    assert_eq!((d[0].id(), d[0].line()), ("V401", Some(5)));
+    assert!(
+        matches!(&d[1].location, Some(Location::Env { var, .. }) if var == "VELTRIX_STORAGE__BUCKET"),
+        "{:?}",
+        d[1].location
+    );
+    // An online error withholds the configuration and fails the check, a
+    // note changes nothing.
+    assert_eq!((report.errors(), report.exit_code(false)), (1, 1));
+    assert!(report.config.is_none());
 }
