@@ -5,7 +5,8 @@
 //! json`) and a summary line, and exits with status 0 when there is no error
 //! and 1 when there is one; with `--strict` warnings count as errors. The
 //! environment's `VELTRIX_<TABLE>__<KEY>` overrides are applied, as `serve`
-//! would.
+//! would. With `--online`, what the file names is contacted too
+//! ([`super::check_online`]); without it, nothing is.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -28,6 +29,11 @@ pub struct CheckArgs {
     /// Output format: `text` (rustc-style diagnostics) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+    /// Also contact what the file names, read-only: in shared storage mode,
+    /// PostgreSQL and the bucket (within their configured timeouts).
+    /// Without it, nothing is contacted.
+    #[arg(long)]
+    pub online: bool,
 }
 
 /// Arguments of `veltrix explain`.
@@ -40,7 +46,7 @@ pub struct ExplainArgs {
 
 /// Runs `veltrix check` and exits with its status.
 pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
-    let report = match veltrix_config::check_file(&args.file) {
+    let mut report = match veltrix_config::check_file(&args.file) {
         Ok(report) => report,
         Err(e) => {
             let e = anyhow::Error::new(e).context(format!("cannot read {}", args.file.display()));
@@ -54,6 +60,11 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if args.online
+        && let Err(why) = super::check_online::probe(&mut report, &veltrix_config::process_env())
+    {
+        eprintln!("--online: {why}");
+    }
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {

@@ -17,6 +17,7 @@ use veltrix_client::{Client, ClientConfig};
 pub mod acl;
 pub mod bench;
 pub mod check;
+pub mod check_online;
 pub mod consume;
 pub mod dlq;
 pub mod doctor;

@@ -11,6 +11,7 @@ mod common;
 
 mod bench;
 mod check;
+mod check_online;
 mod dlq;
 mod doctor;
 mod fetch_memory;
