@@ -21,6 +21,7 @@ use veltrix_log::io::{FsStorage, SystemClock};
 mod cli;
 mod files;
 mod listeners;
+mod shared;
 
 /// How often partitions get their housekeeping (rolling, retention, flushes).
 const TICK_INTERVAL_MS: u64 = 100;
@@ -168,7 +169,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             return Err(anyhow::Error::new(e).context(format!("opening data directory {}", config.data_dir.display())));
         }
     };
-    if args.config.is_some() {
+    // On shared storage the topics are the catalog's: declared ones are
+    // created there once the node runs.
+    if args.config.is_some() && config.storage.is_none() {
         cli::check::apply_declared(&broker, &config, args.allow_data_loss)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +186,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding the HTTP listener to {}", config.http_listener))?;
         let http_bound = http_listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = shared::start_if_shared(&config, args.config.is_some(), advertised, &broker, &stop_rx).await?;
         let monitor = veltrix_http::Monitor::new(broker.clone(), monitor_config(&config));
         let monitoring = tokio::spawn(monitor.clone().run(stop_rx.clone()));
         let ready = Arc::new(AtomicBool::new(false));
@@ -200,27 +204,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config.http_limits,
             stop_rx.clone(),
         ));
-        let ticker = {
-            let broker = broker.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
-                loop {
-                    tokio::select! {
-                        _ = every.tick() => {
-                            let b = broker.clone();
-                            let _ = tokio::task::spawn_blocking(move || b.tick()).await;
-                        }
-                        _ = stop.changed() => return,
-                    }
-                }
-            })
-        };
+        let ticker = spawn_ticker(broker.clone(), stop_rx.clone());
         let router = spawn_routes(broker.clone(), stop_rx.clone());
         let server = tokio::spawn(veltrix_kafka::serve_listeners(
             kafka_listeners,
             broker.clone(),
-            kafka_config(&config, advertised),
+            veltrix_kafka::KafkaConfig {
+                shared: shared.as_ref().map(|s| s.storage.clone()),
+                ..kafka_config(&config, advertised)
+            },
             stop_rx,
         ));
         ready.store(true, Ordering::Release);
@@ -233,10 +225,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = router.await;
         let _ = monitoring.await;
         let _ = http.await;
+        if let Some(shared) = shared {
+            shared.stop().await;
+        }
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.close()).await?;
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
+    })
+}
+
+/// The engine's housekeeping (`Broker::tick`) on the blocking pool every
+/// [`TICK_INTERVAL_MS`], until `stop`.
+fn spawn_ticker(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.tick()).await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
     })
 }
 

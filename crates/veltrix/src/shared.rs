@@ -1,0 +1,296 @@
+//! `[storage] mode = "shared"`: the broker's node on shared storage
+//! (docs/scale-out.md) started from the configuration, its background work
+//! (the topics kept in step with the metadata store, orphans collected), and
+//! its stop.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use veltrix_config::SharedStorage as StorageConfig;
+use veltrix_core::Broker;
+use veltrix_shared::{
+    CollectorConfig, NodeConfig, OrphanCollector, PgCatalog, PgConfig, ReaderConfig, S3Config, Shared, SharedNode,
+    SharedStats, WriterConfig,
+};
+
+/// The file in the data directory that keeps this broker's incarnation: its
+/// restarts take over its own lease at once.
+const INCARNATION_FILE: &str = "shared-incarnation";
+/// How often the topics are read from the metadata store.
+const TOPIC_SYNC_MS: u64 = 1_000;
+/// How often the bucket is searched for objects never committed.
+const ORPHAN_ROUND_MS: u64 = 300_000;
+/// How often the high watermarks of long-polled partitions are read.
+const WATCH_POLL_MS: u64 = 20;
+
+/// A running node and its background tasks.
+pub struct Running {
+    pub node: Arc<SharedNode<PgCatalog>>,
+    pub storage: veltrix_kafka::shared::SharedStorage,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn incarnation(data_dir: &Path) -> anyhow::Result<i64> {
+    let path = data_dir.join(INCARNATION_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(n) = text.trim().parse::<i64>()
+    {
+        return Ok(n);
+    }
+    let n = rand::random::<i64>() & i64::MAX;
+    let tmp = data_dir.join(format!("{INCARNATION_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{n}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(n)
+}
+
+fn node_config(s: &StorageConfig, incarnation: i64, advertised: SocketAddr) -> NodeConfig {
+    let writer = WriterConfig {
+        flush_interval_ms: s.flush_interval_ms,
+        flush_bytes_max: s.flush_bytes_max,
+        batch_bytes_max: s.flush_bytes_max.min(WriterConfig::default().batch_bytes_max),
+        buffered_bytes_max: s.buffered_bytes_max,
+        put_timeout_ms: s.put_timeout_ms,
+        commit_timeout_ms: s.commit_timeout_ms,
+        key_prefix: s.key_prefix.clone(),
+        writer_id: format!("broker-{}", s.broker_id),
+        ..WriterConfig::default()
+    };
+    let reader = ReaderConfig {
+        cache_bytes_max: s.cache_bytes_max,
+        get_timeout_ms: s.get_timeout_ms,
+        ..ReaderConfig::default()
+    };
+    NodeConfig {
+        broker_id: s.broker_id,
+        incarnation,
+        host: advertised.ip().to_string(),
+        port: i32::from(advertised.port()),
+        lease_ms: s.lease_ms,
+        watch_poll_ms: WATCH_POLL_MS,
+        writer,
+        reader,
+    }
+}
+
+fn s3_config(s: &StorageConfig) -> S3Config {
+    S3Config {
+        bucket: s.bucket.clone(),
+        endpoint: s.endpoint.clone(),
+        region: s.region.clone(),
+        allow_http: s.allow_http,
+        ..S3Config::default()
+    }
+}
+
+/// Connects to PostgreSQL (creating or migrating the schema) and the bucket,
+/// registers the broker, reads the topics, and starts the background work.
+pub async fn start(
+    s: &StorageConfig,
+    data_dir: &Path,
+    advertised: SocketAddr,
+    broker: &Arc<Broker>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
+    let pg = PgConfig {
+        url: s.postgres_url.clone(),
+        connections_max: s.postgres_connections_max,
+        statement_timeout_ms: s.postgres_statement_timeout_ms,
+        ..PgConfig::default()
+    };
+    let catalog = Arc::new(
+        PgCatalog::open(&pg)
+            .await
+            .with_context(|| format!("opening the catalog at {}", s.postgres_url_redacted()))?,
+    );
+    let store = s3_config(s).build().context("the bucket's settings")?;
+    let config = node_config(s, incarnation(data_dir)?, advertised);
+    let node = SharedNode::start(config, catalog.clone(), store.clone())
+        .await
+        .context("registering the broker in the catalog")?;
+    let storage = veltrix_kafka::shared::SharedStorage::new(node.clone());
+    storage
+        .sync(broker)
+        .await
+        .context("reading the topics from the catalog")?;
+    let collector = OrphanCollector::new(
+        CollectorConfig {
+            grace_ms: s.orphan_grace_ms,
+            key_prefix: s.key_prefix.clone(),
+            ..CollectorConfig::default()
+        },
+        catalog,
+        store,
+    )?;
+    let metrics = SharedMetrics::new(broker.metrics().registry());
+    let tasks = vec![
+        tokio::spawn(sync_topics(storage.clone(), broker.clone(), stop.clone())),
+        tokio::spawn(collect_orphans(collector, stop.clone())),
+        tokio::spawn(export_metrics(node.clone(), metrics, stop)),
+    ];
+    tracing::info!(broker_id = s.broker_id, bucket = %s.bucket, "serving from shared storage");
+    Ok(Running { node, storage, tasks })
+}
+
+/// The node, when `[storage]` says shared: started, and the declared topics
+/// (when a file was given) created in the catalog.
+pub async fn start_if_shared(
+    config: &veltrix_config::VeltrixConfig,
+    declared: bool,
+    advertised: SocketAddr,
+    broker: &Arc<Broker>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<Running>> {
+    let Some(storage) = &config.storage else {
+        return Ok(None);
+    };
+    let running = start(storage, &config.data_dir, advertised, broker, stop.clone()).await?;
+    if declared {
+        apply_declared(&running, broker, config).await;
+    }
+    Ok(Some(running))
+}
+
+/// Declared topics missing from the metadata store are created there.
+pub async fn apply_declared(running: &Running, broker: &Arc<Broker>, config: &veltrix_config::VeltrixConfig) {
+    for t in &config.topics {
+        if broker.topic(&t.name).is_some() {
+            continue;
+        }
+        let (storage, b, t) = (running.storage.clone(), broker.clone(), t.clone());
+        let created = tokio::task::spawn_blocking(move || {
+            storage.create_topic_blocking(&b, &t.name, Some(t.partitions), t.config)
+        })
+        .await;
+        match created {
+            Ok(Ok(topic)) => tracing::info!(topic = %topic.name, "created declared topic in the catalog"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "creating a declared topic in the catalog failed"),
+            Err(e) => tracing::warn!(error = %e, "creating a declared topic in the catalog failed"),
+        }
+    }
+}
+
+async fn sync_topics(
+    storage: veltrix_kafka::shared::SharedStorage,
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(TOPIC_SYNC_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = storage.sync(&broker).await {
+                    tracing::debug!(error = %e, "reading the topics from the catalog failed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn collect_orphans(collector: OrphanCollector<PgCatalog>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_millis(ORPHAN_ROUND_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => match collector.run_once().await {
+                Ok(report) => tracing::debug!(?report, "orphan collection round"),
+                Err(e) => tracing::warn!(error = %e, "an orphan collection round failed"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The node's counters as Prometheus metrics (docs/observability.md).
+struct SharedMetrics {
+    objects: prometheus::IntCounter,
+    bytes: prometheus::IntCounter,
+    batches: prometheus::IntCounter,
+    flushes_failed: prometheus::IntCounter,
+    reads_failed: prometheus::IntCounter,
+    renewals_failed: prometheus::IntCounter,
+    leases_lost: prometheus::IntCounter,
+    cache_bytes: prometheus::IntGauge,
+    live_brokers: prometheus::IntGauge,
+}
+
+impl SharedMetrics {
+    fn new(registry: &prometheus::Registry) -> SharedMetrics {
+        let r = veltrix_core::metrics::Registrar::new(registry);
+        SharedMetrics {
+            objects: r.int_counter("veltrix_shared_objects_written_total", "objects written to the bucket"),
+            bytes: r.int_counter("veltrix_shared_bytes_written_total", "bytes written to the bucket"),
+            batches: r.int_counter(
+                "veltrix_shared_batches_committed_total",
+                "batches committed in the catalog",
+            ),
+            flushes_failed: r.int_counter(
+                "veltrix_shared_flushes_failed_total",
+                "flushes whose PUT or commit failed: nothing of them acknowledged",
+            ),
+            reads_failed: r.int_counter(
+                "veltrix_shared_reads_failed_total",
+                "fetches from shared storage that failed (bucket or catalog unreachable, object missing or damaged)",
+            ),
+            renewals_failed: r.int_counter(
+                "veltrix_shared_lease_renewals_failed_total",
+                "lease renewals that did not reach the catalog",
+            ),
+            leases_lost: r.int_counter("veltrix_shared_leases_lost_total", "times this broker's lease expired"),
+            cache_bytes: r.int_gauge("veltrix_shared_cache_bytes", "bytes in the read cache"),
+            live_brokers: r.int_gauge("veltrix_shared_live_brokers", "brokers with a live lease, as last read"),
+        }
+    }
+
+    fn update(&self, now: SharedStats, before: SharedStats) {
+        let add = |c: &prometheus::IntCounter, now: u64, before: u64| c.inc_by(now.saturating_sub(before));
+        add(&self.objects, now.objects_written, before.objects_written);
+        add(&self.bytes, now.bytes_written, before.bytes_written);
+        add(&self.batches, now.batches_committed, before.batches_committed);
+        add(&self.flushes_failed, now.flushes_failed, before.flushes_failed);
+        add(&self.reads_failed, now.reads_failed, before.reads_failed);
+        add(
+            &self.renewals_failed,
+            now.lease_renewals_failed,
+            before.lease_renewals_failed,
+        );
+        add(&self.leases_lost, now.leases_lost, before.leases_lost);
+        self.cache_bytes.set(i64::try_from(now.cache_bytes).unwrap_or(i64::MAX));
+        self.live_brokers
+            .set(i64::try_from(now.live_brokers).unwrap_or(i64::MAX));
+    }
+}
+
+/// Copies the node's counters into the metrics every second.
+async fn export_metrics(node: Arc<SharedNode<PgCatalog>>, metrics: SharedMetrics, mut stop: watch::Receiver<bool>) {
+    let mut before = SharedStats::default();
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let now = Shared::stats(&*node);
+                metrics.update(now, before);
+                before = now;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+impl Running {
+    /// Flushes what the writer holds, resigns the lease and stops.
+    pub async fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        drop(self.storage);
+        self.node.close().await;
+    }
+}
