@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use veltrix_config::SharedStorage as StorageConfig;
 use veltrix_core::Broker;
 use veltrix_shared::{
-    CollectorConfig, NodeConfig, OrphanCollector, PgCatalog, PgConfig, ReaderConfig, S3Config, Shared, SharedNode,
-    SharedStats, WriterConfig,
+    CollectorConfig, NodeConfig, OrphanCollector, PgCatalog, ReaderConfig, S3Config, Shared, SharedNode, SharedStats,
+    WriterConfig,
 };
 
 /// The file in the data directory that keeps this broker's incarnation: its
@@ -77,13 +77,15 @@ fn node_config(s: &StorageConfig, incarnation: i64, advertised: SocketAddr) -> N
     }
 }
 
+/// The bucket's settings for serving: the probe's, with the client's
+/// default timeouts and retries.
 fn s3_config(s: &StorageConfig) -> S3Config {
+    let defaults = S3Config::default();
     S3Config {
-        bucket: s.bucket.clone(),
-        endpoint: s.endpoint.clone(),
-        region: s.region.clone(),
-        allow_http: s.allow_http,
-        ..S3Config::default()
+        connect_timeout_ms: defaults.connect_timeout_ms,
+        request_timeout_ms: defaults.request_timeout_ms,
+        retries_max: defaults.retries_max,
+        ..crate::cli::check_online::s3_config(s)
     }
 }
 
@@ -96,12 +98,7 @@ pub async fn start(
     broker: &Arc<Broker>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
-    let pg = PgConfig {
-        url: s.postgres_url.clone(),
-        connections_max: s.postgres_connections_max,
-        statement_timeout_ms: s.postgres_statement_timeout_ms,
-        ..PgConfig::default()
-    };
+    let pg = crate::cli::check_online::pg_config(s);
     let catalog = Arc::new(
         PgCatalog::open(&pg)
             .await
