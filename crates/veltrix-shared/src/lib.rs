@@ -15,7 +15,8 @@
 //!   topics, producer ids, groups' offsets); [`PgCluster`] and
 //!   [`MemCluster`], the same two types as the catalogs, on the same state.
 //!
-//! Not yet wired into the broker's produce and fetch paths.
+//! - [`SharedNode`]: one broker process on all of it, what the Kafka front
+//!   door serves from with `[storage] mode = "shared"`.
 
 mod cache;
 mod catalog;
