@@ -14,7 +14,6 @@
 //! - [`Cluster`]: the cluster's state beside the log (brokers' leases,
 //!   topics, producer ids, groups' offsets); [`PgCluster`] and
 //!   [`MemCluster`], the same two types as the catalogs, on the same state.
-//!
 //! - [`SharedNode`]: one broker process on all of it, what the Kafka front
 //!   door serves from with `[storage] mode = "shared"`.
 

@@ -80,6 +80,13 @@ pub struct NodeStats {
 
 type PartitionKey = (Arc<str>, i32);
 
+/// A partition's high watermark as this broker knows it.
+struct Watched {
+    sender: watch::Sender<i64>,
+    /// When it was last read from the catalog.
+    read_at: Option<tokio::time::Instant>,
+}
+
 /// One broker process on shared storage. Start with [`SharedNode::start`];
 /// [`SharedNode::close`] flushes, resigns the lease and stops its tasks.
 pub struct SharedNode<C> {
@@ -90,7 +97,7 @@ pub struct SharedNode<C> {
     live: RwLock<Vec<LiveBroker>>,
     /// High watermarks, moved by this broker's commits at once and by the
     /// poll for everyone else's.
-    watches: Mutex<HashMap<PartitionKey, watch::Sender<i64>>>,
+    watches: Mutex<HashMap<PartitionKey, Watched>>,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     stats: NodeStats,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -173,17 +180,21 @@ impl<C: Catalog + Cluster> SharedNode<C> {
         Ok(async move {
             let appended = submitted.await?;
             if let Some(node) = node.upgrade() {
-                node.advance(&key, appended.last_offset + 1);
+                node.advance(&key, appended.last_offset + 1, false);
             }
             Ok(appended)
         })
     }
 
-    /// Moves a partition's known high watermark forward (never back).
-    fn advance(&self, key: &PartitionKey, end: i64) {
-        let watches = self.watches.lock().expect("watches");
-        if let Some(w) = watches.get(key) {
-            w.send_if_modified(|hw| {
+    /// Moves a partition's known high watermark forward (never back);
+    /// `read` when `end` was just read from the catalog.
+    fn advance(&self, key: &PartitionKey, end: i64, read: bool) {
+        let mut watches = self.watches.lock().expect("watches");
+        if let Some(w) = watches.get_mut(key) {
+            if read {
+                w.read_at = Some(tokio::time::Instant::now());
+            }
+            w.sender.send_if_modified(|hw| {
                 let moved = end > *hw;
                 *hw = (*hw).max(end);
                 moved
@@ -198,7 +209,11 @@ impl<C: Catalog + Cluster> SharedNode<C> {
         let mut watches = self.watches.lock().expect("watches");
         watches
             .entry((topic.into(), partition))
-            .or_insert_with(|| watch::channel(-1).0)
+            .or_insert_with(|| Watched {
+                sender: watch::channel(-1).0,
+                read_at: None,
+            })
+            .sender
             .subscribe()
     }
 
@@ -212,8 +227,26 @@ impl<C: Catalog + Cluster> SharedNode<C> {
                 topic: topic.into(),
                 partition,
             })?;
-        self.advance(&(topic.into(), partition), end);
+        self.advance(&(topic.into(), partition), end, true);
         Ok(end)
+    }
+
+    /// The partition's high watermark, from the catalog unless it was read
+    /// from there within `watch_poll_ms`: however many fetches ask, a
+    /// partition costs the catalog at most one read per interval.
+    pub async fn recent_end_offset(&self, topic: &str, partition: i32) -> Result<i64> {
+        let fresh = Duration::from_millis(self.config.watch_poll_ms);
+        let known = {
+            let watches = self.watches.lock().expect("watches");
+            watches
+                .get(&(topic.into(), partition))
+                .filter(|w| w.read_at.is_some_and(|at| at.elapsed() < fresh))
+                .map(|w| *w.sender.borrow())
+        };
+        match known {
+            Some(end) if end >= 0 => Ok(end),
+            _ => self.end_offset(topic, partition).await,
+        }
     }
 
     /// Committed batches from the one holding `offset`, at most `bytes_max`
@@ -239,7 +272,7 @@ impl<C: Catalog + Cluster> SharedNode<C> {
             next = b.last_offset + 1;
         }
         if next > offset {
-            self.advance(&(topic.into(), partition), next);
+            self.advance(&(topic.into(), partition), next, false);
         }
         Ok((out.freeze(), next))
     }
@@ -402,12 +435,12 @@ async fn watch_loop<C: Catalog + Cluster>(node: std::sync::Weak<SharedNode<C>>) 
         let Some(node) = node.upgrade() else { return };
         let watched: Vec<PartitionKey> = {
             let mut watches = node.watches.lock().expect("watches");
-            watches.retain(|_, w| w.receiver_count() > 0);
+            watches.retain(|_, w| w.sender.receiver_count() > 0);
             watches.keys().cloned().collect()
         };
         for (topic, partition) in watched {
             if let Ok(Some(end)) = node.catalog.end_offset(&topic, partition).await {
-                node.advance(&(topic, partition), end);
+                node.advance(&(topic, partition), end, true);
             }
         }
     }
@@ -424,6 +457,8 @@ pub trait Shared: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<BoxFuture<'static, Result<Appended>>>>;
     fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64>;
     fn end_offset<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64>>;
+    /// [`SharedNode::recent_end_offset`].
+    fn recent_end_offset<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64>>;
     fn read<'a>(
         &'a self,
         topic: &'a str,
@@ -490,6 +525,10 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
 
     fn end_offset<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64>> {
         Box::pin(SharedNode::end_offset(self, topic, partition))
+    }
+
+    fn recent_end_offset<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(SharedNode::recent_end_offset(self, topic, partition))
     }
 
     fn read<'a>(

@@ -25,13 +25,15 @@ fn empty(p: i32) -> PartitionData {
 }
 
 /// The high watermark to answer with: the last one known unless the fetch
-/// is past it (another broker's commits not seen yet), then the store's.
+/// is past it (another broker's commits not seen yet), then the store's,
+/// read at most once per poll interval however many fetches ask (a client
+/// fetching past the end in a loop costs the catalog nothing more).
 async fn high_watermark(shared: &SharedStorage, topic: &str, p: i32, offset: i64) -> veltrix_shared::Result<i64> {
     let known = *shared.node().watch(topic, p).borrow();
     if known >= 0 && offset <= known {
         return Ok(known);
     }
-    shared.node().end_offset(topic, p).await
+    shared.node().recent_end_offset(topic, p).await
 }
 
 /// Reads one partition: at most `bytes_max` unless `first` (then one whole
