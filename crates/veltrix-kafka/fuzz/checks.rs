@@ -215,3 +215,86 @@ pub fn quota_file_decode(data: &[u8]) {
     store.save(&all).unwrap();
     assert_eq!(store.load().unwrap(), all);
 }
+
+/// Any bytes as an object in the bucket, with batch rows pointing into it
+/// (ranges and checksums from the input, some right, some wrong, some past
+/// the end): each read is the rows' bytes checked whole, or an error, never
+/// a panic; and any bytes as a producer's remembered batches in the catalog
+/// decode. What shared storage reads back from the bucket and PostgreSQL.
+pub fn shared_object_read(data: &[u8]) {
+    use std::sync::Arc;
+    use veltrix_shared::{BatchEntry, Catalog, MemCatalog, ObjectCommit, Reader, ReaderConfig};
+
+    let _ = veltrix_shared::sequence::ProducerState::decode(0, data);
+    let Some((&count, rest)) = data.split_first() else {
+        return;
+    };
+    let count = usize::from(count % 8) + 1;
+    if rest.len() < count * 3 {
+        return;
+    }
+    let (spec, body) = rest.split_at(count * 3);
+    let mut batches = Vec::with_capacity(count);
+    let mut start = 0u64;
+    for s in spec.chunks_exact(3) {
+        let len = u32::from(u16::from_be_bytes([s[0], s[1]])) % 512 + 1;
+        let end = (start + u64::from(len)).min(body.len() as u64);
+        let right = body.get(start as usize..end as usize).map_or(0, crc32c::crc32c);
+        batches.push(BatchEntry {
+            topic: Arc::from("t"),
+            partition: 0,
+            record_count: 1,
+            max_timestamp: 0,
+            producer: None,
+            byte_start: start,
+            byte_len: len,
+            crc32c: if s[2] & 1 == 0 { right } else { right ^ u32::from(s[2]) },
+        });
+        start += u64::from(len);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let catalog = Arc::new(MemCatalog::new());
+        catalog.create_partitions("t", 1).await.expect("partitions");
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let key = "o/1".to_owned();
+        object_store::ObjectStore::put(
+            &*store,
+            &object_store::path::Path::from(key.as_str()),
+            object_store::PutPayload::from(Bytes::copy_from_slice(body)),
+        )
+        .await
+        .expect("put");
+        let commit = ObjectCommit {
+            key,
+            size: body.len() as u64,
+            batches: batches.clone(),
+        };
+        catalog.commit(&commit).await.expect("commit");
+        let config = ReaderConfig {
+            cache_bytes_max: 4096,
+            ..ReaderConfig::default()
+        };
+        let reader = Reader::new(config, catalog, store).expect("reader");
+        for offset in [0, 1, (count / 2) as i64] {
+            if let Ok(read) = reader.read("t", 0, offset, 1 << 20).await {
+                for b in read {
+                    let row = &batches[b.base_offset as usize];
+                    assert_eq!(
+                        b.bytes.len(),
+                        row.byte_len as usize,
+                        "a batch served whole or not at all"
+                    );
+                    assert_eq!(
+                        crc32c::crc32c(&b.bytes),
+                        row.crc32c,
+                        "a batch served only when it checks"
+                    );
+                }
+            }
+        }
+    });
+}

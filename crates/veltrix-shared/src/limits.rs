@@ -116,6 +116,14 @@ pub struct ReaderConfig {
     pub read_batches_max: usize,
     /// A ranged GET's deadline, retries included (100..=300,000 ms).
     pub get_timeout_ms: u64,
+    /// Objects fetched for one read at most (1..=64); the batches after
+    /// are left for the next read, so a consumer far behind costs a bounded
+    /// burst of GETs per fetch.
+    pub gets_per_read_max: usize,
+    /// An object at most this large is fetched and cached whole, so its
+    /// other partitions' batches are read from the cache (0..=256 MiB; 0:
+    /// always by range).
+    pub whole_object_bytes_max: usize,
 }
 
 impl Default for ReaderConfig {
@@ -124,6 +132,8 @@ impl Default for ReaderConfig {
             cache_bytes_max: 256 << 20,
             read_batches_max: 1_000,
             get_timeout_ms: 10_000,
+            gets_per_read_max: 8,
+            whole_object_bytes_max: 16 << 20,
         }
     }
 }
@@ -133,7 +143,14 @@ impl ReaderConfig {
     pub fn validate(&self) -> Result<()> {
         check("cache_bytes_max", self.cache_bytes_max as u64, 0, 64 << 30)?;
         check("read_batches_max", self.read_batches_max as u64, 1, 10_000)?;
-        check("get_timeout_ms", self.get_timeout_ms, 100, 300_000)
+        check("get_timeout_ms", self.get_timeout_ms, 100, 300_000)?;
+        check("gets_per_read_max", self.gets_per_read_max as u64, 1, 64)?;
+        check(
+            "whole_object_bytes_max",
+            self.whole_object_bytes_max as u64,
+            0,
+            256 << 20,
+        )
     }
 }
 

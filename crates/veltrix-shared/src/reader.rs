@@ -34,15 +34,6 @@ pub struct Reader<C> {
     config: ReaderConfig,
 }
 
-/// Adjacent batches of one object, read with one GET.
-struct Run {
-    key: Arc<str>,
-    start: u64,
-    end: u64,
-    /// Indexes into the rows.
-    rows: Vec<usize>,
-}
-
 impl<C: Catalog> Reader<C> {
     pub fn new(config: ReaderConfig, catalog: Arc<C>, store: Arc<dyn ObjectStore>) -> Result<Self> {
         config.validate()?;
@@ -66,6 +57,15 @@ impl<C: Catalog> Reader<C> {
 
     /// Committed batches from the one holding `offset`, up to `bytes_max`
     /// (at least one batch, as Kafka's fetch does). Empty at the end.
+    ///
+    /// At most `gets_per_read_max` objects are fetched for one read (the
+    /// batches after the one that would need more are left for the next
+    /// read), concurrently. An object of at most `whole_object_bytes_max` is
+    /// fetched whole and cached whole, so the other partitions' batches in
+    /// it (an object holds every partition's batches of one flush) are read
+    /// from the cache next; a larger one by the range this read needs. When
+    /// a fetch fails, the batches before that object's first are answered,
+    /// and the error only when there are none.
     pub async fn read(&self, topic: &str, partition: i32, offset: i64, bytes_max: usize) -> Result<Vec<FetchedBatch>> {
         let mut rows = self
             .catalog
@@ -81,21 +81,35 @@ impl<C: Catalog> Reader<C> {
             })
             .count();
         rows.truncate(keep);
-        let mut found: Vec<Option<Bytes>> = {
-            let mut cache = self.cache.lock().expect("cache lock");
-            rows.iter()
-                .map(|r| cache.get(&(Arc::from(r.object_key.as_str()), r.byte_start)))
-                .collect()
-        };
-        let runs = runs(&rows, &found);
+        let mut found: Vec<Option<Bytes>> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            found.push(self.cached(r)?);
+        }
+        let fetches = self.plan(&mut rows, &mut found);
         let timeout = Duration::from_millis(self.config.get_timeout_ms);
-        let reads = runs.iter().map(|run| self.get_run(run, &rows, timeout));
-        for (run, parts) in runs.iter().zip(futures_util::future::try_join_all(reads).await?) {
-            let mut cache = self.cache.lock().expect("cache lock");
-            for (&i, bytes) in run.rows.iter().zip(parts) {
-                cache.insert((run.key.clone(), rows[i].byte_start), bytes.clone());
-                found[i] = Some(bytes);
+        let results = futures_util::future::join_all(fetches.iter().map(|f| self.fetch(f, &rows, timeout))).await;
+        let mut failed_at: Option<(usize, Error)> = None;
+        for (f, result) in fetches.iter().zip(results) {
+            match result {
+                Ok(parts) => {
+                    for (&i, bytes) in f.rows.iter().zip(parts) {
+                        found[i] = Some(bytes);
+                    }
+                }
+                Err(e) => {
+                    let first = f.rows[0];
+                    if failed_at.as_ref().is_none_or(|(at, _)| first < *at) {
+                        failed_at = Some((first, e));
+                    }
+                }
             }
+        }
+        if let Some((at, e)) = failed_at {
+            if at == 0 {
+                return Err(e);
+            }
+            rows.truncate(at);
+            found.truncate(at);
         }
         Ok(rows
             .into_iter()
@@ -109,73 +123,139 @@ impl<C: Catalog> Reader<C> {
             .collect())
     }
 
-    /// One ranged GET, split into its batches, each checked.
-    async fn get_run(&self, run: &Run, rows: &[BatchRow], timeout: Duration) -> Result<Vec<Bytes>> {
-        let path = Path::from(&*run.key);
-        let got = tokio::time::timeout(timeout, self.store.get_range(&path, run.start..run.end))
-            .await
-            .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?;
-        let bytes = match got {
-            Ok(bytes) => bytes,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::ObjectMissing(run.key.to_string()));
-            }
-            // A range past the object's end: it is shorter than committed.
-            Err(e) if e.to_string().contains("Range") => {
-                return Err(Error::ObjectCorrupt {
-                    key: run.key.to_string(),
-                    start: run.start,
-                    end: run.end,
-                });
-            }
-            Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
-        };
-        let corrupt = |start: u64, end: u64| Error::ObjectCorrupt {
-            key: run.key.to_string(),
-            start,
-            end,
-        };
-        if bytes.len() as u64 != run.end - run.start {
-            return Err(corrupt(run.start, run.end));
+    /// A batch from the cache: its own entry, or a slice of its whole
+    /// object's, checked against its CRC32C.
+    fn cached(&self, row: &BatchRow) -> Result<Option<Bytes>> {
+        let key: Arc<str> = Arc::from(row.object_key.as_str());
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(bytes) = cache.get(&(key.clone(), row.byte_start)) {
+            return Ok(Some(bytes));
         }
-        run.rows
+        let Some(whole) = cache.get(&(key, WHOLE)) else {
+            return Ok(None);
+        };
+        check(row, &whole, 0).map(Some)
+    }
+
+    /// The objects to fetch for the rows not found, at most
+    /// `gets_per_read_max`; the rows (and `found`) are cut before the first
+    /// row whose object would pass it.
+    fn plan(&self, rows: &mut Vec<BatchRow>, found: &mut Vec<Option<Bytes>>) -> Vec<Fetch> {
+        let mut fetches: Vec<Fetch> = Vec::new();
+        for i in 0..rows.len() {
+            if found[i].is_some() {
+                continue;
+            }
+            let key = rows[i].object_key.as_str();
+            if let Some(f) = fetches.iter_mut().find(|f| &*f.key == key) {
+                f.rows.push(i);
+                continue;
+            }
+            if fetches.len() == self.config.gets_per_read_max {
+                rows.truncate(i);
+                found.truncate(i);
+                break;
+            }
+            fetches.push(Fetch {
+                key: Arc::from(key),
+                rows: vec![i],
+            });
+        }
+        fetches
+    }
+
+    /// One object's bytes for its rows: the whole object when it is small
+    /// enough (cached whole), else one ranged GET over the rows (each batch
+    /// cached); each batch checked.
+    async fn fetch(&self, f: &Fetch, rows: &[BatchRow], timeout: Duration) -> Result<Vec<Bytes>> {
+        let path = Path::from(&*f.key);
+        let started = tokio::time::Instant::now();
+        let got = tokio::time::timeout(timeout, self.store.get(&path))
+            .await
+            .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?
+            .map_err(|e| store_error(&f.key, e))?;
+        if got.meta.size <= self.config.whole_object_bytes_max as u64 {
+            let left = timeout.saturating_sub(started.elapsed());
+            let whole = tokio::time::timeout(left, got.bytes())
+                .await
+                .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?
+                .map_err(|e| store_error(&f.key, e))?;
+            let parts = f
+                .rows
+                .iter()
+                .map(|&i| check(&rows[i], &whole, 0))
+                .collect::<Result<Vec<_>>>()?;
+            self.cache
+                .lock()
+                .expect("cache lock")
+                .insert((f.key.clone(), WHOLE), whole);
+            return Ok(parts);
+        }
+        drop(got);
+        let start = f.rows.iter().map(|&i| rows[i].byte_start).min().unwrap_or(0);
+        let end = f
+            .rows
             .iter()
-            .map(|&i| {
-                let row = &rows[i];
-                let from = (row.byte_start - run.start) as usize;
-                let part = bytes.slice(from..from + row.byte_len as usize);
-                if crc32c::crc32c(&part) == row.crc32c {
-                    Ok(part)
-                } else {
-                    Err(corrupt(row.byte_start, row.byte_start + u64::from(row.byte_len)))
-                }
-            })
-            .collect()
+            .map(|&i| rows[i].byte_start + u64::from(rows[i].byte_len))
+            .max()
+            .unwrap_or(0);
+        let bytes = tokio::time::timeout(timeout, self.store.get_range(&path, start..end))
+            .await
+            .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?
+            .map_err(|e| store_error(&f.key, e))?;
+        let parts = f
+            .rows
+            .iter()
+            .map(|&i| check(&rows[i], &bytes, start))
+            .collect::<Result<Vec<_>>>()?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        for (&i, part) in f.rows.iter().zip(&parts) {
+            cache.insert((f.key.clone(), rows[i].byte_start), part.clone());
+        }
+        Ok(parts)
     }
 }
 
-/// The rows not cached, grouped into runs of adjacent bytes in one object.
-fn runs(rows: &[BatchRow], cached: &[Option<Bytes>]) -> Vec<Run> {
-    let mut runs: Vec<Run> = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        if cached[i].is_some() {
-            continue;
-        }
-        let end = row.byte_start + u64::from(row.byte_len);
-        if let Some(last) = runs.last_mut()
-            && *last.key == *row.object_key
-            && last.end == row.byte_start
-        {
-            last.end = end;
-            last.rows.push(i);
-            continue;
-        }
-        runs.push(Run {
-            key: Arc::from(row.object_key.as_str()),
-            start: row.byte_start,
-            end,
-            rows: vec![i],
-        });
+/// The cache key of an object cached whole.
+const WHOLE: u64 = u64::MAX;
+
+/// One object to fetch for a read, and the rows (indexes) it holds.
+struct Fetch {
+    key: Arc<str>,
+    rows: Vec<usize>,
+}
+
+/// A row's batch out of `bytes`, which start at byte `from` of its object:
+/// whole and matching its CRC32C, or [`Error::ObjectCorrupt`].
+fn check(row: &BatchRow, bytes: &Bytes, from: u64) -> Result<Bytes> {
+    let corrupt = || Error::ObjectCorrupt {
+        key: row.object_key.clone(),
+        start: row.byte_start,
+        end: row.byte_start + u64::from(row.byte_len),
+    };
+    let at = row.byte_start.checked_sub(from).ok_or_else(corrupt)? as usize;
+    let end = at.checked_add(row.byte_len as usize).ok_or_else(corrupt)?;
+    if end > bytes.len() {
+        return Err(corrupt());
     }
-    runs
+    let part = bytes.slice(at..end);
+    if crc32c::crc32c(&part) == row.crc32c {
+        Ok(part)
+    } else {
+        Err(corrupt())
+    }
+}
+
+/// A GET's failure: a missing object, one shorter than committed, or the
+/// bucket unavailable.
+fn store_error(key: &str, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::ObjectMissing(key.to_owned()),
+        e if e.to_string().contains("Range") => Error::ObjectCorrupt {
+            key: key.to_owned(),
+            start: 0,
+            end: 0,
+        },
+        e => Error::StoreUnavailable(e.to_string()),
+    }
 }

@@ -21,6 +21,13 @@ proptest! {
         checks::quota_file_decode(&data);
     }
 
+    /// Any bytes as a shared-storage object and its rows: whole, checked
+    /// batches or an error, never a panic.
+    #[test]
+    fn any_shared_object_reads_whole_batches_or_fails(data in proptest::collection::vec(any::<u8>(), 0..1200)) {
+        checks::shared_object_read(&data);
+    }
+
     /// Any bytes, steered or not, decode to a request or an error, never a panic.
     #[test]
     fn any_frame_decodes_or_is_refused(data in proptest::collection::vec(any::<u8>(), 0..600)) {

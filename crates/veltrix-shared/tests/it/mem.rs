@@ -83,3 +83,85 @@ async fn limits_are_checked() {
     big.bytes = Bytes::from(vec![0; 2 << 10]);
     assert!(matches!(writer.append(big).await, Err(Error::BatchTooLarge { .. })));
 }
+
+/// Objects holding partitions 0 and 1 (one flush each, `flushes` of them),
+/// written through a writer on the in-memory catalog and store.
+async fn interleaved(flushes: usize) -> (Arc<MemCatalog>, Arc<InMemory>) {
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 2).await.unwrap();
+    let store = Arc::new(InMemory::new());
+    let writer = Writer::start(
+        WriterConfig {
+            flush_interval_ms: 1,
+            ..WriterConfig::default()
+        },
+        catalog.clone(),
+        store.clone(),
+    )
+    .unwrap();
+    for n in 0..flushes {
+        let (a, b) = tokio::join!(
+            writer.append(request(0, &format!("p0-{n}"), None)),
+            writer.append(request(1, &format!("p1-{n}"), None))
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    writer.close().await;
+    (catalog, store)
+}
+
+#[tokio::test]
+async fn a_read_fetches_a_bounded_number_of_objects_and_the_next_read_goes_on() {
+    let (catalog, store) = interleaved(20).await;
+    let config = ReaderConfig {
+        gets_per_read_max: 3,
+        ..ReaderConfig::default()
+    };
+    let reader = Reader::new(config, catalog, store).unwrap();
+    let mut offset = 0;
+    let mut reads = 0;
+    while offset < 40 {
+        let got = reader.read("t", 0, offset, 1 << 20).await.unwrap();
+        assert!(!got.is_empty() && got.len() <= 3, "{} batches", got.len());
+        offset = got.last().unwrap().last_offset + 1;
+        reads += 1;
+    }
+    assert_eq!(reads, 7, "20 objects, 3 a read");
+}
+
+#[tokio::test]
+async fn an_object_fetched_whole_serves_its_other_partitions_from_the_cache() {
+    let (catalog, store) = interleaved(4).await;
+    let reader = Reader::new(ReaderConfig::default(), catalog, store.clone()).unwrap();
+    assert_eq!(reader.read("t", 0, 0, 1 << 20).await.unwrap().len(), 4);
+    // The bucket empties: partition 1's batches were in the same objects.
+    let keys: Vec<_> = {
+        use futures_util::TryStreamExt;
+        object_store::ObjectStore::list(&*store, None)
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    for k in keys {
+        object_store::ObjectStore::delete(&*store, &k).await.unwrap();
+    }
+    let p1 = reader.read("t", 1, 0, 1 << 20).await.unwrap();
+    let texts: Vec<&[u8]> = p1.iter().map(|b| &b.bytes[..]).collect();
+    assert_eq!(texts, [&b"p1-0"[..], b"p1-1", b"p1-2", b"p1-3"]);
+}
+
+#[tokio::test]
+async fn a_failed_object_answers_the_batches_before_it() {
+    let (catalog, store) = interleaved(3).await;
+    let rows = catalog.batches("t", 0, 0, 10).await.unwrap();
+    object_store::ObjectStore::delete(&*store, &object_store::path::Path::from(rows[2].object_key.as_str()))
+        .await
+        .unwrap();
+    let reader = Reader::new(ReaderConfig::default(), catalog, store).unwrap();
+    let got = reader.read("t", 0, 0, 1 << 20).await.unwrap();
+    assert_eq!(got.len(), 2, "the two batches before the missing object");
+    let missing = reader.read("t", 0, rows[2].base_offset, 1 << 20).await;
+    assert!(matches!(missing, Err(Error::ObjectMissing(_))), "{missing:?}");
+}
