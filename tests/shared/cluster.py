@@ -14,7 +14,8 @@ polling against a deadline:
   which that user can reach (pytest's are private to root).
 - moto, an S3 server (VELTRIX_MOTO_SERVER, else
   <target>/cloud-venv/bin/moto_server, installed by scripts/cloud-services
-  install); the bucket is created with a plain HTTP PUT.
+  install, or beside the broker's target directory); the bucket is created
+  with a plain HTTP PUT.
 - the brokers (VELTRIX, else VELTRIX_BIN, else <target>/debug/veltrix), each
   with a veltrix.toml of its own, `[storage] mode = "shared"`.
 
@@ -80,6 +81,8 @@ def moto_server() -> Path | None:
     explicit = os.environ.get("VELTRIX_MOTO_SERVER")
     candidates = [Path(explicit)] if explicit else []
     candidates.append(target_dir() / "cloud-venv" / "bin" / "moto_server")
+    # Beside the broker's own target directory (<target>/debug/veltrix).
+    candidates.append(veltrix_binary().parent.parent / "cloud-venv" / "bin" / "moto_server")
     which = shutil.which("moto_server")
     if which:
         candidates.append(Path(which))
