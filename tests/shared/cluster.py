@@ -379,6 +379,7 @@ class SharedBroker:
     def _write_config(self) -> None:
         s = self.storage
         self.config_path.write_text(
+            "[broker]\n"
             f'data_dir = "{self.workdir / "data"}"\n'
             "\n[listeners]\n"
             f'kafka = "127.0.0.1:{self.port}"\n'
