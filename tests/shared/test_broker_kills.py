@@ -28,9 +28,10 @@ from workload import (
 )
 
 PARTITIONS = 6
-# Records per second per producer: three producers over the ~40 s of the kills
-# make about 30,000 records.
-RATE = 250
+# Records per second per producer: three producers over the kills (about
+# 5 s a round, the dead broker's lease running out included) make about
+# 30,000 records.
+RATE = 400
 
 
 @pytest.mark.timeout(240)
@@ -40,8 +41,9 @@ def test_kill_brokers_mid_load(cluster):
     Three idempotent acks=all producers, each bootstrapped at a different
     broker, send numbered keyed records (spread over 6 partitions by key) at a
     steady rate. Each round SIGKILLs one broker, waits until every producer had
-    a record sent after the kill acknowledged, and starts the broker again
-    (same id, same ports). Afterwards a group of three consumers, each
+    a record sent after the kill acknowledged in every partition (so the dead
+    broker's partitions have new leaders), starts the broker again (same id,
+    same ports), and waits for the same after the restart. Afterwards a group of three consumers, each
     bootstrapped at a different broker, committing after processing, reads
     the topic: every acknowledged record is there exactly once, at the offset
     its acknowledgement named, and each producer's records are in each
@@ -56,16 +58,17 @@ def test_kill_brokers_mid_load(cluster):
         p.start()
     rounds = []
     try:
-        wait_progress(producers, {p.producer_id: 0 for p in producers}, 100, 30, "before the kills")
+        wait_progress(producers, {p.producer_id: 0 for p in producers}, PARTITIONS, 30, "before the kills")
         for r in range(5):
             victim = r % 3
             marks = marks_of(producers)
             acked_before = sum(len(p.acked) for p in producers)
             cluster.kill(victim)
-            took = wait_progress(producers, marks, 20, 60, f"round {r + 1}, broker {victim + 1} killed")
+            took = wait_progress(producers, marks, PARTITIONS, 60, f"round {r + 1}, broker {victim + 1} killed")
             cluster.restart(victim)
-            rounds.append((victim + 1, acked_before, round(took, 2)))
-        wait_progress(producers, marks_of(producers), 100, 60, "after the last restart")
+            back = wait_progress(producers, marks_of(producers), PARTITIONS, 60, f"round {r + 1}, broker {victim + 1} restarted")
+            rounds.append((victim + 1, acked_before, round(took, 2), round(back, 2)))
+        wait_progress(producers, marks_of(producers), PARTITIONS, 60, "after the last restart")
     except BaseException:
         for p in producers:
             p.stop(flush_s=5)
@@ -74,6 +77,11 @@ def test_kill_brokers_mid_load(cluster):
     produce_s = time.monotonic() - t0
     assert remaining == [0, 0, 0], f"records without a delivery report 90 s after the load stopped: {remaining}"
 
+    acked = sum(len(p.acked) for p in producers)
+    print(
+        f"\n{acked} records acknowledged; kill rounds (broker, acknowledged before, s to progress in every "
+        f"partition after the kill, after the restart) {rounds}; produce+kills {produce_s:.1f} s"
+    )
     ends = watermarks(cluster.bootstrap(), topic, PARTITIONS)
     t1 = time.monotonic()
     reader = GroupReader([b.bootstrap for b in cluster.brokers], topic, "kills-readers")
@@ -95,9 +103,8 @@ def test_kill_brokers_mid_load(cluster):
 
     problems, numbers = check_log(reader.records, ends, producers)
     print(
-        f"\n{numbers}; kill rounds (broker, acknowledged before, s to progress) {rounds}; "
-        f"produce+kills {produce_s:.1f} s, group read {read_s:.1f} s, "
-        f"redelivered {reader.redelivered}, commit failures {len(reader.commit_failures)}"
+        f"{numbers}; group read {read_s:.1f} s, redelivered {reader.redelivered}, "
+        f"commit failures {len(reader.commit_failures)}"
     )
     assert reader.served_differently == [], f"one offset served with different bytes: {reader.served_differently[:5]}"
     assert problems == [], "\n".join(problems)

@@ -28,7 +28,7 @@ from workload import (
 PARTITIONS = 6
 RATE = 250
 # How long after the service is back every producer must have had a record
-# sent after that moment acknowledged.
+# sent after that moment acknowledged, in every partition.
 RESUME_DEADLINE_S = 30
 
 
@@ -72,14 +72,14 @@ def test_postgres_restart_mid_load(cluster):
     producers = start_producers(cluster, topic)
     outages = []
     try:
-        wait_progress(producers, {p.producer_id: 0 for p in producers}, 200, 30, "before the restart")
+        wait_progress(producers, {p.producer_id: 0 for p in producers}, PARTITIONS, 30, "before the restart")
         for sig in (signal.SIGINT, signal.SIGKILL):
             acked = sum(len(p.acked) for p in producers)
             cluster.restart_postgres(sig, down_s=2.0)
             marks = marks_of(producers)
-            took = wait_progress(producers, marks, 20, RESUME_DEADLINE_S, f"after PostgreSQL's restart ({sig.name})")
+            took = wait_progress(producers, marks, PARTITIONS, RESUME_DEADLINE_S, f"after PostgreSQL's restart ({sig.name})")
             outages.append((sig.name, acked, round(took, 2)))
-        wait_progress(producers, marks_of(producers), 100, 30, "at the end")
+        wait_progress(producers, marks_of(producers), PARTITIONS, 30, "at the end")
     except BaseException:
         for p in producers:
             p.stop(flush_s=5)
@@ -103,13 +103,13 @@ def test_bucket_frozen_10s(cluster):
     topic = "bucket-frozen"
     producers = start_producers(cluster, topic)
     try:
-        wait_progress(producers, {p.producer_id: 0 for p in producers}, 200, 30, "before the freeze")
+        wait_progress(producers, {p.producer_id: 0 for p in producers}, PARTITIONS, 30, "before the freeze")
         acked_before = sum(len(p.acked) for p in producers)
         cluster.freeze_bucket(10)
         acked_during = sum(len(p.acked) for p in producers) - acked_before
         marks = marks_of(producers)
-        took = wait_progress(producers, marks, 20, RESUME_DEADLINE_S, "after the bucket came back")
-        wait_progress(producers, marks_of(producers), 100, 30, "at the end")
+        took = wait_progress(producers, marks, PARTITIONS, RESUME_DEADLINE_S, "after the bucket came back")
+        wait_progress(producers, marks_of(producers), PARTITIONS, 30, "at the end")
     except BaseException:
         for p in producers:
             p.stop(flush_s=5)

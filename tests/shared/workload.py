@@ -83,6 +83,8 @@ class ProducerWorker:
         self.errors: list = []
         self.sent = 0
         self.max_acked = -1
+        # The highest sequence number acknowledged in each partition.
+        self.max_acked_in: dict[int, int] = {}
         self.remaining: int | None = None
         config = {
             "bootstrap.servers": bootstrap,
@@ -108,6 +110,8 @@ class ProducerWorker:
             self.acked[seq] = (msg.partition(), msg.offset())
             if seq > self.max_acked:
                 self.max_acked = seq
+            if seq > self.max_acked_in.get(msg.partition(), -1):
+                self.max_acked_in[msg.partition()] = seq
         else:
             self.failed[seq] = str(err)
 
@@ -150,20 +154,26 @@ class ProducerWorker:
         return [e for e in self.errors if e.fatal()]
 
 
-def wait_progress(producers: list[ProducerWorker], marks: dict[int, int], need: int, deadline_s: float, what: str) -> float:
-    """Waits until each producer had a record sent after its mark acknowledged (`need` past it).
+def wait_progress(producers: list[ProducerWorker], marks: dict[int, int], partitions: int, deadline_s: float, what: str) -> float:
+    """Waits until, for each producer and each partition, a record sent after the producer's mark
+    was acknowledged: every partition's leadership and every producer's path to it work again.
 
     Returns the seconds it took; fails with every producer's state past the deadline.
     """
     start = time.monotonic()
     end = start + deadline_s
-    while not all(p.max_acked >= marks[p.producer_id] + need for p in producers):
+
+    def behind(p: ProducerWorker) -> list[int]:
+        return [k for k in range(partitions) if p.max_acked_in.get(k, -1) < marks[p.producer_id]]
+
+    while any(behind(p) for p in producers):
         if time.monotonic() >= end:
             state = {
                 p.producer_id: {
                     "sent at mark": marks[p.producer_id],
                     "sent": p.sent,
-                    "highest acked": p.max_acked,
+                    "partitions with nothing acknowledged since": behind(p),
+                    "highest acked per partition": dict(sorted(p.max_acked_in.items())),
                     "acked": len(p.acked),
                     "failed": len(p.failed),
                     "client errors": [str(e) for e in p.errors[-3:]],
