@@ -560,6 +560,13 @@ class Cluster:
                 raise ServiceError(f"brokers {sorted(want)} not all advertised within {deadline_s} s: each broker lists {seen}")
             time.sleep(0.2)
 
+    def sql(self, query: str) -> str:
+        """One query through psql, for the numbers a test prints; the error text if it fails."""
+        out = subprocess.run(
+            [str(self.postgres.bin_dir / "psql"), self.postgres.url, "-tAc", query], capture_output=True, text=True, timeout=20
+        )
+        return out.stdout.strip() if out.returncode == 0 else out.stderr.strip()
+
     # -- teardown ----------------------------------------------------------
 
     def close(self) -> list[str]:

@@ -31,7 +31,7 @@ PARTITIONS = 6
 # Records per second per producer: three producers over the kills (about
 # 5 s a round, the dead broker's lease running out included) make about
 # 30,000 records.
-RATE = 400
+RATE = 280
 
 
 @pytest.mark.timeout(240)
@@ -81,6 +81,12 @@ def test_kill_brokers_mid_load(cluster):
     print(
         f"\n{acked} records acknowledged; kill rounds (broker, acknowledged before, s to progress in every "
         f"partition after the kill, after the restart) {rounds}; produce+kills {produce_s:.1f} s"
+    )
+    # What a reader has to fetch: the objects and each partition's batches, from the catalog.
+    print(
+        "objects:", cluster.sql("select count(*) from veltrix_objects"),
+        "; per partition (batches, objects):",
+        cluster.sql(f"select partition, count(*), count(distinct object_key) from veltrix_batches where topic = '{topic}' group by 1 order by 1").replace("\n", " "),
     )
     ends = watermarks(cluster.bootstrap(), topic, PARTITIONS)
     t1 = time.monotonic()
