@@ -98,6 +98,16 @@ pub async fn start(
     broker: &Arc<Broker>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
+    // A data directory that served local storage holds records only it
+    // has; on shared storage its topics would be replaced by the catalog's.
+    let local_topics = broker.topics().len();
+    if local_topics > 0 && !data_dir.join(INCARNATION_FILE).exists() {
+        anyhow::bail!(
+            "{} holds {local_topics} topic(s) of local storage; shared storage keeps only a copy of the catalog's \
+             topics there and would drop them: give [broker] data_dir an empty directory for shared mode",
+            data_dir.display()
+        );
+    }
     let pg = crate::cli::check_online::pg_config(s);
     let catalog = Arc::new(
         PgCatalog::open(&pg)

@@ -169,3 +169,34 @@ fn a_refused_start_prints_one_error_line_and_no_backtrace() {
         }
     }
 }
+
+/// A data directory of local storage holds records nowhere else; shared
+/// storage keeps only a copy of the catalog's topics there and would drop
+/// them. Such a start is refused before anything is contacted.
+#[test]
+fn shared_storage_refuses_a_data_directory_holding_local_topics() {
+    let _machine = shared();
+    let mut broker = start_broker();
+    broker.ok(&["topic", "create", "kept", "--partitions", "1"]);
+    broker.stop(Duration::from_secs(20));
+    let dir = broker.data_dir().to_str().unwrap().to_owned();
+    let mut args = EPHEMERAL.to_vec();
+    args.extend(["--data-dir", &dir]);
+    let env = [
+        ("VELTRIX_STORAGE__MODE", "shared"),
+        ("VELTRIX_STORAGE__BROKER_ID", "1"),
+        ("VELTRIX_STORAGE__BUCKET", "b"),
+        ("VELTRIX_STORAGE__ENDPOINT", "http://127.0.0.1:9"),
+        ("VELTRIX_STORAGE__ALLOW_HTTP", "true"),
+        (
+            "VELTRIX_STORAGE__POSTGRES_URL",
+            "postgresql://veltrix@127.0.0.1:9/veltrix",
+        ),
+    ];
+    let (code, stderr) = serve_exit(&args, &env, Duration::from_secs(20)).expect("the broker started");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("1 topic(s) of local storage") && stderr.contains(&dir),
+        "{stderr}"
+    );
+}
