@@ -38,13 +38,19 @@ pub(super) fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> De
             return r;
         }
     }
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(0);
-    broker.host = StrBytes::from_string(ctx.listener.advertised_host.clone());
-    broker.port = i32::from(ctx.listener.advertised_port);
-    r.brokers = vec![broker];
+    // This broker, or on shared storage the live brokers, as Metadata.
+    r.brokers = super::metadata::brokers(ctx)
+        .into_iter()
+        .map(|b| {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = b.node_id;
+            broker.host = b.host;
+            broker.port = b.port;
+            broker
+        })
+        .collect();
     r.cluster_id = StrBytes::from_static_str("veltrix");
-    r.controller_id = BrokerId(0);
+    r.controller_id = r.brokers.first().map_or(BrokerId(0), |b| b.broker_id);
     r.error_message = None;
     // As Kafka's `AuthHelper.computeDescribeClusterResponse`: the brokers for
     // anyone; the authorized operations need DESCRIBE on the cluster (0

@@ -94,7 +94,7 @@ fn topic_by_id(ctx: &Ctx, id: Uuid) -> (MetadataResponseTopic, bool) {
 
 /// The brokers clients are told: this one alone, or on shared storage the
 /// live brokers by id (this one's own listener for itself).
-fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
+pub(super) fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
     let own = |id: i32| {
         let mut b = MetadataResponseBroker::default();
         b.node_id = BrokerId(id);

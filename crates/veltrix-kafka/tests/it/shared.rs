@@ -97,6 +97,11 @@ async fn a_topic_created_on_one_broker_is_served_by_both_and_both_brokers_are_ad
     };
     assert_eq!(lead(&from_a), lead(&m));
     assert_eq!(from_a.topics[0].topic_id, m.topics[0].topic_id);
+    let cluster = a
+        .call(kafka_protocol::messages::DescribeClusterRequest::default(), 0)
+        .await;
+    let ids: Vec<i32> = cluster.brokers.iter().map(|br| br.broker_id.0).collect();
+    assert_eq!(ids, [1, 2]);
 }
 
 #[tokio::test]
