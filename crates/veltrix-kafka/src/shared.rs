@@ -119,6 +119,25 @@ fn apply_topics(broker: &Broker, topics: &[TopicRow]) {
     }
 }
 
+/// Topic settings shared storage does not serve yet: compaction and a
+/// duplicate window (docs/scale-out.md).
+fn refuse_unserved(config: &TopicConfig) -> Result<(), TopicChangeError> {
+    let compacted = config.cleanup_policy.as_ref().is_some_and(|p| p.compact);
+    let unserved = if compacted {
+        Some("cleanup.policy=compact")
+    } else if config.dedup().is_some() {
+        Some("a duplicate window")
+    } else {
+        None
+    };
+    match unserved {
+        Some(what) => Err(TopicChangeError::Core(veltrix_core::CoreError::InvalidConfig(format!(
+            "{what} is not served on shared storage yet (docs/scale-out.md)"
+        )))),
+        None => Ok(()),
+    }
+}
+
 /// A topic as the store keeps it.
 pub fn topic_row(name: &str, id: [u8; 16], partitions: u32, config: &TopicConfig) -> TopicRow {
     TopicRow {
@@ -175,6 +194,7 @@ impl SharedStorage {
         config: TopicConfig,
     ) -> Result<Arc<veltrix_core::Topic>, TopicChangeError> {
         veltrix_core::validate_topic_name(name).map_err(TopicChangeError::Core)?;
+        refuse_unserved(&config)?;
         let count = partitions.unwrap_or(broker.config().default_partitions);
         let id: [u8; 16] = rand::random();
         let row = topic_row(name, id, count, &config);
@@ -189,6 +209,23 @@ impl SharedStorage {
                 Err(TopicChangeError::Core(e))
             }
         }
+    }
+
+    /// Replaces a topic's settings in the store, then here.
+    pub fn replace_topic_config_blocking(
+        &self,
+        broker: &Broker,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<(), TopicChangeError> {
+        refuse_unserved(&config)?;
+        let json = serde_json::to_string(&config)
+            .map_err(|e| TopicChangeError::Shared(veltrix_shared::Error::Other(e.to_string())))?;
+        self.block_on(self.node.set_topic_config(name, &json))
+            .map_err(TopicChangeError::Shared)?;
+        broker
+            .replace_topic_config(name, config)
+            .map_err(TopicChangeError::Core)
     }
 
     /// Deletes a topic from the store, then here.

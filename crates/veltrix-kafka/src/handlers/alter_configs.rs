@@ -86,9 +86,25 @@ fn alter_one(
     change: impl FnOnce(&mut TopicConfig) -> Result<(), String>,
 ) -> Result<(), Refusal> {
     match resource_type {
-        RESOURCE_TOPIC => match ctx.broker.alter_topic_config(name, validate_only, change) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Refusal::core(&e)),
+        RESOURCE_TOPIC => match &ctx.config.shared {
+            // On shared storage the catalog's settings are the topic's: the
+            // change is checked here, stored there, then applied here.
+            Some(shared) => {
+                let config = ctx
+                    .broker
+                    .alter_topic_config(name, true, change)
+                    .map_err(|e| Refusal::core(&e))?;
+                if validate_only {
+                    return Ok(());
+                }
+                shared
+                    .replace_topic_config_blocking(&ctx.broker, name, config)
+                    .map_err(|e| e.refusal())
+            }
+            None => match ctx.broker.alter_topic_config(name, validate_only, change) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Refusal::core(&e)),
+            },
         },
         RESOURCE_BROKER => Err(Refusal::new(
             ResponseError::InvalidConfig,

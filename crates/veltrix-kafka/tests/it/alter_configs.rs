@@ -17,14 +17,14 @@ use super::*;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
-fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
+pub(super) fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
     AlterableConfig::default()
         .with_name(StrBytes::from_string(name.to_owned()))
         .with_config_operation(operation)
         .with_value(value.map(|v| StrBytes::from_string(v.to_owned())))
 }
 
-async fn alter(
+pub(super) async fn alter(
     c: &mut Client,
     resource_type: i8,
     name: &str,
@@ -42,7 +42,7 @@ async fn alter(
     c.call(request, 1).await
 }
 
-async fn describe(c: &mut Client, name: &str, key: &str) -> (String, i8) {
+pub(super) async fn describe(c: &mut Client, name: &str, key: &str) -> (String, i8) {
     let r = c
         .call(
             DescribeConfigsRequest::default().with_resources(vec![resource(2, name)]),

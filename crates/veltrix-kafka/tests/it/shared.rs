@@ -239,3 +239,44 @@ async fn transactions_and_share_groups_are_not_offered_on_shared_storage() {
         assert!(!keys.contains(&(absent as i16)), "{absent:?} offered");
     }
 }
+
+#[tokio::test]
+async fn a_topic_setting_altered_on_one_broker_is_the_catalogs_and_compaction_is_refused() {
+    use super::alter_configs::{alter, describe, op};
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "t", 1).await;
+    let r = alter(&mut a, 2, "t", vec![op("retention.ms", 0, Some("3600000"))], false).await;
+    assert_eq!(
+        r.responses[0].error_code,
+        errors::NONE,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    // The other broker copies the catalog's settings within its next read.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        metadata(&mut b, "nothing-yet").await;
+        if describe(&mut b, "t", "retention.ms").await.0 == "3600000" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the setting never reached the other broker");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // And on the broker that altered it.
+    assert_eq!(describe(&mut a, "t", "retention.ms").await.0, "3600000");
+    let compact = alter(&mut a, 2, "t", vec![op("cleanup.policy", 0, Some("compact"))], false).await;
+    assert_eq!(compact.responses[0].error_code, ResponseError::InvalidConfig.code());
+    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    t.name = topic("c");
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    t.configs = vec![
+        kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("cleanup.policy"))
+            .with_value(Some(StrBytes::from_static_str("compact"))),
+    ];
+    let created = a.call(CreateTopicsRequest::default().with_topics(vec![t]), 7).await;
+    assert_eq!(created.topics[0].error_code, ResponseError::InvalidConfig.code());
+}
