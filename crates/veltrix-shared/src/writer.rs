@@ -5,9 +5,11 @@
 //! the commit fails or times out, every batch of the flush gets a retriable
 //! error and nothing is acknowledged.
 //!
-//! One flush at a time: its object is written and committed while the next
-//! one fills, so a producer's batches are committed in the order they came
-//! (an idempotent producer's sequences depend on it).
+//! Objects are written one at a time and committed one at a time, in the
+//! order written, on a task of their own: the next object fills and is
+//! written while the current one commits, and a producer's batches are
+//! committed in the order they came (an idempotent producer's sequences
+//! depend on it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -175,20 +177,52 @@ struct Flusher<C> {
     sequence: u64,
 }
 
+/// An object written to the bucket, on its way to its commit.
+struct Written {
+    commit: ObjectCommit,
+    flush: Vec<Pending>,
+}
+
 impl<C: Catalog> Flusher<C> {
+    /// Gathers and writes objects one after another; their commits run on a
+    /// task of their own, one at a time in the order written, so the next
+    /// object's gathering and PUT overlap the current one's commit. At most
+    /// one written object waits for its commit beside the one committing.
     async fn run(mut self, mut receiver: mpsc::Receiver<Pending>) {
+        let (to_commit, written) = mpsc::channel::<Written>(1);
+        let committer = tokio::spawn(commit_in_order(
+            self.config.clone(),
+            self.catalog.clone(),
+            self.stats.clone(),
+            written,
+        ));
         let mut carried: Option<Pending> = None;
         loop {
             let first = match carried.take() {
                 Some(p) => p,
                 None => match receiver.recv().await {
                     Some(p) => p,
-                    None => return,
+                    None => break,
                 },
             };
             let (flush, next) = self.gather(first, &mut receiver).await;
             carried = next;
-            self.flush(flush).await;
+            match self.write(&flush).await {
+                Ok(commit) => {
+                    if let Err(mpsc::error::SendError(w)) = to_commit.send(Written { commit, flush }).await {
+                        answer_all(w.flush, &Error::Closed);
+                    }
+                }
+                Err(e) => {
+                    self.stats.flushes_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, batches = flush.len(), "flush failed; nothing acknowledged");
+                    answer_all(flush, &e);
+                }
+            }
+        }
+        drop(to_commit);
+        if let Err(e) = committer.await {
+            tracing::error!(error = %e, "the writer's committer failed");
         }
     }
 
@@ -214,33 +248,8 @@ impl<C: Catalog> Flusher<C> {
         (flush, None)
     }
 
-    async fn flush(&mut self, flush: Vec<Pending>) {
-        let started = flush.first().map(|p| p.arrived);
-        match self.write_and_commit(&flush).await {
-            Ok(outcomes) => {
-                let committed = outcomes.iter().filter(|o| o.is_ok()).count();
-                self.stats
-                    .batches_committed
-                    .fetch_add(committed as u64, Ordering::Relaxed);
-                for (pending, outcome) in flush.into_iter().zip(outcomes) {
-                    let _ = pending.answer.send(outcome);
-                }
-            }
-            Err(e) => {
-                self.stats.flushes_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, batches = flush.len(), "flush failed; nothing acknowledged");
-                for pending in flush {
-                    let _ = pending.answer.send(Err(e.clone()));
-                }
-            }
-        }
-        if let Some(started) = started {
-            let micros = started.elapsed().as_micros() as u64;
-            self.stats.flush_micros_total.fetch_add(micros, Ordering::Relaxed);
-        }
-    }
-
-    async fn write_and_commit(&mut self, flush: &[Pending]) -> Result<Vec<Result<Appended>>> {
+    /// The flush's batches as one object in the bucket: what to commit.
+    async fn write(&mut self, flush: &[Pending]) -> Result<ObjectCommit> {
         let size: usize = flush.iter().map(|p| p.request.bytes.len()).sum();
         let mut body = BytesMut::with_capacity(size);
         let mut batches = Vec::with_capacity(flush.len());
@@ -272,14 +281,53 @@ impl<C: Catalog> Flusher<C> {
             .map_err(|e| store_unavailable(&e))?;
         self.stats.objects_written.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_written.fetch_add(size as u64, Ordering::Relaxed);
-        let commit = ObjectCommit {
+        Ok(ObjectCommit {
             key,
             size: size as u64,
             batches,
-        };
-        let commit_timeout = Duration::from_millis(self.config.commit_timeout_ms);
-        tokio::time::timeout(commit_timeout, self.catalog.commit(&commit))
+        })
+    }
+}
+
+/// Every batch of a flush answered with `e`; nothing of it acknowledged.
+fn answer_all(flush: Vec<Pending>, e: &Error) {
+    for pending in flush {
+        let _ = pending.answer.send(Err(e.clone()));
+    }
+}
+
+/// Commits the written objects one at a time, in the order written, and
+/// answers their batches.
+async fn commit_in_order<C: Catalog>(
+    config: Arc<WriterConfig>,
+    catalog: Arc<C>,
+    stats: Arc<WriterStats>,
+    mut written: mpsc::Receiver<Written>,
+) {
+    let commit_timeout = Duration::from_millis(config.commit_timeout_ms);
+    while let Some(Written { commit, flush }) = written.recv().await {
+        let started = flush.first().map(|p| p.arrived);
+        let outcome = tokio::time::timeout(commit_timeout, catalog.commit(&commit))
             .await
-            .map_err(|_| Error::CatalogUnavailable(format!("commit timed out after {commit_timeout:?}")))?
+            .map_err(|_| Error::CatalogUnavailable(format!("commit timed out after {commit_timeout:?}")))
+            .and_then(|r| r);
+        match outcome {
+            Ok(outcomes) => {
+                let committed = outcomes.iter().filter(|o| o.is_ok()).count();
+                stats.batches_committed.fetch_add(committed as u64, Ordering::Relaxed);
+                for (pending, outcome) in flush.into_iter().zip(outcomes) {
+                    let _ = pending.answer.send(outcome);
+                }
+            }
+            Err(e) => {
+                stats.flushes_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, batches = flush.len(), "commit failed; nothing acknowledged");
+                answer_all(flush, &e);
+            }
+        }
+        if let Some(started) = started {
+            let micros = started.elapsed().as_micros() as u64;
+            stats.flush_micros_total.fetch_add(micros, Ordering::Relaxed);
+        }
     }
 }

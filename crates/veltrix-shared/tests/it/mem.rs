@@ -165,3 +165,39 @@ async fn a_failed_object_answers_the_batches_before_it() {
     let missing = reader.read("t", 0, rows[2].base_offset, 1 << 20).await;
     assert!(matches!(missing, Err(Error::ObjectMissing(_))), "{missing:?}");
 }
+
+/// The next object is written while the current one commits: a producer's
+/// batches, queued one after another over many objects, still commit in
+/// order (an idempotent producer's sequences would refuse anything else).
+#[tokio::test]
+async fn a_producers_batches_over_many_objects_commit_in_the_order_queued() {
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 1).await.unwrap();
+    let store = Arc::new(InMemory::new());
+    let config = WriterConfig {
+        flush_interval_ms: 1,
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(config, catalog.clone(), store).unwrap();
+    let mut answers = Vec::new();
+    for n in 0..300 {
+        let stamp = ProducerStamp {
+            producer_id: 9,
+            epoch: 0,
+            first_seq: n * 2,
+        };
+        answers.push(writer.submit(request(0, &format!("b{n}"), Some(stamp))).await.unwrap());
+        // Spread over several objects (load shaping, not synchronisation).
+        if n % 50 == 49 {
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+    }
+    let mut last = -1;
+    for a in answers {
+        let a = a.await.unwrap();
+        assert_eq!(a.base_offset, last + 1, "in order, contiguous");
+        last = a.last_offset;
+    }
+    assert!(writer.stats().objects_written.load(std::sync::atomic::Ordering::Relaxed) > 1);
+    writer.close().await;
+}
