@@ -20,9 +20,11 @@ use veltrix_shared::{Shared, TopicRow};
 #[derive(Clone)]
 pub struct SharedStorage {
     node: Arc<dyn Shared>,
-    /// When the topics were last read from the store, to bound how often a
-    /// client naming an unknown topic makes us read them again.
+    /// When the last read of the topics from the store began, to bound how
+    /// often a client naming an unknown topic makes us read them again.
     synced: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// Held while reading on demand: concurrent callers share one read.
+    syncing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SharedStorage {
@@ -34,14 +36,15 @@ impl std::fmt::Debug for SharedStorage {
 }
 
 /// Reads of the store's topics asked for by clients naming unknown topics:
-/// at most one per this interval.
-const ON_DEMAND_SYNC_MS: u64 = 200;
+/// at most one per this interval (callers meanwhile wait for the next one).
+const ON_DEMAND_SYNC_MS: u64 = 50;
 
 impl SharedStorage {
     pub fn new(node: Arc<dyn Shared>) -> SharedStorage {
         SharedStorage {
             node,
             synced: Arc::default(),
+            syncing: Arc::default(),
         }
     }
 
@@ -53,29 +56,49 @@ impl SharedStorage {
         self.node.broker_id()
     }
 
-    /// Reads the store's topics and applies them to the engine's catalogue,
-    /// unless that was done less than [`ON_DEMAND_SYNC_MS`] ago.
+    /// Makes sure the engine's topics are the store's as of a moment after
+    /// this call: a read that began after it is waited for, or one is made.
+    /// Concurrent callers share one read; reads are at least
+    /// [`ON_DEMAND_SYNC_MS`] apart, so clients naming unknown topics in a loop
+    /// cost the store one read per interval.
     pub async fn sync_soon(&self, broker: &Arc<Broker>) {
-        {
-            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-            if synced.is_some_and(|at| at.elapsed() < Duration::from_millis(ON_DEMAND_SYNC_MS)) {
-                return;
-            }
-            *synced = Some(Instant::now());
+        let asked = Instant::now();
+        let _one = self.syncing.lock().await;
+        let last = *self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at > asked) {
+            return;
+        }
+        if let Some(at) = last {
+            let next = at + Duration::from_millis(ON_DEMAND_SYNC_MS);
+            tokio::time::sleep_until(next.into()).await;
         }
         if let Err(e) = self.sync(broker).await {
             tracing::debug!(error = %e, "reading the topics from the metadata store failed");
         }
     }
 
+    /// Whether the engine knows `topic` (and its `partition`), reading the
+    /// store's topics first if it does not.
+    pub async fn knows(&self, broker: &Arc<Broker>, topic: &str, partition: i32) -> bool {
+        if broker.partition(topic, partition).is_ok() {
+            return true;
+        }
+        self.sync_soon(broker).await;
+        broker.partition(topic, partition).is_ok()
+    }
+
     /// Reads the store's topics and applies them to the engine's catalogue.
     pub async fn sync(&self, broker: &Arc<Broker>) -> Result<(), veltrix_shared::Error> {
+        let started = Instant::now();
         let topics = self.node.topics().await?;
-        *self.synced.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         let broker = broker.clone();
         tokio::task::spawn_blocking(move || apply_topics(&broker, &topics))
             .await
-            .map_err(|e| veltrix_shared::Error::Other(e.to_string()))
+            .map_err(|e| veltrix_shared::Error::Other(e.to_string()))?;
+        // When the read began: what it saw is at least as new as that.
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        *synced = Some(synced.map_or(started, |at| at.max(started)));
+        Ok(())
     }
 }
 

@@ -25,6 +25,42 @@ pub struct BrokerLease {
     /// Host and port its clients are told (Metadata).
     pub host: String,
     pub port: i32,
+    /// Every Kafka listener's advertised address, by listener name: a
+    /// client is told the other brokers' addresses on the listener it came
+    /// through (TLS to TLS, SASL to SASL).
+    pub listeners: Vec<ListenerAddr>,
+}
+
+/// A listener's advertised address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAddr {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+/// Listeners as the metadata store keeps them: `name=host:port`, one a line.
+pub(crate) fn encode_listeners(listeners: &[ListenerAddr]) -> String {
+    listeners
+        .iter()
+        .map(|l| format!("{}={}:{}", l.name, l.host, l.port))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The inverse of [`encode_listeners`]; lines that do not parse are left out.
+pub(crate) fn decode_listeners(text: &str) -> Vec<ListenerAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, addr) = line.split_once('=')?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some(ListenerAddr {
+                name: name.to_owned(),
+                host: host.to_owned(),
+                port: port.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// A broker whose lease has not expired.
@@ -33,6 +69,17 @@ pub struct LiveBroker {
     pub broker_id: i32,
     pub host: String,
     pub port: i32,
+    pub listeners: Vec<ListenerAddr>,
+}
+
+impl LiveBroker {
+    /// Its address on the listener named `name`, else its default one.
+    pub fn address_on(&self, name: &str) -> (&str, i32) {
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map_or((self.host.as_str(), self.port), |l| (l.host.as_str(), l.port))
+    }
 }
 
 /// A topic as every broker sees it.
@@ -147,4 +194,36 @@ pub(crate) fn check_partitions(partitions: i32, min: i32) -> Result<()> {
 pub(crate) fn check_producer_ids(count: i64) -> Result<()> {
     let value = u64::try_from(count).unwrap_or(0);
     check("producer ids", value, 1, PRODUCER_IDS_MAX as u64)
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+
+    #[test]
+    fn listeners_round_trip_and_a_broker_is_told_on_the_listener_asked_through() {
+        let listeners = vec![
+            ListenerAddr {
+                name: "kafka".into(),
+                host: "10.0.0.1".into(),
+                port: 9092,
+            },
+            ListenerAddr {
+                name: "secure".into(),
+                host: "::1".into(),
+                port: 9093,
+            },
+        ];
+        let text = encode_listeners(&listeners);
+        assert_eq!(decode_listeners(&text), listeners);
+        assert_eq!(decode_listeners("nonsense\nx=y\n"), Vec::new());
+        let b = LiveBroker {
+            broker_id: 1,
+            host: "10.0.0.1".into(),
+            port: 9092,
+            listeners,
+        };
+        assert_eq!(b.address_on("secure"), ("::1", 9093));
+        assert_eq!(b.address_on("unknown"), ("10.0.0.1", 9092));
+    }
 }

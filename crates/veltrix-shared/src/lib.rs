@@ -35,8 +35,8 @@ mod writer;
 
 pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp};
 pub use cluster::{
-    BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, LiveBroker, OffsetRow, PRODUCER_IDS_MAX, TOPIC_PARTITIONS_MAX,
-    TopicRow,
+    BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, ListenerAddr, LiveBroker, OffsetRow, PRODUCER_IDS_MAX,
+    TOPIC_PARTITIONS_MAX, TopicRow,
 };
 pub use error::{Error, Result};
 pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};

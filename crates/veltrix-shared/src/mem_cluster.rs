@@ -122,6 +122,7 @@ impl Cluster for MemCatalog {
                 broker_id: b.lease.broker_id,
                 host: b.lease.host.clone(),
                 port: b.lease.port,
+                listeners: b.lease.listeners.clone(),
             })
             .collect())
     }

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::catalog::{Appended, Catalog};
-use crate::cluster::{BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow};
+use crate::cluster::{BrokerLease, Cluster, ListenerAddr, LiveBroker, OffsetRow, TopicRow};
 use crate::error::{Error, Result};
 use crate::limits::{ReaderConfig, WriterConfig, check};
 use crate::reader::Reader;
@@ -49,6 +49,8 @@ pub struct NodeConfig {
     /// Host and port clients are told.
     pub host: String,
     pub port: i32,
+    /// Every Kafka listener's advertised address, by name.
+    pub listeners: Vec<ListenerAddr>,
     /// How long a lease lasts without renewal (1,000..=300,000 ms); renewed
     /// every third of it. A dead broker's partitions and groups move to the
     /// others within it.
@@ -114,6 +116,7 @@ impl<C: Catalog + Cluster> SharedNode<C> {
             incarnation: config.incarnation,
             host: config.host.clone(),
             port: config.port,
+            listeners: config.listeners.clone(),
         };
         let deadline = tokio::time::Instant::now() + Duration::from_millis(config.lease_ms * 2);
         loop {
@@ -303,6 +306,7 @@ impl<C: Catalog + Cluster> SharedNode<C> {
                 broker_id: self.config.broker_id,
                 host: self.config.host.clone(),
                 port: self.config.port,
+                listeners: self.config.listeners.clone(),
             };
         }
         live[name_hash(group) as usize % live.len()].clone()
@@ -486,6 +490,9 @@ pub trait Shared: Send + Sync + 'static {
         partition: i32,
         timestamp: i64,
     ) -> BoxFuture<'a, Result<Option<(i64, i64)>>>;
+    /// The batch with the largest timestamp (the first of equals): its base
+    /// offset and that timestamp (ListOffsets' -3, KIP-734); `None` when empty.
+    fn max_timestamp<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<Option<(i64, i64)>>>;
     fn stats(&self) -> SharedStats;
 }
 
@@ -612,6 +619,32 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
             }
             Err(Error::Other(format!(
                 "no batch reaching timestamp {timestamp} among the first {} of {topic}-{partition}",
+                TIMESTAMP_SCAN_PAGES_MAX * TIMESTAMP_SCAN_ROWS
+            )))
+        })
+    }
+
+    fn max_timestamp<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<Option<(i64, i64)>>> {
+        Box::pin(async move {
+            let mut offset = 0;
+            let mut best: Option<(i64, i64)> = None;
+            for _ in 0..TIMESTAMP_SCAN_PAGES_MAX {
+                let rows = self
+                    .catalog
+                    .batches(topic, partition, offset, TIMESTAMP_SCAN_ROWS)
+                    .await?;
+                for r in &rows {
+                    if best.is_none_or(|(_, ts)| r.max_timestamp > ts) {
+                        best = Some((r.base_offset, r.max_timestamp));
+                    }
+                }
+                match rows.last() {
+                    Some(last) => offset = last.last_offset + 1,
+                    None => return Ok(best),
+                }
+            }
+            Err(Error::Other(format!(
+                "{topic}-{partition} has more than {} batches to look through for its largest timestamp",
                 TIMESTAMP_SCAN_PAGES_MAX * TIMESTAMP_SCAN_ROWS
             )))
         })

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use veltrix_config::SharedStorage as StorageConfig;
 use veltrix_core::Broker;
 use veltrix_shared::{
-    CollectorConfig, NodeConfig, OrphanCollector, PgCatalog, ReaderConfig, S3Config, Shared, SharedNode, SharedStats,
-    WriterConfig,
+    CollectorConfig, ListenerAddr, NodeConfig, OrphanCollector, PgCatalog, ReaderConfig, S3Config, Shared, SharedNode,
+    SharedStats, WriterConfig,
 };
 
 /// The file in the data directory that keeps this broker's incarnation: its
@@ -48,7 +48,12 @@ fn incarnation(data_dir: &Path) -> anyhow::Result<i64> {
     Ok(n)
 }
 
-fn node_config(s: &StorageConfig, incarnation: i64, advertised: SocketAddr) -> NodeConfig {
+fn node_config(
+    s: &StorageConfig,
+    incarnation: i64,
+    advertised: SocketAddr,
+    listeners: Vec<ListenerAddr>,
+) -> NodeConfig {
     let writer = WriterConfig {
         flush_interval_ms: s.flush_interval_ms,
         flush_bytes_max: s.flush_bytes_max,
@@ -70,6 +75,7 @@ fn node_config(s: &StorageConfig, incarnation: i64, advertised: SocketAddr) -> N
         incarnation,
         host: advertised.ip().to_string(),
         port: i32::from(advertised.port()),
+        listeners,
         lease_ms: s.lease_ms,
         watch_poll_ms: WATCH_POLL_MS,
         writer,
@@ -95,6 +101,7 @@ pub async fn start(
     s: &StorageConfig,
     data_dir: &Path,
     advertised: SocketAddr,
+    listeners: Vec<ListenerAddr>,
     broker: &Arc<Broker>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
@@ -115,7 +122,7 @@ pub async fn start(
             .with_context(|| format!("opening the catalog at {}", s.postgres_url_redacted()))?,
     );
     let store = s3_config(s).build().context("the bucket's settings")?;
-    let config = node_config(s, incarnation(data_dir)?, advertised);
+    let config = node_config(s, incarnation(data_dir)?, advertised, listeners);
     let node = SharedNode::start(config, catalog.clone(), store.clone())
         .await
         .context("registering the broker in the catalog")?;
@@ -148,6 +155,7 @@ pub async fn start(
 pub async fn start_if_shared(
     config: &veltrix_config::VeltrixConfig,
     declared: bool,
+    listeners: &[veltrix_kafka::KafkaListener],
     advertised: SocketAddr,
     broker: &Arc<Broker>,
     stop: &watch::Receiver<bool>,
@@ -155,7 +163,15 @@ pub async fn start_if_shared(
     let Some(storage) = &config.storage else {
         return Ok(None);
     };
-    let running = start(storage, &config.data_dir, advertised, broker, stop.clone()).await?;
+    let listeners = listeners
+        .iter()
+        .map(|l| ListenerAddr {
+            name: l.spec.name.clone(),
+            host: l.spec.advertised_host.clone(),
+            port: i32::from(l.spec.advertised_port),
+        })
+        .collect();
+    let running = start(storage, &config.data_dir, advertised, listeners, broker, stop.clone()).await?;
     if declared {
         apply_declared(&running, broker, config).await;
     }

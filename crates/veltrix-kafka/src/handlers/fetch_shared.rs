@@ -6,6 +6,8 @@
 //! storage, so `read_committed` reads up to the high watermark too, and the
 //! log starts at 0 (no retention yet).
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
 use veltrix_core::Broker;
@@ -40,14 +42,14 @@ async fn high_watermark(shared: &SharedStorage, topic: &str, p: i32, offset: i64
 /// batch however large, KIP-74).
 async fn read_partition(
     shared: &SharedStorage,
-    broker: &Broker,
+    broker: &Arc<Broker>,
     topic: &str,
     p: i32,
     offset: i64,
     (bytes_max, first): (usize, bool),
 ) -> PartitionData {
     let mut d = empty(p);
-    if broker.partition(topic, p).is_err() {
+    if !shared.knows(broker, topic, p).await {
         d.error_code = ResponseError::UnknownTopicOrPartition.code();
         return d;
     }
@@ -88,7 +90,7 @@ async fn read_partition(
 /// for the first batch): the topics' answers and the bytes read.
 pub(super) async fn read_all(
     shared: &SharedStorage,
-    broker: &Broker,
+    broker: &Arc<Broker>,
     request: &FetchRequest,
     readable: &Names,
     mut budget: usize,

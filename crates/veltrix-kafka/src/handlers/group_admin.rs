@@ -86,7 +86,8 @@ fn coordinator(ctx: &Ctx, key_type: i8, key: &str) -> Result<(BrokerId, StrBytes
         let (host, port) = own();
         return Ok((BrokerId(c.broker_id), host, port));
     }
-    Ok((BrokerId(c.broker_id), text(&c.host), c.port))
+    let (host, port) = c.address_on(&ctx.listener.name);
+    Ok((BrokerId(c.broker_id), text(host), port))
 }
 
 pub(super) fn find_coordinator(ctx: &Ctx, r: FindCoordinatorRequest) -> FindCoordinatorResponse {

@@ -2,7 +2,8 @@
 //! high watermark, the earliest 0 (no retention yet), and a time the first
 //! batch whose largest timestamp reaches it (by batch, not by record as a
 //! local partition narrows it: a consumer may re-read a few earlier
-//! records). The largest timestamp (-3) is not served there yet.
+//! records). The largest timestamp (-3, KIP-734) names the batch holding it,
+//! by the same walk of the batch rows.
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -13,12 +14,13 @@ use crate::errors::{ResponseError, shared_error};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
 
 async fn answer(ctx: &Ctx, topic: &str, partition: i32, timestamp: i64) -> Result<(i64, i64), ResponseError> {
     let shared = ctx.config.shared.as_ref().expect("shared storage");
-    ctx.broker
-        .partition(topic, partition)
-        .map_err(|e| crate::errors::core_error(&e))?;
+    if !shared.knows(&ctx.broker, topic, partition).await {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
     let node = shared.node();
     match timestamp {
         LATEST => node
@@ -27,6 +29,11 @@ async fn answer(ctx: &Ctx, topic: &str, partition: i32, timestamp: i64) -> Resul
             .map(|o| (-1, o))
             .map_err(|e| shared_error(&e)),
         EARLIEST => Ok((-1, 0)),
+        MAX_TIMESTAMP => match node.max_timestamp(topic, partition).await {
+            Ok(Some((offset, at))) => Ok((at, offset)),
+            Ok(None) => Ok((-1, -1)),
+            Err(e) => Err(shared_error(&e)),
+        },
         ts if ts < 0 => Err(ResponseError::UnsupportedVersion),
         ts => match node.offset_for_timestamp(topic, partition, ts).await {
             Ok(Some((offset, at))) => Ok((at, offset)),

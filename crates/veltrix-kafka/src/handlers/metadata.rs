@@ -93,7 +93,8 @@ fn topic_by_id(ctx: &Ctx, id: Uuid) -> (MetadataResponseTopic, bool) {
 }
 
 /// The brokers clients are told: this one alone, or on shared storage the
-/// live brokers by id (this one's own listener for itself).
+/// live brokers by id, each at its address on the listener the request came
+/// through (this one's own listener for itself).
 pub(super) fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
     let own = |id: i32| {
         let mut b = MetadataResponseBroker::default();
@@ -114,10 +115,11 @@ pub(super) fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
             if l.broker_id == shared.broker_id() {
                 return own(l.broker_id);
             }
+            let (host, port) = l.address_on(&ctx.listener.name);
             let mut b = MetadataResponseBroker::default();
             b.node_id = BrokerId(l.broker_id);
-            b.host = StrBytes::from_string(l.host);
-            b.port = l.port;
+            b.host = StrBytes::from_string(host.to_owned());
+            b.port = port;
             b
         })
         .collect()
@@ -128,8 +130,8 @@ pub(super) fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
 /// missing are created there when auto-creation is on and the principal may.
 pub(super) async fn prepare_shared(ctx: &Ctx, request: &MetadataRequest) {
     let Some(shared) = &ctx.config.shared else { return };
+    // Every topic: the engine's copy, read from the store every second.
     let Some(wanted) = &request.topics else {
-        shared.sync_soon(&ctx.broker).await;
         return;
     };
     let unknown: Vec<String> = wanted

@@ -111,13 +111,8 @@ async fn queue(
         });
     }
     let shared = ctx.config.shared.as_ref().expect("shared storage");
-    let local = match ctx.broker.partition(topic, partition) {
-        Ok(p) => p,
-        Err(_) => {
-            shared.sync_soon(&ctx.broker).await;
-            ctx.broker.partition(topic, partition).map_err(Refused::from)?
-        }
-    };
+    shared.knows(&ctx.broker, topic, partition).await;
+    let local = ctx.broker.partition(topic, partition).map_err(Refused::from)?;
     let checked = local.checked_batches(records).map_err(Refused::from)?;
     let name: std::sync::Arc<str> = topic.into();
     let mut commits = Vec::with_capacity(checked.len());

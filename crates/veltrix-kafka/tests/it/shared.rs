@@ -26,6 +26,7 @@ async fn node(catalog: &Arc<MemCatalog>, store: &Arc<InMemory>, id: i32, addr: S
         incarnation: i64::from(id) * 7919,
         host: addr.ip().to_string(),
         port: i32::from(addr.port()),
+        listeners: Vec::new(),
         lease_ms: 1_000,
         watch_poll_ms: 5,
         writer: WriterConfig {

@@ -13,6 +13,7 @@ fn lease(broker_id: i32, incarnation: i64) -> BrokerLease {
         incarnation,
         host: format!("broker-{broker_id}"),
         port: 9092,
+        listeners: Vec::new(),
     }
 }
 

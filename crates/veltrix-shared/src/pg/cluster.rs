@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 use super::{PgCatalog, pg_error};
 use crate::cluster::{
     BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow, check_lease_ms, check_partitions, check_producer_ids,
+    decode_listeners, encode_listeners,
 };
 use crate::error::{Error, Result};
 
@@ -33,12 +34,20 @@ impl Cluster for PgCatalog {
             let taken = conn
                 .client()
                 .execute(
-                    "INSERT INTO veltrix_brokers AS b (broker_id, incarnation, host, port, lease_until) \
-                     VALUES ($1, $2, $3, $4, clock_timestamp() + $5::float8 * interval '1 millisecond') \
+                    "INSERT INTO veltrix_brokers AS b (broker_id, incarnation, host, port, lease_until, listeners) \
+                     VALUES ($1, $2, $3, $4, clock_timestamp() + $5::float8 * interval '1 millisecond', $6) \
                      ON CONFLICT (broker_id) DO UPDATE SET incarnation = EXCLUDED.incarnation, \
-                     host = EXCLUDED.host, port = EXCLUDED.port, lease_until = EXCLUDED.lease_until \
+                     host = EXCLUDED.host, port = EXCLUDED.port, lease_until = EXCLUDED.lease_until, \
+                     listeners = EXCLUDED.listeners \
                      WHERE b.incarnation = EXCLUDED.incarnation OR b.lease_until <= clock_timestamp()",
-                    &[&lease.broker_id, &lease.incarnation, &lease.host, &lease.port, &ms],
+                    &[
+                        &lease.broker_id,
+                        &lease.incarnation,
+                        &lease.host,
+                        &lease.port,
+                        &ms,
+                        &encode_listeners(&lease.listeners),
+                    ],
                 )
                 .await
                 .map_err(pg_error)
@@ -107,7 +116,7 @@ impl Cluster for PgCatalog {
             let rows = conn
                 .client()
                 .query(
-                    "SELECT broker_id, host, port FROM veltrix_brokers \
+                    "SELECT broker_id, host, port, listeners FROM veltrix_brokers \
                      WHERE lease_until > clock_timestamp() ORDER BY broker_id",
                     &[],
                 )
@@ -120,6 +129,7 @@ impl Cluster for PgCatalog {
                     broker_id: r.get(0),
                     host: r.get(1),
                     port: r.get(2),
+                    listeners: decode_listeners(r.get(3)),
                 })
                 .collect())
         })

@@ -84,6 +84,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX veltrix_group_offsets_topic ON veltrix_group_offsets (topic);
     ",
+    // 3: each broker's listeners by name (`name=host:port`, one a line), so
+    // a client is told the other brokers' addresses on its own listener.
+    r"
+    ALTER TABLE veltrix_brokers ADD COLUMN listeners text NOT NULL DEFAULT '';
+    ",
 ];
 
 /// The version this build writes.

@@ -43,6 +43,7 @@ fn lease(broker_id: i32, incarnation: i64) -> BrokerLease {
         incarnation,
         host: "127.0.0.1".into(),
         port: 9000 + broker_id,
+        listeners: Vec::new(),
     }
 }
 
@@ -73,11 +74,20 @@ async fn a_second_incarnation_waits_for_the_first_ones_lease_to_expire() {
     let Some(pg) = start_postgres().await else { return };
     // Two brokers, each with its own pool.
     let (a, b) = (open(&pg).await.unwrap(), open(&pg).await.unwrap());
-    a.register(&lease(1, 100), 60_000).await.unwrap();
+    let with_listeners = BrokerLease {
+        listeners: vec![veltrix_shared::ListenerAddr {
+            name: "secure".into(),
+            host: "broker-1.example".into(),
+            port: 9093,
+        }],
+        ..lease(1, 100)
+    };
+    a.register(&with_listeners, 60_000).await.unwrap();
     let refused = b.register(&lease(1, 200), 60_000).await;
     assert_eq!(refused, Err(Error::BrokerIdInUse(1)), "while the first lease is live");
     let live = b.live_brokers().await.unwrap();
     assert_eq!((live.len(), live[0].port), (1, 9001));
+    assert_eq!(live[0].address_on("secure"), ("broker-1.example", 9093));
     // The same incarnation registering again is no conflict: its lease is
     // now the short one.
     a.register(&lease(1, 100), SHORT_LEASE_MS).await.unwrap();

@@ -198,6 +198,12 @@ async fn a_producers_batches_over_many_objects_commit_in_the_order_queued() {
         assert_eq!(a.base_offset, last + 1, "in order, contiguous");
         last = a.last_offset;
     }
-    assert!(writer.stats().objects_written.load(std::sync::atomic::Ordering::Relaxed) > 1);
+    assert!(
+        writer
+            .stats()
+            .objects_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 1
+    );
     writer.close().await;
 }
