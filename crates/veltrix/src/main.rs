@@ -186,15 +186,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding the HTTP listener to {}", config.http_listener))?;
         let http_bound = http_listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = shared::start_if_shared(
-            &config,
-            args.config.is_some(),
-            &kafka_listeners,
-            advertised,
-            &broker,
-            &stop_rx,
-        )
-        .await?;
+        let at = (&kafka_listeners[..], advertised);
+        let shared = shared::start_if_shared(&config, args.config.is_some(), at, &broker, &stop_rx).await?;
         let monitor = veltrix_http::Monitor::new(broker.clone(), monitor_config(&config));
         let monitoring = tokio::spawn(monitor.clone().run(stop_rx.clone()));
         let ready = Arc::new(AtomicBool::new(false));

@@ -150,13 +150,13 @@ pub async fn start(
     Ok(Running { node, storage, tasks })
 }
 
-/// The node, when `[storage]` says shared: started, and the declared topics
-/// (when a file was given) created in the catalog.
+/// The node, when `[storage]` says shared: started (registered with the
+/// Kafka listeners' advertised addresses), and the declared topics (when a
+/// file was given) created in the catalog.
 pub async fn start_if_shared(
     config: &veltrix_config::VeltrixConfig,
     declared: bool,
-    listeners: &[veltrix_kafka::KafkaListener],
-    advertised: SocketAddr,
+    (listeners, advertised): (&[veltrix_kafka::KafkaListener], SocketAddr),
     broker: &Arc<Broker>,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Running>> {
