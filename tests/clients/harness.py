@@ -137,6 +137,20 @@ class Broker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def nodes(self) -> list[tuple[int, str, int]]:
+        """(node id, host, port) of the brokers the clients see: this one, node 0."""
+        return [(0, "127.0.0.1", self.port)]
+
+    @property
+    def node_ids(self) -> set[int]:
+        return {n[0] for n in self.nodes}
+
+    @property
+    def addresses(self) -> list[str]:
+        """Each broker's own address: users, ACLs and quotas are set on every one."""
+        return [self.bootstrap]
+
     def describe(self) -> str:
         pid = self.proc.pid if self.proc else None
         return f"pid {pid}, {self.bootstrap}, log {self.log_path}"

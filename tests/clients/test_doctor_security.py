@@ -97,9 +97,10 @@ sasl_mechanisms = ["SCRAM-SHA-512", "PLAIN"]
         password_file.write_text(PASSWORDS[user] + "\n")
         password_file.chmod(0o600)
         flags = [a for m in mechanisms for a in ("--mechanism", m)]
-        done = run([str(veltrix_binary()), "user", "add", user, "--password-file", str(password_file), *flags,
-                    "--bootstrap", broker.bootstrap], timeout_s=30)
-        assert done.returncode == 0, done.stderr.decode()
+        for address in broker.addresses:  # users are each broker's own
+            done = run([str(veltrix_binary()), "user", "add", user, "--password-file", str(password_file), *flags,
+                        "--bootstrap", address], timeout_s=30)
+            assert done.returncode == 0, done.stderr.decode()
     addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     addresses["plain"] = broker.bootstrap
     return addresses, certs, tmp_path

@@ -32,12 +32,12 @@ def run_scenario(name: str, bootstrap: str, topic: str) -> dict:
     return json.loads(lines[0])
 
 
-def test_kafkajs_admin_producer_and_offsets(bootstrap):
+def test_kafkajs_admin_producer_and_offsets(broker):
     """KafkaJS admin and producer get Kafka's answers, and what it wrote reads back.
 
     The scenario creates a 3-partition topic (true), creates it again (false:
     it exists), lists it and reads its metadata (3 partitions, leader and only
-    replica broker 0). It sends five records to partition 0, one per request,
+    replica broker 0, or one of the brokers on shared storage). It sends five records to partition 0, one per request,
     with timestamps 1000..5000 (so each is its own batch), and ten records with
     headers to partition 1 in one gzip-compressed batch, timestamps
     100000..109000. Every send must report the expected base offset.
@@ -47,14 +47,17 @@ def test_kafkajs_admin_producer_and_offsets(bootstrap):
     Finally kafka-python reads both partitions back by assign + seek and must
     find exactly the keys, values, headers and timestamps KafkaJS sent.
     """
+    bootstrap = broker.bootstrap
     topic = "kafkajs-offsets"
     out = run_scenario("admin-producer", bootstrap, topic)
 
     assert out["created"] is True
     assert out["createdAgain"] is False
     assert out["listed"] is True
+    leaders = {p["partition"]: p["leader"] for m in out["metadata"] for p in m["partitions"]}
+    assert set(leaders.values()) <= broker.node_ids, leaders
     assert out["metadata"] == [
-        {"name": topic, "partitions": [{"partition": p, "leader": 0, "replicas": [0]} for p in range(3)]}
+        {"name": topic, "partitions": [{"partition": p, "leader": leaders[p], "replicas": [leaders[p]]} for p in range(3)]}
     ]
     assert out["singles"] == [{"partition": 0, "baseOffset": str(n), "errorCode": 0} for n in range(5)]
     assert out["batch"] == [{"partition": 1, "baseOffset": "0", "errorCode": 0}]

@@ -96,9 +96,11 @@ principal_mapping_rules = ["RULE:^CN=([^,]+),.*$/$1/", "DEFAULT"]
         self.mtls = f"127.0.0.1:{self.mtls_port}"
 
     def cli(self, *args: str, stdin: bytes | None = None) -> str:
-        done = run([str(veltrix_binary()), *args, "--bootstrap", self.broker.bootstrap],
-                   timeout_s=60, input=stdin)
-        assert done.returncode == 0, f"veltrix {' '.join(args)}: {done.stderr.decode()}"
+        """A `veltrix` command; users and ACLs are each broker's own, so those go to every broker."""
+        addresses = self.broker.addresses if args[0] in ("user", "acl") and args[1] != "list" else self.broker.addresses[:1]
+        for address in addresses:
+            done = run([str(veltrix_binary()), *args, "--bootstrap", address], timeout_s=60, input=stdin)
+            assert done.returncode == 0, f"veltrix {' '.join(args)}: {done.stderr.decode()}"
         return done.stdout.decode()
 
     def add_user(self, name: str, *mechanisms: str) -> None:

@@ -20,6 +20,9 @@ polling against a deadline:
   with a veltrix.toml of its own, `[storage] mode = "shared"`.
 
 scripts/cloud-services installs the services; scripts/test runs this suite.
+tests/clients/shared_storage.py reuses `Postgres`, `Moto`, `SharedBroker`,
+`storage_toml` and `wait_all_advertised` to run the client tests against
+three brokers in shared mode.
 """
 
 from __future__ import annotations
@@ -225,7 +228,16 @@ class Postgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://veltrix@127.0.0.1:{self.port}/postgres"
+        return self.url_for("postgres")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://veltrix@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, query: str, database: str = "postgres") -> subprocess.CompletedProcess:
+        """One statement through psql (text output, unaligned, tuples only)."""
+        return subprocess.run(
+            [str(self.bin_dir / "psql"), self.url_for(database), "-tAc", query], capture_output=True, text=True, timeout=20
+        )
 
     def start(self) -> None:
         self.starts += 1
@@ -338,6 +350,25 @@ class Moto:
         self.proc = None
 
 
+def storage_toml(storage: dict, broker_id: int) -> str:
+    """The `[storage]` table of a broker in shared mode (`key_prefix` when `storage` names one)."""
+    s = storage
+    prefix = f'key_prefix = "{s["key_prefix"]}"\n' if s.get("key_prefix") else ""
+    return (
+        "[storage]\n"
+        'mode = "shared"\n'
+        f"broker_id = {broker_id}\n"
+        f'bucket = "{s["bucket"]}"\n'
+        f"{prefix}"
+        f'endpoint = "{s["endpoint"]}"\n'
+        "allow_http = true\n"
+        'region = "us-east-1"\n'
+        f'postgres_url = "{s["postgres_url"]}"\n'
+        f"flush_interval_ms = {s.get('flush_interval_ms', 50)}\n"
+        f"lease_ms = {s.get('lease_ms', 3000)}\n"
+    )
+
+
 class SharedBroker:
     """One `veltrix serve` in shared storage mode, with a fixed broker id."""
 
@@ -377,24 +408,18 @@ class SharedBroker:
         return tail(self.log_path, lines)
 
     def _write_config(self) -> None:
-        s = self.storage
         self.config_path.write_text(
             "[broker]\n"
             f'data_dir = "{self.workdir / "data"}"\n'
             "\n[listeners]\n"
             f'kafka = "127.0.0.1:{self.port}"\n'
             f'http = "127.0.0.1:{self.http_port}"\n'
-            "\n[storage]\n"
-            'mode = "shared"\n'
-            f"broker_id = {self.broker_id}\n"
-            f'bucket = "{s["bucket"]}"\n'
-            f'endpoint = "{s["endpoint"]}"\n'
-            "allow_http = true\n"
-            'region = "us-east-1"\n'
-            f'postgres_url = "{s["postgres_url"]}"\n'
-            f"flush_interval_ms = {s.get('flush_interval_ms', 50)}\n"
-            f"lease_ms = {s.get('lease_ms', 3000)}\n"
+            "\n" + storage_toml(self.storage, self.broker_id)
         )
+
+    def command(self) -> list[str]:
+        """The `veltrix serve` command line, once `_write_config` has written the file."""
+        return [str(self.binary), "serve", "--config", str(self.config_path)]
 
     def start(self) -> None:
         """Starts the broker on its ports (chosen on the first start, kept afterwards)."""
@@ -407,7 +432,7 @@ class SharedBroker:
                 self.port, self.http_port = free_port(), free_port()
             self._write_config()
             self.starts += 1
-            args = [str(self.binary), "serve", "--config", str(self.config_path)]
+            args = self.command()
             with open(self.log_path, "ab") as log:
                 log.write(f"==> start {self.starts}: {' '.join(args)} (kafka {self.port}, http {self.http_port})\n".encode())
                 log.flush()
@@ -474,6 +499,32 @@ class SharedBroker:
         return problems
 
 
+def advertised(broker: SharedBroker) -> set[int] | None:
+    """The broker ids `broker`'s Metadata answer lists, or None if it did not answer."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 3000})
+    try:
+        md = admin.list_topics(timeout=3)
+    except Exception:
+        return None
+    return set(md.brokers)
+
+
+def wait_all_advertised(brokers: list[SharedBroker], deadline_s: float = 30.0) -> None:
+    """Every running broker's Metadata lists every running broker's id."""
+    end = time.monotonic() + deadline_s
+    want = {b.broker_id for b in brokers if b.up}
+    seen: dict[int, set | None] = {}
+    while True:
+        seen = {b.broker_id: advertised(b) for b in brokers if b.up}
+        if all(s is not None and want <= s for s in seen.values()):
+            return
+        if time.monotonic() >= end:
+            raise ServiceError(f"brokers {sorted(want)} not all advertised within {deadline_s} s: each broker lists {seen}")
+        time.sleep(0.2)
+
+
 class Cluster:
     """PostgreSQL, moto and N brokers sharing them."""
 
@@ -537,34 +588,14 @@ class Cluster:
     # -- readiness ---------------------------------------------------------
 
     def advertised(self, broker: SharedBroker) -> set[int] | None:
-        """The broker ids `broker`'s Metadata answer lists, or None if it did not answer."""
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 3000})
-        try:
-            md = admin.list_topics(timeout=3)
-        except Exception:
-            return None
-        return set(md.brokers)
+        return advertised(broker)
 
     def wait_all_advertised(self, deadline_s: float = 30.0) -> None:
-        """Every running broker's Metadata lists every running broker's id."""
-        end = time.monotonic() + deadline_s
-        want = {b.broker_id for b in self.brokers if b.up}
-        seen: dict[int, set | None] = {}
-        while True:
-            seen = {b.broker_id: self.advertised(b) for b in self.brokers if b.up}
-            if all(s is not None and want <= s for s in seen.values()):
-                return
-            if time.monotonic() >= end:
-                raise ServiceError(f"brokers {sorted(want)} not all advertised within {deadline_s} s: each broker lists {seen}")
-            time.sleep(0.2)
+        wait_all_advertised(self.brokers, deadline_s)
 
     def sql(self, query: str) -> str:
         """One query through psql, for the numbers a test prints; the error text if it fails."""
-        out = subprocess.run(
-            [str(self.postgres.bin_dir / "psql"), self.postgres.url, "-tAc", query], capture_output=True, text=True, timeout=20
-        )
+        out = self.postgres.sql(query)
         return out.stdout.strip() if out.returncode == 0 else out.stderr.strip()
 
     # -- teardown ----------------------------------------------------------

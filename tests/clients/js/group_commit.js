@@ -19,7 +19,7 @@ const WATCHDOG_MS = 90_000;
 function client(bootstrap, clientId) {
   return new Kafka({
     clientId,
-    brokers: [bootstrap],
+    brokers: bootstrap.split(","),
     connectionTimeout: 5_000,
     requestTimeout: 30_000,
     retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },

@@ -9,7 +9,7 @@
 import { Admin } from '@platformatic/kafka'
 
 const [command, bootstrap, clientId, rate] = process.argv.slice(2)
-const admin = new Admin({ clientId: 'veltrix-quota-admin', bootstrapBrokers: [bootstrap], timeout: 10000, retries: 0 })
+const admin = new Admin({ clientId: 'veltrix-quota-admin', bootstrapBrokers: bootstrap.split(','), timeout: 10000, retries: 0 })
 try {
   let out
   if (command === 'alter') {

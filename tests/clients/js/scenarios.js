@@ -15,7 +15,7 @@ const WATCHDOG_MS = 60_000;
 function client(bootstrap) {
   return new Kafka({
     clientId: 'veltrix-client-tests',
-    brokers: [bootstrap],
+    brokers: bootstrap.split(","),
     connectionTimeout: 5_000,
     requestTimeout: 15_000,
     // Few, short retries: a failing request should fail the scenario quickly

@@ -40,7 +40,7 @@ const watchdog = setTimeout(() => {
 
 const kafka = new Kafka({
   clientId: "veltrix-txn-tests",
-  brokers: [bootstrap],
+  brokers: bootstrap.split(","),
   connectionTimeout: 5_000,
   requestTimeout: 15_000,
   retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
