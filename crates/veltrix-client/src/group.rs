@@ -302,6 +302,22 @@ impl Client {
             .collect())
     }
 
+    /// The broker that coordinates `group`, as `HOST:PORT` (FindCoordinator
+    /// v1 to v3): where its membership and descriptions are served.
+    pub async fn find_coordinator(&mut self, group: &str) -> Result<String, ClientError> {
+        use kafka_protocol::messages::FindCoordinatorRequest;
+        let version = self.connection.version(ApiKey::FindCoordinator)?.min(3);
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_owned()))
+            .with_key_type(0);
+        let r = self.connection.call(&request, version).await?;
+        let message = r.error_message.as_ref().map(|m| m.as_str().to_owned());
+        check(r.error_code, message, || {
+            format!("finding the coordinator of group `{group}`")
+        })?;
+        Ok(format!("{}:{}", r.host.as_str(), r.port))
+    }
+
     /// Describes the named groups, in the order given. An error for any group
     /// fails the call, naming the group.
     pub async fn describe_groups(&mut self, groups: &[&str]) -> Result<Vec<GroupDescription>, ClientError> {

@@ -393,10 +393,12 @@ fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Descri
         // Cluster-wide dynamic defaults: none exist.
         return Ok(Vec::new());
     }
-    if name.parse::<i32>() != Ok(BROKER_ID) {
+    // This broker's id: 0, or on shared storage its `broker_id`.
+    let broker_id = ctx.config.shared.as_ref().map_or(BROKER_ID, |s| s.broker_id());
+    if name.parse::<i32>() != Ok(broker_id) {
         return Err(Refusal::new(
             ResponseError::InvalidRequest,
-            format!("unexpected broker id `{name}`: expected {BROKER_ID} or the empty string"),
+            format!("unexpected broker id `{name}`: expected {broker_id} or the empty string"),
         ));
     }
     let config = ctx.broker.config();
@@ -413,8 +415,8 @@ fn broker_configs(ctx: &Ctx, options: &Options, name: &str) -> Result<Vec<Descri
         (
             "broker.id",
             TYPE_INT,
-            "The id of this broker, the only node of its cluster.",
-            BROKER_ID.to_string(),
+            "The id of this broker: the only node of its cluster, or on shared storage its `broker_id`.",
+            broker_id.to_string(),
             BROKER_ID.to_string(),
         ),
         (

@@ -130,8 +130,10 @@ pub(super) fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
 /// missing are created there when auto-creation is on and the principal may.
 pub(super) async fn prepare_shared(ctx: &Ctx, request: &MetadataRequest) {
     let Some(shared) = &ctx.config.shared else { return };
-    // Every topic: the engine's copy, read from the store every second.
+    // Every topic: read first too, so a topic just created through another
+    // broker is listed (reads are shared and at least 50 ms apart).
     let Some(wanted) = &request.topics else {
+        shared.sync_soon(&ctx.broker).await;
         return;
     };
     let unknown: Vec<String> = wanted

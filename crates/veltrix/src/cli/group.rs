@@ -300,7 +300,7 @@ async fn offset_rows(
 }
 
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
-    let mut client = args.connect.connect().await?;
+    let mut client = args.connect.connect_to_coordinator(&args.group).await?;
     let share = client
         .list_groups()
         .await?

@@ -31,7 +31,8 @@ pub mod user;
 /// Where the broker is and how long to wait for it.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// The broker to connect to, as HOST:PORT.
+    /// The broker to connect to, as HOST:PORT; several, comma-separated,
+    /// are tried in turn (brokers on shared storage).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
     /// Time limit of connecting and of each request, in milliseconds.
@@ -40,16 +41,45 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    /// Connects and negotiates API versions.
-    pub async fn connect(&self) -> anyhow::Result<Client> {
+    fn config(&self) -> ClientConfig {
         let timeout = Duration::from_millis(self.timeout_ms);
-        let config = ClientConfig {
+        ClientConfig {
             client_id: "veltrix-cli".to_owned(),
             connect_timeout: timeout,
             request_timeout: timeout,
             ..ClientConfig::default()
+        }
+    }
+
+    /// Connects to the first bootstrap address that answers and negotiates
+    /// API versions.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let mut last = None;
+        for addr in self.bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match Client::connect(addr, self.config()).await {
+                Ok(client) => return Ok(client),
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => Err(e.into()),
+            None => anyhow::bail!("--bootstrap names no broker"),
+        }
+    }
+
+    /// Connects to the broker that coordinates `group` (FindCoordinator):
+    /// on shared storage another broker than the bootstrap one may. When the
+    /// coordinator's advertised address cannot be reached from here (or
+    /// FindCoordinator fails), the bootstrap connection is kept, as before.
+    pub async fn connect_to_coordinator(&self, group: &str) -> anyhow::Result<Client> {
+        let mut client = self.connect().await?;
+        let Ok(coordinator) = client.find_coordinator(group).await else {
+            return Ok(client);
         };
-        Ok(Client::connect(&self.bootstrap, config).await?)
+        if coordinator == client.connection().addr() {
+            return Ok(client);
+        }
+        Ok(Client::connect(&coordinator, self.config()).await.unwrap_or(client))
     }
 }
 
