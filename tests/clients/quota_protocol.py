@@ -63,7 +63,17 @@ Entity = dict  # {"user": name or None (default), "client-id": ...}
 
 
 def alter(bootstrap: str, entries: list[tuple[Entity, dict]], validate_only: bool = False) -> list[tuple[int, str | None]]:
-    """Sets (a float) or removes (None) quotas; returns (error code, message) per entry."""
+    """Sets (a float) or removes (None) quotas; returns (error code, message) per entry.
+
+    With several brokers in `bootstrap` (shared storage, where quotas are each
+    broker's own, set alike on every broker) each gets the same change, and
+    they must all answer alike."""
+    answers = [_alter_one(addr, entries, validate_only) for addr in bootstrap.split(",")]
+    assert all(a == answers[0] for a in answers), f"the brokers answered differently: {answers}"
+    return answers[0]
+
+
+def _alter_one(bootstrap: str, entries: list[tuple[Entity, dict]], validate_only: bool) -> list[tuple[int, str | None]]:
     body = struct.pack(">i", len(entries))
     for entity, ops in entries:
         body += struct.pack(">i", len(entity))
@@ -90,7 +100,7 @@ def describe(bootstrap: str, components: list[tuple[str, int, str | None]], stri
     for kind, match_type, match in components:
         body += _string(kind) + struct.pack(">b", match_type) + _nullable(match)
     body += struct.pack(">?", strict)
-    r = _call(bootstrap, API_DESCRIBE_CLIENT_QUOTAS, body)
+    r = _call(bootstrap.split(",")[0], API_DESCRIBE_CLIENT_QUOTAS, body)
     r.take(">i")
     code, message = r.take(">h"), r.string()
     entries = []
