@@ -329,6 +329,38 @@ impl<C: Catalog + Cluster> SharedNode<C> {
         Ok(id)
     }
 
+    /// Hands a partition's batch rows to `visit` in offset order, from the
+    /// first, until it answers false or the rows end; at most
+    /// `TIMESTAMP_SCAN_PAGES_MAX` pages of `TIMESTAMP_SCAN_ROWS` (there is no
+    /// time index in the catalog), past which it fails.
+    async fn walk_batches(
+        &self,
+        topic: &str,
+        partition: i32,
+        mut visit: impl FnMut(&crate::catalog::BatchRow) -> bool,
+    ) -> Result<()> {
+        let mut offset = 0;
+        for _ in 0..TIMESTAMP_SCAN_PAGES_MAX {
+            let rows = self
+                .catalog
+                .batches(topic, partition, offset, TIMESTAMP_SCAN_ROWS)
+                .await?;
+            for r in &rows {
+                if !visit(r) {
+                    return Ok(());
+                }
+            }
+            match rows.last() {
+                Some(last) => offset = last.last_offset + 1,
+                None => return Ok(()),
+            }
+        }
+        Err(Error::Other(format!(
+            "{topic}-{partition} has more than {} batches to look through by time",
+            TIMESTAMP_SCAN_PAGES_MAX * TIMESTAMP_SCAN_ROWS
+        )))
+    }
+
     /// Stores a group's offsets while this broker's lease is live.
     pub async fn commit_offsets(&self, group: &str, offsets: &[OffsetRow]) -> Result<()> {
         self.catalog
@@ -603,50 +635,29 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
         timestamp: i64,
     ) -> BoxFuture<'a, Result<Option<(i64, i64)>>> {
         Box::pin(async move {
-            let mut offset = 0;
-            for _ in 0..TIMESTAMP_SCAN_PAGES_MAX {
-                let rows = self
-                    .catalog
-                    .batches(topic, partition, offset, TIMESTAMP_SCAN_ROWS)
-                    .await?;
-                if let Some(hit) = rows.iter().find(|r| r.max_timestamp >= timestamp) {
-                    return Ok(Some((hit.base_offset, hit.max_timestamp)));
+            let mut hit = None;
+            self.walk_batches(topic, partition, |r| {
+                if r.max_timestamp >= timestamp {
+                    hit = Some((r.base_offset, r.max_timestamp));
                 }
-                match rows.last() {
-                    Some(last) => offset = last.last_offset + 1,
-                    None => return Ok(None),
-                }
-            }
-            Err(Error::Other(format!(
-                "no batch reaching timestamp {timestamp} among the first {} of {topic}-{partition}",
-                TIMESTAMP_SCAN_PAGES_MAX * TIMESTAMP_SCAN_ROWS
-            )))
+                hit.is_none()
+            })
+            .await?;
+            Ok(hit)
         })
     }
 
     fn max_timestamp<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<Option<(i64, i64)>>> {
         Box::pin(async move {
-            let mut offset = 0;
             let mut best: Option<(i64, i64)> = None;
-            for _ in 0..TIMESTAMP_SCAN_PAGES_MAX {
-                let rows = self
-                    .catalog
-                    .batches(topic, partition, offset, TIMESTAMP_SCAN_ROWS)
-                    .await?;
-                for r in &rows {
-                    if best.is_none_or(|(_, ts)| r.max_timestamp > ts) {
-                        best = Some((r.base_offset, r.max_timestamp));
-                    }
+            self.walk_batches(topic, partition, |r| {
+                if best.is_none_or(|(_, ts)| r.max_timestamp > ts) {
+                    best = Some((r.base_offset, r.max_timestamp));
                 }
-                match rows.last() {
-                    Some(last) => offset = last.last_offset + 1,
-                    None => return Ok(best),
-                }
-            }
-            Err(Error::Other(format!(
-                "{topic}-{partition} has more than {} batches to look through for its largest timestamp",
-                TIMESTAMP_SCAN_PAGES_MAX * TIMESTAMP_SCAN_ROWS
-            )))
+                true
+            })
+            .await?;
+            Ok(best)
         })
     }
 

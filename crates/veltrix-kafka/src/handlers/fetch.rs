@@ -31,6 +31,17 @@ struct Read {
     committed: bool,
 }
 
+/// A partition's answer before anything is known of it.
+pub(super) fn empty_partition(p: i32) -> PartitionData {
+    let mut d = PartitionData::default();
+    d.partition_index = p;
+    d.high_watermark = -1;
+    d.last_stable_offset = -1;
+    d.log_start_offset = -1;
+    d.preferred_read_replica = BrokerId(-1);
+    d
+}
+
 /// Reads one partition, as `read` says.
 fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, read: Read) -> PartitionData {
     let Read {
@@ -38,12 +49,7 @@ fn fetch_partition(broker: &Broker, topic: &str, p: i32, offset: i64, read: Read
         first,
         committed,
     } = read;
-    let mut d = PartitionData::default();
-    d.partition_index = p;
-    d.high_watermark = -1;
-    d.last_stable_offset = -1;
-    d.log_start_offset = -1;
-    d.preferred_read_replica = BrokerId(-1);
+    let mut d = empty_partition(p);
     match broker.partition(topic, p) {
         Err(e) => d.error_code = core_error(&e).code(),
         Ok(partition) => {
@@ -110,13 +116,8 @@ fn readable(ctx: &Ctx, request: &FetchRequest) -> Names {
 
 /// A partition's answer when its topic may not be read.
 pub(super) fn denied_partition(p: i32) -> PartitionData {
-    let mut d = PartitionData::default();
-    d.partition_index = p;
+    let mut d = empty_partition(p);
     d.error_code = ResponseError::TopicAuthorizationFailed.code();
-    d.high_watermark = -1;
-    d.last_stable_offset = -1;
-    d.log_start_offset = -1;
-    d.preferred_read_replica = BrokerId(-1);
     d
 }
 

@@ -9,22 +9,12 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest};
+use kafka_protocol::messages::FetchRequest;
 use veltrix_core::Broker;
 
 use super::authz::Names;
 use crate::errors::{ResponseError, shared_error};
 use crate::shared::SharedStorage;
-
-fn empty(p: i32) -> PartitionData {
-    let mut d = PartitionData::default();
-    d.partition_index = p;
-    d.high_watermark = -1;
-    d.last_stable_offset = -1;
-    d.log_start_offset = -1;
-    d.preferred_read_replica = BrokerId(-1);
-    d
-}
 
 /// The high watermark to answer with: the last one known unless the fetch
 /// is past it (another broker's commits not seen yet), then the store's,
@@ -48,7 +38,7 @@ async fn read_partition(
     offset: i64,
     (bytes_max, first): (usize, bool),
 ) -> PartitionData {
-    let mut d = empty(p);
+    let mut d = super::fetch::empty_partition(p);
     if !shared.knows(broker, topic, p).await {
         d.error_code = ResponseError::UnknownTopicOrPartition.code();
         return d;
