@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use veltrix_core::Broker;
 
 use super::authz::Names;
