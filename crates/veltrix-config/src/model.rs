@@ -226,7 +226,7 @@ pub struct SharedStorage {
     /// `VELTRIX_STORAGE__POSTGRES_URL`). Never printed whole: see
     /// [`SharedStorage::postgres_url_redacted`].
     pub postgres_url: String,
-    /// How long the first batch of an object waits for others.
+    /// The least time between the starts of two objects: a batch's longest wait.
     pub flush_interval_ms: u64,
     /// An object is written once its batches reach this size.
     pub flush_bytes_max: usize,

@@ -480,7 +480,7 @@ static STORAGE_KEYS: &[KeyDef] = &[
         kind: int(1, 10_000, Unit::Milliseconds),
         required: false,
         default: || Some(storage().flush_interval_ms.to_string()),
-        doc: "How long the first batch of an object waits for others before the object is written: the floor of a produce's latency, and what keeps PUTs and commits few.",
+        doc: "The least time between the starts of two objects (unless one fills to `flush_bytes_max`): a batch waits at most this long for others, a batch that finds the broker idle is written at once, and a broker makes at most 1,000 / `flush_interval_ms` PUTs and commits per second.",
     },
     KeyDef {
         name: "flush_bytes_max",

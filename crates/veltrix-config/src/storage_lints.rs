@@ -267,6 +267,14 @@ fn unsupported(ctx: &mut Ctx<'_>, raw: &Raw) {
         .help(help.to_owned())
         .note("docs/scale-out.md lists what shared storage serves and what is still to build; the broker refuses to start rather than leave a declared guarantee unkept");
     };
+    let defaults = raw.table("defaults");
+    if defaults.int("retention_bytes").is_some_and(|b| b >= 0) {
+        emit(
+            defaults.set_at("retention_bytes"),
+            "size retention (`[defaults] retention_bytes`)".to_owned(),
+            "remove `retention_bytes` (time retention, `retention_ms`, is served)",
+        );
+    }
     for t in &raw.topics {
         let name = shown(t.str("name").unwrap_or("?"));
         if t.str("cleanup_policy").is_some_and(|p| p.contains("compact")) {
@@ -274,6 +282,13 @@ fn unsupported(ctx: &mut Ctx<'_>, raw: &Raw) {
                 t.set_at("cleanup_policy"),
                 format!("compacted topics (`{name}`)"),
                 "write `cleanup_policy = \"delete\"`, or keep this topic on a broker with local storage",
+            );
+        }
+        if t.int("retention_bytes").is_some_and(|b| b >= 0) {
+            emit(
+                t.set_at("retention_bytes"),
+                format!("size retention (`{name}`)"),
+                "remove `retention_bytes` (time retention, `retention_ms`, is served), or keep this topic on a broker with local storage",
             );
         }
         if t.int("dedup_window_ms").is_some_and(|w| w > 0) {

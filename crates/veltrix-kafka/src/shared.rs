@@ -39,6 +39,10 @@ impl std::fmt::Debug for SharedStorage {
 /// at most one per this interval (callers meanwhile wait for the next one).
 const ON_DEMAND_SYNC_MS: u64 = 50;
 
+/// Retention transactions per partition per round at most (each removes at
+/// most `TRIM_ROWS_MAX` batches).
+const RETENTION_TRIMS_PER_ROUND_MAX: usize = 10;
+
 impl SharedStorage {
     pub fn new(node: Arc<dyn Shared>) -> SharedStorage {
         SharedStorage {
@@ -75,6 +79,46 @@ impl SharedStorage {
         if let Err(e) = self.sync(broker).await {
             tracing::debug!(error = %e, "reading the topics from the metadata store failed");
         }
+    }
+
+    /// Time retention (the topics' `retention.ms`) for the partitions this
+    /// broker leads: their batches whose largest timestamp is older than
+    /// `now_ms - retention.ms` are removed from the start, their objects
+    /// released to the collector. Partitions move between brokers with the
+    /// live set; trimming one twice is harmless. Answers the batches removed;
+    /// a partition the store cannot trim now waits for the next round.
+    pub async fn enforce_retention(&self, broker: &Arc<Broker>, now_ms: i64) -> u64 {
+        let defaults = broker.config().log;
+        let mut removed = 0;
+        for topic in broker.topics() {
+            let Some(retention_ms) = topic.config.log_config(&defaults).retention_ms else {
+                continue;
+            };
+            let before_ms = now_ms.saturating_sub(i64::try_from(retention_ms).unwrap_or(i64::MAX));
+            for p in 0..topic.partitions.len() as i32 {
+                if self.node.leader_of(&topic.name, p) != self.node.broker_id() {
+                    continue;
+                }
+                // A partition far past its retention takes a few bounded
+                // transactions; the rest waits for the next round.
+                for _ in 0..RETENTION_TRIMS_PER_ROUND_MAX {
+                    match self.node.trim(&topic.name, p, before_ms).await {
+                        Ok(Some(t)) => {
+                            removed += t.batches;
+                            if t.batches < veltrix_shared::TRIM_ROWS_MAX as u64 {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(topic = %topic.name, partition = p, error = %e, "retention failed; next round");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        removed
     }
 
     /// Whether the engine knows `topic` (and its `partition`), reading the
@@ -142,14 +186,16 @@ fn apply_topics(broker: &Broker, topics: &[TopicRow]) {
     }
 }
 
-/// Topic settings shared storage does not serve yet: compaction and a
-/// duplicate window (docs/scale-out.md).
+/// Topic settings shared storage does not serve yet: compaction, a
+/// duplicate window and size retention (docs/scale-out.md).
 fn refuse_unserved(config: &TopicConfig) -> Result<(), TopicChangeError> {
     let compacted = config.cleanup_policy.as_ref().is_some_and(|p| p.compact);
     let unserved = if compacted {
         Some("cleanup.policy=compact")
     } else if config.dedup().is_some() {
         Some("a duplicate window")
+    } else if config.retention_bytes.is_some_and(|b| b >= 0) {
+        Some("retention.bytes")
     } else {
         None
     };

@@ -71,6 +71,18 @@ pub enum ObjectState {
     Committed,
     /// Claimed by the orphan collector: never committed, deleted or being deleted.
     Orphan,
+    /// Committed, and no batch refers to it any more (retention or a deleted
+    /// topic released them): deleted or being deleted, then forgotten.
+    Dropped,
+}
+
+/// What one retention pass over a partition did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Batches removed.
+    pub batches: u64,
+    /// The partition's start offset after the pass (its earliest offset).
+    pub start_offset: i64,
 }
 
 /// The metadata store.
@@ -108,4 +120,32 @@ pub trait Catalog: Send + Sync + 'static {
     /// Claims unknown keys as orphans, so no commit can take them any more;
     /// answers the keys claimed (a key committed meanwhile is not).
     fn claim_orphans(&self, keys: &[(String, u64)]) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// The partition's first offset still kept (0 until retention removes
+    /// batches); `None` if unknown.
+    fn start_offset(&self, topic: &str, partition: i32) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Retention, one transaction: removes up to `rows_max` of the
+    /// partition's first batches whose largest timestamp is before
+    /// `before_ms` and that were committed before it too (a producer's
+    /// timestamps alone cannot age what it just wrote), stopping at the
+    /// first that is not (the log keeps no holes), moves its start offset past them and releases their objects
+    /// to [`Catalog::drop_released`]. `None` if the partition is unknown.
+    fn trim(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_ms: i64,
+        rows_max: usize,
+    ) -> impl Future<Output = Result<Option<Trimmed>>> + Send;
+
+    /// Looks at up to `rows_max` objects released at least `grace_ms` ago
+    /// (by [`Catalog::trim`] or a deleted topic): those no batch refers to
+    /// any more are marked [`ObjectState::Dropped`] and answered, to delete
+    /// from the bucket and then [`Catalog::forget`]. The grace lets reads
+    /// that looked their batches up before the release finish.
+    fn drop_released(&self, grace_ms: i64, rows_max: usize) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Forgets dropped objects deleted from the bucket.
+    fn forget(&self, keys: &[String]) -> impl Future<Output = Result<()>> + Send;
 }

@@ -33,7 +33,7 @@ pub mod sequence;
 mod store;
 mod writer;
 
-pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp};
+pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp, Trimmed};
 pub use cluster::{
     BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, ListenerAddr, LiveBroker, OffsetRow, PRODUCER_IDS_MAX,
     TOPIC_PARTITIONS_MAX, TopicRow,
@@ -42,7 +42,7 @@ pub use error::{Error, Result};
 pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
 pub use mem::MemCatalog;
 pub use mem_cluster::MemCluster;
-pub use node::{NodeConfig, NodeStats, Shared, SharedNode, SharedStats};
+pub use node::{NodeConfig, NodeStats, Shared, SharedNode, SharedStats, TRIM_ROWS_MAX};
 pub use orphans::{CollectReport, OrphanCollector};
 pub use pg::{PgCatalog, PgCluster, PgConfig};
 pub use probe::{

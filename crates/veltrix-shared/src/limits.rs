@@ -16,7 +16,7 @@ pub(crate) fn check(name: &'static str, value: u64, min: u64, max: u64) -> Resul
 /// The writer's limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterConfig {
-    /// How long the first batch of a flush waits for others (1..=10,000 ms).
+    /// The least time between the starts of two flushes, so a batch's longest wait (1..=10,000 ms).
     pub flush_interval_ms: u64,
     /// An object is written as soon as its batches reach this size
     /// (64 KiB..=256 MiB).

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState};
+use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState, Trimmed};
 use crate::error::{Error, Result};
 use crate::mem_cluster::ClusterState;
 use crate::sequence::{self, CommitState, PartitionKey, ProducerKey, ProducerState};
@@ -20,7 +20,14 @@ pub(crate) struct State {
     pub(crate) producers: HashMap<ProducerKey, ProducerState>,
     /// Per partition, by last offset.
     pub(crate) batches: HashMap<PartitionKey, BTreeMap<i64, BatchRow>>,
+    /// Moved by retention; absent means 0.
+    pub(crate) start_offsets: HashMap<PartitionKey, i64>,
     objects: HashMap<String, ObjectState>,
+    /// When each committed object was committed (the test clock's ms).
+    committed_at: HashMap<String, i64>,
+    /// Objects released by retention or a deleted topic, with when (the
+    /// test clock's ms), in order.
+    pub(crate) released: Vec<(String, i64)>,
     /// Brokers, topics, producer ids and groups' offsets.
     pub(crate) cluster: ClusterState,
 }
@@ -85,6 +92,8 @@ impl Catalog for MemCatalog {
             return Err(Error::ObjectCollected(object.key.clone()));
         }
         state.objects.insert(object.key.clone(), ObjectState::Committed);
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        state.committed_at.insert(object.key.clone(), now);
         for &i in &plan.new_batches {
             let (b, Ok(a)) = (&object.batches[i], &plan.outcomes[i]) else {
                 continue;
@@ -145,5 +154,94 @@ impl Catalog for MemCatalog {
             }
         }
         Ok(claimed)
+    }
+
+    async fn start_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        let state = self.check()?;
+        let key: PartitionKey = (topic.into(), partition);
+        Ok(state
+            .next_offsets
+            .contains_key(&key)
+            .then(|| state.start_offsets.get(&key).copied().unwrap_or(0)))
+    }
+
+    async fn trim(&self, topic: &str, partition: i32, before_ms: i64, rows_max: usize) -> Result<Option<Trimmed>> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let mut state = self.check()?;
+        let key: PartitionKey = (topic.into(), partition);
+        if !state.next_offsets.contains_key(&key) {
+            return Ok(None);
+        }
+        let doomed: Vec<(i64, String)> = state
+            .batches
+            .get(&key)
+            .map(|rows| {
+                rows.values()
+                    .take_while(|r| {
+                        let committed = state.committed_at.get(&r.object_key).copied().unwrap_or(0);
+                        r.max_timestamp < before_ms && committed < before_ms
+                    })
+                    .take(rows_max)
+                    .map(|r| (r.last_offset, r.object_key.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let start = state.start_offsets.get(&key).copied().unwrap_or(0);
+        let Some(&(last, _)) = doomed.last() else {
+            return Ok(Some(Trimmed {
+                batches: 0,
+                start_offset: start,
+            }));
+        };
+        let rows = state.batches.get_mut(&key).expect("rows found above");
+        for (last_offset, _) in &doomed {
+            rows.remove(last_offset);
+        }
+        let start = start.max(last + 1);
+        state.start_offsets.insert(key, start);
+        state.released.extend(doomed.iter().map(|(_, k)| (k.clone(), now)));
+        Ok(Some(Trimmed {
+            batches: doomed.len() as u64,
+            start_offset: start,
+        }))
+    }
+
+    async fn drop_released(&self, grace_ms: i64, rows_max: usize) -> Result<Vec<String>> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let mut state = self.check()?;
+        let ripe = state
+            .released
+            .iter()
+            .take(rows_max)
+            .take_while(|(_, at)| *at + grace_ms <= now)
+            .count();
+        let taken: Vec<String> = state.released.drain(..ripe).map(|(k, _)| k).collect();
+        let referenced: std::collections::HashSet<&str> = state
+            .batches
+            .values()
+            .flat_map(|rows| rows.values().map(|r| r.object_key.as_str()))
+            .collect();
+        let dropped: Vec<String> = taken
+            .into_iter()
+            .filter(|k| !referenced.contains(k.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| state.objects.get(k) == Some(&ObjectState::Committed))
+            .collect();
+        for k in &dropped {
+            state.objects.insert(k.clone(), ObjectState::Dropped);
+        }
+        Ok(dropped)
+    }
+
+    async fn forget(&self, keys: &[String]) -> Result<()> {
+        let mut state = self.check()?;
+        for k in keys {
+            if state.objects.get(k) == Some(&ObjectState::Dropped) {
+                state.objects.remove(k);
+                state.committed_at.remove(k);
+            }
+        }
+        Ok(())
     }
 }

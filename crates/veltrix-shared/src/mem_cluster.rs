@@ -155,6 +155,15 @@ impl Cluster for MemCatalog {
             return Ok(false);
         }
         state.next_offsets.retain(|(topic, _), _| &**topic != name);
+        state.start_offsets.retain(|(topic, _), _| &**topic != name);
+        let now = self.now_ms.load(std::sync::atomic::Ordering::SeqCst) as i64;
+        let released: Vec<String> = state
+            .batches
+            .iter()
+            .filter(|((topic, _), _)| &**topic == name)
+            .flat_map(|(_, rows)| rows.values().map(|r| r.object_key.clone()))
+            .collect();
+        state.released.extend(released.into_iter().map(|k| (k, now)));
         state.batches.retain(|(topic, _), _| &**topic != name);
         state.producers.retain(|(topic, _, _), _| &**topic != name);
         for offsets in state.cluster.offsets.values_mut() {

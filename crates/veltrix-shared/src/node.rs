@@ -23,7 +23,7 @@ use object_store::ObjectStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::catalog::{Appended, Catalog};
+use crate::catalog::{Appended, Catalog, Trimmed};
 use crate::cluster::{BrokerLease, Cluster, ListenerAddr, LiveBroker, OffsetRow, TopicRow};
 use crate::error::{Error, Result};
 use crate::limits::{ReaderConfig, WriterConfig, check};
@@ -78,9 +78,14 @@ pub struct NodeStats {
     pub lease_renewals_failed: std::sync::atomic::AtomicU64,
     pub leases_lost: std::sync::atomic::AtomicU64,
     pub reads_failed: std::sync::atomic::AtomicU64,
+    pub batches_trimmed: std::sync::atomic::AtomicU64,
 }
 
 type PartitionKey = (Arc<str>, i32);
+
+/// Batches one retention transaction removes at most: a partition far past
+/// its retention is trimmed over several rounds, each transaction short.
+pub const TRIM_ROWS_MAX: usize = 10_000;
 
 /// A partition's high watermark as this broker knows it.
 struct Watched {
@@ -525,6 +530,13 @@ pub trait Shared: Send + Sync + 'static {
     /// The batch with the largest timestamp (the first of equals): its base
     /// offset and that timestamp (ListOffsets' -3, KIP-734); `None` when empty.
     fn max_timestamp<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<Option<(i64, i64)>>>;
+    /// The partition's first offset still kept: ListOffsets' earliest, and
+    /// below it a Fetch is out of range.
+    fn start_offset<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64>>;
+    /// Retention of one partition: removes its batches whose largest
+    /// timestamp is before `before_ms`, from the start, at most
+    /// `trim_rows_max` per call (see [`Catalog::trim`]).
+    fn trim<'a>(&'a self, topic: &'a str, partition: i32, before_ms: i64) -> BoxFuture<'a, Result<Option<Trimmed>>>;
     fn stats(&self) -> SharedStats;
 }
 
@@ -541,6 +553,8 @@ pub struct SharedStats {
     pub leases_lost: u64,
     pub cache_bytes: u64,
     pub live_brokers: u64,
+    /// Batches retention removed.
+    pub batches_trimmed: u64,
 }
 
 impl<C: Catalog + Cluster> Shared for SharedNode<C> {
@@ -661,6 +675,30 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
         })
     }
 
+    fn start_offset<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(async move {
+            self.catalog
+                .start_offset(topic, partition)
+                .await?
+                .ok_or_else(|| Error::UnknownPartition {
+                    topic: topic.into(),
+                    partition,
+                })
+        })
+    }
+
+    fn trim<'a>(&'a self, topic: &'a str, partition: i32, before_ms: i64) -> BoxFuture<'a, Result<Option<Trimmed>>> {
+        Box::pin(async move {
+            let trimmed = self.catalog.trim(topic, partition, before_ms, TRIM_ROWS_MAX).await?;
+            if let Some(t) = trimmed {
+                self.stats
+                    .batches_trimmed
+                    .fetch_add(t.batches, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(trimmed)
+        })
+    }
+
     fn stats(&self) -> SharedStats {
         use std::sync::atomic::Ordering::Relaxed;
         let w = self.writer.stats();
@@ -675,6 +713,7 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
             leases_lost: self.stats.leases_lost.load(Relaxed),
             cache_bytes: self.reader.cache_bytes() as u64,
             live_brokers: self.live.read().expect("live").len() as u64,
+            batches_trimmed: self.stats.batches_trimmed.load(Relaxed),
         }
     }
 }

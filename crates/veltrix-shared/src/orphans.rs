@@ -1,5 +1,7 @@
 //! The orphan collector: objects written but never committed (the writer
-//! died, or its commit failed) are deleted once older than `grace_ms`.
+//! died, or its commit failed) are deleted once older than `grace_ms`; and
+//! so are objects no batch refers to any more (retention removed their
+//! batches, or their topics were deleted), `grace_ms` after their release.
 //!
 //! The catalog's object table decides between a late commit and the
 //! collector: each inserts the object's key, the commit as committed, the
@@ -28,6 +30,8 @@ pub struct CollectReport {
     pub orphans: usize,
     /// Objects deleted from the bucket.
     pub deleted: usize,
+    /// Of those, objects whose batches were all released.
+    pub dropped: usize,
 }
 
 pub struct OrphanCollector<C> {
@@ -65,6 +69,7 @@ impl<C: Catalog> OrphanCollector<C> {
             }
         }
         drop(listing);
+        self.collect_dropped(&mut report).await?;
         if old.is_empty() {
             return Ok(report);
         }
@@ -80,12 +85,47 @@ impl<C: Catalog> OrphanCollector<C> {
                 .map(|(k, _)| k.clone()),
         );
         report.orphans = doomed.len();
-        for key in doomed {
+        report.deleted += self.delete(&doomed).await.len();
+        // Dropped by an earlier round whose delete did not happen.
+        let dropped: Vec<String> = states
+            .iter()
+            .filter(|(_, s)| **s == ObjectState::Dropped)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.delete_and_forget(&dropped, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Deletes the objects released at least `grace_ms` ago that no batch
+    /// needs any more, and forgets them.
+    async fn collect_dropped(&self, report: &mut CollectReport) -> Result<()> {
+        let dropped = self
+            .catalog
+            .drop_released(self.config.grace_ms as i64, self.config.deletes_per_round_max)
+            .await?;
+        self.delete_and_forget(&dropped, report).await
+    }
+
+    async fn delete_and_forget(&self, dropped: &[String], report: &mut CollectReport) -> Result<()> {
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        let deleted = self.delete(dropped).await;
+        report.deleted += deleted.len();
+        report.dropped += deleted.len();
+        self.catalog.forget(&deleted).await
+    }
+
+    /// Deletes objects from the bucket; answers those gone (a missing one
+    /// is gone). One that fails stays for the next round.
+    async fn delete(&self, keys: &[String]) -> Vec<String> {
+        let mut gone = Vec::with_capacity(keys.len());
+        for key in keys {
             match self.store.delete(&Path::from(key.as_str())).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
-                Err(e) => tracing::warn!(%key, error = %e, "orphan not deleted; next round"),
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => gone.push(key.clone()),
+                Err(e) => tracing::warn!(%key, error = %e, "object not deleted; next round"),
             }
         }
-        Ok(report)
+        gone
     }
 }

@@ -1,6 +1,11 @@
-//! [`Writer`]: batches for any partitions gathered for `flush_interval_ms`
-//! (or until `flush_bytes_max` / `flush_batches_max`), written as one
-//! object, then committed in one catalog transaction. Each caller is
+//! [`Writer`]: batches for any partitions gathered into one object, written,
+//! then committed in one catalog transaction. Objects start at most once per
+//! `flush_interval_ms` (sooner only when one reaches `flush_bytes_max` /
+//! `flush_batches_max`): a batch that finds the writer idle for an interval
+//! is written at once with whatever else is queued, and one that comes
+//! sooner waits for the interval since the last object began. So the
+//! interval bounds both a batch's wait and the PUTs per second, and a
+//! trickle of batches is not delayed by it. Each caller is
 //! answered with its batch's offsets only after the commit; when the PUT or
 //! the commit fails or times out, every batch of the flush gets a retriable
 //! error and nothing is acknowledged.
@@ -97,6 +102,7 @@ impl Writer {
             store,
             stats: stats.clone(),
             sequence: 0,
+            last_start: None,
         };
         let task = tokio::spawn(flusher.run(receiver));
         Ok(Writer {
@@ -175,6 +181,8 @@ struct Flusher<C> {
     store: Arc<dyn ObjectStore>,
     stats: Arc<WriterStats>,
     sequence: u64,
+    /// When the last object's gathering ended: the next starts an interval later.
+    last_start: Option<Instant>,
 }
 
 /// An object written to the bucket, on its way to its commit.
@@ -226,11 +234,27 @@ impl<C: Catalog> Flusher<C> {
         }
     }
 
-    /// The batches of one flush, from `first` until its interval ends or a
-    /// limit is reached; a batch that would pass `flush_bytes_max` is
-    /// carried to the next flush.
-    async fn gather(&self, first: Pending, receiver: &mut mpsc::Receiver<Pending>) -> (Vec<Pending>, Option<Pending>) {
-        let deadline = first.arrived + self.config.flush_interval();
+    /// The batches of one flush: `first` and those that come until an
+    /// interval has passed since the last flush began (at once when it has,
+    /// taking what is already queued), or until a limit is reached; a batch
+    /// that would pass `flush_bytes_max` is carried to the next flush.
+    async fn gather(
+        &mut self,
+        first: Pending,
+        receiver: &mut mpsc::Receiver<Pending>,
+    ) -> (Vec<Pending>, Option<Pending>) {
+        let deadline = flush_deadline(self.last_start, first.arrived, self.config.flush_interval());
+        let gathered = self.gather_until(deadline, first, receiver).await;
+        self.last_start = Some(Instant::now());
+        gathered
+    }
+
+    async fn gather_until(
+        &self,
+        deadline: Instant,
+        first: Pending,
+        receiver: &mut mpsc::Receiver<Pending>,
+    ) -> (Vec<Pending>, Option<Pending>) {
         let mut bytes = first.request.bytes.len();
         let mut flush = vec![first];
         while flush.len() < self.config.flush_batches_max {
@@ -287,6 +311,13 @@ impl<C: Catalog> Flusher<C> {
             batches,
         })
     }
+}
+
+/// When a flush whose first batch arrived at `arrived` ends its gathering:
+/// an interval after the last flush began, and never before `arrived` (a
+/// writer idle for an interval flushes at once).
+fn flush_deadline(last_start: Option<Instant>, arrived: Instant, interval: Duration) -> Instant {
+    last_start.map_or(arrived, |s| (s + interval).max(arrived))
 }
 
 /// Every batch of a flush answered with `e`; nothing of it acknowledged.

@@ -24,6 +24,9 @@ const INCARNATION_FILE: &str = "shared-incarnation";
 const TOPIC_SYNC_MS: u64 = 1_000;
 /// How often the bucket is searched for objects never committed.
 const ORPHAN_ROUND_MS: u64 = 300_000;
+/// How often each broker applies the topics' time retention to the
+/// partitions it leads (Kafka's `log.retention.check.interval.ms` is 5 min).
+const RETENTION_ROUND_MS: u64 = 60_000;
 /// How often the high watermarks of long-polled partitions are read.
 const WATCH_POLL_MS: u64 = 20;
 
@@ -143,7 +146,12 @@ pub async fn start(
     let metrics = SharedMetrics::new(broker.metrics().registry());
     let tasks = vec![
         tokio::spawn(sync_topics(storage.clone(), broker.clone(), stop.clone())),
-        tokio::spawn(collect_orphans(collector, stop.clone())),
+        tokio::spawn(enforce_retention(storage.clone(), broker.clone(), stop.clone())),
+        tokio::spawn(collect_orphans(
+            collector,
+            metrics.objects_deleted.clone(),
+            stop.clone(),
+        )),
         tokio::spawn(export_metrics(node.clone(), metrics, stop)),
     ];
     tracing::info!(broker_id = s.broker_id, bucket = %s.bucket, "serving from shared storage");
@@ -216,13 +224,43 @@ async fn sync_topics(
     }
 }
 
-async fn collect_orphans(collector: OrphanCollector<PgCatalog>, mut stop: watch::Receiver<bool>) {
+async fn enforce_retention(
+    storage: veltrix_kafka::shared::SharedStorage,
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(RETENTION_ROUND_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let removed = storage.enforce_retention(&broker, now_ms).await;
+                if removed > 0 {
+                    tracing::info!(batches = removed, "retention removed batches");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn collect_orphans(
+    collector: OrphanCollector<PgCatalog>,
+    deleted: prometheus::IntCounter,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(Duration::from_millis(ORPHAN_ROUND_MS));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = every.tick() => match collector.run_once().await {
-                Ok(report) => tracing::debug!(?report, "orphan collection round"),
+                Ok(report) => {
+                    deleted.inc_by(report.deleted as u64);
+                    tracing::debug!(?report, "orphan collection round");
+                }
                 Err(e) => tracing::warn!(error = %e, "an orphan collection round failed"),
             },
             _ = stop.changed() => return,
@@ -241,6 +279,8 @@ struct SharedMetrics {
     leases_lost: prometheus::IntCounter,
     cache_bytes: prometheus::IntGauge,
     live_brokers: prometheus::IntGauge,
+    batches_trimmed: prometheus::IntCounter,
+    objects_deleted: prometheus::IntCounter,
 }
 
 impl SharedMetrics {
@@ -268,6 +308,14 @@ impl SharedMetrics {
             leases_lost: r.int_counter("veltrix_shared_leases_lost_total", "times this broker's lease expired"),
             cache_bytes: r.int_gauge("veltrix_shared_cache_bytes", "bytes in the read cache"),
             live_brokers: r.int_gauge("veltrix_shared_live_brokers", "brokers with a live lease, as last read"),
+            batches_trimmed: r.int_counter(
+                "veltrix_shared_batches_trimmed_total",
+                "batches this broker's retention removed from the catalog",
+            ),
+            objects_deleted: r.int_counter(
+                "veltrix_shared_objects_deleted_total",
+                "objects this broker's collector deleted: orphans, and objects no batch refers to any more",
+            ),
         }
     }
 
@@ -284,6 +332,7 @@ impl SharedMetrics {
             before.lease_renewals_failed,
         );
         add(&self.leases_lost, now.leases_lost, before.leases_lost);
+        add(&self.batches_trimmed, now.batches_trimmed, before.batches_trimmed);
         self.cache_bytes.set(i64::try_from(now.cache_bytes).unwrap_or(i64::MAX));
         self.live_brokers
             .set(i64::try_from(now.live_brokers).unwrap_or(i64::MAX));

@@ -886,6 +886,19 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "V153",
+            &format!(
+                "{}\n[[topic]]\nname = \"audit\"\nretention_bytes = 1_000_000_000 #<\n",
+                shared("")
+            ),
+            "remove `retention_bytes`",
+        ),
+        case(
+            "V153",
+            &format!("{}\n[defaults]\nretention_bytes = 1_000_000_000 #<\n", shared("")),
+            "time retention, `retention_ms`, is served",
+        ),
+        case(
+            "V153",
             &format!("{}\n[[share_group]]\nname = \"jobs\" #<\n", shared("")),
             "remove the `[[share_group]]`",
         ),

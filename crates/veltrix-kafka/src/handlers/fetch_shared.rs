@@ -61,7 +61,16 @@ async fn read_partition(
         d.records = Some(Default::default());
         return d;
     }
-    match shared.node().read(topic, p, offset, bytes_max.max(1)).await {
+    let read = shared.node().read(topic, p, offset, bytes_max.max(1)).await;
+    if let Ok((records, _)) = &read
+        && starts_past(records, offset)
+        && let Some(start) = trimmed_past(shared, topic, p, offset).await
+    {
+        d.log_start_offset = start;
+        d.error_code = ResponseError::OffsetOutOfRange.code();
+        return d;
+    }
+    match read {
         Ok((records, _)) if !first && records.len() > bytes_max => d.records = Some(Default::default()),
         Ok((records, next)) => {
             d.high_watermark = hw.max(next);
@@ -74,6 +83,27 @@ async fn read_partition(
         }
     }
     d
+}
+
+/// Whether the read found nothing at `offset` itself: no batch, or a first
+/// batch (its base offset is its first 8 bytes) after it.
+fn starts_past(records: &[u8], offset: i64) -> bool {
+    records
+        .get(..8)
+        .is_none_or(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")) > offset)
+}
+
+/// The partition's start offset when retention removed `offset`; `None`
+/// when it did not (or the catalog cannot say: the read's answer stands).
+async fn trimmed_past(shared: &SharedStorage, topic: &str, p: i32, offset: i64) -> Option<i64> {
+    match shared.node().start_offset(topic, p).await {
+        Ok(start) if offset < start => Some(start),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(topic, partition = p, error = %e, "start offset unknown");
+            None
+        }
+    }
 }
 
 /// Reads every partition of the request within `budget` bytes in all (but

@@ -1,5 +1,6 @@
 //! ListOffsets on shared storage: the latest offset is the metadata store's
-//! high watermark, the earliest 0 (no retention yet), and a time the first
+//! high watermark, the earliest the partition's start offset (retention
+//! moves it), and a time the first
 //! batch whose largest timestamp reaches it (by batch, not by record as a
 //! local partition narrows it: a consumer may re-read a few earlier
 //! records). The largest timestamp (-3, KIP-734) names the batch holding it,
@@ -28,7 +29,11 @@ async fn answer(ctx: &Ctx, topic: &str, partition: i32, timestamp: i64) -> Resul
             .await
             .map(|o| (-1, o))
             .map_err(|e| shared_error(&e)),
-        EARLIEST => Ok((-1, 0)),
+        EARLIEST => node
+            .start_offset(topic, partition)
+            .await
+            .map(|o| (-1, o))
+            .map_err(|e| shared_error(&e)),
         MAX_TIMESTAMP => match node.max_timestamp(topic, partition).await {
             Ok(Some((offset, at))) => Ok((at, offset)),
             Ok(None) => Ok((-1, -1)),

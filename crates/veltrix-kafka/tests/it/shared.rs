@@ -281,3 +281,84 @@ async fn a_topic_setting_altered_on_one_broker_is_the_catalogs_and_compaction_is
     let created = a.call(CreateTopicsRequest::default().with_topics(vec![t]), 7).await;
     assert_eq!(created.topics[0].error_code, ResponseError::InvalidConfig.code());
 }
+
+/// Records stamped `timestamp`, each in a batch of its own.
+fn records_at(values: &[&str], timestamp: i64) -> Bytes {
+    let records: Vec<kafka_protocol::records::Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| kafka_protocol::records::Record {
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            ..veltrix_client::plain_record(i as i64, -1, timestamp)
+        })
+        .collect();
+    veltrix_client::encode_records(&records, Compression::None).unwrap()
+}
+
+/// Time retention on shared storage: the partition's leader removes the
+/// old batches from the start; both brokers then answer ListOffsets'
+/// earliest with the new start and a Fetch below it with
+/// OFFSET_OUT_OF_RANGE (so consumers reset as their policy says), and the
+/// kept batches read as before.
+#[tokio::test]
+async fn retention_removes_old_batches_and_a_fetch_below_the_start_is_out_of_range() {
+    use super::alter_configs::{alter, op};
+    use kafka_protocol::messages::ListOffsetsRequest;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    const T0: i64 = 1_700_000_000_000;
+    const HOUR_MS: i64 = 3_600_000;
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "r", 1).await;
+    let r = alter(&mut a, 2, "r", vec![op("retention.ms", 0, Some("3600000"))], false).await;
+    assert_eq!(r.responses[0].error_code, errors::NONE);
+    assert_eq!(
+        produce(&mut a, "r", 0, -1, records_at(&["old0", "old1"], T0)).await,
+        (errors::NONE, 0)
+    );
+    assert_eq!(
+        produce(&mut b, "r", 0, -1, records_at(&["new"], T0 + 2 * HOUR_MS)).await,
+        (errors::NONE, 2)
+    );
+
+    // An hour after the new batch's timestamp less a millisecond: the old
+    // ones are past retention, the new one is not.
+    let now_ms = T0 + 3 * HOUR_MS - 1;
+    let mut removed = 0;
+    for s in [&p.a, &p.b] {
+        let storage = s.kafka_config.shared.as_ref().unwrap();
+        storage.sync(&s.broker).await.unwrap();
+        removed += storage.enforce_retention(&s.broker, now_ms).await;
+    }
+    assert_eq!(removed, 2, "the leader removed both old batches, once");
+    for s in [&p.a, &p.b] {
+        let storage = s.kafka_config.shared.as_ref().unwrap();
+        assert_eq!(storage.enforce_retention(&s.broker, now_ms).await, 0, "nothing more");
+    }
+
+    let earliest = ListOffsetsRequest::default().with_topics(vec![
+        ListOffsetsTopic::default().with_name(topic("r")).with_partitions(vec![
+            ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-2),
+        ]),
+    ]);
+    for c in [&mut a, &mut b] {
+        let r = c.call(earliest.clone(), 7).await;
+        assert_eq!(r.topics[0].partitions[0].offset, 2);
+        let below = c.call(fetch_request("r", 0, 0, 0), 12).await;
+        let part = &below.responses[0].partitions[0];
+        assert_eq!(part.error_code, ResponseError::OffsetOutOfRange.code());
+        assert_eq!(part.log_start_offset, 2);
+        let kept = c.call(fetch_request("r", 0, 2, 0), 12).await;
+        let part = &kept.responses[0].partitions[0];
+        assert_eq!(part.error_code, errors::NONE);
+        assert_eq!(
+            fetched(part.records.as_ref().unwrap())
+                .into_values()
+                .collect::<Vec<_>>(),
+            ["new"]
+        );
+    }
+}

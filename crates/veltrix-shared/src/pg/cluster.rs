@@ -373,6 +373,7 @@ async fn delete_topic_on(client: &mut Client, name: &str) -> Result<bool> {
     )
     .await
     .map_err(pg_error)?;
+    super::housekeeping::release_topic_objects(&tx, name).await?;
     for table in [
         "veltrix_batches",
         "veltrix_producers",

@@ -10,6 +10,7 @@
 
 mod cluster;
 mod commit;
+mod housekeeping;
 mod schema;
 
 pub use cluster::PgCluster;
@@ -23,7 +24,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState};
+use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState, Trimmed};
 use crate::error::{Error, Result};
 use crate::limits::check;
 
@@ -336,10 +337,10 @@ impl Catalog for PgCatalog {
             Ok(rows
                 .iter()
                 .map(|r| {
-                    let state = if r.get::<_, &str>(1) == "committed" {
-                        ObjectState::Committed
-                    } else {
-                        ObjectState::Orphan
+                    let state = match r.get::<_, &str>(1) {
+                        "committed" => ObjectState::Committed,
+                        "dropped" => ObjectState::Dropped,
+                        _ => ObjectState::Orphan,
                     };
                     (r.get(0), state)
                 })
@@ -367,5 +368,21 @@ impl Catalog for PgCatalog {
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
+    }
+
+    async fn start_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        self.start_offset_of(topic, partition).await
+    }
+
+    async fn trim(&self, topic: &str, partition: i32, before_ms: i64, rows_max: usize) -> Result<Option<Trimmed>> {
+        self.trim_partition(topic, partition, before_ms, rows_max).await
+    }
+
+    async fn drop_released(&self, grace_ms: i64, rows_max: usize) -> Result<Vec<String>> {
+        self.drop_released_objects(grace_ms, rows_max).await
+    }
+
+    async fn forget(&self, keys: &[String]) -> Result<()> {
+        self.forget_objects(keys).await
     }
 }

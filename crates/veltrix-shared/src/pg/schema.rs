@@ -89,6 +89,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE veltrix_brokers ADD COLUMN listeners text NOT NULL DEFAULT '';
     ",
+    // 4: housekeeping. Each partition's start offset (retention moves it);
+    // objects whose batches retention or a deleted topic removed, released
+    // for the collector (one row per release, so concurrent releases of one
+    // object never hide each other); objects dropped once no batch refers to
+    // them, deleted from the bucket, then forgotten.
+    r"
+    ALTER TABLE veltrix_partitions ADD COLUMN start_offset bigint NOT NULL DEFAULT 0;
+    CREATE TABLE veltrix_released_objects (
+        id bigserial PRIMARY KEY,
+        object_key text NOT NULL,
+        released_at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE veltrix_objects DROP CONSTRAINT veltrix_objects_state_check;
+    ALTER TABLE veltrix_objects ADD CONSTRAINT veltrix_objects_state_check
+        CHECK (state IN ('committed', 'orphan', 'dropped'));
+    ",
 ];
 
 /// The version this build writes.

@@ -400,6 +400,37 @@ async fn orphaned_object_is_collected_and_never_committed_after() {
     assert_eq!((again.listed, again.orphans), (1, 0), "the committed object stays");
 }
 
+/// Retention on PostgreSQL: the in-memory catalog's scenario
+/// (housekeeping.rs), then the collector finds the dropped objects by its
+/// listing (their releases were taken above) and deletes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_trims_a_prefix_and_objects_no_batch_needs_are_deleted() {
+    let Some(env) = Env::start().await else { return };
+    env.catalog.create_partitions("retained", 2).await.unwrap();
+    // An hour ahead of the server's clock: the objects' commit times pass.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    crate::housekeeping::retention_scenario(&env.catalog, &env.store, "retained", base).await;
+    let collector = OrphanCollector::new(
+        CollectorConfig {
+            grace_ms: 1_000,
+            ..CollectorConfig::default()
+        },
+        env.catalog.clone(),
+        env.store.clone(),
+    )
+    .unwrap();
+    eventually("the dropped objects to pass the grace period", || async {
+        let r = collector.run_once().await.unwrap();
+        (r.dropped > 0).then_some(())
+    })
+    .await;
+    crate::housekeeping::collect_dropped_done(&env.catalog, &env.store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_or_missing_object_fails_that_read_only() {
     let Some(env) = Env::start().await else { return };

@@ -3,6 +3,7 @@
 
 mod cloud;
 mod cluster;
+mod housekeeping;
 mod mem;
 mod probe;
 mod support;

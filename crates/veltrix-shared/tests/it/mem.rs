@@ -207,3 +207,82 @@ async fn a_producers_batches_over_many_objects_commit_in_the_order_queued() {
     );
     writer.close().await;
 }
+
+/// The flush schedule: a batch that finds the writer idle is written at
+/// once; batches that come within an interval of the last object's start
+/// wait for it and share one object; under steady load objects start at
+/// most once per interval (the PUT rate the interval promises).
+#[tokio::test(start_paused = true)]
+async fn an_idle_writer_flushes_at_once_and_objects_start_at_most_once_per_interval() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 4).await.unwrap();
+    let store = Arc::new(InMemory::new());
+    let config = WriterConfig {
+        flush_interval_ms: 50,
+        ..WriterConfig::default()
+    };
+    let interval = Duration::from_millis(50);
+    let writer = Writer::start(config, catalog.clone(), store).unwrap();
+    let objects = || writer.stats().objects_written.load(Relaxed);
+
+    // Idle: answered without waiting for the interval.
+    let started = Instant::now();
+    writer.append(request(0, "alone", None)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(objects(), 1);
+
+    // Right after: these wait for the interval since that object began, and
+    // go out together.
+    let started = Instant::now();
+    let (a, b, c) = tokio::join!(
+        writer.append(request(1, "a", None)),
+        writer.append(request(2, "b", None)),
+        writer.append(request(3, "c", None)),
+    );
+    let waited = started.elapsed();
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    assert!(
+        waited >= Duration::from_millis(45) && waited <= interval,
+        "waited {waited:?}"
+    );
+    assert_eq!(objects(), 2, "the three shared one object");
+
+    // Steady load, a batch every 5 ms for one second: each waits at most an
+    // interval, and objects start at most once per interval (one more for
+    // the partial interval at the start).
+    let before = objects();
+    let writer = Arc::new(writer);
+    let load_started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..200 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            writer.append(request(n % 4, "x", None)).await.unwrap();
+            sent.elapsed()
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for t in tasks {
+        let waited = t.await.unwrap();
+        assert!(waited <= interval, "a batch waited {waited:?}");
+    }
+    let took = load_started.elapsed();
+    let writer = Arc::into_inner(writer).expect("the tasks are done");
+    let written = writer.stats().objects_written.load(Relaxed) - before;
+    let allowed = (took.as_millis() / interval.as_millis()) as u64 + 1;
+    assert!(written <= allowed, "{written} objects in {took:?}, at most {allowed}");
+    assert!(
+        written + 2 >= allowed,
+        "{written} objects in {took:?}: the interval, not more, spaces them"
+    );
+    writer.close().await;
+}

@@ -1,0 +1,190 @@
+//! Retention and the release of objects no batch needs, on PostgreSQL.
+//!
+//! A trim locks the partition's row first, in the order commits and topic
+//! deletes lock them, so it waits for a commit in flight rather than
+//! deadlocking with it. Released objects are rows of their own (one per
+//! release): two trims releasing the same object in concurrent
+//! transactions each leave a row, and whichever the collector reads last
+//! finds the object's batches gone.
+
+use tokio_postgres::Client;
+
+use super::{PgCatalog, pg_error};
+use crate::catalog::Trimmed;
+use crate::error::Result;
+
+impl PgCatalog {
+    pub(crate) async fn start_offset_of(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        self.timed(self.statement_timeout, "start offset", async {
+            let mut conn = self.conn().await?;
+            let row = conn
+                .client()
+                .query_opt(
+                    "SELECT start_offset FROM veltrix_partitions WHERE topic = $1 AND partition = $2",
+                    &[&topic, &partition],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(row.map(|r| r.get(0)))
+        })
+        .await
+    }
+
+    pub(crate) async fn trim_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_ms: i64,
+        rows_max: usize,
+    ) -> Result<Option<Trimmed>> {
+        self.timed(self.statement_timeout * 2, "retention", async {
+            let mut conn = self.conn().await?;
+            let trimmed = trim_on(conn.client(), topic, partition, before_ms, rows_max as i64).await;
+            conn.finish(&trimmed);
+            trimmed
+        })
+        .await
+    }
+
+    pub(crate) async fn drop_released_objects(&self, grace_ms: i64, rows_max: usize) -> Result<Vec<String>> {
+        self.timed(self.statement_timeout * 2, "released objects", async {
+            let mut conn = self.conn().await?;
+            let dropped = drop_released_on(conn.client(), grace_ms, rows_max as i64).await;
+            conn.finish(&dropped);
+            dropped
+        })
+        .await
+    }
+
+    pub(crate) async fn forget_objects(&self, keys: &[String]) -> Result<()> {
+        self.timed(self.statement_timeout, "forget objects", async {
+            let mut conn = self.conn().await?;
+            conn.client()
+                .execute(
+                    "DELETE FROM veltrix_objects WHERE key = ANY($1) AND state = 'dropped'",
+                    &[&keys],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(())
+        })
+        .await
+    }
+}
+
+async fn trim_on(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    before_ms: i64,
+    rows_max: i64,
+) -> Result<Option<Trimmed>> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT start_offset FROM veltrix_partitions WHERE topic = $1 AND partition = $2 FOR UPDATE",
+            &[&topic, &partition],
+        )
+        .await
+        .map_err(pg_error)?
+    else {
+        tx.rollback().await.map_err(pg_error)?;
+        return Ok(None);
+    };
+    let start: i64 = row.get(0);
+    // The first batch new enough, by its timestamp or by when it was
+    // committed (a producer's clock cannot age a batch just written), bounds
+    // the prefix; the primary key's order finds it without reading the rest
+    // of the partition.
+    let removed = tx
+        .query(
+            "WITH keep AS (
+                SELECT b.base_offset FROM veltrix_batches b JOIN veltrix_objects o ON o.key = b.object_key
+                WHERE b.topic = $1 AND b.partition = $2
+                  AND (b.max_timestamp >= $3 OR o.recorded_at >= to_timestamp($3::float8 / 1000))
+                ORDER BY b.base_offset LIMIT 1
+            ), doomed AS (
+                SELECT base_offset FROM veltrix_batches
+                WHERE topic = $1 AND partition = $2
+                  AND base_offset < coalesce((SELECT base_offset FROM keep), 9223372036854775807)
+                ORDER BY base_offset LIMIT $4
+            )
+            DELETE FROM veltrix_batches b USING doomed d
+            WHERE b.topic = $1 AND b.partition = $2 AND b.base_offset = d.base_offset
+            RETURNING b.last_offset, b.object_key",
+            &[&topic, &partition, &before_ms, &rows_max],
+        )
+        .await
+        .map_err(pg_error)?;
+    let Some(last) = removed.iter().map(|r| r.get::<_, i64>(0)).max() else {
+        tx.rollback().await.map_err(pg_error)?;
+        return Ok(Some(Trimmed {
+            batches: 0,
+            start_offset: start,
+        }));
+    };
+    let start = start.max(last + 1);
+    tx.execute(
+        "UPDATE veltrix_partitions SET start_offset = $3 WHERE topic = $1 AND partition = $2",
+        &[&topic, &partition, &start],
+    )
+    .await
+    .map_err(pg_error)?;
+    let mut keys: Vec<&str> = removed.iter().map(|r| r.get::<_, &str>(1)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    tx.execute(
+        "INSERT INTO veltrix_released_objects (object_key) SELECT UNNEST($1::text[])",
+        &[&keys],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
+    Ok(Some(Trimmed {
+        batches: removed.len() as u64,
+        start_offset: start,
+    }))
+}
+
+async fn drop_released_on(client: &mut Client, grace_ms: i64, rows_max: i64) -> Result<Vec<String>> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let taken = tx
+        .query(
+            "DELETE FROM veltrix_released_objects WHERE id IN (
+                SELECT id FROM veltrix_released_objects
+                WHERE released_at < now() - make_interval(secs => $1::float8 / 1000)
+                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+            ) RETURNING object_key",
+            &[&(grace_ms as f64), &rows_max],
+        )
+        .await
+        .map_err(pg_error)?;
+    let keys: Vec<&str> = taken.iter().map(|r| r.get::<_, &str>(0)).collect();
+    let dropped = tx
+        .query(
+            "UPDATE veltrix_objects o SET state = 'dropped'
+             WHERE o.key = ANY($1) AND o.state = 'committed'
+               AND NOT EXISTS (SELECT 1 FROM veltrix_batches b WHERE b.object_key = o.key)
+             RETURNING o.key",
+            &[&keys],
+        )
+        .await
+        .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
+    Ok(dropped.iter().map(|r| r.get(0)).collect())
+}
+
+/// Releases the objects of a topic's batches, inside the transaction that
+/// deletes them.
+pub(crate) async fn release_topic_objects(tx: &tokio_postgres::Transaction<'_>, topic: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO veltrix_released_objects (object_key)
+         SELECT DISTINCT object_key FROM veltrix_batches WHERE topic = $1",
+        &[&topic],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Retention and the collection of objects no batch needs, the same
+//! scenario on the in-memory catalog and on PostgreSQL (cloud.rs).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use veltrix_shared::{
+    BatchEntry, Catalog, CollectorConfig, MemCatalog, ObjectCommit, ObjectState, OrphanCollector, Trimmed,
+};
+
+/// Writes an object holding one batch per `(partition, max timestamp)` of
+/// `topic` and commits it, as the writer would.
+pub async fn object<C: Catalog>(
+    catalog: &C,
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    topic: &str,
+    batches: &[(i32, i64)],
+) {
+    let body = Bytes::from(vec![b'x'; 4 * batches.len()]);
+    store.put(&Path::from(key), body.clone().into()).await.unwrap();
+    let batches = batches
+        .iter()
+        .enumerate()
+        .map(|(i, &(partition, max_timestamp))| BatchEntry {
+            topic: Arc::from(topic),
+            partition,
+            record_count: 1,
+            max_timestamp,
+            producer: None,
+            byte_start: 4 * i as u64,
+            byte_len: 4,
+            crc32c: crc32c::crc32c(b"xxxx"),
+        })
+        .collect();
+    let commit = ObjectCommit {
+        key: key.into(),
+        size: body.len() as u64,
+        batches,
+    };
+    for outcome in catalog.commit(&commit).await.unwrap() {
+        outcome.unwrap();
+    }
+}
+
+fn trimmed(batches: u64, start_offset: i64) -> Option<Trimmed> {
+    Some(Trimmed { batches, start_offset })
+}
+
+/// Partitions 0 and 1 of `topic` must exist and be empty; every time is
+/// `base` plus a few ms, and `base` is after the catalog's clock (so the
+/// commit times pass retention's cut too). Retention removes
+/// a prefix of old batches and never a hole; an object is dropped only once
+/// no partition's batch refers to it; the collector deletes dropped objects
+/// from the bucket and forgets them.
+pub async fn retention_scenario<C: Catalog>(catalog: &Arc<C>, store: &Arc<dyn ObjectStore>, topic: &str, base: i64) {
+    let k = |n: u32| format!("veltrix/objects/0000000000000-h-{n:08}-0000000000000000");
+    object(&**catalog, store, &k(1), topic, &[(0, base + 100)]).await;
+    object(&**catalog, store, &k(2), topic, &[(0, base + 100), (1, base + 500)]).await;
+    object(&**catalog, store, &k(3), topic, &[(0, base + 500)]).await;
+    // Older than the batch before it: kept while that one is.
+    object(&**catalog, store, &k(4), topic, &[(1, base + 100)]).await;
+
+    assert_eq!(catalog.trim(topic, 0, base + 300, 100).await.unwrap(), trimmed(2, 2));
+    assert_eq!(
+        catalog.trim(topic, 0, base + 300, 100).await.unwrap(),
+        trimmed(0, 2),
+        "nothing more to remove"
+    );
+    assert_eq!(
+        catalog.trim(topic, 1, base + 300, 100).await.unwrap(),
+        trimmed(0, 0),
+        "no holes"
+    );
+    assert_eq!(catalog.trim("no-such-topic", 0, base + 300, 100).await.unwrap(), None);
+    assert_eq!(catalog.start_offset(topic, 0).await.unwrap(), Some(2));
+    assert_eq!(catalog.start_offset(topic, 1).await.unwrap(), Some(0));
+    assert_eq!(
+        catalog.end_offset(topic, 0).await.unwrap(),
+        Some(3),
+        "the end does not move"
+    );
+    let first = catalog.batches(topic, 0, 0, 10).await.unwrap();
+    assert_eq!(first.iter().map(|b| b.base_offset).collect::<Vec<_>>(), [2]);
+
+    // Object 2 still holds partition 1's batch: only object 1 goes.
+    assert_eq!(catalog.drop_released(0, 100).await.unwrap(), [k(1)]);
+    let states = catalog.object_states(&[k(1), k(2), k(3)]).await.unwrap();
+    assert_eq!(states[&k(1)], ObjectState::Dropped);
+    assert_eq!(states[&k(2)], ObjectState::Committed);
+    assert_eq!(states[&k(3)], ObjectState::Committed);
+
+    // A bounded pass: one batch at a time.
+    assert_eq!(catalog.trim(topic, 1, base + 1_000, 1).await.unwrap(), trimmed(1, 1));
+    assert_eq!(catalog.trim(topic, 1, base + 1_000, 1).await.unwrap(), trimmed(1, 2));
+    let mut dropped = catalog.drop_released(0, 100).await.unwrap();
+    dropped.sort();
+    assert_eq!(dropped, [k(2), k(4)]);
+    assert!(
+        catalog.drop_released(0, 100).await.unwrap().is_empty(),
+        "each release is taken once"
+    );
+}
+
+/// The collector's part: dropped objects deleted from the bucket and
+/// forgotten, objects still needed kept.
+pub async fn collect_dropped<C: Catalog>(
+    collector: &OrphanCollector<C>,
+    catalog: &Arc<C>,
+    store: &Arc<dyn ObjectStore>,
+) {
+    let report = collector.run_once().await.unwrap();
+    assert_eq!(report.dropped, 3, "{report:?}");
+    collect_dropped_done(catalog, store).await;
+}
+
+/// After the collector: objects 1, 2 and 4 gone from the bucket and the
+/// catalog, object 3 (still needed) kept.
+pub async fn collect_dropped_done<C: Catalog>(catalog: &Arc<C>, store: &Arc<dyn ObjectStore>) {
+    let k = |n: u32| format!("veltrix/objects/0000000000000-h-{n:08}-0000000000000000");
+    for gone in [k(1), k(2), k(4)] {
+        assert!(
+            matches!(
+                store.head(&Path::from(gone.as_str())).await,
+                Err(object_store::Error::NotFound { .. })
+            ),
+            "{gone} deleted"
+        );
+    }
+    assert!(
+        store.head(&Path::from(k(3).as_str())).await.is_ok(),
+        "object 3 is still needed"
+    );
+    let states = catalog.object_states(&[k(1), k(2), k(3), k(4)]).await.unwrap();
+    assert_eq!(states.len(), 1, "the dropped ones are forgotten: {states:?}");
+}
+
+#[tokio::test]
+async fn retention_and_released_objects_in_memory() {
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 2).await.unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    retention_scenario(&catalog, &store, "t", 0).await;
+    // The collector's own path, from the releases to the deletes, on a
+    // fresh catalog and bucket.
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 2).await.unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let k = |n: u32| format!("veltrix/objects/0000000000000-h-{n:08}-0000000000000000");
+    object(&*catalog, &store, &k(1), "t", &[(0, 100)]).await;
+    object(&*catalog, &store, &k(2), "t", &[(0, 100), (1, 500)]).await;
+    object(&*catalog, &store, &k(3), "t", &[(0, 500)]).await;
+    object(&*catalog, &store, &k(4), "t", &[(1, 100)]).await;
+    catalog.trim("t", 0, 300, 100).await.unwrap();
+    catalog.trim("t", 1, 1_000, 100).await.unwrap();
+    let collector = OrphanCollector::new(
+        CollectorConfig {
+            grace_ms: 1_000,
+            ..CollectorConfig::default()
+        },
+        catalog.clone(),
+        store.clone(),
+    )
+    .unwrap();
+    // Within the grace period (the catalog's clock has not moved): kept.
+    assert_eq!(collector.run_once().await.unwrap().dropped, 0);
+    catalog.set_now_ms(1_000);
+    collect_dropped(&collector, &catalog, &store).await;
+}
