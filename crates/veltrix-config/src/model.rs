@@ -251,6 +251,11 @@ pub struct SharedStorage {
     pub lease_ms: u64,
     /// An object written and never committed is deleted once this old.
     pub orphan_grace_ms: u64,
+    /// Committed objects smaller than this are merged into larger ones; 0:
+    /// never.
+    pub merge_small_bytes_max: usize,
+    /// One merged object's size at most.
+    pub merged_bytes_max: usize,
 }
 
 impl SharedStorage {
@@ -275,6 +280,8 @@ impl SharedStorage {
             postgres_statement_timeout_ms: 5_000,
             lease_ms: 10_000,
             orphan_grace_ms: 3_600_000,
+            merge_small_bytes_max: 4 << 20,
+            merged_bytes_max: 64 << 20,
         }
     }
 
@@ -316,6 +323,8 @@ impl std::fmt::Debug for SharedStorage {
             .field("postgres_statement_timeout_ms", &self.postgres_statement_timeout_ms)
             .field("lease_ms", &self.lease_ms)
             .field("orphan_grace_ms", &self.orphan_grace_ms)
+            .field("merge_small_bytes_max", &self.merge_small_bytes_max)
+            .field("merged_bytes_max", &self.merged_bytes_max)
             .finish()
     }
 }

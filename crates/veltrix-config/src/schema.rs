@@ -550,7 +550,21 @@ static STORAGE_KEYS: &[KeyDef] = &[
         kind: int(1_000, 7 * 86_400_000, Unit::Milliseconds),
         required: false,
         default: || Some(storage().orphan_grace_ms.to_string()),
-        doc: "An object written and never committed (its broker died between the PUT and the commit) is deleted once this old; far above `put_timeout_ms` plus `commit_timeout_ms`, so an object on its way to a commit is never taken.",
+        doc: "An object written and never committed (its broker died between the PUT and the commit) is deleted once this old; far above `put_timeout_ms` plus `commit_timeout_ms`, so an object on its way to a commit is never taken. Objects merged into larger ones, or whose batches retention or a deleted topic removed, are deleted this long after too, so reads already under way finish.",
+    },
+    KeyDef {
+        name: "merge_small_bytes_max",
+        kind: int(0, 256 << 20, Unit::Bytes),
+        required: false,
+        default: || Some(storage().merge_small_bytes_max.to_string()),
+        doc: "Committed objects smaller than this, a minute old or more, are rewritten into larger ones by one broker at a time, so light traffic (an object per flush interval) does not leave the bucket with millions of tiny objects to list and read one GET at a time. 0: never.",
+    },
+    KeyDef {
+        name: "merged_bytes_max",
+        kind: int(1 << 20, 1 << 30, Unit::Bytes),
+        required: false,
+        default: || Some(storage().merged_bytes_max.to_string()),
+        doc: "One merged object's size at most: what a merge round reads and holds in memory.",
     },
 ];
 

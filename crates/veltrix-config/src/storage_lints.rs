@@ -57,6 +57,8 @@ pub(crate) fn resolve(s: &RawTable) -> Option<SharedStorage> {
     size(&mut c.buffered_bytes_max, "buffered_bytes_max");
     size(&mut c.cache_bytes_max, "cache_bytes_max");
     size(&mut c.postgres_connections_max, "postgres_connections_max");
+    size(&mut c.merge_small_bytes_max, "merge_small_bytes_max");
+    size(&mut c.merged_bytes_max, "merged_bytes_max");
     Some(c)
 }
 

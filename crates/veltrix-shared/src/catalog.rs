@@ -76,6 +76,30 @@ pub enum ObjectState {
     Dropped,
 }
 
+/// A committed batch as the merger moves it: where it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedBatch {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub base_offset: i64,
+    pub object_key: String,
+    pub byte_start: u64,
+    pub byte_len: u32,
+    pub crc32c: u32,
+}
+
+/// A batch's new place, in a merged object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub base_offset: i64,
+    /// The object it must still be in for the move to apply (retention or a
+    /// deleted topic may have removed it meanwhile).
+    pub from_key: String,
+    pub byte_start: u64,
+}
+
 /// What one retention pass over a partition did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Trimmed {
@@ -148,4 +172,30 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Forgets dropped objects deleted from the bucket.
     fn forget(&self, keys: &[String]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Up to `count_max` committed objects smaller than `size_below`,
+    /// committed at least `age_min_ms` ago, oldest first: what the merger
+    /// may rewrite. With their sizes.
+    fn small_objects(
+        &self,
+        size_below: u64,
+        age_min_ms: i64,
+        count_max: usize,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// Every batch that lies in one of `keys`.
+    fn batches_in(&self, keys: &[String]) -> impl Future<Output = Result<Vec<PlacedBatch>>> + Send;
+
+    /// One transaction: records `merged` as committed, points each batch of
+    /// `moves` still in its `from_key` at its place in `merged`, and
+    /// releases the `sources` to [`Catalog::drop_released`]. Answers the
+    /// batches moved; when none was (all removed meanwhile), nothing is
+    /// recorded and `merged` is left an orphan.
+    fn rewrite(
+        &self,
+        merged: &str,
+        size: u64,
+        moves: &[Moved],
+        sources: &[String],
+    ) -> impl Future<Output = Result<usize>> + Send;
 }

@@ -24,6 +24,7 @@ mod error;
 mod limits;
 mod mem;
 mod mem_cluster;
+mod merge;
 mod node;
 mod orphans;
 mod pg;
@@ -33,16 +34,20 @@ pub mod sequence;
 mod store;
 mod writer;
 
-pub use catalog::{Appended, BatchEntry, BatchRow, Catalog, ObjectCommit, ObjectState, ProducerStamp, Trimmed};
+pub use catalog::{
+    Appended, BatchEntry, BatchRow, Catalog, Moved, ObjectCommit, ObjectState, PlacedBatch, ProducerStamp, Trimmed,
+};
 pub use cluster::{
     BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, ListenerAddr, LiveBroker, OffsetRow, PRODUCER_IDS_MAX,
     TOPIC_PARTITIONS_MAX, TopicRow,
 };
 pub use error::{Error, Result};
-pub use limits::{CollectorConfig, ReaderConfig, WriterConfig};
+pub use limits::{CollectorConfig, MergeConfig, ReaderConfig, WriterConfig};
 pub use mem::MemCatalog;
 pub use mem_cluster::MemCluster;
+pub use merge::{MergeReport, Merger};
 pub use node::{NodeConfig, NodeStats, Shared, SharedNode, SharedStats, TRIM_ROWS_MAX};
+pub use object_store::ObjectStore;
 pub use orphans::{CollectReport, OrphanCollector};
 pub use pg::{PgCatalog, PgCluster, PgConfig};
 pub use probe::{

@@ -188,3 +188,50 @@ impl CollectorConfig {
         check("listed_per_round_max", self.listed_per_round_max as u64, 1, 10_000_000)
     }
 }
+
+/// The merger's limits: small objects rewritten into larger ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeConfig {
+    /// Committed objects smaller than this are merged; 0: no merging
+    /// (0..=256 MiB).
+    pub small_bytes_max: u64,
+    /// One merged object's size at most, so the bytes a round holds in
+    /// memory (1 MiB..=1 GiB).
+    pub merged_bytes_max: u64,
+    /// Objects younger than this are left alone: readers are likeliest to
+    /// want them, from the cache (1,000 ms..=1 day).
+    pub age_min_ms: u64,
+    /// Objects looked at in one round at most (2..=100,000).
+    pub objects_per_round_max: usize,
+    /// One object's GET, and the merged object's PUT (100..=600,000 ms).
+    pub request_timeout_ms: u64,
+    /// Prefix of the objects' keys in the bucket (the writers').
+    pub key_prefix: String,
+    /// Names the merged objects' keys (one per broker).
+    pub writer_id: String,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            small_bytes_max: 4 << 20,
+            merged_bytes_max: 64 << 20,
+            age_min_ms: 60_000,
+            objects_per_round_max: 1_000,
+            request_timeout_ms: 30_000,
+            key_prefix: "veltrix".into(),
+            writer_id: "merge".into(),
+        }
+    }
+}
+
+impl MergeConfig {
+    /// Every limit within its range.
+    pub fn validate(&self) -> Result<()> {
+        check("small_bytes_max", self.small_bytes_max, 0, 256 << 20)?;
+        check("merged_bytes_max", self.merged_bytes_max, 1 << 20, 1 << 30)?;
+        check("age_min_ms", self.age_min_ms, 1_000, 86_400_000)?;
+        check("objects_per_round_max", self.objects_per_round_max as u64, 2, 100_000)?;
+        check("request_timeout_ms", self.request_timeout_ms, 100, 600_000)
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState, Trimmed};
+use crate::catalog::{Appended, BatchRow, Catalog, Moved, ObjectCommit, ObjectState, PlacedBatch, Trimmed};
 use crate::error::{Error, Result};
 use crate::mem_cluster::ClusterState;
 use crate::sequence::{self, CommitState, PartitionKey, ProducerKey, ProducerState};
@@ -23,8 +23,9 @@ pub(crate) struct State {
     /// Moved by retention; absent means 0.
     pub(crate) start_offsets: HashMap<PartitionKey, i64>,
     objects: HashMap<String, ObjectState>,
-    /// When each committed object was committed (the test clock's ms).
-    committed_at: HashMap<String, i64>,
+    /// When each committed object was committed (the test clock's ms), and
+    /// its size.
+    committed_at: HashMap<String, (i64, u64)>,
     /// Objects released by retention or a deleted topic, with when (the
     /// test clock's ms), in order.
     pub(crate) released: Vec<(String, i64)>,
@@ -93,7 +94,7 @@ impl Catalog for MemCatalog {
         }
         state.objects.insert(object.key.clone(), ObjectState::Committed);
         let now = self.now_ms.load(Ordering::SeqCst) as i64;
-        state.committed_at.insert(object.key.clone(), now);
+        state.committed_at.insert(object.key.clone(), (now, object.size));
         for &i in &plan.new_batches {
             let (b, Ok(a)) = (&object.batches[i], &plan.outcomes[i]) else {
                 continue;
@@ -178,7 +179,7 @@ impl Catalog for MemCatalog {
             .map(|rows| {
                 rows.values()
                     .take_while(|r| {
-                        let committed = state.committed_at.get(&r.object_key).copied().unwrap_or(0);
+                        let committed = state.committed_at.get(&r.object_key).map_or(0, |c| c.0);
                         r.max_timestamp < before_ms && committed < before_ms
                     })
                     .take(rows_max)
@@ -243,5 +244,79 @@ impl Catalog for MemCatalog {
             }
         }
         Ok(())
+    }
+
+    async fn small_objects(&self, size_below: u64, age_min_ms: i64, count_max: usize) -> Result<Vec<(String, u64)>> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let state = self.check()?;
+        let holding: std::collections::HashSet<&str> = state
+            .batches
+            .values()
+            .flat_map(|rows| rows.values().map(|r| r.object_key.as_str()))
+            .collect();
+        let mut small: Vec<(i64, String, u64)> = state
+            .committed_at
+            .iter()
+            .filter(|(k, (at, size))| {
+                *size < size_below
+                    && at + age_min_ms <= now
+                    && holding.contains(k.as_str())
+                    && state.objects.get(*k) == Some(&ObjectState::Committed)
+            })
+            .map(|(k, (at, size))| (*at, k.clone(), *size))
+            .collect();
+        small.sort();
+        Ok(small.into_iter().take(count_max).map(|(_, k, s)| (k, s)).collect())
+    }
+
+    async fn batches_in(&self, keys: &[String]) -> Result<Vec<PlacedBatch>> {
+        let state = self.check()?;
+        let wanted: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+        Ok(state
+            .batches
+            .iter()
+            .flat_map(|((topic, partition), rows)| {
+                rows.values()
+                    .filter(|r| wanted.contains(r.object_key.as_str()))
+                    .map(|r| PlacedBatch {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        base_offset: r.base_offset,
+                        object_key: r.object_key.clone(),
+                        byte_start: r.byte_start,
+                        byte_len: r.byte_len,
+                        crc32c: r.crc32c,
+                    })
+            })
+            .collect())
+    }
+
+    async fn rewrite(&self, merged: &str, size: u64, moves: &[Moved], sources: &[String]) -> Result<usize> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let mut state = self.check()?;
+        if state.objects.contains_key(merged) {
+            return Err(Error::ObjectCollected(merged.to_owned()));
+        }
+        let mut moved = 0;
+        for m in moves {
+            let Some(rows) = state.batches.get_mut(&(m.topic.clone(), m.partition)) else {
+                continue;
+            };
+            if let Some(row) = rows
+                .values_mut()
+                .find(|r| r.base_offset == m.base_offset && r.object_key == m.from_key)
+            {
+                row.object_key = merged.to_owned();
+                row.byte_start = m.byte_start;
+                moved += 1;
+            }
+        }
+        if moved == 0 {
+            return Ok(0);
+        }
+        state.objects.insert(merged.to_owned(), ObjectState::Committed);
+        state.committed_at.insert(merged.to_owned(), (now, size));
+        state.released.extend(sources.iter().map(|k| (k.clone(), now)));
+        Ok(moved)
     }
 }

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use veltrix_config::SharedStorage as StorageConfig;
 use veltrix_core::Broker;
 use veltrix_shared::{
-    CollectorConfig, ListenerAddr, NodeConfig, OrphanCollector, PgCatalog, ReaderConfig, S3Config, Shared, SharedNode,
-    SharedStats, WriterConfig,
+    CollectorConfig, ListenerAddr, MergeConfig, Merger, NodeConfig, OrphanCollector, PgCatalog, ReaderConfig, S3Config,
+    Shared, SharedNode, SharedStats, WriterConfig,
 };
 
 /// The file in the data directory that keeps this broker's incarnation: its
@@ -27,6 +27,12 @@ const ORPHAN_ROUND_MS: u64 = 300_000;
 /// How often each broker applies the topics' time retention to the
 /// partitions it leads (Kafka's `log.retention.check.interval.ms` is 5 min).
 const RETENTION_ROUND_MS: u64 = 60_000;
+/// How often the broker placed on [`HOUSEKEEPER`] merges small objects.
+const MERGE_ROUND_MS: u64 = 30_000;
+/// The name placed on one live broker like a group's (`coordinator_of`):
+/// that broker merges. When the live set changes two may for a round,
+/// which is harmless (a batch already moved is not moved again).
+const HOUSEKEEPER: &str = "veltrix.housekeeping";
 /// How often the high watermarks of long-polled partitions are read.
 const WATCH_POLL_MS: u64 = 20;
 
@@ -134,28 +140,59 @@ pub async fn start(
         .sync(broker)
         .await
         .context("reading the topics from the catalog")?;
+    let metrics = SharedMetrics::new(broker.metrics().registry());
+    let mut tasks = housekeeping(s, (catalog, store), &node, &metrics, &stop)?;
+    tasks.extend([
+        tokio::spawn(sync_topics(storage.clone(), broker.clone(), stop.clone())),
+        tokio::spawn(enforce_retention(storage.clone(), broker.clone(), stop.clone())),
+        tokio::spawn(export_metrics(node.clone(), metrics, stop)),
+    ]);
+    tracing::info!(broker_id = s.broker_id, bucket = %s.bucket, "serving from shared storage");
+    Ok(Running { node, storage, tasks })
+}
+
+/// The collector of orphans and released objects (on every broker), and the
+/// merger of small objects (on the one [`HOUSEKEEPER`] places).
+fn housekeeping(
+    s: &StorageConfig,
+    (catalog, store): (Arc<PgCatalog>, Arc<dyn veltrix_shared::ObjectStore>),
+    node: &Arc<SharedNode<PgCatalog>>,
+    metrics: &SharedMetrics,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let collector = OrphanCollector::new(
         CollectorConfig {
             grace_ms: s.orphan_grace_ms,
             key_prefix: s.key_prefix.clone(),
             ..CollectorConfig::default()
         },
+        catalog.clone(),
+        store.clone(),
+    )?;
+    let merger = Merger::new(
+        MergeConfig {
+            small_bytes_max: s.merge_small_bytes_max as u64,
+            merged_bytes_max: s.merged_bytes_max as u64,
+            key_prefix: s.key_prefix.clone(),
+            writer_id: format!("merge-{}", s.broker_id),
+            ..MergeConfig::default()
+        },
         catalog,
         store,
     )?;
-    let metrics = SharedMetrics::new(broker.metrics().registry());
-    let tasks = vec![
-        tokio::spawn(sync_topics(storage.clone(), broker.clone(), stop.clone())),
-        tokio::spawn(enforce_retention(storage.clone(), broker.clone(), stop.clone())),
+    Ok(vec![
         tokio::spawn(collect_orphans(
             collector,
             metrics.objects_deleted.clone(),
             stop.clone(),
         )),
-        tokio::spawn(export_metrics(node.clone(), metrics, stop)),
-    ];
-    tracing::info!(broker_id = s.broker_id, bucket = %s.bucket, "serving from shared storage");
-    Ok(Running { node, storage, tasks })
+        tokio::spawn(merge_small_objects(
+            node.clone(),
+            merger,
+            metrics.objects_merged.clone(),
+            stop.clone(),
+        )),
+    ])
 }
 
 /// The node, when `[storage]` says shared: started (registered with the
@@ -247,6 +284,35 @@ async fn enforce_retention(
     }
 }
 
+async fn merge_small_objects(
+    node: Arc<SharedNode<PgCatalog>>,
+    merger: Merger<PgCatalog>,
+    merged: prometheus::IntCounter,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(MERGE_ROUND_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if !node.coordinates(HOUSEKEEPER) {
+                    continue;
+                }
+                match merger.run_once().await {
+                    Ok(report) => {
+                        merged.inc_by(report.objects_merged as u64);
+                        if report.objects_merged > 0 {
+                            tracing::debug!(?report, "small objects merged");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a merge round failed; next round"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 async fn collect_orphans(
     collector: OrphanCollector<PgCatalog>,
     deleted: prometheus::IntCounter,
@@ -281,6 +347,7 @@ struct SharedMetrics {
     live_brokers: prometheus::IntGauge,
     batches_trimmed: prometheus::IntCounter,
     objects_deleted: prometheus::IntCounter,
+    objects_merged: prometheus::IntCounter,
 }
 
 impl SharedMetrics {
@@ -311,6 +378,10 @@ impl SharedMetrics {
             batches_trimmed: r.int_counter(
                 "veltrix_shared_batches_trimmed_total",
                 "batches this broker's retention removed from the catalog",
+            ),
+            objects_merged: r.int_counter(
+                "veltrix_shared_objects_merged_total",
+                "small objects this broker rewrote into larger ones",
             ),
             objects_deleted: r.int_counter(
                 "veltrix_shared_objects_deleted_total",

@@ -7,11 +7,13 @@
 //! transactions each leave a row, and whichever the collector reads last
 //! finds the object's batches gone.
 
+use std::sync::Arc;
+
 use tokio_postgres::Client;
 
 use super::{PgCatalog, pg_error};
-use crate::catalog::Trimmed;
-use crate::error::Result;
+use crate::catalog::{Moved, PlacedBatch, Trimmed};
+use crate::error::{Error, Result};
 
 impl PgCatalog {
     pub(crate) async fn start_offset_of(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
@@ -53,6 +55,77 @@ impl PgCatalog {
             let dropped = drop_released_on(conn.client(), grace_ms, rows_max as i64).await;
             conn.finish(&dropped);
             dropped
+        })
+        .await
+    }
+
+    pub(crate) async fn small_objects_of(
+        &self,
+        size_below: u64,
+        age_min_ms: i64,
+        count_max: usize,
+    ) -> Result<Vec<(String, u64)>> {
+        self.timed(self.statement_timeout, "small objects", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT o.key, o.size_bytes FROM veltrix_objects o
+                     WHERE o.state = 'committed' AND o.size_bytes < $1
+                       AND o.recorded_at < now() - make_interval(secs => $2::float8 / 1000)
+                       AND EXISTS (SELECT 1 FROM veltrix_batches b WHERE b.object_key = o.key)
+                     ORDER BY o.recorded_at LIMIT $3",
+                    &[&(size_below as i64), &(age_min_ms as f64), &(count_max as i64)],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
+        })
+        .await
+    }
+
+    pub(crate) async fn batches_in_objects(&self, keys: &[String]) -> Result<Vec<PlacedBatch>> {
+        self.timed(self.statement_timeout, "batches of objects", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT topic, partition, base_offset, object_key, byte_start, byte_len, crc32c
+                     FROM veltrix_batches WHERE object_key = ANY($1)",
+                    &[&keys],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows
+                .iter()
+                .map(|r| PlacedBatch {
+                    topic: Arc::from(r.get::<_, &str>(0)),
+                    partition: r.get(1),
+                    base_offset: r.get(2),
+                    object_key: r.get(3),
+                    byte_start: r.get::<_, i64>(4) as u64,
+                    byte_len: r.get::<_, i32>(5) as u32,
+                    crc32c: r.get::<_, i64>(6) as u32,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub(crate) async fn rewrite_objects(
+        &self,
+        merged: &str,
+        size: u64,
+        moves: &[Moved],
+        sources: &[String],
+    ) -> Result<usize> {
+        self.timed(self.statement_timeout * 2, "merge", async {
+            let mut conn = self.conn().await?;
+            let moved = rewrite_on(conn.client(), merged, size, moves, sources).await;
+            conn.finish(&moved);
+            moved
         })
         .await
     }
@@ -146,6 +219,64 @@ async fn trim_on(
         batches: removed.len() as u64,
         start_offset: start,
     }))
+}
+
+async fn rewrite_on(
+    client: &mut Client,
+    merged: &str,
+    size: u64,
+    moves: &[Moved],
+    sources: &[String],
+) -> Result<usize> {
+    let topics: Vec<&str> = moves.iter().map(|m| &*m.topic).collect();
+    let partitions: Vec<i32> = moves.iter().map(|m| m.partition).collect();
+    let offsets: Vec<i64> = moves.iter().map(|m| m.base_offset).collect();
+    let froms: Vec<&str> = moves.iter().map(|m| m.from_key.as_str()).collect();
+    let starts: Vec<i64> = moves.iter().map(|m| m.byte_start as i64).collect();
+    let tx = client.transaction().await.map_err(pg_error)?;
+    // The partitions' rows first, in the order commits, trims and topic
+    // deletes lock them.
+    tx.execute(
+        "SELECT 1 FROM veltrix_partitions
+         WHERE (topic, partition) IN (SELECT * FROM UNNEST($1::text[], $2::int4[]))
+         ORDER BY topic, partition FOR UPDATE",
+        &[&topics, &partitions],
+    )
+    .await
+    .map_err(pg_error)?;
+    let recorded = tx
+        .execute(
+            "INSERT INTO veltrix_objects (key, state, size_bytes) VALUES ($1, 'committed', $2)
+             ON CONFLICT DO NOTHING",
+            &[&merged, &(size as i64)],
+        )
+        .await
+        .map_err(pg_error)?;
+    if recorded == 0 {
+        tx.rollback().await.map_err(pg_error)?;
+        return Err(Error::ObjectCollected(merged.to_owned()));
+    }
+    let moved = tx
+        .execute(
+            "UPDATE veltrix_batches b SET object_key = $1, byte_start = m.s
+             FROM UNNEST($2::text[], $3::int4[], $4::int8[], $5::text[], $6::int8[]) AS m(t, p, o, f, s)
+             WHERE b.topic = m.t AND b.partition = m.p AND b.base_offset = m.o AND b.object_key = m.f",
+            &[&merged, &topics, &partitions, &offsets, &froms, &starts],
+        )
+        .await
+        .map_err(pg_error)?;
+    if moved == 0 {
+        tx.rollback().await.map_err(pg_error)?;
+        return Ok(0);
+    }
+    tx.execute(
+        "INSERT INTO veltrix_released_objects (object_key) SELECT UNNEST($1::text[])",
+        &[&sources],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
+    Ok(moved as usize)
 }
 
 async fn drop_released_on(client: &mut Client, grace_ms: i64, rows_max: i64) -> Result<Vec<String>> {

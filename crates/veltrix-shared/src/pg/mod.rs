@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use crate::catalog::{Appended, BatchRow, Catalog, ObjectCommit, ObjectState, Trimmed};
+use crate::catalog::{Appended, BatchRow, Catalog, Moved, ObjectCommit, ObjectState, PlacedBatch, Trimmed};
 use crate::error::{Error, Result};
 use crate::limits::check;
 
@@ -384,5 +384,17 @@ impl Catalog for PgCatalog {
 
     async fn forget(&self, keys: &[String]) -> Result<()> {
         self.forget_objects(keys).await
+    }
+
+    async fn small_objects(&self, size_below: u64, age_min_ms: i64, count_max: usize) -> Result<Vec<(String, u64)>> {
+        self.small_objects_of(size_below, age_min_ms, count_max).await
+    }
+
+    async fn batches_in(&self, keys: &[String]) -> Result<Vec<PlacedBatch>> {
+        self.batches_in_objects(keys).await
+    }
+
+    async fn rewrite(&self, merged: &str, size: u64, moves: &[Moved], sources: &[String]) -> Result<usize> {
+        self.rewrite_objects(merged, size, moves, sources).await
     }
 }

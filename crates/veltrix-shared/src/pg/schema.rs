@@ -93,7 +93,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // objects whose batches retention or a deleted topic removed, released
     // for the collector (one row per release, so concurrent releases of one
     // object never hide each other); objects dropped once no batch refers to
-    // them, deleted from the bucket, then forgotten.
+    // them, deleted from the bucket, then forgotten; committed objects by
+    // size, for the merger's look for small ones.
     r"
     ALTER TABLE veltrix_partitions ADD COLUMN start_offset bigint NOT NULL DEFAULT 0;
     CREATE TABLE veltrix_released_objects (
@@ -104,6 +105,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE veltrix_objects DROP CONSTRAINT veltrix_objects_state_check;
     ALTER TABLE veltrix_objects ADD CONSTRAINT veltrix_objects_state_check
         CHECK (state IN ('committed', 'orphan', 'dropped'));
+    CREATE INDEX veltrix_objects_small ON veltrix_objects (size_bytes) WHERE state = 'committed';
     ",
 ];
 

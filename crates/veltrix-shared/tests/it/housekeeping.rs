@@ -8,7 +8,8 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use veltrix_shared::{
-    BatchEntry, Catalog, CollectorConfig, MemCatalog, ObjectCommit, ObjectState, OrphanCollector, Trimmed,
+    BatchEntry, Catalog, CollectorConfig, MemCatalog, MergeConfig, Merger, ObjectCommit, ObjectState, OrphanCollector,
+    Trimmed,
 };
 
 /// Writes an object holding one batch per `(partition, max timestamp)` of
@@ -169,4 +170,82 @@ async fn retention_and_released_objects_in_memory() {
     assert_eq!(collector.run_once().await.unwrap().dropped, 0);
     catalog.set_now_ms(1_000);
     collect_dropped(&collector, &catalog, &store).await;
+}
+
+/// The merger, on any catalog whose clock has passed `age_min_ms` since the
+/// objects were committed: partitions 0 and 1 of `topic` empty before. Five
+/// small objects become one; every batch reads back the same, at the same
+/// offsets, from the merged object; the old ones are released, and dropped
+/// once no batch needs them; a second round has nothing left to merge.
+pub async fn merge_scenario<C: Catalog>(
+    catalog: &Arc<C>,
+    store: &Arc<dyn ObjectStore>,
+    topic: &str,
+    ripen: impl AsyncFn(),
+) {
+    let k = |n: u32| format!("veltrix/objects/0000000000000-m-{n:08}-0000000000000000");
+    object(&**catalog, store, &k(1), topic, &[(0, 1), (1, 1)]).await;
+    object(&**catalog, store, &k(2), topic, &[(1, 2)]).await;
+    object(&**catalog, store, &k(3), topic, &[(0, 3), (0, 3), (1, 3)]).await;
+    object(&**catalog, store, &k(4), topic, &[(0, 4)]).await;
+    object(&**catalog, store, &k(5), topic, &[(1, 5)]).await;
+    let before: Vec<_> = [0, 1]
+        .iter()
+        .map(|&p| async move { catalog.batches(topic, p, 0, 100).await.unwrap() })
+        .collect();
+    let mut rows_before = Vec::new();
+    for f in before {
+        rows_before.push(f.await);
+    }
+    ripen().await;
+    let merger = Merger::new(
+        MergeConfig {
+            age_min_ms: 1_000,
+            ..MergeConfig::default()
+        },
+        catalog.clone(),
+        store.clone(),
+    )
+    .unwrap();
+    let report = merger.run_once().await.unwrap();
+    assert_eq!(
+        (report.objects_merged, report.batches_moved, report.batches_damaged),
+        (5, 8, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.bytes, 8 * 4);
+    let reader =
+        veltrix_shared::Reader::new(veltrix_shared::ReaderConfig::default(), catalog.clone(), store.clone()).unwrap();
+    for (p, before) in [0, 1].into_iter().zip(rows_before) {
+        let after = catalog.batches(topic, p, 0, 100).await.unwrap();
+        let offsets = |rows: &[veltrix_shared::BatchRow]| {
+            rows.iter()
+                .map(|r| (r.base_offset, r.last_offset, r.max_timestamp))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offsets(&after), offsets(&before), "partition {p}: the same batches");
+        let merged: std::collections::BTreeSet<&str> = after.iter().map(|r| r.object_key.as_str()).collect();
+        assert_eq!(merged.len(), 1, "partition {p} now reads from one object");
+        let read = reader.read(topic, p, 0, 1 << 20).await.unwrap();
+        assert_eq!(read.len(), before.len());
+        assert!(read.iter().all(|b| &b.bytes[..] == b"xxxx"));
+    }
+    let mut dropped = catalog.drop_released(0, 100).await.unwrap();
+    dropped.sort();
+    assert_eq!(dropped, (1..=5).map(k).collect::<Vec<_>>());
+    ripen().await;
+    let again = merger.run_once().await.unwrap();
+    assert_eq!(again.objects_merged, 0, "one object left: nothing to merge: {again:?}");
+}
+
+#[tokio::test]
+async fn small_objects_are_merged_in_memory() {
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 2).await.unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let clock = catalog.clone();
+    merge_scenario(&catalog, &store, "t", async || {
+        clock.advance(1_000);
+    })
+    .await;
 }

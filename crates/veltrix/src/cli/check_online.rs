@@ -255,6 +255,11 @@ mod tests {
             (reader.cache_bytes_max, reader.get_timeout_ms)
         );
         assert_eq!(s.orphan_grace_ms, collector.grace_ms);
+        let merge = veltrix_shared::MergeConfig::default();
+        assert_eq!(
+            (s.merge_small_bytes_max as u64, s.merged_bytes_max as u64),
+            (merge.small_bytes_max, merge.merged_bytes_max)
+        );
         assert_eq!(
             (s.postgres_connections_max, s.postgres_statement_timeout_ms),
             (pg.connections_max, pg.statement_timeout_ms)
