@@ -366,6 +366,9 @@ def storage_toml(storage: dict, broker_id: int) -> str:
         f'postgres_url = "{s["postgres_url"]}"\n'
         f"flush_interval_ms = {s.get('flush_interval_ms', 50)}\n"
         f"lease_ms = {s.get('lease_ms', 3000)}\n"
+        # Small objects merged a second after their commit, a round every
+        # second: every test here runs with batches moving between objects.
+        "merge_age_ms_min = 1000\n"
     )
 
 

@@ -256,6 +256,8 @@ pub struct SharedStorage {
     pub merge_small_bytes_max: usize,
     /// One merged object's size at most.
     pub merged_bytes_max: usize,
+    /// Objects younger than this are not merged.
+    pub merge_age_ms_min: u64,
 }
 
 impl SharedStorage {
@@ -282,6 +284,7 @@ impl SharedStorage {
             orphan_grace_ms: 3_600_000,
             merge_small_bytes_max: 4 << 20,
             merged_bytes_max: 64 << 20,
+            merge_age_ms_min: 60_000,
         }
     }
 
@@ -325,6 +328,7 @@ impl std::fmt::Debug for SharedStorage {
             .field("orphan_grace_ms", &self.orphan_grace_ms)
             .field("merge_small_bytes_max", &self.merge_small_bytes_max)
             .field("merged_bytes_max", &self.merged_bytes_max)
+            .field("merge_age_ms_min", &self.merge_age_ms_min)
             .finish()
     }
 }

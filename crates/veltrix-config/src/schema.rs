@@ -557,7 +557,7 @@ static STORAGE_KEYS: &[KeyDef] = &[
         kind: int(0, 256 << 20, Unit::Bytes),
         required: false,
         default: || Some(storage().merge_small_bytes_max.to_string()),
-        doc: "Committed objects smaller than this, a minute old or more, are rewritten into larger ones by one broker at a time, so light traffic (an object per flush interval) does not leave the bucket with millions of tiny objects to list and read one GET at a time. 0: never.",
+        doc: "Committed objects smaller than this, `merge_age_ms_min` old or more, are rewritten into larger ones by one broker at a time, so light traffic (an object per flush interval) does not leave the bucket with millions of tiny objects to list and read one GET at a time. 0: never.",
     },
     KeyDef {
         name: "merged_bytes_max",
@@ -565,6 +565,13 @@ static STORAGE_KEYS: &[KeyDef] = &[
         required: false,
         default: || Some(storage().merged_bytes_max.to_string()),
         doc: "One merged object's size at most: what a merge round reads and holds in memory.",
+    },
+    KeyDef {
+        name: "merge_age_ms_min",
+        kind: int(1_000, 86_400_000, Unit::Milliseconds),
+        required: false,
+        default: || Some(storage().merge_age_ms_min.to_string()),
+        doc: "Objects younger than this are not merged (consumers close behind producers read them, most likely from the cache). Merge rounds run every half of this, at most every 30 s.",
     },
 ];
 

@@ -48,6 +48,7 @@ pub(crate) fn resolve(s: &RawTable) -> Option<SharedStorage> {
     set(&mut c.postgres_statement_timeout_ms, "postgres_statement_timeout_ms");
     set(&mut c.lease_ms, "lease_ms");
     set(&mut c.orphan_grace_ms, "orphan_grace_ms");
+    set(&mut c.merge_age_ms_min, "merge_age_ms_min");
     let size = |field: &mut usize, key: &str| {
         if let Some(n) = s.int(key).and_then(|n| usize::try_from(n).ok()) {
             *field = n;

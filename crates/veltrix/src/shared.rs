@@ -27,8 +27,9 @@ const ORPHAN_ROUND_MS: u64 = 300_000;
 /// How often each broker applies the topics' time retention to the
 /// partitions it leads (Kafka's `log.retention.check.interval.ms` is 5 min).
 const RETENTION_ROUND_MS: u64 = 60_000;
-/// How often the broker placed on [`HOUSEKEEPER`] merges small objects.
-const MERGE_ROUND_MS: u64 = 30_000;
+/// How often the broker placed on [`HOUSEKEEPER`] merges small objects at
+/// most seldom (half of `merge_age_ms_min` when that is shorter).
+const MERGE_ROUND_MS_MAX: u64 = 30_000;
 /// The name placed on one live broker like a group's (`coordinator_of`):
 /// that broker merges. When the live set changes two may for a round,
 /// which is harmless (a batch already moved is not moved again).
@@ -173,6 +174,7 @@ fn housekeeping(
         MergeConfig {
             small_bytes_max: s.merge_small_bytes_max as u64,
             merged_bytes_max: s.merged_bytes_max as u64,
+            age_min_ms: s.merge_age_ms_min,
             key_prefix: s.key_prefix.clone(),
             writer_id: format!("merge-{}", s.broker_id),
             ..MergeConfig::default()
@@ -188,7 +190,7 @@ fn housekeeping(
         )),
         tokio::spawn(merge_small_objects(
             node.clone(),
-            merger,
+            (merger, (s.merge_age_ms_min / 2).clamp(1_000, MERGE_ROUND_MS_MAX)),
             metrics.objects_merged.clone(),
             stop.clone(),
         )),
@@ -286,11 +288,11 @@ async fn enforce_retention(
 
 async fn merge_small_objects(
     node: Arc<SharedNode<PgCatalog>>,
-    merger: Merger<PgCatalog>,
+    (merger, round_ms): (Merger<PgCatalog>, u64),
     merged: prometheus::IntCounter,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut every = tokio::time::interval(Duration::from_millis(MERGE_ROUND_MS));
+    let mut every = tokio::time::interval(Duration::from_millis(round_ms));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

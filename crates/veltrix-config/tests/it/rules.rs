@@ -1355,7 +1355,7 @@ fn shared_storage_keys_reach_their_fields() {
         "endpoint = \"https://s3.internal\"\nregion = \"eu-west-1\"\nkey_prefix = \"prod\"\nflush_interval_ms = 20\n\
          flush_bytes_max = 1_048_576\nbuffered_bytes_max = 4_194_304\ncache_bytes_max = 0\nput_timeout_ms = 1_000\n\
          commit_timeout_ms = 2_000\nget_timeout_ms = 3_000\npostgres_connections_max = 8\npostgres_statement_timeout_ms = 4_000\n\
-         lease_ms = 5_000\norphan_grace_ms = 60_000\nmerge_small_bytes_max = 0\nmerged_bytes_max = 2_097_152\n",
+         lease_ms = 5_000\norphan_grace_ms = 60_000\nmerge_small_bytes_max = 0\nmerged_bytes_max = 2_097_152\nmerge_age_ms_min = 5_000\n",
     );
     let report = check_source("veltrix.toml", &src, &[], &disk());
     let s = report
@@ -1381,6 +1381,7 @@ fn shared_storage_keys_reach_their_fields() {
     expected.orphan_grace_ms = 60_000;
     expected.merge_small_bytes_max = 0;
     expected.merged_bytes_max = 2 << 20;
+    expected.merge_age_ms_min = 5_000;
     assert_eq!(s, expected);
     // Local, the default: no shared storage, whatever else the table says.
     let local = check_source("veltrix.toml", "[storage]\nbucket = \"b\"\n", &[], &disk());

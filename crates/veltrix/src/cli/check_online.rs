@@ -257,8 +257,12 @@ mod tests {
         assert_eq!(s.orphan_grace_ms, collector.grace_ms);
         let merge = veltrix_shared::MergeConfig::default();
         assert_eq!(
-            (s.merge_small_bytes_max as u64, s.merged_bytes_max as u64),
-            (merge.small_bytes_max, merge.merged_bytes_max)
+            (
+                s.merge_small_bytes_max as u64,
+                s.merged_bytes_max as u64,
+                s.merge_age_ms_min
+            ),
+            (merge.small_bytes_max, merge.merged_bytes_max, merge.age_min_ms)
         );
         assert_eq!(
             (s.postgres_connections_max, s.postgres_statement_timeout_ms),
