@@ -32,8 +32,6 @@ NOT_ON_SHARED_STORAGE: dict[str, str] = {
     "test_routes.py": "routes and dead letters are not served (V153)",
     "test_dead_letters.py": "dead letters (share groups, routes) are not served",
     "test_disk_watermarks.py": "disk watermarks guard one broker's data directory, which holds no records on shared storage",
-    "test_admin.py::test_delete_records_moves_the_log_start": "DeleteRecords is not served (no retention or log start yet)",
-    "test_admin.py::test_kafka_python_admin_calls": "ends with DeleteRecords, which is not served",
     "test_admin_answers.py::test_create_topics_with_a_replica_assignment_on_this_broker": (
         "assigns replicas to the one broker of a one-node cluster; shared storage has no replicas to assign"
     ),

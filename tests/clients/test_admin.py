@@ -301,8 +301,9 @@ def test_kafka_python_admin_calls(broker):
         }
 
         cluster = a.describe_cluster()
-        assert (cluster["cluster_id"], cluster["controller_id"]) == ("veltrix", 0)
-        assert [(b["broker_id"], b["host"], b["port"]) for b in cluster["brokers"]] == [(0, "127.0.0.1", broker.port)]
+        assert cluster["cluster_id"] == "veltrix"
+        assert cluster["controller_id"] in broker.node_ids
+        assert sorted((b["broker_id"], b["host"], b["port"]) for b in cluster["brokers"]) == sorted(broker.nodes)
 
         produce_n(broker.bootstrap, topic, 0, 5)
         trimmed = a.delete_records({KpTopicPartition(topic, 0): 3})

@@ -163,6 +163,19 @@ pub trait Catalog: Send + Sync + 'static {
         rows_max: usize,
     ) -> impl Future<Output = Result<Option<Trimmed>>> + Send;
 
+    /// DeleteRecords, one transaction: the partition's start offset moved
+    /// up to `offset` (never back; never past its end, where `offset` is
+    /// clamped), and up to `rows_max` of the batches wholly below it removed,
+    /// their objects released. Call again while a whole `rows_max` was
+    /// removed. `None` if the partition is unknown.
+    fn delete_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        rows_max: usize,
+    ) -> impl Future<Output = Result<Option<Trimmed>>> + Send;
+
     /// Looks at up to `rows_max` objects released at least `grace_ms` ago
     /// (by [`Catalog::trim`] or a deleted topic): those no batch refers to
     /// any more are marked [`ObjectState::Dropped`] and answered, to delete

@@ -207,6 +207,44 @@ impl Catalog for MemCatalog {
         }))
     }
 
+    async fn delete_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        rows_max: usize,
+    ) -> Result<Option<Trimmed>> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let mut state = self.check()?;
+        let key: PartitionKey = (topic.into(), partition);
+        let Some(&end) = state.next_offsets.get(&key) else {
+            return Ok(None);
+        };
+        let start = state.start_offsets.get(&key).copied().unwrap_or(0).max(offset.min(end));
+        let doomed: Vec<(i64, String)> = state
+            .batches
+            .get(&key)
+            .map(|rows| {
+                rows.values()
+                    .take_while(|r| r.last_offset < start)
+                    .take(rows_max)
+                    .map(|r| (r.last_offset, r.object_key.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(rows) = state.batches.get_mut(&key) {
+            for (last_offset, _) in &doomed {
+                rows.remove(last_offset);
+            }
+        }
+        state.start_offsets.insert(key, start);
+        state.released.extend(doomed.iter().map(|(_, k)| (k.clone(), now)));
+        Ok(Some(Trimmed {
+            batches: doomed.len() as u64,
+            start_offset: start,
+        }))
+    }
+
     async fn drop_released(&self, grace_ms: i64, rows_max: usize) -> Result<Vec<String>> {
         let now = self.now_ms.load(Ordering::SeqCst) as i64;
         let mut state = self.check()?;

@@ -87,6 +87,11 @@ type PartitionKey = (Arc<str>, i32);
 /// its retention is trimmed over several rounds, each transaction short.
 pub const TRIM_ROWS_MAX: usize = 10_000;
 
+/// Transactions one DeleteRecords runs at most (a million batches): the
+/// start offset moves in the first; batches left below it past that many
+/// go with the next DeleteRecords.
+pub const DELETE_TRANSACTIONS_MAX: usize = 100;
+
 /// A partition's high watermark as this broker knows it.
 struct Watched {
     sender: watch::Sender<i64>,
@@ -537,6 +542,11 @@ pub trait Shared: Send + Sync + 'static {
     /// timestamp is before `before_ms`, from the start, at most
     /// `trim_rows_max` per call (see [`Catalog::trim`]).
     fn trim<'a>(&'a self, topic: &'a str, partition: i32, before_ms: i64) -> BoxFuture<'a, Result<Option<Trimmed>>>;
+    /// DeleteRecords: the partition's start moved up to `offset` (clamped to
+    /// its end) and every batch wholly below it removed, in transactions of
+    /// at most `TRIM_ROWS_MAX` batches, `DELETE_TRANSACTIONS_MAX` at most.
+    /// Answers the start offset after.
+    fn delete_records<'a>(&'a self, topic: &'a str, partition: i32, offset: i64) -> BoxFuture<'a, Result<i64>>;
     fn stats(&self) -> SharedStats;
 }
 
@@ -696,6 +706,31 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
                     .fetch_add(t.batches, std::sync::atomic::Ordering::Relaxed);
             }
             Ok(trimmed)
+        })
+    }
+
+    fn delete_records<'a>(&'a self, topic: &'a str, partition: i32, offset: i64) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(async move {
+            let unknown = || Error::UnknownPartition {
+                topic: topic.into(),
+                partition,
+            };
+            let mut start = 0;
+            for _ in 0..DELETE_TRANSACTIONS_MAX {
+                let t = self
+                    .catalog
+                    .delete_before(topic, partition, offset, TRIM_ROWS_MAX)
+                    .await?
+                    .ok_or_else(unknown)?;
+                self.stats
+                    .batches_trimmed
+                    .fetch_add(t.batches, std::sync::atomic::Ordering::Relaxed);
+                start = t.start_offset;
+                if t.batches < TRIM_ROWS_MAX as u64 {
+                    break;
+                }
+            }
+            Ok(start)
         })
     }
 

@@ -218,8 +218,8 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
     handle_local(ctx, request).await
 }
 
-/// Whether an API is served on shared storage: not transactions, share
-/// groups or DeleteRecords yet (docs/scale-out.md). ApiVersions leaves them
+/// Whether an API is served on shared storage: not transactions or share
+/// groups yet (docs/scale-out.md). ApiVersions leaves them
 /// out there too.
 pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
     !matches!(
@@ -237,7 +237,6 @@ pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
             | ApiKey::DescribeShareGroupOffsets
             | ApiKey::AlterShareGroupOffsets
             | ApiKey::DeleteShareGroupOffsets
-            | ApiKey::DeleteRecords
     )
 }
 

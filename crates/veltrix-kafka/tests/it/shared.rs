@@ -230,15 +230,16 @@ async fn an_idempotent_retry_through_the_other_broker_gets_the_original_offsets(
 }
 
 #[tokio::test]
-async fn transactions_and_share_groups_are_not_offered_on_shared_storage() {
+async fn transactions_and_share_groups_are_not_offered_on_shared_storage_and_delete_records_is() {
     let p = pair().await;
     let mut a = Client::connect(p.a.addr).await;
     let r = a.call(kafka_protocol::messages::ApiVersionsRequest::default(), 3).await;
     let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
     assert!(keys.contains(&(ApiKey::Produce as i16)));
-    for absent in [ApiKey::EndTxn, ApiKey::ShareFetch, ApiKey::DeleteRecords] {
+    for absent in [ApiKey::EndTxn, ApiKey::ShareFetch] {
         assert!(!keys.contains(&(absent as i16)), "{absent:?} offered");
     }
+    assert!(keys.contains(&(ApiKey::DeleteRecords as i16)));
 }
 
 #[tokio::test]
@@ -361,4 +362,64 @@ async fn retention_removes_old_batches_and_a_fetch_below_the_start_is_out_of_ran
             ["new"]
         );
     }
+}
+
+/// DeleteRecords on shared storage: the start moves (never back, never past
+/// the end), both brokers answer ListOffsets' earliest with it and a Fetch
+/// below it with OFFSET_OUT_OF_RANGE; -1 means the high watermark.
+#[tokio::test]
+async fn delete_records_moves_the_start_on_every_broker() {
+    use kafka_protocol::messages::DeleteRecordsRequest;
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "d", 1).await;
+    for v in ["r0", "r1", "r2"] {
+        produce(&mut a, "d", 0, -1, records_at(&[v], 1_700_000_000_000)).await;
+    }
+    let delete = |offset: i64| {
+        DeleteRecordsRequest::default()
+            .with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(topic("d"))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(offset),
+                    ]),
+            ])
+            .with_timeout_ms(5_000)
+    };
+    let answer = |r: kafka_protocol::messages::DeleteRecordsResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.low_watermark)
+    };
+    assert_eq!(answer(b.call(delete(2), 2).await), (errors::NONE, 2));
+    assert_eq!(answer(a.call(delete(1), 2).await), (errors::NONE, 2), "never back");
+    assert_eq!(
+        answer(a.call(delete(4), 2).await),
+        (ResponseError::OffsetOutOfRange.code(), -1),
+        "past the end"
+    );
+    for c in [&mut a, &mut b] {
+        let below = c.call(fetch_request("d", 0, 1, 0), 12).await;
+        assert_eq!(
+            below.responses[0].partitions[0].error_code,
+            ResponseError::OffsetOutOfRange.code()
+        );
+        let kept = c.call(fetch_request("d", 0, 2, 0), 12).await;
+        let part = &kept.responses[0].partitions[0];
+        assert_eq!(
+            fetched(part.records.as_ref().unwrap())
+                .into_values()
+                .collect::<Vec<_>>(),
+            ["r2"]
+        );
+    }
+    assert_eq!(
+        answer(b.call(delete(-1), 2).await),
+        (errors::NONE, 3),
+        "-1: the high watermark"
+    );
 }

@@ -49,6 +49,22 @@ impl PgCatalog {
         .await
     }
 
+    pub(crate) async fn delete_before_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        rows_max: usize,
+    ) -> Result<Option<Trimmed>> {
+        self.timed(self.statement_timeout * 2, "delete records", async {
+            let mut conn = self.conn().await?;
+            let trimmed = delete_before_on(conn.client(), topic, partition, offset, rows_max as i64).await;
+            conn.finish(&trimmed);
+            trimmed
+        })
+        .await
+    }
+
     pub(crate) async fn drop_released_objects(&self, grace_ms: i64, rows_max: usize) -> Result<Vec<String>> {
         self.timed(self.statement_timeout * 2, "released objects", async {
             let mut conn = self.conn().await?;
@@ -277,6 +293,63 @@ async fn rewrite_on(
     .map_err(pg_error)?;
     tx.commit().await.map_err(pg_error)?;
     Ok(moved as usize)
+}
+
+async fn delete_before_on(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    rows_max: i64,
+) -> Result<Option<Trimmed>> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT start_offset, next_offset FROM veltrix_partitions
+             WHERE topic = $1 AND partition = $2 FOR UPDATE",
+            &[&topic, &partition],
+        )
+        .await
+        .map_err(pg_error)?
+    else {
+        tx.rollback().await.map_err(pg_error)?;
+        return Ok(None);
+    };
+    let (start, end): (i64, i64) = (row.get(0), row.get(1));
+    let start = start.max(offset.min(end));
+    let removed = tx
+        .query(
+            "DELETE FROM veltrix_batches b USING (
+                SELECT base_offset FROM veltrix_batches
+                WHERE topic = $1 AND partition = $2 AND last_offset < $3
+                ORDER BY base_offset LIMIT $4
+            ) d
+            WHERE b.topic = $1 AND b.partition = $2 AND b.base_offset = d.base_offset
+            RETURNING b.object_key",
+            &[&topic, &partition, &start, &rows_max],
+        )
+        .await
+        .map_err(pg_error)?;
+    tx.execute(
+        "UPDATE veltrix_partitions SET start_offset = $3 WHERE topic = $1 AND partition = $2",
+        &[&topic, &partition, &start],
+    )
+    .await
+    .map_err(pg_error)?;
+    let mut keys: Vec<&str> = removed.iter().map(|r| r.get::<_, &str>(0)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    tx.execute(
+        "INSERT INTO veltrix_released_objects (object_key) SELECT UNNEST($1::text[])",
+        &[&keys],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
+    Ok(Some(Trimmed {
+        batches: removed.len() as u64,
+        start_offset: start,
+    }))
 }
 
 async fn drop_released_on(client: &mut Client, grace_ms: i64, rows_max: i64) -> Result<Vec<String>> {

@@ -378,6 +378,16 @@ impl Catalog for PgCatalog {
         self.trim_partition(topic, partition, before_ms, rows_max).await
     }
 
+    async fn delete_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        rows_max: usize,
+    ) -> Result<Option<Trimmed>> {
+        self.delete_before_offset(topic, partition, offset, rows_max).await
+    }
+
     async fn drop_released(&self, grace_ms: i64, rows_max: usize) -> Result<Vec<String>> {
         self.drop_released_objects(grace_ms, rows_max).await
     }

@@ -431,6 +431,14 @@ async fn retention_trims_a_prefix_and_objects_no_batch_needs_are_deleted() {
     crate::housekeeping::collect_dropped_done(&env.catalog, &env.store).await;
 }
 
+/// DeleteRecords on PostgreSQL: the in-memory scenario (housekeeping.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_moves_the_start_and_releases_the_objects_below() {
+    let Some(env) = Env::start().await else { return };
+    env.catalog.create_partitions("deleted", 1).await.unwrap();
+    crate::housekeeping::delete_records_scenario(&env.catalog, &env.store, "deleted").await;
+}
+
 /// The merger on PostgreSQL and moto: the in-memory scenario
 /// (housekeeping.rs), the objects' ages by the server's clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

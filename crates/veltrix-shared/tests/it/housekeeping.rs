@@ -249,3 +249,43 @@ async fn small_objects_are_merged_in_memory() {
     })
     .await;
 }
+
+/// DeleteRecords on any catalog (partition 0 of `topic` empty before): the
+/// start moves up to the offset asked, clamped to the end, never back; the
+/// batches wholly below it go, the one holding it stays; their objects are
+/// released once no batch needs them.
+pub async fn delete_records_scenario<C: Catalog>(catalog: &Arc<C>, store: &Arc<dyn ObjectStore>, topic: &str) {
+    let k = |n: u32| format!("veltrix/objects/0000000000000-d-{n:08}-0000000000000000");
+    object(&**catalog, store, &k(1), topic, &[(0, 1), (0, 1)]).await;
+    object(&**catalog, store, &k(2), topic, &[(0, 1)]).await;
+    assert_eq!(catalog.delete_before(topic, 0, 1, 100).await.unwrap(), trimmed(1, 1));
+    assert_eq!(
+        catalog.delete_before(topic, 0, 0, 100).await.unwrap(),
+        trimmed(0, 1),
+        "never back"
+    );
+    assert_eq!(catalog.start_offset(topic, 0).await.unwrap(), Some(1));
+    assert!(
+        catalog.drop_released(0, 100).await.unwrap().is_empty(),
+        "object 1 still holds offset 1"
+    );
+    assert_eq!(
+        catalog.delete_before(topic, 0, 99, 100).await.unwrap(),
+        trimmed(2, 3),
+        "clamped to the end"
+    );
+    let mut dropped = catalog.drop_released(0, 100).await.unwrap();
+    dropped.sort();
+    assert_eq!(dropped, [k(1), k(2)]);
+    assert!(catalog.batches(topic, 0, 0, 10).await.unwrap().is_empty());
+    assert_eq!(catalog.end_offset(topic, 0).await.unwrap(), Some(3));
+    assert_eq!(catalog.delete_before("no-such-topic", 0, 1, 100).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn delete_records_in_memory() {
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 1).await.unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    delete_records_scenario(&catalog, &store, "t").await;
+}
