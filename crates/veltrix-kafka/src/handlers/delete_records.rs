@@ -46,6 +46,18 @@ fn delete(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Result<i
     })
 }
 
+/// A partition's answer: its new low watermark, or the error and Kafka's
+/// "no low watermark".
+fn answer(rp: &mut DeleteRecordsPartitionResult, outcome: Result<i64, ResponseError>) {
+    match outcome {
+        Ok(low_watermark) => rp.low_watermark = low_watermark,
+        Err(error) => {
+            rp.error_code = error.code();
+            rp.low_watermark = -1;
+        }
+    }
+}
+
 /// One partition on shared storage.
 async fn delete_shared(ctx: &Ctx, topic: &str, partition: i32, offset: i64) -> Result<i64, ResponseError> {
     let shared = ctx.config.shared.as_ref().expect("shared storage");
@@ -85,13 +97,7 @@ async fn delete_records_shared(
             } else {
                 Err(ResponseError::TopicAuthorizationFailed)
             };
-            match outcome {
-                Ok(low_watermark) => rp.low_watermark = low_watermark,
-                Err(error) => {
-                    rp.error_code = error.code();
-                    rp.low_watermark = -1;
-                }
-            }
+            answer(&mut rp, outcome);
             rt.partitions.push(rp);
         }
         topics.push(rt);
@@ -129,14 +135,7 @@ pub(super) async fn delete_records(ctx: Ctx, request: DeleteRecordsRequest) -> D
                         } else {
                             Err(ResponseError::TopicAuthorizationFailed)
                         };
-                        match outcome {
-                            Ok(low_watermark) => rp.low_watermark = low_watermark,
-                            Err(error) => {
-                                rp.error_code = error.code();
-                                // Kafka's "no low watermark" on failure.
-                                rp.low_watermark = -1;
-                            }
-                        }
+                        answer(&mut rp, outcome);
                         rp
                     })
                     .collect();

@@ -214,14 +214,25 @@ async fn trim_on(
             start_offset: start,
         }));
     };
-    let start = start.max(last + 1);
+    let keys: Vec<&str> = removed.iter().map(|r| r.get::<_, &str>(1)).collect();
+    finish_removal(tx, (topic, partition), start.max(last + 1), keys).await
+}
+
+/// The end of a trim or a DeleteRecords: the partition's start offset set,
+/// the removed batches' objects released, the transaction committed.
+async fn finish_removal(
+    tx: tokio_postgres::Transaction<'_>,
+    (topic, partition): (&str, i32),
+    start: i64,
+    mut keys: Vec<&str>,
+) -> Result<Option<Trimmed>> {
+    let batches = keys.len() as u64;
     tx.execute(
         "UPDATE veltrix_partitions SET start_offset = $3 WHERE topic = $1 AND partition = $2",
         &[&topic, &partition, &start],
     )
     .await
     .map_err(pg_error)?;
-    let mut keys: Vec<&str> = removed.iter().map(|r| r.get::<_, &str>(1)).collect();
     keys.sort_unstable();
     keys.dedup();
     tx.execute(
@@ -232,7 +243,7 @@ async fn trim_on(
     .map_err(pg_error)?;
     tx.commit().await.map_err(pg_error)?;
     Ok(Some(Trimmed {
-        batches: removed.len() as u64,
+        batches,
         start_offset: start,
     }))
 }
@@ -330,26 +341,8 @@ async fn delete_before_on(
         )
         .await
         .map_err(pg_error)?;
-    tx.execute(
-        "UPDATE veltrix_partitions SET start_offset = $3 WHERE topic = $1 AND partition = $2",
-        &[&topic, &partition, &start],
-    )
-    .await
-    .map_err(pg_error)?;
-    let mut keys: Vec<&str> = removed.iter().map(|r| r.get::<_, &str>(0)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    tx.execute(
-        "INSERT INTO veltrix_released_objects (object_key) SELECT UNNEST($1::text[])",
-        &[&keys],
-    )
-    .await
-    .map_err(pg_error)?;
-    tx.commit().await.map_err(pg_error)?;
-    Ok(Some(Trimmed {
-        batches: removed.len() as u64,
-        start_offset: start,
-    }))
+    let keys: Vec<&str> = removed.iter().map(|r| r.get::<_, &str>(0)).collect();
+    finish_removal(tx, (topic, partition), start, keys).await
 }
 
 async fn drop_released_on(client: &mut Client, grace_ms: i64, rows_max: i64) -> Result<Vec<String>> {
