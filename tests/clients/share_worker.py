@@ -3,7 +3,7 @@ process by test_share.py.
 
     python share_worker.py BOOTSTRAP TOPIC GROUP RESULTS_FILE STOP_FILE
         [--release-every N] [--reject-every N] [--poison P:O] [--release-always P:O]
-        [--hold]
+        [--hold] [--pace RECORDS_PER_S]
 
 Subscribes to TOPIC in share group GROUP with explicit acknowledgement and
 decides, record by record, how to acknowledge it:
@@ -18,6 +18,8 @@ decides, record by record, how to acknowledge it:
                         time it is delivered
     --hold              acknowledge nothing: hold what the first poll acquired
                         until killed
+    --pace R            process at most R records a second (a slow consumer,
+                        so that a test's faults happen while it reads)
 
 ACCEPT otherwise. After each poll it commits its acknowledgements
 synchronously. It runs until STOP_FILE exists (or its own deadline passes),
@@ -61,6 +63,7 @@ def main() -> int:
     ap.add_argument("--poison", default="")
     ap.add_argument("--release-always", default="")
     ap.add_argument("--hold", action="store_true")
+    ap.add_argument("--pace", type=float, default=0.0)
     args = ap.parse_args()
     poison = tuple(int(x) for x in args.poison.split(":")) if args.poison else None
     release_always = tuple(int(x) for x in args.release_always.split(":")) if args.release_always else None
@@ -139,6 +142,10 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001 - every failure is recorded
                 out.write(f"error {time.monotonic()} commit {str(e).replace(chr(10), ' ')}\n")
             out.flush()
+            if args.pace > 0:
+                # Rate limiting, not synchronisation: the worker's own pace,
+                # between polls (what it holds is acknowledged first).
+                time.sleep(len(msgs) / args.pace)
         out.flush()
         c.close()
         out.write(f"closed {time.monotonic()}\n")

@@ -37,6 +37,10 @@ pub enum CoreError {
     },
     #[error(transparent)]
     Log(#[from] LogError),
+    /// Another broker took the share-partition's state over: this one's copy
+    /// is stale.
+    #[error("another broker serves share group `{group}`'s partition {partition} now")]
+    ShareStateMoved { group: String, partition: i32 },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

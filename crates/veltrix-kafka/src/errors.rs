@@ -93,6 +93,7 @@ pub fn core_error(e: &CoreError) -> ResponseError {
         CoreError::Timeout(_) => ResponseError::RequestTimedOut,
         CoreError::InvalidBatch { source, .. } => batch_error(source),
         CoreError::Log(e) => log_error(e),
+        CoreError::ShareStateMoved { .. } => ResponseError::NotLeaderOrFollower,
         CoreError::Io { .. } | CoreError::Catalog { .. } | CoreError::DataDirInUse { .. } => {
             ResponseError::KafkaStorageError
         }
@@ -212,6 +213,7 @@ pub fn share_error(e: &ShareError) -> ResponseError {
         ShareError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ShareError::InvalidConfig(_) => ResponseError::InvalidConfig,
         ShareError::Storage(_) => ResponseError::KafkaStorageError,
+        ShareError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
     }
 }
 
@@ -236,6 +238,7 @@ pub fn shared_error(e: &veltrix_shared::Error) -> ResponseError {
         E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         E::DuplicateSequence { .. } => ResponseError::DuplicateSequenceNumber,
         E::LeaseLost(_) => ResponseError::NotCoordinator,
+        E::ShareStateMoved { .. } => ResponseError::NotLeaderOrFollower,
         E::TopicExists(_) => ResponseError::TopicAlreadyExists,
         E::BrokerIdInUse(_) | E::SchemaTooNew { .. } | E::InvalidLimit { .. } | E::Other(_) => {
             ResponseError::UnknownServerError

@@ -60,6 +60,18 @@ impl SharedStorage {
         self.node.broker_id()
     }
 
+    /// Puts the engine's share groups' state in the metadata store
+    /// ([`crate::shared_share`]), before the broker serves: called within
+    /// the runtime the broker serves on.
+    pub fn attach(&self, broker: &Broker) {
+        broker
+            .share()
+            .attach_store(Box::new(crate::shared_share::SharedShareStore::new(
+                self.node.clone(),
+                tokio::runtime::Handle::current(),
+            )));
+    }
+
     /// Makes sure the engine's topics are the store's as of a moment after
     /// this call: a read that began after it is waited for, or one is made.
     /// Concurrent callers share one read; reads are at least
@@ -135,10 +147,16 @@ impl SharedStorage {
     pub async fn sync(&self, broker: &Arc<Broker>) -> Result<(), veltrix_shared::Error> {
         let started = Instant::now();
         let topics = self.node.topics().await?;
+        let share_settings = crate::shared_share::share_settings(&*self.node).await?;
         let broker = broker.clone();
-        tokio::task::spawn_blocking(move || apply_topics(&broker, &topics))
-            .await
-            .map_err(|e| veltrix_shared::Error::Other(e.to_string()))?;
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            apply_topics(&broker, &topics);
+            broker.share().adopt_settings(share_settings);
+            drop_unled_share_partitions(&broker, &*node);
+        })
+        .await
+        .map_err(|e| veltrix_shared::Error::Other(e.to_string()))?;
         // When the read began: what it saw is at least as new as that.
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         *synced = Some(synced.map_or(started, |at| at.max(started)));
@@ -183,6 +201,21 @@ fn apply_topics(broker: &Broker, topics: &[TopicRow]) {
         {
             tracing::warn!(topic = %t.name, error = %e, "deleting a topic the metadata store no longer has failed");
         }
+    }
+}
+
+/// Share-partitions of partitions another broker leads now leave memory:
+/// their state is the store's, and the leader loads it (claiming it, so
+/// this broker's copy could store nothing more anyway).
+fn drop_unled_share_partitions(broker: &Broker, node: &dyn Shared) {
+    let me = node.broker_id();
+    let dropped = broker.share().retain_partitions(&|id, partition| {
+        broker
+            .topic_by_id(id)
+            .is_some_and(|t| node.leader_of(&t.name, partition) == me)
+    });
+    if dropped > 0 {
+        tracing::info!(dropped, "share-partitions now served by other brokers left memory");
     }
 }
 

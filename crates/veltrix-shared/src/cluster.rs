@@ -168,6 +168,83 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// The groups with committed offsets, by name.
     fn groups(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Takes a share-partition's state over for the broker (`broker_id`,
+    /// `incarnation`), only while its lease is live ([`crate::Error::LeaseLost`]
+    /// otherwise): its claim goes up by one, so whatever an earlier claim
+    /// stores after is refused. Answers the new claim, the state stored (if
+    /// any) and the group's settings as of the claim.
+    fn claim_share_state(
+        &self,
+        key: &ShareKey,
+        broker_id: i32,
+        incarnation: i64,
+    ) -> impl Future<Output = Result<ShareClaim>> + Send;
+
+    /// Replaces a share-partition's state, only under `claim` (the last one
+    /// taken: [`crate::Error::ShareStateMoved`] otherwise) and while the
+    /// broker's lease is live. At most [`SHARE_STATE_BYTES_MAX`].
+    fn store_share_state(
+        &self,
+        key: &ShareKey,
+        broker: (i32, i64),
+        claim: i64,
+        state: &ShareState,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Replaces a share group's own settings (as the engine writes them,
+    /// opaque here; empty removes them).
+    fn set_share_settings(&self, group: &str, settings: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every share group's own settings, by group.
+    fn share_settings(&self) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
+
+    /// Deletes a share group's state (every share-partition's, so whatever
+    /// a broker still holds of it is refused when stored) and settings.
+    fn delete_share_group(&self, group: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A share-partition (a share group's view of one partition): the topic by
+/// its id, so a topic deleted and created again starts afresh.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShareKey {
+    pub group: String,
+    pub topic_id: [u8; 16],
+    pub partition: i32,
+}
+
+/// A share-partition's state as stored: its start offset and the engine's
+/// ranges, which the catalog does not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareState {
+    pub start_offset: i64,
+    pub ranges: Vec<u8>,
+}
+
+/// What [`Cluster::claim_share_state`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareClaim {
+    /// The claim this broker holds now: it alone may store.
+    pub claim: i64,
+    pub state: Option<ShareState>,
+    /// The group's own settings (as [`Cluster::set_share_settings`] stored
+    /// them), `None` when it sets none.
+    pub settings: Option<String>,
+}
+
+/// Bytes of one share-partition's stored ranges, at most.
+pub const SHARE_STATE_BYTES_MAX: usize = 4 << 20;
+
+pub(crate) fn check_share_state(state: &ShareState) -> Result<()> {
+    if state.ranges.len() > SHARE_STATE_BYTES_MAX {
+        return Err(crate::Error::InvalidLimit {
+            name: "share state bytes",
+            value: state.ranges.len() as u64,
+            min: 0,
+            max: SHARE_STATE_BYTES_MAX as u64,
+        });
+    }
+    Ok(())
 }
 
 /// The shortest lease `register` and `renew` accept (ms).

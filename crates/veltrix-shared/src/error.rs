@@ -69,6 +69,10 @@ pub enum Error {
     /// anything that depends on it until it registers again.
     #[error("broker {0}'s lease was lost")]
     LeaseLost(i32),
+    /// Another broker claimed the share-partition's state since this one
+    /// did: this broker's copy is stale.
+    #[error("another broker took the share state of group {group} over")]
+    ShareStateMoved { group: String },
     /// A topic of that name exists.
     #[error("topic {0} already exists")]
     TopicExists(String),

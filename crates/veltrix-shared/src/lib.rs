@@ -39,7 +39,7 @@ pub use catalog::{
 };
 pub use cluster::{
     BrokerLease, Cluster, LEASE_MS_MAX, LEASE_MS_MIN, ListenerAddr, LiveBroker, OffsetRow, PRODUCER_IDS_MAX,
-    TOPIC_PARTITIONS_MAX, TopicRow,
+    SHARE_STATE_BYTES_MAX, ShareClaim, ShareKey, ShareState, TOPIC_PARTITIONS_MAX, TopicRow,
 };
 pub use error::{Error, Result};
 pub use limits::{CollectorConfig, MergeConfig, ReaderConfig, WriterConfig};

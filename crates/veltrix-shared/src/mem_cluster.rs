@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::cluster::{
-    BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow, check_lease_ms, check_partitions, check_producer_ids,
+    BrokerLease, Cluster, LiveBroker, OffsetRow, ShareClaim, ShareKey, ShareState, TopicRow, check_lease_ms,
+    check_partitions, check_producer_ids, check_share_state,
 };
 use crate::error::{Error, Result};
 use crate::mem::MemCatalog;
@@ -31,6 +32,10 @@ pub(crate) struct ClusterState {
     next_producer_id: i64,
     /// By group, then topic and partition.
     offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetRow>>,
+    /// Share-partitions' claims and states.
+    share_states: BTreeMap<ShareKey, (i64, Option<ShareState>)>,
+    /// Share groups' own settings, by group.
+    share_settings: BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -151,9 +156,13 @@ impl Cluster for MemCatalog {
 
     async fn delete_topic(&self, name: &str) -> Result<bool> {
         let mut state = self.check()?;
-        if state.cluster.topics.remove(name).is_none() {
+        let Some(removed) = state.cluster.topics.remove(name) else {
             return Ok(false);
-        }
+        };
+        state
+            .cluster
+            .share_states
+            .retain(|k, _| k.topic_id[..] != removed.id[..]);
         state.next_offsets.retain(|(topic, _), _| &**topic != name);
         state.start_offsets.retain(|(topic, _), _| &**topic != name);
         let now = self.now_ms.load(std::sync::atomic::Ordering::SeqCst) as i64;
@@ -211,15 +220,7 @@ impl Cluster for MemCatalog {
 
     async fn commit_offsets(&self, group: &str, broker_id: i32, incarnation: i64, offsets: &[OffsetRow]) -> Result<()> {
         let mut state = self.check()?;
-        let now = self.now();
-        let live = state
-            .cluster
-            .brokers
-            .get(&broker_id)
-            .is_some_and(|b| b.live_for(incarnation, now));
-        if !live {
-            return Err(Error::LeaseLost(broker_id));
-        }
+        self.check_live(&state, broker_id, incarnation)?;
         let stored = state.cluster.offsets.entry(group.into()).or_default();
         for o in offsets {
             stored.insert((o.topic.clone(), o.partition), o.clone());
@@ -257,6 +258,80 @@ impl Cluster for MemCatalog {
     async fn groups(&self) -> Result<Vec<String>> {
         let state = self.check()?;
         Ok(state.cluster.offsets.keys().cloned().collect())
+    }
+
+    async fn claim_share_state(&self, key: &ShareKey, broker_id: i32, incarnation: i64) -> Result<ShareClaim> {
+        let mut state = self.check()?;
+        self.check_live(&state, broker_id, incarnation)?;
+        let settings = state.cluster.share_settings.get(&key.group).cloned();
+        let entry = state.cluster.share_states.entry(key.clone()).or_insert((0, None));
+        entry.0 += 1;
+        Ok(ShareClaim {
+            claim: entry.0,
+            state: entry.1.clone(),
+            settings,
+        })
+    }
+
+    async fn store_share_state(
+        &self,
+        key: &ShareKey,
+        (broker_id, incarnation): (i32, i64),
+        claim: i64,
+        share: &ShareState,
+    ) -> Result<()> {
+        check_share_state(share)?;
+        let mut state = self.check()?;
+        self.check_live(&state, broker_id, incarnation)?;
+        match state.cluster.share_states.get_mut(key) {
+            Some(entry) if entry.0 == claim => {
+                entry.1 = Some(share.clone());
+                Ok(())
+            }
+            _ => Err(Error::ShareStateMoved {
+                group: key.group.clone(),
+            }),
+        }
+    }
+
+    async fn set_share_settings(&self, group: &str, settings: &str) -> Result<()> {
+        let mut state = self.check()?;
+        if settings.is_empty() {
+            state.cluster.share_settings.remove(group);
+        } else {
+            state.cluster.share_settings.insert(group.into(), settings.into());
+        }
+        Ok(())
+    }
+
+    async fn delete_share_group(&self, group: &str) -> Result<()> {
+        let mut state = self.check()?;
+        state.cluster.share_states.retain(|k, _| k.group != group);
+        state.cluster.share_settings.remove(group);
+        Ok(())
+    }
+
+    async fn share_settings(&self) -> Result<Vec<(String, String)>> {
+        let state = self.check()?;
+        Ok(state
+            .cluster
+            .share_settings
+            .iter()
+            .map(|(g, s)| (g.clone(), s.clone()))
+            .collect())
+    }
+}
+
+impl MemCatalog {
+    /// [`Error::LeaseLost`] unless the broker's lease is live.
+    fn check_live(&self, state: &crate::mem::State, broker_id: i32, incarnation: i64) -> Result<()> {
+        let now = self.now();
+        let live = state
+            .cluster
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| b.live_for(incarnation, now));
+        if live { Ok(()) } else { Err(Error::LeaseLost(broker_id)) }
     }
 }
 

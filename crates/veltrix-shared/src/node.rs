@@ -24,7 +24,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::catalog::{Appended, Catalog, Trimmed};
-use crate::cluster::{BrokerLease, Cluster, ListenerAddr, LiveBroker, OffsetRow, TopicRow};
+use crate::cluster::{
+    BrokerLease, Cluster, ListenerAddr, LiveBroker, OffsetRow, ShareClaim, ShareKey, ShareState, TopicRow,
+};
 use crate::error::{Error, Result};
 use crate::limits::{ReaderConfig, WriterConfig, check};
 use crate::reader::Reader;
@@ -382,6 +384,32 @@ impl<C: Catalog + Cluster> SharedNode<C> {
         self.catalog.fetch_offsets(group).await
     }
 
+    /// [`Cluster::claim_share_state`] for this broker, under its lease.
+    pub async fn claim_share_state(&self, key: &ShareKey) -> Result<ShareClaim> {
+        self.catalog
+            .claim_share_state(key, self.config.broker_id, self.config.incarnation)
+            .await
+    }
+
+    pub async fn set_share_settings(&self, group: &str, settings: &str) -> Result<()> {
+        self.catalog.set_share_settings(group, settings).await
+    }
+
+    pub async fn share_settings(&self) -> Result<Vec<(String, String)>> {
+        self.catalog.share_settings().await
+    }
+
+    pub async fn delete_share_group(&self, group: &str) -> Result<()> {
+        self.catalog.delete_share_group(group).await
+    }
+
+    /// [`Cluster::store_share_state`] for this broker, under its lease.
+    pub async fn store_share_state(&self, key: &ShareKey, claim: i64, state: &ShareState) -> Result<()> {
+        self.catalog
+            .store_share_state(key, (self.config.broker_id, self.config.incarnation), claim, state)
+            .await
+    }
+
     pub async fn create_topic(&self, topic: &TopicRow) -> Result<()> {
         self.catalog.create_topic(topic).await
     }
@@ -518,6 +546,18 @@ pub trait Shared: Send + Sync + 'static {
     fn producer_id(&self) -> BoxFuture<'_, Result<i64>>;
     fn commit_offsets<'a>(&'a self, group: &'a str, offsets: &'a [OffsetRow]) -> BoxFuture<'a, Result<()>>;
     fn fetch_offsets<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<OffsetRow>>>;
+    /// [`SharedNode::claim_share_state`].
+    fn claim_share_state<'a>(&'a self, key: &'a ShareKey) -> BoxFuture<'a, Result<ShareClaim>>;
+    fn set_share_settings<'a>(&'a self, group: &'a str, settings: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn share_settings(&self) -> BoxFuture<'_, Result<Vec<(String, String)>>>;
+    fn delete_share_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// [`SharedNode::store_share_state`].
+    fn store_share_state<'a>(
+        &'a self,
+        key: &'a ShareKey,
+        claim: i64,
+        state: &'a ShareState,
+    ) -> BoxFuture<'a, Result<()>>;
     fn create_topic<'a>(&'a self, topic: &'a TopicRow) -> BoxFuture<'a, Result<()>>;
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicRow>>>;
     fn delete_topic<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>>;
@@ -626,6 +666,31 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
 
     fn fetch_offsets<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<OffsetRow>>> {
         Box::pin(SharedNode::fetch_offsets(self, group))
+    }
+
+    fn claim_share_state<'a>(&'a self, key: &'a ShareKey) -> BoxFuture<'a, Result<ShareClaim>> {
+        Box::pin(SharedNode::claim_share_state(self, key))
+    }
+
+    fn store_share_state<'a>(
+        &'a self,
+        key: &'a ShareKey,
+        claim: i64,
+        state: &'a ShareState,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(SharedNode::store_share_state(self, key, claim, state))
+    }
+
+    fn set_share_settings<'a>(&'a self, group: &'a str, settings: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(SharedNode::set_share_settings(self, group, settings))
+    }
+
+    fn share_settings(&self) -> BoxFuture<'_, Result<Vec<(String, String)>>> {
+        Box::pin(SharedNode::share_settings(self))
+    }
+
+    fn delete_share_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(SharedNode::delete_share_group(self, group))
     }
 
     fn create_topic<'a>(&'a self, topic: &'a TopicRow) -> BoxFuture<'a, Result<()>> {

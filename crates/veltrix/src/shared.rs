@@ -137,6 +137,7 @@ pub async fn start(
         .await
         .context("registering the broker in the catalog")?;
     let storage = veltrix_kafka::shared::SharedStorage::new(node.clone());
+    storage.attach(broker);
     storage
         .sync(broker)
         .await

@@ -183,11 +183,11 @@ impl ShareCoordinator {
             let Some(change) = decide(&groups)? else {
                 return Ok(());
             };
-            let ticket = self.store.append(&change, self.now_ms())?;
+            let ticket = self.store().append(&change, self.now_ms())?;
             self.apply(&mut groups, change);
             ticket
         };
-        self.store.wait_durable(ticket)?;
+        self.store().wait_durable(ticket)?;
         Ok(())
     }
 

@@ -94,9 +94,9 @@ impl ShareCoordinator {
             if persist.is_empty() {
                 return Ok(0);
             }
-            (n, self.append_records(key, None, persist, self.now_ms())?)
+            (n, self.append_records(key, &p, None, persist, self.now_ms())?)
         };
-        self.store.wait_durable(ticket)?;
+        self.store().wait_durable(ticket)?;
         // The window moved: fetches waiting for room look again.
         self.wake();
         Ok(n)

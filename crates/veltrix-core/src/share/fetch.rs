@@ -13,12 +13,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use veltrix_log::Log;
 use veltrix_log::batch;
 
 use super::partition::{AckType, Acquired, Persist};
+use super::source::ShareSource;
 use super::{Key, ShareCoordinator, ShareError, SharePartition, lock};
-use crate::topic::{Partition, TopicId};
+use crate::topic::TopicId;
 
 /// A share session's state.
 #[derive(Debug, Clone)]
@@ -289,7 +289,7 @@ impl ShareCoordinator {
                     }
                 }
                 if !persist.is_empty() {
-                    match self.append_records(&key, None, persist, now) {
+                    match self.append_records(&key, &p, None, persist, now) {
                         Ok(t) => ticket = Some(t),
                         Err(e) => result = Err(e.into()),
                     }
@@ -298,7 +298,7 @@ impl ShareCoordinator {
             }
         }
         if let Some(t) = ticket
-            && let Err(e) = self.store.wait_durable(t)
+            && let Err(e) = self.store().wait_durable(t)
         {
             let e = ShareError::from(e);
             for r in &mut results {
@@ -314,7 +314,8 @@ impl ShareCoordinator {
     }
 
     /// Acquires records for one ShareFetch answer from each of `partitions`
-    /// in turn (`log_of` finds a partition's log), within `records_max` and
+    /// in turn (`source_of` finds what a partition is read from, or why it
+    /// is not served here), within `records_max` and
     /// `bytes_max` in all, starting at a different partition each time so
     /// that a busy one does not starve the others.
     ///
@@ -327,7 +328,7 @@ impl ShareCoordinator {
         group: &str,
         member: &str,
         partitions: &[(TopicId, i32)],
-        log_of: &dyn Fn(&TopicId, i32) -> Option<Arc<Partition>>,
+        source_of: &super::source::SourceOf<'_>,
         records_max: usize,
         bytes_max: usize,
     ) -> Vec<((TopicId, i32), Result<AcquiredData, ShareError>)> {
@@ -346,19 +347,14 @@ impl ShareCoordinator {
             if records_left == 0 || bytes_left == 0 {
                 break;
             }
-            let Some(part) = log_of(&topic, p) else {
-                out.push(((topic, p), Err(ShareError::UnknownTopicOrPartition)));
-                continue;
+            let part = match source_of(&topic, p) {
+                Ok(part) => part,
+                Err(e) => {
+                    out.push(((topic, p), Err(e)));
+                    continue;
+                }
             };
-            let result = self.acquire_one(
-                group,
-                member,
-                (topic, p),
-                part.log(),
-                records_left,
-                bytes_left,
-                !taken_any,
-            );
+            let result = self.acquire_one(group, member, (topic, p), &*part, records_left, bytes_left, !taken_any);
             if let Ok(data) = &result {
                 let taken: i64 = data.acquired.iter().map(|a| a.last - a.first + 1).sum();
                 records_left = records_left.saturating_sub(usize::try_from(taken).unwrap_or(usize::MAX));
@@ -376,7 +372,7 @@ impl ShareCoordinator {
     /// Acquires records of one partition for `member`, at most `records_max`
     /// (rounded up to the end of a batch) and about `bytes_max` of batches
     /// (one whole batch at least), and waits until the acquisition is
-    /// durable. `log` is the partition's log.
+    /// durable. `log` is what the partition is read from.
     #[allow(clippy::too_many_arguments)]
     pub fn acquire(
         &self,
@@ -384,7 +380,7 @@ impl ShareCoordinator {
         member: &str,
         topic: TopicId,
         partition: i32,
-        log: &Log,
+        log: &dyn ShareSource,
         records_max: usize,
         bytes_max: usize,
     ) -> Result<AcquiredData, ShareError> {
@@ -399,14 +395,12 @@ impl ShareCoordinator {
         group: &str,
         member: &str,
         (topic, partition): (TopicId, i32),
-        log: &Log,
+        log: &dyn ShareSource,
         records_max: usize,
         bytes_max: usize,
         last_ok: bool,
     ) -> Result<AcquiredData, ShareError> {
         let now = self.now_ms();
-        let settings = self.settings(group);
-        let limits = super::limits_of(&settings);
         let owner: Arc<str> = Arc::from(member);
         let key = Key {
             group: group.to_owned(),
@@ -417,18 +411,9 @@ impl ShareCoordinator {
         let data;
         {
             let _shared = self.writers.read().unwrap_or_else(|p| p.into_inner());
-            let (p, created) = {
-                let mut partitions = lock(&self.partitions);
-                match partitions.get(&key) {
-                    Some(p) => (p.clone(), false),
-                    None => {
-                        let start = initial_start(log, settings.auto_offset_reset, now);
-                        let p = Arc::new(std::sync::Mutex::new(SharePartition::new(start)));
-                        partitions.insert(key.clone(), p.clone());
-                        (p, true)
-                    }
-                }
-            };
+            let (p, created) = self.open_partition(&key, log, now)?;
+            // After the open: a claim brings the group's settings up to date.
+            let limits = super::limits_of(&self.settings(group));
             let mut p = lock(&p);
             let mut persist = Vec::new();
             let mut start = created.then(|| p.start());
@@ -464,25 +449,88 @@ impl ShareCoordinator {
             ticket = if persist.is_empty() && start.is_none() {
                 None
             } else {
-                Some(self.append_records(&key, start, persist, now)?)
+                Some(self.append_records(&key, &p, start, persist, now)?)
             };
         }
         if let Some(t) = ticket {
-            self.store.wait_durable(t)?;
+            self.store().wait_durable(t)?;
         }
         Ok(data)
     }
 }
 
+impl ShareCoordinator {
+    /// The share-partition of `key`, and whether it is new (its start not
+    /// stored yet): from memory, else loaded from an on-demand store (which
+    /// this broker claims it in), else created where the group's
+    /// `share.auto.offset.reset` says (as the store has it at the claim, so
+    /// a setting made on another broker an instant before counts).
+    fn open_partition(
+        &self,
+        key: &Key,
+        log: &dyn ShareSource,
+        now_ms: i64,
+    ) -> Result<(Arc<std::sync::Mutex<SharePartition>>, bool), ShareError> {
+        let store = self.store();
+        if !store.on_demand() {
+            let reset = self.settings(&key.group).auto_offset_reset;
+            let mut partitions = lock(&self.partitions);
+            if let Some(p) = partitions.get(key) {
+                return Ok((p.clone(), false));
+            }
+            let p = Arc::new(std::sync::Mutex::new(SharePartition::new(initial_start(
+                log, reset, now_ms,
+            ))));
+            partitions.insert(key.clone(), p.clone());
+            return Ok((p, true));
+        }
+        if let Some(p) = self.partition(key) {
+            return Ok((p, false));
+        }
+        let _loading = lock(&self.loading);
+        if let Some(p) = self.partition(key) {
+            return Ok((p, false));
+        }
+        let claimed = store.claim(&key.group, &super::topic_hex(&key.topic), key.partition)?;
+        if let Some(overrides) = claimed.settings {
+            self.adopt_group_settings(&key.group, overrides);
+        }
+        let (p, created) = match claimed.state {
+            Some((start, ranges)) => (loaded(key, start, &ranges), false),
+            None => {
+                let reset = self.settings(&key.group).auto_offset_reset;
+                (SharePartition::new(initial_start(log, reset, now_ms)), true)
+            }
+        };
+        let p = Arc::new(std::sync::Mutex::new(p));
+        lock(&self.partitions).insert(key.clone(), p.clone());
+        Ok((p, created))
+    }
+}
+
+/// A share-partition as an on-demand store gave it; ranges with offsets no
+/// log has are left out.
+fn loaded(key: &Key, start: i64, ranges: &[Persist]) -> SharePartition {
+    let offset_ok = |o: i64| (0..=super::partition::STORED_OFFSET_MAX).contains(&o);
+    let mut p = SharePartition::new(if offset_ok(start) { start } else { 0 });
+    for r in ranges {
+        if offset_ok(r.first) && offset_ok(r.last) && r.first <= r.last {
+            p.restore(r);
+        } else {
+            tracing::warn!(group = %key.group, partition = key.partition, "ignoring a stored share-state range with offsets no log has");
+        }
+    }
+    p
+}
+
 /// Where a share-partition starts: `share.auto.offset.reset`.
-fn initial_start(log: &Log, reset: super::AutoOffsetReset, now_ms: i64) -> i64 {
+fn initial_start(log: &dyn ShareSource, reset: super::AutoOffsetReset, now_ms: i64) -> i64 {
     match reset {
         super::AutoOffsetReset::Latest => log.high_watermark(),
         super::AutoOffsetReset::Earliest => log.log_start(),
-        super::AutoOffsetReset::ByDuration { ms } => match log.offset_for_timestamp(now_ms.saturating_sub(ms)) {
-            Ok(Some(hit)) => hit.offset,
-            _ => log.high_watermark(),
-        },
+        super::AutoOffsetReset::ByDuration { ms } => log
+            .offset_for_timestamp(now_ms.saturating_sub(ms))
+            .unwrap_or_else(|| log.high_watermark()),
     }
 }
 
@@ -502,7 +550,7 @@ struct Read {
 fn acquire_from_log(
     p: &mut SharePartition,
     owner: &Arc<str>,
-    log: &Log,
+    log: &dyn ShareSource,
     now_ms: i64,
     limits: &super::partition::Limits,
     Read {
@@ -513,14 +561,10 @@ fn acquire_from_log(
     persist: &mut Vec<Persist>,
 ) -> Result<AcquiredData, ShareError> {
     let from = p.first_available(now_ms).unwrap_or(p.end());
-    let read = match log.read(from, bytes_max.max(1)) {
-        Ok(r) => r,
-        Err(veltrix_log::LogError::OffsetOutOfRange { .. }) => return Ok(AcquiredData::default()),
-        Err(e) => return Err(ShareError::Storage(e.to_string())),
-    };
+    let records = log.read(from, bytes_max.max(1))?;
     // Batches read: (first offset, last offset, byte range).
     let mut batches = Vec::new();
-    let mut rest = &read.records[..];
+    let mut rest = &records[..];
     let mut pos = 0;
     while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
         let Ok(h) = batch::parse_fixed(&rest[..size]) else {
@@ -558,12 +602,12 @@ fn acquire_from_log(
     let mut out = bytes::BytesMut::new();
     for (first, last, range) in &batches {
         if acquired.iter().any(|a| a.first <= *last && *first <= a.last) {
-            out.extend_from_slice(&read.records[range.clone()]);
+            out.extend_from_slice(&records[range.clone()]);
         }
     }
     Ok(AcquiredData {
-        records: if out.len() == read.records.len() {
-            read.records.clone()
+        records: if out.len() == records.len() {
+            records.clone()
         } else {
             out.freeze()
         },
@@ -581,7 +625,7 @@ fn acquire_from_log(
 fn acquire_ordered_from_log(
     p: &mut SharePartition,
     owner: &Arc<str>,
-    log: &Log,
+    log: &dyn ShareSource,
     now_ms: i64,
     limits: &super::partition::Limits,
     Read {
@@ -603,15 +647,12 @@ fn acquire_ordered_from_log(
     let mut read_bytes = 0usize;
     while at < window_end && read_bytes < bytes_max.max(1) {
         let want = (bytes_max.max(1) - read_bytes).min(ORDERED_READ_BYTES);
-        let read = match log.read(at, want) {
-            Ok(r) => r,
-            Err(veltrix_log::LogError::OffsetOutOfRange { .. }) => break,
-            Err(e) => return Err(ShareError::Storage(e.to_string())),
-        };
-        if read.records.is_empty() {
+        let read = log.read(at, want)?;
+        if read.is_empty() {
             break;
         }
-        let mut rest = &read.records[..];
+        let mut next = at;
+        let mut rest = &read[..];
         let mut pos = 0;
         while let Some(size) = batch::peek_size(rest).filter(|s| *s <= rest.len()) {
             let bytes = &rest[..size];
@@ -619,6 +660,7 @@ fn acquire_ordered_from_log(
                 break;
             };
             let last = h.last_offset();
+            next = next.max(last + 1);
             batches.push((h.base_offset, last, reads.len(), pos..pos + size));
             if !window_full && last >= p.first_unlearned() {
                 window_full = !learn_batch(p, bytes, &h, limits, now_ms, &mut bad);
@@ -626,9 +668,9 @@ fn acquire_ordered_from_log(
             pos += size;
             rest = &rest[size..];
         }
-        read_bytes += read.records.len();
-        at = read.next_offset.max(at + 1);
-        reads.push(read.records);
+        read_bytes += read.len();
+        at = next.max(at + 1);
+        reads.push(read);
     }
     p.outcomes.bad_headers += bad;
     let Some(&(_, read_last, _, _)) = batches.last() else {

@@ -310,7 +310,7 @@ impl ShareCoordinator {
                 let n = p.release_owner(member, now, &limits, &mut persist);
                 if n > 0 {
                     released += n;
-                    match self.append_records(&key, None, persist, now) {
+                    match self.append_records(&key, &p, None, persist, now) {
                         Ok(t) => ticket = Some(t),
                         Err(e) => tracing::error!(error = %e, "storing share-group state"),
                     }

@@ -41,6 +41,7 @@ pub mod membership;
 pub mod order;
 pub mod partition;
 pub mod settings;
+pub mod source;
 pub mod store;
 
 #[cfg(test)]
@@ -58,7 +59,8 @@ pub use partition::{
     AckType, Acquired, DeadLetterReason, Outcomes, PendingDeadLetter, Persist, RecordState, SharePartition, Summary,
 };
 pub use settings::{AutoOffsetReset, ShareGroupSettings};
-pub use store::{LogShareStore, ShareChange, ShareStateStore, Ticket};
+pub use source::{ShareSource, SourceOf};
+pub use store::{Claimed, LogShareStore, ShareChange, ShareStateStore, Ticket};
 
 use partition::Limits;
 
@@ -136,13 +138,22 @@ pub enum ShareError {
     InvalidConfig(String),
     #[error("storing share-group state failed: {0}")]
     Storage(String),
+    /// The partition is served by another broker (shared storage).
+    #[error("{0}")]
+    NotLeader(String),
 }
 
 impl From<CoreError> for ShareError {
     fn from(e: CoreError) -> Self {
-        ShareError::Storage(e.to_string())
+        match e {
+            CoreError::ShareStateMoved { .. } => ShareError::NotLeader(e.to_string()),
+            e => ShareError::Storage(e.to_string()),
+        }
     }
 }
+
+/// A group's settings as the cluster has them: its own (as set), resolved.
+type Adopted = (Vec<(String, String)>, ShareGroupSettings);
 
 /// A share-partition's identity: group, topic id, partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,7 +168,8 @@ pub fn topic_hex(id: &TopicId) -> String {
     crate::broker::id_hex(id)
 }
 
-fn topic_from_hex(s: &str) -> Option<TopicId> {
+/// A topic id as the store writes it, read back.
+pub fn topic_from_hex(s: &str) -> Option<TopicId> {
     crate::broker::parse_id(s)
 }
 
@@ -186,7 +198,15 @@ pub struct ShareCoordinator {
     groups: Mutex<BTreeMap<String, ShareGroup>>,
     sessions: Mutex<HashMap<(String, String), fetch::Session>>,
     partitions: Mutex<BTreeMap<Key, Arc<Mutex<SharePartition>>>>,
-    store: Box<dyn ShareStateStore>,
+    /// Replaced once, before serving, by [`attach_store`](Self::attach_store).
+    store: RwLock<Arc<dyn ShareStateStore>>,
+    /// Held while a share-partition is loaded from an on-demand store, so
+    /// one broker claims it once.
+    loading: Mutex<()>,
+    /// With an on-demand store: every group's settings as the cluster has
+    /// them (overrides, resolved), by group. Never held while taking
+    /// another lock.
+    adopted: Mutex<BTreeMap<String, Adopted>>,
     /// Shared by writers of the store, exclusive while compacting, so a
     /// snapshot sees every change before it and none after. Always taken
     /// before a share-partition's lock.
@@ -236,14 +256,16 @@ impl ShareCoordinator {
             groups: Mutex::new(BTreeMap::new()),
             sessions: Mutex::new(HashMap::new()),
             partitions: Mutex::new(BTreeMap::new()),
-            store,
+            store: RwLock::new(Arc::from(store)),
+            loading: Mutex::new(()),
+            adopted: Mutex::new(BTreeMap::new()),
             writers: RwLock::new(()),
             available,
             // Replayed state may hold records archived before a crash.
             dead_letters_due: std::sync::atomic::AtomicBool::new(true),
             dead_letters_retry_ms: std::sync::atomic::AtomicI64::new(0),
         };
-        for change in coordinator.store.replay()? {
+        for change in coordinator.store().replay()? {
             coordinator.apply_replayed(change);
         }
         let gone: Vec<TopicId> = {
@@ -259,6 +281,38 @@ impl ShareCoordinator {
                 .map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
         }
         Ok(coordinator)
+    }
+
+    /// The store changes go to.
+    fn store(&self) -> Arc<dyn ShareStateStore> {
+        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the store, before the coordinator serves anything: a
+    /// broker on shared storage keeps share-group state in the cluster's
+    /// store, not on its disk. What memory holds is dropped and the old
+    /// store closed.
+    pub fn attach_store(&self, store: Box<dyn ShareStateStore>) {
+        let _exclusive = self.writers.write().unwrap_or_else(|p| p.into_inner());
+        lock(&self.partitions).clear();
+        lock(&self.sessions).clear();
+        lock(&self.groups).clear();
+        let old = std::mem::replace(
+            &mut *self.store.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::from(store),
+        );
+        old.close();
+    }
+
+    /// Drops from memory the share-partitions `keep` says no (a broker on
+    /// shared storage that no longer serves their partitions), without
+    /// storing anything: their state stays where the store has it, and
+    /// their records' locks go. Answers how many were dropped.
+    pub fn retain_partitions(&self, keep: &dyn Fn(&TopicId, i32) -> bool) -> usize {
+        let mut partitions = lock(&self.partitions);
+        let before = partitions.len();
+        partitions.retain(|k, _| keep(&k.topic, k.partition));
+        before - partitions.len()
     }
 
     fn apply_replayed(&self, change: ShareChange) {
@@ -409,17 +463,65 @@ impl ShareCoordinator {
     }
 
     fn limits(&self, group: &str) -> Limits {
-        let s = lock(&self.groups)
-            .get(group)
-            .map_or(self.config.defaults, |g| g.settings);
-        limits_of(&s)
+        limits_of(&self.settings(group))
     }
 
     /// The settings of `group` (the defaults if it has none).
     pub fn settings(&self, group: &str) -> ShareGroupSettings {
+        if let Some(adopted) = self.adopted(group) {
+            return adopted.1;
+        }
         lock(&self.groups)
             .get(group)
             .map_or(self.config.defaults, |g| g.settings)
+    }
+
+    /// With an on-demand store, a group's settings as the cluster has them
+    /// (the store's, adopted by [`adopt_settings`](Self::adopt_settings),
+    /// or set here): `Some` always, the defaults for a group that sets none.
+    /// Takes only the adopted settings' lock.
+    fn adopted(&self, group: &str) -> Option<Adopted> {
+        if !self.store().on_demand() {
+            return None;
+        }
+        Some(
+            lock(&self.adopted)
+                .get(group)
+                .cloned()
+                .unwrap_or_else(|| (Vec::new(), self.config.defaults)),
+        )
+    }
+
+    /// Takes every group's settings as the cluster's store has them (groups
+    /// that set none left out): on shared storage, each broker applies them
+    /// to the share-partitions it serves. Settings that no longer resolve
+    /// are dropped with a warning, as on replay.
+    /// Takes one group's settings as the cluster's store has them (empty:
+    /// the defaults), like [`adopt_settings`](Self::adopt_settings).
+    pub(super) fn adopt_group_settings(&self, group: &str, overrides: Vec<(String, String)>) {
+        if overrides.is_empty() {
+            lock(&self.adopted).remove(group);
+            return;
+        }
+        match ShareGroupSettings::resolve(self.config.defaults, &overrides) {
+            Ok(resolved) => {
+                lock(&self.adopted).insert(group.to_owned(), (overrides, resolved));
+            }
+            Err(e) => tracing::warn!(group = %group, error = %e, "ignoring a stored share group's settings"),
+        }
+    }
+
+    pub fn adopt_settings(&self, all: Vec<(String, Vec<(String, String)>)>) {
+        let mut adopted = BTreeMap::new();
+        for (group, overrides) in all {
+            match ShareGroupSettings::resolve(self.config.defaults, &overrides) {
+                Ok(resolved) => {
+                    adopted.insert(group, (overrides, resolved));
+                }
+                Err(e) => tracing::warn!(group = %group, error = %e, "ignoring a stored share group's settings"),
+            }
+        }
+        *lock(&self.adopted) = adopted;
     }
 
     /// Whether `group` is a share group this broker knows.
@@ -432,16 +534,29 @@ impl ShareCoordinator {
     pub fn set_settings(&self, group: &str, overrides: Vec<(String, String)>) -> Result<(), ShareError> {
         check_group_id(group)?;
         // Checked here so that only settings that resolve are stored.
-        ShareGroupSettings::resolve(self.config.defaults, &overrides).map_err(ShareError::InvalidConfig)?;
+        let resolved =
+            ShareGroupSettings::resolve(self.config.defaults, &overrides).map_err(ShareError::InvalidConfig)?;
         let change = ShareChange::Settings {
             group: group.to_owned(),
-            settings: overrides,
+            settings: overrides.clone(),
         };
-        self.write_then_apply(change, |groups| self.check_room(groups, group))
+        self.write_then_apply(change, |groups| self.check_room(groups, group))?;
+        if self.store().on_demand() {
+            let mut adopted = lock(&self.adopted);
+            if overrides.is_empty() {
+                adopted.remove(group);
+            } else {
+                adopted.insert(group.to_owned(), (overrides, resolved));
+            }
+        }
+        Ok(())
     }
 
     /// The settings `group` sets itself.
     pub fn overrides(&self, group: &str) -> Vec<(String, String)> {
+        if let Some(adopted) = self.adopted(group) {
+            return adopted.0;
+        }
         lock(&self.groups)
             .get(group)
             .map(|g| g.overrides.clone())
@@ -450,12 +565,20 @@ impl ShareCoordinator {
 
     /// Every share group, sorted by id.
     pub fn list(&self) -> Vec<ShareGroupDescription> {
-        let groups = lock(&self.groups);
-        groups.iter().map(|(id, g)| describe_group(id, g)).collect()
+        let mut all: Vec<ShareGroupDescription> = {
+            let groups = lock(&self.groups);
+            groups.iter().map(|(id, g)| describe_group(id, g)).collect()
+        };
+        for d in &mut all {
+            d.settings = self.settings(&d.group_id);
+        }
+        all
     }
 
     pub fn describe(&self, group: &str) -> Option<ShareGroupDescription> {
-        lock(&self.groups).get(group).map(|g| describe_group(group, g))
+        let mut d = lock(&self.groups).get(group).map(|g| describe_group(group, g))?;
+        d.settings = self.settings(group);
+        Some(d)
     }
 
     /// Every share-partition's state, sorted by group, topic and partition.
@@ -512,7 +635,7 @@ impl ShareCoordinator {
                 }
                 if n > 0 {
                     released += n;
-                    match self.append_records(&key, None, persist, now) {
+                    match self.append_records(&key, &p, None, persist, now) {
                         Ok(t) => ticket = Some(t),
                         Err(e) => tracing::error!(error = %e, "storing share-group state"),
                     }
@@ -520,17 +643,17 @@ impl ShareCoordinator {
             }
         }
         if let Some(t) = ticket
-            && let Err(e) = self.store.wait_durable(t)
+            && let Err(e) = self.store().wait_durable(t)
         {
             tracing::error!(error = %e, "storing share-group state");
         }
         if released > 0 || backoffs_ended {
             self.wake();
         }
-        if let Err(e) = self.store.tick() {
+        if let Err(e) = self.store().tick() {
             tracing::error!(error = %e, "share-group state housekeeping");
         }
-        if self.store.compaction_due()
+        if self.store().compaction_due()
             && let Err(e) = self.compact()
         {
             tracing::error!(error = %e, "compacting share-group state");
@@ -560,15 +683,19 @@ impl ShareCoordinator {
                 ranges: p.persisted(),
             });
         }
-        self.store.replace_with(state, self.now_ms())?;
+        self.store().replace_with(state, self.now_ms())?;
         Ok(())
     }
 
-    /// Appends a change of one share-partition; the caller holds `writers`
-    /// (shared) and the share-partition's lock.
+    /// Appends a change of one share-partition `p`; the caller holds
+    /// `writers` (shared) and `p`'s lock. An on-demand store gets `p`'s
+    /// whole state; when it refuses it, `p` is dropped from memory (it
+    /// changed before the store took the change) and loaded again on its
+    /// next use.
     fn append_records(
         &self,
         key: &Key,
+        p: &SharePartition,
         start: Option<i64>,
         ranges: Vec<partition::Persist>,
         now_ms: i64,
@@ -576,20 +703,31 @@ impl ShareCoordinator {
         if ranges.iter().any(|r| matches!(r.state, RecordState::Archiving(_))) {
             self.dead_letters_due.store(true, std::sync::atomic::Ordering::Release);
         }
-        self.store.append(
-            &ShareChange::Records {
-                group: key.group.clone(),
-                topic: topic_hex(&key.topic),
-                partition: key.partition,
-                start,
-                ranges,
-            },
-            now_ms,
-        )
+        let store = self.store();
+        let on_demand = store.on_demand();
+        let (start, ranges) = if on_demand {
+            (Some(p.start()), p.persisted())
+        } else {
+            (start, ranges)
+        };
+        let change = ShareChange::Records {
+            group: key.group.clone(),
+            topic: topic_hex(&key.topic),
+            partition: key.partition,
+            start,
+            ranges,
+        };
+        let appended = store.append(&change, now_ms);
+        if appended.is_err() && on_demand {
+            // `p`'s lock is held; nothing takes the map's lock and then a
+            // share-partition's.
+            lock(&self.partitions).remove(key);
+        }
+        appended
     }
 
     pub fn close(&self) {
-        self.store.close();
+        self.store().close();
     }
 }
 

@@ -72,6 +72,32 @@ pub trait ShareStateStore: Send + Sync + std::fmt::Debug {
     /// Housekeeping.
     fn tick(&self) -> Result<()>;
     fn close(&self);
+    /// Whether the store holds state beyond what [`replay`](Self::replay)
+    /// gave: share-partitions are then loaded on first use with
+    /// [`claim`](Self::claim), every change of one is handed over whole
+    /// (its start and every range) rather than as a difference, and a
+    /// share-partition whose change the store refuses is dropped from
+    /// memory, to be loaded again. A store shared by brokers is one.
+    fn on_demand(&self) -> bool {
+        false
+    }
+    /// Takes a share-partition over for this broker and answers its stored
+    /// state and its group's settings. Changes of it that another broker
+    /// appends after are refused
+    /// ([`CoreError::ShareStateMoved`](crate::error::CoreError::ShareStateMoved)).
+    fn claim(&self, _group: &str, _topic: &str, _partition: i32) -> Result<Claimed> {
+        Ok(Claimed::default())
+    }
+}
+
+/// A share-partition as [`ShareStateStore::claim`] found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// Its stored start and ranges; `None` when nothing is stored.
+    pub state: Option<(i64, Vec<Persist>)>,
+    /// Its group's own settings as the store had them at the claim (empty
+    /// when it sets none); `None` when the store does not keep them.
+    pub settings: Option<Vec<(String, String)>>,
 }
 
 /// The share-group state store on local disk: a [`ChangeLog`] under the data

@@ -434,7 +434,13 @@ fn a_last_delivery_goes_alone_in_its_answer_across_partitions() {
         })
         .collect();
     let keys = [(topic, 0), (topic, 1)];
-    let log_of = |_: &TopicId, p: i32| parts.get(p as usize).cloned();
+    let log_of = |_: &TopicId, p: i32| {
+        parts
+            .get(p as usize)
+            .cloned()
+            .map(|p| p as Arc<dyn super::ShareSource>)
+            .ok_or(ShareError::UnknownTopicOrPartition)
+    };
     join(&o.share, "a");
     let fetch = || -> Vec<(i32, Acquired)> {
         o.share

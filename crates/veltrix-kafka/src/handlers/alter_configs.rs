@@ -24,6 +24,7 @@ use kafka_protocol::messages::{
 };
 use veltrix_core::TopicConfig;
 use veltrix_core::acl::{AclOperation, CLUSTER_NAME, ResourceType};
+use veltrix_core::share::settings::DEAD_LETTER_TOPIC_KEY;
 
 use super::Ctx;
 use super::authz::{CLUSTER_DENIED, GROUP_DENIED, TOPIC_DENIED};
@@ -138,6 +139,9 @@ fn alter_group(ctx: &Ctx, group: &str, ops: &[AlterableConfig], validate_only: b
         seen.push(key);
         overrides.retain(|(k, _)| k != key);
         match (op.config_operation, &op.value) {
+            (OP_SET, Some(_)) if key == DEAD_LETTER_TOPIC_KEY && ctx.config.shared.is_some() => {
+                return invalid(format!("`{key}`: shared storage does not serve dead letters yet"));
+            }
             (OP_SET, Some(v)) => overrides.push((key.to_owned(), v.as_str().to_owned())),
             (OP_SET, None) => return invalid(format!("`{key}` is set to null")),
             (OP_DELETE, _) => {}

@@ -274,6 +274,8 @@ pub(super) async fn delete_groups(ctx: Ctx, r: DeleteGroupsRequest) -> DeleteGro
                 let id_str = id.0.as_str();
                 let deleted = if !ctx.who().allowed(AclOperation::Delete, ResourceType::Group, id_str) {
                     Err(ResponseError::GroupAuthorizationFailed)
+                } else if super::share_shared::coordinated_elsewhere(&ctx, id_str) {
+                    Err(ResponseError::NotCoordinator)
                 } else if ctx.broker.share().contains(id_str) {
                     ctx.broker.share().delete_group(id_str).map_err(|e| share_error(&e))
                 } else {

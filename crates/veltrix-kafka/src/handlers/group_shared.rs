@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{
     ConsumerGroupHeartbeatResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind, SyncGroupResponse,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind,
+    ShareGroupHeartbeatResponse, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use veltrix_shared::OffsetRow;
@@ -33,6 +34,7 @@ fn coordinated_group(request: &RequestKind) -> Option<&str> {
         RequestKind::LeaveGroup(r) => r.group_id.0.as_str(),
         RequestKind::OffsetCommit(r) => r.group_id.0.as_str(),
         RequestKind::ConsumerGroupHeartbeat(r) => r.group_id.0.as_str(),
+        RequestKind::ShareGroupHeartbeat(r) => r.group_id.0.as_str(),
         _ => return None,
     })
 }
@@ -63,8 +65,42 @@ pub(super) fn redirect(ctx: &Ctx, request: &RequestKind) -> Option<ResponseKind>
                     "this broker does not coordinate the group",
                 ))),
         ),
+        RequestKind::ShareGroupHeartbeat(_) => ResponseKind::ShareGroupHeartbeat(
+            ShareGroupHeartbeatResponse::default()
+                .with_error_code(code)
+                .with_member_epoch(-1)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "this broker does not coordinate the group",
+                ))),
+        ),
         _ => return None,
     })
+}
+
+/// Topics a group member subscribes to that this broker does not know yet
+/// (created through another broker an instant ago) are read from the store
+/// before the assignment is computed: a member would otherwise get none and
+/// wait a whole heartbeat interval for it.
+pub(super) async fn learn_subscribed_topics(ctx: &Ctx, request: &RequestKind) {
+    let Some(shared) = &ctx.config.shared else { return };
+    let names: Vec<&str> = match request {
+        RequestKind::ShareGroupHeartbeat(r) => r
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|t| t.0.as_str())
+            .collect(),
+        RequestKind::ConsumerGroupHeartbeat(r) => r
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|t| t.0.as_str())
+            .collect(),
+        _ => return,
+    };
+    if names.iter().any(|n| ctx.broker.topic(n).is_none()) {
+        shared.sync_soon(&ctx.broker).await;
+    }
 }
 
 /// OffsetCommit on shared storage: the engine checks the member and

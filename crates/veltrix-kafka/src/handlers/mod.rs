@@ -53,6 +53,7 @@ mod produce_shared;
 mod scram_credentials;
 mod share;
 mod share_offsets;
+mod share_shared;
 mod transactions;
 
 pub(crate) use api_versions::api_versions_unsupported;
@@ -194,6 +195,7 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
         if let Some(redirected) = group_shared::redirect(&ctx, &request) {
             return Some(redirected);
         }
+        group_shared::learn_subscribed_topics(&ctx, &request).await;
         match request {
             RequestKind::OffsetCommit(r) => {
                 return Some(ResponseKind::OffsetCommit(group_shared::offset_commit(ctx, r).await));
@@ -219,8 +221,8 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
 }
 
 /// Whether an API is served on shared storage: not transactions or share
-/// groups yet (docs/scale-out.md). ApiVersions leaves them
-/// out there too.
+/// groups' offset administration yet (docs/scale-out.md). ApiVersions
+/// leaves them out there too.
 pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
     !matches!(
         key,
@@ -230,10 +232,6 @@ pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
             | ApiKey::EndTxn
             | ApiKey::DescribeTransactions
             | ApiKey::ListTransactions
-            | ApiKey::ShareGroupHeartbeat
-            | ApiKey::ShareGroupDescribe
-            | ApiKey::ShareFetch
-            | ApiKey::ShareAcknowledge
             | ApiKey::DescribeShareGroupOffsets
             | ApiKey::AlterShareGroupOffsets
             | ApiKey::DeleteShareGroupOffsets

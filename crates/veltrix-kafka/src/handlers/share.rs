@@ -43,9 +43,9 @@ use veltrix_core::share::{
 use veltrix_core::{Broker, TopicId};
 
 use super::authz::{GROUP_DENIED, Names, TOPIC_DENIED, Who};
-use super::{Ctx, name, operations};
+use super::{Ctx, name, operations, share_shared};
 use crate::errors::{self, ResponseError, share_error};
-use crate::metrics::KafkaMetrics;
+use crate::shared::SharedStorage;
 
 /// Records one ShareFetch acquires when the client asks for no limit.
 const SHARE_FETCH_RECORDS_DEFAULT: usize = 500;
@@ -154,6 +154,11 @@ fn describe_share_group(ctx: &Ctx, id: &GroupId, include_authorized_operations: 
     {
         g.error_code = ResponseError::GroupAuthorizationFailed.code();
         g.error_message = Some(text(GROUP_DENIED));
+        return g;
+    }
+    if share_shared::coordinated_elsewhere(ctx, id.0.as_str()) {
+        g.error_code = ResponseError::NotCoordinator.code();
+        g.error_message = Some(text("this broker does not coordinate the group"));
         return g;
     }
     let Some(d) = broker.share().describe(id.0.as_str()) else {
@@ -269,8 +274,8 @@ fn by_topic<P>(answers: impl IntoIterator<Item = (TopicId, P)>) -> Vec<TopicPart
     topics
 }
 
-fn leader() -> LeaderIdAndEpoch {
-    LeaderIdAndEpoch::default().with_leader_id(0).with_leader_epoch(0)
+fn leader(id: i32) -> LeaderIdAndEpoch {
+    LeaderIdAndEpoch::default().with_leader_id(id).with_leader_epoch(0)
 }
 
 /// The answer of one partition, grouped by topic in the response.
@@ -302,14 +307,15 @@ impl PartitionAnswer {
 }
 
 fn fetch_response(
+    ctx: &Ctx,
     answers: Vec<((TopicId, i32), PartitionAnswer)>,
     lock_timeout_ms: i32,
-    metrics: &KafkaMetrics,
 ) -> ShareFetchResponse {
+    let metrics = &ctx.metrics;
     let partitions = answers.into_iter().map(|((topic, partition), a)| {
         let mut d = PartitionData::default()
             .with_partition_index(partition)
-            .with_current_leader(leader());
+            .with_current_leader(leader(share_shared::leader_id(ctx, &topic, partition)));
         if let Some(e) = &a.error {
             d.error_code = share_error(e).code();
             d.error_message = message(e);
@@ -380,10 +386,17 @@ async fn begin(
     acks: Vec<PartitionAcks>,
 ) -> Result<Begun, ShareError> {
     let broker = ctx.broker.clone();
+    // On shared storage, partitions another broker leads are not applied here.
+    let (acks, elsewhere) = share_shared::served_acks(ctx, acks);
     let begun = tokio::task::spawn_blocking(move || {
         let share = broker.share();
         let partitions = share.begin_session(&session, using)?;
-        let results = share.acknowledge(&session.group, &session.member, &acks);
+        let mut results = share.acknowledge(&session.group, &session.member, &acks);
+        let mut acks = acks;
+        for (a, e) in elsewhere {
+            acks.push(a);
+            results.push(Err(e));
+        }
         if session.epoch == -1 {
             share.close_session(&session.group, &session.member);
         }
@@ -534,7 +547,7 @@ pub(super) async fn share_fetch(ctx: Ctx, r: ShareFetchRequest) -> ShareFetchRes
         }
         count_share_fetched(&ctx, &answers);
     }
-    fetch_response(answers, lock_timeout_ms, &ctx.metrics)
+    fetch_response(&ctx, answers, lock_timeout_ms)
 }
 
 /// What a ShareFetch acquires from, and within which limits.
@@ -558,17 +571,20 @@ async fn long_poll(ctx: &Ctx, poll: LongPoll) -> Vec<((TopicId, i32), PartitionA
         // Subscribed before acquiring, so a record that lands in between wakes us.
         let mut watches = vec![ctx.broker.share().watch_available()];
         for (topic, p) in poll.partitions.iter() {
-            if let Some(t) = ctx.broker.topic_by_id(topic)
-                && let Some(part) = t.partitions.get(*p as usize)
-            {
-                watches.push(part.watch_high_watermark());
-            }
+            watches.extend(share_shared::watch_end(ctx, topic, *p));
         }
         let mut reservation = ctx.responses.reserve(poll.bytes_max, &ctx.metrics).await;
         let reserved = reservation.bytes();
-        let (broker, p) = (ctx.broker.clone(), poll.clone());
+        let (broker, shared, p) = (ctx.broker.clone(), ctx.config.shared.clone(), poll.clone());
         let acquired = tokio::task::spawn_blocking(move || {
-            acquire_all(&broker, &p.group, &p.member, &p.partitions, p.records_max, reserved)
+            acquire_all(
+                (&broker, shared.as_ref()),
+                &p.group,
+                &p.member,
+                &p.partitions,
+                p.records_max,
+                reserved,
+            )
         })
         .await
         .unwrap_or_default();
@@ -587,21 +603,17 @@ async fn long_poll(ctx: &Ctx, poll: LongPoll) -> Vec<((TopicId, i32), PartitionA
 /// Acquires from the session's partitions, within the records and bytes
 /// left (the engine decides the order and what goes together).
 fn acquire_all(
-    broker: &Broker,
+    (broker, shared): (&Broker, Option<&SharedStorage>),
     group: &str,
     member: &str,
     partitions: &[(TopicId, i32)],
     records_max: usize,
     bytes_max: usize,
 ) -> Vec<((TopicId, i32), PartitionAnswer)> {
-    let log_of = |topic: &TopicId, p: i32| {
-        broker
-            .topic_by_id(topic)
-            .and_then(|t| t.partitions.get(usize::try_from(p).ok()?).cloned())
-    };
+    let source_of = |topic: &TopicId, p: i32| share_shared::source(broker, shared, topic, p);
     broker
         .share()
-        .acquire_all(group, member, partitions, &log_of, records_max, bytes_max)
+        .acquire_all(group, member, partitions, &source_of, records_max, bytes_max)
         .into_iter()
         .map(|(key, result)| {
             let answer = match result {
@@ -672,7 +684,11 @@ pub(super) async fn share_acknowledge(ctx: Ctx, r: ShareAcknowledgeRequest) -> S
         .map(|((topic, partition), a)| {
             let mut d = AckPartition::default()
                 .with_partition_index(partition)
-                .with_current_leader(AckLeader::default().with_leader_id(0).with_leader_epoch(0));
+                .with_current_leader(
+                    AckLeader::default()
+                        .with_leader_id(share_shared::leader_id(&ctx, &topic, partition))
+                        .with_leader_epoch(0),
+                );
             if let Some(e) = &a.ack_error {
                 d.error_code = share_error(e).code();
                 d.error_message = message(e);

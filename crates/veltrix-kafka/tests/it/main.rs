@@ -119,6 +119,9 @@ fn serve_in(
         ..broker_config
     };
     let broker = Arc::new(Broker::open(env.clone(), dir.path(), broker_config.clone()).unwrap());
+    if let Some(shared) = &kafka.shared {
+        shared.attach(&broker);
+    }
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = watch::channel(false);
     let serving = tokio::spawn(serve(listener, broker.clone(), kafka.clone(), stop_rx));

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, GroupId, MetadataRequest, OffsetFetchRequest, ShareFetchRequest, ShareGroupHeartbeatRequest,
+};
 use kafka_protocol::records::RecordBatchDecoder;
 use object_store::memory::InMemory;
 use veltrix_kafka::errors::ResponseError;
@@ -230,15 +232,16 @@ async fn an_idempotent_retry_through_the_other_broker_gets_the_original_offsets(
 }
 
 #[tokio::test]
-async fn transactions_and_share_groups_are_not_offered_on_shared_storage_and_delete_records_is() {
+async fn transactions_and_share_group_offsets_are_not_offered_on_shared_storage_and_share_fetch_is() {
     let p = pair().await;
     let mut a = Client::connect(p.a.addr).await;
     let r = a.call(kafka_protocol::messages::ApiVersionsRequest::default(), 3).await;
     let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
     assert!(keys.contains(&(ApiKey::Produce as i16)));
-    for absent in [ApiKey::EndTxn, ApiKey::ShareFetch] {
+    for absent in [ApiKey::EndTxn, ApiKey::DescribeShareGroupOffsets] {
         assert!(!keys.contains(&(absent as i16)), "{absent:?} offered");
     }
+    assert!(keys.contains(&(ApiKey::ShareFetch as i16)));
     assert!(keys.contains(&(ApiKey::DeleteRecords as i16)));
 }
 
@@ -421,5 +424,253 @@ async fn delete_records_moves_the_start_on_every_broker() {
         answer(b.call(delete(-1), 2).await),
         (errors::NONE, 3),
         "-1: the high watermark"
+    );
+}
+
+fn share_fetch_request(group: &str, member: &str, topic_id: uuid::Uuid, partition: i32) -> ShareFetchRequest {
+    use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
+    ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(StrBytes::from_string(group.to_owned()))))
+        .with_member_id(Some(StrBytes::from_string(member.to_owned())))
+        .with_share_session_epoch(0)
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_max_records(100)
+        .with_batch_size(100)
+        .with_topics(vec![FetchTopic::default().with_topic_id(topic_id).with_partitions(
+            vec![FetchPartition::default().with_partition_index(partition)],
+        )])
+}
+
+/// (first, last, delivery count) of each range acquired.
+type Ranges = Vec<(i64, i64, i16)>;
+
+fn acquired(r: &kafka_protocol::messages::ShareFetchResponse) -> Ranges {
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+        .collect()
+}
+
+/// Acquires through the engine of `server` as if it led the partition now
+/// (a take-over), on the blocking pool as the front door does.
+async fn acquire_on(server: &Server, group: &str, member: &str, topic: &str, partition: i32) -> Ranges {
+    let shared = server.kafka_config.shared.clone().unwrap();
+    let broker = server.broker.clone();
+    let (group, member, topic) = (group.to_owned(), member.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let id = broker.topic(&topic).unwrap().id;
+        let handle = tokio::runtime::Handle::current();
+        let source_of = |_: &veltrix_core::TopicId, p: i32| {
+            veltrix_kafka::shared_share::SharedSource::open(shared.node().clone(), handle.clone(), &topic, p)
+                .map(|s| Arc::new(s) as Arc<dyn veltrix_core::share::ShareSource>)
+        };
+        let answers = broker
+            .share()
+            .acquire_all(&group, &member, &[(id, partition)], &source_of, 100, 1 << 20);
+        answers
+            .into_iter()
+            .flat_map(|(_, r)| r.unwrap().acquired)
+            .map(|a| (a.first, a.last, i16::try_from(a.deliveries).unwrap()))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Acknowledges `first..=last` of `member` on `server`'s engine with one
+/// type (1 accept, 2 release, 3 reject).
+async fn acknowledge_on(
+    server: &Server,
+    (group, member): (&str, &str),
+    (topic, partition): (&str, i32),
+    (first, last, kind): (i64, i64, i8),
+) -> Result<(), veltrix_core::share::ShareError> {
+    use veltrix_core::share::{AckBatch, PartitionAcks};
+    let broker = server.broker.clone();
+    let (group, member) = (group.to_owned(), member.to_owned());
+    let id = broker.topic(topic).unwrap().id;
+    tokio::task::spawn_blocking(move || {
+        let acks = [PartitionAcks {
+            topic: id,
+            partition,
+            batches: vec![AckBatch {
+                first,
+                last,
+                types: vec![kind],
+            }],
+        }];
+        broker.share().acknowledge(&group, &member, &acks).remove(0)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_groups_are_served_by_partition_leaders_and_their_state_follows_a_take_over() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "q", 2).await;
+    metadata(&mut b, "q").await;
+    let m = metadata(&mut a, "q").await;
+    let topic_id = m.topics[0].topic_id;
+    let leader_of_0 = m.topics[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == 0)
+        .unwrap()
+        .leader_id
+        .0;
+    let (leader, other, leader_client, other_client) = if leader_of_0 == 1 {
+        (&p.a, &p.b, &mut a, &mut b)
+    } else {
+        (&p.b, &p.a, &mut b, &mut a)
+    };
+
+    // Membership is the coordinator's: the other broker sends the member there.
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("g"))
+        .with_key_type(0);
+    let coordinator = leader_client.call(find, 3).await.node_id.0;
+    let heartbeat = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_member_id(StrBytes::from_static_str("m1-0000000000000000000"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![topic("q")]));
+    let (on_coordinator, elsewhere) = if coordinator == leader_of_0 {
+        (&mut *leader_client, &mut *other_client)
+    } else {
+        (&mut *other_client, &mut *leader_client)
+    };
+    let refused = elsewhere.call(heartbeat.clone(), 1).await;
+    assert_eq!(refused.error_code, ResponseError::NotCoordinator.code());
+    let joined = on_coordinator.call(heartbeat, 1).await;
+    assert_eq!(joined.error_code, errors::NONE, "{:?}", joined.error_message);
+    assert!(joined.member_epoch > 0);
+
+    // Records are handed out by the partition's leader only.
+    let m1 = "m1-0000000000000000000";
+    let not_here = other_client.call(share_fetch_request("g", m1, topic_id, 0), 1).await;
+    let part = &not_here.responses[0].partitions[0];
+    assert_eq!(part.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(part.current_leader.leader_id, leader_of_0);
+    assert!(part.acquired_records.is_empty());
+    // The share-partition starts at the end (share.auto.offset.reset), then
+    // records come.
+    let empty = leader_client.call(share_fetch_request("g", m1, topic_id, 0), 1).await;
+    assert_eq!(acquired(&empty), []);
+    let produced = produce(
+        leader_client,
+        "q",
+        0,
+        -1,
+        records(&["r0", "r1", "r2"], Compression::None),
+    )
+    .await;
+    assert_eq!(produced, (errors::NONE, 0));
+    let fetched = leader_client.call(share_fetch_request("g", m1, topic_id, 0), 1).await;
+    assert_eq!(fetched.responses[0].partitions[0].error_code, errors::NONE);
+    assert_eq!(acquired(&fetched), [(0, 2, 1)]);
+    acknowledge_on(leader, ("g", m1), ("q", 0), (0, 0, 1)).await.unwrap();
+
+    // Another broker takes the share-partition over: what was accepted stays
+    // done, what was acquired is delivered again, counted.
+    assert_eq!(acquire_on(other, "g", "m2", "q", 0).await, [(1, 2, 2)]);
+    // The first broker's copy is stale: its change is refused, and dropped.
+    let stale = acknowledge_on(leader, ("g", m1), ("q", 0), (1, 1, 1)).await;
+    assert!(
+        matches!(stale, Err(veltrix_core::share::ShareError::NotLeader(_))),
+        "{stale:?}"
+    );
+    assert!(leader.broker.share().stats().is_empty(), "the stale copy left memory");
+    // Taking it back loads what the other broker stored.
+    acknowledge_on(other, ("g", "m2"), ("q", 0), (1, 1, 1)).await.unwrap();
+    assert_eq!(acquire_on(leader, "g", "m3", "q", 0).await, [(2, 2, 3)]);
+
+    // Deleted (on its coordinator, once empty), the group's state is gone
+    // for every broker: a copy still held is refused at its next change.
+    let coordinator_server = if coordinator == 1 { &p.a } else { &p.b };
+    let leave = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_member_id(StrBytes::from_static_str(m1))
+        .with_member_epoch(-1);
+    let mut to_coordinator = Client::connect(coordinator_server.addr).await;
+    assert_eq!(to_coordinator.call(leave, 1).await.error_code, errors::NONE);
+    let broker = coordinator_server.broker.clone();
+    tokio::task::spawn_blocking(move || broker.share().delete_group("g"))
+        .await
+        .unwrap()
+        .unwrap();
+    let stale = acknowledge_on(leader, ("g", "m3"), ("q", 0), (2, 2, 2)).await;
+    if coordinator == leader_of_0 {
+        // Deleted here: the copy left with the group.
+        assert!(
+            matches!(stale, Err(veltrix_core::share::ShareError::InvalidRecordState(_))),
+            "{stale:?}"
+        );
+    } else {
+        assert!(
+            matches!(stale, Err(veltrix_core::share::ShareError::NotLeader(_))),
+            "{stale:?}"
+        );
+    }
+    assert_eq!(
+        acquire_on(leader, "g", "m4", "q", 0).await,
+        [],
+        "a new group starts at the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_groups_settings_set_on_one_broker_are_adopted_by_the_other() {
+    use veltrix_core::share::AutoOffsetReset;
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    create_topic(&mut a, "q", 1).await;
+    metadata(&mut Client::connect(p.b.addr).await, "q").await;
+    let produced = produce(&mut a, "q", 0, -1, records(&["r0", "r1"], Compression::None)).await;
+    assert_eq!(produced, (errors::NONE, 0));
+    let earliest = vec![("share.auto.offset.reset".to_owned(), "earliest".to_owned())];
+    let a_broker = p.a.broker.clone();
+    tokio::task::spawn_blocking(move || a_broker.share().set_settings("g", earliest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.a.broker.share().settings("g").auto_offset_reset,
+        AutoOffsetReset::Earliest
+    );
+    assert_eq!(
+        p.b.broker.share().settings("g").auto_offset_reset,
+        AutoOffsetReset::Latest
+    );
+    // A new share-partition on the other broker starts where they say, before
+    // its next sync: the claim brings the group's settings along.
+    assert_eq!(acquire_on(&p.b, "g", "m", "q", 0).await, [(0, 1, 1)]);
+    assert_eq!(
+        p.b.broker.share().settings("g").auto_offset_reset,
+        AutoOffsetReset::Earliest
+    );
+    assert_eq!(p.b.broker.share().overrides("g").len(), 1);
+    let b_shared = p.b.kafka_config.shared.clone().unwrap();
+    b_shared.sync(&p.b.broker).await.unwrap();
+    assert_eq!(
+        p.b.broker.share().settings("g").auto_offset_reset,
+        AutoOffsetReset::Earliest
+    );
+    // Removed on one broker, gone from the other at its next sync.
+    let a_broker = p.a.broker.clone();
+    tokio::task::spawn_blocking(move || a_broker.share().set_settings("g", Vec::new()))
+        .await
+        .unwrap()
+        .unwrap();
+    b_shared.sync(&p.b.broker).await.unwrap();
+    assert_eq!(
+        p.b.broker.share().settings("g").auto_offset_reset,
+        AutoOffsetReset::Latest
     );
 }

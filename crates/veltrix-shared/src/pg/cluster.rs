@@ -15,8 +15,8 @@ use tokio_postgres::Client;
 
 use super::{PgCatalog, pg_error};
 use crate::cluster::{
-    BrokerLease, Cluster, LiveBroker, OffsetRow, TopicRow, check_lease_ms, check_partitions, check_producer_ids,
-    decode_listeners, encode_listeners,
+    BrokerLease, Cluster, LiveBroker, OffsetRow, ShareClaim, ShareKey, ShareState, TopicRow, check_lease_ms,
+    check_partitions, check_producer_ids, check_share_state, decode_listeners, encode_listeners,
 };
 use crate::error::{Error, Result};
 
@@ -324,6 +324,173 @@ impl Cluster for PgCatalog {
         })
         .await
     }
+
+    async fn claim_share_state(&self, key: &ShareKey, broker_id: i32, incarnation: i64) -> Result<ShareClaim> {
+        self.timed(self.statement_timeout * 3, "claim share state", async {
+            let mut conn = self.conn().await?;
+            let claimed = claim_share_state_on(conn.client(), key, (broker_id, incarnation)).await;
+            conn.finish(&claimed);
+            claimed
+        })
+        .await
+    }
+
+    async fn store_share_state(
+        &self,
+        key: &ShareKey,
+        broker: (i32, i64),
+        claim: i64,
+        state: &ShareState,
+    ) -> Result<()> {
+        check_share_state(state)?;
+        self.timed(self.statement_timeout * 3, "store share state", async {
+            let mut conn = self.conn().await?;
+            let stored = store_share_state_on(conn.client(), key, broker, claim, state).await;
+            conn.finish(&stored);
+            stored
+        })
+        .await
+    }
+
+    async fn set_share_settings(&self, group: &str, settings: &str) -> Result<()> {
+        self.timed(self.statement_timeout, "set share settings", async {
+            let mut conn = self.conn().await?;
+            let sql = if settings.is_empty() {
+                "DELETE FROM veltrix_share_settings WHERE group_id = $1 AND $2 = ''"
+            } else {
+                "INSERT INTO veltrix_share_settings (group_id, settings) VALUES ($1, $2) \
+                 ON CONFLICT (group_id) DO UPDATE SET settings = $2, updated_at = now()"
+            };
+            let set = conn
+                .client()
+                .execute(sql, &[&group, &settings])
+                .await
+                .map(|_| ())
+                .map_err(pg_error);
+            conn.finish(&set);
+            set
+        })
+        .await
+    }
+
+    async fn delete_share_group(&self, group: &str) -> Result<()> {
+        self.timed(self.statement_timeout * 3, "delete share group", async {
+            let mut conn = self.conn().await?;
+            let deleted = delete_share_group_on(conn.client(), group).await;
+            conn.finish(&deleted);
+            deleted
+        })
+        .await
+    }
+
+    async fn share_settings(&self) -> Result<Vec<(String, String)>> {
+        self.timed(self.statement_timeout, "share settings", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT group_id, settings FROM veltrix_share_settings ORDER BY group_id",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+}
+
+/// Fails with [`Error::LeaseLost`] unless the broker's lease is live; the
+/// row stays share-locked to the transaction's end, so a take-over of the
+/// id waits for it.
+async fn check_lease(tx: &tokio_postgres::Transaction<'_>, (broker_id, incarnation): (i32, i64)) -> Result<()> {
+    let live = tx
+        .query_opt(
+            "SELECT 1 FROM veltrix_brokers WHERE broker_id = $1 AND incarnation = $2 \
+             AND lease_until > clock_timestamp() FOR SHARE",
+            &[&broker_id, &incarnation],
+        )
+        .await
+        .map_err(pg_error)?;
+    if live.is_none() {
+        return Err(Error::LeaseLost(broker_id));
+    }
+    Ok(())
+}
+
+async fn claim_share_state_on(client: &mut Client, key: &ShareKey, broker: (i32, i64)) -> Result<ShareClaim> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    check_lease(&tx, broker).await?;
+    let topic_id = key.topic_id.as_slice();
+    let row = tx
+        .query_one(
+            "INSERT INTO veltrix_share_states (group_id, topic_id, partition, claim, broker_id) \
+             VALUES ($1, $2, $3, 1, $4) \
+             ON CONFLICT (group_id, topic_id, partition) DO UPDATE \
+             SET claim = veltrix_share_states.claim + 1, broker_id = $4, updated_at = now() \
+             RETURNING claim, start_offset, ranges, \
+             (SELECT settings FROM veltrix_share_settings WHERE group_id = $1)",
+            &[&key.group, &topic_id, &key.partition, &broker.0],
+        )
+        .await
+        .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
+    let start: Option<i64> = row.get(1);
+    let ranges: Option<Vec<u8>> = row.get(2);
+    let state = start.map(|start_offset| ShareState {
+        start_offset,
+        ranges: ranges.unwrap_or_default(),
+    });
+    Ok(ShareClaim {
+        claim: row.get(0),
+        state,
+        settings: row.get(3),
+    })
+}
+
+async fn store_share_state_on(
+    client: &mut Client,
+    key: &ShareKey,
+    broker: (i32, i64),
+    claim: i64,
+    state: &ShareState,
+) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    check_lease(&tx, broker).await?;
+    let topic_id = key.topic_id.as_slice();
+    let updated = tx
+        .execute(
+            "UPDATE veltrix_share_states SET start_offset = $5, ranges = $6, updated_at = now() \
+             WHERE group_id = $1 AND topic_id = $2 AND partition = $3 AND claim = $4",
+            &[
+                &key.group,
+                &topic_id,
+                &key.partition,
+                &claim,
+                &state.start_offset,
+                &state.ranges,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    if updated != 1 {
+        tx.rollback().await.map_err(pg_error)?;
+        return Err(Error::ShareStateMoved {
+            group: key.group.clone(),
+        });
+    }
+    tx.commit().await.map_err(pg_error)?;
+    Ok(())
+}
+
+async fn delete_share_group_on(client: &mut Client, group: &str) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    for table in ["veltrix_share_states", "veltrix_share_settings"] {
+        let sql = format!("DELETE FROM {table} WHERE group_id = $1");
+        tx.execute(sql.as_str(), &[&group]).await.map_err(pg_error)?;
+    }
+    tx.commit().await.map_err(pg_error)
 }
 
 /// The topic's row and its partitions' rows, in one transaction. Partition
@@ -360,13 +527,14 @@ async fn create_topic_on(client: &mut Client, topic: &TopicRow) -> Result<()> {
 async fn delete_topic_on(client: &mut Client, name: &str) -> Result<bool> {
     let tx = client.transaction().await.map_err(pg_error)?;
     let deleted = tx
-        .execute("DELETE FROM veltrix_topics WHERE name = $1", &[&name])
+        .query_opt("DELETE FROM veltrix_topics WHERE name = $1 RETURNING id", &[&name])
         .await
         .map_err(pg_error)?;
-    if deleted == 0 {
+    let Some(deleted) = deleted else {
         tx.rollback().await.map_err(pg_error)?;
         return Ok(false);
-    }
+    };
+    let id: Vec<u8> = deleted.get(0);
     tx.execute(
         "SELECT 1 FROM veltrix_partitions WHERE topic = $1 ORDER BY partition FOR UPDATE",
         &[&name],
@@ -374,6 +542,9 @@ async fn delete_topic_on(client: &mut Client, name: &str) -> Result<bool> {
     .await
     .map_err(pg_error)?;
     super::housekeeping::release_topic_objects(&tx, name).await?;
+    tx.execute("DELETE FROM veltrix_share_states WHERE topic_id = $1", &[&id])
+        .await
+        .map_err(pg_error)?;
     for table in [
         "veltrix_batches",
         "veltrix_producers",
@@ -432,25 +603,9 @@ async fn set_partitions_on(client: &mut Client, name: &str, total: i32) -> Resul
 /// one transaction. The lock makes a take-over of the id wait for this
 /// transaction's end, so once another incarnation holds the id no offset of
 /// the old one is stored.
-async fn commit_offsets_on(
-    client: &mut Client,
-    group: &str,
-    (broker_id, incarnation): (i32, i64),
-    offsets: &[OffsetRow],
-) -> Result<()> {
+async fn commit_offsets_on(client: &mut Client, group: &str, broker: (i32, i64), offsets: &[OffsetRow]) -> Result<()> {
     let tx = client.transaction().await.map_err(pg_error)?;
-    let live = tx
-        .query_opt(
-            "SELECT 1 FROM veltrix_brokers WHERE broker_id = $1 AND incarnation = $2 \
-             AND lease_until > clock_timestamp() FOR SHARE",
-            &[&broker_id, &incarnation],
-        )
-        .await
-        .map_err(pg_error)?;
-    if live.is_none() {
-        tx.rollback().await.map_err(pg_error)?;
-        return Err(Error::LeaseLost(broker_id));
-    }
+    check_lease(&tx, broker).await?;
     // One row per partition (the last one named wins): an upsert may not
     // touch a row twice.
     let by_partition: BTreeMap<(&str, i32), &OffsetRow> =

@@ -107,6 +107,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         CHECK (state IN ('committed', 'orphan', 'dropped'));
     CREATE INDEX veltrix_objects_small ON veltrix_objects (size_bytes) WHERE state = 'committed';
     ",
+    // 5: share groups' state, one row per share-partition (group, topic id,
+    // partition): its start offset and the engine's ranges, and the claim of
+    // the broker serving it (a broker taking it over raises the claim, so a
+    // store under an older claim is refused); share groups' own settings.
+    r"
+    CREATE TABLE veltrix_share_states (
+        group_id text NOT NULL,
+        topic_id bytea NOT NULL CHECK (length(topic_id) = 16),
+        partition integer NOT NULL,
+        claim bigint NOT NULL,
+        broker_id integer NOT NULL,
+        start_offset bigint,
+        ranges bytea,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (group_id, topic_id, partition)
+    );
+    CREATE INDEX veltrix_share_states_topic ON veltrix_share_states (topic_id);
+    CREATE TABLE veltrix_share_settings (
+        group_id text PRIMARY KEY,
+        settings text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    ",
 ];
 
 /// The version this build writes.

@@ -351,3 +351,94 @@ async fn postgres_stopped_every_call_is_unavailable_within_the_timeout() {
     })
     .await;
 }
+
+/// A share-partition's state claimed and stored by two brokers in turn, on
+/// any cluster: a claim answers what was stored, the last claim alone may
+/// store, a lost lease stores nothing, and a deleted topic's state goes.
+async fn share_state_follows_the_last_claim<C: Cluster>(cluster: &C) {
+    use veltrix_shared::{ShareKey, ShareState};
+    cluster.register(&lease(1, 10), 60_000).await.unwrap();
+    cluster.register(&lease(2, 20), 60_000).await.unwrap();
+    cluster.create_topic(&topic("s", 9, 2)).await.unwrap();
+    let key = ShareKey {
+        group: "g".into(),
+        topic_id: [9; 16],
+        partition: 1,
+    };
+    let state = |start: i64, ranges: &[u8]| ShareState {
+        start_offset: start,
+        ranges: ranges.to_vec(),
+    };
+    cluster.set_share_settings("g", "[1]").await.unwrap();
+    let claimed = cluster.claim_share_state(&key, 1, 10).await.unwrap();
+    let (first, stored) = (claimed.claim, claimed.state);
+    assert_eq!(stored, None, "nothing stored yet");
+    assert_eq!(
+        claimed.settings.as_deref(),
+        Some("[1]"),
+        "the group's settings come with the claim"
+    );
+    cluster
+        .store_share_state(&key, (1, 10), first, &state(5, b"one"))
+        .await
+        .unwrap();
+    let claimed = cluster.claim_share_state(&key, 2, 20).await.unwrap();
+    let (second, stored) = (claimed.claim, claimed.state);
+    assert!(second > first);
+    assert_eq!(stored, Some(state(5, b"one")));
+    assert!(
+        matches!(
+            cluster
+                .store_share_state(&key, (1, 10), first, &state(6, b"stale"))
+                .await,
+            Err(Error::ShareStateMoved { .. })
+        ),
+        "the first claim is over"
+    );
+    cluster
+        .store_share_state(&key, (2, 20), second, &state(7, b"two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cluster.store_share_state(&key, (2, 21), second, &state(8, b"x")).await,
+        Err(Error::LeaseLost(2)),
+        "another incarnation stores nothing"
+    );
+    assert_eq!(
+        cluster.claim_share_state(&key, 1, 11).await.map(|c| c.state),
+        Err(Error::LeaseLost(1))
+    );
+    let stored = cluster.claim_share_state(&key, 1, 10).await.unwrap().state;
+    assert_eq!(stored, Some(state(7, b"two")));
+    let too_big = state(0, &vec![0; veltrix_shared::SHARE_STATE_BYTES_MAX + 1]);
+    assert!(matches!(
+        cluster.store_share_state(&key, (1, 10), second + 1, &too_big).await,
+        Err(Error::InvalidLimit { .. })
+    ));
+    assert!(cluster.delete_topic("s").await.unwrap());
+    let claimed = cluster.claim_share_state(&key, 1, 10).await.unwrap();
+    assert_eq!(claimed.state, None, "the topic's share state went with it");
+    cluster
+        .store_share_state(&key, (1, 10), claimed.claim, &state(1, b"back"))
+        .await
+        .unwrap();
+    cluster.delete_share_group("g").await.unwrap();
+    let claimed = cluster.claim_share_state(&key, 1, 10).await.unwrap();
+    assert_eq!(
+        (claimed.state, claimed.settings),
+        (None, None),
+        "a deleted group has neither"
+    );
+}
+
+#[tokio::test]
+async fn share_state_follows_the_last_claim_in_memory() {
+    let cluster = veltrix_shared::MemCluster::new();
+    share_state_follows_the_last_claim(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_state_follows_the_last_claim_in_postgres() {
+    let Some(pg) = start_postgres().await else { return };
+    share_state_follows_the_last_claim(&open(&pg).await.unwrap()).await;
+}
