@@ -305,8 +305,9 @@ fn unsupported(ctx: &mut Ctx<'_>, raw: &Raw) {
     for g in &raw.share_groups {
         emit(
             g.at("name"),
-            format!("share groups (`{}`)", shown(g.str("name").unwrap_or("?"))),
-            "remove the `[[share_group]]`, or keep share groups on a broker with local storage",
+            format!("declared share groups (`{}`)", shown(g.str("name").unwrap_or("?"))),
+            "remove the `[[share_group]]` and set the group's settings with IncrementalAlterConfigs \
+             (`kafka-configs --alter --entity-type groups`), which shared storage keeps in PostgreSQL for every broker",
         );
     }
     for r in &raw.routes {
