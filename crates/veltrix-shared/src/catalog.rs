@@ -183,6 +183,16 @@ pub trait Catalog: Send + Sync + 'static {
     /// that looked their batches up before the release finish.
     fn drop_released(&self, grace_ms: i64, rows_max: usize) -> impl Future<Output = Result<Vec<String>>> + Send;
 
+    /// Forgets up to `rows_max` idempotent producers' states in partitions
+    /// where they have committed nothing for `idle_ms` or more; such a
+    /// producer's next batch there is taken as a new producer's. Answers
+    /// how many were forgotten.
+    fn expire_producers(&self, idle_ms: i64, rows_max: usize) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Prunes up to `rows_max` orphan claims ([`Catalog::claim_orphans`])
+    /// made `age_ms` or more ago. Answers how many were pruned.
+    fn prune_orphan_claims(&self, age_ms: i64, rows_max: usize) -> impl Future<Output = Result<u64>> + Send;
+
     /// Forgets dropped objects deleted from the bucket.
     fn forget(&self, keys: &[String]) -> impl Future<Output = Result<()>> + Send;
 

@@ -167,6 +167,18 @@ pub struct CollectorConfig {
     pub listed_per_round_max: usize,
     /// Prefix of the objects' keys in the bucket (the writers').
     pub key_prefix: String,
+    /// An idempotent producer whose state in a partition has not changed
+    /// for this long is forgotten there, as a local partition forgets it
+    /// after `producer_id_expiration_ms` (1 ms or more).
+    pub producer_idle_ms: u64,
+    /// An orphan's claim is kept this long after it was made, then pruned:
+    /// by then no commit of its key can still be on its way (the writer's
+    /// timeouts are minutes at most, and the claim came `grace_ms` after
+    /// the object was written) (1 hour..=30 days).
+    pub orphan_claims_kept_ms: u64,
+    /// Producer states and orphan claims removed per round at most, each
+    /// (1..=1,000,000).
+    pub rows_per_round_max: usize,
 }
 
 impl Default for CollectorConfig {
@@ -176,6 +188,9 @@ impl Default for CollectorConfig {
             deletes_per_round_max: 1_000,
             listed_per_round_max: 1_000_000,
             key_prefix: "veltrix".into(),
+            producer_idle_ms: 86_400_000,
+            orphan_claims_kept_ms: 86_400_000,
+            rows_per_round_max: 10_000,
         }
     }
 }
@@ -185,7 +200,15 @@ impl CollectorConfig {
     pub fn validate(&self) -> Result<()> {
         check("grace_ms", self.grace_ms, 1_000, 7 * 86_400_000)?;
         check("deletes_per_round_max", self.deletes_per_round_max as u64, 1, 100_000)?;
-        check("listed_per_round_max", self.listed_per_round_max as u64, 1, 10_000_000)
+        check("listed_per_round_max", self.listed_per_round_max as u64, 1, 10_000_000)?;
+        check("producer_idle_ms", self.producer_idle_ms, 1, i64::MAX as u64)?;
+        check(
+            "orphan_claims_kept_ms",
+            self.orphan_claims_kept_ms,
+            3_600_000,
+            30 * 86_400_000,
+        )?;
+        check("rows_per_round_max", self.rows_per_round_max as u64, 1, 1_000_000)
     }
 }
 

@@ -18,11 +18,15 @@ use crate::sequence::{self, CommitState, PartitionKey, ProducerKey, ProducerStat
 pub(crate) struct State {
     pub(crate) next_offsets: HashMap<PartitionKey, i64>,
     pub(crate) producers: HashMap<ProducerKey, ProducerState>,
+    /// When each producer's state last changed (the test clock's ms).
+    pub(crate) producers_at: HashMap<ProducerKey, i64>,
     /// Per partition, by last offset.
     pub(crate) batches: HashMap<PartitionKey, BTreeMap<i64, BatchRow>>,
     /// Moved by retention; absent means 0.
     pub(crate) start_offsets: HashMap<PartitionKey, i64>,
     objects: HashMap<String, ObjectState>,
+    /// When each orphan was claimed (the test clock's ms).
+    claimed_at: HashMap<String, i64>,
     /// When each committed object was committed (the test clock's ms), and
     /// its size.
     committed_at: HashMap<String, (i64, u64)>,
@@ -119,6 +123,7 @@ impl Catalog for MemCatalog {
         }
         for key in plan.changed_producers {
             let producer = commit.producers[&key].clone();
+            state.producers_at.insert(key.clone(), now);
             state.producers.insert(key, producer);
         }
         Ok(plan.outcomes)
@@ -146,11 +151,13 @@ impl Catalog for MemCatalog {
     }
 
     async fn claim_orphans(&self, keys: &[(String, u64)]) -> Result<Vec<String>> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
         let mut state = self.check()?;
         let mut claimed = Vec::new();
         for (key, _) in keys {
             if !state.objects.contains_key(key) {
                 state.objects.insert(key.clone(), ObjectState::Orphan);
+                state.claimed_at.insert(key.clone(), now);
                 claimed.push(key.clone());
             }
         }
@@ -271,6 +278,40 @@ impl Catalog for MemCatalog {
             state.objects.insert(k.clone(), ObjectState::Dropped);
         }
         Ok(dropped)
+    }
+
+    async fn expire_producers(&self, idle_ms: i64, rows_max: usize) -> Result<u64> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let mut state = self.check()?;
+        let idle: Vec<ProducerKey> = state
+            .producers_at
+            .iter()
+            .filter(|(_, at)| **at + idle_ms <= now)
+            .map(|(k, _)| k.clone())
+            .take(rows_max)
+            .collect();
+        for k in &idle {
+            state.producers.remove(k);
+            state.producers_at.remove(k);
+        }
+        Ok(idle.len() as u64)
+    }
+
+    async fn prune_orphan_claims(&self, age_ms: i64, rows_max: usize) -> Result<u64> {
+        let now = self.now_ms.load(Ordering::SeqCst) as i64;
+        let mut state = self.check()?;
+        let old: Vec<String> = state
+            .claimed_at
+            .iter()
+            .filter(|(_, at)| **at + age_ms <= now)
+            .map(|(k, _)| k.clone())
+            .take(rows_max)
+            .collect();
+        for k in &old {
+            state.claimed_at.remove(k);
+            state.objects.remove(k);
+        }
+        Ok(old.len() as u64)
     }
 
     async fn forget(&self, keys: &[String]) -> Result<()> {

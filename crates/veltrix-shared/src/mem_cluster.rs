@@ -175,6 +175,7 @@ impl Cluster for MemCatalog {
         state.released.extend(released.into_iter().map(|k| (k, now)));
         state.batches.retain(|(topic, _), _| &**topic != name);
         state.producers.retain(|(topic, _, _), _| &**topic != name);
+        state.producers_at.retain(|(topic, _, _), _| &**topic != name);
         for offsets in state.cluster.offsets.values_mut() {
             offsets.retain(|(topic, _), _| topic != name);
         }

@@ -8,6 +8,10 @@
 //! collector as an orphan, and the primary key lets only the first in. So a
 //! collected object can never be committed afterwards, and a committed one
 //! is never collected.
+//!
+//! Each round also forgets rows nobody needs any more: idempotent
+//! producers' states idle for `producer_idle_ms`, and orphans' claims
+//! `orphan_claims_kept_ms` after they were made.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +36,10 @@ pub struct CollectReport {
     pub deleted: usize,
     /// Of those, objects whose batches were all released.
     pub dropped: usize,
+    /// Idle producers' states forgotten (one per producer and partition).
+    pub producers_expired: u64,
+    /// Old orphans' claims pruned.
+    pub claims_pruned: u64,
 }
 
 pub struct OrphanCollector<C> {
@@ -70,6 +78,7 @@ impl<C: Catalog> OrphanCollector<C> {
         }
         drop(listing);
         self.collect_dropped(&mut report).await?;
+        self.forget_rows(&mut report).await?;
         if old.is_empty() {
             return Ok(report);
         }
@@ -104,6 +113,21 @@ impl<C: Catalog> OrphanCollector<C> {
             .drop_released(self.config.grace_ms as i64, self.config.deletes_per_round_max)
             .await?;
         self.delete_and_forget(&dropped, report).await
+    }
+
+    /// Idle producers' states and old orphans' claims, within the round's
+    /// limit.
+    async fn forget_rows(&self, report: &mut CollectReport) -> Result<()> {
+        let rows_max = self.config.rows_per_round_max;
+        report.producers_expired = self
+            .catalog
+            .expire_producers(self.config.producer_idle_ms as i64, rows_max)
+            .await?;
+        report.claims_pruned = self
+            .catalog
+            .prune_orphan_claims(self.config.orphan_claims_kept_ms as i64, rows_max)
+            .await?;
+        Ok(())
     }
 
     async fn delete_and_forget(&self, dropped: &[String], report: &mut CollectReport) -> Result<()> {

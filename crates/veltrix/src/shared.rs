@@ -143,7 +143,8 @@ pub async fn start(
         .await
         .context("reading the topics from the catalog")?;
     let metrics = SharedMetrics::new(broker.metrics().registry());
-    let mut tasks = housekeeping(s, (catalog, store), &node, &metrics, &stop)?;
+    let producer_idle_ms = broker.config().log.producer_id_expiration_ms;
+    let mut tasks = housekeeping((s, producer_idle_ms), (catalog, store), &node, &metrics, &stop)?;
     tasks.extend([
         tokio::spawn(sync_topics(storage.clone(), broker.clone(), stop.clone())),
         tokio::spawn(enforce_retention(storage.clone(), broker.clone(), stop.clone())),
@@ -153,10 +154,11 @@ pub async fn start(
     Ok(Running { node, storage, tasks })
 }
 
-/// The collector of orphans and released objects (on every broker), and the
-/// merger of small objects (on the one [`HOUSEKEEPER`] places).
+/// The collector of orphans, released objects, idle producers' states and
+/// old orphan claims (on every broker), and the merger of small objects (on
+/// the one [`HOUSEKEEPER`] places).
 fn housekeeping(
-    s: &StorageConfig,
+    (s, producer_idle_ms): (&StorageConfig, u64),
     (catalog, store): (Arc<PgCatalog>, Arc<dyn veltrix_shared::ObjectStore>),
     node: &Arc<SharedNode<PgCatalog>>,
     metrics: &SharedMetrics,
@@ -166,6 +168,7 @@ fn housekeeping(
         CollectorConfig {
             grace_ms: s.orphan_grace_ms,
             key_prefix: s.key_prefix.clone(),
+            producer_idle_ms,
             ..CollectorConfig::default()
         },
         catalog.clone(),
@@ -184,11 +187,7 @@ fn housekeeping(
         store,
     )?;
     Ok(vec![
-        tokio::spawn(collect_orphans(
-            collector,
-            metrics.objects_deleted.clone(),
-            stop.clone(),
-        )),
+        tokio::spawn(collect_orphans(collector, metrics.collected(), stop.clone())),
         tokio::spawn(merge_small_objects(
             node.clone(),
             (merger, (s.merge_age_ms_min / 2).clamp(1_000, MERGE_ROUND_MS_MAX)),
@@ -318,7 +317,7 @@ async fn merge_small_objects(
 
 async fn collect_orphans(
     collector: OrphanCollector<PgCatalog>,
-    deleted: prometheus::IntCounter,
+    [deleted, producers_expired, claims_pruned]: [prometheus::IntCounter; 3],
     mut stop: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(Duration::from_millis(ORPHAN_ROUND_MS));
@@ -328,6 +327,8 @@ async fn collect_orphans(
             _ = every.tick() => match collector.run_once().await {
                 Ok(report) => {
                     deleted.inc_by(report.deleted as u64);
+                    producers_expired.inc_by(report.producers_expired);
+                    claims_pruned.inc_by(report.claims_pruned);
                     tracing::debug!(?report, "orphan collection round");
                 }
                 Err(e) => tracing::warn!(error = %e, "an orphan collection round failed"),
@@ -351,6 +352,8 @@ struct SharedMetrics {
     batches_trimmed: prometheus::IntCounter,
     objects_deleted: prometheus::IntCounter,
     objects_merged: prometheus::IntCounter,
+    producers_expired: prometheus::IntCounter,
+    orphan_claims_pruned: prometheus::IntCounter,
 }
 
 impl SharedMetrics {
@@ -390,7 +393,25 @@ impl SharedMetrics {
                 "veltrix_shared_objects_deleted_total",
                 "objects this broker's collector deleted: orphans, and objects no batch refers to any more",
             ),
+            producers_expired: r.int_counter(
+                "veltrix_shared_producers_expired_total",
+                "idempotent producers' states (one per producer and partition) this broker's collector forgot after producer_id_expiration_ms idle",
+            ),
+            orphan_claims_pruned: r.int_counter(
+                "veltrix_shared_orphan_claims_pruned_total",
+                "orphans' claims this broker's collector pruned from the catalog a day after they were made",
+            ),
         }
+    }
+
+    /// The collector's counters: objects deleted, producers expired, orphan
+    /// claims pruned.
+    fn collected(&self) -> [prometheus::IntCounter; 3] {
+        [
+            self.objects_deleted.clone(),
+            self.producers_expired.clone(),
+            self.orphan_claims_pruned.clone(),
+        ]
     }
 
     fn update(&self, now: SharedStats, before: SharedStats) {

@@ -75,6 +75,54 @@ impl PgCatalog {
         .await
     }
 
+    pub(crate) async fn expire_idle_producers(&self, idle_ms: i64, rows_max: usize) -> Result<u64> {
+        // The outer condition is evaluated again on a row a commit updated
+        // meanwhile, so a producer that just committed is kept.
+        self.timed(self.statement_timeout * 2, "producer expiry", async {
+            let mut conn = self.conn().await?;
+            let expired = conn
+                .client()
+                .execute(
+                    "DELETE FROM veltrix_producers p USING (
+                        SELECT topic, partition, producer_id FROM veltrix_producers
+                        WHERE updated_at < now() - make_interval(secs => $1::float8 / 1000)
+                        LIMIT $2
+                     ) idle
+                     WHERE p.topic = idle.topic AND p.partition = idle.partition
+                       AND p.producer_id = idle.producer_id
+                       AND p.updated_at < now() - make_interval(secs => $1::float8 / 1000)",
+                    &[&(idle_ms as f64), &(rows_max as i64)],
+                )
+                .await
+                .map_err(pg_error);
+            conn.finish(&expired);
+            expired
+        })
+        .await
+    }
+
+    pub(crate) async fn prune_old_orphan_claims(&self, age_ms: i64, rows_max: usize) -> Result<u64> {
+        self.timed(self.statement_timeout * 2, "orphan claims", async {
+            let mut conn = self.conn().await?;
+            let pruned = conn
+                .client()
+                .execute(
+                    "DELETE FROM veltrix_objects WHERE key IN (
+                        SELECT key FROM veltrix_objects
+                        WHERE state = 'orphan'
+                          AND recorded_at < now() - make_interval(secs => $1::float8 / 1000)
+                        LIMIT $2
+                     ) AND state = 'orphan'",
+                    &[&(age_ms as f64), &(rows_max as i64)],
+                )
+                .await
+                .map_err(pg_error);
+            conn.finish(&pruned);
+            pruned
+        })
+        .await
+    }
+
     pub(crate) async fn small_objects_of(
         &self,
         size_below: u64,

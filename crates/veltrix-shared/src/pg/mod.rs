@@ -392,6 +392,14 @@ impl Catalog for PgCatalog {
         self.drop_released_objects(grace_ms, rows_max).await
     }
 
+    async fn expire_producers(&self, idle_ms: i64, rows_max: usize) -> Result<u64> {
+        self.expire_idle_producers(idle_ms, rows_max).await
+    }
+
+    async fn prune_orphan_claims(&self, age_ms: i64, rows_max: usize) -> Result<u64> {
+        self.prune_old_orphan_claims(age_ms, rows_max).await
+    }
+
     async fn forget(&self, keys: &[String]) -> Result<()> {
         self.forget_objects(keys).await
     }

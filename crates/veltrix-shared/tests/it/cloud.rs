@@ -431,6 +431,25 @@ async fn retention_trims_a_prefix_and_objects_no_batch_needs_are_deleted() {
     crate::housekeeping::collect_dropped_done(&env.catalog, &env.store).await;
 }
 
+/// Idle producers and old orphan claims on PostgreSQL: the in-memory
+/// scenario (housekeeping.rs), aged by moving the rows' times back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_producers_and_old_orphan_claims_are_forgotten() {
+    let Some(env) = Env::start().await else { return };
+    env.catalog.create_partitions("expiring", 2).await.unwrap();
+    crate::housekeeping::expiry_scenario(&*env.catalog, "expiring", async || {
+        veltrix_shared_test_sql(
+            &env,
+            "UPDATE veltrix_producers SET updated_at = now() - interval '2 hours' WHERE topic = 'expiring'; \
+             UPDATE veltrix_objects SET recorded_at = now() - interval '2 hours' \
+             WHERE state = 'orphan' AND key LIKE 'expiring/%'",
+        )
+        .await
+        .unwrap();
+    })
+    .await;
+}
+
 /// DeleteRecords on PostgreSQL: the in-memory scenario (housekeeping.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_records_moves_the_start_and_releases_the_objects_below() {

@@ -289,3 +289,117 @@ async fn delete_records_in_memory() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     delete_records_scenario(&catalog, &store, "t").await;
 }
+
+/// One idempotent batch of `producer` (epoch 0) at `first_seq` in
+/// `partition` of `topic`, in an object of its own.
+async fn idempotent<C: Catalog>(
+    catalog: &C,
+    key: &str,
+    topic: &str,
+    (producer, partition, first_seq): (i64, i32, i32),
+) -> veltrix_shared::Appended {
+    let commit = ObjectCommit {
+        key: key.into(),
+        size: 4,
+        batches: vec![BatchEntry {
+            topic: Arc::from(topic),
+            partition,
+            record_count: 1,
+            max_timestamp: 0,
+            producer: Some(veltrix_shared::ProducerStamp {
+                producer_id: producer,
+                epoch: 0,
+                first_seq,
+            }),
+            byte_start: 0,
+            byte_len: 4,
+            crc32c: 0,
+        }],
+    };
+    catalog.commit(&commit).await.unwrap().remove(0).unwrap()
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Partitions 0 and 1 of `topic` must exist. `age` makes every producer
+/// state and orphan claim there two hours old. A producer idle for the
+/// expiry is forgotten in that partition only, and its next batch is taken
+/// as a new producer's; one that committed since is kept, with its
+/// duplicates still recognised; a round takes at most `rows_max`. Old
+/// orphan claims are pruned, recent ones kept.
+pub async fn expiry_scenario<C: Catalog, F: Future<Output = ()>>(catalog: &C, topic: &str, age: impl Fn() -> F) {
+    let key = |n: u32| format!("{topic}/{n}");
+    idempotent(catalog, &key(1), topic, (1, 0, 0)).await;
+    idempotent(catalog, &key(2), topic, (2, 0, 0)).await;
+    idempotent(catalog, &key(3), topic, (2, 1, 0)).await;
+    assert_eq!(catalog.claim_orphans(&[(key(100), 1)]).await.unwrap(), [key(100)]);
+    assert_eq!(
+        catalog.expire_producers(HOUR_MS, 100).await.unwrap(),
+        0,
+        "none idle yet"
+    );
+    assert_eq!(
+        catalog.prune_orphan_claims(HOUR_MS, 100).await.unwrap(),
+        0,
+        "a recent claim"
+    );
+
+    age().await;
+    // Producer 2 goes on in partition 0 (a retry of its last batch too).
+    let next = idempotent(catalog, &key(4), topic, (2, 0, 1)).await;
+    assert!(!next.duplicate);
+    assert_eq!(catalog.claim_orphans(&[(key(101), 1)]).await.unwrap(), [key(101)]);
+    assert_eq!(catalog.expire_producers(HOUR_MS, 1).await.unwrap(), 1, "one per round");
+    assert_eq!(catalog.expire_producers(HOUR_MS, 100).await.unwrap(), 1);
+    assert_eq!(catalog.expire_producers(HOUR_MS, 100).await.unwrap(), 0);
+    let retry = idempotent(catalog, &key(5), topic, (2, 0, 1)).await;
+    assert!(retry.duplicate, "producer 2 is remembered in partition 0");
+    assert_eq!(
+        (retry.base_offset, retry.last_offset),
+        (next.base_offset, next.last_offset)
+    );
+    // Forgotten: producer 1 may go on at any sequence, and producer 2 in
+    // partition 1 too (a retry of its old batch would be stored again).
+    let forgotten = idempotent(catalog, &key(6), topic, (1, 0, 7)).await;
+    assert!(!forgotten.duplicate);
+    let again = idempotent(catalog, &key(7), topic, (2, 1, 0)).await;
+    assert!(!again.duplicate, "producer 2's old batch in partition 1 is new again");
+
+    assert_eq!(catalog.prune_orphan_claims(HOUR_MS, 100).await.unwrap(), 1);
+    let states = catalog.object_states(&[key(100), key(101)]).await.unwrap();
+    assert_eq!(
+        states.into_keys().collect::<Vec<_>>(),
+        [key(101)],
+        "the old claim pruned, the recent one kept"
+    );
+    assert_eq!(
+        catalog.claim_orphans(&[(key(100), 1)]).await.unwrap(),
+        [key(100)],
+        "a pruned key found again is claimed again"
+    );
+}
+
+#[tokio::test]
+async fn idle_producers_and_old_orphan_claims_are_forgotten_in_memory() {
+    let catalog = Arc::new(MemCatalog::new());
+    catalog.create_partitions("t", 2).await.unwrap();
+    expiry_scenario(&*catalog, "t", async || catalog.advance(2 * HOUR_MS as u64)).await;
+    // The collector's round does both, within its limits.
+    catalog.claim_orphans(&[("t/200".into(), 1)]).await.unwrap();
+    catalog.advance(2 * HOUR_MS as u64);
+    let collector = OrphanCollector::new(
+        CollectorConfig {
+            producer_idle_ms: HOUR_MS as u64,
+            orphan_claims_kept_ms: HOUR_MS as u64,
+            rows_per_round_max: 2,
+            ..CollectorConfig::default()
+        },
+        catalog.clone(),
+        Arc::new(InMemory::new()),
+    )
+    .unwrap();
+    let report = collector.run_once().await.unwrap();
+    assert_eq!((report.producers_expired, report.claims_pruned), (2, 2), "{report:?}");
+    let report = collector.run_once().await.unwrap();
+    assert_eq!((report.producers_expired, report.claims_pruned), (1, 1), "{report:?}");
+}
