@@ -1488,7 +1488,7 @@ static SHARE_KEYS: &[KeyDef] = &{
             kind: int(1, u32::MAX as i64, Unit::Groups),
             required: false,
             default: || Some(share().groups_max.to_string()),
-            doc: "Share groups the broker keeps, declared ones included; one more (by a heartbeat, or settings set over the Kafka protocol) is refused.",
+            doc: "Share groups the broker keeps, declared ones included; one more (by a heartbeat, or settings set over the Kafka protocol) is refused. Groups whose share-partitions this broker serves count separately against the same limit (a ShareFetch may name any group id).",
         },
         KeyDef {
             name: "group_members_max",

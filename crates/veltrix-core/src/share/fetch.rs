@@ -9,7 +9,7 @@
 //! session too, releasing what it held, as Kafka does: the client then opens a
 //! new one.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -478,6 +478,7 @@ impl ShareCoordinator {
             if let Some(p) = partitions.get(key) {
                 return Ok((p.clone(), false));
             }
+            room_for_group(&partitions, &key.group, self.config.groups_max)?;
             let p = Arc::new(std::sync::Mutex::new(SharePartition::new(initial_start(
                 log, reset, now_ms,
             ))));
@@ -491,6 +492,7 @@ impl ShareCoordinator {
         if let Some(p) = self.partition(key) {
             return Ok((p, false));
         }
+        room_for_group(&lock(&self.partitions), &key.group, self.config.groups_max)?;
         let claimed = store.claim(&key.group, &super::topic_hex(&key.topic), key.partition)?;
         if let Some(overrides) = claimed.settings {
             self.adopt_group_settings(&key.group, overrides);
@@ -506,6 +508,44 @@ impl ShareCoordinator {
         lock(&self.partitions).insert(key.clone(), p.clone());
         Ok((p, created))
     }
+}
+
+/// Refuses a share-partition of a group that has none here yet when
+/// `groups_max` groups have some already: a ShareFetch may name any group
+/// id (its leader does not ask the group's coordinator about members), so
+/// without this a client cycling group ids would make share-partitions
+/// without end. Counts the groups by skipping from one to the next.
+fn room_for_group(
+    partitions: &BTreeMap<Key, Arc<std::sync::Mutex<SharePartition>>>,
+    group: &str,
+    groups_max: usize,
+) -> Result<(), ShareError> {
+    let first_of = |group: String| Key {
+        group,
+        topic: [0; 16],
+        partition: i32::MIN,
+    };
+    if partitions
+        .range(first_of(group.to_owned())..)
+        .next()
+        .is_some_and(|(k, _)| k.group == group)
+    {
+        return Ok(());
+    }
+    let mut groups = 0;
+    let mut next = partitions.keys().next();
+    while let Some(k) = next {
+        groups += 1;
+        if groups >= groups_max {
+            return Err(ShareError::TooManyGroups(groups_max));
+        }
+        // The smallest group id after this one: itself followed by NUL.
+        next = partitions
+            .range(first_of(format!("{}\0", k.group))..)
+            .next()
+            .map(|(k, _)| k);
+    }
+    Ok(())
 }
 
 /// A share-partition as an on-demand store gave it; ranges with offsets no

@@ -351,6 +351,30 @@ fn hostile_sessions_and_acknowledgements_are_bounded() {
     assert_eq!(summary(&o).acquired, 9);
 }
 
+/// A ShareFetch may name any group id: a client cycling them makes a
+/// share-partition per group only up to `groups_max` groups; groups that
+/// have one already go on.
+#[test]
+fn share_fetches_naming_ever_new_groups_stop_at_groups_max() {
+    let mut w = World::new();
+    w.config.groups_max = 3;
+    let o = w.open();
+    produce(&o.log, 1, 4);
+    let fetch = |group: &str| o.share.acquire(group, "m", TOPIC, 0, &o.log, 1, 1 << 20);
+    for group in ["g1", "g2", "g3"] {
+        assert_eq!(fetch(group).unwrap().acquired.len(), 1, "{group}");
+    }
+    for group in ["g4", "g5"] {
+        assert_eq!(fetch(group).unwrap_err(), ShareError::TooManyGroups(3), "{group}");
+    }
+    assert_eq!(o.share.stats().len(), 3, "no share-partition made for the refused");
+    // A group id that sorts between two held ones is counted as new too.
+    assert_eq!(fetch("g1\0").unwrap_err(), ShareError::TooManyGroups(3));
+    for group in ["g1", "g2", "g3"] {
+        assert!(fetch(group).is_ok(), "{group} goes on");
+    }
+}
+
 #[test]
 fn closing_a_connection_releases_its_sessions_records_at_once() {
     let (_w, o) = opened_with_member(1, 5);
