@@ -40,11 +40,8 @@ NOT_ON_SHARED_STORAGE: dict[str, str] = {
     "test_kafka_python.py::test_kafka_python_offsets_for_times_inside_a_batch": (
         "ListOffsets by time answers by batch, not by record (no time index on shared storage)"
     ),
-    "test_observability.py::test_lag_alert_fires_when_a_group_stops_and_resolves_when_it_catches_up": (
-        "lag is read from the engine's local copy of the partitions, which holds no records on shared storage"
-    ),
     "test_observability_deploy.py": (
-        "needs every lag series, read from the engine's local copy of the partitions, which holds no records"
+        "reads every lag series from one broker; on shared storage each group's are on its coordinator alone"
     ),
 }
 

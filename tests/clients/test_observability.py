@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 THRESHOLD_MS = 2_000
 FOR_MS = 2_000
@@ -75,6 +76,17 @@ def consume_until(c: Consumer, stop_at: float) -> int:
     return n
 
 
+def coordinator_http_port(broker, group: str) -> int:
+    """The HTTP port of the broker that measures `group`'s lag and alerts on it: the one broker, or
+    on shared storage the group's coordinator (each group is measured there alone)."""
+    brokers = getattr(broker, "brokers", None)
+    if not brokers:
+        return broker.http_port
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return next(b.http_port for b in brokers if b.broker_id == described.coordinator.id)
+
+
 @pytest.mark.timeout(120)
 def test_lag_alert_fires_when_a_group_stops_and_resolves_when_it_catches_up(start_broker, tmp_path):
     hook = Webhook()
@@ -124,7 +136,8 @@ for_ms = {FOR_MS}
         c.subscribe(["events"])
         consumed = consume_until(c, time.monotonic() + 6)
         assert consumed > 20, f"the group consumed only {consumed} records"
-        state = http_json(broker.http_port, "/alerts")["alerts"][0]
+        http_port = coordinator_http_port(broker, "alerted")
+        state = http_json(http_port, "/alerts")["alerts"][0]
         assert state["state"] == "ok", state
         # The group stops consuming; the producer carries on.
         c.close()
@@ -133,7 +146,7 @@ for_ms = {FOR_MS}
         deadline = t_stop + 30
         while not hook.received and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert hook.received, f"no alert notification within 30 s; /alerts: {http_json(broker.http_port, '/alerts')}"
+        assert hook.received, f"no alert notification within 30 s; /alerts: {http_json(http_port, '/alerts')}"
         t_fired, fired = hook.received[0]
         took = t_fired - t_stop
         assert fired["status"] == "firing" and fired["alert"] == "events-behind", fired
@@ -145,11 +158,11 @@ for_ms = {FOR_MS}
         bound = (THRESHOLD_MS + FOR_MS + INTERVAL_MS) / 1000 + 1.0
         assert took <= bound, f"fired {took:.2f} s after the group stopped; bound {bound:.2f} s"
         assert took >= (THRESHOLD_MS + FOR_MS) / 1000 - 0.6, f"fired too early: {took:.2f} s"
-        state = http_json(broker.http_port, "/alerts")
+        state = http_json(http_port, "/alerts")
         assert state["alerts"][0]["state"] == "firing"
-        metrics = http_text(broker.http_port, "/metrics")
+        metrics = http_text(http_port, "/metrics")
         assert 'veltrix_alert_firing{alert="events-behind",group="alerted",topic="events"} 1' in metrics
-        groups = http_json(broker.http_port, "/api/v1/groups")["groups"]
+        groups = http_json(http_port, "/api/v1/groups")["groups"]
         alerted = next(g for g in groups if g["group_id"] == "alerted")
         assert alerted["members"] == 0 and alerted["lag"][0]["lag_seconds"] > THRESHOLD_MS / 1000
 
@@ -171,13 +184,13 @@ for_ms = {FOR_MS}
             if resolved:
                 break
         c.close()
-        assert resolved, f"the alert did not resolve; /alerts: {http_json(broker.http_port, '/alerts')}"
+        assert resolved, f"the alert did not resolve; /alerts: {http_json(http_port, '/alerts')}"
         assert resolved["alert"] == "events-behind"
         assert [e["status"] for _, e in hook.received] == ["firing", "resolved"]
-        state = http_json(broker.http_port, "/alerts")
+        state = http_json(http_port, "/alerts")
         assert state["alerts"][0]["state"] == "ok"
         assert [e["status"] for e in state["recent"]] == ["firing", "resolved"]
-        metrics = http_text(broker.http_port, "/metrics")
+        metrics = http_text(http_port, "/metrics")
         assert 'veltrix_alert_webhook_notifications_total{outcome="sent"} 2' in metrics
         print(f"fired {took:.2f} s after the group stopped (bound {bound:.2f} s); {produced[0]} records produced")
     finally:

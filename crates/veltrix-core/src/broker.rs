@@ -136,6 +136,9 @@ pub struct Broker {
     _dir_lock: LockGuard,
     /// The cleaner's counters across partitions (`compaction.rs`).
     pub(crate) cleaner_totals: crate::compaction::CleanerTotals,
+    /// Where lag is measured when the partitions' records are not in this
+    /// broker's logs (shared storage); `None`: from the logs.
+    pub(crate) lag_source: RwLock<Option<Arc<dyn crate::lag::LagSource>>>,
 }
 
 /// The file in the data directory that the broker holds locked while it runs.
@@ -265,6 +268,7 @@ impl Broker {
         tracing::info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         Ok(Broker {
             cleaner_totals: crate::compaction::CleanerTotals::default(),
+            lag_source: RwLock::new(None),
             metrics,
             producer_ids,
             groups,

@@ -9,8 +9,13 @@
 //! Share groups are measured the same way from each share-partition's start
 //! offset (SPSO): records not yet acknowledged or archived, and the age of the
 //! record at the SPSO; so `[[alert]]`s work on them as on consumer groups.
+//!
+//! On shared storage the records are not in this broker's logs: a
+//! [`LagSource`] attached to the broker measures instead, and [`Broker::lag`]
+//! answers its last measurement.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -40,6 +45,38 @@ pub struct TopicLag {
     pub topic: String,
     pub lag_records: i64,
     pub lag_ms: i64,
+}
+
+/// Lag measured elsewhere than in this broker's logs (shared storage: from
+/// the metadata store and the bucket, by the front door's link to them).
+pub trait LagSource: std::fmt::Debug + Send + Sync + 'static {
+    /// The last measurement, in any order.
+    fn lag(&self) -> Vec<PartitionLag>;
+}
+
+impl PartitionLag {
+    /// A group's lag on a partition: its `position` (the committed offset,
+    /// or a share-partition's start), the partition's `end`, the records
+    /// `behind` it, and `age_ms`, the age of the first of them (ignored when
+    /// none is behind).
+    pub fn measured(
+        group: &str,
+        (topic, partition): (&str, i32),
+        (position, end): (i64, i64),
+        behind: i64,
+        age_ms: i64,
+    ) -> PartitionLag {
+        let lag_records = behind.max(0);
+        PartitionLag {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+            committed: position,
+            end,
+            lag_records,
+            lag_ms: if lag_records == 0 { 0 } else { age_ms.max(0) },
+        }
+    }
 }
 
 /// Sums partition lags per group and topic.
@@ -92,6 +129,12 @@ impl Broker {
     /// Every group's lag on every partition it has committed for, sorted by
     /// group, topic and partition.
     pub fn lag(&self, cache: &mut LagCache) -> Vec<PartitionLag> {
+        let source = self.lag_source.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(source) = source {
+            let mut out = source.lag();
+            out.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
+            return out;
+        }
         let now_ms = self.env().clock.now_ms();
         let mut out = Vec::new();
         let mut seen = Vec::new();
@@ -136,6 +179,12 @@ impl Broker {
 }
 
 impl Broker {
+    /// Lag is measured by `source` from now on (shared storage), not from
+    /// this broker's logs.
+    pub fn attach_lag_source(&self, source: Arc<dyn LagSource>) {
+        *self.lag_source.write().unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
     /// Share groups' lag: from each share-partition's start offset (SPSO,
     /// the oldest record not yet acknowledged), the records not yet
     /// acknowledged or archived, and the age of the record at the SPSO.

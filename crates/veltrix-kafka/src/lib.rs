@@ -16,6 +16,7 @@ mod quota;
 pub mod security;
 mod server;
 pub mod shared;
+pub mod shared_lag;
 pub mod shared_share;
 pub mod tiers;
 pub use breaker::BreakerLimits;

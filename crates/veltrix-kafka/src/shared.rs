@@ -25,6 +25,8 @@ pub struct SharedStorage {
     synced: Arc<std::sync::Mutex<Option<Instant>>>,
     /// Held while reading on demand: concurrent callers share one read.
     syncing: Arc<tokio::sync::Mutex<()>>,
+    /// The groups' lag as last measured ([`SharedStorage::measure_lag`]).
+    lag: Arc<crate::shared_lag::SharedLag>,
 }
 
 impl std::fmt::Debug for SharedStorage {
@@ -49,6 +51,7 @@ impl SharedStorage {
             node,
             synced: Arc::default(),
             syncing: Arc::default(),
+            lag: Arc::default(),
         }
     }
 
@@ -61,8 +64,9 @@ impl SharedStorage {
     }
 
     /// Puts the engine's share groups' state in the metadata store
-    /// ([`crate::shared_share`]), before the broker serves: called within
-    /// the runtime the broker serves on.
+    /// ([`crate::shared_share`]) and has its lag measured here
+    /// ([`crate::shared_lag`]), before the broker serves: called within the
+    /// runtime the broker serves on.
     pub fn attach(&self, broker: &Broker) {
         broker
             .share()
@@ -70,6 +74,14 @@ impl SharedStorage {
                 self.node.clone(),
                 tokio::runtime::Handle::current(),
             )));
+        broker.attach_lag_source(self.lag.clone());
+    }
+
+    /// Measures the lag of the groups this broker coordinates and of the
+    /// share-partitions it serves, for the engine's `Broker::lag`. Answers
+    /// the positions measured; on an error the last measurement stays.
+    pub async fn measure_lag(&self, broker: &Broker) -> veltrix_shared::Result<usize> {
+        self.lag.measure(&*self.node, broker).await
     }
 
     /// Makes sure the engine's topics are the store's as of a moment after

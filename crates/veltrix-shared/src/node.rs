@@ -546,6 +546,8 @@ pub trait Shared: Send + Sync + 'static {
     fn producer_id(&self) -> BoxFuture<'_, Result<i64>>;
     fn commit_offsets<'a>(&'a self, group: &'a str, offsets: &'a [OffsetRow]) -> BoxFuture<'a, Result<()>>;
     fn fetch_offsets<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<OffsetRow>>>;
+    /// The groups with committed offsets, by name.
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>>>;
     /// [`SharedNode::claim_share_state`].
     fn claim_share_state<'a>(&'a self, key: &'a ShareKey) -> BoxFuture<'a, Result<ShareClaim>>;
     fn set_share_settings<'a>(&'a self, group: &'a str, settings: &'a str) -> BoxFuture<'a, Result<()>>;
@@ -666,6 +668,10 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
 
     fn fetch_offsets<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<OffsetRow>>> {
         Box::pin(SharedNode::fetch_offsets(self, group))
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(self.catalog.groups())
     }
 
     fn claim_share_state<'a>(&'a self, key: &'a ShareKey) -> BoxFuture<'a, Result<ShareClaim>> {

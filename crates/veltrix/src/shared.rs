@@ -218,7 +218,13 @@ pub async fn start_if_shared(
             port: i32::from(l.spec.advertised_port),
         })
         .collect();
-    let running = start(storage, &config.data_dir, advertised, listeners, broker, stop.clone()).await?;
+    let mut running = start(storage, &config.data_dir, advertised, listeners, broker, stop.clone()).await?;
+    running.tasks.push(tokio::spawn(measure_lag(
+        running.storage.clone(),
+        broker.clone(),
+        config.observability.lag_evaluation_interval_ms,
+        stop.clone(),
+    )));
     if declared {
         apply_declared(&running, broker, config).await;
     }
@@ -279,6 +285,29 @@ async fn enforce_retention(
                 let removed = storage.enforce_retention(&broker, now_ms).await;
                 if removed > 0 {
                     tracing::info!(batches = removed, "retention removed batches");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The lag of the groups this broker coordinates and the share-partitions
+/// it serves, measured from the catalog as often as the monitor evaluates
+/// it (`[observability] lag_evaluation_interval_ms`).
+async fn measure_lag(
+    storage: veltrix_kafka::shared::SharedStorage,
+    broker: Arc<Broker>,
+    interval_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(interval_ms.max(100)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = storage.measure_lag(&broker).await {
+                    tracing::warn!(error = %e, "measuring the groups' lag failed; next round");
                 }
             }
             _ = stop.changed() => return,

@@ -674,3 +674,74 @@ async fn a_share_groups_settings_set_on_one_broker_are_adopted_by_the_other() {
         AutoOffsetReset::Latest
     );
 }
+
+/// Lag on shared storage: measured by the group's coordinator from the
+/// catalog (the engine's logs hold no records), and only there, so an
+/// alert fires once; the age is the first record's behind the position.
+#[tokio::test]
+async fn a_groups_lag_is_measured_from_the_catalog_by_its_coordinator_alone() {
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "t", 1).await;
+    metadata(&mut b, "t").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let produced = produce(
+        &mut a,
+        "t",
+        0,
+        -1,
+        records_at(&["r0", "r1", "r2", "r3", "r4"], now - 60_000),
+    )
+    .await;
+    assert_eq!(produced, (errors::NONE, 0));
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("g"))
+        .with_key_type(0);
+    let on = a.call(find, 3).await.node_id.0;
+    let (coordinator, other, client) = if on == 1 {
+        (&p.a, &p.b, &mut a)
+    } else {
+        (&p.b, &p.a, &mut b)
+    };
+    let committed = client.call(commit_to_t0("g", -1, "", 2), 8).await;
+    assert_eq!(committed.topics[0].partitions[0].error_code, errors::NONE);
+    let measure = async |s: &Server| {
+        let storage = s.kafka_config.shared.as_ref().unwrap();
+        storage.measure_lag(&s.broker).await.unwrap();
+        s.broker.lag(&mut veltrix_core::lag::LagCache::default())
+    };
+    let lag = measure(coordinator).await;
+    assert_eq!(lag.len(), 1, "{lag:?}");
+    assert_eq!(
+        (lag[0].group.as_str(), lag[0].topic.as_str(), lag[0].partition),
+        ("g", "t", 0)
+    );
+    assert_eq!((lag[0].committed, lag[0].end, lag[0].lag_records), (2, 5, 3));
+    assert!(
+        (60_000..120_000).contains(&lag[0].lag_ms),
+        "the age of the record at offset 2: {} ms",
+        lag[0].lag_ms
+    );
+    assert!(measure(other).await.is_empty(), "measured by the coordinator alone");
+    let caught_up = client.call(commit_to_t0("g", -1, "", 5), 8).await;
+    assert_eq!(caught_up.topics[0].partitions[0].error_code, errors::NONE);
+    let lag = measure(coordinator).await;
+    assert_eq!((lag[0].end, lag[0].lag_records, lag[0].lag_ms), (5, 0, 0));
+
+    // A share-partition is measured where it is served, from its start.
+    assert!(
+        acquire_on(other, "sg", "m1", "t", 0).await.is_empty(),
+        "starts at the end"
+    );
+    let more = produce(&mut a, "t", 0, -1, records_at(&["r5", "r6"], now - 30_000)).await;
+    assert_eq!(more, (errors::NONE, 5));
+    let lag = measure(other).await;
+    assert_eq!(lag.len(), 1, "{lag:?}");
+    assert_eq!(lag[0].group, "sg");
+    assert_eq!((lag[0].committed, lag[0].end, lag[0].lag_records), (5, 7, 2));
+    assert!((30_000..90_000).contains(&lag[0].lag_ms), "{} ms", lag[0].lag_ms);
+}
