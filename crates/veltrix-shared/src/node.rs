@@ -607,6 +607,9 @@ pub struct SharedStats {
     pub live_brokers: u64,
     /// Batches retention removed.
     pub batches_trimmed: u64,
+    /// GET requests the reads sent to the bucket, and the bytes answered.
+    pub gets: u64,
+    pub bytes_read: u64,
 }
 
 impl<C: Catalog + Cluster> Shared for SharedNode<C> {
@@ -820,6 +823,8 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
             cache_bytes: self.reader.cache_bytes() as u64,
             live_brokers: self.live.read().expect("live").len() as u64,
             batches_trimmed: self.stats.batches_trimmed.load(Relaxed),
+            gets: self.reader.gets().0,
+            bytes_read: self.reader.gets().1,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! A batch's stored bytes are what the producer sent: the broker writes the
 //! base offset the catalog assigned into them as it serves them.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +34,9 @@ pub struct Reader<C> {
     store: Arc<dyn ObjectStore>,
     cache: Mutex<Cache>,
     config: ReaderConfig,
+    /// GET requests sent to the bucket, and the bytes they answered.
+    gets: AtomicU64,
+    bytes_read: AtomicU64,
 }
 
 impl<C: Catalog> Reader<C> {
@@ -42,7 +47,14 @@ impl<C: Catalog> Reader<C> {
             store,
             cache: Mutex::new(Cache::new(config.cache_bytes_max)),
             config,
+            gets: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
         })
+    }
+
+    /// GET requests sent to the bucket so far, and the bytes they answered.
+    pub fn gets(&self) -> (u64, u64) {
+        (self.gets.load(Relaxed), self.bytes_read.load(Relaxed))
     }
 
     /// Bytes held by the read cache.
@@ -170,6 +182,7 @@ impl<C: Catalog> Reader<C> {
     async fn fetch(&self, f: &Fetch, rows: &[BatchRow], timeout: Duration) -> Result<Vec<Bytes>> {
         let path = Path::from(&*f.key);
         let started = tokio::time::Instant::now();
+        self.gets.fetch_add(1, Relaxed);
         let got = tokio::time::timeout(timeout, self.store.get(&path))
             .await
             .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?
@@ -180,6 +193,7 @@ impl<C: Catalog> Reader<C> {
                 .await
                 .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?
                 .map_err(|e| store_error(&f.key, e))?;
+            self.bytes_read.fetch_add(whole.len() as u64, Relaxed);
             let parts = f
                 .rows
                 .iter()
@@ -199,10 +213,12 @@ impl<C: Catalog> Reader<C> {
             .map(|&i| rows[i].byte_start + u64::from(rows[i].byte_len))
             .max()
             .unwrap_or(0);
+        self.gets.fetch_add(1, Relaxed);
         let bytes = tokio::time::timeout(timeout, self.store.get_range(&path, start..end))
             .await
             .map_err(|_| Error::StoreUnavailable(format!("GET timed out after {timeout:?}")))?
             .map_err(|e| store_error(&f.key, e))?;
+        self.bytes_read.fetch_add(bytes.len() as u64, Relaxed);
         let parts = f
             .rows
             .iter()

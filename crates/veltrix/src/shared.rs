@@ -383,6 +383,9 @@ struct SharedMetrics {
     objects_merged: prometheus::IntCounter,
     producers_expired: prometheus::IntCounter,
     orphan_claims_pruned: prometheus::IntCounter,
+    gets: prometheus::IntCounter,
+    bytes_read: prometheus::IntCounter,
+    flush_seconds: prometheus::Counter,
 }
 
 impl SharedMetrics {
@@ -422,6 +425,21 @@ impl SharedMetrics {
                 "veltrix_shared_objects_deleted_total",
                 "objects this broker's collector deleted: orphans, and objects no batch refers to any more",
             ),
+            gets: r.int_counter(
+                "veltrix_shared_gets_total",
+                "GET requests this broker's reads sent to the bucket (reads from the cache send none)",
+            ),
+            bytes_read: r.int_counter(
+                "veltrix_shared_bytes_read_total",
+                "bytes this broker's reads got from the bucket",
+            ),
+            flush_seconds: r
+                .counter_vec(
+                    "veltrix_shared_flush_seconds_total",
+                    "time from each flush's first batch's arrival to its commit, summed over this broker's flushes (over veltrix_shared_objects_written_total: the mean a batch waits at most)",
+                    &[],
+                )
+                .with_label_values(&[] as &[&str]),
             producers_expired: r.int_counter(
                 "veltrix_shared_producers_expired_total",
                 "idempotent producers' states (one per producer and partition) this broker's collector forgot after producer_id_expiration_ms idle",
@@ -457,6 +475,10 @@ impl SharedMetrics {
         );
         add(&self.leases_lost, now.leases_lost, before.leases_lost);
         add(&self.batches_trimmed, now.batches_trimmed, before.batches_trimmed);
+        add(&self.gets, now.gets, before.gets);
+        add(&self.bytes_read, now.bytes_read, before.bytes_read);
+        let flush_micros = now.flush_micros_total.saturating_sub(before.flush_micros_total);
+        self.flush_seconds.inc_by(flush_micros as f64 / 1e6);
         self.cache_bytes.set(i64::try_from(now.cache_bytes).unwrap_or(i64::MAX));
         self.live_brokers
             .set(i64::try_from(now.live_brokers).unwrap_or(i64::MAX));

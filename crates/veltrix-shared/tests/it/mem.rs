@@ -134,7 +134,11 @@ async fn a_read_fetches_a_bounded_number_of_objects_and_the_next_read_goes_on() 
 async fn an_object_fetched_whole_serves_its_other_partitions_from_the_cache() {
     let (catalog, store) = interleaved(4).await;
     let reader = Reader::new(ReaderConfig::default(), catalog, store.clone()).unwrap();
+    assert_eq!(reader.gets(), (0, 0));
     assert_eq!(reader.read("t", 0, 0, 1 << 20).await.unwrap().len(), 4);
+    let (gets, bytes) = reader.gets();
+    assert_eq!(gets, 4, "one GET per object");
+    assert!(bytes >= 4 * 8, "{bytes} bytes: the objects whole");
     // The bucket empties: partition 1's batches were in the same objects.
     let keys: Vec<_> = {
         use futures_util::TryStreamExt;
@@ -150,6 +154,7 @@ async fn an_object_fetched_whole_serves_its_other_partitions_from_the_cache() {
     let p1 = reader.read("t", 1, 0, 1 << 20).await.unwrap();
     let texts: Vec<&[u8]> = p1.iter().map(|b| &b.bytes[..]).collect();
     assert_eq!(texts, [&b"p1-0"[..], b"p1-1", b"p1-2", b"p1-3"]);
+    assert_eq!(reader.gets(), (gets, bytes), "read from the cache: no GET");
 }
 
 #[tokio::test]
