@@ -27,6 +27,9 @@ pub struct SharedStorage {
     syncing: Arc<tokio::sync::Mutex<()>>,
     /// The groups' lag as last measured ([`SharedStorage::measure_lag`]).
     lag: Arc<crate::shared_lag::SharedLag>,
+    /// The claims this broker holds on share-partitions, shared with its
+    /// [`crate::shared_share::SharedShareStore`].
+    share_claims: crate::shared_share::Claims,
 }
 
 impl std::fmt::Debug for SharedStorage {
@@ -52,6 +55,7 @@ impl SharedStorage {
             synced: Arc::default(),
             syncing: Arc::default(),
             lag: Arc::default(),
+            share_claims: crate::shared_share::Claims::default(),
         }
     }
 
@@ -73,6 +77,7 @@ impl SharedStorage {
             .attach_store(Box::new(crate::shared_share::SharedShareStore::new(
                 self.node.clone(),
                 tokio::runtime::Handle::current(),
+                self.share_claims.clone(),
             )));
         broker.attach_lag_source(self.lag.clone());
     }
@@ -160,12 +165,14 @@ impl SharedStorage {
         let started = Instant::now();
         let topics = self.node.topics().await?;
         let share_settings = crate::shared_share::share_settings(&*self.node).await?;
+        let moved = crate::shared_share::moved_claims(&*self.node, &self.share_claims).await?;
         let broker = broker.clone();
         let node = self.node.clone();
         tokio::task::spawn_blocking(move || {
             apply_topics(&broker, &topics);
             broker.share().adopt_settings(share_settings);
             drop_unled_share_partitions(&broker, &*node);
+            crate::shared_share::drop_moved(&broker, &moved);
         })
         .await
         .map_err(|e| veltrix_shared::Error::Other(e.to_string()))?;
@@ -221,10 +228,10 @@ fn apply_topics(broker: &Broker, topics: &[TopicRow]) {
 /// this broker's copy could store nothing more anyway).
 fn drop_unled_share_partitions(broker: &Broker, node: &dyn Shared) {
     let me = node.broker_id();
-    let dropped = broker.share().retain_partitions(&|id, partition| {
+    let dropped = broker.share().retain_partitions(&|key| {
         broker
-            .topic_by_id(id)
-            .is_some_and(|t| node.leader_of(&t.name, partition) == me)
+            .topic_by_id(&key.topic)
+            .is_some_and(|t| node.leader_of(&t.name, key.partition) == me)
     });
     if dropped > 0 {
         tracing::info!(dropped, "share-partitions now served by other brokers left memory");

@@ -22,12 +22,14 @@ use veltrix_core::share::{Claimed, Persist, ShareChange, ShareError, ShareSource
 use veltrix_core::{CoreError, Result, TopicId};
 use veltrix_shared::{ShareKey, ShareState, Shared};
 
+/// The claim this broker holds on each share-partition it loaded.
+pub type Claims = Arc<Mutex<HashMap<ShareKey, i64>>>;
+
 /// Share-group state in the metadata store.
 pub struct SharedShareStore {
     node: Arc<dyn Shared>,
     handle: Handle,
-    /// The claim this broker holds on each share-partition it loaded.
-    claims: Mutex<HashMap<ShareKey, i64>>,
+    claims: Claims,
 }
 
 impl std::fmt::Debug for SharedShareStore {
@@ -39,16 +41,30 @@ impl std::fmt::Debug for SharedShareStore {
 }
 
 impl SharedShareStore {
-    pub fn new(node: Arc<dyn Shared>, handle: Handle) -> SharedShareStore {
-        SharedShareStore {
-            node,
-            handle,
-            claims: Mutex::default(),
-        }
+    pub fn new(node: Arc<dyn Shared>, handle: Handle, claims: Claims) -> SharedShareStore {
+        SharedShareStore { node, handle, claims }
     }
 
     fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<ShareKey, i64>> {
-        self.claims.lock().unwrap_or_else(|p| p.into_inner())
+        lock_claims(&self.claims)
+    }
+
+    /// Administration's change of share-partitions' states (AlterShareGroupOffsets,
+    /// DeleteShareGroupOffsets): stored whole under raised claims, so whoever
+    /// serves one loads it again; this broker's claims on them are dropped.
+    fn set_states(&self, group: &str, states: &[([u8; 16], i32, Option<ShareState>)]) -> Result<Ticket> {
+        self.handle
+            .block_on(self.node.set_share_states(group, states))
+            .map_err(|e| match e {
+                veltrix_shared::Error::LeaseLost(_) => CoreError::ShareStateMoved {
+                    group: group.to_owned(),
+                    partition: states.first().map_or(0, |s| s.1),
+                },
+                e => CoreError::Timeout(format!("storing share-group state: {e}")),
+            })?;
+        self.claims()
+            .retain(|k, _| k.group != group || !states.iter().any(|(t, p, _)| k.topic_id == *t && k.partition == *p));
+        Ok(Ticket(0))
     }
 }
 
@@ -133,10 +149,43 @@ impl ShareStateStore for SharedShareStore {
                     .map_err(|e| CoreError::Timeout(format!("storing share group settings: {e}")))?;
                 Ok(Ticket(0))
             }
-            _ => Err(CoreError::InvalidConfig(
-                "shared storage does not serve this share-group change yet".into(),
-            )),
+            ShareChange::Starts { group, starts } => {
+                let empty =
+                    serde_json::to_vec(&Vec::<Persist>::new()).map_err(|e| CoreError::InvalidConfig(e.to_string()))?;
+                let states = starts
+                    .iter()
+                    .map(|(topic, partition, start)| {
+                        let key = key(group, topic, *partition)?;
+                        let state = ShareState {
+                            start_offset: *start,
+                            ranges: empty.clone(),
+                        };
+                        Ok((key.topic_id, *partition, Some(state)))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.set_states(group, &states)
+            }
+            ShareChange::DeletePartitions { group, partitions } => {
+                let states = partitions
+                    .iter()
+                    .map(|(topic, partition)| Ok((key(group, topic, *partition)?.topic_id, *partition, None)))
+                    .collect::<Result<Vec<_>>>()?;
+                self.set_states(group, &states)
+            }
         }
+    }
+
+    fn stored_starts(&self, group: &str) -> Result<Option<Vec<(String, i32, i64)>>> {
+        let starts = self
+            .handle
+            .block_on(self.node.share_starts(group))
+            .map_err(|e| CoreError::Timeout(format!("reading share-group state: {e}")))?;
+        Ok(Some(
+            starts
+                .into_iter()
+                .map(|(k, start)| (veltrix_core::share::topic_hex(&k.topic_id), k.partition, start))
+                .collect(),
+        ))
     }
 
     fn wait_durable(&self, _ticket: Ticket) -> Result<()> {
@@ -187,6 +236,55 @@ impl ShareStateStore for SharedShareStore {
             settings: Some(settings),
         })
     }
+}
+
+/// Share-partitions whose claim moved since this broker took it (another
+/// broker took them over, or AlterShareGroupOffsets or
+/// DeleteShareGroupOffsets stored a new state): forgotten here, to be
+/// dropped from memory with [`drop_moved`] and loaded again when next used.
+/// Without this a copy nothing changes (a group whose records are all
+/// delivered) would go on serving a start an administrator moved.
+pub async fn moved_claims(node: &dyn Shared, claims: &Claims) -> veltrix_shared::Result<Vec<ShareKey>> {
+    const KEYS_PER_QUERY_MAX: usize = 10_000;
+    let held: Vec<(ShareKey, i64)> = lock_claims(claims).iter().map(|(k, c)| (k.clone(), *c)).collect();
+    let mut current = HashMap::with_capacity(held.len());
+    for chunk in held.chunks(KEYS_PER_QUERY_MAX) {
+        let keys: Vec<ShareKey> = chunk.iter().map(|(k, _)| k.clone()).collect();
+        current.extend(node.share_claims(&keys).await?);
+    }
+    let mut claims = lock_claims(claims);
+    let mut moved = Vec::new();
+    for (k, c) in held {
+        if current.get(&k) != Some(&c) && claims.get(&k) == Some(&c) {
+            claims.remove(&k);
+            moved.push(k);
+        }
+    }
+    Ok(moved)
+}
+
+/// Drops the share-partitions [`moved_claims`] found from the engine's memory.
+pub fn drop_moved(broker: &veltrix_core::Broker, moved: &[ShareKey]) {
+    if moved.is_empty() {
+        return;
+    }
+    let moved: std::collections::HashSet<(&str, &TopicId, i32)> = moved
+        .iter()
+        .map(|k| (k.group.as_str(), &k.topic_id, k.partition))
+        .collect();
+    let dropped = broker
+        .share()
+        .retain_partitions(&|k| !moved.contains(&(k.group.as_str(), &k.topic, k.partition)));
+    if dropped > 0 {
+        tracing::info!(
+            dropped,
+            "share-partitions whose state moved left memory, to be loaded again"
+        );
+    }
+}
+
+fn lock_claims(claims: &Claims) -> std::sync::MutexGuard<'_, HashMap<ShareKey, i64>> {
+    claims.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Every share group's settings in the metadata store, as the engine

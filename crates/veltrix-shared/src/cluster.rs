@@ -202,7 +202,32 @@ pub trait Cluster: Send + Sync + 'static {
     /// Deletes a share group's state (every share-partition's, so whatever
     /// a broker still holds of it is refused when stored) and settings.
     fn delete_share_group(&self, group: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The current claim on each of these share-partitions that has a row
+    /// (a broker compares them with those it holds, to drop copies another
+    /// broker or an administrator has taken over since).
+    fn share_claims(&self, keys: &[ShareKey]) -> impl Future<Output = Result<Vec<(ShareKey, i64)>>> + Send;
+
+    /// The start offset of each of a group's share-partitions with a stored
+    /// state, by topic id and partition, at most [`SHARE_STARTS_LISTED_MAX`].
+    fn share_starts(&self, group: &str) -> impl Future<Output = Result<Vec<(ShareKey, i64)>>> + Send;
+
+    /// One transaction, only while the broker's lease is live: each of the
+    /// group's share-partitions named gets the state given (its claim
+    /// raised, so the broker serving it has its next store refused and
+    /// loads it again) or, for `None`, loses its state. A share-partition
+    /// named twice gets the last.
+    fn set_share_states(
+        &self,
+        group: &str,
+        broker: (i32, i64),
+        states: &[([u8; 16], i32, Option<ShareState>)],
+    ) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// Share-partitions [`Cluster::share_starts`] lists at most: what one
+/// AlterShareGroupOffsets may name, ten times over.
+pub const SHARE_STARTS_LISTED_MAX: usize = 100_000;
 
 /// A share-partition (a share group's view of one partition): the topic by
 /// its id, so a topic deleted and created again starts afresh.

@@ -312,6 +312,57 @@ impl Cluster for MemCatalog {
         Ok(())
     }
 
+    async fn share_claims(&self, keys: &[ShareKey]) -> Result<Vec<(ShareKey, i64)>> {
+        let state = self.check()?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), state.cluster.share_states.get(k)?.0)))
+            .collect())
+    }
+
+    async fn share_starts(&self, group: &str) -> Result<Vec<(ShareKey, i64)>> {
+        let state = self.check()?;
+        Ok(state
+            .cluster
+            .share_states
+            .iter()
+            .filter(|(k, _)| k.group == group)
+            .filter_map(|(k, (_, s))| Some((k.clone(), s.as_ref()?.start_offset)))
+            .take(crate::cluster::SHARE_STARTS_LISTED_MAX)
+            .collect())
+    }
+
+    async fn set_share_states(
+        &self,
+        group: &str,
+        (broker_id, incarnation): (i32, i64),
+        states: &[([u8; 16], i32, Option<ShareState>)],
+    ) -> Result<()> {
+        for share in states.iter().filter_map(|(_, _, s)| s.as_ref()) {
+            check_share_state(share)?;
+        }
+        let mut state = self.check()?;
+        self.check_live(&state, broker_id, incarnation)?;
+        for (topic_id, partition, share) in states {
+            let key = ShareKey {
+                group: group.to_owned(),
+                topic_id: *topic_id,
+                partition: *partition,
+            };
+            match share {
+                Some(share) => {
+                    let entry = state.cluster.share_states.entry(key).or_insert((0, None));
+                    entry.0 += 1;
+                    entry.1 = Some(share.clone());
+                }
+                None => {
+                    state.cluster.share_states.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn share_settings(&self) -> Result<Vec<(String, String)>> {
         let state = self.check()?;
         Ok(state

@@ -403,6 +403,13 @@ impl<C: Catalog + Cluster> SharedNode<C> {
         self.catalog.delete_share_group(group).await
     }
 
+    /// [`Cluster::set_share_states`] under this broker's lease.
+    pub async fn set_share_states(&self, group: &str, states: &[([u8; 16], i32, Option<ShareState>)]) -> Result<()> {
+        self.catalog
+            .set_share_states(group, (self.config.broker_id, self.config.incarnation), states)
+            .await
+    }
+
     /// [`Cluster::store_share_state`] for this broker, under its lease.
     pub async fn store_share_state(&self, key: &ShareKey, claim: i64, state: &ShareState) -> Result<()> {
         self.catalog
@@ -553,6 +560,16 @@ pub trait Shared: Send + Sync + 'static {
     fn set_share_settings<'a>(&'a self, group: &'a str, settings: &'a str) -> BoxFuture<'a, Result<()>>;
     fn share_settings(&self) -> BoxFuture<'_, Result<Vec<(String, String)>>>;
     fn delete_share_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// [`Cluster::share_claims`].
+    fn share_claims<'a>(&'a self, keys: &'a [ShareKey]) -> BoxFuture<'a, Result<Vec<(ShareKey, i64)>>>;
+    /// [`Cluster::share_starts`].
+    fn share_starts<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<(ShareKey, i64)>>>;
+    /// [`SharedNode::set_share_states`].
+    fn set_share_states<'a>(
+        &'a self,
+        group: &'a str,
+        states: &'a [([u8; 16], i32, Option<ShareState>)],
+    ) -> BoxFuture<'a, Result<()>>;
     /// [`SharedNode::store_share_state`].
     fn store_share_state<'a>(
         &'a self,
@@ -692,6 +709,22 @@ impl<C: Catalog + Cluster> Shared for SharedNode<C> {
 
     fn set_share_settings<'a>(&'a self, group: &'a str, settings: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(SharedNode::set_share_settings(self, group, settings))
+    }
+
+    fn share_claims<'a>(&'a self, keys: &'a [ShareKey]) -> BoxFuture<'a, Result<Vec<(ShareKey, i64)>>> {
+        Box::pin(self.catalog.share_claims(keys))
+    }
+
+    fn share_starts<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<(ShareKey, i64)>>> {
+        Box::pin(self.catalog.share_starts(group))
+    }
+
+    fn set_share_states<'a>(
+        &'a self,
+        group: &'a str,
+        states: &'a [([u8; 16], i32, Option<ShareState>)],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(SharedNode::set_share_states(self, group, states))
     }
 
     fn share_settings(&self) -> BoxFuture<'_, Result<Vec<(String, String)>>> {

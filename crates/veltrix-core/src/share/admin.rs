@@ -56,9 +56,24 @@ fn first_key(group: &str) -> Key {
 
 impl ShareCoordinator {
     /// The SPSO of each of `group`'s share-partitions, by topic id and
-    /// partition.
-    pub fn start_offsets(&self, group: &str) -> Vec<PartitionStart> {
-        lock(&self.partitions)
+    /// partition: from memory, or from an on-demand store, which holds
+    /// those other brokers serve too.
+    pub fn start_offsets(&self, group: &str) -> Result<Vec<PartitionStart>, ShareError> {
+        if let Some(stored) = self.store().stored_starts(group)? {
+            let mut starts: Vec<PartitionStart> = stored
+                .into_iter()
+                .filter_map(|(topic, partition, start)| {
+                    Some(PartitionStart {
+                        topic: super::topic_from_hex(&topic)?,
+                        partition,
+                        start,
+                    })
+                })
+                .collect();
+            starts.sort_by_key(|s| (s.topic, s.partition));
+            return Ok(starts);
+        }
+        Ok(lock(&self.partitions)
             .range(first_key(group)..)
             .take_while(|(k, _)| k.group == group)
             .map(|(k, p)| PartitionStart {
@@ -66,7 +81,7 @@ impl ShareCoordinator {
                 partition: k.partition,
                 start: lock(p).start(),
             })
-            .collect()
+            .collect())
     }
 
     /// AlterShareGroupOffsets: durably moves the start of `group`'s
@@ -118,16 +133,23 @@ impl ShareCoordinator {
             )));
         }
         let wanted: BTreeSet<TopicId> = topics.iter().copied().collect();
+        // Read before the groups' lock: an on-demand store is asked, and
+        // no share-partition of the group can appear meanwhile but by a
+        // member, which the check below refuses.
+        let states = self.start_offsets(group)?;
         let mut deleted = BTreeSet::new();
         self.change_group(|groups| {
-            check_empty(groups, group)?;
-            let partitions: Vec<(String, i32)> = lock(&self.partitions)
-                .range(first_key(group)..)
-                .take_while(|(k, _)| k.group == group)
-                .filter(|(k, _)| wanted.contains(&k.topic))
-                .map(|(k, _)| {
-                    deleted.insert(k.topic);
-                    (topic_hex(&k.topic), k.partition)
+            match groups.get(group) {
+                // Known to the store alone: its coordinator moved here.
+                None if self.store().on_demand() && !states.is_empty() => {}
+                _ => check_empty(groups, group)?,
+            }
+            let partitions: Vec<(String, i32)> = states
+                .iter()
+                .filter(|s| wanted.contains(&s.topic))
+                .map(|s| {
+                    deleted.insert(s.topic);
+                    (topic_hex(&s.topic), s.partition)
                 })
                 .collect();
             Ok((!partitions.is_empty()).then(|| ShareChange::DeletePartitions {

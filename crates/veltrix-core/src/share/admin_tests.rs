@@ -34,26 +34,26 @@ fn start(topic: TopicId, partition: i32, start: i64) -> PartitionStart {
 fn an_altered_start_is_refused_while_members_remain_and_then_starts_the_next_delivery() {
     let (w, o) = opened_with_member(3, 10);
     acquire(&o, "a", 10);
-    let before = o.share.start_offsets("g");
+    let before = o.share.start_offsets("g").unwrap();
     assert_eq!(
         o.share.alter_start_offsets("g", &[start(TOPIC, 0, 25)]),
         Err(ShareError::NonEmptyGroup)
     );
     assert_eq!(
-        o.share.start_offsets("g"),
+        o.share.start_offsets("g").unwrap(),
         before,
         "a refused alteration changes nothing"
     );
 
     leave(&o.share, "a");
     o.share.alter_start_offsets("g", &[start(TOPIC, 0, 25)]).unwrap();
-    assert_eq!(o.share.start_offsets("g"), vec![start(TOPIC, 0, 25)]);
+    assert_eq!(o.share.start_offsets("g").unwrap(), vec![start(TOPIC, 0, 25)]);
     drop(o);
     w.crash(3);
 
     let o = w.open();
     assert_eq!(
-        o.share.start_offsets("g"),
+        o.share.start_offsets("g").unwrap(),
         vec![start(TOPIC, 0, 25)],
         "durable once answered"
     );
@@ -150,7 +150,7 @@ fn deleting_a_topics_offsets_needs_an_empty_group_and_survives_a_crash() {
         Err(ShareError::NonEmptyGroup)
     );
     assert_eq!(
-        o.share.start_offsets("g").len(),
+        o.share.start_offsets("g").unwrap().len(),
         1,
         "a refused deletion changes nothing"
     );
@@ -163,11 +163,17 @@ fn deleting_a_topics_offsets_needs_an_empty_group_and_survives_a_crash() {
         [TOPIC].into_iter().collect(),
         "only topics with state are reported deleted"
     );
-    assert_eq!(o.share.start_offsets("g"), vec![start(OTHER, 0, 3), start(OTHER, 1, 4)]);
+    assert_eq!(
+        o.share.start_offsets("g").unwrap(),
+        vec![start(OTHER, 0, 3), start(OTHER, 1, 4)]
+    );
     drop(o);
     w.crash(5);
     let o = w.open();
-    assert_eq!(o.share.start_offsets("g"), vec![start(OTHER, 0, 3), start(OTHER, 1, 4)]);
+    assert_eq!(
+        o.share.start_offsets("g").unwrap(),
+        vec![start(OTHER, 0, 3), start(OTHER, 1, 4)]
+    );
     assert!(o.share.contains("g"), "the group stays");
 }
 
@@ -194,7 +200,7 @@ fn a_deleted_group_is_gone_with_its_state_and_sessions_across_a_crash() {
     o.share.begin_session(&session, SessionUse::Fetch).unwrap();
     o.share.delete_group("g").unwrap();
     assert!(!o.share.contains("g"));
-    assert!(o.share.start_offsets("g").is_empty());
+    assert!(o.share.start_offsets("g").unwrap().is_empty());
     assert_eq!(o.share.sessions(), 0, "the group's sessions close with it");
     assert_eq!(o.share.delete_group("g"), Err(ShareError::GroupIdNotFound));
     drop(o);

@@ -308,11 +308,26 @@ impl ShareCoordinator {
     /// shared storage that no longer serves their partitions), without
     /// storing anything: their state stays where the store has it, and
     /// their records' locks go. Answers how many were dropped.
-    pub fn retain_partitions(&self, keep: &dyn Fn(&TopicId, i32) -> bool) -> usize {
+    pub fn retain_partitions(&self, keep: &dyn Fn(&Key) -> bool) -> usize {
         let mut partitions = lock(&self.partitions);
         let before = partitions.len();
-        partitions.retain(|k, _| keep(&k.topic, k.partition));
+        partitions.retain(|k, _| keep(k));
         before - partitions.len()
+    }
+
+    /// Drops `group`'s share-partitions of these (topic id in hex,
+    /// partition) from memory.
+    fn forget_partitions(&self, group: &str, partitions: impl IntoIterator<Item = (String, i32)>) {
+        let mut all = lock(&self.partitions);
+        for (topic, partition) in partitions {
+            if let Some(topic) = topic_from_hex(&topic) {
+                all.remove(&Key {
+                    group: group.to_owned(),
+                    topic,
+                    partition,
+                });
+            }
+        }
     }
 
     fn apply_replayed(&self, change: ShareChange) {
@@ -355,6 +370,11 @@ impl ShareCoordinator {
                 }
                 groups.entry(group).or_insert_with(|| self.new_group());
             }
+            ShareChange::Starts { group, starts } if self.store().on_demand() => {
+                // Stored whole: whoever serves each one loads it again.
+                self.forget_partitions(&group, starts.into_iter().map(|(t, p, _)| (t, p)));
+                groups.entry(group).or_insert_with(|| self.new_group());
+            }
             ShareChange::Starts { group, starts } => {
                 for (topic, partition, start) in starts {
                     if partition < 0 || !(0..=partition::STORED_OFFSET_MAX).contains(&start) {
@@ -367,18 +387,7 @@ impl ShareCoordinator {
                 }
                 groups.entry(group).or_insert_with(|| self.new_group());
             }
-            ShareChange::DeletePartitions { group, partitions } => {
-                let mut all = lock(&self.partitions);
-                for (topic, partition) in partitions {
-                    if let Some(topic) = topic_from_hex(&topic) {
-                        all.remove(&Key {
-                            group: group.clone(),
-                            topic,
-                            partition,
-                        });
-                    }
-                }
-            }
+            ShareChange::DeletePartitions { group, partitions } => self.forget_partitions(&group, partitions),
             ShareChange::DeleteGroup { group } => {
                 lock(&self.partitions).retain(|k, _| k.group != group);
                 lock(&self.sessions).retain(|(g, _), _| *g != group);

@@ -88,6 +88,12 @@ pub trait ShareStateStore: Send + Sync + std::fmt::Debug {
     fn claim(&self, _group: &str, _topic: &str, _partition: i32) -> Result<Claimed> {
         Ok(Claimed::default())
     }
+    /// On-demand stores: the stored start offset of each of `group`'s
+    /// share-partitions, as (topic id in hex, partition, start), those
+    /// served by other brokers included. `None`: memory holds them all.
+    fn stored_starts(&self, _group: &str) -> Result<Option<Vec<(String, i32, i64)>>> {
+        Ok(None)
+    }
 }
 
 /// A share-partition as [`ShareStateStore::claim`] found it.

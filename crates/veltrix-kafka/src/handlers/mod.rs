@@ -220,9 +220,8 @@ pub(crate) async fn handle(ctx: Ctx, request: RequestKind) -> Option<ResponseKin
     handle_local(ctx, request).await
 }
 
-/// Whether an API is served on shared storage: not transactions or share
-/// groups' offset administration yet (docs/scale-out.md). ApiVersions
-/// leaves them out there too.
+/// Whether an API is served on shared storage: not transactions yet
+/// (docs/scale-out.md). ApiVersions leaves them out there too.
 pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
     !matches!(
         key,
@@ -232,9 +231,6 @@ pub(crate) fn served_on_shared_storage_key(key: ApiKey) -> bool {
             | ApiKey::EndTxn
             | ApiKey::DescribeTransactions
             | ApiKey::ListTransactions
-            | ApiKey::DescribeShareGroupOffsets
-            | ApiKey::AlterShareGroupOffsets
-            | ApiKey::DeleteShareGroupOffsets
     )
 }
 

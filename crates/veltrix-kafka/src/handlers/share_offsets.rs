@@ -52,6 +52,7 @@ use veltrix_core::{Broker, TOPIC_NAME_BYTES_MAX, Topic};
 use super::Ctx;
 use super::authz::{GROUP_DENIED, TOPIC_DENIED, Who};
 use crate::errors::{self, Refusal, ResponseError, share_error};
+use crate::shared::SharedStorage;
 
 /// A start offset Kafka reports for a share-partition without one.
 const NO_START: i64 = -1;
@@ -175,7 +176,14 @@ fn describe_group(who: Who<'_>, g: &DescribeShareGroupOffsetsRequestGroup) -> De
             .with_error_message(text(&e.to_string()));
     }
     // Sorted by topic id and partition.
-    let starts = broker.share().start_offsets(id);
+    let starts = match broker.share().start_offsets(id) {
+        Ok(starts) => starts,
+        Err(e) => {
+            return out
+                .with_error_code(share_error(&e).code())
+                .with_error_message(text(&e.to_string()));
+        }
+    };
     let topics = match &g.topics {
         None => {
             let mut all = every_topic(broker, &starts);
@@ -278,8 +286,12 @@ pub(super) async fn alter_share_group_offsets(
     ctx: Ctx,
     r: AlterShareGroupOffsetsRequest,
 ) -> AlterShareGroupOffsetsResponse {
+    if super::share_shared::coordinated_elsewhere(&ctx, r.group_id.0.as_str()) {
+        return alter_refused(&not_coordinator());
+    }
     let asker = ctx.asker();
-    let resp = tokio::task::spawn_blocking(move || alter(asker.who(), &r))
+    let shared = ctx.config.shared.clone();
+    let resp = tokio::task::spawn_blocking(move || alter(asker.who(), shared.as_ref(), &r))
         .await
         .unwrap_or_else(|_| {
             alter_refused(&Refusal::new(
@@ -300,12 +312,46 @@ fn alter_refused(r: &Refusal) -> AlterShareGroupOffsetsResponse {
         .with_error_message(text(&r.message))
 }
 
-/// Where one partition of an alteration stands once checked.
-fn check_start(topic: &Topic, partition: i32, start: i64) -> Result<PartitionStart, Refusal> {
+/// On shared storage the group's coordinator alone changes its state.
+fn not_coordinator() -> Refusal {
+    Refusal::new(
+        ResponseError::NotCoordinator,
+        "another broker coordinates this group: find its coordinator",
+    )
+}
+
+/// A partition's first and next offsets: its log's, or on shared storage
+/// the catalog's (blocks: called on the blocking pool).
+fn log_bounds(shared: Option<&SharedStorage>, topic: &Topic, partition: i32) -> Result<(i64, i64), Refusal> {
     let Some(p) = topic.partition(partition) else {
         return Err(no_partition(topic, partition));
     };
-    let (first, end) = (p.log().log_start(), p.log().high_watermark());
+    let Some(shared) = shared else {
+        return Ok((p.log().log_start(), p.log().high_watermark()));
+    };
+    let node = shared.node();
+    tokio::runtime::Handle::current()
+        .block_on(async {
+            let first = node.start_offset(&topic.name, partition).await?;
+            let end = node.end_offset(&topic.name, partition).await?;
+            Ok::<_, veltrix_shared::Error>((first, end))
+        })
+        .map_err(|e| {
+            Refusal::new(
+                ResponseError::KafkaStorageError,
+                format!("reading the partition's offsets: {e}"),
+            )
+        })
+}
+
+/// Where one partition of an alteration stands once checked.
+fn check_start(
+    shared: Option<&SharedStorage>,
+    topic: &Topic,
+    partition: i32,
+    start: i64,
+) -> Result<PartitionStart, Refusal> {
+    let (first, end) = log_bounds(shared, topic, partition)?;
     if !(first..=end).contains(&start) {
         return Err(Refusal::new(
             ResponseError::OffsetOutOfRange,
@@ -322,7 +368,11 @@ fn check_start(topic: &Topic, partition: i32, start: i64) -> Result<PartitionSta
     })
 }
 
-fn alter(who: Who<'_>, r: &AlterShareGroupOffsetsRequest) -> AlterShareGroupOffsetsResponse {
+fn alter(
+    who: Who<'_>,
+    shared: Option<&SharedStorage>,
+    r: &AlterShareGroupOffsetsRequest,
+) -> AlterShareGroupOffsetsResponse {
     let broker = who.broker();
     let group = r.group_id.0.as_str();
     if !who.allowed(AclOperation::Read, ResourceType::Group, group) {
@@ -362,7 +412,7 @@ fn alter(who: Who<'_>, r: &AlterShareGroupOffsetsRequest) -> AlterShareGroupOffs
                     let checked = topic
                         .as_ref()
                         .map_err(Clone::clone)
-                        .and_then(|topic| check_start(topic, p.partition_index, p.start_offset));
+                        .and_then(|topic| check_start(shared, topic, p.partition_index, p.start_offset));
                     match checked {
                         Ok(start) => {
                             starts.push(start);
@@ -388,6 +438,9 @@ pub(super) async fn delete_share_group_offsets(
     ctx: Ctx,
     r: DeleteShareGroupOffsetsRequest,
 ) -> DeleteShareGroupOffsetsResponse {
+    if super::share_shared::coordinated_elsewhere(&ctx, r.group_id.0.as_str()) {
+        return delete_refused(&not_coordinator());
+    }
     let asker = ctx.asker();
     let resp = tokio::task::spawn_blocking(move || delete(asker.who(), &r))
         .await

@@ -163,12 +163,16 @@ fn alter_request(group_id: &str, topics: &[(&str, &[(i32, i64)])]) -> AlterShare
         )
 }
 
-async fn alter(c: &mut Client, group_id: &str, topics: &[(&str, &[(i32, i64)])]) -> AlterShareGroupOffsetsResponse {
+pub(crate) async fn alter(
+    c: &mut Client,
+    group_id: &str,
+    topics: &[(&str, &[(i32, i64)])],
+) -> AlterShareGroupOffsetsResponse {
     c.call(alter_request(group_id, topics), 0).await
 }
 
 /// Each partition's answer of an alteration: (topic, partition, error).
-fn altered(r: &AlterShareGroupOffsetsResponse) -> Vec<(String, i32, i16)> {
+pub(crate) fn altered(r: &AlterShareGroupOffsetsResponse) -> Vec<(String, i32, i16)> {
     r.responses
         .iter()
         .flat_map(|t| {
@@ -180,7 +184,7 @@ fn altered(r: &AlterShareGroupOffsetsResponse) -> Vec<(String, i32, i16)> {
 }
 
 /// Describes one group: all its topics (`None`) or those named.
-async fn describe(
+pub(crate) async fn describe(
     c: &mut Client,
     group_id: &str,
     topics: Option<&[(&str, &[i32])]>,
@@ -210,7 +214,7 @@ async fn describe(
 }
 
 /// A described group's partitions: (topic, partition, start offset, error).
-fn starts(g: &DescribeShareGroupOffsetsResponseGroup) -> Vec<(String, i32, i64, i16)> {
+pub(crate) fn starts(g: &DescribeShareGroupOffsetsResponseGroup) -> Vec<(String, i32, i64, i16)> {
     g.topics
         .iter()
         .flat_map(|t| {
@@ -226,7 +230,7 @@ fn starts(g: &DescribeShareGroupOffsetsResponseGroup) -> Vec<(String, i32, i64, 
         .collect()
 }
 
-async fn delete_offsets(c: &mut Client, group_id: &str, topics: &[&str]) -> DeleteShareGroupOffsetsResponse {
+pub(crate) async fn delete_offsets(c: &mut Client, group_id: &str, topics: &[&str]) -> DeleteShareGroupOffsetsResponse {
     c.call(
         DeleteShareGroupOffsetsRequest::default()
             .with_group_id(group(group_id))

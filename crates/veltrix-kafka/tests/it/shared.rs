@@ -232,15 +232,14 @@ async fn an_idempotent_retry_through_the_other_broker_gets_the_original_offsets(
 }
 
 #[tokio::test]
-async fn transactions_and_share_group_offsets_are_not_offered_on_shared_storage_and_share_fetch_is() {
+async fn transactions_are_not_offered_on_shared_storage_and_share_fetch_and_offsets_are() {
     let p = pair().await;
     let mut a = Client::connect(p.a.addr).await;
     let r = a.call(kafka_protocol::messages::ApiVersionsRequest::default(), 3).await;
     let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
     assert!(keys.contains(&(ApiKey::Produce as i16)));
-    for absent in [ApiKey::EndTxn, ApiKey::DescribeShareGroupOffsets] {
-        assert!(!keys.contains(&(absent as i16)), "{absent:?} offered");
-    }
+    assert!(!keys.contains(&(ApiKey::EndTxn as i16)), "transactions offered");
+    assert!(keys.contains(&(ApiKey::DescribeShareGroupOffsets as i16)));
     assert!(keys.contains(&(ApiKey::ShareFetch as i16)));
     assert!(keys.contains(&(ApiKey::DeleteRecords as i16)));
 }
@@ -744,4 +743,79 @@ async fn a_groups_lag_is_measured_from_the_catalog_by_its_coordinator_alone() {
     assert_eq!(lag[0].group, "sg");
     assert_eq!((lag[0].committed, lag[0].end, lag[0].lag_records), (5, 7, 2));
     assert!((30_000..90_000).contains(&lag[0].lag_ms), "{} ms", lag[0].lag_ms);
+}
+
+/// Share groups' offsets on shared storage: altered and deleted through the
+/// group's coordinator (NOT_COORDINATOR elsewhere), checked against the
+/// catalog's offsets, stored in the catalog and described from either
+/// broker; the partition's leader, which held a copy from before, drops it
+/// at its next sync and serves the new start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_group_offsets_are_administered_by_the_coordinator_and_the_leader_follows() {
+    use crate::share_offsets::{alter, altered, delete_offsets, describe, starts};
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let mut b = Client::connect(p.b.addr).await;
+    create_topic(&mut a, "q", 1).await;
+    metadata(&mut b, "q").await;
+    let produced = produce(
+        &mut a,
+        "q",
+        0,
+        -1,
+        records(&["r0", "r1", "r2", "r3", "r4"], Compression::None),
+    )
+    .await;
+    assert_eq!(produced, (errors::NONE, 0));
+    let m = metadata(&mut a, "q").await;
+    let leader = if m.topics[0].partitions[0].leader_id.0 == 1 {
+        &p.a
+    } else {
+        &p.b
+    };
+    assert!(
+        acquire_on(leader, "g", "m1", "q", 0).await.is_empty(),
+        "a new share group starts at the end"
+    );
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("g"))
+        .with_key_type(0);
+    let (coordinator, other) = if a.call(find, 3).await.node_id.0 == 1 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let refused = alter(other, "g", &[("q", &[(0, 2)])]).await;
+    assert_eq!(refused.error_code, ResponseError::NotCoordinator.code());
+    let far = alter(coordinator, "g", &[("q", &[(0, 6)])]).await;
+    assert_eq!(
+        altered(&far),
+        [("q".to_owned(), 0, ResponseError::OffsetOutOfRange.code())],
+        "past the catalog's end"
+    );
+    let moved = alter(coordinator, "g", &[("q", &[(0, 2)])]).await;
+    assert_eq!(moved.error_code, errors::NONE);
+    assert_eq!(altered(&moved), [("q".to_owned(), 0, errors::NONE)]);
+    for c in [&mut *coordinator, &mut *other] {
+        assert_eq!(
+            starts(&describe(c, "g", None).await),
+            [("q".to_owned(), 0, 2, errors::NONE)]
+        );
+    }
+    // The leader's copy (from the end) leaves memory at its next sync.
+    let leader_storage = leader.kafka_config.shared.as_ref().unwrap();
+    leader_storage.sync(&leader.broker).await.unwrap();
+    assert_eq!(acquire_on(leader, "g", "m1", "q", 0).await, vec![(2, 4, 1)]);
+
+    let refused = delete_offsets(other, "g", &["q"]).await;
+    assert_eq!(refused.error_code, ResponseError::NotCoordinator.code());
+    let deleted = delete_offsets(coordinator, "g", &["q"]).await;
+    assert_eq!(deleted.error_code, errors::NONE);
+    assert_eq!(deleted.responses[0].error_code, errors::NONE);
+    assert!(starts(&describe(other, "g", None).await).is_empty());
+    leader_storage.sync(&leader.broker).await.unwrap();
+    assert!(
+        acquire_on(leader, "g", "m1", "q", 0).await.is_empty(),
+        "without state the group starts at the end again"
+    );
 }

@@ -383,6 +383,89 @@ impl Cluster for PgCatalog {
         .await
     }
 
+    async fn share_claims(&self, keys: &[ShareKey]) -> Result<Vec<(ShareKey, i64)>> {
+        let groups: Vec<&str> = keys.iter().map(|k| k.group.as_str()).collect();
+        let topics: Vec<&[u8]> = keys.iter().map(|k| k.topic_id.as_slice()).collect();
+        let partitions: Vec<i32> = keys.iter().map(|k| k.partition).collect();
+        self.timed(self.statement_timeout, "share claims", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT s.group_id, s.topic_id, s.partition, s.claim FROM veltrix_share_states s \
+                     JOIN UNNEST($1::text[], $2::bytea[], $3::int4[]) AS u(g, t, p) \
+                     ON s.group_id = u.g AND s.topic_id = u.t AND s.partition = u.p",
+                    &[&groups, &topics, &partitions],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    let key = ShareKey {
+                        group: r.get(0),
+                        topic_id: r.get::<_, &[u8]>(1).try_into().ok()?,
+                        partition: r.get(2),
+                    };
+                    Some((key, r.get(3)))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn share_starts(&self, group: &str) -> Result<Vec<(ShareKey, i64)>> {
+        self.timed(self.statement_timeout, "share starts", async {
+            let mut conn = self.conn().await?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT topic_id, partition, start_offset FROM veltrix_share_states \
+                     WHERE group_id = $1 AND start_offset IS NOT NULL \
+                     ORDER BY topic_id, partition LIMIT $2",
+                    &[&group, &(crate::cluster::SHARE_STARTS_LISTED_MAX as i64)],
+                )
+                .await
+                .map_err(pg_error)?;
+            conn.release();
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    let topic_id: [u8; 16] = r.get::<_, &[u8]>(0).try_into().ok()?;
+                    let key = ShareKey {
+                        group: group.to_owned(),
+                        topic_id,
+                        partition: r.get(1),
+                    };
+                    Some((key, r.get(2)))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn set_share_states(
+        &self,
+        group: &str,
+        broker: (i32, i64),
+        states: &[([u8; 16], i32, Option<ShareState>)],
+    ) -> Result<()> {
+        for share in states.iter().filter_map(|(_, _, s)| s.as_ref()) {
+            crate::cluster::check_share_state(share)?;
+        }
+        // The last of each share-partition named.
+        let last: std::collections::BTreeMap<([u8; 16], i32), &Option<ShareState>> =
+            states.iter().map(|(t, p, s)| ((*t, *p), s)).collect();
+        self.timed(self.statement_timeout * 3, "set share states", async {
+            let mut conn = self.conn().await?;
+            let set = set_share_states_on(conn.client(), group, broker, &last).await;
+            conn.finish(&set);
+            set
+        })
+        .await
+    }
+
     async fn share_settings(&self) -> Result<Vec<(String, String)>> {
         self.timed(self.statement_timeout, "share settings", async {
             let mut conn = self.conn().await?;
@@ -482,6 +565,50 @@ async fn store_share_state_on(
     }
     tx.commit().await.map_err(pg_error)?;
     Ok(())
+}
+
+async fn set_share_states_on(
+    client: &mut Client,
+    group: &str,
+    broker: (i32, i64),
+    states: &std::collections::BTreeMap<([u8; 16], i32), &Option<ShareState>>,
+) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    check_lease(&tx, broker).await?;
+    let (mut set_topics, mut set_partitions, mut starts, mut ranges) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut gone_topics, mut gone_partitions) = (Vec::new(), Vec::new());
+    for ((topic_id, partition), state) in states {
+        match state {
+            Some(s) => {
+                set_topics.push(topic_id.as_slice());
+                set_partitions.push(*partition);
+                starts.push(s.start_offset);
+                ranges.push(s.ranges.as_slice());
+            }
+            None => {
+                gone_topics.push(topic_id.as_slice());
+                gone_partitions.push(*partition);
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO veltrix_share_states (group_id, topic_id, partition, claim, broker_id, start_offset, ranges) \
+         SELECT $1, t, p, 1, $2, s, r FROM UNNEST($3::bytea[], $4::int4[], $5::int8[], $6::bytea[]) AS u(t, p, s, r) \
+         ON CONFLICT (group_id, topic_id, partition) DO UPDATE \
+         SET claim = veltrix_share_states.claim + 1, broker_id = $2, start_offset = EXCLUDED.start_offset, \
+         ranges = EXCLUDED.ranges, updated_at = now()",
+        &[&group, &broker.0, &set_topics, &set_partitions, &starts, &ranges],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.execute(
+        "DELETE FROM veltrix_share_states WHERE group_id = $1 \
+         AND (topic_id, partition) IN (SELECT t, p FROM UNNEST($2::bytea[], $3::int4[]) AS u(t, p))",
+        &[&group, &gone_topics, &gone_partitions],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)
 }
 
 async fn delete_share_group_on(client: &mut Client, group: &str) -> Result<()> {
