@@ -713,12 +713,18 @@ async fn group(State(s): State<HttpState>, Extension(caller): Extension<Caller>,
     }
     let coordinator = s.broker.groups();
     let Some(listing) = coordinator.list().into_iter().find(|g| g.group_id == id) else {
-        return match share_group(&s, &caller, &id) {
-            Some(mut v) => {
-                v["deletion"] = crate::delete::group_deletion(&s, &caller, &id);
-                axum::Json(v).into_response()
-            }
-            None => error(StatusCode::NOT_FOUND, format!("no group `{id}`")),
+        // On the blocking pool: a share-partition's summary waits for an
+        // acquisition that may hold it while it reads.
+        let found = tokio::task::spawn_blocking(move || {
+            let mut v = share_group(&s, &caller, &id).ok_or(id.clone())?;
+            v["deletion"] = crate::delete::group_deletion(&s, &caller, &id);
+            Ok::<_, String>(v)
+        })
+        .await;
+        return match found {
+            Ok(Ok(v)) => axum::Json(v).into_response(),
+            Ok(Err(id)) => error(StatusCode::NOT_FOUND, format!("no group `{id}`")),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
     };
     let names: std::collections::HashMap<[u8; 16], String> =

@@ -85,7 +85,7 @@ impl SharedStorage {
     /// Measures the lag of the groups this broker coordinates and of the
     /// share-partitions it serves, for the engine's `Broker::lag`. Answers
     /// the positions measured; on an error the last measurement stays.
-    pub async fn measure_lag(&self, broker: &Broker) -> veltrix_shared::Result<usize> {
+    pub async fn measure_lag(&self, broker: &Arc<Broker>) -> veltrix_shared::Result<usize> {
         self.lag.measure(&*self.node, broker).await
     }
 

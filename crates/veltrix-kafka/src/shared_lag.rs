@@ -57,7 +57,7 @@ struct Position {
 impl SharedLag {
     /// One measurement, kept for [`LagSource::lag`]. When the store cannot be
     /// read the last measurement stays. Answers the positions measured.
-    pub async fn measure(&self, node: &dyn Shared, broker: &Broker) -> veltrix_shared::Result<usize> {
+    pub async fn measure(&self, node: &dyn Shared, broker: &std::sync::Arc<Broker>) -> veltrix_shared::Result<usize> {
         let mut positions = Vec::new();
         for group in node.groups().await? {
             if node.coordinator_of(&group).broker_id != node.broker_id() {
@@ -77,7 +77,13 @@ impl SharedLag {
                 break;
             }
         }
-        share_positions(broker, &mut positions);
+        // Off the async threads: reading a share-partition's summary waits
+        // for an acquisition that may hold it while it reads through them.
+        let engine = broker.clone();
+        let shares = tokio::task::spawn_blocking(move || share_positions(&engine))
+            .await
+            .map_err(|e| veltrix_shared::Error::Other(e.to_string()))?;
+        positions.extend(shares);
         if positions.len() > LAG_POSITIONS_MAX {
             tracing::warn!(
                 positions = positions.len(),
@@ -155,9 +161,10 @@ impl SharedLag {
 
 /// The share-partitions this broker serves (their partitions' leader's
 /// engine holds them), each from its start.
-fn share_positions(broker: &Broker, positions: &mut Vec<Position>) {
+fn share_positions(broker: &Broker) -> Vec<Position> {
     let names: HashMap<veltrix_core::TopicId, String> =
         broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+    let mut positions = Vec::new();
     for s in broker.share().stats() {
         let Some(topic) = names.get(&s.key.topic) else {
             continue;
@@ -171,6 +178,7 @@ fn share_positions(broker: &Broker, positions: &mut Vec<Position>) {
             share: true,
         });
     }
+    positions
 }
 
 /// A partition's start and end offsets in the store; `None` when it is not

@@ -400,17 +400,7 @@ impl Cluster for PgCatalog {
                 .await
                 .map_err(pg_error)?;
             conn.release();
-            Ok(rows
-                .iter()
-                .filter_map(|r| {
-                    let key = ShareKey {
-                        group: r.get(0),
-                        topic_id: r.get::<_, &[u8]>(1).try_into().ok()?,
-                        partition: r.get(2),
-                    };
-                    Some((key, r.get(3)))
-                })
-                .collect())
+            Ok(rows.iter().filter_map(share_key_and_value).collect())
         })
         .await
     }
@@ -421,7 +411,7 @@ impl Cluster for PgCatalog {
             let rows = conn
                 .client()
                 .query(
-                    "SELECT topic_id, partition, start_offset FROM veltrix_share_states \
+                    "SELECT group_id, topic_id, partition, start_offset FROM veltrix_share_states \
                      WHERE group_id = $1 AND start_offset IS NOT NULL \
                      ORDER BY topic_id, partition LIMIT $2",
                     &[&group, &(crate::cluster::SHARE_STARTS_LISTED_MAX as i64)],
@@ -429,18 +419,7 @@ impl Cluster for PgCatalog {
                 .await
                 .map_err(pg_error)?;
             conn.release();
-            Ok(rows
-                .iter()
-                .filter_map(|r| {
-                    let topic_id: [u8; 16] = r.get::<_, &[u8]>(0).try_into().ok()?;
-                    let key = ShareKey {
-                        group: group.to_owned(),
-                        topic_id,
-                        partition: r.get(1),
-                    };
-                    Some((key, r.get(2)))
-                })
-                .collect())
+            Ok(rows.iter().filter_map(share_key_and_value).collect())
         })
         .await
     }
@@ -565,6 +544,17 @@ async fn store_share_state_on(
     }
     tx.commit().await.map_err(pg_error)?;
     Ok(())
+}
+
+/// A row of (group_id, topic_id, partition, a bigint) as a share-partition
+/// and that value; `None` for a topic id of the wrong length.
+fn share_key_and_value(r: &tokio_postgres::Row) -> Option<(ShareKey, i64)> {
+    let key = ShareKey {
+        group: r.get(0),
+        topic_id: r.get::<_, &[u8]>(1).try_into().ok()?,
+        partition: r.get(2),
+    };
+    Some((key, r.get(3)))
 }
 
 async fn set_share_states_on(

@@ -442,3 +442,81 @@ async fn share_state_follows_the_last_claim_in_postgres() {
     let Some(pg) = start_postgres().await else { return };
     share_state_follows_the_last_claim(&open(&pg).await.unwrap()).await;
 }
+
+/// Share-partitions' states set and removed by administration, on any
+/// cluster: listed by group, each named one's claim raised (so the broker
+/// serving it stores nothing more under its old claim), the last of one
+/// named twice kept, a removed one gone, and claims read back as they are.
+async fn administered_share_states_raise_their_claims<C: Cluster>(cluster: &C) {
+    use veltrix_shared::{ShareKey, ShareState};
+    cluster.register(&lease(1, 10), 60_000).await.unwrap();
+    cluster.create_topic(&topic("s", 9, 3)).await.unwrap();
+    let key = |partition: i32| ShareKey {
+        group: "g".into(),
+        topic_id: [9; 16],
+        partition,
+    };
+    let state = |start: i64| ShareState {
+        start_offset: start,
+        ranges: b"[]".to_vec(),
+    };
+    let held = cluster.claim_share_state(&key(0), 1, 10).await.unwrap().claim;
+    cluster
+        .store_share_state(&key(0), (1, 10), held, &state(4))
+        .await
+        .unwrap();
+    cluster.claim_share_state(&key(1), 1, 10).await.unwrap();
+    assert_eq!(
+        cluster.share_starts("g").await.unwrap(),
+        [(key(0), 4)],
+        "a claim alone stores no start"
+    );
+    cluster
+        .set_share_states(
+            "g",
+            (1, 10),
+            &[
+                ([9; 16], 0, Some(state(1))),
+                ([9; 16], 0, Some(state(2))),
+                ([9; 16], 2, Some(state(3))),
+                ([9; 16], 1, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cluster.share_starts("g").await.unwrap(),
+        [(key(0), 2), (key(2), 3)],
+        "the last of a partition named twice; the removed one gone"
+    );
+    assert!(cluster.share_starts("other").await.unwrap().is_empty());
+    assert!(
+        matches!(
+            cluster.store_share_state(&key(0), (1, 10), held, &state(9)).await,
+            Err(Error::ShareStateMoved { .. })
+        ),
+        "the serving broker's claim is over"
+    );
+    let claims = cluster.share_claims(&[key(0), key(1), key(2)]).await.unwrap();
+    let claim_of = |k: &ShareKey| claims.iter().find(|(c, _)| c == k).map(|(_, n)| *n);
+    assert!(claim_of(&key(0)).is_some_and(|c| c > held));
+    assert_eq!(claim_of(&key(1)), None, "removed: no claim");
+    assert!(claim_of(&key(2)).is_some());
+    assert_eq!(
+        cluster.set_share_states("g", (1, 11), &[([9; 16], 0, None)]).await,
+        Err(Error::LeaseLost(1)),
+        "another incarnation changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn administered_share_states_raise_their_claims_in_memory() {
+    let cluster = veltrix_shared::MemCluster::new();
+    administered_share_states_raise_their_claims(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administered_share_states_raise_their_claims_in_postgres() {
+    let Some(pg) = start_postgres().await else { return };
+    administered_share_states_raise_their_claims(&open(&pg).await.unwrap()).await;
+}
