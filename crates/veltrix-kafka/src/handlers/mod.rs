@@ -255,6 +255,16 @@ fn served_on_shared_storage(request: &RequestKind) -> bool {
     served_on_shared_storage_key(key)
 }
 
+/// Runs a handler on the blocking pool: those that read share groups wait
+/// for locks that an acquisition or a change of a group holds while it reads
+/// or stores (on shared storage, through this runtime, so an async thread
+/// waiting there could starve it). A handler that panicked answers the
+/// default (empty) response.
+async fn blocking<T: Default + Send + 'static>(handler: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(handler).await.unwrap_or_default()
+}
+
+/// Long: one arm per API, each a call of its handler, and nothing else.
 async fn handle_local(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::api_versions_for(
@@ -274,11 +284,9 @@ async fn handle_local(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
             ResponseKind::CreatePartitions(create_partitions::create_partitions(ctx, r).await)
         }
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(ctx, r).await),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(
-            tokio::task::spawn_blocking(move || describe_configs::describe_configs(&ctx, r))
-                .await
-                .unwrap_or_default(),
-        ),
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(blocking(move || describe_configs::describe_configs(&ctx, r)).await)
+        }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::describe_cluster(&ctx, r)),
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::init_producer_id(ctx, r).await)
@@ -295,19 +303,12 @@ async fn handle_local(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(group_offsets::offset_commit(ctx, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(group_offsets::offset_fetch(&ctx, r)),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(group_offsets::offset_delete(ctx, r).await),
-        // On the blocking pool: share groups are listed under the lock a
-        // change of one holds while it is stored (on shared storage, through
-        // this runtime).
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(
-            tokio::task::spawn_blocking(move || group_admin::list_groups(&ctx, r))
-                .await
-                .unwrap_or_default(),
-        ),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(
-            tokio::task::spawn_blocking(move || group_admin::describe_groups(&ctx, r))
-                .await
-                .unwrap_or_default(),
-        ),
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(blocking(move || group_admin::list_groups(&ctx, r)).await)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(blocking(move || group_admin::describe_groups(&ctx, r)).await)
+        }
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(group_admin::delete_groups(ctx, r).await),
         RequestKind::ConsumerGroupHeartbeat(r) => {
             ResponseKind::ConsumerGroupHeartbeat(consumer_group::consumer_group_heartbeat(&ctx, r))
@@ -315,22 +316,17 @@ async fn handle_local(ctx: Ctx, request: RequestKind) -> Option<ResponseKind> {
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group::consumer_group_describe(&ctx, r))
         }
-        // On the blocking pool: a member leaving releases its records, which
-        // waits for share-partitions an acquisition may hold while it reads
-        // (on shared storage, from the network through this runtime).
         RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(
-            tokio::task::spawn_blocking(move || share::share_group_heartbeat(&ctx, r))
+            blocking(move || Some(share::share_group_heartbeat(&ctx, r)))
                 .await
-                .unwrap_or_else(|_| {
+                .unwrap_or_else(|| {
                     kafka_protocol::messages::ShareGroupHeartbeatResponse::default()
                         .with_error_code(crate::errors::ResponseError::UnknownServerError.code())
                 }),
         ),
-        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(
-            tokio::task::spawn_blocking(move || share::share_group_describe(&ctx, r))
-                .await
-                .unwrap_or_default(),
-        ),
+        RequestKind::ShareGroupDescribe(r) => {
+            ResponseKind::ShareGroupDescribe(blocking(move || share::share_group_describe(&ctx, r)).await)
+        }
         RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(share::share_fetch(ctx, r).await),
         RequestKind::ShareAcknowledge(r) => ResponseKind::ShareAcknowledge(share::share_acknowledge(ctx, r).await),
         RequestKind::DescribeShareGroupOffsets(r) => {
