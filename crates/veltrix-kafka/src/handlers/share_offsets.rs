@@ -12,7 +12,8 @@
 //! Beyond Kafka: a start offset must lie within its log (log start to high
 //! watermark), else OFFSET_OUT_OF_RANGE for its partition; a request names
 //! at most `OFFSETS_PARTITIONS_MAX` topic-partitions (DeleteShareGroupOffsets:
-//! topics) and a describe at most `groups_max` groups.
+//! topics) and a describe at most `groups_max` groups (on shared storage,
+//! where each group is a query of the catalog, `SHARED_DESCRIBE_GROUPS_MAX`).
 //!
 //! Every partition is checked before anything changes; what passes is
 //! altered or deleted as one stored change, answered once durable, so all
@@ -53,6 +54,10 @@ use super::Ctx;
 use super::authz::{GROUP_DENIED, TOPIC_DENIED, Who};
 use crate::errors::{self, Refusal, ResponseError, share_error};
 use crate::shared::SharedStorage;
+
+/// Groups one DescribeShareGroupOffsets may name on shared storage, where
+/// each is a query of the catalog (on local storage: `groups_max`).
+pub(crate) const SHARED_DESCRIBE_GROUPS_MAX: usize = 100;
 
 /// A start offset Kafka reports for a share-partition without one.
 const NO_START: i64 = -1;
@@ -109,7 +114,13 @@ pub(super) async fn describe_share_group_offsets(
     r: DescribeShareGroupOffsetsRequest,
 ) -> DescribeShareGroupOffsetsResponse {
     let asker = ctx.asker();
-    let resp = tokio::task::spawn_blocking(move || describe(asker.who(), &r))
+    // On shared storage each group is a query of the catalog.
+    let groups_max = if ctx.config.shared.is_some() {
+        ctx.broker.share().config().groups_max.min(SHARED_DESCRIBE_GROUPS_MAX)
+    } else {
+        ctx.broker.share().config().groups_max
+    };
+    let resp = tokio::task::spawn_blocking(move || describe(asker.who(), &r, groups_max))
         .await
         .unwrap_or_default();
     for g in &resp.groups {
@@ -121,9 +132,11 @@ pub(super) async fn describe_share_group_offsets(
     resp
 }
 
-fn describe(who: Who<'_>, r: &DescribeShareGroupOffsetsRequest) -> DescribeShareGroupOffsetsResponse {
-    let broker = who.broker();
-    let groups_max = broker.share().config().groups_max;
+fn describe(
+    who: Who<'_>,
+    r: &DescribeShareGroupOffsetsRequest,
+    groups_max: usize,
+) -> DescribeShareGroupOffsetsResponse {
     let named: usize = r
         .groups
         .iter()

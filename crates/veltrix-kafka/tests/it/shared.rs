@@ -819,3 +819,37 @@ async fn share_group_offsets_are_administered_by_the_coordinator_and_the_leader_
         "without state the group starts at the end again"
     );
 }
+
+/// A DescribeShareGroupOffsets naming more groups than shared storage
+/// describes in one request (each is a query of the catalog) is refused
+/// for each group (the first 100 answered), looking nothing up.
+#[tokio::test]
+async fn describing_too_many_share_groups_at_once_is_refused_on_shared_storage() {
+    use kafka_protocol::messages::DescribeShareGroupOffsetsRequest;
+    use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+    let p = pair().await;
+    let mut a = Client::connect(p.a.addr).await;
+    let request = |n: usize| {
+        DescribeShareGroupOffsetsRequest::default().with_groups(
+            (0..n)
+                .map(|i| {
+                    DescribeShareGroupOffsetsRequestGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_string(format!("g{i}"))))
+                })
+                .collect(),
+        )
+    };
+    let r = a.call(request(101), 0).await;
+    assert_eq!(r.groups.len(), 100, "answered for at most as many groups");
+    assert!(
+        r.groups
+            .iter()
+            .all(|g| g.error_code == ResponseError::InvalidRequest.code())
+    );
+    let r = a.call(request(100), 0).await;
+    assert!(
+        r.groups
+            .iter()
+            .all(|g| g.error_code == errors::NONE && g.topics.is_empty())
+    );
+}
